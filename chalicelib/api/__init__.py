@@ -1,0 +1,99 @@
+"""Builds the Chalice app for one role: the writer's routes or the reader's, never both.
+
+AWS clients are created lazily, on the first request, so importing ``app.py`` (as
+``chalice package`` does) needs no region or credentials and a cold start pays for
+boto3 only when it serves traffic. Tests inject clients, a clock, or a whole service.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from typing import Any, Callable, TypeVar
+
+from chalice import Chalice
+
+from chalicelib.api.http import normalize_chalice_errors
+from chalicelib.config import APP_NAME, Settings
+from chalicelib.errors import ConfigurationError
+
+T = TypeVar("T")
+
+# Explicit timeouts well under the Lambda timeout, and botocore's standard retries.
+_CONNECT_TIMEOUT_S = 2
+_READ_TIMEOUT_S = 5
+_MAX_ATTEMPTS = 3
+
+
+def _lazy(factory: Callable[[], T]) -> Callable[[], T]:
+    """Build once, on first use (first request), then reuse across warm invocations."""
+    built: list[T] = []
+
+    def get() -> T:
+        if not built:
+            built.append(factory())
+        return built[0]
+
+    return get
+
+
+def _client(service_name: str, settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=_CONNECT_TIMEOUT_S,
+        read_timeout=_READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+    )
+    return boto3.session.Session().client(service_name, region_name=settings.region, config=config)
+
+
+def create_app(
+    role: str | None = None,
+    *,
+    settings: Settings | None = None,
+    kms_client: Any = None,
+    dynamodb_client: Any = None,
+    clock: Callable[[], _dt.datetime] | None = None,
+) -> Chalice:
+    """The Chalice app of one stage. ``role`` overrides ``settings.role``."""
+    if settings is None:
+        settings = Settings.from_env(role=role)
+    elif role is not None and role != settings.role:
+        raise ConfigurationError("role and settings.role disagree")
+
+    app = Chalice(app_name=APP_NAME)
+    app.log.setLevel(logging.INFO)
+    logging.getLogger("chalicelib").setLevel(logging.INFO)
+    app.register_middleware(normalize_chalice_errors, "http")
+
+    from chalicelib.repository import DynamoDbRepository
+
+    def repository() -> DynamoDbRepository:
+        return DynamoDbRepository(dynamodb_client or _client("dynamodb", settings), settings.table_name)
+
+    if settings.role == "writer":
+        from chalicelib.api.writer import writer_blueprint
+        from chalicelib.crypto import Sealer
+        from chalicelib.keys import KmsEncryptor
+        from chalicelib.service import WriterService, utc_now
+
+        def writer() -> WriterService:
+            wrapper = KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id)
+            return WriterService(repository(), Sealer(wrapper, settings.app_name), clock=clock or utc_now)
+
+        app.register_blueprint(writer_blueprint(_lazy(writer)))
+    else:
+        from chalicelib.api.reader import reader_blueprint
+        from chalicelib.crypto import Opener
+        from chalicelib.keys import KmsDecryptor
+        from chalicelib.service import ReaderService
+
+        def reader() -> ReaderService:
+            unwrapper = KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id)
+            return ReaderService(repository(), Opener(unwrapper, settings.app_name))
+
+        app.register_blueprint(reader_blueprint(_lazy(reader)))
+    return app
+

@@ -1,0 +1,143 @@
+"""HTTP edge helpers shared by both blueprints: body parsing, headers, error mapping.
+
+Domain errors become ``{"code", "message"}`` JSON with the right status; anything
+unexpected becomes a generic 500 whose log line holds the traceback's frames but
+not the exception text (which could quote data).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import traceback
+from typing import Any, Callable, Iterable, Mapping
+
+from chalice import Response
+
+from chalicelib import errors
+
+logger = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
+    (errors.PayloadTooLargeError, 413),
+    (errors.UnsupportedMediaTypeError, 415),
+    (errors.ValidationError, 400),
+    (errors.NotFoundError, 404),
+    (errors.PreconditionFailedError, 412),
+    (errors.ConflictError, 409),
+    (errors.ThrottledError, 429),
+    (errors.IntegrityError, 502),
+    (errors.DependencyError, 502),
+)
+_ETAG = re.compile(r'"([1-9][0-9]{0,8})"')
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+RETRY_AFTER_SECONDS = "1"
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def empty_response(status: int = 204) -> Response:
+    return Response(body="", status_code=status, headers={})
+
+
+def error_response(exc: errors.PiiVaultError) -> Response:
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 429 else {}
+    return json_response(status, {"code": exc.code, "message": exc.message}, headers)
+
+
+def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Map pii-vault errors to JSON; never let a traceback or a value reach a client."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except errors.PiiVaultError as exc:
+            if isinstance(exc, (errors.IntegrityError, errors.DependencyError)):
+                logger.error("request failed: %s", exc.code)
+            return error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - the edge must answer JSON, not crash
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("unhandled %s\n%s", type(exc).__name__, frames)
+            return json_response(500, {"code": "internal_error", "message": "internal error"})
+
+    return wrapper
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("non-finite number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError("duplicate key")
+        out[key] = value
+    return out
+
+
+def parse_json_body(raw: bytes | None, max_bytes: int) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, bounded size and depth."""
+    if raw is not None and len(raw) > max_bytes:
+        raise errors.PayloadTooLargeError(f"body must be at most {max_bytes} bytes", field="body")
+    if not raw:
+        raise errors.MalformedJsonError("body must be a JSON object", field="body")
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise errors.MalformedJsonError("body is not valid UTF-8 JSON", field="body") from None
+
+
+def if_match(headers: Mapping[str, str]) -> int | None:
+    """``If-Match: "3"`` -> 3; absent or ``*`` -> None (the record must merely exist)."""
+    raw = headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    match = _ETAG.fullmatch(raw.strip())
+    if not match:
+        raise errors.ValidationError('If-Match must be one strong ETag such as "3"', field="If-Match")
+    return int(match.group(1))
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def query(params: Mapping[str, str] | None, allowed: Iterable[str]) -> dict[str, str]:
+    """Known query parameters only; an unknown one is an error, not silently ignored."""
+    params = dict(params or {})
+    allowed = tuple(allowed)
+    for name in params:
+        if name not in allowed:
+            shown = name if _PARAM_NAME.fullmatch(name) else "<unnamed>"
+            raise errors.ValidationError(
+                f"unknown query parameter {shown}; allowed: {', '.join(allowed) or 'none'}",
+                field=shown,
+            )
+    return params
+
+
+def normalize_chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice answers 405/415/500 itself as ``{"Code","Message"}``; make them ours."""
+    response = get_response(event)
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower()
+        message = "unsupported media type; send application/json" if response.status_code == 415 else None
+        response.body = json.dumps({"code": code, "message": message or str(body["Message"])})
+        response.headers = {**response.headers, "Content-Type": "application/json"}
+    return response

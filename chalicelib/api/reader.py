@@ -1,0 +1,50 @@
+"""Read routes. This blueprint is registered only in the ``reader`` stage."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from chalice import Blueprint, IAMAuthorizer, Response
+
+from chalicelib.api.http import etag, guarded, json_response, query
+from chalicelib.service import ReaderService
+
+
+def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
+    bp = Blueprint(__name__)
+    auth = IAMAuthorizer()
+
+    def params(*allowed: str) -> dict[str, str]:
+        return query(bp.current_request.query_params, allowed)
+
+    @bp.route("/customers/{customer_id}/people/{person_id}", methods=["GET"], authorizer=auth)
+    @guarded
+    def get_person(customer_id: str, person_id: str) -> Response:
+        p = params("fields")
+        view = service().get_person(customer_id, person_id, p.get("fields"))
+        return json_response(200, view.to_json(), {"ETag": etag(view.version)})
+
+    @bp.route("/customers/{customer_id}/people", methods=["GET"], authorizer=auth)
+    @guarded
+    def list_people(customer_id: str) -> Response:
+        p = params("limit", "next", "fields")
+        page = service().list_people(customer_id, p.get("limit"), p.get("next"), p.get("fields"))
+        return json_response(200, {"items": [v.to_json() for v in page.items], "next": page.next_token})
+
+    @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["GET"], authorizer=auth)
+    @guarded
+    def get_secret(customer_id: str, secret_id: str) -> Response:
+        p = params("version")
+        secret = service().get_secret(customer_id, secret_id, p.get("version"))
+        body = {"id": secret.id, "version": secret.version, "created_at": secret.created_at, "value": secret.value}
+        return json_response(200, body, {"ETag": etag(secret.version)})
+
+    @bp.route("/customers/{customer_id}/secrets/{secret_id}/versions", methods=["GET"], authorizer=auth)
+    @guarded
+    def secret_versions(customer_id: str, secret_id: str) -> Response:
+        params()
+        versions = service().secret_versions(customer_id, secret_id)
+        body = {"id": secret_id, "versions": [{"version": v.version, "created_at": v.created_at} for v in versions]}
+        return json_response(200, body)
+
+    return bp

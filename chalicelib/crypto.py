@@ -1,0 +1,197 @@
+"""Field-level envelope encryption, format v1.
+
+One random 256-bit data key per write, wrapped once by a ``KeyWrapper`` (KMS in
+production); every sensitive field sealed locally with AES-256-GCM. The AAD binds
+each ciphertext to its tenant, record type, record id, field name and key slot, so
+a ciphertext moved anywhere else fails authentication.
+
+Stored field blob (v1)::
+
+    0x01 | slot_len (1) | slot (ASCII) | nonce (12) | ciphertext || tag (16)
+
+AAD (v1)::
+
+    0x01 | lp("pii-vault") | lp(customer_id) | lp(record_type) | lp(record_id)
+         | lp(field) | lp(slot)          where lp(s) = uint16_be(len(utf8(s))) | utf8(s)
+
+This module knows nothing about DynamoDB, HTTP or KMS: key wrapping is injected.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from chalicelib.errors import IntegrityError
+
+FORMAT_VERSION = 1
+DATA_KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+RECORD_SLOT = "0"
+_AAD_LABEL = "pii-vault"
+_MAX_SLOT_BYTES = 64
+
+
+class KeyWrapper(Protocol):
+    """Wraps a data key (writer side). Implementations must never be able to unwrap."""
+
+    def wrap(self, data_key: bytes, context: Mapping[str, str]) -> "WrappedKey": ...
+
+
+class KeyUnwrapper(Protocol):
+    """Unwraps a data key (reader side). Implementations must never be able to wrap."""
+
+    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    blob: bytes
+    key_id: str  # the KMS key ARN that wrapped it (plaintext metadata)
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Which record a ciphertext belongs to; every component goes into the AAD."""
+
+    customer_id: str
+    record_type: str
+    record_id: str
+
+
+@dataclass(frozen=True)
+class SealedFields:
+    """Ciphertexts of one write, all under one data key stored in one or more slots."""
+
+    wrapped_key: WrappedKey
+    blobs: dict[str, bytes]
+    slot_names: tuple[str, ...]
+
+    def slots(self) -> dict[str, bytes]:
+        return {slot: self.wrapped_key.blob for slot in self.slot_names}
+
+
+def _length_prefixed(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack(">H", len(raw)) + raw
+
+
+def field_aad(ref: RecordRef, field: str, slot: str) -> bytes:
+    parts = (_AAD_LABEL, ref.customer_id, ref.record_type, ref.record_id, field, slot)
+    return bytes([FORMAT_VERSION]) + b"".join(_length_prefixed(p) for p in parts)
+
+
+def encryption_context(app_name: str, customer_id: str) -> dict[str, str]:
+    """KMS encryption context: binds every wrapped key to the app and the tenant."""
+    return {"app": app_name, "customer_id": customer_id}
+
+
+def seal_field(
+    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, *, nonce: bytes | None = None
+) -> bytes:
+    """Encrypt one field value. ``nonce`` is for known-answer tests only."""
+    slot_raw = slot.encode("ascii")
+    if not 0 < len(slot_raw) <= _MAX_SLOT_BYTES:
+        raise ValueError("slot name must be 1-64 ASCII characters")
+    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+    ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, field_aad(ref, field, slot))
+    return bytes([FORMAT_VERSION, len(slot_raw)]) + slot_raw + nonce + ciphertext
+
+
+def blob_slot(blob: bytes) -> str:
+    """The key slot a stored field blob was sealed under (plaintext header)."""
+    if len(blob) < 2 or blob[0] != FORMAT_VERSION:
+        raise IntegrityError("ciphertext has an unknown format version")
+    slot_len = blob[1]
+    if slot_len == 0 or len(blob) < 2 + slot_len + NONCE_BYTES + TAG_BYTES:
+        raise IntegrityError("ciphertext is truncated")
+    try:
+        return blob[2 : 2 + slot_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise IntegrityError("ciphertext header is corrupt") from None
+
+
+def open_field(data_key: bytes, ref: RecordRef, field: str, blob: bytes) -> bytes:
+    """Decrypt one field blob; any tampering raises IntegrityError naming the field."""
+    slot = blob_slot(blob)
+    body = blob[2 + len(slot) :]
+    nonce, ciphertext = body[:NONCE_BYTES], body[NONCE_BYTES:]
+    try:
+        return AESGCM(data_key).decrypt(nonce, ciphertext, field_aad(ref, field, slot))
+    except InvalidTag:
+        raise IntegrityError(
+            f"ciphertext of field {field} failed authentication", field=field
+        ) from None
+
+
+class Sealer:
+    """Writer-side envelope: one data key and one KMS call per write, any number of fields."""
+
+    def __init__(
+        self,
+        wrapper: KeyWrapper,
+        app_name: str,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._wrapper = wrapper
+        self._app_name = app_name
+        self._random = random_bytes
+
+    def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
+        """Seal ``fields`` under one fresh data key.
+
+        By default every field uses the record slot. ``own_slots`` (PATCH) files the
+        wrapped key under each field's own name instead, so a partial update replaces
+        exactly the slots of the fields it rewrites and the slot map stays bounded.
+        """
+        data_key = self._random(DATA_KEY_BYTES)
+        wrapped = self._wrapper.wrap(data_key, encryption_context(self._app_name, ref.customer_id))
+        slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
+        blobs = {name: seal_field(data_key, ref, name, slot_of[name], value) for name, value in fields.items()}
+        return SealedFields(wrapped_key=wrapped, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
+
+
+class Opener:
+    """Reader-side envelope: unwraps each distinct wrapped key once per ``KeyCache``."""
+
+    def __init__(self, unwrapper: KeyUnwrapper, app_name: str) -> None:
+        self._unwrapper = unwrapper
+        self._app_name = app_name
+
+    def open(
+        self,
+        ref: RecordRef,
+        blobs: Mapping[str, bytes],
+        slots: Mapping[str, bytes],
+        wanted: Iterable[str],
+        cache: dict[bytes, bytes] | None = None,
+    ) -> dict[str, bytes]:
+        """Decrypt the ``wanted`` fields present in ``blobs``.
+
+        ``slots`` maps slot name -> wrapped key. ``cache`` (wrapped -> data key)
+        lets a caller share unwrapped keys across the records of one request.
+        """
+        cache = {} if cache is None else cache
+        context = encryption_context(self._app_name, ref.customer_id)
+        out: dict[str, bytes] = {}
+        for field in wanted:
+            blob = blobs.get(field)
+            if blob is None:
+                continue
+            wrapped = slots.get(blob_slot(blob))
+            if wrapped is None:
+                raise IntegrityError(f"field {field} refers to a missing key slot", field=field)
+            if wrapped not in cache:
+                data_key = self._unwrapper.unwrap(wrapped, context)
+                if len(data_key) != DATA_KEY_BYTES:
+                    raise IntegrityError(f"data key of field {field} has the wrong size", field=field)
+                cache[wrapped] = data_key
+            out[field] = open_field(cache[wrapped], ref, field, blob)
+        return out
+

@@ -1,0 +1,83 @@
+"""One error hierarchy for pii-vault.
+
+Every error carries a stable machine ``code`` and a human ``message`` that names
+fields, ids and limits but never a submitted or stored value. The HTTP edge
+(``chalicelib.api``) maps each class to a status; nothing below it knows HTTP.
+"""
+
+from __future__ import annotations
+
+
+class PiiVaultError(Exception):
+    """Base class. ``code`` is stable and documented; ``message`` never holds data."""
+
+    code = "pii_vault_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ConfigurationError(PiiVaultError):
+    """The function was started with missing or invalid settings."""
+
+    code = "configuration_error"
+
+
+class ValidationError(PiiVaultError):
+    """A request is malformed; ``field`` names the offending field (never its value)."""
+
+    code = "validation_error"
+
+
+class MalformedJsonError(ValidationError):
+    code = "malformed_json"
+
+
+class PayloadTooLargeError(ValidationError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ValidationError):
+    code = "unsupported_media_type"
+
+
+class NotFoundError(PiiVaultError):
+    code = "not_found"
+
+
+class PreconditionFailedError(PiiVaultError):
+    """``If-Match`` named a version that is not the current one."""
+
+    code = "precondition_failed"
+
+
+class ConflictError(PiiVaultError):
+    code = "conflict"
+
+
+class IntegrityError(PiiVaultError):
+    """Stored ciphertext failed authentication: it was altered, truncated or moved."""
+
+    code = "integrity_error"
+
+
+class DependencyError(PiiVaultError):
+    """An AWS dependency (KMS or DynamoDB) failed; the request had no effect."""
+
+    code = "dependency_error"
+
+
+class KeyServiceError(DependencyError):
+    code = "kms_error"
+
+
+class StorageError(DependencyError):
+    code = "storage_error"
+
+
+class ThrottledError(DependencyError):
+    """KMS or DynamoDB throttled the request; the client should retry later."""
+
+    code = "throttled"

@@ -1,0 +1,76 @@
+"""KMS key wrapping, split by capability.
+
+``KmsEncryptor`` only calls ``kms:Encrypt`` (never ``GenerateDataKey``, which would
+hand the writer plaintext keys KMS chose, nor ``Decrypt``); ``KmsDecryptor`` only calls
+``kms:Decrypt``. Each stage gets exactly one of them, matching its IAM policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.crypto import WrappedKey
+from chalicelib.errors import IntegrityError, KeyServiceError, ThrottledError
+
+logger = logging.getLogger(__name__)
+
+_INTEGRITY_CODES = {"InvalidCiphertextException", "IncorrectKeyException"}
+_THROTTLE_CODES = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded"}
+
+
+def _kms_call(operation: str, call: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run one KMS call, translating failures into pii-vault errors without data."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        logger.warning("kms %s failed: %s", operation, code)
+        if code in _INTEGRITY_CODES:
+            raise IntegrityError(
+                "a wrapped data key failed authentication (wrong tenant, key or bytes)"
+            ) from exc
+        if code in _THROTTLE_CODES:
+            raise ThrottledError("the key service is throttling requests") from exc
+        raise KeyServiceError(f"the key service refused {operation} ({code})") from exc
+    except BotoCoreError as exc:
+        logger.warning("kms %s failed: %s", operation, type(exc).__name__)
+        raise KeyServiceError(f"the key service is unreachable ({operation})") from exc
+
+
+class KmsEncryptor:
+    """Writer side: wraps data keys with ``kms:Encrypt`` under an encryption context."""
+
+    def __init__(self, kms_client: Any, key_id: str) -> None:
+        self._kms = kms_client
+        self._key_id = key_id
+
+    def wrap(self, data_key: bytes, context: Mapping[str, str]) -> WrappedKey:
+        response = _kms_call(
+            "Encrypt",
+            self._kms.encrypt,
+            KeyId=self._key_id,
+            Plaintext=data_key,
+            EncryptionContext=dict(context),
+        )
+        return WrappedKey(blob=response["CiphertextBlob"], key_id=response["KeyId"])
+
+
+class KmsDecryptor:
+    """Reader side: unwraps data keys with ``kms:Decrypt``, pinned to the configured key."""
+
+    def __init__(self, kms_client: Any, key_id: str) -> None:
+        self._kms = kms_client
+        self._key_id = key_id
+
+    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        response = _kms_call(
+            "Decrypt",
+            self._kms.decrypt,
+            KeyId=self._key_id,
+            CiphertextBlob=wrapped,
+            EncryptionContext=dict(context),
+        )
+        return response["Plaintext"]

@@ -1,0 +1,502 @@
+"""Persistence of sealed records in one DynamoDB table.
+
+Knows nothing about keys or plaintext: it stores and returns opaque ciphertext
+blobs and plaintext metadata (ids, versions, timestamps, key slots).
+
+The writer never reads an item (its role has no GetItem/Query): every write is a
+single conditional Put/Update/Delete, and new version numbers come back from the
+update itself (``ReturnValues=UPDATED_NEW``).
+
+Item layout (single table, ``pk``/``sk`` strings)::
+
+    person          pk=C#<customer>  sk=P#<person_id>
+                    version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B
+    secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter)
+    secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
+                    version N, created_at, kms_key, slots {"0": B}, f_value B
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import (
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    StorageError,
+    ThrottledError,
+    ValidationError,
+)
+
+logger = logging.getLogger(__name__)
+
+FIELD_PREFIX = "f_"
+_VERSION_DIGITS = 10
+_BATCH_WRITE_MAX = 25
+_DELETE_ROUNDS = 5
+_THROTTLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+_PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
+
+
+@dataclass
+class PersonRecord:
+    """A sealed person as stored: ciphertext fields plus plaintext metadata."""
+
+    customer_id: str
+    person_id: str
+    version: int
+    created_at: str
+    updated_at: str
+    kms_key: str
+    slots: dict[str, bytes]
+    fields: dict[str, bytes]
+
+
+@dataclass
+class SecretVersion:
+    customer_id: str
+    secret_id: str
+    version: int
+    created_at: str
+    kms_key: str = ""
+    slots: dict[str, bytes] = field(default_factory=dict)
+    value: bytes = b""
+
+
+@dataclass
+class Page:
+    items: list[PersonRecord]
+    next_token: str | None
+
+
+class Repository(Protocol):
+    """What the service needs from storage; DynamoDB and in-memory share a contract suite."""
+
+    def create_person(self, record: PersonRecord) -> None: ...
+
+    def replace_person(
+        self, record: PersonRecord, expected_version: int | None
+    ) -> int: ...
+
+    def patch_person(
+        self,
+        customer_id: str,
+        person_id: str,
+        fields: Mapping[str, bytes],
+        slots: Mapping[str, bytes],
+        kms_key: str,
+        updated_at: str,
+        expected_version: int | None,
+    ) -> int: ...
+
+    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None: ...
+
+    def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None: ...
+
+    def list_people(self, customer_id: str, limit: int, token: str | None) -> Page: ...
+
+    def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int: ...
+
+    def put_secret_version(self, secret: SecretVersion) -> None: ...
+
+    def delete_secret(self, customer_id: str, secret_id: str) -> None: ...
+
+    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None: ...
+
+    def list_secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]: ...
+
+
+def partition_key(customer_id: str) -> str:
+    return f"C#{customer_id}"
+
+
+def person_sort_key(person_id: str) -> str:
+    return f"P#{person_id}"
+
+
+def secret_head_key(secret_id: str) -> str:
+    return f"S#{secret_id}"
+
+
+def secret_version_prefix(secret_id: str) -> str:
+    return f"S#{secret_id}#V#"
+
+
+def secret_version_key(secret_id: str, version: int) -> str:
+    return f"{secret_version_prefix(secret_id)}{version:0{_VERSION_DIGITS}d}"
+
+
+def encode_page_token(person_id: str) -> str:
+    """Opaque cursor: only the last person id, never the tenant (that comes from the path)."""
+    raw = json.dumps({"after": person_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        person_id = data["after"]
+        if not isinstance(person_id, str) or not _PERSON_SK.fullmatch(person_sort_key(person_id)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+        raise ValidationError("next is not a valid page token", field="next") from None
+    return person_id
+
+
+def _conflict(expected_version: int | None, what: str) -> Exception:
+    """A failed condition means 'gone' without If-Match, 'changed' with it (RFC 9110)."""
+    if expected_version is None:
+        return NotFoundError(f"{what} not found")
+    return PreconditionFailedError(f"{what} does not exist at the version given in If-Match")
+
+
+class DynamoDbRepository:
+    """Repository over a low-level boto3 DynamoDB client (injected)."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str, *, consistent_reads: bool = True) -> None:
+        self._ddb = dynamodb_client
+        self._table = table_name
+        self._consistent = consistent_reads
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._ddb, operation)(TableName=self._table, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            if code == "ConditionalCheckFailedException":
+                raise
+            logger.warning("dynamodb %s failed: %s", operation, code)
+            if code in _THROTTLE_CODES:
+                raise ThrottledError("the database is throttling requests") from exc
+            raise StorageError(f"the database refused {operation} ({code})") from exc
+        except BotoCoreError as exc:
+            logger.warning("dynamodb %s failed: %s", operation, type(exc).__name__)
+            raise StorageError(f"the database is unreachable ({operation})") from exc
+
+    @staticmethod
+    def _is_condition_failure(exc: ClientError) -> bool:
+        return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+    def _key(self, customer_id: str, sort_key: str) -> dict[str, Any]:
+        return {"pk": {"S": partition_key(customer_id)}, "sk": {"S": sort_key}}
+
+    # -- people ---------------------------------------------------------------
+
+    def create_person(self, record: PersonRecord) -> None:
+        item = {
+            **self._key(record.customer_id, person_sort_key(record.person_id)),
+            "type": {"S": "person"},
+            "id": {"S": record.person_id},
+            "version": {"N": str(record.version)},
+            "created_at": {"S": record.created_at},
+            "updated_at": {"S": record.updated_at},
+            "kms_key": {"S": record.kms_key},
+            "slots": {"M": {slot: {"B": blob} for slot, blob in record.slots.items()}},
+            **{FIELD_PREFIX + name: {"B": blob} for name, blob in record.fields.items()},
+        }
+        try:
+            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            # Ids are 128-bit random: a collision means a bug, not bad luck.
+            raise StorageError("a record with this id already exists") from exc
+
+    def _update_person(
+        self,
+        record_key: dict[str, Any],
+        sets: dict[str, dict[str, Any]],
+        expected_version: int | None,
+        what: str,
+    ) -> int:
+        names = {"#version": "version"}
+        values: dict[str, Any] = {":one": {"N": "1"}}
+        clauses = []
+        for index, (path, value) in enumerate(sets.items()):
+            placeholders = []
+            for depth, segment in enumerate(path.split(".")):
+                names[f"#a{index}_{depth}"] = segment
+                placeholders.append(f"#a{index}_{depth}")
+            values[f":v{index}"] = value
+            clauses.append(f"{'.'.join(placeholders)} = :v{index}")
+        condition = "attribute_exists(pk)"
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            values[":expected"] = {"N": str(expected_version)}
+        try:
+            response = self._call(
+                "update_item",
+                Key=record_key,
+                UpdateExpression=f"SET {', '.join(clauses)} ADD #version :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            raise _conflict(expected_version, what) from exc
+        return int(response["Attributes"]["version"]["N"])
+
+    def replace_person(self, record: PersonRecord, expected_version: int | None) -> int:
+        sets = {
+            "updated_at": {"S": record.updated_at},
+            "kms_key": {"S": record.kms_key},
+            "slots": {"M": {slot: {"B": blob} for slot, blob in record.slots.items()}},
+            **{FIELD_PREFIX + name: {"B": blob} for name, blob in record.fields.items()},
+        }
+        key = self._key(record.customer_id, person_sort_key(record.person_id))
+        return self._update_person(key, sets, expected_version, "person")
+
+    def patch_person(
+        self,
+        customer_id: str,
+        person_id: str,
+        fields: Mapping[str, bytes],
+        slots: Mapping[str, bytes],
+        kms_key: str,
+        updated_at: str,
+        expected_version: int | None,
+    ) -> int:
+        sets: dict[str, dict[str, Any]] = {
+            "updated_at": {"S": updated_at},
+            "kms_key": {"S": kms_key},
+            **{f"slots.{slot}": {"B": blob} for slot, blob in slots.items()},
+            **{FIELD_PREFIX + name: {"B": blob} for name, blob in fields.items()},
+        }
+        key = self._key(customer_id, person_sort_key(person_id))
+        return self._update_person(key, sets, expected_version, "person")
+
+    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
+        condition = "attribute_exists(pk)"
+        kwargs: dict[str, Any] = {}
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            kwargs = {
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        try:
+            self._call(
+                "delete_item",
+                Key=self._key(customer_id, person_sort_key(person_id)),
+                ConditionExpression=condition,
+                **kwargs,
+            )
+        except ClientError as exc:
+            raise _conflict(expected_version, "person") from exc
+
+    def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        response = self._call(
+            "get_item",
+            Key=self._key(customer_id, person_sort_key(person_id)),
+            ConsistentRead=self._consistent,
+        )
+        item = response.get("Item")
+        return _person_from_item(customer_id, item) if item else None
+
+    def list_people(self, customer_id: str, limit: int, token: str | None) -> Page:
+        kwargs: dict[str, Any] = {}
+        if token is not None:
+            kwargs["ExclusiveStartKey"] = self._key(customer_id, person_sort_key(decode_page_token(token)))
+        response = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": partition_key(customer_id)},
+                ":prefix": {"S": "P#"},
+            },
+            Limit=limit,
+            ConsistentRead=self._consistent,
+            **kwargs,
+        )
+        items = [_person_from_item(customer_id, item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        next_token = encode_page_token(last["sk"]["S"][2:]) if last else None
+        return Page(items=items, next_token=next_token)
+
+    # -- secrets --------------------------------------------------------------
+
+    def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int:
+        response = self._call(
+            "update_item",
+            Key=self._key(customer_id, secret_head_key(secret_id)),
+            UpdateExpression=(
+                "SET #type = :type, created_at = if_not_exists(created_at, :now), "
+                "updated_at = :now ADD latest :one"
+            ),
+            ExpressionAttributeNames={"#type": "type"},
+            ExpressionAttributeValues={
+                ":type": {"S": "secret"},
+                ":now": {"S": now},
+                ":one": {"N": "1"},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["latest"]["N"])
+
+    def put_secret_version(self, secret: SecretVersion) -> None:
+        item = {
+            **self._key(secret.customer_id, secret_version_key(secret.secret_id, secret.version)),
+            "type": {"S": "secret_version"},
+            "id": {"S": secret.secret_id},
+            "version": {"N": str(secret.version)},
+            "created_at": {"S": secret.created_at},
+            "kms_key": {"S": secret.kms_key},
+            "slots": {"M": {slot: {"B": blob} for slot, blob in secret.slots.items()}},
+            FIELD_PREFIX + "value": {"B": secret.value},
+        }
+        try:
+            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            raise StorageError("secret version already exists") from exc
+
+    def delete_secret(self, customer_id: str, secret_id: str) -> None:
+        """Delete every version, then the head, without ever reading a version.
+
+        The head's counter says how many versions may exist. If a concurrent PUT
+        bumps it while we delete, the final conditional delete fails and we go again.
+        """
+        head = self._key(customer_id, secret_head_key(secret_id))
+        for _round in range(_DELETE_ROUNDS):
+            try:
+                # Bumping the counter is how a reader-less writer learns it: the
+                # number it burns is never used, as the head goes away below.
+                response = self._call(
+                    "update_item",
+                    Key=head,
+                    UpdateExpression="ADD latest :one",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                    ReturnValues="UPDATED_NEW",
+                )
+            except ClientError as exc:
+                raise NotFoundError("secret not found") from exc
+            latest = int(response["Attributes"]["latest"]["N"])
+            keys = [self._key(customer_id, secret_version_key(secret_id, v)) for v in range(1, latest + 1)]
+            for chunk in _chunks(keys, _BATCH_WRITE_MAX):
+                self._batch_delete(chunk)
+            try:
+                self._call(
+                    "delete_item",
+                    Key=head,
+                    ConditionExpression="latest = :latest",
+                    ExpressionAttributeValues={":latest": {"N": str(latest)}},
+                )
+                return
+            except ClientError:
+                continue  # a new version was allocated meanwhile: delete it too
+        raise ConflictError("secret is being written concurrently; retry the delete")
+
+    def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys]
+        for _attempt in range(8):
+            try:
+                response = self._ddb.batch_write_item(RequestItems={self._table: requests})
+            except ClientError as exc:
+                raise StorageError("the database refused BatchWriteItem") from exc
+            except BotoCoreError as exc:
+                raise StorageError("the database is unreachable (BatchWriteItem)") from exc
+            requests = response.get("UnprocessedItems", {}).get(self._table, [])
+            if not requests:
+                return
+        raise ThrottledError("the database did not accept every delete; retry the request")
+
+    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None:
+        if version is not None:
+            response = self._call(
+                "get_item",
+                Key=self._key(customer_id, secret_version_key(secret_id, version)),
+                ConsistentRead=self._consistent,
+            )
+            item = response.get("Item")
+            return _secret_from_item(customer_id, item) if item else None
+        response = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": partition_key(customer_id)},
+                ":prefix": {"S": secret_version_prefix(secret_id)},
+            },
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=self._consistent,
+        )
+        items = response.get("Items", [])
+        return _secret_from_item(customer_id, items[0]) if items else None
+
+    def list_secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]:
+        """Version metadata only: the projection never fetches ciphertext."""
+        out: list[SecretVersion] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            response = self._call(
+                "query",
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": partition_key(customer_id)},
+                    ":prefix": {"S": secret_version_prefix(secret_id)},
+                },
+                ProjectionExpression="sk, created_at",
+                ConsistentRead=self._consistent,
+                **kwargs,
+            )
+            out.extend(_secret_from_item(customer_id, item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return out
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _blob(attribute: dict[str, Any]) -> bytes:
+    value = attribute["B"]
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+def _person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
+    return PersonRecord(
+        customer_id=customer_id,
+        person_id=item["sk"]["S"][2:],  # from the key, as for secrets
+        version=int(item["version"]["N"]),
+        created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"],
+        kms_key=item.get("kms_key", {}).get("S", ""),
+        slots={slot: _blob(value) for slot, value in item.get("slots", {}).get("M", {}).items()},
+        fields={
+            name[len(FIELD_PREFIX) :]: _blob(value)
+            for name, value in item.items()
+            if name.startswith(FIELD_PREFIX)
+        },
+    )
+
+
+def _secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
+    # Identity comes from the key, not from attributes a tamperer could edit: the AAD
+    # is then built from where the item sits, so bytes moved between versions fail.
+    secret_id, _, version = item["sk"]["S"][2:].rpartition("#V#")
+    return SecretVersion(
+        customer_id=customer_id,
+        secret_id=secret_id,
+        version=int(version),
+        created_at=item["created_at"]["S"],
+        kms_key=item.get("kms_key", {}).get("S", ""),
+        slots={slot: _blob(value) for slot, value in item.get("slots", {}).get("M", {}).items()},
+        value=_blob(item.get(FIELD_PREFIX + "value", {"B": b""})),
+    )

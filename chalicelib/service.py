@@ -1,0 +1,271 @@
+"""Use cases. The writer service can only seal; the reader service can only open.
+
+Each takes its collaborators as constructor arguments (repository, sealer or opener,
+clock), so tests run them against fakes and production against DynamoDB and KMS.
+Log lines name tenants, record ids and field names; never values.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalicelib import models
+from chalicelib.crypto import Opener, RecordRef, Sealer
+from chalicelib.errors import NotFoundError
+from chalicelib.repository import PersonRecord, Repository, SecretVersion
+
+logger = logging.getLogger(__name__)
+
+PERSON = "person"
+SECRET = "secret"
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+MAX_SECRET_VERSION = 10**9
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def timestamp(moment: _dt.datetime) -> str:
+    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_record_id() -> str:
+    """128 random bits, hex: never derived from PII."""
+    return os.urandom(16).hex()
+
+
+def secret_record_id(secret_id: str, version: int) -> str:
+    """AAD record id of one secret version: replaying v1 bytes as v2 fails to open."""
+    return f"{secret_id}#v{version}"
+
+
+def _audit(event: str, **details: Any) -> None:
+    logger.info("%s %s", event, " ".join(f"{key}={value}" for key, value in details.items()))
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    id: str
+    version: int
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class PersonView:
+    id: str
+    version: int
+    created_at: str
+    updated_at: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    items: list[PersonView]
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class SecretView:
+    id: str
+    version: int
+    created_at: str
+    value: str
+
+
+class WriterService:
+    """Creates, replaces, patches and deletes records. Holds no way to decrypt."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        sealer: Sealer,
+        clock: Callable[[], _dt.datetime] = utc_now,
+        new_id: Callable[[], str] = new_record_id,
+    ) -> None:
+        self._repo = repository
+        self._sealer = sealer
+        self._clock = clock
+        self._new_id = new_id
+
+    def create_person(self, customer_id: str, body: Any) -> WriteResult:
+        customer_id = models.customer_id(customer_id)
+        now = self._clock()
+        person = models.parse_person(body, today=now.date())
+        person_id = self._new_id()
+        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded())
+        stamp = timestamp(now)
+        self._repo.create_person(
+            PersonRecord(
+                customer_id=customer_id,
+                person_id=person_id,
+                version=1,
+                created_at=stamp,
+                updated_at=stamp,
+                kms_key=sealed.wrapped_key.key_id,
+                slots=sealed.slots(),
+                fields=sealed.blobs,
+            )
+        )
+        _audit("person.create", customer_id=customer_id, person_id=person_id, fields=",".join(person.values))
+        return WriteResult(person_id, 1, stamp)
+
+    def replace_person(self, customer_id: str, person_id: str, body: Any, expected_version: int | None) -> WriteResult:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        now = self._clock()
+        person = models.parse_person(body, today=now.date())
+        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded())
+        stamp = timestamp(now)
+        version = self._repo.replace_person(
+            PersonRecord(
+                customer_id=customer_id,
+                person_id=person_id,
+                version=0,
+                created_at="",
+                updated_at=stamp,
+                kms_key=sealed.wrapped_key.key_id,
+                slots=sealed.slots(),
+                fields=sealed.blobs,
+            ),
+            expected_version,
+        )
+        _audit("person.replace", customer_id=customer_id, person_id=person_id, version=version)
+        return WriteResult(person_id, version, stamp)
+
+    def patch_person(self, customer_id: str, person_id: str, body: Any, expected_version: int | None) -> WriteResult:
+        """Rewrite some fields under a new data key; the others are never decrypted."""
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        now = self._clock()
+        person = models.parse_person(body, today=now.date(), partial=True)
+        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=True)
+        stamp = timestamp(now)
+        version = self._repo.patch_person(
+            customer_id,
+            person_id,
+            fields=sealed.blobs,
+            slots=sealed.slots(),
+            kms_key=sealed.wrapped_key.key_id,
+            updated_at=stamp,
+            expected_version=expected_version,
+        )
+        _audit(
+            "person.patch",
+            customer_id=customer_id,
+            person_id=person_id,
+            version=version,
+            fields=",".join(person.values),
+        )
+        return WriteResult(person_id, version, stamp)
+
+    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        self._repo.delete_person(customer_id, person_id, expected_version)
+        _audit("person.delete", customer_id=customer_id, person_id=person_id)
+
+    def put_secret(self, customer_id: str, secret_id: str, body: Any) -> WriteResult:
+        """Store a new version; older versions stay readable until the secret is deleted."""
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        value = models.parse_secret(body)
+        stamp = timestamp(self._clock())
+        version = self._repo.allocate_secret_version(customer_id, secret_id, stamp)
+        ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
+        sealed = self._sealer.seal(ref, {"value": value})
+        self._repo.put_secret_version(
+            SecretVersion(
+                customer_id=customer_id,
+                secret_id=secret_id,
+                version=version,
+                created_at=stamp,
+                kms_key=sealed.wrapped_key.key_id,
+                slots=sealed.slots(),
+                value=sealed.blobs["value"],
+            )
+        )
+        _audit("secret.put", customer_id=customer_id, secret_id=secret_id, version=version)
+        return WriteResult(secret_id, version, stamp)
+
+    def delete_secret(self, customer_id: str, secret_id: str) -> None:
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        self._repo.delete_secret(customer_id, secret_id)
+        _audit("secret.delete", customer_id=customer_id, secret_id=secret_id)
+
+
+class ReaderService:
+    """Reads and decrypts records. Holds no way to write or to encrypt."""
+
+    def __init__(self, repository: Repository, opener: Opener) -> None:
+        self._repo = repository
+        self._opener = opener
+
+    def _view(self, record: PersonRecord, fields: tuple[str, ...], cache: dict[bytes, bytes]) -> PersonView:
+        ref = RecordRef(record.customer_id, PERSON, record.person_id)
+        opened = self._opener.open(ref, record.fields, record.slots, fields, cache)
+        data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
+        return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
+
+    def get_person(self, customer_id: str, person_id: str, fields_param: str | None = None) -> PersonView:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        fields = models.parse_fields_param(fields_param)
+        record = self._repo.get_person(customer_id, person_id)
+        if record is None:
+            raise NotFoundError("person not found")
+        view = self._view(record, fields, {})
+        _audit("person.read", customer_id=customer_id, person_id=person_id, fields=",".join(view.data))
+        return view
+
+    def list_people(
+        self,
+        customer_id: str,
+        limit_param: str | None = None,
+        next_param: str | None = None,
+        fields_param: str | None = None,
+    ) -> PeoplePage:
+        """One page; a data key shared by several records is unwrapped once per page."""
+        customer_id = models.customer_id(customer_id)
+        limit = models.parse_positive_int(limit_param, "limit", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        fields = models.parse_fields_param(fields_param)
+        page = self._repo.list_people(customer_id, limit, next_param)
+        cache: dict[bytes, bytes] = {}
+        views = [self._view(record, fields, cache) for record in page.items]
+        _audit(
+            "person.list",
+            customer_id=customer_id,
+            person_ids=",".join(view.id for view in views),
+            fields=",".join(fields),
+        )
+        return PeoplePage(views, page.next_token)
+
+    def get_secret(self, customer_id: str, secret_id: str, version_param: str | None = None) -> SecretView:
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        version = None
+        if version_param is not None:
+            version = models.parse_positive_int(version_param, "version", default=1, maximum=MAX_SECRET_VERSION)
+        record = self._repo.get_secret(customer_id, secret_id, version)
+        if record is None:
+            raise NotFoundError("secret not found" if version is None else "secret version not found")
+        ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, record.version))
+        opened = self._opener.open(ref, {"value": record.value}, record.slots, ("value",))
+        _audit("secret.read", customer_id=customer_id, secret_id=secret_id, version=record.version)
+        return SecretView(secret_id, record.version, record.created_at, opened["value"].decode("utf-8"))
+
+    def secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]:
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        versions = self._repo.list_secret_versions(customer_id, secret_id)
+        if not versions:
+            raise NotFoundError("secret not found")
+        return versions
