@@ -1,0 +1,107 @@
+"""moto in process: a KMS key and the table, both apps built with create_app in one process.
+
+Each app gets its own boto3 KMS client with a recorder, so tests can count (and name)
+the KMS operations each role performs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib.api import create_app
+from chalicelib.config import Settings
+from tools.bootstrap import bootstrap
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # mock_aws does not intercept calls when AWS_ENDPOINT_URL is set (e.g. from `make dev`).
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@dataclass
+class CallRecorder:
+    """Records the operation name of every API call a boto3 client makes."""
+
+    operations: list[str] = field(default_factory=list)
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-call.*.*", self._record)
+        return client
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.operations.append(model.name)
+
+    def take(self) -> list[str]:
+        taken, self.operations = self.operations, []
+        return taken
+
+
+@dataclass
+class Stack:
+    kms: Any
+    dynamodb: Any
+    resources: dict[str, str]
+    writer: Client
+    reader: Client
+    writer_kms: CallRecorder
+    reader_kms: CallRecorder
+    writer_ddb: CallRecorder
+    reader_ddb: CallRecorder
+
+    def scan(self) -> list[dict[str, Any]]:
+        items, kwargs = [], {}
+        while True:
+            page = self.dynamodb.scan(TableName=self.resources["table_name"], **kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture
+def stack(aws_env: None) -> Iterator[Stack]:
+    with mock_aws():
+        kms = boto3.client("kms", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        resources = bootstrap(kms, dynamodb)
+        recorders = [CallRecorder() for _ in range(4)]
+        writer_kms, reader_kms, writer_ddb, reader_ddb = recorders
+
+        def app(role: str, kms_rec: CallRecorder, ddb_rec: CallRecorder) -> Any:
+            return create_app(
+                settings=Settings(role, region=REGION),
+                kms_client=kms_rec.attach(boto3.client("kms", region_name=REGION)),
+                dynamodb_client=ddb_rec.attach(boto3.client("dynamodb", region_name=REGION)),
+            )
+
+        with Client(app("writer", writer_kms, writer_ddb)) as writer, Client(
+            app("reader", reader_kms, reader_ddb)
+        ) as reader:
+            yield Stack(kms, dynamodb, resources, writer, reader, *recorders)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def send(client: Client, method: str, path: str, body: Any = None, **headers: str) -> Any:
+    """One request; ``body`` is JSON-encoded unless it is already bytes/str."""
+    payload = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+    return getattr(client.http, method.lower())(path, body=payload, headers={**JSON, **headers})
+
+
+def body_of(response: Any) -> Any:
+    return json.loads(response.body) if response.body else None

@@ -1,0 +1,141 @@
+"""One contract, two repositories: DynamoDB (over moto) and the in-memory fake must agree."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.errors import NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.repository import DynamoDbRepository, PersonRecord, SecretVersion
+from tests.fakes import InMemoryRepository
+from tools.bootstrap import bootstrap
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
+    if request.param == "memory":
+        yield InMemoryRepository()
+        return
+    with mock_aws():
+        kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
+        bootstrap(kms, ddb)
+        yield DynamoDbRepository(ddb, "pii-vault")
+
+
+def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) -> PersonRecord:
+    base = dict(
+        customer_id=customer,
+        person_id=person_id,
+        version=1,
+        created_at="2026-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:00.000Z",
+        kms_key="arn:aws:kms:us-east-1:111122223333:key/k",
+        slots={"0": b"wrapped-0"},
+        fields={"name": b"\x01ct-name", "email": b"\x01ct-email"},
+    )
+    return PersonRecord(**{**base, **changes})
+
+
+def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
+    repo.create_person(person())
+    assert repo.get_person("acme", "a" * 32) == person()
+    assert repo.get_person("globex", "a" * 32) is None
+
+
+def test_given_a_replace_then_version_increments_and_slots_are_replaced(repo: Any) -> None:
+    repo.create_person(person())
+    repo.patch_person("acme", "a" * 32, {"email": b"e2"}, {"email": b"w-e"}, "k", "t2", None)
+    version = repo.replace_person(person(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3"), 2)
+    stored = repo.get_person("acme", "a" * 32)
+    assert version == 3 and stored.version == 3
+    assert (stored.slots, stored.fields, stored.updated_at) == ({"0": b"w2"}, {"name": b"n3", "email": b"e3"}, "t3")
+    assert stored.created_at == "2026-01-01T00:00:00.000Z"
+
+
+def test_given_a_patch_then_only_named_fields_and_slots_change(repo: Any) -> None:
+    repo.create_person(person())
+    version = repo.patch_person("acme", "a" * 32, {"email": b"e2"}, {"email": b"w-e"}, "k2", "t2", 1)
+    stored = repo.get_person("acme", "a" * 32)
+    assert version == 2
+    assert stored.fields == {"name": b"\x01ct-name", "email": b"e2"}
+    assert stored.slots == {"0": b"wrapped-0", "email": b"w-e"}
+
+
+@pytest.mark.parametrize("operation", ["replace", "patch", "delete"])
+def test_given_a_wrong_expected_version_then_precondition_failed_and_no_change(repo: Any, operation: str) -> None:
+    repo.create_person(person())
+    with pytest.raises(PreconditionFailedError):
+        if operation == "replace":
+            repo.replace_person(person(fields={"name": b"x"}), 7)
+        elif operation == "patch":
+            repo.patch_person("acme", "a" * 32, {"name": b"x"}, {"name": b"w"}, "k", "t", 7)
+        else:
+            repo.delete_person("acme", "a" * 32, 7)
+    assert repo.get_person("acme", "a" * 32) == person()
+
+
+@pytest.mark.parametrize("operation", ["replace", "patch", "delete"])
+def test_given_a_missing_person_then_not_found_and_nothing_created(repo: Any, operation: str) -> None:
+    with pytest.raises(NotFoundError):
+        if operation == "replace":
+            repo.replace_person(person(), None)
+        elif operation == "patch":
+            repo.patch_person("acme", "a" * 32, {"name": b"x"}, {"name": b"w"}, "k", "t", None)
+        else:
+            repo.delete_person("acme", "a" * 32, None)
+    assert repo.get_person("acme", "a" * 32) is None
+
+
+def test_given_people_in_two_tenants_when_listed_in_pages_then_only_the_tenants_in_id_order(repo: Any) -> None:
+    ids = [f"{n:032x}" for n in range(1, 6)]
+    for person_id in reversed(ids):
+        repo.create_person(person(person_id))
+    repo.create_person(person("f" * 32, customer="globex"))
+    seen, token = [], None
+    while True:
+        page = repo.list_people("acme", 2, token)
+        seen += [p.person_id for p in page.items]
+        token = page.next_token
+        if token is None or not page.items:
+            break
+    assert seen == ids
+
+
+def test_given_a_forged_page_token_then_validation_error(repo: Any) -> None:
+    with pytest.raises(ValidationError):
+        repo.list_people("acme", 2, "eyJhZnRlciI6ICIuLi8uLi8ifQ")
+
+
+def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(repo: Any) -> None:
+    for expected in (1, 2, 3):
+        version = repo.allocate_secret_version("acme", "s", "t")
+        assert version == expected
+        repo.put_secret_version(SecretVersion("acme", "s", version, f"t{version}", "k", {"0": b"w"}, b"v%d" % version))
+    assert repo.get_secret("acme", "s", None).value == b"v3"
+    assert repo.get_secret("acme", "s", 1).value == b"v1"
+    assert repo.get_secret("acme", "s", 9) is None
+    assert repo.get_secret("acme", "other", None) is None
+    assert [(v.version, v.created_at) for v in repo.list_secret_versions("acme", "s")] == [(1, "t1"), (2, "t2"), (3, "t3")]
+
+
+def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:
+    for secret_id in ("key", "key.2"):
+        version = repo.allocate_secret_version("acme", secret_id, "t")
+        repo.put_secret_version(SecretVersion("acme", secret_id, version, "t", "k", {"0": b"w"}, secret_id.encode()))
+    assert repo.get_secret("acme", "key", None).value == b"key"
+    assert len(repo.list_secret_versions("acme", "key")) == 1
+
+
+def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any) -> None:
+    for _ in range(30):  # more than one BatchWriteItem of 25
+        version = repo.allocate_secret_version("acme", "s", "t")
+        repo.put_secret_version(SecretVersion("acme", "s", version, "t", "k", {"0": b"w"}, b"v"))
+    repo.delete_secret("acme", "s")
+    assert repo.list_secret_versions("acme", "s") == []
+    assert repo.get_secret("acme", "s", None) is None
+    with pytest.raises(NotFoundError):
+        repo.delete_secret("acme", "s")
+    assert repo.allocate_secret_version("acme", "s", "t") == 1

@@ -1,0 +1,37 @@
+"""Settings: the role decides the stage; a missing or unknown one is a startup error."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.api import create_app
+from chalicelib.config import Settings
+from chalicelib.errors import ConfigurationError
+
+
+@pytest.mark.parametrize("env", [{}, {"PII_VAULT_ROLE": ""}, {"PII_VAULT_ROLE": "admin"}, {"PII_VAULT_ROLE": "both"}])
+def test_given_no_valid_role_when_settings_are_read_then_a_clear_startup_error(env) -> None:
+    with pytest.raises(ConfigurationError, match="PII_VAULT_ROLE must be one of writer, reader"):
+        Settings.from_env(env)
+
+
+def test_given_the_environment_when_read_then_defaults_apply() -> None:
+    settings = Settings.from_env({"PII_VAULT_ROLE": "reader", "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert (settings.table_name, settings.kms_key_id, settings.region) == ("pii-vault", "alias/pii-vault", "eu-west-1")
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    return {(path, method) for path, methods in app.routes.items() for method in methods}
+
+
+def test_given_each_role_when_the_app_is_built_then_only_that_roles_routes_exist() -> None:
+    writer = _routes(create_app(settings=Settings("writer")))
+    reader = _routes(create_app(settings=Settings("reader")))
+    assert {method for _, method in writer} == {"POST", "PUT", "PATCH", "DELETE"}
+    assert {method for _, method in reader} == {"GET"}
+    assert not writer & reader
+
+
+def test_given_building_an_app_then_no_aws_client_is_created() -> None:
+    # Clients are built on the first request: importing app.py must not need AWS.
+    create_app(settings=Settings("writer", region=None))

@@ -1,0 +1,143 @@
+"""Envelope encryption: binding, tamper detection and KMS call counts, with fake KMS."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chalicelib.crypto import (
+    DATA_KEY_BYTES,
+    Opener,
+    RecordRef,
+    Sealer,
+    blob_slot,
+    open_field,
+    seal_field,
+)
+from chalicelib.errors import IntegrityError
+from tests.fakes import FakeKms
+
+REF = RecordRef("acme", "person", "a" * 32)
+FIELDS = {"name": b"Ada", "surname": b"Lovelace", "email": b"ada@example.com", "dob": b"1915-12-10", "address": b"{}"}
+
+
+@pytest.fixture
+def kms() -> FakeKms:
+    return FakeKms()
+
+
+def test_given_five_fields_when_sealed_then_exactly_one_kms_encrypt_call(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    assert kms.encrypt_calls == 1
+    assert set(sealed.blobs) == set(FIELDS)
+    assert sealed.slots() == {"0": sealed.wrapped_key.blob}
+
+
+def test_given_a_sealed_record_when_opened_then_one_kms_decrypt_call_and_plaintext_back(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), FIELDS)
+    assert opened == FIELDS
+    assert kms.decrypt_calls == 1
+
+
+def test_given_no_plaintext_in_blobs_when_sealed_then_values_do_not_appear(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    for value in FIELDS.values():
+        if len(value) >= 3:
+            assert all(value not in blob for blob in sealed.blobs.values())
+            assert value not in sealed.wrapped_key.blob
+
+
+def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
+    assert {blob_slot(b) for b in sealed.blobs.values()} == {"email", "name"}
+    assert set(sealed.slots()) == {"email", "name"}
+    assert kms.encrypt_calls == 1
+
+
+def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: FakeKms) -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    assert seal_field(key, REF, "name", "0", b"Ada") != seal_field(key, REF, "name", "0", b"Ada")
+
+
+@pytest.mark.parametrize(
+    "other_ref, other_field, why",
+    [
+        (RecordRef("globex", "person", "a" * 32), "email", "another tenant"),
+        (RecordRef("acme", "person", "b" * 32), "email", "another record"),
+        (RecordRef("acme", "secret", "a" * 32), "email", "another record type"),
+        (REF, "name", "another field"),
+    ],
+)
+def test_given_a_field_ciphertext_when_opened_elsewhere_then_integrity_error(other_ref, other_field, why) -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    with pytest.raises(IntegrityError):
+        open_field(key, other_ref, other_field, blob)
+
+
+def test_given_a_slot_header_rewritten_when_opened_then_integrity_error() -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    forged = blob[:2] + b"1" + blob[3:]
+    with pytest.raises(IntegrityError):
+        open_field(key, REF, "email", forged)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 5, 20, -1])
+def test_given_a_truncated_ciphertext_when_opened_then_integrity_error(cut: int) -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    with pytest.raises(IntegrityError):
+        open_field(key, REF, "email", blob[:cut])
+
+
+def test_given_any_bit_flipped_when_opened_then_integrity_error() -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    for index in range(len(blob)):
+        flipped = bytearray(blob)
+        flipped[index] ^= 0x01
+        with pytest.raises(IntegrityError):
+            open_field(key, REF, "email", bytes(flipped))
+
+
+def test_given_an_unknown_format_version_when_opened_then_integrity_error() -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    with pytest.raises(IntegrityError, match="format version"):
+        open_field(key, REF, "email", b"\x02" + blob[1:])
+
+
+def test_given_wrapped_key_of_another_tenant_when_opened_then_integrity_error(kms: FakeKms) -> None:
+    sealer = Sealer(kms.encryptor(), "pii-vault")
+    mine = sealer.seal(REF, FIELDS)
+    theirs = sealer.seal(RecordRef("globex", "person", "a" * 32), FIELDS)
+    with pytest.raises(IntegrityError):
+        Opener(kms.decryptor(), "pii-vault").open(REF, mine.blobs, theirs.slots(), ["name"])
+
+
+def test_given_a_missing_slot_when_opened_then_integrity_error_naming_the_field(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    with pytest.raises(IntegrityError, match="field email"):
+        Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, {}, ["email"])
+
+
+def test_given_only_some_fields_wanted_when_opened_then_only_those_are_returned(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), ["email"])
+    assert opened == {"email": FIELDS["email"]}
+
+
+def test_given_a_shared_cache_when_opening_twice_then_kms_is_called_once(kms: FakeKms) -> None:
+    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    opener, cache = Opener(kms.decryptor(), "pii-vault"), {}
+    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS, cache)
+    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS, cache)
+    assert kms.decrypt_calls == 1
+
+
+def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap(kms: FakeKms) -> None:
+    assert not hasattr(kms.encryptor(), "unwrap")
+    assert not hasattr(kms.decryptor(), "wrap")

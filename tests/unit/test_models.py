@@ -1,0 +1,133 @@
+"""Validation: every rule names its field and never echoes the rejected value."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import pytest
+
+from chalicelib import models
+from chalicelib.errors import PayloadTooLargeError, ValidationError
+
+TODAY = _dt.date(2026, 11, 24)
+PERSON = {
+    "name": "Ada",
+    "surname": "Lovelace",
+    "email": "ada@example.com",
+    "dob": "1915-12-10",
+    "address": {"line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+}
+
+
+def _with(**changes):
+    body = {**PERSON, **changes}
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def test_given_a_valid_person_when_parsed_then_all_five_fields_are_kept() -> None:
+    person = models.parse_person(PERSON, today=TODAY)
+    assert set(person.values) == set(models.PERSON_FIELDS)
+    assert person.encoded()["name"] == b"Ada"
+
+
+def test_given_an_address_when_encoded_then_canonical_json_round_trips() -> None:
+    person = models.parse_person(PERSON, today=TODAY)
+    raw = person.encoded()["address"]
+    assert raw == b'{"city":"London","country":"GB","line1":"12 St James\'s Square","postal_code":"SW1Y 4JH"}'
+    assert models.decode_field("address", raw) == PERSON["address"]
+
+
+SECRET_VALUE = "Zq-sensitive-9137"
+
+BAD_PEOPLE = [
+    (_with(name=...), "name", "required"),
+    (_with(name=""), "name", "empty"),
+    (_with(name="   "), "name", "empty"),
+    (_with(name=SECRET_VALUE * 20), "name", "at most"),
+    (_with(name=12), "name", "string"),
+    (_with(name=None), "name", "null"),
+    (_with(name=SECRET_VALUE + "\x00"), "name", "control"),
+    (_with(name=SECRET_VALUE + "\ud800"), "name", "Unicode"),
+    (_with(surname=[SECRET_VALUE]), "surname", "string"),
+    (_with(email=SECRET_VALUE), "email", "valid email"),
+    (_with(email=SECRET_VALUE + "@@example.com"), "email", "valid email"),
+    (_with(email=SECRET_VALUE + "@\ud800.com"), "email", "Unicode"),
+    (_with(dob="10/12/1915"), "dob", "ISO date"),
+    (_with(dob="1915-02-30"), "dob", "calendar"),
+    (_with(dob="2027-01-01"), "dob", "future"),
+    (_with(dob="1815-12-10"), "dob", "before"),
+    (_with(dob=19151210), "dob", "ISO date"),
+    (_with(address="London"), "address", "object"),
+    (_with(address={**PERSON["address"], "country": "GBR"}), "address.country", "alpha-2"),
+    (_with(address={**PERSON["address"], "country": "gb"}), "address.country", "alpha-2"),
+    (_with(address={k: v for k, v in PERSON["address"].items() if k != "city"}), "address.city", "required"),
+    (_with(address={**PERSON["address"], "zip": SECRET_VALUE}), "address.zip", "unknown"),
+    (_with(address={**PERSON["address"], "postal_code": "1" * 21}), "address.postal_code", "at most"),
+    ({**PERSON, "ssn": SECRET_VALUE}, "ssn", "unknown"),
+    ({**PERSON, SECRET_VALUE + " x": 1}, "<unnamed>", "unknown"),
+    ([PERSON], "body", "object"),
+]
+
+
+@pytest.mark.parametrize("body, field, rule", BAD_PEOPLE)
+def test_given_an_invalid_person_when_parsed_then_error_names_field_not_value(body, field, rule) -> None:
+    with pytest.raises(ValidationError) as caught:
+        models.parse_person(body, today=TODAY)
+    assert caught.value.field == field
+    assert field in caught.value.message and rule in caught.value.message
+    assert SECRET_VALUE not in caught.value.message and SECRET_VALUE not in str(caught.value)
+
+
+def test_given_a_partial_person_when_parsed_for_patch_then_only_those_fields() -> None:
+    assert set(models.parse_person({"email": "a@b.org"}, today=TODAY, partial=True).values) == {"email"}
+
+
+def test_given_an_empty_patch_when_parsed_then_400_on_body() -> None:
+    with pytest.raises(ValidationError) as caught:
+        models.parse_person({}, today=TODAY, partial=True)
+    assert caught.value.field == "body"
+
+
+def test_given_an_email_with_uppercase_domain_when_parsed_then_domain_is_normalised() -> None:
+    assert models.parse_person(_with(email="Ada@Example.COM"), today=TODAY).values["email"] == "Ada@example.com"
+
+
+@pytest.mark.parametrize(
+    "parser, good, bad",
+    [
+        (models.customer_id, "acme_Corp-1", "acme#1"),
+        (models.person_id, "0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF"),
+        (models.secret_id, "stripe.live-key_1", "stripe/key"),
+    ],
+)
+def test_given_ids_when_validated_then_only_the_documented_alphabet_passes(parser, good, bad) -> None:
+    assert parser(good) == good
+    with pytest.raises(ValidationError):
+        parser(bad)
+    with pytest.raises(ValidationError):
+        parser("")
+
+
+def test_given_a_secret_at_the_limit_when_parsed_then_accepted_and_one_byte_more_is_413() -> None:
+    assert len(models.parse_secret({"value": "x" * models.MAX_SECRET_BYTES})) == models.MAX_SECRET_BYTES
+    with pytest.raises(PayloadTooLargeError):
+        models.parse_secret({"value": "x" * (models.MAX_SECRET_BYTES + 1)})
+
+
+@pytest.mark.parametrize("body", [{"value": ""}, {"value": 5}, {}, {"value": "x", "other": 1}, "x"])
+def test_given_a_bad_secret_body_when_parsed_then_validation_error(body) -> None:
+    with pytest.raises(ValidationError):
+        models.parse_secret(body)
+
+
+def test_given_fields_param_when_parsed_then_known_names_in_order_without_duplicates() -> None:
+    assert models.parse_fields_param("email,name,email") == ("email", "name")
+    assert models.parse_fields_param(None) == models.PERSON_FIELDS
+    with pytest.raises(ValidationError):
+        models.parse_fields_param("email,password")
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "101", "abc", "1.5", "9" * 12])
+def test_given_a_bad_limit_when_parsed_then_validation_error(raw: str) -> None:
+    with pytest.raises(ValidationError):
+        models.parse_positive_int(raw, "limit", default=25, maximum=100)

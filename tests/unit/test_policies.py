@@ -1,0 +1,246 @@
+"""The generated IAM policies are the security boundary between writer and reader.
+
+moto does not evaluate resource ARNs or encryption-context conditions, so these
+tests prove them on the policy documents themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tools import policies
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TABLE_ARN = "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault"
+BUILDERS = {"writer": policies.writer_policy, "reader": policies.reader_policy}
+
+WRITER_ACTIONS = {
+    "kms:Encrypt",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+}
+READER_ACTIONS = {
+    "kms:Decrypt",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+}
+DYNAMODB_READS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:TransactGetItems",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:ConditionCheckItem",
+}
+DYNAMODB_WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def _as_list(value):
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _actions(policy):
+    return {a for s in policy["Statement"] for a in _as_list(s["Action"])}
+
+
+def _statements_for(policy, service):
+    return [s for s in policy["Statement"] if any(a.startswith(service + ":") for a in _as_list(s["Action"]))]
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def role_policy(request):
+    return request.param, BUILDERS[request.param](KEY_ARN, TABLE_ARN)
+
+
+def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_encrypt_writes_and_logs():
+    assert _actions(policies.writer_policy(KEY_ARN, TABLE_ARN)) == WRITER_ACTIONS
+
+
+def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_decrypt_reads_and_logs():
+    assert _actions(policies.reader_policy(KEY_ARN, TABLE_ARN)) == READER_ACTIONS
+
+
+def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_read_items():
+    actions = _actions(policies.writer_policy(KEY_ARN, TABLE_ARN))
+
+    assert "kms:Decrypt" not in actions
+    assert not {a for a in actions if a.startswith(("kms:GenerateDataKey", "kms:ReEncrypt"))}
+    assert not actions & DYNAMODB_READS
+
+
+def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
+    actions = _actions(policies.reader_policy(KEY_ARN, TABLE_ARN))
+
+    assert not {a for a in actions if a.startswith(("kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))}
+    assert not actions & DYNAMODB_WRITES
+
+
+def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
+    _, policy = role_policy
+
+    for service, arn in (("kms", KEY_ARN), ("dynamodb", TABLE_ARN)):
+        statements = _statements_for(policy, service)
+        assert statements, f"no {service} statement"
+        for statement in statements:
+            assert statement["Resource"] == arn
+            assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {service}
+
+
+def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy):
+    _, policy = role_policy
+
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert not {"NotAction", "NotResource", "Principal"} & set(statement)
+        assert not any("*" in a for a in _as_list(statement["Action"]))
+        for resource in _as_list(statement["Resource"]):
+            assert "*" not in resource.removesuffix(":*"), resource
+
+
+def test_given_either_policy_then_every_kms_statement_requires_exactly_the_tenant_encryption_context(role_policy):
+    _, policy = role_policy
+
+    for statement in _statements_for(policy, "kms"):
+        assert statement["Condition"] == {
+            "StringEquals": {"kms:EncryptionContext:app": "pii-vault"},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "customer_id"]},
+            "Null": {"kms:EncryptionContext:customer_id": "false"},
+        }
+
+
+def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new():
+    statements = _statements_for(policies.writer_policy(KEY_ARN, TABLE_ARN), "dynamodb")
+    (single,) = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"])]
+    (batch,) = [s for s in statements if "dynamodb:BatchWriteItem" in _as_list(s["Action"])]
+
+    assert set(_as_list(single["Action"])) == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    # Single-valued key, absent when the default NONE is used: IfExists, not ForAllValues.
+    assert single["Condition"] == {"StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"]}}
+    # BatchWriteItem has no ReturnValues and returns no items; it may not carry other actions.
+    assert _as_list(batch["Action"]) == ["dynamodb:BatchWriteItem"]
+
+
+def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy):
+    role, policy = role_policy
+    group = f"arn:aws:logs:eu-west-2:123456789012:log-group:/aws/lambda/pii-vault-{role}"
+
+    (statement,) = _statements_for(policy, "logs")
+
+    assert sorted(_as_list(statement["Resource"])) == [group, f"{group}:*"]
+
+
+def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy):
+    _, policy = role_policy
+    sids = [s.get("Sid") for s in policy["Statement"]]
+
+    assert policy["Version"] == "2012-10-17"
+    assert all(sid and re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in sids)
+    assert len(set(sids)) == len(sids)
+
+
+def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_comes_from_the_arns():
+    key = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+    table = "arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/pii-vault"
+
+    policy = policies.reader_policy(key, table, region="us-gov-west-1", account_id="123456789012")
+
+    (logs,) = _statements_for(policy, "logs")
+    assert all(r.startswith("arn:aws-us-gov:logs:us-gov-west-1:123456789012:") for r in logs["Resource"])
+
+
+@pytest.mark.parametrize(
+    ("key_arn", "table_arn", "message"),
+    [
+        ("arn:aws:kms:eu-west-2:123456789012:alias/pii-vault", TABLE_ARN, "key_arn"),
+        ("arn:aws:kms:eu-west-2:123456789012:key/*", TABLE_ARN, "key_arn"),
+        ("*", TABLE_ARN, "key_arn"),
+        ("alias/pii-vault", TABLE_ARN, "key_arn"),
+        ("arn:aws:kms:eu-west-2:1234:key/1234abcd-12ab-34cd-56ef-1234567890ab", TABLE_ARN, "key_arn"),
+        (KEY_ARN, "arn:aws:dynamodb:eu-west-2:123456789012:table/*", "table_arn"),
+        (KEY_ARN, "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault/index/gsi1", "table_arn"),
+        (KEY_ARN, "pii-vault", "table_arn"),
+        (KEY_ARN, "arn:aws:dynamodb:eu-west-1:123456789012:table/pii-vault", "same partition, region and account"),
+        (KEY_ARN, "arn:aws:dynamodb:eu-west-2:210987654321:table/pii-vault", "same partition, region and account"),
+        (None, TABLE_ARN, "key_arn"),
+    ],
+)
+def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(key_arn, table_arn, message):
+    for build in BUILDERS.values():
+        with pytest.raises(policies.InvalidResourceError, match=re.escape(message)):
+            build(key_arn, table_arn)
+
+
+def test_given_a_region_that_contradicts_the_arns_when_policy_is_built_then_it_is_rejected():
+    with pytest.raises(policies.InvalidResourceError, match="region 'us-east-1'"):
+        policies.writer_policy(KEY_ARN, TABLE_ARN, region="us-east-1", account_id="123456789012")
+
+
+def test_given_the_committed_resources_file_then_committed_policy_files_equal_the_generator_output():
+    chalice = ROOT / ".chalice"
+    resources = json.loads((chalice / "resources.json").read_text(encoding="utf-8"))
+
+    for name, text in policies.generate(resources).items():
+        assert (chalice / name).read_text(encoding="utf-8") == text, f"{name} drifted: run python -m tools.policies"
+    assert policies.main(["--check"]) == 0
+
+
+def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_later_edits(tmp_path, capsys):
+    resources = tmp_path / "resources.json"
+    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN}), encoding="utf-8")
+    args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
+
+    assert policies.main(args + ["--check"]) == 1  # nothing written yet
+    assert policies.main(args) == 0
+    assert policies.main(args + ["--check"]) == 0
+    written = (tmp_path / "policy-reader.json").read_text(encoding="utf-8")
+    assert written.endswith("}\n") and written == policies.render(json.loads(written))
+
+    (tmp_path / "policy-reader.json").write_text(written.replace("dynamodb:Query", "dynamodb:Scan"), encoding="utf-8")
+
+    assert policies.main(args + ["--check"]) == 1
+    assert "policy-reader.json is missing or out of date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[]",
+        json.dumps({"key_arn": KEY_ARN}),
+        json.dumps({"key_arn": "arn:aws:kms:eu-west-2:123456789012:alias/x", "table_arn": TABLE_ARN}),
+    ],
+)
+def test_given_a_bad_resources_file_when_cli_runs_then_it_exits_2_with_an_error_and_writes_nothing(
+    tmp_path, capsys, content
+):
+    resources = tmp_path / "resources.json"
+    resources.write_text(content, encoding="utf-8")
+
+    assert policies.main(["--resources", str(resources), "--out-dir", str(tmp_path / "out")]) == 2
+    assert "tools.policies: error:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,193 @@
+"""Use cases over the in-memory repository and fake KMS: behaviour and KMS call counts."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from chalicelib.crypto import Opener, Sealer
+from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.service import ReaderService, WriterService
+from tests.fakes import FakeKms, FixedClock, InMemoryRepository
+
+PERSON = {
+    "name": "Grace",
+    "surname": "Hopper",
+    "email": "grace@navy.example",
+    "dob": "1906-12-09",
+    "address": {"line1": "1 Harbor Rd", "city": "Arlington", "postal_code": "22201", "region": "VA", "country": "US"},
+}
+
+
+@pytest.fixture
+def kms() -> FakeKms:
+    return FakeKms()
+
+
+@pytest.fixture
+def repo() -> InMemoryRepository:
+    return InMemoryRepository()
+
+
+@pytest.fixture
+def writer(repo: InMemoryRepository, kms: FakeKms) -> WriterService:
+    return WriterService(repo, Sealer(kms.encryptor(), "pii-vault"), clock=FixedClock())
+
+
+@pytest.fixture
+def reader(repo: InMemoryRepository, kms: FakeKms) -> ReaderService:
+    return ReaderService(repo, Opener(kms.decryptor(), "pii-vault"))
+
+
+def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_each_way(writer, reader, kms) -> None:
+    created = writer.create_person("acme", PERSON)
+    assert (created.version, kms.encrypt_calls) == (1, 1)
+    view = reader.get_person("acme", created.id)
+    assert view.data == PERSON
+    assert kms.decrypt_calls == 1
+
+
+def test_given_a_created_person_then_the_repository_holds_no_plaintext(writer, repo) -> None:
+    created = writer.create_person("acme", PERSON)
+    stored = repr(repo.people[("acme", created.id)])
+    for value in ("Grace", "Hopper", "grace@navy.example", "1906-12-09", "Harbor", "Arlington"):
+        assert value not in stored
+
+
+def test_given_a_person_of_one_tenant_when_read_as_another_then_not_found(writer, reader) -> None:
+    created = writer.create_person("acme", PERSON)
+    with pytest.raises(NotFoundError):
+        reader.get_person("globex", created.id)
+
+
+def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(writer, reader, kms) -> None:
+    created = writer.create_person("acme", PERSON)
+    patched = writer.patch_person("acme", created.id, {"email": "amazing.grace@navy.example"}, None)
+    assert patched.version == 2 and kms.encrypt_calls == 2
+    view = reader.get_person("acme", created.id)
+    assert view.data == {**PERSON, "email": "amazing.grace@navy.example"}
+    assert kms.decrypt_calls == 2  # the record key and the patch key
+
+
+def test_given_a_patched_person_when_only_the_patched_field_is_read_then_one_kms_call(writer, reader, kms) -> None:
+    created = writer.create_person("acme", PERSON)
+    writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
+    assert reader.get_person("acme", created.id, "email").data == {"email": "x@navy.example"}
+    assert kms.decrypt_calls == 1
+
+
+def test_given_concurrent_patches_of_different_fields_then_both_survive(writer, reader) -> None:
+    created = writer.create_person("acme", PERSON)
+    writer.patch_person("acme", created.id, {"email": "new@navy.example"}, None)
+    writer.patch_person("acme", created.id, {"name": "Amazing Grace"}, None)
+    data = reader.get_person("acme", created.id).data
+    assert (data["email"], data["name"]) == ("new@navy.example", "Amazing Grace")
+
+
+def test_given_repeated_patches_then_the_slot_map_stays_bounded(writer, repo) -> None:
+    created = writer.create_person("acme", PERSON)
+    for round_ in range(20):
+        writer.patch_person("acme", created.id, {"email": f"e{round_}@navy.example", "name": f"N{round_}"}, None)
+    assert len(repo.people[("acme", created.id)].slots) <= 6
+
+
+def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) -> None:
+    created = writer.create_person("acme", PERSON)
+    writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
+    writer.replace_person("acme", created.id, {**PERSON, "name": "G."}, None)
+    assert set(repo.people[("acme", created.id)].slots) == {"0"}
+    assert reader.get_person("acme", created.id).data["name"] == "G."
+
+
+def test_given_a_stale_if_match_when_replacing_then_412_and_nothing_changes(writer, reader) -> None:
+    created = writer.create_person("acme", PERSON)
+    writer.patch_person("acme", created.id, {"name": "Amazing"}, 1)
+    with pytest.raises(PreconditionFailedError):
+        writer.replace_person("acme", created.id, {**PERSON, "name": "Lost"}, 1)
+    assert reader.get_person("acme", created.id).data["name"] == "Amazing"
+
+
+def test_given_a_missing_person_when_patched_or_deleted_then_not_found(writer) -> None:
+    with pytest.raises(NotFoundError):
+        writer.patch_person("acme", "f" * 32, {"name": "X"}, None)
+    with pytest.raises(NotFoundError):
+        writer.delete_person("acme", "f" * 32, None)
+
+
+def test_given_an_invalid_body_when_creating_then_nothing_is_stored_and_no_kms_call(writer, repo, kms) -> None:
+    with pytest.raises(ValidationError):
+        writer.create_person("acme", {**PERSON, "email": "not-an-email"})
+    assert repo.people == {} and kms.encrypt_calls == 0
+
+
+def test_given_a_deleted_person_when_read_then_not_found(writer, reader) -> None:
+    created = writer.create_person("acme", PERSON)
+    writer.delete_person("acme", created.id, 1)
+    with pytest.raises(NotFoundError):
+        reader.get_person("acme", created.id)
+
+
+def test_given_fields_swapped_between_people_when_read_then_integrity_error(writer, reader, repo) -> None:
+    first = writer.create_person("acme", PERSON)
+    second = writer.create_person("acme", {**PERSON, "email": "other@navy.example"})
+    a, b = repo.people[("acme", first.id)], repo.people[("acme", second.id)]
+    a.fields["email"], a.slots = b.fields["email"], b.slots
+    with pytest.raises(IntegrityError):
+        reader.get_person("acme", first.id, "email")
+
+
+def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, reader) -> None:
+    ids = {writer.create_person("acme", PERSON).id for _ in range(7)}
+    writer.create_person("globex", PERSON)
+    seen, token = [], None
+    while True:
+        page = reader.list_people("acme", "3", token, "name")
+        seen += [view.id for view in page.items]
+        assert all(view.data == {"name": "Grace"} for view in page.items)
+        token = page.next_token
+        if token is None:
+            break
+    assert sorted(seen) == sorted(ids)
+
+
+def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(writer, reader, kms) -> None:
+    assert writer.put_secret("acme", "stripe", {"value": "sk_one"}).version == 1
+    assert writer.put_secret("acme", "stripe", {"value": "sk_two"}).version == 2
+    assert reader.get_secret("acme", "stripe").value == "sk_two"
+    assert reader.get_secret("acme", "stripe", "1").value == "sk_one"
+    assert [v.version for v in reader.secret_versions("acme", "stripe")] == [1, 2]
+    assert kms.encrypt_calls == 2 and kms.decrypt_calls == 2
+
+
+def test_given_a_secret_version_replayed_as_latest_when_read_then_integrity_error(writer, reader, repo) -> None:
+    writer.put_secret("acme", "stripe", {"value": "sk_old"})
+    writer.put_secret("acme", "stripe", {"value": "sk_new"})
+    old, new = repo.secrets[("acme", "stripe", 1)], repo.secrets[("acme", "stripe", 2)]
+    new.value, new.slots = old.value, old.slots
+    with pytest.raises(IntegrityError):
+        reader.get_secret("acme", "stripe")
+
+
+def test_given_a_deleted_secret_then_no_version_remains(writer, reader) -> None:
+    writer.put_secret("acme", "stripe", {"value": "sk_one"})
+    writer.put_secret("acme", "stripe", {"value": "sk_two"})
+    writer.delete_secret("acme", "stripe")
+    with pytest.raises(NotFoundError):
+        reader.get_secret("acme", "stripe")
+    with pytest.raises(NotFoundError):
+        reader.secret_versions("acme", "stripe")
+    with pytest.raises(NotFoundError):
+        writer.delete_secret("acme", "stripe")
+
+
+def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    created = writer.create_person("acme", PERSON)
+    writer.patch_person("acme", created.id, {"email": "z@navy.example"}, None)
+    reader.get_person("acme", created.id)
+    writer.put_secret("acme", "stripe", {"value": "sk_live_abcdef"})
+    reader.get_secret("acme", "stripe")
+    assert caplog.records, "the service should log audit events"
+    for value in ("Grace", "Hopper", "navy.example", "1906-12-09", "Harbor", "sk_live_abcdef"):
+        assert value not in caplog.text

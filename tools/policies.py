@@ -1,0 +1,222 @@
+"""Generate the writer and reader IAM identity policies from two ARNs.
+
+Why generated: the two roles must stay least-privilege (the writer encrypts and
+writes, the reader decrypts and reads), scoped to one key and one table, with the
+KMS encryption context enforced. Hand-edited JSON drifts; ``--check`` is the CI
+gate that the committed ``.chalice/policy-*.json`` match this code.
+
+    python -m tools.policies [--resources .chalice/resources.json] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+APP_NAME = "pii-vault"
+POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
+ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
+WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+READER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
+WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+
+_PARTITION = r"(?P<partition>aws|aws-cn|aws-us-gov)"
+_REGION = r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
+_ACCOUNT = r"(?P<account>\d{12})"
+_KEY_ARN = re.compile(
+    rf"^arn:{_PARTITION}:kms:{_REGION}:{_ACCOUNT}:key/"
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+_TABLE_ARN = re.compile(
+    rf"^arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/[A-Za-z0-9_.-]{{3,255}}$"
+)
+
+
+class InvalidResourceError(ValueError):
+    """An input ARN (or resources file) cannot be turned into a scoped policy."""
+
+
+def writer_policy(
+    key_arn: str,
+    table_arn: str,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    app_name: str = APP_NAME,
+) -> dict[str, Any]:
+    """Encrypt-only on the key, write-only on the table, own log group."""
+    partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
+    return _document(
+        _kms_statement("EncryptDataKeysUnderTenantContext", "kms:Encrypt", key_arn, app_name),
+        {
+            "Sid": "WriteItemsWithoutReadBack",
+            "Effect": "Allow",
+            "Action": list(WRITER_ITEM_ACTIONS),
+            "Resource": table_arn,
+            # Single-valued key, absent when the default (NONE) is used: IfExists
+            # allows that, the values list refuses ALL_OLD / ALL_NEW / UPDATED_OLD.
+            "Condition": {
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": list(WRITER_RETURN_VALUES)}
+            },
+        },
+        {
+            # Own statement: BatchWriteItem has no ReturnValues (and the key is not
+            # documented for it, which policy linters flag) and returns no items.
+            "Sid": "BatchWriteItems",
+            "Effect": "Allow",
+            "Action": "dynamodb:BatchWriteItem",
+            "Resource": table_arn,
+        },
+        _logs_statement(partition, region, account_id, f"{app_name}-writer"),
+    )
+
+
+def reader_policy(
+    key_arn: str,
+    table_arn: str,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    app_name: str = APP_NAME,
+) -> dict[str, Any]:
+    """Decrypt-only on the key, read-only on the table, own log group."""
+    partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
+    return _document(
+        _kms_statement("DecryptDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
+        {
+            "Sid": "ReadItems",
+            "Effect": "Allow",
+            "Action": list(READER_TABLE_ACTIONS),
+            "Resource": table_arn,
+        },
+        _logs_statement(partition, region, account_id, f"{app_name}-reader"),
+    )
+
+
+def render(policy: Mapping[str, Any]) -> str:
+    """The one serialisation used for committed files, so the drift check is exact."""
+    return json.dumps(policy, indent=2, sort_keys=True) + "\n"
+
+
+def generate(resources: Mapping[str, Any]) -> dict[str, str]:
+    """File name -> file content for both stages, from a parsed resources file."""
+    missing = [k for k in ("key_arn", "table_arn") if not isinstance(resources.get(k), str)]
+    if missing:
+        raise InvalidResourceError(f"resources file needs string fields: {', '.join(missing)}")
+    args = (resources["key_arn"], resources["table_arn"])
+    return {
+        POLICY_FILES["writer"]: render(writer_policy(*args)),
+        POLICY_FILES["reader"]: render(reader_policy(*args)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    chalice_dir = Path(__file__).resolve().parent.parent / ".chalice"
+    parser = argparse.ArgumentParser(prog="python -m tools.policies", description=__doc__.split("\n")[0])
+    parser.add_argument("--resources", type=Path, default=chalice_dir / "resources.json",
+                        help='JSON file {"key_arn": ..., "table_arn": ...}')
+    parser.add_argument("--out-dir", type=Path, default=chalice_dir,
+                        help="where policy-writer.json and policy-reader.json live")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the files differ from the generated ones")
+    args = parser.parse_args(argv)
+    try:
+        resources = json.loads(args.resources.read_text(encoding="utf-8"))
+        if not isinstance(resources, dict):
+            raise InvalidResourceError("resources file must hold a JSON object")
+        files = generate(resources)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and InvalidResourceError are ValueErrors
+        print(f"tools.policies: error: {args.resources}: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        stale = [name for name, text in files.items() if _read(args.out_dir / name) != text]
+        for name in stale:
+            print(f"tools.policies: {args.out_dir / name} is missing or out of date; "
+                  "run `python -m tools.policies` and commit the result", file=sys.stderr)
+        return 1 if stale else 0
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (args.out_dir / name).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out_dir / name}")
+    return 0
+
+
+def _scope(key_arn: str, table_arn: str, region: str | None, account_id: str | None) -> tuple[str, str, str]:
+    """Validate both ARNs and return their common (partition, region, account)."""
+    key = _KEY_ARN.match(key_arn) if isinstance(key_arn, str) else None
+    if key is None:
+        raise InvalidResourceError(
+            f"key_arn {key_arn!r} is not a KMS key ARN "
+            "(arn:aws:kms:<region>:<account>:key/<key-id>); aliases and wildcards are "
+            "refused because IAM evaluates KMS permissions against the key ARN"
+        )
+    table = _TABLE_ARN.match(table_arn) if isinstance(table_arn, str) else None
+    if table is None:
+        raise InvalidResourceError(
+            f"table_arn {table_arn!r} is not a DynamoDB table ARN "
+            "(arn:aws:dynamodb:<region>:<account>:table/<name>); indexes and wildcards are refused"
+        )
+    derived = (key["partition"], key["region"], key["account"])
+    if derived != (table["partition"], table["region"], table["account"]):
+        raise InvalidResourceError(
+            "key_arn and table_arn must be in the same partition, region and account"
+        )
+    for name, given, actual in (("region", region, derived[1]), ("account_id", account_id, derived[2])):
+        if given is not None and given != actual:
+            raise InvalidResourceError(f"{name} {given!r} does not match the ARNs ({actual!r})")
+    return derived
+
+
+def _document(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _kms_statement(sid: str, action: str, key_arn: str, app_name: str) -> dict[str, Any]:
+    """Exactly {app, customer_id}: app fixed, customer_id present, no other keys.
+
+    ForAllValues alone is also true for an empty context, hence the StringEquals on
+    app and the Null check on customer_id.
+    """
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": action,
+        "Resource": key_arn,
+        "Condition": {
+            "StringEquals": {"kms:EncryptionContext:app": app_name},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+            "Null": {"kms:EncryptionContext:customer_id": "false"},
+        },
+    }
+
+
+def _logs_statement(partition: str, region: str, account_id: str, function_name: str) -> dict[str, Any]:
+    """Chalice's autogen grants these three on arn:*:logs:*:*:*; here: the function's group only.
+
+    ``chalice deploy`` names the API handler ``<app>-<stage>``. CloudWatch Logs
+    authorizes these actions against the ``...:*`` form of the group ARN; both are listed.
+    """
+    group = f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}"
+    return {
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": list(LOG_ACTIONS),
+        "Resource": [group, f"{group}:*"],
+    }
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
