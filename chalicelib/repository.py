@@ -157,7 +157,7 @@ def decode_page_token(token: str) -> str:
     return person_id
 
 
-def _conflict(expected_version: int | None, what: str) -> Exception:
+def condition_failed(expected_version: int | None, what: str) -> Exception:
     """A failed condition means 'gone' without If-Match, 'changed' with it (RFC 9110)."""
     if expected_version is None:
         return NotFoundError(f"{what} not found")
@@ -248,7 +248,7 @@ class DynamoDbRepository:
                 ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
-            raise _conflict(expected_version, what) from exc
+            raise condition_failed(expected_version, what) from exc
         return int(response["Attributes"]["version"]["N"])
 
     def replace_person(self, record: PersonRecord, expected_version: int | None) -> int:
@@ -297,7 +297,7 @@ class DynamoDbRepository:
                 **kwargs,
             )
         except ClientError as exc:
-            raise _conflict(expected_version, "person") from exc
+            raise condition_failed(expected_version, "person") from exc
 
     def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
         response = self._call(
