@@ -136,8 +136,9 @@ def normalize_chalice_errors(event: Any, get_response: Callable[[Any], Response]
     response = get_response(event)
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower()
-        message = "unsupported media type; send application/json" if response.status_code == 415 else None
-        response.body = json.dumps({"code": code, "message": message or str(body["Message"])})
-        response.headers = {**response.headers, "Content-Type": "application/json"}
+        name = re.sub(r"Error$", "", str(body["Code"]))
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        # Chalice's 415 message quotes the client's Content-Type; ours does not echo input.
+        message = "unsupported media type; send application/json" if response.status_code == 415 else body["Message"]
+        return json_response(response.status_code, {"code": code, "message": message}, response.headers)
     return response

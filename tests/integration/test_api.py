@@ -247,7 +247,7 @@ def test_given_the_writer_when_asked_to_read_then_405_and_the_reader_has_no_writ
     person_id = create(stack)
     response = send(stack.writer, "GET", f"/customers/acme/people/{person_id}")
     assert response.status_code == 405 and "Mirabelle" not in response.body.decode()
-    assert body_of(response)["code"] == "method_not_allowed_error"
+    assert body_of(response)["code"] == "method_not_allowed"
     for method, path in (("POST", "/customers/acme/people"), ("DELETE", f"/customers/acme/people/{person_id}"),
                          ("PUT", "/customers/acme/secrets/x")):
         assert send(stack.reader, method, path, PERSON).status_code == 405

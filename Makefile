@@ -1,0 +1,42 @@
+# pii-vault developer commands. `make dev` runs the local stack, `make test` all test tiers.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements.stamp
+STAGES := writer reader
+
+# chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: .venv dev test policies package clean
+
+.venv: $(STAMP)
+
+# Re-installs whenever a requirements file changes; an existing venv is reused, not recreated.
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pii-vault needs Python 3.11+, but $(PYTHON) is " + sys.version.split()[0] + "; run e.g. make PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+dev: .venv
+	$(PY) -m tools.devstack
+
+test: .venv
+	$(PY) -m pytest tests/unit tests/integration tests/e2e
+
+policies: .venv
+	$(PY) -m tools.policies
+
+# No bytecode in the zip: chalice packages every file under chalicelib/.
+package: .venv
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
+	@set -e; for stage in $(STAGES); do \
+		rm -rf out/$$stage; \
+		echo "chalice package --stage $$stage out/$$stage"; \
+		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage out/$$stage; \
+	done
+
+clean:
+	rm -rf out .dev .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

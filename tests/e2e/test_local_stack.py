@@ -1,0 +1,218 @@
+"""Black-box tests over real HTTP against the local stack (see tests/e2e/conftest.py)."""
+
+import pytest
+import requests
+
+TIMEOUT = 10
+
+# Distinctive values (>= 8 characters) so that finding one in random ciphertext by chance
+# is practically impossible.
+PERSON = {
+    "name": "Philippa",
+    "surname": "Quillfeather",
+    "email": "philippa.quill@example.org",
+    "dob": "1984-03-27",
+    "address": {
+        "line1": "221 Wimpole Crescent",
+        "line2": "Flat Seventeen",
+        "city": "Huddersfield",
+        "postal_code": "HD1 2QT",
+        "region": "West Yorkshire",
+        "country": "GB",
+    },
+}
+
+
+def _plaintexts(person):
+    values = [person["name"], person["surname"], person["email"], person["dob"]]
+    values += [v for k, v in person["address"].items() if k != "country"]
+    return values
+
+
+def _create_person(stack, customer_id, person=PERSON):
+    response = requests.post(f"{stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def _read_person(stack, customer_id, person_id):
+    response = requests.get(f"{stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _put_secret(stack, customer_id, secret_id, value):
+    response = requests.put(
+        f"{stack.writer_url}/customers/{customer_id}/secrets/{secret_id}", json={"value": value}, timeout=TIMEOUT
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_are_equal(local_stack, customer_id):
+    created = _create_person(local_stack, customer_id)
+    body = created.json()
+    assert body["version"] == 1
+    assert created.headers["Location"] == f"/customers/{customer_id}/people/{body['id']}"
+    assert created.headers["ETag"] == '"1"'
+    assert not set(_plaintexts(PERSON)) & set(map(str, body.values())), "the writer echoed PII"
+
+    read = _read_person(local_stack, customer_id, body["id"])
+
+    assert read["id"] == body["id"]
+    assert read["version"] == 1
+    assert read["data"] == PERSON
+
+
+def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(local_stack, customer_id):
+    person_id = _create_person(local_stack, customer_id).json()["id"]
+
+    response = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+    listing = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people", timeout=TIMEOUT)
+
+    for r in (response, listing):
+        assert r.status_code in (403, 404, 405), (r.status_code, r.text)
+        assert not any(value in r.text for value in _plaintexts(PERSON))
+
+
+def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local_stack, customer_id):
+    base = f"{local_stack.reader_url}/customers/{customer_id}"
+
+    attempts = [
+        requests.post(f"{base}/people", json=PERSON, timeout=TIMEOUT),
+        requests.put(f"{base}/people/{'0' * 32}", json=PERSON, timeout=TIMEOUT),
+        requests.patch(f"{base}/people/{'0' * 32}", json={"name": "Mallory"}, timeout=TIMEOUT),
+        requests.delete(f"{base}/people/{'0' * 32}", timeout=TIMEOUT),
+        requests.put(f"{base}/secrets/token", json={"value": "x"}, timeout=TIMEOUT),
+        requests.delete(f"{base}/secrets/token", timeout=TIMEOUT),
+    ]
+
+    assert [r.status_code for r in attempts] == [405, 405, 405, 405, 405, 405], [r.text for r in attempts]
+    stored = local_stack.dynamodb.query(
+        TableName=local_stack.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"C#{customer_id}"}},
+    )
+    assert stored["Items"] == []
+
+
+def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_fields_unchanged(
+    local_stack, customer_id
+):
+    person_id = _create_person(local_stack, customer_id).json()["id"]
+
+    patched = requests.patch(
+        f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}",
+        json={"email": "p.quillfeather@example.net"},
+        headers={"If-Match": '"1"'},
+        timeout=TIMEOUT,
+    )
+
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["version"] == 2
+    read = _read_person(local_stack, customer_id, person_id)
+    assert read["version"] == 2
+    assert read["data"] == {**PERSON, "email": "p.quillfeather@example.net"}
+
+
+def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer_id):
+    person_id = _create_person(local_stack, customer_id).json()["id"]
+
+    deleted = requests.delete(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+
+    assert deleted.status_code == 204
+    gone = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "not_found"
+
+
+def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history_are_served(local_stack, customer_id):
+    url = f"{local_stack.reader_url}/customers/{customer_id}/secrets/api.token"
+    assert _put_secret(local_stack, customer_id, "api.token", "first-secret-value")["version"] == 1
+    assert _put_secret(local_stack, customer_id, "api.token", "second-secret-value")["version"] == 2
+
+    latest = requests.get(url, timeout=TIMEOUT)
+    first = requests.get(url, params={"version": "1"}, timeout=TIMEOUT)
+    history = requests.get(f"{url}/versions", timeout=TIMEOUT)
+
+    assert latest.status_code == first.status_code == history.status_code == 200
+    assert (latest.json()["version"], latest.json()["value"]) == (2, "second-secret-value")
+    assert (first.json()["version"], first.json()["value"]) == (1, "first-secret-value")
+    assert history.json()["id"] == "api.token"
+    assert sorted(v["version"] for v in history.json()["versions"]) == [1, 2]
+    assert "secret-value" not in history.text
+
+
+def _attribute_bytes(value):
+    """Every name and value inside a low-level DynamoDB AttributeValue, as bytes."""
+    (kind, inner), = value.items()
+    if kind == "S" or kind == "N":
+        yield inner.encode()
+    elif kind == "B":
+        yield bytes(inner)
+    elif kind in ("SS", "NS"):
+        yield from (v.encode() for v in inner)
+    elif kind == "BS":
+        yield from (bytes(v) for v in inner)
+    elif kind == "L":
+        for v in inner:
+            yield from _attribute_bytes(v)
+    elif kind == "M":
+        for k, v in inner.items():
+            yield k.encode()
+            yield from _attribute_bytes(v)
+
+
+def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_stack, customer_id):
+    person_id = _create_person(local_stack, customer_id).json()["id"]
+    new_email = "scan.check.rotated@example.net"
+    patched = requests.patch(
+        f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", json={"email": new_email}, timeout=TIMEOUT
+    )
+    assert patched.status_code == 200, patched.text
+    secrets = ["correct-horse-battery-staple", "Tr0ub4dor&3-rotated"]
+    for value in secrets:
+        _put_secret(local_stack, customer_id, "db-password", value)
+    assert _read_person(local_stack, customer_id, person_id)["data"]["email"] == new_email  # written for real
+
+    items = [
+        item
+        for page in local_stack.dynamodb.get_paginator("scan").paginate(TableName=local_stack.table_name)
+        for item in page["Items"]
+    ]
+
+    assert any(item["pk"] == {"S": f"C#{customer_id}"} for item in items)
+    stored = b"\x00".join(
+        chunk for item in items for name, value in item.items() for chunk in (name.encode(), *_attribute_bytes(value))
+    ).lower()
+    plaintexts = _plaintexts(PERSON) + [new_email] + secrets
+    leaked = [p for p in plaintexts if p.lower().encode() in stored]
+    assert leaked == []
+
+
+@pytest.mark.parametrize("email", ["not-an-email-at-all", "philippa@@example.org"])
+def test_given_invalid_email_when_creating_person_then_400_json_without_the_value(local_stack, customer_id, email):
+    response = requests.post(
+        f"{local_stack.writer_url}/customers/{customer_id}/people", json={**PERSON, "email": email}, timeout=TIMEOUT
+    )
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert "email" in body["message"]
+    assert email not in response.text
+    assert not any(value in response.text for value in _plaintexts(PERSON))
+
+
+def test_given_malformed_json_when_creating_person_then_400_malformed_json(local_stack, customer_id):
+    response = requests.post(
+        f"{local_stack.writer_url}/customers/{customer_id}/people",
+        data=b'{"name": "Philippa", ',
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert "Philippa" not in response.text

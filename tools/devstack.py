@@ -1,0 +1,281 @@
+"""The embedded local system: a moto server (KMS + DynamoDB), bootstrapped, plus
+``chalice local`` for the writer and the reader stage, each pointed at moto.
+
+Every part is a child process in its own process group (moto too: an in-process
+ThreadedMotoServer shares moto's global state, which any ``mock_aws`` in the same
+pytest session resets). The children get their settings through an explicit
+environment; ``os.environ`` of the caller is never modified, so an e2e fixture does
+not leak ``AWS_ENDPOINT_URL`` into the integration tests running in the same process.
+
+``python -m tools.devstack`` (``make dev``) runs it in the foreground until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tools.bootstrap import bootstrap
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+class DevStackError(RuntimeError):
+    """The local stack could not start; the message carries the child's output."""
+
+
+def free_port(host="127.0.0.1"):
+    """An ephemeral port that is free right now (tests use these so they never clash with `make dev`)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _check_port_free(host, port, env_var):
+    # Without this, a stranger already answering on the port would look like our child.
+    with socket.socket() as s:
+        # SO_REUSEADDR as the servers use it: TIME_WAIT from a previous run is no conflict.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise DevStackError(f"port {port} on {host} is in use ({exc.strerror}); set {env_var}") from None
+
+
+class DevStack:
+    """Start with ``with DevStack(...) as stack:``; stops (and kills) every child on exit."""
+
+    def __init__(
+        self,
+        *,
+        project_dir=PROJECT_ROOT,
+        moto_port=5000,
+        writer_port=8001,
+        reader_port=8002,
+        host="127.0.0.1",
+        log_dir=None,
+        startup_timeout=60.0,
+    ):
+        self.project_dir = Path(project_dir)
+        self.host = host
+        self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port}
+        self.log_dir = Path(log_dir) if log_dir else None
+        self._temp_log_dir = None  # made by start() when no log_dir was given; removed by stop()
+        self.startup_timeout = startup_timeout
+        self.resources = None  # bootstrap() result once started
+        self._procs = {}  # name -> (Popen, log path)
+
+    @classmethod
+    def from_env(cls, environ=None, **kwargs):
+        """Ports from PII_VAULT_{MOTO,WRITER,READER}_PORT (defaults 5000, 8001, 8002)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            moto_port=int(env.get("PII_VAULT_MOTO_PORT", 5000)),
+            writer_port=int(env.get("PII_VAULT_WRITER_PORT", 8001)),
+            reader_port=int(env.get("PII_VAULT_READER_PORT", 8002)),
+            **kwargs,
+        )
+
+    def url(self, name):
+        return f"http://{self.host}:{self.ports[name]}"
+
+    moto_url = property(lambda self: self.url("moto"))
+    writer_url = property(lambda self: self.url("writer"))
+    reader_url = property(lambda self: self.url("reader"))
+
+    def child_env(self):
+        """The environment of every child: fake credentials, fixed region, moto as endpoint."""
+        env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+        env.update(FAKE_CREDENTIALS)
+        env.update(
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_ENDPOINT_URL=self.moto_url,
+            # moto imports lazily; bytecode written into a .venv inside the project would
+            # restart an auto-reloading `chalice local` mid-request.
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def client(self, service):
+        """A boto3 client for the moto server (explicit settings, nothing from os.environ)."""
+        import boto3
+
+        creds = FAKE_CREDENTIALS
+        return boto3.session.Session(
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+            region_name=REGION,
+        ).client(service, endpoint_url=self.moto_url)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self):
+        if not (self.project_dir / "app.py").is_file():
+            raise DevStackError(f"no app.py in {self.project_dir}")
+        chalice = Path(sys.executable).with_name("chalice")
+        if not chalice.exists():
+            raise DevStackError(f"{chalice} not found; run `make .venv`")
+        for name, port in self.ports.items():
+            _check_port_free(self.host, port, f"PII_VAULT_{name.upper()}_PORT")
+        if self.log_dir is None:
+            self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.ports["moto"])])
+            self._wait_until_answering(["moto"])
+            self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
+            for stage in ("writer", "reader"):
+                self._spawn(stage, [
+                    str(chalice), "local", "--stage", stage, "--host", self.host,
+                    "--port", str(self.ports[stage]), "--no-autoreload",
+                ])
+            self._wait_until_answering(["writer", "reader"])
+        except BaseException:  # includes Ctrl-C while starting: never leave children behind
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout=5.0):
+        """SIGTERM each child's process group, SIGKILL what is left after ``timeout``."""
+        for name in reversed(list(self._procs)):
+            proc, _ = self._procs[name]
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # stragglers the leader may have forked
+        self._procs.clear()
+        if self._temp_log_dir is not None:
+            shutil.rmtree(self._temp_log_dir, ignore_errors=True)
+            self.log_dir = self._temp_log_dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def check_alive(self):
+        """Raise DevStackError (with its output) if any child has exited."""
+        for name, (proc, log) in self._procs.items():
+            if proc.poll() is not None:
+                raise DevStackError(f"{name} exited with code {proc.returncode}\n{_tail(log)}")
+
+    def _spawn(self, name, argv):
+        log = self.log_dir / f"{name}.log"
+        with open(log, "wb") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.project_dir,
+                env=self.child_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: killable as a whole, no terminal SIGINT
+            )
+        self._procs[name] = (proc, log)
+
+    def _wait_until_answering(self, names):
+        deadline = time.monotonic() + self.startup_timeout
+        pending = list(names)
+        while pending:
+            self.check_alive()
+            pending = [n for n in pending if not _answers_http(self.url(n))]
+            if pending and time.monotonic() > deadline:
+                raise DevStackError(
+                    f"{', '.join(pending)} did not answer HTTP within {self.startup_timeout:.0f}s\n"
+                    + "\n".join(_tail(self._procs[n][1]) for n in pending)
+                )
+            if pending:
+                time.sleep(0.1)
+
+
+def _answers_http(url):
+    try:
+        urllib.request.urlopen(url + "/", timeout=1).close()
+    except urllib.error.HTTPError:
+        return True  # any status (chalice local says 403 for unknown paths) means it is serving
+    except OSError:
+        return False
+    return True
+
+
+def _signal_group(proc, sig):
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path, lines=40):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"--- {path}: unreadable"
+    return f"--- last {len(text)} lines of {path}:\n" + "\n".join(text)
+
+
+def _raise_system_exit(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through `with`, so children are stopped
+
+
+def main():
+    """Foreground local stack for ``make dev``: print endpoints, serve until Ctrl-C."""
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+    # Python leaves SIGINT ignored if the parent ignored it (background jobs); Ctrl-C must work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.monotonic()
+    stack = DevStack.from_env(log_dir=PROJECT_ROOT / ".dev")
+    try:
+        with stack:
+            w, r = stack.writer_url, stack.reader_url
+            print(
+                f"pii-vault local stack up in {time.monotonic() - started:.1f}s\n"
+                f"  writer  {w}   (POST/PUT/PATCH/DELETE)\n"
+                f"  reader  {r}   (GET)\n"
+                f"  moto    {stack.moto_url}   table {stack.resources['table_name']}, key {stack.resources['key_id']}\n"
+                f"  logs    {stack.log_dir}/{{moto,writer,reader}}.log\n\n"
+                "Try:\n"
+                f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
+                "    -d '{\"name\":\"Grace\",\"surname\":\"Hopper\",\"email\":\"grace@example.com\",\"dob\":\"1906-12-09\",\n"
+                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\",\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
+                f"  curl -s {r}/customers/acme/people/<id from Location>\n"
+                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' -d '{{\"value\":\"s3cr3t\"}}'\n"
+                f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
+                "Ctrl-C stops everything.",
+                flush=True,
+            )
+            while True:
+                stack.check_alive()
+                time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopped.")
+        return 0
+    except DevStackError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
