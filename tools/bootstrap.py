@@ -13,6 +13,7 @@ import json
 import sys
 
 APP_TAG = {"app": "pii-vault"}
+IDEMPOTENCY_SUFFIX = "-idempotency"  # the idempotency table is named after the PII table
 
 
 class BootstrapError(RuntimeError):
@@ -23,11 +24,14 @@ def bootstrap(kms_client, dynamodb_client, *, table_name="pii-vault", key_alias=
     """Ensure the key and the table exist; return their ids and ARNs."""
     key = ensure_key(kms_client, key_alias)
     table = ensure_table(dynamodb_client, table_name)
+    idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX)
     return {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
         "table_arn": table["TableArn"],
         "table_name": table["TableName"],
+        "idempotency_table_arn": idempotency["TableArn"],
+        "idempotency_table_name": idempotency["TableName"],
     }
 
 
@@ -88,6 +92,33 @@ def ensure_table(dynamodb, table_name):
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
     return dynamodb.describe_table(TableName=table_name)["Table"]
+
+
+def ensure_idempotency_table(dynamodb, table_name):
+    """The writer's Idempotency-Key records (aws-lambda-powertools layout: ``id`` key, TTL
+    on ``expiration``). A table of its own, so the writer may read it without any read
+    right on the PII table."""
+    try:
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        dynamodb.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
+        )
+        dynamodb.get_waiter("table_exists").wait(
+            TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+    return table
 
 
 def main(argv=None):

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from chalice import Chalice
 
 from chalicelib.api.http import normalize_chalice_errors
 from chalicelib.config import APP_NAME, Settings
 from chalicelib.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from chalicelib.idempotency import IdempotentWrites
 
 T = TypeVar("T")
 
@@ -83,7 +86,18 @@ def create_app(
             wrapper = KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id)
             return WriterService(repository(), Sealer(wrapper, settings.app_name), clock=clock or utc_now)
 
-        app.register_blueprint(writer_blueprint(_lazy(writer)))
+        def idempotency() -> "IdempotentWrites":
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            from chalicelib.idempotency import IdempotentWrites
+
+            store = DynamoDBPersistenceLayer(
+                table_name=settings.idempotency_table_name,
+                boto3_client=dynamodb_client or _client("dynamodb", settings),
+            )
+            return IdempotentWrites(store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer")
+
+        app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     else:
         from chalicelib.api.reader import reader_blueprint
         from chalicelib.crypto import Opener

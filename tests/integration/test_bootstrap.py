@@ -48,7 +48,7 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
 
     assert second == first
     assert len(kms.list_keys()["Keys"]) == 1
-    assert ddb.list_tables()["TableNames"] == ["pii-vault"]
+    assert ddb.list_tables()["TableNames"] == ["pii-vault", "pii-vault-idempotency"]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
@@ -71,3 +71,15 @@ def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(cl
 
     with pytest.raises(BootstrapError, match="key schema"):
         bootstrap(kms, ddb)
+
+
+def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(clients):
+    kms, ddb = clients
+
+    result = bootstrap(kms, ddb)
+
+    table = ddb.describe_table(TableName="pii-vault-idempotency")["Table"]
+    assert result["idempotency_table_arn"] == table["TableArn"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("id", "HASH")]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-idempotency")["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
