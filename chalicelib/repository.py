@@ -21,6 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Protocol
@@ -41,7 +43,8 @@ FIELD_PREFIX = "f_"
 _VERSION_DIGITS = 10
 _BATCH_WRITE_MAX = 25
 _TRANSACT_MAX = 100  # items per TransactWriteItems
-_SECRET_WRITE_ATTEMPTS = 8
+_SECRET_WRITE_ATTEMPTS = 16
+_BACKOFF_BASE_S = 0.005
 _LATEST_SEEN_MAX = 4096
 _THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
@@ -170,8 +173,16 @@ def condition_failed(expected_version: int | None, what: str) -> Exception:
 class DynamoDbRepository:
     """Repository over a low-level boto3 DynamoDB client (injected)."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str, *, consistent_reads: bool = True) -> None:
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        table_name: str,
+        *,
+        consistent_reads: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._ddb = dynamodb_client
+        self._sleep = sleep
         self._table = table_name
         self._consistent = consistent_reads
         # Last secret version number this process wrote, per secret: a first guess only.
@@ -350,7 +361,9 @@ class DynamoDbRepository:
         All or nothing: no gaps, no duplicates, no version without its counter.
         """
         guess = self._latest_seen.get((customer_id, secret_id), 0)
-        for _attempt in range(_SECRET_WRITE_ATTEMPTS):
+        for attempt in range(_SECRET_WRITE_ATTEMPTS):
+            if attempt:
+                self._backoff(attempt)
             secret = build(guess + 1)
             head_update = {
                 "TableName": self._table,
@@ -386,6 +399,10 @@ class DynamoDbRepository:
             self._remember_latest(customer_id, secret_id, secret.version)
             return secret
         raise ConflictError("secret is being written concurrently; retry the request")
+
+    def _backoff(self, attempt: int) -> None:
+        """Full jitter, so writers that lost a race do not collide again in lockstep."""
+        self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
 
     def _remember_latest(self, customer_id: str, secret_id: str, version: int) -> None:
         if len(self._latest_seen) >= _LATEST_SEEN_MAX:

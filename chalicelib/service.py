@@ -182,11 +182,13 @@ class WriterService:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         value = models.parse_secret(body)
         stamp = timestamp(self._clock())
+        envelope = self._sealer.envelope(customer_id)
 
         def build(version: int) -> SecretVersion:
-            # The version number is in the AAD, so sealing waits until it is known.
+            # The version number is in the AAD, so sealing waits until it is known;
+            # a retry with the next number re-seals locally, without another KMS call.
             ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
-            sealed = self._sealer.seal(ref, {"value": value})
+            sealed = envelope.seal(ref, {"value": value})
             return SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,

@@ -52,7 +52,9 @@ def empty_response(status: int = 204) -> Response:
 
 def error_response(exc: errors.PiiVaultError) -> Response:
     status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else {}
+    # 409 here is always contention (a concurrent writer, a request still in progress):
+    # version mismatches are 412. All three are worth retrying shortly.
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (409, 429, 503) else {}
     return json_response(status, {"code": exc.code, "message": exc.message}, headers)
 
 
