@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Explicit timeouts well under the Lambda timeout, and botocore's standard retries.
-_CONNECT_TIMEOUT_S = 2
-_READ_TIMEOUT_S = 5
+# Explicit timeouts, and botocore's standard retries (jittered backoff, retry quotas):
+# one call's worst case, 3 x (1 + 3) s, stays under the 15 s Lambda timeout, so the
+# function answers 503 itself instead of being killed mid-request.
+_CONNECT_TIMEOUT_S = 1
+_READ_TIMEOUT_S = 3
 _MAX_ATTEMPTS = 3
 
 
@@ -47,7 +49,7 @@ def _client(service_name: str, settings: Settings) -> Any:
     config = Config(
         connect_timeout=_CONNECT_TIMEOUT_S,
         read_timeout=_READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
     )
     return boto3.session.Session().client(service_name, region_name=settings.region, config=config)
 
