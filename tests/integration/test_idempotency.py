@@ -13,6 +13,13 @@ from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS
 
 
+class LambdaContextStub:
+    """What powertools reads from a Lambda context: the time left for the in-progress lock."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
 def people(stack: Stack) -> list[dict]:
     return [item for item in stack.scan() if item["sk"]["S"].startswith("P#")]
 
@@ -102,13 +109,14 @@ def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stac
     )
     writes = IdempotentWrites(store, ttl_seconds=60, key_prefix="test")
     seen: list[Exception] = []
+    context = LambdaContextStub()
 
     def first_write() -> dict:
         try:
-            writes.run("scope", "key-1", b"{}", lambda: {"status": 201, "body": {}, "headers": {}})
+            writes.run("scope", "key-1", b"{}", lambda: {"status": 201, "body": {}, "headers": {}}, context)
         except RequestInProgressError as exc:
             seen.append(exc)
         return {"status": 201, "body": {"n": 1}, "headers": {}}
 
-    assert writes.run("scope", "key-1", b"{}", first_write)["body"] == {"n": 1}
+    assert writes.run("scope", "key-1", b"{}", first_write, context)["body"] == {"n": 1}
     assert len(seen) == 1 and seen[0].code == "request_in_progress"
