@@ -9,6 +9,7 @@ the same code at moto.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -18,6 +19,16 @@ APP_NAME = "pii-vault"
 ROLES = ("writer", "reader")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
+# Data key cache bounds (see chalicelib/keycache.py for the trade-off). Zero disables.
+DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
+DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
+DEFAULT_READER_KEY_CACHE_SECONDS = 300
+DEFAULT_READER_KEY_CACHE_MAX_ENTRIES = 1000
+MAX_KEY_CACHE_SECONDS = 3600
+# AES-GCM with random nonces: 2**32 seals per key keeps nonce-collision risk under 2**-32;
+# a record seals up to 5 fields, so 2**24 records per key leaves a wide margin.
+MAX_WRITER_KEY_CACHE_RECORDS = 2**24
+MAX_READER_KEY_CACHE_ENTRIES = 100_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,10 @@ class Settings:
     kms_key_id: str = DEFAULT_KMS_KEY_ID
     region: str | None = None
     app_name: str = APP_NAME
+    writer_key_cache_seconds: int = DEFAULT_WRITER_KEY_CACHE_SECONDS
+    writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
+    reader_key_cache_seconds: int = DEFAULT_READER_KEY_CACHE_SECONDS
+    reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -36,6 +51,10 @@ class Settings:
                 f"PII_VAULT_ROLE must be one of {', '.join(ROLES)}; "
                 f"got {self.role!r}. Deploy with --stage writer or --stage reader."
             )
+        for name, maximum in _CACHE_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+                raise ConfigurationError(f"{_CACHE_ENV[name]} must be an integer from 0 to {maximum}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
@@ -46,4 +65,29 @@ class Settings:
             table_name=env.get("PII_VAULT_TABLE", DEFAULT_TABLE_NAME),
             kms_key_id=env.get("PII_VAULT_KMS_KEY_ID", DEFAULT_KMS_KEY_ID),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+            **{name: _int_env(env, variable, name) for name, variable in _CACHE_ENV.items()},
         )
+
+
+_CACHE_ENV = {
+    "writer_key_cache_seconds": "PII_VAULT_WRITER_KEY_CACHE_SECONDS",
+    "writer_key_cache_max_records": "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS",
+    "reader_key_cache_seconds": "PII_VAULT_READER_KEY_CACHE_SECONDS",
+    "reader_key_cache_max_entries": "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES",
+}
+_CACHE_BOUNDS = {
+    "writer_key_cache_seconds": MAX_KEY_CACHE_SECONDS,
+    "writer_key_cache_max_records": MAX_WRITER_KEY_CACHE_RECORDS,
+    "reader_key_cache_seconds": MAX_KEY_CACHE_SECONDS,
+    "reader_key_cache_max_entries": MAX_READER_KEY_CACHE_ENTRIES,
+}
+
+
+def _int_env(env: Mapping[str, str], variable: str, field: str) -> int:
+    """Unset means the field's default; anything but a plain integer is a startup error."""
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return Settings.__dataclass_fields__[field].default  # type: ignore[return-value]
+    if not re.fullmatch(r"[0-9]{1,10}", raw.strip()):
+        raise ConfigurationError(f"{variable} must be an integer from 0 to {_CACHE_BOUNDS[field]}")
+    return int(raw.strip())

@@ -56,6 +56,12 @@ class WrappedKey:
     key_id: str  # the KMS key ARN that wrapped it (plaintext metadata)
 
 
+class DataKeySource(Protocol):
+    """Hands the writer a data key and its wrapped form (e.g. a bounded reuse cache)."""
+
+    def data_key(self, context: Mapping[str, str]) -> tuple[bytes, "WrappedKey"]: ...
+
+
 @dataclass(frozen=True)
 class RecordRef:
     """Which record a ciphertext belongs to; every component goes into the AAD."""
@@ -138,20 +144,28 @@ class Sealer:
         wrapper: KeyWrapper,
         app_name: str,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        *,
+        data_keys: DataKeySource | None = None,
     ) -> None:
+        """``data_keys`` (e.g. ``keycache.WriterKeyCache``) replaces one fresh key per write."""
         self._wrapper = wrapper
         self._app_name = app_name
         self._random = random_bytes
+        self._data_keys = data_keys
 
     def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
-        """Seal ``fields`` under one fresh data key.
+        """Seal ``fields`` under one data key (fresh, or reused within ``data_keys`` bounds).
 
         By default every field uses the record slot. ``own_slots`` (PATCH) files the
         wrapped key under each field's own name instead, so a partial update replaces
         exactly the slots of the fields it rewrites and the slot map stays bounded.
         """
-        data_key = self._random(DATA_KEY_BYTES)
-        wrapped = self._wrapper.wrap(data_key, encryption_context(self._app_name, ref.customer_id))
+        context = encryption_context(self._app_name, ref.customer_id)
+        if self._data_keys is not None:
+            data_key, wrapped = self._data_keys.data_key(context)
+        else:
+            data_key = self._random(DATA_KEY_BYTES)
+            wrapped = self._wrapper.wrap(data_key, context)
         slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
         blobs = {name: seal_field(data_key, ref, name, slot_of[name], value) for name, value in fields.items()}
         return SealedFields(wrapped_key=wrapped, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))

@@ -35,3 +35,52 @@ def test_given_each_role_when_the_app_is_built_then_only_that_roles_routes_exist
 def test_given_building_an_app_then_no_aws_client_is_created() -> None:
     # Clients are built on the first request: importing app.py must not need AWS.
     create_app(settings=Settings("writer", region=None))
+
+
+def test_given_no_cache_variables_then_the_safe_default_bounds_apply() -> None:
+    settings = Settings.from_env({"PII_VAULT_ROLE": "writer"})
+    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (300, 1000)
+    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (300, 1000)
+
+
+def test_given_cache_variables_then_they_are_read_and_zero_is_allowed() -> None:
+    settings = Settings.from_env(
+        {
+            "PII_VAULT_ROLE": "reader",
+            "PII_VAULT_WRITER_KEY_CACHE_SECONDS": "0",
+            "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS": "50",
+            "PII_VAULT_READER_KEY_CACHE_SECONDS": " 60 ",
+            "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES": "0",
+        }
+    )
+    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (0, 50)
+    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (60, 0)
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("PII_VAULT_WRITER_KEY_CACHE_SECONDS", "-1"),
+        ("PII_VAULT_WRITER_KEY_CACHE_SECONDS", "3601"),
+        ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", str(2**24 + 1)),
+        ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", "1e3"),
+        ("PII_VAULT_READER_KEY_CACHE_SECONDS", "five"),
+        ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", "²"),
+    ],
+)
+def test_given_an_out_of_range_cache_bound_then_a_startup_error_names_the_variable(variable, value) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({"PII_VAULT_ROLE": "writer", variable: value})
+
+
+def test_given_the_committed_stage_config_then_each_stage_sets_its_own_cache_bounds() -> None:
+    import json
+    from pathlib import Path
+
+    stages = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())["stages"]
+    writer = Settings.from_env(stages["writer"]["environment_variables"])
+    reader = Settings.from_env(stages["reader"]["environment_variables"])
+    assert writer.writer_key_cache_seconds > 0 and writer.writer_key_cache_max_records > 0
+    assert reader.reader_key_cache_seconds > 0 and reader.reader_key_cache_max_entries > 0
+    assert not any("READER" in name for name in stages["writer"]["environment_variables"])
+    assert not any("WRITER" in name for name in stages["reader"]["environment_variables"])
