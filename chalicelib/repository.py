@@ -23,8 +23,9 @@ import binascii
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 FIELD_PREFIX = "f_"
 _VERSION_DIGITS = 10
 _BATCH_WRITE_MAX = 25
+BATCH_GET_MAX = 100
+_BATCH_GET_ROUNDS = 8
 _DELETE_ROUNDS = 5
 _THROTTLE_CODES = {
     "ProvisionedThroughputExceededException",
@@ -108,6 +111,8 @@ class Repository(Protocol):
 
     def list_people(self, customer_id: str, limit: int, token: str | None) -> Page: ...
 
+    def get_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]: ...
+
     def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int: ...
 
     def put_secret_version(self, secret: SecretVersion) -> None: ...
@@ -167,10 +172,18 @@ def condition_failed(expected_version: int | None, what: str) -> Exception:
 class DynamoDbRepository:
     """Repository over a low-level boto3 DynamoDB client (injected)."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str, *, consistent_reads: bool = True) -> None:
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        table_name: str,
+        *,
+        consistent_reads: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._ddb = dynamodb_client
         self._table = table_name
         self._consistent = consistent_reads
+        self._sleep = sleep  # backoff between BatchGetItem rounds for UnprocessedKeys
 
     # -- plumbing -------------------------------------------------------------
 
@@ -327,6 +340,41 @@ class DynamoDbRepository:
         last = response.get("LastEvaluatedKey")
         next_token = encode_page_token(last["sk"]["S"][2:]) if last else None
         return Page(items=items, next_token=next_token)
+
+    def get_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
+        """The people that exist among ``person_ids``, in the order asked, via BatchGetItem.
+
+        One request per 100 keys (the API's own maximum is one request); keys DynamoDB
+        leaves unprocessed (throttling, 16 MB responses) are retried with backoff.
+        """
+        wanted = list(dict.fromkeys(person_ids))  # BatchGetItem refuses duplicate keys
+        found: dict[str, PersonRecord] = {}
+        for chunk in _chunks(wanted, BATCH_GET_MAX):
+            keys = [self._key(customer_id, person_sort_key(pid)) for pid in chunk]
+            for round_ in range(_BATCH_GET_ROUNDS):
+                if round_:
+                    self._sleep(min(0.05 * 2**round_, 1.0))
+                request = {self._table: {"Keys": keys, "ConsistentRead": self._consistent}}
+                try:
+                    response = self._ddb.batch_get_item(RequestItems=request)
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "Unknown")
+                    logger.warning("dynamodb batch_get_item failed: %s", code)
+                    if code in _THROTTLE_CODES:
+                        raise ThrottledError("the database is throttling requests") from exc
+                    raise StorageError(f"the database refused BatchGetItem ({code})") from exc
+                except BotoCoreError as exc:
+                    logger.warning("dynamodb batch_get_item failed: %s", type(exc).__name__)
+                    raise StorageError("the database is unreachable (BatchGetItem)") from exc
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = _person_from_item(customer_id, item)
+                    found[record.person_id] = record
+                keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not keys:
+                    break
+            else:
+                raise ThrottledError("the database did not return every record; retry the request")
+        return [found[pid] for pid in wanted if pid in found]
 
     # -- secrets --------------------------------------------------------------
 

@@ -80,6 +80,10 @@ class InMemoryRepository:
         next_token = encode_page_token(chosen[-1]) if len(ids) > limit else None
         return Page([copy.deepcopy(self.people[(customer_id, pid)]) for pid in chosen], next_token)
 
+    def get_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
+        wanted = list(dict.fromkeys(person_ids))
+        return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
+
     def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int:
         key = (customer_id, secret_id)
         self.secret_heads[key] = self.secret_heads.get(key, 0) + 1

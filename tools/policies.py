@@ -21,7 +21,7 @@ APP_NAME = "pii-vault"
 POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
 ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-READER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
