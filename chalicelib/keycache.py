@@ -26,7 +26,6 @@ until the entries age out, and plaintext data keys live in memory for up to
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -112,6 +111,9 @@ class ReaderKeyCache:
         max_age_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        import hashlib  # here, not at module level: the writer stage never loads OpenSSL's hashlib
+
+        self._sha256 = hashlib.sha256
         self._unwrapper = unwrapper
         self._max_entries = max_entries
         self._max_age = max_age_seconds
@@ -129,7 +131,7 @@ class ReaderKeyCache:
     def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         if not self.enabled:
             return self._unwrapper.unwrap(wrapped, context)
-        key = (_context_key(context), hashlib.sha256(wrapped).digest())
+        key = (_context_key(context), self._sha256(wrapped).digest())
         now = self._clock()
         with self._lock:
             hit = self._entries.get(key)
