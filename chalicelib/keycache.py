@@ -20,8 +20,10 @@ tenant B, because the context is part of the cache key.
 Trade-off (documented in the README): one data key now protects up to
 ``max_records`` records, so one KMS Decrypt (and one CloudTrail event) opens a batch
 of records rather than one, a key disabled in KMS keeps working in warm Lambdas
-until the entries age out, and plaintext data keys live in memory for up to
-``max_age_seconds``. Setting either bound of a cache to 0 disables that cache.
+until the entries age out, plaintext data keys live in memory for up to
+``max_age_seconds``, and records sealed under one cached key share the same stored
+wrapped-key bytes (which links them for a table reader). Setting either bound of a
+cache to 0 disables that cache.
 """
 
 from __future__ import annotations
