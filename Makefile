@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test policies package clean
+.PHONY: .venv dev test bench policies package clean
 
 .venv: $(STAMP)
 
@@ -24,6 +24,13 @@ dev: .venv
 
 test: .venv
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
+
+# Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
+# Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png.
+# Quicker: make bench BENCH_ARGS="--records 200 --kms-latency-ms 5"
+BENCH_ARGS ?=
+bench: .venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 policies: .venv
 	$(PY) -m tools.policies
