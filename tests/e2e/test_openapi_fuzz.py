@@ -224,3 +224,82 @@ def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_docume
 @reader.parametrize()
 def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader):
     case.call_and_validate(base_url=seeded_reader, checks=CHECKS)
+
+
+# -- explicit hostile bodies, validated against the same documents ------------------------
+
+HOSTILE_CHECKS = [c for c in CHECKS if c is not negative_data_rejection]
+PERSON_LIMIT = 16 * 1024
+SECRET_LIMIT = 6 * 64 * 1024 + 1024
+BODY_OPERATIONS = [  # (path, method, body size limit)
+    ("/customers/{customer_id}/people", "POST", PERSON_LIMIT),
+    ("/customers/{customer_id}/people/{person_id}", "PUT", PERSON_LIMIT),
+    ("/customers/{customer_id}/people/{person_id}", "PATCH", PERSON_LIMIT),
+    ("/customers/{customer_id}/secrets/{secret_id}", "PUT", SECRET_LIMIT),
+]
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"name":' * depth + b"1" + b"}" * depth
+
+
+def _hostile_bodies(limit: int) -> list[tuple[str, bytes, str, int, str]]:
+    """(label, body, content type, expected status, expected code)."""
+    json_type = "application/json"
+    return [
+        ("just over the limit", b'{"value":"' + b"a" * limit + b'"}', json_type, 413, "payload_too_large"),
+        ("8 MiB", b"[" + b"0," * (4 * 1024 * 1024) + b"0]", json_type, 413, "payload_too_large"),
+        ("deeply nested object", _nested((limit - 16) // 9), json_type, 400, "malformed_json"),
+        ("deeply nested array", b"[" * (limit // 2 - 8) + b"]" * (limit // 2 - 8), json_type, 400, "malformed_json"),
+        ("non-UTF-8 bytes", b'{"name":"\xff\xfe\xc3\x28","value":"\xed\xa0\x80"}', json_type, 400, "malformed_json"),
+        ("UTF-16 JSON", '{"value":"x"}'.encode("utf-16"), json_type, 400, "malformed_json"),
+        ("latin-1 declared", b'{"name":"Ren\xe9e"}', "application/json; charset=latin-1", 400, "malformed_json"),
+        ("NaN", b'{"value":NaN}', json_type, 400, "malformed_json"),
+        ("duplicate keys", b'{"value":"a","value":"b"}', json_type, 400, "malformed_json"),
+        ("empty body", b"", json_type, 400, "malformed_json"),
+        ("text/plain", b'{"value":"x"}', "text/plain", 415, "unsupported_media_type"),
+        ("form", b"value=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ("xml", b"<value>x</value>", "application/xml", 415, "unsupported_media_type"),
+        ("multipart", b"--b\r\n\r\nx\r\n--b--", "multipart/form-data; boundary=b", 415, "unsupported_media_type"),
+    ]
+
+
+def _stored_items(stack, customer_id: str) -> list:
+    return stack.dynamodb.query(
+        TableName=stack.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"C#{customer_id}"}},
+    )["Items"]
+
+
+@pytest.mark.parametrize("path, method, limit", BODY_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in BODY_OPERATIONS])
+def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(local_stack, customer_id, path, method, limit):
+    operation = writer[path][method]
+    params = {"customer_id": customer_id, "person_id": "a" * 32, "secret_id": "hostile"}
+    params = {name: value for name, value in params.items() if "{" + name + "}" in path}
+    url = local_stack.writer_url + path.format(**params)
+    answers = {}
+
+    for label, body, content_type, status, code in _hostile_bodies(limit):
+        response = requests.request(method, url, data=body, headers={"Content-Type": content_type}, timeout=TIMEOUT)
+        case = operation.Case(path_parameters=params, headers={"Content-Type": content_type}, media_type=content_type)
+        case.validate_response(response, checks=HOSTILE_CHECKS)
+        answers[label] = (response.status_code, response.json()["code"])
+        assert answers[label] == (status, code), (label, response.text[:200])
+
+    assert len(answers) == len(_hostile_bodies(limit))
+    assert _stored_items(local_stack, customer_id) == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
+def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(local_stack, customer_id, content_type):
+    path = "/customers/{customer_id}/people"
+    response = requests.get(
+        f"{local_stack.reader_url}/customers/{customer_id}/people",
+        data=b"\xff\xfe not json",
+        headers={"Content-Type": content_type},
+        timeout=TIMEOUT,
+    )
+
+    reader[path]["GET"].Case(path_parameters={"customer_id": customer_id}).validate_response(response, checks=HOSTILE_CHECKS)
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
