@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test policies package clean
+.PHONY: .venv dev test policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -27,6 +27,15 @@ test: .venv
 
 policies: .venv
 	$(PY) -m tools.policies
+
+# docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
+openapi: .venv
+	$(PY) -m tools.openapi
+
+# Concurrent clients against a fresh local stack, then a table-scan verification.
+# e.g. make load LOAD_ARGS="--clients 32 --ops 200"
+load: .venv
+	$(PY) -m tools.load $(LOAD_ARGS)
 
 # No bytecode in the zip: chalice packages every file under chalicelib/.
 package: .venv

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
-    negative_data_rejection,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -85,6 +86,11 @@ SEEDED_PEOPLE = [
     },
 ]
 SEEDED_SECRET = "fuzz.secret"
+ID_PATTERNS = {
+    "customer_id": re.compile(r"[A-Za-z0-9_-]{1,64}"),
+    "person_id": re.compile(r"[0-9a-f]{32}"),
+    "secret_id": re.compile(r"[A-Za-z0-9_.-]{1,128}"),
+}
 # Documented, but enforced only by the Idempotency-Key change that lands separately (issue 5):
 # until then the writer ignores the header, so a malformed key is accepted. Empty this
 # once the writer validates it; the exemption covers nothing else.
@@ -118,13 +124,15 @@ class Seeded:
         self.operations_run: set[str] = set()
 
     def steer(self, params: dict) -> dict:
-        """Point about half of the valid-looking ids at seeded records."""
+        """Point about half of the valid ids at seeded records; invalid ones stay as generated."""
         out = dict(params)
-        if isinstance(out.get("customer_id"), str) and _bit(out["customer_id"]):
+        if not all(isinstance(v, str) and ID_PATTERNS[k].fullmatch(v) for k, v in out.items() if k in ID_PATTERNS):
+            return out
+        if "customer_id" in out and _bit(out["customer_id"]):
             out["customer_id"] = self.customer_id
-            if isinstance(out.get("person_id"), str) and self.person_ids and _bit(out["person_id"] + "p"):
+            if "person_id" in out and self.person_ids and _bit(out["person_id"] + "p"):
                 out["person_id"] = self.person_ids[len(out["person_id"]) % len(self.person_ids)]
-            if isinstance(out.get("secret_id"), str) and _bit(out["secret_id"] + "s"):
+            if "secret_id" in out and _bit(out["secret_id"] + "s"):
                 out["secret_id"] = SEEDED_SECRET
         return out
 
