@@ -76,9 +76,10 @@ def _person_properties() -> dict[str, Any]:
         "surname": _text(MAX_NAME_CHARS, "Family name; stored trimmed."),
         "email": {
             "type": "string",
-            "format": "email",
+            # Not "email": internationalised addresses (RFC 6531) are accepted and read back as sent.
+            "format": "idn-email",
             "maxLength": 320,
-            "description": "Syntactically valid address (no DNS lookup); the domain is stored normalised.",
+            "description": "Syntactically valid address, internationalised allowed (no DNS lookup); stored normalised.",
         },
         "dob": {
             "type": "string",

@@ -311,3 +311,19 @@ def test_given_reader_when_request_declares_a_non_json_body_then_415_as_document
 
     reader[path]["GET"].Case(path_parameters={"customer_id": customer_id}).validate_response(response, checks=HOSTILE_CHECKS)
     assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+
+
+def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(local_stack, customer_id):
+    """Regression: the reader returned addresses such as ü@bücher.de that `format: email` forbids."""
+    person = {**SEEDED_PEOPLE[1], "email": "jürgen@bücher.example"}
+    created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
+    assert created.status_code == 201, created.text
+    person_id = created.json()["id"]
+    params = {"customer_id": customer_id, "person_id": person_id}
+
+    response = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+
+    assert response.json()["data"]["email"] == "jürgen@bücher.example"
+    reader["/customers/{customer_id}/people/{person_id}"]["GET"].Case(path_parameters=params).validate_response(
+        response, checks=HOSTILE_CHECKS
+    )
