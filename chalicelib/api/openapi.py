@@ -84,7 +84,7 @@ def _person_properties() -> dict[str, Any]:
         "dob": {
             "type": "string",
             "format": "date",
-            "pattern": r"^\d{4}-\d{2}-\d{2}$",
+            "pattern": r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
             "description": "Date of birth, ISO YYYY-MM-DD, from 1900-01-01 to today.",
         },
         "address": _ref("schemas", "Address"),

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+import hypothesis
 import pytest
 import requests
 import schemathesis
@@ -327,3 +328,32 @@ def test_given_an_internationalised_email_when_read_back_then_the_answer_conform
     reader["/customers/{customer_id}/people/{person_id}"]["GET"].Case(path_parameters=params).validate_response(
         response, checks=HOSTILE_CHECKS
     )
+
+
+def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(local_stack, customer_id):
+    """Round trip: what the writer accepts, the reader must return within its document."""
+    create = writer["/customers/{customer_id}/people"]["POST"]
+    read = reader["/customers/{customer_id}/people/{person_id}"]["GET"]
+    created = []
+
+    @hypothesis.settings(
+        max_examples=80, derandomize=True, database=None, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+    )
+    @hypothesis.given(case=create.as_strategy(path_parameters={"customer_id": customer_id}))
+    def round_trip(case):
+        response = case.call(base_url=local_stack.writer_url)
+        case.validate_response(response, checks=HOSTILE_CHECKS)
+        if response.status_code != 201:
+            return
+        person_id = response.json()["id"]
+        answer = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()["data"]) == set(case.body), "the reader must return every field sent"
+        read.Case(path_parameters={"customer_id": customer_id, "person_id": person_id}).validate_response(
+            answer, checks=HOSTILE_CHECKS
+        )
+        created.append(person_id)
+
+    round_trip()
+
+    assert len(created) >= 20, f"only {len(created)} generated people were valid; the round trip proves little"
