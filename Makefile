@@ -47,5 +47,5 @@ package: .venv
 	done
 
 clean:
-	rm -rf out .dev .pytest_cache
+	rm -rf out .dev .pytest_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -60,6 +60,11 @@ def require_loopback(url: str) -> str:
     return url.rstrip("/")
 
 
+def check_bounds(clients: int, operations: int) -> None:
+    if not 1 <= clients <= MAX_CLIENTS or not 1 <= operations <= MAX_OPS_PER_CLIENT:
+        raise LoadError(f"clients must be 1-{MAX_CLIENTS} and operations 1-{MAX_OPS_PER_CLIENT}")
+
+
 # -- the workload ----------------------------------------------------------------------
 
 
@@ -353,8 +358,7 @@ def run(
     seed: int = 1,
 ) -> Report:
     """Run the workload, then verify against the table. Bounded by count and by time."""
-    if not 1 <= clients <= MAX_CLIENTS or not 1 <= operations <= MAX_OPS_PER_CLIENT:
-        raise LoadError(f"clients must be 1-{MAX_CLIENTS} and operations 1-{MAX_OPS_PER_CLIENT}")
+    check_bounds(clients, operations)
     writer_url, reader_url = require_loopback(writer_url), require_loopback(reader_url)
     run_id = uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8] + uuid.uuid4().hex[:4]
     tenants = [f"load-{run_id}-t{i}" for i in range(TENANTS)]
@@ -404,6 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tools.devstack import DevStack, DevStackError, free_port
 
     try:
+        check_bounds(args.clients, args.ops)
+        for url in given:
+            if url:
+                require_loopback(url)
         if all(given):
             dynamodb = _dynamodb(require_loopback(args.moto_url))
             report = _run_and_print(args, args.writer_url, args.reader_url, dynamodb, args.table)
