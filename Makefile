@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test bench policies package clean
+.PHONY: .venv dev test bench policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -35,6 +35,15 @@ bench: .venv
 policies: .venv
 	$(PY) -m tools.policies
 
+# docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
+openapi: .venv
+	$(PY) -m tools.openapi
+
+# Concurrent clients against a fresh local stack, then a table-scan verification.
+# e.g. make load LOAD_ARGS="--clients 32 --ops 200"
+load: .venv
+	$(PY) -m tools.load $(LOAD_ARGS)
+
 # No bytecode in the zip: chalice packages every file under chalicelib/.
 package: .venv
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
@@ -45,5 +54,5 @@ package: .venv
 	done
 
 clean:
-	rm -rf out .dev .pytest_cache
+	rm -rf out .dev .pytest_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
