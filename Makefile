@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test policies package clean
+.PHONY: .venv dev test check policies package clean
 
 .venv: $(STAMP)
 
@@ -25,16 +25,24 @@ dev: .venv
 test: .venv
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
 
+# cfn-lint, parliament, bandit, pip-audit: see tools/checks.sh.
+check: .venv
+	tools/checks.sh
+
 policies: .venv
 	$(PY) -m tools.policies
 
 # No bytecode in the zip: chalice packages every file under chalicelib/.
+# .chalice/cfn-<stage>.json names the function and its role as `chalice deploy` does
+# (pii-vault-<stage>, pii-vault-<stage>-api_handler): the generated policy's log group
+# and the key policy's role ARNs are then the same under both deployment paths.
 package: .venv
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 	@set -e; for stage in $(STAGES); do \
 		rm -rf out/$$stage; \
 		echo "chalice package --stage $$stage out/$$stage"; \
-		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage out/$$stage; \
+		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage \
+			--merge-template .chalice/cfn-$$stage.json out/$$stage; \
 	done
 
 clean:

@@ -10,7 +10,8 @@ gate that the committed ``.chalice/policy-*.json`` match this code.
 
 ``--key-policy`` prints the KMS key policy for the key in the resources file: the
 admin from that file (written by ``tools.bootstrap``), the writer and reader role ARNs
-from ``.chalice/deployed/<stage>.json`` (written by ``chalice deploy``) unless given;
+from ``.chalice/deployed/<stage>.json`` (written by ``chalice deploy``), else the
+``pii-vault-<stage>-api_handler`` role both deployment paths create, unless given;
 ``--apply`` installs it with ``kms:PutKeyPolicy``.
 """
 
@@ -217,6 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def stage_role_arn(partition: str, account_id: str, stage: str, app_name: str = APP_NAME) -> str:
+    """The role both deployment paths create: ``chalice deploy`` names it
+    ``<app>-<stage>-api_handler`` (iam_policy_file set), and ``.chalice/cfn-<stage>.json``
+    gives the packaged template's role the same name."""
+    return f"arn:{partition}:iam::{account_id}:role/{app_name}-{stage}-api_handler"
+
+
 def deployed_role_arn(chalice_dir: Path, stage: str) -> str | None:
     """The role ARN ``chalice deploy --stage <stage>`` recorded, if it has run here."""
     try:
@@ -233,13 +241,14 @@ def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
         key_arn = resources.get("key_arn")
         if not isinstance(key_arn, str) or not _KEY_ARN.match(key_arn):
             raise InvalidResourceError("resources file needs the key_arn written by tools.bootstrap")
+        partition, _, account = _scope(key_arn, resources.get("table_arn"), None, None)
         roles = {}
         for stage in ("writer", "reader"):
-            roles[stage] = getattr(args, f"{stage}_role_arn") or deployed_role_arn(chalice_dir, stage)
-            if roles[stage] is None:
-                raise InvalidResourceError(
-                    f"no {stage} role ARN: pass --{stage}-role-arn or run `chalice deploy --stage {stage}` first"
-                )
+            roles[stage] = (
+                getattr(args, f"{stage}_role_arn")
+                or deployed_role_arn(chalice_dir, stage)
+                or stage_role_arn(partition, account, stage)
+            )
         document = key_policy(args.admin_arn or resources.get("admin_arn"), roles["writer"], roles["reader"])
     except (OSError, ValueError) as exc:
         print(f"tools.policies: error: {exc}", file=sys.stderr)
