@@ -7,6 +7,7 @@ from typing import Callable
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api.http import empty_response, etag, guarded, if_match, json_response, parse_json_body, query
+from chalicelib.audit import Actor
 from chalicelib.models import MAX_SECRET_BYTES
 from chalicelib.service import WriterService
 
@@ -18,6 +19,10 @@ SECRET_BODY_MAX_BYTES = 6 * MAX_SECRET_BYTES + 1024
 def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
+
+    def actor() -> Actor:
+        """The SigV4 caller API Gateway authenticated (anonymous locally)."""
+        return Actor.from_request_context(bp.current_request.context)
 
     def body(max_bytes: int) -> object:
         query(bp.current_request.query_params, ())
@@ -35,34 +40,34 @@ def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
     @bp.route("/customers/{customer_id}/people", methods=["POST"], authorizer=auth)
     @guarded
     def create_person(customer_id: str) -> Response:
-        result = service().create_person(customer_id, body(PERSON_BODY_MAX_BYTES))
+        result = service().create_person(customer_id, body(PERSON_BODY_MAX_BYTES), actor=actor())
         return person_written(201, customer_id, result, "created_at")
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PUT"], authorizer=auth)
     @guarded
     def replace_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
-        result = service().replace_person(customer_id, person_id, payload, expected_version())
+        result = service().replace_person(customer_id, person_id, payload, expected_version(), actor=actor())
         return person_written(200, customer_id, result, "updated_at")
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PATCH"], authorizer=auth)
     @guarded
     def patch_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
-        result = service().patch_person(customer_id, person_id, payload, expected_version())
+        result = service().patch_person(customer_id, person_id, payload, expected_version(), actor=actor())
         return person_written(200, customer_id, result, "updated_at")
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["DELETE"], authorizer=auth)
     @guarded
     def delete_person(customer_id: str, person_id: str) -> Response:
         query(bp.current_request.query_params, ())
-        service().delete_person(customer_id, person_id, expected_version())
+        service().delete_person(customer_id, person_id, expected_version(), actor=actor())
         return empty_response()
 
     @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["PUT"], authorizer=auth)
     @guarded
     def put_secret(customer_id: str, secret_id: str) -> Response:
-        result = service().put_secret(customer_id, secret_id, body(SECRET_BODY_MAX_BYTES))
+        result = service().put_secret(customer_id, secret_id, body(SECRET_BODY_MAX_BYTES), actor=actor())
         return json_response(
             201,
             {"id": result.id, "version": result.version, "created_at": result.timestamp},
@@ -73,7 +78,7 @@ def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
     @guarded
     def delete_secret(customer_id: str, secret_id: str) -> Response:
         query(bp.current_request.query_params, ())
-        service().delete_secret(customer_id, secret_id)
+        service().delete_secret(customer_id, secret_id, actor=actor())
         return empty_response()
 
     return bp
