@@ -16,7 +16,7 @@ from typing import Any, Callable
 from chalicelib import models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Opener, RecordRef, Sealer
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import IntegrityError, NotFoundError
 from chalicelib.repository import PersonRecord, Repository, SecretVersion
 
 logger = logging.getLogger(__name__)
@@ -218,6 +218,11 @@ class ReaderService:
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], cache: dict[bytes, bytes]) -> PersonView:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
+        # Every stored person has all five fields: a missing one was deleted by someone
+        # with table access, and answering without it would be silently wrong.
+        missing = [name for name in fields if name not in record.fields]
+        if missing:
+            raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
         opened = self._opener.open(ref, record.fields, record.slots, fields, cache)
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
         return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
