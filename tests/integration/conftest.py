@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
+from tests.plaintext_guard import GUARD
 from tools.bootstrap import bootstrap
 
 REGION = "us-east-1"
@@ -91,7 +92,10 @@ def stack(aws_env: None) -> Iterator[Stack]:
         with Client(app("writer", writer_kms, writer_ddb)) as writer, Client(
             app("reader", reader_kms, reader_ddb)
         ) as reader:
-            yield Stack(kms, dynamodb, resources, writer, reader, *recorders)
+            stack = Stack(kms, dynamodb, resources, writer, reader, *recorders)
+            yield stack
+        # Every attribute this test left in the table goes to the no-plaintext guard.
+        GUARD.observe_items(f"moto table {resources['table_name']}", stack.scan())
 
 
 JSON = {"Content-Type": "application/json"}

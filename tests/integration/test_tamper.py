@@ -22,9 +22,11 @@ import pytest
 
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS, create
+from tests.plaintext_guard import register
 
 OTHER = {**PERSON, "name": "Séverine", "email": "severine.d@example.org"}
 SECRET_VALUES = ("whsec_v1_Zm9vYmFy", "whsec_v2_YmF6cXV4", "sk_other_cXV1eA", "sk_globex_Zm9vYg")
+register(OTHER, SECRET_VALUES)  # the no-plaintext guard looks for these everywhere
 
 
 @dataclass
