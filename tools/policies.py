@@ -10,7 +10,8 @@ gate that the committed ``.chalice/policy-*.json`` match this code.
 
 ``--key-policy`` prints the KMS key policy for the key in the resources file: the
 admin from that file (written by ``tools.bootstrap``), the writer and reader role ARNs
-from ``.chalice/deployed/<stage>.json`` (written by ``chalice deploy``), else the
+from ``deployed/<stage>.json`` beside the resources file (``chalice deploy`` writes
+``.chalice/deployed/<stage>.json``), else the
 ``pii-vault-<stage>-api_handler`` role both deployment paths create, unless given;
 ``--apply`` installs it with ``kms:PutKeyPolicy``.
 """
@@ -190,13 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = parser.add_argument_group("key policy (after both stages are deployed)")
     key.add_argument("--key-policy", action="store_true", help="print the tightened KMS key policy")
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
-    key.add_argument("--writer-role-arn", help="default: from .chalice/deployed/writer.json")
-    key.add_argument("--reader-role-arn", help="default: from .chalice/deployed/reader.json")
+    key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
+    key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
     key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
     key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
     if args.key_policy:
-        return _key_policy_main(args, chalice_dir)
+        return _key_policy_main(args, args.resources.parent)
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
         if not isinstance(resources, dict):

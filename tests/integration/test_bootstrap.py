@@ -204,3 +204,54 @@ def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller, admin):
 def test_given_the_root_caller_then_it_is_refused_as_admin():
     with pytest.raises(BootstrapError, match="--admin-arn"):
         admin_from_caller("arn:aws:iam::123456789012:root")
+
+
+def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and_survives_bootstrap(
+    aws_env, tmp_path, capsys
+):
+    """The documented order: bootstrap --write, deploy (its role ARNs), --key-policy --apply."""
+    chalice_dir = tmp_path / ".chalice"
+    (chalice_dir / "deployed").mkdir(parents=True)
+    (chalice_dir / "config.json").write_text((ROOT / ".chalice" / "config.json").read_text(), encoding="utf-8")
+    for stage, arn in (("writer", WRITER_ROLE), ("reader", READER_ROLE)):
+        deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": arn}]}
+        (chalice_dir / "deployed" / f"{stage}.json").write_text(json.dumps(deployed), encoding="utf-8")
+    bootstrap_args = ["--write", "--chalice-dir", str(chalice_dir), "--region", "us-east-1", "--admin-arn", ADMIN]
+    with mock_aws():
+        assert bootstrap_main(bootstrap_args) == 0
+        resources = chalice_dir / "resources.json"
+        capsys.readouterr()
+
+        assert policies.main(["--key-policy", "--apply", "--resources", str(resources)]) == 0
+        printed = capsys.readouterr().out
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_arn = json.loads(resources.read_text())["key_arn"]
+        applied = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+        assert bootstrap_main(bootstrap_args) == 0
+        after_rerun = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+
+    assert applied == printed == after_rerun
+    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [ADMIN, WRITER_ROLE, READER_ROLE]
+
+
+def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_deploy_creates(tmp_path, capsys):
+    resources = tmp_path / "resources.json"
+    resources.write_text((ROOT / ".chalice" / "resources.json").read_text(), encoding="utf-8")
+
+    assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
+
+    statements = json.loads(capsys.readouterr().out)["Statement"]
+    assert [s["Principal"]["AWS"] for s in statements[1:]] == [
+        "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler",
+        "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler",
+    ]
+
+
+def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tmp_path, capsys):
+    resources = tmp_path / "resources.json"
+    data = json.loads((ROOT / ".chalice" / "resources.json").read_text())
+    del data["admin_arn"]
+    resources.write_text(json.dumps(data), encoding="utf-8")
+
+    assert policies.main(["--key-policy", "--resources", str(resources)]) == 2
+    assert "admin_arn" in capsys.readouterr().err
