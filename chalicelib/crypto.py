@@ -143,18 +143,41 @@ class Sealer:
         self._app_name = app_name
         self._random = random_bytes
 
+    def envelope(self, customer_id: str) -> "Envelope":
+        """A fresh data key, wrapped once (the write's single KMS call)."""
+        data_key = self._random(DATA_KEY_BYTES)
+        wrapped = self._wrapper.wrap(data_key, encryption_context(self._app_name, customer_id))
+        return Envelope(data_key, wrapped, customer_id)
+
     def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
-        """Seal ``fields`` under one fresh data key.
+        """Seal ``fields`` under one fresh data key (see ``Envelope.seal``)."""
+        return self.envelope(ref.customer_id).seal(ref, fields, own_slots=own_slots)
+
+
+class Envelope:
+    """One wrapped data key of one tenant; seals any number of fields locally.
+
+    Sealing again under the same envelope costs no KMS call, which is what a writer
+    retrying with another record id (a secret's next version number) needs.
+    """
+
+    def __init__(self, data_key: bytes, wrapped_key: WrappedKey, customer_id: str) -> None:
+        self._data_key = data_key
+        self.wrapped_key = wrapped_key
+        self.customer_id = customer_id
+
+    def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
+        """Seal ``fields`` for the record ``ref`` of this envelope's tenant.
 
         By default every field uses the record slot. ``own_slots`` (PATCH) files the
         wrapped key under each field's own name instead, so a partial update replaces
         exactly the slots of the fields it rewrites and the slot map stays bounded.
         """
-        data_key = self._random(DATA_KEY_BYTES)
-        wrapped = self._wrapper.wrap(data_key, encryption_context(self._app_name, ref.customer_id))
+        if ref.customer_id != self.customer_id:
+            raise ValueError("an envelope seals records of its own tenant only")
         slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
-        blobs = {name: seal_field(data_key, ref, name, slot_of[name], value) for name, value in fields.items()}
-        return SealedFields(wrapped_key=wrapped, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
+        blobs = {name: seal_field(self._data_key, ref, name, slot_of[name], value) for name, value in fields.items()}
+        return SealedFields(wrapped_key=self.wrapped_key, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
 
 
 class Opener:

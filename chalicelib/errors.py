@@ -57,6 +57,18 @@ class ConflictError(PiiVaultError):
     code = "conflict"
 
 
+class IdempotencyKeyReusedError(PiiVaultError):
+    """An ``Idempotency-Key`` was sent again with a different request body."""
+
+    code = "idempotency_key_reused"
+
+
+class RequestInProgressError(ConflictError):
+    """The first request with this ``Idempotency-Key`` has not finished yet."""
+
+    code = "request_in_progress"
+
+
 class IntegrityError(PiiVaultError):
     """Stored ciphertext failed authentication: it was altered, truncated or moved."""
 
@@ -75,6 +87,12 @@ class KeyServiceError(DependencyError):
 
 class StorageError(DependencyError):
     code = "storage_error"
+
+
+class ServiceUnavailableError(DependencyError):
+    """KMS or DynamoDB is unreachable, timed out or reported an internal failure."""
+
+    code = "service_unavailable"
 
 
 class ThrottledError(DependencyError):

@@ -7,37 +7,23 @@ hand the writer plaintext keys KMS chose, nor ``Decrypt``); ``KmsDecryptor`` onl
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.crypto import WrappedKey
-from chalicelib.errors import IntegrityError, KeyServiceError, ThrottledError
+from chalicelib.aws_errors import translate
+from chalicelib.errors import KeyServiceError
 
-logger = logging.getLogger(__name__)
-
-_INTEGRITY_CODES = {"InvalidCiphertextException", "IncorrectKeyException"}
-_THROTTLE_CODES = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded"}
+_INTEGRITY_CODES = ("InvalidCiphertextException", "IncorrectKeyException")
 
 
 def _kms_call(operation: str, call: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one KMS call, translating failures into pii-vault errors without data."""
     try:
         return call(**kwargs)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "Unknown")
-        logger.warning("kms %s failed: %s", operation, code)
-        if code in _INTEGRITY_CODES:
-            raise IntegrityError(
-                "a wrapped data key failed authentication (wrong tenant, key or bytes)"
-            ) from exc
-        if code in _THROTTLE_CODES:
-            raise ThrottledError("the key service is throttling requests") from exc
-        raise KeyServiceError(f"the key service refused {operation} ({code})") from exc
-    except BotoCoreError as exc:
-        logger.warning("kms %s failed: %s", operation, type(exc).__name__)
-        raise KeyServiceError(f"the key service is unreachable ({operation})") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "kms", operation, KeyServiceError, _INTEGRITY_CODES) from exc
 
 
 class KmsEncryptor:

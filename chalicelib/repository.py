@@ -21,13 +21,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
+import random
+import time
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.aws_errors import error_code, translate
 from chalicelib.errors import (
     ConflictError,
     NotFoundError,
@@ -37,17 +39,14 @@ from chalicelib.errors import (
     ValidationError,
 )
 
-logger = logging.getLogger(__name__)
-
 FIELD_PREFIX = "f_"
 _VERSION_DIGITS = 10
 _BATCH_WRITE_MAX = 25
-_DELETE_ROUNDS = 5
-_THROTTLE_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-}
+_TRANSACT_MAX = 100  # items per TransactWriteItems
+_SECRET_WRITE_ATTEMPTS = 16
+_BACKOFF_BASE_S = 0.005
+_LATEST_SEEN_MAX = 4096
+_THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
 
 
@@ -108,10 +107,9 @@ class Repository(Protocol):
 
     def list_people(self, customer_id: str, limit: int, token: str | None) -> Page: ...
 
-    def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int: ...
-
-    def put_secret_version(self, secret: SecretVersion) -> None: ...
-
+    def add_secret_version(
+        self, customer_id: str, secret_id: str, now: str, build: Callable[[int], SecretVersion]
+    ) -> SecretVersion: ...
     def delete_secret(self, customer_id: str, secret_id: str) -> None: ...
 
     def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None: ...
@@ -157,6 +155,14 @@ def decode_page_token(token: str) -> str:
     return person_id
 
 
+class _Cancelled(Exception):
+    """A TransactWriteItems was cancelled; ``reasons`` line up with its items."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("transaction cancelled")
+        self.reasons = reasons
+
+
 def condition_failed(expected_version: int | None, what: str) -> Exception:
     """A failed condition means 'gone' without If-Match, 'changed' with it (RFC 9110)."""
     if expected_version is None:
@@ -167,31 +173,33 @@ def condition_failed(expected_version: int | None, what: str) -> Exception:
 class DynamoDbRepository:
     """Repository over a low-level boto3 DynamoDB client (injected)."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str, *, consistent_reads: bool = True) -> None:
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        table_name: str,
+        *,
+        consistent_reads: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._ddb = dynamodb_client
+        self._sleep = sleep
         self._table = table_name
         self._consistent = consistent_reads
+        # Last secret version number this process wrote, per secret: a first guess only.
+        self._latest_seen: dict[tuple[str, str], int] = {}
 
     # -- plumbing -------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One DynamoDB call; a failed condition stays a ClientError for the caller to judge."""
         try:
             return getattr(self._ddb, operation)(TableName=self._table, **kwargs)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            if code == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise
-            logger.warning("dynamodb %s failed: %s", operation, code)
-            if code in _THROTTLE_CODES:
-                raise ThrottledError("the database is throttling requests") from exc
-            raise StorageError(f"the database refused {operation} ({code})") from exc
+            raise translate(exc, "dynamodb", operation, StorageError) from exc
         except BotoCoreError as exc:
-            logger.warning("dynamodb %s failed: %s", operation, type(exc).__name__)
-            raise StorageError(f"the database is unreachable ({operation})") from exc
-
-    @staticmethod
-    def _is_condition_failure(exc: ClientError) -> bool:
-        return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            raise translate(exc, "dynamodb", operation, StorageError) from exc
 
     def _key(self, customer_id: str, sort_key: str) -> dict[str, Any]:
         return {"pk": {"S": partition_key(customer_id)}, "sk": {"S": sort_key}}
@@ -330,26 +338,8 @@ class DynamoDbRepository:
 
     # -- secrets --------------------------------------------------------------
 
-    def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int:
-        response = self._call(
-            "update_item",
-            Key=self._key(customer_id, secret_head_key(secret_id)),
-            UpdateExpression=(
-                "SET #type = :type, created_at = if_not_exists(created_at, :now), "
-                "updated_at = :now ADD latest :one"
-            ),
-            ExpressionAttributeNames={"#type": "type"},
-            ExpressionAttributeValues={
-                ":type": {"S": "secret"},
-                ":now": {"S": now},
-                ":one": {"N": "1"},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(response["Attributes"]["latest"]["N"])
-
-    def put_secret_version(self, secret: SecretVersion) -> None:
-        item = {
+    def _secret_item(self, secret: SecretVersion) -> dict[str, Any]:
+        return {
             **self._key(secret.customer_id, secret_version_key(secret.secret_id, secret.version)),
             "type": {"S": "secret_version"},
             "id": {"S": secret.secret_id},
@@ -359,22 +349,93 @@ class DynamoDbRepository:
             "slots": {"M": {slot: {"B": blob} for slot, blob in secret.slots.items()}},
             FIELD_PREFIX + "value": {"B": secret.value},
         }
+
+    def add_secret_version(
+        self, customer_id: str, secret_id: str, now: str, build: Callable[[int], SecretVersion]
+    ) -> SecretVersion:
+        """Store version latest+1 and move the head's counter in one transaction.
+
+        The writer cannot read the head, so it guesses (last number it saw, else 0);
+        a wrong guess fails the head's condition, DynamoDB hands back the head's
+        counter (plaintext metadata only) and we try again with the right number.
+        All or nothing: no gaps, no duplicates, no version without its counter.
+        """
+        guess = self._latest_seen.get((customer_id, secret_id), 0)
+        for attempt in range(_SECRET_WRITE_ATTEMPTS):
+            if attempt:
+                self._backoff(attempt)
+            secret = build(guess + 1)
+            head_update = {
+                "TableName": self._table,
+                "Key": self._key(customer_id, secret_head_key(secret_id)),
+                "UpdateExpression": (
+                    "SET latest = :next, #type = :type, updated_at = :now, "
+                    "created_at = if_not_exists(created_at, :now)"
+                ),
+                "ConditionExpression": "attribute_not_exists(pk) OR latest = :guess",
+                "ExpressionAttributeNames": {"#type": "type"},
+                "ExpressionAttributeValues": {
+                    ":next": {"N": str(secret.version)},
+                    ":guess": {"N": str(guess)},
+                    ":type": {"S": "secret"},
+                    ":now": {"S": now},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+            put_version = {
+                "TableName": self._table,
+                "Item": self._secret_item(secret),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+            try:
+                self._transact([{"Update": head_update}, {"Put": put_version}], "TransactWriteItems")
+            except _Cancelled as cancelled:
+                head, version = cancelled.reasons[0], cancelled.reasons[1]
+                if head.get("Code") == "ConditionalCheckFailed" and "Item" in head:
+                    guess = int(head["Item"].get("latest", {}).get("N", guess))
+                elif version.get("Code") == "ConditionalCheckFailed":
+                    guess += 1  # an orphan version sits at guess+1: skip past it
+                continue  # TransactionConflict: a concurrent writer won this round
+            self._remember_latest(customer_id, secret_id, secret.version)
+            return secret
+        raise ConflictError("secret is being written concurrently; retry the request")
+
+    def _backoff(self, attempt: int) -> None:
+        """Full jitter, so writers that lost a race do not collide again in lockstep."""
+        self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
+
+    def _remember_latest(self, customer_id: str, secret_id: str, version: int) -> None:
+        if len(self._latest_seen) >= _LATEST_SEEN_MAX:
+            self._latest_seen.clear()
+        self._latest_seen[(customer_id, secret_id)] = version
+
+    def _transact(self, items: list[dict[str, Any]], operation: str) -> None:
+        """TransactWriteItems; a cancelled transaction is raised as _Cancelled with its reasons."""
         try:
-            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+            self._ddb.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            raise StorageError("secret version already exists") from exc
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc, "dynamodb", operation, StorageError) from exc
+            reasons = exc.response.get("CancellationReasons") or [{} for _ in items]
+            codes = {reason.get("Code") for reason in reasons}
+            if codes & _THROTTLED_REASONS:
+                raise ThrottledError("dynamodb is throttling requests; retry later") from exc
+            raise _Cancelled(reasons) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "dynamodb", operation, StorageError) from exc
 
     def delete_secret(self, customer_id: str, secret_id: str) -> None:
         """Delete every version, then the head, without ever reading a version.
 
-        The head's counter says how many versions may exist. If a concurrent PUT
-        bumps it while we delete, the final conditional delete fails and we go again.
+        Bumping the head's counter is how a writer that cannot read learns it (the
+        number it burns is never used: the head goes away). Up to 99 versions go in
+        one transaction with the head, all or nothing; beyond that, batches delete
+        oldest first, so an interrupted delete never resurrects an older value as the
+        latest, and the head goes last, conditional on no version having been added.
         """
         head = self._key(customer_id, secret_head_key(secret_id))
-        for _round in range(_DELETE_ROUNDS):
+        for _round in range(_SECRET_WRITE_ATTEMPTS):
             try:
-                # Bumping the counter is how a reader-less writer learns it: the
-                # number it burns is never used, as the head goes away below.
                 response = self._call(
                     "update_item",
                     Key=head,
@@ -387,18 +448,24 @@ class DynamoDbRepository:
                 raise NotFoundError("secret not found") from exc
             latest = int(response["Attributes"]["latest"]["N"])
             keys = [self._key(customer_id, secret_version_key(secret_id, v)) for v in range(1, latest + 1)]
-            for chunk in _chunks(keys, _BATCH_WRITE_MAX):
-                self._batch_delete(chunk)
+            delete_head = {
+                "TableName": self._table,
+                "Key": head,
+                "ConditionExpression": "latest = :latest",
+                "ExpressionAttributeValues": {":latest": {"N": str(latest)}},
+            }
             try:
-                self._call(
-                    "delete_item",
-                    Key=head,
-                    ConditionExpression="latest = :latest",
-                    ExpressionAttributeValues={":latest": {"N": str(latest)}},
-                )
-                return
-            except ClientError:
-                continue  # a new version was allocated meanwhile: delete it too
+                if len(keys) < _TRANSACT_MAX:
+                    deletes = [{"Delete": {"TableName": self._table, "Key": key}} for key in keys]
+                    self._transact([*deletes, {"Delete": delete_head}], "TransactWriteItems")
+                else:
+                    for chunk in _chunks(keys, _BATCH_WRITE_MAX):
+                        self._batch_delete(chunk)
+                    self._call("delete_item", **{k: v for k, v in delete_head.items() if k != "TableName"})
+            except (_Cancelled, ClientError):
+                continue  # a new version was added meanwhile: delete it too
+            self._latest_seen.pop((customer_id, secret_id), None)
+            return
         raise ConflictError("secret is being written concurrently; retry the delete")
 
     def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
@@ -406,10 +473,8 @@ class DynamoDbRepository:
         for _attempt in range(8):
             try:
                 response = self._ddb.batch_write_item(RequestItems={self._table: requests})
-            except ClientError as exc:
-                raise StorageError("the database refused BatchWriteItem") from exc
-            except BotoCoreError as exc:
-                raise StorageError("the database is unreachable (BatchWriteItem)") from exc
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "dynamodb", "BatchWriteItem", StorageError) from exc
             requests = response.get("UnprocessedItems", {}).get(self._table, [])
             if not requests:
                 return

@@ -184,11 +184,14 @@ class WriterService:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         value = models.parse_secret(body)
         stamp = timestamp(self._clock())
-        version = self._repo.allocate_secret_version(customer_id, secret_id, stamp)
-        ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
-        sealed = self._sealer.seal(ref, {"value": value})
-        self._repo.put_secret_version(
-            SecretVersion(
+        envelope = self._sealer.envelope(customer_id)
+
+        def build(version: int) -> SecretVersion:
+            # The version number is in the AAD, so sealing waits until it is known;
+            # a retry with the next number re-seals locally, without another KMS call.
+            ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
+            sealed = envelope.seal(ref, {"value": value})
+            return SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,
                 version=version,
@@ -197,7 +200,8 @@ class WriterService:
                 slots=sealed.slots(),
                 value=sealed.blobs["value"],
             )
-        )
+
+        version = self._repo.add_secret_version(customer_id, secret_id, stamp, build).version
         self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
                          record_ids=[secret_id], fields=["value"], version=version)
         return WriteResult(secret_id, version, stamp)

@@ -10,6 +10,7 @@ import copy
 import datetime as _dt
 import json
 import os
+import threading
 from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +35,7 @@ class InMemoryRepository:
         self.people: dict[tuple[str, str], PersonRecord] = {}
         self.secret_heads: dict[tuple[str, str], int] = {}
         self.secrets: dict[tuple[str, str, int], SecretVersion] = {}
+        self._lock = threading.Lock()  # DynamoDB's per-item atomicity, for threaded tests
 
     def create_person(self, record: PersonRecord) -> None:
         key = (record.customer_id, record.person_id)
@@ -80,16 +82,13 @@ class InMemoryRepository:
         next_token = encode_page_token(chosen[-1]) if len(ids) > limit else None
         return Page([copy.deepcopy(self.people[(customer_id, pid)]) for pid in chosen], next_token)
 
-    def allocate_secret_version(self, customer_id: str, secret_id: str, now: str) -> int:
-        key = (customer_id, secret_id)
-        self.secret_heads[key] = self.secret_heads.get(key, 0) + 1
-        return self.secret_heads[key]
-
-    def put_secret_version(self, secret: SecretVersion) -> None:
-        key = (secret.customer_id, secret.secret_id, secret.version)
-        if key in self.secrets:
-            raise StorageError("secret version already exists")
-        self.secrets[key] = copy.deepcopy(secret)
+    def add_secret_version(self, customer_id, secret_id, now, build) -> SecretVersion:
+        with self._lock:
+            version = self.secret_heads.get((customer_id, secret_id), 0) + 1
+            secret = build(version)
+            self.secret_heads[(customer_id, secret_id)] = version
+            self.secrets[(customer_id, secret_id, version)] = copy.deepcopy(secret)
+            return secret
 
     def delete_secret(self, customer_id: str, secret_id: str) -> None:
         if (customer_id, secret_id) not in self.secret_heads:

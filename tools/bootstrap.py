@@ -30,6 +30,7 @@ from typing import Any
 from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
 
 APP_TAG = {"app": "pii-vault"}
+IDEMPOTENCY_SUFFIX = "-idempotency"  # the idempotency table is named after the PII table
 
 
 class BootstrapError(RuntimeError):
@@ -54,11 +55,14 @@ def bootstrap(
     changes = [] if changes is None else changes
     key = ensure_key(kms_client, key_alias, admin_arn=admin_arn, changes=changes)
     table = ensure_table(dynamodb_client, table_name, changes=changes)
+    idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX, changes=changes)
     result = {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
         "table_arn": table["TableArn"],
         "table_name": table["TableName"],
+        "idempotency_table_arn": idempotency["TableArn"],
+        "idempotency_table_name": idempotency["TableName"],
     }
     if admin_arn is not None:
         result["admin_arn"] = admin_arn
@@ -186,6 +190,36 @@ def _wait_active(dynamodb, table_name):
     return dynamodb.describe_table(TableName=table_name)["Table"]
 
 
+def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
+    """The writer's Idempotency-Key records (aws-lambda-powertools layout: ``id`` key, TTL
+    on ``expiration``). A table of its own, so the writer may read it without any read
+    right on the PII table."""
+    changes = [] if changes is None else changes
+    try:
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        dynamodb.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
+        )
+        changes.append(f"created table {table_name}")
+        dynamodb.get_waiter("table_exists").wait(
+            TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+        changes.append(f"enabled TTL on {table_name}.expiration")
+    return table
+
+
 def admin_from_caller(caller_arn):
     """The IAM principal behind ``sts:GetCallerIdentity``: an assumed-role session maps to
     its role (without a path; pass ``--admin-arn`` for roles with paths)."""
@@ -209,7 +243,11 @@ def write_config(chalice_dir, result):
     config = json.loads(config_path.read_text(encoding="utf-8"))
     env = config.setdefault("environment_variables", {})
     # The key ARN, not the alias: an alias can be re-pointed, the ARN pins the key.
-    env.update(PII_VAULT_TABLE=result["table_name"], PII_VAULT_KMS_KEY_ID=result["key_arn"])
+    env.update(
+        PII_VAULT_TABLE=result["table_name"],
+        PII_VAULT_IDEMPOTENCY_TABLE=result["idempotency_table_name"],
+        PII_VAULT_KMS_KEY_ID=result["key_arn"],
+    )
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 

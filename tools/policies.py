@@ -30,6 +30,9 @@ POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
 ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
+IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+IDEMPOTENCY_SUFFIX = "-idempotency"
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
@@ -73,9 +76,11 @@ def writer_policy(
     region: str | None = None,
     account_id: str | None = None,
     app_name: str = APP_NAME,
+    idempotency_table_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Encrypt-only on the key, write-only on the table, own log group."""
+    """Encrypt-only on the key, write-only on the table, own idempotency table, own log group."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
+    idempotency_table_arn = idempotency_table_arn or table_arn + IDEMPOTENCY_SUFFIX
     return _document(
         _kms_statement("EncryptDataKeysUnderTenantContext", "kms:Encrypt", key_arn, app_name),
         {
@@ -96,6 +101,12 @@ def writer_policy(
             "Effect": "Allow",
             "Action": "dynamodb:BatchWriteItem",
             "Resource": table_arn,
+        },
+        {
+            "Sid": "IdempotencyRecords",
+            "Effect": "Allow",
+            "Action": list(IDEMPOTENCY_ACTIONS),
+            "Resource": idempotency_table_arn,
         },
         _logs_statement(partition, region, account_id, f"{app_name}-writer"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from chalice import Chalice
 
@@ -17,11 +17,16 @@ from chalicelib.api.http import normalize_chalice_errors
 from chalicelib.config import APP_NAME, Settings
 from chalicelib.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from chalicelib.idempotency import IdempotentWrites
+
 T = TypeVar("T")
 
-# Explicit timeouts well under the Lambda timeout, and botocore's standard retries.
-_CONNECT_TIMEOUT_S = 2
-_READ_TIMEOUT_S = 5
+# Explicit timeouts, and botocore's standard retries (jittered backoff, retry quotas):
+# one call's worst case, 3 x (1 + 3) s, stays under the 15 s Lambda timeout, so the
+# function answers 503 itself instead of being killed mid-request.
+_CONNECT_TIMEOUT_S = 1
+_READ_TIMEOUT_S = 3
 _MAX_ATTEMPTS = 3
 
 
@@ -44,7 +49,7 @@ def _client(service_name: str, settings: Settings) -> Any:
     config = Config(
         connect_timeout=_CONNECT_TIMEOUT_S,
         read_timeout=_READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
     )
     return boto3.session.Session().client(service_name, region_name=settings.region, config=config)
 
@@ -83,7 +88,18 @@ def create_app(
             wrapper = KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id)
             return WriterService(repository(), Sealer(wrapper, settings.app_name), clock=clock or utc_now)
 
-        app.register_blueprint(writer_blueprint(_lazy(writer)))
+        def idempotency() -> "IdempotentWrites":
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            from chalicelib.idempotency import IdempotentWrites
+
+            store = DynamoDBPersistenceLayer(
+                table_name=settings.idempotency_table_name,
+                boto3_client=dynamodb_client or _client("dynamodb", settings),
+            )
+            return IdempotentWrites(store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer")
+
+        app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     else:
         from chalicelib.api.reader import reader_blueprint
         from chalicelib.crypto import Opener

@@ -27,7 +27,9 @@ _STATUS: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
     (errors.NotFoundError, 404),
     (errors.PreconditionFailedError, 412),
     (errors.ConflictError, 409),
+    (errors.IdempotencyKeyReusedError, 422),
     (errors.ThrottledError, 429),
+    (errors.ServiceUnavailableError, 503),
     (errors.IntegrityError, 502),
     (errors.DependencyError, 502),
 )
@@ -50,7 +52,9 @@ def empty_response(status: int = 204) -> Response:
 
 def error_response(exc: errors.PiiVaultError) -> Response:
     status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 429 else {}
+    # 409 here is always contention (a concurrent writer, a request still in progress):
+    # version mismatches are 412. All three are worth retrying shortly.
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (409, 429, 503) else {}
     return json_response(status, {"code": exc.code, "message": exc.message}, headers)
 
 

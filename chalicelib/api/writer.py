@@ -8,21 +8,42 @@ from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api.http import empty_response, etag, guarded, if_match, json_response, parse_json_body, query
 from chalicelib.audit import Actor
+from chalicelib.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.models import MAX_SECRET_BYTES
-from chalicelib.service import WriterService
+from chalicelib.service import WriteResult, WriterService
 
 PERSON_BODY_MAX_BYTES = 16 * 1024
 # A 64 KiB value may need up to 6 bytes of JSON per byte (\u00XX escapes) plus framing.
 SECRET_BODY_MAX_BYTES = 6 * MAX_SECRET_BYTES + 1024
 
 
-def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
+def writer_blueprint(
+    service: Callable[[], WriterService], idempotency: Callable[[], IdempotentWrites]
+) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
 
     def actor() -> Actor:
         """The SigV4 caller API Gateway authenticated (anonymous locally)."""
         return Actor.from_request_context(bp.current_request.context)
+
+    def once(scope: str, write: Callable[[], dict]) -> Response:
+        """Run ``write`` (returning status/body/headers) at most once per Idempotency-Key."""
+        request = bp.current_request
+        key = parse_key(request.headers.get(IDEMPOTENCY_HEADER.lower()))
+        if key is None:
+            answer = write()
+        else:
+            answer = idempotency().run(scope, key, request.raw_body or b"", write, bp.lambda_context)
+        headers = dict(answer["headers"])
+        if answer.get("replayed"):
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(answer["status"], answer["body"], headers)
+
+    def answer(status: int, result: WriteResult, stamp_key: str, headers: dict[str, str]) -> dict:
+        body = {"id": result.id, "version": result.version, stamp_key: result.timestamp}
+        return {"status": status, "body": body, "headers": {"ETag": etag(result.version), **headers}}
 
     def body(max_bytes: int) -> object:
         query(bp.current_request.query_params, ())
@@ -31,31 +52,35 @@ def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
     def expected_version() -> int | None:
         return if_match(bp.current_request.headers)
 
-    def person_written(status: int, customer_id: str, result, stamp_key: str) -> Response:
-        headers = {"ETag": etag(result.version)}
-        if status == 201:
-            headers["Location"] = f"/customers/{customer_id}/people/{result.id}"
-        return json_response(status, {"id": result.id, "version": result.version, stamp_key: result.timestamp}, headers)
+    def updated(result: WriteResult) -> Response:
+        done = answer(200, result, "updated_at", {})
+        return json_response(done["status"], done["body"], done["headers"])
 
     @bp.route("/customers/{customer_id}/people", methods=["POST"], authorizer=auth)
     @guarded
     def create_person(customer_id: str) -> Response:
-        result = service().create_person(customer_id, body(PERSON_BODY_MAX_BYTES), actor=actor())
-        return person_written(201, customer_id, result, "created_at")
+        payload = body(PERSON_BODY_MAX_BYTES)
+
+        def write() -> dict:
+            result = service().create_person(customer_id, payload, actor=actor())
+            location = f"/customers/{customer_id}/people/{result.id}"
+            return answer(201, result, "created_at", {"Location": location})
+
+        return once(f"people.create:{customer_id}", write)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PUT"], authorizer=auth)
     @guarded
     def replace_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
         result = service().replace_person(customer_id, person_id, payload, expected_version(), actor=actor())
-        return person_written(200, customer_id, result, "updated_at")
+        return updated(result)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PATCH"], authorizer=auth)
     @guarded
     def patch_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
         result = service().patch_person(customer_id, person_id, payload, expected_version(), actor=actor())
-        return person_written(200, customer_id, result, "updated_at")
+        return updated(result)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["DELETE"], authorizer=auth)
     @guarded
@@ -67,12 +92,12 @@ def writer_blueprint(service: Callable[[], WriterService]) -> Blueprint:
     @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["PUT"], authorizer=auth)
     @guarded
     def put_secret(customer_id: str, secret_id: str) -> Response:
-        result = service().put_secret(customer_id, secret_id, body(SECRET_BODY_MAX_BYTES), actor=actor())
-        return json_response(
-            201,
-            {"id": result.id, "version": result.version, "created_at": result.timestamp},
-            {"ETag": etag(result.version)},
-        )
+        payload = body(SECRET_BODY_MAX_BYTES)
+
+        def write() -> dict:
+            return answer(201, service().put_secret(customer_id, secret_id, payload, actor=actor()), "created_at", {})
+
+        return once(f"secret.put:{customer_id}:{secret_id}", write)
 
     @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["DELETE"], authorizer=auth)
     @guarded

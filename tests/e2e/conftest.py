@@ -37,15 +37,16 @@ def local_stack(tmp_path_factory):
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
-        GUARD.observe_items(f"moto server table {local.table_name}", _scan(local))
+        for table in local.dynamodb.list_tables()["TableNames"]:
+            GUARD.observe_items(f"moto server table {table}", _scan(local.dynamodb, table))
     for log in sorted(stack.log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
 
 
-def _scan(local):
+def _scan(dynamodb, table):
     items, kwargs = [], {}
     while True:
-        page = local.dynamodb.scan(TableName=local.table_name, **kwargs)
+        page = dynamodb.scan(TableName=table, **kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
             return items

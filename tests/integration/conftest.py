@@ -62,6 +62,8 @@ class Stack:
     reader_kms: CallRecorder
     writer_ddb: CallRecorder
     reader_ddb: CallRecorder
+    writer_clients: dict[str, Any]
+    reader_clients: dict[str, Any]
 
     def scan(self) -> list[dict[str, Any]]:
         items, kwargs = [], {}
@@ -82,20 +84,37 @@ def stack(aws_env: None) -> Iterator[Stack]:
         recorders = [CallRecorder() for _ in range(4)]
         writer_kms, reader_kms, writer_ddb, reader_ddb = recorders
 
-        def app(role: str, kms_rec: CallRecorder, ddb_rec: CallRecorder) -> Any:
+        clients = {
+            role: {
+                "kms": kms_rec.attach(boto3.client("kms", region_name=REGION)),
+                "dynamodb": ddb_rec.attach(boto3.client("dynamodb", region_name=REGION)),
+            }
+            for role, kms_rec, ddb_rec in (("writer", writer_kms, writer_ddb), ("reader", reader_kms, reader_ddb))
+        }
+
+        def app(role: str) -> Any:
             return create_app(
                 settings=Settings(role, region=REGION),
-                kms_client=kms_rec.attach(boto3.client("kms", region_name=REGION)),
-                dynamodb_client=ddb_rec.attach(boto3.client("dynamodb", region_name=REGION)),
+                kms_client=clients[role]["kms"],
+                dynamodb_client=clients[role]["dynamodb"],
             )
 
-        with Client(app("writer", writer_kms, writer_ddb)) as writer, Client(
-            app("reader", reader_kms, reader_ddb)
-        ) as reader:
-            stack = Stack(kms, dynamodb, resources, writer, reader, *recorders)
+        with Client(app("writer")) as writer, Client(app("reader")) as reader:
+            stack = Stack(kms, dynamodb, resources, writer, reader, *recorders, clients["writer"], clients["reader"])
             yield stack
-        # Every attribute this test left in the table goes to the no-plaintext guard.
-        GUARD.observe_items(f"moto table {resources['table_name']}", stack.scan())
+        # Every attribute this test left in any table goes to the no-plaintext guard.
+        for table in dynamodb.list_tables()["TableNames"]:
+            GUARD.observe_items(f"moto table {table}", _scan_all(dynamodb, table))
+
+
+def _scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    items, kwargs = [], {}
+    while True:
+        page = dynamodb.scan(TableName=table, **kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 JSON = {"Content-Type": "application/json"}

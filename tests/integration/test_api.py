@@ -78,7 +78,8 @@ def test_given_each_role_then_it_only_uses_its_own_dynamodb_and_kms_actions(stac
     send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}")
     assert set(stack.writer_kms.take()) == {"Encrypt"}
     assert set(stack.reader_kms.take()) == {"Decrypt"}
-    assert set(stack.writer_ddb.take()) <= {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+    # IAM authorises each action inside TransactWriteItems as the PutItem/UpdateItem/DeleteItem it is.
+    assert set(stack.writer_ddb.take()) <= {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
     assert set(stack.reader_ddb.take()) <= {"GetItem", "Query"}
 
 

@@ -57,7 +57,7 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
 
     assert second == first
     assert len(kms.list_keys()["Keys"]) == 1
-    assert ddb.list_tables()["TableNames"] == ["pii-vault"]
+    assert ddb.list_tables()["TableNames"] == ["pii-vault", "pii-vault-idempotency"]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
@@ -80,6 +80,18 @@ def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(cl
 
     with pytest.raises(BootstrapError, match="key schema"):
         bootstrap(kms, ddb)
+
+
+def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(clients):
+    kms, ddb = clients
+
+    result = bootstrap(kms, ddb)
+
+    table = ddb.describe_table(TableName="pii-vault-idempotency")["Table"]
+    assert result["idempotency_table_arn"] == table["TableArn"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("id", "HASH")]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-idempotency")["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
 
 
 ADMIN = "arn:aws:iam::123456789012:role/pii-vault-admin"
@@ -119,8 +131,10 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
     # Documented choice: the AWS owned key at rest (no SSESpecification, so no SSEDescription).
     assert state["sse"] is None
     assert result["admin_arn"] == ADMIN
-    assert [c.split(" ")[:2] for c in changes] == [
-        ["created", "key"], ["enabled", "automatic"], ["created", "table"], ["enabled", "point-in-time"]
+    assert [" ".join(c.split(" ")[:3]) for c in changes] == [
+        "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
+        "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
+        "created table pii-vault-idempotency", "enabled TTL on",
     ]
 
 
@@ -186,6 +200,7 @@ def test_given_the_cli_with_write_when_run_twice_then_resources_and_config_hold_
     assert resources["admin_arn"] == ADMIN
     assert config["environment_variables"]["PII_VAULT_KMS_KEY_ID"] == resources["key_arn"]
     assert config["environment_variables"]["PII_VAULT_TABLE"] == "pii-vault"
+    assert config["environment_variables"]["PII_VAULT_IDEMPOTENCY_TABLE"] == "pii-vault-idempotency"
     assert config["stages"] == json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
     assert set(policies.generate(resources)) == {"policy-writer.json", "policy-reader.json"}
 

@@ -39,6 +39,10 @@ def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) ->
     return PersonRecord(**{**base, **changes})
 
 
+def secret(secret_id: str, version: int, value: bytes = b"v", created_at: str = "t") -> SecretVersion:
+    return SecretVersion("acme", secret_id, version, created_at, "k", {"0": b"w"}, value)
+
+
 def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
     repo.create_person(person())
     assert repo.get_person("acme", "a" * 32) == person()
@@ -111,9 +115,8 @@ def test_given_a_forged_page_token_then_validation_error(repo: Any) -> None:
 
 def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(repo: Any) -> None:
     for expected in (1, 2, 3):
-        version = repo.allocate_secret_version("acme", "s", "t")
-        assert version == expected
-        repo.put_secret_version(SecretVersion("acme", "s", version, f"t{version}", "k", {"0": b"w"}, b"v%d" % version))
+        stored = repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v, b"v%d" % v, f"t{v}"))
+        assert stored.version == expected
     assert repo.get_secret("acme", "s", None).value == b"v3"
     assert repo.get_secret("acme", "s", 1).value == b"v1"
     assert repo.get_secret("acme", "s", 9) is None
@@ -123,19 +126,18 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
 
 def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:
     for secret_id in ("key", "key.2"):
-        version = repo.allocate_secret_version("acme", secret_id, "t")
-        repo.put_secret_version(SecretVersion("acme", secret_id, version, "t", "k", {"0": b"w"}, secret_id.encode()))
+        repo.add_secret_version("acme", secret_id, "t", lambda v, sid=secret_id: secret(sid, v, sid.encode()))
     assert repo.get_secret("acme", "key", None).value == b"key"
     assert len(repo.list_secret_versions("acme", "key")) == 1
 
 
-def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any) -> None:
-    for _ in range(30):  # more than one BatchWriteItem of 25
-        version = repo.allocate_secret_version("acme", "s", "t")
-        repo.put_secret_version(SecretVersion("acme", "s", version, "t", "k", {"0": b"w"}, b"v"))
+@pytest.mark.parametrize("count", [3, 150], ids=["one-transaction", "batches"])
+def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any, count: int) -> None:
+    for _ in range(count):
+        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
     repo.delete_secret("acme", "s")
     assert repo.list_secret_versions("acme", "s") == []
     assert repo.get_secret("acme", "s", None) is None
     with pytest.raises(NotFoundError):
         repo.delete_secret("acme", "s")
-    assert repo.allocate_secret_version("acme", "s", "t") == 1
+    assert repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v)).version == 1

@@ -35,3 +35,28 @@ def test_given_each_role_when_the_app_is_built_then_only_that_roles_routes_exist
 def test_given_building_an_app_then_no_aws_client_is_created() -> None:
     # Clients are built on the first request: importing app.py must not need AWS.
     create_app(settings=Settings("writer", region=None))
+
+
+@pytest.mark.parametrize("service", ["kms", "dynamodb"])
+def test_given_the_aws_clients_then_timeouts_are_below_the_lambda_timeout_with_standard_retries(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    from pathlib import Path
+
+    from chalicelib.api import _client
+
+    # Static credentials: otherwise botocore would look for them on the network (IMDS).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    lambda_timeout = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())["lambda_timeout"]
+    config = _client(service, Settings("writer", region="us-east-1")).meta.config
+    assert config.retries["mode"] == "standard" and config.retries["total_max_attempts"] == 3
+    worst_case = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    assert worst_case < lambda_timeout
+
+
+@pytest.mark.parametrize("value", ["abc", "-1"])
+def test_given_a_bad_integer_setting_then_a_clear_startup_error(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="PII_VAULT_IDEMPOTENCY_TTL_SECONDS"):
+        Settings.from_env({"PII_VAULT_ROLE": "writer", "PII_VAULT_IDEMPOTENCY_TTL_SECONDS": value})

@@ -141,3 +141,20 @@ def test_given_a_shared_cache_when_opening_twice_then_kms_is_called_once(kms: Fa
 def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap(kms: FakeKms) -> None:
     assert not hasattr(kms.encryptor(), "unwrap")
     assert not hasattr(kms.decryptor(), "wrap")
+
+
+def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_opens_only_as_itself(kms: FakeKms) -> None:
+    envelope = Sealer(kms.encryptor(), "pii-vault").envelope("acme")
+    first = envelope.seal(RecordRef("acme", "secret", "s#v1"), {"value": b"one"})
+    second = envelope.seal(RecordRef("acme", "secret", "s#v2"), {"value": b"two"})
+    assert kms.encrypt_calls == 1
+    opener = Opener(kms.decryptor(), "pii-vault")
+    assert opener.open(RecordRef("acme", "secret", "s#v2"), second.blobs, second.slots(), ["value"]) == {"value": b"two"}
+    with pytest.raises(IntegrityError):
+        opener.open(RecordRef("acme", "secret", "s#v2"), first.blobs, first.slots(), ["value"])
+
+
+def test_given_an_envelope_of_one_tenant_when_sealing_for_another_then_refused(kms: FakeKms) -> None:
+    envelope = Sealer(kms.encryptor(), "pii-vault").envelope("acme")
+    with pytest.raises(ValueError, match="own tenant"):
+        envelope.seal(RecordRef("globex", "person", "a" * 32), {"name": b"x"})

@@ -53,6 +53,9 @@ def test_given_an_unknown_query_parameter_then_validation_error_naming_it() -> N
         (errors.NotFoundError("x"), 404),
         (errors.PreconditionFailedError("x"), 412),
         (errors.ConflictError("x"), 409),
+        (errors.RequestInProgressError("x"), 409),
+        (errors.IdempotencyKeyReusedError("x"), 422),
+        (errors.ServiceUnavailableError("x"), 503),
         (errors.ThrottledError("x"), 429),
         (errors.IntegrityError("x"), 502),
         (errors.KeyServiceError("x"), 502),
@@ -64,7 +67,7 @@ def test_given_each_error_class_when_mapped_then_status_and_json_code(error, sta
     response = error_response(error)
     assert response.status_code == status
     assert json.loads(response.body) == {"code": error.code, "message": "x"}
-    assert ("Retry-After" in response.headers) == (status == 429)
+    assert ("Retry-After" in response.headers) == (status in (409, 429, 503))
 
 
 def test_given_a_version_then_etag_is_a_strong_quoted_tag() -> None:

@@ -19,14 +19,21 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TABLE_ARN = "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault"
+IDEMPOTENCY_ARN = TABLE_ARN + "-idempotency"
 BUILDERS = {"writer": policies.writer_policy, "reader": policies.reader_policy}
 
-WRITER_ACTIONS = {
-    "kms:Encrypt",
+WRITER_TABLE_ACTIONS = {
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
+}
+# Its own idempotency table (no PII in it) is the only table the writer may read.
+WRITER_IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+WRITER_ACTIONS = {
+    "kms:Encrypt",
+    *WRITER_TABLE_ACTIONS,
+    *WRITER_IDEMPOTENCY_ACTIONS,
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -68,6 +75,10 @@ def _actions(policy):
     return {a for s in policy["Statement"] for a in _as_list(s["Action"])}
 
 
+def _actions_on(policy, resource):
+    return {a for s in policy["Statement"] if resource in _as_list(s["Resource"]) for a in _as_list(s["Action"])}
+
+
 def _statements_for(policy, service):
     return [s for s in policy["Statement"] if any(a.startswith(service + ":") for a in _as_list(s["Action"]))]
 
@@ -78,7 +89,11 @@ def role_policy(request):
 
 
 def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_encrypt_writes_and_logs():
-    assert _actions(policies.writer_policy(KEY_ARN, TABLE_ARN)) == WRITER_ACTIONS
+    policy = policies.writer_policy(KEY_ARN, TABLE_ARN)
+    assert _actions(policy) == WRITER_ACTIONS
+    assert _actions_on(policy, KEY_ARN) == {"kms:Encrypt"}
+    assert _actions_on(policy, TABLE_ARN) == WRITER_TABLE_ACTIONS
+    assert _actions_on(policy, IDEMPOTENCY_ARN) == WRITER_IDEMPOTENCY_ACTIONS
 
 
 def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_decrypt_reads_and_logs():
@@ -86,11 +101,12 @@ def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_d
 
 
 def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_read_items():
-    actions = _actions(policies.writer_policy(KEY_ARN, TABLE_ARN))
+    policy = policies.writer_policy(KEY_ARN, TABLE_ARN)
+    actions = _actions(policy)
 
     assert "kms:Decrypt" not in actions
     assert not {a for a in actions if a.startswith(("kms:GenerateDataKey", "kms:ReEncrypt"))}
-    assert not actions & DYNAMODB_READS
+    assert not _actions_on(policy, TABLE_ARN) & DYNAMODB_READS
 
 
 def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
@@ -101,13 +117,14 @@ def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
 
 
 def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
-    _, policy = role_policy
+    role, policy = role_policy
+    tables = {TABLE_ARN, IDEMPOTENCY_ARN} if role == "writer" else {TABLE_ARN}
 
-    for service, arn in (("kms", KEY_ARN), ("dynamodb", TABLE_ARN)):
+    for service, arns in (("kms", {KEY_ARN}), ("dynamodb", tables)):
         statements = _statements_for(policy, service)
         assert statements, f"no {service} statement"
+        assert {statement["Resource"] for statement in statements} == arns
         for statement in statements:
-            assert statement["Resource"] == arn
             assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {service}
 
 
@@ -135,7 +152,7 @@ def test_given_either_policy_then_every_kms_statement_requires_exactly_the_tenan
 
 def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new():
     statements = _statements_for(policies.writer_policy(KEY_ARN, TABLE_ARN), "dynamodb")
-    (single,) = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"])]
+    (single,) = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"]) and s["Resource"] == TABLE_ARN]
     (batch,) = [s for s in statements if "dynamodb:BatchWriteItem" in _as_list(s["Action"])]
 
     assert set(_as_list(single["Action"])) == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}

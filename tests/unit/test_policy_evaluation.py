@@ -18,6 +18,7 @@ KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80
 OTHER_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault"
 OTHER_TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault-restored"
+IDEMPOTENCY_TABLE = f"{TABLE}-idempotency"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 WRITER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler"
 READER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
@@ -65,6 +66,10 @@ def test_given_the_writer_policy_then_it_writes_the_one_table_and_reads_nothing(
 
     assert allowed(WRITER, DDB_ACTIONS, TABLE) == writes
     assert allowed(WRITER, DDB_ACTIONS, OTHER_TABLE) == set()
+    # Its own idempotency records (request fingerprints and write answers, no PII) it may read.
+    assert allowed(WRITER, DDB_ACTIONS, IDEMPOTENCY_TABLE) == {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+    }
     assert allowed(WRITER, DDB_ACTIONS, f"{TABLE}/index/by-email") == set()
 
 
@@ -86,6 +91,7 @@ def test_given_the_writer_policy_then_writes_without_read_back_are_allowed(retur
 def test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing() -> None:
     assert allowed(READER, DDB_ACTIONS, TABLE) == {"dynamodb:GetItem", "dynamodb:Query"}
     assert allowed(READER, DDB_ACTIONS, OTHER_TABLE) == set()
+    assert allowed(READER, DDB_ACTIONS, IDEMPOTENCY_TABLE) == set()
 
 
 def test_given_either_policy_then_logs_go_to_its_own_group_only() -> None:

@@ -1,0 +1,76 @@
+"""Translate botocore failures into pii-vault errors, the same way for KMS and DynamoDB.
+
+Retryable conditions become 429 (throttled) or 503 (unavailable, timed out) so clients
+know to come back; everything else is a 502. Log lines carry the AWS error code only:
+botocore messages can echo request parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from chalicelib.errors import (
+    DependencyError,
+    IntegrityError,
+    PiiVaultError,
+    ServiceUnavailableError,
+    ThrottledError,
+)
+
+logger = logging.getLogger(__name__)
+
+THROTTLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "LimitExceededException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "TooManyRequestsException",
+    }
+)
+UNAVAILABLE_CODES = frozenset(
+    {
+        "KMSInternalException",
+        "DependencyTimeoutException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def translate(
+    exc: Exception,
+    service: str,
+    operation: str,
+    dependency_error: type[DependencyError],
+    integrity_codes: Iterable[str] = (),
+) -> PiiVaultError:
+    """The pii-vault error for a failed AWS call (to be raised ``from exc``)."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        logger.warning("%s %s failed: %s", service, operation, code)
+        if code in integrity_codes:
+            return IntegrityError("a wrapped data key failed authentication (wrong tenant, key or bytes)")
+        if code in THROTTLE_CODES:
+            return ThrottledError(f"{service} is throttling requests; retry later")
+        if code in UNAVAILABLE_CODES or status >= 500:
+            return ServiceUnavailableError(f"{service} is unavailable ({operation}); retry later")
+        return dependency_error(f"{service} refused {operation} ({code})")
+    logger.warning("%s %s failed: %s", service, operation, type(exc).__name__)
+    if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # timeouts, refused or dropped connections
+        return ServiceUnavailableError(f"{service} did not answer ({operation}); retry later")
+    if isinstance(exc, BotoCoreError):
+        return dependency_error(f"{service} client failed ({operation})")
+    raise TypeError("translate() takes botocore exceptions only") from exc

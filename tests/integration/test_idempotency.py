@@ -1,0 +1,122 @@
+"""Idempotency-Key on POST people and PUT secrets, over moto and powertools' DynamoDB store."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import RequestInProgressError
+from chalicelib.idempotency import IdempotentWrites
+from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.test_api import PERSON, PLAINTEXTS
+
+
+class LambdaContextStub:
+    """What powertools reads from a Lambda context: the time left for the in-progress lock."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def people(stack: Stack) -> list[dict]:
+    return [item for item in stack.scan() if item["sk"]["S"].startswith("P#")]
+
+
+def idempotency_items(stack: Stack) -> list[dict]:
+    return stack.dynamodb.scan(TableName=stack.resources["idempotency_table_name"])["Items"]
+
+
+def test_given_a_retried_post_with_the_same_key_then_the_first_answer_and_one_person(stack: Stack) -> None:
+    first = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-1"})
+    again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-1"})
+    assert first.status_code == again.status_code == 201
+    assert body_of(again) == body_of(first)
+    assert again.headers["Location"] == first.headers["Location"] and again.headers["ETag"] == '"1"'
+    assert again.headers.get("Idempotent-Replayed") == "true" and "Idempotent-Replayed" not in first.headers
+    assert len(people(stack)) == 1
+    assert stack.writer_kms.take() == ["Encrypt"]
+
+
+def test_given_the_same_key_with_another_body_then_422_and_nothing_new(stack: Stack) -> None:
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-2"})
+    other = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Other"}, **{"Idempotency-Key": "req-2"})
+    assert other.status_code == 422
+    assert body_of(other)["code"] == "idempotency_key_reused" and "Idempotency-Key" in body_of(other)["message"]
+    assert len(people(stack)) == 1
+
+
+def test_given_the_same_key_for_two_tenants_then_two_independent_creates(stack: Stack) -> None:
+    a = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "shared"})
+    b = send(stack.writer, "POST", "/customers/globex/people", PERSON, **{"Idempotency-Key": "shared"})
+    assert a.status_code == b.status_code == 201 and body_of(a)["id"] != body_of(b)["id"]
+
+
+def test_given_no_key_then_each_post_creates(stack: Stack) -> None:
+    send(stack.writer, "POST", "/customers/acme/people", PERSON)
+    send(stack.writer, "POST", "/customers/acme/people", PERSON)
+    assert len(people(stack)) == 2 and idempotency_items(stack) == []
+
+
+def test_given_a_retried_secret_put_with_the_same_key_then_one_version(stack: Stack) -> None:
+    for _ in range(3):
+        response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_once"}, **{"Idempotency-Key": "rotate-7"})
+        assert response.status_code == 201 and body_of(response)["version"] == 1
+    versions = body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook/versions"))["versions"]
+    assert [v["version"] for v in versions] == [1]
+    assert send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_twice"}).status_code == 201
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "naïve"])
+def test_given_a_malformed_key_then_400_naming_the_header(stack: Stack, key: str) -> None:
+    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": key})
+    assert response.status_code == 400 and "Idempotency-Key" in body_of(response)["message"]
+    assert people(stack) == []
+
+
+def test_given_a_first_attempt_that_failed_then_the_key_is_free_for_a_corrected_retry(stack: Stack) -> None:
+    bad = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "email": "nope"}, **{"Idempotency-Key": "fix-me"})
+    assert bad.status_code == 400
+    good = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "fix-me"})
+    assert good.status_code == 201 and len(people(stack)) == 1
+
+
+def test_given_a_kms_throttle_on_the_first_attempt_then_the_retry_writes(stack: Stack) -> None:
+    def throttle(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "Encrypt")
+
+    kms = stack.writer_clients["kms"]
+    kms.meta.events.register("before-call.kms.Encrypt", throttle)
+    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "k"}).status_code == 429
+    kms.meta.events.unregister("before-call.kms.Encrypt", throttle)
+    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "k"}).status_code == 201
+    assert len(people(stack)) == 1
+
+
+def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Stack) -> None:
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "scan-me"})
+    send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": "scan-me"})
+    raw = repr(idempotency_items(stack))
+    assert len(idempotency_items(stack)) == 2
+    for value in PLAINTEXTS + ("scan-me",):
+        assert value not in raw
+
+
+def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stack: Stack) -> None:
+    store = DynamoDBPersistenceLayer(
+        table_name=stack.resources["idempotency_table_name"], boto3_client=boto3.client("dynamodb", region_name=REGION)
+    )
+    writes = IdempotentWrites(store, ttl_seconds=60, key_prefix="test")
+    seen: list[Exception] = []
+    context = LambdaContextStub()
+
+    def first_write() -> dict:
+        try:
+            writes.run("scope", "key-1", b"{}", lambda: {"status": 201, "body": {}, "headers": {}}, context)
+        except RequestInProgressError as exc:
+            seen.append(exc)
+        return {"status": 201, "body": {"n": 1}, "headers": {}}
+
+    assert writes.run("scope", "key-1", b"{}", first_write, context)["body"] == {"n": 1}
+    assert len(seen) == 1 and seen[0].code == "request_in_progress"

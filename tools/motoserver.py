@@ -1,0 +1,44 @@
+"""moto's server, one request at a time: ``python -m tools.motoserver -H HOST -p PORT``.
+
+``moto.server`` serves requests on parallel threads, but moto's DynamoDB backend does
+a conditional write as "check, then write" without a lock, so two concurrent writers
+could both pass a condition that DynamoDB would let only one pass. Serialising the
+requests restores per-item atomicity, which the local stack's concurrency (and the
+load script's "lost: 0") depend on. Connections are still accepted in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any, Callable, Iterable
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+    """WSGI middleware: the whole request, response body included, under one lock."""
+    lock = threading.Lock()
+
+    def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return handle
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.motoserver", description=__doc__.split("\n")[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, serialized(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
