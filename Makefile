@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check policies package clean
+.PHONY: .venv dev test check bench policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -29,8 +29,24 @@ test: .venv
 check: .venv
 	tools/checks.sh
 
+# Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
+# Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png.
+# Quicker: make bench BENCH_ARGS="--records 200 --kms-latency-ms 5"
+BENCH_ARGS ?=
+bench: .venv
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 policies: .venv
 	$(PY) -m tools.policies
+
+# docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
+openapi: .venv
+	$(PY) -m tools.openapi
+
+# Concurrent clients against a fresh local stack, then a table-scan verification.
+# e.g. make load LOAD_ARGS="--clients 32 --ops 200"
+load: .venv
+	$(PY) -m tools.load $(LOAD_ARGS)
 
 # No bytecode in the zip: chalice packages every file under chalicelib/.
 # .chalice/cfn-<stage>.json names the function and its role as `chalice deploy` does
@@ -46,5 +62,5 @@ package: .venv
 	done
 
 clean:
-	rm -rf out .dev .pytest_cache
+	rm -rf out .dev .pytest_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

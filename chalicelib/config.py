@@ -9,6 +9,7 @@ the same code at moto.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -18,6 +19,18 @@ APP_NAME = "pii-vault"
 ROLES = ("writer", "reader")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
+# Data key cache bounds (see chalicelib/keycache.py for the trade-off). Zero disables.
+DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
+DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
+DEFAULT_READER_KEY_CACHE_SECONDS = 300
+DEFAULT_READER_KEY_CACHE_MAX_ENTRIES = 1000
+MAX_KEY_CACHE_SECONDS = 3600
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MAX_IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+# AES-GCM with random nonces: 2**32 seals per key keeps nonce-collision risk under 2**-32;
+# a record seals up to 5 fields, so 2**24 records per key leaves a wide margin.
+MAX_WRITER_KEY_CACHE_RECORDS = 2**24
+MAX_READER_KEY_CACHE_ENTRIES = 100_000
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,11 @@ class Settings:
     region: str | None = None
     app_name: str = APP_NAME
     idempotency_table_name: str = DEFAULT_TABLE_NAME + "-idempotency"
-    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL_SECONDS
+    writer_key_cache_seconds: int = DEFAULT_WRITER_KEY_CACHE_SECONDS
+    writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
+    reader_key_cache_seconds: int = DEFAULT_READER_KEY_CACHE_SECONDS
+    reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -38,6 +55,10 @@ class Settings:
                 f"PII_VAULT_ROLE must be one of {', '.join(ROLES)}; "
                 f"got {self.role!r}. Deploy with --stage writer or --stage reader."
             )
+        for name, (_variable, minimum, maximum) in _INT_SETTINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+                raise ConfigurationError(_bounds_message(name))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
@@ -50,18 +71,30 @@ class Settings:
             kms_key_id=env.get("PII_VAULT_KMS_KEY_ID", DEFAULT_KMS_KEY_ID),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
-            idempotency_ttl_seconds=_int(env, "PII_VAULT_IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+            **{name: _int_env(env, name) for name in _INT_SETTINGS},
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer") from None
-    if value < 0:
-        raise ConfigurationError(f"{name} must not be negative")
-    return value
+# Integer settings: field -> (environment variable, minimum, maximum).
+_INT_SETTINGS = {
+    "idempotency_ttl_seconds": ("PII_VAULT_IDEMPOTENCY_TTL_SECONDS", 60, MAX_IDEMPOTENCY_TTL_SECONDS),
+    "writer_key_cache_seconds": ("PII_VAULT_WRITER_KEY_CACHE_SECONDS", 0, MAX_KEY_CACHE_SECONDS),
+    "writer_key_cache_max_records": ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", 0, MAX_WRITER_KEY_CACHE_RECORDS),
+    "reader_key_cache_seconds": ("PII_VAULT_READER_KEY_CACHE_SECONDS", 0, MAX_KEY_CACHE_SECONDS),
+    "reader_key_cache_max_entries": ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", 0, MAX_READER_KEY_CACHE_ENTRIES),
+}
+
+
+def _bounds_message(field: str) -> str:
+    variable, minimum, maximum = _INT_SETTINGS[field]
+    return f"{variable} must be an integer from {minimum} to {maximum}"
+
+
+def _int_env(env: Mapping[str, str], field: str) -> int:
+    """Unset means the field's default; anything but a plain integer is a startup error."""
+    raw = env.get(_INT_SETTINGS[field][0])
+    if raw is None or raw.strip() == "":
+        return Settings.__dataclass_fields__[field].default  # type: ignore[return-value]
+    if not re.fullmatch(r"[0-9]{1,10}", raw.strip()):
+        raise ConfigurationError(_bounds_message(field))
+    return int(raw.strip())

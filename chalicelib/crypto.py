@@ -56,6 +56,12 @@ class WrappedKey:
     key_id: str  # the KMS key ARN that wrapped it (plaintext metadata)
 
 
+class DataKeySource(Protocol):
+    """Hands the writer a data key and its wrapped form (e.g. a bounded reuse cache)."""
+
+    def data_key(self, context: Mapping[str, str]) -> tuple[bytes, "WrappedKey"]: ...
+
+
 @dataclass(frozen=True)
 class RecordRef:
     """Which record a ciphertext belongs to; every component goes into the AAD."""
@@ -138,19 +144,28 @@ class Sealer:
         wrapper: KeyWrapper,
         app_name: str,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        *,
+        data_keys: DataKeySource | None = None,
     ) -> None:
+        """``data_keys`` (e.g. ``keycache.WriterKeyCache``) replaces one fresh key per write."""
         self._wrapper = wrapper
         self._app_name = app_name
         self._random = random_bytes
+        self._data_keys = data_keys
 
     def envelope(self, customer_id: str) -> "Envelope":
-        """A fresh data key, wrapped once (the write's single KMS call)."""
-        data_key = self._random(DATA_KEY_BYTES)
-        wrapped = self._wrapper.wrap(data_key, encryption_context(self._app_name, customer_id))
+        """A data key for this tenant: fresh and wrapped once (the write's single KMS call),
+        or reused within the bounds of ``data_keys``."""
+        context = encryption_context(self._app_name, customer_id)
+        if self._data_keys is not None:
+            data_key, wrapped = self._data_keys.data_key(context)
+        else:
+            data_key = self._random(DATA_KEY_BYTES)
+            wrapped = self._wrapper.wrap(data_key, context)
         return Envelope(data_key, wrapped, customer_id)
 
     def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
-        """Seal ``fields`` under one fresh data key (see ``Envelope.seal``)."""
+        """Seal ``fields`` under one data key (see ``envelope`` and ``Envelope.seal``)."""
         return self.envelope(ref.customer_id).seal(ref, fields, own_slots=own_slots)
 
 

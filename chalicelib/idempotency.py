@@ -10,8 +10,6 @@ key, so a table reader cannot test guesses of the PII in a body without that key
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from typing import Any, Callable
 
@@ -65,6 +63,9 @@ class IdempotentWrites:
             IdempotencyPersistenceLayerError,
             IdempotencyValidationError,
         )
+
+        import hashlib  # here: OpenSSL's hashlib only when a request carries a key
+        import hmac
 
         if lambda_context is not None:
             self._config.register_lambda_context(lambda_context)

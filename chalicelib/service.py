@@ -16,7 +16,7 @@ from typing import Any, Callable
 from chalicelib import models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Opener, RecordRef, Sealer
-from chalicelib.errors import IntegrityError, NotFoundError
+from chalicelib.errors import IntegrityError, NotFoundError, ValidationError
 from chalicelib.repository import PersonRecord, Repository, SecretVersion
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,25 @@ class PersonView:
 class PeoplePage:
     items: list[PersonView]
     next_token: str | None
+
+
+@dataclass(frozen=True)
+class PeopleBatch:
+    items: list[PersonView]
+    missing: list[str]
+
+
+def _parse_ids(raw: str) -> list[str]:
+    """``?ids=a,b`` -> distinct valid person ids, at most MAX_PAGE_SIZE, order kept."""
+    ids = list(dict.fromkeys(part.strip() for part in raw.split(",")))
+    if not raw.strip() or len(ids) > MAX_PAGE_SIZE:
+        raise ValidationError(f"ids must list 1 to {MAX_PAGE_SIZE} person ids", field="ids")
+    for person_id in ids:
+        try:
+            models.person_id(person_id)
+        except ValidationError:
+            raise ValidationError("ids must be person ids of 32 lowercase hex characters", field="ids") from None
+    return ids
 
 
 @dataclass(frozen=True)
@@ -263,6 +282,21 @@ class ReaderService:
         self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
                          record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
         return PeoplePage(views, page.next_token)
+
+    def get_people(
+        self, customer_id: str, ids_param: str, fields_param: str | None = None, *, actor: Actor = ANONYMOUS
+    ) -> PeopleBatch:
+        """Multi-get: one BatchGetItem, one unwrap per distinct data key in the batch."""
+        customer_id = models.customer_id(customer_id)
+        fields = models.parse_fields_param(fields_param)
+        person_ids = _parse_ids(ids_param)
+        records = self._repo.get_people(customer_id, person_ids)
+        cache: dict[bytes, bytes] = {}
+        views = [self._view(record, fields, cache) for record in records]
+        found = {view.id for view in views}
+        self._audit.emit("person.batch_read", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
+        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
 
     def get_secret(
         self, customer_id: str, secret_id: str, version_param: str | None = None, *, actor: Actor = ANONYMOUS

@@ -82,6 +82,10 @@ class InMemoryRepository:
         next_token = encode_page_token(chosen[-1]) if len(ids) > limit else None
         return Page([copy.deepcopy(self.people[(customer_id, pid)]) for pid in chosen], next_token)
 
+    def get_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
+        wanted = list(dict.fromkeys(person_ids))
+        return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
+
     def add_secret_version(self, customer_id, secret_id, now, build) -> SecretVersion:
         with self._lock:
             version = self.secret_heads.get((customer_id, secret_id), 0) + 1

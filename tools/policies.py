@@ -29,7 +29,7 @@ APP_NAME = "pii-vault"
 POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
 ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-READER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
 IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 IDEMPOTENCY_SUFFIX = "-idempotency"

@@ -81,12 +81,19 @@ def create_app(
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
         from chalicelib.crypto import Sealer
+        from chalicelib.keycache import WriterKeyCache
         from chalicelib.keys import KmsEncryptor
         from chalicelib.service import WriterService, utc_now
 
         def writer() -> WriterService:
             wrapper = KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id)
-            return WriterService(repository(), Sealer(wrapper, settings.app_name), clock=clock or utc_now)
+            cache = WriterKeyCache(
+                wrapper,
+                max_records=settings.writer_key_cache_max_records,
+                max_age_seconds=settings.writer_key_cache_seconds,
+            )
+            sealer = Sealer(wrapper, settings.app_name, data_keys=cache if cache.enabled else None)
+            return WriterService(repository(), sealer, clock=clock or utc_now)
 
         def idempotency() -> "IdempotentWrites":
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -103,12 +110,18 @@ def create_app(
     else:
         from chalicelib.api.reader import reader_blueprint
         from chalicelib.crypto import Opener
+        from chalicelib.keycache import ReaderKeyCache
         from chalicelib.keys import KmsDecryptor
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
-            unwrapper = KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id)
-            return ReaderService(repository(), Opener(unwrapper, settings.app_name))
+            unwrapper: Any = KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id)
+            cache = ReaderKeyCache(
+                unwrapper,
+                max_entries=settings.reader_key_cache_max_entries,
+                max_age_seconds=settings.reader_key_cache_seconds,
+            )
+            return ReaderService(repository(), Opener(cache if cache.enabled else unwrapper, settings.app_name))
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
     return app

@@ -75,8 +75,27 @@ class Stack:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+# The plain ``stack`` runs with the data key caches off, so one write is one Encrypt and
+# one read one Decrypt; ``cached_stack`` uses the shipped default bounds.
+NO_KEY_CACHE = {
+    "writer_key_cache_seconds": 0,
+    "writer_key_cache_max_records": 0,
+    "reader_key_cache_seconds": 0,
+    "reader_key_cache_max_entries": 0,
+}
+
+
 @pytest.fixture
 def stack(aws_env: None) -> Iterator[Stack]:
+    yield from _stack(NO_KEY_CACHE)
+
+
+@pytest.fixture
+def cached_stack(aws_env: None) -> Iterator[Stack]:
+    yield from _stack({})
+
+
+def _stack(cache_settings: dict[str, int]) -> Iterator[Stack]:
     with mock_aws():
         kms = boto3.client("kms", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -94,7 +113,7 @@ def stack(aws_env: None) -> Iterator[Stack]:
 
         def app(role: str) -> Any:
             return create_app(
-                settings=Settings(role, region=REGION),
+                settings=Settings(role, region=REGION, **cache_settings),
                 kms_client=clients[role]["kms"],
                 dynamodb_client=clients[role]["dynamodb"],
             )

@@ -72,6 +72,7 @@ def test_given_each_role_then_it_only_uses_its_own_dynamodb_and_kms_actions(stac
     send(stack.writer, "PUT", "/customers/acme/secrets/s1", {"value": SECRET})
     send(stack.reader, "GET", f"/customers/acme/people/{person_id}")
     send(stack.reader, "GET", "/customers/acme/people")
+    send(stack.reader, "GET", f"/customers/acme/people?ids={person_id}")
     send(stack.reader, "GET", "/customers/acme/secrets/s1")
     send(stack.reader, "GET", "/customers/acme/secrets/s1/versions")
     send(stack.writer, "DELETE", "/customers/acme/secrets/s1")
@@ -80,7 +81,7 @@ def test_given_each_role_then_it_only_uses_its_own_dynamodb_and_kms_actions(stac
     assert set(stack.reader_kms.take()) == {"Decrypt"}
     # IAM authorises each action inside TransactWriteItems as the PutItem/UpdateItem/DeleteItem it is.
     assert set(stack.writer_ddb.take()) <= {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-    assert set(stack.reader_ddb.take()) <= {"GetItem", "Query"}
+    assert set(stack.reader_ddb.take()) <= {"GetItem", "Query", "BatchGetItem"}
 
 
 def test_given_stored_people_and_secrets_when_the_table_is_scanned_then_no_plaintext(stack: Stack) -> None:

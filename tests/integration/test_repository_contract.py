@@ -141,3 +141,22 @@ def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_n
     with pytest.raises(NotFoundError):
         repo.delete_secret("acme", "s")
     assert repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v)).version == 1
+
+
+def test_given_some_existing_ids_when_multi_got_then_the_existing_ones_in_the_order_asked(repo: Any) -> None:
+    ids = [f"{n:032x}" for n in range(1, 6)]
+    for person_id in ids:
+        repo.create_person(person(person_id))
+    repo.create_person(person("f" * 32, customer="globex"))
+    asked = [ids[3], "e" * 32, ids[0], ids[3], "f" * 32, ids[4]]
+    got = repo.get_people("acme", asked)
+    assert [p.person_id for p in got] == [ids[3], ids[0], ids[4]]
+    assert got[1] == person(ids[0])
+    assert repo.get_people("acme", []) == []
+
+
+def test_given_more_than_one_batch_of_ids_when_multi_got_then_all_are_returned(repo: Any) -> None:
+    ids = [f"{n:032x}" for n in range(1, 131)]
+    for person_id in ids:
+        repo.create_person(person(person_id))
+    assert [p.person_id for p in repo.get_people("acme", list(reversed(ids)))] == list(reversed(ids))

@@ -60,3 +60,52 @@ def test_given_the_aws_clients_then_timeouts_are_below_the_lambda_timeout_with_s
 def test_given_a_bad_integer_setting_then_a_clear_startup_error(value: str) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_IDEMPOTENCY_TTL_SECONDS"):
         Settings.from_env({"PII_VAULT_ROLE": "writer", "PII_VAULT_IDEMPOTENCY_TTL_SECONDS": value})
+
+
+def test_given_no_cache_variables_then_the_safe_default_bounds_apply() -> None:
+    settings = Settings.from_env({"PII_VAULT_ROLE": "writer"})
+    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (300, 1000)
+    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (300, 1000)
+
+
+def test_given_cache_variables_then_they_are_read_and_zero_is_allowed() -> None:
+    settings = Settings.from_env(
+        {
+            "PII_VAULT_ROLE": "reader",
+            "PII_VAULT_WRITER_KEY_CACHE_SECONDS": "0",
+            "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS": "50",
+            "PII_VAULT_READER_KEY_CACHE_SECONDS": " 60 ",
+            "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES": "0",
+        }
+    )
+    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (0, 50)
+    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (60, 0)
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("PII_VAULT_WRITER_KEY_CACHE_SECONDS", "-1"),
+        ("PII_VAULT_WRITER_KEY_CACHE_SECONDS", "3601"),
+        ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", str(2**24 + 1)),
+        ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", "1e3"),
+        ("PII_VAULT_READER_KEY_CACHE_SECONDS", "five"),
+        ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", "²"),
+    ],
+)
+def test_given_an_out_of_range_cache_bound_then_a_startup_error_names_the_variable(variable, value) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({"PII_VAULT_ROLE": "writer", variable: value})
+
+
+def test_given_the_committed_stage_config_then_each_stage_sets_its_own_cache_bounds() -> None:
+    import json
+    from pathlib import Path
+
+    stages = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())["stages"]
+    writer = Settings.from_env(stages["writer"]["environment_variables"])
+    reader = Settings.from_env(stages["reader"]["environment_variables"])
+    assert writer.writer_key_cache_seconds > 0 and writer.writer_key_cache_max_records > 0
+    assert reader.reader_key_cache_seconds > 0 and reader.reader_key_cache_max_entries > 0
+    assert not any("READER" in name for name in stages["writer"]["environment_variables"])
+    assert not any("WRITER" in name for name in stages["reader"]["environment_variables"])

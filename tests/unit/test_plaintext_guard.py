@@ -29,3 +29,14 @@ def test_given_short_values_or_non_json_bodies_then_nothing_is_registered() -> N
     guard.register_body('{"value": "sk_live_123456"}', origin="t")
 
     assert list(guard.values) == ["sk_live_123456"]
+
+
+def test_given_a_value_also_used_in_a_url_then_it_is_an_identifier_and_not_searched() -> None:
+    guard = Guard()
+    guard.request("POST", "/customers/0/people", '{"name": "0000000000", "surname": "Kowalczyk"}', origin="t")
+    guard.request("GET", "/customers/0/people/0000000000", None, origin="t")
+    guard.observe("file", "access log", '"GET /customers/0/people/0000000000 HTTP/1.1" 404 Kowalczyk')
+
+    hits = guard.hits()
+
+    assert len(hits) == 1 and "#2" in hits[0]

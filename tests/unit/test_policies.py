@@ -40,6 +40,7 @@ WRITER_ACTIONS = {
 }
 READER_ACTIONS = {
     "kms:Decrypt",
+    "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:Query",
     "logs:CreateLogGroup",

@@ -89,7 +89,7 @@ def test_given_the_writer_policy_then_writes_without_read_back_are_allowed(retur
 
 
 def test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing() -> None:
-    assert allowed(READER, DDB_ACTIONS, TABLE) == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert allowed(READER, DDB_ACTIONS, TABLE) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
     assert allowed(READER, DDB_ACTIONS, OTHER_TABLE) == set()
     assert allowed(READER, DDB_ACTIONS, IDEMPOTENCY_TABLE) == set()
 

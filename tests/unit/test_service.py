@@ -193,3 +193,13 @@ def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplo
     assert caplog.records, "the service should log audit events"
     for value in ("Grace", "Hopper", "navy.example", "1906-12-09", "Harbor", "sk_live_abcdef"):
         assert value not in caplog.text
+
+
+def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are_reported(writer, reader, kms) -> None:
+    ids = [writer.create_person("acme", PERSON).id for _ in range(3)]
+    absent = "b" * 32
+    batch = reader.get_people("acme", ",".join([ids[1], absent, ids[0], ids[1]]), "name")
+    assert [view.id for view in batch.items] == [ids[1], ids[0]]
+    assert [view.data for view in batch.items] == [{"name": "Grace"}] * 2
+    assert batch.missing == [absent]
+    assert kms.decrypt_calls == 2

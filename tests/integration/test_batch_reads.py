@@ -1,0 +1,146 @@
+"""Multi-get and list pages: one BatchGetItem/Query per page, at most one KMS Decrypt per distinct key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.errors import ThrottledError
+from chalicelib.repository import DynamoDbRepository
+from tests.integration.conftest import Stack, body_of, send
+from tests.integration.test_api import PERSON, create
+from tools.bootstrap import bootstrap
+
+
+def test_given_ids_when_multi_got_then_one_batch_get_and_items_in_the_order_asked_with_missing_listed(
+    stack: Stack,
+) -> None:
+    ids = [create(stack) for _ in range(3)]
+    absent = "0" * 32
+    stack.reader_ddb.take()
+    response = send(stack.reader, "GET", f"/customers/acme/people?ids={ids[2]},{absent},{ids[0]}&fields=email")
+    body = body_of(response)
+    assert response.status_code == 200
+    assert [item["id"] for item in body["items"]] == [ids[2], ids[0]]
+    assert all(item["data"] == {"email": PERSON["email"]} for item in body["items"])
+    assert (body["missing"], body["next"]) == ([absent], None)
+    assert stack.reader_ddb.take() == ["BatchGetItem"]
+
+
+def test_given_records_of_another_tenant_when_multi_got_then_they_are_missing(stack: Stack) -> None:
+    other = create(stack, customer="globex")
+    body = body_of(send(stack.reader, "GET", f"/customers/acme/people?ids={other}"))
+    assert (body["items"], body["missing"]) == ([], [other])
+
+
+def test_given_caches_off_when_a_page_is_read_then_one_decrypt_per_record_key_never_per_field(stack: Stack) -> None:
+    ids = [create(stack) for _ in range(4)]
+    stack.reader_kms.take()
+    send(stack.reader, "GET", f"/customers/acme/people?ids={','.join(ids)}")
+    assert stack.reader_kms.take() == ["Decrypt"] * 4
+    send(stack.reader, "GET", "/customers/acme/people?limit=4")
+    assert stack.reader_kms.take() == ["Decrypt"] * 4
+
+
+def test_given_records_sharing_a_writer_key_when_a_page_is_read_then_one_decrypt_per_page(
+    cached_stack: Stack,
+) -> None:
+    ids = [create(cached_stack) for _ in range(6)]
+    assert cached_stack.writer_kms.take() == ["Encrypt"]  # one wrapped key for all six
+    body = body_of(send(cached_stack.reader, "GET", f"/customers/acme/people?ids={','.join(ids)}"))
+    assert len(body["items"]) == 6 and all(item["data"] == PERSON for item in body["items"])
+    assert cached_stack.reader_kms.take() == ["Decrypt"]
+    # Repeat reads (list, single, multi-get) are served by the reader cache.
+    send(cached_stack.reader, "GET", "/customers/acme/people?limit=6")
+    send(cached_stack.reader, "GET", f"/customers/acme/people/{ids[0]}")
+    send(cached_stack.reader, "GET", f"/customers/acme/people?ids={ids[1]}")
+    assert cached_stack.reader_kms.take() == []
+
+
+def test_given_caches_on_when_another_tenant_writes_then_it_gets_its_own_wrapped_key(cached_stack: Stack) -> None:
+    create(cached_stack, customer="acme")
+    create(cached_stack, customer="globex")
+    create(cached_stack, customer="acme")
+    assert cached_stack.writer_kms.take() == ["Encrypt", "Encrypt"]
+    slots = {item["pk"]["S"]: item["slots"]["M"]["0"]["B"] for item in cached_stack.scan()}
+    assert slots["C#acme"] != slots["C#globex"]
+
+
+def test_given_caches_on_then_a_patched_record_still_reads_back_and_the_writer_never_decrypts(
+    cached_stack: Stack,
+) -> None:
+    person_id = create(cached_stack)
+    send(cached_stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Mira"})
+    data = body_of(send(cached_stack.reader, "GET", f"/customers/acme/people/{person_id}"))["data"]
+    assert data == {**PERSON, "name": "Mira"}
+    assert set(cached_stack.writer_kms.take()) == {"Encrypt"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ids=",
+        "ids=" + ",".join(f"{n:032x}" for n in range(101)),
+        "ids=NOT-AN-ID",
+        "ids=" + "a" * 32 + "&next=abc",
+        "ids=" + "a" * 32 + "&limit=5",
+    ],
+)
+def test_given_bad_ids_when_multi_got_then_400_naming_ids(stack: Stack, query: str) -> None:
+    response = send(stack.reader, "GET", f"/customers/acme/people?{query}")
+    assert response.status_code == 400 and body_of(response)["message"].startswith("ids")
+
+
+class _Unprocessing:
+    """A DynamoDB client whose BatchGetItem serves only ``served`` keys per call, ``rounds`` times."""
+
+    def __init__(self, client: Any, rounds: int, served: int = 1) -> None:
+        self._client, self.rounds, self.served, self.calls = client, rounds, served, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        ((table, request),) = RequestItems.items()
+        if self.calls > self.rounds:
+            return self._client.batch_get_item(RequestItems=RequestItems)
+        served, rest = request["Keys"][: self.served], request["Keys"][self.served :]
+        responses = self._client.batch_get_item(RequestItems={table: {**request, "Keys": served}})["Responses"] if served else {}
+        return {"Responses": responses, "UnprocessedKeys": {table: {**request, "Keys": rest}} if rest else {}}
+
+
+def _seeded(count: int) -> tuple[Any, list[str]]:
+    kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
+    bootstrap(kms, ddb)
+    ids = [f"{n:032x}" for n in range(1, count + 1)]
+    for person_id in ids:
+        ddb.put_item(
+            TableName="pii-vault",
+            Item={
+                "pk": {"S": "C#acme"}, "sk": {"S": f"P#{person_id}"}, "version": {"N": "1"},
+                "created_at": {"S": "t"}, "updated_at": {"S": "t"}, "slots": {"M": {"0": {"B": b"w"}}},
+                "f_name": {"B": b"ct"},
+            },
+        )
+    return ddb, ids
+
+
+def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backoff(aws_env: None) -> None:
+    with mock_aws():
+        ddb, ids = _seeded(4)
+        flaky, sleeps = _Unprocessing(ddb, rounds=2), []
+        repo = DynamoDbRepository(flaky, "pii-vault", sleep=sleeps.append)
+        assert [p.person_id for p in repo.get_people("acme", ids)] == ids
+        assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]
+
+
+def test_given_keys_that_stay_unprocessed_when_multi_got_then_throttled(aws_env: None) -> None:
+    with mock_aws():
+        ddb, ids = _seeded(3)
+        repo = DynamoDbRepository(_Unprocessing(ddb, rounds=100, served=0), "pii-vault", sleep=lambda _s: None)
+        with pytest.raises(ThrottledError):
+            repo.get_people("acme", ids)

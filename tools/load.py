@@ -1,0 +1,458 @@
+"""Load the local system with concurrent clients, then prove that nothing was lost.
+
+N client threads (default 16 x 500 operations) run a mixed workload of create, patch,
+read and delete against the writer and reader endpoints. Each client owns the people it
+creates (clients share tenants, not records), so it knows what every acknowledged write
+left behind. Afterwards the table is scanned raw and every record a client believes
+live is read back through the reader: it must be present, at the acknowledged version,
+and decrypt to exactly what was sent; every acknowledged delete must be gone. A write
+that got no answer (timeout, 5xx) makes its record "uncertain": either outcome is
+accepted for it, and it is reported separately.
+
+    python -m tools.load [--clients 16] [--ops 500] [--max-seconds 600] [--seed 1]
+    python -m tools.load --writer-url URL --reader-url URL --moto-url URL   # a running `make dev`
+
+Without URLs it starts its own DevStack on free loopback ports. Only loopback URLs are
+accepted: this is a test of the local system, never of a deployed one. It prints the
+numbers; it does not judge speed. Exit status 1 if anything was lost or any 5xx seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+import requests
+
+OPS = ("create", "patch", "read", "delete")
+WEIGHTS = (30, 25, 35, 10)
+TENANTS = 4
+TIMEOUT_S = 30
+MAX_CLIENTS = 64
+MAX_OPS_PER_CLIENT = 100_000
+_WORDS = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Tim", "Zoë", "Łukasz", "Søren", "Ngozi")
+_COUNTRIES = ("GB", "FR", "DE", "NG", "JP", "BR", "US", "PL")
+
+
+class LoadError(RuntimeError):
+    """Bad arguments (e.g. a non-loopback URL)."""
+
+
+def require_loopback(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise LoadError(f"{url}: only loopback URLs are allowed (127.0.0.1, ::1, localhost)")
+    return url.rstrip("/")
+
+
+def check_bounds(clients: int, operations: int) -> None:
+    if not 1 <= clients <= MAX_CLIENTS or not 1 <= operations <= MAX_OPS_PER_CLIENT:
+        raise LoadError(f"clients must be 1-{MAX_CLIENTS} and operations 1-{MAX_OPS_PER_CLIENT}")
+
+
+# -- the workload ----------------------------------------------------------------------
+
+
+def _person(rng: random.Random) -> dict[str, Any]:
+    """A valid person in the exact form the reader returns (already trimmed and normalised)."""
+    name, surname = rng.choice(_WORDS), rng.choice(_WORDS) + "-" + uuid.UUID(int=rng.getrandbits(128)).hex[:6]
+    address: dict[str, str] = {
+        "line1": f"{rng.randint(1, 999)} {rng.choice(_WORDS)} Street",
+        "city": rng.choice(_WORDS) + "ville",
+        "postal_code": f"{rng.randint(10000, 99999)}",
+        "country": rng.choice(_COUNTRIES),
+    }
+    if rng.random() < 0.5:
+        address["line2"] = f"Flat {rng.randint(1, 99)}"
+    if rng.random() < 0.3:
+        address["region"] = rng.choice(_WORDS) + "shire"
+    return {
+        "name": name,
+        "surname": surname,
+        "email": f"p{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}@example.org",
+        "dob": f"{rng.randint(1920, 2010)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "address": address,
+    }
+
+
+@dataclass
+class Record:
+    customer_id: str
+    person_id: str
+    version: int
+    data: dict[str, Any]
+    live: bool = True
+    # After a write without an answer: every state the record may be in, (live, version, data).
+    uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None
+
+
+@dataclass
+class ClientResult:
+    records: list[Record] = field(default_factory=list)
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    statuses: Counter = field(default_factory=Counter)  # (op, status or exception name)
+    read_mismatches: int = 0
+    unacknowledged_creates: int = 0
+
+
+class Client:
+    """One simulated client: its own session, its own records, a deterministic random stream."""
+
+    def __init__(self, index: int, writer_url: str, reader_url: str, tenants: Sequence[str], seed: int) -> None:
+        self.rng = random.Random(seed * 1000 + index)
+        self.writer, self.reader = writer_url, reader_url
+        self.tenants = tenants
+        self.session = requests.Session()
+        self.result = ClientResult()
+        self.live: list[Record] = []
+
+    def _call(self, op: str, method: str, url: str, **kwargs: Any) -> requests.Response | None:
+        started = time.perf_counter()
+        try:
+            response = self.session.request(method, url, timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            self.result.latencies[op].append(time.perf_counter() - started)
+            self.result.statuses[(op, type(exc).__name__)] += 1
+            return None
+        self.result.latencies[op].append(time.perf_counter() - started)
+        self.result.statuses[(op, response.status_code)] += 1
+        return response
+
+    def step(self) -> None:
+        op = "create" if not self.live else self.rng.choices(OPS, WEIGHTS)[0]
+        getattr(self, op)()
+
+    def create(self) -> None:
+        customer_id = self.rng.choice(self.tenants)
+        person = _person(self.rng)
+        response = self._call("create", "POST", f"{self.writer}/customers/{customer_id}/people", json=person)
+        if response is not None and response.status_code == 201:
+            body = response.json()
+            record = Record(customer_id, body["id"], body["version"], person)
+            self.result.records.append(record)
+            self.live.append(record)
+        elif response is None or response.status_code >= 500:
+            self.result.unacknowledged_creates += 1  # maybe stored, under an id nobody learnt
+
+    def _url(self, base: str, record: Record) -> str:
+        return f"{base}/customers/{record.customer_id}/people/{record.person_id}"
+
+    def _retire(self, record: Record, *states: tuple[bool, int, dict[str, Any]]) -> None:
+        """No answer: the write may or may not have happened; stop using this record."""
+        record.uncertain = list(states)
+        self.live.remove(record)
+
+    def patch(self) -> None:
+        record = self.rng.choice(self.live)
+        fresh = _person(self.rng)
+        names = self.rng.sample(sorted(fresh), self.rng.randint(1, 3))
+        change = {name: fresh[name] for name in names}
+        response = self._call(
+            "patch", "PATCH", self._url(self.writer, record), json=change, headers={"If-Match": f'"{record.version}"'}
+        )
+        if response is not None and response.status_code == 200:
+            record.version = response.json()["version"]
+            record.data = {**record.data, **change}
+        elif response is None or response.status_code >= 500:
+            self._retire(record, (True, record.version, record.data), (True, record.version + 1, {**record.data, **change}))
+
+    def read(self) -> None:
+        record = self.rng.choice(self.live)
+        response = self._call("read", "GET", self._url(self.reader, record))
+        if response is not None and response.status_code == 200:
+            body = response.json()
+            if (body["version"], body["data"]) != (record.version, record.data):
+                self.result.read_mismatches += 1
+
+    def delete(self) -> None:
+        record = self.rng.choice(self.live)
+        response = self._call(
+            "delete", "DELETE", self._url(self.writer, record), headers={"If-Match": f'"{record.version}"'}
+        )
+        if response is not None and response.status_code == 204:
+            record.live = False
+            self.live.remove(record)
+        elif response is None or response.status_code >= 500:
+            self._retire(record, (True, record.version, record.data), (False, 0, {}))
+
+    def run(self, operations: int, deadline: float) -> ClientResult:
+        for _ in range(operations):
+            if time.monotonic() > deadline:
+                break
+            self.step()
+        self.session.close()
+        return self.result
+
+
+# -- verification --------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    scanned_items: int = 0
+    present: int = 0
+    gone: int = 0
+    uncertain: int = 0
+    lost: list[str] = field(default_factory=list)  # one line per problem, ids only (no PII)
+    orphans: int = 0  # stored people nobody got an acknowledgement for
+
+
+def scan_people(dynamodb: Any, table_name: str, tenants: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every person item of the run's tenants, straight from the table: (customer_id, person_id) -> item."""
+    partitions = {f"C#{t}": t for t in tenants}
+    out = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+        for item in page["Items"]:
+            tenant = partitions.get(item["pk"]["S"])
+            if tenant is not None and item["sk"]["S"].startswith("P#"):
+                out[(tenant, item["sk"]["S"][2:])] = item
+    return out
+
+
+ReadPerson = Callable[["Record"], "tuple[int, dict[str, Any] | None]"]
+
+
+def http_reader(reader_url: str) -> ReadPerson:
+    """Read a person through the reader endpoint: (status, body if 200)."""
+    sessions = threading.local()
+
+    def read(record: Record) -> tuple[int, dict[str, Any] | None]:
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+        url = f"{reader_url}/customers/{record.customer_id}/people/{record.person_id}"
+        response = sessions.session.get(url, timeout=TIMEOUT_S)
+        return response.status_code, response.json() if response.status_code == 200 else None
+
+    return read
+
+
+def verify(records: list[Record], items: dict[tuple[str, str], dict[str, Any]], read: ReadPerson) -> Verification:
+    """Compare what clients were told with what the table holds and the reader decrypts."""
+    result = Verification(scanned_items=len(items))
+    stored = [r for r in records if (r.customer_id, r.person_id) in items]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        reads = dict(zip(map(id, stored), pool.map(read, stored)))
+    known = set()
+    for record in records:
+        key = (record.customer_id, record.person_id)
+        known.add(key)
+        item = items.get(key)
+        label = f"{record.customer_id}/{record.person_id}"
+        if item is None:
+            state = (False, 0, {})
+        else:
+            status, body = reads[id(record)]
+            if body is None:
+                result.lost.append(f"{label}: stored but the reader answered {status}")
+                continue
+            if int(item["version"]["N"]) != body["version"]:
+                result.lost.append(f"{label}: reader version differs from the table")
+                continue
+            state = (True, body["version"], body["data"])
+        if record.uncertain is not None:
+            result.uncertain += 1
+            if state not in record.uncertain:
+                result.lost.append(f"{label}: after an unanswered write, in neither the old nor the new state")
+        elif record.live:
+            if item is None:
+                result.lost.append(f"{label}: acknowledged write missing from the table")
+            elif state != (True, record.version, record.data):
+                result.lost.append(f"{label}: stored version/data differ from the last acknowledged write")
+            else:
+                result.present += 1
+        elif item is not None:
+            result.lost.append(f"{label}: acknowledged delete, still in the table")
+        else:
+            result.gone += 1
+    result.orphans = len(set(items) - known)
+    return result
+
+
+# -- running and reporting -------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    clients: int
+    operations: int
+    seconds: float
+    by_op: Counter
+    statuses: Counter
+    latencies: dict[str, list[float]]
+    read_mismatches: int
+    unacknowledged_creates: int
+    verification: Verification
+
+    @property
+    def lost(self) -> int:
+        return len(self.verification.lost)
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for (_, status), n in self.statuses.items() if not isinstance(status, int) or status >= 500)
+
+    def errors(self) -> Counter:
+        """Everything but the expected answer of each operation, by status (or exception)."""
+        expected = {"create": 201, "patch": 200, "read": 200, "delete": 204}
+        return Counter({key: n for key, n in self.statuses.items() if key[1] != expected[key[0]]})
+
+    def render(self) -> str:
+        all_latencies = [x for values in self.latencies.values() for x in values]
+        errors = self.errors()
+        by_status = Counter()
+        for (_, status), n in errors.items():
+            by_status[status] += n
+        v = self.verification
+        lines = [
+            f"operations: {self.operations} ({', '.join(f'{op} {self.by_op[op]}' for op in OPS)}) "
+            f"by {self.clients} clients in {self.seconds:.1f}s ({self.operations / max(self.seconds, 1e-9):.0f} ops/s)",
+            "errors by status: "
+            + (", ".join(f"{status}: {n}" for status, n in sorted(by_status.items(), key=str)) if by_status else "none"),
+            f"latency: {_percentiles(all_latencies)}",
+            *(f"  {op:<7} {_percentiles(self.latencies[op])}" for op in OPS if self.latencies[op]),
+            f"read-your-writes mismatches: {self.read_mismatches}",
+            f"verified from a table scan ({v.scanned_items} person items): {v.present} acknowledged writes present and "
+            f"decrypting to what was sent, {v.gone} acknowledged deletes gone, {v.uncertain} unanswered, "
+            f"{v.orphans} unacknowledged creates stored",
+            *(f"  LOST {line}" for line in v.lost[:20]),
+            f"lost: {self.lost}",
+        ]
+        return "\n".join(lines)
+
+
+def _percentiles(seconds: list[float]) -> str:
+    if not seconds:
+        return "no samples"
+    if len(seconds) == 1:
+        p50 = p95 = p99 = seconds[0]
+    else:
+        cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+        p50, p95, p99 = cuts[49], cuts[94], cuts[98]
+    return f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+
+
+def run(
+    writer_url: str,
+    reader_url: str,
+    dynamodb: Any,
+    table_name: str,
+    *,
+    clients: int = 16,
+    operations: int = 500,
+    max_seconds: float = 600.0,
+    seed: int = 1,
+) -> Report:
+    """Run the workload, then verify against the table. Bounded by count and by time."""
+    check_bounds(clients, operations)
+    writer_url, reader_url = require_loopback(writer_url), require_loopback(reader_url)
+    run_id = uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8] + uuid.uuid4().hex[:4]
+    tenants = [f"load-{run_id}-t{i}" for i in range(TENANTS)]
+    workers = [Client(i, writer_url, reader_url, tenants, seed) for i in range(clients)]
+    deadline = time.monotonic() + max_seconds
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(lambda c: c.run(operations, deadline), workers))
+    seconds = time.perf_counter() - started
+
+    records = [r for result in results for r in result.records]
+    verification = verify(records, scan_people(dynamodb, table_name, tenants), http_reader(reader_url))
+    statuses: Counter = Counter()
+    latencies: dict[str, list[float]] = {op: [] for op in OPS}
+    for result in results:
+        statuses.update(result.statuses)
+        for op in OPS:
+            latencies[op].extend(result.latencies[op])
+    by_op = Counter({op: len(latencies[op]) for op in OPS})
+    return Report(
+        clients=clients,
+        operations=sum(by_op.values()),
+        seconds=seconds,
+        by_op=by_op,
+        statuses=statuses,
+        latencies=latencies,
+        read_mismatches=sum(r.read_mismatches for r in results),
+        unacknowledged_creates=sum(r.unacknowledged_creates for r in results),
+        verification=verification,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.load", description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--ops", type=int, default=500, help="operations per client")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="stop issuing operations after this")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--writer-url")
+    parser.add_argument("--reader-url")
+    parser.add_argument("--moto-url", help="the moto server behind them (for the table scan)")
+    parser.add_argument("--table", default="pii-vault")
+    args = parser.parse_args(argv)
+    given = [args.writer_url, args.reader_url, args.moto_url]
+    if any(given) and not all(given):
+        parser.error("--writer-url, --reader-url and --moto-url go together")
+    from tools.devstack import DevStack, DevStackError, free_port
+
+    try:
+        check_bounds(args.clients, args.ops)
+        for url in given:
+            if url:
+                require_loopback(url)
+        if all(given):
+            dynamodb = _dynamodb(require_loopback(args.moto_url))
+            report = _run_and_print(args, args.writer_url, args.reader_url, dynamodb, args.table)
+        else:
+            print("starting a local stack (moto + chalice local writer and reader)...", flush=True)
+            with DevStack(moto_port=free_port(), writer_port=free_port(), reader_port=free_port()) as stack:
+                report = _run_and_print(
+                    args, stack.writer_url, stack.reader_url, stack.client("dynamodb"), stack.resources["table_name"]
+                )
+    except (LoadError, DevStackError) as exc:
+        print(f"tools.load: {exc}", file=sys.stderr)
+        return 2
+    return 1 if report.lost or report.server_errors else 0
+
+
+def _dynamodb(moto_url: str) -> Any:
+    import boto3
+
+    from tools.devstack import FAKE_CREDENTIALS, REGION
+
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    ).client("dynamodb", endpoint_url=moto_url)
+
+
+def _run_and_print(args: argparse.Namespace, writer_url: str, reader_url: str, dynamodb: Any, table: str) -> Report:
+    print(
+        f"pii-vault load: {args.clients} clients x {args.ops} operations (create/patch/read/delete "
+        f"{'/'.join(map(str, WEIGHTS))}%), writer {writer_url}, reader {reader_url}",
+        flush=True,
+    )
+    report = run(
+        writer_url, reader_url, dynamodb, table,
+        clients=args.clients, operations=args.ops, max_seconds=args.max_seconds, seed=args.seed,
+    )
+    print(report.render(), flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())
