@@ -8,7 +8,7 @@ STAGES := writer reader
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test bench policies openapi load package clean
+.PHONY: .venv dev test check bench policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -24,6 +24,10 @@ dev: .venv
 
 test: .venv
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
+
+# cfn-lint, parliament, bandit, pip-audit: see tools/checks.sh.
+check: .venv
+	tools/checks.sh
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
 # Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png.
@@ -45,12 +49,16 @@ load: .venv
 	$(PY) -m tools.load $(LOAD_ARGS)
 
 # No bytecode in the zip: chalice packages every file under chalicelib/.
+# .chalice/cfn-<stage>.json names the function and its role as `chalice deploy` does
+# (pii-vault-<stage>, pii-vault-<stage>-api_handler): the generated policy's log group
+# and the key policy's role ARNs are then the same under both deployment paths.
 package: .venv
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 	@set -e; for stage in $(STAGES); do \
 		rm -rf out/$$stage; \
 		echo "chalice package --stage $$stage out/$$stage"; \
-		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage out/$$stage; \
+		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage \
+			--merge-template .chalice/cfn-$$stage.json out/$$stage; \
 	done
 
 clean:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from chalicelib import models
+from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Opener, RecordRef, Sealer
-from chalicelib.errors import NotFoundError, ValidationError
+from chalicelib.errors import IntegrityError, NotFoundError, ValidationError
 from chalicelib.repository import PersonRecord, Repository, SecretVersion
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ def new_record_id() -> str:
 def secret_record_id(secret_id: str, version: int) -> str:
     """AAD record id of one secret version: replaying v1 bytes as v2 fails to open."""
     return f"{secret_id}#v{version}"
-
-
-def _audit(event: str, **details: Any) -> None:
-    logger.info("%s %s", event, " ".join(f"{key}={value}" for key, value in details.items()))
 
 
 @dataclass(frozen=True)
@@ -116,13 +113,15 @@ class WriterService:
         sealer: Sealer,
         clock: Callable[[], _dt.datetime] = utc_now,
         new_id: Callable[[], str] = new_record_id,
+        audit: AuditLog | None = None,
     ) -> None:
         self._repo = repository
         self._sealer = sealer
         self._clock = clock
         self._new_id = new_id
+        self._audit = audit or AuditLog()
 
-    def create_person(self, customer_id: str, body: Any) -> WriteResult:
+    def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
         customer_id = models.customer_id(customer_id)
         now = self._clock()
         person = models.parse_person(body, today=now.date())
@@ -141,10 +140,13 @@ class WriterService:
                 fields=sealed.blobs,
             )
         )
-        _audit("person.create", customer_id=customer_id, person_id=person_id, fields=",".join(person.values))
+        self._audit.emit("person.create", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[person_id], fields=sorted(person.values), version=1)
         return WriteResult(person_id, 1, stamp)
 
-    def replace_person(self, customer_id: str, person_id: str, body: Any, expected_version: int | None) -> WriteResult:
+    def replace_person(
+        self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> WriteResult:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
         now = self._clock()
         person = models.parse_person(body, today=now.date())
@@ -163,10 +165,13 @@ class WriterService:
             ),
             expected_version,
         )
-        _audit("person.replace", customer_id=customer_id, person_id=person_id, version=version)
+        self._audit.emit("person.replace", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[person_id], fields=sorted(person.values), version=version)
         return WriteResult(person_id, version, stamp)
 
-    def patch_person(self, customer_id: str, person_id: str, body: Any, expected_version: int | None) -> WriteResult:
+    def patch_person(
+        self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> WriteResult:
         """Rewrite some fields under a new data key; the others are never decrypted."""
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
         now = self._clock()
@@ -182,21 +187,18 @@ class WriterService:
             updated_at=stamp,
             expected_version=expected_version,
         )
-        _audit(
-            "person.patch",
-            customer_id=customer_id,
-            person_id=person_id,
-            version=version,
-            fields=",".join(person.values),
-        )
+        self._audit.emit("person.patch", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[person_id], fields=sorted(person.values), version=version)
         return WriteResult(person_id, version, stamp)
 
-    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
+    def delete_person(
+        self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> None:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
         self._repo.delete_person(customer_id, person_id, expected_version)
-        _audit("person.delete", customer_id=customer_id, person_id=person_id)
+        self._audit.emit("person.delete", actor, customer_id=customer_id, record_type=PERSON, record_ids=[person_id])
 
-    def put_secret(self, customer_id: str, secret_id: str, body: Any) -> WriteResult:
+    def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
         """Store a new version; older versions stay readable until the secret is deleted."""
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         value = models.parse_secret(body)
@@ -219,36 +221,46 @@ class WriterService:
             )
 
         version = self._repo.add_secret_version(customer_id, secret_id, stamp, build).version
-        _audit("secret.put", customer_id=customer_id, secret_id=secret_id, version=version)
+        self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id], fields=["value"], version=version)
         return WriteResult(secret_id, version, stamp)
 
-    def delete_secret(self, customer_id: str, secret_id: str) -> None:
+    def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> None:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         self._repo.delete_secret(customer_id, secret_id)
-        _audit("secret.delete", customer_id=customer_id, secret_id=secret_id)
+        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
 
 
 class ReaderService:
     """Reads and decrypts records. Holds no way to write or to encrypt."""
 
-    def __init__(self, repository: Repository, opener: Opener) -> None:
+    def __init__(self, repository: Repository, opener: Opener, audit: AuditLog | None = None) -> None:
         self._repo = repository
         self._opener = opener
+        self._audit = audit or AuditLog()
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], cache: dict[bytes, bytes]) -> PersonView:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
+        # Every stored person has all five fields: a missing one was deleted by someone
+        # with table access, and answering without it would be silently wrong.
+        missing = [name for name in fields if name not in record.fields]
+        if missing:
+            raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
         opened = self._opener.open(ref, record.fields, record.slots, fields, cache)
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
         return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
 
-    def get_person(self, customer_id: str, person_id: str, fields_param: str | None = None) -> PersonView:
+    def get_person(
+        self, customer_id: str, person_id: str, fields_param: str | None = None, *, actor: Actor = ANONYMOUS
+    ) -> PersonView:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
         fields = models.parse_fields_param(fields_param)
         record = self._repo.get_person(customer_id, person_id)
         if record is None:
             raise NotFoundError("person not found")
         view = self._view(record, fields, {})
-        _audit("person.read", customer_id=customer_id, person_id=person_id, fields=",".join(view.data))
+        self._audit.emit("person.read", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[person_id], fields=sorted(view.data), version=view.version)
         return view
 
     def list_people(
@@ -257,6 +269,8 @@ class ReaderService:
         limit_param: str | None = None,
         next_param: str | None = None,
         fields_param: str | None = None,
+        *,
+        actor: Actor = ANONYMOUS,
     ) -> PeoplePage:
         """One page; a data key shared by several records is unwrapped once per page."""
         customer_id = models.customer_id(customer_id)
@@ -265,15 +279,13 @@ class ReaderService:
         page = self._repo.list_people(customer_id, limit, next_param)
         cache: dict[bytes, bytes] = {}
         views = [self._view(record, fields, cache) for record in page.items]
-        _audit(
-            "person.list",
-            customer_id=customer_id,
-            person_ids=",".join(view.id for view in views),
-            fields=",".join(fields),
-        )
+        self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
         return PeoplePage(views, page.next_token)
 
-    def get_people(self, customer_id: str, ids_param: str, fields_param: str | None = None) -> PeopleBatch:
+    def get_people(
+        self, customer_id: str, ids_param: str, fields_param: str | None = None, *, actor: Actor = ANONYMOUS
+    ) -> PeopleBatch:
         """Multi-get: one BatchGetItem, one unwrap per distinct data key in the batch."""
         customer_id = models.customer_id(customer_id)
         fields = models.parse_fields_param(fields_param)
@@ -282,15 +294,13 @@ class ReaderService:
         cache: dict[bytes, bytes] = {}
         views = [self._view(record, fields, cache) for record in records]
         found = {view.id for view in views}
-        _audit(
-            "person.batch_read",
-            customer_id=customer_id,
-            person_ids=",".join(view.id for view in views),
-            fields=",".join(fields),
-        )
+        self._audit.emit("person.batch_read", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
         return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
 
-    def get_secret(self, customer_id: str, secret_id: str, version_param: str | None = None) -> SecretView:
+    def get_secret(
+        self, customer_id: str, secret_id: str, version_param: str | None = None, *, actor: Actor = ANONYMOUS
+    ) -> SecretView:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         version = None
         if version_param is not None:
@@ -300,12 +310,14 @@ class ReaderService:
             raise NotFoundError("secret not found" if version is None else "secret version not found")
         ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, record.version))
         opened = self._opener.open(ref, {"value": record.value}, record.slots, ("value",))
-        _audit("secret.read", customer_id=customer_id, secret_id=secret_id, version=record.version)
+        self._audit.emit("secret.read", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id], fields=["value"], version=record.version)
         return SecretView(secret_id, record.version, record.created_at, opened["value"].decode("utf-8"))
 
-    def secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]:
+    def secret_versions(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> list[SecretVersion]:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         versions = self._repo.list_secret_versions(customer_id, secret_id)
         if not versions:
             raise NotFoundError("secret not found")
+        self._audit.emit("secret.versions", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
         return versions

@@ -1,10 +1,19 @@
-"""Marks each test with its tier from the folder it lives in."""
+"""Marks each test with its tier from the folder it lives in; runs the plaintext guard."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+# The session-wide no-plaintext guard (tests/plaintext_guard.py): its hooks, re-exported
+# here because pytest_plugins is only honoured in a rootdir conftest.
+from tests.plaintext_guard import (  # noqa: F401
+    pytest_configure,
+    pytest_runtest_setup,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 _TIERS = ("unit", "integration", "e2e")
 

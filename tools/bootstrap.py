@@ -1,9 +1,22 @@
 """Create the AWS resources pii-vault needs: the DynamoDB table and the KMS key + alias.
 
+Hardened by default, the same against moto (tests, ``make dev``) and real AWS:
+
+- KMS: symmetric key, automatic rotation on, and (when an admin is known, which the
+  CLI always resolves) an explicit key policy that grants administration to that admin
+  only: no ``*``, no account root, no cryptographic use. The writer and reader role
+  statements are added after ``chalice deploy`` by ``python -m tools.policies --key-policy --apply``.
+- DynamoDB: on demand, point-in-time recovery, deletion protection. Encryption at rest
+  uses the AWS owned key (no ``SSESpecification``): every PII attribute is already
+  sealed under our key, and table SSE under our key would need a key policy statement
+  for DynamoDB with ``Principal: *`` (kms:ViaService), which this key policy refuses.
+
 Idempotent: a second run finds the key through its alias and the table through
-DescribeTable and creates nothing. Clients are injected so the same code runs against
-moto (tests, ``make dev``) and real AWS. Each resource has its own ``ensure_*`` step so
-real-AWS hardening (key policy, PITR, deletion protection) can be added step by step.
+DescribeTable, checks each setting and changes nothing that is already right (the
+``changes`` list says what it did). An existing key policy that holds our admin
+statement is left alone, so a tightened policy survives later bootstrap runs.
+
+    python -m tools.bootstrap --write            # real AWS: then see README "Deploying"
 """
 
 from __future__ import annotations
@@ -11,6 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
+
+from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
 
 APP_TAG = {"app": "pii-vault"}
 IDEMPOTENCY_SUFFIX = "-idempotency"  # the idempotency table is named after the PII table
@@ -20,12 +37,26 @@ class BootstrapError(RuntimeError):
     """An existing resource is in a state pii-vault cannot use."""
 
 
-def bootstrap(kms_client, dynamodb_client, *, table_name="pii-vault", key_alias="alias/pii-vault"):
-    """Ensure the key and the table exist; return their ids and ARNs."""
-    key = ensure_key(kms_client, key_alias)
-    table = ensure_table(dynamodb_client, table_name)
-    idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX)
-    return {
+def bootstrap(
+    kms_client,
+    dynamodb_client,
+    *,
+    table_name="pii-vault",
+    key_alias="alias/pii-vault",
+    admin_arn=None,
+    changes=None,
+):
+    """Ensure the key and the table exist, hardened; return their ids and ARNs.
+
+    ``admin_arn`` (an IAM role/user ARN) gets an explicit admin-only key policy on a new
+    key, or on an existing key whose policy lacks our admin statement. ``changes``, if
+    given, receives one line per change made (empty on a run that found everything right).
+    """
+    changes = [] if changes is None else changes
+    key = ensure_key(kms_client, key_alias, admin_arn=admin_arn, changes=changes)
+    table = ensure_table(dynamodb_client, table_name, changes=changes)
+    idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX, changes=changes)
+    result = {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
         "table_arn": table["TableArn"],
@@ -33,30 +64,69 @@ def bootstrap(kms_client, dynamodb_client, *, table_name="pii-vault", key_alias=
         "idempotency_table_arn": idempotency["TableArn"],
         "idempotency_table_name": idempotency["TableName"],
     }
+    if admin_arn is not None:
+        result["admin_arn"] = admin_arn
+    return result
 
 
-def ensure_key(kms, alias):
-    """Return the KeyMetadata behind ``alias``, creating a symmetric key if it is absent."""
+def ensure_key(kms, alias, *, admin_arn=None, changes=None):
+    """Return the KeyMetadata behind ``alias``, creating a symmetric key if it is absent;
+    rotation enabled, and the admin-only key policy when ``admin_arn`` is given."""
+    changes = [] if changes is None else changes
     if not alias.startswith("alias/"):
         raise BootstrapError(f"key alias must start with 'alias/': {alias!r}")
+    policy = render(key_policy(admin_arn)) if admin_arn is not None else None
     try:
         meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
     except kms.exceptions.NotFoundException:
+        extra = {"Policy": policy} if policy is not None else {}
         meta = kms.create_key(
             Description="pii-vault envelope encryption (wraps per-record data keys)",
             KeySpec="SYMMETRIC_DEFAULT",
             KeyUsage="ENCRYPT_DECRYPT",
             Tags=[{"TagKey": k, "TagValue": v} for k, v in APP_TAG.items()],
+            **extra,
         )["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
-        return meta
-    # An alias can outlive usefulness: refuse a key that cannot encrypt our envelopes.
-    if meta.get("KeyState") != "Enabled" or meta.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
-        raise BootstrapError(
-            f"{alias} points to key {meta['KeyId']} in state {meta.get('KeyState')} "
-            f"with spec {meta.get('KeySpec')}; expected an enabled SYMMETRIC_DEFAULT key"
-        )
+        changes.append(f"created key {meta['Arn']} with alias {alias}"
+                       + (" and the admin-only key policy" if policy else ""))
+    else:
+        # An alias can outlive usefulness: refuse a key that cannot encrypt our envelopes.
+        if meta.get("KeyState") != "Enabled" or meta.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+            raise BootstrapError(
+                f"{alias} points to key {meta['KeyId']} in state {meta.get('KeyState')} "
+                f"with spec {meta.get('KeySpec')}; expected an enabled SYMMETRIC_DEFAULT key"
+            )
+        if policy is not None:
+            current = kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"]
+            if not _has_admin_statement(current, admin_arn):
+                kms.put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+                changes.append(f"replaced the key policy of {meta['Arn']} with the admin-only policy")
+    if not kms.get_key_rotation_status(KeyId=meta["KeyId"])["KeyRotationEnabled"]:
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
+        changes.append(f"enabled automatic rotation of {meta['Arn']}")
     return meta
+
+
+def _has_admin_statement(policy_text, admin_arn):
+    """True if the policy is ours (admin statement for ``admin_arn``) and grants nothing to ``*``."""
+    try:
+        statements = json.loads(policy_text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return False
+    ours = any(
+        s.get("Sid") == KEY_POLICY_ADMIN_SID and s.get("Principal") == {"AWS": admin_arn} for s in statements
+    )
+    return ours and not any(_grants_everyone(s) for s in statements)
+
+
+def _grants_everyone(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    values = principal.get("AWS", []) if isinstance(principal, dict) else []
+    values = [values] if isinstance(values, str) else values
+    return statement.get("Effect") == "Allow" and ("*" in values or any(v.endswith(":root") for v in values))
 
 
 _KEY_SCHEMA = [
@@ -65,8 +135,27 @@ _KEY_SCHEMA = [
 ]
 
 
-def ensure_table(dynamodb, table_name):
-    """Return the table description, creating the table if absent; waits until ACTIVE."""
+def ensure_table(dynamodb, table_name, *, changes=None):
+    """Return the table description, creating the table if absent; waits until ACTIVE;
+    deletion protection and point-in-time recovery on."""
+    changes = [] if changes is None else changes
+    table = _active_table(dynamodb, table_name, changes)
+    if not table.get("DeletionProtectionEnabled"):
+        dynamodb.update_table(TableName=table_name, DeletionProtectionEnabled=True)
+        changes.append(f"enabled deletion protection on {table_name}")
+        table = _wait_active(dynamodb, table_name)
+    backups = dynamodb.describe_continuous_backups(TableName=table_name)["ContinuousBackupsDescription"]
+    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    if pitr != "ENABLED":
+        dynamodb.update_continuous_backups(
+            TableName=table_name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        changes.append(f"enabled point-in-time recovery on {table_name}")
+    return table
+
+
+def _active_table(dynamodb, table_name, changes):
     try:
         table = dynamodb.describe_table(TableName=table_name)["Table"]
     except dynamodb.exceptions.ResourceNotFoundException:
@@ -78,8 +167,11 @@ def ensure_table(dynamodb, table_name):
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
+            DeletionProtectionEnabled=True,
+            # No SSESpecification: the AWS owned key (see the module docstring for why).
             Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
+        changes.append(f"created table {table_name}")
     else:
         # Same name, other schema: the repository's keys would not fit; fail before use.
         if sorted(table["KeySchema"], key=lambda k: k["KeyType"]) != _KEY_SCHEMA:
@@ -88,16 +180,21 @@ def ensure_table(dynamodb, table_name):
             )
         if table["TableStatus"] == "ACTIVE":
             return table
+    return _wait_active(dynamodb, table_name)
+
+
+def _wait_active(dynamodb, table_name):
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
     return dynamodb.describe_table(TableName=table_name)["Table"]
 
 
-def ensure_idempotency_table(dynamodb, table_name):
+def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     """The writer's Idempotency-Key records (aws-lambda-powertools layout: ``id`` key, TTL
     on ``expiration``). A table of its own, so the writer may read it without any read
     right on the PII table."""
+    changes = [] if changes is None else changes
     try:
         table = dynamodb.describe_table(TableName=table_name)["Table"]
     except dynamodb.exceptions.ResourceNotFoundException:
@@ -108,6 +205,7 @@ def ensure_idempotency_table(dynamodb, table_name):
             BillingMode="PAY_PER_REQUEST",
             Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
+        changes.append(f"created table {table_name}")
         dynamodb.get_waiter("table_exists").wait(
             TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
@@ -118,12 +216,44 @@ def ensure_idempotency_table(dynamodb, table_name):
             TableName=table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
+        changes.append(f"enabled TTL on {table_name}.expiration")
     return table
+
+
+def admin_from_caller(caller_arn):
+    """The IAM principal behind ``sts:GetCallerIdentity``: an assumed-role session maps to
+    its role (without a path; pass ``--admin-arn`` for roles with paths)."""
+    parts = caller_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith(("user/", "role/")):
+        return caller_arn
+    raise BootstrapError(
+        f"cannot use {caller_arn} as the key administrator (root or federated?); pass --admin-arn"
+    )
+
+
+def write_config(chalice_dir, result):
+    """Record the ARNs where ``tools.policies`` (resources.json) and the deployed
+    functions (``environment_variables`` in config.json) read them."""
+    chalice_dir = Path(chalice_dir)
+    (chalice_dir / "resources.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    config_path = chalice_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    env = config.setdefault("environment_variables", {})
+    # The key ARN, not the alias: an alias can be re-pointed, the ARN pins the key.
+    env.update(
+        PII_VAULT_TABLE=result["table_name"],
+        PII_VAULT_IDEMPOTENCY_TABLE=result["idempotency_table_name"],
+        PII_VAULT_KMS_KEY_ID=result["key_arn"],
+    )
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv=None):
     """``python -m tools.bootstrap``: bootstrap the account/endpoint and print the JSON
-    (the shape ``tools.policies --resources`` reads)."""
+    (the shape ``tools.policies --resources`` reads); ``--write`` also stores it."""
     import boto3  # here, not at import time: importing this module must stay cheap
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -132,19 +262,33 @@ def main(argv=None):
     parser.add_argument("--region", help="defaults to the AWS SDK's configuration")
     parser.add_argument("--table-name", default="pii-vault")
     parser.add_argument("--key-alias", default="alias/pii-vault")
+    parser.add_argument("--admin-arn", help="key administrator (IAM role/user ARN); default: the caller")
+    parser.add_argument("--write", action="store_true",
+                        help="write .chalice/resources.json and the ids into .chalice/config.json")
+    parser.add_argument("--chalice-dir", type=Path, default=Path(__file__).resolve().parent.parent / ".chalice")
     args = parser.parse_args(argv)
 
+    changes = []
     try:
         session = boto3.session.Session(region_name=args.region)
+        admin = args.admin_arn or admin_from_caller(
+            session.client("sts", endpoint_url=args.endpoint_url).get_caller_identity()["Arn"]
+        )
         result = bootstrap(
             session.client("kms", endpoint_url=args.endpoint_url),
             session.client("dynamodb", endpoint_url=args.endpoint_url),
             table_name=args.table_name,
             key_alias=args.key_alias,
+            admin_arn=admin,
+            changes=changes,
         )
-    except (BotoCoreError, ClientError, BootstrapError) as exc:
+        if args.write:
+            write_config(args.chalice_dir, result)
+    except (BotoCoreError, ClientError, BootstrapError, ValueError, OSError) as exc:
         print(f"bootstrap failed: {exc}", file=sys.stderr)
         return 1
+    for line in changes or ["nothing to change"]:
+        print(f"bootstrap: {line}", file=sys.stderr)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -212,8 +212,11 @@ class DevStack:
 
 
 def _answers_http(url):
+    if not url.startswith("http://"):
+        raise DevStackError(f"not a local http URL: {url}")
     try:
-        urllib.request.urlopen(url + "/", timeout=1).close()
+        # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
+        urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310
     except urllib.error.HTTPError:
         return True  # any status (chalice local says 403 for unknown paths) means it is serving
     except OSError:

@@ -6,6 +6,14 @@ KMS encryption context enforced. Hand-edited JSON drifts; ``--check`` is the CI
 gate that the committed ``.chalice/policy-*.json`` match this code.
 
     python -m tools.policies [--resources .chalice/resources.json] [--check]
+    python -m tools.policies --key-policy [--apply]   # after both `chalice deploy`s
+
+``--key-policy`` prints the KMS key policy for the key in the resources file: the
+admin from that file (written by ``tools.bootstrap``), the writer and reader role ARNs
+from ``deployed/<stage>.json`` beside the resources file (``chalice deploy`` writes
+``.chalice/deployed/<stage>.json``), else the
+``pii-vault-<stage>-api_handler`` role both deployment paths create, unless given;
+``--apply`` installs it with ``kms:PutKeyPolicy``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,19 @@ IDEMPOTENCY_SUFFIX = "-idempotency"
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+# Key administration without any cryptographic use and without kms:CreateGrant (a grant
+# could hand Decrypt to anyone). Listed one by one: a wildcard such as kms:Create* would
+# include CreateGrant. The admin can still rewrite the policy (kms:PutKeyPolicy): that
+# power is inherent to administering a key and is audited by CloudTrail (SECURITY.md).
+KEY_ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey",
+    "kms:DisableKey", "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyRotations",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RetireGrant", "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource",
+    "kms:UpdateAlias", "kms:UpdateKeyDescription",
+)
+KEY_POLICY_ADMIN_SID = "KeyAdministrationWithoutCryptographicUse"
 
 _PARTITION = r"(?P<partition>aws|aws-cn|aws-us-gov)"
 _REGION = r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
@@ -38,6 +59,9 @@ _KEY_ARN = re.compile(
 )
 _TABLE_ARN = re.compile(
     rf"^arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/[A-Za-z0-9_.-]{{3,255}}$"
+)
+_PRINCIPAL_ARN = re.compile(
+    rf"^arn:{_PARTITION}:iam::{_ACCOUNT}:(?:role|user)/(?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{{1,128}}$"
 )
 
 
@@ -110,6 +134,45 @@ def reader_policy(
     )
 
 
+def key_policy(
+    admin_arn: str,
+    writer_role_arn: str | None = None,
+    reader_role_arn: str | None = None,
+    *,
+    app_name: str = APP_NAME,
+) -> dict[str, Any]:
+    """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
+    role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
+
+    Without a statement for the account root, IAM policies alone never grant use of
+    this key: the two role statements here are the only way to encrypt or decrypt.
+    Role ARNs are optional because the roles exist only after ``chalice deploy``; the
+    bootstrap installs the admin-only policy, ``tools.policies key-policy --apply``
+    tightens it once both roles exist (KMS refuses principals that do not exist).
+    """
+    statements = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    for sid, action, arn, name in (
+        ("WriterRoleEncryptsDataKeysUnderTenantContext", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
+        ("ReaderRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
+    ):
+        if arn is None:
+            continue
+        statement = _kms_statement(sid, action, "*", app_name)
+        statement["Principal"] = {"AWS": _principal(arn, name)}
+        statements.append(statement)
+    if writer_role_arn is not None and writer_role_arn in (admin_arn, reader_role_arn):
+        raise InvalidResourceError("the writer role must differ from the admin and the reader")
+    if reader_role_arn is not None and reader_role_arn == admin_arn:
+        raise InvalidResourceError("the reader role must differ from the admin")
+    return _document(*statements)
+
+
 def render(policy: Mapping[str, Any]) -> str:
     """The one serialisation used for committed files, so the drift check is exact."""
     return json.dumps(policy, indent=2, sort_keys=True) + "\n"
@@ -136,7 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where policy-writer.json and policy-reader.json live")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the files differ from the generated ones")
+    key = parser.add_argument_group("key policy (after both stages are deployed)")
+    key.add_argument("--key-policy", action="store_true", help="print the tightened KMS key policy")
+    key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
+    key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
+    key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
+    key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
+    key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
+    if args.key_policy:
+        return _key_policy_main(args, args.resources.parent)
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
         if not isinstance(resources, dict):
@@ -155,6 +227,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in files.items():
         (args.out_dir / name).write_text(text, encoding="utf-8")
         print(f"wrote {args.out_dir / name}")
+    return 0
+
+
+def stage_role_arn(partition: str, account_id: str, stage: str, app_name: str = APP_NAME) -> str:
+    """The role both deployment paths create: ``chalice deploy`` names it
+    ``<app>-<stage>-api_handler`` (iam_policy_file set), and ``.chalice/cfn-<stage>.json``
+    gives the packaged template's role the same name."""
+    return f"arn:{partition}:iam::{account_id}:role/{app_name}-{stage}-api_handler"
+
+
+def deployed_role_arn(chalice_dir: Path, stage: str) -> str | None:
+    """The role ARN ``chalice deploy --stage <stage>`` recorded, if it has run here."""
+    try:
+        deployed = json.loads((chalice_dir / "deployed" / f"{stage}.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    arns = [r["role_arn"] for r in deployed.get("resources", []) if r.get("resource_type") == "iam_role"]
+    return arns[0] if len(arns) == 1 else None
+
+
+def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
+    try:
+        resources = json.loads(args.resources.read_text(encoding="utf-8"))
+        key_arn = resources.get("key_arn")
+        if not isinstance(key_arn, str) or not _KEY_ARN.match(key_arn):
+            raise InvalidResourceError("resources file needs the key_arn written by tools.bootstrap")
+        partition, _, account = _scope(key_arn, resources.get("table_arn"), None, None)
+        roles = {}
+        for stage in ("writer", "reader"):
+            roles[stage] = (
+                getattr(args, f"{stage}_role_arn")
+                or deployed_role_arn(chalice_dir, stage)
+                or stage_role_arn(partition, account, stage)
+            )
+        document = key_policy(args.admin_arn or resources.get("admin_arn"), roles["writer"], roles["reader"])
+    except (OSError, ValueError) as exc:
+        print(f"tools.policies: error: {exc}", file=sys.stderr)
+        return 2
+    text = render(document)
+    sys.stdout.write(text)
+    if args.apply:
+        import boto3  # only here: generating policies needs no AWS SDK session
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        region = key_arn.split(":")[3]
+        try:
+            kms = boto3.session.Session(region_name=region).client("kms", endpoint_url=args.endpoint_url)
+            kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=text)
+        except (BotoCoreError, ClientError) as exc:
+            print(f"tools.policies: PutKeyPolicy failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"tools.policies: applied the key policy to {key_arn}", file=sys.stderr)
     return 0
 
 
@@ -182,6 +306,15 @@ def _scope(key_arn: str, table_arn: str, region: str | None, account_id: str | N
         if given is not None and given != actual:
             raise InvalidResourceError(f"{name} {given!r} does not match the ARNs ({actual!r})")
     return derived
+
+
+def _principal(arn: Any, name: str) -> str:
+    if not isinstance(arn, str) or not _PRINCIPAL_ARN.match(arn):
+        raise InvalidResourceError(
+            f"{name} {arn!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); "
+            "wildcards, the account root and assumed-role session ARNs are refused"
+        )
+    return arn
 
 
 def _document(*statements: dict[str, Any]) -> dict[str, Any]:

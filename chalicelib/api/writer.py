@@ -7,6 +7,7 @@ from typing import Callable
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api.http import empty_response, etag, guarded, if_match, json_response, parse_json_body, query
+from chalicelib.audit import Actor
 from chalicelib.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.models import MAX_SECRET_BYTES
@@ -22,6 +23,10 @@ def writer_blueprint(
 ) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
+
+    def actor() -> Actor:
+        """The SigV4 caller API Gateway authenticated (anonymous locally)."""
+        return Actor.from_request_context(bp.current_request.context)
 
     def once(scope: str, write: Callable[[], dict]) -> Response:
         """Run ``write`` (returning status/body/headers) at most once per Idempotency-Key."""
@@ -57,7 +62,7 @@ def writer_blueprint(
         payload = body(PERSON_BODY_MAX_BYTES)
 
         def write() -> dict:
-            result = service().create_person(customer_id, payload)
+            result = service().create_person(customer_id, payload, actor=actor())
             location = f"/customers/{customer_id}/people/{result.id}"
             return answer(201, result, "created_at", {"Location": location})
 
@@ -67,21 +72,21 @@ def writer_blueprint(
     @guarded
     def replace_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
-        result = service().replace_person(customer_id, person_id, payload, expected_version())
+        result = service().replace_person(customer_id, person_id, payload, expected_version(), actor=actor())
         return updated(result)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PATCH"], authorizer=auth)
     @guarded
     def patch_person(customer_id: str, person_id: str) -> Response:
         payload = body(PERSON_BODY_MAX_BYTES)
-        result = service().patch_person(customer_id, person_id, payload, expected_version())
+        result = service().patch_person(customer_id, person_id, payload, expected_version(), actor=actor())
         return updated(result)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["DELETE"], authorizer=auth)
     @guarded
     def delete_person(customer_id: str, person_id: str) -> Response:
         query(bp.current_request.query_params, ())
-        service().delete_person(customer_id, person_id, expected_version())
+        service().delete_person(customer_id, person_id, expected_version(), actor=actor())
         return empty_response()
 
     @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["PUT"], authorizer=auth)
@@ -90,7 +95,7 @@ def writer_blueprint(
         payload = body(SECRET_BODY_MAX_BYTES)
 
         def write() -> dict:
-            return answer(201, service().put_secret(customer_id, secret_id, payload), "created_at", {})
+            return answer(201, service().put_secret(customer_id, secret_id, payload, actor=actor()), "created_at", {})
 
         return once(f"secret.put:{customer_id}:{secret_id}", write)
 
@@ -98,7 +103,7 @@ def writer_blueprint(
     @guarded
     def delete_secret(customer_id: str, secret_id: str) -> Response:
         query(bp.current_request.query_params, ())
-        service().delete_secret(customer_id, secret_id)
+        service().delete_secret(customer_id, secret_id, actor=actor())
         return empty_response()
 
     return bp

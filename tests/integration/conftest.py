@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
+from tests.plaintext_guard import GUARD
 from tools.bootstrap import bootstrap
 
 REGION = "us-east-1"
@@ -118,7 +119,21 @@ def _stack(cache_settings: dict[str, int]) -> Iterator[Stack]:
             )
 
         with Client(app("writer")) as writer, Client(app("reader")) as reader:
-            yield Stack(kms, dynamodb, resources, writer, reader, *recorders, clients["writer"], clients["reader"])
+            stack = Stack(kms, dynamodb, resources, writer, reader, *recorders, clients["writer"], clients["reader"])
+            yield stack
+        # Every attribute this test left in any table goes to the no-plaintext guard.
+        for table in dynamodb.list_tables()["TableNames"]:
+            GUARD.observe_items(f"moto table {table}", _scan_all(dynamodb, table))
+
+
+def _scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    items, kwargs = [], {}
+    while True:
+        page = dynamodb.scan(TableName=table, **kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 JSON = {"Content-Type": "application/json"}

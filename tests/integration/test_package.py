@@ -67,7 +67,8 @@ def package(request, tmp_path_factory) -> Package:
     env.update(AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     result = subprocess.run(
-        [str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation", str(out)],
+        [str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation",
+         "--merge-template", str(ROOT / ".chalice" / f"cfn-{stage}.json"), str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     seconds = time.monotonic() - started
@@ -136,3 +137,17 @@ def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_n
     assert not [n for n in names if n.startswith(FORBIDDEN_IN_ZIP)]
     # chalice zips every file under chalicelib/ (bytecode included): nothing but code.
     assert not [n for n in names if n.startswith("chalicelib/") and not n.endswith((".py", ".pyc"))]
+
+
+def test_given_a_stage_when_packaged_then_function_and_role_names_match_the_policies(package):
+    """Unnamed, CloudFormation would call the function <stack>-APIHandler-<random>: its log
+    group would miss the policy's /aws/lambda/pii-vault-<stage>, and its role ARN the key policy."""
+    committed = json.loads((ROOT / ".chalice" / f"policy-{package.stage}.json").read_text(encoding="utf-8"))
+    function_name = _the_function(package.template)["Properties"]["FunctionName"]
+    (role,) = _resources_of_type(package.template, "AWS::IAM::Role").values()
+    (logs,) = [s for s in committed["Statement"] if s["Sid"] == "WriteOwnLogs"]
+
+    assert function_name == f"pii-vault-{package.stage}"
+    assert all(r.split(":log-group:")[1].split(":")[0] == f"/aws/lambda/{function_name}" for r in logs["Resource"])
+    # chalice deploy names the role <app>-<stage>-api_handler when iam_policy_file is used.
+    assert role["Properties"]["RoleName"] == f"pii-vault-{package.stage}-api_handler"

@@ -10,6 +10,7 @@ from chalicelib.crypto import Opener, Sealer
 from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.service import ReaderService, WriterService
 from tests.fakes import FakeKms, FixedClock, InMemoryRepository
+from tests.plaintext_guard import register
 
 PERSON = {
     "name": "Grace",
@@ -18,6 +19,7 @@ PERSON = {
     "dob": "1906-12-09",
     "address": {"line1": "1 Harbor Rd", "city": "Arlington", "postal_code": "22201", "region": "VA", "country": "US"},
 }
+register(PERSON, "sk_live_abcdef")  # the no-plaintext guard looks for these everywhere
 
 
 @pytest.fixture

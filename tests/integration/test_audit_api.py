@@ -1,0 +1,105 @@
+"""Audit through the HTTP edge: the SigV4 identity API Gateway puts in the request
+context reaches the audit event; chalice's sparse local context becomes anonymous."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.api import create_app
+from chalicelib.config import Settings
+from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.test_api import PERSON, PLAINTEXTS, create
+
+SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
+
+
+def _audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "chalicelib.audit"]
+
+
+def _api_gateway_event(method: str, resource: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    """A REST API proxy event as API Gateway sends it after the IAM authorizer accepted a signature."""
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"accept": "application/json"},
+        "multiValueHeaders": {"accept": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/api{path}",
+            "requestId": "c0ffee00-0000-4000-8000-000000000001",
+            "identity": {
+                "accountId": "111122223333",
+                "caller": "AROAEXAMPLE:alice",
+                "userArn": SIGNER,
+                "accessKey": "ASIAEXAMPLE",
+                "sourceIp": "203.0.113.7",
+            },
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    person_id = create(stack)
+    reader_app = create_app(
+        settings=Settings("reader", region=REGION),
+        kms_client=boto3.client("kms", region_name=REGION),
+        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+    )
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+
+    response = reader_app(
+        _api_gateway_event("GET", "/customers/{customer_id}/people/{person_id}",
+                           f"/customers/acme/people/{person_id}", {"customer_id": "acme", "person_id": person_id}),
+        None,
+    )
+
+    assert response["statusCode"] == 200
+    (event,) = _audit_events(caplog)
+    assert event["audit"] == "person.read"
+    assert event["actor"] == {"principal": SIGNER, "account_id": "111122223333", "source_ip": "203.0.113.7",
+                              "request_id": "c0ffee00-0000-4000-8000-000000000001"}
+    assert (event["customer_id"], event["record_ids"]) == ("acme", [person_id])
+    assert event["fields"] == ["address", "dob", "email", "name", "surname"]
+    assert "ASIAEXAMPLE" not in caplog.text
+    for value in PLAINTEXTS:
+        assert value not in caplog.text
+
+
+def test_given_local_requests_then_each_write_and_read_is_audited_once_as_anonymous(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    person_id = create(stack)
+    send(stack.reader, "GET", f"/customers/acme/people/{person_id}?fields=email")
+    send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_audit"})
+    send(stack.reader, "GET", "/customers/acme/secrets/hook")
+    assert send(stack.reader, "GET", "/customers/acme/people/" + "0" * 32).status_code == 404
+
+    events = _audit_events(caplog)
+
+    assert [(e["audit"], e["fields"]) for e in events] == [
+        ("person.create", ["address", "dob", "email", "name", "surname"]),
+        ("person.read", ["email"]),
+        ("secret.put", ["value"]),
+        ("secret.read", ["value"]),
+    ]
+    assert all(e["actor"]["principal"] == "anonymous" for e in events)
+    assert "whsec_audit" not in caplog.text
+    assert body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook"))["value"] == "whsec_audit"

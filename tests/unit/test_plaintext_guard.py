@@ -1,0 +1,42 @@
+"""The no-plaintext guard's search itself (a fresh Guard, not the session-wide one)."""
+
+from __future__ import annotations
+
+from tests.plaintext_guard import Guard
+
+
+def test_given_a_registered_value_in_a_log_an_error_body_or_a_stored_attribute_then_each_is_a_hit() -> None:
+    guard = Guard(current="t::x")
+    guard.register({"name": "Wilhelmina", "address": {"city": "Zaandam-Noord"}}, origin="t::x")
+    guard.observe("log", "record from logger chalicelib.service", "person.read name=Wilhelmina")
+    guard.observe("error body", "400 of POST /p", b'{"code":"validation_error","message":"Zaandam-Noord"}')
+    guard.observe_items("moto table t", [{"sk": {"S": "P#1"}, "slots": {"M": {"0": {"B": b"..Wilhelmina.."}}}}])
+    guard.observe("log", "record from logger other", "nothing to see")
+
+    hits = guard.hits()
+
+    assert len(hits) == 3
+    assert all("Wilhelmina" not in hit and "Zaandam" not in hit for hit in hits), "hits name places, not values"
+    assert "record from logger chalicelib.service" in hits[0] and "#1 (from t::x)" in hits[0]
+    assert "400 of POST /p" in hits[1] and "moto table t key=P#1" in hits[2]
+
+
+def test_given_short_values_or_non_json_bodies_then_nothing_is_registered() -> None:
+    guard = Guard()
+    guard.register("acme", "GB", origin="t")
+    guard.register_body(b"\xff\xfe not utf-8", origin="t")
+    guard.register_body("not json", origin="t")
+    guard.register_body('{"value": "sk_live_123456"}', origin="t")
+
+    assert list(guard.values) == ["sk_live_123456"]
+
+
+def test_given_a_value_also_used_in_a_url_then_it_is_an_identifier_and_not_searched() -> None:
+    guard = Guard()
+    guard.request("POST", "/customers/0/people", '{"name": "0000000000", "surname": "Kowalczyk"}', origin="t")
+    guard.request("GET", "/customers/0/people/0000000000", None, origin="t")
+    guard.observe("file", "access log", '"GET /customers/0/people/0000000000 HTTP/1.1" 404 Kowalczyk')
+
+    hits = guard.hits()
+
+    assert len(hits) == 1 and "#2" in hits[0]
