@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chalicelib.errors import (
+    ConflictError,
     DependencyError,
     IntegrityError,
     PiiVaultError,
@@ -61,6 +62,8 @@ def translate(
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         logger.warning("%s %s failed: %s", service, operation, code)
+        if code == "TransactionConflictException":
+            return ConflictError(f"a concurrent {service} transaction holds the item; retry later")
         if code in integrity_codes:
             return IntegrityError("a wrapped data key failed authentication (wrong tenant, key or bytes)")
         if code in THROTTLE_CODES:

@@ -19,6 +19,7 @@ APP_NAME = "pii-vault"
 ROLES = ("writer", "reader")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
+KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keycache.py for the trade-off). Zero disables.
 DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
 DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
@@ -65,10 +66,19 @@ class Settings:
         """Read settings; ``role`` (tests building both apps in one process) overrides the env."""
         env = os.environ if environ is None else environ
         table_name = env.get("PII_VAULT_TABLE", DEFAULT_TABLE_NAME)
+        kms_key_id = env.get("PII_VAULT_KMS_KEY_ID", DEFAULT_KMS_KEY_ID)
+        # In Lambda the key must be pinned by ARN: an alias can be re-pointed by whoever
+        # administers aliases, silently moving every new data key under another key.
+        # `chalice local`, the tests and `chalice package` (no Lambda) may use the alias.
+        if env.get("AWS_LAMBDA_FUNCTION_NAME") and not KEY_ARN.fullmatch(kms_key_id):
+            raise ConfigurationError(
+                "PII_VAULT_KMS_KEY_ID must be the key ARN in a deployed function, not an alias; "
+                "run `python -m tools.bootstrap --write` before `chalice deploy`"
+            )
         return cls(
             role=env.get("PII_VAULT_ROLE", "") if role is None else role,
             table_name=table_name,
-            kms_key_id=env.get("PII_VAULT_KMS_KEY_ID", DEFAULT_KMS_KEY_ID),
+            kms_key_id=kms_key_id,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
             **{name: _int_env(env, name) for name in _INT_SETTINGS},

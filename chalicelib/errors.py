@@ -69,6 +69,12 @@ class RequestInProgressError(ConflictError):
     code = "request_in_progress"
 
 
+class VersionLimitError(ConflictError):
+    """A secret reached its maximum number of versions."""
+
+    code = "version_limit"
+
+
 class IntegrityError(PiiVaultError):
     """Stored ciphertext failed authentication: it was altered, truncated or moved."""
 

@@ -10,6 +10,7 @@ key, so a table reader cannot test guesses of the PII in a body without that key
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Callable
 
@@ -19,6 +20,8 @@ from chalicelib.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -60,6 +63,7 @@ class IdempotentWrites:
         """``write()`` returns a JSON-able response dict; a replay returns the stored one."""
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
+            IdempotencyInconsistentStateError,
             IdempotencyPersistenceLayerError,
             IdempotencyValidationError,
         )
@@ -71,17 +75,29 @@ class IdempotentWrites:
             self._config.register_lambda_context(lambda_context)
         fingerprint = hmac.new(key.encode("ascii"), body, hashlib.sha256).hexdigest()
         request = {"key": f"{scope}\n{key}", "fingerprint": fingerprint}
+        done: list[dict[str, Any]] = []
+
+        def write_once() -> dict[str, Any]:
+            done.append(write())
+            return done[0]
+
         try:
-            return self._run(request=request, write=write)
+            return self._run(request=request, write=write_once)
         except IdempotencyValidationError:
             raise IdempotencyKeyReusedError(
                 f"{HEADER} was already used with a different request body", field=HEADER
             ) from None
-        except IdempotencyAlreadyInProgressError:
+        except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
             raise RequestInProgressError(
                 f"a request with this {HEADER} is still in progress; retry later", field=HEADER
             ) from None
         except IdempotencyPersistenceLayerError as exc:
+            if done:
+                # The write happened; only recording its answer failed. Answer it: a 503
+                # would invite a retry that, once the in-progress record expires, writes
+                # a second time.
+                logger.warning("idempotency record not saved after a successful write: %s", type(exc).__name__)
+                return done[0]
             raise ServiceUnavailableError("the idempotency store is unavailable; retry later") from exc
 
 

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.crypto import WrappedKey
 from chalicelib.aws_errors import translate
+from chalicelib.config import KEY_ARN
 from chalicelib.errors import KeyServiceError
 
 _INTEGRITY_CODES = ("InvalidCiphertextException", "IncorrectKeyException")
@@ -24,6 +25,12 @@ def _kms_call(operation: str, call: Any, **kwargs: Any) -> dict[str, Any]:
         return call(**kwargs)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, "kms", operation, KeyServiceError, _INTEGRITY_CODES) from exc
+
+
+def _check_key(configured: str, used: str, operation: str) -> None:
+    """When configured by ARN, KMS must have used exactly that key (belt and braces)."""
+    if KEY_ARN.fullmatch(configured) and used != configured:
+        raise KeyServiceError(f"kms {operation} answered with another key than the configured one")
 
 
 class KmsEncryptor:
@@ -41,6 +48,7 @@ class KmsEncryptor:
             Plaintext=data_key,
             EncryptionContext=dict(context),
         )
+        _check_key(self._key_id, response["KeyId"], "Encrypt")
         return WrappedKey(blob=response["CiphertextBlob"], key_id=response["KeyId"])
 
 
@@ -59,4 +67,5 @@ class KmsDecryptor:
             CiphertextBlob=wrapped,
             EncryptionContext=dict(context),
         )
+        _check_key(self._key_id, response.get("KeyId", ""), "Decrypt")
         return response["Plaintext"]

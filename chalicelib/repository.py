@@ -33,6 +33,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws_errors import error_code, translate
 from chalicelib.errors import (
     ConflictError,
+    IntegrityError,
+    VersionLimitError,
     NotFoundError,
     PreconditionFailedError,
     StorageError,
@@ -45,6 +47,9 @@ _VERSION_DIGITS = 10
 _BATCH_WRITE_MAX = 25
 _TRANSACT_MAX = 100  # items per TransactWriteItems
 _SECRET_WRITE_ATTEMPTS = 16
+# Bounds the DELETE of a secret (one BatchWriteItem per 25 versions) well inside the
+# Lambda timeout, so erasure always completes in one request.
+MAX_SECRET_VERSIONS = 5_000
 _BACKOFF_BASE_S = 0.005
 _LATEST_SEEN_MAX = 4096
 _THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -398,6 +403,10 @@ class DynamoDbRepository:
         for attempt in range(_SECRET_WRITE_ATTEMPTS):
             if attempt:
                 self._backoff(attempt)
+            if guess >= MAX_SECRET_VERSIONS:
+                raise VersionLimitError(
+                    f"a secret keeps at most {MAX_SECRET_VERSIONS} versions; delete it to start again"
+                )
             secret = build(guess + 1)
             head_update = {
                 "TableName": self._table,
@@ -406,13 +415,15 @@ class DynamoDbRepository:
                     "SET latest = :next, #type = :type, updated_at = :now, "
                     "created_at = if_not_exists(created_at, :now)"
                 ),
-                "ConditionExpression": "attribute_not_exists(pk) OR latest = :guess",
+                # A first version needs no head; any later one needs the head at `guess`
+                # (a stale guess from before a delete must not skip numbers).
+                "ConditionExpression": "attribute_not_exists(pk)" if guess == 0 else "latest = :guess",
                 "ExpressionAttributeNames": {"#type": "type"},
                 "ExpressionAttributeValues": {
                     ":next": {"N": str(secret.version)},
-                    ":guess": {"N": str(guess)},
                     ":type": {"S": "secret"},
                     ":now": {"S": now},
+                    **({":guess": {"N": str(guess)}} if guess else {}),
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
@@ -425,8 +436,9 @@ class DynamoDbRepository:
                 self._transact([{"Update": head_update}, {"Put": put_version}], "TransactWriteItems")
             except _Cancelled as cancelled:
                 head, version = cancelled.reasons[0], cancelled.reasons[1]
-                if head.get("Code") == "ConditionalCheckFailed" and "Item" in head:
-                    guess = int(head["Item"].get("latest", {}).get("N", guess))
+                if head.get("Code") == "ConditionalCheckFailed":
+                    # The head's counter, or none at all: the secret was deleted meanwhile.
+                    guess = int(head.get("Item", {}).get("latest", {}).get("N", 0))
                 elif version.get("Code") == "ConditionalCheckFailed":
                     guess += 1  # an orphan version sits at guess+1: skip past it
                 continue  # TransactionConflict: a concurrent writer won this round
@@ -569,6 +581,20 @@ def _blob(attribute: dict[str, Any]) -> bytes:
     return value if isinstance(value, bytes) else bytes(value)
 
 
+def _parsed(parse: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:
+    """A stored item missing an attribute or holding the wrong type was tampered with:
+    an integrity error, like a ciphertext that fails authentication, never a crash."""
+
+    def parse_checked(customer_id: str, item: dict[str, Any]) -> Any:
+        try:
+            return parse(customer_id, item)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise IntegrityError("a stored item is malformed") from None
+
+    return parse_checked
+
+
+@_parsed
 def _person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
     return PersonRecord(
         customer_id=customer_id,
@@ -586,6 +612,7 @@ def _person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
     )
 
 
+@_parsed
 def _secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
     # Identity comes from the key, not from attributes a tamperer could edit: the AAD
     # is then built from where the item sits, so bytes moved between versions fail.

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chalicelib.crypto import WrappedKey
-from chalicelib.errors import IntegrityError, NotFoundError, StorageError
+from chalicelib.errors import IntegrityError, NotFoundError, StorageError, VersionLimitError
 from chalicelib.repository import (
     Page,
     PersonRecord,
@@ -87,8 +87,12 @@ class InMemoryRepository:
         return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
 
     def add_secret_version(self, customer_id, secret_id, now, build) -> SecretVersion:
+        from chalicelib import repository
+
         with self._lock:
             version = self.secret_heads.get((customer_id, secret_id), 0) + 1
+            if version > repository.MAX_SECRET_VERSIONS:
+                raise VersionLimitError("a secret keeps at most so many versions")
             secret = build(version)
             self.secret_heads[(customer_id, secret_id)] = version
             self.secrets[(customer_id, secret_id, version)] = copy.deepcopy(secret)

@@ -35,6 +35,8 @@ def writer_blueprint(
         if key is None:
             answer = write()
         else:
+            # Keys are per caller: another principal reusing a key neither replays nor blocks.
+            scope = f"{actor().principal}\n{scope}"
             answer = idempotency().run(scope, key, request.raw_body or b"", write, bp.lambda_context)
         headers = dict(answer["headers"])
         if answer.get("replayed"):

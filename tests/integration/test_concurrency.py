@@ -112,3 +112,14 @@ def test_given_many_threads_putting_one_secret_then_versions_are_exactly_one_to_
         thread.join()
     assert sorted(results) == list(range(1, 201))
     assert sorted(v for (_, _, v) in repo.secrets) == list(range(1, 201))
+
+
+def test_given_a_writer_with_a_stale_guess_after_another_deleted_the_secret_then_numbering_restarts_at_one(
+    stack: Stack,
+) -> None:
+    (first, _), (second, _) = writer_service(stack), writer_service(stack)
+    for n in range(3):
+        first.put_secret("acme", "reborn", {"value": f"old-{n}"})
+    second.delete_secret("acme", "reborn")
+    assert first.put_secret("acme", "reborn", {"value": "new-1"}).version == 1
+    assert [v.version for v in reader_service(stack).secret_versions("acme", "reborn")] == [1]

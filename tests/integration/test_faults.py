@@ -190,3 +190,12 @@ def test_given_a_fault_midway_through_deleting_many_versions_then_the_latest_is_
     faults.clear()
     assert send(stack.writer, "DELETE", "/customers/acme/secrets/many").status_code == 204
     assert stack.scan() == []
+
+
+def test_given_a_delete_racing_a_secret_transaction_then_409_with_retry_after(stack: Stack, faults: Faults) -> None:
+    send(stack.writer, "PUT", "/customers/acme/secrets/busy", {"value": "whsec_value"})
+    faults.inject(stack.writer_clients["dynamodb"], "UpdateItem", client_error("TransactionConflictException"))
+    response = send(stack.writer, "DELETE", "/customers/acme/secrets/busy")
+    assert response.status_code == 409 and response.headers["Retry-After"]
+    faults.clear()
+    assert send(stack.writer, "DELETE", "/customers/acme/secrets/busy").status_code == 204

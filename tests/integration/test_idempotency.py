@@ -120,3 +120,50 @@ def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stac
 
     assert writes.run("scope", "key-1", b"{}", first_write, context)["body"] == {"n": 1}
     assert len(seen) == 1 and seen[0].code == "request_in_progress"
+
+
+def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answered_not_503(stack: Stack) -> None:
+    calls = {"n": 0}
+
+    def fail_saving_success(**_: object) -> None:
+        calls["n"] += 1
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "UpdateItem")
+
+    ddb = stack.writer_clients["dynamodb"]
+    # powertools records success with UpdateItem on its own table; the PII write is a PutItem.
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", fail_saving_success)
+    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "store-down"})
+    ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", fail_saving_success)
+    assert calls["n"] >= 1
+    assert response.status_code == 201 and len(people(stack)) == 1
+
+
+
+def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write(stack: Stack) -> None:
+    import json as _json
+
+    from chalicelib.api import create_app
+    from chalicelib.config import Settings
+    from tests.integration.test_audit_api import _api_gateway_event
+
+    writer = create_app(
+        settings=Settings("writer", region=REGION),
+        kms_client=boto3.client("kms", region_name=REGION),
+        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+    )
+
+    def post_as(principal: str) -> dict:
+        event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+        headers = {"content-type": "application/json", "idempotency-key": "same-key-both-callers"}
+        event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
+        event["requestContext"]["identity"]["userArn"] = principal
+        event["body"] = _json.dumps(PERSON)
+        return writer(event, None)
+
+    first = post_as("arn:aws:sts::111122223333:assumed-role/app-a/one")
+    second = post_as("arn:aws:sts::111122223333:assumed-role/app-b/two")
+    again = post_as("arn:aws:sts::111122223333:assumed-role/app-a/one")
+    assert first["statusCode"] == second["statusCode"] == again["statusCode"] == 201
+    assert _json.loads(first["body"])["id"] != _json.loads(second["body"])["id"]
+    assert _json.loads(again["body"])["id"] == _json.loads(first["body"])["id"]
+    assert len(people(stack)) == 2

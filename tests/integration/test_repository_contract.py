@@ -160,3 +160,19 @@ def test_given_more_than_one_batch_of_ids_when_multi_got_then_all_are_returned(r
     for person_id in ids:
         repo.create_person(person(person_id))
     assert [p.person_id for p in repo.get_people("acme", list(reversed(ids)))] == list(reversed(ids))
+
+
+def test_given_a_secret_at_its_version_limit_then_the_next_put_is_refused_and_nothing_written(
+    repo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import repository
+    from chalicelib.errors import VersionLimitError
+
+    monkeypatch.setattr(repository, "MAX_SECRET_VERSIONS", 3)
+    for _ in range(3):
+        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
+    with pytest.raises(VersionLimitError):
+        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
+    assert [v.version for v in repo.list_secret_versions("acme", "s")] == [1, 2, 3]
+    repo.delete_secret("acme", "s")
+    assert repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v)).version == 1

@@ -216,6 +216,14 @@ def field_deleted(w: World) -> list[str]:
     return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email"]
 
 
+def metadata_stripped_and_blob_retyped(w: World) -> list[str]:
+    a = w.person("a")
+    del a["version"]
+    a["f_email"] = {"S": "not-a-blob"}
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}", "/customers/acme/people?limit=100"]
+
+
 # -- secrets ------------------------------------------------------------------------
 
 def secret_old_version_replayed_as_latest(w: World) -> list[str]:
@@ -306,6 +314,7 @@ ATTACKS: list[Callable[[World], list[str]]] = [
     slot_removed,
     patch_slot_moved_to_another_field,
     field_deleted,
+    metadata_stripped_and_blob_retyped,
     secret_old_version_replayed_as_latest,
     secret_old_version_item_copied_over_the_latest,
     secret_latest_replayed_as_a_new_version,
@@ -336,7 +345,7 @@ def test_given_a_tampered_table_when_read_then_integrity_error_and_nothing_wrong
 
 
 def test_given_the_catalogue_then_every_attack_is_distinct_and_counted() -> None:
-    assert len(set(_IDS)) == len(ATTACKS) == 32
+    assert len(set(_IDS)) == len(ATTACKS) == 33
 
 
 def test_given_untampered_data_then_the_same_reads_succeed(world: World) -> None:
@@ -359,3 +368,4 @@ def test_known_limitation_a_whole_person_rolled_back_to_its_own_older_state_is_s
 
     assert response.status_code == 200
     assert (body_of(response)["version"], body_of(response)["data"]["name"]) == (1, PERSON["name"])
+

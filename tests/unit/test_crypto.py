@@ -158,3 +158,32 @@ def test_given_an_envelope_of_one_tenant_when_sealing_for_another_then_refused(k
     envelope = Sealer(kms.encryptor(), "pii-vault").envelope("acme")
     with pytest.raises(ValueError, match="own tenant"):
         envelope.seal(RecordRef("globex", "person", "a" * 32), {"name": b"x"})
+
+
+class _KmsAnswering:
+    """A KMS client stub whose answers name ``used`` as the key that did the work."""
+
+    def __init__(self, used: str) -> None:
+        self.used = used
+
+    def encrypt(self, **kwargs):
+        return {"CiphertextBlob": b"wrapped", "KeyId": self.used}
+
+    def decrypt(self, **kwargs):
+        return {"Plaintext": b"k" * 32, "KeyId": self.used}
+
+
+PINNED = "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
+OTHER = "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-3333-4444-555555555555"
+
+
+def test_given_a_key_pinned_by_arn_when_kms_answers_with_another_key_then_refused() -> None:
+    from chalicelib.errors import KeyServiceError
+    from chalicelib.keys import KmsDecryptor, KmsEncryptor
+
+    with pytest.raises(KeyServiceError):
+        KmsEncryptor(_KmsAnswering(OTHER), PINNED).wrap(b"k" * 32, {"app": "pii-vault", "customer_id": "acme"})
+    with pytest.raises(KeyServiceError):
+        KmsDecryptor(_KmsAnswering(OTHER), PINNED).unwrap(b"wrapped", {"app": "pii-vault", "customer_id": "acme"})
+    assert KmsEncryptor(_KmsAnswering(PINNED), PINNED).wrap(b"k" * 32, {"customer_id": "acme"}).key_id == PINNED
+    assert KmsDecryptor(_KmsAnswering(PINNED), PINNED).unwrap(b"wrapped", {"customer_id": "acme"}) == b"k" * 32
