@@ -22,7 +22,6 @@ import base64
 import binascii
 import json
 import random
-import time
 import re
 import time
 from dataclasses import dataclass, field

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 from chalicelib.api.openapi import build_document
 from chalicelib.config import ROLES
 
+from tools.generated import write_or_check
+
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 FILES = {role: f"openapi-{role}.json" for role in ROLES}
 
@@ -72,24 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tools.openapi: {role}: " + "; ".join(problems), file=sys.stderr)
             return 2
         texts[name] = render(document)
-    if args.check:
-        stale = [name for name, text in texts.items() if _read(args.out_dir / name) != text]
-        for name in stale:
-            print(f"tools.openapi: {args.out_dir / name} is missing or out of date; "
-                  "run `python -m tools.openapi` and commit the result", file=sys.stderr)
-        return 1 if stale else 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        (args.out_dir / name).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out_dir / name}")
-    return 0
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return None
+    return write_or_check("tools.openapi", args.out_dir, texts, check=args.check)
 
 
 if __name__ == "__main__":

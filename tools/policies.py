@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from tools.generated import write_or_check
+
 APP_NAME = "pii-vault"
 POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
 ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
@@ -217,17 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # JSONDecodeError and InvalidResourceError are ValueErrors
         print(f"tools.policies: error: {args.resources}: {exc}", file=sys.stderr)
         return 2
-    if args.check:
-        stale = [name for name, text in files.items() if _read(args.out_dir / name) != text]
-        for name in stale:
-            print(f"tools.policies: {args.out_dir / name} is missing or out of date; "
-                  "run `python -m tools.policies` and commit the result", file=sys.stderr)
-        return 1 if stale else 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (args.out_dir / name).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out_dir / name}")
-    return 0
+    return write_or_check("tools.policies", args.out_dir, files, check=args.check)
 
 
 def stage_role_arn(partition: str, account_id: str, stage: str, app_name: str = APP_NAME) -> str:
@@ -353,13 +345,6 @@ def _logs_statement(partition: str, region: str, account_id: str, function_name:
         "Action": list(LOG_ACTIONS),
         "Resource": [group, f"{group}:*"],
     }
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.plaintext_guard import GUARD
+from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
 
 
@@ -38,19 +39,9 @@ def local_stack(tmp_path_factory):
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
         for table in local.dynamodb.list_tables()["TableNames"]:
-            GUARD.observe_items(f"moto server table {table}", _scan(local.dynamodb, table))
+            GUARD.observe_items(f"moto server table {table}", scan_all(local.dynamodb, table))
     for log in sorted(stack.log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
-
-
-def _scan(dynamodb, table):
-    items, kwargs = [], {}
-    while True:
-        page = dynamodb.scan(TableName=table, **kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 @pytest.fixture

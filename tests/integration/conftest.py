@@ -18,6 +18,7 @@ from moto import mock_aws
 from chalicelib.api import create_app
 from chalicelib.config import Settings
 from tests.plaintext_guard import GUARD
+from tests.tables import scan_all
 from tools.bootstrap import bootstrap
 
 REGION = "us-east-1"
@@ -66,13 +67,7 @@ class Stack:
     reader_clients: dict[str, Any]
 
     def scan(self) -> list[dict[str, Any]]:
-        items, kwargs = [], {}
-        while True:
-            page = self.dynamodb.scan(TableName=self.resources["table_name"], **kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return scan_all(self.dynamodb, self.resources["table_name"])
 
 
 # The plain ``stack`` runs with the data key caches off, so one write is one Encrypt and
@@ -123,17 +118,7 @@ def _stack(cache_settings: dict[str, int]) -> Iterator[Stack]:
             yield stack
         # Every attribute this test left in any table goes to the no-plaintext guard.
         for table in dynamodb.list_tables()["TableNames"]:
-            GUARD.observe_items(f"moto table {table}", _scan_all(dynamodb, table))
-
-
-def _scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    items, kwargs = [], {}
-    while True:
-        page = dynamodb.scan(TableName=table, **kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            GUARD.observe_items(f"moto table {table}", scan_all(dynamodb, table))
 
 
 JSON = {"Content-Type": "application/json"}

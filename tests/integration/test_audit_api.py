@@ -13,7 +13,7 @@ import pytest
 from chalicelib.api import create_app
 from chalicelib.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
-from tests.integration.test_api import PERSON, PLAINTEXTS, create
+from tests.integration.test_api import PLAINTEXTS, create
 
 SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
 
