@@ -330,9 +330,9 @@ def _headers() -> dict[str, Any]:
             "schema": {"type": "string", "pattern": r'^"[1-9][0-9]{0,8}"$'},
         },
         "Location": {
-            "description": "Path of the new person on the reader endpoint.",
+            "description": "Path of the new person (behind the API Gateway stage, e.g. /api, when deployed): PUT/PATCH/DELETE it on this endpoint, GET it on the reader's.",
             "required": True,
-            "schema": {"type": "string", "pattern": "^/customers/[A-Za-z0-9_-]{1,64}/people/[0-9a-f]{32}$"},
+            "schema": {"type": "string", "pattern": "^(/[A-Za-z0-9._-]{1,128})?/customers/[A-Za-z0-9_-]{1,64}/people/[0-9a-f]{32}$"},
         },
         "Retry-After": {
             "description": "Seconds to wait before retrying.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from chalice import Blueprint, IAMAuthorizer, Response
@@ -13,6 +14,7 @@ from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.models import MAX_SECRET_BYTES
 from chalicelib.service import WriteResult, WriterService
 
+_STAGE_PREFIX = re.compile(r"(/[A-Za-z0-9._-]{1,128})?")
 PERSON_BODY_MAX_BYTES = 16 * 1024
 # A 64 KiB value may need up to 6 bytes of JSON per byte (\u00XX escapes) plus framing.
 SECRET_BODY_MAX_BYTES = 6 * MAX_SECRET_BYTES + 1024
@@ -23,6 +25,13 @@ def writer_blueprint(
 ) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
+
+    def stage_prefix(resource_path: str) -> str:
+        """The API Gateway stage in front of our paths (``/api`` when deployed, none locally),
+        so that ``Location`` resolves against the endpoint the client called."""
+        path = str((bp.current_request.context or {}).get("path") or "")
+        prefix = path[: -len(resource_path)] if path.endswith(resource_path) else ""
+        return prefix if _STAGE_PREFIX.fullmatch(prefix) else ""
 
     def actor() -> Actor:
         """The SigV4 caller API Gateway authenticated (anonymous locally)."""
@@ -65,7 +74,7 @@ def writer_blueprint(
 
         def write() -> dict:
             result = service().create_person(customer_id, payload, actor=actor())
-            location = f"/customers/{customer_id}/people/{result.id}"
+            location = f"{stage_prefix(f'/customers/{customer_id}/people')}/customers/{customer_id}/people/{result.id}"
             return answer(201, result, "created_at", {"Location": location})
 
         return once(f"people.create:{customer_id}", write)

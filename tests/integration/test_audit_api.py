@@ -13,6 +13,7 @@ import pytest
 from chalicelib.api import create_app
 from chalicelib.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.test_api import PERSON as PLAINTEXT_PERSON
 from tests.integration.test_api import PLAINTEXTS, create
 
 SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
@@ -103,3 +104,21 @@ def test_given_local_requests_then_each_write_and_read_is_audited_once_as_anonym
     assert all(e["actor"]["principal"] == "anonymous" for e in events)
     assert "whsec_audit" not in caplog.text
     assert body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook"))["value"] == "whsec_audit"
+
+
+def test_given_a_deployed_stage_when_a_person_is_created_then_location_includes_the_stage(stack: Stack) -> None:
+    writer_app = create_app(
+        settings=Settings("writer", region=REGION),
+        kms_client=boto3.client("kms", region_name=REGION),
+        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+    )
+    event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+    event["headers"] = {"content-type": "application/json"}
+    event["multiValueHeaders"] = {"content-type": ["application/json"]}
+    event["body"] = json.dumps({**PLAINTEXT_PERSON})
+
+    response = writer_app(event, None)
+
+    assert response["statusCode"] == 201
+    person_id = json.loads(response["body"])["id"]
+    assert response["headers"]["Location"] == f"/api/customers/acme/people/{person_id}"
