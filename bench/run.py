@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from chalicelib.models import decode_field, encode_field
+
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 APP = "pii-vault"
@@ -75,20 +77,8 @@ def people(count: int, seed: int = 20261124) -> list[dict[str, Any]]:
     return out
 
 
-def encode(value: Any) -> bytes:
-    """The same canonical bytes pii-vault encrypts (str as UTF-8, objects as compact JSON)."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def decode(name: str, raw: bytes) -> Any:
-    text = raw.decode("utf-8")
-    return json.loads(text) if name == "address" else text
-
-
 def plaintext_bytes(person: dict[str, Any]) -> int:
-    return sum(len(encode(person[name])) for name in FIELDS)
+    return sum(len(encode_field(person[name])) for name in FIELDS)
 
 
 # --------------------------------------------------------------------------- AWS plumbing
@@ -236,7 +226,7 @@ class NaivePerFieldKms(Approach):
     def write(self, index: int, person: dict[str, Any]) -> None:
         item = dict(self._key(index))
         for name in FIELDS:
-            blob = self.kms.encrypt(KeyId=self.key_arn, Plaintext=encode(person[name]),
+            blob = self.kms.encrypt(KeyId=self.key_arn, Plaintext=encode_field(person[name]),
                                     EncryptionContext=self._context(index, name))["CiphertextBlob"]
             item[name] = {"B": blob}
         self.ddb.put_item(TableName=self.table, Item=item)
@@ -244,7 +234,7 @@ class NaivePerFieldKms(Approach):
     def read(self, index: int) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=self.table, Key=self._key(index), ConsistentRead=True)["Item"]
         return {
-            name: decode(name, self.kms.decrypt(KeyId=self.key_arn, CiphertextBlob=item[name]["B"],
+            name: decode_field(name, self.kms.decrypt(KeyId=self.key_arn, CiphertextBlob=item[name]["B"],
                                                 EncryptionContext=self._context(index, name))["Plaintext"])
             for name in FIELDS
         }
@@ -283,12 +273,12 @@ class EsdkPerField(_Esdk):
     def write(self, index: int, person: dict[str, Any]) -> None:
         item = dict(self._key(index))
         for name in FIELDS:
-            item[name] = {"B": self._encrypt(encode(person[name]), self._context(index, name))}
+            item[name] = {"B": self._encrypt(encode_field(person[name]), self._context(index, name))}
         self.ddb.put_item(TableName=self.table, Item=item)
 
     def read(self, index: int) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=self.table, Key=self._key(index), ConsistentRead=True)["Item"]
-        return {name: decode(name, self._decrypt(item[name]["B"], self._context(index, name))) for name in FIELDS}
+        return {name: decode_field(name, self._decrypt(item[name]["B"], self._context(index, name))) for name in FIELDS}
 
 
 class EsdkPerRecord(_Esdk):

@@ -141,7 +141,7 @@ def _person_rules(today: _dt.date) -> dict[str, Callable[[Any], Any]]:
     }
 
 
-def _encode(value: Any) -> bytes:
+def encode_field(value: Any) -> bytes:
     """Canonical bytes of one field value (what gets encrypted)."""
     if isinstance(value, str):
         return value.encode("utf-8")
@@ -161,7 +161,7 @@ class PersonFields:
     values: Mapping[str, Any]
 
     def encoded(self) -> dict[str, bytes]:
-        return {name: _encode(value) for name, value in self.values.items()}
+        return {name: encode_field(value) for name, value in self.values.items()}
 
 
 def parse_person(body: Any, *, today: _dt.date, partial: bool = False) -> PersonFields:

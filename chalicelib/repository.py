@@ -225,8 +225,8 @@ class DynamoDbRepository:
             "created_at": {"S": record.created_at},
             "updated_at": {"S": record.updated_at},
             "kms_key": {"S": record.kms_key},
-            "slots": {"M": {slot: {"B": blob} for slot, blob in record.slots.items()}},
-            **{FIELD_PREFIX + name: {"B": blob} for name, blob in record.fields.items()},
+            "slots": _slots_attribute(record.slots),
+            **_field_attributes(record.fields),
         }
         try:
             self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -273,8 +273,8 @@ class DynamoDbRepository:
         sets = {
             "updated_at": {"S": record.updated_at},
             "kms_key": {"S": record.kms_key},
-            "slots": {"M": {slot: {"B": blob} for slot, blob in record.slots.items()}},
-            **{FIELD_PREFIX + name: {"B": blob} for name, blob in record.fields.items()},
+            "slots": _slots_attribute(record.slots),
+            **_field_attributes(record.fields),
         }
         key = self._key(record.customer_id, person_sort_key(record.person_id))
         return self._update_person(key, sets, expected_version, "person")
@@ -293,7 +293,7 @@ class DynamoDbRepository:
             "updated_at": {"S": updated_at},
             "kms_key": {"S": kms_key},
             **{f"slots.{slot}": {"B": blob} for slot, blob in slots.items()},
-            **{FIELD_PREFIX + name: {"B": blob} for name, blob in fields.items()},
+            **_field_attributes(fields),
         }
         key = self._key(customer_id, person_sort_key(person_id))
         return self._update_person(key, sets, expected_version, "person")
@@ -384,7 +384,7 @@ class DynamoDbRepository:
             "version": {"N": str(secret.version)},
             "created_at": {"S": secret.created_at},
             "kms_key": {"S": secret.kms_key},
-            "slots": {"M": {slot: {"B": blob} for slot, blob in secret.slots.items()}},
+            "slots": _slots_attribute(secret.slots),
             FIELD_PREFIX + "value": {"B": secret.value},
         }
 
@@ -570,6 +570,20 @@ class DynamoDbRepository:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+def _slots_attribute(slots: Mapping[str, bytes]) -> dict[str, Any]:
+    """Slot name -> wrapped data key, as one DynamoDB map of binaries."""
+    return {"M": {slot: {"B": blob} for slot, blob in slots.items()}}
+
+
+def _slots_from(item: dict[str, Any]) -> dict[str, bytes]:
+    return {slot: _blob(value) for slot, value in item.get("slots", {}).get("M", {}).items()}
+
+
+def _field_attributes(fields: Mapping[str, bytes]) -> dict[str, Any]:
+    """Field name -> ciphertext, as ``f_<field>`` binary attributes."""
+    return {FIELD_PREFIX + name: {"B": blob} for name, blob in fields.items()}
+
+
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -602,7 +616,7 @@ def _person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
         created_at=item["created_at"]["S"],
         updated_at=item["updated_at"]["S"],
         kms_key=item.get("kms_key", {}).get("S", ""),
-        slots={slot: _blob(value) for slot, value in item.get("slots", {}).get("M", {}).items()},
+        slots=_slots_from(item),
         fields={
             name[len(FIELD_PREFIX) :]: _blob(value)
             for name, value in item.items()
@@ -622,6 +636,6 @@ def _secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
         version=int(version),
         created_at=item["created_at"]["S"],
         kms_key=item.get("kms_key", {}).get("S", ""),
-        slots={slot: _blob(value) for slot, value in item.get("slots", {}).get("M", {}).items()},
+        slots=_slots_from(item),
         value=_blob(item.get(FIELD_PREFIX + "value", {"B": b""})),
     )
