@@ -146,9 +146,33 @@ def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_i
         policies.key_policy(ADMIN, WRITER_ROLE, WRITER_ROLE)
 
 
-def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing() -> None:
-    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY,
-                             "Condition": {"StringLike": {"kms:EncryptionContext:app": "pii-*"}}}]}
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Condition": {"NumericLessThan": {"kms:EncryptionContext:app": "3"}}},
+        {"Condition": {"StringEqualsIgnoreCase": {"kms:EncryptionContext:app": "PII-VAULT"}}},
+        {"Condition": {"ForAllValues:StringNotEquals": {"kms:EncryptionContextKeys": ["x"]}}},
+        {"Condition": {"ForAnyValue:ArnLike": {"kms:EncryptionContextKeys": ["x"]}}},
+        {"Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+        {"Condition": {"StringNotEquals": {"kms:EncryptionContext:app": "${aws:PrincipalTag/absent}"}}},
+        {"NotResource": OTHER_KEY},
+        {"NotAction": "kms:Decrypt"},
+        {"Effect": "Audit"},
+    ],
+    ids=lambda s: next(iter(s.get("Condition", s))),
+)
+def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing(statement: dict) -> None:
+    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY, **statement}]}
 
     with pytest.raises(Unsupported):
         evaluate(policy, "kms:Encrypt", KEY, context=GOOD)
+
+
+@pytest.mark.parametrize("principal", ["123456789012", f"arn:aws:iam::{ACCOUNT}:root", {"Service": "x"}],
+                         ids=["account id", "account root", "service"])
+def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(principal) -> None:
+    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY,
+                             "Principal": principal if isinstance(principal, dict) else {"AWS": principal}}]}
+
+    with pytest.raises(Unsupported):
+        evaluate(policy, "kms:Encrypt", KEY, context=GOOD, principal=WRITER_ROLE)
