@@ -237,7 +237,8 @@ def _resource_matches(pattern: str, resource: str, ctx: _Context) -> bool:
         parts = resource.split(":", 5)
         if len(parts) != 6 or parts[2] != "execute-api" or "/" not in parts[5]:
             return False
-        tokens = [("/", False)] + [(t[len("execute-api:/"):], w) if i == 0 else (t, w) for i, (t, w) in enumerate(tokens)]
+        first, wild = tokens[0]
+        tokens = [("/", False), (first[len("execute-api:/"):], wild), *tokens[1:]]
         return re.fullmatch(_regex(tokens, arn=False), "/" + parts[5].split("/", 1)[1]) is not None
     if not pattern.startswith("arn:") or pattern.count(":") < 5:
         raise Unsupported(f"Resource {pattern!r} is neither '*' nor an ARN")

@@ -7,7 +7,7 @@ the per-stage API resource policy.
   ``pii-vault-tenant`` principal (or session) tag, through the IAM policy variable
   ``${aws:PrincipalTag/pii-vault-tenant}``; without the tag the statement matches nothing.
   The ``all-tenants`` scope reaches every tenant of that stage.
-- **Trust policy** of a tenant-scoped role (``policies/callers/tenant-caller-trust.json``):
+- **Trust policy** of a tenant-scoped role (``policies/callers/tenant-role-trust.json``):
   the backend may assume it only with exactly one session tag, ``pii-vault-tenant``, whose
   value is refused when it holds anything the tenant-id alphabet lacks and IAM patterns
   can express (wildcards, ``/``, ``.``, ``:``, ``=``, ``+``, ``@``, space), is empty, or is
@@ -47,7 +47,7 @@ TENANT_VARIABLE = "${aws:PrincipalTag/" + TENANT_TAG + "}"
 SCOPES = ("tenant", "all-tenants")
 TENANT_SEGMENT = "{customer_id}"
 ROUTE_PREFIX = "/customers/" + TENANT_SEGMENT + "/"
-TRUST_POLICY_FILE = "tenant-caller-trust.json"
+TRUST_POLICY_FILE = "tenant-role-trust.json"
 # The customer_id alphabet (chalicelib.models) is A-Z a-z 0-9 _ -, 1-64 characters. IAM
 # patterns have no character classes, so the trust policy refuses what they can name:
 # the characters STS allows in a tag value beyond that alphabet (letters and digits of

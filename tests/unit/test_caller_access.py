@@ -45,7 +45,9 @@ def _role(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/{name}"
 
 
-CALLER_ROLES = {(stage, scope): _role(f"pii-vault-{stage}-caller-{scope}") for stage in ROLES for scope in access.SCOPES}
+CALLER_ROLES = {
+    (stage, scope): _role(f"pii-vault-{stage}-caller-{scope}") for stage in ROLES for scope in access.SCOPES
+}
 BACKEND = _role("pii-vault-backend")
 ALLOW_LISTS = {stage: [CALLER_ROLES[stage, scope] for scope in access.SCOPES] for stage in ROLES}
 RESOURCE_POLICIES = {stage: access.api_resource_policy(stage, ALLOW_LISTS[stage]) for stage in ROLES}
