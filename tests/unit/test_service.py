@@ -8,8 +8,9 @@ import pytest
 
 from chalicelib.crypto import Opener, Sealer
 from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from tests.fakes import FakeKms, FixedClock, InMemoryRepository
+from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 
 PERSON = {
@@ -28,17 +29,17 @@ def kms() -> FakeKms:
 
 
 @pytest.fixture
-def repo() -> InMemoryRepository:
-    return InMemoryRepository()
+def repo() -> InMemoryStore:
+    return InMemoryStore()
 
 
 @pytest.fixture
-def writer(repo: InMemoryRepository, kms: FakeKms) -> WriterService:
-    return WriterService(repo, Sealer(kms.encryptor(), "pii-vault"), clock=FixedClock())
+def writer(repo: InMemoryStore, kms: FakeKms) -> WriterService:
+    return WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock())
 
 
 @pytest.fixture
-def reader(repo: InMemoryRepository, kms: FakeKms) -> ReaderService:
+def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
     return ReaderService(repo, Opener(kms.decryptor(), "pii-vault"))
 
 
