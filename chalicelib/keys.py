@@ -32,7 +32,6 @@ cache to 0 turns it off: ``writer_data_keys`` and ``reader_unwrapper`` then hand
 the uncached source itself, so there is no "enabled" switch on any path.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -44,9 +43,9 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.crypto import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
 from chalicelib.aws_errors import translate
 from chalicelib.config import KEY_ARN
+from chalicelib.crypto import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
 from chalicelib.errors import KeyServiceError
 
 _INTEGRITY_CODES = ("InvalidCiphertextException", "IncorrectKeyException")
@@ -56,9 +55,10 @@ DEFAULT_MAX_CONTEXTS = 1024
 def _kms_call(operation: str, call: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one KMS call, translating failures into pii-vault errors without data."""
     try:
-        return call(**kwargs)
+        response: dict[str, Any] = call(**kwargs)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, "kms", operation, KeyServiceError, _INTEGRITY_CODES) from exc
+    return response
 
 
 def _check_key(configured: str, used: str, operation: str) -> None:
@@ -102,7 +102,8 @@ class KmsDecryptor:
             EncryptionContext=dict(context),
         )
         _check_key(self._key_id, response.get("KeyId", ""), "Decrypt")
-        return response["Plaintext"]
+        plaintext: bytes = response["Plaintext"]
+        return plaintext
 
 
 def _context_key(context: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -153,7 +153,9 @@ class WriterService:
         )
         return write, sorted(person.values)
 
-    def _person_written(self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int) -> WriteResult:
+    def _person_written(
+        self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
+    ) -> WriteResult:
         self._audit.emit(event, actor, customer_id=write.customer_id, record_type=PERSON,
                          record_ids=[write.person_id], fields=fields, version=version)
         return WriteResult(write.person_id, version, write.updated_at)
@@ -213,7 +215,8 @@ class WriterService:
                 # Full jitter, so writers that lost a race do not collide again in lockstep.
                 self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
             version = guess + 1
-            sealed = envelope.seal(RecordRef(customer_id, SECRET, secret_record_id(secret_id, version)), {"value": value})
+            ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
+            sealed = envelope.seal(ref, {"value": value})
             secret = SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,

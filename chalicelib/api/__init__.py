@@ -74,9 +74,10 @@ def create_app(
     app.register_middleware(normalize_chalice_errors, "http")
 
     from chalicelib.store import DynamoDbStore
+    from chalicelib.store.dynamodb import DynamoDbTable
 
     def store() -> DynamoDbStore:
-        return DynamoDbStore(dynamodb_client or _client("dynamodb", settings), settings.table_name)
+        return DynamoDbStore(DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.table_name))
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint

@@ -117,3 +117,10 @@ class DynamoDbTable:
                     break
             else:
                 raise ThrottledError("the database did not accept every delete; retry the request")
+
+
+class OnTable:
+    """Base of the stores: each works on one ``DynamoDbTable``."""
+
+    def __init__(self, table: DynamoDbTable) -> None:
+        self._table = table

@@ -164,18 +164,33 @@ def field_attributes(fields: Mapping[str, bytes]) -> dict[str, Any]:
     return {FIELD_PREFIX + name: {"B": blob} for name, blob in fields.items()}
 
 
-def person_item(record: PersonRecord) -> dict[str, Any]:
+def _sealed_item(
+    key: dict[str, Any],
+    item_type: str,
+    record_id: str,
+    version: int,
+    created_at: str,
+    kms_key: str,
+    slots: Mapping[str, bytes],
+    fields: Mapping[str, bytes],
+) -> dict[str, Any]:
     return {
-        **person_key(record.customer_id, record.person_id),
-        TYPE: {"S": PERSON_TYPE},
-        ID: {"S": record.person_id},
-        VERSION: {"N": str(record.version)},
-        CREATED_AT: {"S": record.created_at},
-        UPDATED_AT: {"S": record.updated_at},
-        KMS_KEY: {"S": record.kms_key},
-        SLOTS: slots_attribute(record.slots),
-        **field_attributes(record.fields),
+        **key,
+        TYPE: {"S": item_type},
+        ID: {"S": record_id},
+        VERSION: {"N": str(version)},
+        CREATED_AT: {"S": created_at},
+        KMS_KEY: {"S": kms_key},
+        SLOTS: slots_attribute(slots),
+        **field_attributes(fields),
     }
+
+
+def person_item(record: PersonRecord) -> dict[str, Any]:
+    key = person_key(record.customer_id, record.person_id)
+    r = record
+    item = _sealed_item(key, PERSON_TYPE, r.person_id, r.version, r.created_at, r.kms_key, r.slots, r.fields)
+    return {**item, UPDATED_AT: {"S": r.updated_at}}
 
 
 def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
@@ -193,16 +208,11 @@ def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
 
 
 def secret_version_item(secret: SecretVersion) -> dict[str, Any]:
-    return {
-        **item_key(secret.customer_id, secret_version_key(secret.secret_id, secret.version)),
-        TYPE: {"S": SECRET_VERSION_TYPE},
-        ID: {"S": secret.secret_id},
-        VERSION: {"N": str(secret.version)},
-        CREATED_AT: {"S": secret.created_at},
-        KMS_KEY: {"S": secret.kms_key},
-        SLOTS: slots_attribute(secret.slots),
-        FIELD_PREFIX + SECRET_VALUE: {"B": secret.value},
-    }
+    key = item_key(secret.customer_id, secret_version_key(secret.secret_id, secret.version))
+    s = secret
+    return _sealed_item(
+        key, SECRET_VERSION_TYPE, s.secret_id, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value}
+    )
 
 
 def _blob(attribute: dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import StorageError
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.dynamodb import OnTable
 from chalicelib.store.records import Page, PersonRecord, PersonWrite, condition_failed
 
 _EXISTS = f"attribute_exists({layout.PK})"
@@ -27,11 +27,8 @@ def _expecting(expected_version: int | None) -> tuple[str, dict[str, str], dict[
     return _EXISTS + _AT_VERSION, {"#version": layout.VERSION}, {":expected": {"N": str(expected_version)}}
 
 
-class DynamoDbPeople:
+class DynamoDbPeople(OnTable):
     """``PeopleStore`` over one DynamoDB table."""
-
-    def __init__(self, table: DynamoDbTable) -> None:
-        self._table = table
 
     def create_person(self, record: PersonRecord) -> None:
         try:

@@ -14,18 +14,15 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import TRANSACT_MAX, Cancelled, DynamoDbTable
+from chalicelib.store.dynamodb import TRANSACT_MAX, Cancelled, OnTable
 from chalicelib.store.records import SecretVersion, SecretVersionConflict, check_secret_version
 
 # Rounds of a DELETE racing writers that keep adding versions.
 _DELETE_ROUNDS = 16
 
 
-class DynamoDbSecrets:
+class DynamoDbSecrets(OnTable):
     """``SecretStore`` over one DynamoDB table."""
-
-    def __init__(self, table: DynamoDbTable) -> None:
-        self._table = table
 
     def put_secret_version(self, secret: SecretVersion, expected_latest: int) -> None:
         """Store version ``expected_latest + 1`` and move the head's counter in one transaction.

@@ -16,6 +16,7 @@ from chalicelib.crypto import Opener, Sealer
 from chalicelib.keys import FreshDataKeys, KmsDecryptor, KmsEncryptor
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store import DynamoDbStore
+from chalicelib.store.dynamodb import DynamoDbTable
 from tests.fakes import FakeKms, InMemoryStore
 from tests.integration.conftest import REGION, Stack
 from tests.integration.test_api import PERSON
@@ -26,13 +27,13 @@ def writer_service(stack: Stack) -> tuple[WriterService, Any]:
     ddb = boto3.client("dynamodb", region_name=REGION)
     kms = boto3.client("kms", region_name=REGION)
     sealer = Sealer(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), "pii-vault")
-    service = WriterService(DynamoDbStore(ddb, stack.resources["table_name"]), sealer)
+    service = WriterService(DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"])), sealer)
     return service, ddb
 
 
 def reader_service(stack: Stack) -> ReaderService:
     kms = boto3.client("kms", region_name=REGION)
-    repo = DynamoDbStore(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"])
+    repo = DynamoDbStore(DynamoDbTable(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"]))
     return ReaderService(repo, Opener(KmsDecryptor(kms, "alias/pii-vault"), "pii-vault"))
 
 

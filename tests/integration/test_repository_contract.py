@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from chalicelib.errors import NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.store import DynamoDbStore
+from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict
 from tests.fakes import InMemoryStore
 from tools.bootstrap import bootstrap
@@ -23,7 +24,7 @@ def repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
     with mock_aws():
         kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
         bootstrap(kms, ddb)
-        yield DynamoDbStore(ddb, "pii-vault")
+        yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
 
 
 def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) -> PersonRecord:

@@ -51,7 +51,8 @@ def test_given_no_plaintext_in_blobs_when_sealed_then_values_do_not_appear(kms: 
 
 
 def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
+    sealer = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault")
+    sealed = sealer.seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
     assert {blob_slot(b) for b in sealed.blobs.values()} == {"email", "name"}
     assert set(sealed.slots()) == {"email", "name"}
     assert kms.encrypt_calls == 1

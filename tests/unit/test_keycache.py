@@ -40,7 +40,8 @@ def clock() -> Ticks:
 
 
 def writer_cache(kms: FakeKms, clock: Ticks, max_records: int = 3, seconds: float = 60) -> CachingDataKeys:
-    return CachingDataKeys(FreshDataKeys(kms.encryptor()), max_records=max_records, max_age_seconds=seconds, clock=clock)
+    fresh = FreshDataKeys(kms.encryptor())
+    return CachingDataKeys(fresh, max_records=max_records, max_age_seconds=seconds, clock=clock)
 
 
 def reader_cache(kms: FakeKms, clock: Ticks, max_entries: int = 2, seconds: float = 60) -> CachingUnwrapper:
