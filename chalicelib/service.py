@@ -12,14 +12,26 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from chalicelib import models
+from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import Envelope, Opener, RecordRef, Sealer
-from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
-from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict, Store
+from chalicelib.crypto import FORMAT_V1, FORMAT_V2, Envelope, Opener, RecordRef, Sealer, blob_version
+from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    DeleteProgress,
+    PersonRecord,
+    PersonVersionConflict,
+    PersonWrite,
+    SecretHead,
+    SecretRead,
+    SecretVersion,
+    SecretVersionConflict,
+    Store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +40,12 @@ SECRET = "secret"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_SECRET_VERSION = 10**9
-_SECRET_WRITE_ATTEMPTS = 16
+_WRITE_ATTEMPTS = 16  # rounds of a write racing other writers of the same record
 _BACKOFF_BASE_S = 0.005
-_LATEST_SEEN_MAX = 4096
+_HEADS_SEEN_MAX = 4096
+# Versions one DELETE request removes before answering 202 (a secret keeps at most
+# MAX_SECRET_VERSIONS; 64 KiB versions cost 64 write units each on one partition).
+SECRET_DELETE_BATCH = 250
 
 
 def utc_now() -> _dt.datetime:
@@ -126,22 +141,29 @@ class WriterService:
         self._clock = clock
         self._new_id = new_id
         self._audit = audit or AuditLog()
-        self._sleep = sleep  # backoff between lost secret-version races
-        # Last secret version number this process wrote, per secret: a first guess only.
-        self._latest_seen: dict[tuple[str, str], int] = {}
+        self._sleep = sleep  # backoff between lost races
+        # The head of each secret as this process last wrote it: a first guess only.
+        self._heads_seen: dict[tuple[str, str], SecretHead] = {}
+
+    def _backoff(self, attempt: int) -> None:
+        """Full jitter, so writers that lost a race do not collide again in lockstep."""
+        if attempt:
+            self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
 
     def _seal_person(
         self, customer_id: str, person_id: str | None, body: Any, *, partial: bool = False
-    ) -> tuple[PersonWrite, list[str]]:
+    ) -> tuple[PersonWrite, Envelope, list[str]]:
         """The one sealing step of every person write (and the names of the fields it writes).
 
         A new person (``person_id`` None) gets its id once the body is valid. PATCH
-        (``partial``) files its new key under each field's own slot.
+        (``partial``) files its new key under each field's own slot. The metadata
+        blobs, which bind the version, are sealed by ``_with_metadata``.
         """
         now = self._clock()
         person = models.parse_person(body, today=now.date(), partial=partial)
         person_id = self._new_id() if person_id is None else person_id
-        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=partial)
+        envelope = self._sealer.envelope(customer_id)
+        sealed = envelope.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=partial)
         write = PersonWrite(
             customer_id=customer_id,
             person_id=person_id,
@@ -150,8 +172,24 @@ class WriterService:
             slots=sealed.slots(),
             fields=sealed.blobs,
             partial=partial,
+            # A replace drops every slot a PATCH may have left (the record slot is rewritten).
+            drop_slots=() if partial else (*models.PERSON_FIELDS, META_UPDATED),
         )
-        return write, sorted(person.values)
+        return write, envelope, sorted(person.values)
+
+    @staticmethod
+    def _with_metadata(write: PersonWrite, envelope: Envelope, expected: int, created_sealed: bool) -> PersonWrite:
+        """``write`` as the successor of version ``expected``, with its sealed metadata."""
+        ref = RecordRef(write.customer_id, PERSON, write.person_id)
+        binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
+        meta = envelope.seal(ref, {META_UPDATED: b""}, own_slots=write.partial, bindings={META_UPDATED: binding})
+        return replace(
+            write,
+            fields={**write.fields, **meta.blobs},
+            slots={**write.slots, **meta.slots()},
+            expected_version=expected,
+            created_sealed=created_sealed,
+        )
 
     def _person_written(
         self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
@@ -161,17 +199,22 @@ class WriterService:
         return WriteResult(write.person_id, version, write.updated_at)
 
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
-        write, fields = self._seal_person(models.customer_id(customer_id), None, body)
-        record = write.first_version()
-        self._store.create_person(record)
-        return self._person_written("person.create", actor, write, fields, record.version)
+        write, envelope, fields = self._seal_person(models.customer_id(customer_id), None, body)
+        ref = RecordRef(write.customer_id, PERSON, write.person_id)
+        created = envelope.seal(  # its own slot: a later replace rewrites the record slot, not this one
+            ref, {META_CREATED: b""}, own_slots=True, bindings={META_CREATED: metadata.person_created(write.updated_at)}
+        )
+        write = self._with_metadata(write, envelope, 0, created_sealed=True)
+        record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
+        self._store.create_person(record.first_version())
+        return self._person_written("person.create", actor, write, fields, write.version)
 
     def replace_person(
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        write, fields = self._seal_person(customer_id, person_id, body)
-        version = self._store.replace_person(write, expected_version)
+        write, envelope, fields = self._seal_person(customer_id, person_id, body)
+        version = self._update_person(write, envelope, expected_version)
         return self._person_written("person.replace", actor, write, fields, version)
 
     def patch_person(
@@ -179,9 +222,33 @@ class WriterService:
     ) -> WriteResult:
         """Rewrite some fields under a new data key; the others are never decrypted."""
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        write, fields = self._seal_person(customer_id, person_id, body, partial=True)
-        version = self._store.patch_person(write, expected_version)
+        write, envelope, fields = self._seal_person(customer_id, person_id, body, partial=True)
+        version = self._update_person(write, envelope, expected_version)
         return self._person_written("person.patch", actor, write, fields, version)
+
+    def _update_person(self, write: PersonWrite, envelope: Envelope, if_match: int | None) -> int:
+        """Store ``write`` as the next version: guess, seal the metadata, offer, retry.
+
+        The new version number is sealed into the record's metadata, so the writer must
+        know it without reading: With ``If-Match`` it is given; without, the first
+        offer names version 0, which never exists, and the failed condition hands back
+        the stored version (one extra round trip: send If-Match to save it). Only the
+        metadata is re-sealed per attempt, locally: the envelope was wrapped once.
+        """
+        expected, created_sealed = (0 if if_match is None else if_match), True
+        for attempt in range(_WRITE_ATTEMPTS):
+            self._backoff(attempt)
+            try:
+                return self._store.update_person(self._with_metadata(write, envelope, expected, created_sealed))
+            except PersonVersionConflict as conflict:
+                if conflict.current is None:
+                    if if_match is None:
+                        raise NotFoundError("person not found") from None
+                    raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
+                if if_match is not None and conflict.current != if_match:
+                    raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
+                expected, created_sealed = conflict.current, conflict.created_sealed
+        raise ConflictError("person is being written concurrently; retry the request")
 
     def delete_person(
         self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
@@ -201,22 +268,30 @@ class WriterService:
         return WriteResult(secret_id, version, stamp)
 
     def _add_secret_version(self, envelope: Envelope, secret_id: str, value: bytes, stamp: str) -> int:
-        """Store the secret's next version: guess the latest number, seal, offer, retry.
+        """Store the secret's next version: guess the head, seal, offer, retry.
 
-        The writer cannot read the head, so it guesses (the last number it wrote, else
-        0); a lost race hands back the head's number and we try again with the next
-        one. The number is in the AAD, so each attempt re-seals, locally: the envelope
-        was wrapped once. Bounded attempts with full-jitter backoff, then a 409.
+        The writer cannot read the head, so it guesses (the head it last wrote, else
+        none); a lost race hands back the stored head and we try again on it. The
+        number, the incarnation and the legacy bound are in the AAD, so each attempt
+        re-seals, locally: the envelope was wrapped once. Bounded attempts with
+        full-jitter backoff, then a 409.
         """
         customer_id = envelope.customer_id
-        guess = self._latest_seen.get((customer_id, secret_id), 0)
-        for attempt in range(_SECRET_WRITE_ATTEMPTS):
-            if attempt:
-                # Full jitter, so writers that lost a race do not collide again in lockstep.
-                self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
-            version = guess + 1
+        head = self._heads_seen.get((customer_id, secret_id), SecretHead())
+        for attempt in range(_WRITE_ATTEMPTS):
+            self._backoff(attempt)
+            if head.deleting:
+                raise ConflictError("secret is being deleted; retry once the DELETE has finished")
+            version = head.latest + 1
+            # A secret's first v2 version gives it an incarnation; v1 versions before it stay legacy.
+            new_head = SecretHead(
+                latest=version,
+                incarnation=head.incarnation or metadata.new_incarnation(),
+                legacy_until=head.legacy_until if head.incarnation else head.latest,
+            )
             ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
-            sealed = envelope.seal(ref, {"value": value})
+            binding = metadata.secret_version(new_head.incarnation or "", new_head.legacy_until, stamp)
+            sealed = envelope.seal(ref, {"value": value}, bindings={"value": binding})
             secret = SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,
@@ -227,21 +302,50 @@ class WriterService:
                 value=sealed.blobs["value"],
             )
             try:
-                self._store.put_secret_version(secret, guess)
+                self._store.put_secret_version(secret, head, new_head)
             except SecretVersionConflict as conflict:
-                guess = conflict.latest
+                head = conflict.head
                 continue
-            if len(self._latest_seen) >= _LATEST_SEEN_MAX:
-                self._latest_seen.clear()
-            self._latest_seen[(customer_id, secret_id)] = version
+            if len(self._heads_seen) >= _HEADS_SEEN_MAX:
+                self._heads_seen.clear()
+            self._heads_seen[(customer_id, secret_id)] = new_head
             return version
         raise ConflictError("secret is being written concurrently; retry the request")
 
-    def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> None:
+    def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> DeleteProgress:
+        """Remove a secret: gone for readers at once, its versions in bounded rounds.
+
+        ``remaining`` > 0: call again (the API answers 202 with Retry-After) until 0.
+        """
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
-        self._store.delete_secret(customer_id, secret_id)
-        self._latest_seen.pop((customer_id, secret_id), None)
-        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
+        progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH)
+        self._heads_seen.pop((customer_id, secret_id), None)
+        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id])
+        return progress
+
+
+def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
+    """What a person's sealed metadata must authenticate (format v2): opened with the
+    fields, so the same data keys serve both.
+
+    A record written in format v2 carries sealed metadata binding its version and
+    update time (and, when created in v2, its creation time); opening it with the
+    stored attributes proves they were not edited. Records written only in v1 carry
+    none: their metadata is reported as stored (README: guarantees per format).
+    """
+    blobs = record.fields
+    if META_UPDATED not in blobs:
+        if any(blob_version(blob) != FORMAT_V1 for blob in blobs.values()):
+            raise IntegrityError("a stored record lacks its sealed metadata")
+        return {}
+    created_sealed = META_CREATED in blobs
+    bindings = {META_UPDATED: metadata.person_updated(record.version, record.updated_at, created_sealed)}
+    if created_sealed:
+        bindings[META_CREATED] = metadata.person_created(record.created_at)
+    if any(blob_version(blobs[name]) != FORMAT_V2 for name in bindings):
+        raise IntegrityError("sealed metadata is not in format v2")
+    return bindings
 
 
 class ReaderService:
@@ -259,7 +363,10 @@ class ReaderService:
         missing = [name for name in fields if name not in record.fields]
         if missing:
             raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
-        opened = opener.open(ref, record.fields, record.slots, fields)
+        bindings = _metadata_bindings(record)
+        opened = opener.open(ref, record.fields, record.slots, (*fields, *bindings), bindings)
+        for name in bindings:
+            metadata.require_empty(opened.pop(name), name)
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
         return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
 
@@ -318,14 +425,34 @@ class ReaderService:
         version = None
         if version_param is not None:
             version = models.parse_positive_int(version_param, "version", default=1, maximum=MAX_SECRET_VERSION)
-        record = self._repo.get_secret(customer_id, secret_id, version)
-        if record is None:
+        read = self._repo.get_secret(customer_id, secret_id, version)
+        if read is None:
             raise NotFoundError("secret not found" if version is None else "secret version not found")
-        ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, record.version))
-        opened = self._opener.open(ref, {"value": record.value}, record.slots, ("value",))
+        value = self._open_secret(read)
+        record = read.version
         self._audit.emit("secret.read", actor, customer_id=customer_id, record_type=SECRET,
                          record_ids=[secret_id], fields=["value"], version=record.version)
-        return SecretView(secret_id, record.version, record.created_at, opened["value"].decode("utf-8"))
+        return SecretView(secret_id, record.version, record.created_at, value.decode("utf-8"))
+
+    def _open_secret(self, read: SecretRead) -> bytes:
+        """Open a version with what its head says it must be bound to (format v2), or as
+        a legacy v1 version where the head vouches for that, and only there."""
+        head, record = read.head, read.version
+        ref = RecordRef(record.customer_id, SECRET, secret_record_id(record.secret_id, record.version))
+        expected_format = FORMAT_V2 if head.incarnation and record.version > head.legacy_until else FORMAT_V1
+        if blob_version(record.value) != expected_format:
+            raise IntegrityError("a secret version is not in the format its secret requires", field="value")
+        binding = ""
+        if expected_format == FORMAT_V2:
+            binding = metadata.secret_version(head.incarnation or "", head.legacy_until, record.created_at)
+        elif head.incarnation:
+            # A v1 version of a secret that has an incarnation: the head's legacy bound
+            # must be the one its latest (v2) version was sealed with.
+            latest = self._repo.get_secret(record.customer_id, record.secret_id, head.latest)
+            if latest is None or head.latest <= head.legacy_until or latest.head != head:
+                raise IntegrityError("a secret's head does not vouch for its legacy versions")
+            self._open_secret(latest)
+        return self._opener.open(ref, {"value": record.value}, record.slots, ("value",), {"value": binding})["value"]
 
     def secret_versions(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> list[SecretVersion]:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
