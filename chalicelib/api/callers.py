@@ -43,7 +43,7 @@ class AllowList:
     """The roles whose sessions may call one stage."""
 
     def __init__(self, role_arns: Iterable[str]) -> None:
-        roles = set()
+        roles: set[tuple[str, str, str]] = set()
         for arn in role_arns:
             match = ROLE_ARN.fullmatch(arn)
             if match is None:
