@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -26,6 +27,11 @@ MIN_DOB = _dt.date(1900, 1, 1)
 _CUSTOMER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PERSON_ID = re.compile(r"[0-9a-f]{32}")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_DOT_SEGMENTS = (".", "..")  # path segments that URL normalisation removes or resolves
+# Invisible characters refused in names and address lines: controls (Cc: C0, DEL, C1
+# incl. NEL), formats (Cf: bidi overrides, zero-width characters, BOM, soft hyphen) and
+# the line and paragraph separators (Zl, Zp).
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -45,6 +51,8 @@ def person_id(value: str) -> str:
 
 
 def secret_id(value: str) -> str:
+    if value in _DOT_SEGMENTS:
+        raise ValidationError("secret_id must not be . or ..", field="secret_id")
     return _require_id(_SECRET_ID, value, "secret_id", "1-128 characters of A-Z a-z 0-9 _ . -")
 
 
@@ -56,8 +64,10 @@ def _text(value: Any, field: str, max_chars: int, *, required: bool = True) -> s
         raise ValidationError(f"{field} must not be empty", field=field)
     if len(value) > max_chars:
         raise ValidationError(f"{field} must be at most {max_chars} characters", field=field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationError(f"{field} must not contain control characters", field=field)
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in value):
+        raise ValidationError(
+            f"{field} must not contain control or format characters (Unicode Cc, Cf, Zl, Zp)", field=field
+        )
     _utf8(value, field)
     return stripped
 

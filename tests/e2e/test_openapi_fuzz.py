@@ -89,7 +89,7 @@ SEEDED_SECRET = "fuzz.secret"
 ID_PATTERNS = {
     "customer_id": re.compile(r"[A-Za-z0-9_-]{1,64}"),
     "person_id": re.compile(r"[0-9a-f]{32}"),
-    "secret_id": re.compile(r"[A-Za-z0-9_.-]{1,128}"),
+    "secret_id": re.compile(r"(?!\.\.?$)[A-Za-z0-9_.-]{1,128}"),  # . and .. are refused (models.secret_id)
 }
 
 
