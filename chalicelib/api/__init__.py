@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from chalice import Chalice
 
-from chalicelib.api.http import normalize_chalice_errors
+from chalicelib.api.http import finish_response
 from chalicelib.config import APP_NAME, Settings
 from chalicelib.errors import ConfigurationError
 
@@ -71,7 +71,7 @@ def create_app(
     app = Chalice(app_name=APP_NAME)
     app.log.setLevel(logging.INFO)
     logging.getLogger("chalicelib").setLevel(logging.INFO)
-    app.register_middleware(normalize_chalice_errors, "http")
+    app.register_middleware(finish_response, "http")
 
     from chalicelib.repository import DynamoDbRepository
 
