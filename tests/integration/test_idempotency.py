@@ -208,18 +208,22 @@ def test_given_a_guessable_key_then_400_and_the_idempotency_table_stays_empty(st
     # The attack: with "rotate-7" stored, an offline guesser found the key from the item id
     # (a hash of scope and key) and then confirmed guessed secret values against the
     # fingerprint. A key of fewer than 128 bits in form is now refused before anything is stored.
-    response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_guess_me"}, **{"Idempotency-Key": key})
+    path, body = "/customers/acme/secrets/hook", {"value": "whsec_guess_me"}
+    response = send(stack.writer, "PUT", path, body, **{"Idempotency-Key": key})
     assert response.status_code == 400 and body_of(response)["code"] == "validation_error"
     assert "Idempotency-Key" in body_of(response)["message"]
-    reference = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_guess_me"}, **{"Idempotency-Key": "!"})
+    reference = send(stack.writer, "PUT", path, body, **{"Idempotency-Key": "!"})
     assert response.body == reference.body  # the key is not echoed
     assert idempotency_items(stack) == [] and stack.scan() == []
 
 
-def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confirm_a_guessed_secret(stack: Stack) -> None:
+def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confirm_a_guessed_secret(
+    stack: Stack,
+) -> None:
     key, value = "Kf8-2mQx_Vb7RtL0pZs4Nw", "whsec_guess_me_if_you_can"
     candidates = ("whsec_test", "whsec_live", value, "hunter2")
-    assert send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": value}, **{"Idempotency-Key": key}).status_code == 201
+    put = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": value}, **{"Idempotency-Key": key})
+    assert put.status_code == 201
     [item] = idempotency_items(stack)
     stored = item["validation"]["S"]
 

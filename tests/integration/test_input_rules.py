@@ -57,7 +57,9 @@ def test_given_a_percent_encoded_dot_segment_as_api_gateway_decodes_it_then_400(
     assert stack.scan() == []
 
 
-HIDDEN = {"NEL": "\x85", "RLO": "\u202e", "ZWSP": "\u200b", "ZWJ": "\u200d", "BOM": "\ufeff", "LSEP": "\u2028", "PSEP": "\u2029"}
+HIDDEN = {
+    "NEL": "\x85", "RLO": "\u202e", "ZWSP": "\u200b", "ZWJ": "\u200d", "BOM": "\ufeff", "LSEP": "\u2028", "PSEP": "\u2029",
+}
 FIELDS = ["name", "surname", "address.line1", "address.line2", "address.city", "address.region", "address.postal_code"]
 
 
@@ -80,7 +82,9 @@ def test_given_an_invisible_character_when_creating_then_400_naming_the_field_wi
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-def test_given_a_bidi_override_when_changing_a_person_then_400_and_the_record_unchanged(stack: Stack, method: str) -> None:
+def test_given_a_bidi_override_when_changing_a_person_then_400_and_the_record_unchanged(
+    stack: Stack, method: str
+) -> None:
     person_id = create(stack)
     before = stack.scan()
     body = {**PERSON, "surname": "evil\u202etxt.exe"} if method == "PUT" else {"surname": "evil\u202etxt.exe"}

@@ -134,6 +134,7 @@ def test_given_an_aws_error_in_the_idempotency_store_then_the_body_names_no_aws_
         return ClientError({"Error": {"Code": "AccessDeniedException", "Message": "m"}}, operation)
 
     faults.inject(stack.writer_clients["dynamodb"], "PutItem", denied)
-    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "store-denied-9Kx2Lq7Zm4Wb"})
+    key = "store-denied-9Kx2Lq7Zm4Wb"
+    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": key})
     assert response.status_code == 503 and "AccessDenied" not in response.body.decode()
     _no_store(response)

@@ -55,7 +55,8 @@ def test_given_the_same_key_and_body_from_two_scopes_then_two_unrelated_fingerpr
     from chalicelib.idempotency import fingerprint
 
     key, body = "Zq0-_9aB3cD4eF5gH6iJ7k", b'{"value":"whsec_guess_me"}'
-    one, other = fingerprint("caller-a\nsecret.put:acme:hook", key, body), fingerprint("caller-b\nsecret.put:acme:hook", key, body)
+    one = fingerprint("caller-a\nsecret.put:acme:hook", key, body)
+    other = fingerprint("caller-b\nsecret.put:acme:hook", key, body)
     assert one != other
     assert fingerprint("caller-a\nsecret.put:acme:hook", key, body) == one  # deterministic across containers
     # Not a hash of the body alone, nor keyed by the client key alone (what an offline guesser
