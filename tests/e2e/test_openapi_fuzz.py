@@ -98,7 +98,7 @@ def _doc(role: str) -> dict:
 
 
 def _local_doc(role: str) -> dict:
-    """The document minus SigV4: `chalice local` does not enforce it (by design, DESIGN.md 6)."""
+    """The document minus SigV4: `chalice local` does not enforce it (by design: SECURITY.md, "Out of scope")."""
     doc = _doc(role)
     del doc["security"]
     return doc
