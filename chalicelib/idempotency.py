@@ -32,15 +32,14 @@ HEADER = "Idempotency-Key"
 # (36 characters of hex and hyphens) is a special case of the same alphabet.
 MIN_KEY_CHARS = 22
 MAX_KEY_CHARS = 255
-KEY_PATTERN = f"[A-Za-z0-9_-]{{{MIN_KEY_CHARS},{MAX_KEY_CHARS}}}"
-_KEY = re.compile(KEY_PATTERN)
+KEY = re.compile(f"[A-Za-z0-9_-]{{{MIN_KEY_CHARS},{MAX_KEY_CHARS}}}")
 
 
 def parse_key(raw: str | None) -> str | None:
     """The header value, or None when absent; a UUID or 22-255 base64url characters."""
     if raw is None:
         return None
-    if not _KEY.fullmatch(raw):
+    if not KEY.fullmatch(raw):
         raise ValidationError(
             f"{HEADER} must be a random UUID or {MIN_KEY_CHARS}-{MAX_KEY_CHARS} base64url characters "
             "(A-Z a-z 0-9 _ -), at least 128 random bits",
