@@ -147,7 +147,7 @@ class FleetKeyTable:
             return None
         try:
             epoch, expires_at, sealed = int(entry["epoch"]), int(entry["expires_at"]), bytes(entry["sealed"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             logger.error("fleet key table entry is malformed: integrity_error; asking KMS")
             return None
         if expires_at <= now:
