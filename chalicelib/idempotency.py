@@ -24,15 +24,16 @@ from chalicelib.errors import (
 logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+MAX_KEY_CHARS = 255
+KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY_CHARS}}}")
 
 
 def parse_key(raw: str | None) -> str | None:
     """The header value, or None when absent; printable ASCII, 1-255 characters."""
     if raw is None:
         return None
-    if not _KEY.fullmatch(raw):
-        raise ValidationError(f"{HEADER} must be 1-255 printable ASCII characters", field=HEADER)
+    if not KEY.fullmatch(raw):
+        raise ValidationError(f"{HEADER} must be 1-{MAX_KEY_CHARS} printable ASCII characters", field=HEADER)
     return raw
 
 
