@@ -49,7 +49,7 @@ RETRY_AFTER_SECONDS = 1
 # Every route can answer these (bad input, API Gateway's own 403, KMS/DynamoDB trouble).
 COMMON_ERROR_STATUSES = (400, 403, 429, 502, 503)
 
-ETAG = re.compile(rf'"([1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}})"')
+ETAG = re.compile(rf'"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}"')  # a strong ETag: the version, quoted
 IF_MATCH = "If-Match"
 IDEMPOTENCY_KEY = idempotency.HEADER  # its rule: idempotency.KEY
 

@@ -95,10 +95,10 @@ def if_match(headers: Mapping[str, str]) -> int | None:
     raw = headers.get(contract.IF_MATCH.lower())
     if raw is None or raw.strip() == "*":
         return None
-    match = contract.ETAG.fullmatch(raw.strip())
-    if not match:
+    tag = raw.strip()
+    if not contract.ETAG.fullmatch(tag):
         raise errors.ValidationError(f'{contract.IF_MATCH} must be one strong ETag such as "3"', field=contract.IF_MATCH)
-    return int(match.group(1))
+    return int(tag[1:-1])
 
 
 def etag(version: int) -> str:
