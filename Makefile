@@ -39,7 +39,7 @@ bench: .venv
 policies: .venv
 	$(PY) -m tools.policies
 
-# docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
+# docs/openapi-writer.json and docs/openapi-reader.json, from the routes and chalicelib/api/contract.py.
 openapi: .venv
 	$(PY) -m tools.openapi
 
