@@ -33,6 +33,7 @@ ERROR_STATUSES: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
     (errors.PayloadTooLargeError, 413),
     (errors.UnsupportedMediaTypeError, 415),
     (errors.ValidationError, 400),
+    (errors.ForbiddenError, 403),
     (errors.NotFoundError, 404),
     (errors.PreconditionFailedError, 412),
     (errors.ConflictError, 409),
