@@ -727,6 +727,7 @@ def example_policies() -> dict[str, dict[str, Any]]:
     region, account = "us-east-1", "123456789012"
     key = f"arn:aws:kms:{region}:{account}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
     table = f"arn:aws:dynamodb:{region}:{account}:table/{APP}-dev"
+    api = f"arn:aws:execute-api:{region}:{account}:a1b2c3d4e5/*"
 
     def role(name: str) -> str:
         return f"arn:aws:iam::{account}:role/{name}"
@@ -736,8 +737,9 @@ def example_policies() -> dict[str, dict[str, Any]]:
         "reader-role-policy.json": policies.reader_policy(key, table),
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
-        "api-resource-policy.json": policies.api_resource_policy([role("app-backend")]),
-        "api-resource-policy-empty.json": policies.api_resource_policy([]),
+        # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
+        "api-resource-policy.json": policies.api_resource_policy([role("app-backend")], resource=api),
+        "api-resource-policy-empty.json": policies.api_resource_policy([], resource=api),
     }
 
 
