@@ -698,6 +698,30 @@ def package(out: Path, *, stages: Sequence[str] = STAGES, bytecode: bool = True,
             log(f"  added {count} .pyc files compiled for {runtime_of(template)}")
 
 
+def import_ms(zip_path: Path, stage: str, *, bytecode: bool, runs: int = 9, python: str = sys.executable) -> float:
+    """Median import time of ``app`` (``-X importtime``, cumulative, ms) from the unzipped
+    package, with its .pyc files or without them, as on a cold start: nothing is written
+    (PYTHONDONTWRITEBYTECODE, like Lambda's read-only /var/task), the package first on sys.path, boto3 from the
+    interpreter's site-packages (as Lambda's runtime provides it, with its bytecode)."""
+    timings = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with zipfile.ZipFile(zip_path) as archive:
+            for name in archive.namelist():
+                if bytecode or not name.endswith(".pyc"):
+                    archive.extract(name, root)
+        env = {"PII_VAULT_ROLE": stage, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+               "PATH": os.environ.get("PATH", "")}
+        code = f"import sys; sys.path.insert(0, {str(root)!r}); import app"
+        for _ in range(runs):
+            result = subprocess.run([python, "-X", "importtime", "-c", code], cwd=root, env=env,
+                                    capture_output=True, text=True, check=True)
+            line = next(x for x in result.stderr.splitlines() if x.rstrip().endswith("| app"))
+            timings.append(int(line.split("|")[1]) / 1000)
+    timings.sort()
+    return round(timings[len(timings) // 2], 1)
+
+
 # -- parameters per environment ---------------------------------------------------------
 
 def load_params(env: str, params_dir: Path = PARAMS_DIR) -> dict[str, dict[str, Any]]:
@@ -753,6 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = commands.add_parser("params", help="print Key=Value parameter overrides of one stack")
     params.add_argument("--env", required=True)
     params.add_argument("--stack", required=True, choices=["base", *STAGES])
+    cold = commands.add_parser("coldstart", help="median import time of app per packaged stage, with/without .pyc")
+    cold.add_argument("--out", type=Path, default=ROOT / "out")
+    cold.add_argument("--runs", type=int, default=9)
     example = commands.add_parser("policies", help="write example policy documents for linters")
     example.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
@@ -762,6 +789,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {path}")
         elif args.command == "package":
             package(args.out, bytecode=not args.no_bytecode)
+        elif args.command == "coldstart":
+            rows = [{"stage": stage,
+                     "import_ms_no_bytecode": import_ms(args.out / stage / "deployment.zip", stage, bytecode=False,
+                                                        runs=args.runs),
+                     "import_ms_shipped_bytecode": import_ms(args.out / stage / "deployment.zip", stage, bytecode=True,
+                                                             runs=args.runs),
+                     "runs": args.runs} for stage in STAGES]
+            print(json.dumps(rows, indent=2))
         elif args.command == "params":
             print(" ".join(parameter_overrides(load_params(args.env)[args.stack])))
         else:
