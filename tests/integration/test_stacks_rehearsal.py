@@ -32,7 +32,8 @@ from chalicelib.api import create_app
 from chalicelib.config import Settings
 from tools import policies, stacks
 
-pytestmark = pytest.mark.integration
+# moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
 
 REGION = "us-east-1"
 ENV = "rehearsal"
