@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.requirements.stamp
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check bench openapi load package clean
+.PHONY: .venv dev test check bench policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -34,6 +34,10 @@ check: .venv .venv-checkov
 BENCH_ARGS ?=
 bench: .venv
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
+policies: .venv
+	$(PY) -m tools.access
 
 # docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
 openapi: .venv

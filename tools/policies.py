@@ -350,41 +350,8 @@ def _logs_statement(partition: str, region: str, account_id: str, function_name:
 
 # --- Added for the deployable templates (tools/stacks.py) -----------------------------
 
-API_INVOKE_ACTION = "execute-api:Invoke"
-API_RESOURCE_POLICY_DENY_SID = "DenyEveryCallerNotOnTheStageAllowList"
 # X-Ray accepts no resource-level permissions: "*" is the only Resource these two take.
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
-
-
-def api_resource_policy(allowed_callers: Sequence[str] | Mapping[str, Any], *,
-                        resource: str = "execute-api:/*") -> dict[str, Any]:
-    """A stage's API Gateway resource policy: explicitly deny ``execute-api:Invoke`` to
-    every principal whose ``aws:PrincipalArn`` is not on ``allowed_callers``.
-
-    ``aws:PrincipalArn`` of an assumed-role session is the role's ARN, so listing a role
-    admits its sessions. An empty list denies everyone (one unconditional Deny). There is
-    deliberately no Allow: in one account an Allow here would admit a listed caller
-    without any identity policy, bypassing tenant-scoped caller policies; the caller's
-    own IAM policy stays the only grant (cross-account callers are not supported).
-    ``allowed_callers`` may be a CloudFormation intrinsic (``{"Ref": ...}``) when the
-    list is a template parameter; the template then chooses the empty-list form itself.
-    """
-    statement: dict[str, Any] = {
-        "Sid": API_RESOURCE_POLICY_DENY_SID,
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": API_INVOKE_ACTION,
-        "Resource": resource,
-    }
-    if isinstance(allowed_callers, Mapping):
-        statement["Condition"] = {"StringNotEquals": {"aws:PrincipalArn": dict(allowed_callers)}}
-    else:
-        callers = list(allowed_callers)
-        for arn in callers:
-            _principal(arn, "allowed caller")
-        if callers:
-            statement["Condition"] = {"StringNotEquals": {"aws:PrincipalArn": callers}}
-    return _document(statement)
 
 
 def tracing_policy() -> dict[str, Any]:

@@ -39,7 +39,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from tools import policies
+from tools import access, policies
 
 APP = policies.APP_NAME
 STAGES = ("writer", "reader")
@@ -116,6 +116,7 @@ _SENTINEL_PARTITION, _SENTINEL_REGION, _SENTINEL_ACCOUNT = "aws", "zz-sentinel-9
 _SENTINEL_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
 _SENTINEL_TABLE = f"arn:aws:dynamodb:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:table/{APP}"
 _SENTINEL_ROLE = f"arn:aws:iam::{_SENTINEL_ACCOUNT}:role/sentinel-" + "{}"
+_SENTINEL_CALLER = _SENTINEL_ROLE.format("caller")
 
 
 class TemplateError(RuntimeError):
@@ -534,6 +535,20 @@ def dashboard_body() -> str:
 
 # -- the stage merge templates -----------------------------------------------------------
 
+def api_resource_policy(stage: str, *, listed: bool) -> dict[str, Any]:
+    """``tools.access.api_resource_policy`` (the document the policy evaluator proves) with the
+    ``AllowedCallers`` parameter as its list: the non-empty form, or the deny-everyone one."""
+    document = access.api_resource_policy(stage, [_SENTINEL_CALLER] if listed else [])
+    (statement,) = document["Statement"]
+    if listed:
+        condition = statement["Condition"]
+        (operator,) = condition
+        if condition[operator] != {"aws:PrincipalArn": [_SENTINEL_CALLER]}:
+            raise TemplateError(f"unexpected resource policy condition {condition!r}")
+        condition[operator] = {"aws:PrincipalArn": ref("AllowedCallers")}
+    return document
+
+
 def stage_merge_template(stage: str) -> dict[str, Any]:
     """Merged by ``chalice package --merge-template`` into the stage's SAM template."""
     if stage not in STAGES:
@@ -547,11 +562,8 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     }
     if stage == "writer":
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
-    resource_policy = {"Fn::If": [
-        "HasAllowedCallers",
-        policies.api_resource_policy(ref("AllowedCallers")),
-        policies.api_resource_policy([]),
-    ]}
+    resource_policy = {"Fn::If": ["HasAllowedCallers", api_resource_policy(stage, listed=True),
+                                  api_resource_policy(stage, listed=False)]}
     function = _with_checkov_skips({
         "Type": "AWS::Serverless::Function",
         "Properties": {
@@ -762,8 +774,9 @@ def example_policies() -> dict[str, dict[str, Any]]:
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
-        "api-resource-policy.json": policies.api_resource_policy([role("app-backend")], resource=api),
-        "api-resource-policy-empty.json": policies.api_resource_policy([], resource=api),
+        **{f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
+           for stage in STAGES},
+        "api-resource-policy-empty.json": access.api_resource_policy("reader", [], api),
     }
 
 

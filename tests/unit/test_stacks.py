@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib import errors
 from chalicelib.api.http import guarded
-from tools import policies, stacks
+from tools import access, policies, stacks
 
 pytestmark = pytest.mark.unit
 
@@ -126,11 +126,15 @@ def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_pol
     assert merge["Parameters"]["AllowedCallers"]["Default"] == ""
     assert function["Environment"]["Variables"]["PII_VAULT_ALLOWED_CALLERS"] == {
         "Fn::Join": [",", {"Ref": "AllowedCallers"}]}
-    assert api["DefinitionBody"]["x-amazon-apigateway-policy"] == {"Fn::If": [
-        "HasAllowedCallers",
-        policies.api_resource_policy({"Ref": "AllowedCallers"}),
-        policies.api_resource_policy([]),
-    ]}
+    listed, empty = api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][1:]
+    assert api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
+    # tools.access's document (the one the evaluator proves), its list replaced by the parameter.
+    caller = "arn:aws:iam::123456789012:role/app-backend"
+    expected = access.api_resource_policy(stage, [caller])
+    (operator,) = expected["Statement"][0]["Condition"]
+    expected["Statement"][0]["Condition"][operator]["aws:PrincipalArn"] = {"Ref": "AllowedCallers"}
+    assert listed == expected
+    assert empty == access.api_resource_policy(stage, [])
 
 
 @pytest.mark.parametrize("stage", stacks.STAGES)
@@ -157,47 +161,6 @@ def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_o
     # No body, no query string, no header values.
     assert not [f for f in fields if re.search(r"requestOverride|querystring|body|header", f, re.I)]
     json.loads(json.dumps(stacks.ACCESS_LOG_FORMAT))
-
-
-ALLOWED = "arn:aws:iam::123456789012:role/app-backend"
-API = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/api/GET/customers/acme/people"
-
-
-def denied(policy: dict[str, Any], principal_arn: str) -> bool:
-    """API Gateway's reading of this one-statement policy: Deny applies unless the caller's
-    aws:PrincipalArn equals one of the listed values (StringNotEquals over a list).
-    tests/policy_eval.py (extended on the callers branch) proves the same with IAM's order."""
-    (statement,) = policy["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
-    assert statement["Action"] == "execute-api:Invoke" and statement["Resource"] == "execute-api:/*"
-    condition = statement.get("Condition")
-    if condition is None:
-        return True
-    assert list(condition) == ["StringNotEquals"] and list(condition["StringNotEquals"]) == ["aws:PrincipalArn"]
-    return principal_arn not in condition["StringNotEquals"]["aws:PrincipalArn"]
-
-
-@pytest.mark.parametrize(
-    ("callers", "principal", "is_denied"),
-    [
-        ([ALLOWED], ALLOWED, False),  # not denied: the caller's own IAM policy decides
-        ([ALLOWED, "arn:aws:iam::123456789012:user/ops"], "arn:aws:iam::123456789012:user/ops", False),
-        ([ALLOWED], "arn:aws:iam::123456789012:role/other", True),
-        ([ALLOWED], "arn:aws:iam::999999999999:role/app-backend", True),
-        ([], ALLOWED, True),  # an empty list refuses everyone
-    ],
-)
-def test_given_the_api_resource_policy_then_only_listed_principals_escape_the_explicit_deny(
-    callers, principal, is_denied
-):
-    assert denied(policies.api_resource_policy(callers), principal) is is_denied
-
-
-def test_given_the_api_resource_policy_then_it_never_allows_and_refuses_bad_arns():
-    for callers in ([], [ALLOWED]):
-        assert [s["Effect"] for s in policies.api_resource_policy(callers)["Statement"]] == ["Deny"]
-    with pytest.raises(policies.InvalidResourceError):
-        policies.api_resource_policy(["arn:aws:iam::123456789012:role/*"])
 
 
 def lambda_json_line(record: logging.LogRecord) -> dict[str, Any]:
