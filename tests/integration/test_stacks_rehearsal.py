@@ -24,12 +24,12 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
-from chalice.test import Client
 from moto import mock_aws
 from moto.kms.models import kms_backends
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
+from tests.integration.test_audit_api import _api_gateway_event
 from tools import policies, stacks
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
@@ -136,24 +136,39 @@ def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) 
     return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
 
 
-def test_given_both_stages_wired_to_the_base_outputs_then_a_record_written_is_read_back(base_stack):
+def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
+    """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
+    event = _api_gateway_event(method, resource, resource.format(**params), params)
+    event["requestContext"]["identity"]["userArn"] = caller
+    if body is not None:
+        headers = {"content-type": "application/json", "idempotency-key": "6a1d3c52-7f0e-4b8a-9d21-5e4c3b2a1f00"}
+        event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
+        event["body"] = json.dumps(body)
+    return app(event, None)
+
+
+def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes_and_reads_back(base_stack):
     outputs = base_stack["outputs"]
     envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
     # As in Lambda: the key pinned by ARN (an alias would be refused at start).
     assert envs["writer"]["PII_VAULT_KMS_KEY_ID"] == envs["reader"]["PII_VAULT_KMS_KEY_ID"] == outputs["KeyArn"]
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {"name": "Grace", "surname": "Hopper", "email": "grace@example.com", "dob": "1906-12-09",
               "address": {"line1": "1 Harbour St", "city": "London", "postal_code": "E1 6AN", "country": "GB"}}
 
-    with Client(apps["writer"]) as writer, Client(apps["reader"]) as reader:
-        created = writer.http.post("/customers/acme/people", body=json.dumps(person),
-                                   headers={"Content-Type": "application/json"})
-        assert created.status_code == 201, created.body
-        person_id = json.loads(created.body)["id"]
-        read = reader.http.get(f"/customers/acme/people/{person_id}")
+    created = _invoke(apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme"},
+                      session, person)
+    assert created["statusCode"] == 201, created["body"]
+    person_id = json.loads(created["body"])["id"]
+    path, params = "/customers/{customer_id}/people/{person_id}", {"customer_id": "acme", "person_id": person_id}
+    read = _invoke(apps["reader"], "GET", path, params, session)
+    stranger = _invoke(apps["reader"], "GET", path, params,
+                       "arn:aws:sts::123456789012:assumed-role/someone-else/rehearsal")
 
-    assert read.status_code == 200, read.body
-    assert json.loads(read.body)["data"]["email"] == person["email"]
+    assert read["statusCode"] == 200, read["body"]
+    assert json.loads(read["body"])["data"]["email"] == person["email"]
+    assert stranger["statusCode"] == 403
     items = boto3.client("dynamodb", region_name=REGION).scan(TableName=outputs["TableName"])["Items"]
-    assert items and all(item["kms_key_arn"]["S"] == outputs["KeyArn"] for item in items if "kms_key_arn" in item)
+    assert items
