@@ -5,14 +5,9 @@ import boto3
 
 from tests.plaintext_guard import register
 from tools import client
+from tools.sample import person
 
-PERSON = {
-    "name": "Evangelina",
-    "surname": "Thistlewood",
-    "email": "evangelina.t@example.org",
-    "dob": "1979-08-14",
-    "address": {"line1": "12 Larkspur Mews", "city": "Peterborough", "postal_code": "PE1 1AA", "country": "GB"},
-}
+PERSON = person()
 register(PERSON)  # the no-plaintext guard looks for these everywhere
 FAKE = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
 
