@@ -153,7 +153,8 @@ class Client:
             record.version = response.json()["version"]
             record.data = {**record.data, **change}
         elif response is None or response.status_code >= 500:
-            self._retire("patch", record, (True, record.version, record.data), (True, record.version + 1, {**record.data, **change}))
+            old, new = (True, record.version, record.data), (True, record.version + 1, {**record.data, **change})
+            self._retire("patch", record, old, new)
 
     def read(self) -> None:
         record = self.rng.choice(self.live)
