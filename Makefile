@@ -36,8 +36,10 @@ BENCH_ARGS ?=
 bench: .venv
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# Function role policies (.chalice/policy-*.json) and caller policies (policies/callers/*.json).
 policies: .venv
 	$(PY) -m tools.policies
+	$(PY) -m tools.access
 
 # docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
 openapi: .venv

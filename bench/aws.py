@@ -112,17 +112,21 @@ def ddb_client(meter: DynamoMeter | None = None) -> Any:
 
 
 def person_key(customer_id: str, record_id: str) -> dict[str, dict[str, str]]:
-    """The table key of a person record: the only place in bench/ that spells the key layout."""
-    return {"pk": {"S": f"C#{customer_id}"}, "sk": {"S": f"P#{record_id}"}}
+    """The table key of a person record, from the store's layout (the only code that spells keys)."""
+    from chalicelib.store import layout
+
+    return {layout.PK: {"S": layout.partition_key(customer_id)}, layout.SK: {"S": layout.person_sort_key(record_id)}}
 
 
 def tenant_items(ddb: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
+    from chalicelib.store import layout
+
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {}
     while True:
         page = ddb.query(
-            TableName=table, KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": person_key(customer_id, "")["pk"]}, **kwargs,
+            TableName=table, KeyConditionExpression=f"{layout.PK} = :pk",
+            ExpressionAttributeValues={":pk": {"S": layout.partition_key(customer_id)}}, **kwargs,
         )
         items += page["Items"]
         if "LastEvaluatedKey" not in page:

@@ -20,7 +20,7 @@ ROLES = ("writer", "reader")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
-# Data key cache bounds (see chalicelib/keycache.py for the trade-off). Zero disables.
+# Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
 DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
 DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
 DEFAULT_READER_KEY_CACHE_SECONDS = 300
@@ -32,6 +32,16 @@ MAX_IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 # a record seals up to 5 fields, so 2**24 records per key leaves a wide margin.
 MAX_WRITER_KEY_CACHE_RECORDS = 2**24
 MAX_READER_KEY_CACHE_ENTRIES = 100_000
+# Callers (chalicelib/api/callers.py): IAM role ARNs, with an optional path; and the STS
+# assumed-role ARN of a session of such a role (API Gateway's ``userArn``), which drops the path.
+ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/"
+    r"(?P<path>(?:[!-.0-~]{1,512}/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
+)
+ASSUMED_ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>[0-9]{12}):assumed-role/"
+    r"(?P<name>[A-Za-z0-9_+=,.@-]{1,64})/(?P<session>[A-Za-z0-9_+=,.@-]{2,64})"
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,11 @@ class Settings:
     writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
     reader_key_cache_seconds: int = DEFAULT_READER_KEY_CACHE_SECONDS
     reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
+    # Role ARNs whose sessions may call this stage; empty refuses everyone.
+    allowed_callers: tuple[str, ...] = ()
+    # Outside Lambda only (chalice local, tests): the assumed-role ARN that stands in for
+    # the IAM authorizer's identity on requests that carry none.
+    local_caller: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -60,6 +75,18 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
                 raise ConfigurationError(_bounds_message(name))
+        if not isinstance(self.allowed_callers, tuple) or not all(
+            isinstance(arn, str) and ROLE_ARN.fullmatch(arn) for arn in self.allowed_callers
+        ):
+            raise ConfigurationError(
+                "PII_VAULT_ALLOWED_CALLERS must be comma-separated IAM role ARNs "
+                "such as arn:aws:iam::111122223333:role/app"
+            )
+        if self.local_caller is not None and not ASSUMED_ROLE_ARN.fullmatch(self.local_caller):
+            raise ConfigurationError(
+                "PII_VAULT_LOCAL_CALLER must be an assumed-role ARN such as "
+                "arn:aws:sts::000000000000:assumed-role/app/local"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
@@ -75,12 +102,19 @@ class Settings:
                 "PII_VAULT_KMS_KEY_ID must be the key ARN in a deployed function, not an alias; "
                 "run `python -m tools.bootstrap --write` before `chalice deploy`"
             )
+        # The local caller replaces the IAM authorizer where there is none. A deployed
+        # function has one, and must never take an identity from its configuration.
+        local_caller = env.get("PII_VAULT_LOCAL_CALLER", "").strip() or None
+        if local_caller is not None and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigurationError("PII_VAULT_LOCAL_CALLER is for chalice local and tests; unset it in Lambda")
         return cls(
             role=env.get("PII_VAULT_ROLE", "") if role is None else role,
             table_name=table_name,
             kms_key_id=kms_key_id,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
+            allowed_callers=_list_env(env, "PII_VAULT_ALLOWED_CALLERS"),
+            local_caller=local_caller,
             **{name: _int_env(env, name) for name in _INT_SETTINGS},
         )
 
@@ -108,3 +142,14 @@ def _int_env(env: Mapping[str, str], field: str) -> int:
     if not re.fullmatch(r"[0-9]{1,10}", raw.strip()):
         raise ConfigurationError(_bounds_message(field))
     return int(raw.strip())
+
+
+def _list_env(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    """Comma-separated; unset or blank is the empty list, an empty entry is an error."""
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return ()
+    items = tuple(part.strip() for part in raw.split(","))
+    if not all(items):
+        raise ConfigurationError(f"{variable} has an empty entry")
+    return items

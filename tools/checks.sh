@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of the deployable artefacts and the code (`make check`, run by .ci/run).
 #
-#   1. the committed IAM policies match tools/policies.py           (tools.policies --check)
+#   1. the committed IAM policies match tools/policies.py and tools/access.py (--check)
 #   2. `chalice package` of both stages passes cfn-lint               (any error or warning fails)
-#   3. writer, reader and key policies: parliament, nothing above LOW (LOW findings are printed)
+#   3. writer, reader, key, caller and API resource policies: parliament, nothing above LOW
 #   4. bandit: no medium or high finding in chalicelib/, tools/, app.py
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
 #
@@ -21,6 +21,7 @@ fail() { failed+=("$1"); printf 'FAILED: %s\n' "$1"; }
 
 step "policies: committed files match the generator"
 "$BIN/python" -m tools.policies --check || fail "policies --check"
+"$BIN/python" -m tools.access --check || fail "access --check"
 
 step "chalice package (writer, reader) + cfn-lint"
 if make --no-print-directory package; then
@@ -30,14 +31,22 @@ else
     fail "chalice package"
 fi
 
-step "parliament: writer, reader and key policies (fails above LOW)"
+step "parliament: writer, reader, key, caller and API resource policies (fails above LOW)"
 # The key policy as `tools.policies --key-policy` prints it for the committed resources.
 # Its LOW findings are by design: in a key policy "Resource": "*" means "this key".
+# The API resource policy is linted in its full-ARN form (parliament does not know API
+# Gateway's execute-api:/* shorthand). The tenant roles' trust policy is not linted:
+# parliament requires a Resource, which a trust policy has none of (tests/unit/test_caller_access.py
+# evaluates it instead).
 key_policy="$(mktemp)"
-trap 'rm -f "$key_policy"' EXIT
+api_policy="$(mktemp)"
+trap 'rm -f "$key_policy" "$api_policy"' EXIT
+"$BIN/python" -c 'import json; from tools.access import api_resource_policy as p; print(json.dumps(p("writer", ["arn:aws:iam::111122223333:role/pii-vault-writer-caller"], "arn:aws:execute-api:us-east-1:111122223333:a1b2c3d4e5/*")))' >"$api_policy" \
+    || fail "tools.access api_resource_policy"
 if "$BIN/python" -m tools.policies --key-policy >"$key_policy"; then
-    for name in .chalice/policy-writer.json .chalice/policy-reader.json "$key_policy"; do
-        label="$name"; [ "$name" = "$key_policy" ] && label="key policy"
+    for name in .chalice/policy-writer.json .chalice/policy-reader.json "$key_policy" \
+            policies/callers/*-caller-*.json "$api_policy"; do
+        label="$name"; [ "$name" = "$key_policy" ] && label="key policy"; [ "$name" = "$api_policy" ] && label="API resource policy"
         # --string, not --file: parliament refuses --file when stdin is not a terminal (CI).
         all="$("$BIN/parliament" --string "$(cat "$name")")"
         printf '%s: %s\n' "$label" "${all:-no findings}"
@@ -58,8 +67,8 @@ step "pip-audit requirements.txt"
 # look up is NOT silently passed (pip-audit alone would print "No known vulnerabilities
 # found" after auditing nothing): it is listed as unaudited, loudly, and fails when
 # PII_VAULT_REQUIRE_AUDIT=1. It does not fail by default because this project's CI machines
-# reach no vulnerability service: pypi.org/pypi/<name>/<version>/json answers 404 through
-# the registry proxy and api.osv.dev does not resolve (see the README, "Checks").
+# reach no vulnerability service: the package index is reachable only through a proxy that
+# serves packages, not vulnerability data (see the README, "Checks").
 audit_json="$(mktemp)"
 "$BIN/pip-audit" --progress-spinner off -r requirements.txt -f json -o "$audit_json" >/dev/null 2>&1
 "$BIN/python" - "$audit_json" <<'PY' || fail "pip-audit"

@@ -198,11 +198,12 @@ class Verification:
 
 
 def person_of(item: dict[str, Any]) -> tuple[str, str] | None:
-    """(customer_id, person_id) of a person item, None for any other item: the table's key layout."""
-    pk, sk = item["pk"]["S"], item["sk"]["S"]
-    if pk.startswith("C#") and sk.startswith("P#"):
-        return pk[2:], sk[2:]
-    return None
+    """(customer_id, person_id) of a person item, None for any other item (the store's layout)."""
+    from chalicelib.store import layout
+
+    customer_id = layout.customer_of(item[layout.PK]["S"])
+    person_id = layout.person_id_of(item[layout.SK]["S"])
+    return (customer_id, person_id) if customer_id is not None and person_id is not None else None
 
 
 def scan_people(dynamodb: Any, table_name: str, tenants: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:

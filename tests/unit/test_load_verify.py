@@ -7,6 +7,8 @@ from collections import Counter
 import pytest
 import requests
 
+from chalicelib.store import layout
+
 from tools.load import Client, LoadError, Record, Report, person_of, require_loopback, verify
 
 DATA = {"name": "Ada", "surname": "Lovelace"}
@@ -120,8 +122,11 @@ def test_given_writes_without_an_answer_then_they_are_counted_unanswered_and_the
 
 
 def test_given_table_items_then_only_person_keys_name_a_person() -> None:
-    assert person_of({"pk": {"S": "C#t"}, "sk": {"S": "P#abc"}}) == ("t", "abc")
-    assert person_of({"pk": {"S": "C#t"}, "sk": {"S": "S#hook#0001"}}) is None
+    def item(sort_key: str) -> dict:
+        return {layout.PK: {"S": layout.partition_key("t")}, layout.SK: {"S": sort_key}}
+
+    assert person_of(item(layout.person_sort_key("abc"))) == ("t", "abc")
+    assert person_of(item(layout.secret_head_key("hook"))) is None
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1:8001", "https://example.com", "http://pii-vault.internal:80"])

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy_eval import ALLOW, IMPLICIT_DENY, Unsupported, allowed, evaluate, kms_context
+from tests.policy_eval import (
+    ALLOW,
+    EXPLICIT_DENY,
+    IMPLICIT_DENY,
+    Unsupported,
+    allowed,
+    authorize,
+    evaluate,
+    iam_user,
+    kms_context,
+    role_session,
+)
 from tools import policies
 
 ACCOUNT = "111122223333"
@@ -146,9 +157,167 @@ def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_i
         policies.key_policy(ADMIN, WRITER_ROLE, WRITER_ROLE)
 
 
-def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing() -> None:
-    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY,
-                             "Condition": {"StringLike": {"kms:EncryptionContext:app": "pii-*"}}}]}
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Condition": {"NumericLessThan": {"kms:EncryptionContext:app": "3"}}},
+        {"Condition": {"StringEqualsIgnoreCase": {"kms:EncryptionContext:app": "PII-VAULT"}}},
+        {"Condition": {"ForAllValues:StringNotEquals": {"kms:EncryptionContextKeys": ["x"]}}},
+        {"Condition": {"ForAnyValue:ArnLike": {"kms:EncryptionContextKeys": ["x"]}}},
+        {"Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+        {"Condition": {"StringNotEquals": {"kms:EncryptionContext:app": "${aws:PrincipalTag/absent}"}}},
+        {"NotResource": OTHER_KEY},
+        {"NotAction": "kms:Decrypt"},
+        {"Effect": "Audit"},
+    ],
+    ids=lambda s: next(iter(s.get("Condition", s))),
+)
+def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing(statement: dict) -> None:
+    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY, **statement}]}
 
     with pytest.raises(Unsupported):
         evaluate(policy, "kms:Encrypt", KEY, context=GOOD)
+
+
+@pytest.mark.parametrize("principal", ["123456789012", f"arn:aws:iam::{ACCOUNT}:root", {"Service": "x"}],
+                         ids=["account id", "account root", "service"])
+def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(principal) -> None:
+    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY,
+                             "Principal": principal if isinstance(principal, dict) else {"AWS": principal}}]}
+
+    with pytest.raises(Unsupported):
+        evaluate(policy, "kms:Encrypt", KEY, context=GOOD, principal=WRITER_ROLE)
+
+
+# The evaluator's own semantics, on small policies (the generated ones are in test_caller_access.py).
+BUCKET = "arn:aws:s3:::home"
+HOME = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/${{aws:username}}/*"},
+]}
+USER = iam_user(f"arn:aws:iam::{ACCOUNT}:user/alice", tags={"team": "blue"})
+SESSION = role_session(f"arn:aws:iam::{ACCOUNT}:role/app", tags={"team": "blue"})
+
+
+def _single(**statement) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", **statement}]}
+
+
+def test_given_a_policy_variable_in_resource_then_it_is_substituted_from_the_request_context() -> None:
+    assert evaluate(HOME, "s3:GetObject", f"{BUCKET}/alice/notes", USER.context) == ALLOW
+    assert evaluate(HOME, "s3:GetObject", f"{BUCKET}/bob/notes", USER.context) == IMPLICIT_DENY
+    assert evaluate(HOME, "s3:GetObject", f"{BUCKET}/alicex/notes", USER.context) == IMPLICIT_DENY
+
+
+def test_given_a_policy_variable_the_context_lacks_then_the_resource_matches_nothing() -> None:
+    # A role session has no aws:username: not even a resource literally named "${aws:username}".
+    for resource in (f"{BUCKET}/app/x", f"{BUCKET}//x", f"{BUCKET}/${{aws:username}}/x", f"{BUCKET}/*/x"):
+        assert evaluate(HOME, "s3:GetObject", resource, SESSION.context) == IMPLICIT_DENY, resource
+
+
+def test_given_a_default_value_or_a_literal_character_then_they_are_honoured() -> None:
+    with_default = _single(Resource=f"{BUCKET}/${{aws:PrincipalTag/room, 'lobby'}}/*")
+    literal = _single(Resource=f"{BUCKET}/${{*}}/*")
+
+    assert evaluate(with_default, "s3:GetObject", f"{BUCKET}/lobby/x", SESSION.context) == ALLOW
+    room = {"aws:PrincipalTag/room": "r1"}
+    assert evaluate(with_default, "s3:GetObject", f"{BUCKET}/lobby/x", room) == IMPLICIT_DENY
+    assert evaluate(literal, "s3:GetObject", f"{BUCKET}/*/x", {}) == ALLOW
+    assert evaluate(literal, "s3:GetObject", f"{BUCKET}/a/x", {}) == IMPLICIT_DENY
+
+
+def test_given_policy_variables_in_condition_values_then_they_compare_with_the_context() -> None:
+    same_team = _single(Resource="*",
+                        Condition={"StringEquals": {"s3:ExistingObjectTag/team": "${aws:PrincipalTag/team}"}})
+
+    for object_team, expected in (("blue", ALLOW), ("red", IMPLICIT_DENY)):
+        context = {**SESSION.context, "s3:ExistingObjectTag/team": object_team}
+        assert evaluate(same_team, "s3:GetObject", BUCKET, context) == expected
+    # No principal tag: the value matches nothing, even an object tag spelled like the variable.
+    untagged = {"s3:ExistingObjectTag/team": "${aws:PrincipalTag/team}"}
+    assert evaluate(same_team, "s3:GetObject", BUCKET, untagged) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "context", "expected"),
+    [
+        ("StringLike", "pii-*", {"k": "pii-vault"}, True),
+        ("StringLike", "pii-?", {"k": "pii-vault"}, False),
+        ("StringLike", "*", {}, False),
+        ("StringNotLike", "pii-*", {"k": "other"}, True),
+        ("StringNotLike", "pii-*", {}, True),
+        ("StringEquals", "pii-*", {"k": "pii-vault"}, False),
+        ("StringEquals", "a", {"K": "a"}, True),
+        ("StringNotEquals", "a", {"k": "a"}, False),
+        ("StringNotEquals", "a", {}, True),
+        ("StringLikeIfExists", "a*", {}, True),
+        ("StringLikeIfExists", "a*", {"k": "b"}, False),
+        ("ArnEquals", "arn:aws:iam::1:role/x", {"k": "arn:aws:iam::1:role/x"}, True),
+        ("ArnLike", "arn:aws:iam::*:role/x", {"k": "arn:aws:iam::1:role/x"}, True),
+        ("ArnLike", "arn:aws:iam::1:role/*", {"k": "arn:aws:iam::1:role/a/b"}, True),
+        ("ArnLike", "arn:aws:iam:*:role/x", {"k": "arn:aws:iam::1:role/x"}, True),
+        ("ArnLike", "arn:aws:iam::1?:role/x", {"k": "arn:aws:iam::1:role/x"}, False),
+        ("ArnNotEquals", "arn:aws:iam::1:role/x", {"k": "arn:aws:iam::1:role/y"}, True),
+        ("ArnNotEquals", "arn:aws:iam::1:role/x", {}, True),
+        ("ArnNotLike", "arn:aws:iam::1:role/*", {"k": "arn:aws:iam::1:role/y"}, False),
+        ("ForAnyValue:StringEquals", "a", {"k": ["b", "a"]}, True),
+        ("ForAnyValue:StringEquals", "a", {}, False),
+        ("ForAllValues:StringLike", "a*", {"k": ["ab", "ac"]}, True),
+        ("ForAllValues:StringLike", "a*", {"k": ["ab", "b"]}, False),
+        ("ForAllValues:StringLike", "a*", {}, True),
+    ],
+)
+def test_given_a_condition_operator_then_it_follows_iam_semantics(operator, value, context, expected) -> None:
+    policy = _single(Resource="*", Condition={operator: {"k": value}})
+
+    assert (evaluate(policy, "s3:GetObject", BUCKET, context) == ALLOW) is expected
+
+
+def test_given_a_single_valued_operator_on_a_multivalued_key_then_the_evaluator_refuses() -> None:
+    with pytest.raises(Unsupported):
+        policy = _single(Resource="*", Condition={"StringEquals": {"k": "a"}})
+        evaluate(policy, "s3:GetObject", BUCKET, {"k": ["a", "b"]})
+
+
+def test_given_identity_and_resource_policies_then_a_deny_anywhere_wins_and_one_allow_suffices_in_one_account() -> None:
+    resource = f"arn:aws:sqs:us-east-1:{ACCOUNT}:queue"
+    allow = {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": resource}]}
+    deny = {"Statement": [{"Effect": "Deny", "Action": "sqs:*", "Resource": "*"}]}
+    allow_app = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/app"},
+                                "Action": "sqs:SendMessage", "Resource": resource}]}
+    deny_all = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": resource}]}
+
+    def decide(identity=(), resource_policy=None, caller=SESSION):
+        return authorize("sqs:SendMessage", resource, caller, identity_policies=identity,
+                         resource_policy=resource_policy)
+
+    assert decide([allow]) == ALLOW
+    assert decide(resource_policy=allow_app) == ALLOW  # the role ARN names its session
+    assert decide() == IMPLICIT_DENY
+    assert decide([allow, deny]) == EXPLICIT_DENY
+    assert decide([allow], deny_all) == EXPLICIT_DENY
+    assert decide(resource_policy=allow_app, caller=USER) == IMPLICIT_DENY
+    outsider = role_session("arn:aws:iam::444455556666:role/app")
+    assert decide([allow], caller=outsider) == IMPLICIT_DENY  # across accounts both sides must allow
+    assert decide(resource_policy=allow_app, caller=outsider) == IMPLICIT_DENY
+
+
+def test_given_the_execute_api_shorthand_then_it_matches_the_path_after_the_api_id() -> None:
+    policy = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
+                             "Resource": "execute-api:/api/GET/*"}]}
+    arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:a1b2c3/api/GET/customers/x/people"
+
+    assert evaluate(policy, "execute-api:Invoke", arn, principal=SESSION.arn) == EXPLICIT_DENY
+    assert evaluate(policy, "execute-api:Invoke", arn.replace("/GET/", "/PUT/"), principal=SESSION.arn) == IMPLICIT_DENY
+    assert evaluate(policy, "execute-api:Invoke", f"arn:aws:sqs:us-east-1:{ACCOUNT}:q/api/GET/x",
+                    principal=SESSION.arn) == IMPLICIT_DENY
+
+
+def test_given_a_trust_policy_then_it_is_evaluated_without_a_resource_and_nothing_else_is() -> None:
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": SESSION.context["aws:PrincipalArn"]},
+                            "Action": "sts:AssumeRole"}]}
+
+    assert evaluate(trust, "sts:AssumeRole", None, SESSION.context, principal=SESSION.arn) == ALLOW
+    with pytest.raises(Unsupported):
+        evaluate(trust, "sts:AssumeRole", "arn:aws:iam::1:role/x", SESSION.context, principal=SESSION.arn)
+    with pytest.raises(Unsupported):
+        evaluate(HOME, "s3:GetObject", None, USER.context)
