@@ -72,6 +72,7 @@ def secrets_line(workload: SecretsWorkload = SecretsWorkload()) -> str:
         f"DynamoDB on demand; ${cost['pii-vault-with-api-gateway-and-lambda-requests']:,.2f} with API Gateway and "
         f"Lambda requests), Secrets Manager ${cost['secrets-manager']:,.2f}, SSM Parameter Store SecureString "
         f"${cost['ssm-advanced-securestring']:,.2f} as advanced parameters or "
-        f"${cost['ssm-standard-securestring']:,.2f} as standard ones (at most 10,000 per account and region, standard throughput); both services with their "
+        f"${cost['ssm-standard-securestring']:,.2f} as standard ones (at most 10,000 per account and region, "
+        f"standard throughput); both services with their "
         f"AWS managed key. {PRICES_AS_OF}; bench/prices.py."
     )
