@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.prices import PRICES_AS_OF, SecretsWorkload, secrets_costs
+from bench.prices import PRICES_AS_OF, SSM_STANDARD_PARAMETER_LIMIT, SecretsWorkload, secrets_costs
 
 COLUMNS = (
     ("approach", "approach", "{}"),
@@ -72,7 +72,7 @@ def secrets_line(workload: SecretsWorkload = SecretsWorkload()) -> str:
         f"DynamoDB on demand; ${cost['pii-vault-with-api-gateway-and-lambda-requests']:,.2f} with API Gateway and "
         f"Lambda requests), Secrets Manager ${cost['secrets-manager']:,.2f}, SSM Parameter Store SecureString "
         f"${cost['ssm-advanced-securestring']:,.2f} as advanced parameters or "
-        f"${cost['ssm-standard-securestring']:,.2f} as standard ones (at most 10,000 per account and region, "
+        f"${cost['ssm-standard-securestring']:,.2f} as standard ones (at most {SSM_STANDARD_PARAMETER_LIMIT:,} per account and region, "
         f"standard throughput); both services with their "
         f"AWS managed key. {PRICES_AS_OF}; bench/prices.py."
     )
