@@ -160,7 +160,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
 
     from chalicelib.api import create_app
     from chalicelib.config import Settings
-    from tests.integration.test_audit_api import _api_gateway_event
+    from tests.integration.conftest import api_gateway_event
 
     writer = create_app(
         settings=Settings("writer", region=REGION, allowed_callers=(
@@ -170,7 +170,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
     )
 
     def post_as(principal: str) -> dict:
-        event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+        event = api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
         headers = {"content-type": "application/json", "idempotency-key": KEY_BOTH}
         event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
         event["requestContext"]["identity"]["userArn"] = principal
