@@ -1,11 +1,14 @@
-"""Create the AWS resources pii-vault needs: the DynamoDB table and the KMS key + alias.
+"""Create the resources pii-vault needs on moto: the DynamoDB tables and the KMS key + alias.
 
-Hardened by default, the same against moto (tests, ``make dev``) and real AWS:
+For the local stack (``make dev``), the tests and the benchmark only. A real account gets
+its key, tables and roles from the CloudFormation templates ``make package`` writes
+(``tools/stacks.py``, README "Deploying"); the table key schemas here come from the same
+description (``tools.stacks``). Hardened the same way as the templates:
 
 - KMS: symmetric key, automatic rotation on, and (when an admin is known, which the
   CLI always resolves) an explicit key policy that grants administration to that admin
   only: no ``*``, no account root, no cryptographic use. The writer and reader role
-  statements are added after ``chalice deploy`` by ``python -m tools.policies --key-policy --apply``.
+  statements are added by whoever deploys roles against this key (the templates do it in one pass).
 - DynamoDB: on demand, point-in-time recovery, deletion protection. Encryption at rest
   uses the AWS owned key (no ``SSESpecification``): every PII attribute is already
   sealed under our key, and table SSE under our key would need a key policy statement
@@ -16,7 +19,7 @@ DescribeTable, checks each setting and changes nothing that is already right (th
 ``changes`` list says what it did). An existing key policy that holds our admin
 statement is left alone, so a tightened policy survives later bootstrap runs.
 
-    python -m tools.bootstrap --write            # real AWS: then see README "Deploying"
+    python -m tools.bootstrap --endpoint-url http://127.0.0.1:5000   # prints the ARNs; writes nothing
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
+from tools.policies import IDEMPOTENCY_SUFFIX, KEY_POLICY_ADMIN_SID, key_policy, render
+from tools.stacks import (
+    IDEMPOTENCY_ATTRIBUTES,
+    IDEMPOTENCY_KEY_SCHEMA,
+    IDEMPOTENCY_TTL_ATTRIBUTE,
+    TABLE_ATTRIBUTES,
+    TABLE_KEY_SCHEMA,
+)
 
 APP_TAG = {"app": "pii-vault"}
-IDEMPOTENCY_SUFFIX = "-idempotency"  # the idempotency table is named after the PII table
 
 
 class BootstrapError(RuntimeError):
@@ -134,10 +142,7 @@ def _grants_everyone(statement: dict[str, Any]) -> bool:
     return statement.get("Effect") == "Allow" and ("*" in values or any(v.endswith(":root") for v in values))
 
 
-_KEY_SCHEMA = [
-    {"AttributeName": "pk", "KeyType": "HASH"},
-    {"AttributeName": "sk", "KeyType": "RANGE"},
-]
+_KEY_SCHEMA = TABLE_KEY_SCHEMA
 
 
 def ensure_table(dynamodb, table_name, *, changes=None):
@@ -167,10 +172,7 @@ def _active_table(dynamodb, table_name, changes):
         dynamodb.create_table(
             TableName=table_name,
             KeySchema=_KEY_SCHEMA,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=TABLE_ATTRIBUTES,
             BillingMode="PAY_PER_REQUEST",
             DeletionProtectionEnabled=True,
             # No SSESpecification: the AWS owned key (see the module docstring for why).
@@ -205,8 +207,8 @@ def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     except dynamodb.exceptions.ResourceNotFoundException:
         dynamodb.create_table(
             TableName=table_name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=IDEMPOTENCY_KEY_SCHEMA,
+            AttributeDefinitions=IDEMPOTENCY_ATTRIBUTES,
             BillingMode="PAY_PER_REQUEST",
             Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
@@ -219,9 +221,9 @@ def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(
             TableName=table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": IDEMPOTENCY_TTL_ATTRIBUTE},
         )
-        changes.append(f"enabled TTL on {table_name}.expiration")
+        changes.append(f"enabled TTL on {table_name}.{IDEMPOTENCY_TTL_ATTRIBUTE}")
     return table
 
 
@@ -239,26 +241,9 @@ def admin_from_caller(caller_arn):
     )
 
 
-def write_config(chalice_dir, result):
-    """Record the ARNs where ``tools.policies`` (resources.json) and the deployed
-    functions (``environment_variables`` in config.json) read them."""
-    chalice_dir = Path(chalice_dir)
-    (chalice_dir / "resources.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    config_path = chalice_dir / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    env = config.setdefault("environment_variables", {})
-    # The key ARN, not the alias: an alias can be re-pointed, the ARN pins the key.
-    env.update(
-        PII_VAULT_TABLE=result["table_name"],
-        PII_VAULT_IDEMPOTENCY_TABLE=result["idempotency_table_name"],
-        PII_VAULT_KMS_KEY_ID=result["key_arn"],
-    )
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
 def main(argv=None):
-    """``python -m tools.bootstrap``: bootstrap the account/endpoint and print the JSON
-    (the shape ``tools.policies --resources`` reads); ``--write`` also stores it."""
+    """``python -m tools.bootstrap``: bootstrap the endpoint (moto) and print the JSON.
+    It writes no file: account-specific ARNs never go into the checkout."""
     import boto3  # here, not at import time: importing this module must stay cheap
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -268,9 +253,6 @@ def main(argv=None):
     parser.add_argument("--table-name", default="pii-vault")
     parser.add_argument("--key-alias", default="alias/pii-vault")
     parser.add_argument("--admin-arn", help="key administrator (IAM role/user ARN); default: the caller")
-    parser.add_argument("--write", action="store_true",
-                        help="write .chalice/resources.json and the ids into .chalice/config.json")
-    parser.add_argument("--chalice-dir", type=Path, default=Path(__file__).resolve().parent.parent / ".chalice")
     args = parser.parse_args(argv)
 
     changes = []
@@ -287,8 +269,6 @@ def main(argv=None):
             admin_arn=admin,
             changes=changes,
         )
-        if args.write:
-            write_config(args.chalice_dir, result)
     except (BotoCoreError, ClientError, BootstrapError, ValueError, OSError) as exc:
         print(f"bootstrap failed: {exc}", file=sys.stderr)
         return 1

@@ -151,7 +151,7 @@ class DevStack:
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             for stage in ("writer", "reader"):
                 self._spawn(stage, [
-                    str(chalice), "local", "--stage", stage, "--host", self.host,
+                    sys.executable, "-m", "tools.localserver", "--stage", stage, "--host", self.host,
                     "--port", str(self.ports[stage]), "--no-autoreload",
                 ])
             self._wait_until_answering(["writer", "reader"])

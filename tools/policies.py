@@ -347,5 +347,21 @@ def _logs_statement(partition: str, region: str, account_id: str, function_name:
     }
 
 
+
+# --- Added for the deployable templates (tools/stacks.py) -----------------------------
+
+# X-Ray accepts no resource-level permissions: "*" is the only Resource these two take.
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+
+
+def tracing_policy() -> dict[str, Any]:
+    """What ``Tracing: Active`` needs (SAM adds it only to roles it creates itself)."""
+    return _document({
+        "Sid": "SendTraces",
+        "Effect": "Allow",
+        "Action": list(TRACING_ACTIONS),
+        "Resource": "*",
+    })
+
 if __name__ == "__main__":
     sys.exit(main())

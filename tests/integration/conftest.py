@@ -136,3 +136,36 @@ def send(client: Client, method: str, path: str, body: Any = None, **headers: st
 
 def body_of(response: Any) -> Any:
     return json.loads(response.body) if response.body else None
+
+
+SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
+
+
+def api_gateway_event(method: str, resource: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    """A REST API proxy event as API Gateway sends it after the IAM authorizer accepted a signature."""
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"accept": "application/json"},
+        "multiValueHeaders": {"accept": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/api{path}",
+            "requestId": "c0ffee00-0000-4000-8000-000000000001",
+            "identity": {
+                "accountId": "111122223333",
+                "caller": "AROAEXAMPLE:alice",
+                "userArn": SIGNER,
+                "accessKey": "ASIAEXAMPLE",
+                "sourceIp": "203.0.113.7",
+            },
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }

@@ -1,7 +1,6 @@
 """tools.bootstrap against moto's in-process mock: creates once, then finds what exists."""
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -11,7 +10,6 @@ from tools import policies
 from tools.bootstrap import BootstrapError, admin_from_caller, bootstrap
 from tools.bootstrap import main as bootstrap_main
 
-ROOT = Path(__file__).resolve().parents[2]
 WRITER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-writer"
 READER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-reader"
 
@@ -182,27 +180,20 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
     assert json.loads(state["policy"])["Statement"][0]["Principal"] == {"AWS": ADMIN}
 
 
-def test_given_the_cli_with_write_when_run_twice_then_resources_and_config_hold_the_arns(aws_env, tmp_path, capsys):
-    chalice_dir = tmp_path / ".chalice"
-    chalice_dir.mkdir()
-    (chalice_dir / "config.json").write_text((ROOT / ".chalice" / "config.json").read_text(), encoding="utf-8")
-    args = ["--write", "--chalice-dir", str(chalice_dir), "--region", "us-east-1", "--admin-arn", ADMIN]
+def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file(aws_env, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
         assert bootstrap_main(args) == 0
-        first_err = capsys.readouterr().err
+        first = capsys.readouterr()
         assert bootstrap_main(args) == 0
-        second_err = capsys.readouterr().err
+        second = capsys.readouterr()
 
-    resources = json.loads((chalice_dir / "resources.json").read_text())
-    config = json.loads((chalice_dir / "config.json").read_text())
-    assert "created key" in first_err and "created table" in first_err
-    assert "bootstrap: nothing to change" in second_err
-    assert resources["admin_arn"] == ADMIN
-    assert config["environment_variables"]["PII_VAULT_KMS_KEY_ID"] == resources["key_arn"]
-    assert config["environment_variables"]["PII_VAULT_TABLE"] == "pii-vault"
-    assert config["environment_variables"]["PII_VAULT_IDEMPOTENCY_TABLE"] == "pii-vault-idempotency"
-    assert config["stages"] == json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
-    assert set(policies.generate(resources)) == {"policy-writer.json", "policy-reader.json"}
+    assert "created key" in first.err and "created table" in first.err
+    assert "bootstrap: nothing to change" in second.err
+    assert json.loads(first.out) == json.loads(second.out)
+    assert json.loads(first.out)["admin_arn"] == ADMIN
+    assert list(tmp_path.iterdir()) == []  # account-specific ARNs never land in the checkout
 
 
 @pytest.mark.parametrize(
@@ -221,21 +212,27 @@ def test_given_the_root_caller_then_it_is_refused_as_admin():
         admin_from_caller("arn:aws:iam::123456789012:root")
 
 
+RESOURCES = {
+    "admin_arn": "arn:aws:iam::111122223333:role/pii-vault-admin",
+    "key_arn": "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80",
+    "table_arn": "arn:aws:dynamodb:us-east-1:111122223333:table/pii-vault",
+}
+
+
 def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and_survives_bootstrap(
     aws_env, tmp_path, capsys
 ):
-    """The documented order: bootstrap --write, deploy (its role ARNs), --key-policy --apply."""
+    """tools.policies --key-policy --apply on a bootstrapped key (the chalice-deploy path)."""
     chalice_dir = tmp_path / ".chalice"
     (chalice_dir / "deployed").mkdir(parents=True)
-    (chalice_dir / "config.json").write_text((ROOT / ".chalice" / "config.json").read_text(), encoding="utf-8")
     for stage, arn in (("writer", WRITER_ROLE), ("reader", READER_ROLE)):
         deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": arn}]}
         (chalice_dir / "deployed" / f"{stage}.json").write_text(json.dumps(deployed), encoding="utf-8")
-    bootstrap_args = ["--write", "--chalice-dir", str(chalice_dir), "--region", "us-east-1", "--admin-arn", ADMIN]
+    bootstrap_args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
         assert bootstrap_main(bootstrap_args) == 0
         resources = chalice_dir / "resources.json"
-        capsys.readouterr()
+        resources.write_text(capsys.readouterr().out, encoding="utf-8")
 
         assert policies.main(["--key-policy", "--apply", "--resources", str(resources)]) == 0
         printed = capsys.readouterr().out
@@ -251,7 +248,7 @@ def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and
 
 def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_deploy_creates(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    resources.write_text((ROOT / ".chalice" / "resources.json").read_text(), encoding="utf-8")
+    resources.write_text(json.dumps(RESOURCES), encoding="utf-8")
 
     assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
 
@@ -264,7 +261,7 @@ def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_depl
 
 def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    data = json.loads((ROOT / ".chalice" / "resources.json").read_text())
+    data = dict(RESOURCES)
     del data["admin_arn"]
     resources.write_text(json.dumps(data), encoding="utf-8")
 

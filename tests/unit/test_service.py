@@ -13,14 +13,9 @@ from chalicelib.service import ReaderService, WriterService
 from chalicelib.store.records import SecretHead, SecretVersionConflict
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
+from tools.sample import person, plaintexts
 
-PERSON = {
-    "name": "Grace",
-    "surname": "Hopper",
-    "email": "grace@navy.example",
-    "dob": "1906-12-09",
-    "address": {"line1": "1 Harbor Rd", "city": "Arlington", "postal_code": "22201", "region": "VA", "country": "US"},
-}
+PERSON = person()
 register(PERSON, "sk_live_abcdef")  # the no-plaintext guard looks for these everywhere
 
 
@@ -55,7 +50,7 @@ def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_ea
 def test_given_a_created_person_then_the_repository_holds_no_plaintext(writer, repo) -> None:
     created = writer.create_person("acme", PERSON)
     stored = repr(repo.people[("acme", created.id)])
-    for value in ("Grace", "Hopper", "grace@navy.example", "1906-12-09", "Harbor", "Arlington"):
+    for value in plaintexts(PERSON):
         assert value not in stored
 
 
@@ -151,7 +146,7 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
     while True:
         page = reader.list_people("acme", 3, token, ("name",))
         seen += [view.id for view in page.items]
-        assert all(view.data == {"name": "Grace"} for view in page.items)
+        assert all(view.data == {"name": PERSON["name"]} for view in page.items)
         token = page.next_token
         if token is None:
             break
@@ -196,7 +191,7 @@ def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplo
     writer.put_secret("acme", "stripe", {"value": "sk_live_abcdef"})
     reader.get_secret("acme", "stripe")
     assert caplog.records, "the service should log audit events"
-    for value in ("Grace", "Hopper", "navy.example", "1906-12-09", "Harbor", "sk_live_abcdef"):
+    for value in (*plaintexts(PERSON), "sk_live_abcdef"):
         assert value not in caplog.text
 
 
@@ -205,7 +200,7 @@ def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are
     absent = "b" * 32
     batch = reader.get_people("acme", [ids[1], absent, ids[0]], ("name",))
     assert [view.id for view in batch.items] == [ids[1], ids[0]]
-    assert [view.data for view in batch.items] == [{"name": "Grace"}] * 2
+    assert [view.data for view in batch.items] == [{"name": PERSON["name"]}] * 2
     assert batch.missing == [absent]
     assert kms.decrypt_calls == 2
 
