@@ -29,7 +29,7 @@ from moto.kms.models import kms_backends
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.test_audit_api import _api_gateway_event
+from tests.integration.conftest import api_gateway_event
 from tools import policies, stacks
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
@@ -138,7 +138,7 @@ def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) 
 
 def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
     """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
-    event = _api_gateway_event(method, resource, resource.format(**params), params)
+    event = api_gateway_event(method, resource, resource.format(**params), params)
     event["requestContext"]["identity"]["userArn"] = caller
     if body is not None:
         headers = {"content-type": "application/json", "idempotency-key": "6a1d3c52-7f0e-4b8a-9d21-5e4c3b2a1f00"}
