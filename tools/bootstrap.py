@@ -64,6 +64,8 @@ def bootstrap(
     key = ensure_key(kms_client, key_alias, admin_arn=admin_arn, changes=changes)
     table = ensure_table(dynamodb_client, table_name, changes=changes)
     idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX, changes=changes)
+    fleet_key = ensure_fleet_mac_key(kms_client, FLEET_MAC_KEY_ALIAS, changes=changes)
+    fleet_table = ensure_fleet_table(dynamodb_client, table_name + FLEET_TABLE_SUFFIX, changes=changes)
     result = {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
@@ -71,6 +73,9 @@ def bootstrap(
         "table_name": table["TableName"],
         "idempotency_table_arn": idempotency["TableArn"],
         "idempotency_table_name": idempotency["TableName"],
+        "fleet_mac_key_arn": fleet_key["Arn"],
+        "fleet_table_arn": fleet_table["TableArn"],
+        "fleet_table_name": fleet_table["TableName"],
     }
     if admin_arn is not None:
         result["admin_arn"] = admin_arn
@@ -276,3 +281,39 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
+FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
+FLEET_TABLE_SUFFIX = "-fleet-keys"
+
+
+def ensure_fleet_mac_key(kms, alias, *, changes=None):
+    """An HMAC_256 key (GenerateMac only) behind ``alias``; HMAC keys have no automatic rotation."""
+    changes = [] if changes is None else changes
+    try:
+        return kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        pass
+    meta = kms.create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="pii-vault reader fleet key table"
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+    changes.append(f"created HMAC key {alias}")
+    return meta
+
+
+def ensure_fleet_table(ddb, name, *, changes=None):
+    """The fleet key table: on demand, TTL on; deliberately no point-in-time recovery."""
+    from chalicelib.store.fleet_table import TTL, table_definition
+
+    changes = [] if changes is None else changes
+    try:
+        return ddb.describe_table(TableName=name)["Table"]
+    except ddb.exceptions.ResourceNotFoundException:
+        pass
+    table = ddb.create_table(**table_definition(name))["TableDescription"]
+    ddb.get_waiter("table_exists").wait(TableName=name)
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
+    changes.append(f"created table {name}")
+    return table

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tools.bootstrap import bootstrap
+from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -112,6 +112,7 @@ class DevStack:
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
             **LOCAL_CALLER_ENV,
+            PII_VAULT_FLEET_MAC_KEY_ID=FLEET_MAC_KEY_ALIAS,
             # moto imports lazily; bytecode written into a .venv inside the project would
             # restart an auto-reloading `chalice local` mid-request.
             PYTHONDONTWRITEBYTECODE="1",

@@ -97,7 +97,8 @@ def create_app(
                 max_records=settings.writer_key_cache_max_records,
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
-            return WriterService(store(), Sealer(data_keys, settings.app_name), clock=clock or utc_now)
+            sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
+            return WriterService(store(), sealer, clock=clock or utc_now)
 
         def idempotency() -> "IdempotentWrites":
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -113,13 +114,27 @@ def create_app(
         app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     else:
         from chalicelib.api.reader import reader_blueprint
-        from chalicelib.crypto import Opener
+        from chalicelib.crypto import KeyUnwrapper, Opener
         from chalicelib.keys import KmsDecryptor, reader_unwrapper
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
+            kms = kms_client or _client("kms", settings)
+            backing: KeyUnwrapper = KmsDecryptor(kms, settings.kms_key_id)
+            if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
+                from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+                from chalicelib.keys import KmsMacKey
+                from chalicelib.store.fleet_table import DynamoDbFleetTable
+
+                fleet_table = DynamoDbFleetTable(
+                    DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.fleet_table_name)
+                )
+                sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
+                backing = FleetKeyTable(
+                    backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds
+                )
             unwrapper = reader_unwrapper(
-                KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id),
+                backing,
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )

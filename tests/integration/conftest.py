@@ -94,7 +94,13 @@ def cached_stack(aws_env: None) -> Iterator[Stack]:
     yield from _stack({})
 
 
-def _stack(cache_settings: dict[str, int]) -> Iterator[Stack]:
+@pytest.fixture
+def tenant_scoped_stack(aws_env: None) -> Iterator[Stack]:
+    """Shipped cache bounds, data keys per tenant (PII_VAULT_KEY_SCOPE=tenant)."""
+    yield from _stack({"key_scope": "tenant"})
+
+
+def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
     with mock_aws():
         kms = boto3.client("kms", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)

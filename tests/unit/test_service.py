@@ -10,7 +10,7 @@ from chalicelib.crypto import Opener, Sealer
 from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from chalicelib.store.records import SecretVersionConflict
+from chalicelib.store.records import SecretHead, SecretVersionConflict
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 from tools.sample import person, plaintexts
@@ -69,11 +69,14 @@ def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(
     assert kms.decrypt_calls == 2  # the record key and the patch key
 
 
-def test_given_a_patched_person_when_only_the_patched_field_is_read_then_one_kms_call(writer, reader, kms) -> None:
+def test_given_a_patched_person_when_only_the_patched_field_is_read_then_its_key_and_the_creation_key(
+    writer, reader, kms
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     assert reader.get_person("acme", created.id, ("email",)).data == {"email": "x@navy.example"}
-    assert kms.decrypt_calls == 1
+    # the patch's key (email + the sealed version) and the create's (the sealed creation time)
+    assert kms.decrypt_calls == 2
 
 
 def test_given_concurrent_patches_of_different_fields_then_both_survive(writer, reader) -> None:
@@ -95,7 +98,7 @@ def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) 
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     writer.replace_person("acme", created.id, {**PERSON, "name": "G."}, None)
-    assert set(repo.people[("acme", created.id)].slots) == {"0"}
+    assert set(repo.people[("acme", created.id)].slots) == {"0", "_created"}  # creation metadata keeps its slot
     assert reader.get_person("acme", created.id).data["name"] == "G."
 
 
@@ -209,12 +212,13 @@ class _RacedStore(InMemoryStore):
         super().__init__()
         self.races, self.offers = races, []
 
-    def put_secret_version(self, secret, expected_latest) -> None:
-        self.offers.append((secret.version, expected_latest))
+    def put_secret_version(self, secret, expected, new_head) -> None:
+        self.offers.append((secret.version, expected.latest))
+        ahead = SecretHead(expected.latest + 2, new_head.incarnation, new_head.legacy_until)
         if len(self.offers) <= self.races:
-            raise SecretVersionConflict(expected_latest + 2)
-        self.secret_heads[(secret.customer_id, secret.secret_id)] = expected_latest
-        super().put_secret_version(secret, expected_latest)
+            raise SecretVersionConflict(ahead)
+        self.secret_heads[(secret.customer_id, secret.secret_id)] = expected
+        super().put_secret_version(secret, expected, new_head)
 
 
 def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms) -> None:
