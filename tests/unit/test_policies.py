@@ -328,3 +328,13 @@ def test_given_a_bad_resources_file_when_cli_runs_then_it_exits_2_with_an_error_
     assert policies.main(["--resources", str(resources), "--out-dir", str(tmp_path / "out")]) == 2
     assert "tools.policies: error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_given_a_resources_file_with_the_fleet_key_then_only_the_reader_file_grants_the_fleet():
+    files = policies.generate({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "fleet_mac_key_arn": FLEET_KEY_ARN,
+                               "fleet_table_arn": FLEET_TABLE_ARN})
+    reader, writer = (json.loads(files[policies.POLICY_FILES[s]]) for s in ("reader", "writer"))
+
+    assert reader == _reader_with_fleet(KEY_ARN, TABLE_ARN)
+    assert writer == policies.writer_policy(KEY_ARN, TABLE_ARN)
+    assert FLEET_KEY_ARN not in json.dumps(writer) and FLEET_TABLE_ARN not in json.dumps(writer)
