@@ -13,7 +13,8 @@ admin from that file (written by ``tools.bootstrap``), the writer and reader rol
 from ``deployed/<stage>.json`` beside the resources file (``chalice deploy`` writes
 ``.chalice/deployed/<stage>.json``), else the
 ``pii-vault-<stage>-api_handler`` role both deployment paths create, unless given;
-``--apply`` installs it with ``kms:PutKeyPolicy``.
+``--apply`` installs it with ``kms:PutKeyPolicy``. ``--fleet-key-policy`` does the same for
+the reader fleet's HMAC key (``fleet_mac_key_arn`` in the resources file): admin and reader only.
 """
 
 from __future__ import annotations
@@ -25,11 +26,26 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
 POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
-ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
+# The two KMS encryption contexts a data key is wrapped under (chalicelib.crypto, format v2):
+# the tenant's {"app", "customer_id"} and the writer pool's {"app", "scope": "pool"}.
+# Taken from the code that builds them, so policy and code cannot drift apart.
+_TENANT_CONTEXT = encryption_context(APP_NAME, "tenant", KIND_TENANT)
+_POOL_CONTEXT = encryption_context(APP_NAME, "tenant", KIND_POOL)
+ENCRYPTION_CONTEXT_KEYS = tuple(sorted(_TENANT_CONTEXT))  # ("app", "customer_id")
+POOL_CONTEXT_KEYS = tuple(sorted(_POOL_CONTEXT))  # ("app", "scope")
+(TENANT_KEY,) = set(_TENANT_CONTEXT) - {"app"}
+(POOL_KEY,) = set(_POOL_CONTEXT) - {"app"}
+POOL_SCOPE = _POOL_CONTEXT[POOL_KEY]
+# The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
+# reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
+FLEET_TABLE_SUFFIX = "-fleet-keys"
+FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
@@ -84,7 +100,7 @@ def writer_policy(
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     idempotency_table_arn = idempotency_table_arn or table_arn + IDEMPOTENCY_SUFFIX
     return _document(
-        _kms_statement("EncryptDataKeysUnderTenantContext", "kms:Encrypt", key_arn, app_name),
+        *_kms_statements("EncryptDataKeys", "kms:Encrypt", key_arn, app_name),
         {
             "Sid": "WriteItemsWithoutReadBack",
             "Effect": "Allow",
@@ -121,19 +137,41 @@ def reader_policy(
     region: str | None = None,
     account_id: str | None = None,
     app_name: str = APP_NAME,
+    fleet_mac_key_arn: str | None = None,
+    fleet_table_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Decrypt-only on the key, read-only on the table, own log group."""
+    """Decrypt-only on the key, read-only on the table, own log group; with ``fleet_mac_key_arn``
+    also the fleet key table: GenerateMac (HMAC_SHA_256) on that HMAC key and GetItem/PutItem
+    on the fleet table (default: the table's name + ``-fleet-keys``), nothing else on either."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
-    return _document(
-        _kms_statement("DecryptDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
+    statements = [
+        *_kms_statements("DecryptDataKeys", "kms:Decrypt", key_arn, app_name),
         {
             "Sid": "ReadItems",
             "Effect": "Allow",
             "Action": list(READER_TABLE_ACTIONS),
             "Resource": table_arn,
         },
-        _logs_statement(partition, region, account_id, f"{app_name}-reader"),
-    )
+    ]
+    if fleet_mac_key_arn is not None:
+        fleet_table_arn = fleet_table_arn or table_arn + FLEET_TABLE_SUFFIX
+        if _scope(fleet_mac_key_arn, fleet_table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the fleet key and table must be in the stage's partition, region and account")
+        if fleet_mac_key_arn == key_arn or fleet_table_arn == table_arn:
+            raise InvalidResourceError("the fleet key and table must differ from the data key and the PII table")
+        statements += [
+            _mac_statement("DeriveFleetSealingKeys", fleet_mac_key_arn),
+            {
+                "Sid": "FleetKeyEntries",
+                "Effect": "Allow",
+                "Action": list(FLEET_TABLE_ACTIONS),
+                "Resource": fleet_table_arn,
+            },
+        ]
+    elif fleet_table_arn is not None:
+        raise InvalidResourceError("fleet_table_arn needs fleet_mac_key_arn (the fleet table is unusable without it)")
+    statements.append(_logs_statement(partition, region, account_id, f"{app_name}-reader"))
+    return _document(*statements)
 
 
 def key_policy(
@@ -160,18 +198,38 @@ def key_policy(
         "Resource": "*",
     }]
     for sid, action, arn, name in (
-        ("WriterRoleEncryptsDataKeysUnderTenantContext", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
-        ("ReaderRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
+        ("WriterRoleEncryptsDataKeys", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
+        ("ReaderRoleDecryptsDataKeys", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
     ):
         if arn is None:
             continue
-        statement = _kms_statement(sid, action, "*", app_name)
-        statement["Principal"] = {"AWS": _principal(arn, name)}
-        statements.append(statement)
+        for statement in _kms_statements(sid, action, "*", app_name):
+            statement["Principal"] = {"AWS": _principal(arn, name)}
+            statements.append(statement)
     if writer_role_arn is not None and writer_role_arn in (admin_arn, reader_role_arn):
         raise InvalidResourceError("the writer role must differ from the admin and the reader")
     if reader_role_arn is not None and reader_role_arn == admin_arn:
         raise InvalidResourceError("the reader role must differ from the admin")
+    return _document(*statements)
+
+
+def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict[str, Any]:
+    """The reader fleet's HMAC key: administration for ``admin_arn`` (no cryptographic use),
+    ``kms:GenerateMac`` with HMAC_SHA_256 for the reader role, nothing for anyone else (no
+    account root, so no IAM policy can add a user of this key)."""
+    statements = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    if reader_role_arn is not None:
+        if reader_role_arn == admin_arn:
+            raise InvalidResourceError("the reader role must differ from the admin")
+        statement = _mac_statement("ReaderRoleDerivesFleetSealingKeys", "*")
+        statement["Principal"] = {"AWS": _principal(reader_role_arn, "reader_role_arn")}
+        statements.append(statement)
     return _document(*statements)
 
 
@@ -186,9 +244,10 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
     if missing:
         raise InvalidResourceError(f"resources file needs string fields: {', '.join(missing)}")
     args = (resources["key_arn"], resources["table_arn"])
+    fleet = {k: resources[k] for k in ("fleet_mac_key_arn", "fleet_table_arn") if k in resources}
     return {
         POLICY_FILES["writer"]: render(writer_policy(*args)),
-        POLICY_FILES["reader"]: render(reader_policy(*args)),
+        POLICY_FILES["reader"]: render(reader_policy(*args, **fleet)),
     }
 
 
@@ -203,13 +262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="write nothing; exit 1 if the files differ from the generated ones")
     key = parser.add_argument_group("key policy (after both stages are deployed)")
     key.add_argument("--key-policy", action="store_true", help="print the tightened KMS key policy")
+    key.add_argument("--fleet-key-policy", action="store_true",
+                     help="the same for the reader fleet's HMAC key (fleet_mac_key_arn in the resources file)")
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
     key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
     key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
     key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
     key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
-    if args.key_policy:
+    if args.key_policy or args.fleet_key_policy:
         return _key_policy_main(args, args.resources.parent)
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
@@ -242,9 +303,10 @@ def deployed_role_arn(chalice_dir: Path, stage: str) -> str | None:
 def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
-        key_arn = resources.get("key_arn")
+        field = "fleet_mac_key_arn" if args.fleet_key_policy else "key_arn"
+        key_arn = resources.get(field)
         if not isinstance(key_arn, str) or not _KEY_ARN.match(key_arn):
-            raise InvalidResourceError("resources file needs the key_arn written by tools.bootstrap")
+            raise InvalidResourceError(f"resources file needs the {field} written by tools.bootstrap")
         partition, _, account = _scope(key_arn, resources.get("table_arn"), None, None)
         roles = {}
         for stage in ("writer", "reader"):
@@ -253,7 +315,11 @@ def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
                 or deployed_role_arn(chalice_dir, stage)
                 or stage_role_arn(partition, account, stage)
             )
-        document = key_policy(args.admin_arn or resources.get("admin_arn"), roles["writer"], roles["reader"])
+        admin = args.admin_arn or resources.get("admin_arn")
+        if args.fleet_key_policy:
+            document = fleet_key_policy(admin, roles["reader"])
+        else:
+            document = key_policy(admin, roles["writer"], roles["reader"])
     except (OSError, ValueError) as exc:
         print(f"tools.policies: error: {exc}", file=sys.stderr)
         return 2
@@ -313,22 +379,41 @@ def _document(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def _kms_statement(sid: str, action: str, key_arn: str, app_name: str) -> dict[str, Any]:
-    """Exactly {app, customer_id}: app fixed, customer_id present, no other keys.
+def _kms_statements(sid: str, action: str, key_arn: str, app_name: str) -> list[dict[str, Any]]:
+    """One statement per allowed encryption context, and nothing else:
 
-    ForAllValues alone is also true for an empty context, hence the StringEquals on
-    app and the Null check on customer_id.
+    - ``<sid>UnderTenantContext``: exactly {app, customer_id}, app fixed, customer_id present;
+    - ``<sid>UnderPoolContext``: exactly {app, scope}, app fixed, scope "pool".
+
+    ForAllValues alone is also true for an empty context, hence the StringEquals on app
+    and the Null check on customer_id (the pool statement's StringEquals on scope does both).
+    A mixed {app, customer_id, scope} context fails both key-set conditions.
     """
+    def statement(suffix: str, condition: dict[str, Any]) -> dict[str, Any]:
+        return {"Sid": f"{sid}{suffix}", "Effect": "Allow", "Action": action, "Resource": key_arn,
+                "Condition": condition}
+
+    return [
+        statement("UnderTenantContext", {
+            "StringEquals": {"kms:EncryptionContext:app": app_name},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+            "Null": {f"kms:EncryptionContext:{TENANT_KEY}": "false"},
+        }),
+        statement("UnderPoolContext", {
+            "StringEquals": {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(POOL_CONTEXT_KEYS)},
+        }),
+    ]
+
+
+def _mac_statement(sid: str, key_arn: str) -> dict[str, Any]:
+    """GenerateMac only (no VerifyMac: the reader derives keys, it never checks MACs), HMAC-SHA-256 only."""
     return {
         "Sid": sid,
         "Effect": "Allow",
-        "Action": action,
+        "Action": "kms:GenerateMac",
         "Resource": key_arn,
-        "Condition": {
-            "StringEquals": {"kms:EncryptionContext:app": app_name},
-            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
-            "Null": {"kms:EncryptionContext:customer_id": "false"},
-        },
+        "Condition": {"StringEquals": {"kms:MacAlgorithm": FLEET_MAC_ALGORITHM}},
     }
 
 

@@ -2,7 +2,8 @@
 
 Layout (one pass per environment, no second step):
 
-- ``out/base.json``: the KMS key, the PII and idempotency tables, both functions' IAM
+- ``out/base.json``: the KMS key, the PII and idempotency tables, the reader fleet's HMAC
+  key and key table (chalicelib/fleet.py), both functions' IAM
   roles with the policies from ``tools.policies`` (the same generator as always), the
   log groups (function and API access logs, retention from a parameter), the metric
   filters, alarms and the dashboard. The key policy names the two roles by ``!GetAtt``
@@ -39,6 +40,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from chalicelib.store import fleet_table
 from tools import access, policies
 
 APP = policies.APP_NAME
@@ -62,11 +64,17 @@ TABLE_ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeNa
 IDEMPOTENCY_KEY_SCHEMA = [{"AttributeName": "id", "KeyType": "HASH"}]
 IDEMPOTENCY_ATTRIBUTES = [{"AttributeName": "id", "AttributeType": "S"}]
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
+# The reader fleet's key table: chalicelib.store.fleet_table describes it (and its TTL attribute).
+FLEET_TABLE = fleet_table.table_definition(f"{APP}{policies.FLEET_TABLE_SUFFIX}")
 
 # The log lines the metric filters count. chalicelib.api.http logs "request failed: <code>"
 # at ERROR for every integrity and dependency error; with the Lambda JSON log format the
 # line is {"level": "ERROR", "message": "request failed: integrity_error", ...}.
 ERROR_CODES = {"IntegrityErrors": "integrity_error", "KmsErrors": "kms_error", "StorageErrors": "storage_error"}
+# chalicelib.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
+# entry that is malformed, impossible or fails authentication: someone else wrote the table.
+# The read itself succeeds (KMS answers), so no "request failed" line counts it.
+FLEET_INTEGRITY_MESSAGE = "fleet key table *integrity_error*"
 # API Gateway access log line: ids, status and timings; never a body, a query string or a header.
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
@@ -88,7 +96,8 @@ ACCESS_LOG_FORMAT = {
 }
 
 # checkov findings that do not apply, each with its reason; attached as resource metadata
-# (checkov's inline skip) to every resource of the type, so the scanner says why in place.
+# (checkov's inline skip) to every resource of the type, or (keyed by logical id) to one
+# resource, so the scanner says why in place.
 CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     "AWS::Serverless::Function": {
         "CKV_AWS_116": "No dead-letter queue: API Gateway invokes synchronously, the caller gets the error.",
@@ -110,11 +119,23 @@ CHECKOV_SKIPS: dict[str, dict[str, str]] = {
         "CKV_AWS_158": "Log lines carry ids, field names and statuses, never values (tests enforce it); "
                        "CloudWatch Logs encrypts at rest with its own keys.",
     },
+    "FleetMacKey": {
+        "CKV_AWS_7": "An HMAC_256 key: KMS offers no automatic rotation for HMAC keys. The sealing keys it "
+                     "derives change every epoch (chalicelib/fleet.py); rotate by a new key, entries expire.",
+    },
+    "FleetKeyTable": {
+        "CKV_AWS_119": "Entries are data keys sealed with AES-256-GCM under keys only the reader role can derive "
+                       "(kms:GenerateMac); table SSE under a CMK would need a key-policy statement for DynamoDB "
+                       "with Principal '*'. AWS owned key at rest.",
+        "CKV_AWS_28": "No point-in-time recovery on purpose: the table holds only expiring, rebuildable cache "
+                      "entries, and a backup would let an entry outlive its lifetime (and a disabled KMS key).",
+    },
 }
 
 _SENTINEL_PARTITION, _SENTINEL_REGION, _SENTINEL_ACCOUNT = "aws", "zz-sentinel-9", "999999999999"
 _SENTINEL_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
 _SENTINEL_TABLE = f"arn:aws:dynamodb:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:table/{APP}"
+_SENTINEL_FLEET_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000001"
 _SENTINEL_ROLE = f"arn:aws:iam::{_SENTINEL_ACCOUNT}:role/sentinel-" + "{}"
 _SENTINEL_CALLER = _SENTINEL_ROLE.format("caller")
 
@@ -158,8 +179,8 @@ def _environment_parameter() -> dict[str, Any]:
     }
 
 
-def _with_checkov_skips(resource: dict[str, Any]) -> dict[str, Any]:
-    skips = CHECKOV_SKIPS.get(resource.get("Type", ""), {})
+def _with_checkov_skips(resource: dict[str, Any], name: str = "") -> dict[str, Any]:
+    skips = {**CHECKOV_SKIPS.get(resource.get("Type", ""), {}), **CHECKOV_SKIPS.get(name, {})}
     if skips:
         resource.setdefault("Metadata", {})["checkov"] = {
             "skip": [{"id": check, "comment": reason} for check, reason in sorted(skips.items())]
@@ -207,11 +228,14 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_KEY: getatt("Key"),
         _SENTINEL_TABLE: getatt("PiiTable"),
         _SENTINEL_TABLE + policies.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
+        _SENTINEL_FLEET_KEY: getatt("FleetMacKey"),
+        _SENTINEL_TABLE + policies.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
     return {
         "writer": substitute(policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
-        "reader": substitute(policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
+        "reader": substitute(policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE,
+                                                    fleet_mac_key_arn=_SENTINEL_FLEET_KEY), exact, functions),
     }
 
 
@@ -220,6 +244,12 @@ def key_policy_document() -> dict[str, Any]:
     admin, writer, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader"))
     document = policies.key_policy(admin, writer, reader)
     return substitute(document, {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")})
+
+
+def fleet_key_policy_document() -> dict[str, Any]:
+    """tools.policies.fleet_key_policy with the admin parameter and this stack's reader role."""
+    admin, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "reader"))
+    return substitute(policies.fleet_key_policy(admin, reader), {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole")})
 
 
 def _lambda_role() -> dict[str, Any]:
@@ -276,6 +306,27 @@ def error_filter_pattern(code: str) -> str:
     return f'{{ ($.level = "ERROR") && ($.message = "request failed: {code}") }}'
 
 
+def fleet_integrity_filter_pattern() -> str:
+    """CloudWatch filter pattern for the reader's fleet-table integrity lines (chalicelib.fleet)."""
+    return f'{{ ($.level = "ERROR") && ($.message = "{FLEET_INTEGRITY_MESSAGE}") }}'
+
+
+def _metric_filter(log_group: str, pattern: str, namespace: str, metric: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Logs::MetricFilter",
+        "Properties": {
+            "LogGroupName": ref(log_group),
+            "FilterPattern": pattern,
+            "MetricTransformations": [{
+                "MetricNamespace": sub(namespace),
+                "MetricName": metric,
+                "MetricValue": "1",
+                "DefaultValue": 0,
+            }],
+        },
+    }
+
+
 def base_template() -> dict[str, Any]:
     namespace = f"{APP}/${{Environment}}"
     resources: dict[str, Any] = {
@@ -307,6 +358,38 @@ def base_template() -> dict[str, Any]:
                 "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
             },
         }),
+        "FleetMacKey": _retained({
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "Description": sub(f"{APP} ${{Environment}}: derives the reader fleet's key-table sealing keys"),
+                # GenerateMac only; HMAC keys have no automatic rotation (see CHECKOV_SKIPS).
+                "KeySpec": "HMAC_256",
+                "KeyUsage": "GENERATE_VERIFY_MAC",
+                "PendingWindowInDays": 30,
+                "KeyPolicy": fleet_key_policy_document(),
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+            },
+        }),
+        "FleetMacKeyAlias": {
+            "Type": "AWS::KMS::Alias",
+            "Properties": {"AliasName": sub(f"alias/{APP}-${{Environment}}-fleet"), "TargetKeyId": ref("FleetMacKey")},
+        },
+        # Only expiring entries a reader can rebuild from KMS: no backups (an entry must not
+        # outlive its lifetime), no deletion protection, deleted with the stack.
+        "FleetKeyTable": {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "TableName": sub(f"{APP}-${{Environment}}{policies.FLEET_TABLE_SUFFIX}"),
+                "BillingMode": FLEET_TABLE["BillingMode"],
+                "KeySchema": FLEET_TABLE["KeySchema"],
+                "AttributeDefinitions": FLEET_TABLE["AttributeDefinitions"],
+                "TimeToLiveSpecification": {"AttributeName": fleet_table.TTL, "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": False},
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+            },
+        },
         "IdempotencyTable": _retained({
             "Type": "AWS::DynamoDB::Table",
             "Properties": {
@@ -351,6 +434,8 @@ def base_template() -> dict[str, Any]:
         "IdempotencyTableName": {
             "Value": ref("IdempotencyTable"), "Export": {"Name": export_name("IdempotencyTableName")}
         },
+        "FleetMacKeyArn": {"Value": getatt("FleetMacKey"), "Export": {"Name": export_name("FleetMacKeyArn")}},
+        "FleetTableName": {"Value": ref("FleetKeyTable"), "Export": {"Name": export_name("FleetTableName")}},
     }
     documents = role_policies()
     for stage in STAGES:
@@ -374,32 +459,10 @@ def base_template() -> dict[str, Any]:
         resources[f"{title}LogGroup"] = _log_group(f"/aws/lambda/{function_name(stage)}")
         resources[f"{title}AccessLogGroup"] = _log_group(f"/aws/apigateway/{function_name(stage)}-access")
         for metric, code in ERROR_CODES.items():
-            resources[f"{title}{metric}Filter"] = {
-                "Type": "AWS::Logs::MetricFilter",
-                "Properties": {
-                    "LogGroupName": ref(f"{title}LogGroup"),
-                    "FilterPattern": error_filter_pattern(code),
-                    "MetricTransformations": [{
-                        "MetricNamespace": sub(namespace),
-                        "MetricName": f"{title}{metric}",
-                        "MetricValue": "1",
-                        "DefaultValue": 0,
-                    }],
-                },
-            }
-        resources[f"{title}ApiThrottledFilter"] = {
-            "Type": "AWS::Logs::MetricFilter",
-            "Properties": {
-                "LogGroupName": ref(f"{title}AccessLogGroup"),
-                "FilterPattern": '{ $.status = "429" }',
-                "MetricTransformations": [{
-                    "MetricNamespace": sub(namespace),
-                    "MetricName": f"{title}ApiThrottled",
-                    "MetricValue": "1",
-                    "DefaultValue": 0,
-                }],
-            },
-        }
+            resources[f"{title}{metric}Filter"] = _metric_filter(
+                f"{title}LogGroup", error_filter_pattern(code), namespace, f"{title}{metric}")
+        resources[f"{title}ApiThrottledFilter"] = _metric_filter(
+            f"{title}AccessLogGroup", '{ $.status = "429" }', namespace, f"{title}ApiThrottled")
 
         def custom(name: str) -> dict[str, Any]:
             return {"Namespace": sub(namespace), "MetricName": name, "Statistic": "Sum"}
@@ -423,6 +486,13 @@ def base_template() -> dict[str, Any]:
         resources[f"{title}ApiThrottledAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: requests refused with 429 by API Gateway throttling",
             custom(f"{title}ApiThrottled"), ref("ApiThrottledThreshold"))
+        if stage == "reader":
+            resources["ReaderFleetIntegrityErrorsFilter"] = _metric_filter(
+                "ReaderLogGroup", fleet_integrity_filter_pattern(), namespace, "ReaderFleetIntegrityErrors")
+            resources["ReaderFleetIntegrityErrorsAlarm"] = _alarm(
+                f"{APP} ${{Environment}} reader: a fleet key table entry failed its checks (someone other "
+                "than the reader wrote the table; reads fell back to KMS)",
+                custom("ReaderFleetIntegrityErrors"), 1, period=60)
         outputs[f"{title}RoleArn"] = {"Value": getatt(f"{title}Role"), "Export": {"Name": export_name(f"{title}RoleArn")}}
         outputs[f"{title}AccessLogGroupArn"] = {
             "Value": getatt(f"{title}AccessLogGroup"), "Export": {"Name": export_name(f"{title}AccessLogGroupArn")}
@@ -433,7 +503,7 @@ def base_template() -> dict[str, Any]:
     }
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"{APP} base stack: KMS key, tables, function roles, logs, alarms, dashboard",
+        "Description": f"{APP} base stack: KMS keys, tables, function roles, logs, alarms, dashboard",
         "Parameters": {
             "Environment": _environment_parameter(),
             "KeyAdminArn": {
@@ -471,7 +541,7 @@ def base_template() -> dict[str, Any]:
             "ManageApiGatewayAccount": {"Fn::Equals": [ref("ManageApiGatewayAccount"), "true"]},
             "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [ref("AlarmTopicArn"), ""]}]},
         },
-        "Resources": {name: _with_checkov_skips(r) for name, r in resources.items()},
+        "Resources": {name: _with_checkov_skips(r, name) for name, r in resources.items()},
         "Outputs": outputs,
     }
     return template
@@ -502,11 +572,10 @@ def dashboard_body() -> str:
             ["...", {"stat": "p99"}],
         ], stat="p50", x=12, y=y))
         y += 6
-        widgets.append(widget(f"{stage}: integrity, KMS and storage errors", [
-            [namespace, f"{title}IntegrityErrors"],
-            [".", f"{title}KmsErrors"],
-            [".", f"{title}StorageErrors"],
-        ], y=y))
+        errors = [[namespace, f"{title}IntegrityErrors"], [".", f"{title}KmsErrors"], [".", f"{title}StorageErrors"]]
+        if stage == "reader":
+            errors.append([".", "ReaderFleetIntegrityErrors"])
+        widgets.append(widget(f"{stage}: integrity, KMS and storage errors", errors, y=y))
         widgets.append(widget(f"{stage}: throttles and concurrency", [
             ["AWS/Lambda", "Throttles", "FunctionName", name],
             [".", "ConcurrentExecutions", ".", ".", {"stat": "Maximum"}],
@@ -549,6 +618,15 @@ def api_resource_policy(stage: str, *, listed: bool) -> dict[str, Any]:
     return document
 
 
+def key_cache_settings(stage: str) -> dict[str, str]:
+    """The stage's key-cache (and key-scope / fleet lifetime) variables from .chalice/config.json."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    variables = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+    prefixes = ("PII_VAULT_WRITER_KEY_CACHE_", "PII_VAULT_READER_KEY_CACHE_", "PII_VAULT_KEY_SCOPE",
+                "PII_VAULT_FLEET_KEY_LIFETIME_SECONDS")
+    return {k: str(v) for k, v in sorted(variables.items()) if k.startswith(prefixes)}
+
+
 def stage_merge_template(stage: str) -> dict[str, Any]:
     """Merged by ``chalice package --merge-template`` into the stage's SAM template."""
     if stage not in STAGES:
@@ -562,6 +640,13 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     }
     if stage == "writer":
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
+    else:
+        variables["PII_VAULT_FLEET_TABLE"] = import_value("FleetTableName")
+        # Pinned by ARN like the data key: an alias could be re-pointed.
+        variables["PII_VAULT_FLEET_MAC_KEY_ID"] = import_value("FleetMacKeyArn")
+    # Chalice merges these over .chalice/config.json's stage variables; restated so the merge
+    # template alone says what the function runs with (the same values, from the same file).
+    variables.update(key_cache_settings(stage))
     resource_policy = {"Fn::If": ["HasAllowedCallers", api_resource_policy(stage, listed=True),
                                   api_resource_policy(stage, listed=False)]}
     function = _with_checkov_skips({
@@ -770,9 +855,11 @@ def example_policies() -> dict[str, dict[str, Any]]:
 
     return {
         "writer-role-policy.json": policies.writer_policy(key, table),
-        "reader-role-policy.json": policies.reader_policy(key, table),
+        "reader-role-policy.json": policies.reader_policy(
+            key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")),
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
+        "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
            for stage in STAGES},

@@ -54,8 +54,8 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     second = bootstrap(kms, ddb)
 
     assert second == first
-    assert len(kms.list_keys()["Keys"]) == 1
-    assert ddb.list_tables()["TableNames"] == ["pii-vault", "pii-vault-idempotency"]
+    assert len(kms.list_keys()["Keys"]) == 2  # the data key and the fleet HMAC key
+    assert sorted(ddb.list_tables()["TableNames"]) == ["pii-vault", "pii-vault-fleet-keys", "pii-vault-idempotency"]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
@@ -90,6 +90,26 @@ def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_t
     assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("id", "HASH")]
     ttl = ddb.describe_time_to_live(TableName="pii-vault-idempotency")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
+
+
+def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(clients):
+    from chalicelib.store import fleet_table
+
+    kms, ddb = clients
+
+    result = bootstrap(kms, ddb)
+
+    key = kms.describe_key(KeyId="alias/pii-vault-fleet")["KeyMetadata"]
+    assert result["fleet_mac_key_arn"] == key["Arn"] != result["key_arn"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
+    assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
+    assert table["KeySchema"] == fleet_table.table_definition("x")["KeySchema"]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
+    # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
+    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet-keys")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
 
 
 ADMIN = "arn:aws:iam::123456789012:role/pii-vault-admin"
@@ -133,6 +153,7 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
         "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
         "created table pii-vault-idempotency", "enabled TTL on",
+        "created HMAC key", "created table pii-vault-fleet-keys",
     ]
 
 
@@ -216,6 +237,7 @@ RESOURCES = {
     "admin_arn": "arn:aws:iam::111122223333:role/pii-vault-admin",
     "key_arn": "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80",
     "table_arn": "arn:aws:dynamodb:us-east-1:111122223333:table/pii-vault",
+    "fleet_mac_key_arn": "arn:aws:kms:us-east-1:111122223333:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f",
 }
 
 
@@ -241,9 +263,18 @@ def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and
         applied = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
         assert bootstrap_main(bootstrap_args) == 0
         after_rerun = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+        capsys.readouterr()
+        assert policies.main(["--fleet-key-policy", "--apply", "--resources", str(resources)]) == 0
+        fleet_printed = capsys.readouterr().out
+        fleet_arn = json.loads(resources.read_text())["fleet_mac_key_arn"]
+        fleet_applied = kms.get_key_policy(KeyId=fleet_arn, PolicyName="default")["Policy"]
 
     assert applied == printed == after_rerun
-    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [ADMIN, WRITER_ROLE, READER_ROLE]
+    # One statement per encryption context (tenant, pool) and role.
+    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [
+        ADMIN, WRITER_ROLE, WRITER_ROLE, READER_ROLE, READER_ROLE]
+    # The fleet HMAC key: the admin administers, the reader role alone generates MACs.
+    assert fleet_applied == fleet_printed == policies.render(policies.fleet_key_policy(ADMIN, READER_ROLE))
 
 
 def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_deploy_creates(tmp_path, capsys):
@@ -253,10 +284,14 @@ def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_depl
     assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
 
     statements = json.loads(capsys.readouterr().out)["Statement"]
-    assert [s["Principal"]["AWS"] for s in statements[1:]] == [
-        "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler",
-        "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler",
-    ]
+    writer = "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler"
+    reader = "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler"
+    assert [s["Principal"]["AWS"] for s in statements[1:]] == [writer, writer, reader, reader]
+
+    assert policies.main(["--fleet-key-policy", "--resources", str(resources)]) == 0
+
+    statements = json.loads(capsys.readouterr().out)["Statement"]
+    assert [s["Principal"]["AWS"] for s in statements] == [RESOURCES["admin_arn"], reader]
 
 
 def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tmp_path, capsys):

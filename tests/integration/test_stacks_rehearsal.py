@@ -7,7 +7,15 @@ Where moto cannot follow, the test says so and checks the wiring itself:
   ``!GetAtt`` then, so the stack is created without ``Export`` (the export names are
   checked against the stages' ``!ImportValue``s by tests/unit/test_stacks.py);
 - moto's CloudFormation passes ``AWS::KMS::Key`` tags in the CloudFormation shape
-  (Key/Value) to a KMS backend that expects TagKey/TagValue, so the key's tags are dropped;
+  (Key/Value) to a KMS backend that expects TagKey/TagValue, so the keys' tags are dropped;
+- moto's CloudFormation creates every ``AWS::KMS::Key`` as SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT,
+  ignoring ``KeySpec`` and ``KeyUsage``: the fleet HMAC key's HMAC_256 / GENERATE_VERIFY_MAC is
+  checked on the template (here and in tests/unit/test_stacks.py), and the created key is then
+  given that spec in moto's backend so that the reader's fleet path (GenerateMac) runs;
+- moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
+  the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
+- moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
+  TTL is checked on the template);
 - moto's CloudFormation stores the key policy unserialised (GetKeyPolicy then fails; the
   test reads moto's KMS backend);
 - moto's CloudFormation ignores ``PointInTimeRecoverySpecification`` (checked on the template);
@@ -29,7 +37,7 @@ from moto.kms.models import kms_backends
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import api_gateway_event
+from tests.integration.conftest import api_gateway_event, generate_mac_answering_the_key_arn
 from tools import policies, stacks
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
@@ -44,26 +52,39 @@ def _moto_compatible(template: dict[str, Any]) -> dict[str, Any]:
     template = json.loads(json.dumps(template))
     for output in template["Outputs"].values():
         output.pop("Export")
-    template["Resources"]["Key"]["Properties"].pop("Tags")
+    for key in ("Key", "FleetMacKey"):
+        template["Resources"][key]["Properties"].pop("Tags")
     return template
 
 
+def _as_declared(key_id: str, template: dict[str, Any]) -> None:
+    """Give moto's key the spec the template declares (moto's CloudFormation ignores it)."""
+    props = template["Resources"]["FleetMacKey"]["Properties"]
+    key = kms_backends["123456789012"][REGION].keys[key_id]
+    assert (key.key_spec, key.key_usage) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"), "moto learnt KeySpec: drop this"
+    key.key_spec, key.key_usage = props["KeySpec"], props["KeyUsage"]
+
+
 @pytest.fixture
-def base_stack(aws_env: None) -> Iterator[dict[str, Any]]:
+def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    generate_mac_answering_the_key_arn(monkeypatch)
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         admin = iam.create_role(RoleName="pii-vault-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         cfn = boto3.client("cloudformation", region_name=REGION)
+        template = stacks.base_template()
         cfn.create_stack(
             StackName=f"pii-vault-{ENV}-base",
-            TemplateBody=json.dumps(_moto_compatible(stacks.base_template())),
+            TemplateBody=json.dumps(_moto_compatible(template)),
             Parameters=[{"ParameterKey": "Environment", "ParameterValue": ENV},
                         {"ParameterKey": "KeyAdminArn", "ParameterValue": admin}],
             Capabilities=["CAPABILITY_IAM"],
         )
         (stack,) = cfn.describe_stacks(StackName=f"pii-vault-{ENV}-base")["Stacks"]
         assert stack["StackStatus"] == "CREATE_COMPLETE"
-        yield {"admin": admin, "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}}
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        _as_declared(outputs["FleetMacKeyArn"].rsplit("/", 1)[1], template)
+        yield {"admin": admin, "outputs": outputs}
 
 
 def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_created(base_stack):
@@ -72,14 +93,17 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
 
     # moto's CloudFormation stores the KeyPolicy object unserialised, and its GetKeyPolicy then
     # fails to parse it: read what the stack installed from moto's KMS backend instead.
-    key_id = outputs["KeyArn"].rsplit("/", 1)[1]
-    policy = kms_backends["123456789012"][REGION].keys[key_id].policy
-    policy = json.loads(policy) if isinstance(policy, str) else policy
+    def installed(key_arn: str) -> Any:
+        policy = kms_backends["123456789012"][REGION].keys[key_arn.rsplit("/", 1)[1]].policy
+        return json.loads(policy) if isinstance(policy, str) else policy
 
-    assert policy == policies.key_policy(base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"])
+    admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
+    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader)
+    assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
-    assert aliases[f"alias/pii-vault-{ENV}"] == key_id
+    assert aliases[f"alias/pii-vault-{ENV}"] == outputs["KeyArn"].rsplit("/", 1)[1]
+    assert aliases[f"alias/pii-vault-{ENV}-fleet"] == outputs["FleetMacKeyArn"].rsplit("/", 1)[1]
 
 
 def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_protected(base_stack):
@@ -93,6 +117,12 @@ def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_prote
         assert table["DeletionProtectionEnabled"] is True
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert outputs["TableName"] == f"pii-vault-{ENV}"
+    # The fleet key table: on demand, keyed as chalicelib.store.fleet_table reads it, not protected.
+    fleet = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]
+    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet-keys"
+    assert fleet["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert fleet["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert fleet["DeletionProtectionEnabled"] is False
 
 
 def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(base_stack):
@@ -100,8 +130,13 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
     table_arn = ddb.describe_table(TableName=outputs["TableName"])["Table"]["TableArn"]
+    fleet_table_arn = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]["TableArn"]
 
-    for stage, generate in (("writer", policies.writer_policy), ("reader", policies.reader_policy)):
+    def reader_policy(key_arn: str, table: str) -> dict[str, Any]:
+        return policies.reader_policy(key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"],
+                                      fleet_table_arn=fleet_table_arn)
+
+    for stage, generate in (("writer", policies.writer_policy), ("reader", reader_policy)):
         role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]
         names = iam.list_role_policies(RoleName=role)["PolicyNames"]
         documents = {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names}
@@ -123,6 +158,8 @@ def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) 
     env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
 
     def resolve(value: Any) -> str:
+        if isinstance(value, str):
+            return value
         if "Fn::ImportValue" in value:
             name = value["Fn::ImportValue"]["Fn::Sub"]
             match = re.fullmatch(r"pii-vault-\$\{Environment\}-(\w+)", name)
@@ -153,6 +190,8 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     # As in Lambda: the key pinned by ARN (an alias would be refused at start).
     assert envs["writer"]["PII_VAULT_KMS_KEY_ID"] == envs["reader"]["PII_VAULT_KMS_KEY_ID"] == outputs["KeyArn"]
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
+    assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
+    assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
     apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {"name": "Grace", "surname": "Hopper", "email": "grace@example.com", "dob": "1906-12-09",
@@ -170,5 +209,9 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert read["statusCode"] == 200, read["body"]
     assert json.loads(read["body"])["data"]["email"] == person["email"]
     assert stranger["statusCode"] == 403
-    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=outputs["TableName"])["Items"]
-    assert items
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    assert ddb.scan(TableName=outputs["TableName"])["Items"]
+    # The read went through the fleet key table: the pool data key, sealed, with its TTL attribute.
+    (entry,) = ddb.scan(TableName=outputs["FleetTableName"])["Items"]
+    assert set(entry) == {"id", "epoch", "expires_at", "sealed", "ttl"}
+    assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"

@@ -18,15 +18,17 @@ pytestmark = pytest.mark.unit
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
+FLEET_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
 ROLES = {"WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w", "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r"}
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
 
 def resolve(value: Any, env: str = "dev") -> Any:
     """Evaluate the intrinsics the base template uses, for account ACCOUNT in REGION."""
-    attrs = {"Key": KEY, **ROLES,
+    attrs = {"Key": KEY, "FleetMacKey": FLEET_KEY, **ROLES,
              "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
-             "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency"}
+             "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
+             "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys"}
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
     if isinstance(value, list):
@@ -51,9 +53,9 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
     key = base["Resources"]["Key"]
     statements = key["Properties"]["KeyPolicy"]["Statement"]
 
-    assert [s["Principal"]["AWS"] for s in statements] == [
-        {"Ref": "KeyAdminArn"}, {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]},
-    ]
+    writer, reader = {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}
+    # One statement per encryption context (tenant, pool) and role.
+    assert [s["Principal"]["AWS"] for s in statements] == [{"Ref": "KeyAdminArn"}, writer, writer, reader, reader]
     assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"])
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -61,7 +63,9 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
 
 def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(base):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
-    for stage, generate in (("writer", policies.writer_policy), ("reader", policies.reader_policy)):
+    generators = {"writer": policies.writer_policy,
+                  "reader": lambda key, table: policies.reader_policy(key, table, fleet_mac_key_arn=FLEET_KEY)}
+    for stage, generate in generators.items():
         title = stage.capitalize()
         policy = base["Resources"][f"{title}Policy"]
         deployed = resolve(policy["Properties"]["PolicyDocument"])
@@ -86,6 +90,66 @@ def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_prot
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["DeletionProtectionEnabled"] is True
         assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_reader_only(base):
+    key = base["Resources"]["FleetMacKey"]
+    props = key["Properties"]
+
+    assert (props["KeySpec"], props["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    assert "EnableKeyRotation" not in props  # KMS has no automatic rotation for HMAC keys
+    assert resolve(props["KeyPolicy"]) == policies.fleet_key_policy(ADMIN, ROLES["ReaderRole"])
+    assert [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]] == [
+        {"Ref": "KeyAdminArn"}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}]
+    assert base["Resources"]["FleetMacKeyAlias"]["Properties"] == {
+        "AliasName": {"Fn::Sub": "alias/pii-vault-${Environment}-fleet"}, "TargetKeyId": {"Ref": "FleetMacKey"}}
+    # The rotation skip is this key's alone: the data key rotates and is checked.
+    skipped = {s["id"]: s["comment"] for s in key["Metadata"]["checkov"]["skip"]}
+    assert set(skipped) == {"CKV_AWS_7"} and "HMAC" in skipped["CKV_AWS_7"]
+    assert "Metadata" not in base["Resources"]["Key"]
+
+
+def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_deliberately_without_backups(base):
+    from chalicelib.store import fleet_table
+
+    table = base["Resources"]["FleetKeyTable"]
+    props = table["Properties"]
+    expected = fleet_table.table_definition("x")
+
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert (props["KeySchema"], props["AttributeDefinitions"]) == (expected["KeySchema"],
+                                                                   expected["AttributeDefinitions"])
+    assert props["TimeToLiveSpecification"] == {"AttributeName": fleet_table.TTL, "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
+    assert "DeletionProtectionEnabled" not in props
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Delete", "Delete")
+    assert resolve(props["TableName"]) == "pii-vault-dev-fleet-keys"
+    skipped = {s["id"]: s["comment"] for s in table["Metadata"]["checkov"]["skip"]}
+    assert "expiring" in skipped["CKV_AWS_28"]
+    # The other tables keep their backups: the PITR skip is the fleet table's alone.
+    for name in ("PiiTable", "IdempotencyTable"):
+        assert "CKV_AWS_28" not in {s["id"] for s in base["Resources"][name]["Metadata"]["checkov"]["skip"]}
+
+
+def test_given_the_base_template_then_only_the_reader_role_policy_names_the_fleet_key_and_table(base):
+    def names(value: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(value, dict):
+            if "Fn::GetAtt" in value:
+                found.add(value["Fn::GetAtt"][0])
+            for v in value.values():
+                found |= names(v)
+        elif isinstance(value, list):
+            for v in value:
+                found |= names(v)
+        return found
+
+    fleet = {"FleetMacKey", "FleetKeyTable"}
+    # The writer's policy, the data key's policy and everything else: no GetAtt of either.
+    assert {n for n, r in base["Resources"].items() if fleet & names(r)} == {"ReaderPolicy"}
+    assert names(base["Resources"]["ReaderPolicy"]) >= fleet
+    assert base["Outputs"]["FleetMacKeyArn"]["Value"] == {"Fn::GetAtt": ["FleetMacKey", "Arn"]}
+    assert base["Outputs"]["FleetTableName"]["Value"] == {"Ref": "FleetKeyTable"}
 
 
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
@@ -154,6 +218,27 @@ def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage):
     assert "plaintext" in skipped["CKV_AWS_120"]
 
 
+def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_mac_key_arn():
+    reader = stacks.stage_merge_template("reader")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    writer = stacks.stage_merge_template("writer")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+
+    assert reader["PII_VAULT_FLEET_TABLE"] == {"Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetTableName"}}
+    # The key ARN export (an alias could be re-pointed), as for the data key.
+    assert reader["PII_VAULT_FLEET_MAC_KEY_ID"] == {
+        "Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetMacKeyArn"}}
+    assert not {k for k in writer if "FLEET" in k}
+
+
+@pytest.mark.parametrize("stage", stacks.STAGES)
+def test_given_a_stage_merge_template_then_its_key_cache_settings_are_those_of_the_chalice_config(stage):
+    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    expected = {k: v for k, v in config["stages"][stage]["environment_variables"].items() if "KEY_CACHE" in k}
+    variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+
+    assert expected and {k: v for k, v in variables.items() if "KEY_CACHE" in k} == expected
+    assert all(f"PII_VAULT_{stage.upper()}_KEY_CACHE_" in k for k in expected)
+
+
 def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only():
     fields = set(stacks.ACCESS_LOG_FORMAT.values())
 
@@ -195,12 +280,72 @@ def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_coun
         assert bool(counted) == (name == metric), (name, events)
 
 
+class _ForgedFleetTable:
+    """A fleet key table somebody other than the reader wrote: entries the reader must refuse."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+
+    def get(self, entry_id: bytes) -> dict[str, Any] | None:
+        return self.entry
+
+    def put(self, entry_id: bytes, entry: dict[str, Any]) -> None:
+        pass
+
+
+class _Kms:
+    def unwrap(self, wrapped: bytes, context: Any) -> bytes:
+        return b"k" * 32
+
+    def mac(self, message: bytes) -> bytes:
+        return b"m" * 32
+
+
+@pytest.mark.parametrize("entry", [
+    {"epoch": "1", "expires_at": "2000", "sealed": b"\0" * 60},  # forged: fails authentication
+    {"epoch": "999", "expires_at": "2000", "sealed": b"\0" * 60},  # impossible epoch
+    {"epoch": "x"},  # malformed
+], ids=["unauthentic", "impossible", "malformed"])
+def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(caplog, entry):
+    from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+
+    fleet = FleetKeyTable(_Kms(), _ForgedFleetTable(entry), FleetSealingKeys(_Kms()), lifetime_seconds=1000,
+                          epoch_seconds=1000, clock=lambda: 1500.0)
+    with caplog.at_level(logging.INFO):
+        assert fleet.unwrap(b"wrapped", {"app": "pii-vault", "scope": "pool"}) == b"k" * 32
+    events = [lambda_json_line(r) for r in caplog.records if r.levelno >= logging.ERROR]
+
+    assert len(events) == 1
+    assert filter_matches(stacks.fleet_integrity_filter_pattern(), events[0])
+    assert not any(filter_matches(stacks.error_filter_pattern(code), events[0]) for code in stacks.ERROR_CODES.values())
+
+
+def test_given_the_fleet_integrity_filter_then_warnings_and_request_failures_do_not_match():
+    pattern = stacks.fleet_integrity_filter_pattern()
+
+    assert not filter_matches(pattern, {"level": "WARNING", "message": "fleet key table read failed (X); asking KMS"})
+    assert not filter_matches(pattern, {"level": "ERROR", "message": "request failed: integrity_error"})
+
+
+def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity_lines(base):
+    resources = base["Resources"]
+    metric_filter = resources["ReaderFleetIntegrityErrorsFilter"]["Properties"]
+    alarm = resources["ReaderFleetIntegrityErrorsAlarm"]["Properties"]
+
+    assert metric_filter["LogGroupName"] == {"Ref": "ReaderLogGroup"}
+    assert metric_filter["FilterPattern"] == stacks.fleet_integrity_filter_pattern()
+    assert metric_filter["MetricTransformations"][0]["MetricName"] == alarm["MetricName"] == "ReaderFleetIntegrityErrors"
+    assert (alarm["Threshold"], alarm["Period"]) == (1, 60)
+    assert not [n for n in resources if "Fleet" in n and "Alarm" in n and not n.startswith("Reader")]
+
+
 def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operations_view():
     body = json.loads(re.sub(r"\$\{[^}]+\}", "x", stacks.dashboard_body()))
     titles = " | ".join(w["properties"]["title"] for w in body["widgets"])
 
     for words in ("requests and errors", "latency p50", "integrity", "throttles", "KMS calls", "hit rate"):
         assert words in titles
+    assert "ReaderFleetIntegrityErrors" in json.dumps(body)
 
 
 def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its_template(base):
