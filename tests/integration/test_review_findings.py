@@ -1,0 +1,74 @@
+"""Adversarial review of format v2, the fleet key table, the resumable secret DELETE,
+the caller allow-list and the idempotency rules: one test per finding.
+
+Findings whose fix is small are fixed and their test passes; the others are marked
+``xfail(strict=True)`` with the reason, so a fix turns them into failures to un-mark.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import pytest
+from chalice.test import Client
+
+from chalicelib.store import layout
+from tests.integration.conftest import Stack, body_of, send
+from tests.integration.test_api import PERSON, create
+from tests.integration.test_fleet import Fleet, _write_people, fleet  # noqa: F401 - fixture
+from tests.policy_eval import ALLOW, evaluate, kms_context
+from tests.plaintext_guard import register
+from tools import policies
+
+SECRET_VALUE = "whsec_review_c2VjcmV0"
+register({}, (SECRET_VALUE,))
+
+# -- 1. the shipped policies refuse the default (pool) data keys -------------------------
+
+ACCOUNT = "111122223333"
+KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
+TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault"
+WRITER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler"
+READER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
+POOL = kms_context({"app": "pii-vault", "scope": "pool"})
+
+
+@pytest.mark.xfail(strict=True, reason="IAM and key policies allow only {app, customer_id}: pool scope (default) is denied")
+def test_given_the_default_pool_scope_then_the_shipped_policies_let_the_writer_encrypt_and_the_reader_decrypt() -> None:
+    key_policy = policies.key_policy(f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin", WRITER_ROLE, READER_ROLE)
+    assert evaluate(policies.writer_policy(KEY, TABLE), "kms:Encrypt", KEY, POOL) == ALLOW
+    assert evaluate(policies.reader_policy(KEY, TABLE), "kms:Decrypt", KEY, POOL) == ALLOW
+    assert evaluate(key_policy, "kms:Encrypt", KEY, POOL, principal=WRITER_ROLE) == ALLOW
+    assert evaluate(key_policy, "kms:Decrypt", KEY, POOL, principal=READER_ROLE) == ALLOW
+
+
+@pytest.mark.xfail(strict=True, reason="reader policy grants neither GenerateMac nor the fleet table (SECURITY says it does)")
+def test_given_the_reader_policy_then_it_may_use_the_fleet_key_table_as_security_md_says() -> None:
+    reader = policies.reader_policy(KEY, TABLE)
+    mac_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+    fleet_table = f"{TABLE}-fleet-keys"
+    granted = {
+        action for action, resource in (
+            ("kms:GenerateMac", mac_key), ("dynamodb:GetItem", fleet_table), ("dynamodb:PutItem", fleet_table)
+        ) if evaluate(reader, action, resource, {}) == ALLOW
+    }
+    assert granted == {"kms:GenerateMac", "dynamodb:GetItem", "dynamodb:PutItem"}
+
+
+# -- 2. a fleet table entry too short for a nonce is a 500, not "ask KMS" ----------------
+
+def test_given_a_fleet_entry_too_short_for_a_nonce_then_the_reader_asks_kms_instead_of_answering_500(
+    fleet: Fleet,  # noqa: F811 - fixture
+) -> None:
+    [(customer, person_id)] = _write_people(fleet, 1)
+    with Client(fleet.app("reader")) as reader:
+        assert send(reader, "GET", f"/customers/{customer}/people/{person_id}").status_code == 200
+    [entry] = fleet.fleet_items()
+    now = int(time.time())
+    entry["sealed"] = {"B": b"\x00" * 5}  # a table writer's edit: epoch and expiry stay plausible
+    entry["expires_at"] = {"N": str(now + 60)}
+    fleet.dynamodb.put_item(TableName=fleet.resources["fleet_table_name"], Item=entry)
+    with Client(fleet.app("reader")) as reader:  # a new container: nothing cached in memory
+        answer = send(reader, "GET", f"/customers/{customer}/people/{person_id}")
+    assert (answer.status_code, body_of(answer)["data"]) == (200, PERSON)
