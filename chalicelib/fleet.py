@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.crypto import DATA_KEY_BYTES, NONCE_BYTES, KeyUnwrapper
+from chalicelib.crypto import DATA_KEY_BYTES, NONCE_BYTES, TAG_BYTES, KeyUnwrapper
 from chalicelib.errors import PiiVaultError
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,9 @@ class FleetKeyTable:
             epoch, expires_at, sealed = int(entry["epoch"]), int(entry["expires_at"]), bytes(entry["sealed"])
         except (KeyError, TypeError, ValueError, AttributeError):
             logger.error("fleet key table entry is malformed: integrity_error; asking KMS")
+            return None
+        if len(sealed) < NONCE_BYTES + TAG_BYTES:  # AES-GCM raises ValueError, not InvalidTag, on a short nonce
+            logger.error("fleet key table entry is truncated: integrity_error; asking KMS")
             return None
         if expires_at <= now:
             return None

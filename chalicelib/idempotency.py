@@ -14,12 +14,14 @@ it) and a per-container secret would break replays across containers (SECURITY.m
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any, Callable
 
 from chalicelib.errors import (
     IdempotencyKeyReusedError,
+    IntegrityError,
     RequestInProgressError,
     ServiceUnavailableError,
     ValidationError,
@@ -99,7 +101,11 @@ class IdempotentWrites:
             return done[0]
 
         try:
-            return self._run(request=request, write=write_once)
+            answer = self._run(request=request, write=write_once)
+        except json.JSONDecodeError:
+            if done:
+                raise
+            raise IntegrityError("a stored idempotent answer is malformed") from None
         except IdempotencyValidationError:
             raise IdempotencyKeyReusedError(
                 f"{HEADER} was already used with a different request body", field=HEADER
@@ -116,11 +122,15 @@ class IdempotentWrites:
                 logger.warning("idempotency record not saved after a successful write: %s", type(exc).__name__)
                 return done[0]
             raise ServiceUnavailableError("the idempotency store is unavailable; retry later") from exc
+        if not isinstance(answer, dict):
+            raise IntegrityError("a stored idempotent answer is malformed")
+        return answer
 
 
 def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return write()
 
 
-def _mark_replayed(response: dict[str, Any], _record: Any) -> dict[str, Any]:
-    return {**response, "replayed": True}
+def _mark_replayed(response: Any, _record: Any) -> Any:
+    """The stored answer marked as a replay (one that is not an object is left for ``run`` to refuse)."""
+    return {**response, "replayed": True} if isinstance(response, dict) else response

@@ -10,6 +10,7 @@ from chalicelib.api import contract, views
 from chalicelib.api.contract import PEOPLE, PERSON, SECRET
 from chalicelib.api.http import empty_response, etag, guarded, if_match, json_response, parse_json_body
 from chalicelib.audit import Actor
+from chalicelib.errors import IntegrityError
 from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.service import WriteResult, WriterService
 
@@ -58,8 +59,12 @@ def writer_blueprint(
         # Keys are per caller: another principal reusing a key neither replays nor blocks.
         scope = f"{actor().principal}\n{scope}"
         stored = idempotency().run(scope, key, request.raw_body or b"", recorded, bp.lambda_context)
+        status, stored_body, stored_headers = stored.get("status"), stored.get("body"), stored.get("headers")
+        if (status != 201 or not isinstance(stored_body, dict) or not isinstance(stored_headers, dict)
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())):
+            raise IntegrityError("a stored idempotent answer is malformed")  # edited in its table
         replayed = {"Idempotent-Replayed": "true"} if stored.get("replayed") else {}
-        return json_response(stored["status"], stored["body"], {**stored["headers"], **replayed})
+        return json_response(status, stored_body, {**stored_headers, **replayed})
 
     def body(path: str, method: str) -> object:
         op = contract.operation(path, method)

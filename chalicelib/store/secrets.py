@@ -117,22 +117,29 @@ class DynamoDbSecrets(OnTable):
         upto = min(latest, purged + max_versions)
         keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(purged + 1, upto + 1)]
         self._table.batch_delete(keys)
-        if upto < latest:
+        try:
+            if upto < latest:
+                self._table.call(
+                    "update_item",
+                    Key=head,
+                    UpdateExpression="SET #purged = :upto",
+                    ConditionExpression="#deleting = :true",
+                    ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED},
+                    ExpressionAttributeValues={":true": {"BOOL": True}, ":upto": {"N": str(upto)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return DeleteProgress(remaining=latest - upto)
             self._table.call(
-                "update_item",
+                "delete_item",
                 Key=head,
-                UpdateExpression="SET #purged = :upto",
-                ConditionExpression="#deleting = :true",
-                ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED},
-                ExpressionAttributeValues={":true": {"BOOL": True}, ":upto": {"N": str(upto)}},
+                ConditionExpression=f"{layout.LATEST} = :latest",
+                ExpressionAttributeValues={":latest": {"N": str(latest)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return DeleteProgress(remaining=latest - upto)
-        self._table.call(
-            "delete_item",
-            Key=head,
-            ConditionExpression=f"{layout.LATEST} = :latest",
-            ExpressionAttributeValues={":latest": {"N": str(latest)}},
-        )
+        except ClientError as exc:
+            # A concurrent DELETE moved the head on (call again), or removed it (done; a head
+            # that is not being deleted belongs to a secret re-created since).
+            return DeleteProgress(remaining=1 if layout.secret_head_of(exc.response.get("Item")).deleting else 0)
         return DeleteProgress(remaining=0)
 
     def _head(self, customer_id: str, secret_id: str) -> SecretHead | None:
