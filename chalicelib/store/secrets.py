@@ -89,46 +89,49 @@ class DynamoDbSecrets(OnTable):
             raise SecretVersionConflict(expected) from None  # TransactionConflict: a concurrent writer won
 
     def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
-        """Mark the secret deleted, remove up to ``max_versions`` versions, oldest first.
+        """Mark the secret deleted, remove up to ``max_versions`` versions, newest first.
 
         The mark comes first, so the secret reads as gone at once and no version can be
-        added until the last one is removed; the head goes with the last batch. Bumping
-        the head's counter is how a writer that cannot read learns it (the number it
-        burns is never used). Each call does bounded work, so a secret with thousands
-        of large versions is removed over several requests, never by one that times out.
+        added until the last one is removed. The head's counter is the only progress
+        pointer: each call bumps it (how a writer that cannot read learns it; the number
+        it burns has no item), deletes the top ``max_versions`` numbers, and only then
+        lowers the counter below them. A call that fails midway has lowered nothing, so
+        the next one deletes the same numbers again (deleting a missing item is a no-op)
+        and no version is ever skipped. The head goes once nothing is left under it.
+        Each call does bounded work, so a secret with thousands of large versions is
+        removed over several requests, never by one that times out.
         """
         head = layout.item_key(customer_id, layout.secret_head_key(secret_id))
         try:
             response = self._table.call(
                 "update_item",
                 Key=head,
-                # Both counters move, so UPDATED_NEW returns both (it omits unchanged attributes):
-                # `purged` comes back one above the versions already removed.
-                UpdateExpression="SET #deleting = :true ADD #latest :one, #purged :one",
+                UpdateExpression="SET #deleting = :true ADD #latest :one",
                 ConditionExpression=f"attribute_exists({layout.PK})",
-                ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED, "#latest": layout.LATEST},
+                ExpressionAttributeNames={"#deleting": layout.DELETING, "#latest": layout.LATEST},
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":one": {"N": "1"}},
                 ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
             raise NotFoundError("secret not found") from exc
-        attributes = response["Attributes"]
-        latest, purged = int(attributes[layout.LATEST]["N"]), int(attributes[layout.PURGED]["N"]) - 1
-        upto = min(latest, purged + max_versions)
-        keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(purged + 1, upto + 1)]
+        latest = int(response["Attributes"][layout.LATEST]["N"])
+        below = max(0, latest - max_versions)
+        keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(latest, below, -1)]
         self._table.batch_delete(keys)
         try:
-            if upto < latest:
+            if below > 0:
                 self._table.call(
                     "update_item",
                     Key=head,
-                    UpdateExpression="SET #purged = :upto",
-                    ConditionExpression="#deleting = :true",
-                    ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED},
-                    ExpressionAttributeValues={":true": {"BOOL": True}, ":upto": {"N": str(upto)}},
+                    UpdateExpression="SET #latest = :below",
+                    ConditionExpression="#deleting = :true AND #latest = :latest",
+                    ExpressionAttributeNames={"#deleting": layout.DELETING, "#latest": layout.LATEST},
+                    ExpressionAttributeValues={
+                        ":true": {"BOOL": True}, ":below": {"N": str(below)}, ":latest": {"N": str(latest)}
+                    },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-                return DeleteProgress(remaining=latest - upto)
+                return DeleteProgress(remaining=below)
             self._table.call(
                 "delete_item",
                 Key=head,
