@@ -29,7 +29,8 @@ check: .venv .venv-checkov
 	tools/checks.sh
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
-# Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png.
+# Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png, docs/workload.json
+# (the workload model adds about a minute; skip it with BENCH_ARGS=--skip-workload).
 # Quicker: make bench BENCH_ARGS="--records 200 --kms-latency-ms 5"
 BENCH_ARGS ?=
 bench: .venv

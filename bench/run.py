@@ -1,6 +1,6 @@
 """Side-by-side benchmark: KMS calls, throughput, latency, storage and cost of field encryption.
 
-    python -m bench.run [--records 1000] [--kms-latency-ms 10] [--out docs] [--skip-cold-start]
+    python -m bench.run [--records 1000] [--kms-latency-ms 10] [--out docs] [--skip-cold-start] [--skip-workload]
 
 One process, moto's ``mock_aws`` for KMS and DynamoDB, a simulated KMS round trip
 added to every KMS call through a botocore ``before-call.kms.*`` hook. Every approach
@@ -18,8 +18,12 @@ fields each, and every read is checked against what was written. Approaches:
 
 Then, per stage: the import time of ``app.py`` (``python -X importtime``), with and
 without cached bytecode, and the size of the deployment zip from ``chalice package``.
+Then the workload model (bench/workload.py: KMS calls per record under many tenants, warm
+containers and long histories, for the design before issue 14 and the pool/fleet designs;
+about a minute of CPU, run in worker processes).
 Prints Markdown tables (with dollars at the list prices of bench/prices.py) and writes
-``docs/benchmark.json``, ``docs/benchmark-coldstart.json`` and ``docs/benchmark.png``.
+``docs/benchmark.json``, ``docs/benchmark-coldstart.json``, ``docs/benchmark.png`` and
+``docs/workload.json``.
 Numbers, not assertions: nothing here fails on a slow run.
 
 Modules: tools/sample.py (the records), aws (sandbox, meters, item sizes), approaches and
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -43,6 +48,7 @@ from bench.measure import run_approach
 from bench.piivault import APPROACHES
 from bench.report import cold_start_table, cost_note, ratios, results_table, secrets_line
 from bench.stages import ROOT
+from bench.workload import report_workload
 from tools.sample import people
 
 
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmark.json/.png go")
     parser.add_argument("--approaches", default="", help="comma-separated subset of approach names")
     parser.add_argument("--skip-cold-start", action="store_true", help="no import timing, no chalice package")
+    parser.add_argument("--skip-workload", action="store_true", help="no workload model table (bench/workload.py)")
     args = parser.parse_args(argv)
     if args.records < 1 or args.kms_latency_ms < 0:
         parser.error("--records must be >= 1 and --kms-latency-ms >= 0")
@@ -94,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             if "package_error" in row:
                 print(f"\n{row['stage']}: {row['package_error']}")
         (args.out / "benchmark-coldstart.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if not args.skip_workload:
+        print("\n## Workload model: KMS calls per record (simulated; python -m bench.workload)\n")
+        print(report_workload(args.out, progress=sys.stderr, jobs=os.cpu_count() or 1))
     print(f"\nwrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.png'}"
           f"{'' if args.skip_cold_start else ' and ' + str(args.out / 'benchmark-coldstart.json')}"
+          f"{'' if args.skip_workload else ' and ' + str(args.out / 'workload.json')}"
           f" in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -26,7 +26,9 @@ REQUIRED_KEYS = {
 def test_given_a_tiny_run_then_every_approach_round_trips_and_the_outputs_are_written(
     aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["--records", "5", "--kms-latency-ms", "0", "--out", str(tmp_path), "--skip-cold-start"]) == 0
+    assert bench.main(["--records", "5", "--kms-latency-ms", "0", "--out", str(tmp_path), "--skip-cold-start",
+                       "--skip-workload"]) == 0
+    assert not (tmp_path / "workload.json").exists()
 
     results = json.loads((tmp_path / "benchmark.json").read_text())
     by = {row["approach"]: row for row in results}
