@@ -18,7 +18,7 @@ fields each, and every read is checked against what was written. Approaches:
 
 Then, per stage: the import time of ``app.py`` (``python -X importtime``), with and
 without cached bytecode, and the size of the deployment zip from ``chalice package``.
-Then the workload model (bench/workload.py: KMS calls per record under many tenants, warm
+Then the workload model (bench/workload/: KMS calls per record under many tenants, warm
 containers and long histories, for the design before issue 14 and the pool/fleet designs;
 about a minute of CPU, run in worker processes).
 Prints Markdown tables (with dollars at the list prices of bench/prices.py) and writes
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmark.json/.png go")
     parser.add_argument("--approaches", default="", help="comma-separated subset of approach names")
     parser.add_argument("--skip-cold-start", action="store_true", help="no import timing, no chalice package")
-    parser.add_argument("--skip-workload", action="store_true", help="no workload model table (bench/workload.py)")
+    parser.add_argument("--skip-workload", action="store_true", help="no workload model table (bench/workload/)")
     args = parser.parse_args(argv)
     if args.records < 1 or args.kms_latency_ms < 0:
         parser.error("--records must be >= 1 and --kms-latency-ms >= 0")

@@ -1,4 +1,4 @@
-"""Workload model (bench/workload.py): KMS call counting on tiny scenarios through the production caches."""
+"""Workload model (bench/workload/): KMS call counting on tiny scenarios through the production caches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bench.workload import (
     Scenario,
     Simulation,
     TodayDesign,
-    _zipf_cumulative,
+    zipf_cumulative,
     tenant_name,
 )
 from chalicelib import config
@@ -76,7 +76,7 @@ def test_given_a_seed_when_simulated_twice_then_the_counts_are_identical_and_ano
 def test_given_a_history_stream_when_records_are_looked_up_then_keys_follow_the_writer_cache_and_survive_eviction() -> None:
     scenario = replace(TINY, tenants=1, writers=1, write_rate=10, churn_mean_s=None, history_s=600)
     design = TodayDesign(Production(writer_key_cache_max_records=10))
-    history = History(scenario, design, _zipf_cumulative(1), [tenant_name(0)])
+    history = History(scenario, design, zipf_cumulative(1), [tenant_name(0)])
     near = [history.record(0, 0, -300.0 + k * 1e-6).wrapped_key.blob for k in range(3)]
     spread = {history.record(0, 0, -600.0 + k * 10.0).wrapped_key.blob for k in range(60)}
     assert near[0] == near[1] == near[2]  # same run: one key for ~10 records (about 1 s)

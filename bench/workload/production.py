@@ -1,0 +1,140 @@
+"""The production adapter: the one place that builds and calls production key objects (re-point it after refactors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from bench.workload.fakes import FakeFleetTable, FakeKmsClient, SimClock
+from chalicelib.config import Settings
+from chalicelib.crypto import (
+    KIND_POOL,
+    DataKeySource,
+    Envelope,
+    KeyUnwrapper,
+    Opener,
+    RecordRef,
+    SealedFields,
+    Sealer,
+    encryption_context,
+)
+from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+from chalicelib.keys import (
+    DEFAULT_MAX_CONTEXTS,
+    CachingDataKeys,
+    CachingUnwrapper,
+    FreshDataKeys,
+    KmsDecryptor,
+    KmsEncryptor,
+    KmsMacKey,
+)
+
+FIELD = "name"
+PLAINTEXT = b"x"
+# The fleet key table reads wall-clock time (positive, epochs of one day): it sees the simulated
+# clock plus this base, a whole number of days, so simulated time 0 starts a fleet epoch.
+FLEET_CLOCK_BASE_S = 20_000 * 86_400
+
+
+class Production:
+    """The one place that builds and calls production objects (re-point it after refactors).
+
+    Built as ``chalicelib/api/__init__.py`` builds them, at the bounds of ``Settings``
+    (config defaults unless overridden), with the simulated clock and counting fakes injected.
+    A design pins the settings that define it (``Design.pins``); explicit overrides given
+    here win over the pins (tests turn caches off or shrink bounds that way).
+    """
+
+    def __init__(self, **bounds: Any) -> None:
+        """``bounds``: ``Settings`` fields to override (e.g. ``writer_key_cache_seconds=0``)."""
+        self.overrides: dict[str, Any] = dict(bounds)
+        self.writer_settings = replace(Settings(role="writer"), **self.overrides)
+        self.reader_settings = replace(Settings(role="reader"), **self.overrides)
+
+    def pinned(self, **pins: Any) -> Production:
+        """These settings, with ``pins`` under the explicit overrides."""
+        return Production(**{**pins, **self.overrides})
+
+    def sealer(self, kms: FakeKmsClient, clock: SimClock, random_bytes: Callable[[int], bytes]) -> Sealer:
+        """As ``keys.writer_data_keys`` (which takes no clock or random source): cached unless a bound is 0."""
+        settings = self.writer_settings
+        data_keys: DataKeySource = FreshDataKeys(KmsEncryptor(kms, settings.kms_key_id), random_bytes)
+        if settings.writer_key_cache_max_records > 0 and settings.writer_key_cache_seconds > 0:
+            data_keys = CachingDataKeys(
+                data_keys,
+                max_records=settings.writer_key_cache_max_records,
+                max_age_seconds=settings.writer_key_cache_seconds,
+                clock=clock,
+            )
+        return Sealer(data_keys, settings.app_name, scope=settings.key_scope)
+
+    def fleet_enabled(self) -> bool:
+        """As the reader stage decides: a fleet MAC key and a non-zero entry lifetime."""
+        return bool(self.reader_settings.fleet_mac_key_id and self.reader_settings.fleet_key_lifetime_seconds)
+
+    def fleet_key_table(
+        self, kms: Any, clock: Callable[[], float], table: FakeFleetTable, random_bytes: Callable[[int], bytes]
+    ) -> FleetKeyTable:
+        """The reader's ``FleetKeyTable`` over KMS Decrypt, its sealing keys derived by GenerateMac."""
+        settings = self.reader_settings
+        sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
+        return FleetKeyTable(
+            KmsDecryptor(kms, settings.kms_key_id), table, sealing,
+            lifetime_seconds=settings.fleet_key_lifetime_seconds,
+            clock=lambda: clock() + FLEET_CLOCK_BASE_S, random_bytes=random_bytes,
+        )
+
+    def opener(self, kms: FakeKmsClient, clock: SimClock, fleet: Fleet | None = None) -> Opener:
+        """As ``keys.reader_unwrapper`` (which takes no clock): cached unless a bound is 0; in
+        front of the shared fleet key table when the settings turn it on and ``fleet`` is given."""
+        settings = self.reader_settings
+        unwrapper: KeyUnwrapper = KmsDecryptor(kms, settings.kms_key_id)
+        if fleet is not None and self.fleet_enabled():
+            unwrapper = self.fleet_key_table(kms, clock, fleet.table, fleet.nonces)
+        if settings.reader_key_cache_max_entries > 0 and settings.reader_key_cache_seconds > 0:
+            unwrapper = CachingUnwrapper(
+                unwrapper,
+                max_entries=settings.reader_key_cache_max_entries,
+                max_age_seconds=settings.reader_key_cache_seconds,
+                clock=clock,
+            )
+        return Opener(unwrapper, settings.app_name)
+
+    @staticmethod
+    def envelope(sealer: Sealer, tenant: str) -> Envelope:
+        """What the writer does per record to get its data key (cache or one Encrypt)."""
+        return sealer.envelope(tenant)
+
+    @staticmethod
+    def seal(envelope: Envelope, tenant: str, record_id: str) -> SealedFields:
+        return envelope.seal(RecordRef(tenant, "person", record_id), {FIELD: PLAINTEXT})
+
+    @staticmethod
+    def open(opener: Opener, tenant: str, record_id: str, sealed: SealedFields) -> bytes:
+        ref = RecordRef(tenant, "person", record_id)
+        return opener.for_request().open(ref, sealed.blobs, sealed.slots(), (FIELD,))[FIELD]
+
+    def writer_key_age_s(self) -> float:
+        return float(self.writer_settings.writer_key_cache_seconds)
+
+    def writer_max_contexts(self) -> int:
+        return DEFAULT_MAX_CONTEXTS
+
+    def writer_max_records(self) -> int:
+        return self.writer_settings.writer_key_cache_max_records
+
+    def fleet_lifetime_s(self) -> float:
+        return float(self.reader_settings.fleet_key_lifetime_seconds)
+
+    def pool_context(self) -> dict[str, str]:
+        """The KMS encryption context of pool data keys (no tenant in it)."""
+        return encryption_context(self.reader_settings.app_name, "", KIND_POOL)
+
+
+@dataclass
+class Fleet:
+    """What reader containers of one simulation share: the fleet key table (and its nonce source)."""
+
+    table: FakeFleetTable
+    nonces: Callable[[int], bytes]
+

@@ -1,0 +1,69 @@
+"""Scenarios (one load to simulate), results, and the tenants' Zipf popularity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import accumulate
+
+ZIPF_S = 1.1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    tenants: int
+    writers: int
+    readers: int
+    write_rate: float
+    read_rate: float
+    history_s: float
+    locality: str  # "uniform" | "recent"
+    recent_mean_s: float = 600.0
+    churn_mean_s: float | None = 3600.0
+    arrivals: str = "poisson"  # "poisson" | "fixed"
+    warmup_s: float = 1800.0
+    read_warmup_s: float = 600.0
+    measure_s: float = 600.0
+    seed: int = 14
+
+
+@dataclass
+class Result:
+    scenario: str
+    design: str
+    locality: str
+    writes: int
+    reads: int
+    encrypt_calls: int
+    decrypt_calls: int
+    history_reads: int
+    history_streams: int
+    history_writes_fed: int
+    seconds: float
+    mac_calls: int = 0  # kms:GenerateMac (fleet sealing keys), counted as read calls
+    fleet_gets: int = 0  # fleet key table GetItem
+    fleet_puts: int = 0  # fleet key table PutItem
+    fleet_entries_at_start: int = 0  # entries the warm-up left in the fleet table at time 0
+
+    @property
+    def write_calls_per_record(self) -> float:
+        """KMS calls (Encrypt) per record written."""
+        return self.encrypt_calls / self.writes if self.writes else 0.0
+
+    @property
+    def read_calls_per_record(self) -> float:
+        """KMS calls (Decrypt + GenerateMac) per record read."""
+        return (self.decrypt_calls + self.mac_calls) / self.reads if self.reads else 0.0
+
+    def per_read(self, count: int) -> float:
+        return count / self.reads if self.reads else 0.0
+
+
+def zipf_cumulative(tenants: int) -> list[float]:
+    return list(accumulate(k ** -ZIPF_S for k in range(1, tenants + 1)))
+
+
+def tenant_name(rank: int) -> str:
+    return f"t{rank:05d}"
+
+
