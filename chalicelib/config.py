@@ -20,7 +20,7 @@ ROLES = ("writer", "reader")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
-# Data key cache bounds (see chalicelib/keycache.py for the trade-off). Zero disables.
+# Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
 DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
 DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
 DEFAULT_READER_KEY_CACHE_SECONDS = 300

@@ -1,7 +1,8 @@
 """Field-level envelope encryption, format v1.
 
-One random 256-bit data key per write, wrapped once by a ``KeyWrapper`` (KMS in
-production); every sensitive field sealed locally with AES-256-GCM. The AAD binds
+A random 256-bit data key per write from a ``DataKeySource`` (wrapped by KMS in
+production, possibly reused within a cache's bounds); every sensitive field sealed
+locally with AES-256-GCM. The AAD binds
 each ciphertext to its tenant, record type, record id, field name and key slot, so
 a ciphertext moved anywhere else fails authentication.
 
@@ -14,7 +15,7 @@ AAD (v1)::
     0x01 | lp("pii-vault") | lp(customer_id) | lp(record_type) | lp(record_id)
          | lp(field) | lp(slot)          where lp(s) = uint16_be(len(utf8(s))) | utf8(s)
 
-This module knows nothing about DynamoDB, HTTP or KMS: key wrapping is injected.
+This module knows nothing about DynamoDB, HTTP or KMS: data keys and unwrapping are injected.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,7 +58,7 @@ class WrappedKey:
 
 
 class DataKeySource(Protocol):
-    """Hands the writer a data key and its wrapped form (e.g. a bounded reuse cache)."""
+    """Hands the writer a data key and its wrapped form: fresh, or reused by a cache."""
 
     def data_key(self, context: Mapping[str, str]) -> tuple[bytes, "WrappedKey"]: ...
 
@@ -98,14 +99,19 @@ def encryption_context(app_name: str, customer_id: str) -> dict[str, str]:
     return {"app": app_name, "customer_id": customer_id}
 
 
-def seal_field(
-    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, *, nonce: bytes | None = None
+def seal_field(data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes) -> bytes:
+    """Encrypt one field value under a fresh random nonce."""
+    return _seal_field_with_nonce(data_key, ref, field, slot, plaintext, os.urandom(NONCE_BYTES))
+
+
+def _seal_field_with_nonce(
+    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, nonce: bytes
 ) -> bytes:
-    """Encrypt one field value. ``nonce`` is for known-answer tests only."""
+    """``seal_field`` with a given nonce: production passes ``os.urandom``, the
+    known-answer vectors (tests/unit/test_vectors.py) their recorded nonce."""
     slot_raw = slot.encode("ascii")
     if not 0 < len(slot_raw) <= _MAX_SLOT_BYTES:
         raise ValueError("slot name must be 1-64 ASCII characters")
-    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
     ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, field_aad(ref, field, slot))
     return bytes([FORMAT_VERSION, len(slot_raw)]) + slot_raw + nonce + ciphertext
 
@@ -137,31 +143,19 @@ def open_field(data_key: bytes, ref: RecordRef, field: str, blob: bytes) -> byte
 
 
 class Sealer:
-    """Writer-side envelope: one data key and one KMS call per write, any number of fields."""
+    """Writer-side envelope: one data key per write from ``data_keys``, any number of fields.
 
-    def __init__(
-        self,
-        wrapper: KeyWrapper,
-        app_name: str,
-        random_bytes: Callable[[int], bytes] = os.urandom,
-        *,
-        data_keys: DataKeySource | None = None,
-    ) -> None:
-        """``data_keys`` (e.g. ``keycache.WriterKeyCache``) replaces one fresh key per write."""
-        self._wrapper = wrapper
-        self._app_name = app_name
-        self._random = random_bytes
+    ``data_keys`` is the write's only way to a key: a fresh key wrapped once per write
+    (``keys.FreshDataKeys``) or one reused within bounds (``keys.CachingDataKeys``).
+    """
+
+    def __init__(self, data_keys: DataKeySource, app_name: str) -> None:
         self._data_keys = data_keys
+        self._app_name = app_name
 
     def envelope(self, customer_id: str) -> "Envelope":
-        """A data key for this tenant: fresh and wrapped once (the write's single KMS call),
-        or reused within the bounds of ``data_keys``."""
-        context = encryption_context(self._app_name, customer_id)
-        if self._data_keys is not None:
-            data_key, wrapped = self._data_keys.data_key(context)
-        else:
-            data_key = self._random(DATA_KEY_BYTES)
-            wrapped = self._wrapper.wrap(data_key, context)
+        """A data key for this tenant and its wrapped form (at most one KMS call)."""
+        data_key, wrapped = self._data_keys.data_key(encryption_context(self._app_name, customer_id))
         return Envelope(data_key, wrapped, customer_id)
 
     def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
@@ -195,28 +189,41 @@ class Envelope:
         return SealedFields(wrapped_key=self.wrapped_key, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
 
 
+class RequestMemo:
+    """A ``KeyUnwrapper`` remembering every key it unwrapped, for one request or page.
+
+    Records of one page often share a data key (the writer's cache): each distinct
+    wrapped key is then unwrapped once per request. Unbounded, so never kept longer.
+    """
+
+    def __init__(self, unwrapper: KeyUnwrapper) -> None:
+        self._unwrapper = unwrapper
+        self._keys: dict[tuple[tuple[tuple[str, str], ...], bytes], bytes] = {}
+
+    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        key = (tuple(sorted(context.items())), wrapped)
+        if key not in self._keys:
+            self._keys[key] = self._unwrapper.unwrap(wrapped, context)
+        return self._keys[key]
+
+
 class Opener:
-    """Reader-side envelope: unwraps each distinct wrapped key once per ``KeyCache``."""
+    """Reader-side envelope: unwraps each distinct wrapped key of a record once."""
 
     def __init__(self, unwrapper: KeyUnwrapper, app_name: str) -> None:
         self._unwrapper = unwrapper
         self._app_name = app_name
 
-    def open(
-        self,
-        ref: RecordRef,
-        blobs: Mapping[str, bytes],
-        slots: Mapping[str, bytes],
-        wanted: Iterable[str],
-        cache: dict[bytes, bytes] | None = None,
-    ) -> dict[str, bytes]:
-        """Decrypt the ``wanted`` fields present in ``blobs``.
+    def for_request(self) -> "Opener":
+        """An opener sharing unwrapped keys across the records of one request (``RequestMemo``)."""
+        return Opener(RequestMemo(self._unwrapper), self._app_name)
 
-        ``slots`` maps slot name -> wrapped key. ``cache`` (wrapped -> data key)
-        lets a caller share unwrapped keys across the records of one request.
-        """
-        cache = {} if cache is None else cache
+    def open(
+        self, ref: RecordRef, blobs: Mapping[str, bytes], slots: Mapping[str, bytes], wanted: Iterable[str]
+    ) -> dict[str, bytes]:
+        """Decrypt the ``wanted`` fields present in ``blobs``; ``slots`` maps slot name -> wrapped key."""
         context = encryption_context(self._app_name, ref.customer_id)
+        data_keys: dict[bytes, bytes] = {}  # wrapped -> data key: slots often share one
         out: dict[str, bytes] = {}
         for field in wanted:
             blob = blobs.get(field)
@@ -225,11 +232,10 @@ class Opener:
             wrapped = slots.get(blob_slot(blob))
             if wrapped is None:
                 raise IntegrityError(f"field {field} refers to a missing key slot", field=field)
-            if wrapped not in cache:
+            if wrapped not in data_keys:
                 data_key = self._unwrapper.unwrap(wrapped, context)
                 if len(data_key) != DATA_KEY_BYTES:
                     raise IntegrityError(f"data key of field {field} has the wrong size", field=field)
-                cache[wrapped] = data_key
-            out[field] = open_field(cache[wrapped], ref, field, blob)
+                data_keys[wrapped] = data_key
+            out[field] = open_field(data_keys[wrapped], ref, field, blob)
         return out
-

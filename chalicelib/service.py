@@ -1,6 +1,6 @@
 """Use cases. The writer service can only seal; the reader service can only open.
 
-Each takes its collaborators as constructor arguments (repository, sealer or opener,
+Each takes its collaborators as constructor arguments (store, sealer or opener,
 clock), so tests run them against fakes and production against DynamoDB and KMS.
 Log lines name tenants, record ids and field names; never values.
 """
@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from chalicelib import models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import Opener, RecordRef, Sealer
-from chalicelib.errors import IntegrityError, NotFoundError, ValidationError
-from chalicelib.repository import PersonRecord, Repository, SecretVersion
+from chalicelib.crypto import Envelope, Opener, RecordRef, Sealer
+from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict, Store
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ SECRET = "secret"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_SECRET_VERSION = 10**9
+_SECRET_WRITE_ATTEMPTS = 16
+_BACKOFF_BASE_S = 0.005
+_LATEST_SEEN_MAX = 4096
 
 
 def utc_now() -> _dt.datetime:
@@ -109,93 +114,80 @@ class WriterService:
 
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         sealer: Sealer,
         clock: Callable[[], _dt.datetime] = utc_now,
         new_id: Callable[[], str] = new_record_id,
         audit: AuditLog | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._repo = repository
+        self._store = store
         self._sealer = sealer
         self._clock = clock
         self._new_id = new_id
         self._audit = audit or AuditLog()
+        self._sleep = sleep  # backoff between lost secret-version races
+        # Last secret version number this process wrote, per secret: a first guess only.
+        self._latest_seen: dict[tuple[str, str], int] = {}
+
+    def _seal_person(
+        self, customer_id: str, person_id: str | None, body: Any, *, partial: bool = False
+    ) -> tuple[PersonWrite, list[str]]:
+        """The one sealing step of every person write (and the names of the fields it writes).
+
+        A new person (``person_id`` None) gets its id once the body is valid. PATCH
+        (``partial``) files its new key under each field's own slot.
+        """
+        now = self._clock()
+        person = models.parse_person(body, today=now.date(), partial=partial)
+        person_id = self._new_id() if person_id is None else person_id
+        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=partial)
+        write = PersonWrite(
+            customer_id=customer_id,
+            person_id=person_id,
+            updated_at=timestamp(now),
+            kms_key=sealed.wrapped_key.key_id,
+            slots=sealed.slots(),
+            fields=sealed.blobs,
+            partial=partial,
+        )
+        return write, sorted(person.values)
+
+    def _person_written(
+        self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
+    ) -> WriteResult:
+        self._audit.emit(event, actor, customer_id=write.customer_id, record_type=PERSON,
+                         record_ids=[write.person_id], fields=fields, version=version)
+        return WriteResult(write.person_id, version, write.updated_at)
 
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
-        customer_id = models.customer_id(customer_id)
-        now = self._clock()
-        person = models.parse_person(body, today=now.date())
-        person_id = self._new_id()
-        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded())
-        stamp = timestamp(now)
-        self._repo.create_person(
-            PersonRecord(
-                customer_id=customer_id,
-                person_id=person_id,
-                version=1,
-                created_at=stamp,
-                updated_at=stamp,
-                kms_key=sealed.wrapped_key.key_id,
-                slots=sealed.slots(),
-                fields=sealed.blobs,
-            )
-        )
-        self._audit.emit("person.create", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[person_id], fields=sorted(person.values), version=1)
-        return WriteResult(person_id, 1, stamp)
+        write, fields = self._seal_person(models.customer_id(customer_id), None, body)
+        record = write.first_version()
+        self._store.create_person(record)
+        return self._person_written("person.create", actor, write, fields, record.version)
 
     def replace_person(
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        now = self._clock()
-        person = models.parse_person(body, today=now.date())
-        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded())
-        stamp = timestamp(now)
-        version = self._repo.replace_person(
-            PersonRecord(
-                customer_id=customer_id,
-                person_id=person_id,
-                version=0,
-                created_at="",
-                updated_at=stamp,
-                kms_key=sealed.wrapped_key.key_id,
-                slots=sealed.slots(),
-                fields=sealed.blobs,
-            ),
-            expected_version,
-        )
-        self._audit.emit("person.replace", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[person_id], fields=sorted(person.values), version=version)
-        return WriteResult(person_id, version, stamp)
+        write, fields = self._seal_person(customer_id, person_id, body)
+        version = self._store.replace_person(write, expected_version)
+        return self._person_written("person.replace", actor, write, fields, version)
 
     def patch_person(
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
         """Rewrite some fields under a new data key; the others are never decrypted."""
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        now = self._clock()
-        person = models.parse_person(body, today=now.date(), partial=True)
-        sealed = self._sealer.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=True)
-        stamp = timestamp(now)
-        version = self._repo.patch_person(
-            customer_id,
-            person_id,
-            fields=sealed.blobs,
-            slots=sealed.slots(),
-            kms_key=sealed.wrapped_key.key_id,
-            updated_at=stamp,
-            expected_version=expected_version,
-        )
-        self._audit.emit("person.patch", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[person_id], fields=sorted(person.values), version=version)
-        return WriteResult(person_id, version, stamp)
+        write, fields = self._seal_person(customer_id, person_id, body, partial=True)
+        version = self._store.patch_person(write, expected_version)
+        return self._person_written("person.patch", actor, write, fields, version)
 
     def delete_person(
         self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> None:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        self._repo.delete_person(customer_id, person_id, expected_version)
+        self._store.delete_person(customer_id, person_id, expected_version)
         self._audit.emit("person.delete", actor, customer_id=customer_id, record_type=PERSON, record_ids=[person_id])
 
     def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
@@ -203,14 +195,29 @@ class WriterService:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
         value = models.parse_secret(body)
         stamp = timestamp(self._clock())
-        envelope = self._sealer.envelope(customer_id)
+        version = self._add_secret_version(self._sealer.envelope(customer_id), secret_id, value, stamp)
+        self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id], fields=["value"], version=version)
+        return WriteResult(secret_id, version, stamp)
 
-        def build(version: int) -> SecretVersion:
-            # The version number is in the AAD, so sealing waits until it is known;
-            # a retry with the next number re-seals locally, without another KMS call.
+    def _add_secret_version(self, envelope: Envelope, secret_id: str, value: bytes, stamp: str) -> int:
+        """Store the secret's next version: guess the latest number, seal, offer, retry.
+
+        The writer cannot read the head, so it guesses (the last number it wrote, else
+        0); a lost race hands back the head's number and we try again with the next
+        one. The number is in the AAD, so each attempt re-seals, locally: the envelope
+        was wrapped once. Bounded attempts with full-jitter backoff, then a 409.
+        """
+        customer_id = envelope.customer_id
+        guess = self._latest_seen.get((customer_id, secret_id), 0)
+        for attempt in range(_SECRET_WRITE_ATTEMPTS):
+            if attempt:
+                # Full jitter, so writers that lost a race do not collide again in lockstep.
+                self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
+            version = guess + 1
             ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
             sealed = envelope.seal(ref, {"value": value})
-            return SecretVersion(
+            secret = SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,
                 version=version,
@@ -219,34 +226,40 @@ class WriterService:
                 slots=sealed.slots(),
                 value=sealed.blobs["value"],
             )
-
-        version = self._repo.add_secret_version(customer_id, secret_id, stamp, build).version
-        self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
-                         record_ids=[secret_id], fields=["value"], version=version)
-        return WriteResult(secret_id, version, stamp)
+            try:
+                self._store.put_secret_version(secret, guess)
+            except SecretVersionConflict as conflict:
+                guess = conflict.latest
+                continue
+            if len(self._latest_seen) >= _LATEST_SEEN_MAX:
+                self._latest_seen.clear()
+            self._latest_seen[(customer_id, secret_id)] = version
+            return version
+        raise ConflictError("secret is being written concurrently; retry the request")
 
     def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> None:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
-        self._repo.delete_secret(customer_id, secret_id)
+        self._store.delete_secret(customer_id, secret_id)
+        self._latest_seen.pop((customer_id, secret_id), None)
         self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
 
 
 class ReaderService:
     """Reads and decrypts records. Holds no way to write or to encrypt."""
 
-    def __init__(self, repository: Repository, opener: Opener, audit: AuditLog | None = None) -> None:
+    def __init__(self, repository: Store, opener: Opener, audit: AuditLog | None = None) -> None:
         self._repo = repository
         self._opener = opener
         self._audit = audit or AuditLog()
 
-    def _view(self, record: PersonRecord, fields: tuple[str, ...], cache: dict[bytes, bytes]) -> PersonView:
+    def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> PersonView:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
         # Every stored person has all five fields: a missing one was deleted by someone
         # with table access, and answering without it would be silently wrong.
         missing = [name for name in fields if name not in record.fields]
         if missing:
             raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
-        opened = self._opener.open(ref, record.fields, record.slots, fields, cache)
+        opened = opener.open(ref, record.fields, record.slots, fields)
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
         return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
 
@@ -258,7 +271,7 @@ class ReaderService:
         record = self._repo.get_person(customer_id, person_id)
         if record is None:
             raise NotFoundError("person not found")
-        view = self._view(record, fields, {})
+        view = self._view(record, fields, self._opener)
         self._audit.emit("person.read", actor, customer_id=customer_id, record_type=PERSON,
                          record_ids=[person_id], fields=sorted(view.data), version=view.version)
         return view
@@ -277,8 +290,8 @@ class ReaderService:
         limit = models.parse_positive_int(limit_param, "limit", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
         fields = models.parse_fields_param(fields_param)
         page = self._repo.list_people(customer_id, limit, next_param)
-        cache: dict[bytes, bytes] = {}
-        views = [self._view(record, fields, cache) for record in page.items]
+        opener = self._opener.for_request()
+        views = [self._view(record, fields, opener) for record in page.items]
         self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
                          record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
         return PeoplePage(views, page.next_token)
@@ -291,8 +304,8 @@ class ReaderService:
         fields = models.parse_fields_param(fields_param)
         person_ids = _parse_ids(ids_param)
         records = self._repo.get_people(customer_id, person_ids)
-        cache: dict[bytes, bytes] = {}
-        views = [self._view(record, fields, cache) for record in records]
+        opener = self._opener.for_request()
+        views = [self._view(record, fields, opener) for record in records]
         found = {view.id for view in views}
         self._audit.emit("person.batch_read", actor, customer_id=customer_id, record_type=PERSON,
                          record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))

@@ -1,7 +1,7 @@
-"""Fakes for unit tests: an in-memory repository and in-memory key wrapping.
+"""Fakes for unit tests: an in-memory store and in-memory key wrapping.
 
 They honour the same contracts as the real ones (tests/integration/test_repository_contract.py
-runs one suite over both repositories), so service tests against them mean something.
+runs one suite over both stores), so service tests against them mean something.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chalicelib.crypto import WrappedKey
-from chalicelib.errors import IntegrityError, NotFoundError, StorageError, VersionLimitError
-from chalicelib.repository import (
+from chalicelib.errors import IntegrityError, NotFoundError, StorageError
+from chalicelib.store.layout import decode_page_token, encode_page_token
+from chalicelib.store.records import (
     Page,
     PersonRecord,
+    PersonWrite,
     SecretVersion,
+    SecretVersionConflict,
+    check_secret_version,
     condition_failed,
-    decode_page_token,
-    encode_page_token,
 )
 
 
-class InMemoryRepository:
-    """Dict-backed Repository with the same conditional semantics as DynamoDbRepository."""
+class InMemoryStore:
+    """Dict-backed Store with the same conditional semantics as DynamoDbStore."""
 
     def __init__(self) -> None:
         self.people: dict[tuple[str, str], PersonRecord] = {}
@@ -49,22 +51,21 @@ class InMemoryRepository:
             raise condition_failed(expected_version, "person")
         return current
 
-    def replace_person(self, record: PersonRecord, expected_version: int | None) -> int:
-        current = self._existing(record.customer_id, record.person_id, expected_version)
-        current.version += 1
-        current.updated_at = record.updated_at
-        current.kms_key = record.kms_key
-        current.slots = dict(record.slots)
-        current.fields = dict(record.fields)
-        return current.version
+    def replace_person(self, write: PersonWrite, expected_version: int | None) -> int:
+        current = self._existing(write.customer_id, write.person_id, expected_version)
+        current.slots, current.fields = {}, {}
+        return self._update(current, write)
 
-    def patch_person(self, customer_id, person_id, fields, slots, kms_key, updated_at, expected_version) -> int:
-        current = self._existing(customer_id, person_id, expected_version)
+    def patch_person(self, write: PersonWrite, expected_version: int | None) -> int:
+        return self._update(self._existing(write.customer_id, write.person_id, expected_version), write)
+
+    @staticmethod
+    def _update(current: PersonRecord, write: PersonWrite) -> int:
         current.version += 1
-        current.updated_at = updated_at
-        current.kms_key = kms_key
-        current.slots.update(slots)
-        current.fields.update(fields)
+        current.updated_at = write.updated_at
+        current.kms_key = write.kms_key
+        current.slots.update(write.slots)
+        current.fields.update(write.fields)
         return current.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
@@ -86,17 +87,17 @@ class InMemoryRepository:
         wanted = list(dict.fromkeys(person_ids))
         return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
 
-    def add_secret_version(self, customer_id, secret_id, now, build) -> SecretVersion:
-        from chalicelib import repository
-
+    def put_secret_version(self, secret: SecretVersion, expected_latest: int) -> None:
+        if secret.version != expected_latest + 1:
+            raise ValueError("a secret version must follow the latest one")
+        check_secret_version(secret.version)
+        head = (secret.customer_id, secret.secret_id)
         with self._lock:
-            version = self.secret_heads.get((customer_id, secret_id), 0) + 1
-            if version > repository.MAX_SECRET_VERSIONS:
-                raise VersionLimitError("a secret keeps at most so many versions")
-            secret = build(version)
-            self.secret_heads[(customer_id, secret_id)] = version
-            self.secrets[(customer_id, secret_id, version)] = copy.deepcopy(secret)
-            return secret
+            latest = self.secret_heads.get(head, 0)
+            if latest != expected_latest:
+                raise SecretVersionConflict(latest)
+            self.secret_heads[head] = secret.version
+            self.secrets[(*head, secret.version)] = copy.deepcopy(secret)
 
     def delete_secret(self, customer_id: str, secret_id: str) -> None:
         if (customer_id, secret_id) not in self.secret_heads:

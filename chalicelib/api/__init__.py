@@ -73,27 +73,25 @@ def create_app(
     logging.getLogger("chalicelib").setLevel(logging.INFO)
     app.register_middleware(normalize_chalice_errors, "http")
 
-    from chalicelib.repository import DynamoDbRepository
+    from chalicelib.store import DynamoDbStore
+    from chalicelib.store.dynamodb import DynamoDbTable
 
-    def repository() -> DynamoDbRepository:
-        return DynamoDbRepository(dynamodb_client or _client("dynamodb", settings), settings.table_name)
+    def store() -> DynamoDbStore:
+        return DynamoDbStore(DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.table_name))
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
         from chalicelib.crypto import Sealer
-        from chalicelib.keycache import WriterKeyCache
-        from chalicelib.keys import KmsEncryptor
+        from chalicelib.keys import KmsEncryptor, writer_data_keys
         from chalicelib.service import WriterService, utc_now
 
         def writer() -> WriterService:
-            wrapper = KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id)
-            cache = WriterKeyCache(
-                wrapper,
+            data_keys = writer_data_keys(
+                KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id),
                 max_records=settings.writer_key_cache_max_records,
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
-            sealer = Sealer(wrapper, settings.app_name, data_keys=cache if cache.enabled else None)
-            return WriterService(repository(), sealer, clock=clock or utc_now)
+            return WriterService(store(), Sealer(data_keys, settings.app_name), clock=clock or utc_now)
 
         def idempotency() -> "IdempotentWrites":
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -110,18 +108,16 @@ def create_app(
     else:
         from chalicelib.api.reader import reader_blueprint
         from chalicelib.crypto import Opener
-        from chalicelib.keycache import ReaderKeyCache
-        from chalicelib.keys import KmsDecryptor
+        from chalicelib.keys import KmsDecryptor, reader_unwrapper
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
-            unwrapper: Any = KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id)
-            cache = ReaderKeyCache(
-                unwrapper,
+            unwrapper = reader_unwrapper(
+                KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id),
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )
-            return ReaderService(repository(), Opener(cache if cache.enabled else unwrapper, settings.app_name))
+            return ReaderService(store(), Opener(unwrapper, settings.app_name))
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
     return app

@@ -9,7 +9,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.errors import ThrottledError
-from chalicelib.repository import DynamoDbRepository
+from chalicelib.store import DynamoDbStore
+from chalicelib.store.dynamodb import DynamoDbTable
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
 from tools.bootstrap import bootstrap
@@ -133,7 +134,7 @@ def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backof
     with mock_aws():
         ddb, ids = _seeded(4)
         flaky, sleeps = _Unprocessing(ddb, rounds=2), []
-        repo = DynamoDbRepository(flaky, "pii-vault", sleep=sleeps.append)
+        repo = DynamoDbStore(DynamoDbTable(flaky, "pii-vault", sleep=sleeps.append))
         assert [p.person_id for p in repo.get_people("acme", ids)] == ids
         assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]
 
@@ -141,6 +142,7 @@ def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backof
 def test_given_keys_that_stay_unprocessed_when_multi_got_then_throttled(aws_env: None) -> None:
     with mock_aws():
         ddb, ids = _seeded(3)
-        repo = DynamoDbRepository(_Unprocessing(ddb, rounds=100, served=0), "pii-vault", sleep=lambda _s: None)
+        stingy = _Unprocessing(ddb, rounds=100, served=0)
+        repo = DynamoDbStore(DynamoDbTable(stingy, "pii-vault", sleep=lambda _s: None))
         with pytest.raises(ThrottledError):
             repo.get_people("acme", ids)

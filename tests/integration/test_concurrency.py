@@ -13,10 +13,11 @@ import boto3
 import pytest
 
 from chalicelib.crypto import Opener, Sealer
-from chalicelib.keys import KmsDecryptor, KmsEncryptor
-from chalicelib.repository import DynamoDbRepository
+from chalicelib.keys import FreshDataKeys, KmsDecryptor, KmsEncryptor
 from chalicelib.service import ReaderService, WriterService
-from tests.fakes import FakeKms, InMemoryRepository
+from chalicelib.store import DynamoDbStore
+from chalicelib.store.dynamodb import DynamoDbTable
+from tests.fakes import FakeKms, InMemoryStore
 from tests.integration.conftest import REGION, Stack
 from tests.integration.test_api import PERSON
 
@@ -25,13 +26,14 @@ def writer_service(stack: Stack) -> tuple[WriterService, Any]:
     """A second writer 'Lambda' with its own clients (and its own in-memory hints)."""
     ddb = boto3.client("dynamodb", region_name=REGION)
     kms = boto3.client("kms", region_name=REGION)
-    service = WriterService(DynamoDbRepository(ddb, stack.resources["table_name"]), Sealer(KmsEncryptor(kms, "alias/pii-vault"), "pii-vault"))
+    sealer = Sealer(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), "pii-vault")
+    service = WriterService(DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"])), sealer)
     return service, ddb
 
 
 def reader_service(stack: Stack) -> ReaderService:
     kms = boto3.client("kms", region_name=REGION)
-    repo = DynamoDbRepository(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"])
+    repo = DynamoDbStore(DynamoDbTable(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"]))
     return ReaderService(repo, Opener(KmsDecryptor(kms, "alias/pii-vault"), "pii-vault"))
 
 
@@ -94,8 +96,8 @@ def test_given_concurrent_patches_with_the_same_if_match_then_exactly_one_wins(s
 
 def test_given_many_threads_putting_one_secret_then_versions_are_exactly_one_to_n() -> None:
     """Service-level retry logic under real thread interleaving, over the atomic fake."""
-    kms, repo = FakeKms(), InMemoryRepository()
-    writer = WriterService(repo, Sealer(kms.encryptor(), "pii-vault"))
+    kms, repo = FakeKms(), InMemoryStore()
+    writer = WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"))
     results: list[int] = []
     lock = threading.Lock()
 

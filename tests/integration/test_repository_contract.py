@@ -1,28 +1,30 @@
-"""One contract, two repositories: DynamoDB (over moto) and the in-memory fake must agree."""
+"""One contract, two stores: DynamoDB (over moto) and the in-memory fake must agree."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from chalicelib.errors import NotFoundError, PreconditionFailedError, ValidationError
-from chalicelib.repository import DynamoDbRepository, PersonRecord, SecretVersion
-from tests.fakes import InMemoryRepository
+from chalicelib.store import DynamoDbStore
+from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict
+from tests.fakes import InMemoryStore
 from tools.bootstrap import bootstrap
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
     if request.param == "memory":
-        yield InMemoryRepository()
+        yield InMemoryStore()
         return
     with mock_aws():
         kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
         bootstrap(kms, ddb)
-        yield DynamoDbRepository(ddb, "pii-vault")
+        yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
 
 
 def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) -> PersonRecord:
@@ -43,6 +45,34 @@ def secret(secret_id: str, version: int, value: bytes = b"v", created_at: str = 
     return SecretVersion("acme", secret_id, version, created_at, "k", {"0": b"w"}, value)
 
 
+def write(person_id: str = "a" * 32, *, partial: bool = False, **changes: Any) -> PersonWrite:
+    base: dict[str, Any] = dict(
+        customer_id="acme",
+        person_id=person_id,
+        updated_at="t",
+        kms_key="k",
+        slots={"0": b"w"},
+        fields={"name": b"x"},
+    )
+    return PersonWrite(**{**base, **changes}, partial=partial)
+
+
+def patch(fields: dict[str, bytes], slots: dict[str, bytes], kms_key: str = "k", updated_at: str = "t") -> PersonWrite:
+    return write(fields=fields, slots=slots, kms_key=kms_key, updated_at=updated_at, partial=True)
+
+
+def add_version(repo: Any, build: Callable[[int], SecretVersion], latest: int = 0) -> SecretVersion:
+    """The next version through the store's one attempt: guess ``latest``, then build on the conflict's number."""
+    for _attempt in range(3):
+        secret_version = build(latest + 1)
+        try:
+            repo.put_secret_version(secret_version, latest)
+            return secret_version
+        except SecretVersionConflict as conflict:
+            latest = conflict.latest
+    raise AssertionError("the store kept refusing the number it handed back")
+
+
 def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
     repo.create_person(person())
     assert repo.get_person("acme", "a" * 32) == person()
@@ -51,8 +81,8 @@ def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
 
 def test_given_a_replace_then_version_increments_and_slots_are_replaced(repo: Any) -> None:
     repo.create_person(person())
-    repo.patch_person("acme", "a" * 32, {"email": b"e2"}, {"email": b"w-e"}, "k", "t2", None)
-    version = repo.replace_person(person(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3"), 2)
+    repo.patch_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k", "t2"), None)
+    version = repo.replace_person(write(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3"), 2)
     stored = repo.get_person("acme", "a" * 32)
     assert version == 3 and stored.version == 3
     assert (stored.slots, stored.fields, stored.updated_at) == ({"0": b"w2"}, {"name": b"n3", "email": b"e3"}, "t3")
@@ -61,7 +91,7 @@ def test_given_a_replace_then_version_increments_and_slots_are_replaced(repo: An
 
 def test_given_a_patch_then_only_named_fields_and_slots_change(repo: Any) -> None:
     repo.create_person(person())
-    version = repo.patch_person("acme", "a" * 32, {"email": b"e2"}, {"email": b"w-e"}, "k2", "t2", 1)
+    version = repo.patch_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k2", "t2"), 1)
     stored = repo.get_person("acme", "a" * 32)
     assert version == 2
     assert stored.fields == {"name": b"\x01ct-name", "email": b"e2"}
@@ -73,9 +103,9 @@ def test_given_a_wrong_expected_version_then_precondition_failed_and_no_change(r
     repo.create_person(person())
     with pytest.raises(PreconditionFailedError):
         if operation == "replace":
-            repo.replace_person(person(fields={"name": b"x"}), 7)
+            repo.replace_person(write(fields={"name": b"x"}), 7)
         elif operation == "patch":
-            repo.patch_person("acme", "a" * 32, {"name": b"x"}, {"name": b"w"}, "k", "t", 7)
+            repo.patch_person(patch({"name": b"x"}, {"name": b"w"}), 7)
         else:
             repo.delete_person("acme", "a" * 32, 7)
     assert repo.get_person("acme", "a" * 32) == person()
@@ -85,9 +115,9 @@ def test_given_a_wrong_expected_version_then_precondition_failed_and_no_change(r
 def test_given_a_missing_person_then_not_found_and_nothing_created(repo: Any, operation: str) -> None:
     with pytest.raises(NotFoundError):
         if operation == "replace":
-            repo.replace_person(person(), None)
+            repo.replace_person(write(), None)
         elif operation == "patch":
-            repo.patch_person("acme", "a" * 32, {"name": b"x"}, {"name": b"w"}, "k", "t", None)
+            repo.patch_person(patch({"name": b"x"}, {"name": b"w"}), None)
         else:
             repo.delete_person("acme", "a" * 32, None)
     assert repo.get_person("acme", "a" * 32) is None
@@ -115,7 +145,7 @@ def test_given_a_forged_page_token_then_validation_error(repo: Any) -> None:
 
 def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(repo: Any) -> None:
     for expected in (1, 2, 3):
-        stored = repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v, b"v%d" % v, f"t{v}"))
+        stored = add_version(repo, lambda v: secret("s", v, b"v%d" % v, f"t{v}"))
         assert stored.version == expected
     assert repo.get_secret("acme", "s", None).value == b"v3"
     assert repo.get_secret("acme", "s", 1).value == b"v1"
@@ -126,21 +156,21 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
 
 def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:
     for secret_id in ("key", "key.2"):
-        repo.add_secret_version("acme", secret_id, "t", lambda v, sid=secret_id: secret(sid, v, sid.encode()))
+        add_version(repo, lambda v, sid=secret_id: secret(sid, v, sid.encode()))
     assert repo.get_secret("acme", "key", None).value == b"key"
     assert len(repo.list_secret_versions("acme", "key")) == 1
 
 
 @pytest.mark.parametrize("count", [3, 150], ids=["one-transaction", "batches"])
 def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any, count: int) -> None:
-    for _ in range(count):
-        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
+    for n in range(count):
+        add_version(repo, lambda v: secret("s", v), latest=n)
     repo.delete_secret("acme", "s")
     assert repo.list_secret_versions("acme", "s") == []
     assert repo.get_secret("acme", "s", None) is None
     with pytest.raises(NotFoundError):
         repo.delete_secret("acme", "s")
-    assert repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v)).version == 1
+    assert add_version(repo, lambda v: secret("s", v)).version == 1
 
 
 def test_given_some_existing_ids_when_multi_got_then_the_existing_ones_in_the_order_asked(repo: Any) -> None:
@@ -165,14 +195,29 @@ def test_given_more_than_one_batch_of_ids_when_multi_got_then_all_are_returned(r
 def test_given_a_secret_at_its_version_limit_then_the_next_put_is_refused_and_nothing_written(
     repo: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import repository
     from chalicelib.errors import VersionLimitError
+    from chalicelib.store import records
 
-    monkeypatch.setattr(repository, "MAX_SECRET_VERSIONS", 3)
+    monkeypatch.setattr(records, "MAX_SECRET_VERSIONS", 3)
     for _ in range(3):
-        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
+        add_version(repo, lambda v: secret("s", v))
     with pytest.raises(VersionLimitError):
-        repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v))
+        add_version(repo, lambda v: secret("s", v))
     assert [v.version for v in repo.list_secret_versions("acme", "s")] == [1, 2, 3]
     repo.delete_secret("acme", "s")
-    assert repo.add_secret_version("acme", "s", "t", lambda v: secret("s", v)).version == 1
+    assert add_version(repo, lambda v: secret("s", v)).version == 1
+
+
+def test_given_a_stale_expected_latest_then_a_conflict_carries_the_latest_and_nothing_is_written(repo: Any) -> None:
+    for _ in range(2):
+        add_version(repo, lambda v: secret("s", v))
+    for stale in (0, 1, 5):
+        with pytest.raises(SecretVersionConflict) as raised:
+            repo.put_secret_version(secret("s", stale + 1, b"late"), stale)
+        assert raised.value.latest == 2
+    assert [v.version for v in repo.list_secret_versions("acme", "s")] == [1, 2]
+    assert repo.get_secret("acme", "s", None).value == b"v"
+    repo.delete_secret("acme", "s")
+    with pytest.raises(SecretVersionConflict) as raised:
+        repo.put_secret_version(secret("s", 3), 2)
+    assert raised.value.latest == 0  # deleted meanwhile: numbering restarts

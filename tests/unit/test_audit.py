@@ -10,8 +10,9 @@ import pytest
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Opener, Sealer
 from chalicelib.errors import IntegrityError, NotFoundError
+from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from tests.fakes import FakeKms, FixedClock, InMemoryRepository
+from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 
 PERSON = {
@@ -61,9 +62,9 @@ def events() -> Events:
 
 
 @pytest.fixture
-def services(events: Events) -> tuple[WriterService, ReaderService, InMemoryRepository]:
-    kms, repo, audit = FakeKms(), InMemoryRepository(), AuditLog(events.logger)
-    writer = WriterService(repo, Sealer(kms.encryptor(), "pii-vault"), clock=FixedClock(), audit=audit)
+def services(events: Events) -> tuple[WriterService, ReaderService, InMemoryStore]:
+    kms, repo, audit = FakeKms(), InMemoryStore(), AuditLog(events.logger)
+    writer = WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock(), audit=audit)
     reader = ReaderService(repo, Opener(kms.decryptor(), "pii-vault"), audit=audit)
     return writer, reader, repo
 

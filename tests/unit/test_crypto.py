@@ -16,6 +16,7 @@ from chalicelib.crypto import (
     seal_field,
 )
 from chalicelib.errors import IntegrityError
+from chalicelib.keys import FreshDataKeys
 from tests.fakes import FakeKms
 
 REF = RecordRef("acme", "person", "a" * 32)
@@ -28,21 +29,21 @@ def kms() -> FakeKms:
 
 
 def test_given_five_fields_when_sealed_then_exactly_one_kms_encrypt_call(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
     assert kms.encrypt_calls == 1
     assert set(sealed.blobs) == set(FIELDS)
     assert sealed.slots() == {"0": sealed.wrapped_key.blob}
 
 
 def test_given_a_sealed_record_when_opened_then_one_kms_decrypt_call_and_plaintext_back(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
     opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), FIELDS)
     assert opened == FIELDS
     assert kms.decrypt_calls == 1
 
 
 def test_given_no_plaintext_in_blobs_when_sealed_then_values_do_not_appear(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
     for value in FIELDS.values():
         if len(value) >= 3:
             assert all(value not in blob for blob in sealed.blobs.values())
@@ -50,7 +51,8 @@ def test_given_no_plaintext_in_blobs_when_sealed_then_values_do_not_appear(kms: 
 
 
 def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
+    sealer = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault")
+    sealed = sealer.seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
     assert {blob_slot(b) for b in sealed.blobs.values()} == {"email", "name"}
     assert set(sealed.slots()) == {"email", "name"}
     assert kms.encrypt_calls == 1
@@ -111,7 +113,7 @@ def test_given_an_unknown_format_version_when_opened_then_integrity_error() -> N
 
 
 def test_given_wrapped_key_of_another_tenant_when_opened_then_integrity_error(kms: FakeKms) -> None:
-    sealer = Sealer(kms.encryptor(), "pii-vault")
+    sealer = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault")
     mine = sealer.seal(REF, FIELDS)
     theirs = sealer.seal(RecordRef("globex", "person", "a" * 32), FIELDS)
     with pytest.raises(IntegrityError):
@@ -119,22 +121,22 @@ def test_given_wrapped_key_of_another_tenant_when_opened_then_integrity_error(km
 
 
 def test_given_a_missing_slot_when_opened_then_integrity_error_naming_the_field(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
     with pytest.raises(IntegrityError, match="field email"):
         Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, {}, ["email"])
 
 
 def test_given_only_some_fields_wanted_when_opened_then_only_those_are_returned(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
     opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), ["email"])
     assert opened == {"email": FIELDS["email"]}
 
 
-def test_given_a_shared_cache_when_opening_twice_then_kms_is_called_once(kms: FakeKms) -> None:
-    sealed = Sealer(kms.encryptor(), "pii-vault").seal(REF, FIELDS)
-    opener, cache = Opener(kms.decryptor(), "pii-vault"), {}
-    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS, cache)
-    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS, cache)
+def test_given_a_request_memo_when_opening_twice_then_kms_is_called_once(kms: FakeKms) -> None:
+    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
+    opener = Opener(kms.decryptor(), "pii-vault").for_request()
+    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS)
+    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS)
     assert kms.decrypt_calls == 1
 
 
@@ -144,7 +146,7 @@ def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap
 
 
 def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_opens_only_as_itself(kms: FakeKms) -> None:
-    envelope = Sealer(kms.encryptor(), "pii-vault").envelope("acme")
+    envelope = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").envelope("acme")
     first = envelope.seal(RecordRef("acme", "secret", "s#v1"), {"value": b"one"})
     second = envelope.seal(RecordRef("acme", "secret", "s#v2"), {"value": b"two"})
     assert kms.encrypt_calls == 1
@@ -155,7 +157,7 @@ def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_
 
 
 def test_given_an_envelope_of_one_tenant_when_sealing_for_another_then_refused(kms: FakeKms) -> None:
-    envelope = Sealer(kms.encryptor(), "pii-vault").envelope("acme")
+    envelope = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").envelope("acme")
     with pytest.raises(ValueError, match="own tenant"):
         envelope.seal(RecordRef("globex", "person", "a" * 32), {"name": b"x"})
 

@@ -1,4 +1,4 @@
-"""Data key caches: bounded in records/entries and seconds, zero disables, tenants never share."""
+"""Data key caches: bounded in records/entries and seconds, zero wires the uncached source, tenants never share."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import pytest
 
 from chalicelib.crypto import Opener, RecordRef, Sealer, encryption_context
 from chalicelib.errors import IntegrityError
-from chalicelib.keycache import ReaderKeyCache, WriterKeyCache
+from chalicelib.keys import (
+    CachingDataKeys,
+    CachingUnwrapper,
+    FreshDataKeys,
+    reader_unwrapper,
+    writer_data_keys,
+)
 from tests.fakes import FakeKms
 
 ACME = encryption_context("pii-vault", "acme")
@@ -33,12 +39,13 @@ def clock() -> Ticks:
     return Ticks()
 
 
-def writer_cache(kms: FakeKms, clock: Ticks, max_records: int = 3, seconds: float = 60) -> WriterKeyCache:
-    return WriterKeyCache(kms.encryptor(), max_records=max_records, max_age_seconds=seconds, clock=clock)
+def writer_cache(kms: FakeKms, clock: Ticks, max_records: int = 3, seconds: float = 60) -> CachingDataKeys:
+    fresh = FreshDataKeys(kms.encryptor())
+    return CachingDataKeys(fresh, max_records=max_records, max_age_seconds=seconds, clock=clock)
 
 
-def reader_cache(kms: FakeKms, clock: Ticks, max_entries: int = 2, seconds: float = 60) -> ReaderKeyCache:
-    return ReaderKeyCache(kms.decryptor(), max_entries=max_entries, max_age_seconds=seconds, clock=clock)
+def reader_cache(kms: FakeKms, clock: Ticks, max_entries: int = 2, seconds: float = 60) -> CachingUnwrapper:
+    return CachingUnwrapper(kms.decryptor(), max_entries=max_entries, max_age_seconds=seconds, clock=clock)
 
 
 def test_given_a_writer_cache_when_records_are_sealed_then_one_key_serves_max_records_then_a_new_one(kms, clock) -> None:
@@ -61,12 +68,17 @@ def test_given_a_writer_cache_when_the_key_is_older_than_max_age_then_a_new_key_
 
 @pytest.mark.parametrize("max_records, seconds", [(0, 60), (100, 0), (0, 0)])
 def test_given_a_zero_bound_when_sealing_then_the_writer_cache_is_off_and_every_record_gets_its_own_key(
-    kms, clock, max_records, seconds
+    kms, max_records, seconds
 ) -> None:
-    cache = writer_cache(kms, clock, max_records=max_records, seconds=seconds)
-    keys = {cache.data_key(ACME)[0] for _ in range(4)}
-    assert not cache.enabled
+    source = writer_data_keys(kms.encryptor(), max_records=max_records, max_age_seconds=seconds)
+    keys = {source.data_key(ACME)[0] for _ in range(4)}
+    assert isinstance(source, FreshDataKeys)
     assert len(keys) == 4 and kms.encrypt_calls == 4
+
+
+def test_given_positive_bounds_then_the_writer_and_reader_get_the_caching_wrappers(kms) -> None:
+    assert isinstance(writer_data_keys(kms.encryptor(), max_records=1, max_age_seconds=1), CachingDataKeys)
+    assert isinstance(reader_unwrapper(kms.decryptor(), max_entries=1, max_age_seconds=1), CachingUnwrapper)
 
 
 def test_given_two_tenants_then_the_writer_never_uses_one_tenants_key_for_the_other(kms, clock) -> None:
@@ -90,7 +102,7 @@ def test_given_a_writer_cache_when_wrapping_fails_then_nothing_is_cached_and_the
             raise IntegrityError("refused")
 
     failing = Failing()
-    cache = WriterKeyCache(failing, max_records=10, max_age_seconds=60, clock=clock)
+    cache = CachingDataKeys(FreshDataKeys(failing), max_records=10, max_age_seconds=60, clock=clock)
     for _ in range(2):
         with pytest.raises(IntegrityError):
             cache.data_key(ACME)
@@ -105,7 +117,9 @@ def test_given_a_writer_cache_then_the_writer_only_ever_encrypts(kms, clock) -> 
 
 
 def test_given_many_tenants_then_the_writer_cache_holds_at_most_max_contexts(kms, clock) -> None:
-    cache = WriterKeyCache(kms.encryptor(), max_records=10, max_age_seconds=60, clock=clock, max_contexts=2)
+    cache = CachingDataKeys(
+        FreshDataKeys(kms.encryptor()), max_records=10, max_age_seconds=60, clock=clock, max_contexts=2
+    )
     for tenant in ("a", "b", "c", "a"):
         cache.data_key(encryption_context("pii-vault", tenant))
     assert kms.encrypt_calls == 4  # "a" was evicted by "c"
@@ -145,12 +159,13 @@ def test_given_a_reader_cache_then_it_holds_at_most_max_entries_least_recently_u
 
 
 @pytest.mark.parametrize("max_entries, seconds", [(0, 60), (10, 0)])
-def test_given_a_zero_bound_then_the_reader_cache_is_off(kms, clock, max_entries, seconds) -> None:
-    cache = reader_cache(kms, clock, max_entries=max_entries, seconds=seconds)
+def test_given_a_zero_bound_then_the_reader_cache_is_off(kms, max_entries, seconds) -> None:
+    decryptor = kms.decryptor()
+    unwrapper = reader_unwrapper(decryptor, max_entries=max_entries, max_age_seconds=seconds)
     wrapped = kms.wrap(b"k" * 32, ACME).blob
     for _ in range(3):
-        cache.unwrap(wrapped, ACME)
-    assert not cache.enabled and len(cache) == 0 and kms.decrypt_calls == 3
+        unwrapper.unwrap(wrapped, ACME)
+    assert unwrapper is decryptor and kms.decrypt_calls == 3
 
 
 def test_given_a_key_cached_for_one_tenant_when_its_bytes_are_read_as_another_tenant_then_kms_refuses(
@@ -165,7 +180,7 @@ def test_given_a_key_cached_for_one_tenant_when_its_bytes_are_read_as_another_te
 
 
 def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bound_to_its_record(kms, clock) -> None:
-    sealer = Sealer(kms.encryptor(), "pii-vault", data_keys=writer_cache(kms, clock, max_records=100))
+    sealer = Sealer(writer_cache(kms, clock, max_records=100), "pii-vault")
     opener = Opener(reader_cache(kms, clock, max_entries=10), "pii-vault")
     refs = [RecordRef("acme", "person", f"{n:032x}") for n in range(20)]
     sealed = [sealer.seal(ref, {"name": f"name-{n}".encode(), "email": b"e"}) for n, ref in enumerate(refs)]

@@ -7,9 +7,11 @@ import logging
 import pytest
 
 from chalicelib.crypto import Opener, Sealer
-from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from tests.fakes import FakeKms, FixedClock, InMemoryRepository
+from chalicelib.store.records import SecretVersionConflict
+from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 
 PERSON = {
@@ -28,17 +30,17 @@ def kms() -> FakeKms:
 
 
 @pytest.fixture
-def repo() -> InMemoryRepository:
-    return InMemoryRepository()
+def repo() -> InMemoryStore:
+    return InMemoryStore()
 
 
 @pytest.fixture
-def writer(repo: InMemoryRepository, kms: FakeKms) -> WriterService:
-    return WriterService(repo, Sealer(kms.encryptor(), "pii-vault"), clock=FixedClock())
+def writer(repo: InMemoryStore, kms: FakeKms) -> WriterService:
+    return WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock())
 
 
 @pytest.fixture
-def reader(repo: InMemoryRepository, kms: FakeKms) -> ReaderService:
+def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
     return ReaderService(repo, Opener(kms.decryptor(), "pii-vault"))
 
 
@@ -203,3 +205,37 @@ def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are
     assert [view.data for view in batch.items] == [{"name": "Grace"}] * 2
     assert batch.missing == [absent]
     assert kms.decrypt_calls == 2
+
+
+class _RacedStore(InMemoryStore):
+    """Loses the first ``races`` secret-version attempts to a writer that got ahead by two."""
+
+    def __init__(self, races: int) -> None:
+        super().__init__()
+        self.races, self.offers = races, []
+
+    def put_secret_version(self, secret, expected_latest) -> None:
+        self.offers.append((secret.version, expected_latest))
+        if len(self.offers) <= self.races:
+            raise SecretVersionConflict(expected_latest + 2)
+        self.secret_heads[(secret.customer_id, secret.secret_id)] = expected_latest
+        super().put_secret_version(secret, expected_latest)
+
+
+def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms) -> None:
+    store, sleeps = _RacedStore(races=2), []
+    writer = WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), sleep=sleeps.append)
+    reader = ReaderService(store, Opener(kms.decryptor(), "pii-vault"))
+    assert writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"}).version == 5
+    assert store.offers == [(1, 0), (3, 2), (5, 4)]
+    assert len(sleeps) == 2 and kms.encrypt_calls == 1  # each retry re-seals locally
+    assert reader.get_secret("acme", "hot", "5").value == "sk_live_abcdef"
+
+
+def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms) -> None:
+    store, sleeps = _RacedStore(races=10**6), []
+    writer = WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), sleep=sleeps.append)
+    with pytest.raises(ConflictError):
+        writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"})
+    assert len(store.offers) == len(sleeps) + 1 == 16
+    assert store.secrets == {} and kms.encrypt_calls == 1

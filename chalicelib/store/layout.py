@@ -1,0 +1,268 @@
+"""The table's layout: the only code that knows key prefixes, attribute names, sort-key
+formats and the page cursor. Tools and the benchmark import it instead of spelling keys.
+
+Single table, ``pk``/``sk`` strings::
+
+    person          pk=C#<customer>  sk=P#<person_id>
+                    version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B
+    secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter)
+    secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
+                    version N, created_at, kms_key, slots {"0": B}, f_value B
+
+Identity (tenant, record id, version) is always read from the key, never from attributes
+a tamperer could edit: the AAD is then built from where an item sits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, Callable, Mapping, TypeVar
+
+from chalicelib.errors import IntegrityError, ValidationError
+from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion
+
+# Attribute names.
+PK = "pk"
+SK = "sk"
+TYPE = "type"
+ID = "id"
+VERSION = "version"
+LATEST = "latest"  # a secret head's version counter
+CREATED_AT = "created_at"
+UPDATED_AT = "updated_at"
+KMS_KEY = "kms_key"
+SLOTS = "slots"
+FIELD_PREFIX = "f_"
+SECRET_VALUE = "value"  # the one field of a secret version
+
+# Item types (the ``type`` attribute).
+PERSON_TYPE = "person"
+SECRET_TYPE = "secret"
+SECRET_VERSION_TYPE = "secret_version"
+
+# Key prefixes.
+CUSTOMER_PREFIX = "C#"
+PERSON_PREFIX = "P#"
+SECRET_PREFIX = "S#"
+_VERSION_INFIX = "#V#"
+_VERSION_DIGITS = 10
+_PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
+
+R = TypeVar("R")
+
+
+# -- keys -------------------------------------------------------------------------
+
+
+def partition_key(customer_id: str) -> str:
+    return f"{CUSTOMER_PREFIX}{customer_id}"
+
+
+def customer_of(partition: str) -> str | None:
+    """The tenant of a partition key, or None for a key that is not a tenant's."""
+    return partition[len(CUSTOMER_PREFIX) :] if partition.startswith(CUSTOMER_PREFIX) else None
+
+
+def person_sort_key(person_id: str) -> str:
+    return f"{PERSON_PREFIX}{person_id}"
+
+
+def person_id_of(sort_key: str) -> str | None:
+    """The person id of a sort key, or None for a key that is not a person's."""
+    return sort_key[len(PERSON_PREFIX) :] if sort_key.startswith(PERSON_PREFIX) else None
+
+
+def secret_head_key(secret_id: str) -> str:
+    return f"{SECRET_PREFIX}{secret_id}"
+
+
+def secret_version_prefix(secret_id: str) -> str:
+    return f"{SECRET_PREFIX}{secret_id}{_VERSION_INFIX}"
+
+
+def secret_version_key(secret_id: str, version: int) -> str:
+    return f"{secret_version_prefix(secret_id)}{version:0{_VERSION_DIGITS}d}"
+
+
+def secret_version_of(sort_key: str) -> tuple[str, int]:
+    """(secret id, version) of a secret version's sort key."""
+    secret_id, _, version = sort_key[len(SECRET_PREFIX) :].rpartition(_VERSION_INFIX)
+    return secret_id, int(version)
+
+
+def item_key(customer_id: str, sort_key: str) -> dict[str, Any]:
+    """The DynamoDB key of an item."""
+    return {PK: {"S": partition_key(customer_id)}, SK: {"S": sort_key}}
+
+
+def person_key(customer_id: str, person_id: str) -> dict[str, Any]:
+    return item_key(customer_id, person_sort_key(person_id))
+
+
+def key_condition(customer_id: str, sort_prefix: str | None = None) -> dict[str, Any]:
+    """Query arguments for a tenant's items, optionally only those whose sort key has ``sort_prefix``."""
+    values: dict[str, Any] = {":pk": {"S": partition_key(customer_id)}}
+    expression = f"{PK} = :pk"
+    if sort_prefix is not None:
+        values[":prefix"] = {"S": sort_prefix}
+        expression += f" AND begins_with({SK}, :prefix)"
+    return {"KeyConditionExpression": expression, "ExpressionAttributeValues": values}
+
+
+def people_condition(customer_id: str) -> dict[str, Any]:
+    return key_condition(customer_id, PERSON_PREFIX)
+
+
+def secret_versions_condition(customer_id: str, secret_id: str) -> dict[str, Any]:
+    return key_condition(customer_id, secret_version_prefix(secret_id))
+
+
+# -- page cursor --------------------------------------------------------------------
+
+
+def encode_page_token(person_id: str) -> str:
+    """Opaque cursor: only the last person id, never the tenant (that comes from the path)."""
+    raw = json.dumps({"after": person_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        person_id = data["after"]
+        if not isinstance(person_id, str) or not _PERSON_SK.fullmatch(person_sort_key(person_id)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+        raise ValidationError("next is not a valid page token", field="next") from None
+    return person_id
+
+
+def page_token_after(last_key: Mapping[str, Any] | None) -> str | None:
+    """The cursor continuing after a query's ``LastEvaluatedKey`` (None: no more pages)."""
+    return encode_page_token(last_key[SK]["S"][len(PERSON_PREFIX) :]) if last_key else None
+
+
+def page_start(customer_id: str, token: str | None) -> dict[str, Any]:
+    """Query arguments resuming after the cursor ``token`` (none for the first page)."""
+    return {} if token is None else {"ExclusiveStartKey": person_key(customer_id, decode_page_token(token))}
+
+
+# -- items <-> records ---------------------------------------------------------------
+
+
+def slots_attribute(slots: Mapping[str, bytes]) -> dict[str, Any]:
+    """Slot name -> wrapped data key, as one DynamoDB map of binaries."""
+    return {"M": {slot: {"B": blob} for slot, blob in slots.items()}}
+
+
+def field_attributes(fields: Mapping[str, bytes]) -> dict[str, Any]:
+    """Field name -> ciphertext, as ``f_<field>`` binary attributes."""
+    return {FIELD_PREFIX + name: {"B": blob} for name, blob in fields.items()}
+
+
+def _sealed_item(
+    key: dict[str, Any],
+    item_type: str,
+    record_id: str,
+    version: int,
+    created_at: str,
+    kms_key: str,
+    slots: Mapping[str, bytes],
+    fields: Mapping[str, bytes],
+) -> dict[str, Any]:
+    return {
+        **key,
+        TYPE: {"S": item_type},
+        ID: {"S": record_id},
+        VERSION: {"N": str(version)},
+        CREATED_AT: {"S": created_at},
+        KMS_KEY: {"S": kms_key},
+        SLOTS: slots_attribute(slots),
+        **field_attributes(fields),
+    }
+
+
+def person_item(record: PersonRecord) -> dict[str, Any]:
+    key = person_key(record.customer_id, record.person_id)
+    r = record
+    item = _sealed_item(key, PERSON_TYPE, r.person_id, r.version, r.created_at, r.kms_key, r.slots, r.fields)
+    return {**item, UPDATED_AT: {"S": r.updated_at}}
+
+
+def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
+    """Attribute path -> new value for a replace (all slots) or a patch (its slots only)."""
+    if write.partial:
+        slots = {f"{SLOTS}.{slot}": {"B": blob} for slot, blob in write.slots.items()}
+    else:
+        slots = {SLOTS: slots_attribute(write.slots)}
+    return {
+        UPDATED_AT: {"S": write.updated_at},
+        KMS_KEY: {"S": write.kms_key},
+        **slots,
+        **field_attributes(write.fields),
+    }
+
+
+def secret_version_item(secret: SecretVersion) -> dict[str, Any]:
+    key = item_key(secret.customer_id, secret_version_key(secret.secret_id, secret.version))
+    s = secret
+    return _sealed_item(
+        key, SECRET_VERSION_TYPE, s.secret_id, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value}
+    )
+
+
+def _blob(attribute: dict[str, Any]) -> bytes:
+    value = attribute["B"]
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+def _slots_from(item: dict[str, Any]) -> dict[str, bytes]:
+    return {slot: _blob(value) for slot, value in item.get(SLOTS, {}).get("M", {}).items()}
+
+
+def _parsed(parse: Callable[[str, dict[str, Any]], R]) -> Callable[[str, dict[str, Any]], R]:
+    """A stored item missing an attribute or holding the wrong type was tampered with:
+    an integrity error, like a ciphertext that fails authentication, never a crash."""
+
+    def parse_checked(customer_id: str, item: dict[str, Any]) -> R:
+        try:
+            return parse(customer_id, item)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise IntegrityError("a stored item is malformed") from None
+
+    return parse_checked
+
+
+@_parsed
+def person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
+    return PersonRecord(
+        customer_id=customer_id,
+        person_id=item[SK]["S"][len(PERSON_PREFIX) :],  # from the key, as for secrets
+        version=int(item[VERSION]["N"]),
+        created_at=item[CREATED_AT]["S"],
+        updated_at=item[UPDATED_AT]["S"],
+        kms_key=item.get(KMS_KEY, {}).get("S", ""),
+        slots=_slots_from(item),
+        fields={
+            name[len(FIELD_PREFIX) :]: _blob(value) for name, value in item.items() if name.startswith(FIELD_PREFIX)
+        },
+    )
+
+
+@_parsed
+def secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
+    # Identity comes from the key: bytes moved between versions then fail the AAD.
+    secret_id, version = secret_version_of(item[SK]["S"])
+    return SecretVersion(
+        customer_id=customer_id,
+        secret_id=secret_id,
+        version=version,
+        created_at=item[CREATED_AT]["S"],
+        kms_key=item.get(KMS_KEY, {}).get("S", ""),
+        slots=_slots_from(item),
+        value=_blob(item.get(FIELD_PREFIX + SECRET_VALUE, {"B": b""})),
+    )

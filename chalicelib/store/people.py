@@ -1,0 +1,114 @@
+"""People in DynamoDB: conditional writes, version counters, pages and multi-get.
+
+The writer never reads an item (its role has no GetItem/Query): every write is a
+single conditional Put/Update/Delete, and new version numbers come back from the
+update itself (``ReturnValues=UPDATED_NEW``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import StorageError
+from chalicelib.store import layout
+from chalicelib.store.dynamodb import OnTable
+from chalicelib.store.records import Page, PersonRecord, PersonWrite, condition_failed
+
+_EXISTS = f"attribute_exists({layout.PK})"
+_AT_VERSION = " AND #version = :expected"
+
+
+def _expecting(expected_version: int | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition on an existing item (at ``expected_version`` when given), with its names and values."""
+    if expected_version is None:
+        return _EXISTS, {}, {}
+    return _EXISTS + _AT_VERSION, {"#version": layout.VERSION}, {":expected": {"N": str(expected_version)}}
+
+
+class DynamoDbPeople(OnTable):
+    """``PeopleStore`` over one DynamoDB table."""
+
+    def create_person(self, record: PersonRecord) -> None:
+        try:
+            self._table.call(
+                "put_item",
+                Item=layout.person_item(record),
+                ConditionExpression=f"attribute_not_exists({layout.PK})",
+            )
+        except ClientError as exc:
+            # Ids are 128-bit random: a collision means a bug, not bad luck.
+            raise StorageError("a record with this id already exists") from exc
+
+    def replace_person(self, write: PersonWrite, expected_version: int | None) -> int:
+        return self._update(write, expected_version)
+
+    def patch_person(self, write: PersonWrite, expected_version: int | None) -> int:
+        return self._update(write, expected_version)
+
+    def _update(self, write: PersonWrite, expected_version: int | None) -> int:
+        condition, names, values = _expecting(expected_version)
+        names = {**names, "#version": layout.VERSION}
+        values = {**values, ":one": {"N": "1"}}
+        clauses = []
+        for index, (path, value) in enumerate(layout.person_updates(write).items()):
+            placeholders = []
+            for depth, segment in enumerate(path.split(".")):
+                names[f"#a{index}_{depth}"] = segment
+                placeholders.append(f"#a{index}_{depth}")
+            values[f":v{index}"] = value
+            clauses.append(f"{'.'.join(placeholders)} = :v{index}")
+        try:
+            response = self._table.call(
+                "update_item",
+                Key=layout.person_key(write.customer_id, write.person_id),
+                UpdateExpression=f"SET {', '.join(clauses)} ADD #version :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            raise condition_failed(expected_version, "person") from exc
+        return int(response["Attributes"][layout.VERSION]["N"])
+
+    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
+        condition, names, values = _expecting(expected_version)
+        kwargs: dict[str, Any] = {}
+        if names:
+            kwargs = {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        try:
+            self._table.call(
+                "delete_item", Key=layout.person_key(customer_id, person_id), ConditionExpression=condition, **kwargs
+            )
+        except ClientError as exc:
+            raise condition_failed(expected_version, "person") from exc
+
+    def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        response = self._table.call(
+            "get_item", Key=layout.person_key(customer_id, person_id), ConsistentRead=self._table.consistent
+        )
+        item = response.get("Item")
+        return layout.person_from_item(customer_id, item) if item else None
+
+    def list_people(self, customer_id: str, limit: int, token: str | None) -> Page:
+        response = self._table.call(
+            "query",
+            **layout.people_condition(customer_id),
+            Limit=limit,
+            ConsistentRead=self._table.consistent,
+            **layout.page_start(customer_id, token),
+        )
+        items = [layout.person_from_item(customer_id, item) for item in response.get("Items", [])]
+        return Page(items=items, next_token=layout.page_token_after(response.get("LastEvaluatedKey")))
+
+    def get_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
+        """The people that exist among ``person_ids``, in the order asked, via BatchGetItem."""
+        wanted = list(dict.fromkeys(person_ids))  # BatchGetItem refuses duplicate keys
+        keys = [layout.person_key(customer_id, person_id) for person_id in wanted]
+        found = {
+            record.person_id: record
+            for record in (layout.person_from_item(customer_id, item) for item in self._table.batch_get(keys))
+        }
+        return [found[person_id] for person_id in wanted if person_id in found]
