@@ -16,9 +16,17 @@ from typing import Mapping
 from chalicelib.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
-ROLES = ("writer", "reader")
+ROLES = ("writer", "reader", "indexer", "offboard")
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
+# Email beacons: a KMS HMAC_256 key (kms:GenerateMac) and the stored beacon length.
+DEFAULT_BEACON_KEY_ID = "alias/pii-vault-beacon"
+DEFAULT_BEACON_BYTES = 16  # see chalicelib/beacons.py for the choice
+MIN_BEACON_BYTES = 2
+MAX_BEACON_BYTES = 32
+# Tables named after the PII table: the erasure ledger and the bulk jobs' checkpoints.
+LEDGER_SUFFIX = "-erasures"
+JOBS_SUFFIX = "-jobs"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
 DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
@@ -49,12 +57,17 @@ class Settings:
     writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
     reader_key_cache_seconds: int = DEFAULT_READER_KEY_CACHE_SECONDS
     reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
+    beacon_key_id: str = DEFAULT_BEACON_KEY_ID
+    beacon_bytes: int = DEFAULT_BEACON_BYTES
+    ledger_table_name: str = DEFAULT_TABLE_NAME + LEDGER_SUFFIX
+    jobs_table_name: str = DEFAULT_TABLE_NAME + JOBS_SUFFIX
+    stream_arn: str = ""  # the PII table's stream (indexer stage)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ConfigurationError(
                 f"PII_VAULT_ROLE must be one of {', '.join(ROLES)}; "
-                f"got {self.role!r}. Deploy with --stage writer or --stage reader."
+                f"got {self.role!r}. Deploy with --stage <one of them>."
             )
         for name, (_variable, minimum, maximum) in _INT_SETTINGS.items():
             value = getattr(self, name)
@@ -75,12 +88,21 @@ class Settings:
                 "PII_VAULT_KMS_KEY_ID must be the key ARN in a deployed function, not an alias; "
                 "run `python -m tools.bootstrap --write` before `chalice deploy`"
             )
+        beacon_key_id = env.get("PII_VAULT_BEACON_KEY_ID", DEFAULT_BEACON_KEY_ID)
+        if env.get("AWS_LAMBDA_FUNCTION_NAME") and "PII_VAULT_BEACON_KEY_ID" in env and not KEY_ARN.fullmatch(
+            beacon_key_id
+        ):
+            raise ConfigurationError("PII_VAULT_BEACON_KEY_ID must be the HMAC key ARN in a deployed function")
         return cls(
             role=env.get("PII_VAULT_ROLE", "") if role is None else role,
             table_name=table_name,
             kms_key_id=kms_key_id,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
+            beacon_key_id=beacon_key_id,
+            ledger_table_name=env.get("PII_VAULT_LEDGER_TABLE", table_name + LEDGER_SUFFIX),
+            jobs_table_name=env.get("PII_VAULT_JOBS_TABLE", table_name + JOBS_SUFFIX),
+            stream_arn=env.get("PII_VAULT_STREAM_ARN", ""),
             **{name: _int_env(env, name) for name in _INT_SETTINGS},
         )
 
@@ -92,6 +114,7 @@ _INT_SETTINGS = {
     "writer_key_cache_max_records": ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", 0, MAX_WRITER_KEY_CACHE_RECORDS),
     "reader_key_cache_seconds": ("PII_VAULT_READER_KEY_CACHE_SECONDS", 0, MAX_KEY_CACHE_SECONDS),
     "reader_key_cache_max_entries": ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", 0, MAX_READER_KEY_CACHE_ENTRIES),
+    "beacon_bytes": ("PII_VAULT_BEACON_BYTES", MIN_BEACON_BYTES, MAX_BEACON_BYTES),
 }
 
 

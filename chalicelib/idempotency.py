@@ -42,6 +42,9 @@ class IdempotentWrites:
     def __init__(self, persistence_layer: Any, *, ttl_seconds: int, key_prefix: str) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
+        self._persistence = persistence_layer
+        self.ttl_seconds = ttl_seconds
+
         self._config = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="fingerprint",
@@ -99,6 +102,19 @@ class IdempotentWrites:
                 logger.warning("idempotency record not saved after a successful write: %s", type(exc).__name__)
                 return done[0]
             raise ServiceUnavailableError("the idempotency store is unavailable; retry later") from exc
+
+
+    def record_id(self, scope: str, key: str) -> str | None:
+        """The id of the stored record of (scope, key), as Powertools names it (after ``run``).
+
+        Used to file an erasure reference next to it (``store.ledger``); Powertools keeps
+        its key derivation internal, hence the guarded access (pinned version, tested).
+        """
+        derive = getattr(self._persistence, "_get_hashed_idempotency_key", None)
+        if derive is None or not getattr(self._persistence, "function_name", ""):
+            return None
+        record: str | None = derive({"key": f"{scope}\n{key}", "fingerprint": ""})
+        return record
 
 
 def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -226,3 +226,21 @@ def reader_unwrapper(unwrapper: KeyUnwrapper, *, max_entries: int, max_age_secon
     if max_entries <= 0 or max_age_seconds <= 0:
         return unwrapper
     return CachingUnwrapper(unwrapper, max_entries=max_entries, max_age_seconds=max_age_seconds)
+
+
+class KmsMac:
+    """Beacon side: ``kms:GenerateMac`` (HMAC_SHA_256) with the configured HMAC key, nothing else."""
+
+    ALGORITHM = "HMAC_SHA_256"
+
+    def __init__(self, kms_client: Any, key_id: str) -> None:
+        self._kms = kms_client
+        self._key_id = key_id
+
+    def mac(self, message: bytes) -> bytes:
+        response = _kms_call(
+            "GenerateMac", self._kms.generate_mac, KeyId=self._key_id, Message=message, MacAlgorithm=self.ALGORITHM
+        )
+        _check_key(self._key_id, response.get("KeyId", ""), "GenerateMac")
+        mac: bytes = response["Mac"]
+        return mac

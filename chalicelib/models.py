@@ -87,6 +87,11 @@ def _email(value: Any, field: str = "email") -> str:
     return result.normalized
 
 
+def email(value: Any, field: str = "email") -> str:
+    """A valid email in the normalised form the writer stores (and beacons are computed over)."""
+    return _email(value, field)
+
+
 def _dob(value: Any, today: _dt.date, field: str = "dob") -> str:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValidationError(f"{field} must be an ISO date YYYY-MM-DD", field=field)
@@ -195,6 +200,22 @@ def parse_fields_param(raw: str | None) -> tuple[str, ...]:
                 f"fields may only name {', '.join(PERSON_FIELDS)}", field="fields"
             )
     return names
+
+
+def parse_search(body: Any) -> tuple[str, tuple[str, ...]]:
+    """``{"email": ..., "fields": [...]?}`` -> (email as given, fields to answer)."""
+    if not isinstance(body, dict):
+        raise ValidationError("body must be a JSON object", field="body")
+    _reject_unknown(body, ("email", "fields"))
+    value = body.get("email")
+    if not isinstance(value, str):
+        raise ValidationError("email must be a string", field="email")
+    fields = body.get("fields")
+    if fields is None:
+        return value, PERSON_FIELDS
+    if not isinstance(fields, list) or not fields or not all(isinstance(name, str) for name in fields):
+        raise ValidationError("fields must be a non-empty list of field names", field="fields")
+    return value, parse_fields_param(",".join(fields))
 
 
 def parse_secret(body: Any) -> bytes:

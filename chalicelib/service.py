@@ -13,13 +13,18 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib import models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Envelope, Opener, RecordRef, Sealer
-from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PiiVaultError, ValidationError
 from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict, Store
+
+if TYPE_CHECKING:
+    from chalicelib.beacons import BeaconKeys
+    from chalicelib.store.beacons import BeaconIndex
+    from chalicelib.store.ledger import Erasures
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +125,12 @@ class WriterService:
         new_id: Callable[[], str] = new_record_id,
         audit: AuditLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        erasures: "Erasures | None" = None,
     ) -> None:
         self._store = store
         self._sealer = sealer
+        # Erasure ledger + idempotency references (None: plain deletes, as before the ledger).
+        self._erasures = erasures
         self._clock = clock
         self._new_id = new_id
         self._audit = audit or AuditLog()
@@ -187,7 +195,12 @@ class WriterService:
         self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> None:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        self._store.delete_person(customer_id, person_id, expected_version)
+        if self._erasures is None:
+            self._store.delete_person(customer_id, person_id, expected_version)
+        else:
+            # The item (its beacon and GSI entry with it) and the ledger entry, in one transaction.
+            self._erasures.erase_person(customer_id, person_id, expected_version, timestamp(self._clock()))
+            self._forget_references(customer_id, PERSON, person_id)
         self._audit.emit("person.delete", actor, customer_id=customer_id, record_type=PERSON, record_ids=[person_id])
 
     def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
@@ -239,18 +252,82 @@ class WriterService:
 
     def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> None:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        if self._erasures is not None:
+            # Ledger first: a secret's versions go in several writes; a replay after a restore
+            # deletes only what existed before this time, so a later put of the id survives.
+            self._erasures.record(customer_id, SECRET, secret_id, timestamp(self._clock()))
         self._store.delete_secret(customer_id, secret_id)
         self._latest_seen.pop((customer_id, secret_id), None)
         self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
 
 
+    def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
+        """File a reference to the idempotency record of a person's create (best effort)."""
+        if self._erasures is None:
+            return
+        expires_at = int(self._clock().timestamp()) + ttl_seconds
+        try:
+            self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id,
+                           exc.code)
+
+    def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
+        """Remove the idempotency record of the record's create. Best effort: the erasure is
+        committed; a failure here leaves ids and a keyed fingerprint until the TTL."""
+        assert self._erasures is not None
+        try:
+            self._erasures.forget_references(customer_id, kind, record_id)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of %s %s of %s not removed: %s", kind, record_id, customer_id,
+                           exc.code)
+
+
 class ReaderService:
     """Reads and decrypts records. Holds no way to write or to encrypt."""
 
-    def __init__(self, repository: Store, opener: Opener, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        repository: Store,
+        opener: Opener,
+        audit: AuditLog | None = None,
+        *,
+        beacon_keys: "BeaconKeys | None" = None,
+        beacons: "BeaconIndex | None" = None,
+    ) -> None:
         self._repo = repository
         self._opener = opener
         self._audit = audit or AuditLog()
+        self._beacon_keys = beacon_keys
+        self._beacons = beacons
+
+    def search_people(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> list[PersonView]:
+        """People of the tenant whose email equals the one searched (after normalisation).
+
+        The beacon index is eventually consistent (written by the stream-fed indexer);
+        candidates are fetched strongly consistent and kept only if their decrypted email
+        matches, so a truncated beacon's false positives and a stale beacon never answer.
+        """
+        from chalicelib.beacons import normalise_email, normalise_stored_email
+
+        if self._beacon_keys is None or self._beacons is None:
+            raise NotFoundError("search is not configured")
+        customer_id = models.customer_id(customer_id)
+        email, fields = models.parse_search(body)
+        wanted = normalise_email(email)
+        ids = self._beacons.find(customer_id, self._beacon_keys.beacon(customer_id, wanted))
+        records = self._repo.get_people(customer_id, ids) if ids else []
+        opener = self._opener.for_request()
+        views = []
+        for record in records:
+            view = self._view(record, tuple(dict.fromkeys((*fields, "email"))), opener)
+            if normalise_stored_email(view.data["email"]) != wanted:
+                continue  # a beacon collision or a beacon older than the email
+            data = {name: view.data[name] for name in fields}
+            views.append(PersonView(view.id, view.version, view.created_at, view.updated_at, data))
+        self._audit.emit("person.search", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted(fields))
+        return views
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> PersonView:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)

@@ -64,6 +64,9 @@ def bootstrap(
         "idempotency_table_arn": idempotency["TableArn"],
         "idempotency_table_name": idempotency["TableName"],
     }
+    from tools.findforget import ensure_lookup_resources
+
+    result.update(ensure_lookup_resources(kms_client, dynamodb_client, table["TableName"], changes=changes))
     if admin_arn is not None:
         result["admin_arn"] = admin_arn
     return result

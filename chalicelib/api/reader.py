@@ -6,10 +6,13 @@ from typing import Callable
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
-from chalicelib.api.http import etag, guarded, json_response, query
+from chalicelib.api.http import etag, guarded, json_response, parse_json_body, query
 from chalicelib.audit import Actor
 from chalicelib.errors import ValidationError
 from chalicelib.service import ReaderService
+
+
+SEARCH_BODY_MAX_BYTES = 4 * 1024
 
 
 def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
@@ -43,6 +46,15 @@ def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
             return json_response(200, body)
         page = service().list_people(customer_id, p.get("limit"), p.get("next"), p.get("fields"), actor=actor())
         return json_response(200, {"items": [v.to_json() for v in page.items], "next": page.next_token})
+
+    @bp.route("/customers/{customer_id}/people/search", methods=["POST"], authorizer=auth)
+    @guarded
+    def search_people(customer_id: str) -> Response:
+        # POST: the email travels in the body, never in a URL (access logs, traces).
+        params()
+        payload = parse_json_body(bp.current_request.raw_body, SEARCH_BODY_MAX_BYTES)
+        views = service().search_people(customer_id, payload, actor=actor())
+        return json_response(200, {"items": [view.to_json() for view in views]})
 
     @bp.route("/customers/{customer_id}/secrets/{secret_id}", methods=["GET"], authorizer=auth)
     @guarded

@@ -37,8 +37,11 @@ def writer_blueprint(
         """The SigV4 caller API Gateway authenticated (anonymous locally)."""
         return Actor.from_request_context(bp.current_request.context)
 
-    def once(scope: str, write: Callable[[], dict]) -> Response:
-        """Run ``write`` (returning status/body/headers) at most once per Idempotency-Key."""
+    def once(scope: str, write: Callable[[], dict], person_of: str | None = None) -> Response:
+        """Run ``write`` (returning status/body/headers) at most once per Idempotency-Key.
+
+        ``person_of`` (a tenant): the write creates a person; its idempotency record is
+        then referenced so that the person's DELETE removes it too."""
         request = bp.current_request
         key = parse_key(request.headers.get(IDEMPOTENCY_HEADER.lower()))
         if key is None:
@@ -47,6 +50,11 @@ def writer_blueprint(
             # Keys are per caller: another principal reusing a key neither replays nor blocks.
             scope = f"{actor().principal}\n{scope}"
             answer = idempotency().run(scope, key, request.raw_body or b"", write, bp.lambda_context)
+            if person_of is not None and not answer.get("replayed") and answer["status"] == 201:
+                record = idempotency().record_id(scope, key)
+                if record is not None:
+                    service().reference_idempotency(person_of, answer["body"]["id"], record,
+                                                    idempotency().ttl_seconds)
         headers = dict(answer["headers"])
         if answer.get("replayed"):
             headers["Idempotent-Replayed"] = "true"
@@ -77,7 +85,7 @@ def writer_blueprint(
             location = f"{stage_prefix(f'/customers/{customer_id}/people')}/customers/{customer_id}/people/{result.id}"
             return answer(201, result, "created_at", {"Location": location})
 
-        return once(f"people.create:{customer_id}", write)
+        return once(f"people.create:{customer_id}", write, person_of=customer_id)
 
     @bp.route("/customers/{customer_id}/people/{person_id}", methods=["PUT"], authorizer=auth)
     @guarded

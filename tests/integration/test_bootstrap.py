@@ -42,6 +42,7 @@ def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         ("pk", "S"),
         ("sk", "S"),
+        ("beacon", "B"),  # the beacon GSI's range key
     }
     key = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]
     assert (result["key_id"], result["key_arn"]) == (key["KeyId"], key["Arn"])
@@ -56,8 +57,10 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     second = bootstrap(kms, ddb)
 
     assert second == first
-    assert len(kms.list_keys()["Keys"]) == 1
-    assert ddb.list_tables()["TableNames"] == ["pii-vault", "pii-vault-idempotency"]
+    assert len(kms.list_keys()["Keys"]) == 2  # the envelope key and the beacon (HMAC) key
+    assert sorted(ddb.list_tables()["TableNames"]) == [
+        "pii-vault", "pii-vault-erasures", "pii-vault-idempotency", "pii-vault-jobs"
+    ]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
@@ -135,6 +138,9 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
         "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
         "created table pii-vault-idempotency", "enabled TTL on",
+        "created HMAC key arn:aws:kms:us-east-1:123456789012:key/" + result["beacon_key_id"],
+        "enabled the NEW_AND_OLD_IMAGES", "created GSI beacon-index",
+        "created table pii-vault-erasures", "enabled point-in-time recovery", "created table pii-vault-jobs",
     ]
 
 
