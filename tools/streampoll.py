@@ -1,0 +1,108 @@
+"""The indexer for the local stack: polls the PII table's stream and feeds the records to
+the same handler the deployed ``indexer`` stage runs (``chalice local`` runs no stream
+handlers). Also used in process by the integration tests and the benchmark.
+
+    python -m tools.streampoll        # env: AWS_ENDPOINT_URL (moto), PII_VAULT_* settings
+
+moto (and botocore 1.44) pitfall: ARN-bearing Streams calls go to an account-id
+endpoint moto does not serve unless ``account_id_endpoint_mode`` is ``disabled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+POLL_INTERVAL_S = 0.1
+
+
+def streams_client(session: Any = None, **kwargs: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    return session.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"), **kwargs)
+
+
+class StreamPoller:
+    """Follows every shard of one stream from its start (the local table is new), in order."""
+
+    def __init__(self, streams: Any, stream_arn: str, handle: Callable[[list[dict[str, Any]]], Any]) -> None:
+        self._streams = streams
+        self._arn = stream_arn
+        self._handle = handle
+        self._iterators: dict[str, str | None] = {}
+        self.counts: Counter[str] = Counter()
+
+    def _refresh_shards(self) -> None:
+        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", [])
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+
+    def poll_once(self) -> int:
+        """One GetRecords per open shard; returns the number of records handled."""
+        self._refresh_shards()
+        handled = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            if iterator is None:
+                continue
+            response = self._streams.get_records(ShardIterator=iterator, Limit=100)
+            records = response.get("Records", [])
+            if records:
+                counts = self._handle(records)
+                if isinstance(counts, Counter):
+                    self.counts.update(counts)
+                handled += len(records)
+            self._iterators[shard_id] = response.get("NextShardIterator")
+        return handled
+
+    def drain(self) -> int:
+        """Poll until a round handles nothing (tests: everything written so far is indexed)."""
+        total = 0
+        while True:
+            handled = self.poll_once()
+            total += handled
+            if not handled:
+                return total
+
+    def run(self, stop: threading.Event, interval: float = POLL_INTERVAL_S) -> None:
+        while not stop.is_set():
+            try:
+                if not self.poll_once():
+                    stop.wait(interval)
+            except Exception:  # noqa: BLE001 - a poller must survive a moto hiccup; logged, retried
+                logging.getLogger(__name__).exception("stream poll failed; retrying")
+                stop.wait(1.0)
+
+
+def main() -> int:
+    from chalicelib.api import _client, build_indexer
+    from chalicelib.config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings.from_env(role="indexer")
+    ddb = _client("dynamodb", settings)
+    arn = settings.stream_arn or ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    indexer = build_indexer(settings, _client("kms", settings), ddb)
+    poller = StreamPoller(streams_client(region_name=settings.region), arn, indexer.handle_records)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"indexer: polling {arn}", flush=True)
+    try:
+        poller.run(stop)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
