@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws_errors import error_code, translate
-from chalicelib.errors import StorageError, ThrottledError
+from chalicelib.errors import StorageError
 from chalicelib.store import layout
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100
 # A Lambda segment run stops this long before the function's timeout.
 LAMBDA_MARGIN_MS = 10_000
-_BATCH_WRITE_MAX = 25
-_BATCH_ROUNDS = 8
 
 Item = dict[str, Any]
 Key = dict[str, Any]
@@ -206,21 +204,14 @@ def all_pages(pages: PageSource) -> Iterable[Item]:
             return
 
 
-def batch_delete(ddb: Any, table: str, keys: Iterable[Key], sleep: Callable[[float], None] = time.sleep) -> int:
-    """Delete ``keys`` 25 per BatchWriteItem, retrying unprocessed ones with backoff."""
-    keys = list(keys)
-    for start in range(0, len(keys), _BATCH_WRITE_MAX):
-        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + _BATCH_WRITE_MAX]]
-        for round_ in range(_BATCH_ROUNDS):
-            if round_:
-                sleep(min(0.05 * 2**round_, 2.0))
-            response = _call(ddb, "batch_write_item", RequestItems={table: requests})
-            requests = response.get("UnprocessedItems", {}).get(table, [])
-            if not requests:
-                break
-        else:
-            raise ThrottledError("the database did not accept every delete; run the job again to resume")
-    return len(keys)
+def delete_each(ddb: Any, table: str, keys: Iterable[Key]) -> int:
+    """DeleteItem per key: offboarding's role may delete but not write (BatchWriteItem
+    would also allow puts), so no batch. A missing item is no error."""
+    count = 0
+    for key in keys:
+        _call(ddb, "delete_item", TableName=table, Key=key)
+        count += 1
+    return count
 
 
 def delete_if_created_by(ddb: Any, table: str, key: Key, erased_at: str) -> bool:
@@ -273,7 +264,7 @@ def offboard_items_processor(ddb: Any, table: str, *, dry_run: bool) -> Processo
             sort_key = item[layout.SK]["S"]
             counts["people" if layout.person_id_of(sort_key) is not None else "secret_items"] += 1
         if not dry_run:
-            batch_delete(ddb, table, item_keys(items))
+            delete_each(ddb, table, item_keys(items))
         counts["deleted" if not dry_run else "would_delete"] += len(items)
         return counts
 
@@ -296,7 +287,7 @@ def references_processor(ddb: Any, idempotency_table: str, customer_id: str, *, 
                 keys.append({layout.IDEMPOTENCY_ID: {"S": target}})
         counts["idempotency_items"] += len(keys)
         if keys and not dry_run:
-            batch_delete(ddb, idempotency_table, keys)
+            delete_each(ddb, idempotency_table, keys)
         return counts
 
     return process

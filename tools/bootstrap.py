@@ -251,6 +251,9 @@ def write_config(chalice_dir, result):
         PII_VAULT_IDEMPOTENCY_TABLE=result["idempotency_table_name"],
         PII_VAULT_KMS_KEY_ID=result["key_arn"],
     )
+    for name, field in (("PII_VAULT_BEACON_KEY_ID", "beacon_key_arn"), ("PII_VAULT_STREAM_ARN", "stream_arn")):
+        if field in result:
+            env[name] = result[field]
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 

@@ -28,7 +28,23 @@ from typing import Any, Mapping, Sequence
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
-POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
+POLICY_FILES = {
+    "writer": "policy-writer.json",
+    "reader": "policy-reader.json",
+    "indexer": "policy-indexer.json",
+    "offboard": "policy-offboard.json",
+}
+# Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
+LEDGER_SUFFIX = "-erasures"
+JOBS_SUFFIX = "-jobs"
+BEACON_INDEX = "beacon-index"
+# The only attributes an indexer UpdateItem may name: the item's key and its beacon.
+INDEXER_ATTRIBUTES = ("beacon", "beacon_version", "pk", "sk")
+# The only attributes offboarding may read: keys and creation time (never ciphertext).
+OFFBOARD_READ_ATTRIBUTES = ("created_at", "pk", "sk")
+MAC_ALGORITHM = "HMAC_SHA_256"
+STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+CHECKPOINT_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
@@ -110,6 +126,14 @@ def writer_policy(
             "Action": list(IDEMPOTENCY_ACTIONS),
             "Resource": idempotency_table_arn,
         },
+        {
+            # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
+            # each item's action). Append only: no read, update or delete of the ledger.
+            "Sid": "AppendErasureLedger",
+            "Effect": "Allow",
+            "Action": "dynamodb:PutItem",
+            "Resource": table_arn + LEDGER_SUFFIX,
+        },
         _logs_statement(partition, region, account_id, f"{app_name}-writer"),
     )
 
@@ -121,9 +145,23 @@ def reader_policy(
     region: str | None = None,
     account_id: str | None = None,
     app_name: str = APP_NAME,
+    beacon_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Decrypt-only on the key, read-only on the table, own log group."""
+    """Decrypt-only on the key, read-only on the table, own log group; with a beacon key,
+    GenerateMac on it and Query on the beacon index (search stays read-only)."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
+    search = []
+    if beacon_key_arn is not None:
+        _scope(beacon_key_arn, table_arn, region, account_id)
+        search = [
+            _mac_statement(beacon_key_arn),
+            {
+                "Sid": "QueryBeaconIndex",
+                "Effect": "Allow",
+                "Action": "dynamodb:Query",
+                "Resource": f"{table_arn}/index/{BEACON_INDEX}",
+            },
+        ]
     return _document(
         _kms_statement("DecryptDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
         {
@@ -132,7 +170,89 @@ def reader_policy(
             "Action": list(READER_TABLE_ACTIONS),
             "Resource": table_arn,
         },
+        *search,
         _logs_statement(partition, region, account_id, f"{app_name}-reader"),
+    )
+
+
+def indexer_policy(
+    key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME
+) -> dict[str, Any]:
+    """The stream-fed indexer and the backfill job: Decrypt (tenant context), GenerateMac on
+    the beacon key, UpdateItem naming only the beacon attributes, the table's stream, Scan
+    for the backfill, its checkpoints. No Encrypt, no PutItem/DeleteItem, no field writes."""
+    partition, region, account_id = _scope(key_arn, table_arn, None, None)
+    _scope(beacon_key_arn, table_arn, region, account_id)
+    return _document(
+        _kms_statement("DecryptEmailDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
+        _mac_statement(beacon_key_arn),
+        {
+            "Sid": "WriteBeaconAttributesOnly",
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INDEXER_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+            },
+        },
+        {"Sid": "ScanForBackfill", "Effect": "Allow", "Action": "dynamodb:Scan", "Resource": table_arn},
+        {
+            "Sid": "ReadTableStream",
+            "Effect": "Allow",
+            "Action": list(STREAM_READ_ACTIONS),
+            "Resource": f"{table_arn}/stream/*",
+        },
+        {
+            # ListStreams has no resource-level permissions; it discloses stream ARNs only.
+            "Sid": "ListStreamsForEventSourceMapping",
+            "Effect": "Allow",
+            "Action": "dynamodb:ListStreams",
+            "Resource": "*",
+        },
+        _checkpoint_statement(table_arn),
+        _logs_statement(partition, region, account_id, f"{app_name}-indexer-index_beacons",
+                        f"{app_name}-indexer-backfill"),
+    )
+
+
+def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
+    """Tenant offboarding: delete-only. Query of keys and creation times (never an
+    encrypted attribute), DeleteItem, the tenant's idempotency records, a ledger entry,
+    its checkpoints. No KMS at all (the key ARN only scopes region and account)."""
+    partition, region, account_id = _scope(key_arn, table_arn, None, None)
+    return _document(
+        {
+            "Sid": "QueryKeysOnly",
+            "Effect": "Allow",
+            "Action": "dynamodb:Query",
+            "Resource": table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(OFFBOARD_READ_ATTRIBUTES)},
+                "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        },
+        {
+            "Sid": "DeleteItems",
+            "Effect": "Allow",
+            "Action": "dynamodb:DeleteItem",
+            "Resource": table_arn,
+            "Condition": {"StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]}},
+        },
+        {
+            "Sid": "DeleteTenantIdempotencyRecords",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DeleteItem", "dynamodb:Scan"],
+            "Resource": table_arn + IDEMPOTENCY_SUFFIX,
+        },
+        {
+            "Sid": "AppendErasureLedger",
+            "Effect": "Allow",
+            "Action": "dynamodb:PutItem",
+            "Resource": table_arn + LEDGER_SUFFIX,
+        },
+        _checkpoint_statement(table_arn),
+        _logs_statement(partition, region, account_id, f"{app_name}-offboard-offboard"),
     )
 
 
@@ -142,6 +262,7 @@ def key_policy(
     reader_role_arn: str | None = None,
     *,
     app_name: str = APP_NAME,
+    indexer_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
     role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
@@ -162,6 +283,7 @@ def key_policy(
     for sid, action, arn, name in (
         ("WriterRoleEncryptsDataKeysUnderTenantContext", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
         ("ReaderRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
+        ("IndexerRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", indexer_role_arn, "indexer_role_arn"),
     ):
         if arn is None:
             continue
@@ -172,6 +294,24 @@ def key_policy(
         raise InvalidResourceError("the writer role must differ from the admin and the reader")
     if reader_role_arn is not None and reader_role_arn == admin_arn:
         raise InvalidResourceError("the reader role must differ from the admin")
+    return _document(*statements)
+
+
+def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict[str, Any]:
+    """The HMAC key's policy: administration for the admin, GenerateMac (HMAC_SHA_256) for
+    the reader and indexer roles, nothing for ``*`` or the account root."""
+    statements: list[dict[str, Any]] = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    if mac_role_arns:
+        statement = _mac_statement("*")
+        statement["Sid"] = "RolesGenerateBeaconRootMac"
+        statement["Principal"] = {"AWS": [_principal(arn, "mac_role_arns") for arn in mac_role_arns]}
+        statements.append(statement)
     return _document(*statements)
 
 
@@ -186,9 +326,14 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
     if missing:
         raise InvalidResourceError(f"resources file needs string fields: {', '.join(missing)}")
     args = (resources["key_arn"], resources["table_arn"])
+    beacon_key = resources.get("beacon_key_arn")
+    if not isinstance(beacon_key, str):
+        raise InvalidResourceError("resources file needs beacon_key_arn (the HMAC key tools.bootstrap creates)")
     return {
         POLICY_FILES["writer"]: render(writer_policy(*args)),
-        POLICY_FILES["reader"]: render(reader_policy(*args)),
+        POLICY_FILES["reader"]: render(reader_policy(*args, beacon_key_arn=beacon_key)),
+        POLICY_FILES["indexer"]: render(indexer_policy(*args, beacon_key)),
+        POLICY_FILES["offboard"]: render(offboard_policy(*args)),
     }
 
 
@@ -332,18 +477,37 @@ def _kms_statement(sid: str, action: str, key_arn: str, app_name: str) -> dict[s
     }
 
 
-def _logs_statement(partition: str, region: str, account_id: str, function_name: str) -> dict[str, Any]:
+def _mac_statement(beacon_key_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "GenerateBeaconRootMac",
+        "Effect": "Allow",
+        "Action": "kms:GenerateMac",
+        "Resource": beacon_key_arn,
+        "Condition": {"StringEquals": {"kms:MacAlgorithm": MAC_ALGORITHM}},
+    }
+
+
+def _checkpoint_statement(table_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "JobCheckpoints",
+        "Effect": "Allow",
+        "Action": list(CHECKPOINT_ACTIONS),
+        "Resource": table_arn + JOBS_SUFFIX,
+    }
+
+
+def _logs_statement(partition: str, region: str, account_id: str, *function_names: str) -> dict[str, Any]:
     """Chalice's autogen grants these three on arn:*:logs:*:*:*; here: the function's group only.
 
     ``chalice deploy`` names the API handler ``<app>-<stage>``. CloudWatch Logs
     authorizes these actions against the ``...:*`` form of the group ARN; both are listed.
     """
-    group = f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}"
+    groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{name}" for name in function_names]
     return {
         "Sid": "WriteOwnLogs",
         "Effect": "Allow",
         "Action": list(LOG_ACTIONS),
-        "Resource": [group, f"{group}:*"],
+        "Resource": [arn for group in groups for arn in (group, f"{group}:*")],
     }
 
 

@@ -119,7 +119,7 @@ def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
 
 def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
     role, policy = role_policy
-    tables = {TABLE_ARN, IDEMPOTENCY_ARN} if role == "writer" else {TABLE_ARN}
+    tables = {TABLE_ARN, IDEMPOTENCY_ARN, TABLE_ARN + "-erasures"} if role == "writer" else {TABLE_ARN}
 
     for service, arns in (("kms", {KEY_ARN}), ("dynamodb", tables)):
         statements = _statements_for(policy, service)
@@ -229,7 +229,8 @@ def test_given_the_committed_resources_file_then_committed_policy_files_equal_th
 
 def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_later_edits(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN}), encoding="utf-8")
+    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "beacon_key_arn": KEY_ARN}),
+                         encoding="utf-8")
     args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
 
     assert policies.main(args + ["--check"]) == 1  # nothing written yet
