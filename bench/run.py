@@ -319,12 +319,13 @@ class PiiVault(Approach):
 
         from chalicelib.api import create_app
         from chalicelib.config import Settings
+        from tools.devstack import LOCAL_CALLER_ENV
 
         self.ids: dict[int, str] = {}
         clients = []
         for stage in STAGES:
             env = {**stage_environment(stage), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
-            env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn)
+            env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn, **LOCAL_CALLER_ENV)
             app = create_app(settings=Settings.from_env(env), kms_client=kms_client(meter), dynamodb_client=ddb_client())
             clients.append(Client(app))
         self.writer, self.reader = (client.http for client in clients)

@@ -40,6 +40,16 @@ MAX_IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 # a record seals up to 5 fields, so 2**24 records per key leaves a wide margin.
 MAX_WRITER_KEY_CACHE_RECORDS = 2**24
 MAX_READER_KEY_CACHE_ENTRIES = 100_000
+# Callers (chalicelib/api/callers.py): IAM role ARNs, with an optional path; and the STS
+# assumed-role ARN of a session of such a role (API Gateway's ``userArn``), which drops the path.
+ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/"
+    r"(?P<path>(?:[!-.0-~]{1,512}/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
+)
+ASSUMED_ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>[0-9]{12}):assumed-role/"
+    r"(?P<name>[A-Za-z0-9_+=,.@-]{1,64})/(?P<session>[A-Za-z0-9_+=,.@-]{2,64})"
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,11 @@ class Settings:
     ledger_table_name: str = DEFAULT_TABLE_NAME + LEDGER_SUFFIX
     jobs_table_name: str = DEFAULT_TABLE_NAME + JOBS_SUFFIX
     stream_arn: str = ""  # the PII table's stream (indexer stage)
+    # Role ARNs whose sessions may call this stage; empty refuses everyone.
+    allowed_callers: tuple[str, ...] = ()
+    # Outside Lambda only (chalice local, tests): the assumed-role ARN that stands in for
+    # the IAM authorizer's identity on requests that carry none.
+    local_caller: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -73,6 +88,18 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
                 raise ConfigurationError(_bounds_message(name))
+        if not isinstance(self.allowed_callers, tuple) or not all(
+            isinstance(arn, str) and ROLE_ARN.fullmatch(arn) for arn in self.allowed_callers
+        ):
+            raise ConfigurationError(
+                "PII_VAULT_ALLOWED_CALLERS must be comma-separated IAM role ARNs "
+                "such as arn:aws:iam::111122223333:role/app"
+            )
+        if self.local_caller is not None and not ASSUMED_ROLE_ARN.fullmatch(self.local_caller):
+            raise ConfigurationError(
+                "PII_VAULT_LOCAL_CALLER must be an assumed-role ARN such as "
+                "arn:aws:sts::000000000000:assumed-role/app/local"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
@@ -93,6 +120,11 @@ class Settings:
             beacon_key_id
         ):
             raise ConfigurationError("PII_VAULT_BEACON_KEY_ID must be the HMAC key ARN in a deployed function")
+        # The local caller replaces the IAM authorizer where there is none. A deployed
+        # function has one, and must never take an identity from its configuration.
+        local_caller = env.get("PII_VAULT_LOCAL_CALLER", "").strip() or None
+        if local_caller is not None and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigurationError("PII_VAULT_LOCAL_CALLER is for chalice local and tests; unset it in Lambda")
         return cls(
             role=env.get("PII_VAULT_ROLE", "") if role is None else role,
             table_name=table_name,
@@ -103,6 +135,8 @@ class Settings:
             ledger_table_name=env.get("PII_VAULT_LEDGER_TABLE", table_name + LEDGER_SUFFIX),
             jobs_table_name=env.get("PII_VAULT_JOBS_TABLE", table_name + JOBS_SUFFIX),
             stream_arn=env.get("PII_VAULT_STREAM_ARN", ""),
+            allowed_callers=_list_env(env, "PII_VAULT_ALLOWED_CALLERS"),
+            local_caller=local_caller,
             **{name: _int_env(env, name) for name in _INT_SETTINGS},
         )
 
@@ -131,3 +165,14 @@ def _int_env(env: Mapping[str, str], field: str) -> int:
     if not re.fullmatch(r"[0-9]{1,10}", raw.strip()):
         raise ConfigurationError(_bounds_message(field))
     return int(raw.strip())
+
+
+def _list_env(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    """Comma-separated; unset or blank is the empty list, an empty entry is an error."""
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return ()
+    items = tuple(part.strip() for part in raw.split(","))
+    if not all(items):
+        raise ConfigurationError(f"{variable} has an empty entry")
+    return items

@@ -43,6 +43,12 @@ class UnsupportedMediaTypeError(ValidationError):
     code = "unsupported_media_type"
 
 
+class ForbiddenError(PiiVaultError):
+    """The authenticated caller is not on this stage's allow-list (or there is none)."""
+
+    code = "forbidden"
+
+
 class NotFoundError(PiiVaultError):
     code = "not_found"
 

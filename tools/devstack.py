@@ -33,6 +33,11 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+# chalice local has no IAM authorizer: every request is served as this session of this
+# role, which is the only one on the local stages' allow-list (chalicelib/api/callers.py).
+LOCAL_CALLER_ROLE = "arn:aws:iam::000000000000:role/pii-vault-local-caller"
+LOCAL_CALLER = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"
+LOCAL_CALLER_ENV = {"PII_VAULT_ALLOWED_CALLERS": LOCAL_CALLER_ROLE, "PII_VAULT_LOCAL_CALLER": LOCAL_CALLER}
 
 
 class DevStackError(RuntimeError):
@@ -106,6 +111,7 @@ class DevStack:
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
+            **LOCAL_CALLER_ENV,
             # moto imports lazily; bytecode written into a .venv inside the project would
             # restart an auto-reloading `chalice local` mid-request.
             PYTHONDONTWRITEBYTECODE="1",

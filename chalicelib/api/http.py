@@ -15,8 +15,11 @@ import traceback
 from typing import Any, Callable, Iterable, Mapping
 
 from chalice import Response
+from chalice.app import Request
 
 from chalicelib import errors
+from chalicelib.audit import REFUSED, Actor, AuditLog, text
+from chalicelib.service import PERSON, SECRET
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ _STATUS: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
     (errors.PayloadTooLargeError, 413),
     (errors.UnsupportedMediaTypeError, 415),
     (errors.ValidationError, 400),
+    (errors.ForbiddenError, 403),
     (errors.NotFoundError, 404),
     (errors.PreconditionFailedError, 412),
     (errors.ConflictError, 409),
@@ -36,6 +40,10 @@ _STATUS: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
 _ETAG = re.compile(r'"([1-9][0-9]{0,8})"')
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 RETRY_AFTER_SECONDS = "1"
+# Refusals audited like reads, so a probing caller shows up in the audit log.
+AUDITED_REFUSALS = frozenset({errors.ForbiddenError.code, errors.NotFoundError.code, errors.IntegrityError.code})
+_RECORD_ID_PARAMS = (("person_id", PERSON), ("secret_id", SECRET))
+_COLLECTIONS = (("/people", PERSON), ("/secrets", SECRET))
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -146,3 +154,48 @@ def normalize_chalice_errors(event: Any, get_response: Callable[[Any], Response]
         message = "unsupported media type; send application/json" if response.status_code == 415 else body["Message"]
         return json_response(response.status_code, {"code": code, "message": message}, response.headers)
     return response
+
+
+def audit_refusal(audit: AuditLog, request: Request, code: str) -> None:
+    """One ``request.refused`` event: caller, route template, tenant and record id from the path."""
+    params = request.uri_params if isinstance(request.uri_params, dict) else {}
+    context = request.context if isinstance(request.context, dict) else {}
+    route = str(context.get("resourcePath") or "")
+    record_type, record_ids = next(
+        ((kind, [params[name]]) for name, kind in _RECORD_ID_PARAMS if name in params),
+        (next((kind for segment, kind in _COLLECTIONS if segment in route), ""), []),
+    )
+    audit.emit(
+        REFUSED,
+        Actor.from_request_context(context),
+        customer_id=params.get("customer_id", ""),
+        record_type=record_type,
+        record_ids=record_ids,
+        outcome=code,
+        route=text(f"{request.method} {route}"),
+    )
+
+
+def audit_refusals(audit: AuditLog) -> Callable[[Request, Callable[[Request], Response]], Response]:
+    """HTTP middleware: audit the views' 404 and integrity answers (the caller gate audits its own 403)."""
+
+    def middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
+        response = get_response(request)
+        code = _error_code(response)
+        if code in AUDITED_REFUSALS:
+            audit_refusal(audit, request, code)
+        return response
+
+    return middleware
+
+
+def _error_code(response: Response) -> str | None:
+    """The ``code`` of one of our JSON error answers, else None."""
+    if response.status_code < 400 or not isinstance(response.body, str):
+        return None
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None

@@ -1,11 +1,32 @@
-"""tools.client against the local stack: signed requests are served like any other
-(chalice local ignores SigV4; tests/unit/test_client.py proves the signatures)."""
+"""The pii-vault client package (clients/python), installed into a fresh virtual environment,
+drives the local stack; ``python -m tools.client`` works there with no credentials exported.
 
-import boto3
+The package is built offline into a wheel by the dev environment's pip (``pip wheel
+--no-build-isolation --no-deps --no-index``: setuptools, which Python 3.11's venv bundles,
+and wheel, which chalice requires), and installed offline into a fresh ``python -m venv``
+(``--no-deps --no-index``). Of the dev environment the fresh one sees only botocore and
+what botocore itself requires, through a ``.pth`` file: the client must run with its
+declared dependency alone (``pip check`` agrees).
+Subprocesses run with every ``AWS_*`` variable removed and an empty home directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
 
 from tests.plaintext_guard import register
 from tools import client
 
+ROOT = Path(__file__).resolve().parents[2]
 PERSON = {
     "name": "Evangelina",
     "surname": "Thistlewood",
@@ -13,37 +34,158 @@ PERSON = {
     "dob": "1979-08-14",
     "address": {"line1": "12 Larkspur Mews", "city": "Peterborough", "postal_code": "PE1 1AA", "country": "GB"},
 }
-register(PERSON)  # the no-plaintext guard looks for these everywhere
-FAKE = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+SECRET_VALUES = ("whsec_e2e_client_v1_Qm9vaw", "whsec_e2e_client_v2_UGFnZQ", "whsec_e2e_cli_TGluZQ")
+register(PERSON, SECRET_VALUES)  # the no-plaintext guard looks for these everywhere
 
 
-def test_given_the_signing_client_when_writing_and_reading_then_the_local_stack_serves_it(local_stack, customer_id):
-    created = client.call("POST", f"{local_stack.writer_url}/customers/{customer_id}/people",
-                          json_body=PERSON, session=FAKE)
-    assert created.status_code == 201, created.text
-    person_id = created.json()["id"]
+def _closure(name: str) -> list[metadata.Distribution]:
+    """``name`` and, recursively, what it requires in this environment (markers evaluated, no extras)."""
+    seen: dict[str, metadata.Distribution] = {}
+    pending = [name]
+    while pending:
+        dist = metadata.distribution(pending.pop())
+        key = dist.metadata["Name"].lower()
+        if key in seen:
+            continue
+        seen[key] = dist
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return list(seen.values())
 
-    patched = client.call("PATCH", f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}",
-                          json_body={"name": "Eva"}, headers={"If-Match": '"1"'}, session=FAKE)
-    read = client.call("GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}?fields=email,name",
-                       session=FAKE)
 
-    assert patched.status_code == 200, patched.text
-    assert read.status_code == 200, read.text
-    assert read.json()["data"] == {"email": PERSON["email"], "name": "Eva"}
-    assert "AWS4-HMAC-SHA256" in read.request.headers["Authorization"]
+def _expose_only(dists: list[metadata.Distribution], target: Path) -> None:
+    """Symlink each distribution's top-level files (package, modules, dist-info) into ``target``."""
+    target.mkdir()
+    for dist in dists:
+        for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
+            source = Path(dist.locate_file(top))
+            if top != "__pycache__" and source.exists() and not (target / top).exists():
+                (target / top).symlink_to(source)
 
 
-def test_given_the_cli_when_reading_a_missing_person_then_it_prints_the_error_and_exits_1(
-    local_stack, customer_id, capsys, monkeypatch
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(HOME=str(home), AWS_CONFIG_FILE=str(home / "none"), AWS_SHARED_CREDENTIALS_FILE=str(home / "none"),
+               AWS_EC2_METADATA_DISABLED="true", PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    base = tmp_path_factory.mktemp("client-venv")
+    venv, home = base / "venv", base / "home"
+    home.mkdir()
+    env = _clean_env(home)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               check=True, capture_output=True, text=True, env=env).stdout.strip())
+    _expose_only(_closure("botocore"), base / "deps")
+    (site / "botocore-from-dev.pth").write_text(str(base / "deps") + "\n")
+    source = base / "src"  # a copy: setuptools writes build/ and *.egg-info next to the sources
+    shutil.copytree(ROOT / "clients" / "python", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "--no-index",
+         "-w", str(base / "dist"), str(source)],
+        capture_output=True, text=True, env=env,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = (base / "dist").glob("pii_vault_client-*.whl")
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                             capture_output=True, text=True, env=env)
+    assert install.returncode == 0, install.stdout + install.stderr
+    check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr  # botocore is the one requirement, and present
+    return venv, env
+
+
+DRIVE = r"""
+import json, sys
+import pii_vault_client
+from pii_vault_client import Client, NotFoundError
+
+writer, reader, tenant, person, values = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5:]
+vault = Client(writer_url=writer, reader_url=reader, timeout=15)
+ids = [vault.create_person(tenant, {**person, "name": f"{person['name']}{i}"})["id"] for i in range(5)]
+pages = [[p["id"] for p in page.items] for page in vault.list_pages(tenant, limit=2, fields=["name"])]
+one = vault.get_person(tenant, ids[0], fields=["email", "name"])
+many = vault.get_people(tenant, [ids[1], "0" * 32, ids[2]], fields=["name"])
+put = [vault.put_secret(tenant, "hook", v)["version"] for v in values[:2]]
+secret = vault.get_secret(tenant, "hook")
+first = vault.get_secret(tenant, "hook", version=1)
+try:
+    vault.get_person(tenant, "f" * 32)
+    missing = None
+except NotFoundError as exc:
+    missing = [type(exc).__name__, exc.status, exc.code]
+print(json.dumps({
+    "module": pii_vault_client.__file__, "ids": ids, "pages": pages, "one": one,
+    "many": {"items": [p["id"] for p in many.items], "names": [p["data"]["name"] for p in many.items],
+             "missing": many.missing},
+    "put": put, "latest": [secret["version"], secret["value"]], "first": first["value"], "missing": missing,
+}))
+"""
+
+
+def test_given_the_installed_client_then_it_drives_the_local_stack_without_credentials(
+    fresh_venv, local_stack, customer_id
 ):
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    venv, env = fresh_venv
+    args = [local_stack.writer_url, local_stack.reader_url, customer_id, json.dumps(PERSON), *SECRET_VALUES[:2]]
 
-    code = client.main(["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}",
-                        "--region", "us-east-1"])
+    run = subprocess.run([str(venv / "bin" / "python"), "-c", DRIVE, *args], capture_output=True, text=True,
+                         env=env, cwd=venv, timeout=120)
 
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "HTTP 404" in captured.err and '"code":"not_found"' in captured.out
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert Path(out["module"]).is_relative_to(venv)  # the installed copy, not the source tree
+    assert [len(page) for page in out["pages"]] == [2, 2, 1]
+    assert sorted(sum(out["pages"], [])) == sorted(out["ids"])
+    assert out["one"]["data"] == {"email": PERSON["email"], "name": PERSON["name"] + "0"}
+    assert out["many"] == {"items": [out["ids"][1], out["ids"][2]], "names": [PERSON["name"] + "1", PERSON["name"] + "2"],
+                           "missing": ["0" * 32]}
+    assert out["put"] == [1, 2]
+    assert out["latest"] == [2, SECRET_VALUES[1]] and out["first"] == SECRET_VALUES[0]
+    assert out["missing"] == ["NotFoundError", 404, "not_found"]
+
+
+def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(fresh_venv, local_stack, customer_id):
+    venv, env = fresh_venv
+    cli = str(venv / "bin" / "pii-vault")
+    secret_url = f"/customers/{customer_id}/secrets/cli"
+
+    put = subprocess.run([cli, "PUT", local_stack.writer_url + secret_url, "--data", json.dumps({"value": SECRET_VALUES[2]})],
+                         capture_output=True, text=True, env=env, timeout=60)
+    got = subprocess.run([cli, "GET", local_stack.reader_url + secret_url], capture_output=True, text=True, env=env,
+                         timeout=60)
+    missing = subprocess.run([cli, "GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}"],
+                             capture_output=True, text=True, env=env, timeout=60)
+
+    assert (put.returncode, got.returncode) == (0, 0), put.stderr + got.stderr
+    assert "HTTP 201" in put.stderr and json.loads(got.stdout)["value"] == SECRET_VALUES[2]
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and json.loads(missing.stdout)["code"] == "not_found"
+
+
+def test_given_tools_client_and_no_exported_credentials_then_the_local_stack_serves_it(
+    local_stack, customer_id, capsys, monkeypatch, tmp_path
+):
+    """Issue 10: `python -m tools.client` against `make dev` needs nothing exported."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    created = client.main(["POST", f"{local_stack.writer_url}/customers/{customer_id}/people", "--data", json.dumps(PERSON)])
+    created_out = capsys.readouterr()
+    person_id = json.loads(created_out.out)["id"]
+    read = client.main(["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}?fields=email,name"])
+    read_out = capsys.readouterr()
+    missing = client.main(["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}"])
+    missing_out = capsys.readouterr()
+
+    assert created == 0 and "HTTP 201" in created_out.err and "Location:" in created_out.err
+    assert read == 0 and json.loads(read_out.out)["data"] == {"email": PERSON["email"], "name": PERSON["name"]}
+    assert missing == 1 and "HTTP 404" in missing_out.err and '"code":"not_found"' in missing_out.out

@@ -20,8 +20,12 @@ from chalicelib.config import Settings
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.bootstrap import bootstrap
+from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
 
 REGION = "us-east-1"
+# As in the local stack: chalice.test.Client requests carry no identity, so they are
+# served as the local caller, whose role is the one on the list.
+CALLERS: dict[str, Any] = {"allowed_callers": (LOCAL_CALLER_ROLE,), "local_caller": LOCAL_CALLER}
 
 
 @pytest.fixture
@@ -108,7 +112,7 @@ def _stack(cache_settings: dict[str, int]) -> Iterator[Stack]:
 
         def app(role: str) -> Any:
             return create_app(
-                settings=Settings(role, region=REGION, **cache_settings),
+                settings=Settings(role, region=REGION, **CALLERS, **cache_settings),
                 kms_client=clients[role]["kms"],
                 dynamodb_client=clients[role]["dynamodb"],
             )

@@ -1,5 +1,5 @@
 """Audit through the HTTP edge: the SigV4 identity API Gateway puts in the request
-context reaches the audit event; chalice's sparse local context becomes anonymous."""
+context reaches the audit event; chalice's sparse local context becomes the local caller."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from chalicelib.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON as PLAINTEXT_PERSON
 from tests.integration.test_api import PLAINTEXTS, create
+from tools.devstack import LOCAL_CALLER
 
 SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
+SIGNER_ROLE = "arn:aws:iam::111122223333:role/support-tools"
 
 
 def _audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -58,7 +60,7 @@ def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
 ) -> None:
     person_id = create(stack)
     reader_app = create_app(
-        settings=Settings("reader", region=REGION),
+        settings=Settings("reader", region=REGION, allowed_callers=(SIGNER_ROLE,)),
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )
@@ -83,7 +85,7 @@ def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
         assert value not in caplog.text
 
 
-def test_given_local_requests_then_each_write_and_read_is_audited_once_as_anonymous(
+def test_given_local_requests_then_each_write_read_and_probe_is_audited_once_as_the_local_caller(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -95,20 +97,22 @@ def test_given_local_requests_then_each_write_and_read_is_audited_once_as_anonym
 
     events = _audit_events(caplog)
 
-    assert [(e["audit"], e["fields"]) for e in events] == [
-        ("person.create", ["address", "dob", "email", "name", "surname"]),
-        ("person.read", ["email"]),
-        ("secret.put", ["value"]),
-        ("secret.read", ["value"]),
+    assert [(e["audit"], e["fields"], e.get("outcome")) for e in events] == [
+        ("person.create", ["address", "dob", "email", "name", "surname"], None),
+        ("person.read", ["email"], None),
+        ("secret.put", ["value"], None),
+        ("secret.read", ["value"], None),
+        ("request.refused", [], "not_found"),
     ]
-    assert all(e["actor"]["principal"] == "anonymous" for e in events)
+    assert events[-1]["record_ids"] == ["0" * 32]
+    assert all(e["actor"]["principal"] == LOCAL_CALLER for e in events)
     assert "whsec_audit" not in caplog.text
     assert body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook"))["value"] == "whsec_audit"
 
 
 def test_given_a_deployed_stage_when_a_person_is_created_then_location_includes_the_stage(stack: Stack) -> None:
     writer_app = create_app(
-        settings=Settings("writer", region=REGION),
+        settings=Settings("writer", region=REGION, allowed_callers=(SIGNER_ROLE,)),
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )

@@ -147,7 +147,8 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
     from tests.integration.test_audit_api import _api_gateway_event
 
     writer = create_app(
-        settings=Settings("writer", region=REGION),
+        settings=Settings("writer", region=REGION, allowed_callers=(
+            "arn:aws:iam::111122223333:role/app-a", "arn:aws:iam::111122223333:role/app-b")),
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )

@@ -34,7 +34,7 @@ from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import REGION, body_of, send
+from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.integration.test_api import PERSON
 from tools import policies
 from tools.bootstrap import bootstrap
@@ -59,7 +59,7 @@ class Principals:
         session = getattr(self, role)
         return Client(
             create_app(
-                settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"]),
+                settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"], **CALLERS),
                 kms_client=session.client("kms", region_name=REGION),
                 dynamodb_client=session.client("dynamodb", region_name=REGION),
             )
