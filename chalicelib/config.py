@@ -16,7 +16,9 @@ from typing import Mapping
 from chalicelib.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
-ROLES = ("writer", "reader", "indexer", "offboard")
+ROLES = ("writer", "reader")  # the API stages
+JOB_ROLES = ("indexer", "offboard")  # stages without routes: stream handler, bulk jobs
+ALL_ROLES = ROLES + JOB_ROLES
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
 # Email beacons: a KMS HMAC_256 key (kms:GenerateMac) and the stored beacon length.
@@ -79,9 +81,9 @@ class Settings:
     local_caller: str | None = None
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
+        if self.role not in ALL_ROLES:
             raise ConfigurationError(
-                f"PII_VAULT_ROLE must be one of {', '.join(ROLES)}; "
+                f"PII_VAULT_ROLE must be one of {', '.join(ALL_ROLES)}; "
                 f"got {self.role!r}. Deploy with --stage <one of them>."
             )
         for name, (_variable, minimum, maximum) in _INT_SETTINGS.items():
