@@ -30,6 +30,7 @@ SECRET_BODY_MAX_BYTES = 6 * MAX_SECRET_BYTES + 1024
 MAX_PAGE_SIZE = 100
 MAX_SECRET_VERSION = 10**9
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+SEARCH_BODY_MAX_BYTES = 4 * 1024  # chalicelib.api.reader
 
 _TEXT = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
 _OPTIONAL_TEXT = r"^[^\u0000-\u001f\u007f]*$"
@@ -160,6 +161,25 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
         },
         "PersonView": person_view,
+        "PeopleSearch": {
+            "type": "object",
+            "description": "Lookup by email. The value travels in the body, never in a URL.",
+            "properties": {
+                "email": {"type": "string", "maxLength": 320, "format": "email",
+                          "description": "Compared after normalisation: domain case-folded (IDNA), "
+                                         "local part as given."},
+                "fields": {"type": "array", "minItems": 1, "uniqueItems": True,
+                           "items": {"type": "string", "enum": list(PERSON_FIELDS)}},
+            },
+            "required": ["email"],
+            "additionalProperties": False,
+        },
+        "PeopleFound": {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": _ref("schemas", "PersonView"), "maxItems": 100}},
+            "required": ["items"],
+            "additionalProperties": False,
+        },
         "PeoplePage": {
             "type": "object",
             "properties": {
@@ -424,6 +444,7 @@ def _operation(
 
 PEOPLE = "/customers/{customer_id}/people"
 PERSON = "/customers/{customer_id}/people/{person_id}"
+PEOPLE_SEARCH = "/customers/{customer_id}/people/search"
 SECRET = "/customers/{customer_id}/secrets/{secret_id}"
 SECRET_VERSIONS = "/customers/{customer_id}/secrets/{secret_id}/versions"
 
@@ -498,6 +519,16 @@ def _reader_paths() -> dict[str, dict[str, Any]]:
                 params=("customer_id", "limit", "next", "fields", "ids"),
                 ok=(200, _ok(200, "A page.", "PeoplePage")),
                 errors=(415,),
+            ),
+        },
+        PEOPLE_SEARCH: {
+            "post": _operation(
+                "search_people",
+                "People of the tenant with this email (eventually consistent: indexed from the table's stream).",
+                params=("customer_id",),
+                body=("PeopleSearch", SEARCH_BODY_MAX_BYTES),
+                ok=(200, _ok(200, "The matching people (an empty list when none).", "PeopleFound")),
+                errors=(413, 415),
             ),
         },
         PERSON: {
