@@ -151,10 +151,12 @@ def deadline_after(seconds: float, clock: Callable[[], float] = time.monotonic) 
 
 
 def lambda_deadline(context: Any, margin_ms: int = LAMBDA_MARGIN_MS) -> Callable[[], bool]:
-    """Out of time ``margin_ms`` before the invocation's timeout (no context: never)."""
+    """Out of time ``margin_ms`` before the invocation's timeout (at most a fifth of the time
+    the invocation started with, so a short timeout still gets work done; no context: never)."""
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return lambda: False
-    return lambda: bool(context.get_remaining_time_in_millis() < margin_ms)
+    margin = min(margin_ms, context.get_remaining_time_in_millis() // 5)
+    return lambda: bool(context.get_remaining_time_in_millis() < margin)
 
 
 # -- page sources ------------------------------------------------------------------------

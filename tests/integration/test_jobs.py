@@ -159,3 +159,68 @@ def test_given_erasures_after_a_backup_when_the_ledger_is_replayed_on_the_restor
     assert {sk for pk, sk in restored if sk.startswith("S#old-token")} == {
         "S#old-token", "S#old-token#V#0000000001"  # the head and version 1 written after the erasure
     }
+
+
+def _lambda_event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """GetRecords output as Lambda delivers it: binaries base64-encoded in JSON."""
+    import base64
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            return base64.b64encode(bytes(value)).decode()
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        return value
+
+    return {"Records": [{**encode(r), "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/pii-vault/"
+                         "stream/x", "awsRegion": REGION} for r in records]}
+
+
+def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_work_as_lambda_invokes(
+    stack: Stack,
+) -> None:
+    from chalice.test import Client
+
+    from chalicelib.api import create_app
+    from tools.streampoll import streams_client
+
+    person = create(stack, "acme", "lambda@example.com")
+    arn = ddb().describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
+    streams = streams_client(region_name=REGION)
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    app = create_app(settings=Settings("indexer", region=REGION, stream_arn=arn),
+                     kms_client=boto3.client("kms", region_name=REGION), dynamodb_client=ddb())
+
+    with Client(app) as client:
+        client.lambda_.invoke("index_beacons", _lambda_event(records))
+        assert [p["id"] for p in search(stack, "lambda@example.com")] == [person]
+
+        report = client.lambda_.invoke("backfill", {"job": "b1", "segment": 0, "total_segments": 1}).payload
+        assert report["done"] and report["counts"]["unchanged"] == 1
+        from chalicelib.errors import ValidationError
+
+        with pytest.raises(ValidationError):  # a function error for the invoker, naming the field
+            client.lambda_.invoke("backfill", {"job": "b1", "segment": 2, "total_segments": 1})
+
+
+def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_tenant(stack: Stack) -> None:
+    from chalice.test import Client
+
+    from chalicelib.api import create_app
+
+    create(stack, "acme", "x@example.com")
+    app = create_app(settings=Settings("offboard", region=REGION), dynamodb_client=ddb())
+    with Client(app) as client:
+        for segment in (0, 1):
+            report = client.lambda_.invoke(
+                "offboard", {"job": "o1", "customer_id": "acme", "segment": segment, "total_segments": 1}
+            ).payload
+            assert report["done"]
+    assert stack.scan() == []
+    assert len(scan_all(ddb(), "pii-vault-erasures")) == 1
