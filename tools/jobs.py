@@ -69,7 +69,9 @@ def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
             session.client("dynamodb", endpoint_url=args.endpoint_url))
 
 
-def run_segments(segments: Sequence[int], run_one: Callable[[int], jobs.Checkpoint], parallel: int) -> list[jobs.Checkpoint]:
+def run_segments(
+    segments: Sequence[int], run_one: Callable[[int], jobs.Checkpoint], parallel: int
+) -> list[jobs.Checkpoint]:
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(run_one, segments))
 

@@ -14,7 +14,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections import Counter
 from typing import Any, Callable
 
