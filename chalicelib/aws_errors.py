@@ -1,8 +1,9 @@
 """Translate botocore failures into pii-vault errors, the same way for KMS and DynamoDB.
 
 Retryable conditions become 429 (throttled) or 503 (unavailable, timed out) so clients
-know to come back; everything else is a 502. Log lines carry the AWS error code only:
-botocore messages can echo request parameters.
+know to come back; everything else is a 502. Log lines carry the AWS error code only
+(botocore messages can echo request parameters); error messages, which become
+response bodies, carry neither the code nor the AWS message.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def translate(
             return ThrottledError(f"{service} is throttling requests; retry later")
         if code in UNAVAILABLE_CODES or status >= 500:
             return ServiceUnavailableError(f"{service} is unavailable ({operation}); retry later")
-        return dependency_error(f"{service} refused {operation} ({code})")
+        return dependency_error(f"{service} refused {operation}")
     logger.warning("%s %s failed: %s", service, operation, type(exc).__name__)
     if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # timeouts, refused or dropped connections
         return ServiceUnavailableError(f"{service} did not answer ({operation}); retry later")

@@ -3,9 +3,13 @@ first answer back instead of writing again.
 
 Built on aws-lambda-powertools' idempotency utility and its DynamoDB store, in a
 table of its own (the writer may read it; it holds no PII). What is stored per key:
-a hash of (scope, key), a fingerprint of the body and the first response (ids,
-versions, timestamps). The fingerprint is an HMAC keyed by the client's idempotency
-key, so a table reader cannot test guesses of the PII in a body without that key.
+a hash of (scope, key), a hash of the body's fingerprint and the first response (ids,
+versions, timestamps). The fingerprint is an HMAC of the body keyed by the scope and
+the client's key, and keys must have at least 128 bits in form (a UUID, or 22 or more
+base64url characters): a table reader holds neither the key (only its hash) nor any
+other secret, so it cannot test guesses of the PII in a body. No server-side secret
+is used: the writer may only kms:Encrypt (randomised, so no stable secret comes out of
+it) and a per-container secret would break replays across containers (SECURITY.md).
 """
 
 from __future__ import annotations
@@ -24,16 +28,33 @@ from chalicelib.errors import (
 logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# At least 128 bits in form: 22 base64url characters carry 132. A canonical UUID
+# (36 characters of hex and hyphens) is a special case of the same alphabet.
+MIN_KEY_CHARS = 22
+MAX_KEY_CHARS = 255
+KEY = re.compile(f"[A-Za-z0-9_-]{{{MIN_KEY_CHARS},{MAX_KEY_CHARS}}}")
 
 
 def parse_key(raw: str | None) -> str | None:
-    """The header value, or None when absent; printable ASCII, 1-255 characters."""
+    """The header value, or None when absent; a UUID or 22-255 base64url characters."""
     if raw is None:
         return None
-    if not _KEY.fullmatch(raw):
-        raise ValidationError(f"{HEADER} must be 1-255 printable ASCII characters", field=HEADER)
+    if not KEY.fullmatch(raw):
+        raise ValidationError(
+            f"{HEADER} must be a random UUID or {MIN_KEY_CHARS}-{MAX_KEY_CHARS} base64url characters "
+            "(A-Z a-z 0-9 _ -), at least 128 random bits",
+            field=HEADER,
+        )
     return raw
+
+
+def fingerprint(scope: str, key: str, body: bytes) -> str:
+    """HMAC-SHA256 of the body keyed by (scope, key): the same on every container, and
+    useless to whoever lacks the key (the table holds only a hash of scope and key)."""
+    import hashlib  # here: OpenSSL's hashlib only when a request carries a key
+    import hmac
+
+    return hmac.new(f"{scope}\n{key}".encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 class IdempotentWrites:
@@ -71,13 +92,9 @@ class IdempotentWrites:
             IdempotencyValidationError,
         )
 
-        import hashlib  # here: OpenSSL's hashlib only when a request carries a key
-        import hmac
-
         if lambda_context is not None:
             self._config.register_lambda_context(lambda_context)
-        fingerprint = hmac.new(key.encode("ascii"), body, hashlib.sha256).hexdigest()
-        request = {"key": f"{scope}\n{key}", "fingerprint": fingerprint}
+        request = {"key": f"{scope}\n{key}", "fingerprint": fingerprint(scope, key, body)}
         done: list[dict[str, Any]] = []
 
         def write_once() -> dict[str, Any]:

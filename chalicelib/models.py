@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -25,7 +26,14 @@ MIN_DOB = _dt.date(1900, 1, 1)
 
 _CUSTOMER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PERSON_ID = re.compile(r"[0-9a-f]{32}")
-_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Not . or ..: path segments that URL normalisation removes or resolves.
+_SECRET_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.-]{1,128}")
+# Invisible characters refused in names and address lines: controls (Cc: C0, DEL, C1
+# incl. NEL), formats (Cf: bidi overrides, zero-width characters, BOM, soft hyphen) and
+# the line and paragraph separators (Zl, Zp).
+REFUSED_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# The id rules as regular expressions (full match), for the OpenAPI path patterns.
+ID_PATTERNS = {"customer_id": _CUSTOMER_ID.pattern, "person_id": _PERSON_ID.pattern, "secret_id": _SECRET_ID.pattern}
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -45,7 +53,7 @@ def person_id(value: str) -> str:
 
 
 def secret_id(value: str) -> str:
-    return _require_id(_SECRET_ID, value, "secret_id", "1-128 characters of A-Z a-z 0-9 _ . -")
+    return _require_id(_SECRET_ID, value, "secret_id", "1-128 characters of A-Z a-z 0-9 _ . -, other than . and ..")
 
 
 def _text(value: Any, field: str, max_chars: int, *, required: bool = True) -> str:
@@ -56,10 +64,32 @@ def _text(value: Any, field: str, max_chars: int, *, required: bool = True) -> s
         raise ValidationError(f"{field} must not be empty", field=field)
     if len(value) > max_chars:
         raise ValidationError(f"{field} must be at most {max_chars} characters", field=field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationError(f"{field} must not contain control characters", field=field)
+    if any(unicodedata.category(ch) in REFUSED_TEXT_CATEGORIES for ch in value):
+        raise ValidationError(
+            f"{field} must not contain control or format characters (Unicode Cc, Cf, Zl, Zp)", field=field
+        )
     _utf8(value, field)
     return stripped
+
+
+def refused_text_class() -> str:
+    """The refused characters of the Basic Multilingual Plane as the body of a regex
+    character class (``\\u0000-\\u001f...``), for the OpenAPI documents' patterns. The
+    writer itself checks categories, so it also refuses the few such characters above
+    U+FFFF (e.g. U+E0001), which a pattern without the ``u`` flag cannot name."""
+    ranges: list[str] = []
+    start: int | None = None
+    for code in range(0x10001):
+        refused = code < 0x10000 and not 0xD800 <= code <= 0xDFFF and (
+            unicodedata.category(chr(code)) in REFUSED_TEXT_CATEGORIES
+        )
+        if refused and start is None:
+            start = code
+        elif not refused and start is not None:
+            end = code - 1
+            ranges.append(f"\\u{start:04x}" if start == end else f"\\u{start:04x}-\\u{end:04x}")
+            start = None
+    return "".join(ranges)
 
 
 def _utf8(value: str, field: str) -> bytes:

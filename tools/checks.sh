@@ -67,8 +67,8 @@ step "pip-audit requirements.txt"
 # look up is NOT silently passed (pip-audit alone would print "No known vulnerabilities
 # found" after auditing nothing): it is listed as unaudited, loudly, and fails when
 # PII_VAULT_REQUIRE_AUDIT=1. It does not fail by default because this project's CI machines
-# reach no vulnerability service: pypi.org/pypi/<name>/<version>/json answers 404 through
-# the registry proxy and api.osv.dev does not resolve (see the README, "Checks").
+# reach no vulnerability service: the package index is reachable only through a proxy that
+# serves packages, not vulnerability data (see the README, "Checks").
 audit_json="$(mktemp)"
 "$BIN/pip-audit" --progress-spinner off -r requirements.txt -f json -o "$audit_json" >/dev/null 2>&1
 "$BIN/python" - "$audit_json" <<'PY' || fail "pip-audit"

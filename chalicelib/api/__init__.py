@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from chalice import Chalice
 
 from chalicelib.api.callers import AllowList, caller_gate
-from chalicelib.api.http import audit_refusals, normalize_chalice_errors
+from chalicelib.api.http import audit_refusals, finish_response
 from chalicelib.audit import AuditLog
 from chalicelib.config import APP_NAME, Settings
 from chalicelib.errors import ConfigurationError
@@ -73,7 +73,7 @@ def create_app(
     app = Chalice(app_name=APP_NAME)
     app.log.setLevel(logging.INFO)
     logging.getLogger("chalicelib").setLevel(logging.INFO)
-    app.register_middleware(normalize_chalice_errors, "http")
+    app.register_middleware(finish_response, "http")
     # Outer to inner: the caller check answers before any view (so before any AWS call).
     audit = AuditLog()
     app.register_middleware(caller_gate(AllowList(settings.allowed_callers), audit, settings.local_caller), "http")

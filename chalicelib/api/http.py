@@ -2,7 +2,8 @@
 
 Domain errors become ``{"code", "message"}`` JSON with the right status; anything
 unexpected becomes a generic 500 whose log line holds the traceback's frames but
-not the exception text (which could quote data).
+not the exception text (which could quote data). Every answer of both stages, errors
+included, leaves with ``Cache-Control: no-store``: bodies carry PII and secrets.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ RETRY_AFTER_SECONDS = "1"
 AUDITED_REFUSALS = frozenset({errors.ForbiddenError.code, errors.NotFoundError.code, errors.IntegrityError.code})
 _RECORD_ID_PARAMS = (("person_id", PERSON), ("secret_id", SECRET))
 _COLLECTIONS = (("/people", PERSON), ("/secrets", SECRET))
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -143,8 +145,9 @@ def query(params: Mapping[str, str] | None, allowed: Iterable[str]) -> dict[str,
     return params
 
 
-def normalize_chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """Chalice answers 405/415/500 itself as ``{"Code","Message"}``; make them ours."""
+def finish_response(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Middleware for every answer: no caching anywhere, and Chalice's own 405/415/500
+    (``{"Code","Message"}``) rewritten as ours."""
     response = get_response(event)
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
@@ -152,7 +155,8 @@ def normalize_chalice_errors(event: Any, get_response: Callable[[Any], Response]
         code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
         # Chalice's 415 message quotes the client's Content-Type; ours does not echo input.
         message = "unsupported media type; send application/json" if response.status_code == 415 else body["Message"]
-        return json_response(response.status_code, {"code": code, "message": message}, response.headers)
+        response = json_response(response.status_code, {"code": code, "message": message}, response.headers)
+    response.headers = {**(response.headers or {}), **NO_STORE}
     return response
 
 

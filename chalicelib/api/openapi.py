@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import idempotency
 from chalicelib.config import ROLES
 from chalicelib.models import (
     ADDRESS_REQUIRED,
+    ID_PATTERNS,
     MAX_ADDRESS_PART_CHARS,
     MAX_NAME_CHARS,
     MAX_POSTAL_CODE_CHARS,
     MAX_SECRET_BYTES,
     PERSON_FIELDS,
+    refused_text_class,
 )
 
 OPENAPI_VERSION = "3.0.3"
@@ -29,11 +32,11 @@ PERSON_BODY_MAX_BYTES = 16 * 1024
 SECRET_BODY_MAX_BYTES = 6 * MAX_SECRET_BYTES + 1024
 MAX_PAGE_SIZE = 100
 MAX_SECRET_VERSION = 10**9
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 SEARCH_BODY_MAX_BYTES = 4 * 1024  # chalicelib.api.reader
 
-_TEXT = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
-_OPTIONAL_TEXT = r"^[^\u0000-\u001f\u007f]*$"
+_REFUSED = refused_text_class()  # controls, format characters, line/paragraph separators
+_TEXT = f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$"
+_OPTIONAL_TEXT = f"^[^{_REFUSED}]*$"
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -97,7 +100,7 @@ def _schemas() -> dict[str, Any]:
     timestamp = {"type": "string", "format": "date-time", "description": "UTC, millisecond precision."}
     version = {"type": "integer", "minimum": 1, "maximum": MAX_SECRET_VERSION}
     person_id = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-    secret_id = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}
+    secret_id = {"type": "string", "pattern": f"^{ID_PATTERNS['secret_id']}$"}
     person_view = {
         "type": "object",
         "properties": {
@@ -271,7 +274,7 @@ def _parameters() -> dict[str, Any]:
             "in": "path",
             "required": True,
             "description": "Chosen by the client (not PII).",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"},
+            "schema": {"type": "string", "pattern": f"^{ID_PATTERNS['secret_id']}$"},
         },
         "fields": {
             "name": "fields",
@@ -328,15 +331,17 @@ def _parameters() -> dict[str, Any]:
             "in": "header",
             "required": False,
             "description": (
-                "Retry-safe writes: a repeat with the same key and body within 24 hours replays the "
-                "first answer (status, body, headers, plus Idempotent-Replayed: true); the same key "
+                "A random UUID or 22-255 base64url characters (at least 128 random bits; shorter or "
+                "other keys are 400). Retry-safe writes: a repeat with the same key and body within "
+                "24 hours replays the first answer (status, body, headers, plus Idempotent-Replayed: "
+                "true); the same key "
                 "with a different body is 422; while the first request runs, 409."
             ),
             "schema": {
                 "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
-                "pattern": "^[\\x21-\\x7e]+$",
+                "minLength": idempotency.MIN_KEY_CHARS,
+                "maxLength": idempotency.MAX_KEY_CHARS,
+                "pattern": f"^{idempotency.KEY.pattern}$",
             },
         },
     }

@@ -63,7 +63,7 @@ def test_given_parallel_retries_with_one_idempotency_key_then_one_person(local_s
     url = f"{local_stack.writer_url}/customers/{customer_id}/people"
 
     def post(_: int) -> requests.Response:
-        return requests.post(url, json=PERSON, headers={"Idempotency-Key": "same-request"}, timeout=TIMEOUT)
+        return requests.post(url, json=PERSON, headers={"Idempotency-Key": "same-request-9Fq2Lk7Zx0Wc"}, timeout=TIMEOUT)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(post, range(12)))

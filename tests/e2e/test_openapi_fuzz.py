@@ -89,7 +89,7 @@ SEEDED_SECRET = "fuzz.secret"
 ID_PATTERNS = {
     "customer_id": re.compile(r"[A-Za-z0-9_-]{1,64}"),
     "person_id": re.compile(r"[0-9a-f]{32}"),
-    "secret_id": re.compile(r"[A-Za-z0-9_.-]{1,128}"),
+    "secret_id": re.compile(r"(?!\.\.?$)[A-Za-z0-9_.-]{1,128}"),  # . and .. are refused (models.secret_id)
 }
 
 
@@ -98,7 +98,7 @@ def _doc(role: str) -> dict:
 
 
 def _local_doc(role: str) -> dict:
-    """The document minus SigV4: `chalice local` does not enforce it (by design, DESIGN.md 6)."""
+    """The document minus SigV4: `chalice local` does not enforce it (by design: SECURITY.md, "Out of scope")."""
     doc = _doc(role)
     del doc["security"]
     return doc

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -11,6 +15,17 @@ from chalicelib.errors import RequestInProgressError
 from chalicelib.idempotency import IdempotentWrites
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS
+
+# Keys as clients should make them: a random UUID or at least 22 base64url characters.
+KEY_1 = "0b6f2d1e-7c4a-4f0e-9d8b-2a5c6e7f8a91"
+KEY_2 = "5d3c1b2a-9e8f-4a7b-8c6d-1e2f3a4b5c6d"
+KEY_SHARED = "Shared_key_across_tenants_4c1f"
+KEY_ROTATE = "rotate-7-f3Jd81KqL0vXzP2a"
+KEY_FIX = "fix-me-8dJq3LzV0mWc9xTb1r"
+KEY_THROTTLE = "8e1b6c44-0f5a-4d3e-a2b7-9c0d1e2f3a4b"
+KEY_SCAN = "scan-me-Qw7Er9Ty2Ui4Op6As8"
+KEY_STORE = "store-down-Zx1Cv3Bn5Mq7Wp9Ek"
+KEY_BOTH = "same-key-both-callers-Hj4Kl6"
 
 
 class LambdaContextStub:
@@ -29,8 +44,8 @@ def idempotency_items(stack: Stack) -> list[dict]:
 
 
 def test_given_a_retried_post_with_the_same_key_then_the_first_answer_and_one_person(stack: Stack) -> None:
-    first = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-1"})
-    again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-1"})
+    first = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_1})
+    again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_1})
     assert first.status_code == again.status_code == 201
     assert body_of(again) == body_of(first)
     assert again.headers["Location"] == first.headers["Location"] and again.headers["ETag"] == '"1"'
@@ -40,16 +55,16 @@ def test_given_a_retried_post_with_the_same_key_then_the_first_answer_and_one_pe
 
 
 def test_given_the_same_key_with_another_body_then_422_and_nothing_new(stack: Stack) -> None:
-    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "req-2"})
-    other = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Other"}, **{"Idempotency-Key": "req-2"})
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_2})
+    other = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Other"}, **{"Idempotency-Key": KEY_2})
     assert other.status_code == 422
     assert body_of(other)["code"] == "idempotency_key_reused" and "Idempotency-Key" in body_of(other)["message"]
     assert len(people(stack)) == 1
 
 
 def test_given_the_same_key_for_two_tenants_then_two_independent_creates(stack: Stack) -> None:
-    a = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "shared"})
-    b = send(stack.writer, "POST", "/customers/globex/people", PERSON, **{"Idempotency-Key": "shared"})
+    a = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_SHARED})
+    b = send(stack.writer, "POST", "/customers/globex/people", PERSON, **{"Idempotency-Key": KEY_SHARED})
     assert a.status_code == b.status_code == 201 and body_of(a)["id"] != body_of(b)["id"]
 
 
@@ -61,14 +76,14 @@ def test_given_no_key_then_each_post_creates(stack: Stack) -> None:
 
 def test_given_a_retried_secret_put_with_the_same_key_then_one_version(stack: Stack) -> None:
     for _ in range(3):
-        response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_once"}, **{"Idempotency-Key": "rotate-7"})
+        response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_once"}, **{"Idempotency-Key": KEY_ROTATE})
         assert response.status_code == 201 and body_of(response)["version"] == 1
     versions = body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook/versions"))["versions"]
     assert [v["version"] for v in versions] == [1]
     assert send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_twice"}).status_code == 201
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "naïve"])
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "naïve", "Zq0+/9aB3cD4eF5gH6iJ7k=="])
 def test_given_a_malformed_key_then_400_naming_the_header(stack: Stack, key: str) -> None:
     response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": key})
     assert response.status_code == 400 and "Idempotency-Key" in body_of(response)["message"]
@@ -76,9 +91,9 @@ def test_given_a_malformed_key_then_400_naming_the_header(stack: Stack, key: str
 
 
 def test_given_a_first_attempt_that_failed_then_the_key_is_free_for_a_corrected_retry(stack: Stack) -> None:
-    bad = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "email": "nope"}, **{"Idempotency-Key": "fix-me"})
+    bad = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "email": "nope"}, **{"Idempotency-Key": KEY_FIX})
     assert bad.status_code == 400
-    good = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "fix-me"})
+    good = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FIX})
     assert good.status_code == 201 and len(people(stack)) == 1
 
 
@@ -88,18 +103,18 @@ def test_given_a_kms_throttle_on_the_first_attempt_then_the_retry_writes(stack: 
 
     kms = stack.writer_clients["kms"]
     kms.meta.events.register("before-call.kms.Encrypt", throttle)
-    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "k"}).status_code == 429
+    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code == 429
     kms.meta.events.unregister("before-call.kms.Encrypt", throttle)
-    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "k"}).status_code == 201
+    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code == 201
     assert len(people(stack)) == 1
 
 
 def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Stack) -> None:
-    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "scan-me"})
-    send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": "scan-me"})
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_SCAN})
+    send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": KEY_SCAN})
     raw = repr(idempotency_items(stack))
     assert len(idempotency_items(stack)) == 2
-    for value in PLAINTEXTS + ("scan-me",):
+    for value in PLAINTEXTS + (KEY_SCAN,):
         assert value not in raw
 
 
@@ -113,12 +128,12 @@ def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stac
 
     def first_write() -> dict:
         try:
-            writes.run("scope", "key-1", b"{}", lambda: {"status": 201, "body": {}, "headers": {}}, context)
+            writes.run("scope", KEY_1, b"{}", lambda: {"status": 201, "body": {}, "headers": {}}, context)
         except RequestInProgressError as exc:
             seen.append(exc)
         return {"status": 201, "body": {"n": 1}, "headers": {}}
 
-    assert writes.run("scope", "key-1", b"{}", first_write, context)["body"] == {"n": 1}
+    assert writes.run("scope", KEY_1, b"{}", first_write, context)["body"] == {"n": 1}
     assert len(seen) == 1 and seen[0].code == "request_in_progress"
 
 
@@ -132,7 +147,7 @@ def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answe
     ddb = stack.writer_clients["dynamodb"]
     # powertools records success with UpdateItem on its own table; the PII write is a PutItem.
     ddb.meta.events.register("before-call.dynamodb.UpdateItem", fail_saving_success)
-    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": "store-down"})
+    response = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_STORE})
     ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", fail_saving_success)
     assert calls["n"] >= 1
     assert response.status_code == 201 and len(people(stack)) == 1
@@ -155,7 +170,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
 
     def post_as(principal: str) -> dict:
         event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
-        headers = {"content-type": "application/json", "idempotency-key": "same-key-both-callers"}
+        headers = {"content-type": "application/json", "idempotency-key": KEY_BOTH}
         event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
         event["requestContext"]["identity"]["userArn"] = principal
         event["body"] = _json.dumps(PERSON)
@@ -168,3 +183,62 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
     assert _json.loads(first["body"])["id"] != _json.loads(second["body"])["id"]
     assert _json.loads(again["body"])["id"] == _json.loads(first["body"])["id"]
     assert len(people(stack)) == 2
+
+
+# What powertools' DynamoDB store writes per key (persistence/base.py): the item id is
+# "<key_prefix>#" + sha256(json(event key)), the validation attribute sha256(json(fingerprint)).
+KEY_PREFIX = "pii-vault-writer"
+SECRET_SCOPE = "anonymous\nsecret.put:acme:hook"  # chalice.test.Client calls unsigned
+GUESSES = ("1", "k", "key", "hook", "rotate-1", "rotate-7", "req-1", "retry", "acme-hook-1", "")
+
+
+def stored_id(scope: str, key: str) -> str:
+    return f"{KEY_PREFIX}#" + hashlib.sha256(json.dumps(f"{scope}\n{key}").encode()).hexdigest()
+
+
+def stored_validation(fingerprint: str) -> str:
+    return hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()
+
+
+def body_bytes(value: str) -> bytes:
+    return json.dumps({"value": value}).encode()  # what send() puts on the wire
+
+
+@pytest.mark.parametrize("key", ["rotate-7", "1", "acme-hook-1", "Zq0-_9aB3cD4eF5gH6iJ7"])
+def test_given_a_guessable_key_then_400_and_the_idempotency_table_stays_empty(stack: Stack, key: str) -> None:
+    # The attack: with "rotate-7" stored, an offline guesser found the key from the item id
+    # (a hash of scope and key) and then confirmed guessed secret values against the
+    # fingerprint. A key of fewer than 128 bits in form is now refused before anything is stored.
+    path, body = "/customers/acme/secrets/hook", {"value": "whsec_guess_me"}
+    response = send(stack.writer, "PUT", path, body, **{"Idempotency-Key": key})
+    assert response.status_code == 400 and body_of(response)["code"] == "validation_error"
+    assert "Idempotency-Key" in body_of(response)["message"]
+    reference = send(stack.writer, "PUT", path, body, **{"Idempotency-Key": "!"})
+    assert response.body == reference.body  # the key is not echoed
+    assert idempotency_items(stack) == [] and stack.scan() == []
+
+
+def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confirm_a_guessed_secret(
+    stack: Stack,
+) -> None:
+    key, value = "Kf8-2mQx_Vb7RtL0pZs4Nw", "whsec_guess_me_if_you_can"
+    candidates = ("whsec_test", "whsec_live", value, "hunter2")
+    put = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": value}, **{"Idempotency-Key": key})
+    assert put.status_code == 201
+    [item] = idempotency_items(stack)
+    stored = item["validation"]["S"]
+
+    # Control: whoever holds the key recomputes exactly what the table holds, so the model is right.
+    fingerprint = hmac.new(f"{SECRET_SCOPE}\n{key}".encode(), body_bytes(value), hashlib.sha256).hexdigest()
+    assert item["id"]["S"] == stored_id(SECRET_SCOPE, key) and stored == stored_validation(fingerprint)
+
+    # The guesser holds the item and the scope, and guesses values and keys offline.
+    assert all(item["id"]["S"] != stored_id(SECRET_SCOPE, guess) for guess in GUESSES)
+    for candidate in candidates:
+        body = body_bytes(candidate)
+        attempts = [hashlib.sha256(body).hexdigest(), hmac.new(SECRET_SCOPE.encode(), body, hashlib.sha256).hexdigest()]
+        for guess in GUESSES:
+            attempts.append(hmac.new(guess.encode(), body, hashlib.sha256).hexdigest())
+            attempts.append(hmac.new(f"{SECRET_SCOPE}\n{guess}".encode(), body, hashlib.sha256).hexdigest())
+        assert all(stored != stored_validation(attempt) for attempt in attempts)
+    assert value not in repr(item) and key not in repr(item)

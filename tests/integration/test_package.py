@@ -2,7 +2,7 @@
 
 In-process tests build apps with ``create_app(role)``; only packaging proves what a
 deployed stage gets: which routes its API exposes, which IAM policy its role holds,
-which environment its function sees, and what ships in its zip. Needs PyPI (or a
+which environment its function sees, and what ships in its zip. Needs the package index (or a
 warm ``.chalice/deployments`` cache) for the manylinux wheels; a few seconds per stage.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from chalice import Response
 
 from chalicelib import errors
 from chalicelib.api.http import error_response, etag, if_match, parse_json_body, query
@@ -72,3 +73,19 @@ def test_given_each_error_class_when_mapped_then_status_and_json_code(error, sta
 
 def test_given_a_version_then_etag_is_a_strong_quoted_tag() -> None:
     assert etag(3) == '"3"'
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        Response(body={"Code": "MethodNotAllowedError", "Message": "Unsupported method: DELETE"}, status_code=405),
+        Response(body="", status_code=204, headers={}),
+        Response(body='{"code":"x","message":"x"}', status_code=502, headers={"Content-Type": "application/json"}),
+    ],
+    ids=["chalice-405", "204", "502"],
+)
+def test_given_any_answer_when_finished_then_cache_control_no_store(inner: Response) -> None:
+    from chalicelib.api.http import finish_response
+
+    response = finish_response({}, lambda _event: inner)
+    assert response.headers["Cache-Control"] == "no-store" and response.status_code == inner.status_code

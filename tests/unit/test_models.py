@@ -131,3 +131,57 @@ def test_given_fields_param_when_parsed_then_known_names_in_order_without_duplic
 def test_given_a_bad_limit_when_parsed_then_validation_error(raw: str) -> None:
     with pytest.raises(ValidationError):
         models.parse_positive_int(raw, "limit", default=25, maximum=100)
+
+
+@pytest.mark.parametrize("bad", [".", ".."])
+def test_given_a_dot_segment_as_secret_id_then_400_naming_the_field(bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        models.secret_id(bad)
+    assert caught.value.field == "secret_id" and "secret_id" in caught.value.message
+
+
+@pytest.mark.parametrize("good", ["...", ".hidden", "a..b", "v1.2"])
+def test_given_dots_inside_a_secret_id_then_accepted(good: str) -> None:
+    assert models.secret_id(good) == good
+
+
+# Cc (C0, DEL, C1 incl. NEL), Cf (bidi overrides and isolates, zero-width, BOM, soft hyphen)
+# and the line/paragraph separators (Zl, Zp).
+INVISIBLE = [
+    "\x00", "\x1b", "\x7f", "\x85", "\x9f",
+    "\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u061c",
+    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad",
+    "\u2028", "\u2029",
+]
+TEXT_FIELDS = ["name", "surname"] + [f"address.{part}" for part in ("line1", "line2", "city", "region", "postal_code")]
+
+
+def _set(field: str, value: str) -> dict:
+    if field.startswith("address."):
+        return _with(address={**PERSON["address"], field.split(".", 1)[1]: value})
+    return _with(**{field: value})
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_given_a_control_or_format_character_in_a_name_or_address_line_then_400_naming_the_field(
+    field: str, char: str
+) -> None:
+    value = "SW1" + char + "4JH" if field == "address.postal_code" else SECRET_VALUE[:8] + char + "x"
+    with pytest.raises(ValidationError) as caught:
+        models.parse_person(_set(field, value), today=TODAY)
+    assert caught.value.field == field and field in caught.value.message
+    assert "control or format" in caught.value.message and value not in caught.value.message
+
+
+@pytest.mark.parametrize("field", ["name", "address.city"])
+def test_given_a_patch_with_a_format_character_then_refused_too(field: str) -> None:
+    part = {field: "A\u202eB"} if field == "name" else {"address": {**PERSON["address"], "city": "A\u200bB"}}
+    with pytest.raises(ValidationError) as caught:
+        models.parse_person(part, today=TODAY, partial=True)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("value", ["José Ñúñez", "Zoë O'Brien-Smith", "山田 太郎", "Ελένη", "محمد", "Łódź"])
+def test_given_letters_marks_and_spaces_of_any_script_then_accepted(value: str) -> None:
+    assert models.parse_person(_with(name=value), today=TODAY).values["name"] == value
