@@ -2,6 +2,7 @@
 (tools.streampoll, as `make dev` runs it), the reader searches, jobs run from the CLI."""
 
 import json
+import uuid
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(
     for n in range(3):
         person = {**PERSON, "email": f"leopoldine.{n}@example.net"}
         response = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person,
-                                 headers={"Idempotency-Key": f"{customer_id}-{n}"}, timeout=TIMEOUT)
+                                 headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=TIMEOUT)
         assert response.status_code == 201
     assert requests.put(f"{local_stack.writer_url}/customers/{customer_id}/secrets/tok", json={"value": "v"},
                         timeout=TIMEOUT).status_code == 201

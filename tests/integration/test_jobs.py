@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import boto3
@@ -87,8 +88,8 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for n in range(3):
-        create(stack, "acme", f"a{n}@example.com", **{"Idempotency-Key": f"acme-{n}"})
-    keep = create(stack, "globex", "g@example.com", **{"Idempotency-Key": "globex-0"})
+        create(stack, "acme", f"a{n}@example.com", **{"Idempotency-Key": str(uuid.uuid4())})
+    keep = create(stack, "globex", "g@example.com", **{"Idempotency-Key": str(uuid.uuid4())})
     _secret(stack, "acme", "api-token", 3)
     _secret(stack, "globex", "api-token", 1)
     before = stack.scan()

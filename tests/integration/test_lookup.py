@@ -3,6 +3,7 @@ erasure with its ledger and idempotency references."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterator
 
 import boto3
@@ -141,7 +142,7 @@ def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> Non
 
 def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledger_keeps_ids_only(indexed) -> None:
     stack, poller = indexed
-    person_id = create(stack, **{"Idempotency-Key": "create-ottoline-1"})
+    person_id = create(stack, **{"Idempotency-Key": str(uuid.uuid4())})
     poller.drain()
     ddb = boto3.client("dynamodb", region_name=REGION)
     idem = scan_all(ddb, "pii-vault-idempotency")
