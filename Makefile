@@ -45,7 +45,7 @@ policies: .venv
 	$(PY) -m tools.policies
 	$(PY) -m tools.access
 
-# docs/openapi-writer.json and docs/openapi-reader.json, from chalicelib/api/openapi.py.
+# docs/openapi-writer.json and docs/openapi-reader.json, from the routes and chalicelib/api/contract.py.
 openapi: .venv
 	$(PY) -m tools.openapi
 

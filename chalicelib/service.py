@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from chalicelib import models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Envelope, Opener, RecordRef, Sealer
-from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PiiVaultError, ValidationError
+from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PiiVaultError
 from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict, Store
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ logger = logging.getLogger(__name__)
 
 PERSON = "person"
 SECRET = "secret"
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
-MAX_SECRET_VERSION = 10**9
 _SECRET_WRITE_ATTEMPTS = 16
 _BACKOFF_BASE_S = 0.005
 _LATEST_SEEN_MAX = 4096
@@ -64,50 +61,30 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
-class PersonView:
+class DecryptedPerson:
+    """A person as read: all fields, or those asked for (``data``)."""
+
     id: str
     version: int
     created_at: str
     updated_at: str
     data: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "data": self.data,
-        }
-
 
 @dataclass(frozen=True)
 class PeoplePage:
-    items: list[PersonView]
+    items: list[DecryptedPerson]
     next_token: str | None
 
 
 @dataclass(frozen=True)
 class PeopleBatch:
-    items: list[PersonView]
+    items: list[DecryptedPerson]
     missing: list[str]
 
 
-def _parse_ids(raw: str) -> list[str]:
-    """``?ids=a,b`` -> distinct valid person ids, at most MAX_PAGE_SIZE, order kept."""
-    ids = list(dict.fromkeys(part.strip() for part in raw.split(",")))
-    if not raw.strip() or len(ids) > MAX_PAGE_SIZE:
-        raise ValidationError(f"ids must list 1 to {MAX_PAGE_SIZE} person ids", field="ids")
-    for person_id in ids:
-        try:
-            models.person_id(person_id)
-        except ValidationError:
-            raise ValidationError("ids must be person ids of 32 lowercase hex characters", field="ids") from None
-    return ids
-
-
 @dataclass(frozen=True)
-class SecretView:
+class DecryptedSecret:
     id: str
     version: int
     created_at: str
@@ -301,7 +278,9 @@ class ReaderService:
         self._beacon_keys = beacon_keys
         self._beacons = beacons
 
-    def search_people(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> list[PersonView]:
+    def search_people(
+        self, customer_id: str, email: str, fields: tuple[str, ...], *, actor: Actor = ANONYMOUS
+    ) -> list[DecryptedPerson]:
         """People of the tenant whose email equals the one searched (after normalisation).
 
         The beacon index is eventually consistent (written by the stream-fed indexer);
@@ -313,7 +292,6 @@ class ReaderService:
         if self._beacon_keys is None or self._beacons is None:
             raise NotFoundError("search is not configured")
         customer_id = models.customer_id(customer_id)
-        email, fields = models.parse_search(body)
         wanted = normalise_email(email)
         ids = self._beacons.find(customer_id, self._beacon_keys.beacon(customer_id, wanted))
         records = self._repo.get_people(customer_id, ids) if ids else []
@@ -324,12 +302,12 @@ class ReaderService:
             if normalise_stored_email(view.data["email"]) != wanted:
                 continue  # a beacon collision or a beacon older than the email
             data = {name: view.data[name] for name in fields}
-            views.append(PersonView(view.id, view.version, view.created_at, view.updated_at, data))
+            views.append(DecryptedPerson(view.id, view.version, view.created_at, view.updated_at, data))
         self._audit.emit("person.search", actor, customer_id=customer_id, record_type=PERSON,
                          record_ids=[view.id for view in views], fields=sorted(fields))
         return views
 
-    def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> PersonView:
+    def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> DecryptedPerson:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
         # Every stored person has all five fields: a missing one was deleted by someone
         # with table access, and answering without it would be silently wrong.
@@ -338,13 +316,17 @@ class ReaderService:
             raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
         opened = opener.open(ref, record.fields, record.slots, fields)
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
-        return PersonView(record.person_id, record.version, record.created_at, record.updated_at, data)
+        return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 
     def get_person(
-        self, customer_id: str, person_id: str, fields_param: str | None = None, *, actor: Actor = ANONYMOUS
-    ) -> PersonView:
+        self,
+        customer_id: str,
+        person_id: str,
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        *,
+        actor: Actor = ANONYMOUS,
+    ) -> DecryptedPerson:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        fields = models.parse_fields_param(fields_param)
         record = self._repo.get_person(customer_id, person_id)
         if record is None:
             raise NotFoundError("person not found")
@@ -356,17 +338,15 @@ class ReaderService:
     def list_people(
         self,
         customer_id: str,
-        limit_param: str | None = None,
-        next_param: str | None = None,
-        fields_param: str | None = None,
+        limit: int,
+        next_token: str | None = None,
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
         *,
         actor: Actor = ANONYMOUS,
     ) -> PeoplePage:
-        """One page; a data key shared by several records is unwrapped once per page."""
+        """One page of at most ``limit``; a data key shared by several records is unwrapped once per page."""
         customer_id = models.customer_id(customer_id)
-        limit = models.parse_positive_int(limit_param, "limit", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
-        fields = models.parse_fields_param(fields_param)
-        page = self._repo.list_people(customer_id, limit, next_param)
+        page = self._repo.list_people(customer_id, limit, next_token)
         opener = self._opener.for_request()
         views = [self._view(record, fields, opener) for record in page.items]
         self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
@@ -374,12 +354,16 @@ class ReaderService:
         return PeoplePage(views, page.next_token)
 
     def get_people(
-        self, customer_id: str, ids_param: str, fields_param: str | None = None, *, actor: Actor = ANONYMOUS
+        self,
+        customer_id: str,
+        person_ids: list[str],
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        *,
+        actor: Actor = ANONYMOUS,
     ) -> PeopleBatch:
-        """Multi-get: one BatchGetItem, one unwrap per distinct data key in the batch."""
+        """Multi-get of distinct ids: one BatchGetItem, one unwrap per distinct data key in the batch."""
         customer_id = models.customer_id(customer_id)
-        fields = models.parse_fields_param(fields_param)
-        person_ids = _parse_ids(ids_param)
+        person_ids = [models.person_id(person_id) for person_id in person_ids]
         records = self._repo.get_people(customer_id, person_ids)
         opener = self._opener.for_request()
         views = [self._view(record, fields, opener) for record in records]
@@ -389,12 +373,10 @@ class ReaderService:
         return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
 
     def get_secret(
-        self, customer_id: str, secret_id: str, version_param: str | None = None, *, actor: Actor = ANONYMOUS
-    ) -> SecretView:
+        self, customer_id: str, secret_id: str, version: int | None = None, *, actor: Actor = ANONYMOUS
+    ) -> DecryptedSecret:
+        """The latest version, or ``version``."""
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
-        version = None
-        if version_param is not None:
-            version = models.parse_positive_int(version_param, "version", default=1, maximum=MAX_SECRET_VERSION)
         record = self._repo.get_secret(customer_id, secret_id, version)
         if record is None:
             raise NotFoundError("secret not found" if version is None else "secret version not found")
@@ -402,7 +384,7 @@ class ReaderService:
         opened = self._opener.open(ref, {"value": record.value}, record.slots, ("value",))
         self._audit.emit("secret.read", actor, customer_id=customer_id, record_type=SECRET,
                          record_ids=[secret_id], fields=["value"], version=record.version)
-        return SecretView(secret_id, record.version, record.created_at, opened["value"].decode("utf-8"))
+        return DecryptedSecret(secret_id, record.version, record.created_at, opened["value"].decode("utf-8"))
 
     def secret_versions(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> list[SecretVersion]:
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)

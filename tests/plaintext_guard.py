@@ -56,6 +56,16 @@ class Guard:
         if isinstance(body, (dict, list)):
             self.register(body, origin=origin)
 
+    def observe_error_body(self, place: str, body: str | bytes) -> None:
+        """What an error body says: its JSON values (a fuzzer may send the key "message" as a
+        value; the envelope's own keys are not data), or its raw text when it is not JSON."""
+        try:
+            leaves = "\n".join(_string_leaves(json.loads(body)))
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            self.observe("error body", place, body)
+            return
+        self.observe("error body", place, leaves)
+
     def observe(self, kind: str, place: str, content: str | bytes) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.places.append((f"{kind} {place} (during {self.current})", content))
@@ -133,7 +143,7 @@ def _patch_chalice_client() -> None:
         GUARD.request(method, path, body, GUARD.current)
         response = original(self, method, path, headers=headers, body=body)
         if response.status_code >= 400:
-            GUARD.observe("error body", f"{response.status_code} of {method} {path.split('?')[0]}", response.body or b"")
+            GUARD.observe_error_body(f"{response.status_code} of {method} {path.split('?')[0]}", response.body or b"")
         return response
 
     TestHTTPClient.request = request
@@ -148,8 +158,8 @@ def _patch_requests() -> None:
         GUARD.request(request.method, request.path_url, request.body, GUARD.current)
         response = original(self, request, **kwargs)
         if response.status_code >= 400:
-            GUARD.observe("error body", f"{response.status_code} of {request.method} {request.path_url.split('?')[0]}",
-                          response.content)
+            GUARD.observe_error_body(f"{response.status_code} of {request.method} {request.path_url.split('?')[0]}",
+                                   response.content)
         return response
 
     requests.Session.send = send

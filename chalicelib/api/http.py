@@ -13,34 +13,18 @@ import json
 import logging
 import re
 import traceback
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from chalice import Response
 from chalice.app import Request
 
 from chalicelib import errors
+from chalicelib.api import contract
 from chalicelib.audit import REFUSED, Actor, AuditLog, text
 from chalicelib.service import PERSON, SECRET
 
 logger = logging.getLogger(__name__)
 
-_STATUS: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
-    (errors.PayloadTooLargeError, 413),
-    (errors.UnsupportedMediaTypeError, 415),
-    (errors.ValidationError, 400),
-    (errors.ForbiddenError, 403),
-    (errors.NotFoundError, 404),
-    (errors.PreconditionFailedError, 412),
-    (errors.ConflictError, 409),
-    (errors.IdempotencyKeyReusedError, 422),
-    (errors.ThrottledError, 429),
-    (errors.ServiceUnavailableError, 503),
-    (errors.IntegrityError, 502),
-    (errors.DependencyError, 502),
-)
-_ETAG = re.compile(r'"([1-9][0-9]{0,8})"')
-_PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
-RETRY_AFTER_SECONDS = "1"
 # Refusals audited like reads, so a probing caller shows up in the audit log.
 AUDITED_REFUSALS = frozenset({errors.ForbiddenError.code, errors.NotFoundError.code, errors.IntegrityError.code})
 _RECORD_ID_PARAMS = (("person_id", PERSON), ("secret_id", SECRET))
@@ -61,10 +45,9 @@ def empty_response(status: int = 204) -> Response:
 
 
 def error_response(exc: errors.PiiVaultError) -> Response:
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-    # 409 here is always contention (a concurrent writer, a request still in progress):
-    # version mismatches are 412. All three are worth retrying shortly.
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (409, 429, 503) else {}
+    status = contract.status_of(exc)
+    retry = status in contract.RETRY_AFTER_STATUSES
+    headers = {"Retry-After": str(contract.RETRY_AFTER_SECONDS)} if retry else {}
     return json_response(status, {"code": exc.code, "message": exc.message}, headers)
 
 
@@ -118,31 +101,17 @@ def parse_json_body(raw: bytes | None, max_bytes: int) -> Any:
 
 def if_match(headers: Mapping[str, str]) -> int | None:
     """``If-Match: "3"`` -> 3; absent or ``*`` -> None (the record must merely exist)."""
-    raw = headers.get("if-match")
+    raw = headers.get(contract.IF_MATCH.lower())
     if raw is None or raw.strip() == "*":
         return None
-    match = _ETAG.fullmatch(raw.strip())
-    if not match:
-        raise errors.ValidationError('If-Match must be one strong ETag such as "3"', field="If-Match")
-    return int(match.group(1))
+    tag = raw.strip()
+    if not contract.ETAG.fullmatch(tag):
+        raise errors.ValidationError(f'{contract.IF_MATCH} must be one strong ETag such as "3"', field=contract.IF_MATCH)
+    return int(tag[1:-1])
 
 
 def etag(version: int) -> str:
     return f'"{version}"'
-
-
-def query(params: Mapping[str, str] | None, allowed: Iterable[str]) -> dict[str, str]:
-    """Known query parameters only; an unknown one is an error, not silently ignored."""
-    params = dict(params or {})
-    allowed = tuple(allowed)
-    for name in params:
-        if name not in allowed:
-            shown = name if _PARAM_NAME.fullmatch(name) else "<unnamed>"
-            raise errors.ValidationError(
-                f"unknown query parameter {shown}; allowed: {', '.join(allowed) or 'none'}",
-                field=shown,
-            )
-    return params
 
 
 def finish_response(event: Any, get_response: Callable[[Any], Response]) -> Response:

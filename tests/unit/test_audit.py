@@ -74,7 +74,7 @@ def test_given_a_read_then_exactly_one_event_with_actor_tenant_record_and_field_
     created = writer.create_person("acme", PERSON)
     events.take()
 
-    reader.get_person("acme", created.id, "email,name", actor=ALICE)
+    reader.get_person("acme", created.id, ("email", "name"), actor=ALICE)
 
     (event,) = events.take()
     assert event == {
@@ -95,7 +95,7 @@ def test_given_every_operation_then_one_event_each_and_never_a_value(services, e
     writer.patch_person("acme", created.id, {"email": "o.v@vanderhoek.example"}, None, actor=ALICE)
     writer.replace_person("acme", created.id, PERSON, None, actor=ALICE)
     reader.get_person("acme", created.id, actor=ALICE)
-    reader.list_people("acme", actor=ALICE)
+    reader.list_people("acme", 25, actor=ALICE)
     writer.put_secret("acme", "hook", {"value": "sk_test_audit_value"}, actor=ALICE)
     reader.get_secret("acme", "hook", actor=ALICE)
     reader.secret_versions("acme", "hook", actor=ALICE)

@@ -1,4 +1,4 @@
-"""HTTP edge helpers: strict JSON, If-Match, query parameters, error mapping."""
+"""HTTP edge helpers: strict JSON, If-Match, typed query parameters, error mapping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from chalice import Response
 
 from chalicelib import errors
-from chalicelib.api.http import error_response, etag, if_match, parse_json_body, query
+from chalicelib.api import contract
+from chalicelib.api.http import error_response, etag, if_match, parse_json_body
 
 
 @pytest.mark.parametrize(
@@ -40,9 +41,49 @@ def test_given_a_malformed_if_match_when_parsed_then_400_naming_the_header(heade
 
 
 def test_given_an_unknown_query_parameter_then_validation_error_naming_it() -> None:
-    with pytest.raises(errors.ValidationError, match="unknown query parameter colour"):
-        query({"colour": "x"}, ("fields",))
-    assert query({"fields": "name"}, ("fields",)) == {"fields": "name"}
+    get_person = contract.operation(contract.PERSON, "GET")
+    with pytest.raises(errors.ValidationError, match="unknown query parameter colour; allowed: fields"):
+        contract.known_query(get_person, {"colour": "x"})
+    assert contract.known_query(get_person, {"fields": "name"}) == {"fields": "name"}
+
+
+def test_given_fields_param_when_parsed_then_known_names_in_order_without_duplicates() -> None:
+    assert contract.FIELDS.parse("email, name,email") == ("email", "name")
+    with pytest.raises(errors.ValidationError) as caught:
+        contract.FIELDS.parse("email,password")
+    assert caught.value.field == "fields"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "101", "abc", "1.5", "9" * 12, ""])
+def test_given_a_bad_limit_when_parsed_then_validation_error(raw: str) -> None:
+    with pytest.raises(errors.ValidationError, match="limit must be an integer from 1 to 100"):
+        contract.LIMIT.parse(raw)
+
+
+@pytest.mark.parametrize("raw, expected", [("1", 1), ("007", 7), ("999999999", 999_999_999)])
+def test_given_a_version_param_when_parsed_then_an_int_up_to_nine_digits(raw: str, expected: int) -> None:
+    assert contract.VERSION.parse(raw) == expected
+
+
+def test_given_ids_param_when_parsed_then_distinct_ids_in_order_and_at_most_the_page_size() -> None:
+    a, b = "a" * 32, "b" * 32
+    assert contract.IDS.parse(f"{b}, {a},{b}") == [b, a]
+    assert len(contract.IDS.parse(",".join(f"{n:032x}" for n in range(100)))) == 100
+    for raw in ("", ",".join(f"{n:032x}" for n in range(101)), f"{a},{'A' * 32}", f"{a},"):
+        with pytest.raises(errors.ValidationError) as caught:
+            contract.IDS.parse(raw)
+        assert caught.value.field == "ids"
+
+
+def test_given_every_query_parameter_when_absent_from_its_route_then_the_route_refuses_it() -> None:
+    """Each route accepts exactly the query parameters its contract row lists."""
+    every = {param.name for op in contract.OPERATIONS.values() for param in op.query}
+    for (path, method), op in contract.OPERATIONS.items():
+        own = {param.name for param in op.query}
+        for name in every - own:
+            with pytest.raises(errors.ValidationError):
+                contract.known_query(op, {name: "1"})
+        assert contract.known_query(op, {name: "1" for name in own}) == {name: "1" for name in own}
 
 
 @pytest.mark.parametrize(

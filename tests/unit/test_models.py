@@ -120,19 +120,6 @@ def test_given_a_bad_secret_body_when_parsed_then_validation_error(body) -> None
         models.parse_secret(body)
 
 
-def test_given_fields_param_when_parsed_then_known_names_in_order_without_duplicates() -> None:
-    assert models.parse_fields_param("email,name,email") == ("email", "name")
-    assert models.parse_fields_param(None) == models.PERSON_FIELDS
-    with pytest.raises(ValidationError):
-        models.parse_fields_param("email,password")
-
-
-@pytest.mark.parametrize("raw", ["0", "-1", "101", "abc", "1.5", "9" * 12])
-def test_given_a_bad_limit_when_parsed_then_validation_error(raw: str) -> None:
-    with pytest.raises(ValidationError):
-        models.parse_positive_int(raw, "limit", default=25, maximum=100)
-
-
 @pytest.mark.parametrize("bad", [".", ".."])
 def test_given_a_dot_segment_as_secret_id_then_400_naming_the_field(bad: str) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -77,7 +77,7 @@ def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(
 def test_given_a_patched_person_when_only_the_patched_field_is_read_then_one_kms_call(writer, reader, kms) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
-    assert reader.get_person("acme", created.id, "email").data == {"email": "x@navy.example"}
+    assert reader.get_person("acme", created.id, ("email",)).data == {"email": "x@navy.example"}
     assert kms.decrypt_calls == 1
 
 
@@ -138,7 +138,7 @@ def test_given_fields_swapped_between_people_when_read_then_integrity_error(writ
     a, b = repo.people[("acme", first.id)], repo.people[("acme", second.id)]
     a.fields["email"], a.slots = b.fields["email"], b.slots
     with pytest.raises(IntegrityError):
-        reader.get_person("acme", first.id, "email")
+        reader.get_person("acme", first.id, ("email",))
 
 
 def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, reader) -> None:
@@ -146,7 +146,7 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
     writer.create_person("globex", PERSON)
     seen, token = [], None
     while True:
-        page = reader.list_people("acme", "3", token, "name")
+        page = reader.list_people("acme", 3, token, ("name",))
         seen += [view.id for view in page.items]
         assert all(view.data == {"name": "Grace"} for view in page.items)
         token = page.next_token
@@ -159,7 +159,7 @@ def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(wr
     assert writer.put_secret("acme", "stripe", {"value": "sk_one"}).version == 1
     assert writer.put_secret("acme", "stripe", {"value": "sk_two"}).version == 2
     assert reader.get_secret("acme", "stripe").value == "sk_two"
-    assert reader.get_secret("acme", "stripe", "1").value == "sk_one"
+    assert reader.get_secret("acme", "stripe", 1).value == "sk_one"
     assert [v.version for v in reader.secret_versions("acme", "stripe")] == [1, 2]
     assert kms.encrypt_calls == 2 and kms.decrypt_calls == 2
 
@@ -200,7 +200,7 @@ def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplo
 def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are_reported(writer, reader, kms) -> None:
     ids = [writer.create_person("acme", PERSON).id for _ in range(3)]
     absent = "b" * 32
-    batch = reader.get_people("acme", ",".join([ids[1], absent, ids[0], ids[1]]), "name")
+    batch = reader.get_people("acme", [ids[1], absent, ids[0]], ("name",))
     assert [view.id for view in batch.items] == [ids[1], ids[0]]
     assert [view.data for view in batch.items] == [{"name": "Grace"}] * 2
     assert batch.missing == [absent]
@@ -229,7 +229,7 @@ def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_nu
     assert writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"}).version == 5
     assert store.offers == [(1, 0), (3, 2), (5, 4)]
     assert len(sleeps) == 2 and kms.encrypt_calls == 1  # each retry re-seals locally
-    assert reader.get_secret("acme", "hot", "5").value == "sk_live_abcdef"
+    assert reader.get_secret("acme", "hot", 5).value == "sk_live_abcdef"
 
 
 def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms) -> None:
