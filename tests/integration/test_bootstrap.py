@@ -208,7 +208,9 @@ def test_given_the_cli_with_write_when_run_twice_then_resources_and_config_hold_
     assert config["environment_variables"]["PII_VAULT_TABLE"] == "pii-vault"
     assert config["environment_variables"]["PII_VAULT_IDEMPOTENCY_TABLE"] == "pii-vault-idempotency"
     assert config["stages"] == json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
-    assert set(policies.generate(resources)) == {"policy-writer.json", "policy-reader.json"}
+    assert set(policies.generate(resources)) == {
+        "policy-writer.json", "policy-reader.json", "policy-indexer.json", "policy-offboard.json"
+    }
 
 
 @pytest.mark.parametrize(
