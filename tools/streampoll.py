@@ -29,39 +29,46 @@ def streams_client(session: Any = None, **kwargs: Any) -> Any:
 
 
 class StreamPoller:
-    """Follows every shard of one stream from its start (the local table is new), in order."""
+    """Follows every shard of one stream from its start (the local table is new), in order.
+
+    Each poll asks for a fresh iterator after the last sequence number seen instead of
+    following ``NextShardIterator``: moto rolls back a cancelled transaction by replacing
+    its tables with copies, which leaves older iterators on a shard nothing writes to any
+    more (a stalled indexer). A new iterator always reads the table's current shard.
+    """
 
     def __init__(self, streams: Any, stream_arn: str, handle: Callable[[list[dict[str, Any]]], Any]) -> None:
         self._streams = streams
         self._arn = stream_arn
         self._handle = handle
-        self._iterators: dict[str, str | None] = {}
+        self._last: dict[str, str | None] = {}  # shard id -> last sequence number handled
         self.counts: Counter[str] = Counter()
 
-    def _refresh_shards(self) -> None:
-        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", [])
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self._streams.get_shard_iterator(
-                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+    def _iterator(self, shard_id: str) -> str:
+        last = self._last.get(shard_id)
+        position: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+            if last else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator: str = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **position)[
+            "ShardIterator"
+        ]
+        return iterator
 
     def poll_once(self) -> int:
-        """One GetRecords per open shard; returns the number of records handled."""
-        self._refresh_shards()
+        """One GetRecords per shard; returns the number of records handled."""
+        shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", [])
         handled = 0
-        for shard_id, iterator in list(self._iterators.items()):
-            if iterator is None:
-                continue
-            response = self._streams.get_records(ShardIterator=iterator, Limit=100)
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            response = self._streams.get_records(ShardIterator=self._iterator(shard_id), Limit=100)
             records = response.get("Records", [])
             if records:
                 counts = self._handle(records)
                 if isinstance(counts, Counter):
                     self.counts.update(counts)
                 handled += len(records)
-            self._iterators[shard_id] = response.get("NextShardIterator")
+                self._last[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
         return handled
 
     def drain(self) -> int:
@@ -87,6 +94,9 @@ def main() -> int:
     from chalicelib.api import _client, build_indexer
     from chalicelib.config import Settings
 
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env(role="indexer")
     ddb = _client("dynamodb", settings)
