@@ -241,16 +241,17 @@ def parse_search(body: Any) -> tuple[str, tuple[str, ...]]:
     value = body.get("email")
     if not isinstance(value, str):
         raise ValidationError("email must be a string", field="email")
-    fields = body.get("fields")
-    if fields is None:
+    if "fields" not in body:
         return value, PERSON_FIELDS
+    fields = body["fields"]
     if (
         not isinstance(fields, list)
         or not fields
         or not all(isinstance(name, str) and name in PERSON_FIELDS for name in fields)
+        or len(set(fields)) != len(fields)
     ):
-        raise ValidationError(f"fields must list some of {', '.join(PERSON_FIELDS)}", field="fields")
-    return value, tuple(dict.fromkeys(fields))
+        raise ValidationError(f"fields must list some of {', '.join(PERSON_FIELDS)}, each once", field="fields")
+    return value, tuple(fields)
 
 
 def parse_secret(body: Any) -> bytes:

@@ -185,6 +185,7 @@ def test_given_a_record_older_than_the_stored_beacon_then_stale_and_kept(world: 
 @pytest.mark.parametrize("body, field", [
     ({"email": 7}, "email"), ({}, "email"), ([], "body"),
     ({"email": "a@b.co", "fields": []}, "fields"), ({"email": "a@b.co", "fields": ["ssn"]}, "fields"),
+    ({"email": "a@b.co", "fields": ["dob", "dob"]}, "fields"), ({"email": "a@b.co", "fields": None}, "fields"),
     ({"email": "a@b.co", "extra": 1}, "extra"),
 ])
 def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body, field) -> None:
