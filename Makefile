@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements.stamp
-STAGES := writer reader
 
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -25,8 +24,8 @@ dev: .venv
 test: .venv
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
 
-# cfn-lint, parliament, bandit, pip-audit: see tools/checks.sh.
-check: .venv
+# cfn-lint, checkov, parliament, bandit, pip-audit: see tools/checks.sh.
+check: .venv .venv-checkov
 	tools/checks.sh
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
@@ -40,9 +39,8 @@ bench: .venv
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.lookup $(LOOKUP_ARGS)
 
-# Function role policies (.chalice/policy-*.json) and caller policies (policies/callers/*.json).
+# Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
 policies: .venv
-	$(PY) -m tools.policies
 	$(PY) -m tools.access
 
 # docs/openapi-writer.json and docs/openapi-reader.json, from the routes and chalicelib/api/contract.py.
@@ -54,18 +52,17 @@ openapi: .venv
 load: .venv
 	$(PY) -m tools.load $(LOAD_ARGS)
 
-# No bytecode in the zip: chalice packages every file under chalicelib/.
-# .chalice/cfn-<stage>.json names the function and its role as `chalice deploy` does
-# (pii-vault-<stage>, pii-vault-<stage>-api_handler): the generated policy's log group
-# and the key policy's role ARNs are then the same under both deployment paths.
+# out/base.json (key, tables, roles, logs, alarms, dashboard) and, per stage, out/<stage>/sam.json +
+# deployment.zip: `chalice package` with the merge template tools/stacks.py generates, then
+# bytecode compiled for the function's runtime added to the zip. See README "Deploying".
 package: .venv
-	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
-	@set -e; for stage in $(STAGES); do \
-		rm -rf out/$$stage; \
-		echo "chalice package --stage $$stage out/$$stage"; \
-		PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $$stage \
-			--merge-template .chalice/cfn-$$stage.json out/$$stage; \
-	done
+	$(PY) -m tools.stacks package --out out
+
+# checkov lives in its own venv: its exact boto3 pin conflicts with requirements-dev.txt.
+.venv-checkov: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt
+	touch .venv-checkov
 
 clean:
 	rm -rf out .dev .pytest_cache .hypothesis

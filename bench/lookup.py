@@ -106,7 +106,8 @@ class Meter:
             self._index_query = model.name == "Query" and "IndexName" in params
 
         self._index_query = False
-        client.meta.events.register("before-call.dynamodb.*", lambda **kw: before(kw["params"], kw["model"]))
+        # The API parameters (IndexName) are visible before serialisation, not at before-call.
+        client.meta.events.register("before-parameter-build.dynamodb.*", lambda **kw: before(kw["params"], kw["model"]))
         client.meta.events.register("after-call.dynamodb.*", after)
         return client
 

@@ -31,8 +31,9 @@ LEDGER_SUFFIX = "-erasures"
 JOBS_SUFFIX = "-jobs"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
-DEFAULT_WRITER_KEY_CACHE_SECONDS = 300
-DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 1000
+# The writer's pool data key (docs/ARCHITECTURE.md, key hierarchy) lives an hour per warm container.
+DEFAULT_WRITER_KEY_CACHE_SECONDS = 3600
+DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 100_000
 DEFAULT_READER_KEY_CACHE_SECONDS = 300
 DEFAULT_READER_KEY_CACHE_MAX_ENTRIES = 1000
 MAX_KEY_CACHE_SECONDS = 3600
@@ -42,6 +43,13 @@ MAX_IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 # a record seals up to 5 fields, so 2**24 records per key leaves a wide margin.
 MAX_WRITER_KEY_CACHE_RECORDS = 2**24
 MAX_READER_KEY_CACHE_ENTRIES = 100_000
+# Data key scope: "pool" (one data key per warm writer container and period, any tenant)
+# or "tenant" (one per tenant; the tenant named in the KMS context and so in CloudTrail).
+KEY_SCOPES = ("pool", "tenant")
+DEFAULT_KEY_SCOPE = "pool"
+# The reader fleet's shared key table (chalicelib/fleet.py): entry lifetime; 0 turns it off.
+DEFAULT_FLEET_KEY_LIFETIME_SECONDS = 86_400
+MAX_FLEET_KEY_LIFETIME_SECONDS = 7 * 86_400
 # Callers (chalicelib/api/callers.py): IAM role ARNs, with an optional path; and the STS
 # assumed-role ARN of a session of such a role (API Gateway's ``userArn``), which drops the path.
 ROLE_ARN = re.compile(
@@ -79,6 +87,12 @@ class Settings:
     # Outside Lambda only (chalice local, tests): the assumed-role ARN that stands in for
     # the IAM authorizer's identity on requests that carry none.
     local_caller: str | None = None
+    key_scope: str = DEFAULT_KEY_SCOPE
+    # Reader fleet key table and the KMS HMAC key that derives its sealing keys; no
+    # MAC key (or a lifetime of 0) means no fleet table: each container asks KMS itself.
+    fleet_table_name: str = DEFAULT_TABLE_NAME + "-fleet-keys"
+    fleet_mac_key_id: str = ""
+    fleet_key_lifetime_seconds: int = DEFAULT_FLEET_KEY_LIFETIME_SECONDS
 
     def __post_init__(self) -> None:
         if self.role not in ALL_ROLES:
@@ -97,6 +111,8 @@ class Settings:
                 "PII_VAULT_ALLOWED_CALLERS must be comma-separated IAM role ARNs "
                 "such as arn:aws:iam::111122223333:role/app"
             )
+        if self.key_scope not in KEY_SCOPES:
+            raise ConfigurationError(f"PII_VAULT_KEY_SCOPE must be one of {', '.join(KEY_SCOPES)}")
         if self.local_caller is not None and not ASSUMED_ROLE_ARN.fullmatch(self.local_caller):
             raise ConfigurationError(
                 "PII_VAULT_LOCAL_CALLER must be an assumed-role ARN such as "
@@ -139,6 +155,9 @@ class Settings:
             stream_arn=env.get("PII_VAULT_STREAM_ARN", ""),
             allowed_callers=_list_env(env, "PII_VAULT_ALLOWED_CALLERS"),
             local_caller=local_caller,
+            key_scope=env.get("PII_VAULT_KEY_SCOPE", DEFAULT_KEY_SCOPE).strip() or DEFAULT_KEY_SCOPE,
+            fleet_table_name=env.get("PII_VAULT_FLEET_TABLE", table_name + "-fleet-keys"),
+            fleet_mac_key_id=env.get("PII_VAULT_FLEET_MAC_KEY_ID", "").strip(),
             **{name: _int_env(env, name) for name in _INT_SETTINGS},
         )
 
@@ -151,6 +170,7 @@ _INT_SETTINGS = {
     "reader_key_cache_seconds": ("PII_VAULT_READER_KEY_CACHE_SECONDS", 0, MAX_KEY_CACHE_SECONDS),
     "reader_key_cache_max_entries": ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", 0, MAX_READER_KEY_CACHE_ENTRIES),
     "beacon_bytes": ("PII_VAULT_BEACON_BYTES", MIN_BEACON_BYTES, MAX_BEACON_BYTES),
+    "fleet_key_lifetime_seconds": ("PII_VAULT_FLEET_KEY_LIFETIME_SECONDS", 0, MAX_FLEET_KEY_LIFETIME_SECONDS),
 }
 
 

@@ -1,19 +1,29 @@
-"""Field-level envelope encryption, format v1.
+"""Field-level envelope encryption: format v2 written, v1 still read.
 
-A random 256-bit data key per write from a ``DataKeySource`` (wrapped by KMS in
-production, possibly reused within a cache's bounds); every sensitive field sealed
-locally with AES-256-GCM. The AAD binds
-each ciphertext to its tenant, record type, record id, field name and key slot, so
-a ciphertext moved anywhere else fails authentication.
+A random 256-bit data key from a ``DataKeySource`` (wrapped by KMS in production,
+reused within a cache's bounds); every sensitive field sealed locally with AES-256-GCM.
+The AAD binds each ciphertext to its tenant, record type, record id, field name and
+key slot, so a ciphertext moved anywhere else fails authentication.
 
-Stored field blob (v1)::
+Stored field blob::
 
-    0x01 | slot_len (1) | slot (ASCII) | nonce (12) | ciphertext || tag (16)
+    v1: 0x01 |        slot_len (1) | slot (ASCII) | nonce (12) | ciphertext || tag (16)
+    v2: 0x02 | kind | slot_len (1) | slot (ASCII) | nonce (12) | ciphertext || tag (16)
 
-AAD (v1)::
+AAD::
 
-    0x01 | lp("pii-vault") | lp(customer_id) | lp(record_type) | lp(record_id)
-         | lp(field) | lp(slot)          where lp(s) = uint16_be(len(utf8(s))) | utf8(s)
+    v1: 0x01 | lp("pii-vault") | lp(customer_id) | lp(record_type) | lp(record_id) | lp(field) | lp(slot)
+    v2: 0x02 | kind | lp("pii-vault") | lp(customer_id) | lp(record_type) | lp(record_id)
+             | lp(field) | lp(slot) | lp(binding)
+    where lp(s) = uint16_be(len(utf8(s))) | utf8(s)
+
+v2 adds two things. ``kind`` says under which KMS encryption context the slot's data
+key is wrapped: 1 = the tenant's (``{"app", "customer_id"}``), 2 = the writer's pool
+(``{"app", "scope": "pool"}``, one key per warm writer container and period, shared by
+tenants: the tenant is still bound here, in the AAD). ``binding`` authenticates
+plaintext metadata the reader reports (a person's version and timestamps, a secret's
+incarnation): the service builds the same string from the stored attributes when
+opening, so an edited attribute fails authentication like an edited ciphertext.
 
 This module knows nothing about DynamoDB, HTTP or KMS: data keys and unwrapping are injected.
 """
@@ -30,7 +40,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chalicelib.errors import IntegrityError
 
-FORMAT_VERSION = 1
+FORMAT_V1 = 1
+FORMAT_V2 = 2
+FORMAT_VERSION = FORMAT_V2  # what sealing writes
+KIND_TENANT = 1
+KIND_POOL = 2
+SCOPES = {"tenant": KIND_TENANT, "pool": KIND_POOL}
+POOL_SCOPE = "pool"
 DATA_KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -90,56 +106,99 @@ def _length_prefixed(text: str) -> bytes:
 
 
 def field_aad(ref: RecordRef, field: str, slot: str) -> bytes:
+    """The v1 AAD (read only)."""
     parts = (_AAD_LABEL, ref.customer_id, ref.record_type, ref.record_id, field, slot)
-    return bytes([FORMAT_VERSION]) + b"".join(_length_prefixed(p) for p in parts)
+    return bytes([FORMAT_V1]) + b"".join(_length_prefixed(p) for p in parts)
 
 
-def encryption_context(app_name: str, customer_id: str) -> dict[str, str]:
-    """KMS encryption context: binds every wrapped key to the app and the tenant."""
+def field_aad_v2(ref: RecordRef, field: str, slot: str, kind: int, binding: str) -> bytes:
+    parts = (_AAD_LABEL, ref.customer_id, ref.record_type, ref.record_id, field, slot, binding)
+    return bytes([FORMAT_V2, kind]) + b"".join(_length_prefixed(p) for p in parts)
+
+
+def encryption_context(app_name: str, customer_id: str, kind: int = KIND_TENANT) -> dict[str, str]:
+    """KMS encryption context of a data key of ``kind``: the tenant's, or the writer pool's."""
+    if kind == KIND_POOL:
+        return {"app": app_name, "scope": POOL_SCOPE}
     return {"app": app_name, "customer_id": customer_id}
 
 
-def seal_field(data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes) -> bytes:
-    """Encrypt one field value under a fresh random nonce."""
-    return _seal_field_with_nonce(data_key, ref, field, slot, plaintext, os.urandom(NONCE_BYTES))
+@dataclass(frozen=True)
+class BlobHeader:
+    """The plaintext header of a stored field blob (authenticated through the AAD)."""
+
+    version: int
+    kind: int
+    slot: str
+    body: bytes  # nonce | ciphertext || tag
+
+
+def parse_blob(blob: bytes) -> BlobHeader:
+    """Strict header parse: an unknown version or kind, or a short blob, is an integrity error."""
+    if len(blob) < 2 or blob[0] not in (FORMAT_V1, FORMAT_V2):
+        raise IntegrityError("ciphertext has an unknown format version")
+    version = blob[0]
+    kind, offset = (KIND_TENANT, 1) if version == FORMAT_V1 else (blob[1], 2)
+    if kind not in (KIND_TENANT, KIND_POOL) or len(blob) <= offset:
+        raise IntegrityError("ciphertext header is corrupt")
+    slot_len = blob[offset]
+    start = offset + 1
+    if slot_len == 0 or len(blob) < start + slot_len + NONCE_BYTES + TAG_BYTES:
+        raise IntegrityError("ciphertext is truncated")
+    try:
+        slot = blob[start : start + slot_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise IntegrityError("ciphertext header is corrupt") from None
+    return BlobHeader(version, kind, slot, blob[start + slot_len :])
+
+
+def seal_field(
+    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, *, kind: int, binding: str = ""
+) -> bytes:
+    """Encrypt one field value (format v2) under a fresh random nonce."""
+    return _seal_field_with_nonce(data_key, ref, field, slot, plaintext, os.urandom(NONCE_BYTES), kind, binding)
 
 
 def _seal_field_with_nonce(
-    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, nonce: bytes
+    data_key: bytes, ref: RecordRef, field: str, slot: str, plaintext: bytes, nonce: bytes, kind: int, binding: str
 ) -> bytes:
     """``seal_field`` with a given nonce: production passes ``os.urandom``, the
     known-answer vectors (tests/unit/test_vectors.py) their recorded nonce."""
     slot_raw = slot.encode("ascii")
     if not 0 < len(slot_raw) <= _MAX_SLOT_BYTES:
         raise ValueError("slot name must be 1-64 ASCII characters")
-    ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, field_aad(ref, field, slot))
-    return bytes([FORMAT_VERSION, len(slot_raw)]) + slot_raw + nonce + ciphertext
+    if kind not in (KIND_TENANT, KIND_POOL):
+        raise ValueError("unknown data key kind")
+    ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, field_aad_v2(ref, field, slot, kind, binding))
+    return bytes([FORMAT_V2, kind, len(slot_raw)]) + slot_raw + nonce + ciphertext
 
 
 def blob_slot(blob: bytes) -> str:
     """The key slot a stored field blob was sealed under (plaintext header)."""
-    if len(blob) < 2 or blob[0] != FORMAT_VERSION:
-        raise IntegrityError("ciphertext has an unknown format version")
-    slot_len = blob[1]
-    if slot_len == 0 or len(blob) < 2 + slot_len + NONCE_BYTES + TAG_BYTES:
-        raise IntegrityError("ciphertext is truncated")
-    try:
-        return blob[2 : 2 + slot_len].decode("ascii")
-    except UnicodeDecodeError:
-        raise IntegrityError("ciphertext header is corrupt") from None
+    return parse_blob(blob).slot
 
 
-def open_field(data_key: bytes, ref: RecordRef, field: str, blob: bytes) -> bytes:
-    """Decrypt one field blob; any tampering raises IntegrityError naming the field."""
-    slot = blob_slot(blob)
-    body = blob[2 + len(slot) :]
-    nonce, ciphertext = body[:NONCE_BYTES], body[NONCE_BYTES:]
+def blob_version(blob: bytes) -> int:
+    """The format version of a stored field blob (1 or 2)."""
+    return parse_blob(blob).version
+
+
+def open_field(data_key: bytes, ref: RecordRef, field: str, blob: bytes, binding: str = "") -> bytes:
+    """Decrypt one field blob; any tampering raises IntegrityError naming the field.
+
+    ``binding`` is the metadata the writer bound (v2); v1 blobs bind none, and the
+    caller decides what a v1 blob may still vouch for.
+    """
+    header = parse_blob(blob)
+    if header.version == FORMAT_V1:
+        aad = field_aad(ref, field, header.slot)
+    else:
+        aad = field_aad_v2(ref, field, header.slot, header.kind, binding)
+    nonce, ciphertext = header.body[:NONCE_BYTES], header.body[NONCE_BYTES:]
     try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, field_aad(ref, field, slot))
+        return AESGCM(data_key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
-        raise IntegrityError(
-            f"ciphertext of field {field} failed authentication", field=field
-        ) from None
+        raise IntegrityError(f"ciphertext of field {field} failed authentication", field=field) from None
 
 
 class Sealer:
@@ -149,18 +208,29 @@ class Sealer:
     (``keys.FreshDataKeys``) or one reused within bounds (``keys.CachingDataKeys``).
     """
 
-    def __init__(self, data_keys: DataKeySource, app_name: str) -> None:
+    def __init__(self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE) -> None:
+        """``scope`` "pool": data keys shared by tenants (wrapped under the pool context);
+        "tenant": one data key per tenant, the tenant named in the KMS context."""
         self._data_keys = data_keys
         self._app_name = app_name
+        self._kind = SCOPES[scope]
 
     def envelope(self, customer_id: str) -> "Envelope":
-        """A data key for this tenant and its wrapped form (at most one KMS call)."""
-        data_key, wrapped = self._data_keys.data_key(encryption_context(self._app_name, customer_id))
-        return Envelope(data_key, wrapped, customer_id)
+        """A data key for this tenant's records and its wrapped form (at most one KMS call)."""
+        context = encryption_context(self._app_name, customer_id, self._kind)
+        data_key, wrapped = self._data_keys.data_key(context)
+        return Envelope(data_key, wrapped, customer_id, self._kind)
 
-    def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
+    def seal(
+        self,
+        ref: RecordRef,
+        fields: Mapping[str, bytes],
+        *,
+        own_slots: bool = False,
+        bindings: Mapping[str, str] | None = None,
+    ) -> SealedFields:
         """Seal ``fields`` under one data key (see ``envelope`` and ``Envelope.seal``)."""
-        return self.envelope(ref.customer_id).seal(ref, fields, own_slots=own_slots)
+        return self.envelope(ref.customer_id).seal(ref, fields, own_slots=own_slots, bindings=bindings)
 
 
 class Envelope:
@@ -170,22 +240,35 @@ class Envelope:
     retrying with another record id (a secret's next version number) needs.
     """
 
-    def __init__(self, data_key: bytes, wrapped_key: WrappedKey, customer_id: str) -> None:
+    def __init__(self, data_key: bytes, wrapped_key: WrappedKey, customer_id: str, kind: int) -> None:
         self._data_key = data_key
         self.wrapped_key = wrapped_key
         self.customer_id = customer_id
+        self.kind = kind
 
-    def seal(self, ref: RecordRef, fields: Mapping[str, bytes], *, own_slots: bool = False) -> SealedFields:
+    def seal(
+        self,
+        ref: RecordRef,
+        fields: Mapping[str, bytes],
+        *,
+        own_slots: bool = False,
+        bindings: Mapping[str, str] | None = None,
+    ) -> SealedFields:
         """Seal ``fields`` for the record ``ref`` of this envelope's tenant.
 
         By default every field uses the record slot. ``own_slots`` (PATCH) files the
         wrapped key under each field's own name instead, so a partial update replaces
         exactly the slots of the fields it rewrites and the slot map stays bounded.
+        ``bindings`` maps a field to the metadata its AAD authenticates ("" if absent).
         """
         if ref.customer_id != self.customer_id:
             raise ValueError("an envelope seals records of its own tenant only")
+        bound = bindings or {}
         slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
-        blobs = {name: seal_field(self._data_key, ref, name, slot_of[name], value) for name, value in fields.items()}
+        blobs = {
+            name: seal_field(self._data_key, ref, name, slot_of[name], value, kind=self.kind, binding=bound.get(name, ""))
+            for name, value in fields.items()
+        }
         return SealedFields(wrapped_key=self.wrapped_key, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
 
 
@@ -219,23 +302,33 @@ class Opener:
         return Opener(RequestMemo(self._unwrapper), self._app_name)
 
     def open(
-        self, ref: RecordRef, blobs: Mapping[str, bytes], slots: Mapping[str, bytes], wanted: Iterable[str]
+        self,
+        ref: RecordRef,
+        blobs: Mapping[str, bytes],
+        slots: Mapping[str, bytes],
+        wanted: Iterable[str],
+        bindings: Mapping[str, str] | None = None,
     ) -> dict[str, bytes]:
-        """Decrypt the ``wanted`` fields present in ``blobs``; ``slots`` maps slot name -> wrapped key."""
-        context = encryption_context(self._app_name, ref.customer_id)
-        data_keys: dict[bytes, bytes] = {}  # wrapped -> data key: slots often share one
+        """Decrypt the ``wanted`` fields present in ``blobs``; ``slots`` maps slot name -> wrapped key.
+
+        ``bindings`` maps a field to the metadata its v2 AAD must authenticate.
+        """
+        bound = bindings or {}
+        data_keys: dict[tuple[int, bytes], bytes] = {}  # (kind, wrapped) -> data key: slots often share one
         out: dict[str, bytes] = {}
         for field in wanted:
             blob = blobs.get(field)
             if blob is None:
                 continue
-            wrapped = slots.get(blob_slot(blob))
+            header = parse_blob(blob)
+            wrapped = slots.get(header.slot)
             if wrapped is None:
                 raise IntegrityError(f"field {field} refers to a missing key slot", field=field)
-            if wrapped not in data_keys:
+            if (header.kind, wrapped) not in data_keys:
+                context = encryption_context(self._app_name, ref.customer_id, header.kind)
                 data_key = self._unwrapper.unwrap(wrapped, context)
                 if len(data_key) != DATA_KEY_BYTES:
                     raise IntegrityError(f"data key of field {field} has the wrong size", field=field)
-                data_keys[wrapped] = data_key
-            out[field] = open_field(data_keys[wrapped], ref, field, blob)
+                data_keys[(header.kind, wrapped)] = data_key
+            out[field] = open_field(data_keys[(header.kind, wrapped)], ref, field, blob, bound.get(field, ""))
         return out

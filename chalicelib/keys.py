@@ -228,10 +228,8 @@ def reader_unwrapper(unwrapper: KeyUnwrapper, *, max_entries: int, max_age_secon
     return CachingUnwrapper(unwrapper, max_entries=max_entries, max_age_seconds=max_age_seconds)
 
 
-class KmsMac:
-    """Beacon side: ``kms:GenerateMac`` (HMAC_SHA_256) with the configured HMAC key, nothing else."""
-
-    ALGORITHM = "HMAC_SHA_256"
+class KmsMacKey:
+    """Reader side: ``kms:GenerateMac`` (HMAC-SHA-256) with one HMAC key, pinned like the others."""
 
     def __init__(self, kms_client: Any, key_id: str) -> None:
         self._kms = kms_client
@@ -239,7 +237,7 @@ class KmsMac:
 
     def mac(self, message: bytes) -> bytes:
         response = _kms_call(
-            "GenerateMac", self._kms.generate_mac, KeyId=self._key_id, Message=message, MacAlgorithm=self.ALGORITHM
+            "GenerateMac", self._kms.generate_mac, KeyId=self._key_id, MacAlgorithm="HMAC_SHA_256", Message=message
         )
         _check_key(self._key_id, response.get("KeyId", ""), "GenerateMac")
         mac: bytes = response["Mac"]

@@ -7,6 +7,7 @@ runs one suite over both stores), so service tests against them mean something.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import datetime as _dt
 import json
 import os
@@ -20,9 +21,14 @@ from chalicelib.crypto import WrappedKey
 from chalicelib.errors import IntegrityError, NotFoundError, StorageError
 from chalicelib.store.layout import decode_page_token, encode_page_token
 from chalicelib.store.records import (
+    META_CREATED,
+    DeleteProgress,
     Page,
     PersonRecord,
+    PersonVersionConflict,
     PersonWrite,
+    SecretHead,
+    SecretRead,
     SecretVersion,
     SecretVersionConflict,
     check_secret_version,
@@ -35,7 +41,7 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self.people: dict[tuple[str, str], PersonRecord] = {}
-        self.secret_heads: dict[tuple[str, str], int] = {}
+        self.secret_heads: dict[tuple[str, str], SecretHead] = {}
         self.secrets: dict[tuple[str, str, int], SecretVersion] = {}
         self._lock = threading.Lock()  # DynamoDB's per-item atomicity, for threaded tests
 
@@ -45,31 +51,25 @@ class InMemoryStore:
             raise StorageError("a record with this id already exists")
         self.people[key] = copy.deepcopy(record)
 
-    def _existing(self, customer_id: str, person_id: str, expected_version: int | None) -> PersonRecord:
+    def update_person(self, write: PersonWrite) -> int:
+        with self._lock:
+            current = self.people.get((write.customer_id, write.person_id))
+            created_sealed = current is not None and META_CREATED in current.fields
+            if current is None or current.version != write.expected_version or created_sealed != write.created_sealed:
+                raise PersonVersionConflict(current.version if current else None, created_sealed)
+            for slot in write.drop_slots:
+                current.slots.pop(slot, None)
+            current.version = write.version
+            current.updated_at = write.updated_at
+            current.kms_key = write.kms_key
+            current.slots.update(write.slots)
+            current.fields.update(write.fields)
+            return current.version
+
+    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
         current = self.people.get((customer_id, person_id))
         if current is None or (expected_version is not None and current.version != expected_version):
             raise condition_failed(expected_version, "person")
-        return current
-
-    def replace_person(self, write: PersonWrite, expected_version: int | None) -> int:
-        current = self._existing(write.customer_id, write.person_id, expected_version)
-        current.slots, current.fields = {}, {}
-        return self._update(current, write)
-
-    def patch_person(self, write: PersonWrite, expected_version: int | None) -> int:
-        return self._update(self._existing(write.customer_id, write.person_id, expected_version), write)
-
-    @staticmethod
-    def _update(current: PersonRecord, write: PersonWrite) -> int:
-        current.version += 1
-        current.updated_at = write.updated_at
-        current.kms_key = write.kms_key
-        current.slots.update(write.slots)
-        current.fields.update(write.fields)
-        return current.version
-
-    def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
-        self._existing(customer_id, person_id, expected_version)
         del self.people[(customer_id, person_id)]
 
     def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
@@ -87,37 +87,54 @@ class InMemoryStore:
         wanted = list(dict.fromkeys(person_ids))
         return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
 
-    def put_secret_version(self, secret: SecretVersion, expected_latest: int) -> None:
-        if secret.version != expected_latest + 1:
+    def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:
+        if secret.version != expected.latest + 1 or new_head.latest != secret.version:
             raise ValueError("a secret version must follow the latest one")
         check_secret_version(secret.version)
-        head = (secret.customer_id, secret.secret_id)
+        key = (secret.customer_id, secret.secret_id)
         with self._lock:
-            latest = self.secret_heads.get(head, 0)
-            if latest != expected_latest:
-                raise SecretVersionConflict(latest)
-            self.secret_heads[head] = secret.version
-            self.secrets[(*head, secret.version)] = copy.deepcopy(secret)
+            head = self.secret_heads.get(key, SecretHead())
+            same = head.latest == expected.latest and (
+                expected.latest == 0 or (not head.deleting and head.incarnation == expected.incarnation)
+            )
+            if not same:
+                raise SecretVersionConflict(head)
+            self.secret_heads[key] = new_head
+            self.secrets[(*key, secret.version)] = copy.deepcopy(secret)
 
-    def delete_secret(self, customer_id: str, secret_id: str) -> None:
-        if (customer_id, secret_id) not in self.secret_heads:
-            raise NotFoundError("secret not found")
-        del self.secret_heads[(customer_id, secret_id)]
-        for key in [k for k in self.secrets if k[:2] == (customer_id, secret_id)]:
-            del self.secrets[key]
+    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+        key = (customer_id, secret_id)
+        with self._lock:
+            head = self.secret_heads.get(key)
+            if head is None:
+                raise NotFoundError("secret not found")
+            self.secret_heads[key] = replace(head, deleting=True)
+            numbers = sorted(v for (c, s, v) in self.secrets if (c, s) == key)
+            for number in numbers[:max_versions]:
+                del self.secrets[(*key, number)]
+            remaining = max(0, len(numbers) - max_versions)
+            if not remaining:
+                del self.secret_heads[key]
+            return DeleteProgress(remaining)
 
-    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None:
-        versions = sorted(v for (c, s, v) in self.secrets if (c, s) == (customer_id, secret_id))
-        if version is None:
-            version = versions[-1] if versions else None
-        found = self.secrets.get((customer_id, secret_id, version)) if version else None
-        return copy.deepcopy(found) if found else None
+    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretRead | None:
+        head = self.secret_heads.get((customer_id, secret_id))
+        if head is None or head.deleting:
+            return None
+        number = head.latest if version is None else version
+        found = self.secrets.get((customer_id, secret_id, number)) if number <= head.latest else None
+        if found is None and version is None:
+            raise IntegrityError("the latest version a secret's head names is missing")
+        return SecretRead(head, copy.deepcopy(found)) if found else None
 
     def list_secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]:
+        head = self.secret_heads.get((customer_id, secret_id))
+        if head is None or head.deleting:
+            return []
         return [
             SecretVersion(customer_id, secret_id, s.version, s.created_at)
             for (c, sid, _v), s in sorted(self.secrets.items())
-            if (c, sid) == (customer_id, secret_id)
+            if (c, sid) == (customer_id, secret_id) and s.version <= head.latest
         ]
 
 

@@ -1,11 +1,14 @@
-"""Create the AWS resources pii-vault needs: the DynamoDB table and the KMS key + alias.
+"""Create the resources pii-vault needs on moto: the DynamoDB tables and the KMS key + alias.
 
-Hardened by default, the same against moto (tests, ``make dev``) and real AWS:
+For the local stack (``make dev``), the tests and the benchmark only. A real account gets
+its key, tables and roles from the CloudFormation templates ``make package`` writes
+(``tools/stacks.py``, README "Deploying"); the table key schemas here come from the same
+description (``tools.stacks``). Hardened the same way as the templates:
 
 - KMS: symmetric key, automatic rotation on, and (when an admin is known, which the
   CLI always resolves) an explicit key policy that grants administration to that admin
   only: no ``*``, no account root, no cryptographic use. The writer and reader role
-  statements are added after ``chalice deploy`` by ``python -m tools.policies --key-policy --apply``.
+  statements are added by whoever deploys roles against this key (the templates do it in one pass).
 - DynamoDB: on demand, point-in-time recovery, deletion protection. Encryption at rest
   uses the AWS owned key (no ``SSESpecification``): every PII attribute is already
   sealed under our key, and table SSE under our key would need a key policy statement
@@ -16,7 +19,7 @@ DescribeTable, checks each setting and changes nothing that is already right (th
 ``changes`` list says what it did). An existing key policy that holds our admin
 statement is left alone, so a tightened policy survives later bootstrap runs.
 
-    python -m tools.bootstrap --write            # real AWS: then see README "Deploying"
+    python -m tools.bootstrap --endpoint-url http://127.0.0.1:5000   # prints the ARNs; writes nothing
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
+from tools.policies import IDEMPOTENCY_SUFFIX, KEY_POLICY_ADMIN_SID, key_policy, render
+from tools.stacks import (
+    IDEMPOTENCY_ATTRIBUTES,
+    IDEMPOTENCY_KEY_SCHEMA,
+    IDEMPOTENCY_TTL_ATTRIBUTE,
+    TABLE_ATTRIBUTES,
+    TABLE_KEY_SCHEMA,
+)
 
 APP_TAG = {"app": "pii-vault"}
-IDEMPOTENCY_SUFFIX = "-idempotency"  # the idempotency table is named after the PII table
 
 
 class BootstrapError(RuntimeError):
@@ -56,6 +64,8 @@ def bootstrap(
     key = ensure_key(kms_client, key_alias, admin_arn=admin_arn, changes=changes)
     table = ensure_table(dynamodb_client, table_name, changes=changes)
     idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX, changes=changes)
+    fleet_key = ensure_fleet_mac_key(kms_client, FLEET_MAC_KEY_ALIAS, changes=changes)
+    fleet_table = ensure_fleet_table(dynamodb_client, table_name + FLEET_TABLE_SUFFIX, changes=changes)
     result = {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
@@ -63,6 +73,9 @@ def bootstrap(
         "table_name": table["TableName"],
         "idempotency_table_arn": idempotency["TableArn"],
         "idempotency_table_name": idempotency["TableName"],
+        "fleet_mac_key_arn": fleet_key["Arn"],
+        "fleet_table_arn": fleet_table["TableArn"],
+        "fleet_table_name": fleet_table["TableName"],
     }
     from tools.findforget import ensure_lookup_resources
 
@@ -132,10 +145,7 @@ def _grants_everyone(statement: dict[str, Any]) -> bool:
     return statement.get("Effect") == "Allow" and ("*" in values or any(v.endswith(":root") for v in values))
 
 
-_KEY_SCHEMA = [
-    {"AttributeName": "pk", "KeyType": "HASH"},
-    {"AttributeName": "sk", "KeyType": "RANGE"},
-]
+_KEY_SCHEMA = TABLE_KEY_SCHEMA
 
 
 def ensure_table(dynamodb, table_name, *, changes=None):
@@ -165,10 +175,7 @@ def _active_table(dynamodb, table_name, changes):
         dynamodb.create_table(
             TableName=table_name,
             KeySchema=_KEY_SCHEMA,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=TABLE_ATTRIBUTES,
             BillingMode="PAY_PER_REQUEST",
             DeletionProtectionEnabled=True,
             # No SSESpecification: the AWS owned key (see the module docstring for why).
@@ -203,8 +210,8 @@ def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     except dynamodb.exceptions.ResourceNotFoundException:
         dynamodb.create_table(
             TableName=table_name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=IDEMPOTENCY_KEY_SCHEMA,
+            AttributeDefinitions=IDEMPOTENCY_ATTRIBUTES,
             BillingMode="PAY_PER_REQUEST",
             Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
@@ -217,9 +224,9 @@ def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(
             TableName=table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": IDEMPOTENCY_TTL_ATTRIBUTE},
         )
-        changes.append(f"enabled TTL on {table_name}.expiration")
+        changes.append(f"enabled TTL on {table_name}.{IDEMPOTENCY_TTL_ATTRIBUTE}")
     return table
 
 
@@ -237,29 +244,9 @@ def admin_from_caller(caller_arn):
     )
 
 
-def write_config(chalice_dir, result):
-    """Record the ARNs where ``tools.policies`` (resources.json) and the deployed
-    functions (``environment_variables`` in config.json) read them."""
-    chalice_dir = Path(chalice_dir)
-    (chalice_dir / "resources.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    config_path = chalice_dir / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    env = config.setdefault("environment_variables", {})
-    # The key ARN, not the alias: an alias can be re-pointed, the ARN pins the key.
-    env.update(
-        PII_VAULT_TABLE=result["table_name"],
-        PII_VAULT_IDEMPOTENCY_TABLE=result["idempotency_table_name"],
-        PII_VAULT_KMS_KEY_ID=result["key_arn"],
-    )
-    for name, field in (("PII_VAULT_BEACON_KEY_ID", "beacon_key_arn"), ("PII_VAULT_STREAM_ARN", "stream_arn")):
-        if field in result:
-            env[name] = result[field]
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
 def main(argv=None):
-    """``python -m tools.bootstrap``: bootstrap the account/endpoint and print the JSON
-    (the shape ``tools.policies --resources`` reads); ``--write`` also stores it."""
+    """``python -m tools.bootstrap``: bootstrap the endpoint (moto) and print the JSON.
+    It writes no file: account-specific ARNs never go into the checkout."""
     import boto3  # here, not at import time: importing this module must stay cheap
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -269,9 +256,6 @@ def main(argv=None):
     parser.add_argument("--table-name", default="pii-vault")
     parser.add_argument("--key-alias", default="alias/pii-vault")
     parser.add_argument("--admin-arn", help="key administrator (IAM role/user ARN); default: the caller")
-    parser.add_argument("--write", action="store_true",
-                        help="write .chalice/resources.json and the ids into .chalice/config.json")
-    parser.add_argument("--chalice-dir", type=Path, default=Path(__file__).resolve().parent.parent / ".chalice")
     args = parser.parse_args(argv)
 
     changes = []
@@ -288,8 +272,6 @@ def main(argv=None):
             admin_arn=admin,
             changes=changes,
         )
-        if args.write:
-            write_config(args.chalice_dir, result)
     except (BotoCoreError, ClientError, BootstrapError, ValueError, OSError) as exc:
         print(f"bootstrap failed: {exc}", file=sys.stderr)
         return 1
@@ -302,3 +284,39 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
+FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
+FLEET_TABLE_SUFFIX = "-fleet-keys"
+
+
+def ensure_fleet_mac_key(kms, alias, *, changes=None):
+    """An HMAC_256 key (GenerateMac only) behind ``alias``; HMAC keys have no automatic rotation."""
+    changes = [] if changes is None else changes
+    try:
+        return kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        pass
+    meta = kms.create_key(
+        KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="pii-vault reader fleet key table"
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+    changes.append(f"created HMAC key {alias}")
+    return meta
+
+
+def ensure_fleet_table(ddb, name, *, changes=None):
+    """The fleet key table: on demand, TTL on; deliberately no point-in-time recovery."""
+    from chalicelib.store.fleet_table import TTL, table_definition
+
+    changes = [] if changes is None else changes
+    try:
+        return ddb.describe_table(TableName=name)["Table"]
+    except ddb.exceptions.ResourceNotFoundException:
+        pass
+    table = ddb.create_table(**table_definition(name))["TableDescription"]
+    ddb.get_waiter("table_exists").wait(TableName=name)
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
+    changes.append(f"created table {name}")
+    return table

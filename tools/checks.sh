@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Static checks of the deployable artefacts and the code (`make check`, run by .ci/run).
 #
-#   1. the committed IAM policies match tools/policies.py and tools/access.py (--check)
-#   2. `chalice package` of both stages passes cfn-lint               (any error or warning fails)
-#   3. writer, reader, key, caller and API resource policies: parliament, nothing above LOW
+#   0. the committed caller policies match tools/access.py (--check)
+#   1. `make package` writes every template (out/base.json, out/<stage>/sam.json); none holds
+#      a literal account id
+#   2. cfn-lint on every template                                     (any error or warning fails)
+#   3. checkov on every template: zero failed checks; the skips are in the templates
+#      themselves (tools/stacks.py CHECKOV_SKIPS, one reason each)
+#   3b. parliament on every IAM, key and API resource policy the templates hold, nothing above LOW
 #   4. bandit: no medium or high finding in chalicelib/, tools/, app.py
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
 #
@@ -19,34 +23,54 @@ failed=()
 step() { printf '\n== %s\n' "$1"; }
 fail() { failed+=("$1"); printf 'FAILED: %s\n' "$1"; }
 
-step "policies: committed files match the generator"
-"$BIN/python" -m tools.policies --check || fail "policies --check"
+step "caller policies: committed files match the generator"
 "$BIN/python" -m tools.access --check || fail "access --check"
 
-step "chalice package (writer, reader) + cfn-lint"
+step "make package: every template"
+templates=()
 if make --no-print-directory package; then
-    "$BIN/cfn-lint" out/writer/sam.json out/reader/sam.json && echo "cfn-lint: no findings" \
-        || fail "cfn-lint"
+    templates=(out/base.json out/*/sam.json)
+    printf 'templates: %s\n' "${templates[*]}"
+    # No literal account id in any generated artefact: 12 digits standing alone.
+    if grep -EnH '(^|[^0-9])[0-9]{12}([^0-9]|$)' "${templates[@]}" out/merge-*.json; then
+        fail "literal account id in a generated template"
+    fi
 else
-    fail "chalice package"
+    fail "make package"
 fi
 
-step "parliament: writer, reader, key, caller and API resource policies (fails above LOW)"
-# The key policy as `tools.policies --key-policy` prints it for the committed resources.
-# Its LOW findings are by design: in a key policy "Resource": "*" means "this key".
-# The API resource policy is linted in its full-ARN form (parliament does not know API
-# Gateway's execute-api:/* shorthand). The tenant roles' trust policy is not linted:
-# parliament requires a Resource, which a trust policy has none of (tests/unit/test_caller_access.py
-# evaluates it instead).
-key_policy="$(mktemp)"
-api_policy="$(mktemp)"
-trap 'rm -f "$key_policy" "$api_policy"' EXIT
-"$BIN/python" -c 'import json; from tools.access import api_resource_policy as p; print(json.dumps(p("writer", ["arn:aws:iam::111122223333:role/pii-vault-writer-caller"], "arn:aws:execute-api:us-east-1:111122223333:a1b2c3d4e5/*")))' >"$api_policy" \
-    || fail "tools.access api_resource_policy"
-if "$BIN/python" -m tools.policies --key-policy >"$key_policy"; then
-    for name in .chalice/policy-writer.json .chalice/policy-reader.json "$key_policy" \
-            policies/callers/*-caller-*.json "$api_policy"; do
-        label="$name"; [ "$name" = "$key_policy" ] && label="key policy"; [ "$name" = "$api_policy" ] && label="API resource policy"
+if [ ${#templates[@]} -gt 0 ]; then
+    step "cfn-lint: ${templates[*]}"
+    "$BIN/cfn-lint" "${templates[@]}" && echo "cfn-lint: no findings" || fail "cfn-lint"
+
+    step "checkov: ${templates[*]}"
+    CHECKOV="${CHECKOV:-.venv-checkov/bin/checkov}"
+    if [ ! -x "$CHECKOV" ]; then
+        make --no-print-directory .venv-checkov >/dev/null || fail "install checkov (requirements-checkov.txt)"
+    fi
+    for template in "${templates[@]}"; do
+        # --skip-download: no Prisma Cloud lookups (offline CI); the checks ship with checkov.
+        report="$("$CHECKOV" -f "$template" --framework cloudformation --compact --skip-download 2>/dev/null)"
+        status=$?
+        summary="$(printf '%s\n' "$report" | grep -m1 'Passed checks')"
+        printf '%s: %s\n' "$template" "${summary:-no summary (checkov exit $status)}"
+        printf '%s\n' "$report" | grep -A1 'FAILED for' || true
+        if [ $status -ne 0 ] || [ -z "$summary" ]; then fail "checkov $template"; fi
+    done
+fi
+
+step "parliament: every IAM, key and API resource policy (fails above LOW)"
+# The documents the templates hold (tools.policies, tools.access), for example ARNs, and the
+# committed caller policies. LOW findings are by design: in a key policy "Resource": "*"
+# means "this key". The API resource policies are linted in their full-ARN form, as API
+# Gateway stores them (parliament does not know the execute-api:/* shorthand). The tenant
+# roles' trust policy is not linted: parliament requires a Resource, which a trust policy
+# has none of (tests/unit/test_caller_access.py evaluates it instead).
+policy_dir="$(mktemp -d)"
+trap 'rm -rf "$policy_dir"' EXIT
+if "$BIN/python" -m tools.stacks policies "$policy_dir"; then
+    for name in "$policy_dir"/*.json policies/callers/*-caller-*.json; do
+        label="$(basename "$name")"
         # --string, not --file: parliament refuses --file when stdin is not a terminal (CI).
         all="$("$BIN/parliament" --string "$(cat "$name")")"
         printf '%s: %s\n' "$label" "${all:-no findings}"
@@ -55,7 +79,7 @@ if "$BIN/python" -m tools.policies --key-policy >"$key_policy"; then
         fi
     done
 else
-    fail "tools.policies --key-policy"
+    fail "tools.stacks policies"
 fi
 
 step "bandit (medium and high)"

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tools.bootstrap import bootstrap
+from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -112,6 +112,7 @@ class DevStack:
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
             **LOCAL_CALLER_ENV,
+            PII_VAULT_FLEET_MAC_KEY_ID=FLEET_MAC_KEY_ALIAS,
             # moto imports lazily; bytecode written into a .venv inside the project would
             # restart an auto-reloading `chalice local` mid-request.
             PYTHONDONTWRITEBYTECODE="1",
@@ -150,7 +151,7 @@ class DevStack:
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             for stage in ("writer", "reader"):
                 self._spawn(stage, [
-                    str(chalice), "local", "--stage", stage, "--host", self.host,
+                    sys.executable, "-m", "tools.localserver", "--stage", stage, "--host", self.host,
                     "--port", str(self.ports[stage]), "--no-autoreload",
                 ])
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.

@@ -6,8 +6,10 @@ creates (clients share tenants, not records), so it knows what every acknowledge
 left behind. Afterwards the table is scanned raw and every record a client believes
 live is read back through the reader: it must be present, at the acknowledged version,
 and decrypt to exactly what was sent; every acknowledged delete must be gone. A write
-that got no answer (timeout, 5xx) makes its record "uncertain": either outcome is
-accepted for it, and it is reported separately.
+that got no definite answer (no response: timeout, refused or reset connection; or a
+5xx) is "unanswered": either outcome is accepted for its record, it is counted apart
+from the acknowledged writes, and a stored person nobody was told about must be one of
+the unanswered creates.
 
     python -m tools.load [--clients 16] [--ops 500] [--max-seconds 600] [--seed 1]
     python -m tools.load --writer-url URL --reader-url URL --moto-url URL   # a running `make dev`
@@ -35,14 +37,17 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tools.sample import random_person
+
 OPS = ("create", "patch", "read", "delete")
 WEIGHTS = (30, 25, 35, 10)
 TENANTS = 4
-TIMEOUT_S = 30
+# (connect, read) seconds. Connecting is immediate on loopback unless a listen backlog
+# overflows (tools/localserver.py); an answer can wait for moto, which serialises every
+# AWS call of every client, and for the first request of each server thread pool.
+TIMEOUT_S = (10.0, 120.0)
 MAX_CLIENTS = 64
 MAX_OPS_PER_CLIENT = 100_000
-_WORDS = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Tim", "Zoë", "Łukasz", "Søren", "Ngozi")
-_COUNTRIES = ("GB", "FR", "DE", "NG", "JP", "BR", "US", "PL")
 
 
 class LoadError(RuntimeError):
@@ -68,28 +73,6 @@ def check_bounds(clients: int, operations: int) -> None:
 # -- the workload ----------------------------------------------------------------------
 
 
-def _person(rng: random.Random) -> dict[str, Any]:
-    """A valid person in the exact form the reader returns (already trimmed and normalised)."""
-    name, surname = rng.choice(_WORDS), rng.choice(_WORDS) + "-" + uuid.UUID(int=rng.getrandbits(128)).hex[:6]
-    address: dict[str, str] = {
-        "line1": f"{rng.randint(1, 999)} {rng.choice(_WORDS)} Street",
-        "city": rng.choice(_WORDS) + "ville",
-        "postal_code": f"{rng.randint(10000, 99999)}",
-        "country": rng.choice(_COUNTRIES),
-    }
-    if rng.random() < 0.5:
-        address["line2"] = f"Flat {rng.randint(1, 99)}"
-    if rng.random() < 0.3:
-        address["region"] = rng.choice(_WORDS) + "shire"
-    return {
-        "name": name,
-        "surname": surname,
-        "email": f"p{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}@example.org",
-        "dob": f"{rng.randint(1920, 2010)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-        "address": address,
-    }
-
-
 @dataclass
 class Record:
     customer_id: str
@@ -107,7 +90,7 @@ class ClientResult:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
     statuses: Counter = field(default_factory=Counter)  # (op, status or exception name)
     read_mismatches: int = 0
-    unacknowledged_creates: int = 0
+    unanswered: Counter = field(default_factory=Counter)  # writes without a definite answer, by op
 
 
 class Client:
@@ -139,7 +122,7 @@ class Client:
 
     def create(self) -> None:
         customer_id = self.rng.choice(self.tenants)
-        person = _person(self.rng)
+        person = random_person(self.rng)
         response = self._call("create", "POST", f"{self.writer}/customers/{customer_id}/people", json=person)
         if response is not None and response.status_code == 201:
             body = response.json()
@@ -147,19 +130,20 @@ class Client:
             self.result.records.append(record)
             self.live.append(record)
         elif response is None or response.status_code >= 500:
-            self.result.unacknowledged_creates += 1  # maybe stored, under an id nobody learnt
+            self.result.unanswered["create"] += 1  # maybe stored, under an id nobody learnt
 
     def _url(self, base: str, record: Record) -> str:
         return f"{base}/customers/{record.customer_id}/people/{record.person_id}"
 
-    def _retire(self, record: Record, *states: tuple[bool, int, dict[str, Any]]) -> None:
+    def _retire(self, op: str, record: Record, *states: tuple[bool, int, dict[str, Any]]) -> None:
         """No answer: the write may or may not have happened; stop using this record."""
+        self.result.unanswered[op] += 1
         record.uncertain = list(states)
         self.live.remove(record)
 
     def patch(self) -> None:
         record = self.rng.choice(self.live)
-        fresh = _person(self.rng)
+        fresh = random_person(self.rng)
         names = self.rng.sample(sorted(fresh), self.rng.randint(1, 3))
         change = {name: fresh[name] for name in names}
         response = self._call(
@@ -169,7 +153,8 @@ class Client:
             record.version = response.json()["version"]
             record.data = {**record.data, **change}
         elif response is None or response.status_code >= 500:
-            self._retire(record, (True, record.version, record.data), (True, record.version + 1, {**record.data, **change}))
+            old, new = (True, record.version, record.data), (True, record.version + 1, {**record.data, **change})
+            self._retire("patch", record, old, new)
 
     def read(self) -> None:
         record = self.rng.choice(self.live)
@@ -188,7 +173,7 @@ class Client:
             record.live = False
             self.live.remove(record)
         elif response is None or response.status_code >= 500:
-            self._retire(record, (True, record.version, record.data), (False, 0, {}))
+            self._retire("delete", record, (True, record.version, record.data), (False, 0, {}))
 
     def run(self, operations: int, deadline: float) -> ClientResult:
         for _ in range(operations):
@@ -207,41 +192,63 @@ class Verification:
     scanned_items: int = 0
     present: int = 0
     gone: int = 0
-    uncertain: int = 0
+    uncertain: int = 0  # records whose last write got no answer (either outcome accepted)
     lost: list[str] = field(default_factory=list)  # one line per problem, ids only (no PII)
-    orphans: int = 0  # stored people nobody got an acknowledgement for
+    orphans: int = 0  # stored people nobody got an acknowledgement for (unanswered creates)
+
+
+def person_of(item: dict[str, Any]) -> tuple[str, str] | None:
+    """(customer_id, person_id) of a person item, None for any other item (the store's layout)."""
+    from chalicelib.store import layout
+
+    customer_id = layout.customer_of(item[layout.PK]["S"])
+    person_id = layout.person_id_of(item[layout.SK]["S"])
+    return (customer_id, person_id) if customer_id is not None and person_id is not None else None
 
 
 def scan_people(dynamodb: Any, table_name: str, tenants: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
     """Every person item of the run's tenants, straight from the table: (customer_id, person_id) -> item."""
-    partitions = {f"C#{t}": t for t in tenants}
+    wanted = set(tenants)
     out = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
         for item in page["Items"]:
-            tenant = partitions.get(item["pk"]["S"])
-            if tenant is not None and item["sk"]["S"].startswith("P#"):
-                out[(tenant, item["sk"]["S"][2:])] = item
+            key = person_of(item)
+            if key is not None and key[0] in wanted:
+                out[key] = item
     return out
 
 
 ReadPerson = Callable[["Record"], "tuple[int, dict[str, Any] | None]"]
 
 
+VERIFY_ATTEMPTS = 3
+
+
 def http_reader(reader_url: str) -> ReadPerson:
-    """Read a person through the reader endpoint: (status, body if 200)."""
+    """Read a person through the reader endpoint: (status, body if 200); status 0 if it never answered."""
     sessions = threading.local()
 
     def read(record: Record) -> tuple[int, dict[str, Any] | None]:
         if not hasattr(sessions, "session"):
             sessions.session = requests.Session()
         url = f"{reader_url}/customers/{record.customer_id}/people/{record.person_id}"
-        response = sessions.session.get(url, timeout=TIMEOUT_S)
-        return response.status_code, response.json() if response.status_code == 200 else None
+        for _ in range(VERIFY_ATTEMPTS):  # a read changes nothing: trying again is safe
+            try:
+                response = sessions.session.get(url, timeout=TIMEOUT_S)
+            except requests.RequestException:
+                continue
+            return response.status_code, response.json() if response.status_code == 200 else None
+        return 0, None
 
     return read
 
 
-def verify(records: list[Record], items: dict[tuple[str, str], dict[str, Any]], read: ReadPerson) -> Verification:
+def verify(
+    records: list[Record],
+    items: dict[tuple[str, str], dict[str, Any]],
+    read: ReadPerson,
+    unanswered_creates: int = 0,
+) -> Verification:
     """Compare what clients were told with what the table holds and the reader decrypts."""
     result = Verification(scanned_items=len(items))
     stored = [r for r in records if (r.customer_id, r.person_id) in items]
@@ -258,7 +265,8 @@ def verify(records: list[Record], items: dict[tuple[str, str], dict[str, Any]], 
         else:
             status, body = reads[id(record)]
             if body is None:
-                result.lost.append(f"{label}: stored but the reader answered {status}")
+                answer = f"answered {status}" if status else "did not answer"
+                result.lost.append(f"{label}: stored but the reader {answer}")
                 continue
             if int(item["version"]["N"]) != body["version"]:
                 result.lost.append(f"{label}: reader version differs from the table")
@@ -280,6 +288,11 @@ def verify(records: list[Record], items: dict[tuple[str, str], dict[str, Any]], 
         else:
             result.gone += 1
     result.orphans = len(set(items) - known)
+    if result.orphans > unanswered_creates:
+        result.lost.append(
+            f"{result.orphans} stored people but only {unanswered_creates} creates without an answer: "
+            "a refused or acknowledged-elsewhere create was stored"
+        )
     return result
 
 
@@ -295,7 +308,7 @@ class Report:
     statuses: Counter
     latencies: dict[str, list[float]]
     read_mismatches: int
-    unacknowledged_creates: int
+    unanswered: Counter  # writes without a definite answer (no response or 5xx), by op
     verification: Verification
 
     @property
@@ -326,9 +339,11 @@ class Report:
             f"latency: {_percentiles(all_latencies)}",
             *(f"  {op:<7} {_percentiles(self.latencies[op])}" for op in OPS if self.latencies[op]),
             f"read-your-writes mismatches: {self.read_mismatches}",
+            f"unanswered writes (no response or 5xx; either outcome accepted): {sum(self.unanswered.values())} "
+            f"({', '.join(f'{op} {self.unanswered[op]}' for op in OPS if op != 'read')})",
             f"verified from a table scan ({v.scanned_items} person items): {v.present} acknowledged writes present and "
-            f"decrypting to what was sent, {v.gone} acknowledged deletes gone, {v.uncertain} unanswered, "
-            f"{v.orphans} unacknowledged creates stored",
+            f"decrypting to what was sent, {v.gone} acknowledged deletes gone, {v.uncertain} records after an "
+            f"unanswered patch or delete, {v.orphans} of {self.unanswered['create']} unanswered creates stored",
             *(f"  LOST {line}" for line in v.lost[:20]),
             f"lost: {self.lost}",
         ]
@@ -370,7 +385,12 @@ def run(
     seconds = time.perf_counter() - started
 
     records = [r for result in results for r in result.records]
-    verification = verify(records, scan_people(dynamodb, table_name, tenants), http_reader(reader_url))
+    unanswered: Counter = Counter()
+    for result in results:
+        unanswered.update(result.unanswered)
+    verification = verify(
+        records, scan_people(dynamodb, table_name, tenants), http_reader(reader_url), unanswered["create"]
+    )
     statuses: Counter = Counter()
     latencies: dict[str, list[float]] = {op: [] for op in OPS}
     for result in results:
@@ -386,7 +406,7 @@ def run(
         statuses=statuses,
         latencies=latencies,
         read_mismatches=sum(r.read_mismatches for r in results),
-        unacknowledged_creates=sum(r.unacknowledged_creates for r in results),
+        unanswered=unanswered,
         verification=verification,
     )
 

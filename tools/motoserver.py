@@ -4,7 +4,8 @@
 a conditional write as "check, then write" without a lock, so two concurrent writers
 could both pass a condition that DynamoDB would let only one pass. Serialising the
 requests restores per-item atomicity, which the local stack's concurrency (and the
-load script's "lost: 0") depend on. Connections are still accepted in parallel.
+load script's "lost: 0") depend on. Connections are still accepted in parallel, with
+the listen backlog of tools/localserver.py (werkzeug's own is 128).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import threading
 from typing import Any, Callable, Iterable
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import run_simple
+from werkzeug.serving import ThreadedWSGIServer
+
+from tools.localserver import LISTEN_BACKLOG
+
+
+class _Server(ThreadedWSGIServer):
+    request_queue_size = LISTEN_BACKLOG
 
 
 def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
@@ -37,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, serialized(app), threaded=True, request_handler=MotoRequestHandler)
+    _Server(args.host, args.port, serialized(app), handler=MotoRequestHandler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -68,6 +68,12 @@ def operation_object(path: str, view: str, op: contract.Operation) -> dict[str, 
         "parameters": [_ref("parameters", name) for name in names],
         "responses": {str(op.ok): ok, **{str(status): components.error_ref(status) for status in op.statuses}},
     }
+    if op.accepted_schema is not None:
+        out["responses"]["202"] = {
+            "description": "Accepted: under way; repeat the same request after Retry-After seconds.",
+            "headers": {"Retry-After": _ref("headers", "Retry-After")},
+            "content": {"application/json": {"schema": _ref("schemas", op.accepted_schema)}},
+        }
     if op.body is not None:
         out["requestBody"] = {
             "required": True,

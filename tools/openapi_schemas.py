@@ -185,6 +185,16 @@ def schemas() -> dict[str, Any]:
             "properties": _person_properties(request=False),
             "additionalProperties": False,
         },
+        "DeleteInProgress": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["deleting"]},
+                "remaining_versions": {"type": "integer", "minimum": 1},
+            },
+            "required": ["id", "status", "remaining_versions"],
+            "additionalProperties": False,
+        },
         "PersonCreated": {
             "type": "object",
             "properties": {"id": person_id, "version": version, "created_at": timestamp},

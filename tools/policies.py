@@ -13,7 +13,8 @@ admin from that file (written by ``tools.bootstrap``), the writer and reader rol
 from ``deployed/<stage>.json`` beside the resources file (``chalice deploy`` writes
 ``.chalice/deployed/<stage>.json``), else the
 ``pii-vault-<stage>-api_handler`` role both deployment paths create, unless given;
-``--apply`` installs it with ``kms:PutKeyPolicy``.
+``--apply`` installs it with ``kms:PutKeyPolicy``. ``--fleet-key-policy`` does the same for
+the reader fleet's HMAC key (``fleet_mac_key_arn`` in the resources file): admin and reader only.
 """
 
 from __future__ import annotations
@@ -25,27 +26,37 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
-POLICY_FILES = {
-    "writer": "policy-writer.json",
-    "reader": "policy-reader.json",
-    "indexer": "policy-indexer.json",
-    "offboard": "policy-offboard.json",
-}
+POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
+# The two KMS encryption contexts a data key is wrapped under (chalicelib.crypto, format v2):
+# the tenant's {"app", "customer_id"} and the writer pool's {"app", "scope": "pool"}.
+# Taken from the code that builds them, so policy and code cannot drift apart.
+_TENANT_CONTEXT = encryption_context(APP_NAME, "tenant", KIND_TENANT)
+_POOL_CONTEXT = encryption_context(APP_NAME, "tenant", KIND_POOL)
+ENCRYPTION_CONTEXT_KEYS = tuple(sorted(_TENANT_CONTEXT))  # ("app", "customer_id")
+POOL_CONTEXT_KEYS = tuple(sorted(_POOL_CONTEXT))  # ("app", "scope")
+(TENANT_KEY,) = set(_TENANT_CONTEXT) - {"app"}
+(POOL_KEY,) = set(_POOL_CONTEXT) - {"app"}
+POOL_SCOPE = _POOL_CONTEXT[POOL_KEY]
+# The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
+# reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
+FLEET_TABLE_SUFFIX = "-fleet-keys"
+FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
 # Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
 LEDGER_SUFFIX = "-erasures"
 JOBS_SUFFIX = "-jobs"
 BEACON_INDEX = "beacon-index"
+INDEXER_FILES = {"indexer": "policy-indexer.json", "offboard": "policy-offboard.json"}
 # The only attributes an indexer UpdateItem may name: the item's key and its beacon.
 INDEXER_ATTRIBUTES = ("beacon", "beacon_version", "pk", "sk")
 # The only attributes offboarding may read: keys and creation time (never ciphertext).
 OFFBOARD_READ_ATTRIBUTES = ("created_at", "pk", "sk")
-MAC_ALGORITHM = "HMAC_SHA_256"
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 CHECKPOINT_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
-ENCRYPTION_CONTEXT_KEYS = ("app", "customer_id")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
@@ -95,12 +106,22 @@ def writer_policy(
     account_id: str | None = None,
     app_name: str = APP_NAME,
     idempotency_table_arn: str | None = None,
+    ledger_table_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Encrypt-only on the key, write-only on the table, own idempotency table, own log group."""
+    """Encrypt-only on the key, write-only on the table, own idempotency table, own log group;
+    with ``ledger_table_arn``, append-only (PutItem) on the erasure ledger."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     idempotency_table_arn = idempotency_table_arn or table_arn + IDEMPOTENCY_SUFFIX
+    ledger = [] if ledger_table_arn is None else [{
+        # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
+        # each item's action). Append only: no read, update or delete of the ledger.
+        "Sid": "AppendErasureLedger",
+        "Effect": "Allow",
+        "Action": "dynamodb:PutItem",
+        "Resource": ledger_table_arn,
+    }]
     return _document(
-        _kms_statement("EncryptDataKeysUnderTenantContext", "kms:Encrypt", key_arn, app_name),
+        *_kms_statements("EncryptDataKeys", "kms:Encrypt", key_arn, app_name),
         {
             "Sid": "WriteItemsWithoutReadBack",
             "Effect": "Allow",
@@ -126,14 +147,7 @@ def writer_policy(
             "Action": list(IDEMPOTENCY_ACTIONS),
             "Resource": idempotency_table_arn,
         },
-        {
-            # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
-            # each item's action). Append only: no read, update or delete of the ledger.
-            "Sid": "AppendErasureLedger",
-            "Effect": "Allow",
-            "Action": "dynamodb:PutItem",
-            "Resource": table_arn + LEDGER_SUFFIX,
-        },
+        *ledger,
         _logs_statement(partition, region, account_id, f"{app_name}-writer"),
     )
 
@@ -145,16 +159,46 @@ def reader_policy(
     region: str | None = None,
     account_id: str | None = None,
     app_name: str = APP_NAME,
+    fleet_mac_key_arn: str | None = None,
+    fleet_table_arn: str | None = None,
     beacon_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Decrypt-only on the key, read-only on the table, own log group; with a beacon key,
-    GenerateMac on it and Query on the beacon index (search stays read-only)."""
+    """Decrypt-only on the key, read-only on the table, own log group; with ``fleet_mac_key_arn``
+    also the fleet key table: GenerateMac (HMAC_SHA_256) on that HMAC key and GetItem/PutItem
+    on the fleet table (default: the table's name + ``-fleet-keys``), nothing else on either."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
-    search = []
+    statements = [
+        *_kms_statements("DecryptDataKeys", "kms:Decrypt", key_arn, app_name),
+        {
+            "Sid": "ReadItems",
+            "Effect": "Allow",
+            "Action": list(READER_TABLE_ACTIONS),
+            "Resource": table_arn,
+        },
+    ]
+    if fleet_mac_key_arn is not None:
+        fleet_table_arn = fleet_table_arn or table_arn + FLEET_TABLE_SUFFIX
+        if _scope(fleet_mac_key_arn, fleet_table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the fleet key and table must be in the stage's partition, region and account")
+        if fleet_mac_key_arn == key_arn or fleet_table_arn == table_arn:
+            raise InvalidResourceError("the fleet key and table must differ from the data key and the PII table")
+        statements += [
+            _mac_statement("DeriveFleetSealingKeys", fleet_mac_key_arn),
+            {
+                "Sid": "FleetKeyEntries",
+                "Effect": "Allow",
+                "Action": list(FLEET_TABLE_ACTIONS),
+                "Resource": fleet_table_arn,
+            },
+        ]
+    elif fleet_table_arn is not None:
+        raise InvalidResourceError("fleet_table_arn needs fleet_mac_key_arn (the fleet table is unusable without it)")
     if beacon_key_arn is not None:
-        _scope(beacon_key_arn, table_arn, region, account_id)
-        search = [
-            _mac_statement(beacon_key_arn),
+        # Search: the beacon root (GenerateMac on the beacon key) and the beacon index. Read-only.
+        if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
+        statements += [
+            _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
             {
                 "Sid": "QueryBeaconIndex",
                 "Effect": "Allow",
@@ -162,30 +206,85 @@ def reader_policy(
                 "Resource": f"{table_arn}/index/{BEACON_INDEX}",
             },
         ]
-    return _document(
-        _kms_statement("DecryptDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
-        {
-            "Sid": "ReadItems",
-            "Effect": "Allow",
-            "Action": list(READER_TABLE_ACTIONS),
-            "Resource": table_arn,
-        },
-        *search,
-        _logs_statement(partition, region, account_id, f"{app_name}-reader"),
-    )
+    statements.append(_logs_statement(partition, region, account_id, f"{app_name}-reader"))
+    return _document(*statements)
 
 
-def indexer_policy(
-    key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME
+def key_policy(
+    admin_arn: str,
+    writer_role_arn: str | None = None,
+    reader_role_arn: str | None = None,
+    *,
+    app_name: str = APP_NAME,
+    indexer_role_arn: str | None = None,
 ) -> dict[str, Any]:
-    """The stream-fed indexer and the backfill job: Decrypt (tenant context), GenerateMac on
-    the beacon key, UpdateItem naming only the beacon attributes, the table's stream, Scan
-    for the backfill, its checkpoints. No Encrypt, no PutItem/DeleteItem, no field writes."""
+    """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
+    role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
+
+    Without a statement for the account root, IAM policies alone never grant use of
+    this key: the two role statements here are the only way to encrypt or decrypt.
+    Role ARNs are optional because the roles exist only after ``chalice deploy``; the
+    bootstrap installs the admin-only policy, ``tools.policies key-policy --apply``
+    tightens it once both roles exist (KMS refuses principals that do not exist).
+    """
+    statements = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    for sid, action, arn, name in (
+        ("WriterRoleEncryptsDataKeys", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
+        ("ReaderRoleDecryptsDataKeys", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
+        ("IndexerRoleDecryptsDataKeys", "kms:Decrypt", indexer_role_arn, "indexer_role_arn"),
+    ):
+        if arn is None:
+            continue
+        for statement in _kms_statements(sid, action, "*", app_name):
+            statement["Principal"] = {"AWS": _principal(arn, name)}
+            statements.append(statement)
+    if writer_role_arn is not None and writer_role_arn in (admin_arn, reader_role_arn):
+        raise InvalidResourceError("the writer role must differ from the admin and the reader")
+    if reader_role_arn is not None and reader_role_arn == admin_arn:
+        raise InvalidResourceError("the reader role must differ from the admin")
+    return _document(*statements)
+
+
+def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict[str, Any]:
+    """The reader fleet's HMAC key: administration for ``admin_arn`` (no cryptographic use),
+    ``kms:GenerateMac`` with HMAC_SHA_256 for the reader role, nothing for anyone else (no
+    account root, so no IAM policy can add a user of this key)."""
+    statements = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    if reader_role_arn is not None:
+        if reader_role_arn == admin_arn:
+            raise InvalidResourceError("the reader role must differ from the admin")
+        statement = _mac_statement("ReaderRoleDerivesFleetSealingKeys", "*")
+        statement["Principal"] = {"AWS": _principal(reader_role_arn, "reader_role_arn")}
+        statements.append(statement)
+    return _document(*statements)
+
+
+def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
+    """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context),
+    GenerateMac on the beacon key, UpdateItem naming only the beacon attributes, the table's
+    stream, Scan for the backfill, its checkpoints. No Encrypt, no PutItem/DeleteItem, no
+    write of a field, a key slot or the version."""
     partition, region, account_id = _scope(key_arn, table_arn, None, None)
-    _scope(beacon_key_arn, table_arn, region, account_id)
+    if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+        raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
+    logs = [_logs_statement(partition, region, account_id, f"{app_name}-indexer-{name}")
+            for name in ("index_beacons", "backfill")]
+    logs[1]["Sid"] = "WriteOwnLogsBackfill"
     return _document(
-        _kms_statement("DecryptEmailDataKeysUnderTenantContext", "kms:Decrypt", key_arn, app_name),
-        _mac_statement(beacon_key_arn),
+        *_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name),
+        _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
         {
             "Sid": "WriteBeaconAttributesOnly",
             "Effect": "Allow",
@@ -211,8 +310,7 @@ def indexer_policy(
             "Resource": "*",
         },
         _checkpoint_statement(table_arn),
-        _logs_statement(partition, region, account_id, f"{app_name}-indexer-index_beacons",
-                        f"{app_name}-indexer-backfill"),
+        *logs,
     )
 
 
@@ -256,50 +354,9 @@ def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -
     )
 
 
-def key_policy(
-    admin_arn: str,
-    writer_role_arn: str | None = None,
-    reader_role_arn: str | None = None,
-    *,
-    app_name: str = APP_NAME,
-    indexer_role_arn: str | None = None,
-) -> dict[str, Any]:
-    """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
-    role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
-
-    Without a statement for the account root, IAM policies alone never grant use of
-    this key: the two role statements here are the only way to encrypt or decrypt.
-    Role ARNs are optional because the roles exist only after ``chalice deploy``; the
-    bootstrap installs the admin-only policy, ``tools.policies key-policy --apply``
-    tightens it once both roles exist (KMS refuses principals that do not exist).
-    """
-    statements = [{
-        "Sid": KEY_POLICY_ADMIN_SID,
-        "Effect": "Allow",
-        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-        "Action": list(KEY_ADMIN_ACTIONS),
-        "Resource": "*",
-    }]
-    for sid, action, arn, name in (
-        ("WriterRoleEncryptsDataKeysUnderTenantContext", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
-        ("ReaderRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
-        ("IndexerRoleDecryptsDataKeysUnderTenantContext", "kms:Decrypt", indexer_role_arn, "indexer_role_arn"),
-    ):
-        if arn is None:
-            continue
-        statement = _kms_statement(sid, action, "*", app_name)
-        statement["Principal"] = {"AWS": _principal(arn, name)}
-        statements.append(statement)
-    if writer_role_arn is not None and writer_role_arn in (admin_arn, reader_role_arn):
-        raise InvalidResourceError("the writer role must differ from the admin and the reader")
-    if reader_role_arn is not None and reader_role_arn == admin_arn:
-        raise InvalidResourceError("the reader role must differ from the admin")
-    return _document(*statements)
-
-
 def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict[str, Any]:
-    """The HMAC key's policy: administration for the admin, GenerateMac (HMAC_SHA_256) for
-    the reader and indexer roles, nothing for ``*`` or the account root."""
+    """The beacon (HMAC) key's policy: administration for the admin, GenerateMac
+    (HMAC_SHA_256) for the reader and indexer roles, nothing for ``*`` or the account root."""
     statements: list[dict[str, Any]] = [{
         "Sid": KEY_POLICY_ADMIN_SID,
         "Effect": "Allow",
@@ -308,11 +365,19 @@ def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict
         "Resource": "*",
     }]
     if mac_role_arns:
-        statement = _mac_statement("*")
-        statement["Sid"] = "RolesGenerateBeaconRootMac"
+        statement = _mac_statement("RolesGenerateBeaconRootMac", "*")
         statement["Principal"] = {"AWS": [_principal(arn, "mac_role_arns") for arn in mac_role_arns]}
         statements.append(statement)
     return _document(*statements)
+
+
+def _checkpoint_statement(table_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "JobCheckpoints",
+        "Effect": "Allow",
+        "Action": list(CHECKPOINT_ACTIONS),
+        "Resource": table_arn + JOBS_SUFFIX,
+    }
 
 
 def render(policy: Mapping[str, Any]) -> str:
@@ -326,15 +391,19 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
     if missing:
         raise InvalidResourceError(f"resources file needs string fields: {', '.join(missing)}")
     args = (resources["key_arn"], resources["table_arn"])
-    beacon_key = resources.get("beacon_key_arn")
-    if not isinstance(beacon_key, str):
-        raise InvalidResourceError("resources file needs beacon_key_arn (the HMAC key tools.bootstrap creates)")
-    return {
+    fleet = {k: resources[k] for k in ("fleet_mac_key_arn", "fleet_table_arn") if k in resources}
+    files = {
         POLICY_FILES["writer"]: render(writer_policy(*args)),
-        POLICY_FILES["reader"]: render(reader_policy(*args, beacon_key_arn=beacon_key)),
-        POLICY_FILES["indexer"]: render(indexer_policy(*args, beacon_key)),
-        POLICY_FILES["offboard"]: render(offboard_policy(*args)),
+        POLICY_FILES["reader"]: render(reader_policy(*args, **fleet)),
     }
+    beacon_key = resources.get("beacon_key_arn")
+    if isinstance(beacon_key, str):
+        # Lookup and erasure: the reader's search, the indexer and offboarding stages.
+        files[POLICY_FILES["writer"]] = render(writer_policy(*args, ledger_table_arn=args[1] + LEDGER_SUFFIX))
+        files[POLICY_FILES["reader"]] = render(reader_policy(*args, **fleet, beacon_key_arn=beacon_key))
+        files[INDEXER_FILES["indexer"]] = render(indexer_policy(*args, beacon_key))
+        files[INDEXER_FILES["offboard"]] = render(offboard_policy(*args))
+    return files
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,13 +417,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="write nothing; exit 1 if the files differ from the generated ones")
     key = parser.add_argument_group("key policy (after both stages are deployed)")
     key.add_argument("--key-policy", action="store_true", help="print the tightened KMS key policy")
+    key.add_argument("--fleet-key-policy", action="store_true",
+                     help="the same for the reader fleet's HMAC key (fleet_mac_key_arn in the resources file)")
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
     key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
     key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
     key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
     key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
-    if args.key_policy:
+    if args.key_policy or args.fleet_key_policy:
         return _key_policy_main(args, args.resources.parent)
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
@@ -387,9 +458,10 @@ def deployed_role_arn(chalice_dir: Path, stage: str) -> str | None:
 def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
     try:
         resources = json.loads(args.resources.read_text(encoding="utf-8"))
-        key_arn = resources.get("key_arn")
+        field = "fleet_mac_key_arn" if args.fleet_key_policy else "key_arn"
+        key_arn = resources.get(field)
         if not isinstance(key_arn, str) or not _KEY_ARN.match(key_arn):
-            raise InvalidResourceError("resources file needs the key_arn written by tools.bootstrap")
+            raise InvalidResourceError(f"resources file needs the {field} written by tools.bootstrap")
         partition, _, account = _scope(key_arn, resources.get("table_arn"), None, None)
         roles = {}
         for stage in ("writer", "reader"):
@@ -398,7 +470,11 @@ def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
                 or deployed_role_arn(chalice_dir, stage)
                 or stage_role_arn(partition, account, stage)
             )
-        document = key_policy(args.admin_arn or resources.get("admin_arn"), roles["writer"], roles["reader"])
+        admin = args.admin_arn or resources.get("admin_arn")
+        if args.fleet_key_policy:
+            document = fleet_key_policy(admin, roles["reader"])
+        else:
+            document = key_policy(admin, roles["writer"], roles["reader"])
     except (OSError, ValueError) as exc:
         print(f"tools.policies: error: {exc}", file=sys.stderr)
         return 2
@@ -458,58 +534,74 @@ def _document(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def _kms_statement(sid: str, action: str, key_arn: str, app_name: str) -> dict[str, Any]:
-    """Exactly {app, customer_id}: app fixed, customer_id present, no other keys.
+def _kms_statements(sid: str, action: str, key_arn: str, app_name: str) -> list[dict[str, Any]]:
+    """One statement per allowed encryption context, and nothing else:
 
-    ForAllValues alone is also true for an empty context, hence the StringEquals on
-    app and the Null check on customer_id.
+    - ``<sid>UnderTenantContext``: exactly {app, customer_id}, app fixed, customer_id present;
+    - ``<sid>UnderPoolContext``: exactly {app, scope}, app fixed, scope "pool".
+
+    ForAllValues alone is also true for an empty context, hence the StringEquals on app
+    and the Null check on customer_id (the pool statement's StringEquals on scope does both).
+    A mixed {app, customer_id, scope} context fails both key-set conditions.
     """
+    def statement(suffix: str, condition: dict[str, Any]) -> dict[str, Any]:
+        return {"Sid": f"{sid}{suffix}", "Effect": "Allow", "Action": action, "Resource": key_arn,
+                "Condition": condition}
+
+    return [
+        statement("UnderTenantContext", {
+            "StringEquals": {"kms:EncryptionContext:app": app_name},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+            "Null": {f"kms:EncryptionContext:{TENANT_KEY}": "false"},
+        }),
+        statement("UnderPoolContext", {
+            "StringEquals": {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(POOL_CONTEXT_KEYS)},
+        }),
+    ]
+
+
+def _mac_statement(sid: str, key_arn: str) -> dict[str, Any]:
+    """GenerateMac only (no VerifyMac: the reader derives keys, it never checks MACs), HMAC-SHA-256 only."""
     return {
         "Sid": sid,
         "Effect": "Allow",
-        "Action": action,
-        "Resource": key_arn,
-        "Condition": {
-            "StringEquals": {"kms:EncryptionContext:app": app_name},
-            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
-            "Null": {"kms:EncryptionContext:customer_id": "false"},
-        },
-    }
-
-
-def _mac_statement(beacon_key_arn: str) -> dict[str, Any]:
-    return {
-        "Sid": "GenerateBeaconRootMac",
-        "Effect": "Allow",
         "Action": "kms:GenerateMac",
-        "Resource": beacon_key_arn,
-        "Condition": {"StringEquals": {"kms:MacAlgorithm": MAC_ALGORITHM}},
+        "Resource": key_arn,
+        "Condition": {"StringEquals": {"kms:MacAlgorithm": FLEET_MAC_ALGORITHM}},
     }
 
 
-def _checkpoint_statement(table_arn: str) -> dict[str, Any]:
-    return {
-        "Sid": "JobCheckpoints",
-        "Effect": "Allow",
-        "Action": list(CHECKPOINT_ACTIONS),
-        "Resource": table_arn + JOBS_SUFFIX,
-    }
-
-
-def _logs_statement(partition: str, region: str, account_id: str, *function_names: str) -> dict[str, Any]:
+def _logs_statement(partition: str, region: str, account_id: str, function_name: str) -> dict[str, Any]:
     """Chalice's autogen grants these three on arn:*:logs:*:*:*; here: the function's group only.
 
     ``chalice deploy`` names the API handler ``<app>-<stage>``. CloudWatch Logs
     authorizes these actions against the ``...:*`` form of the group ARN; both are listed.
     """
-    groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{name}" for name in function_names]
+    group = f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}"
     return {
         "Sid": "WriteOwnLogs",
         "Effect": "Allow",
         "Action": list(LOG_ACTIONS),
-        "Resource": [arn for group in groups for arn in (group, f"{group}:*")],
+        "Resource": [group, f"{group}:*"],
     }
 
+
+
+# --- Added for the deployable templates (tools/stacks.py) -----------------------------
+
+# X-Ray accepts no resource-level permissions: "*" is the only Resource these two take.
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+
+
+def tracing_policy() -> dict[str, Any]:
+    """What ``Tracing: Active`` needs (SAM adds it only to roles it creates itself)."""
+    return _document({
+        "Sid": "SendTraces",
+        "Effect": "Allow",
+        "Action": list(TRACING_ACTIONS),
+        "Resource": "*",
+    })
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -103,9 +103,8 @@ def create_app(
                 max_records=settings.writer_key_cache_max_records,
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
-            return WriterService(
-                store(), Sealer(data_keys, settings.app_name), clock=clock or utc_now, erasures=erasures(settings, ddb())
-            )
+            sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
+            return WriterService(store(), sealer, clock=clock or utc_now, erasures=erasures(settings, ddb()))
 
         def idempotency() -> "IdempotentWrites":
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -121,19 +120,33 @@ def create_app(
         app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     elif settings.role == "reader":
         from chalicelib.api.reader import reader_blueprint
-        from chalicelib.crypto import Opener
+        from chalicelib.crypto import KeyUnwrapper, Opener
         from chalicelib.keys import KmsDecryptor, reader_unwrapper
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
+            kms = kms_client or _client("kms", settings)
+            backing: KeyUnwrapper = KmsDecryptor(kms, settings.kms_key_id)
+            if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
+                from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+                from chalicelib.keys import KmsMacKey
+                from chalicelib.store.fleet_table import DynamoDbFleetTable
+
+                fleet_table = DynamoDbFleetTable(
+                    DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.fleet_table_name)
+                )
+                sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
+                backing = FleetKeyTable(
+                    backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds
+                )
             unwrapper = reader_unwrapper(
-                KmsDecryptor(kms_client or _client("kms", settings), settings.kms_key_id),
+                backing,
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )
-            beacons = beacon_parts(settings, kms(), ddb())
+            beacon_keys, beacons = beacon_parts(settings, kms, ddb())
             return ReaderService(
-                store(), Opener(unwrapper, settings.app_name), beacon_keys=beacons[0], beacons=beacons[1]
+                store(), Opener(unwrapper, settings.app_name), beacon_keys=beacon_keys, beacons=beacons
             )
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
@@ -163,10 +176,10 @@ def erasures(settings: Settings, dynamodb: Any) -> Any:
 def beacon_parts(settings: Settings, kms: Any, dynamodb: Any) -> tuple[Any, Any]:
     """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
     from chalicelib.beacons import BeaconKeys
-    from chalicelib.keys import KmsMac
+    from chalicelib.keys import KmsMacKey
     from chalicelib.store.beacons import DynamoDbBeacons
 
-    keys = BeaconKeys(KmsMac(kms, settings.beacon_key_id), length=settings.beacon_bytes)
+    keys = BeaconKeys(KmsMacKey(kms, settings.beacon_key_id), length=settings.beacon_bytes)
     return keys, DynamoDbBeacons(dynamodb, settings.table_name)
 
 

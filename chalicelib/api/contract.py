@@ -171,6 +171,9 @@ class Operation:
     body: str | None = None  # schema name of the JSON body
     max_body_bytes: int = 0
     errors: tuple[int, ...] = ()
+    # A second success: 202 with this schema and Retry-After, for work that continues
+    # over several requests (the DELETE of a secret with many versions).
+    accepted_schema: str | None = None
 
     @property
     def statuses(self) -> list[int]:
@@ -205,7 +208,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         headers=(IDEMPOTENCY_KEY,), body="SecretValue", max_body_bytes=SECRET_BODY_MAX_BYTES,
         errors=(*_WRITE, 409, 422),
     ),
-    (SECRET, "DELETE"): Operation("Delete a secret and every version of it.", 204, "Deleted.", errors=(404, 409, 415)),
+    (SECRET, "DELETE"): Operation(
+        "Delete a secret and every version of it. It reads as gone at once; a secret with many versions "
+        "is removed over several requests: 202 means repeat the DELETE after Retry-After seconds.",
+        204, "Deleted: nothing of the secret is left.", errors=(404, 409, 415), accepted_schema="DeleteInProgress",
+    ),
     (PEOPLE, "GET"): Operation(
         "One page of a tenant's people, decrypted; or, with ?ids=, those people (multi-get).",
         200, "A page.", "PeoplePage", query=(LIMIT, NEXT, FIELDS, IDS), errors=(415,),

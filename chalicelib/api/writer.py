@@ -131,7 +131,10 @@ def writer_blueprint(
     @guarded
     def delete_secret(customer_id: str, secret_id: str) -> Response:
         no_body(SECRET, "DELETE")
-        service().delete_secret(customer_id, secret_id, actor=actor())
-        return empty_response()
+        progress = service().delete_secret(customer_id, secret_id, actor=actor())
+        if progress.done:
+            return empty_response()
+        body = {"id": secret_id, "status": "deleting", "remaining_versions": progress.remaining}
+        return json_response(202, body, {"Retry-After": str(contract.RETRY_AFTER_SECONDS)})
 
     return bp

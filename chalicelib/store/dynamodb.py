@@ -107,7 +107,9 @@ class DynamoDbTable:
         """Delete ``keys`` in order, 25 per BatchWriteItem, retrying unprocessed ones."""
         for chunk in chunks(keys, BATCH_WRITE_MAX):
             requests = [{"DeleteRequest": {"Key": key}} for key in chunk]
-            for _attempt in range(_BATCH_WRITE_ROUNDS):
+            for round_ in range(_BATCH_WRITE_ROUNDS):
+                if round_:
+                    self.sleep(min(0.05 * 2**round_, 1.0))  # back off: unprocessed means throttled
                 try:
                     response = self._ddb.batch_write_item(RequestItems={self.name: requests})
                 except (ClientError, BotoCoreError) as exc:

@@ -4,9 +4,11 @@ formats and the page cursor. Tools and the benchmark import it instead of spelli
 Single table, ``pk``/``sk`` strings::
 
     person          pk=C#<customer>  sk=P#<person_id>
-                    version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B,
+                    version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B
+                    (format v2) f__created, f__updated: sealed metadata, see records.META_*
                     beacon B, beacon_version N (indexer)        GSI beacon-index: pk + beacon
-    secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter)
+    secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter),
+                    incarnation, legacy_until (format v2), deleting + purged (during a DELETE)
     secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
                     version N, created_at, kms_key, slots {"0": B}, f_value B
 
@@ -23,7 +25,7 @@ import re
 from typing import Any, Callable, Mapping, TypeVar
 
 from chalicelib.errors import IntegrityError, ValidationError
-from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion
+from chalicelib.store.records import META_CREATED, PersonRecord, PersonWrite, SecretHead, SecretVersion
 
 # Attribute names.
 PK = "pk"
@@ -32,6 +34,10 @@ TYPE = "type"
 ID = "id"
 VERSION = "version"
 LATEST = "latest"  # a secret head's version counter
+INCARNATION = "incarnation"  # a secret head's random id, bound into its versions (v2)
+LEGACY_UNTIL = "legacy_until"  # versions up to this number predate the incarnation (v1)
+DELETING = "deleting"  # a DELETE is under way: the secret reads as gone
+PURGED = "purged"  # versions 1..purged already removed by that DELETE
 CREATED_AT = "created_at"
 UPDATED_AT = "updated_at"
 KMS_KEY = "kms_key"
@@ -56,6 +62,9 @@ SECRET_PREFIX = "S#"
 _VERSION_INFIX = "#V#"
 _VERSION_DIGITS = 10
 _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
+# The one canonical spelling of a version key: ASCII digits, zero-padded, nothing after.
+_SECRET_VERSION_SK = re.compile(r"S#([A-Za-z0-9_.-]{1,128})#V#([0-9]{%d})" % _VERSION_DIGITS, re.ASCII)
+CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
 
 R = TypeVar("R")
 
@@ -94,9 +103,15 @@ def secret_version_key(secret_id: str, version: int) -> str:
 
 
 def secret_version_of(sort_key: str) -> tuple[str, int]:
-    """(secret id, version) of a secret version's sort key."""
-    secret_id, _, version = sort_key[len(SECRET_PREFIX) :].rpartition(_VERSION_INFIX)
-    return secret_id, int(version)
+    """(secret id, version) of a secret version's sort key, in its canonical form only.
+
+    Any other spelling of a number (unpadded, padded with a space, other digits) was
+    written by someone other than pii-vault: an integrity error, never a version.
+    """
+    match = _SECRET_VERSION_SK.fullmatch(sort_key)
+    if match is None:
+        raise IntegrityError("a stored secret version key is not in canonical form")
+    return match.group(1), int(match.group(2))
 
 
 def item_key(customer_id: str, sort_key: str) -> dict[str, Any]:
@@ -199,18 +214,49 @@ def person_item(record: PersonRecord) -> dict[str, Any]:
     return {**item, UPDATED_AT: {"S": r.updated_at}}
 
 
+def person_removals(write: PersonWrite) -> list[str]:
+    """Attribute paths a write removes: the key slots it drops and does not rewrite."""
+    return [f"{SLOTS}.{slot}" for slot in write.drop_slots if slot not in write.slots]
+
+
 def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
-    """Attribute path -> new value for a replace (all slots) or a patch (its slots only)."""
-    if write.partial:
-        slots = {f"{SLOTS}.{slot}": {"B": blob} for slot, blob in write.slots.items()}
-    else:
-        slots = {SLOTS: slots_attribute(write.slots)}
+    """Attribute path -> new value. Slots are set one by one: a replace keeps the slot
+    of the creation metadata, which only the create writes."""
+    slots = {f"{SLOTS}.{slot}": {"B": blob} for slot, blob in write.slots.items()}
     return {
+        VERSION: {"N": str(write.version)},
         UPDATED_AT: {"S": write.updated_at},
         KMS_KEY: {"S": write.kms_key},
         **slots,
         **field_attributes(write.fields),
     }
+
+
+def person_version_of(item: Mapping[str, Any] | None) -> tuple[int | None, bool]:
+    """(stored version, has sealed creation metadata) of an item a failed condition handed back."""
+    if not item:
+        return None, False
+    try:
+        return int(item[VERSION]["N"]), CREATED_META_ATTRIBUTE in item
+    except (KeyError, TypeError, ValueError):
+        raise IntegrityError("a stored item is malformed") from None
+
+
+def secret_head_of(item: Mapping[str, Any] | None) -> SecretHead:
+    """The head an item holds (an empty head for none). Plaintext metadata: what the
+    versions' AAD binds is checked when a version is opened."""
+    if not item:
+        return SecretHead()
+    try:
+        incarnation = item.get(INCARNATION, {}).get("S")
+        return SecretHead(
+            latest=int(item.get(LATEST, {}).get("N", 0)),
+            incarnation=incarnation,
+            legacy_until=int(item.get(LEGACY_UNTIL, {}).get("N", 0)),
+            deleting=bool(item.get(DELETING, {}).get("BOOL", False)),
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise IntegrityError("a stored secret head is malformed") from None
 
 
 def secret_version_item(secret: SecretVersion) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """People in DynamoDB: conditional writes, version counters, pages and multi-get.
 
 The writer never reads an item (its role has no GetItem/Query): every write is a
-single conditional Put/Update/Delete, and new version numbers come back from the
-update itself (``ReturnValues=UPDATED_NEW``).
+single conditional Put/Update/Delete. An update names the version it replaces, because
+the sealed metadata it writes binds the new number; when the item is elsewhere, the
+failed condition hands back the stored version (``ReturnValuesOnConditionCheckFailure``,
+plaintext metadata only) and ``PersonVersionConflict`` carries it to the service.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import StorageError
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import OnTable
-from chalicelib.store.records import Page, PersonRecord, PersonWrite, condition_failed
+from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
 
 _EXISTS = f"attribute_exists({layout.PK})"
 _AT_VERSION = " AND #version = :expected"
@@ -41,37 +43,37 @@ class DynamoDbPeople(OnTable):
             # Ids are 128-bit random: a collision means a bug, not bad luck.
             raise StorageError("a record with this id already exists") from exc
 
-    def replace_person(self, write: PersonWrite, expected_version: int | None) -> int:
-        return self._update(write, expected_version)
+    def update_person(self, write: PersonWrite) -> int:
+        names = {"#version": layout.VERSION, "#created": layout.CREATED_META_ATTRIBUTE}
+        values: dict[str, Any] = {":expected": {"N": str(write.expected_version)}}
+        created = "attribute_exists(#created)" if write.created_sealed else "attribute_not_exists(#created)"
+        def placeholder(prefix: str, path: str) -> str:
+            parts = []
+            for depth, segment in enumerate(path.split(".")):
+                names[f"#{prefix}_{depth}"] = segment
+                parts.append(f"#{prefix}_{depth}")
+            return ".".join(parts)
 
-    def patch_person(self, write: PersonWrite, expected_version: int | None) -> int:
-        return self._update(write, expected_version)
-
-    def _update(self, write: PersonWrite, expected_version: int | None) -> int:
-        condition, names, values = _expecting(expected_version)
-        names = {**names, "#version": layout.VERSION}
-        values = {**values, ":one": {"N": "1"}}
         clauses = []
         for index, (path, value) in enumerate(layout.person_updates(write).items()):
-            placeholders = []
-            for depth, segment in enumerate(path.split(".")):
-                names[f"#a{index}_{depth}"] = segment
-                placeholders.append(f"#a{index}_{depth}")
             values[f":v{index}"] = value
-            clauses.append(f"{'.'.join(placeholders)} = :v{index}")
+            clauses.append(f"{placeholder(f'a{index}', path)} = :v{index}")
+        removals = [placeholder(f"r{index}", path) for index, path in enumerate(layout.person_removals(write))]
+        expression = f"SET {', '.join(clauses)}" + (f" REMOVE {', '.join(removals)}" if removals else "")
         try:
-            response = self._table.call(
+            self._table.call(
                 "update_item",
                 Key=layout.person_key(write.customer_id, write.person_id),
-                UpdateExpression=f"SET {', '.join(clauses)} ADD #version :one",
-                ConditionExpression=condition,
+                UpdateExpression=expression,
+                ConditionExpression=f"{_EXISTS} AND #version = :expected AND {created}",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            raise condition_failed(expected_version, "person") from exc
-        return int(response["Attributes"][layout.VERSION]["N"])
+            current, created_sealed = layout.person_version_of(exc.response.get("Item"))
+            raise PersonVersionConflict(current, created_sealed) from exc
+        return write.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
         condition, names, values = _expecting(expected_version)

@@ -14,9 +14,12 @@ from typing import Protocol, Sequence
 from chalicelib.errors import ConflictError, NotFoundError, PreconditionFailedError, VersionLimitError
 
 FIRST_VERSION = 1
-# Bounds the DELETE of a secret (one BatchWriteItem per 25 versions) well inside the
-# Lambda timeout, so erasure always completes in one request.
+# Versions a secret keeps (a DELETE removes them in bounded rounds, see SecretStore).
 MAX_SECRET_VERSIONS = 5_000
+# Sealed metadata of a person (format v2), stored like fields: empty plaintexts whose
+# AAD binds what the reader reports (creation time; version and update time).
+META_CREATED = "_created"
+META_UPDATED = "_updated"
 
 
 @dataclass
@@ -48,6 +51,17 @@ class PersonWrite:
     slots: dict[str, bytes]
     fields: dict[str, bytes]
     partial: bool = False
+    # The version this write replaces (0 for a create) and whether the stored item has
+    # sealed creation metadata: both are conditions of the write, because the sealed
+    # metadata it carries (META_UPDATED) was built on them.
+    expected_version: int = 0
+    created_sealed: bool = True
+    # Key slots the write removes (a replace drops the slots earlier patches left).
+    drop_slots: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> int:
+        return self.expected_version + 1
 
     def first_version(self) -> PersonRecord:
         """The record a create stores: version 1, created when written."""
@@ -63,6 +77,24 @@ class PersonWrite:
         )
 
 
+@dataclass(frozen=True)
+class SecretHead:
+    """A secret's head: its version counter and what binds its versions together.
+
+    ``incarnation`` is random, made with the secret's first version and bound into the
+    AAD of every version (format v2), so versions of a deleted secret never open as
+    versions of a re-created one. None: a secret written before format v2 (or none).
+    ``legacy_until``: versions up to this number were sealed before the secret got an
+    incarnation (format v1); every later version's AAD binds this number.
+    ``deleting``: a DELETE is removing the versions; the secret reads as gone.
+    """
+
+    latest: int = 0
+    incarnation: str | None = None
+    legacy_until: int = 0
+    deleting: bool = False
+
+
 @dataclass
 class SecretVersion:
     customer_id: str
@@ -74,6 +106,25 @@ class SecretVersion:
     value: bytes = b""
 
 
+@dataclass(frozen=True)
+class SecretRead:
+    """One stored version of a secret, with the head it was found through."""
+
+    head: SecretHead
+    version: SecretVersion
+
+
+@dataclass(frozen=True)
+class DeleteProgress:
+    """How far a bounded DELETE of a secret got: ``remaining`` versions still to remove."""
+
+    remaining: int
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0
+
+
 @dataclass
 class Page:
     items: list[PersonRecord]
@@ -81,16 +132,32 @@ class Page:
 
 
 class SecretVersionConflict(ConflictError):
-    """A secret version was not stored because the secret's head was not at ``expected``.
+    """A secret version was not stored because the secret's head was not as expected.
 
-    ``latest`` is the number to build the next attempt on (the head's counter, 0 when
-    the secret is gone). Like Powertools' ``IdempotencyItemAlreadyExistsError`` it
+    ``head`` is what to build the next attempt on (the head as stored; an empty head
+    when the secret is gone). Like Powertools' ``IdempotencyItemAlreadyExistsError`` it
     carries what the caller needs to retry without reading; it is a 409 if it escapes.
     """
 
-    def __init__(self, latest: int) -> None:
+    def __init__(self, head: SecretHead) -> None:
         super().__init__("secret is being written concurrently; retry the request")
-        self.latest = latest
+        self.head = head
+
+    @property
+    def latest(self) -> int:
+        return self.head.latest
+
+
+class PersonVersionConflict(ConflictError):
+    """A person write was not stored: the item is not at ``write.expected_version`` (or
+    its creation metadata is not as the write assumed). ``current`` is the stored
+    version (None: no such person), ``created_sealed`` whether it has sealed creation
+    metadata, so the caller can re-seal its metadata and retry without reading."""
+
+    def __init__(self, current: int | None, created_sealed: bool) -> None:
+        super().__init__("person is being written concurrently; retry the request")
+        self.current = current
+        self.created_sealed = created_sealed
 
 
 def check_secret_version(version: int) -> None:
@@ -109,9 +176,12 @@ def condition_failed(expected_version: int | None, what: str) -> Exception:
 class PeopleStore(Protocol):
     def create_person(self, record: PersonRecord) -> None: ...
 
-    def replace_person(self, write: PersonWrite, expected_version: int | None) -> int: ...
+    def update_person(self, write: PersonWrite) -> int:
+        """Replace (all fields) or patch (``write.partial``) a person at ``write.expected_version``.
 
-    def patch_person(self, write: PersonWrite, expected_version: int | None) -> int: ...
+        One conditional attempt; returns the new version or raises ``PersonVersionConflict``.
+        """
+        ...
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None: ...
 
@@ -123,17 +193,25 @@ class PeopleStore(Protocol):
 
 
 class SecretStore(Protocol):
-    def put_secret_version(self, secret: SecretVersion, expected_latest: int) -> None:
-        """Store ``secret`` (numbered ``expected_latest + 1``) and move the head, all or nothing.
+    def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:
+        """Store ``secret`` (numbered ``expected.latest + 1``) and move the head from
+        ``expected`` to ``new_head`` (same incarnation, or a first one), all or nothing.
 
-        One attempt: raises ``SecretVersionConflict`` when the head is not at
-        ``expected_latest``, ``VersionLimitError`` beyond ``MAX_SECRET_VERSIONS``.
+        One attempt: raises ``SecretVersionConflict`` when the head is not as expected
+        (or is being deleted), ``VersionLimitError`` beyond ``MAX_SECRET_VERSIONS``.
         """
         ...
 
-    def delete_secret(self, customer_id: str, secret_id: str) -> None: ...
+    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+        """Mark the secret deleted (it reads as gone at once) and remove up to
+        ``max_versions`` of its versions, oldest first; the head goes with the last.
+        Call again while ``remaining`` > 0. ``NotFoundError`` when there is no secret."""
+        ...
 
-    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None: ...
+    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretRead | None:
+        """The version its head names (``version`` None: the latest); None when the
+        secret, or that version, does not exist or is being deleted."""
+        ...
 
     def list_secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]: ...
 

@@ -8,48 +8,68 @@ caller for its next attempt. The service owns that retry loop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.errors import IntegrityError, NotFoundError
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import TRANSACT_MAX, Cancelled, OnTable
-from chalicelib.store.records import SecretVersion, SecretVersionConflict, check_secret_version
-
-# Rounds of a DELETE racing writers that keep adding versions.
-_DELETE_ROUNDS = 16
+from chalicelib.store.dynamodb import Cancelled, OnTable
+from chalicelib.store.records import (
+    DeleteProgress,
+    SecretHead,
+    SecretRead,
+    SecretVersion,
+    SecretVersionConflict,
+    check_secret_version,
+)
 
 
 class DynamoDbSecrets(OnTable):
     """``SecretStore`` over one DynamoDB table."""
 
-    def put_secret_version(self, secret: SecretVersion, expected_latest: int) -> None:
-        """Store version ``expected_latest + 1`` and move the head's counter in one transaction.
+    def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:
+        """Store version ``expected.latest + 1`` and move the head in one transaction.
 
-        All or nothing: no gaps, no duplicates, no version without its counter.
+        All or nothing: no gaps, no duplicates, no version without its counter. The
+        condition pins everything the new version's AAD binds (counter, incarnation,
+        legacy bound), so a version is never stored under a head it was not sealed for.
         """
-        if secret.version != expected_latest + 1:
+        if secret.version != expected.latest + 1 or new_head.latest != secret.version:
             raise ValueError("a secret version must follow the latest one")
         check_secret_version(secret.version)
+        names = {"#type": layout.TYPE, "#inc": layout.INCARNATION}
+        values: dict[str, Any] = {
+            ":next": {"N": str(secret.version)},
+            ":type": {"S": layout.SECRET_TYPE},
+            ":now": {"S": secret.created_at},
+            ":inc": {"S": new_head.incarnation or ""},
+            ":legacy": {"N": str(new_head.legacy_until)},
+        }
+        if expected.latest == 0:
+            condition = f"attribute_not_exists({layout.PK})"  # a first version: no head yet
+        else:
+            # Any later one needs the head at `expected` (a stale guess from before a delete
+            # must not skip numbers) and not being deleted.
+            values[":expected"] = {"N": str(expected.latest)}
+            names["#deleting"] = layout.DELETING
+            condition = f"{layout.LATEST} = :expected AND attribute_not_exists(#deleting)"
+            if expected.incarnation is None:
+                condition += " AND attribute_not_exists(#inc)"  # the secret's first v2 version
+            else:
+                values[":old_inc"] = {"S": expected.incarnation}
+                condition += " AND #inc = :old_inc"
         head_update = {
             "Key": layout.item_key(secret.customer_id, layout.secret_head_key(secret.secret_id)),
             "UpdateExpression": (
                 f"SET {layout.LATEST} = :next, #type = :type, {layout.UPDATED_AT} = :now, "
-                f"{layout.CREATED_AT} = if_not_exists({layout.CREATED_AT}, :now)"
+                f"{layout.CREATED_AT} = if_not_exists({layout.CREATED_AT}, :now), "
+                f"#inc = :inc, {layout.LEGACY_UNTIL} = :legacy"
             ),
-            # A first version needs no head; any later one needs the head at `expected`
-            # (a stale guess from before a delete must not skip numbers).
-            "ConditionExpression": (
-                f"attribute_not_exists({layout.PK})" if expected_latest == 0 else f"{layout.LATEST} = :expected"
-            ),
-            "ExpressionAttributeNames": {"#type": layout.TYPE},
-            "ExpressionAttributeValues": {
-                ":next": {"N": str(secret.version)},
-                ":type": {"S": layout.SECRET_TYPE},
-                ":now": {"S": secret.created_at},
-                **({":expected": {"N": str(expected_latest)}} if expected_latest else {}),
-            },
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         put_version = {
@@ -61,74 +81,96 @@ class DynamoDbSecrets(OnTable):
         except Cancelled as cancelled:
             head, version = cancelled.reasons[0], cancelled.reasons[1]
             if head.get("Code") == "ConditionalCheckFailed":
-                # The head's counter, or none at all: the secret was deleted meanwhile.
-                latest = int(head.get("Item", {}).get(layout.LATEST, {}).get("N", 0))
-                raise SecretVersionConflict(latest) from None
+                # The head as stored, or none at all: the secret was deleted meanwhile.
+                raise SecretVersionConflict(layout.secret_head_of(head.get("Item"))) from None
             if version.get("Code") == "ConditionalCheckFailed":
-                raise SecretVersionConflict(secret.version) from None  # an orphan version: build past it
-            raise SecretVersionConflict(expected_latest) from None  # TransactionConflict: a concurrent writer won
+                # An orphan version sits at the next number: build past it.
+                raise SecretVersionConflict(replace(expected, latest=secret.version)) from None
+            raise SecretVersionConflict(expected) from None  # TransactionConflict: a concurrent writer won
 
-    def delete_secret(self, customer_id: str, secret_id: str) -> None:
-        """Delete every version, then the head, without ever reading a version.
+    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+        """Mark the secret deleted, remove up to ``max_versions`` versions, oldest first.
 
-        Bumping the head's counter is how a writer that cannot read learns it (the
-        number it burns is never used: the head goes away). Up to 99 versions go in
-        one transaction with the head, all or nothing; beyond that, batches delete
-        oldest first, so an interrupted delete never resurrects an older value as the
-        latest, and the head goes last, conditional on no version having been added.
+        The mark comes first, so the secret reads as gone at once and no version can be
+        added until the last one is removed; the head goes with the last batch. Bumping
+        the head's counter is how a writer that cannot read learns it (the number it
+        burns is never used). Each call does bounded work, so a secret with thousands
+        of large versions is removed over several requests, never by one that times out.
         """
         head = layout.item_key(customer_id, layout.secret_head_key(secret_id))
-        for _round in range(_DELETE_ROUNDS):
-            try:
-                response = self._table.call(
-                    "update_item",
-                    Key=head,
-                    UpdateExpression=f"ADD {layout.LATEST} :one",
-                    ConditionExpression=f"attribute_exists({layout.PK})",
-                    ExpressionAttributeValues={":one": {"N": "1"}},
-                    ReturnValues="UPDATED_NEW",
-                )
-            except ClientError as exc:
-                raise NotFoundError("secret not found") from exc
-            latest = int(response["Attributes"][layout.LATEST]["N"])
-            keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(1, latest + 1)]
-            delete_head: dict[str, Any] = {
-                "Key": head,
-                "ConditionExpression": f"{layout.LATEST} = :latest",
-                "ExpressionAttributeValues": {":latest": {"N": str(latest)}},
-            }
-            try:
-                if len(keys) < TRANSACT_MAX:
-                    self._table.transact([*(("Delete", {"Key": key}) for key in keys), ("Delete", delete_head)])
-                else:
-                    self._table.batch_delete(keys)
-                    self._table.call("delete_item", **delete_head)
-            except (Cancelled, ClientError):
-                continue  # a new version was added meanwhile: delete it too
-            return
-        raise ConflictError("secret is being written concurrently; retry the delete")
-
-    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretVersion | None:
-        if version is not None:
+        try:
             response = self._table.call(
-                "get_item",
-                Key=layout.item_key(customer_id, layout.secret_version_key(secret_id, version)),
-                ConsistentRead=self._table.consistent,
+                "update_item",
+                Key=head,
+                # Both counters move, so UPDATED_NEW returns both (it omits unchanged attributes):
+                # `purged` comes back one above the versions already removed.
+                UpdateExpression="SET #deleting = :true ADD #latest :one, #purged :one",
+                ConditionExpression=f"attribute_exists({layout.PK})",
+                ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED, "#latest": layout.LATEST},
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
             )
-            item = response.get("Item")
-            return layout.secret_from_item(customer_id, item) if item else None
+        except ClientError as exc:
+            raise NotFoundError("secret not found") from exc
+        attributes = response["Attributes"]
+        latest, purged = int(attributes[layout.LATEST]["N"]), int(attributes[layout.PURGED]["N"]) - 1
+        upto = min(latest, purged + max_versions)
+        keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(purged + 1, upto + 1)]
+        self._table.batch_delete(keys)
+        if upto < latest:
+            self._table.call(
+                "update_item",
+                Key=head,
+                UpdateExpression="SET #purged = :upto",
+                ConditionExpression="#deleting = :true",
+                ExpressionAttributeNames={"#deleting": layout.DELETING, "#purged": layout.PURGED},
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":upto": {"N": str(upto)}},
+            )
+            return DeleteProgress(remaining=latest - upto)
+        self._table.call(
+            "delete_item",
+            Key=head,
+            ConditionExpression=f"{layout.LATEST} = :latest",
+            ExpressionAttributeValues={":latest": {"N": str(latest)}},
+        )
+        return DeleteProgress(remaining=0)
+
+    def _head(self, customer_id: str, secret_id: str) -> SecretHead | None:
         response = self._table.call(
-            "query",
-            **layout.secret_versions_condition(customer_id, secret_id),
-            ScanIndexForward=False,
-            Limit=1,
+            "get_item",
+            Key=layout.item_key(customer_id, layout.secret_head_key(secret_id)),
             ConsistentRead=self._table.consistent,
         )
-        items = response.get("Items", [])
-        return layout.secret_from_item(customer_id, items[0]) if items else None
+        head = layout.secret_head_of(response.get("Item"))
+        return head if response.get("Item") and not head.deleting and head.latest > 0 else None
+
+    def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretRead | None:
+        """The exact version the head names: never "the last key in sort order"."""
+        head = self._head(customer_id, secret_id)
+        if head is None:
+            return None
+        number = head.latest if version is None else version
+        if number > head.latest:
+            return None
+        response = self._table.call(
+            "get_item",
+            Key=layout.item_key(customer_id, layout.secret_version_key(secret_id, number)),
+            ConsistentRead=self._table.consistent,
+        )
+        item = response.get("Item")
+        if item is None:
+            if version is None:
+                raise IntegrityError("the latest version a secret's head names is missing")
+            return None
+        return SecretRead(head, layout.secret_from_item(customer_id, item))
 
     def list_secret_versions(self, customer_id: str, secret_id: str) -> list[SecretVersion]:
-        """Version metadata only: the projection never fetches ciphertext."""
+        """Version metadata only: the projection never fetches ciphertext. Keys are
+        parsed strictly (a non-canonical one is an integrity error), and only versions
+        up to the head's counter count."""
+        head = self._head(customer_id, secret_id)
+        if head is None:
+            return []
         out: list[SecretVersion] = []
         kwargs: dict[str, Any] = {}
         while True:
@@ -141,5 +183,5 @@ class DynamoDbSecrets(OnTable):
             )
             out.extend(layout.secret_from_item(customer_id, item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
-                return out
+                return [v for v in out if v.version <= head.latest]
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

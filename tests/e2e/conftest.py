@@ -7,10 +7,14 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
+from tools.sample import PERSON
+
+TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,15 @@ def local_stack(tmp_path_factory):
 def customer_id():
     """A tenant of its own per test: tests share the table, never each other's data."""
     return "e2e-" + uuid.uuid4().hex[:12]
+
+
+def create_person(stack, customer_id, person=PERSON):
+    response = requests.post(f"{stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def read_person(stack, customer_id, person_id):
+    response = requests.get(f"{stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -25,15 +25,10 @@ from packaging.requirements import Requirement
 
 from tests.plaintext_guard import register
 from tools import client
+from tools.sample import person
 
 ROOT = Path(__file__).resolve().parents[2]
-PERSON = {
-    "name": "Evangelina",
-    "surname": "Thistlewood",
-    "email": "evangelina.t@example.org",
-    "dob": "1979-08-14",
-    "address": {"line1": "12 Larkspur Mews", "city": "Peterborough", "postal_code": "PE1 1AA", "country": "GB"},
-}
+PERSON = person()
 SECRET_VALUES = ("whsec_e2e_client_v1_Qm9vaw", "whsec_e2e_client_v2_UGFnZQ", "whsec_e2e_cli_TGluZQ")
 register(PERSON, SECRET_VALUES)  # the no-plaintext guard looks for these everywhere
 

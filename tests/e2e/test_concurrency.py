@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.e2e.test_local_stack import PERSON, TIMEOUT, _create_person, _read_person
+from tests.e2e.conftest import TIMEOUT, create_person, read_person
+from tools.sample import PERSON
 
 
 def test_given_parallel_patches_of_different_fields_then_every_change_survives(local_stack, customer_id):
-    person_id = _create_person(local_stack, customer_id).json()["id"]
+    person_id = create_person(local_stack, customer_id).json()["id"]
     changes = {
         "name": "Concurrent-Name",
         "surname": "Concurrent-Surname",
@@ -28,7 +29,7 @@ def test_given_parallel_patches_of_different_fields_then_every_change_survives(l
         statuses = list(pool.map(patch, changes))
 
     assert statuses == [200] * len(changes)
-    body = _read_person(local_stack, customer_id, person_id)
+    body = read_person(local_stack, customer_id, person_id)
     assert body["data"] == changes and body["version"] == 1 + len(changes)
 
 

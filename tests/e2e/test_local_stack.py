@@ -3,45 +3,14 @@
 import pytest
 import requests
 
+from tests.e2e.conftest import TIMEOUT, create_person, read_person
 from tests.plaintext_guard import register
+from tools import sample
 
-TIMEOUT = 10
-
-# Distinctive values (>= 8 characters) so that finding one in random ciphertext by chance
+# tools.sample: distinctive values (6+ characters) so that finding one in random ciphertext by chance
 # is practically impossible.
-PERSON = {
-    "name": "Philippa",
-    "surname": "Quillfeather",
-    "email": "philippa.quill@example.org",
-    "dob": "1984-03-27",
-    "address": {
-        "line1": "221 Wimpole Crescent",
-        "line2": "Flat Seventeen",
-        "city": "Huddersfield",
-        "postal_code": "HD1 2QT",
-        "region": "West Yorkshire",
-        "country": "GB",
-    },
-}
+PERSON = sample.person()
 register(PERSON)  # the no-plaintext guard looks for these everywhere
-
-
-def _plaintexts(person):
-    values = [person["name"], person["surname"], person["email"], person["dob"]]
-    values += [v for k, v in person["address"].items() if k != "country"]
-    return values
-
-
-def _create_person(stack, customer_id, person=PERSON):
-    response = requests.post(f"{stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
-    assert response.status_code == 201, response.text
-    return response
-
-
-def _read_person(stack, customer_id, person_id):
-    response = requests.get(f"{stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _put_secret(stack, customer_id, secret_id, value):
@@ -53,14 +22,14 @@ def _put_secret(stack, customer_id, secret_id, value):
 
 
 def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_are_equal(local_stack, customer_id):
-    created = _create_person(local_stack, customer_id)
+    created = create_person(local_stack, customer_id)
     body = created.json()
     assert body["version"] == 1
     assert created.headers["Location"] == f"/customers/{customer_id}/people/{body['id']}"
     assert created.headers["ETag"] == '"1"'
-    assert not set(_plaintexts(PERSON)) & set(map(str, body.values())), "the writer echoed PII"
+    assert not set(sample.plaintexts(PERSON)) & set(map(str, body.values())), "the writer echoed PII"
 
-    read = _read_person(local_stack, customer_id, body["id"])
+    read = read_person(local_stack, customer_id, body["id"])
 
     assert read["id"] == body["id"]
     assert read["version"] == 1
@@ -68,14 +37,14 @@ def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_ar
 
 
 def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(local_stack, customer_id):
-    person_id = _create_person(local_stack, customer_id).json()["id"]
+    person_id = create_person(local_stack, customer_id).json()["id"]
 
     response = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
     listing = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people", timeout=TIMEOUT)
 
     for r in (response, listing):
         assert r.status_code in (403, 404, 405), (r.status_code, r.text)
-        assert not any(value in r.text for value in _plaintexts(PERSON))
+        assert not any(value in r.text for value in sample.plaintexts(PERSON))
 
 
 def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local_stack, customer_id):
@@ -102,7 +71,7 @@ def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local
 def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_fields_unchanged(
     local_stack, customer_id
 ):
-    person_id = _create_person(local_stack, customer_id).json()["id"]
+    person_id = create_person(local_stack, customer_id).json()["id"]
 
     patched = requests.patch(
         f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}",
@@ -113,13 +82,13 @@ def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_
 
     assert patched.status_code == 200, patched.text
     assert patched.json()["version"] == 2
-    read = _read_person(local_stack, customer_id, person_id)
+    read = read_person(local_stack, customer_id, person_id)
     assert read["version"] == 2
     assert read["data"] == {**PERSON, "email": "p.quillfeather@example.net"}
 
 
 def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer_id):
-    person_id = _create_person(local_stack, customer_id).json()["id"]
+    person_id = create_person(local_stack, customer_id).json()["id"]
 
     deleted = requests.delete(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
 
@@ -167,7 +136,7 @@ def _attribute_bytes(value):
 
 
 def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_stack, customer_id):
-    person_id = _create_person(local_stack, customer_id).json()["id"]
+    person_id = create_person(local_stack, customer_id).json()["id"]
     new_email = "scan.check.rotated@example.net"
     patched = requests.patch(
         f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", json={"email": new_email}, timeout=TIMEOUT
@@ -176,7 +145,7 @@ def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_
     secrets = ["correct-horse-battery-staple", "Tr0ub4dor&3-rotated"]
     for value in secrets:
         _put_secret(local_stack, customer_id, "db-password", value)
-    assert _read_person(local_stack, customer_id, person_id)["data"]["email"] == new_email  # written for real
+    assert read_person(local_stack, customer_id, person_id)["data"]["email"] == new_email  # written for real
 
     items = [
         item
@@ -188,7 +157,7 @@ def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_
     stored = b"\x00".join(
         chunk for item in items for name, value in item.items() for chunk in (name.encode(), *_attribute_bytes(value))
     ).lower()
-    plaintexts = _plaintexts(PERSON) + [new_email] + secrets
+    plaintexts = [*sample.plaintexts(PERSON), new_email, *secrets]
     leaked = [p for p in plaintexts if p.lower().encode() in stored]
     assert leaked == []
 
@@ -205,7 +174,7 @@ def test_given_invalid_email_when_creating_person_then_400_json_without_the_valu
     assert body["code"] == "validation_error"
     assert "email" in body["message"]
     assert email not in response.text
-    assert not any(value in response.text for value in _plaintexts(PERSON))
+    assert not any(value in response.text for value in sample.plaintexts(PERSON))
 
 
 def test_given_malformed_json_when_creating_person_then_400_malformed_json(local_stack, customer_id):

@@ -8,26 +8,11 @@ import pytest
 
 from tests.integration.conftest import Stack, body_of, send
 from tests.plaintext_guard import register
+from tools.sample import person, plaintexts
 
-PERSON = {
-    "name": "Mirabelle",
-    "surname": "Quenneville",
-    "email": "mirabelle.q@example.org",
-    "dob": "1987-04-23",
-    "address": {
-        "line1": "77 Rue Oberkampf",
-        "line2": "Bâtiment C",
-        "city": "Montréal-Est",
-        "postal_code": "H1B 5K9",
-        "region": "QC",
-        "country": "CA",
-    },
-}
+PERSON = person()
 SECRET = "whsec_Zm9vYmFyYmF6cXV4cXV1eA"
-PLAINTEXTS = (
-    "Mirabelle", "Quenneville", "mirabelle.q@example.org", "1987-04-23", "Oberkampf",
-    "Bâtiment", "Montréal-Est", "H1B 5K9", SECRET,
-)
+PLAINTEXTS = (*plaintexts(PERSON), SECRET)
 register(PERSON, PLAINTEXTS)  # the no-plaintext guard looks for these everywhere
 
 

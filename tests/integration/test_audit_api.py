@@ -12,47 +12,16 @@ import pytest
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, SIGNER, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PERSON as PLAINTEXT_PERSON
 from tests.integration.test_api import PLAINTEXTS, create
 from tools.devstack import LOCAL_CALLER
 
-SIGNER = "arn:aws:sts::111122223333:assumed-role/support-tools/alice"
 SIGNER_ROLE = "arn:aws:iam::111122223333:role/support-tools"
 
 
 def _audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == "chalicelib.audit"]
-
-
-def _api_gateway_event(method: str, resource: str, path: str, params: dict[str, str]) -> dict[str, Any]:
-    """A REST API proxy event as API Gateway sends it after the IAM authorizer accepted a signature."""
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"accept": "application/json"},
-        "multiValueHeaders": {"accept": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": params,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/api{path}",
-            "requestId": "c0ffee00-0000-4000-8000-000000000001",
-            "identity": {
-                "accountId": "111122223333",
-                "caller": "AROAEXAMPLE:alice",
-                "userArn": SIGNER,
-                "accessKey": "ASIAEXAMPLE",
-                "sourceIp": "203.0.113.7",
-            },
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
 
 
 def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
@@ -68,7 +37,7 @@ def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
     caplog.clear()
 
     response = reader_app(
-        _api_gateway_event("GET", "/customers/{customer_id}/people/{person_id}",
+        api_gateway_event("GET", "/customers/{customer_id}/people/{person_id}",
                            f"/customers/acme/people/{person_id}", {"customer_id": "acme", "person_id": person_id}),
         None,
     )
@@ -116,7 +85,7 @@ def test_given_a_deployed_stage_when_a_person_is_created_then_location_includes_
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )
-    event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+    event = api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
     event["headers"] = {"content-type": "application/json"}
     event["multiValueHeaders"] = {"content-type": ["application/json"]}
     event["body"] = json.dumps({**PLAINTEXT_PERSON})

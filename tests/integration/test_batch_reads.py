@@ -61,12 +61,31 @@ def test_given_records_sharing_a_writer_key_when_a_page_is_read_then_one_decrypt
     assert cached_stack.reader_kms.take() == []
 
 
-def test_given_caches_on_when_another_tenant_writes_then_it_gets_its_own_wrapped_key(cached_stack: Stack) -> None:
-    create(cached_stack, customer="acme")
-    create(cached_stack, customer="globex")
-    create(cached_stack, customer="acme")
-    assert cached_stack.writer_kms.take() == ["Encrypt", "Encrypt"]
-    slots = {item["pk"]["S"]: item["slots"]["M"]["0"]["B"] for item in cached_stack.scan()}
+def test_given_pool_keys_when_tenants_write_then_one_wrapped_key_and_each_record_opens_only_as_itself(
+    cached_stack: Stack,
+) -> None:
+    ids = {customer: create(cached_stack, customer=customer) for customer in ("acme", "globex", "initech")}
+    assert cached_stack.writer_kms.take() == ["Encrypt"]  # one pool key per warm writer, any tenant
+    assert len({item["slots"]["M"]["0"]["B"] for item in cached_stack.scan()}) == 1
+    for customer, person_id in ids.items():
+        assert send(cached_stack.reader, "GET", f"/customers/{customer}/people/{person_id}").status_code == 200
+    # the tenant is bound in every field's AAD: the same item under another tenant fails
+    acme = next(item for item in cached_stack.scan() if item["pk"]["S"] == "C#acme")
+    cached_stack.dynamodb.put_item(
+        TableName=cached_stack.resources["table_name"], Item={**acme, "pk": {"S": "C#globex"}}
+    )
+    moved = send(cached_stack.reader, "GET", f"/customers/globex/people/{ids['acme']}")
+    assert (moved.status_code, body_of(moved)["code"]) == (502, "integrity_error")
+
+
+def test_given_tenant_scoped_keys_when_another_tenant_writes_then_it_gets_its_own_wrapped_key(
+    tenant_scoped_stack: Stack,
+) -> None:
+    create(tenant_scoped_stack, customer="acme")
+    create(tenant_scoped_stack, customer="globex")
+    create(tenant_scoped_stack, customer="acme")
+    assert tenant_scoped_stack.writer_kms.take() == ["Encrypt", "Encrypt"]
+    slots = {item["pk"]["S"]: item["slots"]["M"]["0"]["B"] for item in tenant_scoped_stack.scan()}
     assert slots["C#acme"] != slots["C#globex"]
 
 

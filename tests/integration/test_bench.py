@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark (bench/run.py): tiny run, no simulated latency, real outputs."""
+"""Smoke test of the benchmark (bench/): tiny run, no simulated latency, real outputs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 
 from bench import run as bench
+from bench.aws import binary_bytes, item_size
+from bench.coldstart import app_import_us
+from bench.piivault import APPROACHES
+from bench.prices import secrets_costs
+from bench.stages import ROOT
 
 REQUIRED_KEYS = {
     "approach", "kms_calls_per_record_write", "kms_calls_per_record_read", "records_per_s_write",
     "records_per_s_read", "p50_ms_write", "p99_ms_write", "p50_ms_read", "p99_ms_read", "stored_bytes_per_record",
+    "usd_per_million_records_write", "usd_per_million_records_read",
 }
 
 
@@ -24,7 +30,7 @@ def test_given_a_tiny_run_then_every_approach_round_trips_and_the_outputs_are_wr
 
     results = json.loads((tmp_path / "benchmark.json").read_text())
     by = {row["approach"]: row for row in results}
-    assert [row["approach"] for row in results] == [cls.name for cls in bench.APPROACHES]
+    assert [row["approach"] for row in results] == [cls.name for cls in APPROACHES]
     assert all(REQUIRED_KEYS <= set(row) for row in results)
     assert (by["naive-per-field-kms"]["kms_calls_per_record_write"], by["naive-per-field-kms"]["kms_calls_per_record_read"]) == (5, 5)
     assert by["naive-per-field-kms"]["kms_operations"] == {"Encrypt": 25, "Decrypt": 25}
@@ -33,23 +39,41 @@ def test_given_a_tiny_run_then_every_approach_round_trips_and_the_outputs_are_wr
     assert by["pii-vault-cache-off"]["kms_operations"] == {"Encrypt": 5, "Decrypt": 5}
     assert by["pii-vault-cache-on"]["kms_operations"] == {"Encrypt": 1, "Decrypt": 1}
     assert by["pii-vault-cache-on-multiget"]["kms_operations"] == {"Encrypt": 1, "Decrypt": 1}
+    # Dollars per million records: 5 KMS requests at $0.03/10,000 plus one item (< 1 KB) written
+    # at $0.625 or read strongly consistent at $0.125 per million request units.
+    naive = by["naive-per-field-kms"]
+    assert (naive["dynamodb_write_units_per_record_write"], naive["dynamodb_read_units_per_record_read"]) == (1, 1)
+    assert naive["usd_per_million_records_write"] == pytest.approx(15.625)
+    assert naive["usd_per_million_records_read"] == pytest.approx(15.125)
+    assert by["pii-vault-cache-off"]["usd_per_million_records_write"] == pytest.approx(
+        3.0 + 0.625 * by["pii-vault-cache-off"]["dynamodb_write_units_per_record_write"])
     assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
     out = capsys.readouterr().out
     assert "| pii-vault-cache-on " in out and "5.0x fewer on writes, 5.0x fewer on reads" in out
+    assert "$ per 1M records written" in out and "10,000 customer secrets a month" in out
+
+
+def test_given_ten_thousand_secrets_then_secrets_manager_costs_their_monthly_fee_and_calls() -> None:
+    cost = secrets_costs()
+    # 10,000 x $0.40, plus 1,010,000 calls (100 reads and 1 write each) at $0.05 per 10,000.
+    assert cost["secrets-manager"] == pytest.approx(4000 + 5.05)
+    assert cost["ssm-advanced-securestring"] == pytest.approx(500 + 5.05)
+    # One key ($1), 1,010,000 KMS requests, 40,000 write units, 2,000,000 read units, 10,000 KB stored.
+    assert cost["pii-vault"] == pytest.approx(1 + 3.03 + 0.025 + 0.25 + 10_000 / 1024**2 * 0.25)
 
 
 def test_given_importtime_output_then_the_top_level_app_cumulative_time_is_parsed() -> None:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import app"],
-        cwd=bench.ROOT, env={"PII_VAULT_ROLE": "reader", "PATH": ""}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env={"PII_VAULT_ROLE": "reader", "PATH": ""}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr[-500:]
-    assert bench.app_import_us(result.stderr) > 1000
-    assert bench.app_import_us("import time:       120 |      4567 | app\n"
+    assert app_import_us(result.stderr) > 1000
+    assert app_import_us("import time:       120 |      4567 | app\n"
                                "import time:        80 |       900 |   app.sub\n") == 4567
 
 
 def test_given_a_dynamodb_item_then_its_size_follows_the_billing_rules() -> None:
     item = {"pk": {"S": "C#é"}, "n": {"N": "123"}, "b": {"B": b"\x00" * 10}, "m": {"M": {"k": {"B": b"xy"}}}}
-    assert bench.item_size(item) == (2 + 4) + (1 + 3) + (1 + 10) + (1 + 3 + 1 + 2 + 1)
-    assert bench.binary_bytes(item) == 12
+    assert item_size(item) == (2 + 4) + (1 + 3) + (1 + 10) + (1 + 3 + 1 + 2 + 1)
+    assert binary_bytes(item) == 12

@@ -1,7 +1,6 @@
 """tools.bootstrap against moto's in-process mock: creates once, then finds what exists."""
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -11,7 +10,6 @@ from tools import policies
 from tools.bootstrap import BootstrapError, admin_from_caller, bootstrap
 from tools.bootstrap import main as bootstrap_main
 
-ROOT = Path(__file__).resolve().parents[2]
 WRITER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-writer"
 READER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-reader"
 
@@ -57,9 +55,9 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     second = bootstrap(kms, ddb)
 
     assert second == first
-    assert len(kms.list_keys()["Keys"]) == 2  # the envelope key and the beacon (HMAC) key
+    assert len(kms.list_keys()["Keys"]) == 3  # the data key, the fleet HMAC key and the beacon HMAC key
     assert sorted(ddb.list_tables()["TableNames"]) == [
-        "pii-vault", "pii-vault-erasures", "pii-vault-idempotency", "pii-vault-jobs"
+        "pii-vault", "pii-vault-erasures", "pii-vault-fleet-keys", "pii-vault-idempotency", "pii-vault-jobs"
     ]
 
 
@@ -95,6 +93,26 @@ def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_t
     assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("id", "HASH")]
     ttl = ddb.describe_time_to_live(TableName="pii-vault-idempotency")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
+
+
+def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(clients):
+    from chalicelib.store import fleet_table
+
+    kms, ddb = clients
+
+    result = bootstrap(kms, ddb)
+
+    key = kms.describe_key(KeyId="alias/pii-vault-fleet")["KeyMetadata"]
+    assert result["fleet_mac_key_arn"] == key["Arn"] != result["key_arn"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
+    assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
+    assert table["KeySchema"] == fleet_table.table_definition("x")["KeySchema"]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
+    # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
+    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet-keys")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
 
 
 ADMIN = "arn:aws:iam::123456789012:role/pii-vault-admin"
@@ -138,6 +156,7 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
         "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
         "created table pii-vault-idempotency", "enabled TTL on",
+        "created HMAC key", "created table pii-vault-fleet-keys",
         "created HMAC key",
         "enabled the NEW_AND_OLD_IMAGES", "created GSI beacon-index",
         "created table pii-vault-erasures", "enabled point-in-time recovery", "created table pii-vault-jobs",
@@ -188,29 +207,20 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
     assert json.loads(state["policy"])["Statement"][0]["Principal"] == {"AWS": ADMIN}
 
 
-def test_given_the_cli_with_write_when_run_twice_then_resources_and_config_hold_the_arns(aws_env, tmp_path, capsys):
-    chalice_dir = tmp_path / ".chalice"
-    chalice_dir.mkdir()
-    (chalice_dir / "config.json").write_text((ROOT / ".chalice" / "config.json").read_text(), encoding="utf-8")
-    args = ["--write", "--chalice-dir", str(chalice_dir), "--region", "us-east-1", "--admin-arn", ADMIN]
+def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file(aws_env, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
         assert bootstrap_main(args) == 0
-        first_err = capsys.readouterr().err
+        first = capsys.readouterr()
         assert bootstrap_main(args) == 0
-        second_err = capsys.readouterr().err
+        second = capsys.readouterr()
 
-    resources = json.loads((chalice_dir / "resources.json").read_text())
-    config = json.loads((chalice_dir / "config.json").read_text())
-    assert "created key" in first_err and "created table" in first_err
-    assert "bootstrap: nothing to change" in second_err
-    assert resources["admin_arn"] == ADMIN
-    assert config["environment_variables"]["PII_VAULT_KMS_KEY_ID"] == resources["key_arn"]
-    assert config["environment_variables"]["PII_VAULT_TABLE"] == "pii-vault"
-    assert config["environment_variables"]["PII_VAULT_IDEMPOTENCY_TABLE"] == "pii-vault-idempotency"
-    assert config["stages"] == json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
-    assert set(policies.generate(resources)) == {
-        "policy-writer.json", "policy-reader.json", "policy-indexer.json", "policy-offboard.json"
-    }
+    assert "created key" in first.err and "created table" in first.err
+    assert "bootstrap: nothing to change" in second.err
+    assert json.loads(first.out) == json.loads(second.out)
+    assert json.loads(first.out)["admin_arn"] == ADMIN
+    assert list(tmp_path.iterdir()) == []  # account-specific ARNs never land in the checkout
 
 
 @pytest.mark.parametrize(
@@ -229,21 +239,28 @@ def test_given_the_root_caller_then_it_is_refused_as_admin():
         admin_from_caller("arn:aws:iam::123456789012:root")
 
 
+RESOURCES = {
+    "admin_arn": "arn:aws:iam::111122223333:role/pii-vault-admin",
+    "key_arn": "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80",
+    "table_arn": "arn:aws:dynamodb:us-east-1:111122223333:table/pii-vault",
+    "fleet_mac_key_arn": "arn:aws:kms:us-east-1:111122223333:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f",
+}
+
+
 def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and_survives_bootstrap(
     aws_env, tmp_path, capsys
 ):
-    """The documented order: bootstrap --write, deploy (its role ARNs), --key-policy --apply."""
+    """tools.policies --key-policy --apply on a bootstrapped key (the chalice-deploy path)."""
     chalice_dir = tmp_path / ".chalice"
     (chalice_dir / "deployed").mkdir(parents=True)
-    (chalice_dir / "config.json").write_text((ROOT / ".chalice" / "config.json").read_text(), encoding="utf-8")
     for stage, arn in (("writer", WRITER_ROLE), ("reader", READER_ROLE)):
         deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": arn}]}
         (chalice_dir / "deployed" / f"{stage}.json").write_text(json.dumps(deployed), encoding="utf-8")
-    bootstrap_args = ["--write", "--chalice-dir", str(chalice_dir), "--region", "us-east-1", "--admin-arn", ADMIN]
+    bootstrap_args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
         assert bootstrap_main(bootstrap_args) == 0
         resources = chalice_dir / "resources.json"
-        capsys.readouterr()
+        resources.write_text(capsys.readouterr().out, encoding="utf-8")
 
         assert policies.main(["--key-policy", "--apply", "--resources", str(resources)]) == 0
         printed = capsys.readouterr().out
@@ -252,27 +269,40 @@ def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and
         applied = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
         assert bootstrap_main(bootstrap_args) == 0
         after_rerun = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+        capsys.readouterr()
+        assert policies.main(["--fleet-key-policy", "--apply", "--resources", str(resources)]) == 0
+        fleet_printed = capsys.readouterr().out
+        fleet_arn = json.loads(resources.read_text())["fleet_mac_key_arn"]
+        fleet_applied = kms.get_key_policy(KeyId=fleet_arn, PolicyName="default")["Policy"]
 
     assert applied == printed == after_rerun
-    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [ADMIN, WRITER_ROLE, READER_ROLE]
+    # One statement per encryption context (tenant, pool) and role.
+    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [
+        ADMIN, WRITER_ROLE, WRITER_ROLE, READER_ROLE, READER_ROLE]
+    # The fleet HMAC key: the admin administers, the reader role alone generates MACs.
+    assert fleet_applied == fleet_printed == policies.render(policies.fleet_key_policy(ADMIN, READER_ROLE))
 
 
 def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_deploy_creates(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    resources.write_text((ROOT / ".chalice" / "resources.json").read_text(), encoding="utf-8")
+    resources.write_text(json.dumps(RESOURCES), encoding="utf-8")
 
     assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
 
     statements = json.loads(capsys.readouterr().out)["Statement"]
-    assert [s["Principal"]["AWS"] for s in statements[1:]] == [
-        "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler",
-        "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler",
-    ]
+    writer = "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler"
+    reader = "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler"
+    assert [s["Principal"]["AWS"] for s in statements[1:]] == [writer, writer, reader, reader]
+
+    assert policies.main(["--fleet-key-policy", "--resources", str(resources)]) == 0
+
+    statements = json.loads(capsys.readouterr().out)["Statement"]
+    assert [s["Principal"]["AWS"] for s in statements] == [RESOURCES["admin_arn"], reader]
 
 
 def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    data = json.loads((ROOT / ".chalice" / "resources.json").read_text())
+    data = dict(RESOURCES)
     del data["admin_arn"]
     resources.write_text(json.dumps(data), encoding="utf-8")
 

@@ -21,7 +21,7 @@ from chalicelib.api import create_app
 from chalicelib.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PLAINTEXTS, create
-from tests.integration.test_audit_api import _api_gateway_event
+from tests.integration.conftest import api_gateway_event
 from tools.devstack import LOCAL_CALLER
 
 ACCOUNT = "111122223333"
@@ -68,7 +68,7 @@ _PARAM_VALUES = {"customer_id": "acme", "person_id": PERSON_ID, "secret_id": "ho
 
 def _event(method: str, resource: str, identity: dict[str, str] | None) -> dict[str, Any]:
     params = {name: _PARAM_VALUES[name] for name in re.findall(r"{(\w+)}", resource)}
-    event = _api_gateway_event(method, resource, resource.format(**params), params)
+    event = api_gateway_event(method, resource, resource.format(**params), params)
     event["requestContext"]["identity"] = {"sourceIp": "203.0.113.7", **(identity or {})}
     if method in ("POST", "PUT", "PATCH"):
         headers = {"content-type": "application/json", "idempotency-key": "3f2b9c1e-0d7a-4b8e-9f61-2c5d8e7a1b40"}

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import RequestInProgressError
 from chalicelib.idempotency import IdempotentWrites
 from tests.integration.conftest import REGION, Stack, body_of, send
+from tools.devstack import LOCAL_CALLER
 from tests.integration.test_api import PERSON, PLAINTEXTS
 
 # Keys as clients should make them: a random UUID or at least 22 base64url characters.
@@ -159,7 +160,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
 
     from chalicelib.api import create_app
     from chalicelib.config import Settings
-    from tests.integration.test_audit_api import _api_gateway_event
+    from tests.integration.conftest import api_gateway_event
 
     writer = create_app(
         settings=Settings("writer", region=REGION, allowed_callers=(
@@ -169,7 +170,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
     )
 
     def post_as(principal: str) -> dict:
-        event = _api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+        event = api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
         headers = {"content-type": "application/json", "idempotency-key": KEY_BOTH}
         event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
         event["requestContext"]["identity"]["userArn"] = principal
@@ -188,7 +189,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
 # What powertools' DynamoDB store writes per key (persistence/base.py): the item id is
 # "<key_prefix>#" + sha256(json(event key)), the validation attribute sha256(json(fingerprint)).
 KEY_PREFIX = "pii-vault-writer"
-SECRET_SCOPE = "anonymous\nsecret.put:acme:hook"  # chalice.test.Client calls unsigned
+SECRET_SCOPE = f"{LOCAL_CALLER}\nsecret.put:acme:hook"  # unsigned test calls run as the local caller
 GUESSES = ("1", "k", "key", "hook", "rotate-1", "rotate-7", "req-1", "retry", "acme-hook-1", "")
 
 

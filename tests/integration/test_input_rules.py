@@ -9,7 +9,8 @@ import pytest
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.test_audit_api import _api_gateway_event as api_gateway_event
+from tests.integration.conftest import api_gateway_event
+from tests.integration.test_audit_api import SIGNER_ROLE
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, create
 
@@ -37,7 +38,7 @@ def test_given_a_percent_encoded_dot_segment_as_api_gateway_decodes_it_then_400(
 ) -> None:
     # /secrets/%2E%2E reaches the function as pathParameters {"secret_id": ".."}.
     app = create_app(
-        settings=Settings(role, region=REGION),
+        settings=Settings(role, region=REGION, allowed_callers=(SIGNER_ROLE,)),
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )

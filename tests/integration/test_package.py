@@ -1,4 +1,5 @@
-"""The deployable artefact of each stage, as ``chalice package`` builds it.
+"""The deployable artefact of each stage, as ``make package`` builds it (``tools.stacks``:
+``chalice package`` with the generated merge template, then bytecode added to the zip).
 
 In-process tests build apps with ``create_app(role)``; only packaging proves what a
 deployed stage gets: which routes its API exposes, which IAM policy its role holds,
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,27 +59,29 @@ class Package:
     seconds: float
 
 
-@pytest.fixture(scope="module", params=sorted(EXPECTED_ROUTES))
-def package(request, tmp_path_factory) -> Package:
-    """Run the venv's ``chalice package`` for one stage, from the project root."""
-    stage = request.param
-    out = tmp_path_factory.mktemp(f"package-{stage}")
-    chalice = Path(sys.executable).with_name("chalice")
-    assert chalice.exists(), f"chalice is not installed next to {sys.executable}"
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[Path, float]:
+    """``python -m tools.stacks package`` (what ``make package`` runs) into a temp dir."""
+    out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if k not in ("PII_VAULT_ROLE", "AWS_ENDPOINT_URL")}
     env.update(AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     result = subprocess.run(
-        [str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation",
-         "--merge-template", str(ROOT / ".chalice" / f"cfn-{stage}.json"), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "tools.stacks", "package", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
-    seconds = time.monotonic() - started
-    assert result.returncode == 0, f"chalice package --stage {stage} failed:\n{result.stdout}\n{result.stderr}"
-    with zipfile.ZipFile(out / "deployment.zip") as archive:
+    assert result.returncode == 0, f"tools.stacks package failed:\n{result.stdout}\n{result.stderr}"
+    return out, time.monotonic() - started
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECTED_ROUTES))
+def package(request, packaged) -> Package:
+    stage = request.param
+    out, seconds = packaged
+    with zipfile.ZipFile(out / stage / "deployment.zip") as archive:
         names = archive.namelist()
-    template = json.loads((out / "sam.json").read_text(encoding="utf-8"))
-    return Package(stage, template, names, out / "deployment.zip", seconds)
+    template = json.loads((out / stage / "sam.json").read_text(encoding="utf-8"))
+    return Package(stage, template, names, out / stage / "deployment.zip", seconds)
 
 
 def _resources_of_type(template: dict, type_name: str) -> dict:
@@ -107,22 +111,41 @@ def test_given_a_stage_when_packaged_then_every_route_requires_sigv4(package):
             assert operation.get("security") == [{"sigv4": []}], f"{method.upper()} {path} is not IAM-authorized"
 
 
-def test_given_a_stage_when_packaged_then_the_function_role_holds_only_the_committed_policy(package):
-    committed = json.loads((ROOT / ".chalice" / f"policy-{package.stage}.json").read_text(encoding="utf-8"))
-    roles = _resources_of_type(package.template, "AWS::IAM::Role")
-
-    assert len(roles) == 1
-    ((role_name, role),) = roles.items()
-    assert _the_function(package.template)["Properties"]["Role"] == {"Fn::GetAtt": [role_name, "Arn"]}
-    assert "ManagedPolicyArns" not in role["Properties"]
-    (inline,) = role["Properties"]["Policies"]
-    assert inline["PolicyDocument"] == committed
+def test_given_a_stage_when_packaged_then_its_function_runs_as_the_base_stack_role(package):
+    """The role (and its generated policy) lives in the base stack, next to the key whose
+    policy names it; the stage template creates no role of its own."""
+    assert not _resources_of_type(package.template, "AWS::IAM::Role")
+    assert _the_function(package.template)["Properties"]["Role"] == {
+        "Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{package.stage.capitalize()}RoleArn"}}
 
 
-def test_given_a_stage_when_packaged_then_the_function_environment_names_that_role(package):
+def test_given_a_stage_when_packaged_then_the_function_environment_names_that_role_and_the_key_by_arn(package):
     variables = _the_function(package.template)["Properties"]["Environment"]["Variables"]
 
     assert variables["PII_VAULT_ROLE"] == package.stage
+    # Not the alias of .chalice/config.json (for chalice local): the base stack's key ARN.
+    assert variables["PII_VAULT_KMS_KEY_ID"] == {"Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-KeyArn"}}
+    assert variables["PII_VAULT_TABLE"] == {"Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-TableName"}}
+    assert variables["PII_VAULT_ALLOWED_CALLERS"] == {"Fn::Join": [",", {"Ref": "AllowedCallers"}]}
+
+
+def test_given_a_stage_when_packaged_then_its_api_carries_the_allow_list_resource_policy(package):
+    swagger = package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+
+    assert swagger["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
+    assert "paths" in swagger and swagger["info"]["title"] == "pii-vault"  # merged, not replaced
+
+
+def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package):
+    runtime = _the_function(package.template)["Properties"]["Runtime"]
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    sources = {n for n in package.zip_names if n.endswith(".py")}
+    compiled = {n for n in package.zip_names if n.endswith(f".{tag}.pyc")}
+
+    assert f"__pycache__/app.{tag}.pyc" in compiled
+    assert "chalicelib/api/__pycache__/__init__." + tag + ".pyc" in compiled
+    assert len(compiled) == len(sources)  # one per module, none for another interpreter
+    assert not [n for n in package.zip_names if n.endswith(".pyc") and f".{tag}." not in n]
 
 
 def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_no_dev_tooling(package):
@@ -134,21 +157,28 @@ def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_n
     assert len(wheel_tags) == 1
     with zipfile.ZipFile(package.zip_path) as archive:
         assert "manylinux" in archive.read(wheel_tags[0]).decode()
-    assert sorted(n for n in names if n.startswith("chalice/")) == ["chalice/__init__.py", "chalice/app.py"]
+    assert sorted(n for n in names if n.startswith("chalice/") and n.endswith(".py")) == [
+        "chalice/__init__.py", "chalice/app.py"]
     assert not [n for n in names if n.startswith(FORBIDDEN_IN_ZIP)]
-    # chalice zips every file under chalicelib/ (bytecode included): nothing but code.
+    # chalicelib/ ships as code and its bytecode, nothing else.
     assert not [n for n in names if n.startswith("chalicelib/") and not n.endswith((".py", ".pyc"))]
 
 
-def test_given_a_stage_when_packaged_then_function_and_role_names_match_the_policies(package):
-    """Unnamed, CloudFormation would call the function <stack>-APIHandler-<random>: its log
-    group would miss the policy's /aws/lambda/pii-vault-<stage>, and its role ARN the key policy."""
-    committed = json.loads((ROOT / ".chalice" / f"policy-{package.stage}.json").read_text(encoding="utf-8"))
-    function_name = _the_function(package.template)["Properties"]["FunctionName"]
-    (role,) = _resources_of_type(package.template, "AWS::IAM::Role").values()
-    (logs,) = [s for s in committed["Statement"] if s["Sid"] == "WriteOwnLogs"]
+def test_given_a_stage_when_packaged_then_function_log_group_and_api_names_follow_the_environment(package):
+    """The base stack creates the log group (retention, metric filters) and alarms by these names."""
+    props = _the_function(package.template)["Properties"]
+    name = f"pii-vault-${{Environment}}-{package.stage}"
 
-    assert function_name == f"pii-vault-{package.stage}"
-    assert all(r.split(":log-group:")[1].split(":")[0] == f"/aws/lambda/{function_name}" for r in logs["Resource"])
-    # chalice deploy names the role <app>-<stage>-api_handler when iam_policy_file is used.
-    assert role["Properties"]["RoleName"] == f"pii-vault-{package.stage}-api_handler"
+    assert props["FunctionName"] == {"Fn::Sub": name}
+    assert props["LoggingConfig"]["LogGroup"] == {"Fn::Sub": f"/aws/lambda/{name}"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert package.template["Resources"]["RestAPI"]["Properties"]["Name"] == {"Fn::Sub": name}
+
+
+def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(packaged):
+    out, _ = packaged
+    texts = [p for p in out.rglob("*.json")]
+
+    assert len(texts) >= 5  # base, two merge templates, two sam.json
+    for path in texts:
+        assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text(encoding="utf-8")), path

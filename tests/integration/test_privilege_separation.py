@@ -12,7 +12,9 @@ statements and actions with ``Resource: "*"`` and no conditions (``_action_level
 That is exactly the part of the policy these tests prove: which actions each role has
 at all. The resource scoping, the conditions and the key policy (which moto does not
 evaluate for Allow statements) are proven on the unmodified documents by the evaluator
-in tests/unit/test_policy_evaluation.py.
+in tests/unit/test_policy_evaluation.py. (So is the writer's exclusion from the fleet key
+table: it holds GetItem/PutItem/UpdateItem/DeleteItem on its idempotency table, which moto
+cannot tell from the fleet table; here the writer is proven unable to GenerateMac or Scan.)
 
 Enforcement starts after the first ``_NO_AUTH_CALLS`` requests: the three calls that
 create an administrator user. Everything else, bootstrap included, runs as a named
@@ -34,7 +36,7 @@ from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import CALLERS, REGION, body_of, send
+from tests.integration.conftest import CALLERS, REGION, body_of, generate_mac_answering_the_key_arn, send
 from tests.integration.test_api import PERSON
 from tools import policies
 from tools.bootstrap import bootstrap
@@ -57,9 +59,12 @@ class Principals:
 
     def app(self, role: str) -> Client:
         session = getattr(self, role)
+        # The reader with its fleet key table, as deployed (MAC key pinned by ARN).
+        fleet = {"fleet_mac_key_id": self.resources["fleet_mac_key_arn"],
+                 "fleet_table_name": self.resources["fleet_table_name"]}
         return Client(
             create_app(
-                settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"], **CALLERS),
+                settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"], **fleet, **CALLERS),
                 kms_client=session.client("kms", region_name=REGION),
                 dynamodb_client=session.client("dynamodb", region_name=REGION),
             )
@@ -103,7 +108,8 @@ def _principals() -> Principals:
     iam = admin.client("iam")
     arns = (resources["key_arn"], resources["table_arn"])
     writer = _user(iam, "pii-vault-writer", _action_level(policies.writer_policy(*arns)))
-    reader = _user(iam, "pii-vault-reader", _action_level(policies.reader_policy(*arns)))
+    reader = _user(iam, "pii-vault-reader", _action_level(policies.reader_policy(
+        *arns, fleet_mac_key_arn=resources["fleet_mac_key_arn"], fleet_table_arn=resources["fleet_table_arn"])))
     return Principals(resources, admin, writer, reader)
 
 
@@ -111,7 +117,8 @@ def _enforced(test: Callable[[Principals], None]) -> Callable[[None], None]:
     """Run ``test`` under mock_aws with IAM enforced after the admin user exists."""
 
     @set_initial_no_auth_action_count(_NO_AUTH_CALLS)
-    def run(aws_env: None) -> None:
+    def run(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        generate_mac_answering_the_key_arn(monkeypatch)
         with mock_aws():
             test(_principals())
 
@@ -133,6 +140,7 @@ def _key(pk: str = "C#acme", sk: str = "P#" + "0" * 32) -> dict[str, Any]:
 
 
 CONTEXT = {"app": "pii-vault", "customer_id": "acme"}
+POOL_CONTEXT = {"app": "pii-vault", "scope": "pool"}
 
 
 @_enforced
@@ -209,13 +217,58 @@ def test_given_reader_credentials_then_encrypt_and_every_write_are_denied(p: Pri
 
     _denied(lambda: kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=CONTEXT))
     _denied(lambda: kms.generate_data_key(KeyId=p.resources["key_arn"], KeySpec="AES_256", EncryptionContext=CONTEXT))
-    _denied(lambda: ddb.put_item(TableName=table, Item=_key()))
+    # Not provable here: PutItem and TransactWriteItems on the PII table. The reader holds
+    # dynamodb:PutItem on its fleet key table (sealed cache entries, no PII), moto authorizes
+    # DynamoDB calls against the resource "*", and it authorizes a transaction by its API name,
+    # which the projection grants wherever a per-item write is granted. The denial on the PII table is proven on the policy
+    # document: tests/unit/test_policy_evaluation.py
+    # (test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing).
     _denied(lambda: ddb.delete_item(TableName=table, Key=_key()))
     _denied(lambda: ddb.update_item(
         TableName=table, Key=_key(), UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}}
     ))
     _denied(lambda: ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": _key()}}]}))
-    _denied(lambda: ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": _key()}}]))
+
+
+@_enforced
+def test_given_reader_credentials_then_the_fleet_mac_key_and_fleet_table_get_and_put_are_allowed(p: Principals) -> None:
+    kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
+    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+    wrapped = p.client("admin", "kms").encrypt(
+        KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT
+    )["CiphertextBlob"]
+
+    mac = kms.generate_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256", Message=b"epoch")
+    ddb.put_item(TableName=table, Item=entry)
+
+    assert len(mac["Mac"]) == 32
+    assert ddb.get_item(TableName=table, Key=entry)["Item"] == entry
+    assert kms.decrypt(CiphertextBlob=wrapped, EncryptionContext=POOL_CONTEXT)["Plaintext"] == b"k" * 32
+
+
+@_enforced
+def test_given_reader_credentials_then_fleet_table_updates_deletes_and_scans_are_denied(p: Principals) -> None:
+    kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
+    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+
+    _denied(lambda: ddb.delete_item(TableName=table, Key=entry))
+    _denied(lambda: ddb.update_item(TableName=table, Key=entry, UpdateExpression="SET x = :x",
+                                    ExpressionAttributeValues={":x": {"S": "y"}}))
+    _denied(lambda: ddb.scan(TableName=table))
+    _denied(lambda: kms.verify_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256",
+                                   Message=b"epoch", Mac=b"m" * 32))
+    _denied(lambda: kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT))
+
+
+@_enforced
+def test_given_writer_credentials_then_the_fleet_mac_key_and_fleet_table_scans_are_denied(p: Principals) -> None:
+    kms, ddb = p.client("writer", "kms"), p.client("writer", "dynamodb")
+
+    _denied(lambda: kms.generate_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256",
+                                     Message=b"epoch"))
+    _denied(lambda: ddb.scan(TableName=p.resources["fleet_table_name"]))
+    # Encrypt under the pool context is the writer's (the default key scope).
+    assert kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT)
 
 
 @_enforced
@@ -232,6 +285,10 @@ def test_given_both_apps_on_their_own_credentials_then_the_full_flow_works(p: Pr
         assert read.status_code == 200 and body_of(read)["data"]["name"] == "Odile"
         assert send(reader, "GET", "/customers/acme/secrets/hook").status_code == 200
         assert send(reader, "GET", "/customers/acme/people").status_code == 200
+
+        # The reader shared the pool data key through its fleet table: GenerateMac and PutItem worked.
+        entries = p.client("admin", "dynamodb").scan(TableName=p.resources["fleet_table_name"])["Items"]
+        assert entries and all("sealed" in e for e in entries)
 
         assert send(writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
         assert send(writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204

@@ -8,10 +8,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.errors import NotFoundError, PreconditionFailedError, ValidationError
+from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
-from chalicelib.store.records import PersonRecord, PersonWrite, SecretVersion, SecretVersionConflict
+from chalicelib.store.records import (
+    META_CREATED,
+    PersonRecord,
+    PersonVersionConflict,
+    PersonWrite,
+    SecretHead,
+    SecretVersion,
+    SecretVersionConflict,
+)
 from tests.fakes import InMemoryStore
 from tools.bootstrap import bootstrap
 
@@ -35,8 +43,8 @@ def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) ->
         created_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z",
         kms_key="arn:aws:kms:us-east-1:111122223333:key/k",
-        slots={"0": b"wrapped-0"},
-        fields={"name": b"\x01ct-name", "email": b"\x01ct-email"},
+        slots={"0": b"wrapped-0", META_CREATED: b"wrapped-0"},
+        fields={"name": b"\x01ct-name", "email": b"\x01ct-email", META_CREATED: b"ct-created"},
     )
     return PersonRecord(**{**base, **changes})
 
@@ -45,7 +53,7 @@ def secret(secret_id: str, version: int, value: bytes = b"v", created_at: str = 
     return SecretVersion("acme", secret_id, version, created_at, "k", {"0": b"w"}, value)
 
 
-def write(person_id: str = "a" * 32, *, partial: bool = False, **changes: Any) -> PersonWrite:
+def write(person_id: str = "a" * 32, *, partial: bool = False, expected: int = 1, **changes: Any) -> PersonWrite:
     base: dict[str, Any] = dict(
         customer_id="acme",
         person_id=person_id,
@@ -53,24 +61,28 @@ def write(person_id: str = "a" * 32, *, partial: bool = False, **changes: Any) -
         kms_key="k",
         slots={"0": b"w"},
         fields={"name": b"x"},
+        drop_slots=() if partial else ("name", "email", "_updated"),
     )
-    return PersonWrite(**{**base, **changes}, partial=partial)
+    return PersonWrite(**{**base, **changes}, partial=partial, expected_version=expected)
 
 
-def patch(fields: dict[str, bytes], slots: dict[str, bytes], kms_key: str = "k", updated_at: str = "t") -> PersonWrite:
-    return write(fields=fields, slots=slots, kms_key=kms_key, updated_at=updated_at, partial=True)
+def patch(
+    fields: dict[str, bytes], slots: dict[str, bytes], kms_key: str = "k", updated_at: str = "t", expected: int = 1
+) -> PersonWrite:
+    return write(fields=fields, slots=slots, kms_key=kms_key, updated_at=updated_at, partial=True, expected=expected)
 
 
 def add_version(repo: Any, build: Callable[[int], SecretVersion], latest: int = 0) -> SecretVersion:
-    """The next version through the store's one attempt: guess ``latest``, then build on the conflict's number."""
+    """The next version through the store's one attempt: guess ``latest``, then build on the conflict's head."""
+    head = SecretHead(latest, "inc" if latest else None)
     for _attempt in range(3):
-        secret_version = build(latest + 1)
+        secret_version = build(head.latest + 1)
         try:
-            repo.put_secret_version(secret_version, latest)
+            repo.put_secret_version(secret_version, head, SecretHead(head.latest + 1, head.incarnation or "inc"))
             return secret_version
         except SecretVersionConflict as conflict:
-            latest = conflict.latest
-    raise AssertionError("the store kept refusing the number it handed back")
+            head = conflict.head
+    raise AssertionError("the store kept refusing the head it handed back")
 
 
 def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
@@ -79,48 +91,65 @@ def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
     assert repo.get_person("globex", "a" * 32) is None
 
 
-def test_given_a_replace_then_version_increments_and_slots_are_replaced(repo: Any) -> None:
+def test_given_a_replace_then_version_increments_and_patch_slots_are_dropped(repo: Any) -> None:
     repo.create_person(person())
-    repo.patch_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k", "t2"), None)
-    version = repo.replace_person(write(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3"), 2)
+    repo.update_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k", "t2"))
+    replaced = write(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3", expected=2)
+    version = repo.update_person(replaced)
     stored = repo.get_person("acme", "a" * 32)
     assert version == 3 and stored.version == 3
-    assert (stored.slots, stored.fields, stored.updated_at) == ({"0": b"w2"}, {"name": b"n3", "email": b"e3"}, "t3")
-    assert stored.created_at == "2026-01-01T00:00:00.000Z"
+    assert stored.slots == {"0": b"w2", META_CREATED: b"wrapped-0"}  # the creation metadata keeps its slot
+    assert stored.fields == {"name": b"n3", "email": b"e3", META_CREATED: b"ct-created"}
+    assert (stored.updated_at, stored.created_at) == ("t3", "2026-01-01T00:00:00.000Z")
 
 
 def test_given_a_patch_then_only_named_fields_and_slots_change(repo: Any) -> None:
     repo.create_person(person())
-    version = repo.patch_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k2", "t2"), 1)
+    version = repo.update_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k2", "t2"))
     stored = repo.get_person("acme", "a" * 32)
     assert version == 2
-    assert stored.fields == {"name": b"\x01ct-name", "email": b"e2"}
-    assert stored.slots == {"0": b"wrapped-0", "email": b"w-e"}
+    assert stored.fields == {"name": b"\x01ct-name", "email": b"e2", META_CREATED: b"ct-created"}
+    assert stored.slots == {"0": b"wrapped-0", META_CREATED: b"wrapped-0", "email": b"w-e"}
 
 
-@pytest.mark.parametrize("operation", ["replace", "patch", "delete"])
-def test_given_a_wrong_expected_version_then_precondition_failed_and_no_change(repo: Any, operation: str) -> None:
+@pytest.mark.parametrize("operation", ["replace", "patch"])
+def test_given_another_version_then_a_conflict_carries_the_stored_one_and_nothing_changes(repo: Any, operation: str) -> None:
+    repo.create_person(person(version=4))
+    with pytest.raises(PersonVersionConflict) as raised:
+        repo.update_person(write(partial=operation == "patch", expected=7))
+    assert (raised.value.current, raised.value.created_sealed) == (4, True)
+    assert repo.get_person("acme", "a" * 32) == person(version=4)
+
+
+def test_given_creation_metadata_other_than_assumed_then_a_conflict_says_so(repo: Any) -> None:
+    legacy = person(slots={"0": b"wrapped-0"}, fields={"name": b"\x01ct-name"})
+    repo.create_person(legacy)
+    with pytest.raises(PersonVersionConflict) as raised:
+        repo.update_person(write(expected=1, created_sealed=True))
+    assert (raised.value.current, raised.value.created_sealed) == (1, False)
+    assert repo.update_person(write(expected=1, created_sealed=False)) == 2
+
+
+def test_given_a_wrong_expected_version_when_deleting_then_precondition_failed_and_no_change(repo: Any) -> None:
     repo.create_person(person())
     with pytest.raises(PreconditionFailedError):
-        if operation == "replace":
-            repo.replace_person(write(fields={"name": b"x"}), 7)
-        elif operation == "patch":
-            repo.patch_person(patch({"name": b"x"}, {"name": b"w"}), 7)
-        else:
-            repo.delete_person("acme", "a" * 32, 7)
+        repo.delete_person("acme", "a" * 32, 7)
     assert repo.get_person("acme", "a" * 32) == person()
 
 
-@pytest.mark.parametrize("operation", ["replace", "patch", "delete"])
-def test_given_a_missing_person_then_not_found_and_nothing_created(repo: Any, operation: str) -> None:
-    with pytest.raises(NotFoundError):
-        if operation == "replace":
-            repo.replace_person(write(), None)
-        elif operation == "patch":
-            repo.patch_person(patch({"name": b"x"}, {"name": b"w"}), None)
-        else:
-            repo.delete_person("acme", "a" * 32, None)
+@pytest.mark.parametrize("operation", ["replace", "patch"])
+def test_given_a_missing_person_when_updated_then_a_conflict_without_version_and_nothing_created(
+    repo: Any, operation: str
+) -> None:
+    with pytest.raises(PersonVersionConflict) as raised:
+        repo.update_person(write(partial=operation == "patch"))
+    assert raised.value.current is None
     assert repo.get_person("acme", "a" * 32) is None
+
+
+def test_given_a_missing_person_when_deleted_then_not_found(repo: Any) -> None:
+    with pytest.raises(NotFoundError):
+        repo.delete_person("acme", "a" * 32, None)
 
 
 def test_given_people_in_two_tenants_when_listed_in_pages_then_only_the_tenants_in_id_order(repo: Any) -> None:
@@ -147,8 +176,9 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
     for expected in (1, 2, 3):
         stored = add_version(repo, lambda v: secret("s", v, b"v%d" % v, f"t{v}"))
         assert stored.version == expected
-    assert repo.get_secret("acme", "s", None).value == b"v3"
-    assert repo.get_secret("acme", "s", 1).value == b"v1"
+    assert repo.get_secret("acme", "s", None).version.value == b"v3"
+    assert repo.get_secret("acme", "s", 1).version.value == b"v1"
+    assert repo.get_secret("acme", "s", None).head == SecretHead(3, "inc")
     assert repo.get_secret("acme", "s", 9) is None
     assert repo.get_secret("acme", "other", None) is None
     assert [(v.version, v.created_at) for v in repo.list_secret_versions("acme", "s")] == [(1, "t1"), (2, "t2"), (3, "t3")]
@@ -157,7 +187,7 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
 def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:
     for secret_id in ("key", "key.2"):
         add_version(repo, lambda v, sid=secret_id: secret(sid, v, sid.encode()))
-    assert repo.get_secret("acme", "key", None).value == b"key"
+    assert repo.get_secret("acme", "key", None).version.value == b"key"
     assert len(repo.list_secret_versions("acme", "key")) == 1
 
 
@@ -165,12 +195,34 @@ def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) ->
 def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any, count: int) -> None:
     for n in range(count):
         add_version(repo, lambda v: secret("s", v), latest=n)
-    repo.delete_secret("acme", "s")
-    assert repo.list_secret_versions("acme", "s") == []
-    assert repo.get_secret("acme", "s", None) is None
+    rounds = []
+    while not rounds or rounds[-1] > 0:
+        progress = repo.delete_secret("acme", "s", 100)
+        rounds.append(progress.remaining)
+        # gone for readers from the first round on, and no version can be added meanwhile
+        assert repo.list_secret_versions("acme", "s") == [] and repo.get_secret("acme", "s", None) is None
+        if progress.remaining:
+            with pytest.raises(SecretVersionConflict) as raised:
+                repo.put_secret_version(secret("s", count + 1), SecretHead(count, "inc"), SecretHead(count + 1, "inc"))
+            assert raised.value.head.deleting
+    assert len(rounds) == -(-count // 100)
     with pytest.raises(NotFoundError):
-        repo.delete_secret("acme", "s")
+        repo.delete_secret("acme", "s", 100)
     assert add_version(repo, lambda v: secret("s", v)).version == 1
+
+
+def test_given_a_head_naming_a_missing_latest_version_then_integrity_error(repo: Any) -> None:
+    add_version(repo, lambda v: secret("s", v))
+    head = SecretHead(1, "inc")
+    repo.put_secret_version(secret("s", 2), head, SecretHead(2, "inc"))
+    if isinstance(repo, InMemoryStore):
+        del repo.secrets[("acme", "s", 2)]
+    else:
+        from chalicelib.store import layout
+
+        repo._table.call("delete_item", Key=layout.item_key("acme", layout.secret_version_key("s", 2)))
+    with pytest.raises(IntegrityError):
+        repo.get_secret("acme", "s", None)
 
 
 def test_given_some_existing_ids_when_multi_got_then_the_existing_ones_in_the_order_asked(repo: Any) -> None:
@@ -204,20 +256,20 @@ def test_given_a_secret_at_its_version_limit_then_the_next_put_is_refused_and_no
     with pytest.raises(VersionLimitError):
         add_version(repo, lambda v: secret("s", v))
     assert [v.version for v in repo.list_secret_versions("acme", "s")] == [1, 2, 3]
-    repo.delete_secret("acme", "s")
+    assert repo.delete_secret("acme", "s", 100).done
     assert add_version(repo, lambda v: secret("s", v)).version == 1
 
 
 def test_given_a_stale_expected_latest_then_a_conflict_carries_the_latest_and_nothing_is_written(repo: Any) -> None:
     for _ in range(2):
         add_version(repo, lambda v: secret("s", v))
-    for stale in (0, 1, 5):
+    for stale in (SecretHead(0), SecretHead(1, "inc"), SecretHead(5, "inc"), SecretHead(2, "other"), SecretHead(2)):
         with pytest.raises(SecretVersionConflict) as raised:
-            repo.put_secret_version(secret("s", stale + 1, b"late"), stale)
-        assert raised.value.latest == 2
+            repo.put_secret_version(secret("s", stale.latest + 1, b"late"), stale, SecretHead(stale.latest + 1, "x"))
+        assert raised.value.head == SecretHead(2, "inc")
     assert [v.version for v in repo.list_secret_versions("acme", "s")] == [1, 2]
-    assert repo.get_secret("acme", "s", None).value == b"v"
-    repo.delete_secret("acme", "s")
+    assert repo.get_secret("acme", "s", None).version.value == b"v"
+    assert repo.delete_secret("acme", "s", 100).done
     with pytest.raises(SecretVersionConflict) as raised:
-        repo.put_secret_version(secret("s", 3), 2)
-    assert raised.value.latest == 0  # deleted meanwhile: numbering restarts
+        repo.put_secret_version(secret("s", 3), SecretHead(2, "inc"), SecretHead(3, "inc"))
+    assert raised.value.head == SecretHead()  # deleted meanwhile: numbering restarts

@@ -25,7 +25,7 @@ from tests.integration.test_api import PERSON, PLAINTEXTS, create
 from tests.plaintext_guard import register
 
 OTHER = {**PERSON, "name": "Séverine", "email": "severine.d@example.org"}
-SECRET_VALUES = ("whsec_v1_Zm9vYmFy", "whsec_v2_YmF6cXV4", "sk_other_cXV1eA", "sk_globex_Zm9vYg")
+SECRET_VALUES = ("whsec_v1_Zm9vYmFy", "whsec_v2_YmF6cXV4", "sk_other_cXV1eA", "sk_globex_Zm9vYg", "whsec_new_c2VjcmV0")
 register(OTHER, SECRET_VALUES)  # the no-plaintext guard looks for these everywhere
 
 
@@ -71,9 +71,10 @@ def _flip(blob: bytes, index: int) -> bytes:
 
 
 def _set_slot_header(blob: bytes, slot: str) -> bytes:
-    """Rewrite the plaintext slot name in a v1 field blob's header."""
-    old_len = blob[1]
-    return bytes([blob[0], len(slot)]) + slot.encode() + blob[2 + old_len :]
+    """Rewrite the plaintext slot name in a field blob's header (v1: byte 1, v2: byte 2)."""
+    offset = 1 if blob[0] == 1 else 2
+    old_len = blob[offset]
+    return blob[:offset] + bytes([len(slot)]) + slot.encode() + blob[offset + 1 + old_len :]
 
 
 def _edit_field(field: str, edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
@@ -168,7 +169,9 @@ field_truncated_to_its_header = _edit_field("email", lambda blob: blob[: 2 + blo
 field_nonce_bit_flipped = _edit_field("name", lambda blob: _flip(blob, 2 + blob[1]))
 field_ciphertext_bit_flipped = _edit_field("dob", lambda blob: _flip(blob, 2 + blob[1] + 12))
 field_tag_bit_flipped = _edit_field("address", lambda blob: _flip(blob, len(blob) - 1))
-field_format_version_changed = _edit_field("surname", lambda blob: bytes([2]) + blob[1:])
+field_format_version_changed = _edit_field("surname", lambda blob: bytes([3]) + blob[1:])
+field_downgraded_to_a_v1_header = _edit_field("surname", lambda blob: bytes([1]) + blob[2:])
+field_key_kind_changed = _edit_field("surname", lambda blob: bytes([blob[0], 3 - blob[1]]) + blob[2:])
 field_replaced_by_one_byte = _edit_field("email", lambda blob: b"\x01")
 wrapped_key_truncated = _edit_slot(lambda blob: blob[:-8])
 wrapped_key_bit_flipped = _edit_slot(lambda blob: _flip(blob, len(blob) // 2))
@@ -244,7 +247,73 @@ def secret_latest_replayed_as_a_new_version(w: World) -> list[str]:
     latest = w.item("acme", "S#hook#V#0000000002")
     latest["sk"], latest["version"] = {"S": "S#hook#V#0000000003"}, {"N": "3"}
     w.put(latest)
+    head = w.item("acme", "S#hook")
+    head["latest"] = {"N": "3"}
+    w.put(head)
     return ["/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=3"]
+
+
+# -- format v2: metadata the reader reports, and a secret's incarnation ---------------
+
+def _edit_person(edit: Callable[[dict[str, Any], World], None]) -> Callable[[World], list[str]]:
+    def attack(w: World) -> list[str]:
+        item = w.person("a")
+        edit(item, w)
+        w.put(item)
+        return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email", "/customers/acme/people"]
+    return attack
+
+
+person_version_edited = _edit_person(lambda a, w: a.update(version={"N": "7"}))
+person_updated_at_edited = _edit_person(lambda a, w: a.update(updated_at={"S": "2020-01-01T00:00:00.000Z"}))
+person_created_at_edited = _edit_person(lambda a, w: a.update(created_at={"S": "2020-01-01T00:00:00.000Z"}))
+person_sealed_creation_removed_and_created_at_edited = _edit_person(
+    lambda a, w: (a.pop("f__created"), a.update(created_at={"S": "2020-01-01T00:00:00.000Z"}))
+)
+person_sealed_version_removed = _edit_person(lambda a, w: a.pop("f__updated"))
+person_sealed_version_copied_from_another_person = _edit_person(
+    lambda a, w: a.update(f__updated=w.person("b")["f__updated"], slots=w.person("b")["slots"])
+)
+
+
+def _edit_secret_head(edit: Callable[[dict[str, Any]], None]) -> Callable[[World], list[str]]:
+    def attack(w: World) -> list[str]:
+        head = w.item("acme", "S#hook")
+        edit(head)
+        w.put(head)
+        return ["/customers/acme/secrets/hook"]
+    return attack
+
+
+secret_incarnation_edited = _edit_secret_head(lambda h: h.update(incarnation={"S": "0" * 32}))
+secret_legacy_bound_edited = _edit_secret_head(lambda h: h.update(legacy_until={"N": "1"}))
+
+
+def secret_created_at_edited(w: World) -> list[str]:
+    new = w.item("acme", "S#hook#V#0000000002")
+    new["created_at"] = {"S": "2020-01-01T00:00:00.000Z"}
+    w.put(new)
+    return ["/customers/acme/secrets/hook"]
+
+
+def secret_version_restored_after_delete_and_recreate(w: World) -> list[str]:
+    """A copy of an authentic version kept by the attacker, written back under the
+    canonical key of the re-created secret: the new incarnation refuses it."""
+    old = w.item("acme", "S#hook#V#0000000002")
+    assert send(w.stack.writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
+    assert send(w.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_new_c2VjcmV0"}).status_code == 201
+    old["sk"], old["version"] = {"S": "S#hook#V#0000000001"}, {"N": "1"}
+    w.put(old)
+    return ["/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=1"]
+
+
+def secret_version_planted_under_a_non_canonical_key(w: World) -> list[str]:
+    """Sort keys that spell a number so that they sort after every real key: never a
+    version; the listing that meets one fails loudly."""
+    old = w.item("acme", "S#hook#V#0000000001")
+    for spelling in ("S#hook#V#1", "S#hook#V#0000000002 ", "S#hook#V#\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff13"):
+        w.put({**old, "sk": {"S": spelling}})
+    return ["/customers/acme/secrets/hook/versions"]
 
 
 def secret_value_copied_to_another_secret(w: World) -> list[str]:
@@ -291,6 +360,19 @@ def secret_value_deleted(w: World) -> list[str]:
 
 
 ATTACKS: list[Callable[[World], list[str]]] = [
+    field_downgraded_to_a_v1_header,
+    field_key_kind_changed,
+    person_version_edited,
+    person_updated_at_edited,
+    person_created_at_edited,
+    person_sealed_creation_removed_and_created_at_edited,
+    person_sealed_version_removed,
+    person_sealed_version_copied_from_another_person,
+    secret_incarnation_edited,
+    secret_legacy_bound_edited,
+    secret_created_at_edited,
+    secret_version_restored_after_delete_and_recreate,
+    secret_version_planted_under_a_non_canonical_key,
     field_swapped_between_two_people_with_their_key,
     field_swapped_between_two_people_without_their_key,
     fields_swapped_within_one_person,
@@ -345,7 +427,7 @@ def test_given_a_tampered_table_when_read_then_integrity_error_and_nothing_wrong
 
 
 def test_given_the_catalogue_then_every_attack_is_distinct_and_counted() -> None:
-    assert len(set(_IDS)) == len(ATTACKS) == 33
+    assert len(set(_IDS)) == len(ATTACKS) == 46
 
 
 def test_given_untampered_data_then_the_same_reads_succeed(world: World) -> None:
@@ -369,3 +451,41 @@ def test_known_limitation_a_whole_person_rolled_back_to_its_own_older_state_is_s
     assert response.status_code == 200
     assert (body_of(response)["version"], body_of(response)["data"]["name"]) == (1, PERSON["name"])
 
+
+
+def test_given_versions_planted_under_non_canonical_keys_then_the_latest_is_served_and_delete_plus_put_start_clean(
+    world: World,
+) -> None:
+    """Issue 10's rollback: an old authentic version copied under sort keys that sort after
+    every real key (unpadded, trailing space, full-width digits) was served as the latest
+    and survived DELETE and later PUTs. Now the reader reads the exact key its head names,
+    the copies never open for the re-created secret, and the listing fails loudly."""
+    secret_version_planted_under_a_non_canonical_key(world)
+    latest = send(world.stack.reader, "GET", "/customers/acme/secrets/hook")
+    assert (latest.status_code, body_of(latest)["version"], body_of(latest)["value"]) == (200, 2, SECRET_VALUES[1])
+
+    assert send(world.stack.writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
+    assert send(world.stack.reader, "GET", "/customers/acme/secrets/hook").status_code == 404
+    assert send(world.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": SECRET_VALUES[4]}).status_code == 201
+    for path in ("/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=1"):
+        answer = send(world.stack.reader, "GET", path)
+        assert (answer.status_code, body_of(answer)["value"]) == (200, SECRET_VALUES[4]), path
+    assert send(world.stack.reader, "GET", "/customers/acme/secrets/hook?version=2").status_code == 404
+    listing = send(world.stack.reader, "GET", "/customers/acme/secrets/hook/versions")
+    assert (listing.status_code, body_of(listing)["code"]) == (502, "integrity_error")
+
+
+def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_is_served(world: World) -> None:
+    """Rollback again (module docstring): the sealed metadata of version 1, with its
+    attributes, put back after a PATCH. Authentic for this record, so it opens; the
+    reader then reports version 1 beside the patched field. Pinned, like the whole-item case."""
+    before = world.person("a")
+    assert send(world.stack.writer, "PATCH", f"/customers/acme/people/{world.a}", {"email": "new@example.org"}).status_code == 200
+    a = world.person("a")
+    a["f__updated"], a["version"], a["updated_at"] = before["f__updated"], before["version"], before["updated_at"]
+    world.put(a)
+
+    response = send(world.stack.reader, "GET", f"/customers/acme/people/{world.a}")
+
+    assert response.status_code == 200
+    assert (body_of(response)["version"], body_of(response)["data"]["email"]) == (1, "new@example.org")

@@ -14,16 +14,10 @@ from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
+from tools.sample import person, plaintexts
 
-PERSON = {
-    "name": "Ottoline",
-    "surname": "Vanderhoek",
-    "email": "ottoline@vanderhoek.example",
-    "dob": "1961-02-03",
-    "address": {"line1": "9 Prinsengracht", "city": "Utrecht", "postal_code": "3511 AB", "country": "NL"},
-}
-VALUES = ("Ottoline", "Vanderhoek", "vanderhoek.example", "1961-02-03", "Prinsengracht", "Utrecht", "3511 AB",
-          "sk_test_audit_value")
+PERSON = person()
+VALUES = (*plaintexts(PERSON), "sk_test_audit_value")
 register(PERSON, VALUES)  # the no-plaintext guard looks for these everywhere
 ALICE = Actor(principal="arn:aws:iam::111122223333:role/support", account_id="111122223333",
               source_ip="203.0.113.9", request_id="req-1")

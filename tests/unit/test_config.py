@@ -75,7 +75,7 @@ def test_given_a_bad_integer_setting_then_a_clear_startup_error(value: str) -> N
 
 def test_given_no_cache_variables_then_the_safe_default_bounds_apply() -> None:
     settings = Settings.from_env({"PII_VAULT_ROLE": "writer"})
-    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (300, 1000)
+    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (3600, 100_000)
     assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (300, 1000)
 
 

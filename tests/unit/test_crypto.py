@@ -8,6 +8,8 @@ import pytest
 
 from chalicelib.crypto import (
     DATA_KEY_BYTES,
+    KIND_POOL,
+    KIND_TENANT,
     Opener,
     RecordRef,
     Sealer,
@@ -60,7 +62,7 @@ def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: 
 
 def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: FakeKms) -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    assert seal_field(key, REF, "name", "0", b"Ada") != seal_field(key, REF, "name", "0", b"Ada")
+    assert seal_field(key, REF, "name", "0", b"Ada", kind=KIND_POOL) != seal_field(key, REF, "name", "0", b"Ada", kind=KIND_POOL)
 
 
 @pytest.mark.parametrize(
@@ -74,15 +76,15 @@ def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: Fak
 )
 def test_given_a_field_ciphertext_when_opened_elsewhere_then_integrity_error(other_ref, other_field, why) -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     with pytest.raises(IntegrityError):
         open_field(key, other_ref, other_field, blob)
 
 
 def test_given_a_slot_header_rewritten_when_opened_then_integrity_error() -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
-    forged = blob[:2] + b"1" + blob[3:]
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
+    forged = blob[:3] + b"1" + blob[4:]
     with pytest.raises(IntegrityError):
         open_field(key, REF, "email", forged)
 
@@ -90,14 +92,14 @@ def test_given_a_slot_header_rewritten_when_opened_then_integrity_error() -> Non
 @pytest.mark.parametrize("cut", [0, 1, 5, 20, -1])
 def test_given_a_truncated_ciphertext_when_opened_then_integrity_error(cut: int) -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     with pytest.raises(IntegrityError):
         open_field(key, REF, "email", blob[:cut])
 
 
 def test_given_any_bit_flipped_when_opened_then_integrity_error() -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     for index in range(len(blob)):
         flipped = bytearray(blob)
         flipped[index] ^= 0x01
@@ -107,9 +109,9 @@ def test_given_any_bit_flipped_when_opened_then_integrity_error() -> None:
 
 def test_given_an_unknown_format_version_when_opened_then_integrity_error() -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    blob = seal_field(key, REF, "email", "0", b"ada@example.com")
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     with pytest.raises(IntegrityError, match="format version"):
-        open_field(key, REF, "email", b"\x02" + blob[1:])
+        open_field(key, REF, "email", b"\x03" + blob[1:])
 
 
 def test_given_wrapped_key_of_another_tenant_when_opened_then_integrity_error(kms: FakeKms) -> None:
@@ -189,3 +191,37 @@ def test_given_a_key_pinned_by_arn_when_kms_answers_with_another_key_then_refuse
         KmsDecryptor(_KmsAnswering(OTHER), PINNED).unwrap(b"wrapped", {"app": "pii-vault", "customer_id": "acme"})
     assert KmsEncryptor(_KmsAnswering(PINNED), PINNED).wrap(b"k" * 32, {"customer_id": "acme"}).key_id == PINNED
     assert KmsDecryptor(_KmsAnswering(PINNED), PINNED).unwrap(b"wrapped", {"customer_id": "acme"}) == b"k" * 32
+
+
+def test_given_a_v2_blob_when_opened_with_another_binding_then_integrity_error() -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "_updated", "0", b"", kind=KIND_POOL, binding="version=2;updated_at=t")
+    assert open_field(key, REF, "_updated", blob, "version=2;updated_at=t") == b""
+    for forged in ("version=3;updated_at=t", "version=2;updated_at=u", ""):
+        with pytest.raises(IntegrityError):
+            open_field(key, REF, "_updated", blob, forged)
+
+
+def test_given_a_v2_blob_when_its_kind_byte_is_changed_then_integrity_error() -> None:
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
+    with pytest.raises(IntegrityError):
+        open_field(key, REF, "email", bytes([blob[0], KIND_TENANT]) + blob[2:])
+    with pytest.raises(IntegrityError, match="header"):
+        open_field(key, REF, "email", bytes([blob[0], 9]) + blob[2:])
+
+
+@pytest.mark.parametrize("scope,context_keys", [("pool", {"app", "scope"}), ("tenant", {"app", "customer_id"})])
+def test_given_a_scope_then_the_data_key_is_wrapped_under_that_context(scope: str, context_keys: set) -> None:
+    seen: list[dict] = []
+
+    class Recording:
+        def data_key(self, context):
+            seen.append(dict(context))
+            from chalicelib.crypto import WrappedKey
+
+            return b"k" * 32, WrappedKey(b"w", "key")
+
+    sealed = Sealer(Recording(), "pii-vault", scope=scope).seal(REF, {"name": b"Ada"})
+    assert set(seen[0]) == context_keys
+    assert sealed.blobs["name"][1] == (KIND_POOL if scope == "pool" else KIND_TENANT)

@@ -8,15 +8,10 @@ import pytest
 
 from chalicelib import models
 from chalicelib.errors import PayloadTooLargeError, ValidationError
+from tools import sample
 
 TODAY = _dt.date(2026, 11, 24)
-PERSON = {
-    "name": "Ada",
-    "surname": "Lovelace",
-    "email": "ada@example.com",
-    "dob": "1915-12-10",
-    "address": {"line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
-}
+PERSON = sample.person()
 
 
 def _with(**changes):
@@ -27,13 +22,16 @@ def _with(**changes):
 def test_given_a_valid_person_when_parsed_then_all_five_fields_are_kept() -> None:
     person = models.parse_person(PERSON, today=TODAY)
     assert set(person.values) == set(models.PERSON_FIELDS)
-    assert person.encoded()["name"] == b"Ada"
+    assert person.encoded()["name"] == b"Mirabelle"
 
 
 def test_given_an_address_when_encoded_then_canonical_json_round_trips() -> None:
     person = models.parse_person(PERSON, today=TODAY)
     raw = person.encoded()["address"]
-    assert raw == b'{"city":"London","country":"GB","line1":"12 St James\'s Square","postal_code":"SW1Y 4JH"}'
+    assert raw == (
+        '{"city":"Montréal-Est","country":"CA","line1":"77 Rue Oberkampf","line2":"Bâtiment C",'
+        '"postal_code":"H1B 5K9","region":"Québec"}'
+    ).encode()
     assert models.decode_field("address", raw) == PERSON["address"]
 
 

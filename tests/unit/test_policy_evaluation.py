@@ -2,8 +2,9 @@
 
 moto checks actions only (tests/integration/test_privilege_separation.py). Here the
 unmodified generated documents go through tests/policy_eval.py: resource scoping to the
-one key and the one table, the encryption-context conditions, the writer's ReturnValues
-restriction, and the key policy's principals.
+one key and the one table, the encryption-context conditions (exactly the tenant context
+or exactly the pool context), the writer's ReturnValues restriction, the reader fleet's
+HMAC key and key table, and both key policies' principals.
 """
 
 from __future__ import annotations
@@ -30,20 +31,34 @@ OTHER_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault"
 OTHER_TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault-restored"
 IDEMPOTENCY_TABLE = f"{TABLE}-idempotency"
+FLEET_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
+FLEET_TABLE = f"{TABLE}-fleet-keys"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 WRITER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler"
 READER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
-GOOD = kms_context({"app": "pii-vault", "customer_id": "acme"})
+TENANT = kms_context({"app": "pii-vault", "customer_id": "acme"})
+POOL = kms_context({"app": "pii-vault", "scope": "pool"})
+GOOD = TENANT
+GOOD_CONTEXTS = {"tenant": TENANT, "pool": POOL}
 BAD_CONTEXTS = {
     "empty": kms_context({}),
     "no tenant": kms_context({"app": "pii-vault"}),
     "other app": kms_context({"app": "other", "customer_id": "acme"}),
+    "other app, pool": kms_context({"app": "other", "scope": "pool"}),
     "extra key": kms_context({"app": "pii-vault", "customer_id": "acme", "table": "x"}),
+    "extra key, pool": kms_context({"app": "pii-vault", "scope": "pool", "table": "x"}),
+    "scope other than pool": kms_context({"app": "pii-vault", "scope": "tenant"}),
+    "scope in another case": kms_context({"app": "pii-vault", "scope": "Pool"}),
+    "scope empty": kms_context({"app": "pii-vault", "scope": ""}),
+    "tenant and scope mixed": kms_context({"app": "pii-vault", "customer_id": "acme", "scope": "pool"}),
+    "missing app, tenant": kms_context({"customer_id": "acme"}),
+    "missing app, pool": kms_context({"scope": "pool"}),
 }
+HMAC_SHA_256 = {"kms:MacAlgorithm": "HMAC_SHA_256"}
 KMS_ACTIONS = (
     "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:DescribeKey",
-    "kms:ScheduleKeyDeletion", "kms:DisableKey",
+    "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:GenerateMac", "kms:VerifyMac",
 )
 DDB_ACTIONS = (
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
@@ -54,22 +69,63 @@ DDB_ACTIONS = (
     "dynamodb:RestoreTableToPointInTime", "dynamodb:CreateBackup",
 )
 WRITER = policies.writer_policy(KEY, TABLE)
-READER = policies.reader_policy(KEY, TABLE)
+READER = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY)
 KEY_POLICY = policies.key_policy(ADMIN, WRITER_ROLE, READER_ROLE)
+FLEET_KEY_POLICY = policies.fleet_key_policy(ADMIN, READER_ROLE)
 
 
-def test_given_the_writer_policy_then_its_only_kms_action_is_encrypt_under_the_tenant_context() -> None:
-    assert allowed(WRITER, KMS_ACTIONS, KEY, context=GOOD) == {"kms:Encrypt"}
-    assert allowed(WRITER, KMS_ACTIONS, OTHER_KEY, context=GOOD) == set()
-    for name, context in BAD_CONTEXTS.items():
-        assert allowed(WRITER, KMS_ACTIONS, KEY, context=context) == set(), name
+@pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
+def test_given_the_writer_policy_then_its_only_kms_action_is_encrypt_under_the_tenant_or_pool_context(
+    shape: str,
+) -> None:
+    assert allowed(WRITER, KMS_ACTIONS, KEY, context=GOOD_CONTEXTS[shape]) == {"kms:Encrypt"}
+    assert allowed(WRITER, KMS_ACTIONS, OTHER_KEY, context=GOOD_CONTEXTS[shape]) == set()
 
 
-def test_given_the_reader_policy_then_its_only_kms_action_is_decrypt_under_the_tenant_context() -> None:
-    assert allowed(READER, KMS_ACTIONS, KEY, context=GOOD) == {"kms:Decrypt"}
-    assert allowed(READER, KMS_ACTIONS, OTHER_KEY, context=GOOD) == set()
-    for name, context in BAD_CONTEXTS.items():
-        assert allowed(READER, KMS_ACTIONS, KEY, context=context) == set(), name
+@pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
+def test_given_the_reader_policy_then_its_only_kms_action_on_the_data_key_is_decrypt_under_tenant_or_pool(
+    shape: str,
+) -> None:
+    assert allowed(READER, KMS_ACTIONS, KEY, context=GOOD_CONTEXTS[shape]) == {"kms:Decrypt"}
+    assert allowed(READER, KMS_ACTIONS, OTHER_KEY, context=GOOD_CONTEXTS[shape]) == set()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONTEXTS))
+def test_given_any_other_encryption_context_then_both_roles_and_the_key_policy_deny_every_kms_action(
+    name: str,
+) -> None:
+    context = BAD_CONTEXTS[name]
+
+    assert allowed(WRITER, KMS_ACTIONS, KEY, context=context) == set()
+    assert allowed(READER, KMS_ACTIONS, KEY, context=context) == set()
+    for principal in (WRITER_ROLE, READER_ROLE):
+        assert allowed(KEY_POLICY, KMS_ACTIONS, KEY, context=context, principal=principal) == set()
+
+
+def test_given_the_reader_policy_then_the_fleet_key_allows_generate_mac_with_hmac_sha_256_only() -> None:
+    assert allowed(READER, KMS_ACTIONS, FLEET_KEY, context=HMAC_SHA_256) == {"kms:GenerateMac"}
+    for algorithm in ("HMAC_SHA_512", "HMAC_SHA_384", "HMAC_SHA_224"):
+        assert allowed(READER, KMS_ACTIONS, FLEET_KEY, context={"kms:MacAlgorithm": algorithm}) == set(), algorithm
+    assert allowed(READER, KMS_ACTIONS, FLEET_KEY, context={}) == set()
+    # The data keys' contexts open nothing on the fleet key, the MAC algorithm nothing on the data key.
+    for context in GOOD_CONTEXTS.values():
+        assert allowed(READER, KMS_ACTIONS, FLEET_KEY, context=context) == set()
+    assert allowed(READER, KMS_ACTIONS, KEY, context=HMAC_SHA_256) == set()
+    assert allowed(READER, ("kms:GenerateMac",), OTHER_KEY, context=HMAC_SHA_256) == set()
+
+
+def test_given_the_writer_policy_then_it_cannot_generate_macs_or_touch_the_fleet_table() -> None:
+    for context in (HMAC_SHA_256, {}, *GOOD_CONTEXTS.values()):
+        assert allowed(WRITER, KMS_ACTIONS, FLEET_KEY, context=context) == set()
+    assert allowed(WRITER, DDB_ACTIONS, FLEET_TABLE) == set()
+
+
+def test_given_the_reader_policy_then_the_fleet_table_allows_get_and_put_item_only() -> None:
+    assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:Scan", "dynamodb:Query",
+                   "dynamodb:BatchWriteItem", "dynamodb:DeleteTable"):
+        assert evaluate(READER, action, FLEET_TABLE) == IMPLICIT_DENY, action
+    assert allowed(READER, DDB_ACTIONS, f"{FLEET_TABLE}/index/x") == set()
 
 
 def test_given_the_writer_policy_then_it_writes_the_one_table_and_reads_nothing() -> None:
@@ -103,6 +159,8 @@ def test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing(
     assert allowed(READER, DDB_ACTIONS, TABLE) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
     assert allowed(READER, DDB_ACTIONS, OTHER_TABLE) == set()
     assert allowed(READER, DDB_ACTIONS, IDEMPOTENCY_TABLE) == set()
+    for context in GOOD_CONTEXTS.values():
+        assert "kms:Encrypt" not in allowed(READER, KMS_ACTIONS, KEY, context=context)
 
 
 def test_given_either_policy_then_logs_go_to_its_own_group_only() -> None:
@@ -113,14 +171,14 @@ def test_given_either_policy_then_logs_go_to_its_own_group_only() -> None:
         assert evaluate(policy, "logs:PutLogEvents", other) == IMPLICIT_DENY
 
 
-def test_given_the_key_policy_then_only_the_writer_role_encrypts_and_only_the_reader_role_decrypts() -> None:
-    def can(principal: str, context: dict = GOOD) -> set[str]:
+@pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
+def test_given_the_key_policy_then_only_the_writer_role_encrypts_and_only_the_reader_role_decrypts(shape: str) -> None:
+    def can(principal: str, context: dict = GOOD_CONTEXTS[shape]) -> set[str]:
         return allowed(KEY_POLICY, KMS_ACTIONS, KEY, context=context, principal=principal)
 
     assert can(WRITER_ROLE) == {"kms:Encrypt"}
     assert can(READER_ROLE) == {"kms:Decrypt"}
-    for name, context in BAD_CONTEXTS.items():
-        assert can(WRITER_ROLE, context) == set() and can(READER_ROLE, context) == set(), name
+    assert can(READER_ROLE, HMAC_SHA_256) == set()
     admin = can(ADMIN)
     assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DescribeKey", "kms:DisableKey"} <= admin
     assert not admin & {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
@@ -132,15 +190,39 @@ def test_given_the_key_policy_then_only_the_writer_role_encrypts_and_only_the_re
 def test_given_the_key_policy_then_no_statement_names_everyone_or_the_account_root() -> None:
     principals = [s["Principal"]["AWS"] for s in KEY_POLICY["Statement"]]
 
-    assert principals == [ADMIN, WRITER_ROLE, READER_ROLE]
+    # One statement per allowed encryption context (tenant, pool) for each role.
+    assert principals == [ADMIN, WRITER_ROLE, WRITER_ROLE, READER_ROLE, READER_ROLE]
     assert all(s["Effect"] == "Allow" for s in KEY_POLICY["Statement"])
+    fleet_principals = [s["Principal"]["AWS"] for s in FLEET_KEY_POLICY["Statement"]]
+    assert fleet_principals == [ADMIN, READER_ROLE]
+    assert all(s["Effect"] == "Allow" for s in FLEET_KEY_POLICY["Statement"])
+
+
+def test_given_the_fleet_key_policy_then_only_the_reader_role_generates_macs_and_the_admin_administers() -> None:
+    def can(principal: str, context: dict = HMAC_SHA_256) -> set[str]:
+        return allowed(FLEET_KEY_POLICY, KMS_ACTIONS, FLEET_KEY, context=context, principal=principal)
+
+    assert can(READER_ROLE) == {"kms:GenerateMac"}
+    assert can(READER_ROLE, {"kms:MacAlgorithm": "HMAC_SHA_512"}) == set()
+    assert can(READER_ROLE, {}) == set()
+    assert can(WRITER_ROLE) == set()
+    admin = can(ADMIN)
+    assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DescribeKey", "kms:DisableKey"} <= admin
+    assert not admin & {"kms:GenerateMac", "kms:VerifyMac", "kms:CreateGrant", "kms:Encrypt", "kms:Decrypt"}
+    for stranger in (f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:role/other", "*"):
+        assert can(stranger) == set(), stranger
+    # Before the reader role exists (bootstrap): nobody can use the key.
+    initial = policies.fleet_key_policy(ADMIN)
+    for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
+        assert allowed(initial, ("kms:GenerateMac",), FLEET_KEY, context=HMAC_SHA_256, principal=principal) == set()
 
 
 def test_given_the_bootstrap_key_policy_then_no_one_can_use_the_key_yet() -> None:
     initial = policies.key_policy(ADMIN)
 
     for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
-        assert not allowed(initial, ("kms:Encrypt", "kms:Decrypt"), KEY, context=GOOD, principal=principal)
+        for context in GOOD_CONTEXTS.values():
+            assert not allowed(initial, ("kms:Encrypt", "kms:Decrypt"), KEY, context=context, principal=principal)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +237,10 @@ def test_given_a_wildcard_root_or_session_principal_then_the_key_policy_refuses_
 def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_it() -> None:
     with pytest.raises(policies.InvalidResourceError, match="differ"):
         policies.key_policy(ADMIN, WRITER_ROLE, WRITER_ROLE)
+    with pytest.raises(policies.InvalidResourceError, match="differ"):
+        policies.fleet_key_policy(ADMIN, ADMIN)
+    with pytest.raises(policies.InvalidResourceError):
+        policies.fleet_key_policy(ADMIN, f"arn:aws:iam::{ACCOUNT}:root")
 
 
 @pytest.mark.parametrize(

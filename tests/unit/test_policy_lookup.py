@@ -17,7 +17,7 @@ STREAM = f"{TABLE}/stream/2026-11-30T06:00:00.000"
 MAC = {"kms:MacAlgorithm": "HMAC_SHA_256"}
 ALL_KMS = (*KMS_ACTIONS, "kms:GenerateMac", "kms:VerifyMac")
 
-WRITER = policies.writer_policy(KEY, TABLE)
+WRITER = policies.writer_policy(KEY, TABLE, ledger_table_arn=LEDGER)
 READER = policies.reader_policy(KEY, TABLE, beacon_key_arn=BEACON_KEY)
 INDEXER = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
 OFFBOARD = policies.offboard_policy(KEY, TABLE)

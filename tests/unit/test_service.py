@@ -10,17 +10,12 @@ from chalicelib.crypto import Opener, Sealer
 from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.keys import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from chalicelib.store.records import SecretVersionConflict
+from chalicelib.store.records import SecretHead, SecretVersionConflict
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
+from tools.sample import person, plaintexts
 
-PERSON = {
-    "name": "Grace",
-    "surname": "Hopper",
-    "email": "grace@navy.example",
-    "dob": "1906-12-09",
-    "address": {"line1": "1 Harbor Rd", "city": "Arlington", "postal_code": "22201", "region": "VA", "country": "US"},
-}
+PERSON = person()
 register(PERSON, "sk_live_abcdef")  # the no-plaintext guard looks for these everywhere
 
 
@@ -55,7 +50,7 @@ def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_ea
 def test_given_a_created_person_then_the_repository_holds_no_plaintext(writer, repo) -> None:
     created = writer.create_person("acme", PERSON)
     stored = repr(repo.people[("acme", created.id)])
-    for value in ("Grace", "Hopper", "grace@navy.example", "1906-12-09", "Harbor", "Arlington"):
+    for value in plaintexts(PERSON):
         assert value not in stored
 
 
@@ -74,11 +69,14 @@ def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(
     assert kms.decrypt_calls == 2  # the record key and the patch key
 
 
-def test_given_a_patched_person_when_only_the_patched_field_is_read_then_one_kms_call(writer, reader, kms) -> None:
+def test_given_a_patched_person_when_only_the_patched_field_is_read_then_its_key_and_the_creation_key(
+    writer, reader, kms
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     assert reader.get_person("acme", created.id, ("email",)).data == {"email": "x@navy.example"}
-    assert kms.decrypt_calls == 1
+    # the patch's key (email + the sealed version) and the create's (the sealed creation time)
+    assert kms.decrypt_calls == 2
 
 
 def test_given_concurrent_patches_of_different_fields_then_both_survive(writer, reader) -> None:
@@ -100,7 +98,7 @@ def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) 
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     writer.replace_person("acme", created.id, {**PERSON, "name": "G."}, None)
-    assert set(repo.people[("acme", created.id)].slots) == {"0"}
+    assert set(repo.people[("acme", created.id)].slots) == {"0", "_created"}  # creation metadata keeps its slot
     assert reader.get_person("acme", created.id).data["name"] == "G."
 
 
@@ -148,7 +146,7 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
     while True:
         page = reader.list_people("acme", 3, token, ("name",))
         seen += [view.id for view in page.items]
-        assert all(view.data == {"name": "Grace"} for view in page.items)
+        assert all(view.data == {"name": PERSON["name"]} for view in page.items)
         token = page.next_token
         if token is None:
             break
@@ -193,7 +191,7 @@ def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplo
     writer.put_secret("acme", "stripe", {"value": "sk_live_abcdef"})
     reader.get_secret("acme", "stripe")
     assert caplog.records, "the service should log audit events"
-    for value in ("Grace", "Hopper", "navy.example", "1906-12-09", "Harbor", "sk_live_abcdef"):
+    for value in (*plaintexts(PERSON), "sk_live_abcdef"):
         assert value not in caplog.text
 
 
@@ -202,7 +200,7 @@ def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are
     absent = "b" * 32
     batch = reader.get_people("acme", [ids[1], absent, ids[0]], ("name",))
     assert [view.id for view in batch.items] == [ids[1], ids[0]]
-    assert [view.data for view in batch.items] == [{"name": "Grace"}] * 2
+    assert [view.data for view in batch.items] == [{"name": PERSON["name"]}] * 2
     assert batch.missing == [absent]
     assert kms.decrypt_calls == 2
 
@@ -214,12 +212,13 @@ class _RacedStore(InMemoryStore):
         super().__init__()
         self.races, self.offers = races, []
 
-    def put_secret_version(self, secret, expected_latest) -> None:
-        self.offers.append((secret.version, expected_latest))
+    def put_secret_version(self, secret, expected, new_head) -> None:
+        self.offers.append((secret.version, expected.latest))
+        ahead = SecretHead(expected.latest + 2, new_head.incarnation, new_head.legacy_until)
         if len(self.offers) <= self.races:
-            raise SecretVersionConflict(expected_latest + 2)
-        self.secret_heads[(secret.customer_id, secret.secret_id)] = expected_latest
-        super().put_secret_version(secret, expected_latest)
+            raise SecretVersionConflict(ahead)
+        self.secret_heads[(secret.customer_id, secret.secret_id)] = expected
+        super().put_secret_version(secret, expected, new_head)
 
 
 def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms) -> None:

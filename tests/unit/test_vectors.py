@@ -1,4 +1,4 @@
-"""Known-answer vectors freeze ciphertext format v1.
+"""Known-answer vectors freeze the ciphertext formats: v1 (read only) and v2 (written).
 
 Each vector is checked twice: by the production code, and by an independent
 re-implementation of the documented layout with raw AES-GCM, so a change to either
@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.crypto import RecordRef, _seal_field_with_nonce, field_aad, open_field
+from chalicelib.crypto import RecordRef, _seal_field_with_nonce, field_aad, field_aad_v2, open_field
 
-VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "field-v1.json").read_text())
-CASES = VECTORS["cases"]
+_DIR = Path(__file__).parents[1] / "vectors"
+V1 = json.loads((_DIR / "field-v1.json").read_text())
+V2 = json.loads((_DIR / "field-v2.json").read_text(encoding="utf-8"))
 
 
 def _lp(text: str) -> bytes:
@@ -25,24 +27,36 @@ def _lp(text: str) -> bytes:
     return struct.pack(">H", len(raw)) + raw
 
 
-def _ref(case: dict) -> RecordRef:
+def _ref(case: dict[str, Any]) -> RecordRef:
     return RecordRef(case["customer_id"], case["record_type"], case["record_id"])
 
 
-def test_given_the_vector_file_when_loaded_then_it_describes_format_1_with_cases() -> None:
-    assert VECTORS["version"] == 1
-    assert len(CASES) >= 5
+def _id(case: dict[str, Any]) -> str:
+    return f"{case['record_type']}-{case['field']}-{case['slot']}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['record_type']}-{c['field']}-{c['slot']}")
-def test_given_a_v1_vector_when_opened_then_plaintext_matches(case: dict) -> None:
+def test_given_the_vector_files_when_loaded_then_they_describe_formats_1_and_2() -> None:
+    assert V1["version"] == 1 and len(V1["cases"]) >= 5
+    assert V2["version"] == 2 and len(V2["cases"]) >= 5
+    assert {case["kind"] for case in V2["cases"]} == {1, 2}
+    assert any(case["binding"] for case in V2["cases"]) and any(not case["binding"] for case in V2["cases"])
+
+
+@pytest.mark.parametrize("case", V1["cases"] + V2["cases"], ids=_id)
+def test_given_a_vector_when_opened_then_plaintext_matches(case: dict[str, Any]) -> None:
     key = bytes.fromhex(case["data_key_hex"])
-    plaintext = open_field(key, _ref(case), case["field"], bytes.fromhex(case["blob_hex"]))
+    blob = bytes.fromhex(case["blob_hex"])
+    plaintext = open_field(key, _ref(case), case["field"], blob, case.get("binding", ""))
     assert plaintext == bytes.fromhex(case["plaintext_hex"])
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['record_type']}-{c['field']}-{c['slot']}")
-def test_given_a_v1_vector_when_sealed_with_its_nonce_then_bytes_are_identical(case: dict) -> None:
+@pytest.mark.parametrize("case", V1["cases"], ids=_id)
+def test_given_a_v1_vector_then_its_aad_is_the_documented_one(case: dict[str, Any]) -> None:
+    assert field_aad(_ref(case), case["field"], case["slot"]).hex() == case["aad_hex"]
+
+
+@pytest.mark.parametrize("case", V2["cases"], ids=_id)
+def test_given_a_v2_vector_when_sealed_with_its_nonce_then_bytes_are_identical(case: dict[str, Any]) -> None:
     blob = _seal_field_with_nonce(  # the private seam: production nonces come from os.urandom
         bytes.fromhex(case["data_key_hex"]),
         _ref(case),
@@ -50,20 +64,35 @@ def test_given_a_v1_vector_when_sealed_with_its_nonce_then_bytes_are_identical(c
         case["slot"],
         bytes.fromhex(case["plaintext_hex"]),
         bytes.fromhex(case["nonce_hex"]),
+        case["kind"],
+        case["binding"],
     )
     assert blob.hex() == case["blob_hex"]
-    assert field_aad(_ref(case), case["field"], case["slot"]).hex() == case["aad_hex"]
+    aad = field_aad_v2(_ref(case), case["field"], case["slot"], case["kind"], case["binding"])
+    assert aad.hex() == case["aad_hex"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['record_type']}-{c['field']}-{c['slot']}")
-def test_given_the_documented_layout_when_decrypted_independently_then_vector_agrees(case: dict) -> None:
+def _parts(case: dict[str, Any]) -> tuple[str, ...]:
+    return ("pii-vault", case["customer_id"], case["record_type"], case["record_id"], case["field"], case["slot"])
+
+
+@pytest.mark.parametrize("case", V1["cases"], ids=_id)
+def test_given_the_documented_v1_layout_when_decrypted_independently_then_vector_agrees(case: dict[str, Any]) -> None:
     blob = bytes.fromhex(case["blob_hex"])
     slot = case["slot"].encode("ascii")
     assert blob[0] == 1 and blob[1] == len(slot) and blob[2 : 2 + len(slot)] == slot
     nonce = blob[2 + len(slot) : 14 + len(slot)]
-    aad = b"\x01" + b"".join(
-        _lp(p)
-        for p in ("pii-vault", case["customer_id"], case["record_type"], case["record_id"], case["field"], case["slot"])
-    )
+    aad = b"\x01" + b"".join(_lp(p) for p in _parts(case))
     plaintext = AESGCM(bytes.fromhex(case["data_key_hex"])).decrypt(nonce, blob[14 + len(slot) :], aad)
+    assert plaintext == bytes.fromhex(case["plaintext_hex"])
+
+
+@pytest.mark.parametrize("case", V2["cases"], ids=_id)
+def test_given_the_documented_v2_layout_when_decrypted_independently_then_vector_agrees(case: dict[str, Any]) -> None:
+    blob = bytes.fromhex(case["blob_hex"])
+    slot = case["slot"].encode("ascii")
+    assert blob[0] == 2 and blob[1] == case["kind"] and blob[2] == len(slot) and blob[3 : 3 + len(slot)] == slot
+    nonce = blob[3 + len(slot) : 15 + len(slot)]
+    aad = bytes([2, case["kind"]]) + b"".join(_lp(p) for p in (*_parts(case), case["binding"]))
+    plaintext = AESGCM(bytes.fromhex(case["data_key_hex"])).decrypt(nonce, blob[15 + len(slot) :], aad)
     assert plaintext == bytes.fromhex(case["plaintext_hex"])

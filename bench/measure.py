@@ -1,0 +1,102 @@
+"""Timing one approach: writes, then reads in another order, every read checked; one result row."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bench.approaches import FIELDS, Approach
+from bench.aws import DynamoMeter, KmsMeter, binary_bytes, ddb_client, item_size, tenant_items
+from bench.prices import DYNAMODB_PER_READ_UNIT, DYNAMODB_PER_WRITE_UNIT, per_million_records
+from chalicelib.models import encode_field
+
+BATCH = 100  # ids per multi-get request
+
+
+def plaintext_bytes(person: dict[str, Any]) -> int:
+    return sum(len(encode_field(person[name])) for name in FIELDS)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Phase:
+    kms_calls: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    write_units: float = 0.0
+    read_units: float = 0.0
+
+
+def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[], None]]]) -> Phase:
+    """Run ``steps`` (records covered, action); per-record latency is step time / records covered."""
+    before, units = meter.total(), (ddb.write_units, ddb.read_units)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for covered, step in steps:
+        t0 = time.perf_counter()
+        step()
+        latencies += [(time.perf_counter() - t0) * 1000 / covered] * covered
+    seconds = time.perf_counter() - started
+    return Phase(meter.total() - before, seconds, latencies, ddb.write_units - units[0], ddb.read_units - units[1])
+
+
+def run_approach(cls: type[Approach], resources: dict[str, str], data: list[dict[str, Any]],
+                 latency_s: float, read_order: list[int]) -> dict[str, Any]:
+    meter, ddb_meter = KmsMeter(latency_s), DynamoMeter()
+    approach = cls(resources, meter, ddb_meter)
+    n = len(data)
+
+    def write(i: int) -> Callable[[], None]:
+        return lambda: approach.write(i, data[i])
+
+    def read(i: int) -> Callable[[], None]:
+        def step() -> None:
+            if approach.read(i) != data[i]:
+                raise RuntimeError(f"{cls.name}: record {i} did not round-trip")
+        return step
+
+    def read_batch(indexes: list[int]) -> Callable[[], None]:
+        def step() -> None:
+            if approach.read_batch(indexes) != [data[i] for i in indexes]:
+                raise RuntimeError(f"{cls.name}: a batch did not round-trip")
+        return step
+
+    writes = _timed(meter, ddb_meter, [(1, write(i)) for i in range(n)])
+    if cls.batch_reads:
+        chunks = [read_order[s : s + BATCH] for s in range(0, n, BATCH)]
+        reads = _timed(meter, ddb_meter, [(len(c), read_batch(c)) for c in chunks])
+    else:
+        reads = _timed(meter, ddb_meter, [(1, read(i)) for i in read_order])
+    items = tenant_items(ddb_client(), approach.table, approach.customer_id)  # unmetered
+    if len(items) != n:
+        raise RuntimeError(f"{cls.name}: expected {n} stored items, found {len(items)}")
+    plain = sum(plaintext_bytes(p) for p in data)
+    return {
+        "approach": cls.name,
+        "records": n,
+        "kms_latency_ms": latency_s * 1000,
+        "kms_calls_per_record_write": writes.kms_calls / n,
+        "kms_calls_per_record_read": reads.kms_calls / n,
+        "kms_operations": dict(meter.calls),
+        "records_per_s_write": n / writes.seconds,
+        "records_per_s_read": n / reads.seconds,
+        "p50_ms_write": percentile(writes.latencies_ms, 50),
+        "p99_ms_write": percentile(writes.latencies_ms, 99),
+        "p50_ms_read": percentile(reads.latencies_ms, 50),
+        "p99_ms_read": percentile(reads.latencies_ms, 99),
+        "stored_bytes_per_record": sum(item_size(i) for i in items) / n,
+        "ciphertext_overhead_bytes_per_field": (sum(binary_bytes(i) for i in items) - plain) / n / len(FIELDS),
+        "read_mode": "multi-get, 100 ids per request" if cls.batch_reads else "one GET per record",
+        "dynamodb_operations": dict(ddb_meter.calls),
+        "dynamodb_write_units_per_record_write": writes.write_units / n,
+        "dynamodb_read_units_per_record_read": reads.read_units / n,
+        "usd_per_million_records_write": per_million_records(
+            writes.kms_calls / n, writes.write_units / n, DYNAMODB_PER_WRITE_UNIT),
+        "usd_per_million_records_read": per_million_records(
+            reads.kms_calls / n, reads.read_units / n, DYNAMODB_PER_READ_UNIT),
+    }

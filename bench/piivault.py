@@ -1,0 +1,80 @@
+"""pii-vault itself: both stages over chalice.test.Client, caches off, on, and multi-get reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.approaches import Approach, EsdkPerField, EsdkPerRecord, NaivePerFieldKms
+from bench.aws import DynamoMeter, KmsMeter, ddb_client, kms_client
+from bench.stages import REGION, STAGES, stage_environment
+
+NO_CACHE = {
+    "PII_VAULT_WRITER_KEY_CACHE_SECONDS": "0",
+    "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS": "0",
+    "PII_VAULT_READER_KEY_CACHE_SECONDS": "0",
+    "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES": "0",
+}
+
+
+class PiiVault(Approach):
+    """The shipped app, both stages, over chalice.test.Client with the stage's settings."""
+
+    cache_env: dict[str, str] | None = None
+
+    def __init__(self, resources: dict[str, str], meter: KmsMeter, ddb_meter: DynamoMeter | None = None) -> None:
+        super().__init__(resources, meter, ddb_meter)
+        from chalice.test import Client
+
+        from chalicelib.api import create_app
+        from chalicelib.config import Settings
+        from tools.devstack import LOCAL_CALLER_ENV
+
+        self.ids: dict[int, str] = {}
+        clients = []
+        for stage in STAGES:
+            env = {**stage_environment(stage), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
+            env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn, **LOCAL_CALLER_ENV)
+            app = create_app(settings=Settings.from_env(env), kms_client=kms_client(meter),
+                             dynamodb_client=ddb_client(self.ddb_meter))
+            clients.append(Client(app))
+        self.writer, self.reader = (client.http for client in clients)
+
+    def write(self, index: int, person: dict[str, Any]) -> None:
+        response = self.writer.post(f"/customers/{self.customer_id}/people", body=json.dumps(person),
+                                    headers={"Content-Type": "application/json"})
+        if response.status_code != 201:
+            raise RuntimeError(f"write failed: {response.status_code}")
+        self.ids[index] = json.loads(response.body)["id"]
+
+    def read(self, index: int) -> dict[str, Any]:
+        response = self.reader.get(f"/customers/{self.customer_id}/people/{self.ids[index]}")
+        if response.status_code != 200:
+            raise RuntimeError(f"read failed: {response.status_code}")
+        return json.loads(response.body)["data"]
+
+    def read_batch(self, indexes: list[int]) -> list[dict[str, Any]]:
+        ids = ",".join(self.ids[i] for i in indexes)
+        response = self.reader.get(f"/customers/{self.customer_id}/people?ids={ids}")
+        body = json.loads(response.body)
+        if response.status_code != 200 or body["missing"]:
+            raise RuntimeError(f"multi-get failed: {response.status_code}")
+        by_id = {item["id"]: item["data"] for item in body["items"]}
+        return [by_id[self.ids[i]] for i in indexes]
+
+
+class PiiVaultCacheOff(PiiVault):
+    name, customer_id, cache_env = "pii-vault-cache-off", "bench-pv-off", NO_CACHE
+
+
+class PiiVaultCacheOn(PiiVault):
+    name, customer_id = "pii-vault-cache-on", "bench-pv-on"
+
+
+class PiiVaultCacheOnMultiget(PiiVault):
+    name, customer_id, batch_reads = "pii-vault-cache-on-multiget", "bench-pv-multi", True
+
+
+APPROACHES: tuple[type[Approach], ...] = (
+    NaivePerFieldKms, EsdkPerField, EsdkPerRecord, PiiVaultCacheOff, PiiVaultCacheOn, PiiVaultCacheOnMultiget,
+)

@@ -1,0 +1,215 @@
+"""The reader's use cases: load and open. Holds no way to write or to encrypt."""
+
+from __future__ import annotations
+
+
+
+from typing import TYPE_CHECKING
+
+from chalicelib import metadata, models
+from chalicelib.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.crypto import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
+from chalicelib.errors import IntegrityError, NotFoundError
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    PersonRecord,
+    SecretRead,
+    SecretVersion,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from chalicelib.beacons import BeaconKeys
+    from chalicelib.store.beacons import BeaconIndex
+
+from chalicelib.service.common import (
+    PERSON,
+    SECRET,
+    DecryptedPerson,
+    DecryptedSecret,
+    PeopleBatch,
+    PeoplePage,
+    secret_record_id,
+)
+
+
+def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
+    """What a person's sealed metadata must authenticate (format v2): opened with the
+    fields, so the same data keys serve both.
+
+    A record written in format v2 carries sealed metadata binding its version and
+    update time (and, when created in v2, its creation time); opening it with the
+    stored attributes proves they were not edited. Records written only in v1 carry
+    none: their metadata is reported as stored (README: guarantees per format).
+    """
+    blobs = record.fields
+    if META_UPDATED not in blobs:
+        if any(blob_version(blob) != FORMAT_V1 for blob in blobs.values()):
+            raise IntegrityError("a stored record lacks its sealed metadata")
+        return {}
+    created_sealed = META_CREATED in blobs
+    bindings = {META_UPDATED: metadata.person_updated(record.version, record.updated_at, created_sealed)}
+    if created_sealed:
+        bindings[META_CREATED] = metadata.person_created(record.created_at)
+    if any(blob_version(blobs[name]) != FORMAT_V2 for name in bindings):
+        raise IntegrityError("sealed metadata is not in format v2")
+    return bindings
+
+
+class ReaderService:
+    """Reads and decrypts records. Holds no way to write or to encrypt."""
+
+    def __init__(
+        self,
+        repository: Store,
+        opener: Opener,
+        audit: AuditLog | None = None,
+        *,
+        beacon_keys: "BeaconKeys | None" = None,
+        beacons: "BeaconIndex | None" = None,
+    ) -> None:
+        self._repo = repository
+        self._opener = opener
+        self._audit = audit or AuditLog()
+        self._beacon_keys = beacon_keys
+        self._beacons = beacons
+
+    def search_people(
+        self, customer_id: str, email: str, fields: tuple[str, ...], *, actor: Actor = ANONYMOUS
+    ) -> list[DecryptedPerson]:
+        """People of the tenant whose email equals the one searched (after normalisation).
+
+        The beacon index is eventually consistent (written by the stream-fed indexer);
+        candidates are fetched strongly consistent and kept only if their decrypted email
+        matches, so a truncated beacon's false positives and a stale beacon never answer.
+        """
+        from chalicelib.beacons import normalise_email, normalise_stored_email
+
+        if self._beacon_keys is None or self._beacons is None:
+            raise NotFoundError("search is not configured")
+        customer_id = models.customer_id(customer_id)
+        wanted = normalise_email(email)
+        ids = self._beacons.find(customer_id, self._beacon_keys.beacon(customer_id, wanted))
+        records = self._repo.get_people(customer_id, ids) if ids else []
+        opener = self._opener.for_request()
+        found = []
+        for record in records:
+            view = self._view(record, tuple(dict.fromkeys((*fields, "email"))), opener)
+            if normalise_stored_email(view.data["email"]) != wanted:
+                continue  # a beacon collision, or a beacon older than the email
+            data = {name: view.data[name] for name in fields}
+            found.append(DecryptedPerson(view.id, view.version, view.created_at, view.updated_at, data))
+        self._audit.emit("person.search", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in found], fields=sorted(fields))
+        return found
+
+    def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> DecryptedPerson:
+        ref = RecordRef(record.customer_id, PERSON, record.person_id)
+        # Every stored person has all five fields: a missing one was deleted by someone
+        # with table access, and answering without it would be silently wrong.
+        missing = [name for name in fields if name not in record.fields]
+        if missing:
+            raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
+        bindings = _metadata_bindings(record)
+        opened = opener.open(ref, record.fields, record.slots, (*fields, *bindings), bindings)
+        for name in bindings:
+            metadata.require_empty(opened.pop(name), name)
+        data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
+        return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
+
+    def get_person(
+        self,
+        customer_id: str,
+        person_id: str,
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        *,
+        actor: Actor = ANONYMOUS,
+    ) -> DecryptedPerson:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        record = self._repo.get_person(customer_id, person_id)
+        if record is None:
+            raise NotFoundError("person not found")
+        view = self._view(record, fields, self._opener)
+        self._audit.emit("person.read", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[person_id], fields=sorted(view.data), version=view.version)
+        return view
+
+    def list_people(
+        self,
+        customer_id: str,
+        limit: int,
+        next_token: str | None = None,
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        *,
+        actor: Actor = ANONYMOUS,
+    ) -> PeoplePage:
+        """One page of at most ``limit``; a data key shared by several records is unwrapped once per page."""
+        customer_id = models.customer_id(customer_id)
+        page = self._repo.list_people(customer_id, limit, next_token)
+        opener = self._opener.for_request()
+        views = [self._view(record, fields, opener) for record in page.items]
+        self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
+        return PeoplePage(views, page.next_token)
+
+    def get_people(
+        self,
+        customer_id: str,
+        person_ids: list[str],
+        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        *,
+        actor: Actor = ANONYMOUS,
+    ) -> PeopleBatch:
+        """Multi-get of distinct ids: one BatchGetItem, one unwrap per distinct data key in the batch."""
+        customer_id = models.customer_id(customer_id)
+        person_ids = [models.person_id(person_id) for person_id in person_ids]
+        records = self._repo.get_people(customer_id, person_ids)
+        opener = self._opener.for_request()
+        views = [self._view(record, fields, opener) for record in records]
+        found = {view.id for view in views}
+        self._audit.emit("person.batch_read", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
+        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
+
+    def get_secret(
+        self, customer_id: str, secret_id: str, version: int | None = None, *, actor: Actor = ANONYMOUS
+    ) -> DecryptedSecret:
+        """The latest version, or ``version``."""
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        read = self._repo.get_secret(customer_id, secret_id, version)
+        if read is None:
+            raise NotFoundError("secret not found" if version is None else "secret version not found")
+        value = self._open_secret(read)
+        record = read.version
+        self._audit.emit("secret.read", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id], fields=["value"], version=record.version)
+        return DecryptedSecret(secret_id, record.version, record.created_at, value.decode("utf-8"))
+
+    def _open_secret(self, read: SecretRead) -> bytes:
+        """Open a version with what its head says it must be bound to (format v2), or as
+        a legacy v1 version where the head vouches for that, and only there."""
+        head, record = read.head, read.version
+        ref = RecordRef(record.customer_id, SECRET, secret_record_id(record.secret_id, record.version))
+        expected_format = FORMAT_V2 if head.incarnation and record.version > head.legacy_until else FORMAT_V1
+        if blob_version(record.value) != expected_format:
+            raise IntegrityError("a secret version is not in the format its secret requires", field="value")
+        binding = ""
+        if expected_format == FORMAT_V2:
+            binding = metadata.secret_version(head.incarnation or "", head.legacy_until, record.created_at)
+        elif head.incarnation:
+            # A v1 version of a secret that has an incarnation: the head's legacy bound
+            # must be the one its latest (v2) version was sealed with.
+            latest = self._repo.get_secret(record.customer_id, record.secret_id, head.latest)
+            if latest is None or head.latest <= head.legacy_until or latest.head != head:
+                raise IntegrityError("a secret's head does not vouch for its legacy versions")
+            self._open_secret(latest)
+        return self._opener.open(ref, {"value": record.value}, record.slots, ("value",), {"value": binding})["value"]
+
+    def secret_versions(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> list[SecretVersion]:
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        versions = self._repo.list_secret_versions(customer_id, secret_id)
+        if not versions:
+            raise NotFoundError("secret not found")
+        self._audit.emit("secret.versions", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
+        return versions

@@ -1,0 +1,284 @@
+"""The writer's use cases: seal and store. Holds no way to decrypt."""
+
+from __future__ import annotations
+
+
+import datetime as _dt
+import random
+import time
+from dataclasses import replace
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from chalicelib import metadata, models
+from chalicelib.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.crypto import Envelope, RecordRef, Sealer
+from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    DeleteProgress,
+    PersonVersionConflict,
+    PersonWrite,
+    SecretHead,
+    SecretVersion,
+    SecretVersionConflict,
+    Store,
+)
+
+from chalicelib.service.common import (
+    PERSON,
+    SECRET,
+    WriteResult,
+    new_record_id,
+    secret_record_id,
+    timestamp,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from chalicelib.store.ledger import Erasures
+
+logger = logging.getLogger(__name__)
+
+_WRITE_ATTEMPTS = 16  # rounds of a write racing other writers of the same record
+_BACKOFF_BASE_S = 0.005
+_HEADS_SEEN_MAX = 4096
+# Versions one DELETE request removes before answering 202 (a secret keeps at most
+# MAX_SECRET_VERSIONS; 64 KiB versions cost 64 write units each on one partition).
+SECRET_DELETE_BATCH = 250
+
+
+class WriterService:
+    """Creates, replaces, patches and deletes records. Holds no way to decrypt."""
+
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        clock: Callable[[], _dt.datetime] = utc_now,
+        new_id: Callable[[], str] = new_record_id,
+        audit: AuditLog | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        erasures: "Erasures | None" = None,
+    ) -> None:
+        self._store = store
+        self._sealer = sealer
+        # Erasure ledger + idempotency references (None: plain deletes, as before the ledger).
+        self._erasures = erasures
+        self._clock = clock
+        self._new_id = new_id
+        self._audit = audit or AuditLog()
+        self._sleep = sleep  # backoff between lost races
+        # The head of each secret as this process last wrote it: a first guess only.
+        self._heads_seen: dict[tuple[str, str], SecretHead] = {}
+
+    def _backoff(self, attempt: int) -> None:
+        """Full jitter, so writers that lost a race do not collide again in lockstep."""
+        if attempt:
+            self._sleep(random.uniform(0, _BACKOFF_BASE_S * 2 ** min(attempt, 6)))  # noqa: S311 - not crypto
+
+    def _seal_person(
+        self, customer_id: str, person_id: str | None, body: Any, *, partial: bool = False
+    ) -> tuple[PersonWrite, Envelope, list[str]]:
+        """The one sealing step of every person write (and the names of the fields it writes).
+
+        A new person (``person_id`` None) gets its id once the body is valid. PATCH
+        (``partial``) files its new key under each field's own slot. The metadata
+        blobs, which bind the version, are sealed by ``_with_metadata``.
+        """
+        now = self._clock()
+        person = models.parse_person(body, today=now.date(), partial=partial)
+        person_id = self._new_id() if person_id is None else person_id
+        envelope = self._sealer.envelope(customer_id)
+        sealed = envelope.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=partial)
+        write = PersonWrite(
+            customer_id=customer_id,
+            person_id=person_id,
+            updated_at=timestamp(now),
+            kms_key=sealed.wrapped_key.key_id,
+            slots=sealed.slots(),
+            fields=sealed.blobs,
+            partial=partial,
+            # A replace drops every slot a PATCH may have left (the record slot is rewritten).
+            drop_slots=() if partial else (*models.PERSON_FIELDS, META_UPDATED),
+        )
+        return write, envelope, sorted(person.values)
+
+    @staticmethod
+    def _with_metadata(write: PersonWrite, envelope: Envelope, expected: int, created_sealed: bool) -> PersonWrite:
+        """``write`` as the successor of version ``expected``, with its sealed metadata."""
+        ref = RecordRef(write.customer_id, PERSON, write.person_id)
+        binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
+        meta = envelope.seal(ref, {META_UPDATED: b""}, own_slots=write.partial, bindings={META_UPDATED: binding})
+        return replace(
+            write,
+            fields={**write.fields, **meta.blobs},
+            slots={**write.slots, **meta.slots()},
+            expected_version=expected,
+            created_sealed=created_sealed,
+        )
+
+    def _person_written(
+        self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
+    ) -> WriteResult:
+        self._audit.emit(event, actor, customer_id=write.customer_id, record_type=PERSON,
+                         record_ids=[write.person_id], fields=fields, version=version)
+        return WriteResult(write.person_id, version, write.updated_at)
+
+    def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
+        write, envelope, fields = self._seal_person(models.customer_id(customer_id), None, body)
+        ref = RecordRef(write.customer_id, PERSON, write.person_id)
+        created = envelope.seal(  # its own slot: a later replace rewrites the record slot, not this one
+            ref, {META_CREATED: b""}, own_slots=True, bindings={META_CREATED: metadata.person_created(write.updated_at)}
+        )
+        write = self._with_metadata(write, envelope, 0, created_sealed=True)
+        record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
+        self._store.create_person(record.first_version())
+        return self._person_written("person.create", actor, write, fields, write.version)
+
+    def replace_person(
+        self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> WriteResult:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        write, envelope, fields = self._seal_person(customer_id, person_id, body)
+        version = self._update_person(write, envelope, expected_version)
+        return self._person_written("person.replace", actor, write, fields, version)
+
+    def patch_person(
+        self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> WriteResult:
+        """Rewrite some fields under a new data key; the others are never decrypted."""
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        write, envelope, fields = self._seal_person(customer_id, person_id, body, partial=True)
+        version = self._update_person(write, envelope, expected_version)
+        return self._person_written("person.patch", actor, write, fields, version)
+
+    def _update_person(self, write: PersonWrite, envelope: Envelope, if_match: int | None) -> int:
+        """Store ``write`` as the next version: guess, seal the metadata, offer, retry.
+
+        The new version number is sealed into the record's metadata, so the writer must
+        know it without reading: With ``If-Match`` it is given; without, the first
+        offer names version 0, which never exists, and the failed condition hands back
+        the stored version (one extra round trip: send If-Match to save it). Only the
+        metadata is re-sealed per attempt, locally: the envelope was wrapped once.
+        """
+        expected, created_sealed = (0 if if_match is None else if_match), True
+        for attempt in range(_WRITE_ATTEMPTS):
+            self._backoff(attempt)
+            try:
+                return self._store.update_person(self._with_metadata(write, envelope, expected, created_sealed))
+            except PersonVersionConflict as conflict:
+                if conflict.current is None:
+                    if if_match is None:
+                        raise NotFoundError("person not found") from None
+                    raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
+                if if_match is not None and conflict.current != if_match:
+                    raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
+                expected, created_sealed = conflict.current, conflict.created_sealed
+        raise ConflictError("person is being written concurrently; retry the request")
+
+    def delete_person(
+        self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
+    ) -> None:
+        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        if self._erasures is None:
+            self._store.delete_person(customer_id, person_id, expected_version)
+        else:
+            # The item (its beacon and GSI entry with it) and the ledger entry, in one transaction.
+            self._erasures.erase_person(customer_id, person_id, expected_version, timestamp(self._clock()))
+            self._forget_references(customer_id, PERSON, person_id)
+        self._audit.emit("person.delete", actor, customer_id=customer_id, record_type=PERSON, record_ids=[person_id])
+
+    def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
+        """Store a new version; older versions stay readable until the secret is deleted."""
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        value = models.parse_secret(body)
+        stamp = timestamp(self._clock())
+        version = self._add_secret_version(self._sealer.envelope(customer_id), secret_id, value, stamp)
+        self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id], fields=["value"], version=version)
+        return WriteResult(secret_id, version, stamp)
+
+    def _add_secret_version(self, envelope: Envelope, secret_id: str, value: bytes, stamp: str) -> int:
+        """Store the secret's next version: guess the head, seal, offer, retry.
+
+        The writer cannot read the head, so it guesses (the head it last wrote, else
+        none); a lost race hands back the stored head and we try again on it. The
+        number, the incarnation and the legacy bound are in the AAD, so each attempt
+        re-seals, locally: the envelope was wrapped once. Bounded attempts with
+        full-jitter backoff, then a 409.
+        """
+        customer_id = envelope.customer_id
+        head = self._heads_seen.get((customer_id, secret_id), SecretHead())
+        for attempt in range(_WRITE_ATTEMPTS):
+            self._backoff(attempt)
+            if head.deleting:
+                raise ConflictError("secret is being deleted; retry once the DELETE has finished")
+            version = head.latest + 1
+            # A secret's first v2 version gives it an incarnation; v1 versions before it stay legacy.
+            new_head = SecretHead(
+                latest=version,
+                incarnation=head.incarnation or metadata.new_incarnation(),
+                legacy_until=head.legacy_until if head.incarnation else head.latest,
+            )
+            ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
+            binding = metadata.secret_version(new_head.incarnation or "", new_head.legacy_until, stamp)
+            sealed = envelope.seal(ref, {"value": value}, bindings={"value": binding})
+            secret = SecretVersion(
+                customer_id=customer_id,
+                secret_id=secret_id,
+                version=version,
+                created_at=stamp,
+                kms_key=sealed.wrapped_key.key_id,
+                slots=sealed.slots(),
+                value=sealed.blobs["value"],
+            )
+            try:
+                self._store.put_secret_version(secret, head, new_head)
+            except SecretVersionConflict as conflict:
+                head = conflict.head
+                continue
+            if len(self._heads_seen) >= _HEADS_SEEN_MAX:
+                self._heads_seen.clear()
+            self._heads_seen[(customer_id, secret_id)] = new_head
+            return version
+        raise ConflictError("secret is being written concurrently; retry the request")
+
+    def delete_secret(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> DeleteProgress:
+        """Remove a secret: gone for readers at once, its versions in bounded rounds.
+
+        ``remaining`` > 0: call again (the API answers 202 with Retry-After) until 0.
+        """
+        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        if self._erasures is not None:
+            # Ledger first: a secret's versions go in several writes (and rounds); a replay after a
+            # restore deletes only what existed before this time, so a later put of the id survives.
+            # A DELETE continued in further rounds appends again: later times erase no less.
+            self._erasures.record(customer_id, SECRET, secret_id, timestamp(self._clock()))
+        progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH)
+        self._heads_seen.pop((customer_id, secret_id), None)
+        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET,
+                         record_ids=[secret_id])
+        return progress
+
+    def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
+        """File a reference to the idempotency record of a person's create (best effort)."""
+        if self._erasures is None:
+            return
+        expires_at = int(self._clock().timestamp()) + ttl_seconds
+        try:
+            self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id,
+                           exc.code)
+
+    def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
+        """Remove the idempotency record of the record's create. Best effort: the erasure is
+        committed; a failure here leaves ids and a keyed fingerprint until the TTL."""
+        assert self._erasures is not None
+        try:
+            self._erasures.forget_references(customer_id, kind, record_id)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of %s %s of %s not removed: %s", kind, record_id, customer_id,
+                           exc.code)

@@ -1,0 +1,217 @@
+"""Offline rehearsal of a deployment: the base stack created by moto's CloudFormation from
+the generated template, then both stages wired to its outputs exactly as their merge
+templates wire them, serving a write and a read.
+
+Where moto cannot follow, the test says so and checks the wiring itself:
+- moto validates export names before it creates any resource and cannot resolve
+  ``!GetAtt`` then, so the stack is created without ``Export`` (the export names are
+  checked against the stages' ``!ImportValue``s by tests/unit/test_stacks.py);
+- moto's CloudFormation passes ``AWS::KMS::Key`` tags in the CloudFormation shape
+  (Key/Value) to a KMS backend that expects TagKey/TagValue, so the keys' tags are dropped;
+- moto's CloudFormation creates every ``AWS::KMS::Key`` as SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT,
+  ignoring ``KeySpec`` and ``KeyUsage``: the fleet HMAC key's HMAC_256 / GENERATE_VERIFY_MAC is
+  checked on the template (here and in tests/unit/test_stacks.py), and the created key is then
+  given that spec in moto's backend so that the reader's fleet path (GenerateMac) runs;
+- moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
+  the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
+- moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
+  TTL is checked on the template);
+- moto's CloudFormation stores the key policy unserialised (GetKeyPolicy then fails; the
+  test reads moto's KMS backend);
+- moto's CloudFormation ignores ``PointInTimeRecoverySpecification`` (checked on the template);
+- moto does not create metric filters, alarms or ``AWS::ApiGateway::Account``, and does not
+  enforce key policies or scoped IAM policies (tests/policy_eval.py covers those), and it
+  runs no SAM transform, so the stage stacks themselves are not created here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.kms.models import kms_backends
+
+from chalicelib.api import create_app
+from chalicelib.config import Settings
+from tests.integration.conftest import api_gateway_event, generate_mac_answering_the_key_arn
+from tools import policies, stacks
+
+# moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
+
+REGION = "us-east-1"
+ENV = "rehearsal"
+CALLER = "arn:aws:iam::123456789012:role/app-backend"
+
+
+def _moto_compatible(template: dict[str, Any]) -> dict[str, Any]:
+    template = json.loads(json.dumps(template))
+    for output in template["Outputs"].values():
+        output.pop("Export")
+    for key in ("Key", "FleetMacKey"):
+        template["Resources"][key]["Properties"].pop("Tags")
+    return template
+
+
+def _as_declared(key_id: str, template: dict[str, Any]) -> None:
+    """Give moto's key the spec the template declares (moto's CloudFormation ignores it)."""
+    props = template["Resources"]["FleetMacKey"]["Properties"]
+    key = kms_backends["123456789012"][REGION].keys[key_id]
+    assert (key.key_spec, key.key_usage) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"), "moto learnt KeySpec: drop this"
+    key.key_spec, key.key_usage = props["KeySpec"], props["KeyUsage"]
+
+
+@pytest.fixture
+def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    generate_mac_answering_the_key_arn(monkeypatch)
+    with mock_aws():
+        iam = boto3.client("iam", region_name=REGION)
+        admin = iam.create_role(RoleName="pii-vault-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        template = stacks.base_template()
+        cfn.create_stack(
+            StackName=f"pii-vault-{ENV}-base",
+            TemplateBody=json.dumps(_moto_compatible(template)),
+            Parameters=[{"ParameterKey": "Environment", "ParameterValue": ENV},
+                        {"ParameterKey": "KeyAdminArn", "ParameterValue": admin}],
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        (stack,) = cfn.describe_stacks(StackName=f"pii-vault-{ENV}-base")["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        _as_declared(outputs["FleetMacKeyArn"].rsplit("/", 1)[1], template)
+        yield {"admin": admin, "outputs": outputs}
+
+
+def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_created(base_stack):
+    outputs = base_stack["outputs"]
+    kms = boto3.client("kms", region_name=REGION)
+
+    # moto's CloudFormation stores the KeyPolicy object unserialised, and its GetKeyPolicy then
+    # fails to parse it: read what the stack installed from moto's KMS backend instead.
+    def installed(key_arn: str) -> Any:
+        policy = kms_backends["123456789012"][REGION].keys[key_arn.rsplit("/", 1)[1]].policy
+        return json.loads(policy) if isinstance(policy, str) else policy
+
+    admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
+    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader)
+    assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
+    assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    assert aliases[f"alias/pii-vault-{ENV}"] == outputs["KeyArn"].rsplit("/", 1)[1]
+    assert aliases[f"alias/pii-vault-{ENV}-fleet"] == outputs["FleetMacKeyArn"].rsplit("/", 1)[1]
+
+
+def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_protected(base_stack):
+    """(moto's CloudFormation ignores PointInTimeRecoverySpecification: PITR is checked on the
+    template in tests/unit/test_stacks.py.)"""
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    outputs = base_stack["outputs"]
+
+    for name in (outputs["TableName"], outputs["IdempotencyTableName"]):
+        table = ddb.describe_table(TableName=name)["Table"]
+        assert table["DeletionProtectionEnabled"] is True
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert outputs["TableName"] == f"pii-vault-{ENV}"
+    # The fleet key table: on demand, keyed as chalicelib.store.fleet_table reads it, not protected.
+    fleet = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]
+    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet-keys"
+    assert fleet["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert fleet["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert fleet["DeletionProtectionEnabled"] is False
+
+
+def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(base_stack):
+    iam = boto3.client("iam", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    outputs = base_stack["outputs"]
+    table_arn = ddb.describe_table(TableName=outputs["TableName"])["Table"]["TableArn"]
+    fleet_table_arn = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]["TableArn"]
+
+    def reader_policy(key_arn: str, table: str) -> dict[str, Any]:
+        return policies.reader_policy(key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"],
+                                      fleet_table_arn=fleet_table_arn)
+
+    for stage, generate in (("writer", policies.writer_policy), ("reader", reader_policy)):
+        role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]
+        names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        documents = {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names}
+        documents = {n: json.loads(d) if isinstance(d, str) else d for n, d in documents.items()}
+        expected = generate(outputs["KeyArn"], table_arn)
+        group = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/pii-vault-{ENV}-{stage}"
+        for statement in expected["Statement"]:
+            if statement["Sid"] == "WriteOwnLogs":
+                statement["Resource"] = [group, f"{group}:*"]
+
+        assert sorted(documents.values(), key=json.dumps) == sorted(
+            [expected, policies.tracing_policy()], key=json.dumps)
+
+
+def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) -> dict[str, str]:
+    """The function's environment as CloudFormation would resolve the merged template."""
+    variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if "Fn::ImportValue" in value:
+            name = value["Fn::ImportValue"]["Fn::Sub"]
+            match = re.fullmatch(r"pii-vault-\$\{Environment\}-(\w+)", name)
+            assert match, name
+            return outputs[match.group(1)]
+        if value == {"Fn::Join": [",", {"Ref": "AllowedCallers"}]}:
+            return ",".join(callers)
+        raise AssertionError(f"unexpected intrinsic {value}")
+
+    env.update({k: resolve(v) for k, v in variables.items()})
+    return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
+
+
+def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
+    """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
+    event = api_gateway_event(method, resource, resource.format(**params), params)
+    event["requestContext"]["identity"]["userArn"] = caller
+    if body is not None:
+        headers = {"content-type": "application/json", "idempotency-key": "6a1d3c52-7f0e-4b8a-9d21-5e4c3b2a1f00"}
+        event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
+        event["body"] = json.dumps(body)
+    return app(event, None)
+
+
+def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes_and_reads_back(base_stack):
+    outputs = base_stack["outputs"]
+    envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
+    # As in Lambda: the key pinned by ARN (an alias would be refused at start).
+    assert envs["writer"]["PII_VAULT_KMS_KEY_ID"] == envs["reader"]["PII_VAULT_KMS_KEY_ID"] == outputs["KeyArn"]
+    assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
+    assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
+    assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
+    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
+    person = {"name": "Grace", "surname": "Hopper", "email": "grace@example.com", "dob": "1906-12-09",
+              "address": {"line1": "1 Harbour St", "city": "London", "postal_code": "E1 6AN", "country": "GB"}}
+
+    created = _invoke(apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme"},
+                      session, person)
+    assert created["statusCode"] == 201, created["body"]
+    person_id = json.loads(created["body"])["id"]
+    path, params = "/customers/{customer_id}/people/{person_id}", {"customer_id": "acme", "person_id": person_id}
+    read = _invoke(apps["reader"], "GET", path, params, session)
+    stranger = _invoke(apps["reader"], "GET", path, params,
+                       "arn:aws:sts::123456789012:assumed-role/someone-else/rehearsal")
+
+    assert read["statusCode"] == 200, read["body"]
+    assert json.loads(read["body"])["data"]["email"] == person["email"]
+    assert stranger["statusCode"] == 403
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    assert ddb.scan(TableName=outputs["TableName"])["Items"]
+    # The read went through the fleet key table: the pool data key, sealed, with its TTL attribute.
+    (entry,) = ddb.scan(TableName=outputs["FleetTableName"])["Items"]
+    assert set(entry) == {"id", "epoch", "expires_at", "sealed", "ttl"}
+    assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"
