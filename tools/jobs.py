@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import sys
 import threading
 from collections import Counter
@@ -33,7 +34,9 @@ NOT_DONE_EXIT = 3
 
 
 def _stamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """Time plus a random suffix: two runs started in the same second get their own job ids
+    (a new run must never pick up another run's checkpoints; --resume does that on purpose)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
 def _now() -> str:
