@@ -33,8 +33,12 @@ check: .venv .venv-checkov
 # (the workload model adds about a minute; skip it with BENCH_ARGS=--skip-workload).
 # Quicker: make bench BENCH_ARGS="--records 200 --kms-latency-ms 5"
 BENCH_ARGS ?=
+# Lookup by email (bench/lookup.py, about 15 minutes at 1,000 and 10,000 people); quicker:
+# make bench LOOKUP_ARGS="--people 1000 --naive-lookups 3"
+LOOKUP_ARGS ?=
 bench: .venv
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.lookup $(LOOKUP_ARGS)
 
 # Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
 policies: .venv

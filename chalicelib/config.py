@@ -16,9 +16,19 @@ from typing import Mapping
 from chalicelib.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
-ROLES = ("writer", "reader")
+ROLES = ("writer", "reader")  # the API stages
+JOB_ROLES = ("indexer", "offboard")  # stages without routes: stream handler, bulk jobs
+ALL_ROLES = ROLES + JOB_ROLES
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
+# Email beacons: a KMS HMAC_256 key (kms:GenerateMac) and the stored beacon length.
+DEFAULT_BEACON_KEY_ID = "alias/pii-vault-beacon"
+DEFAULT_BEACON_BYTES = 16  # see chalicelib/beacons.py for the choice
+MIN_BEACON_BYTES = 2
+MAX_BEACON_BYTES = 32
+# Tables named after the PII table: the erasure ledger and the bulk jobs' checkpoints.
+LEDGER_SUFFIX = "-erasures"
+JOBS_SUFFIX = "-jobs"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
 # The writer's pool data key (docs/ARCHITECTURE.md, key hierarchy) lives an hour per warm container.
@@ -67,6 +77,11 @@ class Settings:
     writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
     reader_key_cache_seconds: int = DEFAULT_READER_KEY_CACHE_SECONDS
     reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
+    beacon_key_id: str = DEFAULT_BEACON_KEY_ID
+    beacon_bytes: int = DEFAULT_BEACON_BYTES
+    ledger_table_name: str = DEFAULT_TABLE_NAME + LEDGER_SUFFIX
+    jobs_table_name: str = DEFAULT_TABLE_NAME + JOBS_SUFFIX
+    stream_arn: str = ""  # the PII table's stream (indexer stage)
     # Role ARNs whose sessions may call this stage; empty refuses everyone.
     allowed_callers: tuple[str, ...] = ()
     # Outside Lambda only (chalice local, tests): the assumed-role ARN that stands in for
@@ -80,10 +95,10 @@ class Settings:
     fleet_key_lifetime_seconds: int = DEFAULT_FLEET_KEY_LIFETIME_SECONDS
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
+        if self.role not in ALL_ROLES:
             raise ConfigurationError(
-                f"PII_VAULT_ROLE must be one of {', '.join(ROLES)}; "
-                f"got {self.role!r}. Deploy with --stage writer or --stage reader."
+                f"PII_VAULT_ROLE must be one of {', '.join(ALL_ROLES)}; "
+                f"got {self.role!r}. Deploy with --stage <one of them>."
             )
         for name, (_variable, minimum, maximum) in _INT_SETTINGS.items():
             value = getattr(self, name)
@@ -118,6 +133,11 @@ class Settings:
                 "PII_VAULT_KMS_KEY_ID must be the key ARN in a deployed function, not an alias; "
                 "run `python -m tools.bootstrap --write` before `chalice deploy`"
             )
+        beacon_key_id = env.get("PII_VAULT_BEACON_KEY_ID", DEFAULT_BEACON_KEY_ID)
+        if env.get("AWS_LAMBDA_FUNCTION_NAME") and "PII_VAULT_BEACON_KEY_ID" in env and not KEY_ARN.fullmatch(
+            beacon_key_id
+        ):
+            raise ConfigurationError("PII_VAULT_BEACON_KEY_ID must be the HMAC key ARN in a deployed function")
         # The local caller replaces the IAM authorizer where there is none. A deployed
         # function has one, and must never take an identity from its configuration.
         local_caller = env.get("PII_VAULT_LOCAL_CALLER", "").strip() or None
@@ -129,6 +149,10 @@ class Settings:
             kms_key_id=kms_key_id,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
+            beacon_key_id=beacon_key_id,
+            ledger_table_name=env.get("PII_VAULT_LEDGER_TABLE", table_name + LEDGER_SUFFIX),
+            jobs_table_name=env.get("PII_VAULT_JOBS_TABLE", table_name + JOBS_SUFFIX),
+            stream_arn=env.get("PII_VAULT_STREAM_ARN", ""),
             allowed_callers=_list_env(env, "PII_VAULT_ALLOWED_CALLERS"),
             local_caller=local_caller,
             key_scope=env.get("PII_VAULT_KEY_SCOPE", DEFAULT_KEY_SCOPE).strip() or DEFAULT_KEY_SCOPE,
@@ -145,6 +169,7 @@ _INT_SETTINGS = {
     "writer_key_cache_max_records": ("PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS", 0, MAX_WRITER_KEY_CACHE_RECORDS),
     "reader_key_cache_seconds": ("PII_VAULT_READER_KEY_CACHE_SECONDS", 0, MAX_KEY_CACHE_SECONDS),
     "reader_key_cache_max_entries": ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", 0, MAX_READER_KEY_CACHE_ENTRIES),
+    "beacon_bytes": ("PII_VAULT_BEACON_BYTES", MIN_BEACON_BYTES, MAX_BEACON_BYTES),
     "fleet_key_lifetime_seconds": ("PII_VAULT_FLEET_KEY_LIFETIME_SECONDS", 0, MAX_FLEET_KEY_LIFETIME_SECONDS),
 }
 

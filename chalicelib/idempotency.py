@@ -65,6 +65,9 @@ class IdempotentWrites:
     def __init__(self, persistence_layer: Any, *, ttl_seconds: int, key_prefix: str) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
+        self._persistence = persistence_layer
+        self.ttl_seconds = ttl_seconds
+
         self._config = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="fingerprint",
@@ -125,6 +128,19 @@ class IdempotentWrites:
         if not isinstance(answer, dict):
             raise IntegrityError("a stored idempotent answer is malformed")
         return answer
+
+
+    def record_id(self, scope: str, key: str) -> str | None:
+        """The id of the stored record of (scope, key), as Powertools names it (after ``run``).
+
+        Used to file an erasure reference next to it (``store.ledger``); Powertools keeps
+        its key derivation internal, hence the guarded access (pinned version, tested).
+        """
+        derive = getattr(self._persistence, "_get_hashed_idempotency_key", None)
+        if derive is None or not getattr(self._persistence, "function_name", ""):
+            return None
+        record: str | None = derive({"key": f"{scope}\n{key}", "fingerprint": ""})
+        return record
 
 
 def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -131,6 +131,11 @@ def _email(value: Any, field: str = "email") -> str:
     return result.normalized
 
 
+def email(value: Any, field: str = "email") -> str:
+    """A valid email in the normalised form the writer stores (and beacons are computed over)."""
+    return _email(value, field)
+
+
 def _dob(value: Any, today: _dt.date, field: str = "dob") -> str:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValidationError(f"{field} must be an ISO date YYYY-MM-DD", field=field)
@@ -226,6 +231,27 @@ def parse_person(body: Any, *, today: _dt.date, partial: bool = False) -> Person
     if not values:
         raise ValidationError("body must set at least one field", field="body")
     return PersonFields(values)
+
+
+def parse_search(body: Any) -> tuple[str, tuple[str, ...]]:
+    """``{"email": ..., "fields": [...]?}`` -> (email as given, fields to answer, all when absent)."""
+    if not isinstance(body, dict):
+        raise ValidationError("body must be a JSON object", field="body")
+    _reject_unknown(body, ("email", "fields"))
+    value = body.get("email")
+    if not isinstance(value, str):
+        raise ValidationError("email must be a string", field="email")
+    if "fields" not in body:
+        return value, PERSON_FIELDS
+    fields = body["fields"]
+    if (
+        not isinstance(fields, list)
+        or not fields
+        or not all(isinstance(name, str) and name in PERSON_FIELDS for name in fields)
+        or len(set(fields)) != len(fields)
+    ):
+        raise ValidationError(f"fields must list some of {', '.join(PERSON_FIELDS)}, each once", field="fields")
+    return value, tuple(fields)
 
 
 def parse_secret(body: Any) -> bytes:

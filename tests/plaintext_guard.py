@@ -107,11 +107,23 @@ def _string_leaves(values: Any) -> Iterable[str]:
             yield from _string_leaves(value)
 
 
+def _stored_text(text: str) -> str:
+    """A string attribute; one holding a JSON document (Powertools' stored responses) counts
+    by its values: its keys are the API's own vocabulary ("created_at"), which a fuzzer may
+    also send as a value, as for error bodies."""
+    if text.startswith(("{", "[")):
+        try:
+            return "\n".join(_string_leaves(json.loads(text)))
+        except (ValueError, RecursionError):
+            pass
+    return text
+
+
 def _attribute_bytes(value: Any, out: list[bytes]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             if key == "S" and isinstance(inner, str):
-                out.append(inner.encode("utf-8"))
+                out.append(_stored_text(inner).encode("utf-8"))
             elif key == "B":
                 out.append(bytes(inner))
             else:

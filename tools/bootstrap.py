@@ -77,6 +77,9 @@ def bootstrap(
         "fleet_table_arn": fleet_table["TableArn"],
         "fleet_table_name": fleet_table["TableName"],
     }
+    from tools.findforget import ensure_lookup_resources
+
+    result.update(ensure_lookup_resources(kms_client, dynamodb_client, table["TableName"], changes=changes))
     if admin_arn is not None:
         result["admin_arn"] = admin_arn
     return result

@@ -154,6 +154,8 @@ class DevStack:
                     sys.executable, "-m", "tools.localserver", "--stage", stage, "--host", self.host,
                     "--port", str(self.ports[stage]), "--no-autoreload",
                 ])
+            # `chalice local` runs no stream handlers: the indexer polls the table's stream.
+            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"])
             self._wait_until_answering(["writer", "reader"])
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()
@@ -263,14 +265,17 @@ def main():
             print(
                 f"pii-vault local stack up in {time.monotonic() - started:.1f}s\n"
                 f"  writer  {w}   (POST/PUT/PATCH/DELETE)\n"
-                f"  reader  {r}   (GET)\n"
+                f"  reader  {r}   (GET, POST .../people/search)\n"
                 f"  moto    {stack.moto_url}   table {stack.resources['table_name']}, key {stack.resources['key_id']}\n"
-                f"  logs    {stack.log_dir}/{{moto,writer,reader}}.log\n\n"
+                f"  indexer polls the table's stream: a new person is searchable within about a second\n"
+                f"  logs    {stack.log_dir}/{{moto,writer,reader,indexer}}.log\n\n"
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
                 "    -d '{\"name\":\"Grace\",\"surname\":\"Hopper\",\"email\":\"grace@example.com\",\"dob\":\"1906-12-09\",\n"
                 "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\",\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
                 f"  curl -s {r}/customers/acme/people/<id from Location>\n"
+                f"  curl -s -X POST {r}/customers/acme/people/search -H 'Content-Type: application/json' "
+                "-d '{\"email\":\"grace@example.com\"}'\n"
                 f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' -d '{{\"value\":\"s3cr3t\"}}'\n"
                 f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
                 "Ctrl-C stops everything.",

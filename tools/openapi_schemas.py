@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib import idempotency, models
 from chalicelib.api import contract
+from chalicelib.store.beacons import MAX_MATCHES
 
 # Text: no control characters (C0, DEL), and a required part not blank once trimmed.
 _REFUSED = models.refused_text_class()  # controls, format characters, line/paragraph separators
@@ -207,6 +208,34 @@ def schemas() -> dict[str, Any]:
             "additionalProperties": False,
         },
         "PersonView": person_view,
+        "PeopleSearch": {
+            "type": "object",
+            "description": "Lookup by e-mail. The address travels in the body, never in a URL.",
+            "properties": {
+                "email": {
+                    **EMAIL_REQUEST,
+                    "description": "Compared after normalisation: the domain case-insensitively (IDNA), "
+                                   "the local part as given. A malformed address is a 400 naming `email`.",
+                },
+                "fields": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(models.PERSON_FIELDS)},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "description": "Decrypt and answer only these fields (default: all).",
+                },
+            },
+            "required": ["email"],
+            "additionalProperties": False,
+        },
+        "PeopleFound": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _ref("schemas", "PersonView"), "maxItems": MAX_MATCHES},
+            },
+            "required": ["items"],
+            "additionalProperties": False,
+        },
         "PeoplePage": {
             "type": "object",
             "properties": {

@@ -46,6 +46,17 @@ POOL_SCOPE = _POOL_CONTEXT[POOL_KEY]
 FLEET_TABLE_SUFFIX = "-fleet-keys"
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
+# Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
+LEDGER_SUFFIX = "-erasures"
+JOBS_SUFFIX = "-jobs"
+BEACON_INDEX = "beacon-index"
+INDEXER_FILES = {"indexer": "policy-indexer.json", "offboard": "policy-offboard.json"}
+# The only attributes an indexer UpdateItem may name: the item's key and its beacon.
+INDEXER_ATTRIBUTES = ("beacon", "beacon_version", "pk", "sk")
+# The only attributes offboarding may read: keys and creation time (never ciphertext).
+OFFBOARD_READ_ATTRIBUTES = ("created_at", "pk", "sk")
+STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+CHECKPOINT_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
@@ -95,10 +106,20 @@ def writer_policy(
     account_id: str | None = None,
     app_name: str = APP_NAME,
     idempotency_table_arn: str | None = None,
+    ledger_table_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Encrypt-only on the key, write-only on the table, own idempotency table, own log group."""
+    """Encrypt-only on the key, write-only on the table, own idempotency table, own log group;
+    with ``ledger_table_arn``, append-only (PutItem) on the erasure ledger."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     idempotency_table_arn = idempotency_table_arn or table_arn + IDEMPOTENCY_SUFFIX
+    ledger = [] if ledger_table_arn is None else [{
+        # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
+        # each item's action). Append only: no read, update or delete of the ledger.
+        "Sid": "AppendErasureLedger",
+        "Effect": "Allow",
+        "Action": "dynamodb:PutItem",
+        "Resource": ledger_table_arn,
+    }]
     return _document(
         *_kms_statements("EncryptDataKeys", "kms:Encrypt", key_arn, app_name),
         {
@@ -126,6 +147,7 @@ def writer_policy(
             "Action": list(IDEMPOTENCY_ACTIONS),
             "Resource": idempotency_table_arn,
         },
+        *ledger,
         _logs_statement(partition, region, account_id, f"{app_name}-writer"),
     )
 
@@ -139,6 +161,7 @@ def reader_policy(
     app_name: str = APP_NAME,
     fleet_mac_key_arn: str | None = None,
     fleet_table_arn: str | None = None,
+    beacon_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """Decrypt-only on the key, read-only on the table, own log group; with ``fleet_mac_key_arn``
     also the fleet key table: GenerateMac (HMAC_SHA_256) on that HMAC key and GetItem/PutItem
@@ -170,6 +193,19 @@ def reader_policy(
         ]
     elif fleet_table_arn is not None:
         raise InvalidResourceError("fleet_table_arn needs fleet_mac_key_arn (the fleet table is unusable without it)")
+    if beacon_key_arn is not None:
+        # Search: the beacon root (GenerateMac on the beacon key) and the beacon index. Read-only.
+        if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
+        statements += [
+            _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
+            {
+                "Sid": "QueryBeaconIndex",
+                "Effect": "Allow",
+                "Action": "dynamodb:Query",
+                "Resource": f"{table_arn}/index/{BEACON_INDEX}",
+            },
+        ]
     statements.append(_logs_statement(partition, region, account_id, f"{app_name}-reader"))
     return _document(*statements)
 
@@ -180,6 +216,7 @@ def key_policy(
     reader_role_arn: str | None = None,
     *,
     app_name: str = APP_NAME,
+    indexer_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
     role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
@@ -200,6 +237,7 @@ def key_policy(
     for sid, action, arn, name in (
         ("WriterRoleEncryptsDataKeys", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
         ("ReaderRoleDecryptsDataKeys", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
+        ("IndexerRoleDecryptsDataKeys", "kms:Decrypt", indexer_role_arn, "indexer_role_arn"),
     ):
         if arn is None:
             continue
@@ -233,6 +271,115 @@ def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict
     return _document(*statements)
 
 
+def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
+    """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context),
+    GenerateMac on the beacon key, UpdateItem naming only the beacon attributes, the table's
+    stream, Scan for the backfill, its checkpoints. No Encrypt, no PutItem/DeleteItem, no
+    write of a field, a key slot or the version."""
+    partition, region, account_id = _scope(key_arn, table_arn, None, None)
+    if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+        raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
+    logs = [_logs_statement(partition, region, account_id, f"{app_name}-indexer-{name}")
+            for name in ("index_beacons", "backfill")]
+    logs[1]["Sid"] = "WriteOwnLogsBackfill"
+    return _document(
+        *_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name),
+        _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
+        {
+            "Sid": "WriteBeaconAttributesOnly",
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INDEXER_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+            },
+        },
+        {"Sid": "ScanForBackfill", "Effect": "Allow", "Action": "dynamodb:Scan", "Resource": table_arn},
+        {
+            "Sid": "ReadTableStream",
+            "Effect": "Allow",
+            "Action": list(STREAM_READ_ACTIONS),
+            "Resource": f"{table_arn}/stream/*",
+        },
+        {
+            # ListStreams has no resource-level permissions; it discloses stream ARNs only.
+            "Sid": "ListStreamsForEventSourceMapping",
+            "Effect": "Allow",
+            "Action": "dynamodb:ListStreams",
+            "Resource": "*",
+        },
+        _checkpoint_statement(table_arn),
+        *logs,
+    )
+
+
+def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
+    """Tenant offboarding: delete-only. Query of keys and creation times (never an
+    encrypted attribute), DeleteItem, the tenant's idempotency records, a ledger entry,
+    its checkpoints. No KMS at all (the key ARN only scopes region and account)."""
+    partition, region, account_id = _scope(key_arn, table_arn, None, None)
+    return _document(
+        {
+            "Sid": "QueryKeysOnly",
+            "Effect": "Allow",
+            "Action": "dynamodb:Query",
+            "Resource": table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(OFFBOARD_READ_ATTRIBUTES)},
+                "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        },
+        {
+            "Sid": "DeleteItems",
+            "Effect": "Allow",
+            "Action": "dynamodb:DeleteItem",
+            "Resource": table_arn,
+            "Condition": {"StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]}},
+        },
+        {
+            "Sid": "DeleteTenantIdempotencyRecords",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DeleteItem", "dynamodb:Scan"],
+            "Resource": table_arn + IDEMPOTENCY_SUFFIX,
+        },
+        {
+            "Sid": "AppendErasureLedger",
+            "Effect": "Allow",
+            "Action": "dynamodb:PutItem",
+            "Resource": table_arn + LEDGER_SUFFIX,
+        },
+        _checkpoint_statement(table_arn),
+        _logs_statement(partition, region, account_id, f"{app_name}-offboard-offboard"),
+    )
+
+
+def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict[str, Any]:
+    """The beacon (HMAC) key's policy: administration for the admin, GenerateMac
+    (HMAC_SHA_256) for the reader and indexer roles, nothing for ``*`` or the account root."""
+    statements: list[dict[str, Any]] = [{
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }]
+    if mac_role_arns:
+        statement = _mac_statement("RolesGenerateBeaconRootMac", "*")
+        statement["Principal"] = {"AWS": [_principal(arn, "mac_role_arns") for arn in mac_role_arns]}
+        statements.append(statement)
+    return _document(*statements)
+
+
+def _checkpoint_statement(table_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "JobCheckpoints",
+        "Effect": "Allow",
+        "Action": list(CHECKPOINT_ACTIONS),
+        "Resource": table_arn + JOBS_SUFFIX,
+    }
+
+
 def render(policy: Mapping[str, Any]) -> str:
     """The one serialisation used for committed files, so the drift check is exact."""
     return json.dumps(policy, indent=2, sort_keys=True) + "\n"
@@ -245,10 +392,18 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
         raise InvalidResourceError(f"resources file needs string fields: {', '.join(missing)}")
     args = (resources["key_arn"], resources["table_arn"])
     fleet = {k: resources[k] for k in ("fleet_mac_key_arn", "fleet_table_arn") if k in resources}
-    return {
+    files = {
         POLICY_FILES["writer"]: render(writer_policy(*args)),
         POLICY_FILES["reader"]: render(reader_policy(*args, **fleet)),
     }
+    beacon_key = resources.get("beacon_key_arn")
+    if isinstance(beacon_key, str):
+        # Lookup and erasure: the reader's search, the indexer and offboarding stages.
+        files[POLICY_FILES["writer"]] = render(writer_policy(*args, ledger_table_arn=args[1] + LEDGER_SUFFIX))
+        files[POLICY_FILES["reader"]] = render(reader_policy(*args, **fleet, beacon_key_arn=beacon_key))
+        files[INDEXER_FILES["indexer"]] = render(indexer_policy(*args, beacon_key))
+        files[INDEXER_FILES["offboard"]] = render(offboard_policy(*args))
+    return files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

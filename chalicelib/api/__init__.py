@@ -85,6 +85,12 @@ def create_app(
     def store() -> DynamoDbStore:
         return DynamoDbStore(DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.table_name))
 
+    def ddb() -> Any:
+        return dynamodb_client or _client("dynamodb", settings)
+
+    def kms() -> Any:
+        return kms_client or _client("kms", settings)
+
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
         from chalicelib.crypto import Sealer
@@ -98,7 +104,7 @@ def create_app(
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
-            return WriterService(store(), sealer, clock=clock or utc_now)
+            return WriterService(store(), sealer, clock=clock or utc_now, erasures=erasures(settings, ddb()))
 
         def idempotency() -> "IdempotentWrites":
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -112,7 +118,7 @@ def create_app(
             return IdempotentWrites(store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer")
 
         app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
-    else:
+    elif settings.role == "reader":
         from chalicelib.api.reader import reader_blueprint
         from chalicelib.crypto import KeyUnwrapper, Opener
         from chalicelib.keys import KmsDecryptor, reader_unwrapper
@@ -138,8 +144,56 @@ def create_app(
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )
-            return ReaderService(store(), Opener(unwrapper, settings.app_name))
+            beacon_keys, beacons = beacon_parts(settings, kms, ddb())
+            return ReaderService(
+                store(), Opener(unwrapper, settings.app_name), beacon_keys=beacon_keys, beacons=beacons
+            )
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
+    elif settings.role == "indexer":
+        from chalicelib.api.jobs import register_indexer
+
+        register_indexer(app, settings, _lazy(lambda: build_indexer(settings, kms(), ddb())), ddb)
+    elif settings.role == "offboard":
+        from chalicelib.api.jobs import register_offboard
+
+        register_offboard(app, settings, ddb)
     return app
+
+
+def erasures(settings: Settings, dynamodb: Any) -> Any:
+    """The writer's erasure ledger and idempotency references."""
+    from chalicelib.store.ledger import DynamoDbErasures
+
+    return DynamoDbErasures(
+        dynamodb,
+        table=settings.table_name,
+        ledger_table=settings.ledger_table_name,
+        idempotency_table=settings.idempotency_table_name,
+    )
+
+
+def beacon_parts(settings: Settings, kms: Any, dynamodb: Any) -> tuple[Any, Any]:
+    """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
+    from chalicelib.beacons import BeaconKeys
+    from chalicelib.keys import KmsMacKey
+    from chalicelib.store.beacons import DynamoDbBeacons
+
+    keys = BeaconKeys(KmsMacKey(kms, settings.beacon_key_id), length=settings.beacon_bytes)
+    return keys, DynamoDbBeacons(dynamodb, settings.table_name)
+
+
+def build_indexer(settings: Settings, kms: Any, dynamodb: Any) -> Any:
+    """The indexer (stream handler, backfill job, the local stack's stream poller)."""
+    from chalicelib.crypto import Opener
+    from chalicelib.indexer import Indexer
+    from chalicelib.keys import KmsDecryptor, reader_unwrapper
+
+    unwrapper = reader_unwrapper(
+        KmsDecryptor(kms, settings.kms_key_id),
+        max_entries=settings.reader_key_cache_max_entries,
+        max_age_seconds=settings.reader_key_cache_seconds,
+    )
+    keys, index = beacon_parts(settings, kms, dynamodb)
+    return Indexer(Opener(unwrapper, settings.app_name), keys, index)
 

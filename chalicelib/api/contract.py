@@ -24,6 +24,10 @@ PERSON_BODY_MAX_BYTES = 16 * 1024
 SECRET_BODY_MAX_BYTES = 6 * models.MAX_SECRET_BYTES + 1024
 
 PEOPLE = "/customers/{customer_id}/people"
+PEOPLE_SEARCH = "/customers/{customer_id}/people/search"
+# An e-mail is at most 320 characters, but 16 KiB like a person body: a body nested
+# deeper than the JSON parser allows is then always within the size limit (a 400).
+SEARCH_BODY_MAX_BYTES = 16 * 1024
 PERSON = "/customers/{customer_id}/people/{person_id}"
 SECRET = "/customers/{customer_id}/secrets/{secret_id}"
 SECRET_VERSIONS = "/customers/{customer_id}/secrets/{secret_id}/versions"
@@ -212,6 +216,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     (PEOPLE, "GET"): Operation(
         "One page of a tenant's people, decrypted; or, with ?ids=, those people (multi-get).",
         200, "A page.", "PeoplePage", query=(LIMIT, NEXT, FIELDS, IDS), errors=(415,),
+    ),
+    (PEOPLE_SEARCH, "POST"): Operation(
+        "The tenant's people with this email, decrypted. A POST so the address stays out of URLs; read-only. "
+        "Eventually consistent: people are indexed from the table's stream (about a second).",
+        200, "The matching people (an empty list when none).", "PeopleFound",
+        body="PeopleSearch", max_body_bytes=SEARCH_BODY_MAX_BYTES, errors=(413, 415),
     ),
     (PERSON, "GET"): Operation(
         "A person, decrypted (only the fields asked for).",

@@ -11,10 +11,13 @@ from typing import Callable
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import contract, views
-from chalicelib.api.contract import FIELDS, IDS, LIMIT, NEXT, PEOPLE, PERSON, SECRET, SECRET_VERSIONS, VERSION
-from chalicelib.api.http import etag, guarded, json_response
+from chalicelib.api.contract import (
+    FIELDS, IDS, LIMIT, NEXT, PEOPLE, PEOPLE_SEARCH, PERSON, SECRET, SECRET_VERSIONS, VERSION,
+)
+from chalicelib.api.http import etag, guarded, json_response, parse_json_body
 from chalicelib.audit import Actor
 from chalicelib.errors import ValidationError
+from chalicelib import models
 from chalicelib.models import PERSON_FIELDS
 from chalicelib.service import ReaderService
 
@@ -54,6 +57,16 @@ def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
         token = NEXT.parse(p[NEXT.name]) if NEXT.name in p else None
         page = service().list_people(customer_id, limit, token, fields(p), actor=actor())
         return json_response(200, views.people_page(page))
+
+    @bp.route(PEOPLE_SEARCH, methods=["POST"], authorizer=auth)
+    @guarded
+    def search_people(customer_id: str) -> Response:
+        # POST: the email travels in the body, never in a URL (access logs, traces).
+        op = contract.operation(PEOPLE_SEARCH, "POST")
+        contract.known_query(op, bp.current_request.query_params)
+        email, wanted = models.parse_search(parse_json_body(bp.current_request.raw_body, op.max_body_bytes))
+        found = service().search_people(customer_id, email, wanted, actor=actor())
+        return json_response(200, views.people_found(found))
 
     @bp.route(SECRET, methods=["GET"], authorizer=auth)
     @guarded

@@ -32,6 +32,11 @@ def people_page(page: PeoplePage) -> dict[str, Any]:
     return {"items": [person(view) for view in page.items], "next": page.next_token}
 
 
+def people_found(found: Sequence[DecryptedPerson]) -> dict[str, Any]:
+    """A search answers the matching people (an empty list when none)."""
+    return {"items": [person(view) for view in found]}
+
+
 def people_batch(batch: PeopleBatch) -> dict[str, Any]:
     """A multi-get answers in the page shape, never with a next page, plus the ids not found."""
     return {"items": [person(view) for view in batch.items], "next": None, "missing": batch.missing}

@@ -41,9 +41,15 @@ def writer_blueprint(
         return json_response(status, *answer(status, result, headers or {}))
 
     def created_once(
-        scope: str, write: Callable[[], WriteResult], headers: Callable[[WriteResult], dict[str, str]]
+        scope: str,
+        write: Callable[[], WriteResult],
+        headers: Callable[[WriteResult], dict[str, str]],
+        person_of: str | None = None,
     ) -> Response:
-        """201 for ``write()``, run at most once per Idempotency-Key: a retry gets the first answer back."""
+        """201 for ``write()``, run at most once per Idempotency-Key: a retry gets the first answer back.
+
+        ``person_of`` (a tenant): the write creates a person; its idempotency record is
+        then referenced, so that the person's DELETE removes it too."""
         request = bp.current_request
         key = parse_key(request.headers.get(contract.IDEMPOTENCY_KEY.lower()))
         if key is None:
@@ -63,6 +69,10 @@ def writer_blueprint(
         if (status != 201 or not isinstance(stored_body, dict) or not isinstance(stored_headers, dict)
                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())):
             raise IntegrityError("a stored idempotent answer is malformed")  # edited in its table
+        if person_of is not None and not stored.get("replayed"):
+            record = idempotency().record_id(scope, key)
+            if record is not None:
+                service().reference_idempotency(person_of, stored_body["id"], record, idempotency().ttl_seconds)
         replayed = {"Idempotent-Replayed": "true"} if stored.get("replayed") else {}
         return json_response(status, stored_body, {**stored_headers, **replayed})
 
@@ -89,7 +99,7 @@ def writer_blueprint(
         def write() -> WriteResult:
             return service().create_person(customer_id, payload, actor=actor())
 
-        return created_once(f"people.create:{customer_id}", write, location)
+        return created_once(f"people.create:{customer_id}", write, location, person_of=customer_id)
 
     @bp.route(PERSON, methods=["PUT"], authorizer=auth)
     @guarded

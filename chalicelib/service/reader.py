@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 
+from typing import TYPE_CHECKING
+
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
@@ -16,6 +18,10 @@ from chalicelib.store.records import (
     SecretVersion,
     Store,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.beacons import BeaconKeys
+    from chalicelib.store.beacons import BeaconIndex
 
 from chalicelib.service.common import (
     PERSON,
@@ -54,10 +60,49 @@ def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
 class ReaderService:
     """Reads and decrypts records. Holds no way to write or to encrypt."""
 
-    def __init__(self, repository: Store, opener: Opener, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        repository: Store,
+        opener: Opener,
+        audit: AuditLog | None = None,
+        *,
+        beacon_keys: "BeaconKeys | None" = None,
+        beacons: "BeaconIndex | None" = None,
+    ) -> None:
         self._repo = repository
         self._opener = opener
         self._audit = audit or AuditLog()
+        self._beacon_keys = beacon_keys
+        self._beacons = beacons
+
+    def search_people(
+        self, customer_id: str, email: str, fields: tuple[str, ...], *, actor: Actor = ANONYMOUS
+    ) -> list[DecryptedPerson]:
+        """People of the tenant whose email equals the one searched (after normalisation).
+
+        The beacon index is eventually consistent (written by the stream-fed indexer);
+        candidates are fetched strongly consistent and kept only if their decrypted email
+        matches, so a truncated beacon's false positives and a stale beacon never answer.
+        """
+        from chalicelib.beacons import normalise_email, normalise_stored_email
+
+        if self._beacon_keys is None or self._beacons is None:
+            raise NotFoundError("search is not configured")
+        customer_id = models.customer_id(customer_id)
+        wanted = normalise_email(email)
+        ids = self._beacons.find(customer_id, self._beacon_keys.beacon(customer_id, wanted))
+        records = self._repo.get_people(customer_id, ids) if ids else []
+        opener = self._opener.for_request()
+        found = []
+        for record in records:
+            view = self._view(record, tuple(dict.fromkeys((*fields, "email"))), opener)
+            if normalise_stored_email(view.data["email"]) != wanted:
+                continue  # a beacon collision, or a beacon older than the email
+            data = {name: view.data[name] for name in fields}
+            found.append(DecryptedPerson(view.id, view.version, view.created_at, view.updated_at, data))
+        self._audit.emit("person.search", actor, customer_id=customer_id, record_type=PERSON,
+                         record_ids=[view.id for view in found], fields=sorted(fields))
+        return found
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> DecryptedPerson:
         ref = RecordRef(record.customer_id, PERSON, record.person_id)

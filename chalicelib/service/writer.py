@@ -7,12 +7,13 @@ import datetime as _dt
 import random
 import time
 from dataclasses import replace
-from typing import Any, Callable
+import logging
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Envelope, RecordRef, Sealer
-from chalicelib.errors import ConflictError, NotFoundError, PreconditionFailedError
+from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -35,6 +36,11 @@ from chalicelib.service.common import (
     utc_now,
 )
 
+if TYPE_CHECKING:
+    from chalicelib.store.ledger import Erasures
+
+logger = logging.getLogger(__name__)
+
 _WRITE_ATTEMPTS = 16  # rounds of a write racing other writers of the same record
 _BACKOFF_BASE_S = 0.005
 _HEADS_SEEN_MAX = 4096
@@ -54,9 +60,12 @@ class WriterService:
         new_id: Callable[[], str] = new_record_id,
         audit: AuditLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        erasures: "Erasures | None" = None,
     ) -> None:
         self._store = store
         self._sealer = sealer
+        # Erasure ledger + idempotency references (None: plain deletes, as before the ledger).
+        self._erasures = erasures
         self._clock = clock
         self._new_id = new_id
         self._audit = audit or AuditLog()
@@ -173,7 +182,12 @@ class WriterService:
         self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> None:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        self._store.delete_person(customer_id, person_id, expected_version)
+        if self._erasures is None:
+            self._store.delete_person(customer_id, person_id, expected_version)
+        else:
+            # The item (its beacon and GSI entry with it) and the ledger entry, in one transaction.
+            self._erasures.erase_person(customer_id, person_id, expected_version, timestamp(self._clock()))
+            self._forget_references(customer_id, PERSON, person_id)
         self._audit.emit("person.delete", actor, customer_id=customer_id, record_type=PERSON, record_ids=[person_id])
 
     def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
@@ -237,8 +251,34 @@ class WriterService:
         ``remaining`` > 0: call again (the API answers 202 with Retry-After) until 0.
         """
         customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        if self._erasures is not None:
+            # Ledger first: a secret's versions go in several writes (and rounds); a replay after a
+            # restore deletes only what existed before this time, so a later put of the id survives.
+            # A DELETE continued in further rounds appends again: later times erase no less.
+            self._erasures.record(customer_id, SECRET, secret_id, timestamp(self._clock()))
         progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH)
         self._heads_seen.pop((customer_id, secret_id), None)
         self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET,
                          record_ids=[secret_id])
         return progress
+
+    def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
+        """File a reference to the idempotency record of a person's create (best effort)."""
+        if self._erasures is None:
+            return
+        expires_at = int(self._clock().timestamp()) + ttl_seconds
+        try:
+            self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id,
+                           exc.code)
+
+    def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
+        """Remove the idempotency record of the record's create. Best effort: the erasure is
+        committed; a failure here leaves ids and a keyed fingerprint until the TTL."""
+        assert self._erasures is not None
+        try:
+            self._erasures.forget_references(customer_id, kind, record_id)
+        except PiiVaultError as exc:
+            logger.warning("idempotency reference of %s %s of %s not removed: %s", kind, record_id, customer_id,
+                           exc.code)

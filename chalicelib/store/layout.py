@@ -6,6 +6,7 @@ Single table, ``pk``/``sk`` strings::
     person          pk=C#<customer>  sk=P#<person_id>
                     version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B
                     (format v2) f__created, f__updated: sealed metadata, see records.META_*
+                    beacon B, beacon_version N (indexer)        GSI beacon-index: pk + beacon
     secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter),
                     incarnation, legacy_until (format v2), deleting + purged (during a DELETE)
     secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
@@ -43,6 +44,11 @@ KMS_KEY = "kms_key"
 SLOTS = "slots"
 FIELD_PREFIX = "f_"
 SECRET_VALUE = "value"  # the one field of a secret version
+# Email beacon of a person (written by the indexer only) and the item version it was computed from.
+BEACON = "beacon"
+BEACON_VERSION = "beacon_version"
+# Sparse GSI: hash PK (the tenant), range BEACON, keys only. Items without a beacon are not in it.
+BEACON_INDEX = "beacon-index"
 
 # Item types (the ``type`` attribute).
 PERSON_TYPE = "person"
@@ -312,3 +318,61 @@ def secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
         slots=_slots_from(item),
         value=_blob(item.get(FIELD_PREFIX + SECRET_VALUE, {"B": b""})),
     )
+
+
+# -- erasure ledger, idempotency references, job checkpoints (tables of their own) ------
+#
+#   ledger (<table>-erasures)    customer S (hash) + erasure S "<erased_at>#<kind>#<record_id>" (range)
+#                                kind, record_id, erased_at           ids and times only, never PII
+#   idempotency (<table>-idempotency, Powertools' ``id`` + ``expiration``)
+#                                id "ref#<customer>#<kind>#<record_id>" -> record (Powertools' id)
+#   jobs (<table>-jobs)          job S (hash) + segment N (range): last_key S (JSON), counters, done
+
+LEDGER_PK = "customer"
+LEDGER_SK = "erasure"
+LEDGER_KIND = "kind"
+LEDGER_RECORD_ID = "record_id"
+LEDGER_ERASED_AT = "erased_at"
+IDEMPOTENCY_ID = "id"
+IDEMPOTENCY_EXPIRATION = "expiration"
+REF_PREFIX = "ref#"
+REF_TARGET = "record"
+JOB_PK = "job"
+JOB_SK = "segment"
+
+
+def ledger_item(customer_id: str, kind: str, record_id: str, erased_at: str) -> dict[str, Any]:
+    return {
+        LEDGER_PK: {"S": customer_id},
+        LEDGER_SK: {"S": f"{erased_at}#{kind}#{record_id}"},
+        LEDGER_KIND: {"S": kind},
+        LEDGER_RECORD_ID: {"S": record_id},
+        LEDGER_ERASED_AT: {"S": erased_at},
+    }
+
+
+def ledger_entry_of(item: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(customer_id, kind, record_id, erased_at) of a ledger item."""
+    return (item[LEDGER_PK]["S"], item[LEDGER_KIND]["S"], item[LEDGER_RECORD_ID]["S"], item[LEDGER_ERASED_AT]["S"])
+
+
+def ref_prefix(customer_id: str) -> str:
+    """Every idempotency reference of a tenant starts with this (the tenant id ends at '#')."""
+    return f"{REF_PREFIX}{customer_id}#"
+
+
+def ref_id(customer_id: str, kind: str, record_id: str) -> str:
+    return f"{ref_prefix(customer_id)}{kind}#{record_id}"
+
+
+def ref_key(customer_id: str, kind: str, record_id: str) -> dict[str, Any]:
+    return {IDEMPOTENCY_ID: {"S": ref_id(customer_id, kind, record_id)}}
+
+
+def job_key(job_id: str, segment: int) -> dict[str, Any]:
+    return {JOB_PK: {"S": job_id}, JOB_SK: {"N": str(segment)}}
+
+
+def created_at_of(item: Mapping[str, Any]) -> str | None:
+    value = item.get(CREATED_AT, {})
+    return value.get("S") if isinstance(value, dict) else None

@@ -23,6 +23,8 @@ class LocalStack:
     reader_url: str
     table_name: str
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
+    moto_url: str = ""
+    env: dict | None = None  # the children's environment (for running tools against the stack)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,8 @@ def local_stack(tmp_path_factory):
             reader_url=stack.reader_url,
             table_name=stack.resources["table_name"],
             dynamodb=stack.client("dynamodb"),
+            moto_url=stack.moto_url,
+            env=stack.child_env(),
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.

@@ -40,6 +40,7 @@ def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         ("pk", "S"),
         ("sk", "S"),
+        ("beacon", "B"),  # the beacon GSI's range key
     }
     key = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]
     assert (result["key_id"], result["key_arn"]) == (key["KeyId"], key["Arn"])
@@ -54,8 +55,10 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     second = bootstrap(kms, ddb)
 
     assert second == first
-    assert len(kms.list_keys()["Keys"]) == 2  # the data key and the fleet HMAC key
-    assert sorted(ddb.list_tables()["TableNames"]) == ["pii-vault", "pii-vault-fleet-keys", "pii-vault-idempotency"]
+    assert len(kms.list_keys()["Keys"]) == 3  # the data key, the fleet HMAC key and the beacon HMAC key
+    assert sorted(ddb.list_tables()["TableNames"]) == [
+        "pii-vault", "pii-vault-erasures", "pii-vault-fleet-keys", "pii-vault-idempotency", "pii-vault-jobs"
+    ]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
@@ -154,6 +157,9 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
         "created table pii-vault-idempotency", "enabled TTL on",
         "created HMAC key", "created table pii-vault-fleet-keys",
+        "created HMAC key",
+        "enabled the NEW_AND_OLD_IMAGES", "created GSI beacon-index",
+        "created table pii-vault-erasures", "enabled point-in-time recovery", "created table pii-vault-jobs",
     ]
 
 

@@ -104,8 +104,9 @@ CHANGE_FAULTS = [
         ("dynamodb", "UpdateItem", read_timeout, 503),
     )
 ] + [
-    (*DELETE, "dynamodb", "DeleteItem", client_error("ProvisionedThroughputExceededException"), 429),
-    (*DELETE, "dynamodb", "DeleteItem", connect_timeout, 503),
+    # A person's DELETE is one transaction with its erasure-ledger entry.
+    (*DELETE, "dynamodb", "TransactWriteItems", client_error("ProvisionedThroughputExceededException"), 429),
+    (*DELETE, "dynamodb", "TransactWriteItems", connect_timeout, 503),
 ]
 
 

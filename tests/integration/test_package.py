@@ -37,6 +37,7 @@ EXPECTED_ROUTES = {
     "reader": {
         ("GET", f"{CUSTOMER}/people/{{person_id}}"),
         ("GET", f"{CUSTOMER}/people"),
+        ("POST", f"{CUSTOMER}/people/search"),  # read-only: a POST so the email stays out of URLs
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}"),
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}/versions"),
     },

@@ -28,8 +28,19 @@ def test_given_each_role_when_the_app_is_built_then_only_that_roles_routes_exist
     writer = _routes(create_app(settings=Settings("writer")))
     reader = _routes(create_app(settings=Settings("reader")))
     assert {method for _, method in writer} == {"POST", "PUT", "PATCH", "DELETE"}
-    assert {method for _, method in reader} == {"GET"}
+    assert {method for _, method in reader} == {"GET", "POST"}
+    assert {path for path, method in reader if method == "POST"} == {"/customers/{customer_id}/people/search"}
     assert not writer & reader
+
+
+def test_given_the_job_roles_then_their_apps_have_no_routes_and_an_unknown_role_fails() -> None:
+    stream = "arn:aws:dynamodb:us-east-1:123456789012:table/pii-vault/stream/2026-01-01T00:00:00.000"
+    assert _routes(create_app(settings=Settings("indexer", stream_arn=stream))) == set()
+    assert _routes(create_app(settings=Settings("offboard"))) == set()
+    with pytest.raises(ConfigurationError):
+        create_app(settings=Settings("indexer"))  # the stream handler needs the stream
+    with pytest.raises(ConfigurationError):
+        Settings("janitor")
 
 
 def test_given_building_an_app_then_no_aws_client_is_created() -> None:

@@ -40,3 +40,14 @@ def test_given_a_value_also_used_in_a_url_then_it_is_an_identifier_and_not_searc
     hits = guard.hits()
 
     assert len(hits) == 1 and "#2" in hits[0]
+
+
+def test_given_a_stored_json_document_then_its_values_are_searched_and_its_keys_are_not() -> None:
+    guard = Guard()
+    guard.register({"value": "created_at", "other": "Kowalczyk"}, origin="t")  # a fuzzer sends key names too
+    stored = '{"body": {"created_at": "2026-01-01T00:00:00Z", "id": "Kowalczyk"}, "status": 201}'
+    guard.observe_items("moto table idempotency", [{"id": {"S": "pii-vault-writer#abc"}, "data": {"S": stored}}])
+
+    hits = guard.hits()
+
+    assert len(hits) == 1 and "#2" in hits[0]

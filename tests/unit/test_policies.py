@@ -295,7 +295,8 @@ def test_given_a_region_that_contradicts_the_arns_when_policy_is_built_then_it_i
 
 def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_later_edits(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN}), encoding="utf-8")
+    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "beacon_key_arn": KEY_ARN}),
+                         encoding="utf-8")
     args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
 
     assert policies.main(args + ["--check"]) == 1  # nothing written yet

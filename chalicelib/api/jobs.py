@@ -1,0 +1,83 @@
+"""The non-HTTP stages: the indexer (stream handler + backfill segments) and offboarding.
+
+``create_app("indexer")`` registers the DynamoDB stream handler and the ``backfill``
+function; ``create_app("offboard")`` the ``offboard`` function. Each job function works
+one segment per invocation and returns its checkpoint report (``done: false`` means:
+invoke again with the same job id to resume). ``python -m tools.jobs`` drives them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Callable
+
+from chalice import Chalice
+
+from chalicelib import models
+from chalicelib.config import Settings
+from chalicelib.errors import ConfigurationError, ValidationError
+
+STREAM_BATCH_SIZE = 100
+
+
+def _int(event: dict[str, Any], name: str, minimum: int, maximum: int) -> int:
+    value = event.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValidationError(f"{name} must be an integer from {minimum} to {maximum}", field=name)
+    return value
+
+
+def _job_id(event: dict[str, Any]) -> str:
+    value = event.get("job")
+    if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        raise ValidationError("job must be a string of 1-128 characters", field="job")
+    return value
+
+
+def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any], ddb: Callable[[], Any]) -> None:
+    from chalicelib.jobs import DynamoDbCheckpoints, backfill_processor, lambda_deadline, run_segment, scan_pages
+
+    if not settings.stream_arn:
+        raise ConfigurationError("PII_VAULT_STREAM_ARN must name the PII table's stream in the indexer stage")
+
+    @app.on_dynamodb_record(stream_arn=settings.stream_arn, batch_size=STREAM_BATCH_SIZE,
+                            starting_position="TRIM_HORIZON", name="index_beacons")
+    def index_beacons(event: Any) -> None:
+        indexer().handle_records(event.to_dict().get("Records", []))
+
+    @app.lambda_function(name="backfill")
+    def backfill(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        total = _int(event, "total_segments", 1, 1_000_000)
+        segment = _int(event, "segment", 0, total - 1)
+        dry_run = event.get("dry_run") is True
+        from chalicelib.jobs import MemoryCheckpoints
+
+        checkpoints = MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
+        worker = indexer().dry_run() if dry_run else indexer()
+        result = run_segment(_job_id(event), segment, scan_pages(ddb(), settings.table_name, segment, total),
+                             backfill_processor(worker), checkpoints, out_of_time=lambda_deadline(context))
+        return result.report()
+
+
+def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) -> None:
+    from chalicelib.jobs import DynamoDbCheckpoints, MemoryCheckpoints, OffboardRun, lambda_deadline, offboard_segment
+    from chalicelib.service import timestamp
+    from chalicelib.store.ledger import TENANT, DynamoDbErasures
+
+    @app.lambda_function(name="offboard")
+    def offboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        customer_id = models.customer_id(event.get("customer_id", ""))
+        total = _int(event, "total_segments", 1, 1_000_000)
+        run = OffboardRun(_job_id(event), customer_id, _int(event, "segment", 0, total), total,
+                          dry_run=event.get("dry_run") is True)
+        erasures = DynamoDbErasures(ddb(), table=settings.table_name, ledger_table=settings.ledger_table_name,
+                                    idempotency_table=settings.idempotency_table_name)
+        checkpoints = MemoryCheckpoints() if run.dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
+        result = offboard_segment(
+            run, ddb(), table=settings.table_name, idempotency_table=settings.idempotency_table_name,
+            checkpoints=checkpoints,
+            record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
+            now=lambda: timestamp(_dt.datetime.now(_dt.timezone.utc)),
+            out_of_time=lambda_deadline(context),
+        )
+        return result.report()

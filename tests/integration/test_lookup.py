@@ -1,0 +1,176 @@
+"""Lookup by email over moto: writer -> table stream -> indexer -> beacon GSI -> reader search;
+erasure with its ledger and idempotency references."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+from chalicelib.api import build_indexer, create_app
+from chalicelib.config import Settings
+from chalicelib.store import layout
+from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.plaintext_guard import register
+from tests.tables import scan_all
+from tools.streampoll import StreamPoller, streams_client
+
+PERSON = {
+    "name": "Ottoline",
+    "surname": "Vasquez-Brandt",
+    "email": "Ottoline.VB@Example.COM",
+    "dob": "1979-02-11",
+    "address": {"line1": "12 Quai Lunel", "city": "Sète", "postal_code": "34200", "country": "FR"},
+}
+register(PERSON, ("Ottoline", "Vasquez-Brandt", "Ottoline.VB@example.com", "Ottoline.VB@Example.COM",
+                  "12 Quai Lunel", "ottoline.other@example.net"))
+
+
+@pytest.fixture
+def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller]]:
+    """The stack plus the indexer fed from the table's stream (as ``make dev`` runs it)."""
+    settings = Settings("indexer", region=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+
+
+def create(stack: Stack, customer: str = "acme", person: dict[str, Any] | None = None, **headers: str) -> str:
+    response = send(stack.writer, "POST", f"/customers/{customer}/people", person or PERSON, **headers)
+    assert response.status_code == 201, response.body
+    return str(body_of(response)["id"])
+
+
+def search(stack: Stack, email: str, customer: str = "acme", **extra: Any) -> Any:
+    response = send(stack.reader, "POST", f"/customers/{customer}/people/search", {"email": email, **extra})
+    assert response.status_code == 200, response.body
+    return body_of(response)["items"]
+
+
+def test_given_a_new_person_when_the_stream_is_indexed_then_search_finds_the_same_view_as_get(indexed) -> None:
+    stack, poller = indexed
+    person_id = create(stack)
+    assert search(stack, PERSON["email"]) == []  # eventually consistent: not indexed yet
+
+    poller.drain()
+
+    found = search(stack, "  Ottoline.VB@EXAMPLE.com ")  # domain case and whitespace do not matter
+    get = body_of(send(stack.reader, "GET", f"/customers/acme/people/{person_id}"))
+    assert found == [get]
+    assert poller.counts["written"] == 1
+
+
+def test_given_an_indexed_person_when_the_local_part_differs_in_case_then_not_found(indexed) -> None:
+    stack, poller = indexed
+    create(stack)
+    poller.drain()
+    assert search(stack, "ottoline.vb@example.com") == []  # local parts keep their case
+
+
+def test_given_fields_when_searching_then_only_those_fields_answer(indexed) -> None:
+    stack, poller = indexed
+    create(stack)
+    poller.drain()
+    [item] = search(stack, PERSON["email"], fields=["name"])
+    assert item["data"] == {"name": "Ottoline"}
+
+
+def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_only_its_own(indexed) -> None:
+    stack, poller = indexed
+    a, b = create(stack, "acme"), create(stack, "globex")
+    poller.drain()
+    items = {i["pk"]["S"]: i for i in stack.scan() if i.get("sk", {}).get("S", "").startswith("P#")}
+    assert items["C#acme"]["beacon"]["B"] != items["C#globex"]["beacon"]["B"]
+    assert [p["id"] for p in search(stack, PERSON["email"], "acme")] == [a]
+    assert [p["id"] for p in search(stack, PERSON["email"], "globex")] == [b]
+
+
+def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_cost_no_decrypt(indexed) -> None:
+    stack, poller = indexed
+    person_id = create(stack)
+    poller.drain()
+    path = f"/customers/acme/people/{person_id}"
+    new = {**PERSON, "email": "ottoline.other@example.net"}
+    assert send(stack.writer, "PUT", path, new).status_code == 200
+    poller.drain()
+    assert search(stack, PERSON["email"]) == []
+    assert [p["id"] for p in search(stack, new["email"])] == [person_id]
+
+    before = dict(poller.counts)
+    assert send(stack.writer, "PATCH", path, {"name": "Otto"}).status_code == 200
+    poller.drain()
+    assert poller.counts["unchanged"] == before.get("unchanged", 0) + 1  # email ciphertext unchanged
+    assert poller.counts["written"] == before["written"]
+    assert [p["data"]["name"] for p in search(stack, new["email"])] == ["Otto"]
+
+
+def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(indexed) -> None:
+    stack, poller = indexed
+    create(stack)
+    poller.drain()  # INSERT -> beacon written -> MODIFY (same version) -> skipped
+    assert poller.counts["written"] == 1 and poller.counts["skipped"] == 1
+    assert poller.drain() == 0
+
+
+def test_given_a_malformed_email_when_searching_then_400_without_the_value(indexed) -> None:
+    stack, _ = indexed
+    response = send(stack.reader, "POST", "/customers/acme/people/search", {"email": "not-an-email@@x"})
+    assert response.status_code == 400
+    assert "not-an-email" not in response.body.decode()
+    assert body_of(response)["code"] == "validation_error" and "email" in body_of(response)["message"]
+    assert send(stack.reader, "POST", "/customers/acme/people/search", {"mail": "a@b.c"}).status_code == 400
+    assert send(stack.reader, "POST", "/customers/acme/people/search", {"email": 3}).status_code == 400
+
+
+def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> None:
+    stack, poller = indexed
+    person_id = create(stack)
+    send(stack.writer, "PUT", f"/customers/acme/people/{person_id}", {**PERSON, "email": "ottoline.other@example.net"})
+    poller.drain()
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    item = ddb.get_item(TableName="pii-vault", Key=layout.person_key("acme", person_id))["Item"]
+    assert item["beacon_version"]["N"] == "2"
+    # The version-1 record handled again (a backfill racing the stream) changes nothing.
+    from chalicelib.store.beacons import DynamoDbBeacons
+
+    assert DynamoDbBeacons(ddb, "pii-vault").set_beacon("acme", person_id, 1, b"x" * 16) is False
+    assert [p["id"] for p in search(stack, "ottoline.other@example.net")] == [person_id]
+
+
+def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledger_keeps_ids_only(indexed) -> None:
+    stack, poller = indexed
+    person_id = create(stack, **{"Idempotency-Key": str(uuid.uuid4())})
+    poller.drain()
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    idem = scan_all(ddb, "pii-vault-idempotency")
+    assert len(idem) == 2  # Powertools' record and our reference to it
+    assert any(i["id"]["S"] == layout.ref_id("acme", "person", person_id) for i in idem)
+
+    assert send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204
+
+    assert search(stack, PERSON["email"]) == []
+    assert not [i for i in stack.scan() if person_id in i.get("sk", {}).get("S", "")]
+    assert scan_all(ddb, "pii-vault-idempotency") == []
+    [entry] = scan_all(ddb, "pii-vault-erasures")
+    assert layout.ledger_entry_of(entry)[:3] == ("acme", "person", person_id)
+    assert set(entry) == {"customer", "erasure", "kind", "record_id", "erased_at"}
+
+
+def test_given_a_delete_at_a_stale_version_then_412_and_no_ledger_entry(indexed) -> None:
+    stack, _ = indexed
+    person_id = create(stack)
+    response = send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}", **{"If-Match": '"7"'})
+    assert response.status_code == 412
+    assert scan_all(boto3.client("dynamodb", region_name=REGION), "pii-vault-erasures") == []
+    assert send(stack.writer, "DELETE", f"/customers/acme/people/{'0' * 32}").status_code == 404
+
+
+def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill_only(stack: Stack) -> None:
+    app = create_app(settings=Settings("indexer", region=REGION, stream_arn="arn:aws:dynamodb:us-east-1:"
+                                       "123456789012:table/pii-vault/stream/2026-01-01T00:00:00.000"))
+    assert app.routes == {}
+    assert {h.name for h in app.event_sources} == {"index_beacons"}
+    assert set(app.pure_lambda_functions[i].name for i in range(len(app.pure_lambda_functions))) == {"backfill"}

@@ -1,0 +1,225 @@
+"""Beacons, the indexer's stream logic, search and the job frame, against fakes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from chalicelib import jobs
+from chalicelib.beacons import BeaconKeys, normalise_email, normalise_stored_email
+from chalicelib.crypto import Opener, Sealer
+from chalicelib.errors import ValidationError
+from chalicelib.indexer import SKIPPED, STALE, UNCHANGED, WRITTEN, Indexer, StreamChange
+from chalicelib.keys import FreshDataKeys
+from chalicelib.models import PERSON_FIELDS, parse_search
+from chalicelib.service import ReaderService, WriterService
+from chalicelib.store import layout
+from tests.fakes import FakeKms, FixedClock, InMemoryStore
+
+PERSON = {
+    "name": "Wilhelmina", "surname": "Castellanos", "email": "Wilhelmina.C@Example.ORG", "dob": "1970-01-02",
+    "address": {"line1": "9 Canal Row", "city": "Ghent", "postal_code": "9000", "country": "BE"},
+}
+
+
+class FakeMac:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def mac(self, message: bytes) -> bytes:
+        self.calls += 1
+        return hmac.new(b"k" * 32, message, hashlib.sha256).digest()
+
+
+class FakeBeacons:
+    """BeaconIndex with the DynamoDB semantics: never older over newer, never on a missing item."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.beacons: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.writes = 0
+
+    def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
+        current = self.beacons.get((customer_id, person_id))
+        if (customer_id, person_id) not in self.store.people or (current and current[1] >= version):
+            return False
+        self.writes += 1
+        self.beacons[(customer_id, person_id)] = (beacon, version)
+        return True
+
+    def find(self, customer_id: str, beacon: bytes, limit: int = 100) -> list[str]:
+        return [pid for (cid, pid), (b, _) in self.beacons.items() if cid == customer_id and b == beacon][:limit]
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    kms, store, mac = FakeKms(), InMemoryStore(), FakeMac()
+    keys = BeaconKeys(mac)
+    beacons = FakeBeacons(store)
+    opener = Opener(kms.decryptor(), "pii-vault")
+    return {
+        "kms": kms, "store": store, "mac": mac, "keys": keys, "beacons": beacons,
+        "writer": WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock()),
+        "reader": ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
+        "indexer": Indexer(opener, keys, beacons),
+    }
+
+
+def item(store: InMemoryStore, customer: str, person_id: str, **extra: Any) -> dict[str, Any]:
+    record = store.people[(customer, person_id)]
+    return {**layout.person_item(record), **extra}
+
+
+def stored(world: dict[str, Any], customer: str, person_id: str) -> dict[str, Any]:
+    """The item as the table holds it: the record plus the beacon the indexer stored."""
+    extra = {}
+    if (customer, person_id) in world["beacons"].beacons:
+        beacon, version = world["beacons"].beacons[(customer, person_id)]
+        extra = {layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": str(version)}}
+    return item(world["store"], customer, person_id, **extra)
+
+
+def index_all(world: dict[str, Any]) -> Counter[str]:
+    return Counter(world["indexer"].index_item(stored(world, c, p)) for c, p in list(world["store"].people))
+
+
+# -- beacons ---------------------------------------------------------------------------------
+
+
+def test_given_emails_then_domain_case_and_spaces_normalise_but_the_local_part_keeps_its_case() -> None:
+    assert normalise_email("  Ann.Lee@EXAMPLE.com ") == "Ann.Lee@example.com"
+    assert normalise_email("Ann.Lee@example.com") != normalise_email("ann.lee@example.com")
+    assert normalise_email("x@BÜCHER.de") == "x@bücher.de"
+    assert normalise_stored_email("legacy value@EXAMPLE.COM") == "legacy value@example.com"
+    with pytest.raises(ValidationError) as raised:
+        normalise_email("ann@@example.com")
+    assert "ann" not in raised.value.message and raised.value.field == "email"
+
+
+def test_given_many_tenants_then_one_mac_call_and_unrelated_beacons_per_tenant() -> None:
+    mac = FakeMac()
+    keys = BeaconKeys(mac)
+    beacons = {keys.beacon(f"t{n}", "a@example.com") for n in range(50)}
+    assert len(beacons) == 50 and mac.calls == 1
+    assert keys.beacon("t1", "a@example.com") == keys.beacon("t1", "a@example.com")
+    assert len(keys.beacon("t1", "a@example.com")) == 16
+
+
+@pytest.mark.parametrize("length", [2, 8, 32])
+def test_given_a_beacon_length_then_beacons_are_that_long_and_prefixes_of_the_full_mac(length: int) -> None:
+    full, short = BeaconKeys(FakeMac(), length=32), BeaconKeys(FakeMac(), length=length)
+    assert short.beacon("t", "a@b.co") == full.beacon("t", "a@b.co")[:length]
+
+
+@pytest.mark.parametrize("length", [0, 1, 33])
+def test_given_an_out_of_range_length_then_refused(length: int) -> None:
+    with pytest.raises(ValueError):
+        BeaconKeys(FakeMac(), length=length)
+
+
+# -- indexer ---------------------------------------------------------------------------------
+
+
+def test_given_a_person_when_indexed_then_search_finds_only_exact_matches(world: dict[str, Any]) -> None:
+    created = world["writer"].create_person("acme", PERSON)
+    world["writer"].create_person("acme", {**PERSON, "email": "someone.else@example.org"})
+    assert index_all(world) == Counter({WRITTEN: 2})
+    found = world["reader"].search_people("acme", "Wilhelmina.C@example.org", PERSON_FIELDS)
+    assert [v.id for v in found] == [created.id]
+    assert found[0].data == {**PERSON, "email": "Wilhelmina.C@example.org"}
+    assert world["reader"].search_people("other", PERSON["email"], PERSON_FIELDS) == []
+    assert index_all(world) == Counter({UNCHANGED: 2})  # already there: no writes
+
+
+def test_given_a_short_beacon_with_collisions_then_search_filters_false_positives(world: dict[str, Any]) -> None:
+    keys = BeaconKeys(world["mac"], length=2)
+    reader = ReaderService(world["store"], Opener(world["kms"].decryptor(), "pii-vault"), beacon_keys=keys,
+                           beacons=world["beacons"])
+    indexer = Indexer(Opener(world["kms"].decryptor(), "pii-vault"), keys, world["beacons"])
+    seen: dict[bytes, str] = {}
+    for n in range(100_000):  # 2-byte beacons: a shared one turns up after a few hundred emails
+        email = f"p{n}@example.org"
+        beacon = keys.beacon("acme", email)
+        if beacon in seen:
+            pair = (seen[beacon], email)
+            break
+        seen[beacon] = email
+    ids = [world["writer"].create_person("acme", {**PERSON, "email": email}).id for email in pair]
+    for pid in ids:
+        indexer.index_item(item(world["store"], "acme", pid))
+    assert sorted(world["beacons"].find("acme", keys.beacon("acme", pair[0]))) == sorted(ids)  # both candidates
+    for email, pid in zip(pair, ids):
+        assert [v.id for v in reader.search_people("acme", email, PERSON_FIELDS)] == [pid]  # only the true match
+
+
+def test_given_stream_changes_then_removes_own_writes_and_unchanged_emails_are_skipped(world: dict[str, Any]) -> None:
+    indexer, store = world["indexer"], world["store"]
+    pid = world["writer"].create_person("acme", PERSON).id
+    new = item(store, "acme", pid)
+    assert indexer.handle(StreamChange("INSERT", new, None)) == WRITTEN
+    beacon, _ = world["beacons"].beacons[("acme", pid)]
+    with_beacon = {**new, layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": "1"}}
+    decrypts = world["kms"].decrypt_calls
+    assert indexer.handle(StreamChange("MODIFY", with_beacon, new)) == SKIPPED  # our own beacon write
+    assert indexer.handle(StreamChange("REMOVE", None, with_beacon)) == SKIPPED
+    patched = {**with_beacon, layout.VERSION: {"N": "2"}, "f_name": {"B": b"other"}}
+    assert indexer.handle(StreamChange("MODIFY", patched, with_beacon)) == UNCHANGED
+    assert world["kms"].decrypt_calls == decrypts  # none of these decrypted anything
+    secret_item = {layout.PK: {"S": "C#acme"}, layout.SK: {"S": "S#tok#V#0000000001"}}
+    assert indexer.handle(StreamChange("INSERT", secret_item, None)) == SKIPPED
+
+
+def test_given_a_record_older_than_the_stored_beacon_then_stale_and_kept(world: dict[str, Any]) -> None:
+    pid = world["writer"].create_person("acme", PERSON).id
+    old = item(world["store"], "acme", pid)
+    world["writer"].replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
+    assert world["indexer"].index_item(item(world["store"], "acme", pid)) == WRITTEN
+    assert world["indexer"].index_item(old) == STALE
+    assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": 7}, "email"), ({}, "email"), ([], "body"),
+    ({"email": "a@b.co", "fields": []}, "fields"), ({"email": "a@b.co", "fields": ["ssn"]}, "fields"),
+    ({"email": "a@b.co", "fields": ["dob", "dob"]}, "fields"), ({"email": "a@b.co", "fields": None}, "fields"),
+    ({"email": "a@b.co", "extra": 1}, "extra"),
+])
+def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body, field) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_search(body)
+    assert raised.value.field == field
+
+
+def test_given_a_malformed_email_when_searching_then_a_validation_error_without_the_value(world) -> None:
+    with pytest.raises(ValidationError) as raised:
+        world["reader"].search_people("acme", "wilhelmina@@example.org", PERSON_FIELDS)
+    assert raised.value.field == "email" and "wilhelmina" not in raised.value.message
+
+
+# -- job frame -------------------------------------------------------------------------------
+
+
+def test_given_a_deadline_then_run_segment_saves_and_a_rerun_resumes_without_redoing_pages() -> None:
+    data = [[{"n": i} for i in range(start, start + 3)] for start in (0, 3, 6)]
+    seen: list[int] = []
+
+    def pages(start: Any) -> tuple[list[dict[str, Any]], Any]:
+        index = 0 if start is None else start["page"]
+        return data[index], ({"page": index + 1} if index + 1 < len(data) else None)
+
+    def process(items: list[dict[str, Any]]) -> Counter[str]:
+        seen.extend(i["n"] for i in items)
+        return Counter(done=len(items))
+
+    checkpoints = jobs.MemoryCheckpoints()
+    clock = iter([False, True])
+    first = jobs.run_segment("j", 0, pages, process, checkpoints, out_of_time=lambda: next(clock, True))
+    assert (first.done, first.pages, seen) == (False, 1, [0, 1, 2])
+    second = jobs.run_segment("j", 0, pages, process, checkpoints)
+    assert second.done and second.counts["done"] == 9 and seen == list(range(9))
+    assert jobs.run_segment("j", 0, pages, process, checkpoints).pages == 3  # done: nothing again
+    assert seen == list(range(9))

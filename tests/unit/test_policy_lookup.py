@@ -1,0 +1,119 @@
+"""Least privilege of the lookup and erasure roles, proven on the generated documents with
+tests/policy_eval.py (moto does not enforce resources or conditions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
+from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, GOOD, IDEMPOTENCY_TABLE, KEY, KMS_ACTIONS, TABLE
+from tools import policies
+
+BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/7c1d9e4b-2a3f-4e8d-b6a5-3f9c0e1d2b47"
+LEDGER = f"{TABLE}-erasures"
+JOBS = f"{TABLE}-jobs"
+INDEX = f"{TABLE}/index/beacon-index"
+STREAM = f"{TABLE}/stream/2026-11-30T06:00:00.000"
+MAC = {"kms:MacAlgorithm": "HMAC_SHA_256"}
+ALL_KMS = (*KMS_ACTIONS, "kms:GenerateMac", "kms:VerifyMac")
+
+WRITER = policies.writer_policy(KEY, TABLE, ledger_table_arn=LEDGER)
+READER = policies.reader_policy(KEY, TABLE, beacon_key_arn=BEACON_KEY)
+INDEXER = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
+OFFBOARD = policies.offboard_policy(KEY, TABLE)
+
+
+def attrs(*names: str, **extra: str) -> dict[str, object]:
+    return {"dynamodb:Attributes": list(names), **extra}
+
+
+# -- indexer -------------------------------------------------------------------------------
+
+
+def test_given_the_indexer_then_its_only_kms_uses_are_decrypt_in_context_and_mac_on_the_beacon_key() -> None:
+    assert allowed(INDEXER, ALL_KMS, KEY, context={**GOOD, **MAC}) == {"kms:Decrypt"}
+    assert allowed(INDEXER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == {"kms:GenerateMac"}
+    assert evaluate(INDEXER, "kms:Decrypt", KEY, kms_context({"app": "pii-vault"})) == IMPLICIT_DENY
+    assert evaluate(INDEXER, "kms:GenerateMac", BEACON_KEY, {"kms:MacAlgorithm": "HMAC_SHA_512"}) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize("names", [("pk", "sk", "beacon", "beacon_version"), ("pk", "sk", "beacon")])
+def test_given_the_indexer_when_it_updates_beacon_attributes_then_allowed(names: tuple[str, ...]) -> None:
+    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, attrs(*names)) == ALLOW
+
+
+@pytest.mark.parametrize("extra", ["version", "f_email", "f_name", "slots", "kms_key", "updated_at", "created_at"])
+def test_given_the_indexer_when_an_update_names_anything_else_then_denied(extra: str) -> None:
+    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, attrs("pk", "sk", "beacon", extra)) == IMPLICIT_DENY
+
+
+def test_given_the_indexer_then_no_put_delete_batch_or_returned_items() -> None:
+    assert allowed(INDEXER, DDB_ACTIONS, TABLE, context=attrs("pk", "sk", "beacon")) == {
+        "dynamodb:UpdateItem", "dynamodb:Scan"
+    }
+    returned = attrs("pk", "sk", "beacon", **{"dynamodb:ReturnValues": "ALL_NEW"})
+    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, returned) == IMPLICIT_DENY
+    for table in (LEDGER, IDEMPOTENCY_TABLE, f"{TABLE}-restored"):
+        assert allowed(INDEXER, DDB_ACTIONS, table, context=attrs("pk", "sk", "beacon")) == set()
+    assert allowed(INDEXER, ("dynamodb:GetItem", "dynamodb:PutItem"), JOBS) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert evaluate(INDEXER, "dynamodb:GetRecords", STREAM) == ALLOW
+    assert evaluate(INDEXER, "dynamodb:GetRecords", f"{TABLE}-other/stream/x") == IMPLICIT_DENY
+
+
+# -- offboarding ----------------------------------------------------------------------------
+
+
+def test_given_offboarding_then_no_kms_action_at_all() -> None:
+    for key in (KEY, BEACON_KEY):
+        assert allowed(OFFBOARD, ALL_KMS, key, context={**GOOD, **MAC}) == set()
+
+
+def test_given_offboarding_then_it_queries_keys_and_creation_times_only() -> None:
+    keys_only = attrs("pk", "sk", "created_at", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
+    assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, keys_only) == ALLOW
+    ciphertext = attrs("pk", "sk", "f_email", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
+    assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, ciphertext) == IMPLICIT_DENY
+    assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, {"dynamodb:Select": "ALL_ATTRIBUTES"}) == IMPLICIT_DENY
+    assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, {}) == IMPLICIT_DENY
+
+
+def test_given_offboarding_then_it_deletes_but_never_writes_or_reads_items() -> None:
+    assert allowed(OFFBOARD, DDB_ACTIONS, TABLE) == {"dynamodb:DeleteItem"}
+    returned = {"dynamodb:ReturnValues": "ALL_OLD"}
+    assert evaluate(OFFBOARD, "dynamodb:DeleteItem", TABLE, returned) == IMPLICIT_DENY
+    assert allowed(OFFBOARD, DDB_ACTIONS, IDEMPOTENCY_TABLE) == {"dynamodb:DeleteItem", "dynamodb:Scan"}
+    assert allowed(OFFBOARD, DDB_ACTIONS, LEDGER) == {"dynamodb:PutItem"}
+    assert allowed(OFFBOARD, DDB_ACTIONS, INDEX) == set()
+
+
+# -- reader and writer additions --------------------------------------------------------------
+
+
+def test_given_the_reader_then_search_adds_mac_and_index_query_and_stays_read_only() -> None:
+    assert allowed(READER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == {"kms:GenerateMac"}
+    assert allowed(READER, ALL_KMS, KEY, context={**GOOD, **MAC}) == {"kms:Decrypt"}
+    assert allowed(READER, DDB_ACTIONS, INDEX) == {"dynamodb:Query"}
+    writes = {a for a in DDB_ACTIONS if not a.endswith(("GetItem", "Query", "Scan", "Select"))}
+    for resource in (TABLE, INDEX, LEDGER, IDEMPOTENCY_TABLE, JOBS):
+        assert not allowed(READER, writes, resource)
+
+
+def test_given_the_writer_then_it_appends_to_the_ledger_and_cannot_mac_or_read_it() -> None:
+    assert allowed(WRITER, DDB_ACTIONS, LEDGER) == {"dynamodb:PutItem"}
+    assert allowed(WRITER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == set()
+    assert allowed(WRITER, DDB_ACTIONS, INDEX) == set()
+
+
+def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_cannot() -> None:
+    admin = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
+    reader = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
+    document = policies.beacon_key_policy(admin, [reader])
+    assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=reader) == ALLOW
+    assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=admin) == IMPLICIT_DENY
+    assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC,
+                    principal=f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler") == IMPLICIT_DENY
+
+
+def test_given_generated_files_then_every_stage_has_its_policy() -> None:
+    files = policies.generate({"key_arn": KEY, "table_arn": TABLE, "beacon_key_arn": BEACON_KEY})
+    assert set(files) == {"policy-writer.json", "policy-reader.json", "policy-indexer.json", "policy-offboard.json"}

@@ -1,0 +1,217 @@
+"""Bulk jobs from the command line: beacon backfill, tenant offboarding, ledger replay.
+
+    python -m tools.jobs backfill [--segments 4] [--dry-run] [--resume JOB_ID]
+    python -m tools.jobs offboard --customer acme [--segments 4] [--dry-run] [--resume JOB_ID]
+    python -m tools.jobs restore-replay --table pii-vault-restored [--segments 4] [--dry-run] [--resume JOB_ID]
+
+Settings come from the environment like the functions' (``PII_VAULT_TABLE``,
+``PII_VAULT_KMS_KEY_ID``, ``PII_VAULT_BEACON_KEY_ID``...); ``--endpoint-url`` points at a
+local stack (``make dev``: http://127.0.0.1:5000). Segments run in parallel threads on
+this machine, or, with ``--invoke FUNCTION``, as ``lambda:Invoke`` of the deployed job
+function (``pii-vault-indexer-backfill``, ``pii-vault-offboard-offboard``), one segment
+per invocation, invoked again until done: the work then happens on AWS, not here.
+
+Progress goes to stderr (one line per page), the final report (JSON) to stdout. Exit 0
+when every segment is done, 3 when a deadline stopped some (run again with ``--resume``).
+A dry run writes nothing (no checkpoint either) and reports what it would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+from chalicelib import jobs
+
+NOT_DONE_EXIT = 3
+
+
+def _stamp() -> str:
+    """Time plus a random suffix: two runs started in the same second get their own job ids
+    (a new run must never pick up another run's checkpoints; --resume does that on purpose)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Progress:
+    def __init__(self, label: str, total: int, out: Any = sys.stderr) -> None:
+        self._label = label
+        self._total = total
+        self._out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, checkpoint: jobs.Checkpoint) -> None:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(checkpoint.counts.items()))
+        state = "done" if checkpoint.done else "..."
+        with self._lock:
+            print(f"{self._label} {checkpoint.job_id} segment {checkpoint.segment}/{self._total}: "
+                  f"page {checkpoint.pages}, {counts} {state}", file=self._out, flush=True)
+
+
+def _settings(args: argparse.Namespace, role: str) -> Any:
+    from chalicelib.config import Settings
+
+    return Settings.from_env(role=role)
+
+
+def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
+    import boto3
+
+    session = boto3.session.Session(region_name=settings.region)
+    return (session.client("kms", endpoint_url=args.endpoint_url),
+            session.client("dynamodb", endpoint_url=args.endpoint_url))
+
+
+def run_segments(
+    segments: Sequence[int], run_one: Callable[[int], jobs.Checkpoint], parallel: int
+) -> list[jobs.Checkpoint]:
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return list(pool.map(run_one, segments))
+
+
+def _checkpoints(args: argparse.Namespace, ddb: Any, settings: Any) -> jobs.Checkpoints:
+    return jobs.MemoryCheckpoints() if args.dry_run else jobs.DynamoDbCheckpoints(ddb, settings.jobs_table_name)
+
+
+def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each payload to the deployed function until it reports done (one segment per call)."""
+    import boto3
+
+    lam = boto3.session.Session(region_name=settings.region).client("lambda", endpoint_url=args.endpoint_url)
+
+    def one(payload: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            response = lam.invoke(FunctionName=args.invoke, Payload=json.dumps(payload).encode())
+            report: dict[str, Any] = json.loads(response["Payload"].read())
+            if "FunctionError" in response:
+                raise RuntimeError(f"{args.invoke} failed on segment {payload['segment']}: {report}")
+            print(json.dumps(report), file=sys.stderr, flush=True)
+            if report.get("done"):
+                return report
+
+    with ThreadPoolExecutor(max_workers=max(1, len(payloads))) as pool:
+        return list(pool.map(one, payloads))
+
+
+def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from chalicelib.api import build_indexer
+
+    job_id = args.resume or f"backfill-{_stamp()}"
+    settings = _settings(args, "indexer")
+    if args.invoke:
+        return _invoke(args, settings, [{"job": job_id, "segment": s, "total_segments": args.segments,
+                                         "dry_run": args.dry_run} for s in range(args.segments)])
+    kms, ddb = _clients(args, settings)
+    indexer = build_indexer(settings, kms, ddb)
+    worker = indexer.dry_run() if args.dry_run else indexer
+    checkpoints = _checkpoints(args, ddb, settings)
+    progress = Progress("backfill" + (" (dry run)" if args.dry_run else ""), args.segments)
+    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+
+    def run_one(segment: int) -> jobs.Checkpoint:
+        pages = jobs.scan_pages(ddb, settings.table_name, segment, args.segments)
+        return jobs.run_segment(job_id, segment, pages, jobs.backfill_processor(worker), checkpoints,
+                                out_of_time=deadline, progress=progress)
+
+    return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
+
+
+def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from chalicelib import models
+    from chalicelib.store.ledger import TENANT, DynamoDbErasures
+
+    customer_id = models.customer_id(args.customer)
+    job_id = args.resume or f"offboard-{customer_id}-{_stamp()}"
+    settings = _settings(args, "offboard")
+    segments = range(args.segments + 1)  # 0: the tenant's items; 1..N: idempotency references
+    if args.invoke:
+        return _invoke(args, settings, [{"job": job_id, "customer_id": customer_id, "segment": s,
+                                         "total_segments": args.segments, "dry_run": args.dry_run} for s in segments])
+    _, ddb = _clients(args, settings)
+    checkpoints = _checkpoints(args, ddb, settings)
+    erasures = DynamoDbErasures(ddb, table=settings.table_name, ledger_table=settings.ledger_table_name,
+                                idempotency_table=settings.idempotency_table_name)
+    progress = Progress("offboard" + (" (dry run)" if args.dry_run else ""), args.segments)
+    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+
+    def run_one(segment: int) -> jobs.Checkpoint:
+        run = jobs.OffboardRun(job_id, customer_id, segment, args.segments, dry_run=args.dry_run)
+        return jobs.offboard_segment(
+            run, ddb, table=settings.table_name, idempotency_table=settings.idempotency_table_name,
+            checkpoints=checkpoints, record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
+            now=_now, out_of_time=deadline, progress=progress,
+        )
+
+    # The items first (segment 0 writes the ledger entry), then the references in parallel.
+    first = run_one(0)
+    rest = run_segments(segments[1:], run_one, args.segments)
+    return [c.report() for c in (first, *rest)]
+
+
+def restore_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
+    job_id = args.resume or f"replay-{args.table}-{_stamp()}"
+    settings = _settings(args, "offboard")
+    _, ddb = _clients(args, settings)
+    checkpoints = _checkpoints(args, ddb, settings)
+    progress = Progress("restore-replay" + (" (dry run)" if args.dry_run else ""), args.segments)
+    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+
+    def run_one(segment: int) -> jobs.Checkpoint:
+        pages = jobs.scan_pages(ddb, settings.ledger_table_name, segment, args.segments)
+        return jobs.run_segment(job_id, segment, pages, jobs.replay_processor(ddb, args.table, dry_run=args.dry_run),
+                                checkpoints, out_of_time=deadline, progress=progress)
+
+    return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.jobs", description=__doc__.split("\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--segments", type=int, default=4, help="parallel-scan segments (default 4)")
+    common.add_argument("--dry-run", action="store_true", help="write nothing, report what would be done")
+    common.add_argument("--resume", metavar="JOB_ID", help="continue a job from its checkpoints")
+    common.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:5000 (the local stack's moto)")
+    common.add_argument("--max-seconds", type=float, default=0, help="stop (resumable) after this long")
+    common.add_argument("--invoke", metavar="FUNCTION", help="run each segment as lambda:Invoke of this function")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("backfill", parents=[common], help="write missing or outdated email beacons")
+    off = sub.add_parser("offboard", parents=[common], help="delete every record of one tenant")
+    off.add_argument("--customer", required=True)
+    replay = sub.add_parser("restore-replay", parents=[common], help="re-apply the erasure ledger to a restored table")
+    replay.add_argument("--table", required=True, help="the table restored from a backup or PITR")
+    args = parser.parse_args(argv)
+    if not 1 <= args.segments <= 1000:
+        parser.error("--segments must be 1-1000")
+    if args.command == "restore-replay" and args.invoke:
+        parser.error("restore-replay runs here, with the operator's credentials (see the README)")
+    from chalicelib.errors import PiiVaultError
+
+    command = {"backfill": backfill, "offboard": offboard, "restore-replay": restore_replay}[args.command]
+    try:
+        reports = command(args)
+    except PiiVaultError as exc:
+        print(f"tools.jobs: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    totals: Counter[str] = Counter()
+    for report in reports:
+        totals.update(report.get("counts", {}))
+    done = all(report.get("done") for report in reports)
+    summary = {"job": reports[0]["job"] if reports else None, "done": done,
+               "dry_run": args.dry_run, "totals": dict(sorted(totals.items())), "segments": reports}
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if done else NOT_DONE_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
