@@ -40,7 +40,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from chalicelib.store import fleet_table
+from chalicelib.store import fleet_table, layout
 from tools import access, policies
 
 APP = policies.APP_NAME
@@ -230,10 +230,14 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + policies.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_FLEET_KEY: getatt("FleetMacKey"),
         _SENTINEL_TABLE + policies.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
+        _SENTINEL_TABLE + policies.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
+    ledger = _SENTINEL_TABLE + policies.LEDGER_SUFFIX
     return {
-        "writer": substitute(policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
+        "writer": substitute(
+            policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
+        ),
         "reader": substitute(policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE,
                                                     fleet_mac_key_arn=_SENTINEL_FLEET_KEY), exact, functions),
     }
@@ -390,6 +394,26 @@ def base_template() -> dict[str, Any]:
                 "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
             },
         },
+        # The erasure ledger (ids and times only): kept like the PII table, since replaying
+        # it after a point-in-time restore is what keeps erased people erased.
+        "ErasureLedgerTable": _retained({
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "TableName": sub(f"{APP}-${{Environment}}{policies.LEDGER_SUFFIX}"),
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": layout.LEDGER_PK, "KeyType": "HASH"},
+                    {"AttributeName": layout.LEDGER_SK, "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": layout.LEDGER_PK, "AttributeType": "S"},
+                    {"AttributeName": layout.LEDGER_SK, "AttributeType": "S"},
+                ],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+            },
+        }),
         "IdempotencyTable": _retained({
             "Type": "AWS::DynamoDB::Table",
             "Properties": {
@@ -436,6 +460,9 @@ def base_template() -> dict[str, Any]:
         },
         "FleetMacKeyArn": {"Value": getatt("FleetMacKey"), "Export": {"Name": export_name("FleetMacKeyArn")}},
         "FleetTableName": {"Value": ref("FleetKeyTable"), "Export": {"Name": export_name("FleetTableName")}},
+        "LedgerTableName": {
+            "Value": ref("ErasureLedgerTable"), "Export": {"Name": export_name("LedgerTableName")}
+        },
     }
     documents = role_policies()
     for stage in STAGES:
@@ -640,6 +667,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     }
     if stage == "writer":
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
+        variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
     else:
         variables["PII_VAULT_FLEET_TABLE"] = import_value("FleetTableName")
         # Pinned by ARN like the data key: an alias could be re-pointed.

@@ -136,7 +136,12 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
         return policies.reader_policy(key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"],
                                       fleet_table_arn=fleet_table_arn)
 
-    for stage, generate in (("writer", policies.writer_policy), ("reader", reader_policy)):
+    ledger_arn = ddb.describe_table(TableName=outputs["LedgerTableName"])["Table"]["TableArn"]
+
+    def writer_policy(key_arn: str, table: str) -> dict[str, Any]:
+        return policies.writer_policy(key_arn, table, ledger_table_arn=ledger_arn)
+
+    for stage, generate in (("writer", writer_policy), ("reader", reader_policy)):
         role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]
         names = iam.list_role_policies(RoleName=role)["PolicyNames"]
         documents = {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names}

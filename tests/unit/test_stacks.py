@@ -28,7 +28,8 @@ def resolve(value: Any, env: str = "dev") -> Any:
     attrs = {"Key": KEY, "FleetMacKey": FLEET_KEY, **ROLES,
              "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
              "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
-             "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys"}
+             "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
+             "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures"}
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
     if isinstance(value, list):
@@ -63,7 +64,7 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
 
 def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(base):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
-    generators = {"writer": policies.writer_policy,
+    generators = {"writer": lambda key, table: policies.writer_policy(key, table, ledger_table_arn=f"{table}-erasures"),
                   "reader": lambda key, table: policies.reader_policy(key, table, fleet_mac_key_arn=FLEET_KEY)}
     for stage, generate in generators.items():
         title = stage.capitalize()
