@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from chalicelib.errors import ConfigurationError
 
@@ -105,7 +105,7 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> Settings:
         """Read settings; ``role`` (tests building both apps in one process) overrides the env."""
         env = os.environ if environ is None else environ
         table_name = env.get("PII_VAULT_TABLE", DEFAULT_TABLE_NAME)

@@ -32,11 +32,11 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from chalicelib.config import ROLES
-
 from tools.generated import write_or_check
 from tools.policies import InvalidResourceError, _principal, render
 

@@ -12,6 +12,7 @@ not leak ``AWS_ENDPOINT_URL`` into the integration tests running in the same pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -223,7 +224,7 @@ def _answers_http(url):
         raise DevStackError(f"not a local http URL: {url}")
     try:
         # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
-        urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310
+        urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310  # noqa: S310
     except urllib.error.HTTPError:
         return True  # any status (chalice local says 403 for unknown paths) means it is serving
     except OSError:
@@ -232,10 +233,8 @@ def _answers_http(url):
 
 
 def _signal_group(proc, sig):
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _tail(path, lines=40):
@@ -269,9 +268,11 @@ def main():
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
                 "    -d '{\"name\":\"Grace\",\"surname\":\"Hopper\",\"email\":\"grace@example.com\",\"dob\":\"1906-12-09\",\n"
-                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\",\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
+                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\","
+                "\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
                 f"  curl -s {r}/customers/acme/people/<id from Location>\n"
-                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' -d '{{\"value\":\"s3cr3t\"}}'\n"
+                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' "
+                "-d '{\"value\":\"s3cr3t\"}'\n"
                 f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
                 "Ctrl-C stops everything.",
                 flush=True,

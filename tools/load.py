@@ -30,9 +30,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -253,7 +254,7 @@ def verify(
     result = Verification(scanned_items=len(items))
     stored = [r for r in records if (r.customer_id, r.person_id) in items]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        reads = dict(zip(map(id, stored), pool.map(read, stored)))
+        reads = dict(zip(map(id, stored), pool.map(read, stored), strict=True))
     known = set()
     for record in records:
         key = (record.customer_id, record.person_id)

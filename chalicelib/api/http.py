@@ -13,7 +13,8 @@ import json
 import logging
 import re
 import traceback
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice import Response
 from chalice.app import Request

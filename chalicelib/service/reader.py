@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-
-
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
 from chalicelib.errors import IntegrityError, NotFoundError
-from chalicelib.store.records import (
-    META_CREATED,
-    META_UPDATED,
-    PersonRecord,
-    SecretRead,
-    SecretVersion,
-    Store,
-)
-
 from chalicelib.service.common import (
     PERSON,
     SECRET,
@@ -25,6 +14,14 @@ from chalicelib.service.common import (
     PeopleBatch,
     PeoplePage,
     secret_record_id,
+)
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    PersonRecord,
+    SecretRead,
+    SecretVersion,
+    Store,
 )
 
 

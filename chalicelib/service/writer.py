@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-
 import datetime as _dt
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Envelope, RecordRef, Sealer
 from chalicelib.errors import ConflictError, NotFoundError, PreconditionFailedError
+from chalicelib.service.common import (
+    PERSON,
+    SECRET,
+    WriteResult,
+    new_record_id,
+    secret_record_id,
+    timestamp,
+    utc_now,
+)
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -23,16 +32,6 @@ from chalicelib.store.records import (
     SecretVersion,
     SecretVersionConflict,
     Store,
-)
-
-from chalicelib.service.common import (
-    PERSON,
-    SECRET,
-    WriteResult,
-    new_record_id,
-    secret_record_id,
-    timestamp,
-    utc_now,
 )
 
 _WRITE_ATTEMPTS = 16  # rounds of a write racing other writers of the same record
