@@ -132,6 +132,6 @@ def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dic
     return write()
 
 
-def _mark_replayed(response: Any, _record: Any) -> Any:
+def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
     """The stored answer marked as a replay (one that is not an object is left for ``run`` to refuse)."""
     return {**response, "replayed": True} if isinstance(response, dict) else response

@@ -244,7 +244,9 @@ def key_policy_document() -> dict[str, Any]:
     """tools.policies.key_policy with the admin parameter and the two roles of this stack."""
     admin, writer, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader"))
     document = policies.key_policy(admin, writer, reader)
-    return substitute(document, {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")})
+    exact = {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")}
+    substituted: dict[str, Any] = substitute(document, exact)
+    return substituted
 
 
 def fleet_key_policy_document() -> dict[str, Any]:

@@ -223,17 +223,20 @@ class Client:
                       idempotency_key: str | None = None) -> dict[str, Any]:
         """``{"id", "version", "created_at"}``. Retries reuse one random Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "people")
-        return self.request("POST", url, json_body=dict(person), headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request("POST", url, json_body=dict(person), headers=self._key(idempotency_key)).json()
+        return answer
 
     def replace_person(self, customer_id: str, person_id: str, person: Mapping[str, Any], *,
                        if_match: int | None = None) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        return self.request("PUT", url, json_body=dict(person), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request("PUT", url, json_body=dict(person), headers=self._if_match(if_match)).json()
+        return answer
 
     def patch_person(self, customer_id: str, person_id: str, changes: Mapping[str, Any], *,
                      if_match: int | None = None) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        return self.request("PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request("PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)).json()
+        return answer
 
     def delete_person(self, customer_id: str, person_id: str, *, if_match: int | None = None) -> None:
         url = self._url("writer", "customers", customer_id, "people", person_id)
@@ -242,7 +245,8 @@ class Client:
     def get_person(self, customer_id: str, person_id: str, *,
                    fields: Iterable[str] | None = None) -> dict[str, Any]:
         url = self._url("reader", "customers", customer_id, "people", person_id, query={"fields": _fields(fields)})
-        return self.request("GET", url).json()
+        answer: dict[str, Any] = self.request("GET", url).json()
+        return answer
 
     def list_pages(self, customer_id: str, *, limit: int | None = None,
                    fields: Iterable[str] | None = None) -> Iterator[Page]:
@@ -275,12 +279,14 @@ class Client:
                    idempotency_key: str | None = None) -> dict[str, Any]:
         """A new version: ``{"id", "version", "created_at"}``. Retries reuse one Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "secrets", secret_id)
-        return self.request("PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request("PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)).json()
+        return answer
 
     def get_secret(self, customer_id: str, secret_id: str, *, version: int | None = None) -> dict[str, Any]:
         query = {"version": None if version is None else str(version)}
-        return self.request("GET", self._url("reader", "customers", customer_id, "secrets", secret_id,
-                                             query=query)).json()
+        answer: dict[str, Any] = self.request("GET", self._url("reader", "customers", customer_id, "secrets", secret_id,
+                                              query=query)).json()
+        return answer
 
     def secret_versions(self, customer_id: str, secret_id: str) -> list[dict[str, Any]]:
         url = self._url("reader", "customers", customer_id, "secrets", secret_id, "versions")
