@@ -252,7 +252,9 @@ def key_policy_document() -> dict[str, Any]:
 def fleet_key_policy_document() -> dict[str, Any]:
     """tools.policies.fleet_key_policy with the admin parameter and this stack's reader role."""
     admin, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "reader"))
-    return substitute(policies.fleet_key_policy(admin, reader), {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole")})
+    exact = {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole")}
+    substituted: dict[str, Any] = substitute(policies.fleet_key_policy(admin, reader), exact)
+    return substituted
 
 
 def _lambda_role() -> dict[str, Any]:
