@@ -75,7 +75,8 @@ def table(report: list[dict[str, Any]]) -> str:
         issue = row["issue"]
         uniform, recent = row["runs"]
         lines.append(
-            f"| {row['tenants']:,} | {row['writers']} / {row['readers']} | {row['write_rate']:g} | {row['read_rate']:g} "
+            f"| {row['tenants']:,} | {row['writers']} / {row['readers']} "
+            f"| {row['write_rate']:g} | {row['read_rate']:g} "
             f"| {row['design']} | {_write_cell(row)} | {_kms_cell(uniform)} ({_history_label(row['history_s'])}) "
             f"| {_kms_cell(recent)} | {_fleet_cell(row)} "
             f"| {' / '.join(f'{v:g}' for v in issue) if issue else '-'} |"
