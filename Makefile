@@ -24,7 +24,7 @@ dev: .venv
 test: .venv
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
 
-# cfn-lint, checkov, parliament, bandit, pip-audit: see tools/checks.sh.
+# cfn-lint, checkov, parliament, bandit, pip-audit, ruff, mypy: see tools/checks.sh.
 check: .venv .venv-checkov
 	tools/checks.sh
 
@@ -66,5 +66,5 @@ package: .venv
 	touch .venv-checkov
 
 clean:
-	rm -rf out .dev .pytest_cache .hypothesis
+	rm -rf out .dev .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

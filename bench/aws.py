@@ -6,8 +6,9 @@ import math
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from bench.stages import REGION
 
@@ -79,7 +80,11 @@ def aws_sandbox() -> Iterator[dict[str, str]]:
     saved = dict(os.environ)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PII_VAULT_ROLE"):
         os.environ.pop(name, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's dummy credentials
+        AWS_DEFAULT_REGION=REGION,
+    )
     from moto import mock_aws
 
     from tools.bootstrap import bootstrap

@@ -21,7 +21,7 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
     )
     fig, axes = plt.subplots(1, len(panels), figsize=(20, 5.5))
     ys = range(len(names))
-    for ax, (label, write_key, read_key, log) in zip(axes, panels):
+    for ax, (label, write_key, read_key, log) in zip(axes, panels, strict=True):
         if read_key:
             ax.barh([y + 0.2 for y in ys], [r[write_key] for r in results], height=0.4, label="write", color="#4C72B0")
             ax.barh([y - 0.2 for y in ys], [r[read_key] for r in results], height=0.4, label="read", color="#DD8452")
@@ -30,7 +30,7 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.barh(list(ys), [r[write_key] for r in results], height=0.6, color="#55A868")
         if log:
             ax.set_xscale("log")
-            for y, r in zip(ys, results):
+            for y, r in zip(ys, results, strict=True):
                 ax.text(r[write_key], y + 0.2, f" {r[write_key]:.3g}", va="center", fontsize=7)
                 ax.text(r[read_key], y - 0.2, f" {r[read_key]:.3g}", va="center", fontsize=7)
         ax.set_yticks(list(ys))

@@ -68,8 +68,8 @@ def import_time_ms(stage: str, *, bytecode: bool, runs: int = 7) -> float:
                 cwd=ROOT, env={**env, "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=120,
             )
             modules = json.loads(listing.stdout)
-        warm = "import importlib\nfor name in %r:\n    try:\n        importlib.import_module(name)\n" \
-               "    except Exception:\n        pass\n" % (modules,)
+        warm = f"import importlib\nfor name in {modules!r}:\n    try:\n        importlib.import_module(name)\n" \
+               "    except Exception:\n        pass\n"
         subprocess.run([sys.executable, "-c", warm], cwd=ROOT if bytecode else tempfile.gettempdir(), env=env,
                        capture_output=True, timeout=120)
         env["PYTHONDONTWRITEBYTECODE"] = "1"

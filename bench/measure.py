@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from bench.approaches import FIELDS, Approach
 from bench.aws import DynamoMeter, KmsMeter, binary_bytes, ddb_client, item_size, tenant_items

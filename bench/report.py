@@ -25,7 +25,7 @@ COLUMNS = (
 
 def markdown(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -72,7 +72,8 @@ def secrets_line(workload: SecretsWorkload = SecretsWorkload()) -> str:
         f"DynamoDB on demand; ${cost['pii-vault-with-api-gateway-and-lambda-requests']:,.2f} with API Gateway and "
         f"Lambda requests), Secrets Manager ${cost['secrets-manager']:,.2f}, SSM Parameter Store SecureString "
         f"${cost['ssm-advanced-securestring']:,.2f} as advanced parameters or "
-        f"${cost['ssm-standard-securestring']:,.2f} as standard ones (at most {SSM_STANDARD_PARAMETER_LIMIT:,} per account and region, "
+        f"${cost['ssm-standard-securestring']:,.2f} as standard ones "
+        f"(at most {SSM_STANDARD_PARAMETER_LIMIT:,} per account and region, "
         f"standard throughput); both services with their "
         f"AWS managed key. {PRICES_AS_OF}; bench/prices.py."
     )

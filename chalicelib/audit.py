@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ANONYMOUS_PRINCIPAL = "anonymous"
 REFUSED = "request.refused"
@@ -41,7 +42,7 @@ class Actor:
     request_id: str | None = None
 
     @classmethod
-    def from_request_context(cls, context: Mapping[str, Any] | None) -> "Actor":
+    def from_request_context(cls, context: Mapping[str, Any] | None) -> Actor:
         """``userArn`` (IAM authorizer), else ``caller``, else anonymous."""
         context = context if isinstance(context, Mapping) else {}
         identity = context.get("identity")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any
 
 from chalicelib.errors import ConfigurationError
 
@@ -120,7 +121,7 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, role: str | None = None) -> Settings:
         """Read settings; ``role`` (tests building both apps in one process) overrides the env."""
         env = os.environ if environ is None else environ
         table_name = env.get("PII_VAULT_TABLE", DEFAULT_TABLE_NAME)
@@ -143,6 +144,8 @@ class Settings:
         local_caller = env.get("PII_VAULT_LOCAL_CALLER", "").strip() or None
         if local_caller is not None and env.get("AWS_LAMBDA_FUNCTION_NAME"):
             raise ConfigurationError("PII_VAULT_LOCAL_CALLER is for chalice local and tests; unset it in Lambda")
+        # Typed Any for the ** below: the field names come from _INT_SETTINGS (checked in __post_init__).
+        ints: dict[str, Any] = {name: _int_env(env, name) for name in _INT_SETTINGS}
         return cls(
             role=env.get("PII_VAULT_ROLE", "") if role is None else role,
             table_name=table_name,
@@ -158,7 +161,7 @@ class Settings:
             key_scope=env.get("PII_VAULT_KEY_SCOPE", DEFAULT_KEY_SCOPE).strip() or DEFAULT_KEY_SCOPE,
             fleet_table_name=env.get("PII_VAULT_FLEET_TABLE", table_name + "-fleet-keys"),
             fleet_mac_key_id=env.get("PII_VAULT_FLEET_MAC_KEY_ID", "").strip(),
-            **{name: _int_env(env, name) for name in _INT_SETTINGS},
+            **ints,
         )
 
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,7 +59,7 @@ _MAX_SLOT_BYTES = 64
 class KeyWrapper(Protocol):
     """Wraps a data key (writer side). Implementations must never be able to unwrap."""
 
-    def wrap(self, data_key: bytes, context: Mapping[str, str]) -> "WrappedKey": ...
+    def wrap(self, data_key: bytes, context: Mapping[str, str]) -> WrappedKey: ...
 
 
 class KeyUnwrapper(Protocol):
@@ -76,7 +77,7 @@ class WrappedKey:
 class DataKeySource(Protocol):
     """Hands the writer a data key and its wrapped form: fresh, or reused by a cache."""
 
-    def data_key(self, context: Mapping[str, str]) -> tuple[bytes, "WrappedKey"]: ...
+    def data_key(self, context: Mapping[str, str]) -> tuple[bytes, WrappedKey]: ...
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ class Sealer:
         self._app_name = app_name
         self._kind = SCOPES[scope]
 
-    def envelope(self, customer_id: str) -> "Envelope":
+    def envelope(self, customer_id: str) -> Envelope:
         """A data key for this tenant's records and its wrapped form (at most one KMS call)."""
         context = encryption_context(self._app_name, customer_id, self._kind)
         data_key, wrapped = self._data_keys.data_key(context)
@@ -297,7 +298,7 @@ class Opener:
         self._unwrapper = unwrapper
         self._app_name = app_name
 
-    def for_request(self) -> "Opener":
+    def for_request(self) -> Opener:
         """An opener sharing unwrapped keys across the records of one request (``RequestMemo``)."""
         return Opener(RequestMemo(self._unwrapper), self._app_name)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.errors import (
     IdempotencyKeyReusedError,
@@ -56,7 +57,7 @@ def fingerprint(scope: str, key: str, body: bytes) -> str:
     import hashlib  # here: OpenSSL's hashlib only when a request carries a key
     import hmac
 
-    return hmac.new(f"{scope}\n{key}".encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.new(f"{scope}\n{key}".encode(), body, hashlib.sha256).hexdigest()
 
 
 class IdempotentWrites:
@@ -147,6 +148,6 @@ def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dic
     return write()
 
 
-def _mark_replayed(response: Any, _record: Any) -> Any:
+def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
     """The stored answer marked as a replay (one that is not an object is left for ``run`` to refuse)."""
     return {**response, "replayed": True} if isinstance(response, dict) else response

@@ -7,12 +7,12 @@ runs one suite over both stores), so service tests against them mean something.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 import datetime as _dt
 import json
 import os
 import threading
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -167,10 +167,10 @@ class FakeKms:
         except (InvalidTag, ValueError):
             raise IntegrityError("a wrapped data key failed authentication") from None
 
-    def encryptor(self) -> "_Encryptor":
+    def encryptor(self) -> _Encryptor:
         return _Encryptor(self)
 
-    def decryptor(self) -> "_Decryptor":
+    def decryptor(self) -> _Decryptor:
         return _Decryptor(self)
 
 
@@ -186,7 +186,7 @@ class _Decryptor:
 
 class FixedClock:
     def __init__(self, moment: _dt.datetime | None = None) -> None:
-        self.now = moment or _dt.datetime(2026, 11, 24, 12, 0, tzinfo=_dt.timezone.utc)
+        self.now = moment or _dt.datetime(2026, 11, 24, 12, 0, tzinfo=_dt.UTC)
 
     def __call__(self) -> _dt.datetime:
         return self.now

@@ -33,8 +33,9 @@ and ``iam_user`` the caller's side of a request.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ALLOW, IMPLICIT_DENY, EXPLICIT_DENY = "Allow", "ImplicitDeny", "ExplicitDeny"
 _STATEMENT_KEYS = {"Sid", "Effect", "Action", "Resource", "Principal", "Condition"}

@@ -32,11 +32,11 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from chalicelib.config import ROLES
-
 from tools.generated import write_or_check
 from tools.policies import InvalidResourceError, _principal, render
 
@@ -72,7 +72,7 @@ def stage_methods(stage: str) -> list[str]:
     from chalicelib.config import Settings
 
     app = create_app(settings=Settings(role=stage))  # lazy clients: no AWS touched
-    methods = set()
+    methods: set[str] = set()
     for path, entries in app.routes.items():
         if not path.startswith(ROUTE_PREFIX):
             # The caller policies grant customers/<tenant>/*; a route elsewhere needs a decision here.

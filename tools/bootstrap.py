@@ -46,14 +46,14 @@ class BootstrapError(RuntimeError):
 
 
 def bootstrap(
-    kms_client,
-    dynamodb_client,
+    kms_client: Any,
+    dynamodb_client: Any,
     *,
-    table_name="pii-vault",
-    key_alias="alias/pii-vault",
-    admin_arn=None,
-    changes=None,
-):
+    table_name: str = "pii-vault",
+    key_alias: str = "alias/pii-vault",
+    admin_arn: str | None = None,
+    changes: list[str] | None = None,
+) -> dict[str, str]:
     """Ensure the key and the table exist, hardened; return their ids and ARNs.
 
     ``admin_arn`` (an IAM role/user ARN) gets an explicit admin-only key policy on a new
@@ -66,7 +66,7 @@ def bootstrap(
     idempotency = ensure_idempotency_table(dynamodb_client, table_name + IDEMPOTENCY_SUFFIX, changes=changes)
     fleet_key = ensure_fleet_mac_key(kms_client, FLEET_MAC_KEY_ALIAS, changes=changes)
     fleet_table = ensure_fleet_table(dynamodb_client, table_name + FLEET_TABLE_SUFFIX, changes=changes)
-    result = {
+    result: dict[str, str] = {
         "key_arn": key["Arn"],
         "key_id": key["KeyId"],
         "table_arn": table["TableArn"],
@@ -85,7 +85,9 @@ def bootstrap(
     return result
 
 
-def ensure_key(kms, alias, *, admin_arn=None, changes=None):
+def ensure_key(
+    kms: Any, alias: str, *, admin_arn: str | None = None, changes: list[str] | None = None
+) -> dict[str, Any]:
     """Return the KeyMetadata behind ``alias``, creating a symmetric key if it is absent;
     rotation enabled, and the admin-only key policy when ``admin_arn`` is given."""
     changes = [] if changes is None else changes
@@ -93,7 +95,7 @@ def ensure_key(kms, alias, *, admin_arn=None, changes=None):
         raise BootstrapError(f"key alias must start with 'alias/': {alias!r}")
     policy = render(key_policy(admin_arn)) if admin_arn is not None else None
     try:
-        meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        meta: dict[str, Any] = kms.describe_key(KeyId=alias)["KeyMetadata"]
     except kms.exceptions.NotFoundException:
         extra = {"Policy": policy} if policy is not None else {}
         meta = kms.create_key(
@@ -124,7 +126,7 @@ def ensure_key(kms, alias, *, admin_arn=None, changes=None):
     return meta
 
 
-def _has_admin_statement(policy_text, admin_arn):
+def _has_admin_statement(policy_text: str, admin_arn: str | None) -> bool:
     """True if the policy is ours (admin statement for ``admin_arn``) and grants nothing to ``*``."""
     try:
         statements = json.loads(policy_text).get("Statement", [])
@@ -148,7 +150,7 @@ def _grants_everyone(statement: dict[str, Any]) -> bool:
 _KEY_SCHEMA = TABLE_KEY_SCHEMA
 
 
-def ensure_table(dynamodb, table_name, *, changes=None):
+def ensure_table(dynamodb: Any, table_name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """Return the table description, creating the table if absent; waits until ACTIVE;
     deletion protection and point-in-time recovery on."""
     changes = [] if changes is None else changes
@@ -168,9 +170,9 @@ def ensure_table(dynamodb, table_name, *, changes=None):
     return table
 
 
-def _active_table(dynamodb, table_name, changes):
+def _active_table(dynamodb: Any, table_name: str, changes: list[str]) -> dict[str, Any]:
     try:
-        table = dynamodb.describe_table(TableName=table_name)["Table"]
+        table: dict[str, Any] = dynamodb.describe_table(TableName=table_name)["Table"]
     except dynamodb.exceptions.ResourceNotFoundException:
         dynamodb.create_table(
             TableName=table_name,
@@ -193,20 +195,21 @@ def _active_table(dynamodb, table_name, changes):
     return _wait_active(dynamodb, table_name)
 
 
-def _wait_active(dynamodb, table_name):
+def _wait_active(dynamodb: Any, table_name: str) -> dict[str, Any]:
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
-    return dynamodb.describe_table(TableName=table_name)["Table"]
+    table: dict[str, Any] = dynamodb.describe_table(TableName=table_name)["Table"]
+    return table
 
 
-def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
+def ensure_idempotency_table(dynamodb: Any, table_name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """The writer's Idempotency-Key records (aws-lambda-powertools layout: ``id`` key, TTL
     on ``expiration``). A table of its own, so the writer may read it without any read
     right on the PII table."""
     changes = [] if changes is None else changes
     try:
-        table = dynamodb.describe_table(TableName=table_name)["Table"]
+        table: dict[str, Any] = dynamodb.describe_table(TableName=table_name)["Table"]
     except dynamodb.exceptions.ResourceNotFoundException:
         dynamodb.create_table(
             TableName=table_name,
@@ -230,7 +233,7 @@ def ensure_idempotency_table(dynamodb, table_name, *, changes=None):
     return table
 
 
-def admin_from_caller(caller_arn):
+def admin_from_caller(caller_arn: str) -> str:
     """The IAM principal behind ``sts:GetCallerIdentity``: an assumed-role session maps to
     its role (without a path; pass ``--admin-arn`` for roles with paths)."""
     parts = caller_arn.split(":", 5)
@@ -244,7 +247,7 @@ def admin_from_caller(caller_arn):
     )
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """``python -m tools.bootstrap``: bootstrap the endpoint (moto) and print the JSON.
     It writes no file: account-specific ARNs never go into the checkout."""
     import boto3  # here, not at import time: importing this module must stay cheap
@@ -258,7 +261,7 @@ def main(argv=None):
     parser.add_argument("--admin-arn", help="key administrator (IAM role/user ARN); default: the caller")
     args = parser.parse_args(argv)
 
-    changes = []
+    changes: list[str] = []
     try:
         session = boto3.session.Session(region_name=args.region)
         admin = args.admin_arn or admin_from_caller(
@@ -291,14 +294,15 @@ FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
 FLEET_TABLE_SUFFIX = "-fleet-keys"
 
 
-def ensure_fleet_mac_key(kms, alias, *, changes=None):
+def ensure_fleet_mac_key(kms: Any, alias: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """An HMAC_256 key (GenerateMac only) behind ``alias``; HMAC keys have no automatic rotation."""
     changes = [] if changes is None else changes
     try:
-        return kms.describe_key(KeyId=alias)["KeyMetadata"]
+        existing: dict[str, Any] = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        return existing
     except kms.exceptions.NotFoundException:
         pass
-    meta = kms.create_key(
+    meta: dict[str, Any] = kms.create_key(
         KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC", Description="pii-vault reader fleet key table"
     )["KeyMetadata"]
     kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
@@ -306,16 +310,17 @@ def ensure_fleet_mac_key(kms, alias, *, changes=None):
     return meta
 
 
-def ensure_fleet_table(ddb, name, *, changes=None):
+def ensure_fleet_table(ddb: Any, name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """The fleet key table: on demand, TTL on; deliberately no point-in-time recovery."""
     from chalicelib.store.fleet_table import TTL, table_definition
 
     changes = [] if changes is None else changes
     try:
-        return ddb.describe_table(TableName=name)["Table"]
+        existing: dict[str, Any] = ddb.describe_table(TableName=name)["Table"]
+        return existing
     except ddb.exceptions.ResourceNotFoundException:
         pass
-    table = ddb.create_table(**table_definition(name))["TableDescription"]
+    table: dict[str, Any] = ddb.create_table(**table_definition(name))["TableDescription"]
     ddb.get_waiter("table_exists").wait(TableName=name)
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
     changes.append(f"created table {name}")

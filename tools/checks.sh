@@ -10,6 +10,8 @@
 #   3b. parliament on every IAM, key and API resource policy the templates hold, nothing above LOW
 #   4. bandit: no medium or high finding in chalicelib/, tools/, app.py
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
+#   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
+#   7. mypy: strict on chalicelib/, tools/, app.py and the client (pyproject.toml [tool.mypy])
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
@@ -110,6 +112,13 @@ required = os.environ.get("PII_VAULT_REQUIRE_AUDIT") == "1"
 sys.exit(1 if vulnerable or (unaudited and required) or not deps else 0)
 PY
 rm -f "$audit_json"
+
+step "ruff: lint and format (pyproject.toml)"
+"$BIN/ruff" check . && echo "ruff check: no findings" || fail "ruff check"
+"$BIN/ruff" format --check . || fail "ruff format --check (run: .venv/bin/ruff format .)"
+
+step "mypy (strict; pyproject.toml)"
+"$BIN/mypy" || fail "mypy"
 
 printf '\n'
 if [ ${#failed[@]} -gt 0 ]; then

@@ -12,6 +12,7 @@ not leak ``AWS_ENDPOINT_URL`` into the integration tests running in the same pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,7 +23,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
 from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap
 
@@ -44,14 +48,15 @@ class DevStackError(RuntimeError):
     """The local stack could not start; the message carries the child's output."""
 
 
-def free_port(host="127.0.0.1"):
+def free_port(host: str = "127.0.0.1") -> int:
     """An ephemeral port that is free right now (tests use these so they never clash with `make dev`)."""
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def _check_port_free(host, port, env_var):
+def _check_port_free(host: str, port: int, env_var: str) -> None:
     # Without this, a stranger already answering on the port would look like our child.
     with socket.socket() as s:
         # SO_REUSEADDR as the servers use it: TIME_WAIT from a previous run is no conflict.
@@ -68,25 +73,25 @@ class DevStack:
     def __init__(
         self,
         *,
-        project_dir=PROJECT_ROOT,
-        moto_port=5000,
-        writer_port=8001,
-        reader_port=8002,
-        host="127.0.0.1",
-        log_dir=None,
-        startup_timeout=60.0,
-    ):
+        project_dir: str | Path = PROJECT_ROOT,
+        moto_port: int = 5000,
+        writer_port: int = 8001,
+        reader_port: int = 8002,
+        host: str = "127.0.0.1",
+        log_dir: str | Path | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
         self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port}
         self.log_dir = Path(log_dir) if log_dir else None
-        self._temp_log_dir = None  # made by start() when no log_dir was given; removed by stop()
+        self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout = startup_timeout
-        self.resources = None  # bootstrap() result once started
-        self._procs = {}  # name -> (Popen, log path)
+        self.resources: dict[str, str] = {}  # bootstrap() result once started
+        self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
     @classmethod
-    def from_env(cls, environ=None, **kwargs):
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> DevStack:
         """Ports from PII_VAULT_{MOTO,WRITER,READER}_PORT (defaults 5000, 8001, 8002)."""
         env = os.environ if environ is None else environ
         return cls(
@@ -96,14 +101,22 @@ class DevStack:
             **kwargs,
         )
 
-    def url(self, name):
+    def url(self, name: str) -> str:
         return f"http://{self.host}:{self.ports[name]}"
 
-    moto_url = property(lambda self: self.url("moto"))
-    writer_url = property(lambda self: self.url("writer"))
-    reader_url = property(lambda self: self.url("reader"))
+    @property
+    def moto_url(self) -> str:
+        return self.url("moto")
 
-    def child_env(self):
+    @property
+    def writer_url(self) -> str:
+        return self.url("writer")
+
+    @property
+    def reader_url(self) -> str:
+        return self.url("reader")
+
+    def child_env(self) -> dict[str, str]:
         """The environment of every child: fake credentials, fixed region, moto as endpoint."""
         env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
         env.update(FAKE_CREDENTIALS)
@@ -120,7 +133,7 @@ class DevStack:
         )
         return env
 
-    def client(self, service):
+    def client(self, service: str) -> Any:
         """A boto3 client for the moto server (explicit settings, nothing from os.environ)."""
         import boto3
 
@@ -134,7 +147,7 @@ class DevStack:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> DevStack:
         if not (self.project_dir / "app.py").is_file():
             raise DevStackError(f"no app.py in {self.project_dir}")
         chalice = Path(sys.executable).with_name("chalice")
@@ -162,7 +175,7 @@ class DevStack:
             raise
         return self
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM each child's process group, SIGKILL what is left after ``timeout``."""
         for name in reversed(list(self._procs)):
             proc, _ = self._procs[name]
@@ -179,19 +192,21 @@ class DevStack:
             shutil.rmtree(self._temp_log_dir, ignore_errors=True)
             self.log_dir = self._temp_log_dir = None
 
-    def __enter__(self):
+    def __enter__(self) -> DevStack:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def check_alive(self):
+    def check_alive(self) -> None:
         """Raise DevStackError (with its output) if any child has exited."""
         for name, (proc, log) in self._procs.items():
             if proc.poll() is not None:
                 raise DevStackError(f"{name} exited with code {proc.returncode}\n{_tail(log)}")
 
-    def _spawn(self, name, argv):
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        if self.log_dir is None:
+            raise DevStackError("start() sets the log directory before spawning")
         log = self.log_dir / f"{name}.log"
         with open(log, "wb") as out:  # the child keeps its own descriptor
             proc = subprocess.Popen(
@@ -205,7 +220,7 @@ class DevStack:
             )
         self._procs[name] = (proc, log)
 
-    def _wait_until_answering(self, names):
+    def _wait_until_answering(self, names: list[str]) -> None:
         deadline = time.monotonic() + self.startup_timeout
         pending = list(names)
         while pending:
@@ -220,12 +235,12 @@ class DevStack:
                 time.sleep(0.1)
 
 
-def _answers_http(url):
+def _answers_http(url: str) -> bool:
     if not url.startswith("http://"):
         raise DevStackError(f"not a local http URL: {url}")
     try:
         # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
-        urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310
+        urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310  # noqa: S310
     except urllib.error.HTTPError:
         return True  # any status (chalice local says 403 for unknown paths) means it is serving
     except OSError:
@@ -233,14 +248,12 @@ def _answers_http(url):
     return True
 
 
-def _signal_group(proc, sig):
-    try:
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def _tail(path, lines=40):
+def _tail(path: str | Path, lines: int = 40) -> str:
     try:
         text = Path(path).read_text(errors="replace").splitlines()[-lines:]
     except OSError:
@@ -248,11 +261,11 @@ def _tail(path, lines=40):
     return f"--- last {len(text)} lines of {path}:\n" + "\n".join(text)
 
 
-def _raise_system_exit(signum, frame):
+def _raise_system_exit(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)  # unwinds through `with`, so children are stopped
 
 
-def main():
+def main() -> int:
     """Foreground local stack for ``make dev``: print endpoints, serve until Ctrl-C."""
     signal.signal(signal.SIGTERM, _raise_system_exit)
     # Python leaves SIGINT ignored if the parent ignored it (background jobs); Ctrl-C must work.
@@ -272,11 +285,13 @@ def main():
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
                 "    -d '{\"name\":\"Grace\",\"surname\":\"Hopper\",\"email\":\"grace@example.com\",\"dob\":\"1906-12-09\",\n"
-                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\",\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
+                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\","
+                "\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
                 f"  curl -s {r}/customers/acme/people/<id from Location>\n"
                 f"  curl -s -X POST {r}/customers/acme/people/search -H 'Content-Type: application/json' "
                 "-d '{\"email\":\"grace@example.com\"}'\n"
-                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' -d '{{\"value\":\"s3cr3t\"}}'\n"
+                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' "
+                "-d '{\"value\":\"s3cr3t\"}'\n"
                 f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
                 "Ctrl-C stops everything.",
                 flush=True,

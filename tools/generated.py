@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 def write_or_check(tool: str, out_dir: Path, files: Mapping[str, str], *, check: bool) -> int:

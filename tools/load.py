@@ -30,9 +30,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -84,13 +85,17 @@ class Record:
     uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None
 
 
+# One operation's outcome: (op, HTTP status, or the exception's name when none arrived).
+Outcome = tuple[str, int | str]
+
+
 @dataclass
 class ClientResult:
     records: list[Record] = field(default_factory=list)
     latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
-    statuses: Counter = field(default_factory=Counter)  # (op, status or exception name)
+    statuses: Counter[Outcome] = field(default_factory=Counter)  # (op, status or exception name)
     read_mismatches: int = 0
-    unanswered: Counter = field(default_factory=Counter)  # writes without a definite answer, by op
+    unanswered: Counter[str] = field(default_factory=Counter)  # writes without a definite answer, by op
 
 
 class Client:
@@ -253,7 +258,7 @@ def verify(
     result = Verification(scanned_items=len(items))
     stored = [r for r in records if (r.customer_id, r.person_id) in items]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        reads = dict(zip(map(id, stored), pool.map(read, stored)))
+        reads = dict(zip(map(id, stored), pool.map(read, stored), strict=True))
     known = set()
     for record in records:
         key = (record.customer_id, record.person_id)
@@ -261,7 +266,7 @@ def verify(
         item = items.get(key)
         label = f"{record.customer_id}/{record.person_id}"
         if item is None:
-            state = (False, 0, {})
+            state: tuple[bool, int, dict[str, Any]] = (False, 0, {})
         else:
             status, body = reads[id(record)]
             if body is None:
@@ -304,11 +309,11 @@ class Report:
     clients: int
     operations: int
     seconds: float
-    by_op: Counter
-    statuses: Counter
+    by_op: Counter[str]
+    statuses: Counter[Outcome]
     latencies: dict[str, list[float]]
     read_mismatches: int
-    unanswered: Counter  # writes without a definite answer (no response or 5xx), by op
+    unanswered: Counter[str]  # writes without a definite answer (no response or 5xx), by op
     verification: Verification
 
     @property
@@ -319,7 +324,7 @@ class Report:
     def server_errors(self) -> int:
         return sum(n for (_, status), n in self.statuses.items() if not isinstance(status, int) or status >= 500)
 
-    def errors(self) -> Counter:
+    def errors(self) -> Counter[Outcome]:
         """Everything but the expected answer of each operation, by status (or exception)."""
         expected = {"create": 201, "patch": 200, "read": 200, "delete": 204}
         return Counter({key: n for key, n in self.statuses.items() if key[1] != expected[key[0]]})
@@ -327,7 +332,7 @@ class Report:
     def render(self) -> str:
         all_latencies = [x for values in self.latencies.values() for x in values]
         errors = self.errors()
-        by_status = Counter()
+        by_status: Counter[int | str] = Counter()
         for (_, status), n in errors.items():
             by_status[status] += n
         v = self.verification
@@ -385,13 +390,13 @@ def run(
     seconds = time.perf_counter() - started
 
     records = [r for result in results for r in result.records]
-    unanswered: Counter = Counter()
+    unanswered: Counter[str] = Counter()
     for result in results:
         unanswered.update(result.unanswered)
     verification = verify(
         records, scan_people(dynamodb, table_name, tenants), http_reader(reader_url), unanswered["create"]
     )
-    statuses: Counter = Counter()
+    statuses: Counter[Outcome] = Counter()
     latencies: dict[str, list[float]] = {op: [] for op in OPS}
     for result in results:
         statuses.update(result.statuses)

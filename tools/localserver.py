@@ -15,21 +15,22 @@ chalice's own CLI unchanged; the kernel caps it at ``net.core.somaxconn``. moto'
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 # Connections waiting to be accepted per server; well above the clients of `make load`
 # (at most 64, tools/load.py) plus each stage's botocore connections to moto.
 LISTEN_BACKLOG = 1024
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> NoReturn:
     from chalice import local
     from chalice.cli import cli
 
     # The documented socketserver knob, read when the server binds (after this line).
     local.ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
     args = ["local", *(sys.argv[1:] if argv is None else argv)]
-    return int(cli.main(args=args, prog_name="chalice", obj={}) or 0)  # click exits with chalice's status
+    cli.main(args=args, prog_name="chalice", obj={})  # standalone click: exits with chalice's status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,12 +19,12 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from chalicelib.api import contract
 from chalicelib.config import ROLES
-
 from tools import openapi_schemas as components
 from tools.generated import write_or_check
 

@@ -70,7 +70,8 @@ def _years(years: list[int]) -> str:
 
 def _dob_request() -> dict[str, Any]:
     first = models.MIN_DOB
-    assert (first.month, first.day) == (1, 1), "the pattern starts on a 1 January"
+    if (first.month, first.day) != (1, 1):
+        raise AssertionError("the pattern starts on a 1 January")
     years = list(range(first.year, DOB_DOCUMENTED_THROUGH + 1))
     leap = [year for year in years if calendar.isleap(year)]
     return {
@@ -348,7 +349,6 @@ def parameters() -> dict[str, Any]:
         ),
         "schema": {
             "type": "string",
-            "minLength": 1,
             "minLength": idempotency.MIN_KEY_CHARS,
             "maxLength": idempotency.MAX_KEY_CHARS,
             "pattern": f"^{idempotency.KEY.pattern}$",
@@ -365,7 +365,8 @@ def headers() -> dict[str, Any]:
             "schema": {"type": "string", "pattern": f"^{contract.ETAG.pattern}$"},
         },
         "Location": {
-            "description": "Path of the new person (behind the API Gateway stage, e.g. /api, when deployed): PUT/PATCH/DELETE it on this endpoint, GET it on the reader's.",
+            "description": "Path of the new person (behind the API Gateway stage, e.g. /api, when deployed): "
+            "PUT/PATCH/DELETE it on this endpoint, GET it on the reader's.",
             "required": True,
             "schema": {"type": "string", "pattern": _LOCATION},
         },
@@ -375,7 +376,8 @@ def headers() -> dict[str, Any]:
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         },
         "Idempotent-Replayed": {
-            "description": "Present (`true`) when this is the stored answer to an earlier request with the same Idempotency-Key.",
+            "description": "Present (`true`) when this is the stored answer to an earlier request "
+            "with the same Idempotency-Key.",
             "required": False,
             "schema": {"type": "string", "enum": ["true"]},
         },
@@ -386,14 +388,17 @@ _DESCRIPTIONS = {
     400: "Invalid request: validation_error or malformed_json (the message names the field).",
     403: "API Gateway: SigV4 signature missing or invalid (deployed stages only), or no such route.",
     404: "not_found.",
-    409: "conflict / request_in_progress: a concurrent write won, or the first request with this Idempotency-Key is still running; retry after Retry-After seconds.",
+    409: "conflict / request_in_progress: a concurrent write won, or the first request with this "
+    "Idempotency-Key is still running; retry after Retry-After seconds.",
     412: "precondition_failed: If-Match names another version.",
     413: "payload_too_large.",
     415: "unsupported_media_type: send application/json.",
     422: "idempotency_key_reused: the Idempotency-Key was already used with a different request body.",
     429: "throttled by KMS or DynamoDB; retry after Retry-After seconds (the request had no effect).",
-    502: "kms_error / storage_error (a refusal; the request had no effect), or integrity_error (stored ciphertext failed authentication).",
-    503: "service_unavailable: KMS or DynamoDB timed out or failed; retry after Retry-After seconds (the request had no effect).",
+    502: "kms_error / storage_error (a refusal; the request had no effect), "
+    "or integrity_error (stored ciphertext failed authentication).",
+    503: "service_unavailable: KMS or DynamoDB timed out or failed; "
+    "retry after Retry-After seconds (the request had no effect).",
 }
 
 

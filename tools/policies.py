@@ -23,8 +23,9 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 from tools.generated import write_or_check

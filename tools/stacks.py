@@ -37,8 +37,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from chalicelib.store import fleet_table, layout
 from tools import access, policies
@@ -247,13 +248,17 @@ def key_policy_document() -> dict[str, Any]:
     """tools.policies.key_policy with the admin parameter and the two roles of this stack."""
     admin, writer, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader"))
     document = policies.key_policy(admin, writer, reader)
-    return substitute(document, {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")})
+    exact = {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")}
+    substituted: dict[str, Any] = substitute(document, exact)
+    return substituted
 
 
 def fleet_key_policy_document() -> dict[str, Any]:
     """tools.policies.fleet_key_policy with the admin parameter and this stack's reader role."""
     admin, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "reader"))
-    return substitute(policies.fleet_key_policy(admin, reader), {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole")})
+    exact = {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole")}
+    substituted: dict[str, Any] = substitute(policies.fleet_key_policy(admin, reader), exact)
+    return substituted
 
 
 def _lambda_role() -> dict[str, Any]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
 from bench.workload.fakes import FAKE_MAC_KEY_ARN, CountingBytes, FakeFleetTable, FakeKmsClient, SimClock
 from bench.workload.history import History
@@ -29,7 +30,7 @@ class Design:
     #: records in the same container (history is then generated per tenant stream).
     keys_per_tenant = True
     #: ``Settings`` fields that define the design (explicit ``Production`` overrides win).
-    pins: Mapping[str, Any] = {}
+    pins: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, production: Production) -> None:
         self.production = production.pinned(**self.pins)
@@ -101,7 +102,7 @@ class TodayDesign(ProductionDesign):
     """
 
     name = "today"
-    pins = {
+    pins: ClassVar[Mapping[str, Any]] = {
         "key_scope": "tenant",
         "writer_key_cache_seconds": 300,
         "writer_key_cache_max_records": 1000,
@@ -127,7 +128,7 @@ class PoolDesign(ProductionDesign):
 
     name = "pool"
     keys_per_tenant = False
-    pins = {"key_scope": "pool", "fleet_mac_key_id": ""}
+    pins: ClassVar[Mapping[str, Any]] = {"key_scope": "pool", "fleet_mac_key_id": ""}
 
     def history(self, scenario: Scenario, cumulative: list[float], names: list[str]) -> PoolHistory:
         return PoolHistory(scenario, self, names)
@@ -157,7 +158,7 @@ class PoolFleetDesign(PoolDesign):
     ``CachingUnwrapper`` sits in front of ONE shared ``FleetKeyTable`` store, in front of KMS."""
 
     name = "pool+fleet"
-    pins = {"key_scope": "pool", "fleet_mac_key_id": FAKE_MAC_KEY_ARN}
+    pins: ClassVar[Mapping[str, Any]] = {"key_scope": "pool", "fleet_mac_key_id": FAKE_MAC_KEY_ARN}
 
     def fleet(self, kms: FakeKmsClient, clock: SimClock) -> Fleet | None:
         return Fleet(FakeFleetTable(), CountingBytes(b"fleet-nonces")) if self.production.fleet_enabled() else None

@@ -48,8 +48,8 @@ def warm_fleet(history: PoolHistory, fleet: Fleet | None) -> None:
     context = production.pool_context()
     rng = random.Random(f"{sc.seed}/fleet-warm-up")
     per_slot = sc.read_rate / sc.writers
-    for slot, (starts, ends) in enumerate(zip(history.starts, history.ends)):
-        for index, (c, e) in enumerate(zip(starts, ends)):
+    for slot, (starts, ends) in enumerate(zip(history.starts, history.ends, strict=True)):
+        for index, (c, e) in enumerate(zip(starts, ends, strict=True)):
             reads = _KeyReads(sc, per_slot, c, e)
             if reads.integral(max(c, -lifetime), 0.0) < NEGLIGIBLE:
                 continue

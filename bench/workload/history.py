@@ -64,7 +64,8 @@ import bisect
 import math
 import random
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench.workload.fakes import CountingBytes, FakeKmsClient, SimClock
 from bench.workload.production import Fleet

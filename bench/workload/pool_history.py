@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from typing import TYPE_CHECKING, Callable, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from bench.workload.fakes import CountingBytes, FakeKmsClient, SimClock, _Switch
 from bench.workload.fleet_warmup import warm_fleet

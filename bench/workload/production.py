@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from bench.workload.fakes import FakeFleetTable, FakeKmsClient, SimClock
 from chalicelib.config import Settings

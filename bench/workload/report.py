@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 from bench.workload.designs import DESIGNS
 from bench.workload.production import Production
@@ -74,7 +75,8 @@ def table(report: list[dict[str, Any]]) -> str:
         issue = row["issue"]
         uniform, recent = row["runs"]
         lines.append(
-            f"| {row['tenants']:,} | {row['writers']} / {row['readers']} | {row['write_rate']:g} | {row['read_rate']:g} "
+            f"| {row['tenants']:,} | {row['writers']} / {row['readers']} "
+            f"| {row['write_rate']:g} | {row['read_rate']:g} "
             f"| {row['design']} | {_write_cell(row)} | {_kms_cell(uniform)} ({_history_label(row['history_s'])}) "
             f"| {_kms_cell(recent)} | {_fleet_cell(row)} "
             f"| {' / '.join(f'{v:g}' for v in issue) if issue else '-'} |"

@@ -168,7 +168,7 @@ class Simulation:
             else:  # reader container replaced
                 readers[i] = design.reader(kms, clock, fleet)
         end_counts = counters()
-        encrypts, decrypts, macs, gets, puts = (b - a for a, b in zip(start or end_counts, end_counts))
+        encrypts, decrypts, macs, gets, puts = (b - a for a, b in zip(start or end_counts, end_counts, strict=True))
         return Result(
             scenario=sc.name,
             design=design.name,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice import Chalice
 
@@ -106,7 +107,7 @@ def create_app(
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
             return WriterService(store(), sealer, clock=clock or utc_now, erasures=erasures(settings, ddb()))
 
-        def idempotency() -> "IdempotentWrites":
+        def idempotency() -> IdempotentWrites:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
             from chalicelib.idempotency import IdempotentWrites

@@ -27,7 +27,8 @@ to every principal that is not on the stage's list, and audits the refusal.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from chalice.app import Request, Response
 

@@ -13,7 +13,8 @@ import json
 import logging
 import re
 import traceback
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice import Response
 from chalice.app import Request
@@ -32,7 +33,7 @@ _COLLECTIONS = (("/people", PERSON), ("/secrets", SECRET))
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: Mapping[str, str | list[str]] | None = None) -> Response:
     return Response(
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
         status_code=status,
@@ -81,6 +82,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError("duplicate key")
         out[key] = value
     return out
+
+
+def body_bytes(request: Request) -> bytes:
+    """The request body; Chalice types ``raw_body`` as ``str | bytes`` but decodes it to bytes."""
+    raw = request.raw_body
+    return raw.encode("utf-8") if isinstance(raw, str) else raw
 
 
 def parse_json_body(raw: bytes | None, max_bytes: int) -> Any:

@@ -6,7 +6,7 @@ never sees a raw parameter.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from chalice import Blueprint, IAMAuthorizer, Response
 

@@ -5,7 +5,8 @@ Their schemas (PersonView, PeoplePage, SecretView, ...) are in the OpenAPI docum
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from chalicelib.service import DecryptedPerson, DecryptedSecret, PeopleBatch, PeoplePage, WriteResult
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import contract, views
 from chalicelib.api.contract import PEOPLE, PERSON, SECRET
-from chalicelib.api.http import empty_response, etag, guarded, if_match, json_response, parse_json_body
+from chalicelib.api.http import body_bytes, empty_response, etag, guarded, if_match, json_response, parse_json_body
 from chalicelib.audit import Actor
 from chalicelib.errors import IntegrityError
 from chalicelib.idempotency import IdempotentWrites, parse_key
@@ -64,7 +65,7 @@ def writer_blueprint(
 
         # Keys are per caller: another principal reusing a key neither replays nor blocks.
         scope = f"{actor().principal}\n{scope}"
-        stored = idempotency().run(scope, key, request.raw_body or b"", recorded, bp.lambda_context)
+        stored = idempotency().run(scope, key, body_bytes(request), recorded, bp.lambda_context)
         status, stored_body, stored_headers = stored.get("status"), stored.get("body"), stored.get("headers")
         if (status != 201 or not isinstance(stored_body, dict) or not isinstance(stored_headers, dict)
                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())):
@@ -79,7 +80,7 @@ def writer_blueprint(
     def body(path: str, method: str) -> object:
         op = contract.operation(path, method)
         contract.known_query(op, bp.current_request.query_params)
-        return parse_json_body(bp.current_request.raw_body, op.max_body_bytes)
+        return parse_json_body(body_bytes(bp.current_request), op.max_body_bytes)
 
     def no_body(path: str, method: str) -> None:
         contract.known_query(contract.operation(path, method), bp.current_request.query_params)

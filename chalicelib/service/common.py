@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERSON = "person"
-SECRET = "secret"
+SECRET = "secret"  # noqa: S105 - a resource kind, not a credential
 
 
 def utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def timestamp(moment: _dt.datetime) -> str:
-    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_record_id() -> str:

@@ -32,6 +32,14 @@ from chalicelib.service.common import (
     PeoplePage,
     secret_record_id,
 )
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    PersonRecord,
+    SecretRead,
+    SecretVersion,
+    Store,
+)
 
 
 def _metadata_bindings(record: PersonRecord) -> dict[str, str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-
 import datetime as _dt
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 import logging
 from typing import TYPE_CHECKING, Any, Callable

@@ -5,7 +5,8 @@ and transactions. Knows no record types; the stores and ``layout`` do.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 

@@ -22,7 +22,8 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from chalicelib.errors import IntegrityError, ValidationError
 from chalicelib.store.records import META_CREATED, PersonRecord, PersonWrite, SecretHead, SecretVersion
@@ -43,7 +44,7 @@ UPDATED_AT = "updated_at"
 KMS_KEY = "kms_key"
 SLOTS = "slots"
 FIELD_PREFIX = "f_"
-SECRET_VALUE = "value"  # the one field of a secret version
+SECRET_VALUE = "value"  # the one field of a secret version  # noqa: S105 - a field name
 # Email beacon of a person (written by the indexer only) and the item version it was computed from.
 BEACON = "beacon"
 BEACON_VERSION = "beacon_version"
@@ -52,18 +53,18 @@ BEACON_INDEX = "beacon-index"
 
 # Item types (the ``type`` attribute).
 PERSON_TYPE = "person"
-SECRET_TYPE = "secret"
-SECRET_VERSION_TYPE = "secret_version"
+SECRET_TYPE = "secret"  # noqa: S105 - an item type, not a credential
+SECRET_VERSION_TYPE = "secret_version"  # noqa: S105 - an item type
 
 # Key prefixes.
 CUSTOMER_PREFIX = "C#"
 PERSON_PREFIX = "P#"
-SECRET_PREFIX = "S#"
+SECRET_PREFIX = "S#"  # noqa: S105 - a sort-key prefix, not a credential
 _VERSION_INFIX = "#V#"
 _VERSION_DIGITS = 10
 _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
 # The one canonical spelling of a version key: ASCII digits, zero-padded, nothing after.
-_SECRET_VERSION_SK = re.compile(r"S#([A-Za-z0-9_.-]{1,128})#V#([0-9]{%d})" % _VERSION_DIGITS, re.ASCII)
+_SECRET_VERSION_SK = re.compile(rf"S#([A-Za-z0-9_.-]{{1,128}})#V#([0-9]{{{_VERSION_DIGITS}}})", re.ASCII)
 CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
 
 R = TypeVar("R")

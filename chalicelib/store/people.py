@@ -9,7 +9,8 @@ plaintext metadata only) and ``PersonVersionConflict`` carries it to the service
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 

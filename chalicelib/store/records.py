@@ -8,8 +8,9 @@ protocols and share one contract suite.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from chalicelib.errors import ConflictError, NotFoundError, PreconditionFailedError, VersionLimitError
 

@@ -137,7 +137,7 @@ def test_given_the_installed_client_then_it_drives_the_local_stack_without_crede
     out = json.loads(run.stdout)
     assert Path(out["module"]).is_relative_to(venv)  # the installed copy, not the source tree
     assert [len(page) for page in out["pages"]] == [2, 2, 1]
-    assert sorted(sum(out["pages"], [])) == sorted(out["ids"])
+    assert sorted(id_ for page in out["pages"] for id_ in page) == sorted(out["ids"])
     assert out["one"]["data"] == {"email": PERSON["email"], "name": PERSON["name"] + "0"}
     assert out["many"] == {"items": [out["ids"][1], out["ids"][2]], "names": [PERSON["name"] + "1", PERSON["name"] + "2"],
                            "missing": ["0" * 32]}

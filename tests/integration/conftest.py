@@ -7,8 +7,9 @@ the KMS operations each role performs.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest

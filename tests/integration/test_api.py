@@ -76,7 +76,7 @@ def test_given_stored_people_and_secrets_when_the_table_is_scanned_then_no_plain
     raw = repr(stack.scan()).encode("utf-8", "backslashreplace")
     items = stack.scan()
     assert len(items) == 3  # person, secret head, secret version
-    for value in PLAINTEXTS + ("second.mirabelle",):
+    for value in (*PLAINTEXTS, "second.mirabelle"):
         assert value.encode() not in raw
         for item in items:
             for attribute in item.values():
@@ -203,7 +203,7 @@ def test_given_bad_input_when_written_then_4xx_json_naming_the_field_without_the
     payload = body_of(response)
     assert response.status_code == status
     assert set(payload) == {"code", "message"} and field in payload["message"]
-    for value in PLAINTEXTS + ("Mirabelle@@bad", "Canada", "Mira"):
+    for value in (*PLAINTEXTS, "Mirabelle@@bad", "Canada", "Mira"):
         assert value not in response.body.decode()
     assert stack.scan() == []
 
@@ -252,5 +252,5 @@ def test_given_the_whole_flow_then_no_plaintext_in_any_log_record(stack: Stack, 
     send(stack.reader, "GET", "/customers/acme/secrets/hook")
     assert any("person.read" in r.getMessage() for r in caplog.records)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    for value in PLAINTEXTS + ("Mirabelle@@bad",):
+    for value in (*PLAINTEXTS, "Mirabelle@@bad"):
         assert value not in text

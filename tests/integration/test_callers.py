@@ -19,9 +19,8 @@ import pytest
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PLAINTEXTS, create
-from tests.integration.conftest import api_gateway_event
 from tools.devstack import LOCAL_CALLER
 
 ACCOUNT = "111122223333"

@@ -7,7 +7,8 @@ a botocore hook lets a second writer commit right before the first one's call.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest

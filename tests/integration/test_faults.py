@@ -6,7 +6,8 @@ exactly where a throttle, an outage or a timeout would surface after botocore's 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError

@@ -3,7 +3,8 @@ containers, entries a table writer cannot use, tenant-scoped keys never shared."
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest

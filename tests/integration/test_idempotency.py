@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import RequestInProgressError
 from chalicelib.idempotency import IdempotentWrites
 from tests.integration.conftest import REGION, Stack, body_of, send
-from tools.devstack import LOCAL_CALLER
 from tests.integration.test_api import PERSON, PLAINTEXTS
+from tools.devstack import LOCAL_CALLER
 
 # Keys as clients should make them: a random UUID or at least 22 base64url characters.
 KEY_1 = "0b6f2d1e-7c4a-4f0e-9d8b-2a5c6e7f8a91"
@@ -117,7 +117,7 @@ def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Sta
     # Two Powertools records, and the reference to the person's (erased with the person).
     assert len(idempotency_items(stack)) == 3
     assert sum(item["id"]["S"].startswith("ref#acme#person#") for item in idempotency_items(stack)) == 1
-    for value in PLAINTEXTS + (KEY_SCAN,):
+    for value in (*PLAINTEXTS, KEY_SCAN):
         assert value not in raw
 
 

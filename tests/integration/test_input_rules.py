@@ -9,10 +9,9 @@ import pytest
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import api_gateway_event
-from tests.integration.test_audit_api import SIGNER_ROLE
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PERSON, create
+from tests.integration.test_audit_api import SIGNER_ROLE
 
 
 def _refused(response, field: str) -> dict:

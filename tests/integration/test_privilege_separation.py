@@ -24,8 +24,9 @@ principal, so no request slips through unauthenticated.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -220,8 +221,8 @@ def test_given_reader_credentials_then_encrypt_and_every_write_are_denied(p: Pri
     # Not provable here: PutItem and TransactWriteItems on the PII table. The reader holds
     # dynamodb:PutItem on its fleet key table (sealed cache entries, no PII), moto authorizes
     # DynamoDB calls against the resource "*", and it authorizes a transaction by its API name,
-    # which the projection grants wherever a per-item write is granted. The denial on the PII table is proven on the policy
-    # document: tests/unit/test_policy_evaluation.py
+    # which the projection grants wherever a per-item write is granted. The denial on the PII
+    # table is proven on the policy document: tests/unit/test_policy_evaluation.py
     # (test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing).
     _denied(lambda: ddb.delete_item(TableName=table, Key=_key()))
     _denied(lambda: ddb.update_item(

@@ -75,7 +75,10 @@ def _reused(stack: Stack) -> Any:
     return send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Y"}, **{"Idempotency-Key": key})
 
 
-def test_given_an_unexpected_exception_then_the_500_is_no_store(stack: Stack, faults: Faults) -> None:  # noqa: F811
+def test_given_an_unexpected_exception_then_the_500_is_no_store(
+    stack: Stack,
+    faults: Faults,  # noqa: F811 - the imported fixture
+) -> None:
     faults.inject(stack.writer_clients["kms"], "Encrypt", lambda _op: RuntimeError("boom"))
     response = send(stack.writer, "POST", "/customers/acme/people", PERSON)
     assert response.status_code == 500
@@ -84,7 +87,11 @@ def test_given_an_unexpected_exception_then_the_500_is_no_store(stack: Stack, fa
 
 @pytest.mark.parametrize("code, status", [(code, 400) for code in AWS_CODES] + [("InternalServerError", 500)])
 def test_given_an_aws_error_on_a_write_then_the_body_names_no_aws_code_but_the_log_does(
-    stack: Stack, faults: Faults, caplog: pytest.LogCaptureFixture, code: str, status: int  # noqa: F811
+    stack: Stack,
+    faults: Faults,  # noqa: F811 - the imported fixture
+    caplog: pytest.LogCaptureFixture,
+    code: str,
+    status: int,
 ) -> None:
     faults.inject(stack.writer_clients["kms"], "Encrypt", client_error(code, status))
     with caplog.at_level(logging.WARNING):
@@ -108,7 +115,12 @@ def test_given_an_aws_error_on_a_write_then_the_body_names_no_aws_code_but_the_l
     ],
 )
 def test_given_an_aws_error_on_a_read_then_the_body_names_no_aws_code(
-    stack: Stack, faults: Faults, service: str, operation: str, code: str, status: int  # noqa: F811
+    stack: Stack,
+    faults: Faults,  # noqa: F811 - the imported fixture
+    service: str,
+    operation: str,
+    code: str,
+    status: int,
 ) -> None:
     person_id = create(stack)
     faults.inject(stack.reader_clients[service], operation, client_error(code, status))
@@ -119,7 +131,9 @@ def test_given_an_aws_error_on_a_read_then_the_body_names_no_aws_code(
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException", "ThrottlingException"])
 def test_given_an_aws_error_on_a_secret_transaction_then_the_body_names_no_aws_code(
-    stack: Stack, faults: Faults, code: str  # noqa: F811
+    stack: Stack,
+    faults: Faults,  # noqa: F811 - the imported fixture
+    code: str,
 ) -> None:
     faults.inject(stack.writer_clients["dynamodb"], "TransactWriteItems", client_error(code))
     response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_x"})
@@ -128,7 +142,8 @@ def test_given_an_aws_error_on_a_secret_transaction_then_the_body_names_no_aws_c
 
 
 def test_given_an_aws_error_in_the_idempotency_store_then_the_body_names_no_aws_code(
-    stack: Stack, faults: Faults  # noqa: F811
+    stack: Stack,
+    faults: Faults,  # noqa: F811 - the imported fixture
 ) -> None:
     def denied(operation: str) -> Exception:
         return ClientError({"Error": {"Code": "AccessDeniedException", "Message": "m"}}, operation)

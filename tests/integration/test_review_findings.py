@@ -8,17 +8,17 @@ Findings whose fix is small are fixed and their test passes; the others are mark
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from chalice.test import Client
 
 from chalicelib.store import layout
 from tests.integration.conftest import Stack, body_of, send
-from tests.integration.test_api import PERSON, create
+from tests.integration.test_api import PERSON
 from tests.integration.test_fleet import Fleet, _write_people, fleet  # noqa: F401 - fixture
-from tests.policy_eval import ALLOW, evaluate, kms_context
 from tests.plaintext_guard import register
+from tests.policy_eval import ALLOW, evaluate, kms_context
 from tools import policies
 
 SECRET_VALUE = "whsec_review_c2VjcmV0"

@@ -15,8 +15,9 @@ reader can tell an old-but-authentic record from the current one;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -233,7 +233,7 @@ def test_given_no_retry_after_then_the_wait_doubles_from_the_backoff() -> None:
 
     _client(transport, sleeps, backoff=0.1).get_secret("acme", "s")
 
-    assert [round(s / base, 3) >= 1.0 and s <= base * 1.5 for s, base in zip(sleeps, (0.1, 0.2, 0.4))] == [True] * 3
+    assert [round(s / base, 3) >= 1.0 and s <= base * 1.5 for s, base in zip(sleeps, (0.1, 0.2, 0.4), strict=True)] == [True] * 3
 
 
 @pytest.mark.parametrize(
@@ -273,7 +273,7 @@ def test_given_no_answer_then_reads_and_keyed_writes_are_retried_and_others_rais
     with pytest.raises(errors.TransportError):
         vault.patch_person("acme", "a" * 32, {"name": "x"})
 
-    assert [r[0] for r in transport.requests] == ["GET", "GET"] + ["PATCH"]
+    assert [r[0] for r in transport.requests] == ["GET", "GET", "PATCH"]
     assert {r[4] for r in transport.requests} == {2.5}
     transport.answers += [ConnectionResetError(), CREATED]
     assert vault.create_person("acme", {"name": "Ada"})["version"] == 1

@@ -185,7 +185,7 @@ def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bo
     refs = [RecordRef("acme", "person", f"{n:032x}") for n in range(20)]
     sealed = [sealer.seal(ref, {"name": f"name-{n}".encode(), "email": b"e"}) for n, ref in enumerate(refs)]
     assert kms.encrypt_calls == 1
-    for n, (ref, record) in enumerate(zip(refs, sealed)):
+    for n, (ref, record) in enumerate(zip(refs, sealed, strict=True)):
         assert opener.open(ref, record.blobs, record.slots(), ("name",))["name"] == f"name-{n}".encode()
     assert kms.decrypt_calls == 1
     # Same data key, but record 0's field moved into record 1 (or to another field) fails the AAD.

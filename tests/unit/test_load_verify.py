@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from chalicelib.store import layout
-
 from tools.load import Client, LoadError, Record, Report, person_of, require_loopback, verify
 
 DATA = {"name": "Ada", "surname": "Lovelace"}

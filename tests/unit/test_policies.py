@@ -299,15 +299,15 @@ def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_la
                          encoding="utf-8")
     args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
 
-    assert policies.main(args + ["--check"]) == 1  # nothing written yet
+    assert policies.main([*args, "--check"]) == 1  # nothing written yet
     assert policies.main(args) == 0
-    assert policies.main(args + ["--check"]) == 0
+    assert policies.main([*args, "--check"]) == 0
     written = (tmp_path / "policy-reader.json").read_text(encoding="utf-8")
     assert written.endswith("}\n") and written == policies.render(json.loads(written))
 
     (tmp_path / "policy-reader.json").write_text(written.replace("dynamodb:Query", "dynamodb:Scan"), encoding="utf-8")
 
-    assert policies.main(args + ["--check"]) == 1
+    assert policies.main([*args, "--check"]) == 1
     assert "policy-reader.json is missing or out of date" in capsys.readouterr().err
 
 

@@ -16,8 +16,8 @@ from bench.workload import (
     Scenario,
     Simulation,
     TodayDesign,
-    zipf_cumulative,
     tenant_name,
+    zipf_cumulative,
 )
 from chalicelib import config
 

@@ -16,7 +16,7 @@ import json
 import re
 import sys
 import uuid
-from typing import Optional, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from pii_vault_client.client import IDEMPOTENCY_HEADER, Client
@@ -40,7 +40,7 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def main(argv: Optional[Sequence[str]] = None, *, prog: str = "pii-vault", client: Optional[Client] = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "pii-vault", client: Client | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
     parser.add_argument("method", choices=["GET", "POST", "PUT", "PATCH", "DELETE"], type=str.upper)
     parser.add_argument("url")

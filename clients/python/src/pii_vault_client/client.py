@@ -20,8 +20,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 
 from pii_vault_client.errors import PiiVaultError, TransportError, error_from
@@ -55,7 +56,7 @@ class Page:
     """One page of a list: ``items`` and the opaque token of the next page (None at the end)."""
 
     items: list[dict[str, Any]]
-    next: Optional[str]
+    next: str | None
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,12 @@ class People:
     missing: list[str] = field(default_factory=list)
 
 
-def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: Optional[bytes],
+def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                      timeout: float) -> tuple[int, dict[str, str], bytes]:
     """HTTP with the standard library. Proxies from the environment, except for loopback URLs."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if is_loopback(url) else None))
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
+    # S310: the URL is the Client's own endpoint (an http(s) API URL) plus a path it built.
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)  # noqa: S310
     try:
         with opener.open(request, timeout=timeout) as answer:
             return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
@@ -79,7 +81,7 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: Op
             return answer.code, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
 
 
-def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds: a number, or an HTTP date; None if absent or unreadable."""
     if value is None or not value.strip():
         return None
@@ -100,7 +102,7 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _fields(fields: Optional[Iterable[str]]) -> Optional[str]:
+def _fields(fields: Iterable[str] | None) -> str | None:
     return None if fields is None else ",".join(fields)
 
 
@@ -114,19 +116,19 @@ class Client:
 
     def __init__(
         self,
-        writer_url: Optional[str] = None,
-        reader_url: Optional[str] = None,
+        writer_url: str | None = None,
+        reader_url: str | None = None,
         *,
-        region: Optional[str] = None,
+        region: str | None = None,
         credentials: Any = None,
-        profile: Optional[str] = None,
+        profile: str | None = None,
         timeout: float = 10.0,
         max_attempts: int = 4,
         backoff: float = 0.2,
         max_retry_wait: float = 20.0,
         transport: Transport = urllib_transport,
         sleep: Callable[[float], None] = time.sleep,
-        rng: Optional[random.Random] = None,
+        rng: random.Random | None = None,
     ) -> None:
         if max_attempts < 1 or timeout <= 0 or backoff < 0 or max_retry_wait < 0:
             raise ValueError("max_attempts >= 1, timeout > 0, backoff >= 0 and max_retry_wait >= 0")
@@ -149,7 +151,7 @@ class Client:
         url: str,
         *,
         json_body: Any = None,
-        headers: Optional[Mapping[str, str]] = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """One call (with its retries); returns the last answer whatever its status."""
         method = method.upper()
@@ -176,7 +178,7 @@ class Client:
                 return response
             self._sleep(wait)
 
-    def _retry_wait(self, response: Response, attempt: int) -> Optional[float]:
+    def _retry_wait(self, response: Response, attempt: int) -> float | None:
         """Seconds to wait before retrying ``response``, or None to return it."""
         if response.status not in RETRY_STATUSES or attempt >= self.max_attempts:
             return None
@@ -199,7 +201,7 @@ class Client:
                              retry_after_seconds(response.headers.get("retry-after")))
         return response
 
-    def _url(self, stage: str, *segments: str, query: Optional[Mapping[str, Optional[str]]] = None) -> str:
+    def _url(self, stage: str, *segments: str, query: Mapping[str, str | None] | None = None) -> str:
         base = self.writer_url if stage == "writer" else self.reader_url
         if base is None:
             raise PiiVaultError(f"no {stage}_url was given to the client", code="not_configured")
@@ -208,44 +210,48 @@ class Client:
         return f"{base}/{path}" + (f"?{urlencode(params)}" if params else "")
 
     @staticmethod
-    def _if_match(version: Optional[int]) -> dict[str, str]:
+    def _if_match(version: int | None) -> dict[str, str]:
         return {} if version is None else {"If-Match": f'"{int(version)}"'}
 
     @staticmethod
-    def _key(idempotency_key: Optional[str]) -> dict[str, str]:
+    def _key(idempotency_key: str | None) -> dict[str, str]:
         return {IDEMPOTENCY_HEADER: idempotency_key or str(uuid.uuid4())}
 
     # -- people ------------------------------------------------------------------------
 
     def create_person(self, customer_id: str, person: Mapping[str, Any], *,
-                      idempotency_key: Optional[str] = None) -> dict[str, Any]:
+                      idempotency_key: str | None = None) -> dict[str, Any]:
         """``{"id", "version", "created_at"}``. Retries reuse one random Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "people")
-        return self.request("POST", url, json_body=dict(person), headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request("POST", url, json_body=dict(person), headers=self._key(idempotency_key)).json()
+        return answer
 
     def replace_person(self, customer_id: str, person_id: str, person: Mapping[str, Any], *,
-                       if_match: Optional[int] = None) -> dict[str, Any]:
+                       if_match: int | None = None) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        return self.request("PUT", url, json_body=dict(person), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request("PUT", url, json_body=dict(person), headers=self._if_match(if_match)).json()
+        return answer
 
     def patch_person(self, customer_id: str, person_id: str, changes: Mapping[str, Any], *,
-                     if_match: Optional[int] = None) -> dict[str, Any]:
+                     if_match: int | None = None) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        return self.request("PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request("PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)).json()
+        return answer
 
-    def delete_person(self, customer_id: str, person_id: str, *, if_match: Optional[int] = None) -> None:
+    def delete_person(self, customer_id: str, person_id: str, *, if_match: int | None = None) -> None:
         url = self._url("writer", "customers", customer_id, "people", person_id)
         self.request("DELETE", url, headers=self._if_match(if_match))
 
     def get_person(self, customer_id: str, person_id: str, *,
-                   fields: Optional[Iterable[str]] = None) -> dict[str, Any]:
+                   fields: Iterable[str] | None = None) -> dict[str, Any]:
         url = self._url("reader", "customers", customer_id, "people", person_id, query={"fields": _fields(fields)})
-        return self.request("GET", url).json()
+        answer: dict[str, Any] = self.request("GET", url).json()
+        return answer
 
-    def list_pages(self, customer_id: str, *, limit: Optional[int] = None,
-                   fields: Optional[Iterable[str]] = None) -> Iterator[Page]:
+    def list_pages(self, customer_id: str, *, limit: int | None = None,
+                   fields: Iterable[str] | None = None) -> Iterator[Page]:
         """Every page of the tenant's people, fetched one at a time as you iterate."""
-        token: Optional[str] = None
+        token: str | None = None
         while True:
             query = {"limit": None if limit is None else str(limit), "fields": _fields(fields), "next": token}
             body = self.request("GET", self._url("reader", "customers", customer_id, "people", query=query)).json()
@@ -261,7 +267,7 @@ class Client:
             yield from page.items
 
     def get_people(self, customer_id: str, person_ids: Sequence[str], *,
-                   fields: Optional[Iterable[str]] = None) -> People:
+                   fields: Iterable[str] | None = None) -> People:
         """Many people in one request (the service bounds how many ids one request may name)."""
         query = {"ids": ",".join(person_ids), "fields": _fields(fields)}
         body = self.request("GET", self._url("reader", "customers", customer_id, "people", query=query)).json()
@@ -270,15 +276,17 @@ class Client:
     # -- secrets -----------------------------------------------------------------------
 
     def put_secret(self, customer_id: str, secret_id: str, value: str, *,
-                   idempotency_key: Optional[str] = None) -> dict[str, Any]:
+                   idempotency_key: str | None = None) -> dict[str, Any]:
         """A new version: ``{"id", "version", "created_at"}``. Retries reuse one Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "secrets", secret_id)
-        return self.request("PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request("PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)).json()
+        return answer
 
-    def get_secret(self, customer_id: str, secret_id: str, *, version: Optional[int] = None) -> dict[str, Any]:
+    def get_secret(self, customer_id: str, secret_id: str, *, version: int | None = None) -> dict[str, Any]:
         query = {"version": None if version is None else str(version)}
-        return self.request("GET", self._url("reader", "customers", customer_id, "secrets", secret_id,
-                                             query=query)).json()
+        answer: dict[str, Any] = self.request("GET", self._url("reader", "customers", customer_id, "secrets", secret_id,
+                                              query=query)).json()
+        return answer
 
     def secret_versions(self, customer_id: str, secret_id: str) -> list[dict[str, Any]]:
         url = self._url("reader", "customers", customer_id, "secrets", secret_id, "versions")

@@ -13,7 +13,7 @@ Gateway's own 403), so callers can catch exactly what they handle::
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 
 class PiiVaultError(Exception):
@@ -22,8 +22,8 @@ class PiiVaultError(Exception):
     code = "pii_vault_error"
     status_hint = 0
 
-    def __init__(self, message: str, *, status: int = 0, code: Optional[str] = None,
-                 retry_after: Optional[float] = None) -> None:
+    def __init__(self, message: str, *, status: int = 0, code: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -141,21 +141,21 @@ class InternalError(PiiVaultError):
     status_hint = 500
 
 
-def _subclasses(cls: Type[PiiVaultError]) -> list[Type[PiiVaultError]]:
+def _subclasses(cls: type[PiiVaultError]) -> list[type[PiiVaultError]]:
     out = []
     for sub in cls.__subclasses__():
         out += [sub, *_subclasses(sub)]
     return out
 
 
-BY_CODE: Dict[str, Type[PiiVaultError]] = {cls.code: cls for cls in _subclasses(PiiVaultError)}
-BY_STATUS: Dict[int, Type[PiiVaultError]] = {
+BY_CODE: dict[str, type[PiiVaultError]] = {cls.code: cls for cls in _subclasses(PiiVaultError)}
+BY_STATUS: dict[int, type[PiiVaultError]] = {
     cls.status_hint: cls for cls in reversed(_subclasses(PiiVaultError)) if cls.status_hint
 }
 BY_STATUS.update({400: ValidationError, 409: ConflictError, 502: DependencyError})
 
 
-def error_from(status: int, body: bytes, retry_after: Optional[float] = None) -> PiiVaultError:
+def error_from(status: int, body: bytes, retry_after: float | None = None) -> PiiVaultError:
     """The exception for one error answer (``status`` >= 400)."""
     parsed: Any = None
     try:

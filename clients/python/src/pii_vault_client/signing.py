@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pii_vault_client.errors import CredentialsError
@@ -20,7 +21,7 @@ from pii_vault_client.errors import CredentialsError
 SERVICE = "execute-api"
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCESS_KEY = "pii-vault-local"
-LOCAL_SECRET_KEY = "pii-vault-local-not-a-secret"
+LOCAL_SECRET_KEY = "pii-vault-local-not-a-secret"  # noqa: S105 - the local stack's published dummy key
 _API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$")
 
 
@@ -35,7 +36,7 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def region_of(url: str, default: Optional[str] = None) -> str:
+def region_of(url: str, default: str | None = None) -> str:
     """The region in an execute-api URL, else ``default``, else the local stack's for loopback."""
     match = _API_HOST.match(urlsplit(url).hostname or "")
     if match:
@@ -62,7 +63,7 @@ def encoded_url(url: str) -> str:
 def sign(
     method: str,
     url: str,
-    body: Optional[bytes],
+    body: bytes | None,
     headers: Mapping[str, str],
     credentials: Any,
     region: str,
@@ -86,7 +87,7 @@ def local_credentials() -> Any:
 class Signer:
     """Signs each request with fresh credentials (refreshable ones renew themselves)."""
 
-    def __init__(self, *, credentials: Any = None, region: Optional[str] = None, profile: Optional[str] = None) -> None:
+    def __init__(self, *, credentials: Any = None, region: str | None = None, profile: str | None = None) -> None:
         self._explicit = credentials
         self._region = region
         self._profile = profile
@@ -115,7 +116,7 @@ class Signer:
             configured = self._botocore_session().get_config_variable("region")
         return region_of(url, configured)
 
-    def headers(self, method: str, url: str, body: Optional[bytes], headers: Mapping[str, str]) -> dict[str, str]:
+    def headers(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
         credentials = self.credentials_for(url)
         frozen = credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials") else credentials
         return sign(method, url, body, headers, frozen, self.region_for(url))
