@@ -53,16 +53,21 @@ class NaivePerFieldKms(Approach):
     def write(self, index: int, person: dict[str, Any]) -> None:
         item = dict(self._key(index))
         for name in FIELDS:
-            blob = self.kms.encrypt(KeyId=self.key_arn, Plaintext=encode_field(person[name]),
-                                    EncryptionContext=self._context(index, name))["CiphertextBlob"]
+            blob = self.kms.encrypt(
+                KeyId=self.key_arn, Plaintext=encode_field(person[name]), EncryptionContext=self._context(index, name)
+            )["CiphertextBlob"]
             item[name] = {"B": blob}
         self.ddb.put_item(TableName=self.table, Item=item)
 
     def read(self, index: int) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=self.table, Key=self._key(index), ConsistentRead=True)["Item"]
         return {
-            name: decode_field(name, self.kms.decrypt(KeyId=self.key_arn, CiphertextBlob=item[name]["B"],
-                                                EncryptionContext=self._context(index, name))["Plaintext"])
+            name: decode_field(
+                name,
+                self.kms.decrypt(
+                    KeyId=self.key_arn, CiphertextBlob=item[name]["B"], EncryptionContext=self._context(index, name)
+                )["Plaintext"],
+            )
             for name in FIELDS
         }
 

@@ -130,8 +130,10 @@ def tenant_items(ddb: Any, table: str, customer_id: str) -> list[dict[str, Any]]
     kwargs: dict[str, Any] = {}
     while True:
         page = ddb.query(
-            TableName=table, KeyConditionExpression=f"{layout.PK} = :pk",
-            ExpressionAttributeValues={":pk": {"S": layout.partition_key(customer_id)}}, **kwargs,
+            TableName=table,
+            KeyConditionExpression=f"{layout.PK} = :pk",
+            ExpressionAttributeValues={":pk": {"S": layout.partition_key(customer_id)}},
+            **kwargs,
         )
         items += page["Items"]
         if "LastEvaluatedKey" not in page:

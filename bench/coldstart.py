@@ -65,17 +65,34 @@ def import_time_ms(stage: str, *, bytecode: bool, runs: int = 7) -> float:
         if not bytecode:
             listing = subprocess.run(
                 [sys.executable, "-c", f"RUNTIME = {_RUNTIME_PACKAGES!r}\n" + _RUNTIME_MODULES],
-                cwd=ROOT, env={**env, "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=120,
+                cwd=ROOT,
+                env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             modules = json.loads(listing.stdout)
-        warm = f"import importlib\nfor name in {modules!r}:\n    try:\n        importlib.import_module(name)\n" \
-               "    except Exception:\n        pass\n"
-        subprocess.run([sys.executable, "-c", warm], cwd=ROOT if bytecode else tempfile.gettempdir(), env=env,
-                       capture_output=True, timeout=120)
+        warm = (
+            f"import importlib\nfor name in {modules!r}:\n    try:\n        importlib.import_module(name)\n"
+            "    except Exception:\n        pass\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", warm],
+            cwd=ROOT if bytecode else tempfile.gettempdir(),
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         for _ in range(runs):
-            result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=ROOT, env=env,
-                                    capture_output=True, text=True, timeout=120)
+            result = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", "import app"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if result.returncode != 0:
                 raise RuntimeError(f"import app failed for {stage}: {result.stderr[-500:]}")
             samples.append(app_import_us(result.stderr) / 1000)
@@ -96,16 +113,26 @@ def package_zip(stage: str) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PII_VAULT_", "AWS_ENDPOINT_URL"))}
         env.update(AWS_DEFAULT_REGION=REGION, PYTHONDONTWRITEBYTECODE="1")
         out = Path(tmp) / "out"
-        result = subprocess.run([str(chalice), "package", "--stage", stage, str(out)], cwd=project, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [str(chalice), "package", "--stage", stage, str(out)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"chalice package --stage {stage} failed: {(result.stderr or result.stdout)[-300:]}")
         archive = out / "deployment.zip"
         with zipfile.ZipFile(archive) as zf:
             names = zf.namelist()
             unpacked = sum(info.file_size for info in zf.infolist())
-        return {"zip_bytes": archive.stat().st_size, "unzipped_bytes": unpacked,
-                "files": len(names), "pyc_files": sum(n.endswith(".pyc") for n in names)}
+        return {
+            "zip_bytes": archive.stat().st_size,
+            "unzipped_bytes": unpacked,
+            "files": len(names),
+            "pyc_files": sum(n.endswith(".pyc") for n in names),
+        }
 
 
 def cold_start() -> list[dict[str, Any]]:

@@ -20,17 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import warnings
 import math
 import os
 import random
 import statistics
 import sys
 import time
+import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def sandbox() -> Iterator[dict[str, str]]:
     saved = dict(os.environ)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PII_VAULT_ROLE"):
         os.environ.pop(name, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)  # noqa: S106 - moto
     from moto import mock_aws
 
     from tools.bootstrap import bootstrap
@@ -151,13 +152,18 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
     data = [person(n, rng) for n in range(count)]
     customer = f"bench{count}"
     with sandbox():
-        writer_meter, reader_meter, indexer_meter = Meter(0.0), Meter(kms_latency_s), Meter(kms_latency_s)
-        writer = create_app(settings=Settings("writer", region=REGION, **callers),
-                            kms_client=boto3.client("kms", region_name=REGION),
-                            dynamodb_client=boto3.client("dynamodb", region_name=REGION))
+        reader_meter, indexer_meter = Meter(kms_latency_s), Meter(kms_latency_s)
+        writer = create_app(
+            settings=Settings("writer", region=REGION, **callers),
+            kms_client=boto3.client("kms", region_name=REGION),
+            dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        )
         indexer_ddb = indexer_meter.attach_ddb(boto3.client("dynamodb", region_name=REGION))
-        indexer = build_indexer(Settings("indexer", region=REGION),
-                                indexer_meter.attach_kms(boto3.client("kms", region_name=REGION)), indexer_ddb)
+        indexer = build_indexer(
+            Settings("indexer", region=REGION),
+            indexer_meter.attach_kms(boto3.client("kms", region_name=REGION)),
+            indexer_ddb,
+        )
         arn = indexer_ddb.describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
         poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
 
@@ -166,8 +172,9 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
         with Client(writer) as client:
             for body in data:
                 started = time.perf_counter()
-                response = client.http.post(f"/customers/{customer}/people", body=json.dumps(body),
-                                            headers={"Content-Type": "application/json"})
+                response = client.http.post(
+                    f"/customers/{customer}/people", body=json.dumps(body), headers={"Content-Type": "application/json"}
+                )
                 write_ms.append((time.perf_counter() - started) * 1000)
                 ids.append(json.loads(response.body)["id"])
         indexer_meter.reset()
@@ -189,8 +196,9 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
         def cold_reader() -> Any:
             # A new container: nothing cached (data keys, beacon root).
             return create_app(
-                settings=Settings("reader", region=REGION, reader_key_cache_seconds=0,
-                                  reader_key_cache_max_entries=0, **callers),
+                settings=Settings(
+                    "reader", region=REGION, reader_key_cache_seconds=0, reader_key_cache_max_entries=0, **callers
+                ),
                 kms_client=reader_meter.attach_kms(boto3.client("kms", region_name=REGION)),
                 dynamodb_client=reader_meter.attach_ddb(boto3.client("dynamodb", region_name=REGION)),
             )
@@ -207,13 +215,22 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
                         raise AssertionError(f"{name}: wrong answer")
                     kms.append(sum(reader_meter.kms.values()))
                     rcu.append(reader_meter.rcu)
-            return {"approach": name, "people": count, "lookups": runs,
-                    "kms_calls": statistics.mean(kms), "rcu": statistics.mean(rcu),
-                    "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
+            return {
+                "approach": name,
+                "people": count,
+                "lookups": runs,
+                "kms_calls": statistics.mean(kms),
+                "rcu": statistics.mean(rcu),
+                "p50_ms": percentile(latencies, 50),
+                "p99_ms": percentile(latencies, 99),
+            }
 
         def beacon(client: Any, email: str) -> list[str]:
-            response = client.http.post(f"/customers/{customer}/people/search", body=json.dumps({"email": email}),
-                                        headers={"Content-Type": "application/json"})
+            response = client.http.post(
+                f"/customers/{customer}/people/search",
+                body=json.dumps({"email": email}),
+                headers={"Content-Type": "application/json"},
+            )
             return [item["id"] for item in json.loads(response.body)["items"]]
 
         def naive(client: Any, email: str) -> list[str]:
@@ -226,8 +243,11 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
                 if not token:
                     return found
 
-        return [indexed, measure("beacon search", lookups, beacon),
-                measure("naive: query tenant + decrypt all", naive_lookups, naive)]
+        return [
+            indexed,
+            measure("beacon search", lookups, beacon),
+            measure("naive: query tenant + decrypt all", naive_lookups, naive),
+        ]
 
 
 def measure_lag(samples: int) -> dict[str, Any]:
@@ -244,8 +264,9 @@ def measure_lag(samples: int) -> dict[str, Any]:
             created = requests.post(f"{stack.writer_url}/customers/lag/people", json=body, timeout=10)
             created.raise_for_status()
             while True:
-                found = requests.post(f"{stack.reader_url}/customers/lag/people/search",
-                                      json={"email": body["email"]}, timeout=10).json()["items"]
+                found = requests.post(
+                    f"{stack.reader_url}/customers/lag/people/search", json={"email": body["email"]}, timeout=10
+                ).json()["items"]
                 if found:
                     break
                 time.sleep(0.02)
@@ -254,18 +275,28 @@ def measure_lag(samples: int) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| approach | people | KMS calls / lookup | read units / lookup | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| approach | people | KMS calls / lookup | read units / lookup | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "rcu" in r:
-            lines.append(f"| {r['approach']} | {r['people']:,} | {r['kms_calls']:.2f} | {r['rcu']:.1f} | "
-                         f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
-    lines += ["", "| writes | people | writer p50 ms | writer p99 ms | indexer KMS calls / write | "
-              "indexer DynamoDB writes / write | indexer ms / write |", "|---|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {r['approach']} | {r['people']:,} | {r['kms_calls']:.2f} | {r['rcu']:.1f} | "
+                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+            )
+    lines += [
+        "",
+        "| writes | people | writer p50 ms | writer p99 ms | indexer KMS calls / write | "
+        "indexer DynamoDB writes / write | indexer ms / write |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "ddb_writes" in r:
-            lines.append(f"| with beacons | {r['people']:,} | {r['writer_p50_ms']:.1f} | {r['writer_p99_ms']:.1f} | "
-                         f"{r['kms_calls']:.4f} | {r['ddb_writes']:.2f} | {r['ms_per_record']:.2f} |")
+            lines.append(
+                f"| with beacons | {r['people']:,} | {r['writer_p50_ms']:.1f} | {r['writer_p99_ms']:.1f} | "
+                f"{r['kms_calls']:.4f} | {r['ddb_writes']:.2f} | {r['ms_per_record']:.2f} |"
+            )
     return "\n".join(lines)
 
 

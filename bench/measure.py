@@ -46,8 +46,9 @@ def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[]
     return Phase(meter.total() - before, seconds, latencies, ddb.write_units - units[0], ddb.read_units - units[1])
 
 
-def run_approach(cls: type[Approach], resources: dict[str, str], data: list[dict[str, Any]],
-                 latency_s: float, read_order: list[int]) -> dict[str, Any]:
+def run_approach(
+    cls: type[Approach], resources: dict[str, str], data: list[dict[str, Any]], latency_s: float, read_order: list[int]
+) -> dict[str, Any]:
     meter, ddb_meter = KmsMeter(latency_s), DynamoMeter()
     approach = cls(resources, meter, ddb_meter)
     n = len(data)
@@ -59,12 +60,14 @@ def run_approach(cls: type[Approach], resources: dict[str, str], data: list[dict
         def step() -> None:
             if approach.read(i) != data[i]:
                 raise RuntimeError(f"{cls.name}: record {i} did not round-trip")
+
         return step
 
     def read_batch(indexes: list[int]) -> Callable[[], None]:
         def step() -> None:
             if approach.read_batch(indexes) != [data[i] for i in indexes]:
                 raise RuntimeError(f"{cls.name}: a batch did not round-trip")
+
         return step
 
     writes = _timed(meter, ddb_meter, [(1, write(i)) for i in range(n)])
@@ -97,7 +100,9 @@ def run_approach(cls: type[Approach], resources: dict[str, str], data: list[dict
         "dynamodb_write_units_per_record_write": writes.write_units / n,
         "dynamodb_read_units_per_record_read": reads.read_units / n,
         "usd_per_million_records_write": per_million_records(
-            writes.kms_calls / n, writes.write_units / n, DYNAMODB_PER_WRITE_UNIT),
+            writes.kms_calls / n, writes.write_units / n, DYNAMODB_PER_WRITE_UNIT
+        ),
         "usd_per_million_records_read": per_million_records(
-            reads.kms_calls / n, reads.read_units / n, DYNAMODB_PER_READ_UNIT),
+            reads.kms_calls / n, reads.read_units / n, DYNAMODB_PER_READ_UNIT
+        ),
     }

@@ -35,14 +35,20 @@ class PiiVault(Approach):
         for stage in STAGES:
             env = {**stage_environment(stage), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
             env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn, **LOCAL_CALLER_ENV)
-            app = create_app(settings=Settings.from_env(env), kms_client=kms_client(meter),
-                             dynamodb_client=ddb_client(self.ddb_meter))
+            app = create_app(
+                settings=Settings.from_env(env),
+                kms_client=kms_client(meter),
+                dynamodb_client=ddb_client(self.ddb_meter),
+            )
             clients.append(Client(app))
         self.writer, self.reader = (client.http for client in clients)
 
     def write(self, index: int, person: dict[str, Any]) -> None:
-        response = self.writer.post(f"/customers/{self.customer_id}/people", body=json.dumps(person),
-                                    headers={"Content-Type": "application/json"})
+        response = self.writer.post(
+            f"/customers/{self.customer_id}/people",
+            body=json.dumps(person),
+            headers={"Content-Type": "application/json"},
+        )
         if response.status_code != 201:
             raise RuntimeError(f"write failed: {response.status_code}")
         self.ids[index] = json.loads(response.body)["id"]
@@ -76,5 +82,10 @@ class PiiVaultCacheOnMultiget(PiiVault):
 
 
 APPROACHES: tuple[type[Approach], ...] = (
-    NaivePerFieldKms, EsdkPerField, EsdkPerRecord, PiiVaultCacheOff, PiiVaultCacheOn, PiiVaultCacheOnMultiget,
+    NaivePerFieldKms,
+    EsdkPerField,
+    EsdkPerRecord,
+    PiiVaultCacheOff,
+    PiiVaultCacheOn,
+    PiiVaultCacheOnMultiget,
 )

@@ -34,16 +34,27 @@ def results_table(results: list[dict[str, Any]]) -> str:
 
 
 def cold_start_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["stage", "import app ms (cached .pyc)", "import app ms (no .pyc)", "zip bytes", "unzipped bytes",
-               ".pyc in zip"]
+    headers = [
+        "stage",
+        "import app ms (cached .pyc)",
+        "import app ms (no .pyc)",
+        "zip bytes",
+        "unzipped bytes",
+        ".pyc in zip",
+    ]
     cells = []
     for r in rows:
         packaged = "package_error" not in r
-        cells.append([
-            r["stage"], f"{r['import_ms_cached_bytecode']:.1f}", f"{r['import_ms_no_bytecode']:.1f}",
-            f"{r['zip_bytes']:,}" if packaged else "n/a", f"{r['unzipped_bytes']:,}" if packaged else "n/a",
-            str(r["pyc_files"]) if packaged else "n/a",
-        ])
+        cells.append(
+            [
+                r["stage"],
+                f"{r['import_ms_cached_bytecode']:.1f}",
+                f"{r['import_ms_no_bytecode']:.1f}",
+                f"{r['zip_bytes']:,}" if packaged else "n/a",
+                f"{r['unzipped_bytes']:,}" if packaged else "n/a",
+                str(r["pyc_files"]) if packaged else "n/a",
+            ]
+        )
     return markdown(headers, cells)
 
 
@@ -59,8 +70,10 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def cost_note() -> str:
-    return (f"Dollars: KMS requests plus DynamoDB on-demand request units per record as metered ({PRICES_AS_OF}; "
-            "bench/prices.py). Not included: the KMS key's monthly fee, storage, API Gateway and Lambda.")
+    return (
+        f"Dollars: KMS requests plus DynamoDB on-demand request units per record as metered ({PRICES_AS_OF}; "
+        "bench/prices.py). Not included: the KMS key's monthly fee, storage, API Gateway and Lambda."
+    )
 
 
 def secrets_line(workload: SecretsWorkload = SecretsWorkload()) -> str:

@@ -81,14 +81,18 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_approach(cls, resources, data, args.kms_latency_ms / 1000, read_order))
             print(f"  {cls.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
-    title = (f"{args.records} person records x 5 PII fields, simulated KMS latency "
-             f"{args.kms_latency_ms:g} ms/call, moto in one process")
+    title = (
+        f"{args.records} person records x 5 PII fields, simulated KMS latency "
+        f"{args.kms_latency_ms:g} ms/call, moto in one process"
+    )
     print(f"\n## Field encryption: {title}\n")
     print(results_table(results))
     factor = ratios(results)
     if factor:
-        print(f"\nKMS calls per record, naive / pii-vault with caches off: "
-              f"{factor['write']:.1f}x fewer on writes, {factor['read']:.1f}x fewer on reads")
+        print(
+            f"\nKMS calls per record, naive / pii-vault with caches off: "
+            f"{factor['write']:.1f}x fewer on writes, {factor['read']:.1f}x fewer on reads"
+        )
     print(f"\n{cost_note()}\n\n{secrets_line()}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -104,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_workload:
         print("\n## Workload model: KMS calls per record (simulated; python -m bench.workload)\n")
         print(report_workload(args.out, progress=sys.stderr, jobs=os.cpu_count() or 1))
-    print(f"\nwrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.png'}"
-          f"{'' if args.skip_cold_start else ' and ' + str(args.out / 'benchmark-coldstart.json')}"
-          f"{'' if args.skip_workload else ' and ' + str(args.out / 'workload.json')}"
-          f" in {time.perf_counter() - started:.0f} s")
+    print(
+        f"\nwrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.png'}"
+        f"{'' if args.skip_cold_start else ' and ' + str(args.out / 'benchmark-coldstart.json')}"
+        f"{'' if args.skip_workload else ' and ' + str(args.out / 'workload.json')}"
+        f" in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

@@ -135,8 +135,10 @@ class Settings:
                 "run `python -m tools.bootstrap --write` before `chalice deploy`"
             )
         beacon_key_id = env.get("PII_VAULT_BEACON_KEY_ID", DEFAULT_BEACON_KEY_ID)
-        if env.get("AWS_LAMBDA_FUNCTION_NAME") and "PII_VAULT_BEACON_KEY_ID" in env and not KEY_ARN.fullmatch(
-            beacon_key_id
+        if (
+            env.get("AWS_LAMBDA_FUNCTION_NAME")
+            and "PII_VAULT_BEACON_KEY_ID" in env
+            and not KEY_ARN.fullmatch(beacon_key_id)
         ):
             raise ConfigurationError("PII_VAULT_BEACON_KEY_ID must be the HMAC key ARN in a deployed function")
         # The local caller replaces the IAM authorizer where there is none. A deployed

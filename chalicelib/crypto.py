@@ -267,10 +267,14 @@ class Envelope:
         bound = bindings or {}
         slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
         blobs = {
-            name: seal_field(self._data_key, ref, name, slot_of[name], value, kind=self.kind, binding=bound.get(name, ""))
+            name: seal_field(
+                self._data_key, ref, name, slot_of[name], value, kind=self.kind, binding=bound.get(name, "")
+            )
             for name, value in fields.items()
         }
-        return SealedFields(wrapped_key=self.wrapped_key, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values())))
+        return SealedFields(
+            wrapped_key=self.wrapped_key, blobs=blobs, slot_names=tuple(dict.fromkeys(slot_of.values()))
+        )
 
 
 class RequestMemo:

@@ -168,7 +168,9 @@ class FleetKeyTable:
             logger.warning("fleet sealing key unavailable (%s); asking KMS", exc.code)
             return None
         try:
-            key = AESGCM(sealing_key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _entry_aad(ident, epoch, expires_at))
+            key = AESGCM(sealing_key).decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _entry_aad(ident, epoch, expires_at)
+            )
         except InvalidTag:
             logger.error("fleet key table entry failed authentication: integrity_error; asking KMS")
             return None

@@ -130,7 +130,6 @@ class IdempotentWrites:
             raise IntegrityError("a stored idempotent answer is malformed")
         return answer
 
-
     def record_id(self, scope: str, key: str) -> str | None:
         """The id of the stored record of (scope, key), as Powertools names it (after ``run``).
 

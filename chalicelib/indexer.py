@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from chalicelib import models
 from chalicelib.beacons import BeaconKeys
@@ -53,7 +54,7 @@ class StreamChange:
     old: dict[str, Any] | None
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "StreamChange":
+    def from_record(cls, record: Mapping[str, Any]) -> StreamChange:
         """A record from ``GetRecords`` (boto3) or a Lambda event (base64 binaries)."""
         data = record.get("dynamodb", {})
         new, old = data.get("NewImage"), data.get("OldImage")
@@ -79,7 +80,7 @@ class Indexer:
         email = models.decode_field(EMAIL, opened[EMAIL])
         return self._keys.stored_beacon(record.customer_id, email)
 
-    def dry_run(self) -> "Indexer":
+    def dry_run(self) -> Indexer:
         """The same indexer, writing nothing: ``written`` then counts beacons it would write."""
         return Indexer(self._opener, self._keys, _NoWrites(self._beacons))
 
@@ -96,8 +97,9 @@ class Indexer:
             beacon = self.beacon_for(record, opener)
         except IntegrityError:
             # A tampered item must not block the stream shard forever: count it, log ids.
-            logger.warning("indexer: person %s of %s does not open; beacon left as is",
-                           record.person_id, record.customer_id)
+            logger.warning(
+                "indexer: person %s of %s does not open; beacon left as is", record.person_id, record.customer_id
+            )
             return MALFORMED
         if beacon is None:
             return SKIPPED

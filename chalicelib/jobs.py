@@ -21,8 +21,9 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -52,8 +53,13 @@ class Checkpoint:
     pages: int = 0
 
     def report(self) -> dict[str, Any]:
-        return {"job": self.job_id, "segment": self.segment, "done": self.done, "pages": self.pages,
-                "counts": dict(sorted(self.counts.items()))}
+        return {
+            "job": self.job_id,
+            "segment": self.segment,
+            "done": self.done,
+            "pages": self.pages,
+            "counts": dict(sorted(self.counts.items())),
+        }
 
 
 class Checkpoints(Protocol):
@@ -77,8 +83,14 @@ class MemoryCheckpoints:
 
 
 def _copy(checkpoint: Checkpoint) -> Checkpoint:
-    return Checkpoint(checkpoint.job_id, checkpoint.segment, checkpoint.last_key, Counter(checkpoint.counts),
-                      checkpoint.done, checkpoint.pages)
+    return Checkpoint(
+        checkpoint.job_id,
+        checkpoint.segment,
+        checkpoint.last_key,
+        Counter(checkpoint.counts),
+        checkpoint.done,
+        checkpoint.pages,
+    )
 
 
 class DynamoDbCheckpoints:
@@ -90,8 +102,9 @@ class DynamoDbCheckpoints:
 
     def load(self, job_id: str, segment: int) -> Checkpoint | None:
         try:
-            item = self._ddb.get_item(TableName=self._table, Key=layout.job_key(job_id, segment),
-                                      ConsistentRead=True).get("Item")
+            item = self._ddb.get_item(
+                TableName=self._table, Key=layout.job_key(job_id, segment), ConsistentRead=True
+            ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dynamodb", "GetItem", StorageError) from exc
         if not item:
@@ -175,8 +188,17 @@ def scan_pages(ddb: Any, table: str, segment: int, total_segments: int, **extra:
 
     def page(start: Key | None) -> tuple[list[Item], Key | None]:
         kwargs = {"ExclusiveStartKey": start} if start else {}
-        response = _call(ddb, "scan", TableName=table, Segment=segment, TotalSegments=total_segments,
-                         Limit=PAGE_SIZE, ConsistentRead=True, **extra, **kwargs)
+        response = _call(
+            ddb,
+            "scan",
+            TableName=table,
+            Segment=segment,
+            TotalSegments=total_segments,
+            Limit=PAGE_SIZE,
+            ConsistentRead=True,
+            **extra,
+            **kwargs,
+        )
         return response.get("Items", []), response.get("LastEvaluatedKey")
 
     return page
@@ -188,9 +210,14 @@ def tenant_pages(ddb: Any, table: str, customer_id: str, sort_prefix: str | None
     def page(start: Key | None) -> tuple[list[Item], Key | None]:
         kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         response = _call(
-            ddb, "query", TableName=table, Limit=PAGE_SIZE, ConsistentRead=True,
+            ddb,
+            "query",
+            TableName=table,
+            Limit=PAGE_SIZE,
+            ConsistentRead=True,
             ProjectionExpression=f"{layout.PK}, {layout.SK}, {layout.CREATED_AT}",
-            **layout.key_condition(customer_id, sort_prefix), **kwargs,
+            **layout.key_condition(customer_id, sort_prefix),
+            **kwargs,
         )
         return response.get("Items", []), response.get("LastEvaluatedKey")
 
@@ -297,7 +324,10 @@ def references_processor(ddb: Any, idempotency_table: str, customer_id: str, *, 
 
 def references_scan(ddb: Any, idempotency_table: str, customer_id: str, segment: int, total: int) -> PageSource:
     return scan_pages(
-        ddb, idempotency_table, segment, total,
+        ddb,
+        idempotency_table,
+        segment,
+        total,
         FilterExpression="begins_with(#id, :prefix)",
         ExpressionAttributeNames={"#id": layout.IDEMPOTENCY_ID},
         ExpressionAttributeValues={":prefix": {"S": layout.ref_prefix(customer_id)}},
@@ -328,15 +358,17 @@ def replay_processor(ddb: Any, target_table: str, *, dry_run: bool) -> Processor
             customer_id, kind, record_id, erased_at = layout.ledger_entry_of(entry)
             counts[f"entries_{kind}"] += 1
             if kind == "person":
-                found = list(all_pages(tenant_pages(ddb, target_table, customer_id,
-                                                    layout.person_sort_key(record_id))))
+                found = list(all_pages(tenant_pages(ddb, target_table, customer_id, layout.person_sort_key(record_id))))
                 erase([i for i in found if i[layout.SK]["S"] == layout.person_sort_key(record_id)], erased_at, counts)
             elif kind == "secret":
                 head = layout.secret_head_key(record_id)
                 found = list(all_pages(tenant_pages(ddb, target_table, customer_id, head)))
-                mine = [i for i in found
-                        if i[layout.SK]["S"] == head
-                        or i[layout.SK]["S"].startswith(layout.secret_version_prefix(record_id))]
+                mine = [
+                    i
+                    for i in found
+                    if i[layout.SK]["S"] == head
+                    or i[layout.SK]["S"].startswith(layout.secret_version_prefix(record_id))
+                ]
                 erase(mine, erased_at, counts)
             elif kind == "tenant":
                 erase(all_pages(tenant_pages(ddb, target_table, customer_id)), erased_at, counts)
@@ -378,5 +410,4 @@ def offboard_segment(
     else:
         pages = references_scan(ddb, idempotency_table, run.customer_id, run.segment - 1, run.total_segments)
         process = references_processor(ddb, idempotency_table, run.customer_id, dry_run=run.dry_run)
-    return run_segment(run.job_id, run.segment, pages, process, checkpoints, out_of_time=out_of_time,
-                       progress=progress)
+    return run_segment(run.job_id, run.segment, pages, process, checkpoints, out_of_time=out_of_time, progress=progress)

@@ -95,8 +95,10 @@ def refused_text_class() -> str:
     ranges: list[str] = []
     start: int | None = None
     for code in range(0x10001):
-        refused = code < 0x10000 and not 0xD800 <= code <= 0xDFFF and (
-            unicodedata.category(chr(code)) in REFUSED_TEXT_CATEGORIES
+        refused = (
+            code < 0x10000
+            and not 0xD800 <= code <= 0xDFFF
+            and (unicodedata.category(chr(code)) in REFUSED_TEXT_CATEGORIES)
         )
         if refused and start is None:
             start = code
@@ -175,9 +177,7 @@ def _address(value: Any, field: str = "address") -> dict[str, str]:
         limit = MAX_POSTAL_CODE_CHARS if part == "postal_code" else MAX_ADDRESS_PART_CHARS
         out[part] = _text(value[part], name, limit, required=part in ADDRESS_REQUIRED)
     if out["country"] not in _COUNTRIES:
-        raise ValidationError(
-            f"{field}.country must be an ISO 3166-1 alpha-2 code", field=f"{field}.country"
-        )
+        raise ValidationError(f"{field}.country must be an ISO 3166-1 alpha-2 code", field=f"{field}.country")
     return out
 
 
@@ -267,8 +267,5 @@ def parse_secret(body: Any) -> bytes:
         raise ValidationError("value must not be empty", field="value")
     encoded = _utf8(value, "value")
     if len(encoded) > MAX_SECRET_BYTES:
-        raise PayloadTooLargeError(
-            f"value must be at most {MAX_SECRET_BYTES} bytes of UTF-8", field="value"
-        )
+        raise PayloadTooLargeError(f"value must be at most {MAX_SECRET_BYTES} bytes of UTF-8", field="value")
     return encoded
-

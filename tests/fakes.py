@@ -193,4 +193,3 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += _dt.timedelta(seconds=seconds)
-

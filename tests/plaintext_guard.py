@@ -171,8 +171,9 @@ def _patch_requests() -> None:
         GUARD.request(request.method, request.path_url, request.body, GUARD.current)
         response = original(self, request, **kwargs)
         if response.status_code >= 400:
-            GUARD.observe_error_body(f"{response.status_code} of {request.method} {request.path_url.split('?')[0]}",
-                                   response.content)
+            GUARD.observe_error_body(
+                f"{response.status_code} of {request.method} {request.path_url.split('?')[0]}", response.content
+            )
         return response
 
     requests.Session.send = send

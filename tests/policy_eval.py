@@ -143,7 +143,8 @@ def authorize(
     full_context = {**caller.context, **(context or {})}
     decisions = [evaluate(p, action, resource, full_context) for p in identity_policies]
     on_resource = (
-        IMPLICIT_DENY if resource_policy is None
+        IMPLICIT_DENY
+        if resource_policy is None
         else evaluate(resource_policy, action, resource, full_context, principal=caller.arn)
     )
     if EXPLICIT_DENY in decisions or on_resource == EXPLICIT_DENY:
@@ -184,8 +185,9 @@ class _Context:
         return str(value)
 
 
-def _applies(statement: Mapping[str, Any], action: str, resource: str | None, ctx: _Context,
-             principal: str | None) -> bool:
+def _applies(
+    statement: Mapping[str, Any], action: str, resource: str | None, ctx: _Context, principal: str | None
+) -> bool:
     unknown = set(statement) - _STATEMENT_KEYS
     if unknown:
         raise Unsupported(f"statement elements {sorted(unknown)}")
@@ -221,9 +223,7 @@ def _principal_matches(element: Any, principal: str, ctx: _Context) -> bool:
 
 
 def _any_action(patterns: Any, action: str) -> bool:
-    return any(
-        re.fullmatch(_regex([(p, True)], arn=False), action, re.IGNORECASE) for p in _as_list(patterns)
-    )
+    return any(re.fullmatch(_regex([(p, True)], arn=False), action, re.IGNORECASE) for p in _as_list(patterns))
 
 
 def _resource_matches(pattern: str, resource: str, ctx: _Context) -> bool:
@@ -239,7 +239,7 @@ def _resource_matches(pattern: str, resource: str, ctx: _Context) -> bool:
         if len(parts) != 6 or parts[2] != "execute-api" or "/" not in parts[5]:
             return False
         first, wild = tokens[0]
-        tokens = [("/", False), (first[len("execute-api:/"):], wild), *tokens[1:]]
+        tokens = [("/", False), (first[len("execute-api:/") :], wild), *tokens[1:]]
         return re.fullmatch(_regex(tokens, arn=False), "/" + parts[5].split("/", 1)[1]) is not None
     if not pattern.startswith("arn:") or pattern.count(":") < 5:
         raise Unsupported(f"Resource {pattern!r} is neither '*' nor an ARN")
@@ -251,7 +251,7 @@ def _substitute(text: str, ctx: _Context) -> list[tuple[str, bool]]:
     tokens: list[tuple[str, bool]] = []
     position = 0
     for match in _VARIABLE.finditer(text):
-        tokens.append((text[position:match.start()], True))
+        tokens.append((text[position : match.start()], True))
         inner = match.group(1)
         if inner in _LITERALS:
             tokens.append((_LITERALS[inner], False))
@@ -321,8 +321,9 @@ def _condition(operator: str, block: Mapping[str, Any], ctx: _Context) -> bool:
     return True
 
 
-def _condition_key(qualifier: str, kind: str, like: bool, negated: bool, if_exists: bool, key: str,
-                   expected: list[Any], ctx: _Context) -> bool:
+def _condition_key(
+    qualifier: str, kind: str, like: bool, negated: bool, if_exists: bool, key: str, expected: list[Any], ctx: _Context
+) -> bool:
     patterns = []
     for value in expected:
         if not isinstance(value, str):

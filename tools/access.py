@@ -88,18 +88,22 @@ def caller_policy(stage: str, scope: str, api_arn: str, methods: Iterable[str] |
     if scope not in SCOPES:
         raise InvalidResourceError(f"scope must be one of {', '.join(SCOPES)}")
     if not _API_ARN.match(api_arn):
-        raise InvalidResourceError(f"api_arn {api_arn!r} is not arn:<partition>:execute-api:<region>:"
-                                   "<account>:<api-id>/<api-gateway-stage> (no wildcards)")
+        raise InvalidResourceError(
+            f"api_arn {api_arn!r} is not arn:<partition>:execute-api:<region>:"
+            "<account>:<api-id>/<api-gateway-stage> (no wildcards)"
+        )
     tenant = TENANT_VARIABLE if scope == "tenant" else "*"
     methods = sorted(methods) if methods is not None else stage_methods(stage)
     who = "OwnTenant" if scope == "tenant" else "AllTenants"
-    return _document({
-        "Sid": f"Invoke{stage.title()}RoutesOf{who}",
-        "Effect": "Allow",
-        "Action": "execute-api:Invoke",
-        # /METHOD/customers/T/people (a collection) is matched by customers/T/* as well.
-        "Resource": [f"{api_arn}/{method}/customers/{tenant}/*" for method in methods],
-    })
+    return _document(
+        {
+            "Sid": f"Invoke{stage.title()}RoutesOf{who}",
+            "Effect": "Allow",
+            "Action": "execute-api:Invoke",
+            # /METHOD/customers/T/people (a collection) is matched by customers/T/* as well.
+            "Resource": [f"{api_arn}/{method}/customers/{tenant}/*" for method in methods],
+        }
+    )
 
 
 def tenant_trust_policy(backend_principals: Sequence[str]) -> dict[str, Any]:
@@ -210,12 +214,23 @@ def generate(api_arns: Mapping[str, str], backend_principals: Sequence[str]) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.access", description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the files differ from the generated ones")
-    parser.add_argument("--api-arn", action="append", default=[], metavar="STAGE=ARN",
-                        help="a deployed stage's API, arn:aws:execute-api:<region>:<account>:<api-id>/api")
-    parser.add_argument("--backend-arn", action="append", default=[], metavar="ARN",
-                        help="a role or user that may assume the tenant-scoped roles (repeatable)")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files differ from the generated ones"
+    )
+    parser.add_argument(
+        "--api-arn",
+        action="append",
+        default=[],
+        metavar="STAGE=ARN",
+        help="a deployed stage's API, arn:aws:execute-api:<region>:<account>:<api-id>/api",
+    )
+    parser.add_argument(
+        "--backend-arn",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a role or user that may assume the tenant-scoped roles (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         api_arns = {stage: example_api_arn(stage, api_gateway_stage=_api_gateway_stage(stage)) for stage in ROLES}

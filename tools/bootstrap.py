@@ -106,8 +106,9 @@ def ensure_key(
             **extra,
         )["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
-        changes.append(f"created key {meta['Arn']} with alias {alias}"
-                       + (" and the admin-only key policy" if policy else ""))
+        changes.append(
+            f"created key {meta['Arn']} with alias {alias}" + (" and the admin-only key policy" if policy else "")
+        )
     else:
         # An alias can outlive usefulness: refuse a key that cannot encrypt our envelopes.
         if meta.get("KeyState") != "Enabled" or meta.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
@@ -132,9 +133,7 @@ def _has_admin_statement(policy_text: str, admin_arn: str | None) -> bool:
         statements = json.loads(policy_text).get("Statement", [])
     except (ValueError, AttributeError):
         return False
-    ours = any(
-        s.get("Sid") == KEY_POLICY_ADMIN_SID and s.get("Principal") == {"AWS": admin_arn} for s in statements
-    )
+    ours = any(s.get("Sid") == KEY_POLICY_ADMIN_SID and s.get("Principal") == {"AWS": admin_arn} for s in statements)
     return ours and not any(_grants_everyone(s) for s in statements)
 
 
@@ -187,18 +186,14 @@ def _active_table(dynamodb: Any, table_name: str, changes: list[str]) -> dict[st
     else:
         # Same name, other schema: the repository's keys would not fit; fail before use.
         if sorted(table["KeySchema"], key=lambda k: k["KeyType"]) != _KEY_SCHEMA:
-            raise BootstrapError(
-                f"table {table_name} exists with key schema {table['KeySchema']}; expected pk/sk"
-            )
+            raise BootstrapError(f"table {table_name} exists with key schema {table['KeySchema']}; expected pk/sk")
         if table["TableStatus"] == "ACTIVE":
             return table
     return _wait_active(dynamodb, table_name)
 
 
 def _wait_active(dynamodb: Any, table_name: str) -> dict[str, Any]:
-    dynamodb.get_waiter("table_exists").wait(
-        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-    )
+    dynamodb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     table: dict[str, Any] = dynamodb.describe_table(TableName=table_name)["Table"]
     return table
 
@@ -219,9 +214,7 @@ def ensure_idempotency_table(dynamodb: Any, table_name: str, *, changes: list[st
             Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
         changes.append(f"created table {table_name}")
-        dynamodb.get_waiter("table_exists").wait(
-            TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-        )
+        dynamodb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         table = dynamodb.describe_table(TableName=table_name)["Table"]
     ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
@@ -242,9 +235,7 @@ def admin_from_caller(caller_arn: str) -> str:
         return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
     if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith(("user/", "role/")):
         return caller_arn
-    raise BootstrapError(
-        f"cannot use {caller_arn} as the key administrator (root or federated?); pass --admin-arn"
-    )
+    raise BootstrapError(f"cannot use {caller_arn} as the key administrator (root or federated?); pass --admin-arn")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,14 +159,27 @@ class DevStack:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._spawn("moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])])
+            self._spawn(
+                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+            )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             for stage in ("writer", "reader"):
-                self._spawn(stage, [
-                    sys.executable, "-m", "tools.localserver", "--stage", stage, "--host", self.host,
-                    "--port", str(self.ports[stage]), "--no-autoreload",
-                ])
+                self._spawn(
+                    stage,
+                    [
+                        sys.executable,
+                        "-m",
+                        "tools.localserver",
+                        "--stage",
+                        stage,
+                        "--host",
+                        self.host,
+                        "--port",
+                        str(self.ports[stage]),
+                        "--no-autoreload",
+                    ],
+                )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
             self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"])
             self._wait_until_answering(["writer", "reader"])
@@ -284,14 +297,14 @@ def main() -> int:
                 f"  logs    {stack.log_dir}/{{moto,writer,reader,indexer}}.log\n\n"
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
-                "    -d '{\"name\":\"Grace\",\"surname\":\"Hopper\",\"email\":\"grace@example.com\",\"dob\":\"1906-12-09\",\n"
-                "         \"address\":{\"line1\":\"1 Harbour St\",\"city\":\"London\","
-                "\"postal_code\":\"E1 6AN\",\"country\":\"GB\"}}'\n"
+                '    -d \'{"name":"Grace","surname":"Hopper","email":"grace@example.com","dob":"1906-12-09",\n'
+                '         "address":{"line1":"1 Harbour St","city":"London",'
+                '"postal_code":"E1 6AN","country":"GB"}}\'\n'
                 f"  curl -s {r}/customers/acme/people/<id from Location>\n"
                 f"  curl -s -X POST {r}/customers/acme/people/search -H 'Content-Type: application/json' "
-                "-d '{\"email\":\"grace@example.com\"}'\n"
+                '-d \'{"email":"grace@example.com"}\'\n'
                 f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' "
-                "-d '{\"value\":\"s3cr3t\"}'\n"
+                '-d \'{"value":"s3cr3t"}\'\n'
                 f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
                 "Ctrl-C stops everything.",
                 flush=True,

@@ -26,14 +26,20 @@ def ensure_lookup_resources(
     key = ensure_beacon_key(kms, beacon_alias, changes)
     stream_arn = ensure_stream_and_index(dynamodb, table_name, changes)
     ledger = ensure_table(
-        dynamodb, table_name + LEDGER_SUFFIX,
-        [(layout.LEDGER_PK, "HASH"), (layout.LEDGER_SK, "RANGE")], {layout.LEDGER_PK: "S", layout.LEDGER_SK: "S"},
-        changes, protect=True,
+        dynamodb,
+        table_name + LEDGER_SUFFIX,
+        [(layout.LEDGER_PK, "HASH"), (layout.LEDGER_SK, "RANGE")],
+        {layout.LEDGER_PK: "S", layout.LEDGER_SK: "S"},
+        changes,
+        protect=True,
     )
     jobs = ensure_table(
-        dynamodb, table_name + JOBS_SUFFIX,
-        [(layout.JOB_PK, "HASH"), (layout.JOB_SK, "RANGE")], {layout.JOB_PK: "S", layout.JOB_SK: "N"},
-        changes, protect=False,
+        dynamodb,
+        table_name + JOBS_SUFFIX,
+        [(layout.JOB_PK, "HASH"), (layout.JOB_SK, "RANGE")],
+        {layout.JOB_PK: "S", layout.JOB_SK: "N"},
+        changes,
+        protect=False,
     )
     return {
         "beacon_key_arn": key["Arn"],
@@ -67,8 +73,9 @@ def ensure_stream_and_index(dynamodb: Any, table_name: str, changes: list[str]) 
     table = dynamodb.describe_table(TableName=table_name)["Table"]
     spec = table.get("StreamSpecification") or {}
     if not spec.get("StreamEnabled") or spec.get("StreamViewType") != STREAM_VIEW:
-        dynamodb.update_table(TableName=table_name,
-                              StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
+        dynamodb.update_table(
+            TableName=table_name, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW}
+        )
         changes.append(f"enabled the {STREAM_VIEW} stream on {table_name}")
         _wait(dynamodb, table_name)
     table = dynamodb.describe_table(TableName=table_name)["Table"]
@@ -76,15 +83,23 @@ def ensure_stream_and_index(dynamodb: Any, table_name: str, changes: list[str]) 
         dynamodb.update_table(
             TableName=table_name,
             # The table's own key attributes listed too: moto replaces the list instead of merging it.
-            AttributeDefinitions=[{"AttributeName": layout.PK, "AttributeType": "S"},
-                                  {"AttributeName": layout.SK, "AttributeType": "S"},
-                                  {"AttributeName": layout.BEACON, "AttributeType": "B"}],
-            GlobalSecondaryIndexUpdates=[{"Create": {
-                "IndexName": layout.BEACON_INDEX,
-                "KeySchema": [{"AttributeName": layout.PK, "KeyType": "HASH"},
-                              {"AttributeName": layout.BEACON, "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }}],
+            AttributeDefinitions=[
+                {"AttributeName": layout.PK, "AttributeType": "S"},
+                {"AttributeName": layout.SK, "AttributeType": "S"},
+                {"AttributeName": layout.BEACON, "AttributeType": "B"},
+            ],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": layout.BEACON_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": layout.PK, "KeyType": "HASH"},
+                            {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                }
+            ],
         )
         changes.append(f"created GSI {layout.BEACON_INDEX} on {table_name}")
         _wait(dynamodb, table_name)

@@ -15,8 +15,10 @@ def write_or_check(tool: str, out_dir: Path, files: Mapping[str, str], *, check:
     if check:
         stale = [name for name, text in files.items() if _read(out_dir / name) != text]
         for name in stale:
-            print(f"{tool}: {out_dir / name} is missing or out of date; "
-                  f"run `python -m {tool}` and commit the result", file=sys.stderr)
+            print(
+                f"{tool}: {out_dir / name} is missing or out of date; run `python -m {tool}` and commit the result",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

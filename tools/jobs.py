@@ -25,8 +25,9 @@ import os
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from chalicelib import jobs
 
@@ -36,11 +37,11 @@ NOT_DONE_EXIT = 3
 def _stamp() -> str:
     """Time plus a random suffix: two runs started in the same second get their own job ids
     (a new run must never pick up another run's checkpoints; --resume does that on purpose)."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Progress:
@@ -54,8 +55,12 @@ class Progress:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(checkpoint.counts.items()))
         state = "done" if checkpoint.done else "..."
         with self._lock:
-            print(f"{self._label} {checkpoint.job_id} segment {checkpoint.segment}/{self._total}: "
-                  f"page {checkpoint.pages}, {counts} {state}", file=self._out, flush=True)
+            print(
+                f"{self._label} {checkpoint.job_id} segment {checkpoint.segment}/{self._total}: "
+                f"page {checkpoint.pages}, {counts} {state}",
+                file=self._out,
+                flush=True,
+            )
 
 
 def _settings(args: argparse.Namespace, role: str) -> Any:
@@ -68,8 +73,10 @@ def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
     import boto3
 
     session = boto3.session.Session(region_name=settings.region)
-    return (session.client("kms", endpoint_url=args.endpoint_url),
-            session.client("dynamodb", endpoint_url=args.endpoint_url))
+    return (
+        session.client("kms", endpoint_url=args.endpoint_url),
+        session.client("dynamodb", endpoint_url=args.endpoint_url),
+    )
 
 
 def run_segments(
@@ -109,8 +116,14 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
     job_id = args.resume or f"backfill-{_stamp()}"
     settings = _settings(args, "indexer")
     if args.invoke:
-        return _invoke(args, settings, [{"job": job_id, "segment": s, "total_segments": args.segments,
-                                         "dry_run": args.dry_run} for s in range(args.segments)])
+        return _invoke(
+            args,
+            settings,
+            [
+                {"job": job_id, "segment": s, "total_segments": args.segments, "dry_run": args.dry_run}
+                for s in range(args.segments)
+            ],
+        )
     kms, ddb = _clients(args, settings)
     indexer = build_indexer(settings, kms, ddb)
     worker = indexer.dry_run() if args.dry_run else indexer
@@ -120,8 +133,15 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     def run_one(segment: int) -> jobs.Checkpoint:
         pages = jobs.scan_pages(ddb, settings.table_name, segment, args.segments)
-        return jobs.run_segment(job_id, segment, pages, jobs.backfill_processor(worker), checkpoints,
-                                out_of_time=deadline, progress=progress)
+        return jobs.run_segment(
+            job_id,
+            segment,
+            pages,
+            jobs.backfill_processor(worker),
+            checkpoints,
+            out_of_time=deadline,
+            progress=progress,
+        )
 
     return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
 
@@ -135,21 +155,43 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = _settings(args, "offboard")
     segments = range(args.segments + 1)  # 0: the tenant's items; 1..N: idempotency references
     if args.invoke:
-        return _invoke(args, settings, [{"job": job_id, "customer_id": customer_id, "segment": s,
-                                         "total_segments": args.segments, "dry_run": args.dry_run} for s in segments])
+        return _invoke(
+            args,
+            settings,
+            [
+                {
+                    "job": job_id,
+                    "customer_id": customer_id,
+                    "segment": s,
+                    "total_segments": args.segments,
+                    "dry_run": args.dry_run,
+                }
+                for s in segments
+            ],
+        )
     _, ddb = _clients(args, settings)
     checkpoints = _checkpoints(args, ddb, settings)
-    erasures = DynamoDbErasures(ddb, table=settings.table_name, ledger_table=settings.ledger_table_name,
-                                idempotency_table=settings.idempotency_table_name)
+    erasures = DynamoDbErasures(
+        ddb,
+        table=settings.table_name,
+        ledger_table=settings.ledger_table_name,
+        idempotency_table=settings.idempotency_table_name,
+    )
     progress = Progress("offboard" + (" (dry run)" if args.dry_run else ""), args.segments)
     deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
     def run_one(segment: int) -> jobs.Checkpoint:
         run = jobs.OffboardRun(job_id, customer_id, segment, args.segments, dry_run=args.dry_run)
         return jobs.offboard_segment(
-            run, ddb, table=settings.table_name, idempotency_table=settings.idempotency_table_name,
-            checkpoints=checkpoints, record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
-            now=_now, out_of_time=deadline, progress=progress,
+            run,
+            ddb,
+            table=settings.table_name,
+            idempotency_table=settings.idempotency_table_name,
+            checkpoints=checkpoints,
+            record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
+            now=_now,
+            out_of_time=deadline,
+            progress=progress,
         )
 
     # The items first (segment 0 writes the ledger entry), then the references in parallel.
@@ -168,8 +210,15 @@ def restore_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     def run_one(segment: int) -> jobs.Checkpoint:
         pages = jobs.scan_pages(ddb, settings.ledger_table_name, segment, args.segments)
-        return jobs.run_segment(job_id, segment, pages, jobs.replay_processor(ddb, args.table, dry_run=args.dry_run),
-                                checkpoints, out_of_time=deadline, progress=progress)
+        return jobs.run_segment(
+            job_id,
+            segment,
+            pages,
+            jobs.replay_processor(ddb, args.table, dry_run=args.dry_run),
+            checkpoints,
+            out_of_time=deadline,
+            progress=progress,
+        )
 
     return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
 
@@ -206,8 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for report in reports:
         totals.update(report.get("counts", {}))
     done = all(report.get("done") for report in reports)
-    summary = {"job": reports[0]["job"] if reports else None, "done": done,
-               "dry_run": args.dry_run, "totals": dict(sorted(totals.items())), "segments": reports}
+    summary = {
+        "job": reports[0]["job"] if reports else None,
+        "done": done,
+        "dry_run": args.dry_run,
+        "totals": dict(sorted(totals.items())),
+        "segments": reports,
+    }
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if done else NOT_DONE_EXIT

@@ -340,7 +340,9 @@ class Report:
             f"operations: {self.operations} ({', '.join(f'{op} {self.by_op[op]}' for op in OPS)}) "
             f"by {self.clients} clients in {self.seconds:.1f}s ({self.operations / max(self.seconds, 1e-9):.0f} ops/s)",
             "errors by status: "
-            + (", ".join(f"{status}: {n}" for status, n in sorted(by_status.items(), key=str)) if by_status else "none"),
+            + (
+                ", ".join(f"{status}: {n}" for status, n in sorted(by_status.items(), key=str)) if by_status else "none"
+            ),
             f"latency: {_percentiles(all_latencies)}",
             *(f"  {op:<7} {_percentiles(self.latencies[op])}" for op in OPS if self.latencies[op]),
             f"read-your-writes mismatches: {self.read_mismatches}",
@@ -472,8 +474,14 @@ def _run_and_print(args: argparse.Namespace, writer_url: str, reader_url: str, d
         flush=True,
     )
     report = run(
-        writer_url, reader_url, dynamodb, table,
-        clients=args.clients, operations=args.ops, max_seconds=args.max_seconds, seed=args.seed,
+        writer_url,
+        reader_url,
+        dynamodb,
+        table,
+        clients=args.clients,
+        operations=args.ops,
+        max_seconds=args.max_seconds,
+        seed=args.seed,
     )
     print(report.render(), flush=True)
     return report

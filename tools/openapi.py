@@ -130,8 +130,9 @@ def render(document: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.openapi", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--out-dir", type=Path, default=DOCS_DIR)
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the files differ from the generated ones")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files differ from the generated ones"
+    )
     args = parser.parse_args(argv)
     texts = {name: render(build_document(role)) for role, name in FILES.items()}
     return write_or_check("tools.openapi", args.out_dir, texts, check=args.check)

@@ -216,7 +216,7 @@ def schemas() -> dict[str, Any]:
                 "email": {
                     **EMAIL_REQUEST,
                     "description": "Compared after normalisation: the domain case-insensitively (IDNA), "
-                                   "the local part as given. A malformed address is a 400 naming `email`.",
+                    "the local part as given. A malformed address is a 400 naming `email`.",
                 },
                 "fields": {
                     "type": "array",
@@ -425,5 +425,3 @@ def responses() -> dict[str, Any]:
             response["headers"] = {"Retry-After": _ref("headers", "Retry-After")}
         out[f"Error{status}"] = response
     return out
-
-

@@ -71,12 +71,28 @@ LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 # include CreateGrant. The admin can still rewrite the policy (kms:PutKeyPolicy): that
 # power is inherent to administering a key and is audited by CloudTrail (SECURITY.md).
 KEY_ADMIN_ACTIONS = (
-    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey",
-    "kms:DisableKey", "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation",
-    "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyRotations",
-    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RetireGrant", "kms:RevokeGrant",
-    "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource",
-    "kms:UpdateAlias", "kms:UpdateKeyDescription",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
 )
 KEY_POLICY_ADMIN_SID = "KeyAdministrationWithoutCryptographicUse"
 
@@ -87,9 +103,7 @@ _KEY_ARN = re.compile(
     rf"^arn:{_PARTITION}:kms:{_REGION}:{_ACCOUNT}:key/"
     r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
 )
-_TABLE_ARN = re.compile(
-    rf"^arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/[A-Za-z0-9_.-]{{3,255}}$"
-)
+_TABLE_ARN = re.compile(rf"^arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/[A-Za-z0-9_.-]{{3,255}}$")
 _PRINCIPAL_ARN = re.compile(
     rf"^arn:{_PARTITION}:iam::{_ACCOUNT}:(?:role|user)/(?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{{1,128}}$"
 )
@@ -113,14 +127,20 @@ def writer_policy(
     with ``ledger_table_arn``, append-only (PutItem) on the erasure ledger."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     idempotency_table_arn = idempotency_table_arn or table_arn + IDEMPOTENCY_SUFFIX
-    ledger = [] if ledger_table_arn is None else [{
-        # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
-        # each item's action). Append only: no read, update or delete of the ledger.
-        "Sid": "AppendErasureLedger",
-        "Effect": "Allow",
-        "Action": "dynamodb:PutItem",
-        "Resource": ledger_table_arn,
-    }]
+    ledger = (
+        []
+        if ledger_table_arn is None
+        else [
+            {
+                # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
+                # each item's action). Append only: no read, update or delete of the ledger.
+                "Sid": "AppendErasureLedger",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": ledger_table_arn,
+            }
+        ]
+    )
     return _document(
         *_kms_statements("EncryptDataKeys", "kms:Encrypt", key_arn, app_name),
         {
@@ -130,9 +150,7 @@ def writer_policy(
             "Resource": table_arn,
             # Single-valued key, absent when the default (NONE) is used: IfExists
             # allows that, the values list refuses ALL_OLD / ALL_NEW / UPDATED_OLD.
-            "Condition": {
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": list(WRITER_RETURN_VALUES)}
-            },
+            "Condition": {"StringEqualsIfExists": {"dynamodb:ReturnValues": list(WRITER_RETURN_VALUES)}},
         },
         {
             # Own statement: BatchWriteItem has no ReturnValues (and the key is not
@@ -228,13 +246,15 @@ def key_policy(
     bootstrap installs the admin-only policy, ``tools.policies key-policy --apply``
     tightens it once both roles exist (KMS refuses principals that do not exist).
     """
-    statements = [{
-        "Sid": KEY_POLICY_ADMIN_SID,
-        "Effect": "Allow",
-        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-        "Action": list(KEY_ADMIN_ACTIONS),
-        "Resource": "*",
-    }]
+    statements = [
+        {
+            "Sid": KEY_POLICY_ADMIN_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+            "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        }
+    ]
     for sid, action, arn, name in (
         ("WriterRoleEncryptsDataKeys", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
         ("ReaderRoleDecryptsDataKeys", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
@@ -256,13 +276,15 @@ def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict
     """The reader fleet's HMAC key: administration for ``admin_arn`` (no cryptographic use),
     ``kms:GenerateMac`` with HMAC_SHA_256 for the reader role, nothing for anyone else (no
     account root, so no IAM policy can add a user of this key)."""
-    statements = [{
-        "Sid": KEY_POLICY_ADMIN_SID,
-        "Effect": "Allow",
-        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-        "Action": list(KEY_ADMIN_ACTIONS),
-        "Resource": "*",
-    }]
+    statements = [
+        {
+            "Sid": KEY_POLICY_ADMIN_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+            "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        }
+    ]
     if reader_role_arn is not None:
         if reader_role_arn == admin_arn:
             raise InvalidResourceError("the reader role must differ from the admin")
@@ -280,8 +302,10 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
     partition, region, account_id = _scope(key_arn, table_arn, None, None)
     if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
         raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
-    logs = [_logs_statement(partition, region, account_id, f"{app_name}-indexer-{name}")
-            for name in ("index_beacons", "backfill")]
+    logs = [
+        _logs_statement(partition, region, account_id, f"{app_name}-indexer-{name}")
+        for name in ("index_beacons", "backfill")
+    ]
     logs[1]["Sid"] = "WriteOwnLogsBackfill"
     return _document(
         *_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name),
@@ -358,13 +382,15 @@ def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -
 def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict[str, Any]:
     """The beacon (HMAC) key's policy: administration for the admin, GenerateMac
     (HMAC_SHA_256) for the reader and indexer roles, nothing for ``*`` or the account root."""
-    statements: list[dict[str, Any]] = [{
-        "Sid": KEY_POLICY_ADMIN_SID,
-        "Effect": "Allow",
-        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-        "Action": list(KEY_ADMIN_ACTIONS),
-        "Resource": "*",
-    }]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": KEY_POLICY_ADMIN_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+            "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        }
+    ]
     if mac_role_arns:
         statement = _mac_statement("RolesGenerateBeaconRootMac", "*")
         statement["Principal"] = {"AWS": [_principal(arn, "mac_role_arns") for arn in mac_role_arns]}
@@ -410,16 +436,25 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     chalice_dir = Path(__file__).resolve().parent.parent / ".chalice"
     parser = argparse.ArgumentParser(prog="python -m tools.policies", description=__doc__.split("\n")[0])
-    parser.add_argument("--resources", type=Path, default=chalice_dir / "resources.json",
-                        help='JSON file {"key_arn": ..., "table_arn": ...}')
-    parser.add_argument("--out-dir", type=Path, default=chalice_dir,
-                        help="where policy-writer.json and policy-reader.json live")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the files differ from the generated ones")
+    parser.add_argument(
+        "--resources",
+        type=Path,
+        default=chalice_dir / "resources.json",
+        help='JSON file {"key_arn": ..., "table_arn": ...}',
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=chalice_dir, help="where policy-writer.json and policy-reader.json live"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files differ from the generated ones"
+    )
     key = parser.add_argument_group("key policy (after both stages are deployed)")
     key.add_argument("--key-policy", action="store_true", help="print the tightened KMS key policy")
-    key.add_argument("--fleet-key-policy", action="store_true",
-                     help="the same for the reader fleet's HMAC key (fleet_mac_key_arn in the resources file)")
+    key.add_argument(
+        "--fleet-key-policy",
+        action="store_true",
+        help="the same for the reader fleet's HMAC key (fleet_mac_key_arn in the resources file)",
+    )
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
     key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
     key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
@@ -513,9 +548,7 @@ def _scope(key_arn: str, table_arn: str, region: str | None, account_id: str | N
         )
     derived = (key["partition"], key["region"], key["account"])
     if derived != (table["partition"], table["region"], table["account"]):
-        raise InvalidResourceError(
-            "key_arn and table_arn must be in the same partition, region and account"
-        )
+        raise InvalidResourceError("key_arn and table_arn must be in the same partition, region and account")
     for name, given, actual in (("region", region, derived[1]), ("account_id", account_id, derived[2])):
         if given is not None and given != actual:
             raise InvalidResourceError(f"{name} {given!r} does not match the ARNs ({actual!r})")
@@ -545,20 +578,35 @@ def _kms_statements(sid: str, action: str, key_arn: str, app_name: str) -> list[
     and the Null check on customer_id (the pool statement's StringEquals on scope does both).
     A mixed {app, customer_id, scope} context fails both key-set conditions.
     """
+
     def statement(suffix: str, condition: dict[str, Any]) -> dict[str, Any]:
-        return {"Sid": f"{sid}{suffix}", "Effect": "Allow", "Action": action, "Resource": key_arn,
-                "Condition": condition}
+        return {
+            "Sid": f"{sid}{suffix}",
+            "Effect": "Allow",
+            "Action": action,
+            "Resource": key_arn,
+            "Condition": condition,
+        }
 
     return [
-        statement("UnderTenantContext", {
-            "StringEquals": {"kms:EncryptionContext:app": app_name},
-            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
-            "Null": {f"kms:EncryptionContext:{TENANT_KEY}": "false"},
-        }),
-        statement("UnderPoolContext", {
-            "StringEquals": {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE},
-            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(POOL_CONTEXT_KEYS)},
-        }),
+        statement(
+            "UnderTenantContext",
+            {
+                "StringEquals": {"kms:EncryptionContext:app": app_name},
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+                "Null": {f"kms:EncryptionContext:{TENANT_KEY}": "false"},
+            },
+        ),
+        statement(
+            "UnderPoolContext",
+            {
+                "StringEquals": {
+                    "kms:EncryptionContext:app": app_name,
+                    f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE,
+                },
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(POOL_CONTEXT_KEYS)},
+            },
+        ),
     ]
 
 
@@ -588,7 +636,6 @@ def _logs_statement(partition: str, region: str, account_id: str, function_name:
     }
 
 
-
 # --- Added for the deployable templates (tools/stacks.py) -----------------------------
 
 # X-Ray accepts no resource-level permissions: "*" is the only Resource these two take.
@@ -597,12 +644,15 @@ TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 def tracing_policy() -> dict[str, Any]:
     """What ``Tracing: Active`` needs (SAM adds it only to roles it creates itself)."""
-    return _document({
-        "Sid": "SendTraces",
-        "Effect": "Allow",
-        "Action": list(TRACING_ACTIONS),
-        "Resource": "*",
-    })
+    return _document(
+        {
+            "Sid": "SendTraces",
+            "Effect": "Allow",
+            "Action": list(TRACING_ACTIONS),
+            "Resource": "*",
+        }
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,8 +50,14 @@ def plaintexts(who: dict[str, Any] = PERSON) -> tuple[str, ...]:
 
 _FIRST = ("Grace", "Ada", "Mirabelle", "Kwame", "Yuki", "Olamide", "Søren", "Lucía", "Priya", "Mateo")
 _LAST = ("Hopper", "Lovelace", "Quenneville", "Mensah", "Tanaka", "Adeyemi", "Kierkegaard", "García")
-_CITIES = (("London", "GB", "E1 6AN"), ("Montréal", "CA", "H2X 1Y4"), ("Osaka", "JP", "530-0001"),
-           ("Lagos", "NG", "100001"), ("Madrid", "ES", "28013"), ("Austin", "US", "78701"))
+_CITIES = (
+    ("London", "GB", "E1 6AN"),
+    ("Montréal", "CA", "H2X 1Y4"),
+    ("Osaka", "JP", "530-0001"),
+    ("Lagos", "NG", "100001"),
+    ("Madrid", "ES", "28013"),
+    ("Austin", "US", "78701"),
+)
 
 
 def people(count: int, seed: int = 20261124) -> list[dict[str, Any]]:
@@ -62,14 +68,20 @@ def people(count: int, seed: int = 20261124) -> list[dict[str, Any]]:
         name, surname = rng.choice(_FIRST), rng.choice(_LAST)
         city, country, postal = rng.choice(_CITIES)
         local_part = f"{name}.{surname}".lower().replace("ø", "o").replace("í", "i")
-        out.append({
-            "name": name,
-            "surname": surname,
-            "email": f"{local_part}{n}@example.org",
-            "dob": f"{rng.randint(1930, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "address": {"line1": f"{rng.randint(1, 999)} {rng.choice(['High St', 'Rue Oberkampf', 'Main St'])}",
-                        "city": city, "postal_code": postal, "country": country},
-        })
+        out.append(
+            {
+                "name": name,
+                "surname": surname,
+                "email": f"{local_part}{n}@example.org",
+                "dob": f"{rng.randint(1930, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "address": {
+                    "line1": f"{rng.randint(1, 999)} {rng.choice(['High St', 'Rue Oberkampf', 'Main St'])}",
+                    "city": city,
+                    "postal_code": postal,
+                    "country": country,
+                },
+            }
+        )
     return out
 
 

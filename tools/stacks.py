@@ -52,7 +52,28 @@ PARAMS_DIR = ROOT / "deploy" / "params"
 ENVIRONMENT_PATTERN = "^[a-z][a-z0-9-]{0,15}$"
 PRINCIPAL_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$"
 LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
 )
 DEFAULT_LOG_RETENTION_DAYS = 365  # audit lines live in these groups: a year, then gone
 # Per stage: reserved concurrency bounds what one stage can take from the account's pool
@@ -103,33 +124,33 @@ CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     "AWS::Serverless::Function": {
         "CKV_AWS_116": "No dead-letter queue: API Gateway invokes synchronously, the caller gets the error.",
         "CKV_AWS_117": "No VPC: the function reaches only KMS and DynamoDB, by SigV4 over TLS; "
-                       "a VPC would add NAT or endpoints without narrowing any permission.",
+        "a VPC would add NAT or endpoints without narrowing any permission.",
         "CKV_AWS_173": "Environment variables hold names, ARNs and bounds, no secret; "
-                       "a CMK for them would add a Decrypt grant to every role for nothing.",
+        "a CMK for them would add a Decrypt grant to every role for nothing.",
     },
     "AWS::Serverless::Api": {
         "CKV_AWS_120": "API caching stays off on every stage: a cache would hold plaintext PII "
-                       "outside the KMS boundary and serve it without the function's checks.",
+        "outside the KMS boundary and serve it without the function's checks.",
     },
     "AWS::DynamoDB::Table": {
         "CKV_AWS_119": "Every PII attribute is sealed under our KMS key before it is written; table SSE "
-                       "under that key would need a key-policy statement for DynamoDB with Principal "
-                       "'*' (kms:ViaService), which the key policy deliberately lacks. AWS owned key at rest.",
+        "under that key would need a key-policy statement for DynamoDB with Principal "
+        "'*' (kms:ViaService), which the key policy deliberately lacks. AWS owned key at rest.",
     },
     "AWS::Logs::LogGroup": {
         "CKV_AWS_158": "Log lines carry ids, field names and statuses, never values (tests enforce it); "
-                       "CloudWatch Logs encrypts at rest with its own keys.",
+        "CloudWatch Logs encrypts at rest with its own keys.",
     },
     "FleetMacKey": {
         "CKV_AWS_7": "An HMAC_256 key: KMS offers no automatic rotation for HMAC keys. The sealing keys it "
-                     "derives change every epoch (chalicelib/fleet.py); rotate by a new key, entries expire.",
+        "derives change every epoch (chalicelib/fleet.py); rotate by a new key, entries expire.",
     },
     "FleetKeyTable": {
         "CKV_AWS_119": "Entries are data keys sealed with AES-256-GCM under keys only the reader role can derive "
-                       "(kms:GenerateMac); table SSE under a CMK would need a key-policy statement for DynamoDB "
-                       "with Principal '*'. AWS owned key at rest.",
+        "(kms:GenerateMac); table SSE under a CMK would need a key-policy statement for DynamoDB "
+        "with Principal '*'. AWS owned key at rest.",
         "CKV_AWS_28": "No point-in-time recovery on purpose: the table holds only expiring, rebuildable cache "
-                      "entries, and a backup would let an entry outlive its lifetime (and a disabled KMS key).",
+        "entries, and a backup would let an entry outlive its lifetime (and a disabled KMS key).",
     },
 }
 
@@ -146,6 +167,7 @@ class TemplateError(RuntimeError):
 
 
 # -- small CloudFormation helpers -------------------------------------------------------
+
 
 def sub(text: str) -> dict[str, Any]:
     return {"Fn::Sub": text}
@@ -223,6 +245,7 @@ def substitute(document: Any, exact: Mapping[str, Any], stage_functions: Mapping
 
 # -- the base stack ----------------------------------------------------------------------
 
+
 def role_policies() -> dict[str, dict[str, Any]]:
     """Each stage's identity policy, from tools.policies, with intrinsics for the ARNs."""
     exact = {
@@ -239,8 +262,11 @@ def role_policies() -> dict[str, dict[str, Any]]:
         "writer": substitute(
             policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
         ),
-        "reader": substitute(policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE,
-                                                    fleet_mac_key_arn=_SENTINEL_FLEET_KEY), exact, functions),
+        "reader": substitute(
+            policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE, fleet_mac_key_arn=_SENTINEL_FLEET_KEY),
+            exact,
+            functions,
+        ),
     }
 
 
@@ -267,12 +293,14 @@ def _lambda_role() -> dict[str, Any]:
         "Properties": {
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}},
-                }],
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}},
+                    }
+                ],
             },
             "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
         },
@@ -326,12 +354,14 @@ def _metric_filter(log_group: str, pattern: str, namespace: str, metric: str) ->
         "Properties": {
             "LogGroupName": ref(log_group),
             "FilterPattern": pattern,
-            "MetricTransformations": [{
-                "MetricNamespace": sub(namespace),
-                "MetricName": metric,
-                "MetricValue": "1",
-                "DefaultValue": 0,
-            }],
+            "MetricTransformations": [
+                {
+                    "MetricNamespace": sub(namespace),
+                    "MetricName": metric,
+                    "MetricValue": "1",
+                    "DefaultValue": 0,
+                }
+            ],
         },
     }
 
@@ -339,46 +369,52 @@ def _metric_filter(log_group: str, pattern: str, namespace: str, metric: str) ->
 def base_template() -> dict[str, Any]:
     namespace = f"{APP}/${{Environment}}"
     resources: dict[str, Any] = {
-        "Key": _retained({
-            "Type": "AWS::KMS::Key",
-            "Properties": {
-                "Description": sub(f"{APP} ${{Environment}}: wraps per-record data keys"),
-                "KeySpec": "SYMMETRIC_DEFAULT",
-                "KeyUsage": "ENCRYPT_DECRYPT",
-                "EnableKeyRotation": True,
-                "PendingWindowInDays": 30,
-                "KeyPolicy": key_policy_document(),
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
-            },
-        }),
+        "Key": _retained(
+            {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "Description": sub(f"{APP} ${{Environment}}: wraps per-record data keys"),
+                    "KeySpec": "SYMMETRIC_DEFAULT",
+                    "KeyUsage": "ENCRYPT_DECRYPT",
+                    "EnableKeyRotation": True,
+                    "PendingWindowInDays": 30,
+                    "KeyPolicy": key_policy_document(),
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
         "KeyAlias": {
             "Type": "AWS::KMS::Alias",
             "Properties": {"AliasName": sub(f"alias/{APP}-${{Environment}}"), "TargetKeyId": ref("Key")},
         },
-        "PiiTable": _retained({
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "TableName": sub(f"{APP}-${{Environment}}"),
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": TABLE_KEY_SCHEMA,
-                "AttributeDefinitions": TABLE_ATTRIBUTES,
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "DeletionProtectionEnabled": True,
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
-            },
-        }),
-        "FleetMacKey": _retained({
-            "Type": "AWS::KMS::Key",
-            "Properties": {
-                "Description": sub(f"{APP} ${{Environment}}: derives the reader fleet's key-table sealing keys"),
-                # GenerateMac only; HMAC keys have no automatic rotation (see CHECKOV_SKIPS).
-                "KeySpec": "HMAC_256",
-                "KeyUsage": "GENERATE_VERIFY_MAC",
-                "PendingWindowInDays": 30,
-                "KeyPolicy": fleet_key_policy_document(),
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
-            },
-        }),
+        "PiiTable": _retained(
+            {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": sub(f"{APP}-${{Environment}}"),
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "KeySchema": TABLE_KEY_SCHEMA,
+                    "AttributeDefinitions": TABLE_ATTRIBUTES,
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                    "DeletionProtectionEnabled": True,
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
+        "FleetMacKey": _retained(
+            {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "Description": sub(f"{APP} ${{Environment}}: derives the reader fleet's key-table sealing keys"),
+                    # GenerateMac only; HMAC keys have no automatic rotation (see CHECKOV_SKIPS).
+                    "KeySpec": "HMAC_256",
+                    "KeyUsage": "GENERATE_VERIFY_MAC",
+                    "PendingWindowInDays": 30,
+                    "KeyPolicy": fleet_key_policy_document(),
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
         "FleetMacKeyAlias": {
             "Type": "AWS::KMS::Alias",
             "Properties": {"AliasName": sub(f"alias/{APP}-${{Environment}}-fleet"), "TargetKeyId": ref("FleetMacKey")},
@@ -401,37 +437,41 @@ def base_template() -> dict[str, Any]:
         },
         # The erasure ledger (ids and times only): kept like the PII table, since replaying
         # it after a point-in-time restore is what keeps erased people erased.
-        "ErasureLedgerTable": _retained({
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "TableName": sub(f"{APP}-${{Environment}}{policies.LEDGER_SUFFIX}"),
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [
-                    {"AttributeName": layout.LEDGER_PK, "KeyType": "HASH"},
-                    {"AttributeName": layout.LEDGER_SK, "KeyType": "RANGE"},
-                ],
-                "AttributeDefinitions": [
-                    {"AttributeName": layout.LEDGER_PK, "AttributeType": "S"},
-                    {"AttributeName": layout.LEDGER_SK, "AttributeType": "S"},
-                ],
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "DeletionProtectionEnabled": True,
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
-            },
-        }),
-        "IdempotencyTable": _retained({
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "TableName": sub(f"{APP}-${{Environment}}{policies.IDEMPOTENCY_SUFFIX}"),
-                "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": IDEMPOTENCY_KEY_SCHEMA,
-                "AttributeDefinitions": IDEMPOTENCY_ATTRIBUTES,
-                "TimeToLiveSpecification": {"AttributeName": IDEMPOTENCY_TTL_ATTRIBUTE, "Enabled": True},
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-                "DeletionProtectionEnabled": True,
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
-            },
-        }),
+        "ErasureLedgerTable": _retained(
+            {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": sub(f"{APP}-${{Environment}}{policies.LEDGER_SUFFIX}"),
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "KeySchema": [
+                        {"AttributeName": layout.LEDGER_PK, "KeyType": "HASH"},
+                        {"AttributeName": layout.LEDGER_SK, "KeyType": "RANGE"},
+                    ],
+                    "AttributeDefinitions": [
+                        {"AttributeName": layout.LEDGER_PK, "AttributeType": "S"},
+                        {"AttributeName": layout.LEDGER_SK, "AttributeType": "S"},
+                    ],
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                    "DeletionProtectionEnabled": True,
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
+        "IdempotencyTable": _retained(
+            {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": sub(f"{APP}-${{Environment}}{policies.IDEMPOTENCY_SUFFIX}"),
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "KeySchema": IDEMPOTENCY_KEY_SCHEMA,
+                    "AttributeDefinitions": IDEMPOTENCY_ATTRIBUTES,
+                    "TimeToLiveSpecification": {"AttributeName": IDEMPOTENCY_TTL_ATTRIBUTE, "Enabled": True},
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                    "DeletionProtectionEnabled": True,
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
         "WriterRole": _lambda_role(),
         "ReaderRole": _lambda_role(),
         "ApiGatewayCloudWatchRole": {
@@ -440,11 +480,13 @@ def base_template() -> dict[str, Any]:
             "Properties": {
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
-                    "Statement": [{
-                        "Effect": "Allow",
-                        "Principal": {"Service": "apigateway.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }],
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
                 },
                 "ManagedPolicyArns": [
                     sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
@@ -461,13 +503,12 @@ def base_template() -> dict[str, Any]:
         "KeyArn": {"Value": getatt("Key"), "Export": {"Name": export_name("KeyArn")}},
         "TableName": {"Value": ref("PiiTable"), "Export": {"Name": export_name("TableName")}},
         "IdempotencyTableName": {
-            "Value": ref("IdempotencyTable"), "Export": {"Name": export_name("IdempotencyTableName")}
+            "Value": ref("IdempotencyTable"),
+            "Export": {"Name": export_name("IdempotencyTableName")},
         },
         "FleetMacKeyArn": {"Value": getatt("FleetMacKey"), "Export": {"Name": export_name("FleetMacKeyArn")}},
         "FleetTableName": {"Value": ref("FleetKeyTable"), "Export": {"Name": export_name("FleetTableName")}},
-        "LedgerTableName": {
-            "Value": ref("ErasureLedgerTable"), "Export": {"Name": export_name("LedgerTableName")}
-        },
+        "LedgerTableName": {"Value": ref("ErasureLedgerTable"), "Export": {"Name": export_name("LedgerTableName")}},
     }
     documents = role_policies()
     for stage in STAGES:
@@ -492,9 +533,11 @@ def base_template() -> dict[str, Any]:
         resources[f"{title}AccessLogGroup"] = _log_group(f"/aws/apigateway/{function_name(stage)}-access")
         for metric, code in ERROR_CODES.items():
             resources[f"{title}{metric}Filter"] = _metric_filter(
-                f"{title}LogGroup", error_filter_pattern(code), namespace, f"{title}{metric}")
+                f"{title}LogGroup", error_filter_pattern(code), namespace, f"{title}{metric}"
+            )
         resources[f"{title}ApiThrottledFilter"] = _metric_filter(
-            f"{title}AccessLogGroup", '{ $.status = "429" }', namespace, f"{title}ApiThrottled")
+            f"{title}AccessLogGroup", '{ $.status = "429" }', namespace, f"{title}ApiThrottled"
+        )
 
         def custom(name: str) -> dict[str, Any]:
             return {"Namespace": sub(namespace), "MetricName": name, "Statistic": "Sum"}
@@ -503,31 +546,48 @@ def base_template() -> dict[str, Any]:
         api_dims = [{"Name": "ApiName", "Value": sub(function_name(stage))}, {"Name": "Stage", "Value": API_STAGE_NAME}]
         resources[f"{title}IntegrityErrorsAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: a stored record failed authentication (any is an incident)",
-            custom(f"{title}IntegrityErrors"), 1, period=60)
+            custom(f"{title}IntegrityErrors"),
+            1,
+            period=60,
+        )
         resources[f"{title}KmsErrorsAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: KMS calls failing (502 kms_error)",
-            custom(f"{title}KmsErrors"), ref("KmsErrorsThreshold"))
+            custom(f"{title}KmsErrors"),
+            ref("KmsErrorsThreshold"),
+        )
         resources[f"{title}Api5xxRateAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: share of 5xx answers over 5 minutes",
             {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError", "Statistic": "Average", "Dimensions": api_dims},
-            ref("FiveXxRateThreshold"))
+            ref("FiveXxRateThreshold"),
+        )
         resources[f"{title}LambdaThrottlesAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: invocations throttled at the reserved concurrency",
             {"Namespace": "AWS/Lambda", "MetricName": "Throttles", "Statistic": "Sum", "Dimensions": lambda_dims},
-            1)
+            1,
+        )
         resources[f"{title}ApiThrottledAlarm"] = _alarm(
             f"{APP} ${{Environment}} {stage}: requests refused with 429 by API Gateway throttling",
-            custom(f"{title}ApiThrottled"), ref("ApiThrottledThreshold"))
+            custom(f"{title}ApiThrottled"),
+            ref("ApiThrottledThreshold"),
+        )
         if stage == "reader":
             resources["ReaderFleetIntegrityErrorsFilter"] = _metric_filter(
-                "ReaderLogGroup", fleet_integrity_filter_pattern(), namespace, "ReaderFleetIntegrityErrors")
+                "ReaderLogGroup", fleet_integrity_filter_pattern(), namespace, "ReaderFleetIntegrityErrors"
+            )
             resources["ReaderFleetIntegrityErrorsAlarm"] = _alarm(
                 f"{APP} ${{Environment}} reader: a fleet key table entry failed its checks (someone other "
                 "than the reader wrote the table; reads fell back to KMS)",
-                custom("ReaderFleetIntegrityErrors"), 1, period=60)
-        outputs[f"{title}RoleArn"] = {"Value": getatt(f"{title}Role"), "Export": {"Name": export_name(f"{title}RoleArn")}}
+                custom("ReaderFleetIntegrityErrors"),
+                1,
+                period=60,
+            )
+        outputs[f"{title}RoleArn"] = {
+            "Value": getatt(f"{title}Role"),
+            "Export": {"Name": export_name(f"{title}RoleArn")},
+        }
         outputs[f"{title}AccessLogGroupArn"] = {
-            "Value": getatt(f"{title}AccessLogGroup"), "Export": {"Name": export_name(f"{title}AccessLogGroupArn")}
+            "Value": getatt(f"{title}AccessLogGroup"),
+            "Export": {"Name": export_name(f"{title}AccessLogGroupArn")},
         }
     resources["Dashboard"] = {
         "Type": "AWS::CloudWatch::Dashboard",
@@ -542,7 +602,7 @@ def base_template() -> dict[str, Any]:
                 "Type": "String",
                 "AllowedPattern": PRINCIPAL_PATTERN,
                 "Description": "IAM role (or user) that administers the key, without cryptographic use. "
-                               "Deploy this stack as that principal: KMS refuses a key policy that locks its creator out.",
+                "Deploy this stack as that principal: KMS refuses a key policy that locks its creator out.",
             },
             "LogRetentionDays": {
                 "Type": "Number",
@@ -555,19 +615,32 @@ def base_template() -> dict[str, Any]:
                 "Default": "true",
                 "AllowedValues": ["true", "false"],
                 "Description": "Set API Gateway's account-wide CloudWatch role (needed once per account and region "
-                               "for access logs); 'false' where another stack already does.",
+                "for access logs); 'false' where another stack already does.",
             },
             "AlarmTopicArn": {
                 "Type": "String",
                 "Default": "",
                 "Description": "SNS topic for alarm and OK notifications; empty: alarms without actions.",
             },
-            "KmsErrorsThreshold": {"Type": "Number", "Default": 5, "MinValue": 1,
-                                   "Description": "kms_error answers per 5 minutes that raise the alarm."},
-            "FiveXxRateThreshold": {"Type": "Number", "Default": 0.05, "MinValue": 0, "MaxValue": 1,
-                                    "Description": "Share of 5xx answers per 5 minutes that raises the alarm."},
-            "ApiThrottledThreshold": {"Type": "Number", "Default": 10, "MinValue": 1,
-                                      "Description": "429 answers per 5 minutes that raise the alarm."},
+            "KmsErrorsThreshold": {
+                "Type": "Number",
+                "Default": 5,
+                "MinValue": 1,
+                "Description": "kms_error answers per 5 minutes that raise the alarm.",
+            },
+            "FiveXxRateThreshold": {
+                "Type": "Number",
+                "Default": 0.05,
+                "MinValue": 0,
+                "MaxValue": 1,
+                "Description": "Share of 5xx answers per 5 minutes that raises the alarm.",
+            },
+            "ApiThrottledThreshold": {
+                "Type": "Number",
+                "Default": 10,
+                "MinValue": 1,
+                "Description": "429 answers per 5 minutes that raise the alarm.",
+            },
         },
         "Conditions": {
             "ManageApiGatewayAccount": {"Fn::Equals": [ref("ManageApiGatewayAccount"), "true"]},
@@ -583,58 +656,120 @@ def dashboard_body() -> str:
     """The CloudWatch dashboard as a ``Fn::Sub`` string (region and environment substituted)."""
     region, namespace = "${AWS::Region}", f"{APP}/${{Environment}}"
 
-    def widget(title: str, metrics: list[list[Any]], *, stat: str = "Sum", x: int = 0, y: int = 0,
-               width: int = 12) -> dict[str, Any]:
-        return {"type": "metric", "x": x, "y": y, "width": width, "height": 6,
-                "properties": {"title": title, "region": region, "stat": stat, "period": 300,
-                               "view": "timeSeries", "metrics": metrics}}
+    def widget(
+        title: str, metrics: list[list[Any]], *, stat: str = "Sum", x: int = 0, y: int = 0, width: int = 12
+    ) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": width,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": region,
+                "stat": stat,
+                "period": 300,
+                "view": "timeSeries",
+                "metrics": metrics,
+            },
+        }
 
     widgets: list[dict[str, Any]] = []
     y = 0
     for stage in STAGES:
         title, name = stage.capitalize(), function_name(stage)
-        widgets.append(widget(f"{stage}: requests and errors", [
-            ["AWS/ApiGateway", "Count", "ApiName", name, "Stage", API_STAGE_NAME],
-            [".", "4XXError", ".", ".", ".", "."],
-            [".", "5XXError", ".", ".", ".", "."],
-        ], y=y))
-        widgets.append(widget(f"{stage}: latency p50 / p90 / p99 (ms)", [
-            ["AWS/ApiGateway", "Latency", "ApiName", name, "Stage", API_STAGE_NAME, {"stat": "p50"}],
-            ["...", {"stat": "p90"}],
-            ["...", {"stat": "p99"}],
-        ], stat="p50", x=12, y=y))
+        widgets.append(
+            widget(
+                f"{stage}: requests and errors",
+                [
+                    ["AWS/ApiGateway", "Count", "ApiName", name, "Stage", API_STAGE_NAME],
+                    [".", "4XXError", ".", ".", ".", "."],
+                    [".", "5XXError", ".", ".", ".", "."],
+                ],
+                y=y,
+            )
+        )
+        widgets.append(
+            widget(
+                f"{stage}: latency p50 / p90 / p99 (ms)",
+                [
+                    ["AWS/ApiGateway", "Latency", "ApiName", name, "Stage", API_STAGE_NAME, {"stat": "p50"}],
+                    ["...", {"stat": "p90"}],
+                    ["...", {"stat": "p99"}],
+                ],
+                stat="p50",
+                x=12,
+                y=y,
+            )
+        )
         y += 6
         errors = [[namespace, f"{title}IntegrityErrors"], [".", f"{title}KmsErrors"], [".", f"{title}StorageErrors"]]
         if stage == "reader":
             errors.append([".", "ReaderFleetIntegrityErrors"])
         widgets.append(widget(f"{stage}: integrity, KMS and storage errors", errors, y=y))
-        widgets.append(widget(f"{stage}: throttles and concurrency", [
-            ["AWS/Lambda", "Throttles", "FunctionName", name],
-            [".", "ConcurrentExecutions", ".", ".", {"stat": "Maximum"}],
-            [namespace, f"{title}ApiThrottled"],
-        ], x=12, y=y))
+        widgets.append(
+            widget(
+                f"{stage}: throttles and concurrency",
+                [
+                    ["AWS/Lambda", "Throttles", "FunctionName", name],
+                    [".", "ConcurrentExecutions", ".", ".", {"stat": "Maximum"}],
+                    [namespace, f"{title}ApiThrottled"],
+                ],
+                x=12,
+                y=y,
+            )
+        )
         y += 6
     # KMS calls come from the account's API usage metrics (per operation, all keys of the
     # account and region). Key-cache hit rate ~ 1 - KMS calls / requests of the stage.
     kms_usage = ["AWS/Usage", "CallCount", "Type", "API", "Resource", "{}", "Service", "KMS", "Class", "None"]
-    widgets.append(widget("KMS calls (Encrypt = writer, Decrypt = reader)", [
-        [*kms_usage[:5], "Encrypt", *kms_usage[6:], {"id": "enc"}],
-        [*kms_usage[:5], "Decrypt", *kms_usage[6:], {"id": "dec"}],
-    ], y=y))
-    widgets.append(widget("Key-cache hit rate (1 - KMS calls / requests)", [
-        [{"expression": "100 * (1 - enc / MAX([wreq, 1]))", "label": "writer hit %", "id": "whit"}],
-        [{"expression": "100 * (1 - dec / MAX([rreq, 1]))", "label": "reader hit %", "id": "rhit"}],
-        [*kms_usage[:5], "Encrypt", *kms_usage[6:], {"id": "enc", "visible": False}],
-        [*kms_usage[:5], "Decrypt", *kms_usage[6:], {"id": "dec", "visible": False}],
-        ["AWS/ApiGateway", "Count", "ApiName", function_name("writer"), "Stage", API_STAGE_NAME,
-         {"id": "wreq", "visible": False}],
-        ["AWS/ApiGateway", "Count", "ApiName", function_name("reader"), "Stage", API_STAGE_NAME,
-         {"id": "rreq", "visible": False}],
-    ], x=12, y=y))
+    widgets.append(
+        widget(
+            "KMS calls (Encrypt = writer, Decrypt = reader)",
+            [
+                [*kms_usage[:5], "Encrypt", *kms_usage[6:], {"id": "enc"}],
+                [*kms_usage[:5], "Decrypt", *kms_usage[6:], {"id": "dec"}],
+            ],
+            y=y,
+        )
+    )
+    widgets.append(
+        widget(
+            "Key-cache hit rate (1 - KMS calls / requests)",
+            [
+                [{"expression": "100 * (1 - enc / MAX([wreq, 1]))", "label": "writer hit %", "id": "whit"}],
+                [{"expression": "100 * (1 - dec / MAX([rreq, 1]))", "label": "reader hit %", "id": "rhit"}],
+                [*kms_usage[:5], "Encrypt", *kms_usage[6:], {"id": "enc", "visible": False}],
+                [*kms_usage[:5], "Decrypt", *kms_usage[6:], {"id": "dec", "visible": False}],
+                [
+                    "AWS/ApiGateway",
+                    "Count",
+                    "ApiName",
+                    function_name("writer"),
+                    "Stage",
+                    API_STAGE_NAME,
+                    {"id": "wreq", "visible": False},
+                ],
+                [
+                    "AWS/ApiGateway",
+                    "Count",
+                    "ApiName",
+                    function_name("reader"),
+                    "Stage",
+                    API_STAGE_NAME,
+                    {"id": "rreq", "visible": False},
+                ],
+            ],
+            x=12,
+            y=y,
+        )
+    )
     return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
 
 # -- the stage merge templates -----------------------------------------------------------
+
 
 def api_resource_policy(stage: str, *, listed: bool) -> dict[str, Any]:
     """``tools.access.api_resource_policy`` (the document the policy evaluator proves) with the
@@ -654,8 +789,12 @@ def key_cache_settings(stage: str) -> dict[str, str]:
     """The stage's key-cache (and key-scope / fleet lifetime) variables from .chalice/config.json."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
     variables = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
-    prefixes = ("PII_VAULT_WRITER_KEY_CACHE_", "PII_VAULT_READER_KEY_CACHE_", "PII_VAULT_KEY_SCOPE",
-                "PII_VAULT_FLEET_KEY_LIFETIME_SECONDS")
+    prefixes = (
+        "PII_VAULT_WRITER_KEY_CACHE_",
+        "PII_VAULT_READER_KEY_CACHE_",
+        "PII_VAULT_KEY_SCOPE",
+        "PII_VAULT_FLEET_KEY_LIFETIME_SECONDS",
+    )
     return {k: str(v) for k, v in sorted(variables.items()) if k.startswith(prefixes)}
 
 
@@ -680,48 +819,59 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     # Chalice merges these over .chalice/config.json's stage variables; restated so the merge
     # template alone says what the function runs with (the same values, from the same file).
     variables.update(key_cache_settings(stage))
-    resource_policy = {"Fn::If": ["HasAllowedCallers", api_resource_policy(stage, listed=True),
-                                  api_resource_policy(stage, listed=False)]}
-    function = _with_checkov_skips({
-        "Type": "AWS::Serverless::Function",
-        "Properties": {
-            "FunctionName": sub(function_name(stage)),
-            "Role": import_value(f"{title}RoleArn"),
-            "Environment": {"Variables": variables},
-            "ReservedConcurrentExecutions": ref("ReservedConcurrency"),
-            "Tracing": "Active",
-            # Chalice has no setting for it: one JSON event per log line (audit lines included).
-            "LoggingConfig": {
-                "LogFormat": "JSON",
-                "LogGroup": sub(f"/aws/lambda/{function_name(stage)}"),
-                "ApplicationLogLevel": "INFO",
-                "SystemLogLevel": "WARN",
+    resource_policy = {
+        "Fn::If": [
+            "HasAllowedCallers",
+            api_resource_policy(stage, listed=True),
+            api_resource_policy(stage, listed=False),
+        ]
+    }
+    function = _with_checkov_skips(
+        {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "FunctionName": sub(function_name(stage)),
+                "Role": import_value(f"{title}RoleArn"),
+                "Environment": {"Variables": variables},
+                "ReservedConcurrentExecutions": ref("ReservedConcurrency"),
+                "Tracing": "Active",
+                # Chalice has no setting for it: one JSON event per log line (audit lines included).
+                "LoggingConfig": {
+                    "LogFormat": "JSON",
+                    "LogGroup": sub(f"/aws/lambda/{function_name(stage)}"),
+                    "ApplicationLogLevel": "INFO",
+                    "SystemLogLevel": "WARN",
+                },
             },
-        },
-    })
-    api = _with_checkov_skips({
-        "Type": "AWS::Serverless::Api",
-        "Properties": {
-            "Name": sub(function_name(stage)),
-            "TracingEnabled": True,
-            "CacheClusterEnabled": False,
-            "AccessLogSetting": {
-                "DestinationArn": import_value(f"{title}AccessLogGroupArn"),
-                "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+        }
+    )
+    api = _with_checkov_skips(
+        {
+            "Type": "AWS::Serverless::Api",
+            "Properties": {
+                "Name": sub(function_name(stage)),
+                "TracingEnabled": True,
+                "CacheClusterEnabled": False,
+                "AccessLogSetting": {
+                    "DestinationArn": import_value(f"{title}AccessLogGroupArn"),
+                    "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+                },
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "CachingEnabled": False,
+                        "MetricsEnabled": True,
+                        "DataTraceEnabled": False,  # would log request and response bodies
+                        "LoggingLevel": "OFF",
+                        "ThrottlingRateLimit": ref("ThrottlingRateLimit"),
+                        "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
+                    }
+                ],
+                "DefinitionBody": {"x-amazon-apigateway-policy": resource_policy},
             },
-            "MethodSettings": [{
-                "ResourcePath": "/*",
-                "HttpMethod": "*",
-                "CachingEnabled": False,
-                "MetricsEnabled": True,
-                "DataTraceEnabled": False,  # would log request and response bodies
-                "LoggingLevel": "OFF",
-                "ThrottlingRateLimit": ref("ThrottlingRateLimit"),
-                "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
-            }],
-            "DefinitionBody": {"x-amazon-apigateway-policy": resource_policy},
-        },
-    })
+        }
+    )
     return {
         "Description": f"{APP} {stage} stage (chalice package + tools/stacks.py merge template)",
         "Parameters": {
@@ -730,12 +880,16 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
                 "Type": "CommaDelimitedList",
                 "Default": "",
                 "Description": "IAM role/user ARNs allowed to call this stage (sessions of a listed role match). "
-                               "Everyone else is denied by the API resource policy and by the function. "
-                               "Empty: nobody.",
+                "Everyone else is denied by the API resource policy and by the function. "
+                "Empty: nobody.",
             },
             "ReservedConcurrency": {"Type": "Number", "Default": DEFAULTS["ReservedConcurrency"], "MinValue": 1},
-            "ThrottlingRateLimit": {"Type": "Number", "Default": DEFAULTS["ThrottlingRateLimit"], "MinValue": 1,
-                                    "Description": "Steady requests per second for the stage."},
+            "ThrottlingRateLimit": {
+                "Type": "Number",
+                "Default": DEFAULTS["ThrottlingRateLimit"],
+                "MinValue": 1,
+                "Description": "Steady requests per second for the stage.",
+            },
             "ThrottlingBurstLimit": {"Type": "Number", "Default": DEFAULTS["ThrottlingBurstLimit"], "MinValue": 1},
         },
         "Conditions": {
@@ -746,6 +900,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
 
 
 # -- writing, packaging ------------------------------------------------------------------
+
 
 def render(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -773,9 +928,20 @@ def chalice_package(stage: str, out: Path, *, chalice: Path | None = None) -> Pa
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # chalice wants a region even offline
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     subprocess.run(
-        [str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation",
-         "--merge-template", str((out / f"merge-{stage}.json").resolve()), str(target.resolve())],
-        cwd=ROOT, env=env, check=True,
+        [
+            str(chalice),
+            "package",
+            "--stage",
+            stage,
+            "--pkg-format",
+            "cloudformation",
+            "--merge-template",
+            str((out / f"merge-{stage}.json").resolve()),
+            str(target.resolve()),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     return target
 
@@ -789,8 +955,12 @@ def add_bytecode(zip_path: Path, runtime: str, *, python: str = sys.executable) 
     Python version. Lambda's /var/task is read-only, so without them every cold start
     compiles the code from source. ``unchecked-hash`` pycs are used whatever the files'
     timestamps are after unzipping. Returns the number of .pyc files added."""
-    version = subprocess.run([python, "-c", "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if version != runtime:
         raise TemplateError(f"the function runs {runtime} but {python} is {version}: bytecode would not be used")
     with tempfile.TemporaryDirectory() as tmp:
@@ -799,9 +969,21 @@ def add_bytecode(zip_path: Path, runtime: str, *, python: str = sys.executable) 
             archive.extractall(root)
             modes = {info.filename: info.external_attr for info in archive.infolist()}
         subprocess.run(
-            [python, "-m", "compileall", "-q", "-j", "1", "--invalidation-mode", "unchecked-hash", "-d", "/var/task",
-             str(root)],
-            check=True, capture_output=True,
+            [
+                python,
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "1",
+                "--invalidation-mode",
+                "unchecked-hash",
+                "-d",
+                "/var/task",
+                str(root),
+            ],
+            check=True,
+            capture_output=True,
         )
         files = sorted(p for p in root.rglob("*") if p.is_file())
         tmp_zip = zip_path.with_suffix(".tmp")
@@ -816,8 +998,9 @@ def add_bytecode(zip_path: Path, runtime: str, *, python: str = sys.executable) 
     return sum(1 for p in files if p.suffix == ".pyc")
 
 
-def package(out: Path, *, stages: Sequence[str] = STAGES, bytecode: bool = True,
-            log: Callable[[str], None] = print) -> None:
+def package(
+    out: Path, *, stages: Sequence[str] = STAGES, bytecode: bool = True, log: Callable[[str], None] = print
+) -> None:
     write_templates(out)
     for stage in stages:
         log(f"chalice package --stage {stage} --merge-template {out}/merge-{stage}.json {out}/{stage}")
@@ -840,12 +1023,17 @@ def import_ms(zip_path: Path, stage: str, *, bytecode: bool, runs: int = 9, pyth
             for name in archive.namelist():
                 if bytecode or not name.endswith(".pyc"):
                     archive.extract(name, root)
-        env = {"PII_VAULT_ROLE": stage, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
-               "PATH": os.environ.get("PATH", "")}
+        env = {
+            "PII_VAULT_ROLE": stage,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": os.environ.get("PATH", ""),
+        }
         code = f"import sys; sys.path.insert(0, {str(root)!r}); import app"
         for _ in range(runs):
-            result = subprocess.run([python, "-X", "importtime", "-c", code], cwd=root, env=env,
-                                    capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [python, "-X", "importtime", "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+            )
             line = next(x for x in result.stderr.splitlines() if x.rstrip().endswith("| app"))
             timings.append(int(line.split("|")[1]) / 1000)
     timings.sort()
@@ -853,6 +1041,7 @@ def import_ms(zip_path: Path, stage: str, *, bytecode: bool, runs: int = 9, pyth
 
 
 # -- parameters per environment ---------------------------------------------------------
+
 
 def load_params(env: str, params_dir: Path = PARAMS_DIR) -> dict[str, dict[str, Any]]:
     """``deploy/params/<env>.json``: {"base": {...}, "writer": {...}, "reader": {...}}."""
@@ -889,13 +1078,16 @@ def example_policies() -> dict[str, dict[str, Any]]:
     return {
         "writer-role-policy.json": policies.writer_policy(key, table),
         "reader-role-policy.json": policies.reader_policy(
-            key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")),
+            key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")
+        ),
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
-        **{f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
-           for stage in STAGES},
+        **{
+            f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
+            for stage in STAGES
+        },
         "api-resource-policy-empty.json": access.api_resource_policy("reader", [], api),
     }
 
@@ -923,12 +1115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "package":
             package(args.out, bytecode=not args.no_bytecode)
         elif args.command == "coldstart":
-            rows = [{"stage": stage,
-                     "import_ms_no_bytecode": import_ms(args.out / stage / "deployment.zip", stage, bytecode=False,
-                                                        runs=args.runs),
-                     "import_ms_shipped_bytecode": import_ms(args.out / stage / "deployment.zip", stage, bytecode=True,
-                                                             runs=args.runs),
-                     "runs": args.runs} for stage in STAGES]
+            rows = [
+                {
+                    "stage": stage,
+                    "import_ms_no_bytecode": import_ms(
+                        args.out / stage / "deployment.zip", stage, bytecode=False, runs=args.runs
+                    ),
+                    "import_ms_shipped_bytecode": import_ms(
+                        args.out / stage / "deployment.zip", stage, bytecode=True, runs=args.runs
+                    ),
+                    "runs": args.runs,
+                }
+                for stage in STAGES
+            ]
             print(json.dumps(rows, indent=2))
         elif args.command == "params":
             print(" ".join(parameter_overrides(load_params(args.env)[args.stack])))

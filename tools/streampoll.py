@@ -10,12 +10,14 @@ endpoint moto does not serve unless ``account_id_endpoint_mode`` is ``disabled``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 POLL_INTERVAL_S = 0.1
 
@@ -48,7 +50,8 @@ class StreamPoller:
         last = self._last.get(shard_id)
         position: dict[str, str] = (
             {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
-            if last else {"ShardIteratorType": "TRIM_HORIZON"}
+            if last
+            else {"ShardIteratorType": "TRIM_HORIZON"}
         )
         iterator: str = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **position)[
             "ShardIterator"
@@ -85,16 +88,16 @@ class StreamPoller:
             try:
                 if not self.poll_once():
                     stop.wait(interval)
-            except Exception:  # noqa: BLE001 - a poller must survive a moto hiccup; logged, retried
+            except Exception:
                 logging.getLogger(__name__).exception("stream poll failed; retrying")
                 stop.wait(1.0)
 
 
 def main() -> int:
+    import faulthandler
+
     from chalicelib.api import _client, build_indexer
     from chalicelib.config import Settings
-
-    import faulthandler
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -106,10 +109,8 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"indexer: polling {arn}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         poller.run(stop)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -169,4 +169,3 @@ DESIGNS: dict[str, Callable[[Production], Design]] = {
     "pool": PoolDesign,
     "pool+fleet": PoolFleetDesign,
 }
-

@@ -106,4 +106,3 @@ class _Switch:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.target(*args, **kwargs)
-

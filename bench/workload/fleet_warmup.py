@@ -124,5 +124,3 @@ class _KeyReads:
         if draw >= remaining:
             return math.inf
         return self.e - self.m * math.log(math.exp(-(s - self.e) / self.m) - draw / (self.rate * self.g * self.m))
-
-

@@ -141,7 +141,6 @@ def incarnation_starts(scenario: Scenario) -> list[list[float]]:
     return boundaries
 
 
-
 def fresh_writer(design: Design, namespace: bytes, at: float) -> WriterContainer:
     """A fresh writer container at time ``at`` over its own fake KMS and key source of ``namespace``."""
     return design.writer(FakeKmsClient(namespace), SimClock(at), CountingBytes(namespace))
@@ -231,5 +230,3 @@ class History:
         kms.namespace = stream.namespace + b"/v" + repr(u).encode()  # a key made for this record only
         clock.now = u
         return writer.write(self.names[rank])
-
-

@@ -80,9 +80,12 @@ class Production:
         settings = self.reader_settings
         sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
         return FleetKeyTable(
-            KmsDecryptor(kms, settings.kms_key_id), table, sealing,
+            KmsDecryptor(kms, settings.kms_key_id),
+            table,
+            sealing,
             lifetime_seconds=settings.fleet_key_lifetime_seconds,
-            clock=lambda: clock() + FLEET_CLOCK_BASE_S, random_bytes=random_bytes,
+            clock=lambda: clock() + FLEET_CLOCK_BASE_S,
+            random_bytes=random_bytes,
         )
 
     def opener(self, kms: FakeKmsClient, clock: SimClock, fleet: Fleet | None = None) -> Opener:
@@ -138,4 +141,3 @@ class Fleet:
 
     table: FakeFleetTable
     nonces: Callable[[int], bytes]
-

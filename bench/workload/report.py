@@ -32,9 +32,7 @@ ROWS: tuple[tuple[str, int, int, int, float, float, float, tuple[float, float, f
 def scenarios(label: str, row: tuple[Any, ...], **overrides: Any) -> list[Scenario]:
     _label, tenants, writers, readers, write_rate, read_rate, history_s, _issue = row
     return [
-        replace(
-            Scenario(label, tenants, writers, readers, write_rate, read_rate, history_s, locality), **overrides
-        )
+        replace(Scenario(label, tenants, writers, readers, write_rate, read_rate, history_s, locality), **overrides)
         for locality in ("uniform", "recent")
     ]
 
@@ -59,7 +57,9 @@ def _write_cell(row: Mapping[str, Any]) -> str:
 def _fleet_cell(row: Mapping[str, Any]) -> str:
     if not any(run["fleet_gets"] for run in row["runs"]):
         return "-"
-    return "; ".join(f"{run['fleet_gets'] / run['reads']:.2f} / {run['fleet_puts'] / run['reads']:.3f}" for run in row["runs"])
+    return "; ".join(
+        f"{run['fleet_gets'] / run['reads']:.2f} / {run['fleet_puts'] / run['reads']:.3f}" for run in row["runs"]
+    )
 
 
 def table(report: list[dict[str, Any]]) -> str:
@@ -134,26 +134,31 @@ def run_table(
     for k, (row, name) in enumerate(plan):
         uniform, recent = results[2 * k], results[2 * k + 1]
         expected = DESIGNS[name](production).expected_write_calls(work[2 * k][0])
-        report.append({
-            "row": row[0],
-            "design": name,
-            "tenants": row[1],
-            "writers": row[2],
-            "readers": row[3],
-            "write_rate": row[4],
-            "read_rate": row[5],
-            "history_s": row[6],
-            "write": round(uniform.write_calls_per_record, 5),
-            "write_expected": None if expected is None else round(expected, 7),
-            "read_uniform": round(uniform.read_calls_per_record, 5),
-            "read_recent": round(recent.read_calls_per_record, 5),
-            "issue": row[7] if name == "today" else None,
-            "runs": [
-                {**asdict(r), "write_calls_per_record": r.write_calls_per_record,
-                 "read_calls_per_record": r.read_calls_per_record}
-                for r in (uniform, recent)
-            ],
-        })
+        report.append(
+            {
+                "row": row[0],
+                "design": name,
+                "tenants": row[1],
+                "writers": row[2],
+                "readers": row[3],
+                "write_rate": row[4],
+                "read_rate": row[5],
+                "history_s": row[6],
+                "write": round(uniform.write_calls_per_record, 5),
+                "write_expected": None if expected is None else round(expected, 7),
+                "read_uniform": round(uniform.read_calls_per_record, 5),
+                "read_recent": round(recent.read_calls_per_record, 5),
+                "issue": row[7] if name == "today" else None,
+                "runs": [
+                    {
+                        **asdict(r),
+                        "write_calls_per_record": r.write_calls_per_record,
+                        "read_calls_per_record": r.read_calls_per_record,
+                    }
+                    for r in (uniform, recent)
+                ],
+            }
+        )
         print(f"  {row[0]} [{name}]: {uniform.seconds + recent.seconds:.1f} s", file=progress, flush=True)
     return report
 
@@ -173,8 +178,12 @@ def report_workload(
 ) -> str:
     """Run the table (``Scenario`` defaults unless overridden), write ``out``/workload.json, return the text."""
     settings = {
-        "seed": Scenario.seed, "measure_s": Scenario.measure_s, "warmup_s": Scenario.warmup_s,
-        "churn_mean_s": Scenario.churn_mean_s, "arrivals": Scenario.arrivals, **overrides,
+        "seed": Scenario.seed,
+        "measure_s": Scenario.measure_s,
+        "warmup_s": Scenario.warmup_s,
+        "churn_mean_s": Scenario.churn_mean_s,
+        "arrivals": Scenario.arrivals,
+        **overrides,
     }
     started = time.perf_counter()
     report = run_table(designs or list(DESIGNS), Production(), progress, jobs, **settings)
@@ -183,4 +192,3 @@ def report_workload(
     document = {"settings": settings, "zipf_s": ZIPF_S, "rows": report, "verdicts": verdicts(report)}
     (out / "workload.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return "\n\n".join([table(report), "\n".join(verdicts(report)), settings_line(settings, elapsed)])
-

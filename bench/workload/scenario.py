@@ -60,10 +60,8 @@ class Result:
 
 
 def zipf_cumulative(tenants: int) -> list[float]:
-    return list(accumulate(k ** -ZIPF_S for k in range(1, tenants + 1)))
+    return list(accumulate(k**-ZIPF_S for k in range(1, tenants + 1)))
 
 
 def tenant_name(rank: int) -> str:
     return f"t{rank:05d}"
-
-

@@ -54,7 +54,9 @@ class Simulation:
             t += rng.expovariate(rate)
         return out
 
-    def _churn(self, rng: random.Random, slots: int, start: float, end: float, kind: int) -> list[tuple[float, int, int]]:
+    def _churn(
+        self, rng: random.Random, slots: int, start: float, end: float, kind: int
+    ) -> list[tuple[float, int, int]]:
         out: list[tuple[float, int, int]] = []
         if not self.scenario.churn_mean_s:
             return out
@@ -186,4 +188,3 @@ class Simulation:
             fleet_puts=puts,
             fleet_entries_at_start=warmed,
         )
-

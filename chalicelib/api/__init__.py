@@ -116,7 +116,9 @@ def create_app(
                 table_name=settings.idempotency_table_name,
                 boto3_client=dynamodb_client or _client("dynamodb", settings),
             )
-            return IdempotentWrites(store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer")
+            return IdempotentWrites(
+                store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer"
+            )
 
         app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     elif settings.role == "reader":
@@ -197,4 +199,3 @@ def build_indexer(settings: Settings, kms: Any, dynamodb: Any) -> Any:
     )
     keys, index = beacon_parts(settings, kms, dynamodb)
     return Indexer(Opener(unwrapper, settings.app_name), keys, index)
-

@@ -102,7 +102,9 @@ class FieldsParam:
     def parse(self, raw: str) -> tuple[str, ...]:
         names = tuple(_split(raw))
         if any(name not in models.PERSON_FIELDS for name in names):
-            raise errors.ValidationError(f"{self.name} may only name {', '.join(models.PERSON_FIELDS)}", field=self.name)
+            raise errors.ValidationError(
+                f"{self.name} may only name {', '.join(models.PERSON_FIELDS)}", field=self.name
+            )
         return names
 
     def schema(self) -> dict[str, Any]:
@@ -153,8 +155,9 @@ QueryParam = IntParam | FieldsParam | IdsParam | TokenParam
 LIMIT = IntParam("limit", "People per page.", MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
 NEXT = TokenParam("next", "The `next` token of the previous page, as returned.")
 FIELDS = FieldsParam("fields", "Decrypt only these fields (comma-separated).")
-IDS = IdsParam("ids", f"Multi-get: up to {MAX_PAGE_SIZE} person ids, comma-separated; not with limit or next.",
-               MAX_PAGE_SIZE)
+IDS = IdsParam(
+    "ids", f"Multi-get: up to {MAX_PAGE_SIZE} person ids, comma-separated; not with limit or next.", MAX_PAGE_SIZE
+)
 VERSION = IntParam("version", "A secret version; absent = the latest.", MAX_VERSION)
 
 
@@ -187,54 +190,105 @@ _WRITE = (413, 415)  # a body: too large, not JSON
 OPERATIONS: dict[tuple[str, str], Operation] = {
     (PEOPLE, "POST"): Operation(
         "Create a person; every field is encrypted before it is stored.",
-        201, "Created. No plaintext is returned.", "PersonCreated", ("Location", "ETag", "Idempotent-Replayed"),
-        headers=(IDEMPOTENCY_KEY,), body="Person", max_body_bytes=PERSON_BODY_MAX_BYTES, errors=(*_WRITE, 409, 422),
+        201,
+        "Created. No plaintext is returned.",
+        "PersonCreated",
+        ("Location", "ETag", "Idempotent-Replayed"),
+        headers=(IDEMPOTENCY_KEY,),
+        body="Person",
+        max_body_bytes=PERSON_BODY_MAX_BYTES,
+        errors=(*_WRITE, 409, 422),
     ),
     (PERSON, "PUT"): Operation(
         "Replace every field of a person under a new data key.",
-        200, "Replaced.", "PersonUpdated", ("ETag",),
-        headers=(IF_MATCH,), body="Person", max_body_bytes=PERSON_BODY_MAX_BYTES, errors=(*_WRITE, 404, 412),
+        200,
+        "Replaced.",
+        "PersonUpdated",
+        ("ETag",),
+        headers=(IF_MATCH,),
+        body="Person",
+        max_body_bytes=PERSON_BODY_MAX_BYTES,
+        errors=(*_WRITE, 404, 412),
     ),
     (PERSON, "PATCH"): Operation(
         "Rewrite only the fields sent (address as a whole); the others are not decrypted.",
-        200, "Patched.", "PersonUpdated", ("ETag",),
-        headers=(IF_MATCH,), body="PersonPatch", max_body_bytes=PERSON_BODY_MAX_BYTES, errors=(*_WRITE, 404, 412),
+        200,
+        "Patched.",
+        "PersonUpdated",
+        ("ETag",),
+        headers=(IF_MATCH,),
+        body="PersonPatch",
+        max_body_bytes=PERSON_BODY_MAX_BYTES,
+        errors=(*_WRITE, 404, 412),
     ),
     (PERSON, "DELETE"): Operation(
-        "Delete a person.", 204, "Deleted.", headers=(IF_MATCH,), errors=(404, 412, 415),
+        "Delete a person.",
+        204,
+        "Deleted.",
+        headers=(IF_MATCH,),
+        errors=(404, 412, 415),
     ),
     (SECRET, "PUT"): Operation(
         "Store a new version of a secret (older versions stay readable).",
-        201, "Version created.", "SecretCreated", ("ETag", "Idempotent-Replayed"),
-        headers=(IDEMPOTENCY_KEY,), body="SecretValue", max_body_bytes=SECRET_BODY_MAX_BYTES,
+        201,
+        "Version created.",
+        "SecretCreated",
+        ("ETag", "Idempotent-Replayed"),
+        headers=(IDEMPOTENCY_KEY,),
+        body="SecretValue",
+        max_body_bytes=SECRET_BODY_MAX_BYTES,
         errors=(*_WRITE, 409, 422),
     ),
     (SECRET, "DELETE"): Operation(
         "Delete a secret and every version of it. It reads as gone at once; a secret with many versions "
         "is removed over several requests: 202 means repeat the DELETE after Retry-After seconds.",
-        204, "Deleted: nothing of the secret is left.", errors=(404, 409, 415), accepted_schema="DeleteInProgress",
+        204,
+        "Deleted: nothing of the secret is left.",
+        errors=(404, 409, 415),
+        accepted_schema="DeleteInProgress",
     ),
     (PEOPLE, "GET"): Operation(
         "One page of a tenant's people, decrypted; or, with ?ids=, those people (multi-get).",
-        200, "A page.", "PeoplePage", query=(LIMIT, NEXT, FIELDS, IDS), errors=(415,),
+        200,
+        "A page.",
+        "PeoplePage",
+        query=(LIMIT, NEXT, FIELDS, IDS),
+        errors=(415,),
     ),
     (PEOPLE_SEARCH, "POST"): Operation(
         "The tenant's people with this email, decrypted. A POST so the address stays out of URLs; read-only. "
         "Eventually consistent: people are indexed from the table's stream (about a second).",
-        200, "The matching people (an empty list when none).", "PeopleFound",
-        body="PeopleSearch", max_body_bytes=SEARCH_BODY_MAX_BYTES, errors=(413, 415),
+        200,
+        "The matching people (an empty list when none).",
+        "PeopleFound",
+        body="PeopleSearch",
+        max_body_bytes=SEARCH_BODY_MAX_BYTES,
+        errors=(413, 415),
     ),
     (PERSON, "GET"): Operation(
         "A person, decrypted (only the fields asked for).",
-        200, "The person.", "PersonView", ("ETag",), query=(FIELDS,), errors=(404, 415),
+        200,
+        "The person.",
+        "PersonView",
+        ("ETag",),
+        query=(FIELDS,),
+        errors=(404, 415),
     ),
     (SECRET, "GET"): Operation(
         "The latest version of a secret, or ?version=N.",
-        200, "The secret.", "SecretView", ("ETag",), query=(VERSION,), errors=(404, 415),
+        200,
+        "The secret.",
+        "SecretView",
+        ("ETag",),
+        query=(VERSION,),
+        errors=(404, 415),
     ),
     (SECRET_VERSIONS, "GET"): Operation(
         "Version metadata of a secret, no values.",
-        200, "Versions, oldest first.", "SecretVersions", errors=(404, 415),
+        200,
+        "Versions, oldest first.",
+        "SecretVersions",
+        errors=(404, 415),
     ),
 }
 

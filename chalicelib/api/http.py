@@ -113,7 +113,9 @@ def if_match(headers: Mapping[str, str]) -> int | None:
         return None
     tag = raw.strip()
     if not contract.ETAG.fullmatch(tag):
-        raise errors.ValidationError(f'{contract.IF_MATCH} must be one strong ETag such as "3"', field=contract.IF_MATCH)
+        raise errors.ValidationError(
+            f'{contract.IF_MATCH} must be one strong ETag such as "3"', field=contract.IF_MATCH
+        )
     return int(tag[1:-1])
 
 

@@ -9,7 +9,8 @@ invoke again with the same job id to resume). ``python -m tools.jobs`` drives th
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Chalice
 
@@ -40,8 +41,12 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
     if not settings.stream_arn:
         raise ConfigurationError("PII_VAULT_STREAM_ARN must name the PII table's stream in the indexer stage")
 
-    @app.on_dynamodb_record(stream_arn=settings.stream_arn, batch_size=STREAM_BATCH_SIZE,
-                            starting_position="TRIM_HORIZON", name="index_beacons")
+    @app.on_dynamodb_record(
+        stream_arn=settings.stream_arn,
+        batch_size=STREAM_BATCH_SIZE,
+        starting_position="TRIM_HORIZON",
+        name="index_beacons",
+    )
     def index_beacons(event: Any) -> None:
         indexer().handle_records(event.to_dict().get("Records", []))
 
@@ -54,8 +59,14 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
 
         checkpoints = MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
         worker = indexer().dry_run() if dry_run else indexer()
-        result = run_segment(_job_id(event), segment, scan_pages(ddb(), settings.table_name, segment, total),
-                             backfill_processor(worker), checkpoints, out_of_time=lambda_deadline(context))
+        result = run_segment(
+            _job_id(event),
+            segment,
+            scan_pages(ddb(), settings.table_name, segment, total),
+            backfill_processor(worker),
+            checkpoints,
+            out_of_time=lambda_deadline(context),
+        )
         return result.report()
 
 
@@ -68,16 +79,24 @@ def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) 
     def offboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
         customer_id = models.customer_id(event.get("customer_id", ""))
         total = _int(event, "total_segments", 1, 1_000_000)
-        run = OffboardRun(_job_id(event), customer_id, _int(event, "segment", 0, total), total,
-                          dry_run=event.get("dry_run") is True)
-        erasures = DynamoDbErasures(ddb(), table=settings.table_name, ledger_table=settings.ledger_table_name,
-                                    idempotency_table=settings.idempotency_table_name)
+        run = OffboardRun(
+            _job_id(event), customer_id, _int(event, "segment", 0, total), total, dry_run=event.get("dry_run") is True
+        )
+        erasures = DynamoDbErasures(
+            ddb(),
+            table=settings.table_name,
+            ledger_table=settings.ledger_table_name,
+            idempotency_table=settings.idempotency_table_name,
+        )
         checkpoints = MemoryCheckpoints() if run.dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
         result = offboard_segment(
-            run, ddb(), table=settings.table_name, idempotency_table=settings.idempotency_table_name,
+            run,
+            ddb(),
+            table=settings.table_name,
+            idempotency_table=settings.idempotency_table_name,
             checkpoints=checkpoints,
             record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
-            now=lambda: timestamp(_dt.datetime.now(_dt.timezone.utc)),
+            now=lambda: timestamp(_dt.datetime.now(_dt.UTC)),
             out_of_time=lambda_deadline(context),
         )
         return result.report()

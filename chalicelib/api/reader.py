@@ -10,14 +10,23 @@ from collections.abc import Callable
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
+from chalicelib import models
 from chalicelib.api import contract, views
 from chalicelib.api.contract import (
-    FIELDS, IDS, LIMIT, NEXT, PEOPLE, PEOPLE_SEARCH, PERSON, SECRET, SECRET_VERSIONS, VERSION,
+    FIELDS,
+    IDS,
+    LIMIT,
+    NEXT,
+    PEOPLE,
+    PEOPLE_SEARCH,
+    PERSON,
+    SECRET,
+    SECRET_VERSIONS,
+    VERSION,
 )
-from chalicelib.api.http import etag, guarded, json_response, parse_json_body
+from chalicelib.api.http import body_bytes, etag, guarded, json_response, parse_json_body
 from chalicelib.audit import Actor
 from chalicelib.errors import ValidationError
-from chalicelib import models
 from chalicelib.models import PERSON_FIELDS
 from chalicelib.service import ReaderService
 
@@ -64,7 +73,7 @@ def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
         # POST: the email travels in the body, never in a URL (access logs, traces).
         op = contract.operation(PEOPLE_SEARCH, "POST")
         contract.known_query(op, bp.current_request.query_params)
-        email, wanted = models.parse_search(parse_json_body(bp.current_request.raw_body, op.max_body_bytes))
+        email, wanted = models.parse_search(parse_json_body(body_bytes(bp.current_request), op.max_body_bytes))
         found = service().search_people(customer_id, email, wanted, actor=actor())
         return json_response(200, views.people_found(found))
 

@@ -16,9 +16,7 @@ from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.service import WriteResult, WriterService
 
 
-def writer_blueprint(
-    service: Callable[[], WriterService], idempotency: Callable[[], IdempotentWrites]
-) -> Blueprint:
+def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable[[], IdempotentWrites]) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
 
@@ -67,8 +65,12 @@ def writer_blueprint(
         scope = f"{actor().principal}\n{scope}"
         stored = idempotency().run(scope, key, body_bytes(request), recorded, bp.lambda_context)
         status, stored_body, stored_headers = stored.get("status"), stored.get("body"), stored.get("headers")
-        if (status != 201 or not isinstance(stored_body, dict) or not isinstance(stored_headers, dict)
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())):
+        if (
+            status != 201
+            or not isinstance(stored_body, dict)
+            or not isinstance(stored_headers, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())
+        ):
             raise IntegrityError("a stored idempotent answer is malformed")  # edited in its table
         if person_of is not None and not stored.get("replayed"):
             record = idempotency().record_id(scope, key)

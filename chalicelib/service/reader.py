@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from typing import TYPE_CHECKING
 
 from chalicelib import metadata, models
@@ -31,14 +29,6 @@ from chalicelib.service.common import (
     PeopleBatch,
     PeoplePage,
     secret_record_id,
-)
-from chalicelib.store.records import (
-    META_CREATED,
-    META_UPDATED,
-    PersonRecord,
-    SecretRead,
-    SecretVersion,
-    Store,
 )
 
 
@@ -74,8 +64,8 @@ class ReaderService:
         opener: Opener,
         audit: AuditLog | None = None,
         *,
-        beacon_keys: "BeaconKeys | None" = None,
-        beacons: "BeaconIndex | None" = None,
+        beacon_keys: BeaconKeys | None = None,
+        beacons: BeaconIndex | None = None,
     ) -> None:
         self._repo = repository
         self._opener = opener
@@ -108,8 +98,14 @@ class ReaderService:
                 continue  # a beacon collision, or a beacon older than the email
             data = {name: view.data[name] for name in fields}
             found.append(DecryptedPerson(view.id, view.version, view.created_at, view.updated_at, data))
-        self._audit.emit("person.search", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[view.id for view in found], fields=sorted(fields))
+        self._audit.emit(
+            "person.search",
+            actor,
+            customer_id=customer_id,
+            record_type=PERSON,
+            record_ids=[view.id for view in found],
+            fields=sorted(fields),
+        )
         return found
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> DecryptedPerson:
@@ -139,8 +135,15 @@ class ReaderService:
         if record is None:
             raise NotFoundError("person not found")
         view = self._view(record, fields, self._opener)
-        self._audit.emit("person.read", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[person_id], fields=sorted(view.data), version=view.version)
+        self._audit.emit(
+            "person.read",
+            actor,
+            customer_id=customer_id,
+            record_type=PERSON,
+            record_ids=[person_id],
+            fields=sorted(view.data),
+            version=view.version,
+        )
         return view
 
     def list_people(
@@ -157,8 +160,14 @@ class ReaderService:
         page = self._repo.list_people(customer_id, limit, next_token)
         opener = self._opener.for_request()
         views = [self._view(record, fields, opener) for record in page.items]
-        self._audit.emit("person.list", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
+        self._audit.emit(
+            "person.list",
+            actor,
+            customer_id=customer_id,
+            record_type=PERSON,
+            record_ids=[view.id for view in views],
+            fields=sorted({f for v in views for f in v.data}),
+        )
         return PeoplePage(views, page.next_token)
 
     def get_people(
@@ -176,8 +185,14 @@ class ReaderService:
         opener = self._opener.for_request()
         views = [self._view(record, fields, opener) for record in records]
         found = {view.id for view in views}
-        self._audit.emit("person.batch_read", actor, customer_id=customer_id, record_type=PERSON,
-                         record_ids=[view.id for view in views], fields=sorted({f for v in views for f in v.data}))
+        self._audit.emit(
+            "person.batch_read",
+            actor,
+            customer_id=customer_id,
+            record_type=PERSON,
+            record_ids=[view.id for view in views],
+            fields=sorted({f for v in views for f in v.data}),
+        )
         return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
 
     def get_secret(
@@ -190,8 +205,15 @@ class ReaderService:
             raise NotFoundError("secret not found" if version is None else "secret version not found")
         value = self._open_secret(read)
         record = read.version
-        self._audit.emit("secret.read", actor, customer_id=customer_id, record_type=SECRET,
-                         record_ids=[secret_id], fields=["value"], version=record.version)
+        self._audit.emit(
+            "secret.read",
+            actor,
+            customer_id=customer_id,
+            record_type=SECRET,
+            record_ids=[secret_id],
+            fields=["value"],
+            version=record.version,
+        )
         return DecryptedSecret(secret_id, record.version, record.created_at, value.decode("utf-8"))
 
     def _open_secret(self, read: SecretRead) -> bytes:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import Envelope, RecordRef, Sealer
 from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
+from chalicelib.service.common import (
+    PERSON,
+    SECRET,
+    WriteResult,
+    new_record_id,
+    secret_record_id,
+    timestamp,
+    utc_now,
+)
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -24,16 +33,6 @@ from chalicelib.store.records import (
     SecretVersion,
     SecretVersionConflict,
     Store,
-)
-
-from chalicelib.service.common import (
-    PERSON,
-    SECRET,
-    WriteResult,
-    new_record_id,
-    secret_record_id,
-    timestamp,
-    utc_now,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class WriterService:
         new_id: Callable[[], str] = new_record_id,
         audit: AuditLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        erasures: "Erasures | None" = None,
+        erasures: Erasures | None = None,
     ) -> None:
         self._store = store
         self._sealer = sealer
@@ -122,8 +121,15 @@ class WriterService:
     def _person_written(
         self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
     ) -> WriteResult:
-        self._audit.emit(event, actor, customer_id=write.customer_id, record_type=PERSON,
-                         record_ids=[write.person_id], fields=fields, version=version)
+        self._audit.emit(
+            event,
+            actor,
+            customer_id=write.customer_id,
+            record_type=PERSON,
+            record_ids=[write.person_id],
+            fields=fields,
+            version=version,
+        )
         return WriteResult(write.person_id, version, write.updated_at)
 
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
@@ -196,8 +202,15 @@ class WriterService:
         value = models.parse_secret(body)
         stamp = timestamp(self._clock())
         version = self._add_secret_version(self._sealer.envelope(customer_id), secret_id, value, stamp)
-        self._audit.emit("secret.put", actor, customer_id=customer_id, record_type=SECRET,
-                         record_ids=[secret_id], fields=["value"], version=version)
+        self._audit.emit(
+            "secret.put",
+            actor,
+            customer_id=customer_id,
+            record_type=SECRET,
+            record_ids=[secret_id],
+            fields=["value"],
+            version=version,
+        )
         return WriteResult(secret_id, version, stamp)
 
     def _add_secret_version(self, envelope: Envelope, secret_id: str, value: bytes, stamp: str) -> int:
@@ -258,8 +271,7 @@ class WriterService:
             self._erasures.record(customer_id, SECRET, secret_id, timestamp(self._clock()))
         progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH)
         self._heads_seen.pop((customer_id, secret_id), None)
-        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET,
-                         record_ids=[secret_id])
+        self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
         return progress
 
     def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
@@ -270,15 +282,16 @@ class WriterService:
         try:
             self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
         except PiiVaultError as exc:
-            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id,
-                           exc.code)
+            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id, exc.code)
 
     def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
         """Remove the idempotency record of the record's create. Best effort: the erasure is
         committed; a failure here leaves ids and a keyed fingerprint until the TTL."""
-        assert self._erasures is not None
+        if self._erasures is None:
+            return
         try:
             self._erasures.forget_references(customer_id, kind, record_id)
         except PiiVaultError as exc:
-            logger.warning("idempotency reference of %s %s of %s not removed: %s", kind, record_id, customer_id,
-                           exc.code)
+            logger.warning(
+                "idempotency reference of %s %s of %s not removed: %s", kind, record_id, customer_id, exc.code
+            )

@@ -13,7 +13,8 @@ record version, and the staleness check is on ``beacon_version``, its own attrib
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 

@@ -23,7 +23,7 @@ from chalicelib.store import layout
 from chalicelib.store.records import condition_failed
 
 PERSON = "person"
-SECRET = "secret"
+SECRET = "secret"  # noqa: S105 - a record kind
 TENANT = "tenant"
 _THROTTLED = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
@@ -94,7 +94,9 @@ class DynamoDbErasures:
 
     def forget_references(self, customer_id: str, kind: str, record_id: str) -> int:
         response = self._call(
-            "delete_item", TableName=self._idempotency, Key=layout.ref_key(customer_id, kind, record_id),
+            "delete_item",
+            TableName=self._idempotency,
+            Key=layout.ref_key(customer_id, kind, record_id),
             ReturnValues="ALL_OLD",
         )
         target = response.get("Attributes", {}).get(layout.REF_TARGET, {}).get("S")

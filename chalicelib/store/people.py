@@ -48,6 +48,7 @@ class DynamoDbPeople(OnTable):
         names = {"#version": layout.VERSION, "#created": layout.CREATED_META_ATTRIBUTE}
         values: dict[str, Any] = {":expected": {"N": str(write.expected_version)}}
         created = "attribute_exists(#created)" if write.created_sealed else "attribute_not_exists(#created)"
+
         def placeholder(prefix: str, path: str) -> str:
             parts = []
             for depth, segment in enumerate(path.split(".")):

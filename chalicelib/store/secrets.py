@@ -127,7 +127,9 @@ class DynamoDbSecrets(OnTable):
                     ConditionExpression="#deleting = :true AND #latest = :latest",
                     ExpressionAttributeNames={"#deleting": layout.DELETING, "#latest": layout.LATEST},
                     ExpressionAttributeValues={
-                        ":true": {"BOOL": True}, ":below": {"N": str(below)}, ":latest": {"N": str(latest)}
+                        ":true": {"BOOL": True},
+                        ":below": {"N": str(below)},
+                        ":latest": {"N": str(latest)},
                     },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )

@@ -62,8 +62,14 @@ def _expose_only(dists: list[metadata.Distribution], target: Path) -> None:
 
 def _clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(HOME=str(home), AWS_CONFIG_FILE=str(home / "none"), AWS_SHARED_CREDENTIALS_FILE=str(home / "none"),
-               AWS_EC2_METADATA_DISABLED="true", PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(
+        HOME=str(home),
+        AWS_CONFIG_FILE=str(home / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+        PIP_NO_INPUT="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
     return env
 
 
@@ -75,21 +81,45 @@ def fresh_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env = _clean_env(home)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True, env=env).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout.strip()
+    )
     _expose_only(_closure("botocore"), base / "deps")
     (site / "botocore-from-dev.pth").write_text(str(base / "deps") + "\n")
     source = base / "src"  # a copy: setuptools writes build/ and *.egg-info next to the sources
     shutil.copytree(ROOT / "clients" / "python", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "--no-index",
-         "-w", str(base / "dist"), str(source)],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            "-w",
+            str(base / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = (base / "dist").glob("pii_vault_client-*.whl")
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, env=env)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stdout + check.stderr  # botocore is the one requirement, and present
@@ -130,8 +160,14 @@ def test_given_the_installed_client_then_it_drives_the_local_stack_without_crede
     venv, env = fresh_venv
     args = [local_stack.writer_url, local_stack.reader_url, customer_id, json.dumps(PERSON), *SECRET_VALUES[:2]]
 
-    run = subprocess.run([str(venv / "bin" / "python"), "-c", DRIVE, *args], capture_output=True, text=True,
-                         env=env, cwd=venv, timeout=120)
+    run = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", DRIVE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=venv,
+        timeout=120,
+    )
 
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
@@ -139,8 +175,11 @@ def test_given_the_installed_client_then_it_drives_the_local_stack_without_crede
     assert [len(page) for page in out["pages"]] == [2, 2, 1]
     assert sorted(id_ for page in out["pages"] for id_ in page) == sorted(out["ids"])
     assert out["one"]["data"] == {"email": PERSON["email"], "name": PERSON["name"] + "0"}
-    assert out["many"] == {"items": [out["ids"][1], out["ids"][2]], "names": [PERSON["name"] + "1", PERSON["name"] + "2"],
-                           "missing": ["0" * 32]}
+    assert out["many"] == {
+        "items": [out["ids"][1], out["ids"][2]],
+        "names": [PERSON["name"] + "1", PERSON["name"] + "2"],
+        "missing": ["0" * 32],
+    }
     assert out["put"] == [1, 2]
     assert out["latest"] == [2, SECRET_VALUES[1]] and out["first"] == SECRET_VALUES[0]
     assert out["missing"] == ["NotFoundError", 404, "not_found"]
@@ -151,16 +190,29 @@ def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(fresh_v
     cli = str(venv / "bin" / "pii-vault")
     secret_url = f"/customers/{customer_id}/secrets/cli"
 
-    put = subprocess.run([cli, "PUT", local_stack.writer_url + secret_url, "--data", json.dumps({"value": SECRET_VALUES[2]})],
-                         capture_output=True, text=True, env=env, timeout=60)
-    got = subprocess.run([cli, "GET", local_stack.reader_url + secret_url], capture_output=True, text=True, env=env,
-                         timeout=60)
-    missing = subprocess.run([cli, "GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}"],
-                             capture_output=True, text=True, env=env, timeout=60)
+    put = subprocess.run(
+        [cli, "PUT", local_stack.writer_url + secret_url, "--data", json.dumps({"value": SECRET_VALUES[2]})],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    got = subprocess.run(
+        [cli, "GET", local_stack.reader_url + secret_url], capture_output=True, text=True, env=env, timeout=60
+    )
+    missing = subprocess.run(
+        [cli, "GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
     assert (put.returncode, got.returncode) == (0, 0), put.stderr + got.stderr
     assert "HTTP 201" in put.stderr and json.loads(got.stdout)["value"] == SECRET_VALUES[2]
-    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and json.loads(missing.stdout)["code"] == "not_found"
+    assert (
+        missing.returncode == 1 and "HTTP 404" in missing.stderr and json.loads(missing.stdout)["code"] == "not_found"
+    )
 
 
 def test_given_tools_client_and_no_exported_credentials_then_the_local_stack_serves_it(
@@ -173,10 +225,14 @@ def test_given_tools_client_and_no_exported_credentials_then_the_local_stack_ser
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-    created = client.main(["POST", f"{local_stack.writer_url}/customers/{customer_id}/people", "--data", json.dumps(PERSON)])
+    created = client.main(
+        ["POST", f"{local_stack.writer_url}/customers/{customer_id}/people", "--data", json.dumps(PERSON)]
+    )
     created_out = capsys.readouterr()
     person_id = json.loads(created_out.out)["id"]
-    read = client.main(["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}?fields=email,name"])
+    read = client.main(
+        ["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}?fields=email,name"]
+    )
     read_out = capsys.readouterr()
     missing = client.main(["GET", f"{local_stack.reader_url}/customers/{customer_id}/people/{'0' * 32}"])
     missing_out = capsys.readouterr()

@@ -51,10 +51,14 @@ def test_given_parallel_secret_puts_then_versions_are_exactly_one_to_n(local_sta
 
     assert {status for status, _ in results} == {201}
     assert sorted(version for _, version in results) == list(range(1, 25))
-    listed = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/secrets/rotating/versions", timeout=TIMEOUT)
+    listed = requests.get(
+        f"{local_stack.reader_url}/customers/{customer_id}/secrets/rotating/versions", timeout=TIMEOUT
+    )
     assert [v["version"] for v in listed.json()["versions"]] == list(range(1, 25))
     values = {
-        requests.get(f"{url.replace(local_stack.writer_url, local_stack.reader_url)}?version={n}", timeout=TIMEOUT).json()["value"]
+        requests.get(
+            f"{url.replace(local_stack.writer_url, local_stack.reader_url)}?version={n}", timeout=TIMEOUT
+        ).json()["value"]
         for n in range(1, 25)
     }
     assert values == {f"secret-value-{n}" for n in range(24)}
@@ -64,7 +68,9 @@ def test_given_parallel_retries_with_one_idempotency_key_then_one_person(local_s
     url = f"{local_stack.writer_url}/customers/{customer_id}/people"
 
     def post(_: int) -> requests.Response:
-        return requests.post(url, json=PERSON, headers={"Idempotency-Key": "same-request-9Fq2Lk7Zx0Wc"}, timeout=TIMEOUT)
+        return requests.post(
+            url, json=PERSON, headers={"Idempotency-Key": "same-request-9Fq2Lk7Zx0Wc"}, timeout=TIMEOUT
+        )
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(post, range(12)))

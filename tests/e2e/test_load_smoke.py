@@ -38,15 +38,21 @@ def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_
     assert (report.verification.uncertain, report.verification.orphans) == (0, 0)
 
 
-
 @pytest.mark.parametrize("server", ["tools.localserver", "tools.motoserver"])
 def test_given_a_stopped_server_when_64_clients_connect_then_the_kernel_queues_every_connection(server, tmp_path):
     """The listen backlog, observed: while the server process is stopped, nothing is accepted,
     so only as many connections as the backlog allows complete their handshake (the kernel
     drops the rest); socketserver's default of 5 lets 5 of 64 through."""
     port = free_port()
-    argv = [sys.executable, "-m", server, "--host" if server == "tools.localserver" else "-H", "127.0.0.1",
-            "--port" if server == "tools.localserver" else "-p", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        server,
+        "--host" if server == "tools.localserver" else "-H",
+        "127.0.0.1",
+        "--port" if server == "tools.localserver" else "-p",
+        str(port),
+    ]
     if server == "tools.localserver":
         argv += ["--stage", "reader", "--no-autoreload"]
     env = DevStack(moto_port=free_port()).child_env()  # region, fake credentials; never touched here

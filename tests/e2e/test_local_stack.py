@@ -117,7 +117,7 @@ def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history
 
 def _attribute_bytes(value):
     """Every name and value inside a low-level DynamoDB AttributeValue, as bytes."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S" or kind == "N":
         yield inner.encode()
     elif kind == "B":
@@ -139,7 +139,9 @@ def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_
     person_id = create_person(local_stack, customer_id).json()["id"]
     new_email = "scan.check.rotated@example.net"
     patched = requests.patch(
-        f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", json={"email": new_email}, timeout=TIMEOUT
+        f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}",
+        json={"email": new_email},
+        timeout=TIMEOUT,
     )
     assert patched.status_code == 200, patched.text
     secrets = ["correct-horse-battery-staple", "Tr0ub4dor&3-rotated"]

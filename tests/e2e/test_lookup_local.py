@@ -2,10 +2,10 @@
 (tools.streampoll, as `make dev` runs it), the reader searches, jobs run from the CLI."""
 
 import json
-import uuid
 import subprocess
 import sys
 import time
+import uuid
 
 import requests
 
@@ -24,8 +24,9 @@ register(PERSON)
 
 
 def _search(stack, customer_id, email):
-    response = requests.post(f"{stack.reader_url}/customers/{customer_id}/people/search",
-                             json={"email": email}, timeout=TIMEOUT)
+    response = requests.post(
+        f"{stack.reader_url}/customers/{customer_id}/people/search", json={"email": email}, timeout=TIMEOUT
+    )
     assert response.status_code == 200, response.text
     return response.json()["items"]
 
@@ -54,8 +55,11 @@ def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_
 
 
 def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stack, customer_id):
-    response = requests.post(f"{local_stack.reader_url}/customers/{customer_id}/people/search",
-                             json={"email": "leopoldine@@nowhere"}, timeout=TIMEOUT)
+    response = requests.post(
+        f"{local_stack.reader_url}/customers/{customer_id}/people/search",
+        json={"email": "leopoldine@@nowhere"},
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 400
     assert "leopoldine" not in response.text
 
@@ -63,16 +67,38 @@ def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stac
 def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(local_stack, customer_id):
     for n in range(3):
         person = {**PERSON, "email": f"leopoldine.{n}@example.net"}
-        response = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person,
-                                 headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=TIMEOUT)
+        response = requests.post(
+            f"{local_stack.writer_url}/customers/{customer_id}/people",
+            json=person,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            timeout=TIMEOUT,
+        )
         assert response.status_code == 201
-    assert requests.put(f"{local_stack.writer_url}/customers/{customer_id}/secrets/tok", json={"value": "v"},
-                        timeout=TIMEOUT).status_code == 201
+    assert (
+        requests.put(
+            f"{local_stack.writer_url}/customers/{customer_id}/secrets/tok", json={"value": "v"}, timeout=TIMEOUT
+        ).status_code
+        == 201
+    )
 
     result = subprocess.run(
-        [sys.executable, "-m", "tools.jobs", "offboard", "--customer", customer_id, "--segments", "2",
-         "--endpoint-url", local_stack.moto_url],
-        capture_output=True, text=True, timeout=120, env=local_stack.env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tools.jobs",
+            "offboard",
+            "--customer",
+            customer_id,
+            "--segments",
+            "2",
+            "--endpoint-url",
+            local_stack.moto_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=local_stack.env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -81,6 +107,9 @@ def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(
 
     page = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/people", timeout=TIMEOUT).json()
     assert page["items"] == []
-    left = local_stack.dynamodb.query(TableName=local_stack.table_name, KeyConditionExpression="pk = :pk",
-                                      ExpressionAttributeValues={":pk": {"S": f"C#{customer_id}"}})["Items"]
+    left = local_stack.dynamodb.query(
+        TableName=local_stack.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"C#{customer_id}"}},
+    )["Items"]
     assert left == []

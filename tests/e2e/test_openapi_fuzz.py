@@ -157,7 +157,9 @@ def _seed(stack, seeded: Seeded) -> None:
     seeded.page_tokens.append(page.json()["next"])
     for value in ("first value", "second value ✓"):
         response = requests.put(
-            f"{stack.writer_url}/customers/{customer_id}/secrets/{SEEDED_SECRET}", json={"value": value}, timeout=TIMEOUT
+            f"{stack.writer_url}/customers/{customer_id}/secrets/{SEEDED_SECRET}",
+            json={"value": value},
+            timeout=TIMEOUT,
         )
         assert response.status_code == 201, response.text
 
@@ -307,7 +309,9 @@ def _stored_items(stack, customer_id: str) -> list:
 
 
 @pytest.mark.parametrize("path, method, limit", BODY_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in BODY_OPERATIONS])
-def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(local_stack, customer_id, path, method, limit):
+def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(
+    local_stack, customer_id, path, method, limit
+):
     # Body routes are the writer's, and the reader's search (a POST so the email stays out of URLs).
     on_writer = (path, method.lower()) in _operations("writer")
     operation = (writer if on_writer else reader)[path][method]
@@ -328,7 +332,9 @@ def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_st
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
-def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(local_stack, customer_id, content_type):
+def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(
+    local_stack, customer_id, content_type
+):
     path = "/customers/{customer_id}/people"
     response = requests.get(
         f"{local_stack.reader_url}/customers/{customer_id}/people",
@@ -337,11 +343,15 @@ def test_given_reader_when_request_declares_a_non_json_body_then_415_as_document
         timeout=TIMEOUT,
     )
 
-    reader[path]["GET"].Case(path_parameters={"customer_id": customer_id}).validate_response(response, checks=HOSTILE_CHECKS)
+    reader[path]["GET"].Case(path_parameters={"customer_id": customer_id}).validate_response(
+        response, checks=HOSTILE_CHECKS
+    )
     assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
 
 
-def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(local_stack, customer_id):
+def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(
+    local_stack, customer_id
+):
     """Regression: the reader returned addresses such as ü@bücher.de that `format: email` forbids."""
     person = {**SEEDED_PEOPLE[1], "email": "jürgen@bücher.example"}
     created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
@@ -364,7 +374,11 @@ def test_given_generated_valid_people_when_created_then_the_reader_returns_them_
     created = []
 
     @hypothesis.settings(
-        max_examples=80, derandomize=True, database=None, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+        max_examples=80,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
     )
     @hypothesis.given(case=create.as_strategy(path_parameters={"customer_id": customer_id}))
     def round_trip(case):

@@ -65,7 +65,13 @@ def test_given_each_role_then_it_only_uses_its_own_dynamodb_and_kms_actions(stac
     assert set(stack.writer_kms.take()) == {"Encrypt"}
     assert set(stack.reader_kms.take()) == {"Decrypt"}
     # IAM authorises each action inside TransactWriteItems as the PutItem/UpdateItem/DeleteItem it is.
-    assert set(stack.writer_ddb.take()) <= {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+    assert set(stack.writer_ddb.take()) <= {
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    }
     assert set(stack.reader_ddb.take()) <= {"GetItem", "Query", "BatchGetItem"}
 
 
@@ -183,7 +189,13 @@ BAD_REQUESTS = [
     ("POST", "/customers/acme/people", {**PERSON, "surname": "Q" * 201}, 400, "surname"),
     ("POST", "/customers/acme/people", {**PERSON, "nickname": "Mira"}, 400, "nickname"),
     ("POST", "/customers/acme/people", {**PERSON, "name": ["Mirabelle"]}, 400, "name"),
-    ("POST", "/customers/acme/people", {**PERSON, "address": {**PERSON["address"], "country": "Canada"}}, 400, "address.country"),
+    (
+        "POST",
+        "/customers/acme/people",
+        {**PERSON, "address": {**PERSON["address"], "country": "Canada"}},
+        400,
+        "address.country",
+    ),
     ("POST", "/customers/acme/people", '{"name": "Mirabelle",', 400, "body"),
     ("POST", "/customers/acme/people", b"\xff\xfe", 400, "body"),
     ("POST", "/customers/ac me/people", PERSON, 400, "customer_id"),
@@ -237,12 +249,17 @@ def test_given_the_writer_when_asked_to_read_then_405_and_the_reader_has_no_writ
     response = send(stack.writer, "GET", f"/customers/acme/people/{person_id}")
     assert response.status_code == 405 and "Mirabelle" not in response.body.decode()
     assert body_of(response)["code"] == "method_not_allowed"
-    for method, path in (("POST", "/customers/acme/people"), ("DELETE", f"/customers/acme/people/{person_id}"),
-                         ("PUT", "/customers/acme/secrets/x")):
+    for method, path in (
+        ("POST", "/customers/acme/people"),
+        ("DELETE", f"/customers/acme/people/{person_id}"),
+        ("PUT", "/customers/acme/secrets/x"),
+    ):
         assert send(stack.reader, method, path, PERSON).status_code == 405
 
 
-def test_given_the_whole_flow_then_no_plaintext_in_any_log_record(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+def test_given_the_whole_flow_then_no_plaintext_in_any_log_record(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     person_id = create(stack)
     send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"surname": "Quenneville-Roy"})

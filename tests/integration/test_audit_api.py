@@ -37,16 +37,24 @@ def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
     caplog.clear()
 
     response = reader_app(
-        api_gateway_event("GET", "/customers/{customer_id}/people/{person_id}",
-                           f"/customers/acme/people/{person_id}", {"customer_id": "acme", "person_id": person_id}),
+        api_gateway_event(
+            "GET",
+            "/customers/{customer_id}/people/{person_id}",
+            f"/customers/acme/people/{person_id}",
+            {"customer_id": "acme", "person_id": person_id},
+        ),
         None,
     )
 
     assert response["statusCode"] == 200
     (event,) = _audit_events(caplog)
     assert event["audit"] == "person.read"
-    assert event["actor"] == {"principal": SIGNER, "account_id": "111122223333", "source_ip": "203.0.113.7",
-                              "request_id": "c0ffee00-0000-4000-8000-000000000001"}
+    assert event["actor"] == {
+        "principal": SIGNER,
+        "account_id": "111122223333",
+        "source_ip": "203.0.113.7",
+        "request_id": "c0ffee00-0000-4000-8000-000000000001",
+    }
     assert (event["customer_id"], event["record_ids"]) == ("acme", [person_id])
     assert event["fields"] == ["address", "dob", "email", "name", "surname"]
     assert "ASIAEXAMPLE" not in caplog.text
@@ -85,7 +93,9 @@ def test_given_a_deployed_stage_when_a_person_is_created_then_location_includes_
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )
-    event = api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+    event = api_gateway_event(
+        "POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"}
+    )
     event["headers"] = {"content-type": "application/json"}
     event["multiValueHeaders"] = {"content-type": ["application/json"]}
     event["body"] = json.dumps({**PLAINTEXT_PERSON})

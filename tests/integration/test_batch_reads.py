@@ -129,7 +129,11 @@ class _Unprocessing:
         if self.calls > self.rounds:
             return self._client.batch_get_item(RequestItems=RequestItems)
         served, rest = request["Keys"][: self.served], request["Keys"][self.served :]
-        responses = self._client.batch_get_item(RequestItems={table: {**request, "Keys": served}})["Responses"] if served else {}
+        responses = (
+            self._client.batch_get_item(RequestItems={table: {**request, "Keys": served}})["Responses"]
+            if served
+            else {}
+        )
         return {"Responses": responses, "UnprocessedKeys": {table: {**request, "Keys": rest}} if rest else {}}
 
 
@@ -141,8 +145,12 @@ def _seeded(count: int) -> tuple[Any, list[str]]:
         ddb.put_item(
             TableName="pii-vault",
             Item={
-                "pk": {"S": "C#acme"}, "sk": {"S": f"P#{person_id}"}, "version": {"N": "1"},
-                "created_at": {"S": "t"}, "updated_at": {"S": "t"}, "slots": {"M": {"0": {"B": b"w"}}},
+                "pk": {"S": "C#acme"},
+                "sk": {"S": f"P#{person_id}"},
+                "version": {"N": "1"},
+                "created_at": {"S": "t"},
+                "updated_at": {"S": "t"},
+                "slots": {"M": {"0": {"B": b"w"}}},
                 "f_name": {"B": b"ct"},
             },
         )

@@ -17,24 +17,40 @@ from bench.prices import secrets_costs
 from bench.stages import ROOT
 
 REQUIRED_KEYS = {
-    "approach", "kms_calls_per_record_write", "kms_calls_per_record_read", "records_per_s_write",
-    "records_per_s_read", "p50_ms_write", "p99_ms_write", "p50_ms_read", "p99_ms_read", "stored_bytes_per_record",
-    "usd_per_million_records_write", "usd_per_million_records_read",
+    "approach",
+    "kms_calls_per_record_write",
+    "kms_calls_per_record_read",
+    "records_per_s_write",
+    "records_per_s_read",
+    "p50_ms_write",
+    "p99_ms_write",
+    "p50_ms_read",
+    "p99_ms_read",
+    "stored_bytes_per_record",
+    "usd_per_million_records_write",
+    "usd_per_million_records_read",
 }
 
 
 def test_given_a_tiny_run_then_every_approach_round_trips_and_the_outputs_are_written(
     aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["--records", "5", "--kms-latency-ms", "0", "--out", str(tmp_path), "--skip-cold-start",
-                       "--skip-workload"]) == 0
+    assert (
+        bench.main(
+            ["--records", "5", "--kms-latency-ms", "0", "--out", str(tmp_path), "--skip-cold-start", "--skip-workload"]
+        )
+        == 0
+    )
     assert not (tmp_path / "workload.json").exists()
 
     results = json.loads((tmp_path / "benchmark.json").read_text())
     by = {row["approach"]: row for row in results}
     assert [row["approach"] for row in results] == [cls.name for cls in APPROACHES]
     assert all(set(row) >= REQUIRED_KEYS for row in results)
-    assert (by["naive-per-field-kms"]["kms_calls_per_record_write"], by["naive-per-field-kms"]["kms_calls_per_record_read"]) == (5, 5)
+    assert (
+        by["naive-per-field-kms"]["kms_calls_per_record_write"],
+        by["naive-per-field-kms"]["kms_calls_per_record_read"],
+    ) == (5, 5)
     assert by["naive-per-field-kms"]["kms_operations"] == {"Encrypt": 25, "Decrypt": 25}
     assert by["aws-encryption-sdk-per-field"]["kms_operations"] == {"GenerateDataKey": 25, "Decrypt": 25}
     assert by["aws-encryption-sdk-per-record"]["kms_operations"] == {"GenerateDataKey": 5, "Decrypt": 5}
@@ -48,7 +64,8 @@ def test_given_a_tiny_run_then_every_approach_round_trips_and_the_outputs_are_wr
     assert naive["usd_per_million_records_write"] == pytest.approx(15.625)
     assert naive["usd_per_million_records_read"] == pytest.approx(15.125)
     assert by["pii-vault-cache-off"]["usd_per_million_records_write"] == pytest.approx(
-        3.0 + 0.625 * by["pii-vault-cache-off"]["dynamodb_write_units_per_record_write"])
+        3.0 + 0.625 * by["pii-vault-cache-off"]["dynamodb_write_units_per_record_write"]
+    )
     assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
     out = capsys.readouterr().out
     assert "| pii-vault-cache-on " in out and "5.0x fewer on writes, 5.0x fewer on reads" in out
@@ -67,12 +84,18 @@ def test_given_ten_thousand_secrets_then_secrets_manager_costs_their_monthly_fee
 def test_given_importtime_output_then_the_top_level_app_cumulative_time_is_parsed() -> None:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import app"],
-        cwd=ROOT, env={"PII_VAULT_ROLE": "reader", "PATH": ""}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={"PII_VAULT_ROLE": "reader", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr[-500:]
     assert app_import_us(result.stderr) > 1000
-    assert app_import_us("import time:       120 |      4567 | app\n"
-                               "import time:        80 |       900 |   app.sub\n") == 4567
+    assert (
+        app_import_us("import time:       120 |      4567 | app\nimport time:        80 |       900 |   app.sub\n")
+        == 4567
+    )
 
 
 def test_given_a_dynamodb_item_then_its_size_follows_the_billing_rules() -> None:

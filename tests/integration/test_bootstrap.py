@@ -57,7 +57,11 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     assert second == first
     assert len(kms.list_keys()["Keys"]) == 3  # the data key, the fleet HMAC key and the beacon HMAC key
     assert sorted(ddb.list_tables()["TableNames"]) == [
-        "pii-vault", "pii-vault-erasures", "pii-vault-fleet-keys", "pii-vault-idempotency", "pii-vault-jobs"
+        "pii-vault",
+        "pii-vault-erasures",
+        "pii-vault-fleet-keys",
+        "pii-vault-idempotency",
+        "pii-vault-jobs",
     ]
 
 
@@ -154,12 +158,19 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
     assert result["admin_arn"] == ADMIN
     assert [" ".join(c.split(" ")[:3]) for c in changes] == [
         "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
-        "enabled automatic rotation", "created table pii-vault", "enabled point-in-time recovery",
-        "created table pii-vault-idempotency", "enabled TTL on",
-        "created HMAC key", "created table pii-vault-fleet-keys",
+        "enabled automatic rotation",
+        "created table pii-vault",
+        "enabled point-in-time recovery",
+        "created table pii-vault-idempotency",
+        "enabled TTL on",
         "created HMAC key",
-        "enabled the NEW_AND_OLD_IMAGES", "created GSI beacon-index",
-        "created table pii-vault-erasures", "enabled point-in-time recovery", "created table pii-vault-jobs",
+        "created table pii-vault-fleet-keys",
+        "created HMAC key",
+        "enabled the NEW_AND_OLD_IMAGES",
+        "created GSI beacon-index",
+        "created table pii-vault-erasures",
+        "enabled point-in-time recovery",
+        "created table pii-vault-jobs",
     ]
 
 
@@ -207,7 +218,9 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
     assert json.loads(state["policy"])["Statement"][0]["Principal"] == {"AWS": ADMIN}
 
 
-def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file(aws_env, tmp_path, capsys, monkeypatch):
+def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file(
+    aws_env, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
@@ -278,7 +291,12 @@ def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and
     assert applied == printed == after_rerun
     # One statement per encryption context (tenant, pool) and role.
     assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [
-        ADMIN, WRITER_ROLE, WRITER_ROLE, READER_ROLE, READER_ROLE]
+        ADMIN,
+        WRITER_ROLE,
+        WRITER_ROLE,
+        READER_ROLE,
+        READER_ROLE,
+    ]
     # The fleet HMAC key: the admin administers, the reader role alone generates MACs.
     assert fleet_applied == fleet_printed == policies.render(policies.fleet_key_policy(ADMIN, READER_ROLE))
 

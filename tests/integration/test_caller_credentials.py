@@ -27,19 +27,30 @@ def test_given_the_generated_documents_when_a_backend_assumes_a_tenant_role_then
     with mock_aws():
         iam = boto3.client("iam")
         account = boto3.client("sts").get_caller_identity()["Account"]
-        backend = iam.create_role(RoleName="pii-vault-backend", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                           "Action": "sts:AssumeRole"}],
-        }))["Role"]["Arn"]
+        backend = iam.create_role(
+            RoleName="pii-vault-backend",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
         api = f"arn:aws:execute-api:us-east-1:{account}:r1a2b3c4d5/api"
         role = iam.create_role(
             RoleName="pii-vault-reader-caller-tenant",
             AssumeRolePolicyDocument=json.dumps(access.tenant_trust_policy([backend])),
         )["Role"]["Arn"]
         caller_policy = access.caller_policy("reader", "tenant", api)
-        iam.put_role_policy(RoleName="pii-vault-reader-caller-tenant", PolicyName="invoke",
-                            PolicyDocument=json.dumps(caller_policy))
+        iam.put_role_policy(
+            RoleName="pii-vault-reader-caller-tenant", PolicyName="invoke", PolicyDocument=json.dumps(caller_policy)
+        )
 
         # The README's snippet.
         answer = boto3.client("sts").assume_role(
@@ -57,8 +68,13 @@ def test_given_the_generated_documents_when_a_backend_assumes_a_tenant_role_then
     allow_list = access.api_resource_policy("reader", [role])
 
     def decide(tenant: str, caller=session) -> str:
-        return authorize("execute-api:Invoke", f"{api}/GET/customers/{tenant}/people", caller,
-                         identity_policies=[caller_policy], resource_policy=allow_list)
+        return authorize(
+            "execute-api:Invoke",
+            f"{api}/GET/customers/{tenant}/people",
+            caller,
+            identity_policies=[caller_policy],
+            resource_policy=allow_list,
+        )
 
     assert decide("acme") == ALLOW
     assert decide("globex") == IMPLICIT_DENY

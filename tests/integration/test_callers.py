@@ -82,8 +82,11 @@ def _refused_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 def _session(role_name: str, account: str = ACCOUNT, partition: str = "aws", session: str = "s-1") -> dict[str, str]:
-    return {"userArn": f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}", "accountId": account,
-            "caller": f"AROAEXAMPLE:{session}"}
+    return {
+        "userArn": f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}",
+        "accountId": account,
+        "caller": f"AROAEXAMPLE:{session}",
+    }
 
 
 UNLISTED = {
@@ -126,9 +129,7 @@ def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_be
 
 
 @pytest.mark.parametrize("role", ["writer", "reader"])
-def test_given_an_empty_list_then_even_a_session_of_a_role_listed_elsewhere_is_refused(
-    role: str, no_aws: None
-) -> None:
+def test_given_an_empty_list_then_even_a_session_of_a_role_listed_elsewhere_is_refused(role: str, no_aws: None) -> None:
     app = _app(role, allowed=())
     for method, path in _routes(app):
         response = app(_event(method, path, _session("billing-app")), None)
@@ -140,8 +141,9 @@ def test_given_a_local_caller_then_it_never_replaces_an_identity_the_request_car
 ) -> None:
     """Locally a request without identity becomes the local caller; one that names a principal keeps it."""
     caplog.set_level(logging.INFO)
-    app = _app("reader", allowed=(LISTED, "arn:aws:iam::000000000000:role/pii-vault-local-caller"),
-               local_caller=LOCAL_CALLER)
+    app = _app(
+        "reader", allowed=(LISTED, "arn:aws:iam::000000000000:role/pii-vault-local-caller"), local_caller=LOCAL_CALLER
+    )
     resource = "/customers/{customer_id}/people/{person_id}"
 
     response = app(_event("GET", resource, _session("other-app")), None)

@@ -18,7 +18,9 @@ from tests.integration.test_api import PERSON, create
 
 def client_error(code: str, status: int = 400) -> Callable[[str], Exception]:
     def build(operation: str) -> Exception:
-        return ClientError({"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+        return ClientError(
+            {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+        )
 
     return build
 
@@ -37,7 +39,9 @@ class Faults:
     def __init__(self) -> None:
         self._clients: list[tuple[Any, str, Callable[..., None]]] = []
 
-    def inject(self, client: Any, operation: str, fault: Callable[[str], Exception], times: int = 1_000, skip: int = 0) -> None:
+    def inject(
+        self, client: Any, operation: str, fault: Callable[[str], Exception], times: int = 1_000, skip: int = 0
+    ) -> None:
         state = {"skip": skip, "times": times}
         service = client.meta.service_model.service_name
 
@@ -64,7 +68,6 @@ def faults() -> Any:
     injected = Faults()
     yield injected
     injected.clear()
-
 
 
 WRITE_FAULTS = [
@@ -127,8 +130,11 @@ def test_given_a_fault_when_changing_a_person_then_the_stored_item_is_exactly_as
 
 @pytest.mark.parametrize(
     "fault, status",
-    [(client_error("ProvisionedThroughputExceededException"), 429), (client_error("InternalServerError", 500), 503),
-     (read_timeout, 503)],
+    [
+        (client_error("ProvisionedThroughputExceededException"), 429),
+        (client_error("InternalServerError", 500), 503),
+        (read_timeout, 503),
+    ],
 )
 def test_given_a_fault_when_adding_a_secret_version_then_no_version_and_no_counter_move(
     stack: Stack, faults: Faults, fault: Any, status: int

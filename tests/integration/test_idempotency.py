@@ -57,7 +57,9 @@ def test_given_a_retried_post_with_the_same_key_then_the_first_answer_and_one_pe
 
 def test_given_the_same_key_with_another_body_then_422_and_nothing_new(stack: Stack) -> None:
     send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_2})
-    other = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Other"}, **{"Idempotency-Key": KEY_2})
+    other = send(
+        stack.writer, "POST", "/customers/acme/people", {**PERSON, "name": "Other"}, **{"Idempotency-Key": KEY_2}
+    )
     assert other.status_code == 422
     assert body_of(other)["code"] == "idempotency_key_reused" and "Idempotency-Key" in body_of(other)["message"]
     assert len(people(stack)) == 1
@@ -77,7 +79,13 @@ def test_given_no_key_then_each_post_creates(stack: Stack) -> None:
 
 def test_given_a_retried_secret_put_with_the_same_key_then_one_version(stack: Stack) -> None:
     for _ in range(3):
-        response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_once"}, **{"Idempotency-Key": KEY_ROTATE})
+        response = send(
+            stack.writer,
+            "PUT",
+            "/customers/acme/secrets/hook",
+            {"value": "whsec_once"},
+            **{"Idempotency-Key": KEY_ROTATE},
+        )
         assert response.status_code == 201 and body_of(response)["version"] == 1
     versions = body_of(send(stack.reader, "GET", "/customers/acme/secrets/hook/versions"))["versions"]
     assert [v["version"] for v in versions] == [1]
@@ -92,7 +100,9 @@ def test_given_a_malformed_key_then_400_naming_the_header(stack: Stack, key: str
 
 
 def test_given_a_first_attempt_that_failed_then_the_key_is_free_for_a_corrected_retry(stack: Stack) -> None:
-    bad = send(stack.writer, "POST", "/customers/acme/people", {**PERSON, "email": "nope"}, **{"Idempotency-Key": KEY_FIX})
+    bad = send(
+        stack.writer, "POST", "/customers/acme/people", {**PERSON, "email": "nope"}, **{"Idempotency-Key": KEY_FIX}
+    )
     assert bad.status_code == 400
     good = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FIX})
     assert good.status_code == 201 and len(people(stack)) == 1
@@ -104,15 +114,23 @@ def test_given_a_kms_throttle_on_the_first_attempt_then_the_retry_writes(stack: 
 
     kms = stack.writer_clients["kms"]
     kms.meta.events.register("before-call.kms.Encrypt", throttle)
-    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code == 429
+    assert (
+        send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code
+        == 429
+    )
     kms.meta.events.unregister("before-call.kms.Encrypt", throttle)
-    assert send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code == 201
+    assert (
+        send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_THROTTLE}).status_code
+        == 201
+    )
     assert len(people(stack)) == 1
 
 
 def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Stack) -> None:
     send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_SCAN})
-    send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": KEY_SCAN})
+    send(
+        stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": KEY_SCAN}
+    )
     raw = repr(idempotency_items(stack))
     # Two Powertools records, and the reference to the person's (erased with the person).
     assert len(idempotency_items(stack)) == 3
@@ -145,7 +163,10 @@ def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answe
 
     def fail_saving_success(**_: object) -> None:
         calls["n"] += 1
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "UpdateItem")
+        raise ClientError(
+            {"Error": {"Code": "InternalServerError", "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+            "UpdateItem",
+        )
 
     ddb = stack.writer_clients["dynamodb"]
     # powertools records success with UpdateItem on its own table; the PII write is a PutItem.
@@ -156,7 +177,6 @@ def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answe
     assert response.status_code == 201 and len(people(stack)) == 1
 
 
-
 def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write(stack: Stack) -> None:
     import json as _json
 
@@ -165,14 +185,19 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
     from tests.integration.conftest import api_gateway_event
 
     writer = create_app(
-        settings=Settings("writer", region=REGION, allowed_callers=(
-            "arn:aws:iam::111122223333:role/app-a", "arn:aws:iam::111122223333:role/app-b")),
+        settings=Settings(
+            "writer",
+            region=REGION,
+            allowed_callers=("arn:aws:iam::111122223333:role/app-a", "arn:aws:iam::111122223333:role/app-b"),
+        ),
         kms_client=boto3.client("kms", region_name=REGION),
         dynamodb_client=boto3.client("dynamodb", region_name=REGION),
     )
 
     def post_as(principal: str) -> dict:
-        event = api_gateway_event("POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"})
+        event = api_gateway_event(
+            "POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"}
+        )
         headers = {"content-type": "application/json", "idempotency-key": KEY_BOTH}
         event["headers"], event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
         event["requestContext"]["identity"]["userArn"] = principal

@@ -58,8 +58,13 @@ def test_given_a_percent_encoded_dot_segment_as_api_gateway_decodes_it_then_400(
 
 
 HIDDEN = {
-    "NEL": "\x85", "RLO": "\u202e", "ZWSP": "\u200b", "ZWJ": "\u200d", "BOM": "\ufeff",
-    "LSEP": "\u2028", "PSEP": "\u2029",
+    "NEL": "\x85",
+    "RLO": "\u202e",
+    "ZWSP": "\u200b",
+    "ZWJ": "\u200d",
+    "BOM": "\ufeff",
+    "LSEP": "\u2028",
+    "PSEP": "\u2029",
 }
 FIELDS = ["name", "surname", "address.line1", "address.line2", "address.city", "address.region", "address.postal_code"]
 

@@ -69,8 +69,9 @@ def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_it
     pages = jobs.scan_pages(ddb(), settings.table_name, 0, 1)
     calls = iter([False, True])  # one page, then out of time
 
-    first = jobs.run_segment("job-1", 0, pages, jobs.backfill_processor(indexer), checkpoints,
-                             out_of_time=lambda: next(calls, True))
+    first = jobs.run_segment(
+        "job-1", 0, pages, jobs.backfill_processor(indexer), checkpoints, out_of_time=lambda: next(calls, True)
+    )
     assert not first.done and first.pages == 1 and first.counts["written"] == 2
 
     second = jobs.run_segment("job-1", 0, pages, jobs.backfill_processor(indexer), checkpoints)
@@ -80,8 +81,10 @@ def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_it
 
 def _secret(stack: Stack, customer: str, secret_id: str, versions: int) -> None:
     for n in range(versions):
-        assert send(stack.writer, "PUT", f"/customers/{customer}/secrets/{secret_id}",
-                    {"value": f"v{n}"}).status_code == 201
+        assert (
+            send(stack.writer, "PUT", f"/customers/{customer}/secrets/{secret_id}", {"value": f"v{n}"}).status_code
+            == 201
+        )
 
 
 def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_goes_and_others_stay(
@@ -119,8 +122,10 @@ def _restore_copy(source: str, target: str) -> None:
     client.create_table(
         TableName=target,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     for item in scan_all(client, source):
@@ -158,7 +163,8 @@ def test_given_erasures_after_a_backup_when_the_ledger_is_replayed_on_the_restor
     assert ("C#acme", f"P#{kept}") in restored
     assert not [k for k in restored if k[0] == "C#initech"]
     assert {sk for pk, sk in restored if sk.startswith("S#old-token")} == {
-        "S#old-token", "S#old-token#V#0000000001"  # the head and version 1 written after the erasure
+        "S#old-token",
+        "S#old-token#V#0000000001",  # the head and version 1 written after the erasure
     }
 
 
@@ -177,8 +183,16 @@ def _lambda_event(records: list[dict[str, Any]]) -> dict[str, Any]:
             return value.timestamp()
         return value
 
-    return {"Records": [{**encode(r), "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/pii-vault/"
-                         "stream/x", "awsRegion": REGION} for r in records]}
+    return {
+        "Records": [
+            {
+                **encode(r),
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/pii-vault/stream/x",
+                "awsRegion": REGION,
+            }
+            for r in records
+        ]
+    }
 
 
 def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_work_as_lambda_invokes(
@@ -195,8 +209,11 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
     records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
-    app = create_app(settings=Settings("indexer", region=REGION, stream_arn=arn),
-                     kms_client=boto3.client("kms", region_name=REGION), dynamodb_client=ddb())
+    app = create_app(
+        settings=Settings("indexer", region=REGION, stream_arn=arn),
+        kms_client=boto3.client("kms", region_name=REGION),
+        dynamodb_client=ddb(),
+    )
 
     with Client(app) as client:
         client.lambda_.invoke("index_beacons", _lambda_event(records))

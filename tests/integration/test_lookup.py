@@ -4,7 +4,8 @@ erasure with its ledger and idempotency references."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -24,8 +25,17 @@ PERSON = {
     "dob": "1979-02-11",
     "address": {"line1": "12 Quai Lunel", "city": "Sète", "postal_code": "34200", "country": "FR"},
 }
-register(PERSON, ("Ottoline", "Vasquez-Brandt", "Ottoline.VB@example.com", "Ottoline.VB@Example.COM",
-                  "12 Quai Lunel", "ottoline.other@example.net"))
+register(
+    PERSON,
+    (
+        "Ottoline",
+        "Vasquez-Brandt",
+        "Ottoline.VB@example.com",
+        "Ottoline.VB@Example.COM",
+        "12 Quai Lunel",
+        "ottoline.other@example.net",
+    ),
+)
 
 
 @pytest.fixture
@@ -169,8 +179,13 @@ def test_given_a_delete_at_a_stale_version_then_412_and_no_ledger_entry(indexed)
 
 
 def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill_only(stack: Stack) -> None:
-    app = create_app(settings=Settings("indexer", region=REGION, stream_arn="arn:aws:dynamodb:us-east-1:"
-                                       "123456789012:table/pii-vault/stream/2026-01-01T00:00:00.000"))
+    app = create_app(
+        settings=Settings(
+            "indexer",
+            region=REGION,
+            stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/pii-vault/stream/2026-01-01T00:00:00.000",
+        )
+    )
     assert app.routes == {}
     assert {h.name for h in app.event_sources} == {"index_beacons"}
     assert set(app.pure_lambda_functions[i].name for i in range(len(app.pure_lambda_functions))) == {"backfill"}

@@ -44,9 +44,24 @@ EXPECTED_ROUTES = {
 }
 # Dev/test tooling that must never reach Lambda (boto3/botocore come from the runtime).
 FORBIDDEN_IN_ZIP = (
-    "moto/", "pytest/", "_pytest/", "pluggy/", "boto3/", "botocore/", "s3transfer/",
-    "click/", "flask/", "werkzeug/", "cfnlint/", "responses/", "docker/", "requests/",
-    "tests/", "tools/", ".venv/", ".chalice/",
+    "moto/",
+    "pytest/",
+    "_pytest/",
+    "pluggy/",
+    "boto3/",
+    "botocore/",
+    "s3transfer/",
+    "click/",
+    "flask/",
+    "werkzeug/",
+    "cfnlint/",
+    "responses/",
+    "docker/",
+    "requests/",
+    "tests/",
+    "tools/",
+    ".venv/",
+    ".chalice/",
 )
 
 
@@ -68,7 +83,11 @@ def packaged(tmp_path_factory) -> tuple[Path, float]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "tools.stacks", "package", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, f"tools.stacks package failed:\n{result.stdout}\n{result.stderr}"
     return out, time.monotonic() - started
@@ -116,7 +135,8 @@ def test_given_a_stage_when_packaged_then_its_function_runs_as_the_base_stack_ro
     policy names it; the stage template creates no role of its own."""
     assert not _resources_of_type(package.template, "AWS::IAM::Role")
     assert _the_function(package.template)["Properties"]["Role"] == {
-        "Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{package.stage.capitalize()}RoleArn"}}
+        "Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{package.stage.capitalize()}RoleArn"}
+    }
 
 
 def test_given_a_stage_when_packaged_then_the_function_environment_names_that_role_and_the_key_by_arn(package):
@@ -158,7 +178,9 @@ def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_n
     with zipfile.ZipFile(package.zip_path) as archive:
         assert "manylinux" in archive.read(wheel_tags[0]).decode()
     assert sorted(n for n in names if n.startswith("chalice/") and n.endswith(".py")) == [
-        "chalice/__init__.py", "chalice/app.py"]
+        "chalice/__init__.py",
+        "chalice/app.py",
+    ]
     assert not [n for n in names if n.startswith(FORBIDDEN_IN_ZIP)]
     # chalicelib/ ships as code and its bytecode, nothing else.
     assert not [n for n in names if n.startswith("chalicelib/") and not n.endswith((".py", ".pyc"))]

@@ -61,8 +61,10 @@ class Principals:
     def app(self, role: str) -> Client:
         session = getattr(self, role)
         # The reader with its fleet key table, as deployed (MAC key pinned by ARN).
-        fleet = {"fleet_mac_key_id": self.resources["fleet_mac_key_arn"],
-                 "fleet_table_name": self.resources["fleet_table_name"]}
+        fleet = {
+            "fleet_mac_key_id": self.resources["fleet_mac_key_arn"],
+            "fleet_table_name": self.resources["fleet_table_name"],
+        }
         return Client(
             create_app(
                 settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"], **fleet, **CALLERS),
@@ -109,8 +111,15 @@ def _principals() -> Principals:
     iam = admin.client("iam")
     arns = (resources["key_arn"], resources["table_arn"])
     writer = _user(iam, "pii-vault-writer", _action_level(policies.writer_policy(*arns)))
-    reader = _user(iam, "pii-vault-reader", _action_level(policies.reader_policy(
-        *arns, fleet_mac_key_arn=resources["fleet_mac_key_arn"], fleet_table_arn=resources["fleet_table_arn"])))
+    reader = _user(
+        iam,
+        "pii-vault-reader",
+        _action_level(
+            policies.reader_policy(
+                *arns, fleet_mac_key_arn=resources["fleet_mac_key_arn"], fleet_table_arn=resources["fleet_table_arn"]
+            )
+        ),
+    )
     return Principals(resources, admin, writer, reader)
 
 
@@ -163,8 +172,11 @@ def test_given_writer_credentials_then_encrypt_and_writes_are_allowed(p: Princip
     wrapped = kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=CONTEXT)
     ddb.put_item(TableName=table, Item={**_key(), "version": {"N": "1"}})
     ddb.update_item(
-        TableName=table, Key=_key(), UpdateExpression="ADD version :one",
-        ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW",
+        TableName=table,
+        Key=_key(),
+        UpdateExpression="ADD version :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_NEW",
     )
     ddb.delete_item(TableName=table, Key=_key())
 
@@ -186,9 +198,11 @@ def test_given_writer_credentials_then_decrypt_and_every_item_read_are_denied(p:
     # resource "*", so it cannot tell the two tables apart. The denial on the PII table is
     # proven on the policy document: tests/unit/test_policy_evaluation.py
     # (test_given_the_writer_policy_then_it_writes_the_one_table_and_reads_nothing).
-    _denied(lambda: ddb.query(
-        TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "C#acme"}}
-    ))
+    _denied(
+        lambda: ddb.query(
+            TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "C#acme"}}
+        )
+    )
     _denied(lambda: ddb.scan(TableName=table))
     _denied(lambda: ddb.batch_get_item(RequestItems={table: {"Keys": [_key()]}}))
 
@@ -225,9 +239,11 @@ def test_given_reader_credentials_then_encrypt_and_every_write_are_denied(p: Pri
     # table is proven on the policy document: tests/unit/test_policy_evaluation.py
     # (test_given_the_reader_policy_then_it_reads_the_one_table_and_writes_nothing).
     _denied(lambda: ddb.delete_item(TableName=table, Key=_key()))
-    _denied(lambda: ddb.update_item(
-        TableName=table, Key=_key(), UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}}
-    ))
+    _denied(
+        lambda: ddb.update_item(
+            TableName=table, Key=_key(), UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}}
+        )
+    )
     _denied(lambda: ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": _key()}}]}))
 
 
@@ -253,11 +269,17 @@ def test_given_reader_credentials_then_fleet_table_updates_deletes_and_scans_are
     table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
 
     _denied(lambda: ddb.delete_item(TableName=table, Key=entry))
-    _denied(lambda: ddb.update_item(TableName=table, Key=entry, UpdateExpression="SET x = :x",
-                                    ExpressionAttributeValues={":x": {"S": "y"}}))
+    _denied(
+        lambda: ddb.update_item(
+            TableName=table, Key=entry, UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}}
+        )
+    )
     _denied(lambda: ddb.scan(TableName=table))
-    _denied(lambda: kms.verify_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256",
-                                   Message=b"epoch", Mac=b"m" * 32))
+    _denied(
+        lambda: kms.verify_mac(
+            KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256", Message=b"epoch", Mac=b"m" * 32
+        )
+    )
     _denied(lambda: kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT))
 
 
@@ -265,8 +287,9 @@ def test_given_reader_credentials_then_fleet_table_updates_deletes_and_scans_are
 def test_given_writer_credentials_then_the_fleet_mac_key_and_fleet_table_scans_are_denied(p: Principals) -> None:
     kms, ddb = p.client("writer", "kms"), p.client("writer", "dynamodb")
 
-    _denied(lambda: kms.generate_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256",
-                                     Message=b"epoch"))
+    _denied(
+        lambda: kms.generate_mac(KeyId=p.resources["fleet_mac_key_arn"], MacAlgorithm="HMAC_SHA_256", Message=b"epoch")
+    )
     _denied(lambda: ddb.scan(TableName=p.resources["fleet_table_name"]))
     # Encrypt under the pool context is the writer's (the default key scope).
     assert kms.encrypt(KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT)

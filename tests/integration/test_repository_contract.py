@@ -114,7 +114,9 @@ def test_given_a_patch_then_only_named_fields_and_slots_change(repo: Any) -> Non
 
 
 @pytest.mark.parametrize("operation", ["replace", "patch"])
-def test_given_another_version_then_a_conflict_carries_the_stored_one_and_nothing_changes(repo: Any, operation: str) -> None:
+def test_given_another_version_then_a_conflict_carries_the_stored_one_and_nothing_changes(
+    repo: Any, operation: str
+) -> None:
     repo.create_person(person(version=4))
     with pytest.raises(PersonVersionConflict) as raised:
         repo.update_person(write(partial=operation == "patch", expected=7))
@@ -182,7 +184,11 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
     assert repo.get_secret("acme", "s", None).head == SecretHead(3, "inc")
     assert repo.get_secret("acme", "s", 9) is None
     assert repo.get_secret("acme", "other", None) is None
-    assert [(v.version, v.created_at) for v in repo.list_secret_versions("acme", "s")] == [(1, "t1"), (2, "t2"), (3, "t3")]
+    assert [(v.version, v.created_at) for v in repo.list_secret_versions("acme", "s")] == [
+        (1, "t1"),
+        (2, "t2"),
+        (3, "t3"),
+    ]
 
 
 def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:

@@ -16,8 +16,15 @@ from tests.integration.test_faults import Faults, client_error, faults  # noqa: 
 AWS_CODES = sorted(
     THROTTLE_CODES
     | UNAVAILABLE_CODES
-    | {"AccessDeniedException", "DisabledException", "KMSInvalidStateException", "ValidationException",
-       "ResourceNotFoundException", "InvalidCiphertextException", "TransactionConflictException"}
+    | {
+        "AccessDeniedException",
+        "DisabledException",
+        "KMSInvalidStateException",
+        "ValidationException",
+        "ResourceNotFoundException",
+        "InvalidCiphertextException",
+        "TransactionConflictException",
+    }
 )
 
 

@@ -47,14 +47,19 @@ def test_given_the_reader_policy_then_it_may_use_the_fleet_key_table_as_security
     reader = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=mac_key)
     fleet_table = f"{TABLE}-fleet-keys"
     granted = {
-        action for action, resource in (
-            ("kms:GenerateMac", mac_key), ("dynamodb:GetItem", fleet_table), ("dynamodb:PutItem", fleet_table)
-        ) if evaluate(reader, action, resource, {"kms:MacAlgorithm": "HMAC_SHA_256"}) == ALLOW
+        action
+        for action, resource in (
+            ("kms:GenerateMac", mac_key),
+            ("dynamodb:GetItem", fleet_table),
+            ("dynamodb:PutItem", fleet_table),
+        )
+        if evaluate(reader, action, resource, {"kms:MacAlgorithm": "HMAC_SHA_256"}) == ALLOW
     }
     assert granted == {"kms:GenerateMac", "dynamodb:GetItem", "dynamodb:PutItem"}
 
 
 # -- 2. a fleet table entry too short for a nonce is a 500, not "ask KMS" ----------------
+
 
 def test_given_a_fleet_entry_too_short_for_a_nonce_then_the_reader_asks_kms_instead_of_answering_500(
     fleet: Fleet,  # noqa: F811 - fixture
@@ -74,6 +79,7 @@ def test_given_a_fleet_entry_too_short_for_a_nonce_then_the_reader_asks_kms_inst
 
 # -- 3. two DELETEs of one secret at once ----------------------------------------------
 
+
 def _during_first(stack: Stack, operation: str, action: Any) -> None:
     """Run ``action`` once, just before the writer's first ``operation`` call goes out."""
     fired: list[bool] = []
@@ -91,7 +97,9 @@ def test_given_two_deletes_of_one_secret_at_once_then_neither_answers_500(stack:
         assert send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": SECRET_VALUE}).status_code == 201
     other: list[Any] = []
     # The second DELETE runs to completion while the first is removing versions.
-    _during_first(stack, "BatchWriteItem", lambda: other.append(send(stack.writer, "DELETE", "/customers/acme/secrets/hook")))
+    _during_first(
+        stack, "BatchWriteItem", lambda: other.append(send(stack.writer, "DELETE", "/customers/acme/secrets/hook"))
+    )
     first = send(stack.writer, "DELETE", "/customers/acme/secrets/hook")
     statuses = sorted([first.status_code, other[0].status_code])
     assert statuses[0] in (202, 204, 404) and statuses[1] in (202, 204, 404), statuses
@@ -102,8 +110,9 @@ def _throttle_first_batch_write(stack: Stack) -> None:
     from botocore.exceptions import ClientError
 
     def throttle() -> None:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-                          "BatchWriteItem")
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "BatchWriteItem"
+        )
 
     _during_first(stack, "BatchWriteItem", throttle)
 
@@ -134,6 +143,7 @@ def test_given_a_secret_delete_that_failed_midway_and_was_retried_then_the_secre
 
 # -- 4. the versions list reports what no AAD vouches for ---------------------------------
 
+
 def test_known_limitation_the_versions_list_reports_created_at_as_stored(stack: Stack) -> None:
     """The listing is metadata only (it never decrypts); README and SECURITY say its
     created_at is reported as stored. The value path, GET ?version=N, authenticates it."""
@@ -144,7 +154,9 @@ def test_known_limitation_the_versions_list_reports_created_at_as_stored(stack: 
     item = stack.dynamodb.get_item(TableName=table, Key=key)["Item"]
     item["created_at"] = {"S": "1999-01-01T00:00:00.000Z"}
     stack.dynamodb.put_item(TableName=table, Item=item)
-    assert send(stack.reader, "GET", "/customers/acme/secrets/hook?version=1").status_code == 502  # the value path holds
+    assert (
+        send(stack.reader, "GET", "/customers/acme/secrets/hook?version=1").status_code == 502
+    )  # the value path holds
     listed = send(stack.reader, "GET", "/customers/acme/secrets/hook/versions")
     assert listed.status_code == 200 and b"1999-01-01T00:00:00.000Z" in listed.body
 

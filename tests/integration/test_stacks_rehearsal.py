@@ -77,8 +77,10 @@ def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         cfn.create_stack(
             StackName=f"pii-vault-{ENV}-base",
             TemplateBody=json.dumps(_moto_compatible(template)),
-            Parameters=[{"ParameterKey": "Environment", "ParameterValue": ENV},
-                        {"ParameterKey": "KeyAdminArn", "ParameterValue": admin}],
+            Parameters=[
+                {"ParameterKey": "Environment", "ParameterValue": ENV},
+                {"ParameterKey": "KeyAdminArn", "ParameterValue": admin},
+            ],
             Capabilities=["CAPABILITY_IAM"],
         )
         (stack,) = cfn.describe_stacks(StackName=f"pii-vault-{ENV}-base")["Stacks"]
@@ -134,8 +136,9 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     fleet_table_arn = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]["TableArn"]
 
     def reader_policy(key_arn: str, table: str) -> dict[str, Any]:
-        return policies.reader_policy(key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"],
-                                      fleet_table_arn=fleet_table_arn)
+        return policies.reader_policy(
+            key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"], fleet_table_arn=fleet_table_arn
+        )
 
     ledger_arn = ddb.describe_table(TableName=outputs["LedgerTableName"])["Table"]["TableArn"]
 
@@ -154,7 +157,8 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
                 statement["Resource"] = [group, f"{group}:*"]
 
         assert sorted(documents.values(), key=json.dumps) == sorted(
-            [expected, policies.tracing_policy()], key=json.dumps)
+            [expected, policies.tracing_policy()], key=json.dumps
+        )
 
 
 def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) -> dict[str, str]:
@@ -200,17 +204,24 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
     apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
-    person = {"name": "Grace", "surname": "Hopper", "email": "grace@example.com", "dob": "1906-12-09",
-              "address": {"line1": "1 Harbour St", "city": "London", "postal_code": "E1 6AN", "country": "GB"}}
+    person = {
+        "name": "Grace",
+        "surname": "Hopper",
+        "email": "grace@example.com",
+        "dob": "1906-12-09",
+        "address": {"line1": "1 Harbour St", "city": "London", "postal_code": "E1 6AN", "country": "GB"},
+    }
 
-    created = _invoke(apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme"},
-                      session, person)
+    created = _invoke(
+        apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme"}, session, person
+    )
     assert created["statusCode"] == 201, created["body"]
     person_id = json.loads(created["body"])["id"]
     path, params = "/customers/{customer_id}/people/{person_id}", {"customer_id": "acme", "person_id": person_id}
     read = _invoke(apps["reader"], "GET", path, params, session)
-    stranger = _invoke(apps["reader"], "GET", path, params,
-                       "arn:aws:sts::123456789012:assumed-role/someone-else/rehearsal")
+    stranger = _invoke(
+        apps["reader"], "GET", path, params, "arn:aws:sts::123456789012:assumed-role/someone-else/rehearsal"
+    )
 
     assert read["statusCode"] == 200, read["body"]
     assert json.loads(read["body"])["data"]["email"] == person["email"]

@@ -59,8 +59,12 @@ class World:
 def world(stack: Stack) -> World:
     a, b = create(stack), create(stack, person=OTHER)
     g = create(stack, customer="globex")
-    for customer, secret, value in (("acme", "hook", SECRET_VALUES[0]), ("acme", "hook", SECRET_VALUES[1]),
-                                    ("acme", "other", SECRET_VALUES[2]), ("globex", "hook", SECRET_VALUES[3])):
+    for customer, secret, value in (
+        ("acme", "hook", SECRET_VALUES[0]),
+        ("acme", "hook", SECRET_VALUES[1]),
+        ("acme", "other", SECRET_VALUES[2]),
+        ("globex", "hook", SECRET_VALUES[3]),
+    ):
         assert send(stack.writer, "PUT", f"/customers/{customer}/secrets/{secret}", {"value": value}).status_code == 201
     return World(stack, a, b, g)
 
@@ -83,7 +87,12 @@ def _edit_field(field: str, edit: Callable[[bytes], bytes]) -> Callable[[World],
         item = w.person("a")
         item[f"f_{field}"] = {"B": edit(item[f"f_{field}"]["B"])}
         w.put(item)
-        return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields={field}", "/customers/acme/people"]
+        return [
+            f"/customers/acme/people/{w.a}",
+            f"/customers/acme/people/{w.a}?fields={field}",
+            "/customers/acme/people",
+        ]
+
     return attack
 
 
@@ -93,10 +102,12 @@ def _edit_slot(edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
         item["slots"]["M"]["0"] = {"B": edit(item["slots"]["M"]["0"]["B"])}
         w.put(item)
         return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
+
     return attack
 
 
 # -- people: moving ciphertext ------------------------------------------------------
+
 
 def field_swapped_between_two_people_with_their_key(w: World) -> list[str]:
     a, b = w.person("a"), w.person("b")
@@ -180,6 +191,7 @@ wrapped_key_bit_flipped = _edit_slot(lambda blob: _flip(blob, len(blob) // 2))
 
 # -- people: rewriting the plaintext structure around the ciphertext ----------------
 
+
 def slot_header_rewritten_to_a_copied_slot(w: World) -> list[str]:
     """Same data key under another slot name: the AAD binds the slot, so it fails."""
     a = w.person("a")
@@ -205,7 +217,9 @@ def slot_removed(w: World) -> list[str]:
 
 def patch_slot_moved_to_another_field(w: World) -> list[str]:
     """After a PATCH of email, its key slot is re-labelled as the name's slot."""
-    assert send(w.stack.writer, "PATCH", f"/customers/acme/people/{w.a}", {"email": "new@example.org"}).status_code == 200
+    assert (
+        send(w.stack.writer, "PATCH", f"/customers/acme/people/{w.a}", {"email": "new@example.org"}).status_code == 200
+    )
     a = w.person("a")
     a["slots"]["M"]["name"] = a["slots"]["M"]["email"]
     a["f_name"] = {"B": _set_slot_header(a["f_email"]["B"], "name")}
@@ -229,6 +243,7 @@ def metadata_stripped_and_blob_retyped(w: World) -> list[str]:
 
 
 # -- secrets ------------------------------------------------------------------------
+
 
 def secret_old_version_replayed_as_latest(w: World) -> list[str]:
     old, new = w.item("acme", "S#hook#V#0000000001"), w.item("acme", "S#hook#V#0000000002")
@@ -256,12 +271,14 @@ def secret_latest_replayed_as_a_new_version(w: World) -> list[str]:
 
 # -- format v2: metadata the reader reports, and a secret's incarnation ---------------
 
+
 def _edit_person(edit: Callable[[dict[str, Any], World], None]) -> Callable[[World], list[str]]:
     def attack(w: World) -> list[str]:
         item = w.person("a")
         edit(item, w)
         w.put(item)
         return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email", "/customers/acme/people"]
+
     return attack
 
 
@@ -283,6 +300,7 @@ def _edit_secret_head(edit: Callable[[dict[str, Any]], None]) -> Callable[[World
         edit(head)
         w.put(head)
         return ["/customers/acme/secrets/hook"]
+
     return attack
 
 
@@ -302,7 +320,9 @@ def secret_version_restored_after_delete_and_recreate(w: World) -> list[str]:
     canonical key of the re-created secret: the new incarnation refuses it."""
     old = w.item("acme", "S#hook#V#0000000002")
     assert send(w.stack.writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
-    assert send(w.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_new_c2VjcmV0"}).status_code == 201
+    assert (
+        send(w.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_new_c2VjcmV0"}).status_code == 201
+    )
     old["sk"], old["version"] = {"S": "S#hook#V#0000000001"}, {"N": "1"}
     w.put(old)
     return ["/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=1"]
@@ -312,7 +332,11 @@ def secret_version_planted_under_a_non_canonical_key(w: World) -> list[str]:
     """Sort keys that spell a number so that they sort after every real key: never a
     version; the listing that meets one fails loudly."""
     old = w.item("acme", "S#hook#V#0000000001")
-    for spelling in ("S#hook#V#1", "S#hook#V#0000000002 ", "S#hook#V#\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff13"):
+    for spelling in (
+        "S#hook#V#1",
+        "S#hook#V#0000000002 ",
+        "S#hook#V#\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff13",
+    ):
         w.put({**old, "sk": {"S": spelling}})
     return ["/customers/acme/secrets/hook/versions"]
 
@@ -433,10 +457,17 @@ def test_given_the_catalogue_then_every_attack_is_distinct_and_counted() -> None
 
 def test_given_untampered_data_then_the_same_reads_succeed(world: World) -> None:
     """The attacks' reads fail because of the tampering, not because the reads are wrong."""
-    for path in (f"/customers/acme/people/{world.a}", f"/customers/acme/people/{world.b}?fields=email",
-                 f"/customers/globex/people/{world.g}", "/customers/acme/people", "/customers/globex/people",
-                 "/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=1",
-                 "/customers/acme/secrets/other", "/customers/globex/secrets/hook"):
+    for path in (
+        f"/customers/acme/people/{world.a}",
+        f"/customers/acme/people/{world.b}?fields=email",
+        f"/customers/globex/people/{world.g}",
+        "/customers/acme/people",
+        "/customers/globex/people",
+        "/customers/acme/secrets/hook",
+        "/customers/acme/secrets/hook?version=1",
+        "/customers/acme/secrets/other",
+        "/customers/globex/secrets/hook",
+    ):
         assert send(world.stack.reader, "GET", path).status_code == 200, path
 
 
@@ -444,14 +475,15 @@ def test_known_limitation_a_whole_person_rolled_back_to_its_own_older_state_is_s
     """Out of scope (module docstring, SECURITY.md): an authentic older state of the same
     record. Pinned here so that adding rollback protection updates this test knowingly."""
     before = world.person("a")
-    assert send(world.stack.writer, "PATCH", f"/customers/acme/people/{world.a}", {"name": "Renamed"}).status_code == 200
+    assert (
+        send(world.stack.writer, "PATCH", f"/customers/acme/people/{world.a}", {"name": "Renamed"}).status_code == 200
+    )
     world.put(before)
 
     response = send(world.stack.reader, "GET", f"/customers/acme/people/{world.a}")
 
     assert response.status_code == 200
     assert (body_of(response)["version"], body_of(response)["data"]["name"]) == (1, PERSON["name"])
-
 
 
 def test_given_versions_planted_under_non_canonical_keys_then_the_latest_is_served_and_delete_plus_put_start_clean(
@@ -467,7 +499,9 @@ def test_given_versions_planted_under_non_canonical_keys_then_the_latest_is_serv
 
     assert send(world.stack.writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
     assert send(world.stack.reader, "GET", "/customers/acme/secrets/hook").status_code == 404
-    assert send(world.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": SECRET_VALUES[4]}).status_code == 201
+    assert (
+        send(world.stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": SECRET_VALUES[4]}).status_code == 201
+    )
     for path in ("/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=1"):
         answer = send(world.stack.reader, "GET", path)
         assert (answer.status_code, body_of(answer)["value"]) == (200, SECRET_VALUES[4]), path
@@ -481,7 +515,10 @@ def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_i
     attributes, put back after a PATCH. Authentic for this record, so it opens; the
     reader then reports version 1 beside the patched field. Pinned, like the whole-item case."""
     before = world.person("a")
-    assert send(world.stack.writer, "PATCH", f"/customers/acme/people/{world.a}", {"email": "new@example.org"}).status_code == 200
+    assert (
+        send(world.stack.writer, "PATCH", f"/customers/acme/people/{world.a}", {"email": "new@example.org"}).status_code
+        == 200
+    )
     a = world.person("a")
     a["f__updated"], a["version"], a["updated_at"] = before["f__updated"], before["version"], before["updated_at"]
     world.put(a)

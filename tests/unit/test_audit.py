@@ -19,8 +19,12 @@ from tools.sample import person, plaintexts
 PERSON = person()
 VALUES = (*plaintexts(PERSON), "sk_test_audit_value")
 register(PERSON, VALUES)  # the no-plaintext guard looks for these everywhere
-ALICE = Actor(principal="arn:aws:iam::111122223333:role/support", account_id="111122223333",
-              source_ip="203.0.113.9", request_id="req-1")
+ALICE = Actor(
+    principal="arn:aws:iam::111122223333:role/support",
+    account_id="111122223333",
+    source_ip="203.0.113.9",
+    request_id="req-1",
+)
 
 
 class Events:
@@ -73,8 +77,12 @@ def test_given_a_read_then_exactly_one_event_with_actor_tenant_record_and_field_
     (event,) = events.take()
     assert event == {
         "audit": "person.read",
-        "actor": {"principal": ALICE.principal, "account_id": "111122223333", "source_ip": "203.0.113.9",
-                  "request_id": "req-1"},
+        "actor": {
+            "principal": ALICE.principal,
+            "account_id": "111122223333",
+            "source_ip": "203.0.113.9",
+            "request_id": "req-1",
+        },
         "customer_id": "acme",
         "record_type": "person",
         "record_ids": [created.id],
@@ -142,9 +150,19 @@ def test_given_no_actor_then_the_event_says_anonymous(services, events) -> None:
 @pytest.mark.parametrize(
     ("context", "expected"),
     [
-        ({"identity": {"userArn": "arn:aws:sts::1:assumed-role/r/s", "caller": "AROA:s", "accountId": "1",
-                       "sourceIp": "198.51.100.1", "accessKey": "AKIA..."}, "requestId": "r-9"},
-         Actor("arn:aws:sts::1:assumed-role/r/s", "1", "198.51.100.1", "r-9")),
+        (
+            {
+                "identity": {
+                    "userArn": "arn:aws:sts::1:assumed-role/r/s",
+                    "caller": "AROA:s",
+                    "accountId": "1",
+                    "sourceIp": "198.51.100.1",
+                    "accessKey": "AKIA...",
+                },
+                "requestId": "r-9",
+            },
+            Actor("arn:aws:sts::1:assumed-role/r/s", "1", "198.51.100.1", "r-9"),
+        ),
         ({"identity": {"caller": "AIDAEXAMPLE", "sourceIp": "127.0.0.1"}}, Actor("AIDAEXAMPLE", None, "127.0.0.1")),
         ({"identity": {"sourceIp": "127.0.0.1", "userArn": None}}, Actor(source_ip="127.0.0.1")),
         ({}, ANONYMOUS),

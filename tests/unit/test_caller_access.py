@@ -58,10 +58,13 @@ TENANT_A, TENANT_B = "tenant-a", "tenant-b"
 NEIGHBOURS = (TENANT_B, "tenant-ab", "tenant-a-1", "tenant", "tenant-", "xtenant-a", "TENANT-A", "a", "_", "-")
 # The STS API reference's Tag.Value pattern, [\p{L}\p{Z}\p{N}_.:/=+\-@]*, 0-256 characters.
 STS_TAG_VALUE = re.compile(r"[\w\s.:/=+@-]{0,256}")
-BROAD = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": "execute-api:*", "Resource": "*"},
-    {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:execute-api:*:*:*"},
-]}
+BROAD = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "execute-api:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:execute-api:*:*:*"},
+    ],
+}
 
 
 def _routes(stage: str) -> list[tuple[str, str]]:
@@ -82,8 +85,13 @@ def _requests(stage: str, tenant: str) -> list[str]:
     return arns
 
 
-def _decide(caller: Caller, identity: dict[str, Any] | list[dict[str, Any]], stage: str, arn: str,
-            resource_policy: dict[str, Any] | None = None) -> str:
+def _decide(
+    caller: Caller,
+    identity: dict[str, Any] | list[dict[str, Any]],
+    stage: str,
+    arn: str,
+    resource_policy: dict[str, Any] | None = None,
+) -> str:
     identities = identity if isinstance(identity, list) else [identity]
     policy = RESOURCE_POLICIES[stage] if resource_policy is None else resource_policy
     return authorize(INVOKE, arn, caller, identity_policies=identities, resource_policy=policy)
@@ -181,8 +189,10 @@ def test_given_an_empty_allow_list_then_everyone_is_denied_even_with_invoke_on_e
     for caller in callers:
         for stage in ROLES:
             for arn in _requests(stage, TENANT_A):
-                assert _decide(caller, [BROAD, CALLER_POLICIES[stage, "all-tenants"]], stage, arn,
-                               closed[stage]) == EXPLICIT_DENY
+                assert (
+                    _decide(caller, [BROAD, CALLER_POLICIES[stage, "all-tenants"]], stage, arn, closed[stage])
+                    == EXPLICIT_DENY
+                )
 
 
 @pytest.mark.parametrize("stage", ROLES)
@@ -199,8 +209,9 @@ def test_given_an_assumed_role_session_of_a_listed_role_then_it_is_allowed_on_it
                 assert _decide(caller, identity, stage, arn, policy) == ALLOW, arn
 
 
-@pytest.mark.parametrize("tags", [None, {"Tenant": TENANT_A}, {"pii-vault-tenants": TENANT_A}],
-                         ids=["no tags", "other key", "similar key"])
+@pytest.mark.parametrize(
+    "tags", [None, {"Tenant": TENANT_A}, {"pii-vault-tenants": TENANT_A}], ids=["no tags", "other key", "similar key"]
+)
 @pytest.mark.parametrize("stage", ROLES)
 def test_given_a_caller_without_the_tenant_tag_then_the_tenant_scoped_policy_allows_nothing(
     stage: str, tags: dict[str, str] | None
@@ -212,8 +223,21 @@ def test_given_a_caller_without_the_tenant_tag_then_the_tenant_scoped_policy_all
 
 @pytest.mark.parametrize(
     "tag",
-    ["tenant-a/..", "tenant-a/../tenant-b", "../tenant-b", "tenant-a/people", "tenant-a/secrets",
-     "tenant-a/", "/", "", " ", ".", "tenant-a:tenant-b", "tenant-a@x", "tenant-a="],
+    [
+        "tenant-a/..",
+        "tenant-a/../tenant-b",
+        "../tenant-b",
+        "tenant-a/people",
+        "tenant-a/secrets",
+        "tenant-a/",
+        "/",
+        "",
+        " ",
+        ".",
+        "tenant-a:tenant-b",
+        "tenant-a@x",
+        "tenant-a=",
+    ],
 )
 def test_given_a_tenant_tag_with_a_slash_dots_or_other_separators_then_it_reaches_no_other_tenant(tag: str) -> None:
     """A '/' can only narrow: whatever such a tag reaches, the tenant before the '/' reaches too."""
@@ -223,8 +247,12 @@ def test_given_a_tenant_tag_with_a_slash_dots_or_other_separators_then_it_reache
         prefix = tag.split("/")[0]
         within = _allowed(_tenant_caller(stage, prefix), identity) if prefix else set()
         assert reached <= within, sorted(reached - within)
-        assert not any(f"/customers/{t}/" in arn or arn.endswith(f"/customers/{t}") for arn in reached
-                       for t in NEIGHBOURS if t != prefix)
+        assert not any(
+            f"/customers/{t}/" in arn or arn.endswith(f"/customers/{t}")
+            for arn in reached
+            for t in NEIGHBOURS
+            if t != prefix
+        )
 
 
 @pytest.mark.parametrize("tag", ["*", "?*", "tenant-*", "*-b", "tenant-?", "t*", "${*}"])
@@ -242,8 +270,14 @@ def test_given_a_wildcard_in_a_tenant_tag_then_neither_sts_nor_the_trust_policy_
         assert _assume(tag, action) == EXPLICIT_DENY, action
 
 
-def _assume(tenant: str | None, action: str = "sts:AssumeRole", *, principal: Caller | None = None,
-            extra_tags: dict[str, str] | None = None, transitive: list[str] | None = None) -> str:
+def _assume(
+    tenant: str | None,
+    action: str = "sts:AssumeRole",
+    *,
+    principal: Caller | None = None,
+    extra_tags: dict[str, str] | None = None,
+    transitive: list[str] | None = None,
+) -> str:
     caller = principal or role_session(BACKEND, "api-worker")
     tags = ({} if tenant is None else {TAG: tenant}) | (extra_tags or {})
     context = {**caller.context, **{f"aws:RequestTag/{k}": v for k, v in tags.items()}, "aws:TagKeys": list(tags)}
@@ -274,8 +308,11 @@ def test_given_no_tag_another_tag_or_another_principal_then_the_trust_policy_doe
     # A second tag, or a second transitive key, could feed other ABAC policies: refused.
     assert _assume(TENANT_A, "sts:TagSession", extra_tags={"team": "x"}) == IMPLICIT_DENY
     assert _assume(TENANT_A, "sts:TagSession", transitive=[TAG, "team"]) == IMPLICIT_DENY
-    for stranger in (role_session(_role("intruder")), iam_user(f"arn:aws:iam::{ACCOUNT}:user/mallory"),
-                     role_session(CALLER_ROLES["reader", "tenant"], tags={TAG: TENANT_A})):
+    for stranger in (
+        role_session(_role("intruder")),
+        iam_user(f"arn:aws:iam::{ACCOUNT}:user/mallory"),
+        role_session(CALLER_ROLES["reader", "tenant"], tags={TAG: TENANT_A}),
+    ):
         for action in ("sts:AssumeRole", "sts:TagSession"):
             assert _assume(TENANT_A, action, principal=stranger) == IMPLICIT_DENY
 
@@ -284,8 +321,9 @@ def test_given_a_stage_wide_allow_in_the_resource_policy_then_tenant_scoping_wou
     """Why api_resource_policy has no Allow: in one account a resource-policy Allow suffices alone."""
     stage = "reader"
     with_allow = access.api_resource_policy(stage, ALLOW_LISTS[stage])
-    with_allow["Statement"].append({"Effect": "Allow", "Principal": {"AWS": ALLOW_LISTS[stage]},
-                                    "Action": INVOKE, "Resource": "execute-api:/*"})
+    with_allow["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": ALLOW_LISTS[stage]}, "Action": INVOKE, "Resource": "execute-api:/*"}
+    )
     caller = _tenant_caller(stage, TENANT_A)
     arn = _requests(stage, TENANT_B)[0]
 
@@ -307,18 +345,31 @@ def test_given_the_api_resource_policy_then_it_has_one_deny_naming_the_sorted_al
 
     policy = access.api_resource_policy("writer", listed, "execute-api:/*")
 
-    assert policy == {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyCallersNotOnTheWriterAllowList", "Effect": "Deny", "Principal": "*",
-        "Action": INVOKE, "Resource": "execute-api:/*",
-        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [_role("a"), _role("b")]}},
-    }]}
+    assert policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyCallersNotOnTheWriterAllowList",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": INVOKE,
+                "Resource": "execute-api:/*",
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [_role("a"), _role("b")]}},
+            }
+        ],
+    }
     assert "Condition" not in access.api_resource_policy("reader", [])["Statement"][0]
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["*", f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:sts::{ACCOUNT}:assumed-role/x/y", "arn:aws:iam::*:role/x",
-     f"arn:aws:iam::{ACCOUNT}:role/x*"],
+    [
+        "*",
+        f"arn:aws:iam::{ACCOUNT}:root",
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/x/y",
+        "arn:aws:iam::*:role/x",
+        f"arn:aws:iam::{ACCOUNT}:role/x*",
+    ],
 )
 def test_given_a_wildcard_root_or_session_principal_then_the_generators_refuse_it(bad: str) -> None:
     with pytest.raises(InvalidResourceError):
@@ -346,8 +397,10 @@ def test_given_a_policy_for_cloudformation_then_only_iam_variables_are_escaped()
     document = access.cfn_sub(access.caller_policy("writer", "tenant", api, ["POST"]))
 
     (resource,) = document["Statement"][0]["Resource"]
-    assert resource == {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-                                   "${WriterApi}/api/POST/customers/${!aws:PrincipalTag/pii-vault-tenant}/*"}
+    assert resource == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+        "${WriterApi}/api/POST/customers/${!aws:PrincipalTag/pii-vault-tenant}/*"
+    }
     assert document["Statement"][0]["Action"] == INVOKE
     assert access.cfn_sub({"v": "${*}x"}) == {"v": {"Fn::Sub": "${!*}x"}}
 

@@ -10,8 +10,10 @@ from chalicelib.errors import ConfigurationError
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 LOCAL = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"
-LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "pii-vault-reader",
-          "PII_VAULT_KMS_KEY_ID": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
+LAMBDA = {
+    "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-reader",
+    "PII_VAULT_KMS_KEY_ID": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
 
 
 @pytest.mark.parametrize(
@@ -21,8 +23,10 @@ LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "pii-vault-reader",
         ("", ()),
         ("  ", ()),
         (ROLE, (ROLE,)),
-        (f" {ROLE} , arn:aws:iam::111122223333:role/team/a/b-c_d.e@f=g+h ",
-         (ROLE, "arn:aws:iam::111122223333:role/team/a/b-c_d.e@f=g+h")),
+        (
+            f" {ROLE} , arn:aws:iam::111122223333:role/team/a/b-c_d.e@f=g+h ",
+            (ROLE, "arn:aws:iam::111122223333:role/team/a/b-c_d.e@f=g+h"),
+        ),
         ("arn:aws-us-gov:iam::111122223333:role/app", ("arn:aws-us-gov:iam::111122223333:role/app",)),
     ],
 )

@@ -30,7 +30,9 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
-def verify(method: str, url: str, body: bytes, headers: dict[str, str], secret_key: str, service: str = "execute-api") -> bool:
+def verify(
+    method: str, url: str, body: bytes, headers: dict[str, str], secret_key: str, service: str = "execute-api"
+) -> bool:
     """Recompute the SigV4 signature of a signed request and compare."""
     lower = {k.lower(): v for k, v in headers.items()}
     algorithm, _, rest = lower["authorization"].partition(" ")
@@ -47,14 +49,16 @@ def verify(method: str, url: str, body: bytes, headers: dict[str, str], secret_k
         (quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~"))
         for k, _, v in (pair.partition("=") for pair in split.query.split("&") if pair)
     )
-    canonical = "\n".join([
-        method,
-        quote(split.path or "/", safe="/-_.~"),
-        "&".join(f"{k}={v}" for k, v in query),
-        "".join(f"{name}:{' '.join(lower[name].split())}\n" for name in signed_headers),
-        ";".join(signed_headers),
-        hashlib.sha256(body).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            quote(split.path or "/", safe="/-_.~"),
+            "&".join(f"{k}={v}" for k, v in query),
+            "".join(f"{name}:{' '.join(lower[name].split())}\n" for name in signed_headers),
+            ";".join(signed_headers),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
     amz_date = lower["x-amz-date"]
     scope = f"{date}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
@@ -141,8 +145,9 @@ def test_given_a_malformed_header_option_then_the_cli_exits_2(capsys) -> None:
 
 def test_given_a_json_body_then_it_is_sent_compact_and_signed_as_sent() -> None:
     body = json.dumps({"value": "x"}, separators=(",", ":")).encode()
-    headers = client.sign("PUT", URL, body, {"Content-Type": "application/json"},
-                          Credentials(ACCESS_KEY, SECRET_KEY), "eu-west-1")
+    headers = client.sign(
+        "PUT", URL, body, {"Content-Type": "application/json"}, Credentials(ACCESS_KEY, SECRET_KEY), "eu-west-1"
+    )
 
     assert verify("PUT", URL, body, headers, SECRET_KEY)
 
@@ -170,10 +175,15 @@ class FakeTransport:
 def _client(transport: FakeTransport, sleeps: list[float] | None = None, **kwargs) -> Client:
     import random
 
-    return Client("https://w1.execute-api.eu-west-1.amazonaws.com/api",
-                  "https://r1.execute-api.eu-west-1.amazonaws.com/api",
-                  credentials=Credentials(ACCESS_KEY, SECRET_KEY), transport=transport,
-                  sleep=(sleeps if sleeps is not None else []).append, rng=random.Random(7), **kwargs)
+    return Client(
+        "https://w1.execute-api.eu-west-1.amazonaws.com/api",
+        "https://r1.execute-api.eu-west-1.amazonaws.com/api",
+        credentials=Credentials(ACCESS_KEY, SECRET_KEY),
+        transport=transport,
+        sleep=(sleeps if sleeps is not None else []).append,
+        rng=random.Random(7),
+        **kwargs,
+    )
 
 
 def _error(code: str) -> dict[str, str]:
@@ -233,7 +243,9 @@ def test_given_no_retry_after_then_the_wait_doubles_from_the_backoff() -> None:
 
     _client(transport, sleeps, backoff=0.1).get_secret("acme", "s")
 
-    assert [round(s / base, 3) >= 1.0 and s <= base * 1.5 for s, base in zip(sleeps, (0.1, 0.2, 0.4), strict=True)] == [True] * 3
+    assert [round(s / base, 3) >= 1.0 and s <= base * 1.5 for s, base in zip(sleeps, (0.1, 0.2, 0.4), strict=True)] == [
+        True
+    ] * 3
 
 
 @pytest.mark.parametrize(
@@ -355,8 +367,9 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002",
-                                 "http://127.5.6.7:8002"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002", "http://127.5.6.7:8002"]
+)
 def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_sign(no_credentials, url: str) -> None:
     transport = FakeTransport((200, {}, {"id": "s"}))
 
@@ -368,8 +381,10 @@ def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_si
     assert verify(method, sent_url, body or b"", headers, client.LOCAL_SECRET_KEY)
 
 
-@pytest.mark.parametrize("url", ["https://r1.execute-api.eu-west-1.amazonaws.com/api", "http://localhost.example.com",
-                                 "http://10.0.0.8:8002"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://r1.execute-api.eu-west-1.amazonaws.com/api", "http://localhost.example.com", "http://10.0.0.8:8002"],
+)
 def test_given_a_remote_url_and_no_credentials_then_nothing_is_sent(no_credentials, url: str) -> None:
     transport = FakeTransport()
 
@@ -380,8 +395,9 @@ def test_given_a_remote_url_and_no_credentials_then_nothing_is_sent(no_credentia
 
 
 def test_given_the_cli_then_a_create_gets_a_key_and_the_answer_is_printed(capsys) -> None:
-    transport = FakeTransport((201, {"ETag": '"1"', "Location": "/customers/acme/people/x"}, {"id": "x"}),
-                              (404, {}, _error("not_found")))
+    transport = FakeTransport(
+        (201, {"ETag": '"1"', "Location": "/customers/acme/people/x"}, {"id": "x"}), (404, {}, _error("not_found"))
+    )
     vault = _client(transport)
     base = "https://w1.execute-api.eu-west-1.amazonaws.com/api/customers/acme"
 
@@ -397,9 +413,13 @@ def test_given_the_cli_then_a_create_gets_a_key_and_the_answer_is_printed(capsys
 
 @pytest.mark.parametrize(
     ("method", "path", "keyed"),
-    [("POST", "/api/customers/acme/people", True), ("PUT", "/customers/acme/secrets/hook", True),
-     ("PUT", "/customers/acme/people/x", False), ("POST", "/customers/acme/people/search", False),
-     ("PUT", "/customers/acme/secrets/hook/versions", False)],
+    [
+        ("POST", "/api/customers/acme/people", True),
+        ("PUT", "/customers/acme/secrets/hook", True),
+        ("PUT", "/customers/acme/people/x", False),
+        ("POST", "/customers/acme/people/search", False),
+        ("PUT", "/customers/acme/secrets/hook/versions", False),
+    ],
 )
 def test_given_a_route_then_only_creates_and_secret_puts_get_an_automatic_key(method, path, keyed) -> None:
     from pii_vault_client.cli import wants_idempotency_key

@@ -125,7 +125,10 @@ def test_given_the_committed_stage_config_then_each_stage_sets_its_own_cache_bou
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
 
 
-@pytest.mark.parametrize("key_id", ["alias/pii-vault", "arn:aws:kms:us-east-1:111122223333:alias/pii-vault", "0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"])
+@pytest.mark.parametrize(
+    "key_id",
+    ["alias/pii-vault", "arn:aws:kms:us-east-1:111122223333:alias/pii-vault", "0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"],
+)
 def test_given_a_deployed_function_when_the_key_is_not_an_arn_then_it_refuses_to_start(key_id: str) -> None:
     env = {"PII_VAULT_ROLE": "reader", "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-reader", "PII_VAULT_KMS_KEY_ID": key_id}
     with pytest.raises(ConfigurationError, match="PII_VAULT_KMS_KEY_ID must be the key ARN"):
@@ -133,6 +136,10 @@ def test_given_a_deployed_function_when_the_key_is_not_an_arn_then_it_refuses_to
 
 
 def test_given_a_deployed_function_with_a_key_arn_then_it_starts_and_local_runs_may_use_the_alias() -> None:
-    deployed = {"PII_VAULT_ROLE": "writer", "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-writer", "PII_VAULT_KMS_KEY_ID": KEY_ARN}
+    deployed = {
+        "PII_VAULT_ROLE": "writer",
+        "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-writer",
+        "PII_VAULT_KMS_KEY_ID": KEY_ARN,
+    }
     assert Settings.from_env(deployed).kms_key_id == KEY_ARN
     assert Settings.from_env({"PII_VAULT_ROLE": "writer"}).kms_key_id == "alias/pii-vault"

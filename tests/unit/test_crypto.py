@@ -62,7 +62,9 @@ def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: 
 
 def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: FakeKms) -> None:
     key = os.urandom(DATA_KEY_BYTES)
-    assert seal_field(key, REF, "name", "0", b"Ada", kind=KIND_POOL) != seal_field(key, REF, "name", "0", b"Ada", kind=KIND_POOL)
+    assert seal_field(key, REF, "name", "0", b"Ada", kind=KIND_POOL) != seal_field(
+        key, REF, "name", "0", b"Ada", kind=KIND_POOL
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,13 +149,17 @@ def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap
     assert not hasattr(kms.decryptor(), "wrap")
 
 
-def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_opens_only_as_itself(kms: FakeKms) -> None:
+def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_opens_only_as_itself(
+    kms: FakeKms,
+) -> None:
     envelope = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").envelope("acme")
     first = envelope.seal(RecordRef("acme", "secret", "s#v1"), {"value": b"one"})
     second = envelope.seal(RecordRef("acme", "secret", "s#v2"), {"value": b"two"})
     assert kms.encrypt_calls == 1
     opener = Opener(kms.decryptor(), "pii-vault")
-    assert opener.open(RecordRef("acme", "secret", "s#v2"), second.blobs, second.slots(), ["value"]) == {"value": b"two"}
+    assert opener.open(RecordRef("acme", "secret", "s#v2"), second.blobs, second.slots(), ["value"]) == {
+        "value": b"two"
+    }
     with pytest.raises(IntegrityError):
         opener.open(RecordRef("acme", "secret", "s#v2"), first.blobs, first.slots(), ["value"])
 

@@ -72,7 +72,9 @@ class Clock:
 
 
 def fleet(kms: CountingKms, table: MemoryTable, mac: CountingMac, clock: Clock, lifetime: int = 3600) -> FleetKeyTable:
-    return FleetKeyTable(kms, table, FleetSealingKeys(mac), lifetime_seconds=lifetime, epoch_seconds=86_400, clock=clock)
+    return FleetKeyTable(
+        kms, table, FleetSealingKeys(mac), lifetime_seconds=lifetime, epoch_seconds=86_400, clock=clock
+    )
 
 
 def test_one_kms_call_per_pool_key_across_containers() -> None:

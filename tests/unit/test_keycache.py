@@ -48,7 +48,9 @@ def reader_cache(kms: FakeKms, clock: Ticks, max_entries: int = 2, seconds: floa
     return CachingUnwrapper(kms.decryptor(), max_entries=max_entries, max_age_seconds=seconds, clock=clock)
 
 
-def test_given_a_writer_cache_when_records_are_sealed_then_one_key_serves_max_records_then_a_new_one(kms, clock) -> None:
+def test_given_a_writer_cache_when_records_are_sealed_then_one_key_serves_max_records_then_a_new_one(
+    kms, clock
+) -> None:
     cache = writer_cache(kms, clock, max_records=3)
     keys = [cache.data_key(ACME) for _ in range(7)]
     assert kms.encrypt_calls == 3  # 3 + 3 + 1

@@ -40,10 +40,25 @@ def test_given_every_acknowledged_write_stored_and_decrypting_when_verified_then
     "records, items, answers, problem",
     [
         ([_record("a")], {}, {}, "acknowledged write missing"),
-        ([_record("a", 2)], {("t", "a"): _item(1)}, {"a": (200, {"version": 1, "data": DATA})}, "differ from the last acknowledged"),
-        ([_record("a")], {("t", "a"): _item(1)}, {"a": (200, {"version": 1, "data": NEWER})}, "differ from the last acknowledged"),
+        (
+            [_record("a", 2)],
+            {("t", "a"): _item(1)},
+            {"a": (200, {"version": 1, "data": DATA})},
+            "differ from the last acknowledged",
+        ),
+        (
+            [_record("a")],
+            {("t", "a"): _item(1)},
+            {"a": (200, {"version": 1, "data": NEWER})},
+            "differ from the last acknowledged",
+        ),
         ([_record("a")], {("t", "a"): _item(1)}, {"a": (502, None)}, "reader answered 502"),
-        ([_record("a", live=False)], {("t", "a"): _item(1)}, {"a": (200, {"version": 1, "data": DATA})}, "still in the table"),
+        (
+            [_record("a", live=False)],
+            {("t", "a"): _item(1)},
+            {"a": (200, {"version": 1, "data": DATA})},
+            "still in the table",
+        ),
         (
             [_record("a", uncertain=[(True, 1, DATA), (True, 2, NEWER)])],
             {},
@@ -111,8 +126,17 @@ def test_given_writes_without_an_answer_then_they_are_counted_unanswered_and_the
     items = {("t", "a"): _item(1), ("t", "b"): _item(1)}
     answers = {"a": (200, {"version": 1, "data": DATA}), "b": (200, {"version": 1, "data": DATA})}
     verification = verify([patched, deleted], items, _reader(answers), result.unanswered["create"])
-    report = Report(1, 3, 1.0, Counter(), result.statuses, {op: [] for op in ("create", "patch", "read", "delete")},
-                    0, result.unanswered, verification)
+    report = Report(
+        1,
+        3,
+        1.0,
+        Counter(),
+        result.statuses,
+        {op: [] for op in ("create", "patch", "read", "delete")},
+        0,
+        result.unanswered,
+        verification,
+    )
     assert (verification.uncertain, verification.present, verification.lost) == (2, 0, [])
     assert report.server_errors == 3 and report.lost == 0
     text = report.render()

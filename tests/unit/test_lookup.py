@@ -21,7 +21,10 @@ from chalicelib.store import layout
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 
 PERSON = {
-    "name": "Wilhelmina", "surname": "Castellanos", "email": "Wilhelmina.C@Example.ORG", "dob": "1970-01-02",
+    "name": "Wilhelmina",
+    "surname": "Castellanos",
+    "email": "Wilhelmina.C@Example.ORG",
+    "dob": "1970-01-02",
     "address": {"line1": "9 Canal Row", "city": "Ghent", "postal_code": "9000", "country": "BE"},
 }
 
@@ -62,7 +65,11 @@ def world() -> dict[str, Any]:
     beacons = FakeBeacons(store)
     opener = Opener(kms.decryptor(), "pii-vault")
     return {
-        "kms": kms, "store": store, "mac": mac, "keys": keys, "beacons": beacons,
+        "kms": kms,
+        "store": store,
+        "mac": mac,
+        "keys": keys,
+        "beacons": beacons,
         "writer": WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock()),
         "reader": ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
         "indexer": Indexer(opener, keys, beacons),
@@ -137,8 +144,9 @@ def test_given_a_person_when_indexed_then_search_finds_only_exact_matches(world:
 
 def test_given_a_short_beacon_with_collisions_then_search_filters_false_positives(world: dict[str, Any]) -> None:
     keys = BeaconKeys(world["mac"], length=2)
-    reader = ReaderService(world["store"], Opener(world["kms"].decryptor(), "pii-vault"), beacon_keys=keys,
-                           beacons=world["beacons"])
+    reader = ReaderService(
+        world["store"], Opener(world["kms"].decryptor(), "pii-vault"), beacon_keys=keys, beacons=world["beacons"]
+    )
     indexer = Indexer(Opener(world["kms"].decryptor(), "pii-vault"), keys, world["beacons"])
     seen: dict[bytes, str] = {}
     for n in range(100_000):  # 2-byte beacons: a shared one turns up after a few hundred emails
@@ -152,7 +160,7 @@ def test_given_a_short_beacon_with_collisions_then_search_filters_false_positive
     for pid in ids:
         indexer.index_item(item(world["store"], "acme", pid))
     assert sorted(world["beacons"].find("acme", keys.beacon("acme", pair[0]))) == sorted(ids)  # both candidates
-    for email, pid in zip(pair, ids):
+    for email, pid in zip(pair, ids, strict=True):
         assert [v.id for v in reader.search_people("acme", email, PERSON_FIELDS)] == [pid]  # only the true match
 
 
@@ -182,12 +190,19 @@ def test_given_a_record_older_than_the_stored_beacon_then_stale_and_kept(world: 
     assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"email": 7}, "email"), ({}, "email"), ([], "body"),
-    ({"email": "a@b.co", "fields": []}, "fields"), ({"email": "a@b.co", "fields": ["ssn"]}, "fields"),
-    ({"email": "a@b.co", "fields": ["dob", "dob"]}, "fields"), ({"email": "a@b.co", "fields": None}, "fields"),
-    ({"email": "a@b.co", "extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"email": 7}, "email"),
+        ({}, "email"),
+        ([], "body"),
+        ({"email": "a@b.co", "fields": []}, "fields"),
+        ({"email": "a@b.co", "fields": ["ssn"]}, "fields"),
+        ({"email": "a@b.co", "fields": ["dob", "dob"]}, "fields"),
+        ({"email": "a@b.co", "fields": None}, "fields"),
+        ({"email": "a@b.co", "extra": 1}, "extra"),
+    ],
+)
 def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body, field) -> None:
     with pytest.raises(ValidationError) as raised:
         parse_search(body)

@@ -28,10 +28,13 @@ def test_given_a_valid_person_when_parsed_then_all_five_fields_are_kept() -> Non
 def test_given_an_address_when_encoded_then_canonical_json_round_trips() -> None:
     person = models.parse_person(PERSON, today=TODAY)
     raw = person.encoded()["address"]
-    assert raw == (
-        '{"city":"Montréal-Est","country":"CA","line1":"77 Rue Oberkampf","line2":"Bâtiment C",'
-        '"postal_code":"H1B 5K9","region":"Québec"}'
-    ).encode()
+    assert (
+        raw
+        == (
+            '{"city":"Montréal-Est","country":"CA","line1":"77 Rue Oberkampf","line2":"Bâtiment C",'
+            '"postal_code":"H1B 5K9","region":"Québec"}'
+        ).encode()
+    )
     assert models.decode_field("address", raw) == PERSON["address"]
 
 
@@ -133,10 +136,25 @@ def test_given_dots_inside_a_secret_id_then_accepted(good: str) -> None:
 # Cc (C0, DEL, C1 incl. NEL), Cf (bidi overrides and isolates, zero-width, BOM, soft hyphen)
 # and the line/paragraph separators (Zl, Zp).
 INVISIBLE = [
-    "\x00", "\x1b", "\x7f", "\x85", "\x9f",
-    "\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u061c",
-    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad",
-    "\u2028", "\u2029",
+    "\x00",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u202e",
+    "\u202a",
+    "\u2066",
+    "\u2069",
+    "\u200e",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u2028",
+    "\u2029",
 ]
 TEXT_FIELDS = ["name", "surname"] + [f"address.{part}" for part in ("line1", "line2", "city", "region", "postal_code")]
 

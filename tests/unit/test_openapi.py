@@ -22,10 +22,14 @@ ROLES = ("writer", "reader")
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_given_each_role_when_documented_then_every_registered_route_is_an_operation_named_after_its_view(role: str) -> None:
+def test_given_each_role_when_documented_then_every_registered_route_is_an_operation_named_after_its_view(
+    role: str,
+) -> None:
     document = tool.build_document(role)
     documented = {
-        (path, method.upper(), op["operationId"]) for path, item in document["paths"].items() for method, op in item.items()
+        (path, method.upper(), op["operationId"])
+        for path, item in document["paths"].items()
+        for method, op in item.items()
     }
 
     assert documented == set(tool.app_routes(role))
@@ -82,7 +86,9 @@ def test_given_a_stale_document_when_checked_then_check_fails(tmp_path, capsys: 
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_given_each_operation_when_documented_then_errors_use_the_error_schema_and_bodies_declare_413_415(role: str) -> None:
+def test_given_each_operation_when_documented_then_errors_use_the_error_schema_and_bodies_declare_413_415(
+    role: str,
+) -> None:
     document = tool.build_document(role)
     responses = document["components"]["responses"]
 
@@ -99,11 +105,16 @@ def test_given_each_operation_when_documented_then_errors_use_the_error_schema_a
                     assert schema == {"$ref": "#/components/schemas/Error"}, (op["operationId"], status)
 
 
-def test_given_write_operations_when_documented_then_if_match_and_idempotency_key_are_where_the_api_takes_them() -> None:
+def test_given_write_operations_when_documented_then_if_match_and_idempotency_key_are_where_the_api_takes_them() -> (
+    None
+):
     paths = tool.build_document("writer")["paths"]
 
     def headers(path: str, method: str) -> set[str]:
-        return {p["$ref"].rsplit("/", 1)[1] for p in paths[path][method]["parameters"]} & {"If-Match", "Idempotency-Key"}
+        return {p["$ref"].rsplit("/", 1)[1] for p in paths[path][method]["parameters"]} & {
+            "If-Match",
+            "Idempotency-Key",
+        }
 
     assert headers(contract.PEOPLE, "post") == {"Idempotency-Key"}
     assert headers(contract.SECRET, "put") == {"Idempotency-Key"}
@@ -134,7 +145,9 @@ def test_given_the_country_enum_then_it_is_exactly_what_the_writer_accepts() -> 
     enum = set(tool.build_document("writer")["components"]["schemas"]["Address"]["properties"]["country"]["enum"])
     candidates = {a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
-    accepted = {c for c in candidates if _writer_accepts(address={"line1": "x", "city": "y", "postal_code": "z", "country": c})}
+    accepted = {
+        c for c in candidates if _writer_accepts(address={"line1": "x", "city": "y", "postal_code": "z", "country": c})
+    }
 
     assert accepted == enum
     assert len(enum) == 249 and {"GB", "FR", "US", "CW", "SS"} <= enum and not {"UK", "EU", "XK", "ZZ"} & enum
@@ -157,7 +170,13 @@ def test_given_the_dob_pattern_then_it_matches_exactly_the_real_dates_from_1900_
 
 @pytest.mark.parametrize(
     "email",
-    ["a@b.co", "O'Brien.x+tag@mail-1.example.org", "jürgen@bücher.de", "ÆØÅ.é@ß.dk", "x" * 32 + "." + "y" * 31 + "@a.b.c.dd"],
+    [
+        "a@b.co",
+        "O'Brien.x+tag@mail-1.example.org",
+        "jürgen@bücher.de",
+        "ÆØÅ.é@ß.dk",
+        "x" * 32 + "." + "y" * 31 + "@a.b.c.dd",
+    ],
 )
 def test_given_addresses_matching_the_email_pattern_then_the_writer_accepts_them(email: str) -> None:
     assert re.fullmatch(_request_schema("email")["pattern"], email)

@@ -139,8 +139,10 @@ def test_given_the_fleet_mac_statement_then_it_is_generate_mac_with_hmac_sha_256
         ({"fleet_mac_key_arn": FLEET_KEY_ARN, "fleet_table_arn": TABLE_ARN}, "must differ"),
         ({"fleet_mac_key_arn": FLEET_KEY_ARN.replace("123456789012", "210987654321")}, "same partition"),
         ({"fleet_mac_key_arn": "arn:aws:kms:eu-west-2:123456789012:alias/pii-vault-fleet"}, "key_arn"),
-        ({"fleet_mac_key_arn": FLEET_KEY_ARN, "fleet_table_arn": TABLE_ARN.replace("eu-west-2", "eu-west-1")},
-         "region"),
+        (
+            {"fleet_mac_key_arn": FLEET_KEY_ARN, "fleet_table_arn": TABLE_ARN.replace("eu-west-2", "eu-west-1")},
+            "region",
+        ),
     ],
 )
 def test_given_bad_fleet_arns_when_reader_policy_is_built_then_they_are_refused(fleet, message):
@@ -220,8 +222,10 @@ def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_build
     from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 
     assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(policies.ENCRYPTION_CONTEXT_KEYS)
-    assert encryption_context("pii-vault", "acme", KIND_POOL) == {"app": "pii-vault", policies.POOL_KEY:
-                                                                   policies.POOL_SCOPE}
+    assert encryption_context("pii-vault", "acme", KIND_POOL) == {
+        "app": "pii-vault",
+        policies.POOL_KEY: policies.POOL_SCOPE,
+    }
 
 
 def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new():
@@ -259,8 +263,9 @@ def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_
     table = "arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/pii-vault"
 
     fleet = key.replace("mrk-0123", "mrk-9123")
-    policy = policies.reader_policy(key, table, region="us-gov-west-1", account_id="123456789012",
-                                    fleet_mac_key_arn=fleet)
+    policy = policies.reader_policy(
+        key, table, region="us-gov-west-1", account_id="123456789012", fleet_mac_key_arn=fleet
+    )
 
     (logs,) = _statements_for(policy, "logs")
     assert all(r.startswith("arn:aws-us-gov:logs:us-gov-west-1:123456789012:") for r in logs["Resource"])
@@ -295,8 +300,9 @@ def test_given_a_region_that_contradicts_the_arns_when_policy_is_built_then_it_i
 
 def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_later_edits(tmp_path, capsys):
     resources = tmp_path / "resources.json"
-    resources.write_text(json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "beacon_key_arn": KEY_ARN}),
-                         encoding="utf-8")
+    resources.write_text(
+        json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "beacon_key_arn": KEY_ARN}), encoding="utf-8"
+    )
     args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
 
     assert policies.main([*args, "--check"]) == 1  # nothing written yet
@@ -332,8 +338,14 @@ def test_given_a_bad_resources_file_when_cli_runs_then_it_exits_2_with_an_error_
 
 
 def test_given_a_resources_file_with_the_fleet_key_then_only_the_reader_file_grants_the_fleet():
-    files = policies.generate({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "fleet_mac_key_arn": FLEET_KEY_ARN,
-                               "fleet_table_arn": FLEET_TABLE_ARN})
+    files = policies.generate(
+        {
+            "key_arn": KEY_ARN,
+            "table_arn": TABLE_ARN,
+            "fleet_mac_key_arn": FLEET_KEY_ARN,
+            "fleet_table_arn": FLEET_TABLE_ARN,
+        }
+    )
     reader, writer = (json.loads(files[policies.POLICY_FILES[s]]) for s in ("reader", "writer"))
 
     assert reader == _reader_with_fleet(KEY_ARN, TABLE_ARN)

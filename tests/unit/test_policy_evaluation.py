@@ -56,17 +56,40 @@ BAD_CONTEXTS = {
 }
 HMAC_SHA_256 = {"kms:MacAlgorithm": "HMAC_SHA_256"}
 KMS_ACTIONS = (
-    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-    "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:DescribeKey",
-    "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:GenerateMac", "kms:VerifyMac",
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:CreateGrant",
+    "kms:PutKeyPolicy",
+    "kms:DescribeKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:GenerateMac",
+    "kms:VerifyMac",
 )
 DDB_ACTIONS = (
-    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
-    "dynamodb:TransactGetItems", "dynamodb:PartiQLSelect", "dynamodb:PutItem", "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems",
-    "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
-    "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:ExportTableToPointInTime",
-    "dynamodb:RestoreTableToPointInTime", "dynamodb:CreateBackup",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:TransactGetItems",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:ExportTableToPointInTime",
+    "dynamodb:RestoreTableToPointInTime",
+    "dynamodb:CreateBackup",
 )
 WRITER = policies.writer_policy(KEY, TABLE)
 READER = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY)
@@ -122,8 +145,14 @@ def test_given_the_writer_policy_then_it_cannot_generate_macs_or_touch_the_fleet
 
 def test_given_the_reader_policy_then_the_fleet_table_allows_get_and_put_item_only() -> None:
     assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem"}
-    for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:Scan", "dynamodb:Query",
-                   "dynamodb:BatchWriteItem", "dynamodb:DeleteTable"):
+    for action in (
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteTable",
+    ):
         assert evaluate(READER, action, FLEET_TABLE) == IMPLICIT_DENY, action
     assert allowed(READER, DDB_ACTIONS, f"{FLEET_TABLE}/index/x") == set()
 
@@ -135,7 +164,10 @@ def test_given_the_writer_policy_then_it_writes_the_one_table_and_reads_nothing(
     assert allowed(WRITER, DDB_ACTIONS, OTHER_TABLE) == set()
     # Its own idempotency records (request fingerprints and write answers, no PII) it may read.
     assert allowed(WRITER, DDB_ACTIONS, IDEMPOTENCY_TABLE) == {
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
     }
     assert allowed(WRITER, DDB_ACTIONS, f"{TABLE}/index/by-email") == set()
 
@@ -144,8 +176,10 @@ def test_given_the_writer_policy_then_it_writes_the_one_table_and_reads_nothing(
 def test_given_the_writer_policy_then_writes_that_return_stored_items_are_denied(return_values: str) -> None:
     context = {"dynamodb:ReturnValues": return_values}
 
-    assert allowed(WRITER, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), TABLE,
-                   context=context) == set()
+    assert (
+        allowed(WRITER, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), TABLE, context=context)
+        == set()
+    )
 
 
 @pytest.mark.parametrize("return_values", ["NONE", "UPDATED_NEW", None])
@@ -181,8 +215,15 @@ def test_given_the_key_policy_then_only_the_writer_role_encrypts_and_only_the_re
     assert can(READER_ROLE, HMAC_SHA_256) == set()
     admin = can(ADMIN)
     assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DescribeKey", "kms:DisableKey"} <= admin
-    assert not admin & {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"}
+    assert not admin & {
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:CreateGrant",
+    }
     for stranger in (f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:role/other", "*"):
         assert can(stranger) == set(), stranger
 
@@ -265,11 +306,22 @@ def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_
         evaluate(policy, "kms:Encrypt", KEY, context=GOOD)
 
 
-@pytest.mark.parametrize("principal", ["123456789012", f"arn:aws:iam::{ACCOUNT}:root", {"Service": "x"}],
-                         ids=["account id", "account root", "service"])
+@pytest.mark.parametrize(
+    "principal",
+    ["123456789012", f"arn:aws:iam::{ACCOUNT}:root", {"Service": "x"}],
+    ids=["account id", "account root", "service"],
+)
 def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(principal) -> None:
-    policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY,
-                             "Principal": principal if isinstance(principal, dict) else {"AWS": principal}}]}
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "kms:Encrypt",
+                "Resource": KEY,
+                "Principal": principal if isinstance(principal, dict) else {"AWS": principal},
+            }
+        ]
+    }
 
     with pytest.raises(Unsupported):
         evaluate(policy, "kms:Encrypt", KEY, context=GOOD, principal=WRITER_ROLE)
@@ -277,9 +329,12 @@ def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(pri
 
 # The evaluator's own semantics, on small policies (the generated ones are in test_caller_access.py).
 BUCKET = "arn:aws:s3:::home"
-HOME = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/${{aws:username}}/*"},
-]}
+HOME = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/${{aws:username}}/*"},
+    ],
+}
 USER = iam_user(f"arn:aws:iam::{ACCOUNT}:user/alice", tags={"team": "blue"})
 SESSION = role_session(f"arn:aws:iam::{ACCOUNT}:role/app", tags={"team": "blue"})
 
@@ -312,8 +367,9 @@ def test_given_a_default_value_or_a_literal_character_then_they_are_honoured() -
 
 
 def test_given_policy_variables_in_condition_values_then_they_compare_with_the_context() -> None:
-    same_team = _single(Resource="*",
-                        Condition={"StringEquals": {"s3:ExistingObjectTag/team": "${aws:PrincipalTag/team}"}})
+    same_team = _single(
+        Resource="*", Condition={"StringEquals": {"s3:ExistingObjectTag/team": "${aws:PrincipalTag/team}"}}
+    )
 
     for object_team, expected in (("blue", ALLOW), ("red", IMPLICIT_DENY)):
         context = {**SESSION.context, "s3:ExistingObjectTag/team": object_team}
@@ -368,13 +424,22 @@ def test_given_identity_and_resource_policies_then_a_deny_anywhere_wins_and_one_
     resource = f"arn:aws:sqs:us-east-1:{ACCOUNT}:queue"
     allow = {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": resource}]}
     deny = {"Statement": [{"Effect": "Deny", "Action": "sqs:*", "Resource": "*"}]}
-    allow_app = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/app"},
-                                "Action": "sqs:SendMessage", "Resource": resource}]}
+    allow_app = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/app"},
+                "Action": "sqs:SendMessage",
+                "Resource": resource,
+            }
+        ]
+    }
     deny_all = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": resource}]}
 
     def decide(identity=(), resource_policy=None, caller=SESSION):
-        return authorize("sqs:SendMessage", resource, caller, identity_policies=identity,
-                         resource_policy=resource_policy)
+        return authorize(
+            "sqs:SendMessage", resource, caller, identity_policies=identity, resource_policy=resource_policy
+        )
 
     assert decide([allow]) == ALLOW
     assert decide(resource_policy=allow_app) == ALLOW  # the role ARN names its session
@@ -388,19 +453,27 @@ def test_given_identity_and_resource_policies_then_a_deny_anywhere_wins_and_one_
 
 
 def test_given_the_execute_api_shorthand_then_it_matches_the_path_after_the_api_id() -> None:
-    policy = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
-                             "Resource": "execute-api:/api/GET/*"}]}
+    policy = {
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/api/GET/*"}
+        ]
+    }
     arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:a1b2c3/api/GET/customers/x/people"
 
     assert evaluate(policy, "execute-api:Invoke", arn, principal=SESSION.arn) == EXPLICIT_DENY
     assert evaluate(policy, "execute-api:Invoke", arn.replace("/GET/", "/PUT/"), principal=SESSION.arn) == IMPLICIT_DENY
-    assert evaluate(policy, "execute-api:Invoke", f"arn:aws:sqs:us-east-1:{ACCOUNT}:q/api/GET/x",
-                    principal=SESSION.arn) == IMPLICIT_DENY
+    assert (
+        evaluate(policy, "execute-api:Invoke", f"arn:aws:sqs:us-east-1:{ACCOUNT}:q/api/GET/x", principal=SESSION.arn)
+        == IMPLICIT_DENY
+    )
 
 
 def test_given_a_trust_policy_then_it_is_evaluated_without_a_resource_and_nothing_else_is() -> None:
-    trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": SESSION.context["aws:PrincipalArn"]},
-                            "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": SESSION.context["aws:PrincipalArn"]}, "Action": "sts:AssumeRole"}
+        ]
+    }
 
     assert evaluate(trust, "sts:AssumeRole", None, SESSION.context, principal=SESSION.arn) == ALLOW
     with pytest.raises(Unsupported):

@@ -49,7 +49,8 @@ def test_given_the_indexer_when_an_update_names_anything_else_then_denied(extra:
 
 def test_given_the_indexer_then_no_put_delete_batch_or_returned_items() -> None:
     assert allowed(INDEXER, DDB_ACTIONS, TABLE, context=attrs("pk", "sk", "beacon")) == {
-        "dynamodb:UpdateItem", "dynamodb:Scan"
+        "dynamodb:UpdateItem",
+        "dynamodb:Scan",
     }
     returned = attrs("pk", "sk", "beacon", **{"dynamodb:ReturnValues": "ALL_NEW"})
     assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, returned) == IMPLICIT_DENY
@@ -110,8 +111,16 @@ def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_can
     document = policies.beacon_key_policy(admin, [reader])
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=reader) == ALLOW
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=admin) == IMPLICIT_DENY
-    assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC,
-                    principal=f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler") == IMPLICIT_DENY
+    assert (
+        evaluate(
+            document,
+            "kms:GenerateMac",
+            BEACON_KEY,
+            MAC,
+            principal=f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler",
+        )
+        == IMPLICIT_DENY
+    )
 
 
 def test_given_generated_files_then_every_stage_has_its_policy() -> None:

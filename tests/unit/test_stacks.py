@@ -25,11 +25,15 @@ ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
 def resolve(value: Any, env: str = "dev") -> Any:
     """Evaluate the intrinsics the base template uses, for account ACCOUNT in REGION."""
-    attrs = {"Key": KEY, "FleetMacKey": FLEET_KEY, **ROLES,
-             "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
-             "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
-             "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
-             "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures"}
+    attrs = {
+        "Key": KEY,
+        "FleetMacKey": FLEET_KEY,
+        **ROLES,
+        "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
+        "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
+        "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
+        "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
+    }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
     if isinstance(value, list):
@@ -57,15 +61,19 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
     writer, reader = {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}
     # One statement per encryption context (tenant, pool) and role.
     assert [s["Principal"]["AWS"] for s in statements] == [{"Ref": "KeyAdminArn"}, writer, writer, reader, reader]
-    assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"])
+    assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
+        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"]
+    )
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
 def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(base):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
-    generators = {"writer": lambda key, table: policies.writer_policy(key, table, ledger_table_arn=f"{table}-erasures"),
-                  "reader": lambda key, table: policies.reader_policy(key, table, fleet_mac_key_arn=FLEET_KEY)}
+    generators = {
+        "writer": lambda key, table: policies.writer_policy(key, table, ledger_table_arn=f"{table}-erasures"),
+        "reader": lambda key, table: policies.reader_policy(key, table, fleet_mac_key_arn=FLEET_KEY),
+    }
     for stage, generate in generators.items():
         title = stage.capitalize()
         policy = base["Resources"][f"{title}Policy"]
@@ -80,7 +88,8 @@ def test_given_the_base_template_then_each_role_holds_exactly_the_generator_poli
         assert deployed == expected
         assert policy["Properties"]["Roles"] == [{"Ref": f"{title}Role"}]
         assert base["Resources"][f"{title}LogGroup"]["Properties"]["LogGroupName"] == {
-            "Fn::Sub": f"/aws/lambda/pii-vault-${{Environment}}-{stage}"}
+            "Fn::Sub": f"/aws/lambda/pii-vault-${{Environment}}-{stage}"
+        }
 
 
 def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_protected_and_retained(base):
@@ -101,9 +110,13 @@ def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_read
     assert "EnableKeyRotation" not in props  # KMS has no automatic rotation for HMAC keys
     assert resolve(props["KeyPolicy"]) == policies.fleet_key_policy(ADMIN, ROLES["ReaderRole"])
     assert [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]] == [
-        {"Ref": "KeyAdminArn"}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}]
+        {"Ref": "KeyAdminArn"},
+        {"Fn::GetAtt": ["ReaderRole", "Arn"]},
+    ]
     assert base["Resources"]["FleetMacKeyAlias"]["Properties"] == {
-        "AliasName": {"Fn::Sub": "alias/pii-vault-${Environment}-fleet"}, "TargetKeyId": {"Ref": "FleetMacKey"}}
+        "AliasName": {"Fn::Sub": "alias/pii-vault-${Environment}-fleet"},
+        "TargetKeyId": {"Ref": "FleetMacKey"},
+    }
     # The rotation skip is this key's alone: the data key rotates and is checked.
     skipped = {s["id"]: s["comment"] for s in key["Metadata"]["checkov"]["skip"]}
     assert set(skipped) == {"CKV_AWS_7"} and "HMAC" in skipped["CKV_AWS_7"]
@@ -118,8 +131,10 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
     expected = fleet_table.table_definition("x")
 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert (props["KeySchema"], props["AttributeDefinitions"]) == (expected["KeySchema"],
-                                                                   expected["AttributeDefinitions"])
+    assert (props["KeySchema"], props["AttributeDefinitions"]) == (
+        expected["KeySchema"],
+        expected["AttributeDefinitions"],
+    )
     assert props["TimeToLiveSpecification"] == {"AttributeName": fleet_table.TTL, "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert "DeletionProtectionEnabled" not in props
@@ -190,7 +205,8 @@ def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_pol
     assert merge["Parameters"]["AllowedCallers"]["Type"] == "CommaDelimitedList"
     assert merge["Parameters"]["AllowedCallers"]["Default"] == ""
     assert function["Environment"]["Variables"]["PII_VAULT_ALLOWED_CALLERS"] == {
-        "Fn::Join": [",", {"Ref": "AllowedCallers"}]}
+        "Fn::Join": [",", {"Ref": "AllowedCallers"}]
+    }
     listed, empty = api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][1:]
     assert api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
     # tools.access's document (the one the evaluator proves), its list replaced by the parameter.
@@ -223,10 +239,13 @@ def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_
     reader = stacks.stage_merge_template("reader")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     writer = stacks.stage_merge_template("writer")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
 
-    assert reader["PII_VAULT_FLEET_TABLE"] == {"Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetTableName"}}
+    assert reader["PII_VAULT_FLEET_TABLE"] == {
+        "Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetTableName"}
+    }
     # The key ARN export (an alias could be re-pointed), as for the data key.
     assert reader["PII_VAULT_FLEET_MAC_KEY_ID"] == {
-        "Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetMacKeyArn"}}
+        "Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetMacKeyArn"}
+    }
     assert not {k for k in writer if "FLEET" in k}
 
 
@@ -261,12 +280,15 @@ def filter_matches(pattern: str, event: dict[str, Any]) -> bool:
     return all(re.fullmatch(re.escape(v).replace(r"\*", ".*"), str(event.get(k, ""))) for k, v in terms)
 
 
-@pytest.mark.parametrize(("metric", "error"), [
-    ("IntegrityErrors", errors.IntegrityError), ("KmsErrors", errors.KeyServiceError), ("StorageErrors", errors.StorageError),
-])
-def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_counts_the_log_line(
-    caplog, metric, error
-):
+@pytest.mark.parametrize(
+    ("metric", "error"),
+    [
+        ("IntegrityErrors", errors.IntegrityError),
+        ("KmsErrors", errors.KeyServiceError),
+        ("StorageErrors", errors.StorageError),
+    ],
+)
+def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_counts_the_log_line(caplog, metric, error):
     @guarded
     def view() -> Any:
         raise error("boom")
@@ -302,16 +324,26 @@ class _Kms:
         return b"m" * 32
 
 
-@pytest.mark.parametrize("entry", [
-    {"epoch": "1", "expires_at": "2000", "sealed": b"\0" * 60},  # forged: fails authentication
-    {"epoch": "999", "expires_at": "2000", "sealed": b"\0" * 60},  # impossible epoch
-    {"epoch": "x"},  # malformed
-], ids=["unauthentic", "impossible", "malformed"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"epoch": "1", "expires_at": "2000", "sealed": b"\0" * 60},  # forged: fails authentication
+        {"epoch": "999", "expires_at": "2000", "sealed": b"\0" * 60},  # impossible epoch
+        {"epoch": "x"},  # malformed
+    ],
+    ids=["unauthentic", "impossible", "malformed"],
+)
 def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(caplog, entry):
     from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
 
-    fleet = FleetKeyTable(_Kms(), _ForgedFleetTable(entry), FleetSealingKeys(_Kms()), lifetime_seconds=1000,
-                          epoch_seconds=1000, clock=lambda: 1500.0)
+    fleet = FleetKeyTable(
+        _Kms(),
+        _ForgedFleetTable(entry),
+        FleetSealingKeys(_Kms()),
+        lifetime_seconds=1000,
+        epoch_seconds=1000,
+        clock=lambda: 1500.0,
+    )
     with caplog.at_level(logging.INFO):
         assert fleet.unwrap(b"wrapped", {"app": "pii-vault", "scope": "pool"}) == b"k" * 32
     events = [lambda_json_line(r) for r in caplog.records if r.levelno >= logging.ERROR]
@@ -335,7 +367,9 @@ def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity
 
     assert metric_filter["LogGroupName"] == {"Ref": "ReaderLogGroup"}
     assert metric_filter["FilterPattern"] == stacks.fleet_integrity_filter_pattern()
-    assert metric_filter["MetricTransformations"][0]["MetricName"] == alarm["MetricName"] == "ReaderFleetIntegrityErrors"
+    assert (
+        metric_filter["MetricTransformations"][0]["MetricName"] == alarm["MetricName"] == "ReaderFleetIntegrityErrors"
+    )
     assert (alarm["Threshold"], alarm["Period"]) == (1, 60)
     assert not [n for n in resources if "Fleet" in n and "Alarm" in n and not n.startswith("Reader")]
 
@@ -351,8 +385,10 @@ def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operat
 
 def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its_template(base):
     params = stacks.load_params("example")
-    declared = {"base": set(base["Parameters"]),
-                **{s: set(stacks.stage_merge_template(s)["Parameters"]) for s in stacks.STAGES}}
+    declared = {
+        "base": set(base["Parameters"]),
+        **{s: set(stacks.stage_merge_template(s)["Parameters"]) for s in stacks.STAGES},
+    }
 
     for stack, values in params.items():
         assert set(values) <= declared[stack], stack

@@ -22,8 +22,19 @@ from bench.workload import (
 from chalicelib import config
 
 TINY = Scenario(
-    "tiny", tenants=5, writers=2, readers=2, write_rate=2, read_rate=2, history_s=1800, locality="uniform",
-    churn_mean_s=600, warmup_s=300, read_warmup_s=300, measure_s=300, seed=7,
+    "tiny",
+    tenants=5,
+    writers=2,
+    readers=2,
+    write_rate=2,
+    read_rate=2,
+    history_s=1800,
+    locality="uniform",
+    churn_mean_s=600,
+    warmup_s=300,
+    read_warmup_s=300,
+    measure_s=300,
+    seed=7,
 )
 CACHES_OFF = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0}
 
@@ -33,7 +44,9 @@ def run(scenario: Scenario, **bounds: int):
 
 
 @pytest.mark.parametrize("locality", ["uniform", "recent"])
-def test_given_caches_off_when_simulated_then_every_write_costs_one_encrypt_and_every_read_one_decrypt(locality) -> None:
+def test_given_caches_off_when_simulated_then_every_write_costs_one_encrypt_and_every_read_one_decrypt(
+    locality,
+) -> None:
     result = run(replace(TINY, locality=locality), **CACHES_OFF)
     assert result.writes > 0 and result.reads > 0
     assert result.encrypt_calls == result.writes
@@ -43,16 +56,34 @@ def test_given_caches_off_when_simulated_then_every_write_costs_one_encrypt_and_
 
 
 def test_given_one_tenant_one_container_when_keys_are_bounded_by_records_then_one_encrypt_per_max_records() -> None:
-    scenario = replace(TINY, tenants=1, writers=1, readers=1, write_rate=10, churn_mean_s=None, arrivals="fixed",
-                       warmup_s=0, measure_s=97)
+    scenario = replace(
+        TINY,
+        tenants=1,
+        writers=1,
+        readers=1,
+        write_rate=10,
+        churn_mean_s=None,
+        arrivals="fixed",
+        warmup_s=0,
+        measure_s=97,
+    )
     result = run(scenario, writer_key_cache_max_records=10)
     assert result.writes == 970
     assert result.encrypt_calls == math.ceil(970 / 10)
 
 
 def test_given_one_tenant_one_container_when_keys_are_bounded_by_time_then_one_encrypt_per_max_age() -> None:
-    scenario = replace(TINY, tenants=1, writers=1, readers=1, write_rate=1, churn_mean_s=None, arrivals="fixed",
-                       warmup_s=0, measure_s=100)
+    scenario = replace(
+        TINY,
+        tenants=1,
+        writers=1,
+        readers=1,
+        write_rate=1,
+        churn_mean_s=None,
+        arrivals="fixed",
+        warmup_s=0,
+        measure_s=100,
+    )
     result = run(scenario, writer_key_cache_seconds=5)
     assert result.writes == 100
     assert result.encrypt_calls == 100 // 5
@@ -73,7 +104,9 @@ def test_given_a_seed_when_simulated_twice_then_the_counts_are_identical_and_ano
     assert counts(TINY) != counts(replace(TINY, seed=8))
 
 
-def test_given_a_history_stream_when_records_are_looked_up_then_keys_follow_the_writer_cache_and_survive_eviction() -> None:
+def test_given_a_history_stream_when_records_are_looked_up_then_keys_follow_the_writer_cache_and_survive_eviction() -> (
+    None
+):
     scenario = replace(TINY, tenants=1, writers=1, write_rate=10, churn_mean_s=None, history_s=600)
     design = TodayDesign(Production(writer_key_cache_max_records=10))
     history = History(scenario, design, zipf_cumulative(1), [tenant_name(0)])
@@ -108,9 +141,13 @@ def test_given_the_config_defaults_changed_when_today_is_built_then_it_keeps_the
     assert (config.DEFAULT_KEY_SCOPE, config.DEFAULT_WRITER_KEY_CACHE_SECONDS) == ("pool", 3600)  # what v2 ships
     assert today.writer_settings.key_scope == "tenant"
     assert (today.writer_settings.writer_key_cache_seconds, today.writer_settings.writer_key_cache_max_records) == (
-        300, 1000)
+        300,
+        1000,
+    )
     assert (today.reader_settings.reader_key_cache_seconds, today.reader_settings.reader_key_cache_max_entries) == (
-        300, 1000)
+        300,
+        1000,
+    )
     assert not today.fleet_enabled()
     assert TodayDesign(Production(writer_key_cache_seconds=0)).production.writer_settings.writer_key_cache_seconds == 0
 
@@ -139,8 +176,18 @@ def test_given_one_writer_and_no_churn_when_pool_scoped_then_one_encrypt_per_hou
 def test_given_the_fleet_table_when_many_reader_containers_read_the_same_keys_then_one_decrypt_per_key() -> None:
     # The writer holds the history key made at about -600 s (until about 3000 s), then makes one
     # more; reads of recent records (mean age 60 s) from 600 s to 6600 s meet exactly those two.
-    scenario = replace(STILL, tenants=30, readers=5, read_rate=5, history_s=600, locality="recent",
-                       recent_mean_s=60, warmup_s=600, read_warmup_s=0, measure_s=6000)
+    scenario = replace(
+        STILL,
+        tenants=30,
+        readers=5,
+        read_rate=5,
+        history_s=600,
+        locality="recent",
+        recent_mean_s=60,
+        warmup_s=600,
+        read_warmup_s=0,
+        measure_s=6000,
+    )
     fleet = pool_run(scenario)
     alone = pool_run(scenario, PoolDesign)
     assert fleet.encrypt_calls == alone.encrypt_calls == 1
@@ -167,11 +214,21 @@ def test_given_a_seed_when_the_fleet_design_is_simulated_twice_then_the_counts_a
 
 
 def test_given_pool_keys_with_churn_when_simulated_then_encrypts_per_write_match_the_closed_form() -> None:
-    scenario = replace(TINY, tenants=50, writers=3, readers=1, write_rate=3, read_rate=0.1, churn_mean_s=300,
-                       warmup_s=600, measure_s=3600)
+    scenario = replace(
+        TINY,
+        tenants=50,
+        writers=3,
+        readers=1,
+        write_rate=3,
+        read_rate=0.1,
+        churn_mean_s=300,
+        warmup_s=600,
+        measure_s=3600,
+    )
     design = PoolDesign(Production(writer_key_cache_seconds=60))
     measured = statistics.mean(
-        Simulation(replace(scenario, seed=seed), design).run().write_calls_per_record for seed in range(3))
+        Simulation(replace(scenario, seed=seed), design).run().write_calls_per_record for seed in range(3)
+    )
     assert measured == pytest.approx(design.expected_write_calls(scenario), rel=0.15)
 
 
@@ -186,8 +243,18 @@ def test_given_the_pool_history_and_fleet_warm_up_when_compared_with_a_live_flee
     """
     bounds = {"writer_key_cache_seconds": 120, "fleet_key_lifetime_seconds": 1200, "reader_key_cache_seconds": 60}
     history = 3600
-    base = replace(TINY, tenants=20, writers=3, readers=3, write_rate=2, read_rate=1, history_s=history,
-                   locality=locality, churn_mean_s=900, measure_s=600)
+    base = replace(
+        TINY,
+        tenants=20,
+        writers=3,
+        readers=3,
+        write_rate=2,
+        read_rate=1,
+        history_s=history,
+        locality=locality,
+        churn_mean_s=900,
+        measure_s=600,
+    )
     shortcut = replace(base, warmup_s=600, read_warmup_s=300)
     live = replace(base, warmup_s=2 * history + 300, read_warmup_s=history + 300)
 

@@ -1,11 +1,11 @@
 """pii-vault client: SigV4-signed calls with retries, idempotency keys, pagination, typed errors.
 
-    from pii_vault_client import Client, NotFoundError
+from pii_vault_client import Client, NotFoundError
 
-    vault = Client(writer_url="http://127.0.0.1:8001", reader_url="http://127.0.0.1:8002")
-    created = vault.create_person("acme", person)           # random Idempotency-Key, retried safely
-    person = vault.get_person("acme", created["id"], fields=["email"])
-    for page in vault.list_pages("acme", limit=50): ...
+vault = Client(writer_url="http://127.0.0.1:8001", reader_url="http://127.0.0.1:8002")
+created = vault.create_person("acme", person)           # random Idempotency-Key, retried safely
+person = vault.get_person("acme", created["id"], fields=["email"])
+for page in vault.list_pages("acme", limit=50): ...
 """
 
 from pii_vault_client.client import Client, Page, People, Response

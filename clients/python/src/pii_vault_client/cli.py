@@ -23,7 +23,10 @@ from pii_vault_client.client import IDEMPOTENCY_HEADER, Client
 from pii_vault_client.errors import PiiVaultError
 
 # Matched at the end of the path, after any API Gateway stage prefix.
-_KEYED_ROUTES = (("POST", re.compile(r"/customers/[^/]+/people/?$")), ("PUT", re.compile(r"/customers/[^/]+/secrets/[^/]+$")))
+_KEYED_ROUTES = (
+    ("POST", re.compile(r"/customers/[^/]+/people/?$")),
+    ("PUT", re.compile(r"/customers/[^/]+/secrets/[^/]+$")),
+)
 _SHOWN_HEADERS = ("ETag", "Location", "Retry-After", "Idempotent-Replayed")
 
 
@@ -64,8 +67,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "pii-vault", client: 
             k.lower() == IDEMPOTENCY_HEADER.lower() for k in headers
         ):
             headers[IDEMPOTENCY_HEADER] = str(uuid.uuid4())
-        caller = client or Client(region=args.region, profile=args.profile, timeout=args.timeout,
-                                  max_attempts=args.max_attempts)
+        caller = client or Client(
+            region=args.region, profile=args.profile, timeout=args.timeout, max_attempts=args.max_attempts
+        )
         response = caller.send(args.method, args.url, json_body=body, headers=headers)
     except (PiiVaultError, ValueError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -67,8 +67,9 @@ class People:
     missing: list[str] = field(default_factory=list)
 
 
-def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                     timeout: float) -> tuple[int, dict[str, str], bytes]:
+def urllib_transport(
+    method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+) -> tuple[int, dict[str, str], bytes]:
     """HTTP with the standard library. Proxies from the environment, except for loopback URLs."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if is_loopback(url) else None))
     # S310: the URL is the Client's own endpoint (an http(s) API URL) plus a path it built.
@@ -197,8 +198,7 @@ class Client:
         """``send``, raising the typed ``PiiVaultError`` subclass for an error answer."""
         response = self.send(method, url, **kwargs)
         if not response.ok:
-            raise error_from(response.status, response.body,
-                             retry_after_seconds(response.headers.get("retry-after")))
+            raise error_from(response.status, response.body, retry_after_seconds(response.headers.get("retry-after")))
         return response
 
     def _url(self, stage: str, *segments: str, query: Mapping[str, str | None] | None = None) -> str:
@@ -219,37 +219,46 @@ class Client:
 
     # -- people ------------------------------------------------------------------------
 
-    def create_person(self, customer_id: str, person: Mapping[str, Any], *,
-                      idempotency_key: str | None = None) -> dict[str, Any]:
+    def create_person(
+        self, customer_id: str, person: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """``{"id", "version", "created_at"}``. Retries reuse one random Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "people")
-        answer: dict[str, Any] = self.request("POST", url, json_body=dict(person), headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request(
+            "POST", url, json_body=dict(person), headers=self._key(idempotency_key)
+        ).json()
         return answer
 
-    def replace_person(self, customer_id: str, person_id: str, person: Mapping[str, Any], *,
-                       if_match: int | None = None) -> dict[str, Any]:
+    def replace_person(
+        self, customer_id: str, person_id: str, person: Mapping[str, Any], *, if_match: int | None = None
+    ) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        answer: dict[str, Any] = self.request("PUT", url, json_body=dict(person), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request(
+            "PUT", url, json_body=dict(person), headers=self._if_match(if_match)
+        ).json()
         return answer
 
-    def patch_person(self, customer_id: str, person_id: str, changes: Mapping[str, Any], *,
-                     if_match: int | None = None) -> dict[str, Any]:
+    def patch_person(
+        self, customer_id: str, person_id: str, changes: Mapping[str, Any], *, if_match: int | None = None
+    ) -> dict[str, Any]:
         url = self._url("writer", "customers", customer_id, "people", person_id)
-        answer: dict[str, Any] = self.request("PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)).json()
+        answer: dict[str, Any] = self.request(
+            "PATCH", url, json_body=dict(changes), headers=self._if_match(if_match)
+        ).json()
         return answer
 
     def delete_person(self, customer_id: str, person_id: str, *, if_match: int | None = None) -> None:
         url = self._url("writer", "customers", customer_id, "people", person_id)
         self.request("DELETE", url, headers=self._if_match(if_match))
 
-    def get_person(self, customer_id: str, person_id: str, *,
-                   fields: Iterable[str] | None = None) -> dict[str, Any]:
+    def get_person(self, customer_id: str, person_id: str, *, fields: Iterable[str] | None = None) -> dict[str, Any]:
         url = self._url("reader", "customers", customer_id, "people", person_id, query={"fields": _fields(fields)})
         answer: dict[str, Any] = self.request("GET", url).json()
         return answer
 
-    def list_pages(self, customer_id: str, *, limit: int | None = None,
-                   fields: Iterable[str] | None = None) -> Iterator[Page]:
+    def list_pages(
+        self, customer_id: str, *, limit: int | None = None, fields: Iterable[str] | None = None
+    ) -> Iterator[Page]:
         """Every page of the tenant's people, fetched one at a time as you iterate."""
         token: str | None = None
         while True:
@@ -266,8 +275,7 @@ class Client:
         for page in self.list_pages(customer_id, **kwargs):
             yield from page.items
 
-    def get_people(self, customer_id: str, person_ids: Sequence[str], *,
-                   fields: Iterable[str] | None = None) -> People:
+    def get_people(self, customer_id: str, person_ids: Sequence[str], *, fields: Iterable[str] | None = None) -> People:
         """Many people in one request (the service bounds how many ids one request may name)."""
         query = {"ids": ",".join(person_ids), "fields": _fields(fields)}
         body = self.request("GET", self._url("reader", "customers", customer_id, "people", query=query)).json()
@@ -275,17 +283,21 @@ class Client:
 
     # -- secrets -----------------------------------------------------------------------
 
-    def put_secret(self, customer_id: str, secret_id: str, value: str, *,
-                   idempotency_key: str | None = None) -> dict[str, Any]:
+    def put_secret(
+        self, customer_id: str, secret_id: str, value: str, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """A new version: ``{"id", "version", "created_at"}``. Retries reuse one Idempotency-Key."""
         url = self._url("writer", "customers", customer_id, "secrets", secret_id)
-        answer: dict[str, Any] = self.request("PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)).json()
+        answer: dict[str, Any] = self.request(
+            "PUT", url, json_body={"value": value}, headers=self._key(idempotency_key)
+        ).json()
         return answer
 
     def get_secret(self, customer_id: str, secret_id: str, *, version: int | None = None) -> dict[str, Any]:
         query = {"version": None if version is None else str(version)}
-        answer: dict[str, Any] = self.request("GET", self._url("reader", "customers", customer_id, "secrets", secret_id,
-                                              query=query)).json()
+        answer: dict[str, Any] = self.request(
+            "GET", self._url("reader", "customers", customer_id, "secrets", secret_id, query=query)
+        ).json()
         return answer
 
     def secret_versions(self, customer_id: str, secret_id: str) -> list[dict[str, Any]]:

@@ -22,8 +22,9 @@ class PiiVaultError(Exception):
     code = "pii_vault_error"
     status_hint = 0
 
-    def __init__(self, message: str, *, status: int = 0, code: str | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
