@@ -171,7 +171,8 @@ def test_given_an_idempotency_record_edited_in_its_table_then_the_replay_is_not_
     first = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": IDEMPOTENCY_KEY})
     assert first.status_code == 201
     table = stack.resources["idempotency_table_name"]
-    [item] = stack.dynamodb.scan(TableName=table)["Items"]
+    # The Powertools record (a create also files a reference to it, for erasure).
+    [item] = [i for i in stack.dynamodb.scan(TableName=table)["Items"] if not i["id"]["S"].startswith("ref#")]
     item["data"] = {"S": data}
     stack.dynamodb.put_item(TableName=table, Item=item)
     again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": IDEMPOTENCY_KEY})
