@@ -110,7 +110,7 @@ class InMemoryStore:
                 raise NotFoundError("secret not found")
             self.secret_heads[key] = replace(head, deleting=True)
             numbers = sorted(v for (c, s, v) in self.secrets if (c, s) == key)
-            for number in numbers[:max_versions]:
+            for number in numbers[-max_versions:]:  # newest first, as DynamoDbSecrets
                 del self.secrets[(*key, number)]
             remaining = max(0, len(numbers) - max_versions)
             if not remaining:

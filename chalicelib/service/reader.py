@@ -158,17 +158,7 @@ class ReaderService:
         """One page of at most ``limit``; a data key shared by several records is unwrapped once per page."""
         customer_id = models.customer_id(customer_id)
         page = self._repo.list_people(customer_id, limit, next_token)
-        opener = self._opener.for_request()
-        views = [self._view(record, fields, opener) for record in page.items]
-        self._audit.emit(
-            "person.list",
-            actor,
-            customer_id=customer_id,
-            record_type=PERSON,
-            record_ids=[view.id for view in views],
-            fields=sorted({f for v in views for f in v.data}),
-        )
-        return PeoplePage(views, page.next_token)
+        return PeoplePage(self._views("person.list", customer_id, page.items, fields, actor), page.next_token)
 
     def get_people(
         self,
@@ -182,18 +172,25 @@ class ReaderService:
         customer_id = models.customer_id(customer_id)
         person_ids = [models.person_id(person_id) for person_id in person_ids]
         records = self._repo.get_people(customer_id, person_ids)
+        views = self._views("person.batch_read", customer_id, records, fields, actor)
+        found = {view.id for view in views}
+        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
+
+    def _views(
+        self, event: str, customer_id: str, records: list[PersonRecord], fields: tuple[str, ...], actor: Actor
+    ) -> list[DecryptedPerson]:
+        """Open several records with one request memo (shared data keys unwrapped once), audited as one read."""
         opener = self._opener.for_request()
         views = [self._view(record, fields, opener) for record in records]
-        found = {view.id for view in views}
         self._audit.emit(
-            "person.batch_read",
+            event,
             actor,
             customer_id=customer_id,
             record_type=PERSON,
             record_ids=[view.id for view in views],
             fields=sorted({f for v in views for f in v.data}),
         )
-        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
+        return views
 
     def get_secret(
         self, customer_id: str, secret_id: str, version: int | None = None, *, actor: Actor = ANONYMOUS

@@ -8,7 +8,7 @@ Single table, ``pk``/``sk`` strings::
                     (format v2) f__created, f__updated: sealed metadata, see records.META_*
                     beacon B, beacon_version N (indexer)        GSI beacon-index: pk + beacon
     secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter),
-                    incarnation, legacy_until (format v2), deleting + purged (during a DELETE)
+                    incarnation, legacy_until (format v2), deleting (during a DELETE)
     secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
                     version N, created_at, kms_key, slots {"0": B}, f_value B
 
@@ -38,7 +38,6 @@ LATEST = "latest"  # a secret head's version counter
 INCARNATION = "incarnation"  # a secret head's random id, bound into its versions (v2)
 LEGACY_UNTIL = "legacy_until"  # versions up to this number predate the incarnation (v1)
 DELETING = "deleting"  # a DELETE is under way: the secret reads as gone
-PURGED = "purged"  # versions 1..purged already removed by that DELETE
 CREATED_AT = "created_at"
 UPDATED_AT = "updated_at"
 KMS_KEY = "kms_key"

@@ -205,7 +205,7 @@ class SecretStore(Protocol):
 
     def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
         """Mark the secret deleted (it reads as gone at once) and remove up to
-        ``max_versions`` of its versions, oldest first; the head goes with the last.
+        ``max_versions`` of its versions, newest first; the head goes with the last.
         Call again while ``remaining`` > 0. ``NotFoundError`` when there is no secret."""
         ...
 
