@@ -30,6 +30,8 @@ MAX_BEACON_BYTES = 32
 # Tables named after the PII table: the erasure ledger and the bulk jobs' checkpoints.
 LEDGER_SUFFIX = "-erasures"
 JOBS_SUFFIX = "-jobs"
+IDEMPOTENCY_SUFFIX = "-idempotency"
+FLEET_TABLE_SUFFIX = "-fleet-keys"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
 # The writer's pool data key (docs/ARCHITECTURE.md, key hierarchy) lives an hour per warm container.
@@ -72,7 +74,7 @@ class Settings:
     kms_key_id: str = DEFAULT_KMS_KEY_ID
     region: str | None = None
     app_name: str = APP_NAME
-    idempotency_table_name: str = DEFAULT_TABLE_NAME + "-idempotency"
+    idempotency_table_name: str = DEFAULT_TABLE_NAME + IDEMPOTENCY_SUFFIX
     idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL_SECONDS
     writer_key_cache_seconds: int = DEFAULT_WRITER_KEY_CACHE_SECONDS
     writer_key_cache_max_records: int = DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS
@@ -91,7 +93,7 @@ class Settings:
     key_scope: str = DEFAULT_KEY_SCOPE
     # Reader fleet key table and the KMS HMAC key that derives its sealing keys; no
     # MAC key (or a lifetime of 0) means no fleet table: each container asks KMS itself.
-    fleet_table_name: str = DEFAULT_TABLE_NAME + "-fleet-keys"
+    fleet_table_name: str = DEFAULT_TABLE_NAME + FLEET_TABLE_SUFFIX
     fleet_mac_key_id: str = ""
     fleet_key_lifetime_seconds: int = DEFAULT_FLEET_KEY_LIFETIME_SECONDS
 
@@ -153,7 +155,7 @@ class Settings:
             table_name=table_name,
             kms_key_id=kms_key_id,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
-            idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + "-idempotency"),
+            idempotency_table_name=env.get("PII_VAULT_IDEMPOTENCY_TABLE", table_name + IDEMPOTENCY_SUFFIX),
             beacon_key_id=beacon_key_id,
             ledger_table_name=env.get("PII_VAULT_LEDGER_TABLE", table_name + LEDGER_SUFFIX),
             jobs_table_name=env.get("PII_VAULT_JOBS_TABLE", table_name + JOBS_SUFFIX),
@@ -161,7 +163,7 @@ class Settings:
             allowed_callers=_list_env(env, "PII_VAULT_ALLOWED_CALLERS"),
             local_caller=local_caller,
             key_scope=env.get("PII_VAULT_KEY_SCOPE", DEFAULT_KEY_SCOPE).strip() or DEFAULT_KEY_SCOPE,
-            fleet_table_name=env.get("PII_VAULT_FLEET_TABLE", table_name + "-fleet-keys"),
+            fleet_table_name=env.get("PII_VAULT_FLEET_TABLE", table_name + FLEET_TABLE_SUFFIX),
             fleet_mac_key_id=env.get("PII_VAULT_FLEET_MAC_KEY_ID", "").strip(),
             **ints,
         )

@@ -29,7 +29,8 @@ import json
 import sys
 from typing import Any
 
-from tools.policies import IDEMPOTENCY_SUFFIX, KEY_POLICY_ADMIN_SID, key_policy, render
+from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX
+from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
 from tools.stacks import (
     IDEMPOTENCY_ATTRIBUTES,
     IDEMPOTENCY_KEY_SCHEMA,
@@ -282,7 +283,6 @@ if __name__ == "__main__":
 
 # The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
 FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
-FLEET_TABLE_SUFFIX = "-fleet-keys"
 
 
 def ensure_fleet_mac_key(kms: Any, alias: str, *, changes: list[str] | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX, JOBS_SUFFIX, LEDGER_SUFFIX
 from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 from tools.generated import write_or_check
 
@@ -44,12 +45,9 @@ POOL_CONTEXT_KEYS = tuple(sorted(_POOL_CONTEXT))  # ("app", "scope")
 POOL_SCOPE = _POOL_CONTEXT[POOL_KEY]
 # The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
 # reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
-FLEET_TABLE_SUFFIX = "-fleet-keys"
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
 # Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
-LEDGER_SUFFIX = "-erasures"
-JOBS_SUFFIX = "-jobs"
 BEACON_INDEX = "beacon-index"
 INDEXER_FILES = {"indexer": "policy-indexer.json", "offboard": "policy-offboard.json"}
 # The only attributes an indexer UpdateItem may name: the item's key and its beacon.
@@ -62,7 +60,6 @@ WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Upda
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
 IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-IDEMPOTENCY_SUFFIX = "-idempotency"
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")

@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib import config
 from chalicelib.store import fleet_table, layout
 from tools import access, policies
 
@@ -87,7 +88,7 @@ IDEMPOTENCY_KEY_SCHEMA = [{"AttributeName": "id", "KeyType": "HASH"}]
 IDEMPOTENCY_ATTRIBUTES = [{"AttributeName": "id", "AttributeType": "S"}]
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 # The reader fleet's key table: chalicelib.store.fleet_table describes it (and its TTL attribute).
-FLEET_TABLE = fleet_table.table_definition(f"{APP}{policies.FLEET_TABLE_SUFFIX}")
+FLEET_TABLE = fleet_table.table_definition(f"{APP}{config.FLEET_TABLE_SUFFIX}")
 
 # The log lines the metric filters count. chalicelib.api.http logs "request failed: <code>"
 # at ERROR for every integrity and dependency error; with the Lambda JSON log format the
@@ -251,13 +252,13 @@ def role_policies() -> dict[str, dict[str, Any]]:
     exact = {
         _SENTINEL_KEY: getatt("Key"),
         _SENTINEL_TABLE: getatt("PiiTable"),
-        _SENTINEL_TABLE + policies.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
+        _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_FLEET_KEY: getatt("FleetMacKey"),
-        _SENTINEL_TABLE + policies.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
-        _SENTINEL_TABLE + policies.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
+        _SENTINEL_TABLE + config.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
+        _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
-    ledger = _SENTINEL_TABLE + policies.LEDGER_SUFFIX
+    ledger = _SENTINEL_TABLE + config.LEDGER_SUFFIX
     return {
         "writer": substitute(
             policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
@@ -426,7 +427,7 @@ def base_template() -> dict[str, Any]:
             "DeletionPolicy": "Delete",
             "UpdateReplacePolicy": "Delete",
             "Properties": {
-                "TableName": sub(f"{APP}-${{Environment}}{policies.FLEET_TABLE_SUFFIX}"),
+                "TableName": sub(f"{APP}-${{Environment}}{config.FLEET_TABLE_SUFFIX}"),
                 "BillingMode": FLEET_TABLE["BillingMode"],
                 "KeySchema": FLEET_TABLE["KeySchema"],
                 "AttributeDefinitions": FLEET_TABLE["AttributeDefinitions"],
@@ -441,7 +442,7 @@ def base_template() -> dict[str, Any]:
             {
                 "Type": "AWS::DynamoDB::Table",
                 "Properties": {
-                    "TableName": sub(f"{APP}-${{Environment}}{policies.LEDGER_SUFFIX}"),
+                    "TableName": sub(f"{APP}-${{Environment}}{config.LEDGER_SUFFIX}"),
                     "BillingMode": "PAY_PER_REQUEST",
                     "KeySchema": [
                         {"AttributeName": layout.LEDGER_PK, "KeyType": "HASH"},
@@ -461,7 +462,7 @@ def base_template() -> dict[str, Any]:
             {
                 "Type": "AWS::DynamoDB::Table",
                 "Properties": {
-                    "TableName": sub(f"{APP}-${{Environment}}{policies.IDEMPOTENCY_SUFFIX}"),
+                    "TableName": sub(f"{APP}-${{Environment}}{config.IDEMPOTENCY_SUFFIX}"),
                     "BillingMode": "PAY_PER_REQUEST",
                     "KeySchema": IDEMPOTENCY_KEY_SCHEMA,
                     "AttributeDefinitions": IDEMPOTENCY_ATTRIBUTES,
