@@ -252,12 +252,13 @@ class Envelope:
         ref: RecordRef,
         fields: Mapping[str, bytes],
         *,
+        slot: str = RECORD_SLOT,
         own_slots: bool = False,
         bindings: Mapping[str, str] | None = None,
     ) -> SealedFields:
         """Seal ``fields`` for the record ``ref`` of this envelope's tenant.
 
-        By default every field uses the record slot. ``own_slots`` (PATCH) files the
+        By default every field uses ``slot`` (the record slot). ``own_slots`` (PATCH) files the
         wrapped key under each field's own name instead, so a partial update replaces
         exactly the slots of the fields it rewrites and the slot map stays bounded.
         ``bindings`` maps a field to the metadata its AAD authenticates ("" if absent).
@@ -265,7 +266,7 @@ class Envelope:
         if ref.customer_id != self.customer_id:
             raise ValueError("an envelope seals records of its own tenant only")
         bound = bindings or {}
-        slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
+        slot_of = {name: (name if own_slots else slot) for name in fields}
         blobs = {
             name: seal_field(
                 self._data_key, ref, name, slot_of[name], value, kind=self.kind, binding=bound.get(name, "")
