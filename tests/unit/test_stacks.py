@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib import errors
 from chalicelib.api.http import guarded
+from chalicelib.store import layout
 from tools import access, policies, stacks
 
 pytestmark = pytest.mark.unit
@@ -441,3 +442,24 @@ def test_given_an_unknown_stage_or_a_leftover_sentinel_then_generation_refuses()
         stacks.stage_merge_template("admin")
     with pytest.raises(stacks.TemplateError):
         stacks.substitute({"x": "arn:aws:iam::999999999999:role/sentinel-x"}, {})
+
+
+def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(caplog):
+    from tests.unit.test_lookup import PERSON, item
+    from tests.unit.test_lookup import world as make_world
+
+    world = make_world.__wrapped__()  # the fixture's body: fake KMS, store, indexer
+    pid = world["writer"].create_person("acme", PERSON).id
+    stored = item(world["store"], "acme", pid)
+    email = layout.FIELD_PREFIX + "email"
+    blob = bytearray(stored[email]["B"])
+    blob[-1] ^= 1  # the GCM tag no longer verifies
+    tampered = {**stored, email: {"B": bytes(blob)}}
+
+    with caplog.at_level(logging.INFO):
+        world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": tampered}}])
+    events = [lambda_json_line(r) for r in caplog.records]
+    counted = [e for e in events if filter_matches(stacks.indexer_integrity_filter_pattern(), e)]
+
+    assert len(counted) == 1 and pid in counted[0]["message"]
+    assert any("indexer batch" in e["message"] for e in events)  # the batch summary does not count
