@@ -1260,6 +1260,18 @@ def job_merge_template(stage: str) -> dict[str, Any]:
     }
 
 
+def example_find_and_forget_policies(key: str, table: str, role: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The job roles' and the beacon key's policies, with example ARNs (for parliament)."""
+    beacon_key = key.replace("0f6c2a1e", "2b3c4d5e")
+    return {
+        "indexer-role-policy.json": policies.indexer_policy(key, table, beacon_key),
+        "offboard-role-policy.json": policies.offboard_policy(key, table),
+        "beacon-key-policy.json": policies.beacon_key_policy(
+            role("pii-vault-admin"), [role("reader"), role("indexer")]
+        ),
+    }
+
+
 # -- writing, packaging ------------------------------------------------------------------
 
 
@@ -1451,11 +1463,15 @@ def example_policies() -> dict[str, dict[str, Any]]:
     return {
         "writer-role-policy.json": policies.writer_policy(key, table),
         "reader-role-policy.json": policies.reader_policy(
-            key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")
+            key,
+            table,
+            fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d"),
+            beacon_key_arn=key.replace("0f6c2a1e", "2b3c4d5e"),
         ),
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
+        **example_find_and_forget_policies(key, table, role),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{
             f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
