@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.api.jobs import FUNCTIONS as JOB_FUNCTIONS
+from chalicelib.api.jobs import OFFBOARD_FUNCTION
 from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX, JOBS_SUFFIX, LEDGER_SUFFIX
 from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
 from tools.generated import write_or_check
@@ -301,7 +303,7 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
         raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
     logs = [
         _logs_statement(partition, region, account_id, f"{app_name}-indexer-{name}")
-        for name in ("index_beacons", "backfill")
+        for name in JOB_FUNCTIONS["indexer"]
     ]
     logs[1]["Sid"] = "WriteOwnLogsBackfill"
     return _document(
@@ -372,7 +374,7 @@ def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -
             "Resource": table_arn + LEDGER_SUFFIX,
         },
         _checkpoint_statement(table_arn),
-        _logs_statement(partition, region, account_id, f"{app_name}-offboard-offboard"),
+        _logs_statement(partition, region, account_id, f"{app_name}-offboard-{OFFBOARD_FUNCTION}"),
     )
 
 
