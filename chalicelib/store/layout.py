@@ -31,7 +31,7 @@ from chalicelib.store.records import META_CREATED, PersonRecord, PersonWrite, Se
 # Attribute names.
 PK = "pk"
 SK = "sk"
-TYPE = "type"
+TYPE = "type"  # a secret head's (its conditional writes test it); the sort key says what an item is
 VERSION = "version"
 LATEST = "latest"  # a secret head's version counter
 INCARNATION = "incarnation"  # a secret head's random id, bound into its versions (v2)
@@ -49,10 +49,9 @@ BEACON_VERSION = "beacon_version"
 # Sparse GSI: hash PK (the tenant), range BEACON, keys only. Items without a beacon are not in it.
 BEACON_INDEX = "beacon-index"
 
-# Item types (the ``type`` attribute).
-PERSON_TYPE = "person"
+# The ``type`` of a secret head. Person and secret-version items carry none (items written
+# before 2026-11-30 carry "person" / "secret_version"): the sort-key prefix says what they are.
 SECRET_TYPE = "secret"  # noqa: S105 - an item type, not a credential
-SECRET_VERSION_TYPE = "secret_version"  # noqa: S105 - an item type
 
 # Key prefixes.
 CUSTOMER_PREFIX = "C#"
@@ -186,7 +185,6 @@ def field_attributes(fields: Mapping[str, bytes]) -> dict[str, Any]:
 
 def _sealed_item(
     key: dict[str, Any],
-    item_type: str,
     version: int,
     created_at: str,
     kms_key: str,
@@ -195,7 +193,6 @@ def _sealed_item(
 ) -> dict[str, Any]:
     return {
         **key,
-        TYPE: {"S": item_type},
         VERSION: {"N": str(version)},
         CREATED_AT: {"S": created_at},
         KMS_KEY: {"S": kms_key},
@@ -207,7 +204,7 @@ def _sealed_item(
 def person_item(record: PersonRecord) -> dict[str, Any]:
     key = person_key(record.customer_id, record.person_id)
     r = record
-    item = _sealed_item(key, PERSON_TYPE, r.version, r.created_at, r.kms_key, r.slots, r.fields)
+    item = _sealed_item(key, r.version, r.created_at, r.kms_key, r.slots, r.fields)
     return {**item, UPDATED_AT: {"S": r.updated_at}}
 
 
@@ -259,7 +256,7 @@ def secret_head_of(item: Mapping[str, Any] | None) -> SecretHead:
 def secret_version_item(secret: SecretVersion) -> dict[str, Any]:
     key = item_key(secret.customer_id, secret_version_key(secret.secret_id, secret.version))
     s = secret
-    return _sealed_item(key, SECRET_VERSION_TYPE, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value})
+    return _sealed_item(key, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value})
 
 
 def _blob(attribute: dict[str, Any]) -> bytes:
