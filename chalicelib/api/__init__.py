@@ -1,4 +1,4 @@
-"""Builds the Chalice app for one role: the writer's routes or the reader's, never both.
+"""Builds the Chalice app for one role: the writer's, the reader's or the masked stage's routes, never two.
 
 AWS clients are created lazily, on the first request, so importing ``app.py`` (as
 ``chalice package`` does) needs no region or credentials and a cold start pays for
@@ -94,7 +94,7 @@ def create_app(
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
-        from chalicelib.crypto import Sealer
+        from chalicelib.crypto import MASKED_VIEW, Sealer
         from chalicelib.keys import KmsEncryptor, writer_data_keys
         from chalicelib.service import WriterService, utc_now
 
@@ -105,7 +105,15 @@ def create_app(
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
-            return WriterService(store(), sealer, clock=clock or utc_now, erasures=erasures(settings, ddb()))
+            # The masked view's projections: a second data key (context view=masked) from the same cache.
+            masked_sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW)
+            return WriterService(
+                store(),
+                sealer,
+                clock=clock or utc_now,
+                erasures=erasures(settings, ddb()),
+                masked_sealer=masked_sealer,
+            )
 
         def idempotency() -> IdempotentWrites:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -153,6 +161,8 @@ def create_app(
             )
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
+    elif settings.role == "masked":
+        app.register_blueprint(masked_blueprint_for(settings, kms, ddb))
     elif settings.role == "indexer":
         from chalicelib.api.jobs import register_indexer
 
@@ -162,6 +172,32 @@ def create_app(
 
         register_offboard(app, settings, ddb)
     return app
+
+
+def masked_blueprint_for(settings: Settings, kms: Callable[[], Any], ddb: Callable[[], Any]) -> Any:
+    """The masked stage: masked projections only, through its own in-container key cache.
+
+    No fleet key table: the reader's fleet table holds full-view data keys sealed under a
+    reader-only key, and a masked-view table would need a second HMAC key and table for a
+    low-traffic support tool; each masked container asks KMS once per data key it meets.
+    """
+    from chalicelib.api.masked import masked_blueprint
+    from chalicelib.crypto import MASKED_KINDS, Opener
+    from chalicelib.keys import KmsDecryptor, reader_unwrapper
+    from chalicelib.service import MaskedService
+    from chalicelib.store import DynamoDbMaskedPeople
+    from chalicelib.store.dynamodb import DynamoDbTable
+
+    def masked() -> MaskedService:
+        unwrapper = reader_unwrapper(
+            KmsDecryptor(kms(), settings.kms_key_id),
+            max_entries=settings.reader_key_cache_max_entries,
+            max_age_seconds=settings.reader_key_cache_seconds,
+        )
+        people = DynamoDbMaskedPeople(DynamoDbTable(ddb(), settings.table_name))
+        return MaskedService(people, Opener(unwrapper, settings.app_name, kinds=MASKED_KINDS))
+
+    return masked_blueprint(_lazy(masked))
 
 
 def erasures(settings: Settings, dynamodb: Any) -> Any:
