@@ -64,8 +64,12 @@ def create_app(
     kms_client: Any = None,
     dynamodb_client: Any = None,
     clock: Callable[[], _dt.datetime] | None = None,
+    masked_view: bool = True,
 ) -> Chalice:
-    """The Chalice app of one stage. ``role`` overrides ``settings.role``."""
+    """The Chalice app of one stage. ``role`` overrides ``settings.role``.
+
+    ``masked_view=False`` (the benchmark's comparison only) builds a writer that seals no
+    masked projections (and so removes those of the records it writes)."""
     if settings is None:
         settings = Settings.from_env(role=role)
     elif role is not None and role != settings.role:
@@ -106,7 +110,9 @@ def create_app(
             )
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
             # The masked view's projections: a second data key (context view=masked) from the same cache.
-            masked_sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW)
+            masked_sealer = (
+                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW) if masked_view else None
+            )
             return WriterService(
                 store(),
                 sealer,
