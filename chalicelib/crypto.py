@@ -238,9 +238,7 @@ class Sealer:
     (``keys.FreshDataKeys``) or one reused within bounds (``keys.CachingDataKeys``).
     """
 
-    def __init__(
-        self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE, view: str = FULL_VIEW
-    ) -> None:
+    def __init__(self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE, view: str = FULL_VIEW) -> None:
         """``scope`` "pool": data keys shared by tenants (wrapped under the pool context);
         "tenant": one data key per tenant, the tenant named in the KMS context.
         ``view`` "masked": the data keys of masked projections (context adds ``"view": "masked"``)."""

@@ -46,7 +46,7 @@ from chalicelib.store import fleet_table, layout
 from tools import access, policies
 
 APP = policies.APP_NAME
-STAGES = ("writer", "reader")
+STAGES = ("writer", "reader", "masked")
 API_STAGE_NAME = "api"  # .chalice/config.json api_gateway_stage
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "deploy" / "params"
@@ -268,14 +268,21 @@ def role_policies() -> dict[str, dict[str, Any]]:
             exact,
             functions,
         ),
+        # The masked stage: masked-view data keys and attributes only (no fleet table, no search).
+        "masked": substitute(policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
     }
 
 
 def key_policy_document() -> dict[str, Any]:
-    """tools.policies.key_policy with the admin parameter and the two roles of this stack."""
-    admin, writer, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader"))
-    document = policies.key_policy(admin, writer, reader)
-    exact = {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")}
+    """tools.policies.key_policy with the admin parameter and the stage roles of this stack."""
+    admin, writer, reader, masked = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "masked"))
+    document = policies.key_policy(admin, writer, reader, masked_role_arn=masked)
+    exact = {
+        admin: ref("KeyAdminArn"),
+        writer: getatt("WriterRole"),
+        reader: getatt("ReaderRole"),
+        masked: getatt("MaskedRole"),
+    }
     substituted: dict[str, Any] = substitute(document, exact)
     return substituted
 
@@ -475,6 +482,7 @@ def base_template() -> dict[str, Any]:
         ),
         "WriterRole": _lambda_role(),
         "ReaderRole": _lambda_role(),
+        "MaskedRole": _lambda_role(),
         "ApiGatewayCloudWatchRole": {
             "Type": "AWS::IAM::Role",
             "Condition": "ManageApiGatewayAccount",
@@ -813,7 +821,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     if stage == "writer":
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
         variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
-    else:
+    elif stage == "reader":
         variables["PII_VAULT_FLEET_TABLE"] = import_value("FleetTableName")
         # Pinned by ARN like the data key: an alias could be re-pointed.
         variables["PII_VAULT_FLEET_MAC_KEY_ID"] = import_value("FleetMacKeyArn")
@@ -1081,8 +1089,11 @@ def example_policies() -> dict[str, dict[str, Any]]:
         "reader-role-policy.json": policies.reader_policy(
             key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")
         ),
+        "masked-role-policy.json": policies.masked_policy(key, table),
         "tracing-policy.json": policies.tracing_policy(),
-        "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
+        "key-policy.json": policies.key_policy(
+            role("pii-vault-admin"), role("writer"), role("reader"), masked_role_arn=role("masked")
+        ),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{

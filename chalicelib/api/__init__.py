@@ -111,7 +111,9 @@ def create_app(
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
             # The masked view's projections: a second data key (context view=masked) from the same cache.
             masked_sealer = (
-                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW) if masked_view else None
+                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW)
+                if masked_view
+                else None
             )
             return WriterService(
                 store(),

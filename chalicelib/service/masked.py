@@ -47,7 +47,9 @@ class MaskedService:
         opened = opener.open(ref, blobs, record.masked_slots, (*present, *bindings), bindings)
         for name in bindings:
             metadata.require_empty(opened.pop(name), name)
-        data: dict[str, Any] = {name: models.decode_field(name, opened[name]) if name in opened else None for name in fields}
+        data: dict[str, Any] = {
+            name: models.decode_field(name, opened[name]) if name in opened else None for name in fields
+        }
         return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 
     def get_person(

@@ -143,9 +143,7 @@ class WriterService:
         (the full view's, and the masked view's own when the writer keeps that view)."""
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
-        meta = envelopes.full.seal(
-            ref, {META_UPDATED: b""}, own_slots=write.partial, bindings={META_UPDATED: binding}
-        )
+        meta = envelopes.full.seal(ref, {META_UPDATED: b""}, own_slots=write.partial, bindings={META_UPDATED: binding})
         masked, masked_slots = write.masked, write.masked_slots
         if envelopes.masked is not None:
             masked_binding = metadata.person_masked_updated(expected + 1, write.updated_at)

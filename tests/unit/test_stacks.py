@@ -19,7 +19,11 @@ pytestmark = pytest.mark.unit
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
 FLEET_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
-ROLES = {"WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w", "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r"}
+ROLES = {
+    "WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w",
+    "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r",
+    "MaskedRole": f"arn:aws:iam::{ACCOUNT}:role/m",
+}
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
 
@@ -59,10 +63,19 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
     statements = key["Properties"]["KeyPolicy"]["Statement"]
 
     writer, reader = {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}
+    masked = {"Fn::GetAtt": ["MaskedRole", "Arn"]}
     # One statement per encryption context (tenant, pool) and role.
-    assert [s["Principal"]["AWS"] for s in statements] == [{"Ref": "KeyAdminArn"}, writer, writer, reader, reader]
+    # The writer: tenant, pool and both masked-view contexts; reader and masked stage: two each.
+    assert [s["Principal"]["AWS"] for s in statements] == [
+        {"Ref": "KeyAdminArn"},
+        *[writer] * 4,
+        reader,
+        reader,
+        masked,
+        masked,
+    ]
     assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
-        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"]
+        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"], masked_role_arn=ROLES["MaskedRole"]
     )
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -171,7 +184,7 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
-    assert len(groups) == 4
+    assert len(groups) == 2 * len(stacks.STAGES)  # function and API access logs per stage
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
 
@@ -256,7 +269,9 @@ def test_given_a_stage_merge_template_then_its_key_cache_settings_are_those_of_t
     variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
 
     assert expected and {k: v for k, v in variables.items() if "KEY_CACHE" in k} == expected
-    assert all(f"PII_VAULT_{stage.upper()}_KEY_CACHE_" in k for k in expected)
+    # The masked stage opens keys like the reader: the reader's cache settings.
+    cache = "READER" if stage == "masked" else stage.upper()
+    assert all(f"PII_VAULT_{cache}_KEY_CACHE_" in k for k in expected)
 
 
 def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only():
