@@ -41,6 +41,11 @@ EXPECTED_ROUTES = {
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}"),
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}/versions"),
     },
+    # Masked projections of people only: no secrets, no search, no write.
+    "masked": {
+        ("GET", f"{CUSTOMER}/people/{{person_id}}"),
+        ("GET", f"{CUSTOMER}/people"),
+    },
 }
 # Dev/test tooling that must never reach Lambda (boto3/botocore come from the runtime).
 FORBIDDEN_IN_ZIP = (
@@ -204,3 +209,13 @@ def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(pack
     assert len(texts) >= 5  # base, two merge templates, two sam.json
     for path in texts:
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text(encoding="utf-8")), path
+
+
+def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(packaged):
+    """The masked stage reads the PII table (masked attributes) and nothing else: no other table is configured."""
+    out, _ = packaged
+    template = json.loads((out / "masked" / "sam.json").read_text(encoding="utf-8"))
+    variables = _the_function(template)["Properties"]["Environment"]["Variables"]
+
+    assert variables["PII_VAULT_ROLE"] == "masked"
+    assert not [name for name in variables if any(word in name for word in ("FLEET", "IDEMPOTENCY", "LEDGER"))]
