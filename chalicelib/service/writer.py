@@ -111,7 +111,10 @@ class WriterService:
         # outlives its value; the record then reads as written before the view existed).
         # With it, a replace drops every masked slot earlier patches left, as for the full view.
         drop_masked_slots: tuple[str, ...] = ("0", *_MASKED_NAMES)
-        masked_envelope, masked_blobs, masked_slots, drop_masked = None, {}, {}, _MASKED_NAMES
+        masked_envelope: Envelope | None = None
+        masked_blobs: dict[str, bytes] = {}
+        masked_slots: dict[str, bytes] = {}
+        drop_masked: tuple[str, ...] = _MASKED_NAMES
         if self._masked_sealer is not None:
             # A second data key (context view=masked; cached like the first), so the masked
             # stage can open the projections and never a full value.
