@@ -517,6 +517,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
     key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
     key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
+    key.add_argument(
+        "--masked-role-arn",
+        help="the masked stage's role (Decrypt of masked-view keys only); default: from deployed/masked.json "
+        "beside the resources file, else none (deploy the masked stage first: KMS refuses unknown principals)",
+    )
     key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
     key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
@@ -566,10 +571,11 @@ def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
                 or stage_role_arn(partition, account, stage)
             )
         admin = args.admin_arn or resources.get("admin_arn")
+        masked = args.masked_role_arn or deployed_role_arn(chalice_dir, "masked")
         if args.fleet_key_policy:
             document = fleet_key_policy(admin, roles["reader"])
         else:
-            document = key_policy(admin, roles["writer"], roles["reader"])
+            document = key_policy(admin, roles["writer"], roles["reader"], masked_role_arn=masked)
     except (OSError, ValueError) as exc:
         print(f"tools.policies: error: {exc}", file=sys.stderr)
         return 2

@@ -101,7 +101,9 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
         return json.loads(policy) if isinstance(policy, str) else policy
 
     admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
-    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader)
+    assert installed(outputs["KeyArn"]) == policies.key_policy(
+        admin, writer, reader, masked_role_arn=outputs["MaskedRoleArn"]
+    )
     assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
