@@ -257,7 +257,9 @@ def measure_lag(samples: int) -> dict[str, Any]:
     from tools.devstack import DevStack, free_port
 
     lags = []
-    with DevStack(moto_port=free_port(), writer_port=free_port(), reader_port=free_port()) as stack:
+    with DevStack(
+        moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
+    ) as stack:
         for n in range(samples):
             body = person(n, random.Random(n))
             started = time.perf_counter()

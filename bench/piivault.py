@@ -1,4 +1,5 @@
-"""pii-vault itself: both stages over chalice.test.Client, caches off, on, and multi-get reads."""
+"""pii-vault itself: writer and reader over chalice.test.Client, caches off, on, multi-get reads,
+and writes with the masked projection (as deployed) against writes without it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class PiiVault(Approach):
     """The shipped app, both stages, over chalice.test.Client with the stage's settings."""
 
     cache_env: dict[str, str] | None = None
+    masked_view = True  # the writer seals masked projections (README "Masked view"), as deployed
 
     def __init__(self, resources: dict[str, str], meter: KmsMeter, ddb_meter: DynamoMeter | None = None) -> None:
         super().__init__(resources, meter, ddb_meter)
@@ -39,6 +41,7 @@ class PiiVault(Approach):
                 settings=Settings.from_env(env),
                 kms_client=kms_client(meter),
                 dynamodb_client=ddb_client(self.ddb_meter),
+                masked_view=self.masked_view,
             )
             clients.append(Client(app))
         self.writer, self.reader = (client.http for client in clients)
@@ -81,6 +84,15 @@ class PiiVaultCacheOnMultiget(PiiVault):
     name, customer_id, batch_reads = "pii-vault-cache-on-multiget", "bench-pv-multi", True
 
 
+# Writes with the masked projection (the rows above, as deployed) against writes without it.
+class PiiVaultCacheOffNoMasked(PiiVault):
+    name, customer_id, cache_env, masked_view = "pii-vault-cache-off-no-masked-view", "bench-pv-off-nm", NO_CACHE, False
+
+
+class PiiVaultCacheOnNoMasked(PiiVault):
+    name, customer_id, masked_view = "pii-vault-cache-on-no-masked-view", "bench-pv-on-nm", False
+
+
 APPROACHES: tuple[type[Approach], ...] = (
     NaivePerFieldKms,
     EsdkPerField,
@@ -88,4 +100,6 @@ APPROACHES: tuple[type[Approach], ...] = (
     PiiVaultCacheOff,
     PiiVaultCacheOn,
     PiiVaultCacheOnMultiget,
+    PiiVaultCacheOffNoMasked,
+    PiiVaultCacheOnNoMasked,
 )

@@ -69,6 +69,33 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+# Writes with the masked projection (as deployed) against writes without it, same run, same caches.
+MASKED_VIEW_PAIRS = (
+    ("pii-vault-cache-off", "pii-vault-cache-off-no-masked-view"),
+    ("pii-vault-cache-on", "pii-vault-cache-on-no-masked-view"),
+)
+
+
+def masked_view_table(results: list[dict[str, Any]]) -> str:
+    """The masked view's write cost side by side: KMS calls, rate, latency, stored bytes per record."""
+    by = {r["approach"]: r for r in results}
+    lines = [
+        "| writes | masked view | KMS calls/record | records/s | p50 ms | p99 ms | stored bytes/record |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for with_view, without in MASKED_VIEW_PAIRS:
+        for name, label in ((with_view, "with"), (without, "without")):
+            row = by.get(name)
+            if row is None:
+                continue
+            lines.append(
+                f"| {with_view.removeprefix('pii-vault-')} | {label} | {row['kms_calls_per_record_write']:.4g} "
+                f"| {row['records_per_s_write']:.0f} | {row['p50_ms_write']:.2f} | {row['p99_ms_write']:.2f} "
+                f"| {row['stored_bytes_per_record']:.0f} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def cost_note() -> str:
     return (
         f"Dollars: KMS requests plus DynamoDB on-demand request units per record as metered ({PRICES_AS_OF}; "

@@ -46,7 +46,7 @@ from bench.chart import chart
 from bench.coldstart import cold_start
 from bench.measure import run_approach
 from bench.piivault import APPROACHES
-from bench.report import cold_start_table, cost_note, ratios, results_table, secrets_line
+from bench.report import cold_start_table, cost_note, masked_view_table, ratios, results_table, secrets_line
 from bench.stages import ROOT
 from bench.workload import report_workload
 from tools.sample import people
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\nKMS calls per record, naive / pii-vault with caches off: "
             f"{factor['write']:.1f}x fewer on writes, {factor['read']:.1f}x fewer on reads"
         )
+    masked = masked_view_table(results)
+    if masked:
+        print(f"\n## Writes with the masked projection against writes without\n\n{masked}")
     print(f"\n{cost_note()}\n\n{secrets_line()}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

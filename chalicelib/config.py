@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
-ROLES = ("writer", "reader")  # the API stages
+ROLES = ("writer", "reader", "masked")  # the API stages (masked: masked projections of people only)
 JOB_ROLES = ("indexer", "offboard")  # stages without routes: stream handler, bulk jobs
 ALL_ROLES = ROLES + JOB_ROLES
 DEFAULT_TABLE_NAME = "pii-vault"

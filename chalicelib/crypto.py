@@ -20,7 +20,10 @@ AAD::
 v2 adds two things. ``kind`` says under which KMS encryption context the slot's data
 key is wrapped: 1 = the tenant's (``{"app", "customer_id"}``), 2 = the writer's pool
 (``{"app", "scope": "pool"}``, one key per warm writer container and period, shared by
-tenants: the tenant is still bound here, in the AAD). ``binding`` authenticates
+tenants: the tenant is still bound here, in the AAD); 3 and 4 are the same two contexts
+with ``"view": "masked"`` added: the data keys of the masked projections (README "Masked
+view"), which only the masked stage may unwrap, and which it alone opens (``Opener``
+``kinds``), so a blob moved between the views fails before any KMS call. ``binding`` authenticates
 plaintext metadata the reader reports (a person's version and timestamps, a secret's
 incarnation): the service builds the same string from the stored attributes when
 opening, so an edited attribute fails authentication like an edited ciphertext.
@@ -46,8 +49,19 @@ FORMAT_V2 = 2
 FORMAT_VERSION = FORMAT_V2  # what sealing writes
 KIND_TENANT = 1
 KIND_POOL = 2
+KIND_MASKED_TENANT = 3  # the tenant's context + {"view": "masked"}
+KIND_MASKED_POOL = 4  # the pool's context + {"view": "masked"}
 SCOPES = {"tenant": KIND_TENANT, "pool": KIND_POOL}
 POOL_SCOPE = "pool"
+# The two views of a person: the full values (reader) and their masked projections (masked stage).
+FULL_VIEW = "full"
+MASKED_VIEW = "masked"
+VIEW_KEY = "view"  # the encryption-context key that marks the masked view (absent: the full view)
+FULL_KINDS = frozenset({KIND_TENANT, KIND_POOL})
+MASKED_KINDS = frozenset({KIND_MASKED_TENANT, KIND_MASKED_POOL})
+_KNOWN_KINDS = FULL_KINDS | MASKED_KINDS
+_MASKED_KIND_OF = {KIND_TENANT: KIND_MASKED_TENANT, KIND_POOL: KIND_MASKED_POOL}
+_FULL_KIND_OF = {masked: full for full, masked in _MASKED_KIND_OF.items()}
 DATA_KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -118,10 +132,25 @@ def field_aad_v2(ref: RecordRef, field: str, slot: str, kind: int, binding: str)
 
 
 def encryption_context(app_name: str, customer_id: str, kind: int = KIND_TENANT) -> dict[str, str]:
-    """KMS encryption context of a data key of ``kind``: the tenant's, or the writer pool's."""
-    if kind == KIND_POOL:
-        return {"app": app_name, "scope": POOL_SCOPE}
-    return {"app": app_name, "customer_id": customer_id}
+    """KMS encryption context of a data key of ``kind``: the tenant's, or the writer pool's;
+    for a masked-view kind the same context with ``"view": "masked"`` added."""
+    base = _FULL_KIND_OF.get(kind, kind)
+    if base == KIND_POOL:
+        context = {"app": app_name, "scope": POOL_SCOPE}
+    else:
+        context = {"app": app_name, "customer_id": customer_id}
+    if kind in MASKED_KINDS:
+        context[VIEW_KEY] = MASKED_VIEW
+    return context
+
+
+def view_kind(kind: int, view: str) -> int:
+    """The kind of ``view`` for a scope's (full-view) ``kind``."""
+    if view == FULL_VIEW:
+        return kind
+    if view == MASKED_VIEW:
+        return _MASKED_KIND_OF[kind]
+    raise ValueError("unknown view")
 
 
 @dataclass(frozen=True)
@@ -140,7 +169,7 @@ def parse_blob(blob: bytes) -> BlobHeader:
         raise IntegrityError("ciphertext has an unknown format version")
     version = blob[0]
     kind, offset = (KIND_TENANT, 1) if version == FORMAT_V1 else (blob[1], 2)
-    if kind not in (KIND_TENANT, KIND_POOL) or len(blob) <= offset:
+    if kind not in _KNOWN_KINDS or len(blob) <= offset:
         raise IntegrityError("ciphertext header is corrupt")
     slot_len = blob[offset]
     start = offset + 1
@@ -168,7 +197,7 @@ def _seal_field_with_nonce(
     slot_raw = slot.encode("ascii")
     if not 0 < len(slot_raw) <= _MAX_SLOT_BYTES:
         raise ValueError("slot name must be 1-64 ASCII characters")
-    if kind not in (KIND_TENANT, KIND_POOL):
+    if kind not in _KNOWN_KINDS:
         raise ValueError("unknown data key kind")
     ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, field_aad_v2(ref, field, slot, kind, binding))
     return bytes([FORMAT_V2, kind, len(slot_raw)]) + slot_raw + nonce + ciphertext
@@ -213,12 +242,13 @@ class Sealer:
     (``keys.FreshDataKeys``) or one reused within bounds (``keys.CachingDataKeys``).
     """
 
-    def __init__(self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE) -> None:
+    def __init__(self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE, view: str = FULL_VIEW) -> None:
         """``scope`` "pool": data keys shared by tenants (wrapped under the pool context);
-        "tenant": one data key per tenant, the tenant named in the KMS context."""
+        "tenant": one data key per tenant, the tenant named in the KMS context.
+        ``view`` "masked": the data keys of masked projections (context adds ``"view": "masked"``)."""
         self._data_keys = data_keys
         self._app_name = app_name
-        self._kind = SCOPES[scope]
+        self._kind = view_kind(SCOPES[scope], view)
 
     def envelope(self, customer_id: str) -> Envelope:
         """A data key for this tenant's records and its wrapped form (at most one KMS call)."""
@@ -301,15 +331,22 @@ class RequestMemo:
 
 
 class Opener:
-    """Reader-side envelope: unwraps each distinct wrapped key of a record once."""
+    """Reader-side envelope: unwraps each distinct wrapped key of a record once.
 
-    def __init__(self, unwrapper: KeyUnwrapper, app_name: str) -> None:
+    ``kinds`` are the data key kinds this opener accepts: the full view's (reader,
+    indexer) or the masked view's (masked stage). A blob of another kind is an integrity
+    error before any KMS call: a masked projection moved into a full attribute, or a
+    full value moved into a masked one, is never unwrapped, let alone answered.
+    """
+
+    def __init__(self, unwrapper: KeyUnwrapper, app_name: str, kinds: frozenset[int] = FULL_KINDS) -> None:
         self._unwrapper = unwrapper
         self._app_name = app_name
+        self._kinds = kinds
 
     def for_request(self) -> Opener:
         """An opener sharing unwrapped keys across the records of one request (``RequestMemo``)."""
-        return Opener(RequestMemo(self._unwrapper), self._app_name)
+        return Opener(RequestMemo(self._unwrapper), self._app_name, self._kinds)
 
     def open(
         self,
@@ -331,6 +368,8 @@ class Opener:
             if blob is None:
                 continue
             header = parse_blob(blob)
+            if header.kind not in self._kinds:
+                raise IntegrityError(f"field {field} is sealed for another view", field=field)
             wrapped = slots.get(header.slot)
             if wrapped is None:
                 raise IntegrityError(f"field {field} refers to a missing key slot", field=field)

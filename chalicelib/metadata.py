@@ -28,6 +28,13 @@ def person_updated(version: int, updated_at: str, created_sealed: bool) -> str:
     return f"version={version};updated_at={updated_at};created={'sealed' if created_sealed else 'legacy'}"
 
 
+def person_masked_updated(version: int, updated_at: str) -> str:
+    """Bound by a person's masked ``META_UPDATED`` blob (the masked view's own, sealed under
+    its data key by every write), so the masked stage reports an authenticated version and
+    update time without being able to open the full view's metadata."""
+    return f"view=masked;version={version};updated_at={updated_at}"
+
+
 def secret_version(incarnation: str, legacy_until: int, created_at: str) -> str:
     """Bound by every v2 secret version's value."""
     return f"incarnation={incarnation};legacy_until={legacy_until};created_at={created_at}"

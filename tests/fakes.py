@@ -59,11 +59,17 @@ class InMemoryStore:
                 raise PersonVersionConflict(current.version if current else None, created_sealed)
             for slot in write.drop_slots:
                 current.slots.pop(slot, None)
+            for slot in write.drop_masked_slots:
+                current.masked_slots.pop(slot, None)
+            for name in write.drop_masked:
+                current.masked.pop(name, None)
             current.version = write.version
             current.updated_at = write.updated_at
             current.kms_key = write.kms_key
             current.slots.update(write.slots)
             current.fields.update(write.fields)
+            current.masked_slots.update(write.masked_slots)
+            current.masked.update(write.masked)
             return current.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
@@ -86,6 +92,23 @@ class InMemoryStore:
     def get_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
         wanted = list(dict.fromkeys(person_ids))
         return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
+
+    # The masked stage's reads: only the key, plaintext metadata and masked view (as the
+    # DynamoDB store's projection fetches them).
+    @staticmethod
+    def _masked_only(record: PersonRecord) -> PersonRecord:
+        return replace(copy.deepcopy(record), kms_key="", slots={}, fields={})
+
+    def get_masked_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        record = self.people.get((customer_id, person_id))
+        return self._masked_only(record) if record else None
+
+    def list_masked_people(self, customer_id: str, limit: int, token: str | None) -> Page:
+        page = self.list_people(customer_id, limit, token)
+        return Page([self._masked_only(record) for record in page.items], page.next_token)
+
+    def get_masked_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
+        return [self._masked_only(record) for record in self.get_people(customer_id, person_ids)]
 
     def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:
         if secret.version != expected.latest + 1 or new_head.latest != secret.version:

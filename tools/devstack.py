@@ -1,5 +1,5 @@
 """The embedded local system: a moto server (KMS + DynamoDB), bootstrapped, plus
-``chalice local`` for the writer and the reader stage, each pointed at moto.
+``chalice local`` for the writer, the reader and the masked stage, each pointed at moto.
 
 Every part is a child process in its own process group (moto too: an in-process
 ThreadedMotoServer shares moto's global state, which any ``mock_aws`` in the same
@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from chalicelib.config import ROLES as STAGES
 from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +78,14 @@ class DevStack:
         moto_port: int = 5000,
         writer_port: int = 8001,
         reader_port: int = 8002,
+        masked_port: int = 8003,
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
-        self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port}
+        self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port, "masked": masked_port}
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout = startup_timeout
@@ -92,12 +94,13 @@ class DevStack:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> DevStack:
-        """Ports from PII_VAULT_{MOTO,WRITER,READER}_PORT (defaults 5000, 8001, 8002)."""
+        """Ports from PII_VAULT_{MOTO,WRITER,READER,MASKED}_PORT (defaults 5000, 8001, 8002, 8003)."""
         env = os.environ if environ is None else environ
         return cls(
             moto_port=int(env.get("PII_VAULT_MOTO_PORT", 5000)),
             writer_port=int(env.get("PII_VAULT_WRITER_PORT", 8001)),
             reader_port=int(env.get("PII_VAULT_READER_PORT", 8002)),
+            masked_port=int(env.get("PII_VAULT_MASKED_PORT", 8003)),
             **kwargs,
         )
 
@@ -115,6 +118,10 @@ class DevStack:
     @property
     def reader_url(self) -> str:
         return self.url("reader")
+
+    @property
+    def masked_url(self) -> str:
+        return self.url("masked")
 
     def child_env(self) -> dict[str, str]:
         """The environment of every child: fake credentials, fixed region, moto as endpoint."""
@@ -164,7 +171,7 @@ class DevStack:
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
-            for stage in ("writer", "reader"):
+            for stage in STAGES:
                 self._spawn(
                     stage,
                     [
@@ -182,7 +189,7 @@ class DevStack:
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
             self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"])
-            self._wait_until_answering(["writer", "reader"])
+            self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()
             raise
@@ -287,20 +294,22 @@ def main() -> int:
     stack = DevStack.from_env(log_dir=PROJECT_ROOT / ".dev")
     try:
         with stack:
-            w, r = stack.writer_url, stack.reader_url
+            w, r, m = stack.writer_url, stack.reader_url, stack.masked_url
             print(
                 f"pii-vault local stack up in {time.monotonic() - started:.1f}s\n"
                 f"  writer  {w}   (POST/PUT/PATCH/DELETE)\n"
                 f"  reader  {r}   (GET, POST .../people/search)\n"
+                f"  masked  {m}   (GET people: masked projections only)\n"
                 f"  moto    {stack.moto_url}   table {stack.resources['table_name']}, key {stack.resources['key_id']}\n"
                 f"  indexer polls the table's stream: a new person is searchable within about a second\n"
-                f"  logs    {stack.log_dir}/{{moto,writer,reader,indexer}}.log\n\n"
+                f"  logs    {stack.log_dir}/{{moto,writer,reader,masked,indexer}}.log\n\n"
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
                 '    -d \'{"name":"Grace","surname":"Hopper","email":"grace@example.com","dob":"1906-12-09",\n'
                 '         "address":{"line1":"1 Harbour St","city":"London",'
                 '"postal_code":"E1 6AN","country":"GB"}}\'\n'
                 f"  curl -s {r}/customers/acme/people/<id from Location>\n"
+                f"  curl -s {m}/customers/acme/people/<id from Location>\n"
                 f"  curl -s -X POST {r}/customers/acme/people/search -H 'Content-Type: application/json' "
                 '-d \'{"email":"grace@example.com"}\'\n'
                 f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' "

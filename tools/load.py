@@ -444,7 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = _run_and_print(args, args.writer_url, args.reader_url, dynamodb, args.table)
         else:
             print("starting a local stack (moto + chalice local writer and reader)...", flush=True)
-            with DevStack(moto_port=free_port(), writer_port=free_port(), reader_port=free_port()) as stack:
+            with DevStack(
+                moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
+            ) as stack:
                 report = _run_and_print(
                     args, stack.writer_url, stack.reader_url, stack.client("dynamodb"), stack.resources["table_name"]
                 )

@@ -1,4 +1,4 @@
-"""Write the OpenAPI 3 documents of both stages: docs/openapi-writer.json, docs/openapi-reader.json.
+"""Write the OpenAPI 3 documents of the API stages: docs/openapi-{writer,reader,masked}.json.
 
 Why files rather than a ``GET /openapi.json`` route: the deployed functions keep exactly
 the documented routes (the writer stays without any GET, nothing needs an anonymous
@@ -35,6 +35,7 @@ FILES = {role: f"openapi-{role}.json" for role in ROLES}
 _WHAT = {
     "writer": "encrypt-only: creates, replaces, patches and deletes; never returns plaintext",
     "reader": "decrypt-only: reads; has no write route",
+    "masked": "masked projections of people only (an initial, a year, a city); read-only, no secrets, no search",
 }
 
 
@@ -84,14 +85,15 @@ def operation_object(path: str, view: str, op: contract.Operation) -> dict[str, 
 
 
 def build_document(role: str) -> dict[str, Any]:
-    """The OpenAPI document of the ``writer`` or the ``reader`` stage, from its app's routes."""
+    """The OpenAPI document of an API stage (``config.ROLES``), from its app's routes."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    operations = contract.operations_of(role)
     paths: dict[str, dict[str, Any]] = {}
     for path, method, view in app_routes(role):
-        if (path, method) not in contract.OPERATIONS:
+        if (path, method) not in operations:
             raise LookupError(f"{role}: route {method} {path} ({view}) has no row in chalicelib.api.contract")
-        paths.setdefault(path, {})[method.lower()] = operation_object(path, view, contract.operation(path, method))
+        paths.setdefault(path, {})[method.lower()] = operation_object(path, view, operations[(path, method)])
     used = {p["$ref"].rsplit("/", 1)[1] for item in paths.values() for op in item.values() for p in op["parameters"]}
     return {
         "openapi": OPENAPI_VERSION,
@@ -115,7 +117,7 @@ def build_document(role: str) -> dict[str, Any]:
                     "x-amazon-apigateway-authtype": "awsSigv4",
                 }
             },
-            "schemas": components.schemas(),
+            "schemas": {**components.schemas(), **(components.masked_schemas() if role == "masked" else {})},
             "parameters": {name: spec for name, spec in components.parameters().items() if name in used},
             "headers": components.headers(),
             "responses": components.responses(),

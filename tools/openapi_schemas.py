@@ -131,6 +131,55 @@ def _person_properties(*, request: bool) -> dict[str, Any]:
     }
 
 
+def masked_schemas() -> dict[str, Any]:
+    """The masked stage's answers (chalicelib/masking.py): null where a record has no projection."""
+    person_view: dict[str, Any] = schemas()["PersonView"]
+    initial = {"type": "string", "nullable": True, "minLength": 2, "maxLength": 2, "description": "Initial and '.'."}
+    data = {
+        "type": "object",
+        "description": "Masked projections: all five fields, or those named in ?fields=; null for a record "
+        "written before the masked view existed.",
+        "properties": {
+            "name": initial,
+            "surname": initial,
+            "email": {
+                "type": "string",
+                "nullable": True,
+                "pattern": "^[^@]?[*]{3}@[^@]+$",
+                "description": "First character of the local part, ***, @ and the domain.",
+            },
+            "dob": {"type": "string", "nullable": True, "pattern": "^[0-9]{4}$", "description": "Year of birth."},
+            "address": {
+                "type": "object",
+                "nullable": True,
+                "properties": {
+                    "city": _text(models.MAX_ADDRESS_PART_CHARS, "City."),
+                    "country": {"type": "string", "enum": list(models.COUNTRY_CODES)},
+                },
+                "required": ["city", "country"],
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    }
+    view = {**person_view, "properties": {**person_view["properties"], "data": _ref("schemas", "MaskedPersonData")}}
+    page = {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": _ref("schemas", "MaskedPersonView"),
+                "maxItems": contract.MAX_PAGE_SIZE,
+            },
+            "next": {"type": "string", "nullable": True, "description": "As for the reader's PeoplePage."},
+            "missing": {"type": "array", "items": _id_schema("person_id"), "maxItems": contract.MAX_PAGE_SIZE},
+        },
+        "required": ["items", "next"],
+        "additionalProperties": False,
+    }
+    return {"MaskedPersonData": data, "MaskedPersonView": view, "MaskedPeoplePage": page}
+
+
 def schemas() -> dict[str, Any]:
     timestamp = {"type": "string", "format": "date-time", "description": "UTC, millisecond precision."}
     version = {"type": "integer", "minimum": 1, "maximum": contract.MAX_VERSION}

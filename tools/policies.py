@@ -30,11 +30,20 @@ from typing import Any
 from chalicelib.api.jobs import FUNCTIONS as JOB_FUNCTIONS
 from chalicelib.api.jobs import OFFBOARD_FUNCTION
 from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX, JOBS_SUFFIX, LEDGER_SUFFIX
-from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
+from chalicelib.crypto import (
+    KIND_MASKED_POOL,
+    KIND_MASKED_TENANT,
+    KIND_POOL,
+    KIND_TENANT,
+    MASKED_VIEW,
+    VIEW_KEY,
+    encryption_context,
+)
+from chalicelib.store.layout import MASKED_VIEW_ATTRIBUTES
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
-POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json"}
+POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json", "masked": "policy-masked.json"}
 # The two KMS encryption contexts a data key is wrapped under (chalicelib.crypto, format v2):
 # the tenant's {"app", "customer_id"} and the writer pool's {"app", "scope": "pool"}.
 # Taken from the code that builds them, so policy and code cannot drift apart.
@@ -45,6 +54,11 @@ POOL_CONTEXT_KEYS = tuple(sorted(_POOL_CONTEXT))  # ("app", "scope")
 (TENANT_KEY,) = set(_TENANT_CONTEXT) - {"app"}
 (POOL_KEY,) = set(_POOL_CONTEXT) - {"app"}
 POOL_SCOPE = _POOL_CONTEXT[POOL_KEY]
+# The masked view (README "Masked view"): the same two contexts plus {"view": "masked"}.
+MASKED_TENANT_CONTEXT_KEYS = tuple(sorted(encryption_context(APP_NAME, "tenant", KIND_MASKED_TENANT)))
+MASKED_POOL_CONTEXT_KEYS = tuple(sorted(encryption_context(APP_NAME, "tenant", KIND_MASKED_POOL)))
+# The masked stage reads only these attributes (chalicelib/store/layout.py), always by projection.
+MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
 # reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
@@ -142,6 +156,7 @@ def writer_policy(
     )
     return _document(
         *_kms_statements("EncryptDataKeys", "kms:Encrypt", key_arn, app_name),
+        *_masked_kms_statements("EncryptMaskedViewDataKeys", "kms:Encrypt", key_arn, app_name),
         {
             "Sid": "WriteItemsWithoutReadBack",
             "Effect": "Allow",
@@ -186,7 +201,7 @@ def reader_policy(
     on the fleet table (default: the table's name + ``-fleet-keys``), nothing else on either."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     statements = [
-        *_kms_statements("DecryptDataKeys", "kms:Decrypt", key_arn, app_name),
+        *_full_view_only(_kms_statements("DecryptDataKeys", "kms:Decrypt", key_arn, app_name)),
         {
             "Sid": "ReadItems",
             "Effect": "Allow",
@@ -235,6 +250,7 @@ def key_policy(
     *,
     app_name: str = APP_NAME,
     indexer_role_arn: str | None = None,
+    masked_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """The KMS key policy: administration for ``admin_arn``, Encrypt for the writer
     role only, Decrypt for the reader role only, nothing for ``*`` or the account root.
@@ -261,14 +277,59 @@ def key_policy(
     ):
         if arn is None:
             continue
-        for statement in _kms_statements(sid, action, "*", app_name):
+        for statement in _view_statements(sid, action, app_name):
             statement["Principal"] = {"AWS": _principal(arn, name)}
+            statements.append(statement)
+    if masked_role_arn is not None:
+        # The masked stage: Decrypt of masked-view data keys only, never a full-view one.
+        if masked_role_arn in (admin_arn, writer_role_arn, reader_role_arn, indexer_role_arn):
+            raise InvalidResourceError("the masked role must differ from the admin, writer, reader and indexer")
+        for statement in _masked_kms_statements("MaskedRoleDecryptsMaskedViewDataKeys", "kms:Decrypt", "*", app_name):
+            statement["Principal"] = {"AWS": _principal(masked_role_arn, "masked_role_arn")}
             statements.append(statement)
     if writer_role_arn is not None and writer_role_arn in (admin_arn, reader_role_arn):
         raise InvalidResourceError("the writer role must differ from the admin and the reader")
     if reader_role_arn is not None and reader_role_arn == admin_arn:
         raise InvalidResourceError("the reader role must differ from the admin")
     return _document(*statements)
+
+
+def _view_statements(sid: str, action: str, app_name: str) -> list[dict[str, Any]]:
+    """A role's key-policy statements: the writer encrypts both views, readers decrypt the full view only."""
+    if action == "kms:Encrypt":
+        return [*_kms_statements(sid, action, "*", app_name), *_masked_kms_statements(sid, action, "*", app_name)]
+    return _full_view_only(_kms_statements(sid, action, "*", app_name))
+
+
+def masked_policy(
+    key_arn: str,
+    table_arn: str,
+    *,
+    region: str | None = None,
+    account_id: str | None = None,
+    app_name: str = APP_NAME,
+) -> dict[str, Any]:
+    """The masked stage: Decrypt of masked-view data keys only (context ``view`` = ``masked``),
+    GetItem/BatchGetItem/Query naming only the masked view's attributes (never a full
+    ciphertext, key slot map or the KMS key id), its own log group. No write, no Encrypt, no
+    search, no fleet table."""
+    partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
+    return _document(
+        *_masked_kms_statements("DecryptMaskedViewDataKeys", "kms:Decrypt", key_arn, app_name),
+        {
+            "Sid": "ReadMaskedViewAttributesOnly",
+            "Effect": "Allow",
+            "Action": list(MASKED_READ_ACTIONS),
+            "Resource": table_arn,
+            # AWS's documented attribute-level pattern: every attribute named must be listed, and a
+            # request without a projection (Select ALL_ATTRIBUTES) is refused.
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(MASKED_VIEW_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        },
+        _logs_statement(partition, region, account_id, f"{app_name}-masked"),
+    )
 
 
 def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict[str, Any]:
@@ -307,7 +368,7 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
     ]
     logs[1]["Sid"] = "WriteOwnLogsBackfill"
     return _document(
-        *_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name),
+        *_full_view_only(_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name)),
         _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
         {
             "Sid": "WriteBeaconAttributesOnly",
@@ -421,6 +482,7 @@ def generate(resources: Mapping[str, Any]) -> dict[str, str]:
     files = {
         POLICY_FILES["writer"]: render(writer_policy(*args)),
         POLICY_FILES["reader"]: render(reader_policy(*args, **fleet)),
+        POLICY_FILES["masked"]: render(masked_policy(*args)),
     }
     beacon_key = resources.get("beacon_key_arn")
     if isinstance(beacon_key, str):
@@ -457,6 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     key.add_argument("--admin-arn", help="default: admin_arn in the resources file")
     key.add_argument("--writer-role-arn", help="default: from deployed/writer.json beside the resources file")
     key.add_argument("--reader-role-arn", help="default: from deployed/reader.json beside the resources file")
+    key.add_argument(
+        "--masked-role-arn",
+        help="the masked stage's role (Decrypt of masked-view keys only); default: from deployed/masked.json "
+        "beside the resources file, else none (deploy the masked stage first: KMS refuses unknown principals)",
+    )
     key.add_argument("--apply", action="store_true", help="also PutKeyPolicy on the key")
     key.add_argument("--endpoint-url", help="KMS endpoint for --apply (e.g. a moto server)")
     args = parser.parse_args(argv)
@@ -506,10 +573,11 @@ def _key_policy_main(args: argparse.Namespace, chalice_dir: Path) -> int:
                 or stage_role_arn(partition, account, stage)
             )
         admin = args.admin_arn or resources.get("admin_arn")
+        masked = args.masked_role_arn or deployed_role_arn(chalice_dir, "masked")
         if args.fleet_key_policy:
             document = fleet_key_policy(admin, roles["reader"])
         else:
-            document = key_policy(admin, roles["writer"], roles["reader"])
+            document = key_policy(admin, roles["writer"], roles["reader"], masked_role_arn=masked)
     except (OSError, ValueError) as exc:
         print(f"tools.policies: error: {exc}", file=sys.stderr)
         return 2
@@ -604,6 +672,56 @@ def _kms_statements(sid: str, action: str, key_arn: str, app_name: str) -> list[
                     f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE,
                 },
                 "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(POOL_CONTEXT_KEYS)},
+            },
+        ),
+    ]
+
+
+def _full_view_only(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``statements`` refusing any context that names a view: the full view's data keys only.
+
+    The exact key sets of ``_kms_statements`` already leave ``view`` out; the explicit Null
+    check says so where a reader of the policy looks, and survives a widened key set.
+    """
+    for statement in statements:
+        statement["Condition"]["Null"] = {
+            **statement["Condition"].get("Null", {}),
+            f"kms:EncryptionContext:{VIEW_KEY}": "true",
+        }
+    return statements
+
+
+def _masked_kms_statements(sid: str, action: str, key_arn: str, app_name: str) -> list[dict[str, Any]]:
+    """The masked view's contexts: exactly {app, customer_id, view} or {app, scope, view}, view "masked".
+
+    ``view`` must equal "masked" (StringEquals: absent is false), so no full-view data key
+    (whose context has no ``view``) ever matches.
+    """
+
+    def statement(suffix: str, condition: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Sid": f"{sid}{suffix}",
+            "Effect": "Allow",
+            "Action": action,
+            "Resource": key_arn,
+            "Condition": condition,
+        }
+
+    view = {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{VIEW_KEY}": MASKED_VIEW}
+    return [
+        statement(
+            "UnderMaskedTenantContext",
+            {
+                "StringEquals": view,
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(MASKED_TENANT_CONTEXT_KEYS)},
+                "Null": {f"kms:EncryptionContext:{TENANT_KEY}": "false"},
+            },
+        ),
+        statement(
+            "UnderMaskedPoolContext",
+            {
+                "StringEquals": {**view, f"kms:EncryptionContext:{POOL_KEY}": POOL_SCOPE},
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(MASKED_POOL_CONTEXT_KEYS)},
             },
         ),
     ]

@@ -47,7 +47,7 @@ from chalicelib.store import fleet_table, layout
 from tools import access, findforget, policies
 
 APP = policies.APP_NAME
-STAGES = ("writer", "reader")
+STAGES = ("writer", "reader", "masked")
 API_STAGE_NAME = "api"  # .chalice/config.json api_gateway_stage
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "deploy" / "params"
@@ -276,19 +276,24 @@ def role_policies() -> dict[str, dict[str, Any]]:
             exact,
             functions,
         ),
+        # The masked stage: masked-view data keys and attributes only (no fleet table, no search).
+        "masked": substitute(policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
     }
 
 
 def key_policy_document() -> dict[str, Any]:
     """tools.policies.key_policy with the admin parameter and the roles of this stack (the
     indexer decrypts emails to compute beacons; offboarding has no KMS permission)."""
-    admin, writer, reader, indexer = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "indexer"))
-    document = policies.key_policy(admin, writer, reader, indexer_role_arn=indexer)
+    admin, writer, reader, indexer, masked = (
+        _SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "indexer", "masked")
+    )
+    document = policies.key_policy(admin, writer, reader, indexer_role_arn=indexer, masked_role_arn=masked)
     exact = {
         admin: ref("KeyAdminArn"),
         writer: getatt("WriterRole"),
         reader: getatt("ReaderRole"),
         indexer: getatt("IndexerRole"),
+        masked: getatt("MaskedRole"),
     }
     substituted: dict[str, Any] = substitute(document, exact)
     return substituted
@@ -489,6 +494,7 @@ def base_template() -> dict[str, Any]:
         ),
         "WriterRole": _lambda_role(),
         "ReaderRole": _lambda_role(),
+        "MaskedRole": _lambda_role(),
         "ApiGatewayCloudWatchRole": {
             "Type": "AWS::IAM::Role",
             "Condition": "ManageApiGatewayAccount",
@@ -828,7 +834,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     if stage == "writer":
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
         variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
-    else:
+    elif stage == "reader":
         variables["PII_VAULT_FLEET_TABLE"] = import_value("FleetTableName")
         # Pinned by ARN like the data key: an alias could be re-pointed.
         variables["PII_VAULT_FLEET_MAC_KEY_ID"] = import_value("FleetMacKeyArn")
@@ -1468,8 +1474,11 @@ def example_policies() -> dict[str, dict[str, Any]]:
             fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d"),
             beacon_key_arn=key.replace("0f6c2a1e", "2b3c4d5e"),
         ),
+        "masked-role-policy.json": policies.masked_policy(key, table),
         "tracing-policy.json": policies.tracing_policy(),
-        "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
+        "key-policy.json": policies.key_policy(
+            role("pii-vault-admin"), role("writer"), role("reader"), masked_role_arn=role("masked")
+        ),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         **example_find_and_forget_policies(key, table, role),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.

@@ -62,11 +62,16 @@ class Design:
 
 
 class _SealerWriter:
-    def __init__(self, production: Production, sealer: Sealer) -> None:
+    def __init__(self, production: Production, sealer: Sealer, masked: Sealer | None = None) -> None:
         self._production = production
         self._sealer = sealer
+        self._masked = masked
 
     def write(self, tenant: str) -> Envelope:
+        """A person write takes the full view's data key and, with the masked view, that view's
+        too (its Encrypts count; readers open the full view, so the full envelope is returned)."""
+        if self._masked is not None:
+            self._production.envelope(self._masked, tenant)
         return self._production.envelope(self._sealer, tenant)
 
 
@@ -83,8 +88,12 @@ class ProductionDesign(Design):
     """Containers are the production ``Sealer`` / ``Opener`` at the design's pinned settings
     (the reader's in front of the shared fleet key table when the design has one)."""
 
+    #: The writer also seals masked projections under a second data key (README "Masked view").
+    masked_view = True
+
     def writer(self, kms: FakeKmsClient, clock: SimClock, random_bytes: Callable[[int], bytes]) -> WriterContainer:
-        return _SealerWriter(self.production, self.production.sealer(kms, clock, random_bytes))
+        full, masked = self.production.sealers(kms, clock, random_bytes)
+        return _SealerWriter(self.production, full, masked if self.masked_view else None)
 
     def reader(self, kms: FakeKmsClient, clock: SimClock, fleet: Any) -> ReaderContainer:
         return _OpenerReader(self.production, self.production.opener(kms, clock, fleet))
@@ -111,6 +120,7 @@ class TodayDesign(ProductionDesign):
         "fleet_mac_key_id": "",
         "fleet_key_lifetime_seconds": 0,
     }
+    masked_view = False  # before issue 13: no masked view
 
     def check(self, scenario: Scenario) -> None:
         per_container = scenario.write_rate / scenario.writers * self.production.writer_key_age_s()
@@ -136,13 +146,15 @@ class PoolDesign(ProductionDesign):
     def expected_write_calls(self, scenario: Scenario) -> float | None:
         """Keys per container incarnation (exponential lifetime, rate mu) are sum over k >= 1 of
         P(t(k) < T) = E[exp(-mu t(k))] = q**k exp(-mu A (k - 1)), q = r / (r + mu); per write,
-        mu E[keys] / r. Without churn, one key per A + 1/r seconds."""
+        mu E[keys] / r. Without churn, one key per A + 1/r seconds. Times the views the writer
+        seals (full and masked: two keys with the same bounds, made and renewed together)."""
+        views = 2 if self.masked_view else 1
         r, age = scenario.write_rate / scenario.writers, self.production.writer_key_age_s()
         if not scenario.churn_mean_s:
-            return 1 / (r * age + 1)
+            return views / (r * age + 1)
         mu = 1 / scenario.churn_mean_s
         q = r / (r + mu)
-        return mu * q / (1 - q * math.exp(-mu * age)) / r
+        return views * mu * q / (1 - q * math.exp(-mu * age)) / r
 
     def check(self, scenario: Scenario) -> None:
         per_key = scenario.write_rate / scenario.writers * self.production.writer_key_age_s()

@@ -10,6 +10,7 @@ from bench.workload.fakes import FakeFleetTable, FakeKmsClient, SimClock
 from chalicelib.config import Settings
 from chalicelib.crypto import (
     KIND_POOL,
+    MASKED_VIEW,
     DataKeySource,
     Envelope,
     KeyUnwrapper,
@@ -58,6 +59,13 @@ class Production:
 
     def sealer(self, kms: FakeKmsClient, clock: SimClock, random_bytes: Callable[[int], bytes]) -> Sealer:
         """As ``keys.writer_data_keys`` (which takes no clock or random source): cached unless a bound is 0."""
+        return self.sealers(kms, clock, random_bytes)[0]
+
+    def sealers(
+        self, kms: FakeKmsClient, clock: SimClock, random_bytes: Callable[[int], bytes]
+    ) -> tuple[Sealer, Sealer]:
+        """The writer's two sealers over ONE data key source, as the writer stage wires them:
+        the full view's and the masked view's (a second cached key per container and period)."""
         settings = self.writer_settings
         data_keys: DataKeySource = FreshDataKeys(KmsEncryptor(kms, settings.kms_key_id), random_bytes)
         if settings.writer_key_cache_max_records > 0 and settings.writer_key_cache_seconds > 0:
@@ -67,7 +75,10 @@ class Production:
                 max_age_seconds=settings.writer_key_cache_seconds,
                 clock=clock,
             )
-        return Sealer(data_keys, settings.app_name, scope=settings.key_scope)
+        return (
+            Sealer(data_keys, settings.app_name, scope=settings.key_scope),
+            Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW),
+        )
 
     def fleet_enabled(self) -> bool:
         """As the reader stage decides: a fleet MAC key and a non-zero entry lifetime."""

@@ -1,4 +1,4 @@
-"""Builds the Chalice app for one role: the writer's routes or the reader's, never both.
+"""Builds the Chalice app for one role: the writer's, the reader's or the masked stage's routes, never two.
 
 AWS clients are created lazily, on the first request, so importing ``app.py`` (as
 ``chalice package`` does) needs no region or credentials and a cold start pays for
@@ -64,8 +64,12 @@ def create_app(
     kms_client: Any = None,
     dynamodb_client: Any = None,
     clock: Callable[[], _dt.datetime] | None = None,
+    masked_view: bool = True,
 ) -> Chalice:
-    """The Chalice app of one stage. ``role`` overrides ``settings.role``."""
+    """The Chalice app of one stage. ``role`` overrides ``settings.role``.
+
+    ``masked_view=False`` (the benchmark's comparison only) builds a writer that seals no
+    masked projections (and so removes those of the records it writes)."""
     if settings is None:
         settings = Settings.from_env(role=role)
     elif role is not None and role != settings.role:
@@ -94,7 +98,7 @@ def create_app(
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
-        from chalicelib.crypto import Sealer
+        from chalicelib.crypto import MASKED_VIEW, Sealer
         from chalicelib.keys import KmsEncryptor, writer_data_keys
         from chalicelib.service import WriterService, utc_now
 
@@ -105,7 +109,19 @@ def create_app(
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
             sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
-            return WriterService(store(), sealer, clock=clock or utc_now, erasures=erasures(settings, ddb()))
+            # The masked view's projections: a second data key (context view=masked) from the same cache.
+            masked_sealer = (
+                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW)
+                if masked_view
+                else None
+            )
+            return WriterService(
+                store(),
+                sealer,
+                clock=clock or utc_now,
+                erasures=erasures(settings, ddb()),
+                masked_sealer=masked_sealer,
+            )
 
         def idempotency() -> IdempotentWrites:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -153,6 +169,8 @@ def create_app(
             )
 
         app.register_blueprint(reader_blueprint(_lazy(reader)))
+    elif settings.role == "masked":
+        app.register_blueprint(masked_blueprint_for(settings, kms, ddb))
     elif settings.role == "indexer":
         from chalicelib.api.jobs import register_indexer
 
@@ -162,6 +180,32 @@ def create_app(
 
         register_offboard(app, settings, ddb)
     return app
+
+
+def masked_blueprint_for(settings: Settings, kms: Callable[[], Any], ddb: Callable[[], Any]) -> Any:
+    """The masked stage: masked projections only, through its own in-container key cache.
+
+    No fleet key table: the reader's fleet table holds full-view data keys sealed under a
+    reader-only key, and a masked-view table would need a second HMAC key and table for a
+    low-traffic support tool; each masked container asks KMS once per data key it meets.
+    """
+    from chalicelib.api.masked import masked_blueprint
+    from chalicelib.crypto import MASKED_KINDS, Opener
+    from chalicelib.keys import KmsDecryptor, reader_unwrapper
+    from chalicelib.service import MaskedService
+    from chalicelib.store import DynamoDbMaskedPeople
+    from chalicelib.store.dynamodb import DynamoDbTable
+
+    def masked() -> MaskedService:
+        unwrapper = reader_unwrapper(
+            KmsDecryptor(kms(), settings.kms_key_id),
+            max_entries=settings.reader_key_cache_max_entries,
+            max_age_seconds=settings.reader_key_cache_seconds,
+        )
+        people = DynamoDbMaskedPeople(DynamoDbTable(ddb(), settings.table_name))
+        return MaskedService(people, Opener(unwrapper, settings.app_name, kinds=MASKED_KINDS))
+
+    return masked_blueprint(_lazy(masked))
 
 
 def erasures(settings: Settings, dynamodb: Any) -> Any:

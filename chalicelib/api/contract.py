@@ -1,4 +1,4 @@
-"""The HTTP contract of both stages, stated once.
+"""The HTTP contract of the API stages, stated once.
 
 Limits, id patterns, statuses and, per route (path + method), the query parameters,
 headers, body schema and body size limit. The blueprints read this table when they
@@ -292,11 +292,45 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
 }
 
+# The masked stage: the reader's people GETs (same parameters and statuses), answering masked
+# projections (README "Masked view"); a field without a projection is null.
+MASKED_OPERATIONS: dict[tuple[str, str], Operation] = {
+    (PEOPLE, "GET"): Operation(
+        "One page of a tenant's people, masked; or, with ?ids=, those people (multi-get).",
+        200,
+        "A page of masked people.",
+        "MaskedPeoplePage",
+        query=(LIMIT, NEXT, FIELDS, IDS),
+        errors=(415,),
+    ),
+    (PERSON, "GET"): Operation(
+        "A person's masked projections (only the fields asked for).",
+        200,
+        "The person, masked.",
+        "MaskedPersonView",
+        ("ETag",),
+        query=(FIELDS,),
+        errors=(404, 415),
+    ),
+}
+# Which stage answers a route by which table: the masked stage's rows, else the shared one.
+STAGE_OPERATIONS: dict[str, dict[tuple[str, str], Operation]] = {"masked": MASKED_OPERATIONS}
+
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
 def operation(path: str, method: str) -> Operation:
     return OPERATIONS[(path, method)]
+
+
+def masked_operation(path: str) -> Operation:
+    """The masked stage's GET of ``path``."""
+    return MASKED_OPERATIONS[(path, "GET")]
+
+
+def operations_of(role: str) -> dict[tuple[str, str], Operation]:
+    """The contract rows of a stage's routes."""
+    return STAGE_OPERATIONS.get(role, OPERATIONS)
 
 
 def known_query(op: Operation, params: Mapping[str, str] | None) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Use cases. The writer service can only seal; the reader service can only open.
+"""Use cases. The writer service can only seal; the reader service can only open; the
+masked service can only open masked projections.
 
 Each takes its collaborators as constructor arguments (store, sealer or opener,
 clock), so tests run them against fakes and production against DynamoDB and KMS.
@@ -20,6 +21,7 @@ from chalicelib.service.common import (
     timestamp,
     utc_now,
 )
+from chalicelib.service.masked import MaskedService
 from chalicelib.service.reader import ReaderService
 from chalicelib.service.writer import WriterService
 
@@ -28,6 +30,7 @@ __all__ = [
     "SECRET",
     "DecryptedPerson",
     "DecryptedSecret",
+    "MaskedService",
     "PeopleBatch",
     "PeoplePage",
     "ReaderService",

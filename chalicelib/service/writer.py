@@ -7,10 +7,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import metadata, models
+from chalicelib import masking, metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.crypto import RECORD_SLOT, Envelope, RecordRef, Sealer
 from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
@@ -46,6 +46,16 @@ _HEADS_SEEN_MAX = 4096
 # Versions one DELETE request removes before answering 202 (a secret keeps at most
 # MAX_SECRET_VERSIONS; 64 KiB versions cost 64 write units each on one partition).
 SECRET_DELETE_BATCH = 250
+# What a person write names in the masked view: its fields' projections and the view's metadata.
+_MASKED_NAMES = (*models.PERSON_FIELDS, META_UPDATED)
+
+
+@dataclass(frozen=True)
+class _Envelopes:
+    """The data keys of one person write: the full view's, and the masked view's (None: no view)."""
+
+    full: Envelope
+    masked: Envelope | None
 
 
 class WriterService:
@@ -60,9 +70,14 @@ class WriterService:
         audit: AuditLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
         erasures: Erasures | None = None,
+        masked_sealer: Sealer | None = None,
     ) -> None:
         self._store = store
         self._sealer = sealer
+        # Seals the masked projections (README "Masked view") under the masked view's data
+        # key. None: this writer maintains no masked view, and each write removes the masked
+        # projections of the fields it rewrites (a stale projection never outlives its value).
+        self._masked_sealer = masked_sealer
         # Erasure ledger + idempotency references (None: plain deletes, as before the ledger).
         self._erasures = erasures
         self._clock = clock
@@ -79,7 +94,7 @@ class WriterService:
 
     def _seal_person(
         self, customer_id: str, person_id: str | None, body: Any, *, partial: bool = False
-    ) -> tuple[PersonWrite, Envelope, list[str]]:
+    ) -> tuple[PersonWrite, _Envelopes, list[str]]:
         """The one sealing step of every person write (and the names of the fields it writes).
 
         A new person (``person_id`` None) gets its id once the body is valid, and its
@@ -92,9 +107,25 @@ class WriterService:
         person = models.parse_person(body, today=now.date(), partial=partial)
         slot = META_CREATED if person_id is None else RECORD_SLOT
         person_id = self._new_id() if person_id is None else person_id
-        envelope = self._sealer.envelope(customer_id)
         ref = RecordRef(customer_id, PERSON, person_id)
+        envelope = self._sealer.envelope(customer_id)
         sealed = envelope.seal(ref, person.encoded(), slot=slot, own_slots=partial)
+        # Without the view, a write removes the whole masked view (a stale projection never
+        # outlives its value; the record then reads as written before the view existed).
+        # With it, a replace drops every masked slot earlier patches left, as for the full view.
+        drop_masked_slots: tuple[str, ...] = (RECORD_SLOT, *_MASKED_NAMES)
+        masked_envelope: Envelope | None = None
+        masked_blobs: dict[str, bytes] = {}
+        masked_slots: dict[str, bytes] = {}
+        drop_masked: tuple[str, ...] = _MASKED_NAMES
+        if self._masked_sealer is not None:
+            # A second data key (context view=masked; cached like the first), so the masked
+            # stage can open the projections and never a full value.
+            masked_envelope = self._masked_sealer.envelope(customer_id)
+            projections = {name: models.encode_field(v) for name, v in masking.masked(person.values).items()}
+            masked_sealed = masked_envelope.seal(ref, projections, own_slots=partial)
+            masked_blobs, masked_slots, drop_masked = masked_sealed.blobs, masked_sealed.slots(), ()
+            drop_masked_slots = () if partial else drop_masked_slots
         write = PersonWrite(
             customer_id=customer_id,
             person_id=person_id,
@@ -106,24 +137,37 @@ class WriterService:
             # A replace drops every slot a PATCH may have left (the record slot is rewritten);
             # any write drops the metadata's own slot, which only earlier versions wrote.
             drop_slots=(META_UPDATED,) if partial else (*models.PERSON_FIELDS, META_UPDATED),
+            masked=masked_blobs,
+            masked_slots=masked_slots,
+            drop_masked_slots=drop_masked_slots,
+            drop_masked=drop_masked,
         )
-        return write, envelope, sorted(person.values)
+        return write, _Envelopes(envelope, masked_envelope), sorted(person.values)
 
     @staticmethod
-    def _with_metadata(write: PersonWrite, envelope: Envelope, expected: int, created_sealed: bool) -> PersonWrite:
-        """``write`` as the successor of version ``expected``, with its sealed metadata.
+    def _with_metadata(write: PersonWrite, envelopes: _Envelopes, expected: int, created_sealed: bool) -> PersonWrite:
+        """``write`` as the successor of version ``expected``, with its sealed metadata
+        (the full view's, and the masked view's own when the writer keeps that view).
 
-        The metadata goes under a slot this write fills (every write re-seals it), so it
-        never outlives its key and needs no slot of its own.
+        Each view's metadata goes under a slot this write fills in that view (every write
+        re-seals it), so it never outlives its key and needs no slot of its own.
         """
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
-        slot = min(write.slots)
-        meta = envelope.seal(ref, {META_UPDATED: b""}, slot=slot, bindings={META_UPDATED: binding})
+        meta = envelopes.full.seal(ref, {META_UPDATED: b""}, slot=min(write.slots), bindings={META_UPDATED: binding})
+        masked, masked_slots = write.masked, write.masked_slots
+        if envelopes.masked is not None:
+            masked_binding = metadata.person_masked_updated(expected + 1, write.updated_at)
+            masked_meta = envelopes.masked.seal(
+                ref, {META_UPDATED: b""}, slot=min(masked_slots), bindings={META_UPDATED: masked_binding}
+            )
+            masked = {**masked, **masked_meta.blobs}
         return replace(
             write,
             fields={**write.fields, **meta.blobs},
             slots={**write.slots, **meta.slots()},
+            masked=masked,
+            masked_slots=masked_slots,
             expected_version=expected,
             created_sealed=created_sealed,
         )
@@ -143,12 +187,12 @@ class WriterService:
         return WriteResult(write.person_id, version, write.updated_at)
 
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
-        write, envelope, fields = self._seal_person(models.customer_id(customer_id), None, body)
+        write, envelopes, fields = self._seal_person(models.customer_id(customer_id), None, body)
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         # under the creation slot: a later replace rewrites the record slot, not this one
         binding = metadata.person_created(write.updated_at)
-        created = envelope.seal(ref, {META_CREATED: b""}, slot=META_CREATED, bindings={META_CREATED: binding})
-        write = self._with_metadata(write, envelope, 0, created_sealed=True)
+        created = envelopes.full.seal(ref, {META_CREATED: b""}, slot=META_CREATED, bindings={META_CREATED: binding})
+        write = self._with_metadata(write, envelopes, 0, created_sealed=True)
         record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
         self._store.create_person(record.first_version())
         return self._person_written("person.create", actor, write, fields, write.version)
@@ -157,8 +201,8 @@ class WriterService:
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        write, envelope, fields = self._seal_person(customer_id, person_id, body)
-        version = self._update_person(write, envelope, expected_version)
+        write, envelopes, fields = self._seal_person(customer_id, person_id, body)
+        version = self._update_person(write, envelopes, expected_version)
         return self._person_written("person.replace", actor, write, fields, version)
 
     def patch_person(
@@ -166,11 +210,11 @@ class WriterService:
     ) -> WriteResult:
         """Rewrite some fields under a new data key; the others are never decrypted."""
         customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        write, envelope, fields = self._seal_person(customer_id, person_id, body, partial=True)
-        version = self._update_person(write, envelope, expected_version)
+        write, envelopes, fields = self._seal_person(customer_id, person_id, body, partial=True)
+        version = self._update_person(write, envelopes, expected_version)
         return self._person_written("person.patch", actor, write, fields, version)
 
-    def _update_person(self, write: PersonWrite, envelope: Envelope, if_match: int | None) -> int:
+    def _update_person(self, write: PersonWrite, envelopes: _Envelopes, if_match: int | None) -> int:
         """Store ``write`` as the next version: guess, seal the metadata, offer, retry.
 
         The new version number is sealed into the record's metadata, so the writer must
@@ -183,7 +227,7 @@ class WriterService:
         for attempt in range(_WRITE_ATTEMPTS):
             self._backoff(attempt)
             try:
-                return self._store.update_person(self._with_metadata(write, envelope, expected, created_sealed))
+                return self._store.update_person(self._with_metadata(write, envelopes, expected, created_sealed))
             except PersonVersionConflict as conflict:
                 if conflict.current is None:
                     if if_match is None:

@@ -7,9 +7,12 @@ stores on top, ``people`` and ``secrets``. ``DynamoDbStore`` is both stores over
 
 from __future__ import annotations
 
-from chalicelib.store.people import DynamoDbPeople
+from chalicelib.store.people import DynamoDbMaskedPeople, DynamoDbPeople
 from chalicelib.store.secrets import DynamoDbSecrets
 
 
 class DynamoDbStore(DynamoDbPeople, DynamoDbSecrets):
     """``records.Store``: both stores over one ``dynamodb.DynamoDbTable``."""
+
+
+__all__ = ["DynamoDbMaskedPeople", "DynamoDbStore"]

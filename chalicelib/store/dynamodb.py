@@ -5,7 +5,7 @@ and transactions. Knows no record types; the stores and ``layout`` do.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -81,18 +81,21 @@ class DynamoDbTable:
         except BotoCoreError as exc:
             raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
 
-    def batch_get(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def batch_get(
+        self, keys: list[dict[str, Any]], projection: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The items that exist among ``keys`` (no duplicates), in no particular order.
 
         One request per 100 keys; keys DynamoDB leaves unprocessed (throttling, 16 MB
-        responses) are retried with backoff.
+        responses) are retried with backoff. ``projection``: ProjectionExpression and
+        ExpressionAttributeNames, to fetch only those attributes.
         """
         for chunk in chunks(keys, BATCH_GET_MAX):
             pending = chunk
             for round_ in range(_BATCH_GET_ROUNDS):
                 if round_:
                     self.sleep(min(0.05 * 2**round_, 1.0))
-                request = {self.name: {"Keys": pending, "ConsistentRead": self.consistent}}
+                request = {self.name: {"Keys": pending, "ConsistentRead": self.consistent, **(projection or {})}}
                 try:
                     response = self._ddb.batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as exc:

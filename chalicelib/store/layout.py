@@ -6,6 +6,8 @@ Single table, ``pk``/``sk`` strings::
     person          pk=C#<customer>  sk=P#<person_id>
                     version N, created_at, updated_at, kms_key, slots {slot: B}, f_<field> B
                     (format v2) f__created, f__updated: sealed metadata, see records.META_*
+                    (masked view) m_<field>, m__updated: masked projections and their sealed
+                    metadata, mk_<slot> B: their wrapped data keys (KMS context view=masked)
                     beacon B, beacon_version N (indexer)        GSI beacon-index: pk + beacon
     secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter),
                     incarnation, legacy_until (format v2), deleting (during a DELETE)
@@ -26,7 +28,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from chalicelib.errors import IntegrityError, ValidationError
-from chalicelib.store.records import META_CREATED, PersonRecord, PersonWrite, SecretHead, SecretVersion
+from chalicelib.models import PERSON_FIELDS
+from chalicelib.store.records import (
+    META_CREATED,
+    META_UPDATED,
+    PersonRecord,
+    PersonWrite,
+    SecretHead,
+    SecretVersion,
+)
 
 # Attribute names.
 PK = "pk"
@@ -42,6 +52,10 @@ UPDATED_AT = "updated_at"
 KMS_KEY = "kms_key"
 SLOTS = "slots"
 FIELD_PREFIX = "f_"
+# The masked view: projections m_<field> (and m__updated), each data key's slot mk_<slot>, as
+# top-level attributes so the masked stage's IAM policy can name every attribute it may fetch.
+MASKED_PREFIX = "m_"
+MASKED_SLOT_PREFIX = "mk_"
 SECRET_VALUE = "value"  # the one field of a secret version  # noqa: S105 - a field name
 # Email beacon of a person (written by the indexer only) and the item version it was computed from.
 BEACON = "beacon"
@@ -63,6 +77,19 @@ _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
 # The one canonical spelling of a version key: ASCII digits, zero-padded, nothing after.
 _SECRET_VERSION_SK = re.compile(rf"S#([A-Za-z0-9_.-]{{1,128}})#V#([0-9]{{{_VERSION_DIGITS}}})", re.ASCII)
 CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
+# Every attribute the masked stage reads (and its IAM policy allows): the key, the plaintext
+# metadata it reports, the masked projections and their key slots ("0" for POST/PUT, the
+# field's own name for PATCH, as in the full view). Never f_*, slots or kms_key.
+_MASKED_NAMES = (*PERSON_FIELDS, META_UPDATED)
+MASKED_VIEW_ATTRIBUTES = (
+    PK,
+    SK,
+    VERSION,
+    CREATED_AT,
+    UPDATED_AT,
+    *(MASKED_PREFIX + name for name in _MASKED_NAMES),
+    *(MASKED_SLOT_PREFIX + slot for slot in ("0", *_MASKED_NAMES)),
+)
 
 R = TypeVar("R")
 
@@ -201,16 +228,32 @@ def _sealed_item(
     }
 
 
+def masked_attributes(masked: Mapping[str, bytes], masked_slots: Mapping[str, bytes]) -> dict[str, Any]:
+    """The masked view's attributes: ``m_<field>`` projections and ``mk_<slot>`` wrapped keys."""
+    return {
+        **{MASKED_PREFIX + name: {"B": blob} for name, blob in masked.items()},
+        **{MASKED_SLOT_PREFIX + slot: {"B": blob} for slot, blob in masked_slots.items()},
+    }
+
+
+def masked_projection() -> dict[str, Any]:
+    """GetItem/Query/BatchGetItem arguments fetching ``MASKED_VIEW_ATTRIBUTES`` and nothing else."""
+    names = {f"#m{index}": name for index, name in enumerate(MASKED_VIEW_ATTRIBUTES)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+
+
 def person_item(record: PersonRecord) -> dict[str, Any]:
     key = person_key(record.customer_id, record.person_id)
     r = record
     item = _sealed_item(key, r.version, r.created_at, r.kms_key, r.slots, r.fields)
-    return {**item, UPDATED_AT: {"S": r.updated_at}}
+    return {**item, UPDATED_AT: {"S": r.updated_at}, **masked_attributes(r.masked, r.masked_slots)}
 
 
 def person_removals(write: PersonWrite) -> list[str]:
     """Attribute paths a write removes: the key slots it drops and does not rewrite."""
-    return [f"{SLOTS}.{slot}" for slot in write.drop_slots if slot not in write.slots]
+    masked = [MASKED_SLOT_PREFIX + slot for slot in write.drop_masked_slots if slot not in write.masked_slots]
+    masked += [MASKED_PREFIX + name for name in write.drop_masked if name not in write.masked]
+    return [f"{SLOTS}.{slot}" for slot in write.drop_slots if slot not in write.slots] + masked
 
 
 def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
@@ -223,6 +266,7 @@ def person_updates(write: PersonWrite) -> dict[str, dict[str, Any]]:
         KMS_KEY: {"S": write.kms_key},
         **slots,
         **field_attributes(write.fields),
+        **masked_attributes(write.masked, write.masked_slots),
     }
 
 
@@ -293,6 +337,14 @@ def person_from_item(customer_id: str, item: dict[str, Any]) -> PersonRecord:
         slots=_slots_from(item),
         fields={
             name[len(FIELD_PREFIX) :]: _blob(value) for name, value in item.items() if name.startswith(FIELD_PREFIX)
+        },
+        masked={
+            name[len(MASKED_PREFIX) :]: _blob(value) for name, value in item.items() if name.startswith(MASKED_PREFIX)
+        },
+        masked_slots={
+            name[len(MASKED_SLOT_PREFIX) :]: _blob(value)
+            for name, value in item.items()
+            if name.startswith(MASKED_SLOT_PREFIX)
         },
     )
 

@@ -116,3 +116,38 @@ class DynamoDbPeople(OnTable):
             for record in (layout.person_from_item(customer_id, item) for item in self._table.batch_get(keys))
         }
         return [found[person_id] for person_id in wanted if person_id in found]
+
+
+class DynamoDbMaskedPeople(OnTable):
+    """``MaskedPeopleStore``: the masked stage's reads, fetching ``layout.MASKED_VIEW_ATTRIBUTES``
+    only (a ProjectionExpression on every call; its IAM policy allows nothing else)."""
+
+    def get_masked_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        response = self._table.call(
+            "get_item",
+            Key=layout.person_key(customer_id, person_id),
+            ConsistentRead=self._table.consistent,
+            **layout.masked_projection(),
+        )
+        item = response.get("Item")
+        return layout.person_from_item(customer_id, item) if item else None
+
+    def list_masked_people(self, customer_id: str, limit: int, token: str | None) -> Page:
+        response = self._table.call(
+            "query",
+            **layout.people_condition(customer_id),
+            **layout.masked_projection(),
+            Select="SPECIFIC_ATTRIBUTES",
+            Limit=limit,
+            ConsistentRead=self._table.consistent,
+            **layout.page_start(customer_id, token),
+        )
+        items = [layout.person_from_item(customer_id, item) for item in response.get("Items", [])]
+        return Page(items=items, next_token=layout.page_token_after(response.get("LastEvaluatedKey")))
+
+    def get_masked_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
+        wanted = list(dict.fromkeys(person_ids))
+        keys = [layout.person_key(customer_id, person_id) for person_id in wanted]
+        items = self._table.batch_get(keys, layout.masked_projection())
+        found = {record.person_id: record for record in (layout.person_from_item(customer_id, item) for item in items)}
+        return [found[person_id] for person_id in wanted if person_id in found]

@@ -35,6 +35,10 @@ class PersonRecord:
     kms_key: str
     slots: dict[str, bytes]
     fields: dict[str, bytes]
+    # The masked view (README "Masked view"): projections sealed under their own data key,
+    # in their own key slots. Empty for records written before the view existed.
+    masked: dict[str, bytes] = field(default_factory=dict)
+    masked_slots: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ class PersonWrite:
     created_sealed: bool = True
     # Key slots the write removes (a replace drops the slots earlier patches left).
     drop_slots: tuple[str, ...] = ()
+    # The masked projections of the fields written (and their sealed metadata), their key
+    # slots, and the masked slots a replace drops; all empty for a write without the view.
+    masked: dict[str, bytes] = field(default_factory=dict)
+    masked_slots: dict[str, bytes] = field(default_factory=dict)
+    drop_masked_slots: tuple[str, ...] = ()
+    drop_masked: tuple[str, ...] = ()  # masked projections a write without the view removes
 
     @property
     def version(self) -> int:
@@ -75,6 +85,8 @@ class PersonWrite:
             kms_key=self.kms_key,
             slots=dict(self.slots),
             fields=dict(self.fields),
+            masked=dict(self.masked),
+            masked_slots=dict(self.masked_slots),
         )
 
 
@@ -191,6 +203,18 @@ class PeopleStore(Protocol):
     def list_people(self, customer_id: str, limit: int, token: str | None) -> Page: ...
 
     def get_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]: ...
+
+
+class MaskedPeopleStore(Protocol):
+    """The masked stage's reads: like ``PeopleStore``'s, but each record carries only its
+    key, plaintext metadata and masked view (``fields`` and ``slots`` empty): the DynamoDB
+    store fetches nothing else (a projection its IAM policy requires)."""
+
+    def get_masked_person(self, customer_id: str, person_id: str) -> PersonRecord | None: ...
+
+    def list_masked_people(self, customer_id: str, limit: int, token: str | None) -> Page: ...
+
+    def get_masked_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]: ...
 
 
 class SecretStore(Protocol):

@@ -1,4 +1,4 @@
-"""One local stack (moto server + `chalice local` writer and reader) for the whole e2e session.
+"""One local stack (moto server + `chalice local` writer, reader and masked stage) for the whole e2e session.
 
 Ports are fresh ephemeral ones, so the tests never clash with a running `make dev`.
 """
@@ -24,6 +24,7 @@ class LocalStack:
     table_name: str
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
     moto_url: str = ""
+    masked_url: str = ""
     env: dict | None = None  # the children's environment (for running tools against the stack)
 
 
@@ -33,12 +34,14 @@ def local_stack(tmp_path_factory):
         moto_port=free_port(),
         writer_port=free_port(),
         reader_port=free_port(),
+        masked_port=free_port(),
         log_dir=tmp_path_factory.mktemp("devstack"),
     )
     with stack:
         local = LocalStack(
             writer_url=stack.writer_url,
             reader_url=stack.reader_url,
+            masked_url=stack.masked_url,
             table_name=stack.resources["table_name"],
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,

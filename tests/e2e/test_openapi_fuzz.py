@@ -38,7 +38,7 @@ from chalicelib.api import contract
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SEED = int(os.environ.get("PII_VAULT_FUZZ_SEED", "20261124"))
 MAX_EXAMPLES = 100  # per operation in the fuzzing phase; the coverage phase adds its own cases
-MIN_REQUESTS = {"writer": 300, "reader": 300}
+MIN_REQUESTS = {"writer": 300, "reader": 300, "masked": 150}
 TIMEOUT = 30
 CHECKS = [
     not_a_server_error,
@@ -165,7 +165,7 @@ def _seed(stack, seeded: Seeded) -> None:
 
 
 # Built at import (schemathesis parametrizes at collection); filled by the fixtures below.
-_SEEDED = {"writer": Seeded("fuzz-writer"), "reader": Seeded("fuzz-reader")}
+_SEEDED = {"writer": Seeded("fuzz-writer"), "reader": Seeded("fuzz-reader"), "masked": Seeded("fuzz-masked")}
 
 # `format: page-token`: a token is valid only as the API issued it, so valid ones are real ones.
 # `format: page-token`: a token is valid only as the API issued it, so a valid one is a real one,
@@ -213,6 +213,12 @@ def seeded_reader(local_stack):
     return local_stack.reader_url
 
 
+@pytest.fixture(scope="module")
+def seeded_masked(local_stack):
+    _seed(local_stack, _SEEDED["masked"])
+    return local_stack.masked_url
+
+
 @pytest.fixture(scope="module", autouse=True)
 def fuzz_totals(request):
     """Print the request counts; a complete run of a stage must have sent a few hundred."""
@@ -243,6 +249,7 @@ def _operations(role: str):
 
 writer = _schema("writer")
 reader = _schema("reader")
+masked = _schema("masked")
 
 
 def _call_and_validate(case, base_url: str, seeded: Seeded) -> None:
@@ -265,6 +272,11 @@ def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_docume
 @reader.parametrize()
 def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader):
     _call_and_validate(case, seeded_reader, _SEEDED["reader"])
+
+
+@masked.parametrize()
+def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked):
+    _call_and_validate(case, seeded_masked, _SEEDED["masked"])
 
 
 # -- explicit hostile bodies, validated against the same documents ------------------------

@@ -70,6 +70,11 @@ class Stack:
     reader_ddb: CallRecorder
     writer_clients: dict[str, Any]
     reader_clients: dict[str, Any]
+    # The masked stage (README "Masked view"), on clients of its own.
+    masked: Client | None = None
+    masked_kms: CallRecorder = field(default_factory=CallRecorder)
+    masked_ddb: CallRecorder = field(default_factory=CallRecorder)
+    masked_clients: dict[str, Any] = field(default_factory=dict)
 
     def scan(self) -> list[dict[str, Any]]:
         return scan_all(self.dynamodb, self.resources["table_name"])
@@ -108,13 +113,18 @@ def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
         resources = bootstrap(kms, dynamodb)
         recorders = [CallRecorder() for _ in range(4)]
         writer_kms, reader_kms, writer_ddb, reader_ddb = recorders
+        masked_kms, masked_ddb = CallRecorder(), CallRecorder()
 
         clients = {
             role: {
                 "kms": kms_rec.attach(boto3.client("kms", region_name=REGION)),
                 "dynamodb": ddb_rec.attach(boto3.client("dynamodb", region_name=REGION)),
             }
-            for role, kms_rec, ddb_rec in (("writer", writer_kms, writer_ddb), ("reader", reader_kms, reader_ddb))
+            for role, kms_rec, ddb_rec in (
+                ("writer", writer_kms, writer_ddb),
+                ("reader", reader_kms, reader_ddb),
+                ("masked", masked_kms, masked_ddb),
+            )
         }
 
         def app(role: str) -> Any:
@@ -124,8 +134,21 @@ def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
                 dynamodb_client=clients[role]["dynamodb"],
             )
 
-        with Client(app("writer")) as writer, Client(app("reader")) as reader:
-            stack = Stack(kms, dynamodb, resources, writer, reader, *recorders, clients["writer"], clients["reader"])
+        with Client(app("writer")) as writer, Client(app("reader")) as reader, Client(app("masked")) as masked:
+            stack = Stack(
+                kms,
+                dynamodb,
+                resources,
+                writer,
+                reader,
+                *recorders,
+                clients["writer"],
+                clients["reader"],
+                masked,
+                masked_kms,
+                masked_ddb,
+                clients["masked"],
+            )
             yield stack
         # Every attribute this test left in any table goes to the no-plaintext guard.
         for table in dynamodb.list_tables()["TableNames"]:

@@ -289,11 +289,11 @@ def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and
         fleet_applied = kms.get_key_policy(KeyId=fleet_arn, PolicyName="default")["Policy"]
 
     assert applied == printed == after_rerun
-    # One statement per encryption context (tenant, pool) and role.
+    # One statement per encryption context (tenant, pool; the writer's also the masked view's
+    # two) and role; no masked stage deployed here, so no masked role.
     assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [
         ADMIN,
-        WRITER_ROLE,
-        WRITER_ROLE,
+        *[WRITER_ROLE] * 4,
         READER_ROLE,
         READER_ROLE,
     ]
@@ -310,7 +310,7 @@ def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_depl
     statements = json.loads(capsys.readouterr().out)["Statement"]
     writer = "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler"
     reader = "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler"
-    assert [s["Principal"]["AWS"] for s in statements[1:]] == [writer, writer, reader, reader]
+    assert [s["Principal"]["AWS"] for s in statements[1:]] == [writer, writer, writer, writer, reader, reader]
 
     assert policies.main(["--fleet-key-policy", "--resources", str(resources)]) == 0
 
@@ -326,3 +326,22 @@ def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tm
 
     assert policies.main(["--key-policy", "--resources", str(resources)]) == 2
     assert "admin_arn" in capsys.readouterr().err
+
+
+def test_given_a_deployed_masked_stage_then_the_key_policy_cli_grants_its_role_masked_view_decrypt_only(
+    tmp_path, capsys
+):
+    chalice_dir = tmp_path / ".chalice"
+    (chalice_dir / "deployed").mkdir(parents=True)
+    masked = "arn:aws:iam::111122223333:role/pii-vault-masked-api_handler"
+    deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": masked}]}
+    (chalice_dir / "deployed" / "masked.json").write_text(json.dumps(deployed), encoding="utf-8")
+    resources = chalice_dir / "resources.json"
+    resources.write_text(json.dumps(RESOURCES), encoding="utf-8")
+
+    assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
+
+    statements = json.loads(capsys.readouterr().out)["Statement"]
+    mine = [s for s in statements if s["Principal"]["AWS"] == masked]
+    assert [s["Action"] for s in mine] == ["kms:Decrypt", "kms:Decrypt"]
+    assert all(s["Condition"]["StringEquals"]["kms:EncryptionContext:view"] == "masked" for s in mine)

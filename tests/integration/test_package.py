@@ -47,11 +47,17 @@ EXPECTED_ROUTES = {
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}"),
         ("GET", f"{CUSTOMER}/secrets/{{secret_id}}/versions"),
     },
+    # Masked projections of people only: no secrets, no search, no write.
+    "masked": {
+        ("GET", f"{CUSTOMER}/people/{{person_id}}"),
+        ("GET", f"{CUSTOMER}/people"),
+    },
 }
 # The job stages: functions only, by the logical ids chalice package gives them.
 EXPECTED_FUNCTIONS = {
     "writer": {"APIHandler"},
     "reader": {"APIHandler"},
+    "masked": {"APIHandler"},
     "indexer": {"IndexBeacons", "Backfill"},
     "offboard": {"Offboard"},
 }
@@ -220,6 +226,7 @@ def test_given_a_stage_when_packaged_then_the_function_environment_names_the_rol
                 # What a deployed search needs: the beacon HMAC key, pinned by ARN.
                 "PII_VAULT_BEACON_KEY_ID": _import("BeaconKeyArn"),
             },
+            "masked": {"PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", {"Ref": "AllowedCallers"}]}},
             "indexer": {
                 "PII_VAULT_BEACON_KEY_ID": _import("BeaconKeyArn"),
                 "PII_VAULT_STREAM_ARN": _import("TableStreamArn"),
@@ -393,6 +400,16 @@ def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(pack
     out, _ = packaged
     texts = [p for p in out.rglob("*.json")]
 
-    assert len(texts) >= 9  # base, four merge templates, four sam.json
+    assert len(texts) >= 1 + 2 * len(STAGES)  # base, a merge template and a sam.json per stage
     for path in texts:
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text(encoding="utf-8")), path
+
+
+def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(packaged):
+    """The masked stage reads the PII table (masked attributes) and nothing else: no other table is configured."""
+    out, _ = packaged
+    template = json.loads((out / "masked" / "sam.json").read_text(encoding="utf-8"))
+    variables = _functions(template)["APIHandler"]["Properties"]["Environment"]["Variables"]
+
+    assert variables["PII_VAULT_ROLE"] == "masked"
+    assert not [name for name in variables if any(word in name for word in ("FLEET", "IDEMPOTENCY", "LEDGER"))]

@@ -104,7 +104,9 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
 
     admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
     indexer = outputs["IndexerRoleArn"]
-    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader, indexer_role_arn=indexer)
+    assert installed(outputs["KeyArn"]) == policies.key_policy(
+        admin, writer, reader, indexer_role_arn=indexer, masked_role_arn=outputs["MaskedRoleArn"]
+    )
     assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
     assert installed(outputs["BeaconKeyArn"]) == policies.beacon_key_policy(admin, [reader, indexer])
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True

@@ -529,3 +529,167 @@ def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_i
 
     assert response.status_code == 200
     assert (body_of(response)["version"], body_of(response)["data"]["email"]) == (1, "new@example.org")
+
+
+# -- the masked view (README "Masked view"): read through the masked stage ----------------
+#
+# The masked stage opens only masked-view blobs (kinds 3/4) with masked-view data keys; the
+# reader only full-view ones. Moving ciphertext between the views, records or fields, or
+# editing what the masked view's sealed metadata binds, ends in 502 integrity_error on the
+# stage that reads it, and a full value never reaches the masked stage.
+
+
+def masked_projection_moved_into_the_full_attribute(w: World) -> list[str]:
+    a = w.person("a")
+    a["f_email"] = a["m_email"]
+    a["slots"]["M"]["0"] = a["mk_0"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email"]  # read by the reader: see the test below
+
+
+def full_value_copied_into_the_masked_attribute(w: World) -> list[str]:
+    a = w.person("a")
+    # the full blob names the creation slot: its masked counterpart gets the full view's key
+    a["m_email"], a["mk_" + META_CREATED] = a["f_email"], a["slots"]["M"][META_CREATED]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email", f"/customers/acme/people?ids={w.a}"]
+
+
+def full_value_copied_into_the_masked_attribute_with_a_masked_kind_byte(w: World) -> list[str]:
+    a = w.person("a")
+    blob = bytearray(a["f_email"]["B"])
+    blob[1] += 2  # kind 1/2 -> 3/4: the opener accepts the header, the AAD and the key do not match
+    a["m_email"], a["mk_" + META_CREATED] = {"B": bytes(blob)}, a["slots"]["M"][META_CREATED]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email"]
+
+
+def masked_wrapped_key_replaced_by_the_full_view_key(w: World) -> list[str]:
+    a = w.person("a")
+    a["mk_0"] = a["slots"]["M"][META_CREATED]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
+
+
+def masked_projection_moved_to_another_person(w: World) -> list[str]:
+    a, b = w.person("a"), w.person("b")
+    a["m_email"], a["mk_0"] = b["m_email"], b["mk_0"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email"]
+
+
+def masked_projection_moved_from_another_tenant(w: World) -> list[str]:
+    a, g = w.person("a"), w.person("g", "globex")
+    a["m_email"], a["mk_0"] = g["m_email"], g["mk_0"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email"]
+
+
+def masked_projections_swapped_within_one_person(w: World) -> list[str]:
+    a = w.person("a")
+    a["m_name"], a["m_surname"] = a["m_surname"], a["m_name"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=name"]
+
+
+def masked_version_edited(w: World) -> list[str]:
+    a = w.person("a")
+    a["version"] = {"N": "7"}
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}", f"/customers/acme/people?ids={w.a}"]
+
+
+def masked_updated_at_edited(w: World) -> list[str]:
+    a = w.person("a")
+    a["updated_at"] = {"S": "2020-01-01T00:00:00.000Z"}
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}"]
+
+
+def masked_sealed_metadata_removed(w: World) -> list[str]:
+    a = w.person("a")
+    del a["m__updated"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
+
+
+def masked_projection_bit_flipped(w: World) -> list[str]:
+    a = w.person("a")
+    a["m_dob"] = {"B": _flip(a["m_dob"]["B"], -1)}
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=dob"]
+
+
+def masked_slot_removed(w: World) -> list[str]:
+    a = w.person("a")
+    del a["mk_0"]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}"]
+
+
+MASKED_ATTACKS: list[Callable[[World], list[str]]] = [
+    full_value_copied_into_the_masked_attribute,
+    full_value_copied_into_the_masked_attribute_with_a_masked_kind_byte,
+    masked_wrapped_key_replaced_by_the_full_view_key,
+    masked_projection_moved_to_another_person,
+    masked_projection_moved_from_another_tenant,
+    masked_projections_swapped_within_one_person,
+    masked_version_edited,
+    masked_updated_at_edited,
+    masked_sealed_metadata_removed,
+    masked_projection_bit_flipped,
+    masked_slot_removed,
+]
+_MASKED_IDS = [attack.__name__ for attack in MASKED_ATTACKS]
+
+
+@pytest.mark.parametrize("attack", MASKED_ATTACKS, ids=_MASKED_IDS)
+def test_given_a_tampered_masked_view_when_read_by_the_masked_stage_then_integrity_error(world: World, attack) -> None:
+    assert world.stack.masked is not None
+    paths = attack(world)
+
+    for path in paths:
+        response = send(world.stack.masked, "GET", path)
+        assert response.status_code == 502, f"{path}: {response.status_code} {response.body[:200]!r}"
+        assert body_of(response)["code"] == "integrity_error", path
+        text = response.body.decode()
+        for value in (*PLAINTEXTS, "Séverine", "severine.d@example.org"):
+            assert value not in text, path
+
+
+def test_given_the_masked_catalogue_then_every_attack_is_distinct_and_counted() -> None:
+    assert len(set(_MASKED_IDS)) == len(MASKED_ATTACKS) == 11
+
+
+def test_given_a_full_value_in_a_masked_attribute_then_the_masked_stage_never_asks_kms(world: World) -> None:
+    """The opener refuses a full-view blob by its kind before any unwrap: no Decrypt is even tried."""
+    assert world.stack.masked is not None
+    world.stack.masked_kms.take()
+    full_value_copied_into_the_masked_attribute(world)
+
+    response = send(world.stack.masked, "GET", f"/customers/acme/people/{world.a}?fields=email")
+
+    assert (response.status_code, body_of(response)["code"]) == (502, "integrity_error")
+    assert world.stack.masked_kms.take() == []
+
+
+def test_given_a_masked_projection_moved_into_a_full_attribute_then_the_reader_refuses_it(world: World) -> None:
+    (path,) = masked_projection_moved_into_the_full_attribute(world)
+    world.stack.reader_kms.take()
+
+    response = send(world.stack.reader, "GET", path)
+
+    assert (response.status_code, body_of(response)["code"]) == (502, "integrity_error")
+    assert world.stack.reader_kms.take() == []  # refused by kind, before KMS
+
+
+def test_given_an_untampered_masked_view_then_the_same_reads_succeed(world: World) -> None:
+    assert world.stack.masked is not None
+    for path in (
+        f"/customers/acme/people/{world.a}",
+        f"/customers/acme/people/{world.b}?fields=email",
+        f"/customers/globex/people/{world.g}",
+        f"/customers/acme/people?ids={world.a},{world.b}",
+        "/customers/acme/people",
+    ):
+        assert send(world.stack.masked, "GET", path).status_code == 200, path

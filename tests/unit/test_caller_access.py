@@ -37,8 +37,10 @@ TAG = access.TENANT_TAG
 API = {
     "writer": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:w1a2b3c4d5/api",
     "reader": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:r1a2b3c4d5/api",
+    "masked": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:m1a2b3c4d5/api",
 }
-OTHER = {"writer": "reader", "reader": "writer"}
+# The masked stage's caller must not reach the reader (full values) either.
+OTHER = {"writer": "reader", "reader": "writer", "masked": "reader"}
 
 
 def _role(name: str) -> str:

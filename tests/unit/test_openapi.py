@@ -18,7 +18,7 @@ from chalicelib.errors import ValidationError
 from tools import openapi as tool
 from tools import openapi_schemas
 
-ROLES = ("writer", "reader")
+ROLES = ("writer", "reader", "masked")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -46,6 +46,24 @@ def test_given_a_route_without_a_contract_row_when_documented_then_building_fail
 
     with pytest.raises(LookupError, match=r"PATCH /customers/\{customer_id\}/people/\{person_id\} \(patch_person\)"):
         tool.build_document("writer")
+
+
+def test_given_the_masked_document_then_it_has_the_people_gets_only_answering_masked_schemas() -> None:
+    document = tool.build_document("masked")
+    methods = {(path, method) for path, item in document["paths"].items() for method in item}
+
+    assert methods == {
+        ("/customers/{customer_id}/people", "get"),
+        ("/customers/{customer_id}/people/{person_id}", "get"),
+    }
+    answers = {
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        for op in (item["get"] for item in document["paths"].values())
+    }
+    assert answers == {"#/components/schemas/MaskedPeoplePage", "#/components/schemas/MaskedPersonView"}
+    data = document["components"]["schemas"]["MaskedPersonData"]["properties"]
+    assert data["dob"]["pattern"] == "^[0-9]{4}$" and set(data["address"]["properties"]) == {"city", "country"}
+    assert all(schema.get("nullable") for schema in data.values())  # records written before the view: null
 
 
 def test_given_the_reader_document_when_listing_methods_then_it_has_no_write_method() -> None:

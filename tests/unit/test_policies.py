@@ -201,20 +201,37 @@ def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_
 
 
 def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy):
-    _, policy = role_policy
+    role, policy = role_policy
 
     statements = [s for s in _statements_for(policy, "kms") if s["Resource"] == KEY_ARN]
-    assert [s["Condition"] for s in statements] == [
+    # The reader decrypts the full view only: any context naming a view is refused.
+    no_view = {} if role == "writer" else {"kms:EncryptionContext:view": "true"}
+    full = [
         {
             "StringEquals": {"kms:EncryptionContext:app": "pii-vault"},
             "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "customer_id"]},
-            "Null": {"kms:EncryptionContext:customer_id": "false"},
+            "Null": {"kms:EncryptionContext:customer_id": "false", **no_view},
         },
         {
             "StringEquals": {"kms:EncryptionContext:app": "pii-vault", "kms:EncryptionContext:scope": "pool"},
             "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "scope"]},
+            **({"Null": no_view} if no_view else {}),
         },
     ]
+    # The writer also encrypts the masked view's data keys (the same contexts plus view=masked).
+    masked_view = {"kms:EncryptionContext:app": "pii-vault", "kms:EncryptionContext:view": "masked"}
+    masked = [
+        {
+            "StringEquals": masked_view,
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "customer_id", "view"]},
+            "Null": {"kms:EncryptionContext:customer_id": "false"},
+        },
+        {
+            "StringEquals": {**masked_view, "kms:EncryptionContext:scope": "pool"},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "scope", "view"]},
+        },
+    ]
+    assert [s["Condition"] for s in statements] == (full + masked if role == "writer" else full)
     assert len({_as_list(s["Action"])[0] for s in statements}) == 1
 
 

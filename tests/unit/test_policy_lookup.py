@@ -125,4 +125,10 @@ def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_can
 
 def test_given_generated_files_then_every_stage_has_its_policy() -> None:
     files = policies.generate({"key_arn": KEY, "table_arn": TABLE, "beacon_key_arn": BEACON_KEY})
-    assert set(files) == {"policy-writer.json", "policy-reader.json", "policy-indexer.json", "policy-offboard.json"}
+    assert set(files) == {
+        "policy-writer.json",
+        "policy-reader.json",
+        "policy-masked.json",
+        "policy-indexer.json",
+        "policy-offboard.json",
+    }

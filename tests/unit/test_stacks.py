@@ -24,6 +24,7 @@ BEACON_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5b7c9d1e-2f3a-4b5c-8d6e-7f8091
 ROLES = {
     "WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w",
     "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r",
+    "MaskedRole": f"arn:aws:iam::{ACCOUNT}:role/m",
     "IndexerRole": f"arn:aws:iam::{ACCOUNT}:role/i",
     "OffboardRole": f"arn:aws:iam::{ACCOUNT}:role/o",
 }
@@ -70,18 +71,25 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
 
     writer, reader = {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}
     indexer = {"Fn::GetAtt": ["IndexerRole", "Arn"]}
-    # One statement per encryption context (tenant, pool) and role; the indexer decrypts emails.
+    masked = {"Fn::GetAtt": ["MaskedRole", "Arn"]}
+    # One statement per encryption context and role. The writer: tenant, pool and both
+    # masked-view contexts; reader, indexer (it decrypts emails) and masked stage: two each.
     assert [s["Principal"]["AWS"] for s in statements] == [
         {"Ref": "KeyAdminArn"},
-        writer,
-        writer,
+        *[writer] * 4,
         reader,
         reader,
         indexer,
         indexer,
+        masked,
+        masked,
     ]
     assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
-        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"], indexer_role_arn=ROLES["IndexerRole"]
+        ADMIN,
+        ROLES["WriterRole"],
+        ROLES["ReaderRole"],
+        indexer_role_arn=ROLES["IndexerRole"],
+        masked_role_arn=ROLES["MaskedRole"],
     )
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -203,7 +211,8 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
-    assert len(groups) == 7  # writer, reader (function + access), indexer (stream + backfill), offboard
+    # function and API access logs per API stage; indexer (stream + backfill), offboard
+    assert len(groups) == 2 * len(stacks.STAGES) + 3
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
 
@@ -288,7 +297,9 @@ def test_given_a_stage_merge_template_then_its_key_cache_settings_are_those_of_t
     variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
 
     assert expected and {k: v for k, v in variables.items() if "KEY_CACHE" in k} == expected
-    assert all(f"PII_VAULT_{stage.upper()}_KEY_CACHE_" in k for k in expected)
+    # The masked stage opens keys like the reader: the reader's cache settings.
+    cache = "READER" if stage == "masked" else stage.upper()
+    assert all(f"PII_VAULT_{cache}_KEY_CACHE_" in k for k in expected)
 
 
 def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only():

@@ -163,14 +163,15 @@ def pool_run(scenario: Scenario, design: type[PoolDesign] = PoolFleetDesign, **b
 
 
 @pytest.mark.parametrize("tenants", [1, 50, 5000])
-def test_given_one_writer_and_no_churn_when_pool_scoped_then_one_encrypt_per_hour_whatever_the_tenant_count(
+def test_given_one_writer_and_no_churn_when_pool_scoped_then_one_encrypt_per_view_per_hour_whatever_the_tenant_count(
     tenants,
 ) -> None:
     # No history: the writer starts empty at 0 (reads are few and beside the point here).
     scenario = replace(STILL, tenants=tenants, history_s=0, read_rate=0.01, warmup_s=0, measure_s=3 * 3600 + 100)
     result = pool_run(scenario)
     assert result.writes == 3 * 3600 + 100
-    assert result.encrypt_calls == math.ceil(result.writes / config.DEFAULT_WRITER_KEY_CACHE_SECONDS) == 4
+    # Two views (full and masked, README "Masked view"): two keys per period, renewed together.
+    assert result.encrypt_calls == 2 * math.ceil(result.writes / config.DEFAULT_WRITER_KEY_CACHE_SECONDS) == 8
 
 
 def test_given_the_fleet_table_when_many_reader_containers_read_the_same_keys_then_one_decrypt_per_key() -> None:
@@ -190,7 +191,7 @@ def test_given_the_fleet_table_when_many_reader_containers_read_the_same_keys_th
     )
     fleet = pool_run(scenario)
     alone = pool_run(scenario, PoolDesign)
-    assert fleet.encrypt_calls == alone.encrypt_calls == 1
+    assert fleet.encrypt_calls == alone.encrypt_calls == 2  # the full and the masked view's key
     assert fleet.history_reads == 0
     # One Decrypt per key for the whole fleet; the first key's may have been paid before 0 (its
     # entry then comes from the warm-up, sealed in the epoch before 0: a second sealing key).
@@ -271,3 +272,16 @@ def test_given_the_pool_history_and_fleet_warm_up_when_compared_with_a_live_flee
     assert decrypts == pytest.approx(live_decrypts, rel=0.15)
     assert gets == pytest.approx(live_gets, rel=0.05)
     assert writes == pytest.approx(live_writes, rel=0.15)
+
+
+def test_given_the_masked_view_then_the_model_counts_its_writer_keys_and_only_those() -> None:
+    """Issue 14's model includes the masked view's data keys (issue 13): one more Encrypt per period, no Decrypt."""
+
+    class WithoutMaskedView(PoolDesign):
+        masked_view = False
+
+    scenario = replace(STILL, tenants=50, history_s=0, read_rate=0.01, warmup_s=0, measure_s=3 * 3600 + 100)
+    with_view, without = pool_run(scenario, PoolDesign), pool_run(scenario, WithoutMaskedView)
+    assert with_view.encrypt_calls == 2 * without.encrypt_calls == 8
+    assert with_view.decrypt_calls == without.decrypt_calls
+    assert with_view.write_calls_per_record < 0.01

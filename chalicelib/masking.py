@@ -1,0 +1,50 @@
+"""Masked projections of a person's fields: what the masked stage (support tools) may see.
+
+The writer computes them from the validated values it already holds and seals each one
+under the masked view's data key (``crypto`` kinds 3/4, KMS context ``"view": "masked"``);
+the masked stage can open only those. The rules, one per field (README "Masked view"):
+
+- ``name``, ``surname``: the first character and a full stop (``Grace`` -> ``G.``);
+- ``email``: the first character of the local part, ``***``, ``@`` and the domain
+  (``grace@example.com`` -> ``g***@example.com``);
+- ``dob``: the year only (``1906-12-09`` -> ``1906``);
+- ``address``: the city and the country only (``{"city": "London", "country": "GB"}``).
+
+A projection is a pure function of the full value: rewriting a field rewrites its projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def _initial(value: str) -> str:
+    return f"{value[:1]}."
+
+
+def _email(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _year(value: str) -> str:
+    return value[:4]
+
+
+def _city_and_country(value: Mapping[str, str]) -> dict[str, str]:
+    return {"city": value["city"], "country": value["country"]}
+
+
+MASKS: dict[str, Callable[[Any], Any]] = {
+    "name": _initial,
+    "surname": _initial,
+    "email": _email,
+    "dob": _year,
+    "address": _city_and_country,
+}
+
+
+def masked(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The masked projection of each validated person field in ``values``."""
+    return {name: MASKS[name](value) for name, value in values.items()}
