@@ -231,7 +231,12 @@ class _LostRace(Exception):
 
 
 def _conditional_update(
-    ddb: Any, table: str, item: Item, old_slots: Mapping[str, bytes], new_slots: Mapping[str, bytes], kms_key: str | None
+    ddb: Any,
+    table: str,
+    item: Item,
+    old_slots: Mapping[str, bytes],
+    new_slots: Mapping[str, bytes],
+    kms_key: str | None,
 ) -> bool:
     names: dict[str, str] = {"#slots": layout.SLOTS, "#kms": layout.KMS_KEY}
     values: dict[str, Any] = {}

@@ -167,4 +167,3 @@ class RoutingUnwrapper:
                 first = first or exc
         assert first is not None  # noqa: S101 - candidates is never empty
         raise first
-

@@ -238,7 +238,10 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
             out += _invoke(
                 args,
                 settings,
-                [{**payload, "job": jid, "segment": s, "total_segments": len(segments), "verify": verify} for s in segments],
+                [
+                    {**payload, "job": jid, "segment": s, "total_segments": len(segments), "verify": verify}
+                    for s in segments
+                ],
             )
         return out
     plan = RewrapPlan(args.source_key, args.target_key, customer_id, settings.app_name, dry_run=args.dry_run)

@@ -27,7 +27,9 @@ class DynamoDbTenantRegistry:
         if not item:
             return None
         entry = layout.tenant_registry_of(item)
-        return TenantKey(customer_id, entry[layout.TENANT_KEY_ARN], entry[layout.TENANT_KEY_OWNER], entry[layout.TENANT_STATE])
+        return TenantKey(
+            customer_id, entry[layout.TENANT_KEY_ARN], entry[layout.TENANT_KEY_OWNER], entry[layout.TENANT_STATE]
+        )
 
     def put(self, entry: TenantKey, at: str) -> None:
         """Operator side (tools.tenants): the stages' roles may not write this table."""
@@ -47,7 +49,14 @@ class DynamoDbTenantRegistry:
                 raise translate(exc, "dynamodb", "Scan", StorageError) from exc
             for item in response.get("Items", []):
                 e = layout.tenant_registry_of(item)
-                out.append(TenantKey(e[layout.TENANT_PK], e[layout.TENANT_KEY_ARN], e[layout.TENANT_KEY_OWNER], e[layout.TENANT_STATE]))
+                out.append(
+                    TenantKey(
+                        e[layout.TENANT_PK],
+                        e[layout.TENANT_KEY_ARN],
+                        e[layout.TENANT_KEY_OWNER],
+                        e[layout.TENANT_STATE],
+                    )
+                )
             if "LastEvaluatedKey" not in response:
                 return sorted(out, key=lambda t: t.customer_id)
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -66,7 +66,12 @@ def key_a_policy() -> dict[str, object]:
 def test_given_tenant_a_key_then_a_stage_uses_it_only_under_a_context(stage: str, action: str) -> None:
     caller = role_session(ROLES[stage])
     decide = lambda customer: authorize_kms(  # noqa: E731
-        action, KEY_A, caller, key_policy=key_a_policy(), identity_policies=[identity(stage)], context=ctx(customer, "A")
+        action,
+        KEY_A,
+        caller,
+        key_policy=key_a_policy(),
+        identity_policies=[identity(stage)],
+        context=ctx(customer, "A"),
     )
     assert decide("A") == ALLOW
     assert decide("B") == IMPLICIT_DENY  # A's key for B's data
@@ -111,7 +116,11 @@ def test_given_a_customer_owned_key_in_another_account_then_both_policies_must_a
     customer_policy = policies.tenant_key_policy(f"arn:aws:iam::{CUSTOMER_ACCOUNT}:role/admin", "A", ROLES)
     assert (
         authorize_kms(
-            "kms:Encrypt", CUSTOMER_KEY, writer, key_policy=customer_policy, identity_policies=[identity("writer")],
+            "kms:Encrypt",
+            CUSTOMER_KEY,
+            writer,
+            key_policy=customer_policy,
+            identity_policies=[identity("writer")],
             context=ctx("A", "A"),
         )
         == ALLOW
@@ -119,7 +128,11 @@ def test_given_a_customer_owned_key_in_another_account_then_both_policies_must_a
     # Without the tag on the customer's key our identity policy does not reach it: denied.
     assert (
         authorize_kms(
-            "kms:Encrypt", CUSTOMER_KEY, writer, key_policy=customer_policy, identity_policies=[identity("writer")],
+            "kms:Encrypt",
+            CUSTOMER_KEY,
+            writer,
+            key_policy=customer_policy,
+            identity_policies=[identity("writer")],
             context=ctx("A", None),
         )
         == IMPLICIT_DENY
@@ -162,7 +175,9 @@ def test_given_authorize_kms_then_a_key_policy_deny_wins_and_same_account_needs_
     caller = role_session(ROLES["writer"])
     grant = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ROLES["writer"]}, "Action": "kms:Encrypt", "Resource": "*"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROLES["writer"]}, "Action": "kms:Encrypt", "Resource": "*"}
+        ],
     }
     deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:Encrypt", "Resource": "*"}]}
     assert authorize_kms("kms:Encrypt", KEY_A, caller, key_policy=grant) == ALLOW
