@@ -190,14 +190,18 @@ def open_field(data_key: bytes, ref: RecordRef, field: str, blob: bytes, binding
     ``binding`` is the metadata the writer bound (v2); v1 blobs bind none, and the
     caller decides what a v1 blob may still vouch for.
     """
-    header = parse_blob(blob)
+    return _open_parsed(AESGCM(data_key), ref, field, parse_blob(blob), binding)
+
+
+def _open_parsed(cipher: AESGCM, ref: RecordRef, field: str, header: BlobHeader, binding: str) -> bytes:
+    """``open_field`` for a header already parsed, under a cipher already keyed."""
     if header.version == FORMAT_V1:
         aad = field_aad(ref, field, header.slot)
     else:
         aad = field_aad_v2(ref, field, header.slot, header.kind, binding)
     nonce, ciphertext = header.body[:NONCE_BYTES], header.body[NONCE_BYTES:]
     try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, aad)
+        return cipher.decrypt(nonce, ciphertext, aad)
     except InvalidTag:
         raise IntegrityError(f"ciphertext of field {field} failed authentication", field=field) from None
 
@@ -262,12 +266,13 @@ class Envelope:
         ref: RecordRef,
         fields: Mapping[str, bytes],
         *,
+        slot: str = RECORD_SLOT,
         own_slots: bool = False,
         bindings: Mapping[str, str] | None = None,
     ) -> SealedFields:
         """Seal ``fields`` for the record ``ref`` of this envelope's tenant.
 
-        By default every field uses the record slot. ``own_slots`` (PATCH) files the
+        By default every field uses ``slot`` (the record slot). ``own_slots`` (PATCH) files the
         wrapped key under each field's own name instead, so a partial update replaces
         exactly the slots of the fields it rewrites and the slot map stays bounded.
         ``bindings`` maps a field to the metadata its AAD authenticates ("" if absent).
@@ -275,7 +280,7 @@ class Envelope:
         if ref.customer_id != self.customer_id:
             raise ValueError("an envelope seals records of its own tenant only")
         bound = bindings or {}
-        slot_of = {name: (name if own_slots else RECORD_SLOT) for name in fields}
+        slot_of = {name: (name if own_slots else slot) for name in fields}
         blobs = {
             name: seal_field(
                 self._data_key, ref, name, slot_of[name], value, kind=self.kind, binding=bound.get(name, "")
@@ -329,7 +334,7 @@ class Opener:
         ``bindings`` maps a field to the metadata its v2 AAD must authenticate.
         """
         bound = bindings or {}
-        data_keys: dict[tuple[int, bytes], bytes] = {}  # (kind, wrapped) -> data key: slots often share one
+        ciphers: dict[tuple[int, bytes], AESGCM] = {}  # (kind, wrapped) -> keyed cipher: slots often share one
         out: dict[str, bytes] = {}
         for field in wanted:
             blob = blobs.get(field)
@@ -339,11 +344,11 @@ class Opener:
             wrapped = slots.get(header.slot)
             if wrapped is None:
                 raise IntegrityError(f"field {field} refers to a missing key slot", field=field)
-            if (header.kind, wrapped) not in data_keys:
+            if (header.kind, wrapped) not in ciphers:
                 context = encryption_context(self._app_name, ref.customer_id, header.kind)
                 data_key = self._unwrapper.unwrap(wrapped, context)
                 if len(data_key) != DATA_KEY_BYTES:
                     raise IntegrityError(f"data key of field {field} has the wrong size", field=field)
-                data_keys[(header.kind, wrapped)] = data_key
-            out[field] = open_field(data_keys[(header.kind, wrapped)], ref, field, blob, bound.get(field, ""))
+                ciphers[(header.kind, wrapped)] = AESGCM(data_key)
+            out[field] = _open_parsed(ciphers[(header.kind, wrapped)], ref, field, header, bound.get(field, ""))
         return out

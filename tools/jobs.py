@@ -15,8 +15,9 @@ Settings come from the environment like the functions' (``PII_VAULT_TABLE``,
 ``PII_VAULT_KMS_KEY_ID``, ``PII_VAULT_BEACON_KEY_ID``...); ``--endpoint-url`` points at a
 local stack (``make dev``: http://127.0.0.1:5000). Segments run in parallel threads on
 this machine, or, with ``--invoke FUNCTION``, as ``lambda:Invoke`` of the deployed job
-function (``pii-vault-indexer-backfill``, ``pii-vault-offboard-offboard``), one segment
-per invocation, invoked again until done: the work then happens on AWS, not here.
+function (``pii-vault-<env>-indexer-backfill``, ``pii-vault-<env>-offboard-offboard`` as
+``make package`` names them), one segment per invocation, invoked again until done: the
+work then happens on AWS, not here.
 
 Progress goes to stderr (one line per page), the final report (JSON) to stdout. Exit 0
 when every segment is done, 3 when a deadline stopped some (run again with ``--resume``).

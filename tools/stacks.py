@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import config
+from chalicelib.api import jobs as job_functions
 from chalicelib.store import fleet_table, layout
-from tools import access, policies
+from tools import access, findforget, policies
 
 APP = policies.APP_NAME
 STAGES = ("writer", "reader")
@@ -159,6 +160,7 @@ _SENTINEL_PARTITION, _SENTINEL_REGION, _SENTINEL_ACCOUNT = "aws", "zz-sentinel-9
 _SENTINEL_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
 _SENTINEL_TABLE = f"arn:aws:dynamodb:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:table/{APP}"
 _SENTINEL_FLEET_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000001"
+_SENTINEL_BEACON_KEY = f"arn:aws:kms:{_SENTINEL_REGION}:{_SENTINEL_ACCOUNT}:key/00000000-0000-4000-8000-000000000002"
 _SENTINEL_ROLE = f"arn:aws:iam::{_SENTINEL_ACCOUNT}:role/sentinel-" + "{}"
 _SENTINEL_CALLER = _SENTINEL_ROLE.format("caller")
 
@@ -256,6 +258,7 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_FLEET_KEY: getatt("FleetMacKey"),
         _SENTINEL_TABLE + config.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
+        **find_and_forget_arns(),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
     ledger = _SENTINEL_TABLE + config.LEDGER_SUFFIX
@@ -264,7 +267,12 @@ def role_policies() -> dict[str, dict[str, Any]]:
             policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
         ),
         "reader": substitute(
-            policies.reader_policy(_SENTINEL_KEY, _SENTINEL_TABLE, fleet_mac_key_arn=_SENTINEL_FLEET_KEY),
+            policies.reader_policy(
+                _SENTINEL_KEY,
+                _SENTINEL_TABLE,
+                fleet_mac_key_arn=_SENTINEL_FLEET_KEY,
+                beacon_key_arn=_SENTINEL_BEACON_KEY,
+            ),
             exact,
             functions,
         ),
@@ -272,10 +280,16 @@ def role_policies() -> dict[str, dict[str, Any]]:
 
 
 def key_policy_document() -> dict[str, Any]:
-    """tools.policies.key_policy with the admin parameter and the two roles of this stack."""
-    admin, writer, reader = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader"))
-    document = policies.key_policy(admin, writer, reader)
-    exact = {admin: ref("KeyAdminArn"), writer: getatt("WriterRole"), reader: getatt("ReaderRole")}
+    """tools.policies.key_policy with the admin parameter and the roles of this stack (the
+    indexer decrypts emails to compute beacons; offboarding has no KMS permission)."""
+    admin, writer, reader, indexer = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "indexer"))
+    document = policies.key_policy(admin, writer, reader, indexer_role_arn=indexer)
+    exact = {
+        admin: ref("KeyAdminArn"),
+        writer: getatt("WriterRole"),
+        reader: getatt("ReaderRole"),
+        indexer: getatt("IndexerRole"),
+    }
     substituted: dict[str, Any] = substitute(document, exact)
     return substituted
 
@@ -650,6 +664,7 @@ def base_template() -> dict[str, Any]:
         "Resources": {name: _with_checkov_skips(r, name) for name, r in resources.items()},
         "Outputs": outputs,
     }
+    add_find_and_forget(template)
     return template
 
 
@@ -817,6 +832,8 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
         variables["PII_VAULT_FLEET_TABLE"] = import_value("FleetTableName")
         # Pinned by ARN like the data key: an alias could be re-pointed.
         variables["PII_VAULT_FLEET_MAC_KEY_ID"] = import_value("FleetMacKeyArn")
+    if stage == "reader":
+        variables.update(reader_search_variables())
     # Chalice merges these over .chalice/config.json's stage variables; restated so the merge
     # template alone says what the function runs with (the same values, from the same file).
     variables.update(key_cache_settings(stage))
@@ -900,6 +917,361 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     }
 
 
+# -- find and forget: beacon key, table stream and beacon index, job stages ---------------
+#
+# The lookup-by-email and erasure resources (docs/find-and-forget.md): the beacon HMAC key
+# (kms:GenerateMac by the reader and the indexer only), the PII table's stream (feeding the
+# indexer) and its beacon GSI, the jobs' checkpoint table, the indexer and offboard roles
+# with the policies from tools.policies, and the two job stages' merge templates: functions
+# without an API (the stream handler and the per-segment job functions).
+
+JOB_STAGES = tuple(job_functions.FUNCTIONS)  # ("indexer", "offboard"), as chalicelib.api.jobs registers them
+ALL_STAGES = STAGES + JOB_STAGES
+# How long the indexer may lag behind the table (IteratorAge of its stream) before the alarm.
+DEFAULT_INDEXER_ITERATOR_AGE_MS = 60_000
+# The indexer logs a stored person that fails authentication at WARNING ("... does not open;
+# beacon left as is", chalicelib/indexer.py) and carries on: the line is the only signal.
+INDEXER_INTEGRITY_MESSAGE = "indexer: person * does not open*"
+JOB_CHECKOV_SKIPS = {
+    "CKV_AWS_116": "No dead-letter queue: nothing invokes a job function asynchronously. The stream handler's "
+    "failed batch is retried by its event source mapping (and raises the errors and iterator-age alarms); "
+    "the per-segment functions are invoked synchronously by tools.jobs, which sees the error.",
+}
+FIND_AND_FORGET_SKIPS = {
+    "BeaconKey": {
+        "CKV_AWS_7": "An HMAC_256 key: KMS offers no automatic rotation for HMAC keys. Change it by a new key "
+        "and the backfill job (docs/find-and-forget.md, 'Changing the beacon key').",
+    },
+    "JobsTable": {
+        "CKV_AWS_28": "No point-in-time recovery on purpose: checkpoints only (job id, segment, the scan position "
+        "as key ids, counters); a lost checkpoint means a job re-runs its segment, which is idempotent.",
+    },
+}
+
+
+def job_function_name(stage: str, function: str) -> str:
+    """A job function's deployed name (``Fn::Sub``): ``pii-vault-<env>-<stage>-<function>``,
+    chalice deploy's ``<app>-<stage>-<function>`` with the environment."""
+    return function_name(f"{stage}-{function}")
+
+
+def _cfn_name(name: str) -> str:
+    """The logical id chalice package gives a resource of this name (``index_beacons`` ->
+    ``IndexBeacons``), so the merge template lands on chalice's own resources."""
+    from chalice.utils import to_cfn_resource_name
+
+    return str(to_cfn_resource_name(name))
+
+
+def stream_event_name(function: str) -> str:
+    """The logical id of the ``Events`` entry chalice package writes for ``on_dynamodb_record``."""
+    return _cfn_name(f"{function}-dynamodb-event-source")
+
+
+def find_and_forget_arns() -> dict[str, Any]:
+    """Sentinel ARN -> intrinsic for what the job and search policies name besides the key and table."""
+    return {
+        _SENTINEL_BEACON_KEY: getatt("BeaconKey"),
+        _SENTINEL_TABLE + config.JOBS_SUFFIX: getatt("JobsTable"),
+        # Sub-resources of the PII table: by its ARN, never by the sentinel's table name.
+        f"{_SENTINEL_TABLE}/stream/*": sub("${PiiTable.Arn}/stream/*"),
+        f"{_SENTINEL_TABLE}/index/{policies.BEACON_INDEX}": sub(f"${{PiiTable.Arn}}/index/{policies.BEACON_INDEX}"),
+    }
+
+
+def _refuse_sentinel_table(document: Any) -> Any:
+    """A policy naming the sentinel table's name (not ``PiiTable.Arn``) would scope nothing real."""
+    text = json.dumps(document)
+    if f":table/{APP}/" in text or f':table/{APP}"' in text:
+        raise TemplateError("a policy names the PII table by the sentinel name instead of its ARN")
+    return document
+
+
+def job_role_policies() -> dict[str, dict[str, Any]]:
+    """The indexer's and offboarding's identity policies (tools.policies), with intrinsics."""
+    exact = {
+        _SENTINEL_KEY: getatt("Key"),
+        _SENTINEL_TABLE: getatt("PiiTable"),
+        _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
+        _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
+        **find_and_forget_arns(),
+    }
+    functions = {
+        f"{APP}-{stage}-{name}": job_function_name(stage, name)
+        for stage, names in job_functions.FUNCTIONS.items()
+        for name in names
+    }
+    documents = {
+        "indexer": policies.indexer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, _SENTINEL_BEACON_KEY),
+        "offboard": policies.offboard_policy(_SENTINEL_KEY, _SENTINEL_TABLE),
+    }
+    return {stage: _refuse_sentinel_table(substitute(doc, exact, functions)) for stage, doc in documents.items()}
+
+
+def beacon_key_policy_document() -> dict[str, Any]:
+    """tools.policies.beacon_key_policy: the admin parameter; GenerateMac for the reader and indexer roles."""
+    admin, reader, indexer = (_SENTINEL_ROLE.format(n) for n in ("admin", "reader", "indexer"))
+    exact = {admin: ref("KeyAdminArn"), reader: getatt("ReaderRole"), indexer: getatt("IndexerRole")}
+    substituted: dict[str, Any] = substitute(policies.beacon_key_policy(admin, [reader, indexer]), exact)
+    return substituted
+
+
+def reader_search_variables() -> dict[str, Any]:
+    """What a deployed search needs beyond the reader's other settings: the beacon key, by ARN."""
+    return {"PII_VAULT_BEACON_KEY_ID": import_value("BeaconKeyArn")}
+
+
+def _add_stream_and_beacon_index(table: dict[str, Any]) -> None:
+    """The PII table's stream (the indexer reads old and new images: a MODIFY whose email
+    ciphertext is unchanged costs nothing) and the sparse beacon GSI the reader queries
+    (hash pk = the tenant, range beacon, keys only; chalicelib/store/beacons.py)."""
+    props = table["Properties"]
+    props["StreamSpecification"] = {"StreamViewType": findforget.STREAM_VIEW}
+    props["AttributeDefinitions"] = [
+        *props["AttributeDefinitions"],
+        {"AttributeName": layout.BEACON, "AttributeType": "B"},
+    ]
+    props["GlobalSecondaryIndexes"] = [
+        {
+            "IndexName": layout.BEACON_INDEX,
+            "KeySchema": [
+                {"AttributeName": layout.PK, "KeyType": "HASH"},
+                {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
+
+
+def add_find_and_forget(template: dict[str, Any]) -> None:
+    """Add the beacon key, stream, beacon index, jobs table, job roles, logs and alarms to the base template."""
+    resources: dict[str, Any] = template["Resources"]
+    outputs: dict[str, Any] = template["Outputs"]
+    namespace = f"{APP}/${{Environment}}"
+    tags = [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}]
+    _add_stream_and_beacon_index(resources["PiiTable"])
+    new: dict[str, Any] = {
+        "BeaconKey": _retained(
+            {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "Description": sub(f"{APP} ${{Environment}}: email beacons (root MAC of the per-tenant keys)"),
+                    # GenerateMac only; HMAC keys have no automatic rotation (see FIND_AND_FORGET_SKIPS).
+                    "KeySpec": "HMAC_256",
+                    "KeyUsage": "GENERATE_VERIFY_MAC",
+                    "PendingWindowInDays": 30,
+                    "KeyPolicy": beacon_key_policy_document(),
+                    "Tags": tags,
+                },
+            }
+        ),
+        "BeaconKeyAlias": {
+            "Type": "AWS::KMS::Alias",
+            "Properties": {"AliasName": sub(f"alias/{APP}-${{Environment}}-beacon"), "TargetKeyId": ref("BeaconKey")},
+        },
+        # Checkpoints of the bulk jobs: deleted with the stack, no backups (see FIND_AND_FORGET_SKIPS).
+        "JobsTable": {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "TableName": sub(f"{APP}-${{Environment}}{config.JOBS_SUFFIX}"),
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": layout.JOB_PK, "KeyType": "HASH"},
+                    {"AttributeName": layout.JOB_SK, "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": layout.JOB_PK, "AttributeType": "S"},
+                    {"AttributeName": layout.JOB_SK, "AttributeType": "N"},
+                ],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": False},
+                "Tags": tags,
+            },
+        },
+    }
+    documents = job_role_policies()
+
+    def custom(name: str) -> dict[str, Any]:
+        return {"Namespace": sub(namespace), "MetricName": name, "Statistic": "Sum"}
+
+    for stage in JOB_STAGES:
+        title = stage.capitalize()
+        new[f"{title}Role"] = _lambda_role()
+        new[f"{title}Policy"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": f"{APP}-{stage}",
+                "PolicyDocument": documents[stage],
+                "Roles": [ref(f"{title}Role")],
+            },
+        }
+        new[f"{title}TracingPolicy"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": f"{APP}-{stage}-tracing",
+                "PolicyDocument": policies.tracing_policy(),
+                "Roles": [ref(f"{title}Role")],
+            },
+        }
+        outputs[f"{title}RoleArn"] = {
+            "Value": getatt(f"{title}Role"),
+            "Export": {"Name": export_name(f"{title}RoleArn")},
+        }
+        for name in job_functions.FUNCTIONS[stage]:
+            prefix = f"{title}{_cfn_name(name)}"  # IndexerIndexBeacons, IndexerBackfill, OffboardOffboard
+            deployed = job_function_name(stage, name)
+            dims = [{"Name": "FunctionName", "Value": sub(deployed)}]
+            new[f"{prefix}LogGroup"] = _log_group(f"/aws/lambda/{deployed}")
+            new[f"{prefix}ErrorsAlarm"] = _alarm(
+                f"{APP} ${{Environment}} {stage}-{name}: invocations failed (a stream batch is retried and holds "
+                "its shard; a job segment reports the error to its caller)",
+                {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Dimensions": dims},
+                1,
+            )
+            new[f"{prefix}ThrottlesAlarm"] = _alarm(
+                f"{APP} ${{Environment}} {stage}-{name}: invocations throttled at the reserved concurrency",
+                {"Namespace": "AWS/Lambda", "MetricName": "Throttles", "Statistic": "Sum", "Dimensions": dims},
+                1,
+            )
+            if stage == "indexer":
+                new[f"{prefix}IntegrityFilter"] = _metric_filter(
+                    f"{prefix}LogGroup", indexer_integrity_filter_pattern(), namespace, "IndexerIntegrityErrors"
+                )
+            if name == job_functions.STREAM_FUNCTION:
+                # How far the indexer is behind the table: search misses writes younger than this.
+                new["IndexerIteratorAgeAlarm"] = _alarm(
+                    f"{APP} ${{Environment}} indexer: the table's stream is read late (search lags behind writes)",
+                    {
+                        "Namespace": "AWS/Lambda",
+                        "MetricName": "IteratorAge",
+                        "Statistic": "Maximum",
+                        "Dimensions": dims,
+                        "Unit": "Milliseconds",
+                    },
+                    ref("IndexerIteratorAgeThresholdMs"),
+                )
+    new["IndexerIntegrityErrorsAlarm"] = _alarm(
+        f"{APP} ${{Environment}} indexer: a stored person failed authentication while indexing (any is an incident)",
+        custom("IndexerIntegrityErrors"),
+        1,
+        period=60,
+    )
+    for name, resource in new.items():
+        if name in resources:
+            raise TemplateError(f"{name} is already in the base template")
+        resources[name] = _with_find_and_forget_skips(resource, name)
+    outputs.update(
+        {
+            "BeaconKeyArn": {"Value": getatt("BeaconKey"), "Export": {"Name": export_name("BeaconKeyArn")}},
+            "TableStreamArn": {
+                "Value": getatt("PiiTable", "StreamArn"),
+                "Export": {"Name": export_name("TableStreamArn")},
+            },
+            "JobsTableName": {"Value": ref("JobsTable"), "Export": {"Name": export_name("JobsTableName")}},
+        }
+    )
+    template["Parameters"]["IndexerIteratorAgeThresholdMs"] = {
+        "Type": "Number",
+        "Default": DEFAULT_INDEXER_ITERATOR_AGE_MS,
+        "MinValue": 1000,
+        "Description": "Age in milliseconds of the oldest unread stream record (indexer IteratorAge) that "
+        "raises the alarm: search misses writes younger than this.",
+    }
+
+
+def _with_find_and_forget_skips(resource: dict[str, Any], name: str) -> dict[str, Any]:
+    resource = _with_checkov_skips(resource, name)
+    skips = FIND_AND_FORGET_SKIPS.get(name, {})
+    if skips:
+        listed = resource.setdefault("Metadata", {}).setdefault("checkov", {}).setdefault("skip", [])
+        listed.extend({"id": check, "comment": reason} for check, reason in sorted(skips.items()))
+    return resource
+
+
+def indexer_integrity_filter_pattern() -> str:
+    """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.indexer)."""
+    return f'{{ ($.level = "WARNING") && ($.message = "{INDEXER_INTEGRITY_MESSAGE}") }}'
+
+
+def job_variables(stage: str) -> dict[str, Any]:
+    """The environment of a job stage's functions (chalicelib/config.py reads each of them)."""
+    variables: dict[str, Any] = {
+        "PII_VAULT_TABLE": import_value("TableName"),
+        # Pinned by ARN in every deployed function (config refuses an alias there), even offboarding's,
+        # which has no KMS permission at all.
+        "PII_VAULT_KMS_KEY_ID": import_value("KeyArn"),
+        "PII_VAULT_JOBS_TABLE": import_value("JobsTableName"),
+    }
+    if stage == "indexer":
+        variables["PII_VAULT_BEACON_KEY_ID"] = import_value("BeaconKeyArn")
+        variables["PII_VAULT_STREAM_ARN"] = import_value("TableStreamArn")
+    else:
+        variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
+        variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
+    variables.update(key_cache_settings(stage))
+    return variables
+
+
+def job_merge_template(stage: str) -> dict[str, Any]:
+    """Merged by ``chalice package --merge-template`` into a job stage's SAM template: no API,
+    one function per job entry point, each with the base stack's role for the stage; the
+    stream handler's event source reads the base stack's table stream (an import, no ARN)."""
+    if stage not in JOB_STAGES:
+        raise TemplateError(f"unknown job stage {stage!r}")
+    title = stage.capitalize()
+    functions: dict[str, Any] = {}
+    for name in job_functions.FUNCTIONS[stage]:
+        deployed = job_function_name(stage, name)
+        properties: dict[str, Any] = {
+            "FunctionName": sub(deployed),
+            "Role": import_value(f"{title}RoleArn"),
+            "Environment": {"Variables": job_variables(stage)},
+            "ReservedConcurrentExecutions": ref("ReservedConcurrency"),
+            "Tracing": "Active",
+            "LoggingConfig": {
+                "LogFormat": "JSON",
+                "LogGroup": sub(f"/aws/lambda/{deployed}"),
+                "ApplicationLogLevel": "INFO",
+                "SystemLogLevel": "WARN",
+            },
+        }
+        if name == job_functions.STREAM_FUNCTION:
+            # chalice package writes the stage's PII_VAULT_STREAM_ARN (a placeholder in
+            # .chalice/config.json) as the event source's Stream; the deep merge replaces it.
+            properties["Events"] = {stream_event_name(name): {"Properties": {"Stream": import_value("TableStreamArn")}}}
+        resource = _with_checkov_skips({"Type": "AWS::Serverless::Function", "Properties": properties})
+        for entry in resource["Metadata"]["checkov"]["skip"]:
+            entry["comment"] = JOB_CHECKOV_SKIPS.get(entry["id"], entry["comment"])
+        functions[_cfn_name(name)] = resource
+    return {
+        "Description": f"{APP} {stage} stage, no API (chalice package + tools/stacks.py merge template)",
+        "Parameters": {
+            "Environment": _environment_parameter(),
+            "ReservedConcurrency": {
+                "Type": "Number",
+                "Default": DEFAULTS["ReservedConcurrency"],
+                "MinValue": 1,
+                "Description": "Reserved concurrency of each function of the stage (bounds parallel segments "
+                "and the KMS and DynamoDB load a job can make).",
+            },
+        },
+        "Resources": functions,
+    }
+
+
+def example_find_and_forget_policies(key: str, table: str, role: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The job roles' and the beacon key's policies, with example ARNs (for parliament)."""
+    beacon_key = key.replace("0f6c2a1e", "2b3c4d5e")
+    return {
+        "indexer-role-policy.json": policies.indexer_policy(key, table, beacon_key),
+        "offboard-role-policy.json": policies.offboard_policy(key, table),
+        "beacon-key-policy.json": policies.beacon_key_policy(
+            role("pii-vault-admin"), [role("reader"), role("indexer")]
+        ),
+    }
+
+
 # -- writing, packaging ------------------------------------------------------------------
 
 
@@ -914,6 +1286,10 @@ def write_templates(out: Path) -> list[Path]:
     for stage in STAGES:
         path = out / f"merge-{stage}.json"
         path.write_text(render(stage_merge_template(stage)), encoding="utf-8")
+        written.append(path)
+    for stage in JOB_STAGES:
+        path = out / f"merge-{stage}.json"
+        path.write_text(render(job_merge_template(stage)), encoding="utf-8")
         written.append(path)
     return written
 
@@ -948,7 +1324,15 @@ def chalice_package(stage: str, out: Path, *, chalice: Path | None = None) -> Pa
 
 
 def runtime_of(template: Mapping[str, Any]) -> str:
-    return str(template["Resources"]["APIHandler"]["Properties"]["Runtime"])
+    """The runtime of the stage's functions (one runtime per package: they share the zip)."""
+    runtimes = {
+        str(r["Properties"]["Runtime"])
+        for r in template["Resources"].values()
+        if r.get("Type") == "AWS::Serverless::Function"
+    }
+    if len(runtimes) != 1:
+        raise TemplateError(f"expected one function runtime in the package, found {sorted(runtimes)}")
+    return runtimes.pop()
 
 
 def add_bytecode(zip_path: Path, runtime: str, *, python: str = sys.executable) -> int:
@@ -1000,7 +1384,7 @@ def add_bytecode(zip_path: Path, runtime: str, *, python: str = sys.executable) 
 
 
 def package(
-    out: Path, *, stages: Sequence[str] = STAGES, bytecode: bool = True, log: Callable[[str], None] = print
+    out: Path, *, stages: Sequence[str] = ALL_STAGES, bytecode: bool = True, log: Callable[[str], None] = print
 ) -> None:
     write_templates(out)
     for stage in stages:
@@ -1049,7 +1433,7 @@ def load_params(env: str, params_dir: Path = PARAMS_DIR) -> dict[str, dict[str, 
     if not re.fullmatch(ENVIRONMENT_PATTERN.strip("^$"), env):
         raise TemplateError(f"environment name must match {ENVIRONMENT_PATTERN}")
     data = json.loads((params_dir / f"{env}.json").read_text(encoding="utf-8"))
-    stacks = {"base", *STAGES}
+    stacks = {"base", *ALL_STAGES}
     if not isinstance(data, dict) or set(data) - stacks:
         raise TemplateError(f"{env}.json must hold an object with sections {sorted(stacks)}")
     return {name: {"Environment": env, **data.get(name, {})} for name in sorted(stacks)}
@@ -1079,11 +1463,15 @@ def example_policies() -> dict[str, dict[str, Any]]:
     return {
         "writer-role-policy.json": policies.writer_policy(key, table),
         "reader-role-policy.json": policies.reader_policy(
-            key, table, fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d")
+            key,
+            table,
+            fleet_mac_key_arn=key.replace("0f6c2a1e", "1a2b3c4d"),
+            beacon_key_arn=key.replace("0f6c2a1e", "2b3c4d5e"),
         ),
         "tracing-policy.json": policies.tracing_policy(),
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
+        **example_find_and_forget_policies(key, table, role),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{
             f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
@@ -1102,7 +1490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.choices["package"].add_argument("--no-bytecode", action="store_true")
     params = commands.add_parser("params", help="print Key=Value parameter overrides of one stack")
     params.add_argument("--env", required=True)
-    params.add_argument("--stack", required=True, choices=["base", *STAGES])
+    params.add_argument("--stack", required=True, choices=["base", *ALL_STAGES])
     cold = commands.add_parser("coldstart", help="median import time of app per packaged stage, with/without .pyc")
     cold.add_argument("--out", type=Path, default=ROOT / "out")
     cold.add_argument("--runs", type=int, default=9)

@@ -19,6 +19,12 @@ from chalicelib.config import Settings
 from chalicelib.errors import ConfigurationError, ValidationError
 
 STREAM_BATCH_SIZE = 100
+# The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
+# tools/stacks.py names and wires them in the packaged templates).
+STREAM_FUNCTION = "index_beacons"
+BACKFILL_FUNCTION = "backfill"
+OFFBOARD_FUNCTION = "offboard"
+FUNCTIONS = {"indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION), "offboard": (OFFBOARD_FUNCTION,)}
 
 
 def _int(event: dict[str, Any], name: str, minimum: int, maximum: int) -> int:
@@ -45,12 +51,12 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
         stream_arn=settings.stream_arn,
         batch_size=STREAM_BATCH_SIZE,
         starting_position="TRIM_HORIZON",
-        name="index_beacons",
+        name=STREAM_FUNCTION,
     )
     def index_beacons(event: Any) -> None:
         indexer().handle_records(event.to_dict().get("Records", []))
 
-    @app.lambda_function(name="backfill")
+    @app.lambda_function(name=BACKFILL_FUNCTION)
     def backfill(event: dict[str, Any], context: Any) -> dict[str, Any]:
         total = _int(event, "total_segments", 1, 1_000_000)
         segment = _int(event, "segment", 0, total - 1)
@@ -75,7 +81,7 @@ def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) 
     from chalicelib.service import timestamp
     from chalicelib.store.ledger import TENANT, DynamoDbErasures
 
-    @app.lambda_function(name="offboard")
+    @app.lambda_function(name=OFFBOARD_FUNCTION)
     def offboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
         customer_id = models.customer_id(event.get("customer_id", ""))
         total = _int(event, "total_segments", 1, 1_000_000)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import metadata, models
 from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import Envelope, RecordRef, Sealer
+from chalicelib.crypto import RECORD_SLOT, Envelope, RecordRef, Sealer
 from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
 from chalicelib.service.common import (
     PERSON,
@@ -82,15 +82,19 @@ class WriterService:
     ) -> tuple[PersonWrite, Envelope, list[str]]:
         """The one sealing step of every person write (and the names of the fields it writes).
 
-        A new person (``person_id`` None) gets its id once the body is valid. PATCH
-        (``partial``) files its new key under each field's own slot. The metadata
+        A new person (``person_id`` None) gets its id once the body is valid, and its
+        fields go under the creation slot, which no later write replaces, so the item
+        stores the creation key once (a replace files its key under the record slot).
+        PATCH (``partial``) files its new key under each field's own slot. The metadata
         blobs, which bind the version, are sealed by ``_with_metadata``.
         """
         now = self._clock()
         person = models.parse_person(body, today=now.date(), partial=partial)
+        slot = META_CREATED if person_id is None else RECORD_SLOT
         person_id = self._new_id() if person_id is None else person_id
         envelope = self._sealer.envelope(customer_id)
-        sealed = envelope.seal(RecordRef(customer_id, PERSON, person_id), person.encoded(), own_slots=partial)
+        ref = RecordRef(customer_id, PERSON, person_id)
+        sealed = envelope.seal(ref, person.encoded(), slot=slot, own_slots=partial)
         write = PersonWrite(
             customer_id=customer_id,
             person_id=person_id,
@@ -99,17 +103,23 @@ class WriterService:
             slots=sealed.slots(),
             fields=sealed.blobs,
             partial=partial,
-            # A replace drops every slot a PATCH may have left (the record slot is rewritten).
-            drop_slots=() if partial else (*models.PERSON_FIELDS, META_UPDATED),
+            # A replace drops every slot a PATCH may have left (the record slot is rewritten);
+            # any write drops the metadata's own slot, which only earlier versions wrote.
+            drop_slots=(META_UPDATED,) if partial else (*models.PERSON_FIELDS, META_UPDATED),
         )
         return write, envelope, sorted(person.values)
 
     @staticmethod
     def _with_metadata(write: PersonWrite, envelope: Envelope, expected: int, created_sealed: bool) -> PersonWrite:
-        """``write`` as the successor of version ``expected``, with its sealed metadata."""
+        """``write`` as the successor of version ``expected``, with its sealed metadata.
+
+        The metadata goes under a slot this write fills (every write re-seals it), so it
+        never outlives its key and needs no slot of its own.
+        """
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
-        meta = envelope.seal(ref, {META_UPDATED: b""}, own_slots=write.partial, bindings={META_UPDATED: binding})
+        slot = min(write.slots)
+        meta = envelope.seal(ref, {META_UPDATED: b""}, slot=slot, bindings={META_UPDATED: binding})
         return replace(
             write,
             fields={**write.fields, **meta.blobs},
@@ -135,9 +145,9 @@ class WriterService:
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
         write, envelope, fields = self._seal_person(models.customer_id(customer_id), None, body)
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
-        created = envelope.seal(  # its own slot: a later replace rewrites the record slot, not this one
-            ref, {META_CREATED: b""}, own_slots=True, bindings={META_CREATED: metadata.person_created(write.updated_at)}
-        )
+        # under the creation slot: a later replace rewrites the record slot, not this one
+        binding = metadata.person_created(write.updated_at)
+        created = envelope.seal(ref, {META_CREATED: b""}, slot=META_CREATED, bindings={META_CREATED: binding})
         write = self._with_metadata(write, envelope, 0, created_sealed=True)
         record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
         self._store.create_person(record.first_version())

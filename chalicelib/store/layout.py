@@ -32,7 +32,6 @@ from chalicelib.store.records import META_CREATED, PersonRecord, PersonWrite, Se
 PK = "pk"
 SK = "sk"
 TYPE = "type"
-ID = "id"
 VERSION = "version"
 LATEST = "latest"  # a secret head's version counter
 INCARNATION = "incarnation"  # a secret head's random id, bound into its versions (v2)
@@ -188,7 +187,6 @@ def field_attributes(fields: Mapping[str, bytes]) -> dict[str, Any]:
 def _sealed_item(
     key: dict[str, Any],
     item_type: str,
-    record_id: str,
     version: int,
     created_at: str,
     kms_key: str,
@@ -198,7 +196,6 @@ def _sealed_item(
     return {
         **key,
         TYPE: {"S": item_type},
-        ID: {"S": record_id},
         VERSION: {"N": str(version)},
         CREATED_AT: {"S": created_at},
         KMS_KEY: {"S": kms_key},
@@ -210,7 +207,7 @@ def _sealed_item(
 def person_item(record: PersonRecord) -> dict[str, Any]:
     key = person_key(record.customer_id, record.person_id)
     r = record
-    item = _sealed_item(key, PERSON_TYPE, r.person_id, r.version, r.created_at, r.kms_key, r.slots, r.fields)
+    item = _sealed_item(key, PERSON_TYPE, r.version, r.created_at, r.kms_key, r.slots, r.fields)
     return {**item, UPDATED_AT: {"S": r.updated_at}}
 
 
@@ -262,9 +259,7 @@ def secret_head_of(item: Mapping[str, Any] | None) -> SecretHead:
 def secret_version_item(secret: SecretVersion) -> dict[str, Any]:
     key = item_key(secret.customer_id, secret_version_key(secret.secret_id, secret.version))
     s = secret
-    return _sealed_item(
-        key, SECRET_VERSION_TYPE, s.secret_id, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value}
-    )
+    return _sealed_item(key, SECRET_VERSION_TYPE, s.version, s.created_at, s.kms_key, s.slots, {SECRET_VALUE: s.value})
 
 
 def _blob(attribute: dict[str, Any]) -> bytes:

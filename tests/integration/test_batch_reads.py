@@ -11,6 +11,7 @@ from moto import mock_aws
 from chalicelib.errors import ThrottledError
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.records import META_CREATED
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
 from tools.bootstrap import bootstrap
@@ -66,7 +67,7 @@ def test_given_pool_keys_when_tenants_write_then_one_wrapped_key_and_each_record
 ) -> None:
     ids = {customer: create(cached_stack, customer=customer) for customer in ("acme", "globex", "initech")}
     assert cached_stack.writer_kms.take() == ["Encrypt"]  # one pool key per warm writer, any tenant
-    assert len({item["slots"]["M"]["0"]["B"] for item in cached_stack.scan()}) == 1
+    assert len({item["slots"]["M"][META_CREATED]["B"] for item in cached_stack.scan()}) == 1
     for customer, person_id in ids.items():
         assert send(cached_stack.reader, "GET", f"/customers/{customer}/people/{person_id}").status_code == 200
     # the tenant is bound in every field's AAD: the same item under another tenant fails
@@ -85,7 +86,7 @@ def test_given_tenant_scoped_keys_when_another_tenant_writes_then_it_gets_its_ow
     create(tenant_scoped_stack, customer="globex")
     create(tenant_scoped_stack, customer="acme")
     assert tenant_scoped_stack.writer_kms.take() == ["Encrypt", "Encrypt"]
-    slots = {item["pk"]["S"]: item["slots"]["M"]["0"]["B"] for item in tenant_scoped_stack.scan()}
+    slots = {item["pk"]["S"]: item["slots"]["M"][META_CREATED]["B"] for item in tenant_scoped_stack.scan()}
     assert slots["C#acme"] != slots["C#globex"]
 
 
@@ -173,3 +174,43 @@ def test_given_keys_that_stay_unprocessed_when_multi_got_then_throttled(aws_env:
         repo = DynamoDbStore(DynamoDbTable(stingy, "pii-vault", sleep=lambda _s: None))
         with pytest.raises(ThrottledError):
             repo.get_people("acme", ids)
+
+
+def _slots_and_blob_slots(stack: Stack) -> tuple[set[str], dict[str, str]]:
+    """The item's slot names, and which slot each field blob names (v2 header)."""
+    (item,) = (i for i in stack.scan() if i["sk"]["S"].startswith("P#"))
+    blobs = {name[2:]: bytes(v["B"]) for name, v in item.items() if name.startswith("f_")}
+    return set(item["slots"]["M"]), {f: b[3 : 3 + b[2]].decode() for f, b in blobs.items()}
+
+
+def test_given_writes_then_each_wrapped_key_is_stored_once_under_a_slot_its_blobs_name(cached_stack: Stack) -> None:
+    person_id = create(cached_stack)
+    path = f"/customers/acme/people/{person_id}"
+    slots, named = _slots_and_blob_slots(cached_stack)
+    assert slots == {META_CREATED} and set(named.values()) == {META_CREATED}
+
+    assert (
+        send(cached_stack.writer, "PATCH", path, {"email": "new@example.com"}, **{"If-Match": '"1"'}).status_code == 200
+    )
+    slots, named = _slots_and_blob_slots(cached_stack)
+    assert slots == {META_CREATED, "email"}
+    assert named["email"] == named["_updated"] == "email" and named["name"] == META_CREATED
+
+    assert send(cached_stack.writer, "PUT", path, PERSON, **{"If-Match": '"2"'}).status_code == 200
+    slots, named = _slots_and_blob_slots(cached_stack)
+    assert slots == {META_CREATED, "0"} and named["_created"] == META_CREATED
+    assert {slot for field, slot in named.items() if field != "_created"} == {"0"}
+    got = send(cached_stack.reader, "GET", path)
+    assert got.status_code == 200 and body_of(got)["data"] == PERSON
+
+
+def test_given_an_item_with_an_updated_slot_from_before_when_patched_then_the_slot_goes(cached_stack: Stack) -> None:
+    person_id = create(cached_stack)
+    (item,) = (i for i in cached_stack.scan() if i["sk"]["S"].startswith("P#"))
+    item["slots"]["M"]["_updated"] = item["slots"]["M"][META_CREATED]  # as earlier writers left it
+    cached_stack.dynamodb.put_item(TableName=cached_stack.resources["table_name"], Item=item)
+    path = f"/customers/acme/people/{person_id}"
+    assert send(cached_stack.writer, "PATCH", path, {"name": "Ann"}, **{"If-Match": '"1"'}).status_code == 200
+    slots, _ = _slots_and_blob_slots(cached_stack)
+    assert slots == {META_CREATED, "name"}
+    assert body_of(send(cached_stack.reader, "GET", path))["data"]["name"] == "Ann"

@@ -1,6 +1,7 @@
 """Offline rehearsal of a deployment: the base stack created by moto's CloudFormation from
-the generated template, then both stages wired to its outputs exactly as their merge
-templates wire them, serving a write and a read.
+the generated template, then the stages wired to its outputs exactly as their merge
+templates wire them, serving a write and a read, and a search found through the indexer
+fed by the created table's stream, then offboarding.
 
 Where moto cannot follow, the test says so and checks the wiring itself:
 - moto validates export names before it creates any resource and cannot resolve
@@ -9,9 +10,9 @@ Where moto cannot follow, the test says so and checks the wiring itself:
 - moto's CloudFormation passes ``AWS::KMS::Key`` tags in the CloudFormation shape
   (Key/Value) to a KMS backend that expects TagKey/TagValue, so the keys' tags are dropped;
 - moto's CloudFormation creates every ``AWS::KMS::Key`` as SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT,
-  ignoring ``KeySpec`` and ``KeyUsage``: the fleet HMAC key's HMAC_256 / GENERATE_VERIFY_MAC is
-  checked on the template (here and in tests/unit/test_stacks.py), and the created key is then
-  given that spec in moto's backend so that the reader's fleet path (GenerateMac) runs;
+  ignoring ``KeySpec`` and ``KeyUsage``: the fleet and beacon HMAC keys' HMAC_256 / GENERATE_VERIFY_MAC
+  is checked on the template (here and in tests/unit/test_stacks.py), and the created keys are then
+  given that spec in moto's backend so that GenerateMac (fleet path, beacons) runs;
 - moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
   the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
 - moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
@@ -53,14 +54,14 @@ def _moto_compatible(template: dict[str, Any]) -> dict[str, Any]:
     template = json.loads(json.dumps(template))
     for output in template["Outputs"].values():
         output.pop("Export")
-    for key in ("Key", "FleetMacKey"):
+    for key in ("Key", "FleetMacKey", "BeaconKey"):
         template["Resources"][key]["Properties"].pop("Tags")
     return template
 
 
-def _as_declared(key_id: str, template: dict[str, Any]) -> None:
+def _as_declared(key_id: str, template: dict[str, Any], resource: str = "FleetMacKey") -> None:
     """Give moto's key the spec the template declares (moto's CloudFormation ignores it)."""
-    props = template["Resources"]["FleetMacKey"]["Properties"]
+    props = template["Resources"][resource]["Properties"]
     key = kms_backends["123456789012"][REGION].keys[key_id]
     assert (key.key_spec, key.key_usage) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"), "moto learnt KeySpec: drop this"
     key.key_spec, key.key_usage = props["KeySpec"], props["KeyUsage"]
@@ -87,6 +88,7 @@ def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         assert stack["StackStatus"] == "CREATE_COMPLETE"
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         _as_declared(outputs["FleetMacKeyArn"].rsplit("/", 1)[1], template)
+        _as_declared(outputs["BeaconKeyArn"].rsplit("/", 1)[1], template, "BeaconKey")
         yield {"admin": admin, "outputs": outputs}
 
 
@@ -101,12 +103,15 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
         return json.loads(policy) if isinstance(policy, str) else policy
 
     admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
-    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader)
+    indexer = outputs["IndexerRoleArn"]
+    assert installed(outputs["KeyArn"]) == policies.key_policy(admin, writer, reader, indexer_role_arn=indexer)
     assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
+    assert installed(outputs["BeaconKeyArn"]) == policies.beacon_key_policy(admin, [reader, indexer])
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
     assert aliases[f"alias/pii-vault-{ENV}"] == outputs["KeyArn"].rsplit("/", 1)[1]
     assert aliases[f"alias/pii-vault-{ENV}-fleet"] == outputs["FleetMacKeyArn"].rsplit("/", 1)[1]
+    assert aliases[f"alias/pii-vault-{ENV}-beacon"] == outputs["BeaconKeyArn"].rsplit("/", 1)[1]
 
 
 def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_protected(base_stack):
@@ -137,7 +142,11 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
 
     def reader_policy(key_arn: str, table: str) -> dict[str, Any]:
         return policies.reader_policy(
-            key_arn, table, fleet_mac_key_arn=outputs["FleetMacKeyArn"], fleet_table_arn=fleet_table_arn
+            key_arn,
+            table,
+            fleet_mac_key_arn=outputs["FleetMacKeyArn"],
+            fleet_table_arn=fleet_table_arn,
+            beacon_key_arn=outputs["BeaconKeyArn"],
         )
 
     ledger_arn = ddb.describe_table(TableName=outputs["LedgerTableName"])["Table"]["TableArn"]
@@ -145,16 +154,27 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     def writer_policy(key_arn: str, table: str) -> dict[str, Any]:
         return policies.writer_policy(key_arn, table, ledger_table_arn=ledger_arn)
 
-    for stage, generate in (("writer", writer_policy), ("reader", reader_policy)):
+    def indexer_policy(key_arn: str, table: str) -> dict[str, Any]:
+        return policies.indexer_policy(key_arn, table, outputs["BeaconKeyArn"])
+
+    generators = (
+        ("writer", writer_policy),
+        ("reader", reader_policy),
+        ("indexer", indexer_policy),
+        ("offboard", policies.offboard_policy),
+    )
+    for stage, generate in generators:
         role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]
         names = iam.list_role_policies(RoleName=role)["PolicyNames"]
         documents = {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names}
         documents = {n: json.loads(d) if isinstance(d, str) else d for n, d in documents.items()}
         expected = generate(outputs["KeyArn"], table_arn)
-        group = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/pii-vault-{ENV}-{stage}"
         for statement in expected["Statement"]:
-            if statement["Sid"] == "WriteOwnLogs":
-                statement["Resource"] = [group, f"{group}:*"]
+            if statement["Sid"].startswith("WriteOwnLogs"):
+                # The environment's function names: pii-vault-<env>-<stage>[-<job function>].
+                statement["Resource"] = [
+                    r.replace("/aws/lambda/pii-vault-", f"/aws/lambda/pii-vault-{ENV}-") for r in statement["Resource"]
+                ]
 
         assert sorted(documents.values(), key=json.dumps) == sorted(
             [expected, policies.tracing_policy()], key=json.dumps
@@ -232,3 +252,89 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     (entry,) = ddb.scan(TableName=outputs["FleetTableName"])["Items"]
     assert set(entry) == {"id", "epoch", "expires_at", "sealed", "ttl"}
     assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"
+
+
+def _job_environment(stage: str, outputs: dict[str, str]) -> dict[str, str]:
+    """A job stage's function environment as CloudFormation would resolve its merge template."""
+    resources = stacks.job_merge_template(stage)["Resources"]
+    variables = [r["Properties"]["Environment"]["Variables"] for r in resources.values()]
+    assert all(v == variables[0] for v in variables), "every function of a job stage sees the same settings"
+    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
+    for name, value in variables[0].items():
+        if isinstance(value, str):  # restated from .chalice/config.json (key cache bounds)
+            env[name] = value
+            continue
+        match = re.fullmatch(r"pii-vault-\$\{Environment\}-(\w+)", value["Fn::ImportValue"]["Fn::Sub"])
+        assert match, value
+        env[name] = outputs[match.group(1)]
+    return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
+
+
+def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_found_by_email_and_offboarded(
+    base_stack,
+):
+    """What a deployed search needs, end to end: the table's stream (created by the base stack,
+    read as the indexer's event source mapping would deliver it) feeds the indexer stage,
+    which writes the beacon with the beacon key; the reader computes the search beacon with
+    the same key and queries the beacon index. Then the offboard stage deletes the tenant."""
+    from chalice.test import Client
+
+    from tests.integration.test_jobs import _lambda_event
+    from tools.streampoll import streams_client
+
+    outputs = base_stack["outputs"]
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["LatestStreamArn"] == outputs["TableStreamArn"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
+    envs.update({stage: _job_environment(stage, outputs) for stage in stacks.JOB_STAGES})
+    assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
+    assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
+    # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
+    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
+    person = {
+        "name": "Ada",
+        "surname": "Lovelace",
+        "email": "ada@Example.com",
+        "dob": "1985-12-10",
+        "address": {"line1": "12 St James's Sq", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+    }
+    created = _invoke(
+        apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme"}, session, person
+    )
+    assert created["statusCode"] == 201, created["body"]
+    person_id = json.loads(created["body"])["id"]
+
+    def search() -> list[str]:
+        answer = _invoke(
+            apps["reader"],
+            "POST",
+            "/customers/{customer_id}/people/search",
+            {"customer_id": "acme"},
+            session,
+            {"email": "ada@example.com"},
+        )
+        assert answer["statusCode"] == 200, answer["body"]
+        return [item["id"] for item in json.loads(answer["body"])["items"]]
+
+    assert search() == []  # eventually consistent: nothing indexed yet
+    streams = streams_client(region_name=REGION)
+    arn = outputs["TableStreamArn"]
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    with Client(apps["indexer"]) as client:
+        client.lambda_.invoke(stacks.job_functions.STREAM_FUNCTION, _lambda_event(records))
+
+    assert search() == [person_id]
+    with Client(apps["offboard"]) as client:
+        event = {"job": "rehearsal", "customer_id": "acme", "segment": 0, "total_segments": 1}
+        report = client.lambda_.invoke(stacks.job_functions.OFFBOARD_FUNCTION, event).payload
+    assert report["done"], report
+    assert search() == []
+    assert ddb.scan(TableName=outputs["LedgerTableName"])["Count"] == 1

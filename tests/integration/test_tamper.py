@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.store.records import META_CREATED
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS, create
 from tests.plaintext_guard import register
@@ -99,7 +100,8 @@ def _edit_field(field: str, edit: Callable[[bytes], bytes]) -> Callable[[World],
 def _edit_slot(edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
     def attack(w: World) -> list[str]:
         item = w.person("a")
-        item["slots"]["M"]["0"] = {"B": edit(item["slots"]["M"]["0"]["B"])}
+        (slot,) = item["slots"]["M"]  # a created person's one slot: the creation slot
+        item["slots"]["M"][slot] = {"B": edit(item["slots"]["M"][slot]["B"])}
         w.put(item)
         return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
 
@@ -195,7 +197,7 @@ wrapped_key_bit_flipped = _edit_slot(lambda blob: _flip(blob, len(blob) // 2))
 def slot_header_rewritten_to_a_copied_slot(w: World) -> list[str]:
     """Same data key under another slot name: the AAD binds the slot, so it fails."""
     a = w.person("a")
-    a["slots"]["M"]["email"] = a["slots"]["M"]["0"]
+    a["slots"]["M"]["email"] = a["slots"]["M"][META_CREATED]
     a["f_email"] = {"B": _set_slot_header(a["f_email"]["B"], "email")}
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]

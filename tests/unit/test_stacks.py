@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib import errors
 from chalicelib.api.http import guarded
+from chalicelib.store import layout
 from tools import access, policies, stacks
 
 pytestmark = pytest.mark.unit
@@ -19,7 +20,13 @@ pytestmark = pytest.mark.unit
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
 FLEET_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
-ROLES = {"WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w", "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r"}
+BEACON_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5b7c9d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
+ROLES = {
+    "WriterRole": f"arn:aws:iam::{ACCOUNT}:role/w",
+    "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r",
+    "IndexerRole": f"arn:aws:iam::{ACCOUNT}:role/i",
+    "OffboardRole": f"arn:aws:iam::{ACCOUNT}:role/o",
+}
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
 
@@ -28,14 +35,17 @@ def resolve(value: Any, env: str = "dev") -> Any:
     attrs = {
         "Key": KEY,
         "FleetMacKey": FLEET_KEY,
+        "BeaconKey": BEACON_KEY,
         **ROLES,
         "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
         "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
         "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
+        "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
     }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
+    pseudo.update({f"{name}.Arn": arn for name, arn in attrs.items()})
     if isinstance(value, list):
         return [resolve(v, env) for v in value]
     if not isinstance(value, dict):
@@ -59,10 +69,19 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
     statements = key["Properties"]["KeyPolicy"]["Statement"]
 
     writer, reader = {"Fn::GetAtt": ["WriterRole", "Arn"]}, {"Fn::GetAtt": ["ReaderRole", "Arn"]}
-    # One statement per encryption context (tenant, pool) and role.
-    assert [s["Principal"]["AWS"] for s in statements] == [{"Ref": "KeyAdminArn"}, writer, writer, reader, reader]
+    indexer = {"Fn::GetAtt": ["IndexerRole", "Arn"]}
+    # One statement per encryption context (tenant, pool) and role; the indexer decrypts emails.
+    assert [s["Principal"]["AWS"] for s in statements] == [
+        {"Ref": "KeyAdminArn"},
+        writer,
+        writer,
+        reader,
+        reader,
+        indexer,
+        indexer,
+    ]
     assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
-        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"]
+        ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"], indexer_role_arn=ROLES["IndexerRole"]
     )
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -72,24 +91,37 @@ def test_given_the_base_template_then_each_role_holds_exactly_the_generator_poli
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
     generators = {
         "writer": lambda key, table: policies.writer_policy(key, table, ledger_table_arn=f"{table}-erasures"),
-        "reader": lambda key, table: policies.reader_policy(key, table, fleet_mac_key_arn=FLEET_KEY),
+        "reader": lambda key, table: policies.reader_policy(
+            key, table, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY
+        ),
+        "indexer": lambda key, table: policies.indexer_policy(key, table, BEACON_KEY),
+        "offboard": policies.offboard_policy,
+    }
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]
+        for r in base["Resources"].values()
+        if r["Type"] == "AWS::Logs::LogGroup"
     }
     for stage, generate in generators.items():
         title = stage.capitalize()
         policy = base["Resources"][f"{title}Policy"]
         deployed = resolve(policy["Properties"]["PolicyDocument"])
         expected = generate(KEY, table)
-        # The one difference: the log group is the environment's function, pii-vault-dev-<stage>.
-        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/pii-vault-dev-{stage}"
+        # The one difference: the log groups are the environment's functions, pii-vault-dev-<stage>[-<function>].
         for statement in expected["Statement"]:
-            if statement["Sid"] == "WriteOwnLogs":
-                statement["Resource"] = [group, f"{group}:*"]
+            if statement["Sid"].startswith("WriteOwnLogs"):
+                statement["Resource"] = [
+                    r.replace("/aws/lambda/pii-vault-", "/aws/lambda/pii-vault-dev-") for r in statement["Resource"]
+                ]
+                # ... each of them a log group of this stack (retention, metric filters).
+                group = statement["Resource"][0].split(":log-group:")[1]
+                assert group.replace("pii-vault-dev-", "pii-vault-${Environment}-") in groups
 
         assert deployed == expected
         assert policy["Properties"]["Roles"] == [{"Ref": f"{title}Role"}]
-        assert base["Resources"][f"{title}LogGroup"]["Properties"]["LogGroupName"] == {
-            "Fn::Sub": f"/aws/lambda/pii-vault-${{Environment}}-{stage}"
-        }
+    assert base["Resources"]["WriterLogGroup"]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": "/aws/lambda/pii-vault-${Environment}-writer"
+    }
 
 
 def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_protected_and_retained(base):
@@ -171,7 +203,7 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
-    assert len(groups) == 4
+    assert len(groups) == 7  # writer, reader (function + access), indexer (stream + backfill), offboard
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
 
@@ -388,6 +420,7 @@ def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its
     declared = {
         "base": set(base["Parameters"]),
         **{s: set(stacks.stage_merge_template(s)["Parameters"]) for s in stacks.STAGES},
+        **{s: set(stacks.job_merge_template(s)["Parameters"]) for s in stacks.JOB_STAGES},
     }
 
     for stack, values in params.items():
@@ -409,3 +442,24 @@ def test_given_an_unknown_stage_or_a_leftover_sentinel_then_generation_refuses()
         stacks.stage_merge_template("admin")
     with pytest.raises(stacks.TemplateError):
         stacks.substitute({"x": "arn:aws:iam::999999999999:role/sentinel-x"}, {})
+
+
+def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(caplog):
+    from tests.unit.test_lookup import PERSON, item
+    from tests.unit.test_lookup import world as make_world
+
+    world = make_world.__wrapped__()  # the fixture's body: fake KMS, store, indexer
+    pid = world["writer"].create_person("acme", PERSON).id
+    stored = item(world["store"], "acme", pid)
+    email = layout.FIELD_PREFIX + "email"
+    blob = bytearray(stored[email]["B"])
+    blob[-1] ^= 1  # the GCM tag no longer verifies
+    tampered = {**stored, email: {"B": bytes(blob)}}
+
+    with caplog.at_level(logging.INFO):
+        world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": tampered}}])
+    events = [lambda_json_line(r) for r in caplog.records]
+    counted = [e for e in events if filter_matches(stacks.indexer_integrity_filter_pattern(), e)]
+
+    assert len(counted) == 1 and pid in counted[0]["message"]
+    assert any("indexer batch" in e["message"] for e in events)  # the batch summary does not count
