@@ -8,8 +8,8 @@ pinned) once per **distinct** wrapped key: a run-local map old blob -> new blob 
 every other record that shares it (pool keys are shared by many records of many
 tenants). Field ciphertexts are never touched: the data key itself does not change.
 
-Each item is updated with a conditional ``UpdateItem`` on the exact old slot blobs and
-the old ``kms_key``: a record a writer rewrote meanwhile fails the condition, is read
+Each item is updated with a conditional ``UpdateItem`` on the exact old slot blobs, the
+number of slots and the old ``kms_key``: a record a writer rewrote meanwhile fails the condition, is read
 again and handled anew (never clobbered); after a few lost races it is counted as
 ``skipped_concurrent`` for the next run. ``kms_key`` becomes the target once every slot
 of the item is under it.
@@ -247,6 +247,10 @@ def _conditional_update(
         values[f":new{i}"] = {"B": blob}
         sets.append(f"#slots.#s{i} = :new{i}")
         conditions.append(f"#slots.#s{i} = :old{i}")
+    # The whole slot map as read: a write meanwhile adds a slot of its own (size changes) or
+    # replaces one (its blob changes), so the condition fails and the item is read again.
+    values[":nslots"] = {"N": str(len(old_slots))}
+    conditions.append("size(#slots) = :nslots")
     old_kms = item.get(layout.KMS_KEY, {}).get("S")
     if old_kms is None:
         conditions.append("attribute_not_exists(#kms)")
