@@ -776,20 +776,32 @@ def with_tenant_keys(policy: Mapping[str, Any], stage: str, table_arn: str, **kw
 
 
 def rewrap_policy(
-    source_key_arn: str, target_key_arn: str, table_arn: str, *, app_name: str = APP_NAME, tenant_keys: bool = True
+    source_key_arn: str,
+    target_key_arn: str | None,
+    table_arn: str,
+    *,
+    app_name: str = APP_NAME,
+    tenant_keys: bool = True,
 ) -> dict[str, Any]:
     """The rewrap job: ``kms:ReEncryptFrom`` on the source, ``kms:ReEncryptTo`` on the target
     (either context kind), and with ``tenant_keys`` both on tenant-tagged keys under their own
     tenant's context. No Decrypt, Encrypt or GenerateDataKey: ReEncrypt never hands out a
-    plaintext. Reads whole items, updates only ``slots`` and ``kms_key`` (ReturnValues NONE)."""
+    plaintext. Reads whole items, updates only ``slots`` and ``kms_key`` (ReturnValues NONE).
+    ``target_key_arn`` None: tenant keys are the only targets (the base stack's role; a move
+    to a new shared or multi-Region key generates this policy with that key as the target)."""
     partition, region, account_id = _scope(source_key_arn, table_arn, None, None)
-    if _scope(target_key_arn, table_arn, region, account_id) != (partition, region, account_id):
-        raise InvalidResourceError("the rewrap target key must be in the stage's partition, region and account")
-    if source_key_arn == target_key_arn:
-        raise InvalidResourceError("the rewrap source and target keys must differ")
+    targets: list[dict[str, Any]] = []
+    if target_key_arn is not None:
+        if _scope(target_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the rewrap target key must be in the stage's partition, region and account")
+        if source_key_arn == target_key_arn:
+            raise InvalidResourceError("the rewrap source and target keys must differ")
+        targets = _kms_statements("ReEncryptToTarget", "kms:ReEncryptTo", target_key_arn, app_name)
+    elif not tenant_keys:
+        raise InvalidResourceError("a rewrap needs a target key, or tenant keys as targets")
     statements = [
         *_kms_statements("ReEncryptFromSource", "kms:ReEncryptFrom", source_key_arn, app_name),
-        *_kms_statements("ReEncryptToTarget", "kms:ReEncryptTo", target_key_arn, app_name),
+        *targets,
         {"Sid": "ReadItems", "Effect": "Allow", "Action": list(REWRAP_READ_ACTIONS), "Resource": table_arn},
         {
             "Sid": "UpdateSlotsAndKeyIdOnly",
@@ -807,3 +819,15 @@ def rewrap_policy(
     if tenant_keys:
         statements += tenant_key_statements("rewrap", table_arn, app_name=app_name)
     return _document(*statements)
+
+
+def rewrap_key_statements(rewrap_role_arn: str, *, app_name: str = APP_NAME) -> list[dict[str, Any]]:
+    """For the shared key's policy: the rewrap role may ReEncryptFrom and ReEncryptTo it (moving
+    data keys away from it, or onto it), under the app's two contexts only, nothing else."""
+    statements = []
+    for action in ("kms:ReEncryptFrom", "kms:ReEncryptTo"):
+        sid = "RewrapRole" + action.split(":")[1]
+        for statement in _kms_statements(sid, action, "*", app_name):
+            statement["Principal"] = {"AWS": _principal(rewrap_role_arn, "rewrap_role_arn")}
+            statements.append(statement)
+    return statements

@@ -259,19 +259,30 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + config.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
         **find_and_forget_arns(),
+        **tenant_key_arns(),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
     ledger = _SENTINEL_TABLE + config.LEDGER_SUFFIX
     return {
         "writer": substitute(
-            policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
+            policies.with_tenant_keys(
+                policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger),
+                "writer",
+                _SENTINEL_TABLE,
+            ),
+            exact,
+            functions,
         ),
         "reader": substitute(
-            policies.reader_policy(
-                _SENTINEL_KEY,
+            policies.with_tenant_keys(
+                policies.reader_policy(
+                    _SENTINEL_KEY,
+                    _SENTINEL_TABLE,
+                    fleet_mac_key_arn=_SENTINEL_FLEET_KEY,
+                    beacon_key_arn=_SENTINEL_BEACON_KEY,
+                ),
+                "reader",
                 _SENTINEL_TABLE,
-                fleet_mac_key_arn=_SENTINEL_FLEET_KEY,
-                beacon_key_arn=_SENTINEL_BEACON_KEY,
             ),
             exact,
             functions,
@@ -284,11 +295,14 @@ def key_policy_document() -> dict[str, Any]:
     indexer decrypts emails to compute beacons; offboarding has no KMS permission)."""
     admin, writer, reader, indexer = (_SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "indexer"))
     document = policies.key_policy(admin, writer, reader, indexer_role_arn=indexer)
+    rewrap = _SENTINEL_ROLE.format("rewrap")
+    document["Statement"] += policies.rewrap_key_statements(rewrap)
     exact = {
         admin: ref("KeyAdminArn"),
         writer: getatt("WriterRole"),
         reader: getatt("ReaderRole"),
         indexer: getatt("IndexerRole"),
+        rewrap: getatt("RewrapRole"),
     }
     substituted: dict[str, Any] = substitute(document, exact)
     return substituted
@@ -665,6 +679,7 @@ def base_template() -> dict[str, Any]:
         "Outputs": outputs,
     }
     add_find_and_forget(template)
+    add_tenant_keys(template)
     return template
 
 
@@ -837,6 +852,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     # Chalice merges these over .chalice/config.json's stage variables; restated so the merge
     # template alone says what the function runs with (the same values, from the same file).
     variables.update(key_cache_settings(stage))
+    variables.update(tenant_key_variables(stage))
     resource_policy = {
         "Fn::If": [
             "HasAllowedCallers",
@@ -995,6 +1011,7 @@ def job_role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
         **find_and_forget_arns(),
+        **tenant_key_arns(),
     }
     functions = {
         f"{APP}-{stage}-{name}": job_function_name(stage, name)
@@ -1002,8 +1019,11 @@ def job_role_policies() -> dict[str, dict[str, Any]]:
         for name in names
     }
     documents = {
-        "indexer": policies.indexer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, _SENTINEL_BEACON_KEY),
+        "indexer": policies.with_tenant_keys(
+            policies.indexer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, _SENTINEL_BEACON_KEY), "indexer", _SENTINEL_TABLE
+        ),
         "offboard": policies.offboard_policy(_SENTINEL_KEY, _SENTINEL_TABLE),
+        "rewrap": policies.rewrap_policy(_SENTINEL_KEY, None, _SENTINEL_TABLE),
     }
     return {stage: _refuse_sentinel_table(substitute(doc, exact, functions)) for stage, doc in documents.items()}
 
@@ -1210,6 +1230,7 @@ def job_variables(stage: str) -> dict[str, Any]:
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
         variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
     variables.update(key_cache_settings(stage))
+    variables.update(tenant_key_variables(stage))
     return variables
 
 
@@ -1532,3 +1553,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
+
+
+def tenant_key_arns() -> dict[str, Any]:
+    return {_SENTINEL_TABLE + config.TENANTS_SUFFIX: getatt("TenantsTable")}
+
+
+def tenant_key_variables(stage: str) -> dict[str, Any]:
+    """The stages that resolve a tenant's key read the registry table (by name)."""
+    if stage not in ("writer", "reader", "indexer"):
+        return {}
+    return {"PII_VAULT_TENANTS_TABLE": import_value("TenantsTableName")}
+
+
+def add_tenant_keys(template: dict[str, Any]) -> None:
+    """The tenant key registry: customer id -> own KMS key (written by tools.tenants only;
+    the stages may GetItem). Recoverable and retained like the PII table: it decides which key
+    shreds a tenant, and its history is what shows a downgrade (README "Per-tenant keys")."""
+    template["Resources"]["TenantsTable"] = _retained(
+        {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "TableName": sub(f"{APP}-${{Environment}}{config.TENANTS_SUFFIX}"),
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": layout.TENANT_PK, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": layout.TENANT_PK, "AttributeType": "S"}],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+            },
+        }
+    )
+    template["Outputs"]["TenantsTableName"] = {
+        "Value": ref("TenantsTable"),
+        "Export": {"Name": export_name("TenantsTableName")},
+    }

@@ -24,7 +24,12 @@ STREAM_BATCH_SIZE = 100
 STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"
-FUNCTIONS = {"indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION), "offboard": (OFFBOARD_FUNCTION,)}
+REWRAP_FUNCTION = "rewrap"
+FUNCTIONS = {
+    "indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION),
+    "offboard": (OFFBOARD_FUNCTION,),
+    "rewrap": (REWRAP_FUNCTION,),
+}
 
 
 def _int(event: dict[str, Any], name: str, minimum: int, maximum: int) -> int:
@@ -134,7 +139,7 @@ def register_rewrap(app: Chalice, settings: Settings, kms: Callable[[], Any], dd
     from chalicelib.jobs import DynamoDbCheckpoints, MemoryCheckpoints, lambda_deadline
     from chalicelib.rewrap import rewrap_segment
 
-    @app.lambda_function(name="rewrap")
+    @app.lambda_function(name=REWRAP_FUNCTION)
     def rewrap(event: dict[str, Any], context: Any) -> dict[str, Any]:
         total = _int(event, "total_segments", 1, 1_000_000)
         segment = _int(event, "segment", 0, total - 1)

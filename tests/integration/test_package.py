@@ -54,6 +54,7 @@ EXPECTED_FUNCTIONS = {
     "reader": {"APIHandler"},
     "indexer": {"IndexBeacons", "Backfill"},
     "offboard": {"Offboard"},
+    "rewrap": {"Rewrap"},
 }
 STAGES = sorted(EXPECTED_FUNCTIONS)
 

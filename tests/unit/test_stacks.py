@@ -26,6 +26,7 @@ ROLES = {
     "ReaderRole": f"arn:aws:iam::{ACCOUNT}:role/r",
     "IndexerRole": f"arn:aws:iam::{ACCOUNT}:role/i",
     "OffboardRole": f"arn:aws:iam::{ACCOUNT}:role/o",
+    "RewrapRole": f"arn:aws:iam::{ACCOUNT}:role/rw",
 }
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
@@ -42,6 +43,7 @@ def resolve(value: Any, env: str = "dev") -> Any:
         "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
+        "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
     }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
@@ -79,10 +81,13 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
         reader,
         indexer,
         indexer,
+        *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 4,  # ReEncryptFrom/To, tenant and pool contexts
     ]
-    assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
+    expected = policies.key_policy(
         ADMIN, ROLES["WriterRole"], ROLES["ReaderRole"], indexer_role_arn=ROLES["IndexerRole"]
     )
+    expected["Statement"] += policies.rewrap_key_statements(ROLES["RewrapRole"])
+    assert resolve(key["Properties"]["KeyPolicy"]) == expected
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
@@ -96,7 +101,14 @@ def test_given_the_base_template_then_each_role_holds_exactly_the_generator_poli
         ),
         "indexer": lambda key, table: policies.indexer_policy(key, table, BEACON_KEY),
         "offboard": policies.offboard_policy,
+        "rewrap": lambda key, table: policies.rewrap_policy(key, None, table),
     }
+    # Per-tenant keys: the stages that use a tenant's key reach it by tag, and read the registry.
+    for stage in ("writer", "reader", "indexer"):
+        plain = generators[stage]
+        generators[stage] = lambda key, table, plain=plain, stage=stage: policies.with_tenant_keys(
+            plain(key, table), stage, table
+        )
     groups = {
         r["Properties"]["LogGroupName"]["Fn::Sub"]
         for r in base["Resources"].values()
@@ -203,7 +215,7 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
-    assert len(groups) == 7  # writer, reader (function + access), indexer (stream + backfill), offboard
+    assert len(groups) == 8  # writer, reader (function + access), indexer (stream + backfill), offboard, rewrap
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
 
