@@ -277,10 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
 FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
 
@@ -338,3 +334,7 @@ def ensure_tenants_table(ddb: Any, name: str, *, changes: list[str] | None = Non
     if changes is not None:
         changes.append(f"created table {name}")
     return dict(ddb.describe_table(TableName=name)["Table"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

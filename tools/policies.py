@@ -659,10 +659,6 @@ def tracing_policy() -> dict[str, Any]:
     )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- Per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
 
 # Which KMS actions each stage may use on a tenant's own key (always under that tenant's context).
@@ -831,3 +827,7 @@ def rewrap_key_statements(rewrap_role_arn: str, *, app_name: str = APP_NAME) -> 
             statement["Principal"] = {"AWS": _principal(rewrap_role_arn, "rewrap_role_arn")}
             statements.append(statement)
     return statements
+
+
+if __name__ == "__main__":
+    sys.exit(main())

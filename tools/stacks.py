@@ -1551,10 +1551,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # -- per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
 
 
@@ -1591,3 +1587,7 @@ def add_tenant_keys(template: dict[str, Any]) -> None:
         "Value": ref("TenantsTable"),
         "Export": {"Name": export_name("TenantsTableName")},
     }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
