@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws_errors import error_code, translate
 from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context, parse_blob
 from chalicelib.errors import IntegrityError, KeyServiceError, StorageError
-from chalicelib.jobs import PAGE_SIZE, Item, Key, PageSource, Processor
+from chalicelib.jobs import PAGE_SIZE, Checkpoint, Checkpoints, Item, Key, PageSource, Processor
 from chalicelib.store import layout
 
 logger = logging.getLogger(__name__)
@@ -343,11 +343,11 @@ def rewrap_segment(
     kms: Any,
     *,
     table: str,
-    checkpoints: Any,
+    checkpoints: Checkpoints,
     verify: bool = False,
     out_of_time: Callable[[], bool] = lambda: False,
-    progress: Callable[[Any], None] = lambda _c: None,
-) -> Any:
+    progress: Callable[[Checkpoint], None] = lambda _c: None,
+) -> Checkpoint:
     """One segment of a rewrap (or, with ``verify``, of its verify pass). One tenant is one
     partition: segment 0 queries it, the other segments have nothing to do."""
     from chalicelib.jobs import run_segment, scan_pages
