@@ -1493,6 +1493,7 @@ def example_policies() -> dict[str, dict[str, Any]]:
         "key-policy.json": policies.key_policy(role("pii-vault-admin"), role("writer"), role("reader")),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         **example_find_and_forget_policies(key, table, role),
+        **example_tenant_key_policies(key, table, role),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{
             f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
@@ -1597,6 +1598,19 @@ def add_tenant_keys(template: dict[str, Any]) -> None:
     template["Outputs"]["TenantsTableName"] = {
         "Value": ref("TenantsTable"),
         "Export": {"Name": export_name("TenantsTableName")},
+    }
+
+
+def example_tenant_key_policies(key: str, table: str, role: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The rewrap role's policy, a tenant key's policy and a stage's tag-scoped additions (for parliament)."""
+    roles = {stage: role(stage) for stage in policies.TENANT_KEY_ACTIONS}
+    return {
+        "rewrap-role-policy.json": policies.rewrap_policy(key, None, table),
+        "rewrap-to-new-key-policy.json": policies.rewrap_policy(key, key.replace("0f6c2a1e", "3c4d5e6f"), table),
+        "tenant-key-policy.json": policies.tenant_key_policy(role("pii-vault-admin"), "acme", roles),
+        "writer-tenant-keys-policy.json": policies.with_tenant_keys(
+            policies.writer_policy(key, table), "writer", table
+        ),
     }
 
 
