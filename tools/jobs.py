@@ -163,7 +163,7 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = _settings(args, "offboard")
     segments = range(args.segments + 1)  # 0: the tenant's items; 1..N: idempotency references
     if args.invoke:
-        return _invoke(
+        invoked = _invoke(
             args,
             settings,
             [
@@ -177,6 +177,7 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for s in segments
             ],
         )
+        return invoked + shred_step(args, customer_id, invoked)
     _, ddb = _clients(args, settings)
     checkpoints = _checkpoints(args, ddb, settings)
     erasures = DynamoDbErasures(

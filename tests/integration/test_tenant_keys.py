@@ -238,3 +238,33 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
         )
         assert result.counts["items_rewrapped"] == 9
         assert result.counts["reencrypt_calls"] == 1  # one pool key for all nine records
+
+
+def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_tenant_key(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tools import jobs as cli
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        monkeypatch.setenv("PII_VAULT_TENANTS_TABLE", world.table + TENANTS_SUFFIX)
+        person = world.create("tenant-c")
+        key_c = world.onboard("tenant-c")
+        argv = ["rewrap", "--source-key", world.shared, "--target-key", key_c, "--customer", "tenant-c"]
+        assert cli.main([*argv, "--dry-run"]) == 0
+        dry = json.loads(capsys.readouterr().out)
+        assert dry["totals"]["would_rewrap_slots"] >= 1 and "verified_slots" not in dry["totals"]
+        assert cli.main(argv) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["totals"]["items_rewrapped"] == 1
+        assert report["totals"]["verified_slots"] >= 1 and report["totals"].get("not_under_target", 0) == 0
+        assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
+
+        assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
+        offboarded = json.loads(capsys.readouterr().out)
+        assert offboarded["totals"]["deleted"] == 1
+        assert offboarded["segments"][-1]["shredded"] is True
+        assert world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyState"] == "PendingDeletion"
