@@ -36,9 +36,11 @@ BENCH_ARGS ?=
 # Lookup by email (bench/lookup.py, about 15 minutes at 1,000 and 10,000 people); quicker:
 # make bench LOOKUP_ARGS="--people 1000 --naive-lookups 3"
 LOOKUP_ARGS ?=
+# Rewrap row (bench/rewrap.py, 10,000 records, caches on and off); quicker: REWRAP_ARGS="--records 500"
 bench: .venv
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.lookup $(LOOKUP_ARGS)
+	$(PY) -m bench.rewrap --out docs/benchmark-rewrap.json $(REWRAP_ARGS)
 
 # Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
 policies: .venv

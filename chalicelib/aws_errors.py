@@ -18,6 +18,7 @@ from chalicelib.errors import (
     ConflictError,
     DependencyError,
     IntegrityError,
+    KeyUnavailableError,
     PiiVaultError,
     ServiceUnavailableError,
     ThrottledError,
@@ -46,6 +47,10 @@ UNAVAILABLE_CODES = frozenset(
     }
 )
 
+# KMS refusals because of the key's state, not the request: a disabled key, a key pending
+# deletion (crypto-shredding of an offboarded tenant), a key in an unusable custom key store.
+KEY_UNAVAILABLE_CODES = frozenset({"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"})
+
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
@@ -65,6 +70,8 @@ def translate(
         logger.warning("%s %s failed: %s", service, operation, code)
         if code == "TransactionConflictException":
             return ConflictError(f"a concurrent {service} transaction holds the item; retry later")
+        if service == "kms" and code in KEY_UNAVAILABLE_CODES:
+            return KeyUnavailableError("the tenant's KMS key is disabled or pending deletion")
         if code in integrity_codes:
             return IntegrityError("a wrapped data key failed authentication (wrong tenant, key or bytes)")
         if code in THROTTLE_CODES:

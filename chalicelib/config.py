@@ -18,7 +18,7 @@ from chalicelib.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
 ROLES = ("writer", "reader", "masked")  # the API stages (masked: masked projections of people only)
-JOB_ROLES = ("indexer", "offboard")  # stages without routes: stream handler, bulk jobs
+JOB_ROLES = ("indexer", "offboard", "rewrap")  # stages without routes: stream handler, bulk jobs
 ALL_ROLES = ROLES + JOB_ROLES
 DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
@@ -59,6 +59,17 @@ ROLE_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/"
     r"(?P<path>(?:[!-.0-~]{1,512}/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
+# Per-tenant KMS keys (chalicelib/tenant_keys.py, tools/tenants.py): the tag every tenant key
+# carries (value: the customer id; the stages' IAM policies reach tenant keys by it), the
+# registry table of tenant -> key ARN, how long a stage trusts a registry answer, and the
+# waiting period of ScheduleKeyDeletion when an offboarded tenant's key is shredded.
+TENANT_KEY_TAG = "pii-vault-tenant"
+TENANTS_SUFFIX = "-tenants"
+DEFAULT_TENANT_KEY_CACHE_SECONDS = 300
+MAX_TENANT_KEY_CACHE_SECONDS = 3600
+MIN_KEY_DELETION_DAYS = 7  # KMS's own bounds for PendingWindowInDays
+MAX_KEY_DELETION_DAYS = 30
+DEFAULT_KEY_DELETION_DAYS = 30
 ASSUMED_ROLE_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>[0-9]{12}):assumed-role/"
     r"(?P<name>[A-Za-z0-9_+=,.@-]{1,64})/(?P<session>[A-Za-z0-9_+=,.@-]{2,64})"
@@ -96,6 +107,11 @@ class Settings:
     fleet_table_name: str = DEFAULT_TABLE_NAME + FLEET_TABLE_SUFFIX
     fleet_mac_key_id: str = ""
     fleet_key_lifetime_seconds: int = DEFAULT_FLEET_KEY_LIFETIME_SECONDS
+    # Per-tenant keys: the registry table (empty: no registry, every tenant on the shared key)
+    # and how long a registry answer is cached; the shared keys a rewrap moves data away from.
+    tenants_table_name: str = ""
+    tenant_key_cache_seconds: int = DEFAULT_TENANT_KEY_CACHE_SECONDS
+    previous_kms_key_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in ALL_ROLES:
@@ -165,6 +181,8 @@ class Settings:
             key_scope=env.get("PII_VAULT_KEY_SCOPE", DEFAULT_KEY_SCOPE).strip() or DEFAULT_KEY_SCOPE,
             fleet_table_name=env.get("PII_VAULT_FLEET_TABLE", table_name + FLEET_TABLE_SUFFIX),
             fleet_mac_key_id=env.get("PII_VAULT_FLEET_MAC_KEY_ID", "").strip(),
+            tenants_table_name=env.get("PII_VAULT_TENANTS_TABLE", "").strip(),
+            previous_kms_key_ids=_list_env(env, "PII_VAULT_PREVIOUS_KMS_KEY_IDS"),
             **ints,
         )
 
@@ -178,6 +196,7 @@ _INT_SETTINGS = {
     "reader_key_cache_max_entries": ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", 0, MAX_READER_KEY_CACHE_ENTRIES),
     "beacon_bytes": ("PII_VAULT_BEACON_BYTES", MIN_BEACON_BYTES, MAX_BEACON_BYTES),
     "fleet_key_lifetime_seconds": ("PII_VAULT_FLEET_KEY_LIFETIME_SECONDS", 0, MAX_FLEET_KEY_LIFETIME_SECONDS),
+    "tenant_key_cache_seconds": ("PII_VAULT_TENANT_KEY_CACHE_SECONDS", 0, MAX_TENANT_KEY_CACHE_SECONDS),
 }
 
 

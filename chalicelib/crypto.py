@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -242,19 +242,31 @@ class Sealer:
     (``keys.FreshDataKeys``) or one reused within bounds (``keys.CachingDataKeys``).
     """
 
-    def __init__(self, data_keys: DataKeySource, app_name: str, scope: str = POOL_SCOPE, view: str = FULL_VIEW) -> None:
+    def __init__(
+        self,
+        data_keys: DataKeySource,
+        app_name: str,
+        scope: str = POOL_SCOPE,
+        view: str = FULL_VIEW,
+        own_key: Callable[[str], bool] | None = None,
+    ) -> None:
         """``scope`` "pool": data keys shared by tenants (wrapped under the pool context);
         "tenant": one data key per tenant, the tenant named in the KMS context.
-        ``view`` "masked": the data keys of masked projections (context adds ``"view": "masked"``)."""
+        ``view`` "masked": the data keys of masked projections (context adds ``"view": "masked"``).
+        ``own_key(customer_id)`` true: that tenant has its own KMS key and always gets
+        tenant-scoped data keys (chalicelib/tenant_keys.py), whatever ``scope`` says."""
         self._data_keys = data_keys
         self._app_name = app_name
         self._kind = view_kind(SCOPES[scope], view)
+        self._tenant_kind = view_kind(KIND_TENANT, view)
+        self._own_key = own_key
 
     def envelope(self, customer_id: str) -> Envelope:
         """A data key for this tenant's records and its wrapped form (at most one KMS call)."""
-        context = encryption_context(self._app_name, customer_id, self._kind)
+        kind = self._tenant_kind if self._own_key is not None and self._own_key(customer_id) else self._kind
+        context = encryption_context(self._app_name, customer_id, kind)
         data_key, wrapped = self._data_keys.data_key(context)
-        return Envelope(data_key, wrapped, customer_id, self._kind)
+        return Envelope(data_key, wrapped, customer_id, kind)
 
     def seal(
         self,

@@ -97,6 +97,13 @@ class KeyServiceError(DependencyError):
     code = "kms_error"
 
 
+class KeyUnavailableError(KeyServiceError):
+    """The tenant's KMS key is disabled or pending deletion (a shredded tenant): answered
+    as 502 ``key_unavailable``, not retried, never a 500 (README "Per-tenant keys")."""
+
+    code = "key_unavailable"
+
+
 class StorageError(DependencyError):
     code = "storage_error"
 

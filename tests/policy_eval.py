@@ -357,3 +357,33 @@ def _condition_key(
 
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def resource_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    """Condition keys of a request on a resource carrying ``tags`` (``aws:ResourceTag/<key>``)."""
+    return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+
+
+def authorize_kms(
+    action: str,
+    key_arn: str,
+    caller: Caller,
+    *,
+    key_policy: Mapping[str, Any],
+    identity_policies: Iterable[Mapping[str, Any]] = (),
+    context: Mapping[str, Any] | None = None,
+) -> str:
+    """KMS's rule, for key policies without an account-root statement (all pii-vault keys):
+    an explicit Deny anywhere wins; the key policy must allow the caller itself; across
+    accounts the caller's identity policy must allow too (within one account a key-policy
+    grant to the role suffices, so the identity policy is the second, tag-scoped layer)."""
+    full_context = {**caller.context, **(context or {})}
+    decisions = [evaluate(p, action, key_arn, full_context) for p in identity_policies]
+    on_key = evaluate(key_policy, action, key_arn, full_context, principal=caller.arn)
+    if EXPLICIT_DENY in decisions or on_key == EXPLICIT_DENY:
+        return EXPLICIT_DENY
+    if on_key != ALLOW:
+        return IMPLICIT_DENY
+    if caller.account == key_arn.split(":")[4]:
+        return ALLOW
+    return ALLOW if ALLOW in decisions else IMPLICIT_DENY

@@ -277,10 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
 FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
 
@@ -316,3 +312,29 @@ def ensure_fleet_table(ddb: Any, name: str, *, changes: list[str] | None = None)
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
     changes.append(f"created table {name}")
     return table
+
+
+# The tenant key registry (chalicelib/tenant_keys.py): customer id -> own KMS key.
+def ensure_tenants_table(ddb: Any, name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
+    """On demand, point-in-time recovery on (the registry decides which key shreds a tenant)."""
+    from chalicelib.store import layout
+
+    try:
+        return dict(ddb.describe_table(TableName=name)["Table"])
+    except ddb.exceptions.ResourceNotFoundException:
+        pass
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": layout.TENANT_PK, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": layout.TENANT_PK, "AttributeType": "S"}],
+        Tags=[{"Key": "app", "Value": "pii-vault"}],
+    )
+    ddb.get_waiter("table_exists").wait(TableName=name)
+    if changes is not None:
+        changes.append(f"created table {name}")
+    return dict(ddb.describe_table(TableName=name)["Table"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,13 @@
     python -m tools.jobs backfill [--segments 4] [--dry-run] [--resume JOB_ID]
     python -m tools.jobs offboard --customer acme [--segments 4] [--dry-run] [--resume JOB_ID]
     python -m tools.jobs restore-replay --table pii-vault-restored [--segments 4] [--dry-run] [--resume JOB_ID]
+    python -m tools.jobs rewrap --source-key ARN --target-key ARN [--customer acme] [--verify-only] [--dry-run]
+    python -m tools.jobs offboard --customer acme --shred-key [--deletion-days 30]
+
+``rewrap`` moves wrapped data keys with kms:ReEncrypt (chalicelib/rewrap.py), then runs its
+verify pass (a second job, ``<job>-verify``). ``offboard --shred-key`` ends, once every
+segment is done, by scheduling the deletion of the tenant's own KMS key (crypto-shredding,
+README "Per-tenant keys"), with the operator's credentials: the offboard role has no KMS.
 
 Settings come from the environment like the functions' (``PII_VAULT_TABLE``,
 ``PII_VAULT_KMS_KEY_ID``, ``PII_VAULT_BEACON_KEY_ID``...); ``--endpoint-url`` points at a
@@ -156,7 +163,7 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = _settings(args, "offboard")
     segments = range(args.segments + 1)  # 0: the tenant's items; 1..N: idempotency references
     if args.invoke:
-        return _invoke(
+        invoked = _invoke(
             args,
             settings,
             [
@@ -170,6 +177,7 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for s in segments
             ],
         )
+        return invoked + shred_step(args, customer_id, invoked)
     _, ddb = _clients(args, settings)
     checkpoints = _checkpoints(args, ddb, settings)
     erasures = DynamoDbErasures(
@@ -198,7 +206,76 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
     # The items first (segment 0 writes the ledger entry), then the references in parallel.
     first = run_one(0)
     rest = run_segments(segments[1:], run_one, args.segments)
-    return [c.report() for c in (first, *rest)]
+    reports = [c.report() for c in (first, *rest)]
+    return reports + shred_step(args, customer_id, reports)
+
+
+def shred_step(args: argparse.Namespace, customer_id: str, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """After a complete offboarding: ScheduleKeyDeletion of the tenant's own key (``--shred-key``)."""
+    if not getattr(args, "shred_key", False) or not all(r.get("done") for r in reports):
+        return []
+    from tools.tenants import shred
+
+    settings = _settings(args, "offboard")
+    kms, ddb = _clients(args, settings)
+    report = shred(kms, ddb, settings, customer_id, days=args.deletion_days, dry_run=args.dry_run)
+    return [{"job": reports[0]["job"], "segment": "shred-key", "done": True, "counts": {}, **report}]
+
+
+def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from chalicelib import models
+    from chalicelib.rewrap import RewrapPlan, rewrap_segment
+
+    customer_id = models.customer_id(args.customer) if args.customer else None
+    job_id = args.resume or f"rewrap-{customer_id or 'all'}-{_stamp()}"
+    settings = _settings(args, "rewrap")
+    segments = range(1 if customer_id else args.segments)
+    payload = {"source_key": args.source_key, "target_key": args.target_key, "dry_run": args.dry_run}
+    if customer_id:
+        payload["customer_id"] = customer_id
+    if args.invoke:
+        passes = [] if args.verify_only else [(job_id, False)]
+        out: list[dict[str, Any]] = []
+        for jid, verify in [*passes, *([] if args.dry_run else [(job_id + "-verify", True)])]:
+            out += _invoke(
+                args,
+                settings,
+                [
+                    {**payload, "job": jid, "segment": s, "total_segments": len(segments), "verify": verify}
+                    for s in segments
+                ],
+            )
+        return out
+    plan = RewrapPlan(args.source_key, args.target_key, customer_id, settings.app_name, dry_run=args.dry_run)
+    kms, ddb = _clients(args, settings)
+    checkpoints = _checkpoints(args, ddb, settings)
+    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+
+    def run_pass(jid: str, verify: bool) -> list[jobs.Checkpoint]:
+        label = "rewrap-verify" if verify else "rewrap" + (" (dry run)" if args.dry_run else "")
+        progress = Progress(label, len(segments))
+
+        def run_one(segment: int) -> jobs.Checkpoint:
+            return rewrap_segment(
+                plan,
+                jid,
+                segment,
+                len(segments),
+                ddb,
+                kms,
+                table=settings.table_name,
+                checkpoints=checkpoints,
+                verify=verify,
+                out_of_time=deadline,
+                progress=progress,
+            )
+
+        return run_segments(segments, run_one, len(segments))
+
+    done = [] if args.verify_only else run_pass(job_id, False)
+    if not args.dry_run and all(c.done for c in done):
+        done += run_pass(job_id + "-verify", True)
+    return [c.report() for c in done]
 
 
 def restore_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -237,6 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("backfill", parents=[common], help="write missing or outdated email beacons")
     off = sub.add_parser("offboard", parents=[common], help="delete every record of one tenant")
     off.add_argument("--customer", required=True)
+    off.add_argument("--shred-key", action="store_true", help="then schedule deletion of the tenant's own KMS key")
+    off.add_argument("--deletion-days", type=int, default=None, help="ScheduleKeyDeletion waiting period, 7-30")
+    rew = sub.add_parser("rewrap", parents=[common], help="move wrapped data keys to another KMS key (ReEncrypt)")
+    rew.add_argument("--source-key", required=True, help="the KMS key ARN the data keys are under now")
+    rew.add_argument("--target-key", required=True, help="the KMS key ARN to move them to")
+    rew.add_argument("--customer", help="one tenant (default: every tenant)")
+    rew.add_argument("--verify-only", action="store_true", help="only the verify pass")
     replay = sub.add_parser("restore-replay", parents=[common], help="re-apply the erasure ledger to a restored table")
     replay.add_argument("--table", required=True, help="the table restored from a backup or PITR")
     args = parser.parse_args(argv)
@@ -246,7 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("restore-replay runs here, with the operator's credentials (see the README)")
     from chalicelib.errors import PiiVaultError
 
-    command = {"backfill": backfill, "offboard": offboard, "restore-replay": restore_replay}[args.command]
+    if args.command == "rewrap" and args.source_key == args.target_key:
+        parser.error("--target-key must differ from --source-key")
+    command = {"backfill": backfill, "offboard": offboard, "restore-replay": restore_replay, "rewrap": rewrap}[
+        args.command
+    ]
     try:
         reports = command(args)
     except PiiVaultError as exc:

@@ -29,7 +29,14 @@ from typing import Any
 
 from chalicelib.api.jobs import FUNCTIONS as JOB_FUNCTIONS
 from chalicelib.api.jobs import OFFBOARD_FUNCTION
-from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX, JOBS_SUFFIX, LEDGER_SUFFIX
+from chalicelib.config import (
+    FLEET_TABLE_SUFFIX,
+    IDEMPOTENCY_SUFFIX,
+    JOBS_SUFFIX,
+    LEDGER_SUFFIX,
+    TENANT_KEY_TAG,
+    TENANTS_SUFFIX,
+)
 from chalicelib.crypto import (
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
@@ -39,6 +46,7 @@ from chalicelib.crypto import (
     VIEW_KEY,
     encryption_context,
 )
+from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
 from chalicelib.store.layout import MASKED_VIEW_ATTRIBUTES
 from tools.generated import write_or_check
 
@@ -769,6 +777,176 @@ def tracing_policy() -> dict[str, Any]:
             "Resource": "*",
         }
     )
+
+
+# --- Per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
+
+# Which KMS actions each stage may use on a tenant's own key (always under that tenant's context).
+TENANT_KEY_ACTIONS = {
+    "writer": ("kms:Encrypt",),
+    "reader": ("kms:Decrypt",),
+    "indexer": ("kms:Decrypt",),
+    "rewrap": ("kms:ReEncryptFrom", "kms:ReEncryptTo"),
+}
+REWRAP_FILE = "policy-rewrap.json"
+# A rewrap reads whole items (slots and the field blobs' headers) and writes two attributes.
+REWRAP_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+_TAG_CONDITION_KEY = f"aws:ResourceTag/{TENANT_KEY_TAG}"
+
+
+def _tenant_context_condition(app_name: str, customer_id: str) -> dict[str, Any]:
+    """Exactly {app, customer_id}, app fixed, customer_id = ``customer_id`` (may be a policy variable)."""
+    return {
+        "StringEquals": {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{TENANT_KEY}": customer_id},
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+    }
+
+
+def tenant_key_policy(
+    admin_arn: str,
+    customer_id: str,
+    roles: Mapping[str, str],
+    *,
+    app_name: str = APP_NAME,
+) -> dict[str, Any]:
+    """The key policy of one tenant's own key: administration for ``admin_arn`` (no
+    cryptographic use), and for each stage role in ``roles`` (stage -> role ARN) only its
+    actions of ``TENANT_KEY_ACTIONS``, only under the context naming ``customer_id``. No
+    account root: IAM policies alone never reach this key. A customer-owned key in another
+    account gets the same statements from the customer (README "Per-tenant keys")."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": KEY_POLICY_ADMIN_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+            "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        }
+    ]
+    for stage, arn in sorted(roles.items()):
+        if stage not in TENANT_KEY_ACTIONS:
+            raise InvalidResourceError(f"no tenant key use for stage {stage!r}")
+        if arn == admin_arn:
+            raise InvalidResourceError(f"the {stage} role must differ from the admin")
+        statements.append(
+            {
+                "Sid": f"{stage.capitalize()}RoleUnderTenantContextOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": _principal(arn, f"{stage}_role_arn")},
+                "Action": list(TENANT_KEY_ACTIONS[stage]),
+                "Resource": "*",
+                "Condition": _tenant_context_condition(app_name, customer_id),
+            }
+        )
+    return _document(*statements)
+
+
+def tenant_key_statements(
+    stage: str, table_arn: str, *, app_name: str = APP_NAME, customer_accounts: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """What a stage's identity policy adds for per-tenant keys: its ``TENANT_KEY_ACTIONS`` on
+    any key of the account (and of ``customer_accounts``) **tagged** with a tenant, only when
+    the context's customer_id equals the key's tag; and (not rewrap) GetItem on the registry.
+    ``aws:ResourceTag`` works for KMS in IAM policies (not in key policies); a tag change
+    takes up to five minutes to apply."""
+    partition, region, account_id = _scope(_SENTINEL_FREE_KEY.format(*_table_scope(table_arn)), table_arn, None, None)
+    for account in customer_accounts:
+        if not re.fullmatch(r"\d{12}", account):
+            raise InvalidResourceError(f"customer account {account!r} is not a 12-digit account id")
+    condition = _tenant_context_condition(app_name, "${" + _TAG_CONDITION_KEY + "}")
+    condition["Null"] = {_TAG_CONDITION_KEY: "false", f"kms:EncryptionContext:{TENANT_KEY}": "false"}
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "TenantKeysByTagUnderOwnTenantContext",
+            "Effect": "Allow",
+            "Action": list(TENANT_KEY_ACTIONS[stage]),
+            "Resource": [f"arn:{partition}:kms:{region}:{a}:key/*" for a in (account_id, *customer_accounts)],
+            "Condition": condition,
+        }
+    ]
+    if stage != "rewrap":
+        statements.append(
+            {
+                "Sid": "ReadTenantKeyRegistry",
+                "Effect": "Allow",
+                "Action": "dynamodb:GetItem",
+                "Resource": table_arn + TENANTS_SUFFIX,
+            }
+        )
+    return statements
+
+
+_SENTINEL_FREE_KEY = "arn:{0}:kms:{1}:{2}:key/00000000-0000-0000-0000-000000000000"
+
+
+def _table_scope(table_arn: str) -> tuple[str, str, str]:
+    match = _TABLE_ARN.match(table_arn) if isinstance(table_arn, str) else None
+    if match is None:
+        raise InvalidResourceError(f"table_arn {table_arn!r} is not a DynamoDB table ARN")
+    return match["partition"], match["region"], match["account"]
+
+
+def with_tenant_keys(policy: Mapping[str, Any], stage: str, table_arn: str, **kwargs: Any) -> dict[str, Any]:
+    """``policy`` plus ``tenant_key_statements`` for ``stage``."""
+    return _document(*policy["Statement"], *tenant_key_statements(stage, table_arn, **kwargs))
+
+
+def rewrap_policy(
+    source_key_arn: str,
+    target_key_arn: str | None,
+    table_arn: str,
+    *,
+    app_name: str = APP_NAME,
+    tenant_keys: bool = True,
+) -> dict[str, Any]:
+    """The rewrap job: ``kms:ReEncryptFrom`` on the source, ``kms:ReEncryptTo`` on the target
+    (either context kind), and with ``tenant_keys`` both on tenant-tagged keys under their own
+    tenant's context. No Decrypt, Encrypt or GenerateDataKey: ReEncrypt never hands out a
+    plaintext. Reads whole items, updates only ``slots`` and ``kms_key`` (ReturnValues NONE).
+    ``target_key_arn`` None: tenant keys are the only targets (the base stack's role; a move
+    to a new shared or multi-Region key generates this policy with that key as the target)."""
+    partition, region, account_id = _scope(source_key_arn, table_arn, None, None)
+    targets: list[dict[str, Any]] = []
+    if target_key_arn is not None:
+        if _scope(target_key_arn, table_arn, region, account_id) != (partition, region, account_id):
+            raise InvalidResourceError("the rewrap target key must be in the stage's partition, region and account")
+        if source_key_arn == target_key_arn:
+            raise InvalidResourceError("the rewrap source and target keys must differ")
+        targets = _kms_statements("ReEncryptToTarget", "kms:ReEncryptTo", target_key_arn, app_name)
+    elif not tenant_keys:
+        raise InvalidResourceError("a rewrap needs a target key, or tenant keys as targets")
+    statements = [
+        *_kms_statements("ReEncryptFromSource", "kms:ReEncryptFrom", source_key_arn, app_name),
+        *targets,
+        {"Sid": "ReadItems", "Effect": "Allow", "Action": list(REWRAP_READ_ACTIONS), "Resource": table_arn},
+        {
+            "Sid": "UpdateSlotsAndKeyIdOnly",
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(REWRAP_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+            },
+        },
+        _checkpoint_statement(table_arn),
+        _logs_statement(partition, region, account_id, f"{app_name}-rewrap-rewrap"),
+    ]
+    if tenant_keys:
+        statements += tenant_key_statements("rewrap", table_arn, app_name=app_name)
+    return _document(*statements)
+
+
+def rewrap_key_statements(rewrap_role_arn: str, *, app_name: str = APP_NAME) -> list[dict[str, Any]]:
+    """For the shared key's policy: the rewrap role may ReEncryptFrom and ReEncryptTo it (moving
+    data keys away from it, or onto it), under the app's two contexts only, nothing else."""
+    statements = []
+    for action in ("kms:ReEncryptFrom", "kms:ReEncryptTo"):
+        sid = "RewrapRole" + action.split(":")[1]
+        for statement in _kms_statements(sid, action, "*", app_name):
+            statement["Principal"] = {"AWS": _principal(rewrap_role_arn, "rewrap_role_arn")}
+            statements.append(statement)
+    return statements
 
 
 if __name__ == "__main__":

@@ -259,19 +259,30 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + config.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
         **find_and_forget_arns(),
+        **tenant_key_arns(),
     }
     functions = {f"{APP}-{stage}": function_name(stage) for stage in STAGES}
     ledger = _SENTINEL_TABLE + config.LEDGER_SUFFIX
     return {
         "writer": substitute(
-            policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger), exact, functions
+            policies.with_tenant_keys(
+                policies.writer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, ledger_table_arn=ledger),
+                "writer",
+                _SENTINEL_TABLE,
+            ),
+            exact,
+            functions,
         ),
         "reader": substitute(
-            policies.reader_policy(
-                _SENTINEL_KEY,
+            policies.with_tenant_keys(
+                policies.reader_policy(
+                    _SENTINEL_KEY,
+                    _SENTINEL_TABLE,
+                    fleet_mac_key_arn=_SENTINEL_FLEET_KEY,
+                    beacon_key_arn=_SENTINEL_BEACON_KEY,
+                ),
+                "reader",
                 _SENTINEL_TABLE,
-                fleet_mac_key_arn=_SENTINEL_FLEET_KEY,
-                beacon_key_arn=_SENTINEL_BEACON_KEY,
             ),
             exact,
             functions,
@@ -288,12 +299,15 @@ def key_policy_document() -> dict[str, Any]:
         _SENTINEL_ROLE.format(n) for n in ("admin", "writer", "reader", "indexer", "masked")
     )
     document = policies.key_policy(admin, writer, reader, indexer_role_arn=indexer, masked_role_arn=masked)
+    rewrap = _SENTINEL_ROLE.format("rewrap")
+    document["Statement"] += policies.rewrap_key_statements(rewrap)
     exact = {
         admin: ref("KeyAdminArn"),
         writer: getatt("WriterRole"),
         reader: getatt("ReaderRole"),
         indexer: getatt("IndexerRole"),
         masked: getatt("MaskedRole"),
+        rewrap: getatt("RewrapRole"),
     }
     substituted: dict[str, Any] = substitute(document, exact)
     return substituted
@@ -671,6 +685,7 @@ def base_template() -> dict[str, Any]:
         "Outputs": outputs,
     }
     add_find_and_forget(template)
+    add_tenant_keys(template)
     return template
 
 
@@ -843,6 +858,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     # Chalice merges these over .chalice/config.json's stage variables; restated so the merge
     # template alone says what the function runs with (the same values, from the same file).
     variables.update(key_cache_settings(stage))
+    variables.update(tenant_key_variables(stage))
     resource_policy = {
         "Fn::If": [
             "HasAllowedCallers",
@@ -1001,6 +1017,7 @@ def job_role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
         **find_and_forget_arns(),
+        **tenant_key_arns(),
     }
     functions = {
         f"{APP}-{stage}-{name}": job_function_name(stage, name)
@@ -1008,8 +1025,11 @@ def job_role_policies() -> dict[str, dict[str, Any]]:
         for name in names
     }
     documents = {
-        "indexer": policies.indexer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, _SENTINEL_BEACON_KEY),
+        "indexer": policies.with_tenant_keys(
+            policies.indexer_policy(_SENTINEL_KEY, _SENTINEL_TABLE, _SENTINEL_BEACON_KEY), "indexer", _SENTINEL_TABLE
+        ),
         "offboard": policies.offboard_policy(_SENTINEL_KEY, _SENTINEL_TABLE),
+        "rewrap": policies.rewrap_policy(_SENTINEL_KEY, None, _SENTINEL_TABLE),
     }
     return {stage: _refuse_sentinel_table(substitute(doc, exact, functions)) for stage, doc in documents.items()}
 
@@ -1216,6 +1236,7 @@ def job_variables(stage: str) -> dict[str, Any]:
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")
         variables["PII_VAULT_LEDGER_TABLE"] = import_value("LedgerTableName")
     variables.update(key_cache_settings(stage))
+    variables.update(tenant_key_variables(stage))
     return variables
 
 
@@ -1481,6 +1502,7 @@ def example_policies() -> dict[str, dict[str, Any]]:
         ),
         "fleet-key-policy.json": policies.fleet_key_policy(role("pii-vault-admin"), role("reader")),
         **example_find_and_forget_policies(key, table, role),
+        **example_tenant_key_policies(key, table, role),
         # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.
         **{
             f"api-resource-policy-{stage}.json": access.api_resource_policy(stage, [role("app-backend")], api)
@@ -1537,6 +1559,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tools.stacks: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# -- per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
+
+
+def tenant_key_arns() -> dict[str, Any]:
+    return {_SENTINEL_TABLE + config.TENANTS_SUFFIX: getatt("TenantsTable")}
+
+
+def tenant_key_variables(stage: str) -> dict[str, Any]:
+    """The stages that resolve a tenant's key read the registry table (by name)."""
+    if stage not in ("writer", "reader", "indexer"):
+        return {}
+    return {"PII_VAULT_TENANTS_TABLE": import_value("TenantsTableName")}
+
+
+def add_tenant_keys(template: dict[str, Any]) -> None:
+    """The tenant key registry: customer id -> own KMS key (written by tools.tenants only;
+    the stages may GetItem). Recoverable and retained like the PII table: it decides which key
+    shreds a tenant, and its history is what shows a downgrade (README "Per-tenant keys")."""
+    template["Resources"]["TenantsTable"] = _retained(
+        {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "TableName": sub(f"{APP}-${{Environment}}{config.TENANTS_SUFFIX}"),
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": layout.TENANT_PK, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": layout.TENANT_PK, "AttributeType": "S"}],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+            },
+        }
+    )
+    template["Resources"]["TenantsTable"]["Metadata"] = {
+        "checkov": {
+            "skip": [
+                {
+                    "id": "CKV_AWS_119",
+                    "comment": "Holds tenant ids and key ARNs, no PII; SSE under a CMK would need a key-policy "
+                    "statement for DynamoDB with Principal '*'. AWS owned key at rest.",
+                }
+            ]
+        }
+    }
+    template["Outputs"]["TenantsTableName"] = {
+        "Value": ref("TenantsTable"),
+        "Export": {"Name": export_name("TenantsTableName")},
+    }
+
+
+def example_tenant_key_policies(key: str, table: str, role: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The rewrap role's policy, a tenant key's policy and a stage's tag-scoped additions (for parliament)."""
+    roles = {stage: role(stage) for stage in policies.TENANT_KEY_ACTIONS}
+    return {
+        "rewrap-role-policy.json": policies.rewrap_policy(key, None, table),
+        "rewrap-to-new-key-policy.json": policies.rewrap_policy(key, key.replace("0f6c2a1e", "3c4d5e6f"), table),
+        "tenant-key-policy.json": policies.tenant_key_policy(role("pii-vault-admin"), "acme", roles),
+        "writer-tenant-keys-policy.json": policies.with_tenant_keys(
+            policies.writer_policy(key, table), "writer", table
+        ),
+    }
 
 
 if __name__ == "__main__":

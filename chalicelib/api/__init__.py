@@ -108,10 +108,11 @@ def create_app(
                 max_records=settings.writer_key_cache_max_records,
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
-            sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope)
+            data_keys, own_key = route_data_keys(settings, kms(), ddb(), data_keys)
+            sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, own_key=own_key)
             # The masked view's projections: a second data key (context view=masked) from the same cache.
             masked_sealer = (
-                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW)
+                Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW, own_key=own_key)
                 if masked_view
                 else None
             )
@@ -159,7 +160,7 @@ def create_app(
                     backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds
                 )
             unwrapper = reader_unwrapper(
-                backing,
+                route_unwrapper(settings, kms, ddb(), backing),
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )
@@ -179,6 +180,10 @@ def create_app(
         from chalicelib.api.jobs import register_offboard
 
         register_offboard(app, settings, ddb)
+    elif settings.role == "rewrap":
+        from chalicelib.api.jobs import register_rewrap
+
+        register_rewrap(app, settings, kms, ddb)
     return app
 
 
@@ -198,7 +203,7 @@ def masked_blueprint_for(settings: Settings, kms: Callable[[], Any], ddb: Callab
 
     def masked() -> MaskedService:
         unwrapper = reader_unwrapper(
-            KmsDecryptor(kms(), settings.kms_key_id),
+            route_unwrapper(settings, kms(), ddb(), KmsDecryptor(kms(), settings.kms_key_id)),
             max_entries=settings.reader_key_cache_max_entries,
             max_age_seconds=settings.reader_key_cache_seconds,
         )
@@ -237,9 +242,63 @@ def build_indexer(settings: Settings, kms: Any, dynamodb: Any) -> Any:
     from chalicelib.keys import KmsDecryptor, reader_unwrapper
 
     unwrapper = reader_unwrapper(
-        KmsDecryptor(kms, settings.kms_key_id),
+        route_unwrapper(settings, kms, dynamodb, KmsDecryptor(kms, settings.kms_key_id)),
         max_entries=settings.reader_key_cache_max_entries,
         max_age_seconds=settings.reader_key_cache_seconds,
     )
     keys, index = beacon_parts(settings, kms, dynamodb)
     return Indexer(Opener(unwrapper, settings.app_name), keys, index)
+
+
+# -- per-tenant keys (chalicelib/tenant_keys.py) ------------------------------------------
+
+
+def tenant_registry(settings: Settings, dynamodb: Any) -> Any:
+    """The cached tenant key registry, or None when no registry table is configured."""
+    if not settings.tenants_table_name:
+        return None
+    from chalicelib.store.tenants import DynamoDbTenantRegistry
+    from chalicelib.tenant_keys import CachedRegistry
+
+    return CachedRegistry(
+        DynamoDbTenantRegistry(dynamodb, settings.tenants_table_name), ttl_seconds=settings.tenant_key_cache_seconds
+    )
+
+
+def route_data_keys(settings: Settings, kms: Any, dynamodb: Any, shared: Any) -> tuple[Any, Any]:
+    """(data key source, own-key test for the Sealer): tenants with their own key get
+    tenant-scoped data keys wrapped by it, cached no longer than a registry answer."""
+    registry = tenant_registry(settings, dynamodb)
+    if registry is None:
+        return shared, None
+    from chalicelib.keys import KmsEncryptor, writer_data_keys
+    from chalicelib.tenant_keys import RoutingDataKeys, has_own_key
+
+    def source_for(key_arn: str) -> Any:
+        return writer_data_keys(
+            KmsEncryptor(kms, key_arn),
+            max_records=settings.writer_key_cache_max_records,
+            max_age_seconds=min(settings.writer_key_cache_seconds, settings.tenant_key_cache_seconds),
+        )
+
+    return RoutingDataKeys(shared, registry, source_for), has_own_key(registry)
+
+
+def route_unwrapper(settings: Settings, kms: Any, dynamodb: Any, shared: Any) -> Any:
+    """The tenant's own key first, then ``shared``, then the previous shared keys (a rewrap under way)."""
+    registry = tenant_registry(settings, dynamodb)
+    if registry is None and not settings.previous_kms_key_ids:
+        return shared
+    from chalicelib.keys import KmsDecryptor
+    from chalicelib.tenant_keys import RoutingUnwrapper
+
+    class _NoRegistry:
+        def get(self, customer_id: str) -> None:
+            return None
+
+    return RoutingUnwrapper(
+        shared,
+        registry or _NoRegistry(),
+        lambda key_arn: KmsDecryptor(kms, key_arn),
+        [KmsDecryptor(kms, key_id) for key_id in settings.previous_kms_key_ids],
+    )

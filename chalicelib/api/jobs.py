@@ -1,4 +1,4 @@
-"""The non-HTTP stages: the indexer (stream handler + backfill segments) and offboarding.
+"""The non-HTTP stages: the indexer (stream handler + backfill segments), offboarding, rewrap.
 
 ``create_app("indexer")`` registers the DynamoDB stream handler and the ``backfill``
 function; ``create_app("offboard")`` the ``offboard`` function. Each job function works
@@ -24,7 +24,12 @@ STREAM_BATCH_SIZE = 100
 STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"
-FUNCTIONS = {"indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION), "offboard": (OFFBOARD_FUNCTION,)}
+REWRAP_FUNCTION = "rewrap"
+FUNCTIONS = {
+    "indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION),
+    "offboard": (OFFBOARD_FUNCTION,),
+    "rewrap": (REWRAP_FUNCTION,),
+}
 
 
 def _int(event: dict[str, Any], name: str, minimum: int, maximum: int) -> int:
@@ -106,3 +111,51 @@ def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) 
             out_of_time=lambda_deadline(context),
         )
         return result.report()
+
+
+def rewrap_plan(event: dict[str, Any], settings: Settings) -> Any:
+    """The rewrap event's plan: source and target key, one tenant (``customer_id``) or all."""
+    from chalicelib.rewrap import RewrapPlan
+
+    keys = {}
+    for name in ("source_key", "target_key"):
+        value = event.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= 2048:
+            raise ValidationError(f"{name} must be a KMS key ARN", field=name)
+        keys[name] = value
+    if keys["source_key"] == keys["target_key"]:
+        raise ValidationError("target_key must differ from source_key", field="target_key")
+    customer = event.get("customer_id")
+    return RewrapPlan(
+        source_key=keys["source_key"],
+        target_key=keys["target_key"],
+        customer_id=None if customer is None else models.customer_id(customer),
+        app_name=settings.app_name,
+        dry_run=event.get("dry_run") is True,
+    )
+
+
+def register_rewrap(app: Chalice, settings: Settings, kms: Callable[[], Any], ddb: Callable[[], Any]) -> None:
+    from chalicelib.jobs import DynamoDbCheckpoints, MemoryCheckpoints, lambda_deadline
+    from chalicelib.rewrap import rewrap_segment
+
+    @app.lambda_function(name=REWRAP_FUNCTION)
+    def rewrap(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        total = _int(event, "total_segments", 1, 1_000_000)
+        segment = _int(event, "segment", 0, total - 1)
+        plan = rewrap_plan(event, settings)
+        checkpoints = MemoryCheckpoints() if plan.dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
+        result = rewrap_segment(
+            plan,
+            _job_id(event),
+            segment,
+            total,
+            ddb(),
+            kms(),
+            table=settings.table_name,
+            checkpoints=checkpoints,
+            verify=event.get("verify") is True,
+            out_of_time=lambda_deadline(context),
+        )
+        report: dict[str, Any] = result.report()
+        return report

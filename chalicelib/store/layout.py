@@ -420,3 +420,34 @@ def job_key(job_id: str, segment: int) -> dict[str, Any]:
 def created_at_of(item: Mapping[str, Any]) -> str | None:
     value = item.get(CREATED_AT, {})
     return value.get("S") if isinstance(value, dict) else None
+
+
+# -- the tenant key registry (its own table; chalicelib/tenant_keys.py, tools/tenants.py) --
+# One item per tenant with its own KMS key: pk = the customer id, the key ARN, who owns the
+# key ("pii-vault": created by tools.tenants onboard; "customer": a key in the customer's
+# account), its state ("active"; "shredded" once ScheduleKeyDeletion ran) and when.
+TENANT_PK = "customer_id"
+TENANT_KEY_ARN = "key_arn"
+TENANT_KEY_OWNER = "owner"
+TENANT_STATE = "state"
+TENANT_UPDATED_AT = "updated_at"
+
+
+def tenant_registry_key(customer_id: str) -> dict[str, Any]:
+    return {TENANT_PK: {"S": customer_id}}
+
+
+def tenant_registry_item(customer_id: str, key_arn: str, owner: str, state: str, at: str) -> dict[str, Any]:
+    return {
+        **tenant_registry_key(customer_id),
+        TENANT_KEY_ARN: {"S": key_arn},
+        TENANT_KEY_OWNER: {"S": owner},
+        TENANT_STATE: {"S": state},
+        TENANT_UPDATED_AT: {"S": at},
+    }
+
+
+def tenant_registry_of(item: Mapping[str, Any]) -> dict[str, str]:
+    """A registry item as plain strings (customer_id, key_arn, owner, state, updated_at)."""
+    names = (TENANT_PK, TENANT_KEY_ARN, TENANT_KEY_OWNER, TENANT_STATE, TENANT_UPDATED_AT)
+    return {name: str(item.get(name, {}).get("S", "")) for name in names}

@@ -76,7 +76,7 @@ WRITE_FAULTS = [
     ("kms", "Encrypt", client_error("DependencyTimeoutException", 503), 503, "service_unavailable"),
     ("kms", "Encrypt", read_timeout, 503, "service_unavailable"),
     ("kms", "Encrypt", client_error("AccessDeniedException"), 502, "kms_error"),
-    ("kms", "Encrypt", client_error("DisabledException"), 502, "kms_error"),
+    ("kms", "Encrypt", client_error("DisabledException"), 502, "key_unavailable"),
     ("dynamodb", "PutItem", client_error("ProvisionedThroughputExceededException"), 429, "throttled"),
     ("dynamodb", "PutItem", client_error("InternalServerError", 500), 503, "service_unavailable"),
     ("dynamodb", "PutItem", connect_timeout, 503, "service_unavailable"),

@@ -104,9 +104,11 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
 
     admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
     indexer = outputs["IndexerRoleArn"]
-    assert installed(outputs["KeyArn"]) == policies.key_policy(
+    expected = policies.key_policy(
         admin, writer, reader, indexer_role_arn=indexer, masked_role_arn=outputs["MaskedRoleArn"]
     )
+    expected["Statement"] += policies.rewrap_key_statements(outputs["RewrapRoleArn"])
+    assert installed(outputs["KeyArn"]) == expected
     assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
     assert installed(outputs["BeaconKeyArn"]) == policies.beacon_key_policy(admin, [reader, indexer])
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
@@ -159,11 +161,16 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     def indexer_policy(key_arn: str, table: str) -> dict[str, Any]:
         return policies.indexer_policy(key_arn, table, outputs["BeaconKeyArn"])
 
+    def tenant_keys(stage: str, generate: Any) -> Any:
+        # The stages that use a tenant's own key reach it by tag and read the registry.
+        return lambda key_arn, table: policies.with_tenant_keys(generate(key_arn, table), stage, table)
+
     generators = (
-        ("writer", writer_policy),
-        ("reader", reader_policy),
-        ("indexer", indexer_policy),
+        ("writer", tenant_keys("writer", writer_policy)),
+        ("reader", tenant_keys("reader", reader_policy)),
+        ("indexer", tenant_keys("indexer", indexer_policy)),
         ("offboard", policies.offboard_policy),
+        ("rewrap", lambda key_arn, table: policies.rewrap_policy(key_arn, None, table)),
     )
     for stage, generate in generators:
         role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]

@@ -42,3 +42,13 @@ def test_given_any_aws_error_code_then_the_message_omits_it_and_the_log_keeps_it
     assert code not in error.message and code not in str(error)
     assert "Exception" not in error.message
     assert code in caplog.text
+
+
+@pytest.mark.parametrize("code", ["DisabledException", "KMSInvalidStateException", "KeyUnavailableException"])
+def test_given_a_kms_key_state_refusal_then_it_is_key_unavailable_but_only_for_kms(code: str) -> None:
+    from chalicelib.errors import KeyUnavailableError
+
+    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Op")
+    assert isinstance(translate(exc, "kms", "Decrypt", KeyServiceError), KeyUnavailableError)
+    assert translate(exc, "kms", "Decrypt", KeyServiceError).code == "key_unavailable"
+    assert not isinstance(translate(exc, "dynamodb", "GetItem", StorageError), KeyUnavailableError)

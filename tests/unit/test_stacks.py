@@ -27,6 +27,7 @@ ROLES = {
     "MaskedRole": f"arn:aws:iam::{ACCOUNT}:role/m",
     "IndexerRole": f"arn:aws:iam::{ACCOUNT}:role/i",
     "OffboardRole": f"arn:aws:iam::{ACCOUNT}:role/o",
+    "RewrapRole": f"arn:aws:iam::{ACCOUNT}:role/rw",
 }
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 
@@ -43,6 +44,7 @@ def resolve(value: Any, env: str = "dev") -> Any:
         "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
+        "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
     }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
@@ -83,14 +85,17 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
         indexer,
         masked,
         masked,
+        *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 4,  # ReEncryptFrom/To, tenant and pool contexts
     ]
-    assert resolve(key["Properties"]["KeyPolicy"]) == policies.key_policy(
+    expected = policies.key_policy(
         ADMIN,
         ROLES["WriterRole"],
         ROLES["ReaderRole"],
         indexer_role_arn=ROLES["IndexerRole"],
         masked_role_arn=ROLES["MaskedRole"],
     )
+    expected["Statement"] += policies.rewrap_key_statements(ROLES["RewrapRole"])
+    assert resolve(key["Properties"]["KeyPolicy"]) == expected
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
@@ -104,7 +109,14 @@ def test_given_the_base_template_then_each_role_holds_exactly_the_generator_poli
         ),
         "indexer": lambda key, table: policies.indexer_policy(key, table, BEACON_KEY),
         "offboard": policies.offboard_policy,
+        "rewrap": lambda key, table: policies.rewrap_policy(key, None, table),
     }
+    # Per-tenant keys: the stages that use a tenant's key reach it by tag, and read the registry.
+    for stage in ("writer", "reader", "indexer"):
+        plain = generators[stage]
+        generators[stage] = lambda key, table, plain=plain, stage=stage: policies.with_tenant_keys(
+            plain(key, table), stage, table
+        )
     groups = {
         r["Properties"]["LogGroupName"]["Fn::Sub"]
         for r in base["Resources"].values()
@@ -211,8 +223,8 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
 def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
-    # function and API access logs per API stage; indexer (stream + backfill), offboard
-    assert len(groups) == 2 * len(stacks.STAGES) + 3
+    # function and API access logs per API stage; indexer (stream + backfill), offboard, rewrap
+    assert len(groups) == 2 * len(stacks.STAGES) + 4
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
     assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
 

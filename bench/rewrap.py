@@ -1,0 +1,119 @@
+"""Rewrap benchmark row: records/s and kms:ReEncrypt calls per record, caches on and off.
+
+    python -m bench.rewrap [--records 10000] [--segments 4] [--out docs/benchmark-rewrap.json]
+
+On moto (in process, no KMS latency): seeds ``--records`` person-shaped items whose field
+blobs are sealed with the real format, then rewraps every tenant from the shared key to a
+new key with the job's own code (chalicelib/rewrap.py), once with the writer's caches on
+(pool keys: one wrapped data key shared by every record) and once with them off (one data
+key per record). Smaller runs: ``--records 500``.
+
+What the row shows: ReEncrypt calls per record (the KMS cost, exact). Records/s here is
+moto's in-process DynamoDB (each parallel-scan page walks the table), with no KMS latency:
+a lower bound shape, not an AWS figure; on AWS each distinct key adds one ReEncrypt round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from chalicelib.crypto import KIND_POOL, RecordRef, encryption_context, seal_field
+from chalicelib.jobs import MemoryCheckpoints
+from chalicelib.rewrap import RewrapPlan, rewrap_segment
+from chalicelib.store import layout
+
+APP = "pii-vault"
+TENANTS = 50
+
+
+def _seed(kms: Any, ddb: Any, table: str, key: str, records: int, *, cached: bool) -> None:
+    context = encryption_context(APP, "", KIND_POOL)
+    shared: tuple[bytes, bytes] | None = None
+    batch: list[dict[str, Any]] = []
+    for i in range(records):
+        if shared is None or not cached:
+            data_key = os.urandom(32)
+            wrapped = kms.encrypt(KeyId=key, Plaintext=data_key, EncryptionContext=context)["CiphertextBlob"]
+            shared = (data_key, wrapped)
+        customer, person_id = f"t{i % TENANTS}", os.urandom(16).hex()
+        blob = seal_field(shared[0], RecordRef(customer, "person", person_id), "name", "0", b"x", kind=KIND_POOL)
+        item = {
+            **layout.person_key(customer, person_id),
+            layout.KMS_KEY: {"S": key},
+            layout.SLOTS: layout.slots_attribute({"0": shared[1]}),
+            **layout.field_attributes({"name": blob}),
+        }
+        batch.append({"PutRequest": {"Item": item}})
+        if len(batch) == 25:
+            ddb.batch_write_item(RequestItems={table: batch})
+            batch = []
+    if batch:
+        ddb.batch_write_item(RequestItems={table: batch})
+
+
+def run_case(records: int, segments: int, *, cached: bool) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    from tools.bootstrap import bootstrap
+
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        resources = bootstrap(kms, ddb)
+        table = resources["table_name"]
+        source = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
+        target = kms.create_key()["KeyMetadata"]["Arn"]
+        _seed(kms, ddb, table, source, records, cached=cached)
+        plan = RewrapPlan(source, target, None, APP)
+        checkpoints = MemoryCheckpoints()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=segments) as pool:
+            results = list(
+                pool.map(
+                    lambda s: rewrap_segment(
+                        plan, "bench", s, segments, ddb, kms, table=table, checkpoints=checkpoints
+                    ),
+                    range(segments),
+                )
+            )
+        seconds = time.perf_counter() - start
+    moved = sum(r.counts["items_rewrapped"] for r in results)
+    calls = sum(r.counts["reencrypt_calls"] for r in results)
+    return {
+        "caches": "on (pool keys)" if cached else "off (one key per record)",
+        "records": records,
+        "segments": segments,
+        "rewrapped": moved,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(moved / seconds, 1) if seconds else None,
+        "reencrypt_calls": calls,
+        "reencrypt_calls_per_record": round(calls / records, 5) if records else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.rewrap", description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    rows = [run_case(args.records, args.segments, cached=c) for c in (True, False)]
+    for row in rows:
+        print(
+            f"rewrap {row['records']} records, caches {row['caches']}: {row['records_per_s']} records/s, "
+            f"{row['reencrypt_calls_per_record']} ReEncrypt calls per record ({row['reencrypt_calls']} calls)"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""Per-tenant keys, rewrap and crypto-shredding on moto, through the real apps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib.api import create_app
+from chalicelib.config import TENANTS_SUFFIX, Settings
+from chalicelib.crypto import KIND_POOL, KIND_TENANT, parse_blob
+from chalicelib.jobs import MemoryCheckpoints
+from chalicelib.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
+from chalicelib.store import layout
+from tests.integration.conftest import CALLERS, REGION, body_of, send
+from tools.bootstrap import bootstrap, ensure_tenants_table
+from tools.moto_key_states import install
+from tools.tenants import onboard, shred
+
+PERSON = {
+    "name": "Grace",
+    "surname": "Hopper",
+    "email": "grace@example.com",
+    "dob": "1906-12-09",
+    "address": {"line1": "1 Navy Way", "city": "Arlington", "postal_code": "22201", "country": "US"},
+}
+NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
+
+
+class World:
+    def __init__(self, scope: str = "pool") -> None:
+        self.kms = boto3.client("kms", region_name=REGION)
+        self.ddb = boto3.client("dynamodb", region_name=REGION)
+        self.resources = bootstrap(self.kms, self.ddb)
+        self.table = self.resources["table_name"]
+        ensure_tenants_table(self.ddb, self.table + TENANTS_SUFFIX)
+        self.shared = self.kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
+        self.scope = scope
+
+    def settings(self, role: str) -> Settings:
+        return Settings(
+            role,
+            region=REGION,
+            tenants_table_name=self.table + TENANTS_SUFFIX,
+            key_scope=self.scope,
+            **CALLERS,
+            **NO_CACHE,
+        )
+
+    def client(self, role: str) -> Client:
+        return Client(create_app(settings=self.settings(role), kms_client=self.kms, dynamodb_client=self.ddb))
+
+    def onboard(self, customer: str) -> str:
+        return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+
+    def create(self, customer: str) -> str:
+        with self.client("writer") as writer:
+            response = send(writer, "POST", f"/customers/{customer}/people", PERSON)
+        assert response.status_code == 201, response.body
+        return str(body_of(response)["id"])
+
+    def read(self, customer: str, person_id: str) -> Any:
+        with self.client("reader") as reader:
+            return send(reader, "GET", f"/customers/{customer}/people/{person_id}")
+
+    def item(self, customer: str, person_id: str) -> dict[str, Any]:
+        return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
+
+
+def kinds(item: dict[str, Any]) -> set[int]:
+    return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k.startswith(layout.FIELD_PREFIX)}
+
+
+@pytest.fixture
+def world(aws_env: None) -> Iterator[World]:
+    install()
+    with mock_aws():
+        yield World()
+
+
+def test_given_an_onboarded_tenant_then_its_records_use_tenant_scoped_keys_under_its_own_key(world: World) -> None:
+    key_a = world.onboard("tenant-a")
+    tags = world.kms.list_resource_tags(KeyId=key_a)["Tags"]
+    assert {"TagKey": "pii-vault-tenant", "TagValue": "tenant-a"} in tags
+    assert world.kms.get_key_rotation_status(KeyId=key_a)["KeyRotationEnabled"] is True
+    a, b = world.create("tenant-a"), world.create("tenant-b")
+    item_a, item_b = world.item("tenant-a", a), world.item("tenant-b", b)
+    assert item_a["kms_key"]["S"] == key_a and kinds(item_a) == {KIND_TENANT}
+    assert item_b["kms_key"]["S"] == world.shared and kinds(item_b) == {KIND_POOL}
+    assert body_of(world.read("tenant-a", a))["data"]["email"] == PERSON["email"]
+    assert body_of(world.read("tenant-b", b))["data"]["email"] == PERSON["email"]
+
+
+@pytest.mark.parametrize("how", ["disable", "schedule_deletion"])
+def test_given_an_unusable_tenant_key_then_read_and_write_answer_key_unavailable(world: World, how: str) -> None:
+    key_a = world.onboard("tenant-a")
+    person = world.create("tenant-a")
+    key_id = world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyId"]
+    if how == "disable":
+        world.kms.disable_key(KeyId=key_id)
+    else:
+        world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    read = world.read("tenant-a", person)
+    assert (read.status_code, body_of(read)["code"]) == (502, "key_unavailable")
+    with world.client("writer") as writer:
+        write = send(writer, "POST", "/customers/tenant-a/people", PERSON)
+    assert (write.status_code, body_of(write)["code"]) == (502, "key_unavailable")
+    other = world.create("tenant-b")  # the shared key's tenants are untouched
+    assert world.read("tenant-b", other).status_code == 200
+
+
+def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_the_tenant_unavailable(
+    world: World,
+) -> None:
+    key_a = world.onboard("tenant-a")
+    person = world.create("tenant-a")
+    with pytest.raises(Exception, match="deletion days"):
+        shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
+    report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    assert report["shredded"] is True
+    assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    read = world.read("tenant-a", person)
+    assert (read.status_code, body_of(read)["code"]) == (502, "key_unavailable")
+    assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
+
+
+def tenant_world() -> World:
+    return World(scope="tenant")
+
+
+def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_and_reads_still_work(
+    aws_env: None,
+) -> None:
+    install()
+    with mock_aws():
+        world = tenant_world()
+        people = [world.create("tenant-c") for _ in range(3)]
+        other = world.create("tenant-d")
+        before = {p: world.item("tenant-c", p) for p in people}
+        key_c = world.onboard("tenant-c")
+        plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
+        dry = rewrap_segment(
+            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
+            "j-dry",
+            0,
+            1,
+            world.ddb,
+            world.kms,
+            table=world.table,
+            checkpoints=MemoryCheckpoints(),
+        )
+        assert dry.counts["would_rewrap_slots"] > 0 and world.item("tenant-c", people[0]) == before[people[0]]
+        result = rewrap_segment(
+            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
+        )
+        assert result.done and result.counts["items_rewrapped"] == 3
+        assert result.counts["reencrypt_calls"] == 3  # caches off: one data key per record
+        for p in people:
+            after = world.item("tenant-c", p)
+            assert after["kms_key"]["S"] == key_c
+            fields = {k: v for k, v in after.items() if k.startswith(layout.FIELD_PREFIX)}
+            assert fields == {k: v for k, v in before[p].items() if k.startswith(layout.FIELD_PREFIX)}
+            assert body_of(world.read("tenant-c", p))["data"]["email"] == PERSON["email"]
+        assert world.item("tenant-d", other)["kms_key"]["S"] == world.shared
+        verify = rewrap_segment(
+            plan,
+            "j1-verify",
+            0,
+            1,
+            world.ddb,
+            world.kms,
+            table=world.table,
+            checkpoints=MemoryCheckpoints(),
+            verify=True,
+        )
+        assert verify.counts["verified_slots"] >= 3 and verify.counts["not_under_target"] == 0
+        again = rewrap_segment(
+            plan, "j2", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
+        )
+        assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] >= 3
+
+
+def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_env: None) -> None:
+    install()
+    with mock_aws():
+        world = tenant_world()
+        person = world.create("tenant-c")
+        stale = world.item("tenant-c", person)
+        with world.client("writer") as writer:  # a write lands between the job's read and its update
+            send(
+                writer, "PUT", f"/customers/tenant-c/people/{person}", {**PERSON, "name": "Ada"}, **{"If-Match": '"1"'}
+            )
+        fresh = world.item("tenant-c", person)
+        assert fresh["slots"] != stale["slots"]
+        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
+        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, new_shared))
+        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        counts = process([stale])
+        assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
+        after = world.item("tenant-c", person)
+        assert after["version"] == fresh["version"] and after["kms_key"]["S"] == new_shared
+        assert {k: v for k, v in after.items() if k.startswith("f_")} == {
+            k: v for k, v in fresh.items() if k.startswith("f_")
+        }
+        reader = Settings(
+            "reader", region=REGION, previous_kms_key_ids=(world.shared,), kms_key_id=new_shared, **CALLERS, **NO_CACHE
+        )
+        with Client(create_app(settings=reader, kms_client=world.kms, dynamodb_client=world.ddb)) as client:
+            got = send(client, "GET", f"/customers/tenant-c/people/{person}")
+        assert body_of(got)["data"]["name"] == "Ada"
+
+
+def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_distinct_key(aws_env: None) -> None:
+    install()
+    with mock_aws():
+        world = World()
+        cached = {**world.settings("writer").__dict__, "writer_key_cache_seconds": 3600}
+        writer = Client(create_app(settings=Settings(**cached), kms_client=world.kms, dynamodb_client=world.ddb))
+        with writer:
+            for customer in ("t1", "t2", "t3"):
+                for _ in range(3):
+                    assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
+        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        result = rewrap_segment(
+            RewrapPlan(world.shared, new_shared, None, "pii-vault"),
+            "j",
+            0,
+            1,
+            world.ddb,
+            world.kms,
+            table=world.table,
+            checkpoints=MemoryCheckpoints(),
+        )
+        assert result.counts["items_rewrapped"] == 9
+        assert result.counts["reencrypt_calls"] == 1  # one pool key for all nine records
+
+
+def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_tenant_key(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tools import jobs as cli
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        monkeypatch.setenv("PII_VAULT_TENANTS_TABLE", world.table + TENANTS_SUFFIX)
+        person = world.create("tenant-c")
+        key_c = world.onboard("tenant-c")
+        argv = ["rewrap", "--source-key", world.shared, "--target-key", key_c, "--customer", "tenant-c"]
+        assert cli.main([*argv, "--dry-run"]) == 0
+        dry = json.loads(capsys.readouterr().out)
+        assert dry["totals"]["would_rewrap_slots"] >= 1 and "verified_slots" not in dry["totals"]
+        assert cli.main(argv) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["totals"]["items_rewrapped"] == 1
+        assert report["totals"]["verified_slots"] >= 1 and report["totals"].get("not_under_target", 0) == 0
+        assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
+
+        assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
+        offboarded = json.loads(capsys.readouterr().out)
+        assert offboarded["totals"]["deleted"] == 1
+        assert offboarded["segments"][-1]["shredded"] is True
+        assert world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyState"] == "PendingDeletion"

@@ -1,0 +1,187 @@
+"""Per-tenant keys and the rewrap role, proven with the policy evaluator (moto enforces neither).
+
+The denials the key lifecycle promises: a stage uses tenant A's key only under A's context
+(key policy and tag-scoped identity policy), never an untagged key, never A's key for B's
+data; the rewrap role re-encrypts and nothing else.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.config import TENANT_KEY_TAG
+from tests.policy_eval import (
+    ALLOW,
+    EXPLICIT_DENY,
+    IMPLICIT_DENY,
+    authorize_kms,
+    evaluate,
+    kms_context,
+    resource_tags,
+    role_session,
+)
+from tools import policies
+
+ACCOUNT = "111122223333"
+CUSTOMER_ACCOUNT = "444455556666"
+TABLE = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/pii-vault"
+SHARED = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/11111111-1111-1111-1111-111111111111"
+KEY_A = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+KEY_B = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+UNTAGGED = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/cccccccc-cccc-cccc-cccc-cccccccccccc"
+CUSTOMER_KEY = f"arn:aws:kms:eu-west-1:{CUSTOMER_ACCOUNT}:key/dddddddd-dddd-dddd-dddd-dddddddddddd"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-admin"
+ROLES = {stage: f"arn:aws:iam::{ACCOUNT}:role/pii-vault-{stage}" for stage in ("writer", "reader", "indexer", "rewrap")}
+KMS_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:CreateGrant",
+    "kms:ScheduleKeyDeletion",
+)
+
+
+def ctx(customer: str, tag: str | None) -> dict[str, object]:
+    keys = kms_context({"app": "pii-vault", "customer_id": customer})
+    return {**keys, **(resource_tags({TENANT_KEY_TAG: tag}) if tag else {})}
+
+
+def identity(stage: str) -> dict[str, object]:
+    base = {
+        "writer": lambda: policies.writer_policy(SHARED, TABLE),
+        "reader": lambda: policies.reader_policy(SHARED, TABLE),
+        "indexer": lambda: policies.indexer_policy(SHARED, TABLE, UNTAGGED.replace("cccc", "eeee")),
+    }[stage]()
+    return policies.with_tenant_keys(base, stage, TABLE, customer_accounts=[CUSTOMER_ACCOUNT])
+
+
+def key_a_policy() -> dict[str, object]:
+    return policies.tenant_key_policy(ADMIN, "A", ROLES)
+
+
+@pytest.mark.parametrize(("stage", "action"), [("writer", "kms:Encrypt"), ("reader", "kms:Decrypt")])
+def test_given_tenant_a_key_then_a_stage_uses_it_only_under_a_context(stage: str, action: str) -> None:
+    caller = role_session(ROLES[stage])
+    decide = lambda customer: authorize_kms(  # noqa: E731
+        action,
+        KEY_A,
+        caller,
+        key_policy=key_a_policy(),
+        identity_policies=[identity(stage)],
+        context=ctx(customer, "A"),
+    )
+    assert decide("A") == ALLOW
+    assert decide("B") == IMPLICIT_DENY  # A's key for B's data
+    # Both layers refuse on their own: the key policy and the tag-scoped identity policy.
+    assert evaluate(key_a_policy(), action, KEY_A, {**caller.context, **ctx("B", "A")}, principal=caller.arn) != ALLOW
+    assert evaluate(identity(stage), action, KEY_A, ctx("B", "A")) == IMPLICIT_DENY
+    assert evaluate(identity(stage), action, KEY_A, ctx("A", "A")) == ALLOW
+
+
+@pytest.mark.parametrize("stage", ["writer", "reader", "indexer"])
+def test_given_an_untagged_or_other_tenant_key_then_the_identity_policy_denies_every_kms_action(stage: str) -> None:
+    policy = identity(stage)
+    for action in KMS_ACTIONS:
+        assert evaluate(policy, action, UNTAGGED, ctx("A", None)) == IMPLICIT_DENY, action
+        assert evaluate(policy, action, KEY_B, ctx("A", "B")) == IMPLICIT_DENY, action
+
+
+@pytest.mark.parametrize("stage", ["writer", "reader", "indexer", "rewrap"])
+def test_given_the_tenant_key_policy_then_each_role_has_only_its_actions_and_only_for_a(stage: str) -> None:
+    caller = role_session(ROLES[stage])
+    allowed = {
+        a
+        for a in KMS_ACTIONS
+        if evaluate(key_a_policy(), a, KEY_A, {**caller.context, **ctx("A", "A")}, principal=caller.arn) == ALLOW
+    }
+    assert allowed == set(policies.TENANT_KEY_ACTIONS[stage])
+    for action in KMS_ACTIONS:
+        other = {**caller.context, **ctx("B", "A")}
+        assert evaluate(key_a_policy(), action, KEY_A, other, principal=caller.arn) == IMPLICIT_DENY
+        pool = {**caller.context, **kms_context({"app": "pii-vault", "scope": "pool"})}
+        assert evaluate(key_a_policy(), action, KEY_A, pool, principal=caller.arn) == IMPLICIT_DENY
+
+
+def test_given_the_tenant_key_policy_then_no_statement_names_everyone_or_the_account_root() -> None:
+    for statement in key_a_policy()["Statement"]:
+        principals = statement["Principal"]["AWS"]
+        assert principals != "*" and ":root" not in str(principals)
+
+
+def test_given_a_customer_owned_key_in_another_account_then_both_policies_must_allow() -> None:
+    writer = role_session(ROLES["writer"])
+    customer_policy = policies.tenant_key_policy(f"arn:aws:iam::{CUSTOMER_ACCOUNT}:role/admin", "A", ROLES)
+    assert (
+        authorize_kms(
+            "kms:Encrypt",
+            CUSTOMER_KEY,
+            writer,
+            key_policy=customer_policy,
+            identity_policies=[identity("writer")],
+            context=ctx("A", "A"),
+        )
+        == ALLOW
+    )
+    # Without the tag on the customer's key our identity policy does not reach it: denied.
+    assert (
+        authorize_kms(
+            "kms:Encrypt",
+            CUSTOMER_KEY,
+            writer,
+            key_policy=customer_policy,
+            identity_policies=[identity("writer")],
+            context=ctx("A", None),
+        )
+        == IMPLICIT_DENY
+    )
+    # An account not listed as a customer account is not reached either.
+    other = CUSTOMER_KEY.replace(CUSTOMER_ACCOUNT, "777788889999")
+    assert evaluate(identity("writer"), "kms:Encrypt", other, ctx("A", "A")) == IMPLICIT_DENY
+
+
+def rewrap() -> dict[str, object]:
+    return policies.rewrap_policy(SHARED, KEY_A, TABLE)
+
+
+def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_target_and_nothing_else() -> None:
+    pool = kms_context({"app": "pii-vault", "scope": "pool"})
+    for context in (ctx("A", None), pool):
+        allowed_on_source = {a for a in KMS_ACTIONS if evaluate(rewrap(), a, SHARED, context) == ALLOW}
+        allowed_on_target = {a for a in KMS_ACTIONS if evaluate(rewrap(), a, KEY_A, context) == ALLOW}
+        assert allowed_on_source == {"kms:ReEncryptFrom"}
+        assert allowed_on_target == {"kms:ReEncryptTo"}
+    for action in ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"):
+        for key in (SHARED, KEY_A, KEY_B, UNTAGGED):
+            assert evaluate(rewrap(), action, key, ctx("A", "A")) == IMPLICIT_DENY, (action, key)
+    assert evaluate(rewrap(), "kms:ReEncryptFrom", UNTAGGED, ctx("A", None)) == IMPLICIT_DENY
+    assert evaluate(rewrap(), "kms:ReEncryptTo", KEY_B, ctx("A", "B")) == IMPLICIT_DENY  # A's data to B's key
+
+
+def test_given_the_rewrap_policy_then_it_updates_only_slots_and_the_key_id_without_reading_back() -> None:
+    good = {"dynamodb:Attributes": ["kms_key", "pk", "sk", "slots"], "dynamodb:ReturnValues": "NONE"}
+    assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, good) == ALLOW
+    field = {"dynamodb:Attributes": ["pk", "sk", "slots", "f_email"]}
+    assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, field) == IMPLICIT_DENY
+    old = {**good, "dynamodb:ReturnValues": "ALL_OLD"}
+    assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, old) == IMPLICIT_DENY
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+        assert evaluate(rewrap(), action, TABLE, good) == IMPLICIT_DENY
+
+
+def test_given_authorize_kms_then_a_key_policy_deny_wins_and_same_account_needs_only_the_key_policy() -> None:
+    caller = role_session(ROLES["writer"])
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROLES["writer"]}, "Action": "kms:Encrypt", "Resource": "*"}
+        ],
+    }
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:Encrypt", "Resource": "*"}]}
+    assert authorize_kms("kms:Encrypt", KEY_A, caller, key_policy=grant) == ALLOW
+    assert authorize_kms("kms:Encrypt", KEY_A, caller, key_policy=grant, identity_policies=[deny]) == EXPLICIT_DENY
+    assert authorize_kms("kms:Decrypt", KEY_A, caller, key_policy=grant) == IMPLICIT_DENY
+    assert authorize_kms("kms:Encrypt", CUSTOMER_KEY, caller, key_policy=grant) == IMPLICIT_DENY  # cross-account
+    assert resource_tags({"t": "v"}) == {"aws:ResourceTag/t": "v"}
