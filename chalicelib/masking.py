@@ -4,9 +4,11 @@ The writer computes them from the validated values it already holds and seals ea
 under the masked view's data key (``crypto`` kinds 3/4, KMS context ``"view": "masked"``);
 the masked stage can open only those. The rules, one per field (README "Masked view"):
 
-- ``name``, ``surname``: the first character and a full stop (``Grace`` -> ``G.``);
+- ``name``, ``surname``: the first character and a full stop (``Grace`` -> ``G.``), or
+  ``*`` for a one-character value, which its initial would show whole (``李`` -> ``*``);
 - ``email``: the first character of the local part, ``***``, ``@`` and the domain
-  (``grace@example.com`` -> ``g***@example.com``);
+  (``grace@example.com`` -> ``g***@example.com``); a local part of one or two characters
+  shows none of them (``jo@example.com`` -> ``***@example.com``);
 - ``dob``: the year only (``1906-12-09`` -> ``1906``);
 - ``address``: the city and the country only (``{"city": "London", "country": "GB"}``).
 
@@ -18,14 +20,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+_HIDDEN = "*"
+_MIN_SHOWN_LOCAL_PART = 3  # shorter local parts would be guessed from their first character
+
 
 def _initial(value: str) -> str:
-    return f"{value[:1]}."
+    return _HIDDEN if len(value) <= 1 else f"{value[:1]}."
 
 
 def _email(value: str) -> str:
     local, _, domain = value.rpartition("@")
-    return f"{local[:1]}***@{domain}"
+    shown = local[:1] if len(local) >= _MIN_SHOWN_LOCAL_PART else ""
+    return f"{shown}***@{domain}"
 
 
 def _year(value: str) -> str:

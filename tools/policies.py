@@ -330,10 +330,13 @@ def masked_policy(
             "Action": list(MASKED_READ_ACTIONS),
             "Resource": table_arn,
             # AWS's documented attribute-level pattern: every attribute named must be listed, and a
-            # request without a projection (Select ALL_ATTRIBUTES) is refused.
+            # request without a projection (Select ALL_ATTRIBUTES) is refused. ForAllValues is
+            # true of an absent key too, so the Null test also refuses a request naming no
+            # attribute at all (a GetItem without a projection).
             "Condition": {
                 "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(MASKED_VIEW_ATTRIBUTES)},
                 "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+                "Null": {"dynamodb:Attributes": "false"},
             },
         },
         _logs_statement(partition, region, account_id, f"{app_name}-masked"),

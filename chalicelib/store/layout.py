@@ -41,7 +41,6 @@ from chalicelib.store.records import (
 # Attribute names.
 PK = "pk"
 SK = "sk"
-TYPE = "type"  # a secret head's (its conditional writes test it); the sort key says what an item is
 VERSION = "version"
 LATEST = "latest"  # a secret head's version counter
 INCARNATION = "incarnation"  # a secret head's random id, bound into its versions (v2)
@@ -63,11 +62,9 @@ BEACON_VERSION = "beacon_version"
 # Sparse GSI: hash PK (the tenant), range BEACON, keys only. Items without a beacon are not in it.
 BEACON_INDEX = "beacon-index"
 
-# The ``type`` of a secret head. Person and secret-version items carry none (items written
-# before 2026-11-30 carry "person" / "secret_version"): the sort-key prefix says what they are.
-SECRET_TYPE = "secret"  # noqa: S105 - an item type, not a credential
 
-# Key prefixes.
+# Key prefixes: the sort key says what an item is (no item carries a type attribute; items
+# written before 2026-11-30 still carry "person" / "secret" / "secret_version", ignored).
 CUSTOMER_PREFIX = "C#"
 PERSON_PREFIX = "P#"
 SECRET_PREFIX = "S#"  # noqa: S105 - a sort-key prefix, not a credential

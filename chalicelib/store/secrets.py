@@ -39,10 +39,9 @@ class DynamoDbSecrets(OnTable):
         if secret.version != expected.latest + 1 or new_head.latest != secret.version:
             raise ValueError("a secret version must follow the latest one")
         check_secret_version(secret.version)
-        names = {"#type": layout.TYPE, "#inc": layout.INCARNATION}
+        names = {"#inc": layout.INCARNATION}
         values: dict[str, Any] = {
             ":next": {"N": str(secret.version)},
-            ":type": {"S": layout.SECRET_TYPE},
             ":now": {"S": secret.created_at},
             ":inc": {"S": new_head.incarnation or ""},
             ":legacy": {"N": str(new_head.legacy_until)},
@@ -63,7 +62,7 @@ class DynamoDbSecrets(OnTable):
         head_update = {
             "Key": layout.item_key(secret.customer_id, layout.secret_head_key(secret.secret_id)),
             "UpdateExpression": (
-                f"SET {layout.LATEST} = :next, #type = :type, {layout.UPDATED_AT} = :now, "
+                f"SET {layout.LATEST} = :next, {layout.UPDATED_AT} = :now, "
                 f"{layout.CREATED_AT} = if_not_exists({layout.CREATED_AT}, :now), "
                 f"#inc = :inc, {layout.LEGACY_UNTIL} = :legacy"
             ),

@@ -142,6 +142,12 @@ def test_given_the_masked_policy_then_a_read_naming_any_full_view_attribute_is_d
     assert evaluate(MASKED_STAGE, action, TABLE, context=PROJECTED) == ALLOW
 
 
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"])
+def test_given_the_masked_policy_then_a_read_naming_no_attribute_is_denied(action: str) -> None:
+    """A GetItem without a ProjectionExpression carries neither key: ForAllValues alone would allow it."""
+    assert evaluate(MASKED_STAGE, action, TABLE, context={}) == IMPLICIT_DENY
+
+
 @pytest.mark.parametrize("select", ["ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "COUNT"])
 def test_given_the_masked_policy_then_a_read_without_a_projection_is_denied(select: str) -> None:
     assert evaluate(MASKED_STAGE, "dynamodb:Query", TABLE, context={"dynamodb:Select": select}) == IMPLICIT_DENY

@@ -98,7 +98,13 @@ def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
         ("name", "Grace", "G."),
         ("surname", "Émilie", "É."),
         ("email", "grace@example.com", "g***@example.com"),
-        ("email", "x@sub.example.org", "x***@sub.example.org"),
+        ("email", "xyz@sub.example.org", "x***@sub.example.org"),
+        # values the initial would show whole, or nearly: nothing of them is shown
+        ("email", "x@sub.example.org", "***@sub.example.org"),
+        ("email", "jo@example.com", "***@example.com"),
+        ("surname", "李", "*"),
+        ("name", "J", "*"),
+        ("name", "Jo", "J."),
         ("dob", "1906-12-09", "1906"),
         (
             "address",
