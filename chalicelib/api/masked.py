@@ -1,56 +1,21 @@
 """Masked read routes: people only, masked projections only. Registered only in the ``masked`` stage.
 
-The same paths, parameters and answer shapes as the reader's people routes (``contract``),
-so a support tool switches stages, not code; no secrets, no search.
+The reader's people routes (``people_reads``), answered from masked projections; no
+secrets, no search.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from chalice import Blueprint, IAMAuthorizer, Response
+from chalice import Blueprint
 
-from chalicelib.api import contract, views
-from chalicelib.api.contract import FIELDS, IDS, LIMIT, NEXT, PEOPLE, PERSON
-from chalicelib.api.http import etag, guarded, json_response
-from chalicelib.audit import Actor
-from chalicelib.errors import ValidationError
-from chalicelib.models import PERSON_FIELDS
+from chalicelib.api import contract
+from chalicelib.api.people_reads import add_people_routes
 from chalicelib.service import MaskedService
 
 
 def masked_blueprint(service: Callable[[], MaskedService]) -> Blueprint:
     bp = Blueprint(__name__)
-    auth = IAMAuthorizer()
-
-    def actor() -> Actor:
-        return Actor.from_request_context(bp.current_request.context)
-
-    def params(path: str) -> dict[str, str]:
-        return contract.known_query(contract.masked_operation(path), bp.current_request.query_params)
-
-    def fields(p: dict[str, str]) -> tuple[str, ...]:
-        return FIELDS.parse(p[FIELDS.name]) if FIELDS.name in p else PERSON_FIELDS
-
-    @bp.route(PERSON, methods=["GET"], authorizer=auth)
-    @guarded
-    def get_person(customer_id: str, person_id: str) -> Response:
-        p = params(PERSON)
-        view = service().get_person(customer_id, person_id, fields(p), actor=actor())
-        return json_response(200, views.person(view), {"ETag": etag(view.version)})
-
-    @bp.route(PEOPLE, methods=["GET"], authorizer=auth)
-    @guarded
-    def list_people(customer_id: str) -> Response:
-        p = params(PEOPLE)
-        if IDS.name in p:
-            if NEXT.name in p or LIMIT.name in p:
-                raise ValidationError("ids cannot be combined with next or limit", field=IDS.name)
-            batch = service().get_people(customer_id, IDS.parse(p[IDS.name]), fields(p), actor=actor())
-            return json_response(200, views.people_batch(batch))
-        limit = LIMIT.parse(p[LIMIT.name]) if LIMIT.name in p else contract.DEFAULT_PAGE_SIZE
-        token = NEXT.parse(p[NEXT.name]) if NEXT.name in p else None
-        page = service().list_people(customer_id, limit, token, fields(p), actor=actor())
-        return json_response(200, views.people_page(page))
-
+    add_people_routes(bp, service, contract.masked_operation)
     return bp

@@ -13,27 +13,21 @@ from chalice import Blueprint, IAMAuthorizer, Response
 from chalicelib import models
 from chalicelib.api import contract, views
 from chalicelib.api.contract import (
-    FIELDS,
-    IDS,
-    LIMIT,
-    NEXT,
-    PEOPLE,
     PEOPLE_SEARCH,
-    PERSON,
     SECRET,
     SECRET_VERSIONS,
     VERSION,
 )
 from chalicelib.api.http import body_bytes, etag, guarded, json_response, parse_json_body
+from chalicelib.api.people_reads import add_people_routes
 from chalicelib.audit import Actor
-from chalicelib.errors import ValidationError
-from chalicelib.models import PERSON_FIELDS
 from chalicelib.service import ReaderService
 
 
 def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
     bp = Blueprint(__name__)
     auth = IAMAuthorizer()
+    add_people_routes(bp, service, lambda path: contract.operation(path, "GET"))
 
     def actor() -> Actor:
         """The SigV4 caller API Gateway authenticated (anonymous locally)."""
@@ -41,31 +35,6 @@ def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
 
     def params(path: str) -> dict[str, str]:
         return contract.known_query(contract.operation(path, "GET"), bp.current_request.query_params)
-
-    def fields(p: dict[str, str]) -> tuple[str, ...]:
-        return FIELDS.parse(p[FIELDS.name]) if FIELDS.name in p else PERSON_FIELDS
-
-    @bp.route(PERSON, methods=["GET"], authorizer=auth)
-    @guarded
-    def get_person(customer_id: str, person_id: str) -> Response:
-        p = params(PERSON)
-        view = service().get_person(customer_id, person_id, fields(p), actor=actor())
-        return json_response(200, views.person(view), {"ETag": etag(view.version)})
-
-    @bp.route(PEOPLE, methods=["GET"], authorizer=auth)
-    @guarded
-    def list_people(customer_id: str) -> Response:
-        p = params(PEOPLE)
-        if IDS.name in p:
-            # Multi-get: one BatchGetItem for the listed ids instead of N single reads.
-            if NEXT.name in p or LIMIT.name in p:
-                raise ValidationError("ids cannot be combined with next or limit", field=IDS.name)
-            batch = service().get_people(customer_id, IDS.parse(p[IDS.name]), fields(p), actor=actor())
-            return json_response(200, views.people_batch(batch))
-        limit = LIMIT.parse(p[LIMIT.name]) if LIMIT.name in p else contract.DEFAULT_PAGE_SIZE
-        token = NEXT.parse(p[NEXT.name]) if NEXT.name in p else None
-        page = service().list_people(customer_id, limit, token, fields(p), actor=actor())
-        return json_response(200, views.people_page(page))
 
     @bp.route(PEOPLE_SEARCH, methods=["POST"], authorizer=auth)
     @guarded

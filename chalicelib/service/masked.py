@@ -8,23 +8,26 @@ may decrypt; a full value cannot reach this code, whatever a bug in it does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib import metadata, models
-from chalicelib.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.audit import AuditLog
 from chalicelib.crypto import FORMAT_V2, Opener, RecordRef, blob_version
-from chalicelib.errors import IntegrityError, NotFoundError
-from chalicelib.service.common import PERSON, DecryptedPerson, PeopleBatch, PeoplePage
-from chalicelib.store.records import META_UPDATED, MaskedPeopleStore, PersonRecord
+from chalicelib.errors import IntegrityError
+from chalicelib.service.common import PERSON, DecryptedPerson
+from chalicelib.service.people import PeopleReads
+from chalicelib.store.records import META_UPDATED, MaskedPeopleStore, Page, PersonRecord
 
 
-class MaskedService:
+class MaskedService(PeopleReads):
     """Reads masked projections of people. Holds no way to write, encrypt, or open a full value."""
 
+    EVENTS = ("person.masked_read", "person.masked_list", "person.masked_batch_read")
+
     def __init__(self, repository: MaskedPeopleStore, opener: Opener, audit: AuditLog | None = None) -> None:
+        super().__init__(opener, audit)
         self._repo = repository
-        self._opener = opener
-        self._audit = audit or AuditLog()
 
     def _view(self, record: PersonRecord, fields: tuple[str, ...], opener: Opener) -> DecryptedPerson:
         """The masked projections of ``fields``; a field without one answers None.
@@ -52,69 +55,11 @@ class MaskedService:
         }
         return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 
-    def get_person(
-        self,
-        customer_id: str,
-        person_id: str,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> DecryptedPerson:
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        record = self._repo.get_masked_person(customer_id, person_id)
-        if record is None:
-            raise NotFoundError("person not found")
-        view = self._view(record, fields, self._opener)
-        self._audit.emit(
-            "person.masked_read",
-            actor,
-            customer_id=customer_id,
-            record_type=PERSON,
-            record_ids=[person_id],
-            fields=sorted(view.data),
-            version=view.version,
-        )
-        return view
+    def _fetch_one(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        return self._repo.get_masked_person(customer_id, person_id)
 
-    def list_people(
-        self,
-        customer_id: str,
-        limit: int,
-        next_token: str | None = None,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> PeoplePage:
-        customer_id = models.customer_id(customer_id)
-        page = self._repo.list_masked_people(customer_id, limit, next_token)
-        return PeoplePage(self._views("person.masked_list", customer_id, page.items, fields, actor), page.next_token)
+    def _fetch_page(self, customer_id: str, limit: int, token: str | None) -> Page:
+        return self._repo.list_masked_people(customer_id, limit, token)
 
-    def get_people(
-        self,
-        customer_id: str,
-        person_ids: list[str],
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> PeopleBatch:
-        customer_id = models.customer_id(customer_id)
-        person_ids = [models.person_id(person_id) for person_id in person_ids]
-        records = self._repo.get_masked_people(customer_id, person_ids)
-        views = self._views("person.masked_batch_read", customer_id, records, fields, actor)
-        found = {view.id for view in views}
-        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
-
-    def _views(
-        self, event: str, customer_id: str, records: list[PersonRecord], fields: tuple[str, ...], actor: Actor
-    ) -> list[DecryptedPerson]:
-        opener = self._opener.for_request()
-        views = [self._view(record, fields, opener) for record in records]
-        self._audit.emit(
-            event,
-            actor,
-            customer_id=customer_id,
-            record_type=PERSON,
-            record_ids=[view.id for view in views],
-            fields=sorted({f for v in views for f in v.data}),
-        )
-        return views
+    def _fetch_many(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
+        return self._repo.get_masked_people(customer_id, person_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chalicelib import metadata, models
@@ -11,6 +12,7 @@ from chalicelib.errors import IntegrityError, NotFoundError
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
+    Page,
     PersonRecord,
     SecretRead,
     SecretVersion,
@@ -26,10 +28,9 @@ from chalicelib.service.common import (
     SECRET,
     DecryptedPerson,
     DecryptedSecret,
-    PeopleBatch,
-    PeoplePage,
     secret_record_id,
 )
+from chalicelib.service.people import PeopleReads
 
 
 def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
@@ -55,8 +56,10 @@ def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
     return bindings
 
 
-class ReaderService:
+class ReaderService(PeopleReads):
     """Reads and decrypts records. Holds no way to write or to encrypt."""
+
+    EVENTS = ("person.read", "person.list", "person.batch_read")
 
     def __init__(
         self,
@@ -67,9 +70,8 @@ class ReaderService:
         beacon_keys: BeaconKeys | None = None,
         beacons: BeaconIndex | None = None,
     ) -> None:
+        super().__init__(opener, audit)
         self._repo = repository
-        self._opener = opener
-        self._audit = audit or AuditLog()
         self._beacon_keys = beacon_keys
         self._beacons = beacons
 
@@ -122,75 +124,14 @@ class ReaderService:
         data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
         return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 
-    def get_person(
-        self,
-        customer_id: str,
-        person_id: str,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> DecryptedPerson:
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
-        record = self._repo.get_person(customer_id, person_id)
-        if record is None:
-            raise NotFoundError("person not found")
-        view = self._view(record, fields, self._opener)
-        self._audit.emit(
-            "person.read",
-            actor,
-            customer_id=customer_id,
-            record_type=PERSON,
-            record_ids=[person_id],
-            fields=sorted(view.data),
-            version=view.version,
-        )
-        return view
+    def _fetch_one(self, customer_id: str, person_id: str) -> PersonRecord | None:
+        return self._repo.get_person(customer_id, person_id)
 
-    def list_people(
-        self,
-        customer_id: str,
-        limit: int,
-        next_token: str | None = None,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> PeoplePage:
-        """One page of at most ``limit``; a data key shared by several records is unwrapped once per page."""
-        customer_id = models.customer_id(customer_id)
-        page = self._repo.list_people(customer_id, limit, next_token)
-        return PeoplePage(self._views("person.list", customer_id, page.items, fields, actor), page.next_token)
+    def _fetch_page(self, customer_id: str, limit: int, token: str | None) -> Page:
+        return self._repo.list_people(customer_id, limit, token)
 
-    def get_people(
-        self,
-        customer_id: str,
-        person_ids: list[str],
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
-        *,
-        actor: Actor = ANONYMOUS,
-    ) -> PeopleBatch:
-        """Multi-get of distinct ids: one BatchGetItem, one unwrap per distinct data key in the batch."""
-        customer_id = models.customer_id(customer_id)
-        person_ids = [models.person_id(person_id) for person_id in person_ids]
-        records = self._repo.get_people(customer_id, person_ids)
-        views = self._views("person.batch_read", customer_id, records, fields, actor)
-        found = {view.id for view in views}
-        return PeopleBatch(views, [pid for pid in person_ids if pid not in found])
-
-    def _views(
-        self, event: str, customer_id: str, records: list[PersonRecord], fields: tuple[str, ...], actor: Actor
-    ) -> list[DecryptedPerson]:
-        """Open several records with one request memo (shared data keys unwrapped once), audited as one read."""
-        opener = self._opener.for_request()
-        views = [self._view(record, fields, opener) for record in records]
-        self._audit.emit(
-            event,
-            actor,
-            customer_id=customer_id,
-            record_type=PERSON,
-            record_ids=[view.id for view in views],
-            fields=sorted({f for v in views for f in v.data}),
-        )
-        return views
+    def _fetch_many(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
+        return self._repo.get_people(customer_id, person_ids)
 
     def get_secret(
         self, customer_id: str, secret_id: str, version: int | None = None, *, actor: Actor = ANONYMOUS
