@@ -7,7 +7,8 @@
 
 ``onboard`` without ``--key-arn`` creates a symmetric key (rotation on, tagged
 ``pii-vault-tenant=<id>``, alias ``alias/pii-vault-tenant-<id>``) whose key policy lets the
-writer Encrypt and the reader Decrypt only under the tenant's encryption context
+writer Encrypt (both views) and the reader Decrypt (full view) and the masked stage Decrypt
+(masked view, ``"view": "masked"``) only under the tenant's encryption context
 (``tools.policies.tenant_key_policy``; role ARNs from ``--role stage=ARN``), then files it
 in the registry table (``PII_VAULT_TENANTS_TABLE``). With ``--key-arn`` it registers a key
 the customer owns in its own account instead (README "Per-tenant keys": the key policy the
