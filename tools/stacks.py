@@ -289,7 +289,9 @@ def role_policies() -> dict[str, dict[str, Any]]:
         ),
         # The masked stage: masked-view data keys and attributes only (no fleet table, no search).
         "masked": substitute(
-            policies.with_tenant_keys(policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), "masked", _SENTINEL_TABLE),
+            policies.with_tenant_keys(
+                policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), "masked", _SENTINEL_TABLE
+            ),
             exact,
             functions,
         ),
