@@ -2,7 +2,11 @@
 
 Every item with key slots (people, secret versions) holds ``slots`` (slot -> data key
 wrapped by KMS) and ``kms_key``; its field blobs name their slot and the slot's kind
-(format v2: 1 = tenant context, 2 = pool context; v1 = tenant). The job calls
+(format v2: 1 = tenant context, 2 = pool context; v1 = tenant). A person's masked view
+(README "Masked view") holds its own wrapped keys in top-level ``mk_<slot>`` attributes,
+named by the ``m_<field>`` blobs with kinds 3/4 (the same contexts plus ``"view": "masked"``);
+the job moves them exactly like ``slots``, each under its own exact context, so a tenant
+moved to its own key and then shredded has neither view readable anywhere. The job calls
 ``kms:ReEncrypt`` (source and destination encryption context identical, ``SourceKeyId``
 pinned) once per **distinct** wrapped key: a run-local map old blob -> new blob serves
 every other record that shares it (pool keys are shared by many records of many
@@ -38,7 +42,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws_errors import error_code, translate
-from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context, parse_blob
+from chalicelib.crypto import (
+    KIND_MASKED_POOL,
+    KIND_MASKED_TENANT,
+    KIND_POOL,
+    KIND_TENANT,
+    encryption_context,
+    parse_blob,
+)
 from chalicelib.errors import IntegrityError, KeyServiceError, StorageError
 from chalicelib.jobs import PAGE_SIZE, Checkpoint, Checkpoints, Item, Key, PageSource, Processor
 from chalicelib.store import layout
@@ -48,8 +59,12 @@ logger = logging.getLogger(__name__)
 # KMS answers meaning "this blob is not under the key you named" (moto says AccessDenied).
 _NOT_UNDER_KEY = frozenset({"IncorrectKeyException", "AccessDeniedException", "InvalidCiphertextException"})
 UPDATE_ATTEMPTS = 4
-# Every attribute a rewrap reads or writes: the key, the slots, the key id, the field blobs' headers.
-REWRAP_WRITE_ATTRIBUTES = (layout.KMS_KEY, layout.PK, layout.SK, layout.SLOTS)
+# Every attribute a rewrap's UpdateItem names: the key, the slots, the masked view's slots, the key id.
+REWRAP_WRITE_ATTRIBUTES = (layout.KMS_KEY, layout.PK, layout.SK, layout.SLOTS, *layout.MASKED_SLOT_ATTRIBUTES)
+_POOL_KINDS = frozenset({KIND_POOL, KIND_MASKED_POOL})
+# Where a wrapped key lives: in the ``slots`` map (full view) or in an ``mk_<slot>`` attribute (masked view).
+FULL, MASKED = "full", "masked"
+Place = tuple[str, str]  # (FULL or MASKED, slot)
 
 
 @dataclass(frozen=True)
@@ -131,11 +146,12 @@ class RewrapMap:
             return blob in {v for v in self._done.values() if v is not None}
 
 
-def slot_kinds(item: Mapping[str, Any]) -> dict[str, int] | None:
-    """Slot -> kind of the data key in it, from the field blobs' headers; None if they disagree."""
+def slot_kinds(item: Mapping[str, Any], prefix: str = layout.FIELD_PREFIX) -> dict[str, int] | None:
+    """Slot -> kind of the data key in it, from the headers of the blobs named ``prefix``*
+    (``f_``: the full view, ``m_``: the masked view); None if they disagree."""
     kinds: dict[str, int] = {}
     for name, value in item.items():
-        if not name.startswith(layout.FIELD_PREFIX) or "B" not in value:
+        if not name.startswith(prefix) or "B" not in value:
             continue
         header = parse_blob(bytes(value["B"]))
         if kinds.setdefault(header.slot, header.kind) != header.kind:
@@ -145,6 +161,32 @@ def slot_kinds(item: Mapping[str, Any]) -> dict[str, int] | None:
 
 def _slots(item: Mapping[str, Any]) -> dict[str, bytes]:
     return {name: bytes(v["B"]) for name, v in item.get(layout.SLOTS, {}).get("M", {}).items()}
+
+
+def _masked_slots(item: Mapping[str, Any]) -> dict[str, bytes]:
+    prefix = layout.MASKED_SLOT_PREFIX
+    return {name[len(prefix) :]: bytes(v["B"]) for name, v in item.items() if name.startswith(prefix) and "B" in v}
+
+
+def wrapped_keys(item: Mapping[str, Any]) -> tuple[dict[Place, bytes], dict[Place, int]] | None:
+    """Every wrapped data key of an item (both views) and the kind of each (from the blobs'
+    headers; a slot no blob names is absent from the kinds); None if headers disagree."""
+    try:
+        full = slot_kinds(item)
+        masked = slot_kinds(item, layout.MASKED_PREFIX)
+    except IntegrityError:
+        return None
+    if full is None or masked is None or any(k not in (KIND_MASKED_TENANT, KIND_MASKED_POOL) for k in masked.values()):
+        return None
+    kinds: dict[Place, int] = {(FULL, slot): kind for slot, kind in full.items()}
+    kinds.update({(MASKED, slot): kind for slot, kind in masked.items()})
+    return _places(item), kinds
+
+
+def _places(item: Mapping[str, Any]) -> dict[Place, bytes]:
+    blobs: dict[Place, bytes] = {(FULL, slot): blob for slot, blob in _slots(item).items()}
+    blobs.update({(MASKED, slot): blob for slot, blob in _masked_slots(item).items()})
+    return blobs
 
 
 def _tenant_of(item: Mapping[str, Any]) -> str | None:
@@ -160,26 +202,23 @@ def rewrap_processor(
         customer_id = _tenant_of(item)
         if customer_id is None or (plan.customer_id is not None and customer_id != plan.customer_id):
             return
-        slots = _slots(item)
-        if not slots:
+        if not _slots(item) and not _masked_slots(item):
             return
-        try:
-            kinds = slot_kinds(item)
-        except IntegrityError:
-            kinds = None
-        if kinds is None:
+        found = wrapped_keys(item)
+        if found is None:
             counts["items_unreadable_headers"] += 1
             return
+        slots, kinds = found
         counts["items_seen"] += 1
-        new_slots: dict[str, bytes] = {}
+        new_slots: dict[Place, bytes] = {}
         moved_all = True
-        for slot, blob in sorted(slots.items()):
-            kind = kinds.get(slot)
+        for place, blob in sorted(slots.items()):
+            kind = kinds.get(place)
             if kind is None:
                 counts["slots_unreferenced"] += 1
                 moved_all = False
                 continue
-            if kind == KIND_POOL and plan.customer_id is not None:
+            if kind in _POOL_KINDS and plan.customer_id is not None:
                 counts["pool_slots_left"] += 1
                 moved_all = False
                 continue
@@ -194,12 +233,13 @@ def rewrap_processor(
                 counts["slots_not_under_source"] += 1
                 moved_all = False
             else:
-                new_slots[slot] = new
+                new_slots[place] = new
         if not new_slots:
             return
         if _conditional_update(ddb, table, item, slots, new_slots, plan.target_key if moved_all else None):
             counts["items_rewrapped"] += 1
             counts["slots_rewrapped"] += len(new_slots)
+            counts["masked_slots_rewrapped"] += sum(1 for view, _slot in new_slots if view == MASKED)
         else:
             raise _LostRace
 
@@ -234,23 +274,44 @@ def _conditional_update(
     ddb: Any,
     table: str,
     item: Item,
-    old_slots: Mapping[str, bytes],
-    new_slots: Mapping[str, bytes],
+    old_slots: Mapping[Place, bytes],
+    new_slots: Mapping[Place, bytes],
     kms_key: str | None,
 ) -> bool:
     names: dict[str, str] = {"#slots": layout.SLOTS, "#kms": layout.KMS_KEY}
     values: dict[str, Any] = {}
     sets, conditions = [], []
-    for i, (slot, blob) in enumerate(sorted(new_slots.items())):
-        names[f"#s{i}"] = slot
-        values[f":old{i}"] = {"B": old_slots[slot]}
+    for i, ((view, slot), blob) in enumerate(sorted(new_slots.items())):
+        values[f":old{i}"] = {"B": old_slots[(view, slot)]}
         values[f":new{i}"] = {"B": blob}
-        sets.append(f"#slots.#s{i} = :new{i}")
-        conditions.append(f"#slots.#s{i} = :old{i}")
+        if view == FULL:
+            names[f"#s{i}"] = slot
+            path = f"#slots.#s{i}"
+        else:
+            names[f"#s{i}"] = layout.MASKED_SLOT_PREFIX + slot
+            path = f"#s{i}"
+        sets.append(f"{path} = :new{i}")
+        conditions.append(f"{path} = :old{i}")
     # The whole slot map as read: a write meanwhile adds a slot of its own (size changes) or
     # replaces one (its blob changes), so the condition fails and the item is read again.
-    values[":nslots"] = {"N": str(len(old_slots))}
-    conditions.append("size(#slots) = :nslots")
+    # The masked view's slots likewise: each one read is unchanged, none was added.
+    full_count = sum(1 for view, _slot in old_slots if view == FULL)
+    if full_count:
+        values[":nslots"] = {"N": str(full_count)}
+        conditions.append("size(#slots) = :nslots")
+    else:
+        conditions.append("attribute_not_exists(#slots)")
+    masked_read = {slot for view, slot in old_slots if view == MASKED}
+    for j, attribute in enumerate(layout.MASKED_SLOT_ATTRIBUTES):
+        slot = attribute[len(layout.MASKED_SLOT_PREFIX) :]
+        if (MASKED, slot) in new_slots:
+            continue
+        names[f"#m{j}"] = attribute
+        if slot in masked_read:
+            values[f":m{j}"] = {"B": old_slots[(MASKED, slot)]}
+            conditions.append(f"#m{j} = :m{j}")
+        else:
+            conditions.append(f"attribute_not_exists(#m{j})")
     old_kms = item.get(layout.KMS_KEY, {}).get("S")
     if old_kms is None:
         conditions.append("attribute_not_exists(#kms)")
@@ -289,18 +350,17 @@ def verify_processor(plan: RewrapPlan, checker: RewrapMap) -> Processor:
             customer_id = _tenant_of(item)
             if customer_id is None or (plan.customer_id is not None and customer_id != plan.customer_id):
                 continue
-            try:
-                kinds = slot_kinds(item) or {}
-            except IntegrityError:
-                kinds = {}
-            for slot, blob in _slots(item).items():
-                kind = kinds.get(slot, KIND_TENANT)
-                if kind == KIND_POOL and plan.customer_id is not None:
+            found = wrapped_keys(item)
+            kinds = found[1] if found is not None else {}
+            for place, blob in _places(item).items():
+                kind = kinds.get(place, KIND_TENANT if place[0] == FULL else KIND_MASKED_TENANT)
+                if kind in _POOL_KINDS and plan.customer_id is not None:
                     counts["pool_slots_left"] += 1
                 elif checker.new_blob(blob, encryption_context(plan.app_name, customer_id, kind)) is None:
                     counts["not_under_target"] += 1
                 else:
                     counts["verified_slots"] += 1
+                    counts["verified_masked_slots"] += place[0] == MASKED
         counts["reencrypt_calls"] += checker.calls - calls_before
         return counts
 

@@ -38,6 +38,7 @@ from chalicelib.config import (
     TENANTS_SUFFIX,
 )
 from chalicelib.crypto import (
+    FULL_VIEW,
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
     KIND_POOL,
@@ -789,7 +790,18 @@ TENANT_KEY_ACTIONS = {
     "writer": ("kms:Encrypt",),
     "reader": ("kms:Decrypt",),
     "indexer": ("kms:Decrypt",),
+    "masked": ("kms:Decrypt",),
     "rewrap": ("kms:ReEncryptFrom", "kms:ReEncryptTo"),
+}
+# Under which views' contexts each stage uses a tenant key, as on the shared key: the writer
+# encrypts both, the reader and indexer decrypt the full view only (``view`` absent), the masked
+# stage the masked view only, the rewrap job moves both.
+TENANT_KEY_VIEWS = {
+    "writer": (FULL_VIEW, MASKED_VIEW),
+    "reader": (FULL_VIEW,),
+    "indexer": (FULL_VIEW,),
+    "masked": (MASKED_VIEW,),
+    "rewrap": (FULL_VIEW, MASKED_VIEW),
 }
 REWRAP_FILE = "policy-rewrap.json"
 # A rewrap reads whole items (slots and the field blobs' headers) and writes two attributes.
@@ -797,12 +809,24 @@ REWRAP_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 _TAG_CONDITION_KEY = f"aws:ResourceTag/{TENANT_KEY_TAG}"
 
 
-def _tenant_context_condition(app_name: str, customer_id: str) -> dict[str, Any]:
-    """Exactly {app, customer_id}, app fixed, customer_id = ``customer_id`` (may be a policy variable)."""
+def _tenant_context_condition(app_name: str, customer_id: str, view: str = FULL_VIEW) -> dict[str, Any]:
+    """Exactly {app, customer_id} (full view: ``view`` must be absent) or exactly {app, customer_id,
+    view} with view "masked"; app fixed, customer_id = ``customer_id`` (may be a policy variable)."""
+    equals = {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{TENANT_KEY}": customer_id}
+    if view == MASKED_VIEW:
+        return {
+            "StringEquals": {**equals, f"kms:EncryptionContext:{VIEW_KEY}": MASKED_VIEW},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(MASKED_TENANT_CONTEXT_KEYS)},
+        }
     return {
-        "StringEquals": {"kms:EncryptionContext:app": app_name, f"kms:EncryptionContext:{TENANT_KEY}": customer_id},
+        "StringEquals": equals,
         "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(ENCRYPTION_CONTEXT_KEYS)},
+        "Null": {f"kms:EncryptionContext:{VIEW_KEY}": "true"},
     }
+
+
+def _view_sid(view: str) -> str:
+    return "Masked" if view == MASKED_VIEW else ""
 
 
 def tenant_key_policy(
@@ -831,16 +855,17 @@ def tenant_key_policy(
             raise InvalidResourceError(f"no tenant key use for stage {stage!r}")
         if arn == admin_arn:
             raise InvalidResourceError(f"the {stage} role must differ from the admin")
-        statements.append(
+        statements += [
             {
-                "Sid": f"{stage.capitalize()}RoleUnderTenantContextOnly",
+                "Sid": f"{stage.capitalize()}RoleUnder{_view_sid(view)}TenantContextOnly",
                 "Effect": "Allow",
                 "Principal": {"AWS": _principal(arn, f"{stage}_role_arn")},
                 "Action": list(TENANT_KEY_ACTIONS[stage]),
                 "Resource": "*",
-                "Condition": _tenant_context_condition(app_name, customer_id),
+                "Condition": _tenant_context_condition(app_name, customer_id, view),
             }
-        )
+            for view in TENANT_KEY_VIEWS[stage]
+        ]
     return _document(*statements)
 
 
@@ -856,17 +881,23 @@ def tenant_key_statements(
     for account in customer_accounts:
         if not re.fullmatch(r"\d{12}", account):
             raise InvalidResourceError(f"customer account {account!r} is not a 12-digit account id")
-    condition = _tenant_context_condition(app_name, "${" + _TAG_CONDITION_KEY + "}")
-    condition["Null"] = {_TAG_CONDITION_KEY: "false", f"kms:EncryptionContext:{TENANT_KEY}": "false"}
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "TenantKeysByTagUnderOwnTenantContext",
-            "Effect": "Allow",
-            "Action": list(TENANT_KEY_ACTIONS[stage]),
-            "Resource": [f"arn:{partition}:kms:{region}:{a}:key/*" for a in (account_id, *customer_accounts)],
-            "Condition": condition,
+    statements: list[dict[str, Any]] = []
+    for view in TENANT_KEY_VIEWS[stage]:
+        condition = _tenant_context_condition(app_name, "${" + _TAG_CONDITION_KEY + "}", view)
+        condition["Null"] = {
+            **condition.get("Null", {}),
+            _TAG_CONDITION_KEY: "false",
+            f"kms:EncryptionContext:{TENANT_KEY}": "false",
         }
-    ]
+        statements.append(
+            {
+                "Sid": f"TenantKeysByTagUnderOwn{_view_sid(view)}TenantContext",
+                "Effect": "Allow",
+                "Action": list(TENANT_KEY_ACTIONS[stage]),
+                "Resource": [f"arn:{partition}:kms:{region}:{a}:key/*" for a in (account_id, *customer_accounts)],
+                "Condition": condition,
+            }
+        )
     if stage != "rewrap":
         statements.append(
             {
@@ -903,9 +934,10 @@ def rewrap_policy(
     tenant_keys: bool = True,
 ) -> dict[str, Any]:
     """The rewrap job: ``kms:ReEncryptFrom`` on the source, ``kms:ReEncryptTo`` on the target
-    (either context kind), and with ``tenant_keys`` both on tenant-tagged keys under their own
-    tenant's context. No Decrypt, Encrypt or GenerateDataKey: ReEncrypt never hands out a
-    plaintext. Reads whole items, updates only ``slots`` and ``kms_key`` (ReturnValues NONE).
+    (either context kind, either view), and with ``tenant_keys`` both on tenant-tagged keys under
+    their own tenant's contexts (full and masked view). No Decrypt, Encrypt or GenerateDataKey:
+    ReEncrypt never hands out a plaintext. Reads whole items, updates only ``slots``, the masked
+    view's ``mk_<slot>`` and ``kms_key`` (ReturnValues NONE).
     ``target_key_arn`` None: tenant keys are the only targets (the base stack's role; a move
     to a new shared or multi-Region key generates this policy with that key as the target)."""
     partition, region, account_id = _scope(source_key_arn, table_arn, None, None)
@@ -915,11 +947,11 @@ def rewrap_policy(
             raise InvalidResourceError("the rewrap target key must be in the stage's partition, region and account")
         if source_key_arn == target_key_arn:
             raise InvalidResourceError("the rewrap source and target keys must differ")
-        targets = _kms_statements("ReEncryptToTarget", "kms:ReEncryptTo", target_key_arn, app_name)
+        targets = _both_views("ReEncryptToTarget", "kms:ReEncryptTo", target_key_arn, app_name)
     elif not tenant_keys:
         raise InvalidResourceError("a rewrap needs a target key, or tenant keys as targets")
     statements = [
-        *_kms_statements("ReEncryptFromSource", "kms:ReEncryptFrom", source_key_arn, app_name),
+        *_both_views("ReEncryptFromSource", "kms:ReEncryptFrom", source_key_arn, app_name),
         *targets,
         {"Sid": "ReadItems", "Effect": "Allow", "Action": list(REWRAP_READ_ACTIONS), "Resource": table_arn},
         {
@@ -942,14 +974,23 @@ def rewrap_policy(
 
 def rewrap_key_statements(rewrap_role_arn: str, *, app_name: str = APP_NAME) -> list[dict[str, Any]]:
     """For the shared key's policy: the rewrap role may ReEncryptFrom and ReEncryptTo it (moving
-    data keys away from it, or onto it), under the app's two contexts only, nothing else."""
+    data keys away from it, or onto it), under the app's four contexts only (both views), nothing else."""
     statements = []
     for action in ("kms:ReEncryptFrom", "kms:ReEncryptTo"):
         sid = "RewrapRole" + action.split(":")[1]
-        for statement in _kms_statements(sid, action, "*", app_name):
+        for statement in _both_views(sid, action, "*", app_name):
             statement["Principal"] = {"AWS": _principal(rewrap_role_arn, "rewrap_role_arn")}
             statements.append(statement)
     return statements
+
+
+def _both_views(sid: str, action: str, key_arn: str, app_name: str) -> list[dict[str, Any]]:
+    """The rewrap role's statements on a shared key: the full view's two contexts (``view``
+    absent) and the masked view's two, so the masked view's data keys move with the full view's."""
+    return [
+        *_full_view_only(_kms_statements(sid, action, key_arn, app_name)),
+        *_masked_kms_statements(sid, action, key_arn, app_name),
+    ]
 
 
 if __name__ == "__main__":

@@ -288,7 +288,13 @@ def role_policies() -> dict[str, dict[str, Any]]:
             functions,
         ),
         # The masked stage: masked-view data keys and attributes only (no fleet table, no search).
-        "masked": substitute(policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), exact, functions),
+        "masked": substitute(
+            policies.with_tenant_keys(
+                policies.masked_policy(_SENTINEL_KEY, _SENTINEL_TABLE), "masked", _SENTINEL_TABLE
+            ),
+            exact,
+            functions,
+        ),
     }
 
 

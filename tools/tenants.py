@@ -7,7 +7,8 @@
 
 ``onboard`` without ``--key-arn`` creates a symmetric key (rotation on, tagged
 ``pii-vault-tenant=<id>``, alias ``alias/pii-vault-tenant-<id>``) whose key policy lets the
-writer Encrypt and the reader Decrypt only under the tenant's encryption context
+writer Encrypt (both views) and the reader Decrypt (full view) and the masked stage Decrypt
+(masked view, ``"view": "masked"``) only under the tenant's encryption context
 (``tools.policies.tenant_key_policy``; role ARNs from ``--role stage=ARN``), then files it
 in the registry table (``PII_VAULT_TENANTS_TABLE``). With ``--key-arn`` it registers a key
 the customer owns in its own account instead (README "Per-tenant keys": the key policy the
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     on.add_argument("--customer-id", required=True)
     on.add_argument("--key-arn", help="register a customer-owned key (another account) instead of creating one")
     on.add_argument("--admin-arn", help="key administrator; with --role, installs the tenant key policy")
-    on.add_argument("--role", action="append", default=[], metavar="STAGE=ARN", help="writer/reader/indexer/rewrap")
+    on.add_argument("--role", action="append", default=[], metavar="STAGE=ARN", help="writer/reader/indexer/masked/rewrap")
     on.add_argument("--dry-run", action="store_true")
     sub.add_parser("list", help="every tenant with its own key")
     show = sub.add_parser("show", help="one tenant's registry entry")

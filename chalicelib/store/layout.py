@@ -78,6 +78,7 @@ CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
 # metadata it reports, the masked projections and their key slots ("0" for POST/PUT, the
 # field's own name for PATCH, as in the full view). Never f_*, slots or kms_key.
 _MASKED_NAMES = (*PERSON_FIELDS, META_UPDATED)
+MASKED_SLOT_ATTRIBUTES = tuple(MASKED_SLOT_PREFIX + slot for slot in ("0", *_MASKED_NAMES))
 MASKED_VIEW_ATTRIBUTES = (
     PK,
     SK,
@@ -85,7 +86,7 @@ MASKED_VIEW_ATTRIBUTES = (
     CREATED_AT,
     UPDATED_AT,
     *(MASKED_PREFIX + name for name in _MASKED_NAMES),
-    *(MASKED_SLOT_PREFIX + slot for slot in ("0", *_MASKED_NAMES)),
+    *MASKED_SLOT_ATTRIBUTES,
 )
 
 R = TypeVar("R")

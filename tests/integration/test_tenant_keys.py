@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from chalicelib.api import create_app
 from chalicelib.config import TENANTS_SUFFIX, Settings
-from chalicelib.crypto import KIND_POOL, KIND_TENANT, parse_blob
+from chalicelib.crypto import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
 from chalicelib.jobs import MemoryCheckpoints
 from chalicelib.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
 from chalicelib.store import layout
@@ -67,12 +67,20 @@ class World:
         with self.client("reader") as reader:
             return send(reader, "GET", f"/customers/{customer}/people/{person_id}")
 
+    def read_masked(self, customer: str, person_id: str) -> Any:
+        with self.client("masked") as masked:
+            return send(masked, "GET", f"/customers/{customer}/people/{person_id}")
+
     def item(self, customer: str, person_id: str) -> dict[str, Any]:
         return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
 
 
-def kinds(item: dict[str, Any]) -> set[int]:
-    return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k.startswith(layout.FIELD_PREFIX)}
+def kinds(item: dict[str, Any], prefix: str = layout.FIELD_PREFIX) -> set[int]:
+    return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k.startswith(prefix)}
+
+
+def masked_slots(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k.startswith(layout.MASKED_SLOT_PREFIX)}
 
 
 @pytest.fixture
@@ -158,13 +166,18 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
         )
         assert result.done and result.counts["items_rewrapped"] == 3
-        assert result.counts["reencrypt_calls"] == 3  # caches off: one data key per record
+        # Caches off: one data key per record and view (the masked view's mk_0 is a key of its own).
+        assert result.counts["reencrypt_calls"] == 6 and result.counts["masked_slots_rewrapped"] == 3
         for p in people:
             after = world.item("tenant-c", p)
-            assert after["kms_key"]["S"] == key_c
-            fields = {k: v for k, v in after.items() if k.startswith(layout.FIELD_PREFIX)}
-            assert fields == {k: v for k, v in before[p].items() if k.startswith(layout.FIELD_PREFIX)}
+            assert after["kms_key"]["S"] == key_c and kinds(after, layout.MASKED_PREFIX) == {KIND_MASKED_TENANT}
+            assert masked_slots(after).keys() == masked_slots(before[p]).keys() != set()
+            assert all(after[k] != v for k, v in masked_slots(before[p]).items())
+            for prefix in (layout.FIELD_PREFIX, layout.MASKED_PREFIX):  # ciphertexts untouched, both views
+                fields = {k: v for k, v in after.items() if k.startswith(prefix)}
+                assert fields == {k: v for k, v in before[p].items() if k.startswith(prefix)} != {}
             assert body_of(world.read("tenant-c", p))["data"]["email"] == PERSON["email"]
+            assert body_of(world.read_masked("tenant-c", p))["data"]["email"] == "g***@example.com"
         assert world.item("tenant-d", other)["kms_key"]["S"] == world.shared
         verify = rewrap_segment(
             plan,
@@ -177,11 +190,45 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             checkpoints=MemoryCheckpoints(),
             verify=True,
         )
-        assert verify.counts["verified_slots"] >= 3 and verify.counts["not_under_target"] == 0
+        assert verify.counts["verified_slots"] == 6 and verify.counts["verified_masked_slots"] == 3
+        assert verify.counts["not_under_target"] == 0
         again = rewrap_segment(
             plan, "j2", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
         )
-        assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] >= 3
+        assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] == 6
+        # Crypto-shredding: with the tenant's key disabled neither view opens any more.
+        world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
+        for p in people:
+            for response in (world.read("tenant-c", p), world.read_masked("tenant-c", p)):
+                assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
+        assert body_of(world.read_masked("tenant-d", other))["data"]["email"] == "g***@example.com"
+
+
+def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_reread_moves_them_too(
+    aws_env: None,
+) -> None:
+    """A masked slot left under the shared key would survive shredding: kms_key never moves past one."""
+    install()
+    with mock_aws():
+        world = tenant_world()
+        person = world.create("tenant-c")
+        key_c = world.onboard("tenant-c")
+        before = world.item("tenant-c", person)
+        stripped = {k: v for k, v in before.items() if not k.startswith(layout.MASKED_SLOT_PREFIX)}
+        plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
+        # The job reads the item without its masked slots (as before this change): kms_key must not move.
+        world.ddb.put_item(TableName=world.table, Item=stripped)
+        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, key_c))
+        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
+        counts = process([stripped])
+        assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
+        after = world.item("tenant-c", person)
+        assert after["kms_key"]["S"] == key_c
+        assert all(after[k] != v for k, v in masked_slots(before).items())
+        world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
+        response = world.read_masked("tenant-c", person)
+        assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
 
 
 def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_env: None) -> None:
@@ -237,7 +284,7 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
             checkpoints=MemoryCheckpoints(),
         )
         assert result.counts["items_rewrapped"] == 9
-        assert result.counts["reencrypt_calls"] == 1  # one pool key for all nine records
+        assert result.counts["reencrypt_calls"] == 2  # one pool key per view for all nine records
 
 
 def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_tenant_key(

@@ -85,7 +85,7 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
         indexer,
         masked,
         masked,
-        *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 4,  # ReEncryptFrom/To, tenant and pool contexts
+        *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 8,  # ReEncryptFrom/To, tenant and pool contexts, both views
     ]
     expected = policies.key_policy(
         ADMIN,

@@ -2,7 +2,10 @@
 
 The denials the key lifecycle promises: a stage uses tenant A's key only under A's context
 (key policy and tag-scoped identity policy), never an untagged key, never A's key for B's
-data; the rewrap role re-encrypts and nothing else.
+data; the rewrap role re-encrypts and nothing else. The masked view on tenant keys: the
+masked stage decrypts only masked-view data keys (context ``"view": "masked"``) of the key's
+own tenant, the reader and indexer only full-view ones, the writer encrypts both, the rewrap
+role moves both.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.config import TENANT_KEY_TAG
+from chalicelib.crypto import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -31,7 +35,10 @@ KEY_B = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbb
 UNTAGGED = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/cccccccc-cccc-cccc-cccc-cccccccccccc"
 CUSTOMER_KEY = f"arn:aws:kms:eu-west-1:{CUSTOMER_ACCOUNT}:key/dddddddd-dddd-dddd-dddd-dddddddddddd"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-admin"
-ROLES = {stage: f"arn:aws:iam::{ACCOUNT}:role/pii-vault-{stage}" for stage in ("writer", "reader", "indexer", "rewrap")}
+ROLES = {
+    stage: f"arn:aws:iam::{ACCOUNT}:role/pii-vault-{stage}"
+    for stage in ("writer", "reader", "indexer", "masked", "rewrap")
+}
 KMS_ACTIONS = (
     "kms:Encrypt",
     "kms:Decrypt",
@@ -44,8 +51,10 @@ KMS_ACTIONS = (
 )
 
 
-def ctx(customer: str, tag: str | None) -> dict[str, object]:
-    keys = kms_context({"app": "pii-vault", "customer_id": customer})
+def ctx(customer: str, tag: str | None, view: str = "full") -> dict[str, object]:
+    """The context the code builds for ``customer``'s tenant-scoped data key of ``view``."""
+    kind = KIND_MASKED_TENANT if view == "masked" else KIND_TENANT
+    keys = kms_context(encryption_context("pii-vault", customer, kind))
     return {**keys, **(resource_tags({TENANT_KEY_TAG: tag}) if tag else {})}
 
 
@@ -54,6 +63,7 @@ def identity(stage: str) -> dict[str, object]:
         "writer": lambda: policies.writer_policy(SHARED, TABLE),
         "reader": lambda: policies.reader_policy(SHARED, TABLE),
         "indexer": lambda: policies.indexer_policy(SHARED, TABLE, UNTAGGED.replace("cccc", "eeee")),
+        "masked": lambda: policies.masked_policy(SHARED, TABLE),
     }[stage]()
     return policies.with_tenant_keys(base, stage, TABLE, customer_accounts=[CUSTOMER_ACCOUNT])
 
@@ -81,28 +91,127 @@ def test_given_tenant_a_key_then_a_stage_uses_it_only_under_a_context(stage: str
     assert evaluate(identity(stage), action, KEY_A, ctx("A", "A")) == ALLOW
 
 
-@pytest.mark.parametrize("stage", ["writer", "reader", "indexer"])
+@pytest.mark.parametrize("stage", ["writer", "reader", "indexer", "masked"])
 def test_given_an_untagged_or_other_tenant_key_then_the_identity_policy_denies_every_kms_action(stage: str) -> None:
     policy = identity(stage)
     for action in KMS_ACTIONS:
-        assert evaluate(policy, action, UNTAGGED, ctx("A", None)) == IMPLICIT_DENY, action
-        assert evaluate(policy, action, KEY_B, ctx("A", "B")) == IMPLICIT_DENY, action
+        for view in ("full", "masked"):
+            assert evaluate(policy, action, UNTAGGED, ctx("A", None, view)) == IMPLICIT_DENY, action
+            assert evaluate(policy, action, KEY_B, ctx("A", "B", view)) == IMPLICIT_DENY, action
 
 
-@pytest.mark.parametrize("stage", ["writer", "reader", "indexer", "rewrap"])
+@pytest.mark.parametrize("stage", ["writer", "reader", "indexer", "masked", "rewrap"])
 def test_given_the_tenant_key_policy_then_each_role_has_only_its_actions_and_only_for_a(stage: str) -> None:
     caller = role_session(ROLES[stage])
-    allowed = {
-        a
-        for a in KMS_ACTIONS
-        if evaluate(key_a_policy(), a, KEY_A, {**caller.context, **ctx("A", "A")}, principal=caller.arn) == ALLOW
-    }
-    assert allowed == set(policies.TENANT_KEY_ACTIONS[stage])
+    for view in ("full", "masked"):
+        allowed = {
+            a
+            for a in KMS_ACTIONS
+            if evaluate(key_a_policy(), a, KEY_A, {**caller.context, **ctx("A", "A", view)}, principal=caller.arn)
+            == ALLOW
+        }
+        assert allowed == (
+            set(policies.TENANT_KEY_ACTIONS[stage]) if view in policies.TENANT_KEY_VIEWS[stage] else set()
+        )
     for action in KMS_ACTIONS:
-        other = {**caller.context, **ctx("B", "A")}
-        assert evaluate(key_a_policy(), action, KEY_A, other, principal=caller.arn) == IMPLICIT_DENY
-        pool = {**caller.context, **kms_context({"app": "pii-vault", "scope": "pool"})}
-        assert evaluate(key_a_policy(), action, KEY_A, pool, principal=caller.arn) == IMPLICIT_DENY
+        for view in ("full", "masked"):
+            other = {**caller.context, **ctx("B", "A", view)}
+            assert evaluate(key_a_policy(), action, KEY_A, other, principal=caller.arn) == IMPLICIT_DENY
+        for scope in ({"scope": "pool"}, {"scope": "pool", "view": "masked"}):
+            pool = {**caller.context, **kms_context({"app": "pii-vault", **scope})}
+            assert evaluate(key_a_policy(), action, KEY_A, pool, principal=caller.arn) == IMPLICIT_DENY
+
+
+# The views each stage may use on a tenant key: (stage, action, view) -> allowed.
+VIEW_USE = [
+    ("writer", "kms:Encrypt", "full", True),
+    ("writer", "kms:Encrypt", "masked", True),
+    ("reader", "kms:Decrypt", "full", True),
+    ("reader", "kms:Decrypt", "masked", False),
+    ("indexer", "kms:Decrypt", "full", True),
+    ("indexer", "kms:Decrypt", "masked", False),
+    ("masked", "kms:Decrypt", "full", False),
+    ("masked", "kms:Decrypt", "masked", True),
+]
+
+
+@pytest.mark.parametrize(("stage", "action", "view", "expected"), VIEW_USE)
+def test_given_a_view_then_key_policy_and_identity_policy_each_decide_it_for_tenant_a_only(
+    stage: str, action: str, view: str, expected: bool
+) -> None:
+    caller = role_session(ROLES[stage])
+
+    def decide(customer: str) -> str:
+        return authorize_kms(
+            action,
+            KEY_A,
+            caller,
+            key_policy=key_a_policy(),
+            identity_policies=[identity(stage)],
+            context=ctx(customer, "A", view),
+        )
+
+    assert decide("A") == (ALLOW if expected else IMPLICIT_DENY)
+    assert decide("B") == IMPLICIT_DENY  # B's data (either view) under A's key
+    # Each layer refuses on its own what the stage may not do.
+    for customer in ("A", "B"):
+        wanted = ALLOW if expected and customer == "A" else IMPLICIT_DENY
+        on_key = evaluate(
+            key_a_policy(), action, KEY_A, {**caller.context, **ctx(customer, "A", view)}, principal=caller.arn
+        )
+        assert on_key == wanted, ("key policy", customer)
+        assert evaluate(identity(stage), action, KEY_A, ctx(customer, "A", view)) == wanted, ("identity", customer)
+
+
+def test_given_the_masked_role_then_no_full_view_tenant_key_and_no_other_tenant_masked_key_opens() -> None:
+    masked = role_session(ROLES["masked"])
+    key_b_policy = policies.tenant_key_policy(ADMIN, "B", ROLES)
+
+    def decrypt(key: str, policy: dict[str, object], customer: str, tag: str, view: str) -> str:
+        return authorize_kms(
+            "kms:Decrypt",
+            key,
+            masked,
+            key_policy=policy,
+            identity_policies=[identity("masked")],
+            context=ctx(customer, tag, view),
+        )
+
+    assert decrypt(KEY_A, key_a_policy(), "A", "A", "masked") == ALLOW
+    assert decrypt(KEY_A, key_a_policy(), "A", "A", "full") == IMPLICIT_DENY  # a full-view tenant-A key
+    assert decrypt(KEY_A, key_a_policy(), "B", "A", "masked") == IMPLICIT_DENY  # B's masked key under A's key
+    assert decrypt(KEY_B, key_b_policy, "A", "B", "masked") == IMPLICIT_DENY  # A's masked key under B's key
+    assert decrypt(KEY_B, key_b_policy, "B", "B", "full") == IMPLICIT_DENY
+    # Nothing else on a tenant key: no Encrypt, ReEncrypt, GenerateDataKey or grant, either view.
+    for action in KMS_ACTIONS:
+        if action == "kms:Decrypt":
+            continue
+        for view in ("full", "masked"):
+            assert evaluate(identity("masked"), action, KEY_A, ctx("A", "A", view)) == IMPLICIT_DENY, action
+
+
+def test_given_the_reader_then_a_masked_view_tenant_key_does_not_open() -> None:
+    for stage in ("reader", "indexer"):
+        caller = role_session(ROLES[stage])
+        masked_a = ctx("A", "A", "masked")
+        assert (
+            authorize_kms(
+                "kms:Decrypt",
+                KEY_A,
+                caller,
+                key_policy=key_a_policy(),
+                identity_policies=[identity(stage)],
+                context=masked_a,
+            )
+            == IMPLICIT_DENY
+        ), stage
+        # A view other than "masked", or the masked view with an extra key, does not open either.
+        for extra in ({"view": "full"}, {"view": "masked", "x": "y"}):
+            odd = {
+                **kms_context({"app": "pii-vault", "customer_id": "A", **extra}),
+                **resource_tags({TENANT_KEY_TAG: "A"}),
+            }
+            assert evaluate(identity(stage), "kms:Decrypt", KEY_A, odd) == IMPLICIT_DENY, (stage, extra)
 
 
 def test_given_the_tenant_key_policy_then_no_statement_names_everyone_or_the_account_root() -> None:
@@ -148,7 +257,8 @@ def rewrap() -> dict[str, object]:
 
 def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_target_and_nothing_else() -> None:
     pool = kms_context({"app": "pii-vault", "scope": "pool"})
-    for context in (ctx("A", None), pool):
+    masked_pool = kms_context({"app": "pii-vault", "scope": "pool", "view": "masked"})
+    for context in (ctx("A", None), pool, ctx("A", None, "masked"), masked_pool):
         allowed_on_source = {a for a in KMS_ACTIONS if evaluate(rewrap(), a, SHARED, context) == ALLOW}
         allowed_on_target = {a for a in KMS_ACTIONS if evaluate(rewrap(), a, KEY_A, context) == ALLOW}
         assert allowed_on_source == {"kms:ReEncryptFrom"}
@@ -158,13 +268,59 @@ def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_targe
             assert evaluate(rewrap(), action, key, ctx("A", "A")) == IMPLICIT_DENY, (action, key)
     assert evaluate(rewrap(), "kms:ReEncryptFrom", UNTAGGED, ctx("A", None)) == IMPLICIT_DENY
     assert evaluate(rewrap(), "kms:ReEncryptTo", KEY_B, ctx("A", "B")) == IMPLICIT_DENY  # A's data to B's key
+    assert evaluate(rewrap(), "kms:ReEncryptTo", KEY_B, ctx("A", "B", "masked")) == IMPLICIT_DENY
+    # Tenant keys: both views of the key's own tenant, in the identity policy and the key policy.
+    caller = role_session(ROLES["rewrap"])
+    tenant_only = policies.rewrap_policy(SHARED, None, TABLE)
+    for view in ("full", "masked"):
+        for action in ("kms:ReEncryptFrom", "kms:ReEncryptTo"):
+            assert (
+                authorize_kms(
+                    action,
+                    KEY_A,
+                    caller,
+                    key_policy=key_a_policy(),
+                    identity_policies=[tenant_only],
+                    context=ctx("A", "A", view),
+                )
+                == ALLOW
+            ), (action, view)
+            assert evaluate(tenant_only, action, KEY_A, ctx("B", "A", view)) == IMPLICIT_DENY, (action, view)
+
+
+def test_given_the_shared_key_policy_then_the_rewrap_role_moves_both_views_and_nothing_else() -> None:
+    rewrap_role = ROLES["rewrap"]
+    caller = role_session(rewrap_role)
+    document = {"Version": "2012-10-17", "Statement": policies.rewrap_key_statements(rewrap_role)}
+    contexts = {
+        "tenant": ctx("A", None),
+        "pool": kms_context({"app": "pii-vault", "scope": "pool"}),
+        "masked tenant": ctx("A", None, "masked"),
+        "masked pool": kms_context({"app": "pii-vault", "scope": "pool", "view": "masked"}),
+    }
+    for name, context in contexts.items():
+        allowed = {
+            a
+            for a in KMS_ACTIONS
+            if evaluate(document, a, SHARED, {**caller.context, **context}, principal=caller.arn) == ALLOW
+        }
+        assert allowed == {"kms:ReEncryptFrom", "kms:ReEncryptTo"}, name
+    odd = kms_context({"app": "pii-vault", "customer_id": "A", "view": "full"})
+    assert (
+        evaluate(document, "kms:ReEncryptFrom", SHARED, {**caller.context, **odd}, principal=caller.arn)
+        == IMPLICIT_DENY
+    )
 
 
 def test_given_the_rewrap_policy_then_it_updates_only_slots_and_the_key_id_without_reading_back() -> None:
     good = {"dynamodb:Attributes": ["kms_key", "pk", "sk", "slots"], "dynamodb:ReturnValues": "NONE"}
     assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, good) == ALLOW
+    masked_slots = {**good, "dynamodb:Attributes": ["kms_key", "mk_0", "mk_email", "pk", "sk", "slots"]}
+    assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, masked_slots) == ALLOW
     field = {"dynamodb:Attributes": ["pk", "sk", "slots", "f_email"]}
     assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, field) == IMPLICIT_DENY
+    projection = {"dynamodb:Attributes": ["pk", "sk", "mk_0", "m_email"]}  # a masked ciphertext: never
+    assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, projection) == IMPLICIT_DENY
     old = {**good, "dynamodb:ReturnValues": "ALL_OLD"}
     assert evaluate(rewrap(), "dynamodb:UpdateItem", TABLE, old) == IMPLICIT_DENY
     for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):

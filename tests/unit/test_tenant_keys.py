@@ -123,3 +123,100 @@ def test_given_every_key_refuses_then_the_first_refusal_is_raised() -> None:
     with pytest.raises(IntegrityError) as raised:
         routing.unwrap(b"w", {"app": "p", "customer_id": "b"})
     assert raised.value is first
+
+
+# -- rewrap of both views (chalicelib/rewrap.py) with a fake KMS and table -------------------
+
+
+def header(kind: int, slot: str) -> dict[str, bytes]:
+    """A v2 field blob naming ``slot`` and ``kind`` (the job reads headers only)."""
+    return {"B": bytes([2, kind, len(slot)]) + slot.encode() + b"\0" * 12 + b"c" * 17}
+
+
+class FakeReEncryptor:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[tuple[bytes, dict[str, str]]] = []
+
+    def reencrypt(self, blob: bytes, context: Mapping[str, str]) -> bytes | None:
+        self.calls += 1
+        self.seen.append((blob, dict(context)))
+        return b"new-" + blob
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.updates: list[dict[str, object]] = []
+
+    def update_item(self, **kwargs: object) -> dict[str, object]:
+        self.updates.append(kwargs)
+        return {}
+
+
+def person(full_kind: int, masked_kind: int) -> dict[str, object]:
+    return {
+        "pk": {"S": "C#acme"},
+        "sk": {"S": "P#" + "0" * 32},
+        "kms_key": {"S": "shared"},
+        "slots": {"M": {"0": {"B": b"full-key"}}},
+        "f_email": header(full_kind, "0"),
+        "m_email": header(masked_kind, "0"),
+        "mk_0": {"B": b"masked-key"},
+    }
+
+
+def run(item: dict[str, object], customer: str | None) -> tuple[object, FakeReEncryptor, FakeTable]:
+    from chalicelib.rewrap import RewrapMap, RewrapPlan, rewrap_processor
+
+    kms, table = FakeReEncryptor(), FakeTable()
+    plan = RewrapPlan("shared", "target", customer, "pii-vault")
+    counts = rewrap_processor(table, "t", plan, RewrapMap(kms), reread=lambda _k: None)([item])  # type: ignore[arg-type]
+    return counts, kms, table
+
+
+def test_given_a_tenant_scoped_record_then_both_views_move_each_under_its_exact_context() -> None:
+    from chalicelib.crypto import KIND_MASKED_TENANT
+    from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES
+
+    counts, kms, table = run(person(KIND_TENANT, KIND_MASKED_TENANT), "acme")
+    assert kms.seen == [
+        (b"full-key", encryption_context("pii-vault", "acme", KIND_TENANT)),
+        (b"masked-key", encryption_context("pii-vault", "acme", KIND_MASKED_TENANT)),
+    ]
+    assert kms.seen[1][1]["view"] == "masked" and "view" not in kms.seen[0][1]
+    assert counts["items_rewrapped"] == 1 and counts["slots_rewrapped"] == 2 and counts["masked_slots_rewrapped"] == 1
+    (update,) = table.updates
+    names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
+    assert set(names.values()) - {"0"} <= set(REWRAP_WRITE_ATTRIBUTES)  # "0": a key inside the slots map
+    assert {"B": b"new-masked-key"} in values.values() and {"B": b"masked-key"} in values.values()
+    assert values[":kms"] == {"S": "target"} and update["ReturnValues"] == "NONE"
+    # Every masked slot attribute not read must still be absent: a write meanwhile fails the update.
+    assert update["ConditionExpression"].count("attribute_not_exists") == len(REWRAP_WRITE_ATTRIBUTES) - 5
+
+
+def test_given_a_tenant_move_then_a_masked_pool_slot_stays_and_the_key_id_does_not_move() -> None:
+    from chalicelib.crypto import KIND_MASKED_POOL
+
+    counts, kms, table = run(person(KIND_TENANT, KIND_MASKED_POOL), "acme")
+    assert [blob for blob, _ in kms.seen] == [b"full-key"]
+    assert counts["pool_slots_left"] == 1 and counts["items_rewrapped"] == 1
+    assert ":kms" not in table.updates[0]["ExpressionAttributeValues"]
+    # Moving every tenant (a new shared key) moves the masked pool slot under its pool context.
+    _counts, kms, _table = run(person(KIND_POOL, KIND_MASKED_POOL), None)
+    assert kms.seen[1] == (b"masked-key", encryption_context("pii-vault", "acme", KIND_MASKED_POOL))
+
+
+def test_given_a_masked_blob_claiming_a_full_view_kind_then_the_item_is_left_alone() -> None:
+    counts, kms, table = run(person(KIND_TENANT, KIND_TENANT), "acme")
+    assert counts["items_unreadable_headers"] == 1 and kms.calls == 0 and table.updates == []
+
+
+def test_given_the_verify_pass_then_masked_slots_are_checked_under_their_context() -> None:
+    from chalicelib.crypto import KIND_MASKED_TENANT
+    from chalicelib.rewrap import RewrapMap, RewrapPlan, verify_processor
+
+    kms = FakeReEncryptor()
+    plan = RewrapPlan("shared", "target", "acme", "pii-vault")
+    counts = verify_processor(plan, RewrapMap(kms))([person(KIND_TENANT, KIND_MASKED_TENANT)])  # type: ignore[arg-type]
+    assert counts["verified_slots"] == 2 and counts["verified_masked_slots"] == 1
+    assert encryption_context("pii-vault", "acme", KIND_MASKED_TENANT) in [c for _, c in kms.seen]
