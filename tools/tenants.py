@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     on.add_argument("--customer-id", required=True)
     on.add_argument("--key-arn", help="register a customer-owned key (another account) instead of creating one")
     on.add_argument("--admin-arn", help="key administrator; with --role, installs the tenant key policy")
-    on.add_argument("--role", action="append", default=[], metavar="STAGE=ARN", help="writer/reader/indexer/masked/rewrap")
+    on.add_argument(
+        "--role", action="append", default=[], metavar="STAGE=ARN", help="writer/reader/indexer/masked/rewrap"
+    )
     on.add_argument("--dry-run", action="store_true")
     sub.add_parser("list", help="every tenant with its own key")
     show = sub.add_parser("show", help="one tenant's registry entry")
