@@ -3,7 +3,8 @@
     python -m bench.rewrap [--records 10000] [--segments 4] [--out docs/benchmark-rewrap.json]
 
 On moto (in process, no KMS latency): seeds ``--records`` person-shaped items whose field
-blobs are sealed with the real format, then rewraps every tenant from the shared key to a
+blobs (one full-view and one masked-view field, each view under its own data key) are
+sealed with the real format, then rewraps every tenant from the shared key to a
 new key with the job's own code (chalicelib/rewrap.py), once with the writer's caches on
 (pool keys: one wrapped data key shared by every record) and once with them off (one data
 key per record). Smaller runs: ``--records 500``.
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chalicelib.crypto import KIND_POOL, RecordRef, encryption_context, seal_field
+from chalicelib.crypto import KIND_MASKED_POOL, KIND_POOL, RecordRef, encryption_context, seal_field
 from chalicelib.jobs import MemoryCheckpoints
 from chalicelib.rewrap import RewrapPlan, rewrap_segment
 from chalicelib.store import layout
@@ -33,21 +34,28 @@ TENANTS = 50
 
 
 def _seed(kms: Any, ddb: Any, table: str, key: str, records: int, *, cached: bool) -> None:
-    context = encryption_context(APP, "", KIND_POOL)
-    shared: tuple[bytes, bytes] | None = None
+    """Person-shaped items as the writer leaves them: a full view and a masked view, each
+    with its own data key (pool contexts); ``cached`` shares each view's key across records."""
+    shared: dict[int, tuple[bytes, bytes]] = {}
     batch: list[dict[str, Any]] = []
     for i in range(records):
-        if shared is None or not cached:
-            data_key = os.urandom(32)
-            wrapped = kms.encrypt(KeyId=key, Plaintext=data_key, EncryptionContext=context)["CiphertextBlob"]
-            shared = (data_key, wrapped)
+        for kind in (KIND_POOL, KIND_MASKED_POOL):
+            if kind not in shared or not cached:
+                data_key = os.urandom(32)
+                context = encryption_context(APP, "", kind)
+                wrapped = kms.encrypt(KeyId=key, Plaintext=data_key, EncryptionContext=context)["CiphertextBlob"]
+                shared[kind] = (data_key, wrapped)
         customer, person_id = f"t{i % TENANTS}", os.urandom(16).hex()
-        blob = seal_field(shared[0], RecordRef(customer, "person", person_id), "name", "0", b"x", kind=KIND_POOL)
+        ref = RecordRef(customer, "person", person_id)
+        (full_key, full_wrapped), (masked_key, masked_wrapped) = shared[KIND_POOL], shared[KIND_MASKED_POOL]
         item = {
             **layout.person_key(customer, person_id),
             layout.KMS_KEY: {"S": key},
-            layout.SLOTS: layout.slots_attribute({"0": shared[1]}),
-            **layout.field_attributes({"name": blob}),
+            layout.SLOTS: layout.slots_attribute({"0": full_wrapped}),
+            **layout.field_attributes({"name": seal_field(full_key, ref, "name", "0", b"x", kind=KIND_POOL)}),
+            **layout.masked_attributes(
+                {"name": seal_field(masked_key, ref, "name", "0", b"x", kind=KIND_MASKED_POOL)}, {"0": masked_wrapped}
+            ),
         }
         batch.append({"PutRequest": {"Item": item}})
         if len(batch) == 25:

@@ -114,3 +114,14 @@ def test_given_a_dynamodb_item_then_its_size_follows_the_billing_rules() -> None
     item = {"pk": {"S": "C#é"}, "n": {"N": "123"}, "b": {"B": b"\x00" * 10}, "m": {"M": {"k": {"B": b"xy"}}}}
     assert item_size(item) == (2 + 4) + (1 + 3) + (1 + 10) + (1 + 3 + 1 + 2 + 1)
     assert binary_bytes(item) == 12
+
+
+@pytest.mark.parametrize(("cached", "calls"), [(True, 2 * 2), (False, 2 * 40)])
+def test_given_a_small_rewrap_run_then_every_record_moves_with_one_reencrypt_per_distinct_key(cached, calls) -> None:
+    """Each record holds a full-view and a masked-view key: shared per view when cached (one
+    call per view per segment), one per record and view when not."""
+    from bench import rewrap
+
+    row = rewrap.run_case(40, 2, cached=cached)
+
+    assert row["rewrapped"] == 40 and row["reencrypt_calls"] == calls
