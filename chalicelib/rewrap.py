@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,12 +211,17 @@ def rewrap_processor(
         slots, kinds = found
         counts["items_seen"] += 1
         new_slots: dict[Place, bytes] = {}
+        unreferenced: list[Place] = []
         moved_all = True
         for place, blob in sorted(slots.items()):
             kind = kinds.get(place)
             if kind is None:
-                counts["slots_unreferenced"] += 1
-                moved_all = False
+                # No blob names it (its fields were all rewritten under other slots since): it
+                # opens nothing and its context is unknown, so it goes instead of moving.
+                if plan.dry_run:
+                    counts["would_remove_unreferenced_slots"] += 1
+                else:
+                    unreferenced.append(place)
                 continue
             if kind in _POOL_KINDS and plan.customer_id is not None:
                 counts["pool_slots_left"] += 1
@@ -234,10 +239,12 @@ def rewrap_processor(
                 moved_all = False
             else:
                 new_slots[place] = new
-        if not new_slots:
+        if not new_slots and not unreferenced:
             return
-        if _conditional_update(ddb, table, item, slots, new_slots, plan.target_key if moved_all else None):
-            counts["items_rewrapped"] += 1
+        target = plan.target_key if moved_all else None
+        if _conditional_update(ddb, table, item, slots, new_slots, target, remove=unreferenced):
+            counts["items_rewrapped"] += 1 if new_slots else 0
+            counts["unreferenced_slots_removed"] += len(unreferenced)
             counts["slots_rewrapped"] += len(new_slots)
             counts["masked_slots_rewrapped"] += sum(1 for view, _slot in new_slots if view == MASKED)
         else:
@@ -277,10 +284,18 @@ def _conditional_update(
     old_slots: Mapping[Place, bytes],
     new_slots: Mapping[Place, bytes],
     kms_key: str | None,
+    *,
+    remove: Sequence[Place] = (),
 ) -> bool:
     names: dict[str, str] = {"#slots": layout.SLOTS, "#kms": layout.KMS_KEY}
     values: dict[str, Any] = {}
-    sets, conditions = [], []
+    sets, conditions, removals = [], [], []
+    for i, (view, slot) in enumerate(remove):  # only as read: a write that filled it again keeps it
+        names[f"#r{i}"] = slot if view == FULL else layout.MASKED_SLOT_PREFIX + slot
+        path = f"#slots.#r{i}" if view == FULL else f"#r{i}"
+        values[f":rm{i}"] = {"B": old_slots[(view, slot)]}
+        conditions.append(f"{path} = :rm{i}")
+        removals.append(path)
     for i, ((view, slot), blob) in enumerate(sorted(new_slots.items())):
         values[f":old{i}"] = {"B": old_slots[(view, slot)]}
         values[f":new{i}"] = {"B": blob}
@@ -325,7 +340,9 @@ def _conditional_update(
         ddb.update_item(
             TableName=table,
             Key={layout.PK: item[layout.PK], layout.SK: item[layout.SK]},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression=" ".join(
+                f"{verb} {', '.join(paths)}" for verb, paths in (("SET", sets), ("REMOVE", removals)) if paths
+            ),
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,

@@ -315,3 +315,41 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
         assert offboarded["totals"]["deleted"] == 1
         assert offboarded["segments"][-1]["shredded"] is True
         assert world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_record_moves_whole(
+    aws_env: None,
+) -> None:
+    """PUT then PATCH of every field leaves the record slot (both views) naming nothing: the
+    job removes those slots (as read) instead of leaving the record half on the old key."""
+    install()
+    with mock_aws():
+        world = tenant_world()
+        person = world.create("tenant-c")
+        path = f"/customers/tenant-c/people/{person}"
+        with world.client("writer") as writer:
+            assert send(writer, "PUT", path, PERSON, **{"If-Match": '"1"'}).status_code == 200
+            assert send(writer, "PATCH", path, PERSON, **{"If-Match": '"2"'}).status_code == 200
+        before = world.item("tenant-c", person)
+        assert "0" in before["slots"]["M"] and "mk_0" in before  # named by no blob now
+        key_c = world.onboard("tenant-c")
+        plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
+        dry = rewrap_segment(
+            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
+            "j-dry",
+            0,
+            1,
+            world.ddb,
+            world.kms,
+            table=world.table,
+            checkpoints=MemoryCheckpoints(),
+        )
+        assert dry.counts["would_remove_unreferenced_slots"] == 2 and world.item("tenant-c", person) == before
+        result = rewrap_segment(
+            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
+        )
+        assert result.counts["unreferenced_slots_removed"] == 2 and result.counts["items_rewrapped"] == 1
+        after = world.item("tenant-c", person)
+        assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
+        assert body_of(world.read("tenant-c", person))["data"] == PERSON
+        assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
