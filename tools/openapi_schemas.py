@@ -134,7 +134,13 @@ def _person_properties(*, request: bool) -> dict[str, Any]:
 def masked_schemas() -> dict[str, Any]:
     """The masked stage's answers (chalicelib/masking.py): null where a record has no projection."""
     person_view: dict[str, Any] = schemas()["PersonView"]
-    initial = {"type": "string", "nullable": True, "minLength": 2, "maxLength": 2, "description": "Initial and '.'."}
+    initial = {
+        "type": "string",
+        "nullable": True,
+        "minLength": 1,
+        "maxLength": 2,
+        "description": "Initial and '.', or '*' for a one-character value.",
+    }
     data = {
         "type": "object",
         "description": "Masked projections: all five fields, or those named in ?fields=; null for a record "
@@ -146,7 +152,8 @@ def masked_schemas() -> dict[str, Any]:
                 "type": "string",
                 "nullable": True,
                 "pattern": "^[^@]?[*]{3}@[^@]+$",
-                "description": "First character of the local part, ***, @ and the domain.",
+                "description": "First character of the local part (none for a local part of one or two "
+                "characters), ***, @ and the domain.",
             },
             "dob": {"type": "string", "nullable": True, "pattern": "^[0-9]{4}$", "description": "Year of birth."},
             "address": {
