@@ -1,17 +1,20 @@
 """The indexer: keeps each person's email beacon in step with the stored email.
 
-Fed by the PII table's DynamoDB stream (NEW_AND_OLD_IMAGES) in the ``indexer`` stage,
-and by the backfill job's scan, through the same ``Indexer.index``:
+Fed by the PII table's DynamoDB stream (KEYS_ONLY) in the ``indexer`` stage, and by the
+backfill job's scan, through the same ``Indexer.index_item``. The indexer never sees a whole
+item: each changed person is read with a GetItem projecting ``layout.INDEXER_READ_ATTRIBUTES``
+(the backfill's Scan projects the same), so the only ciphertext it can obtain is the email's.
 
-- INSERT / MODIFY of a person: decrypt the email (reader-side ``Opener``), compute the
-  beacon, store it if it differs, conditional on no beacon from a later version being
-  there (``beacon_version``) and on the item still existing;
-- a MODIFY that leaves ``version`` unchanged is a beacon write (ours or the backfill's):
-  ignored, so the indexer never feeds itself;
-- a MODIFY whose email ciphertext did not change (a PATCH of other fields) keeps the
-  beacon already there without decrypting anything;
+- INSERT / MODIFY of a person: read the item's indexer attributes (strongly consistent),
+  decrypt the email (reader-side ``Opener``), compute the beacon, store it if it differs,
+  conditional on no beacon from a later version being there (``beacon_version``) and on
+  the item still existing;
+- an item whose beacon was computed from its current version (our own beacon write, the
+  backfill's, a record delivered twice) is skipped without decrypting: the indexer never
+  feeds itself;
+- an item gone by the time it is read (deleted since): nothing to do;
 - REMOVE: nothing to do (the beacon and its GSI entry went with the item);
-- other item types (secrets): ignored.
+- other item types (secrets): ignored, without a read.
 
 Log lines carry counts and ids only.
 """
@@ -29,44 +32,38 @@ from chalicelib.beacons import BeaconKeys
 from chalicelib.crypto import Opener, RecordRef
 from chalicelib.errors import IntegrityError
 from chalicelib.store import layout
-from chalicelib.store.beacons import BeaconIndex, beacon_of, beacon_version_of, decode_stream_image
+from chalicelib.store.beacons import IndexerStore, beacon_of, beacon_version_of, decode_stream_image
 from chalicelib.store.records import PersonRecord
 
 logger = logging.getLogger(__name__)
 
 PERSON = "person"
-EMAIL = "email"
+EMAIL = layout.INDEXED_FIELD
 
 # Outcomes, counted per batch (and by the backfill job).
 WRITTEN = "written"
 UNCHANGED = "unchanged"
 STALE = "stale"
-SKIPPED = "skipped"  # not a person, a removal, or our own beacon write
+SKIPPED = "skipped"  # not a person, a removal, gone, or already indexed at this version
 MALFORMED = "malformed"
 
 
 @dataclass(frozen=True)
 class StreamChange:
-    """One stream record, in boto3's item shape."""
+    """One stream record (KEYS_ONLY): the event and the item's key, in boto3's item shape."""
 
     event: str  # INSERT | MODIFY | REMOVE
-    new: dict[str, Any] | None
-    old: dict[str, Any] | None
+    keys: dict[str, Any]
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> StreamChange:
         """A record from ``GetRecords`` (boto3) or a Lambda event (base64 binaries)."""
         data = record.get("dynamodb", {})
-        new, old = data.get("NewImage"), data.get("OldImage")
-        return cls(
-            event=str(record.get("eventName", "")),
-            new=decode_stream_image(new) if new else None,
-            old=decode_stream_image(old) if old else None,
-        )
+        return cls(event=str(record.get("eventName", "")), keys=decode_stream_image(data.get("Keys") or {}))
 
 
 class Indexer:
-    def __init__(self, opener: Opener, keys: BeaconKeys, beacons: BeaconIndex) -> None:
+    def __init__(self, opener: Opener, keys: BeaconKeys, beacons: IndexerStore) -> None:
         self._opener = opener
         self._keys = keys
         self._beacons = beacons
@@ -109,17 +106,19 @@ class Indexer:
         return WRITTEN if written else STALE
 
     def handle(self, change: StreamChange, opener: Opener | None = None) -> str:
-        if change.event not in ("INSERT", "MODIFY") or change.new is None:
+        if change.event not in ("INSERT", "MODIFY"):
             return SKIPPED
-        if _person(change.new) is None:
+        ids = _person_ids(change.keys)
+        if ids is None:
             return SKIPPED
-        if change.event == "MODIFY" and change.old is not None:
-            if _version(change.old) == _version(change.new):
-                return SKIPPED  # a beacon write: ours, or the backfill's
-            email_unchanged = change.old.get(_EMAIL_ATTR) == change.new.get(_EMAIL_ATTR)
-            if email_unchanged and beacon_of(change.new) is not None:
-                return UNCHANGED  # e.g. a PATCH of other fields: no decrypt needed
-        return self.index_item(change.new, opener)
+        # The item as it is now, not as the record saw it: a stale record indexes the
+        # current email (and set_beacon's condition still refuses to go backwards).
+        item = self._beacons.indexed_item(*ids)
+        if item is None:
+            return SKIPPED  # deleted since: its beacon went with it
+        if _indexed_at_current_version(item):
+            return SKIPPED  # already indexed from this version: our own beacon write, or a repeat
+        return self.index_item(item, opener)
 
     def handle_records(self, records: Iterable[Mapping[str, Any]]) -> Counter[str]:
         """One stream batch; a KMS or DynamoDB failure propagates (the batch is retried:
@@ -132,11 +131,8 @@ class Indexer:
         return counts
 
 
-_EMAIL_ATTR = layout.FIELD_PREFIX + EMAIL
-
-
 class _NoWrites:
-    def __init__(self, beacons: BeaconIndex) -> None:
+    def __init__(self, beacons: IndexerStore) -> None:
         self._beacons = beacons
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
@@ -145,21 +141,42 @@ class _NoWrites:
     def find(self, customer_id: str, beacon: bytes, limit: int = 100) -> list[str]:
         return self._beacons.find(customer_id, beacon, limit)
 
+    def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
+        return self._beacons.indexed_item(customer_id, person_id)
 
-def _version(item: Mapping[str, Any]) -> str | None:
+
+def _version(item: Mapping[str, Any]) -> int | None:
     value = item.get(layout.VERSION, {})
-    return value.get("N") if isinstance(value, dict) else None
-
-
-def _person(item: Mapping[str, Any]) -> PersonRecord | None:
-    """The person record of an item, or None for anything that is not a person."""
     try:
-        customer_id = layout.customer_of(item[layout.PK]["S"])
-        person_id = layout.person_id_of(item[layout.SK]["S"])
+        return int(value["N"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _indexed_at_current_version(item: Mapping[str, Any]) -> bool:
+    """True when the item's beacon was computed from its current version."""
+    indexed_at, version = beacon_version_of(item), _version(item)
+    return beacon_of(item) is not None and indexed_at is not None and version is not None and indexed_at >= version
+
+
+def _person_ids(key: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(customer id, person id) of an item key, or None for anything that is not a person's."""
+    try:
+        customer_id = layout.customer_of(key[layout.PK]["S"])
+        person_id = layout.person_id_of(key[layout.SK]["S"])
     except (KeyError, TypeError):
         return None
     if customer_id is None or person_id is None:
         return None
+    return customer_id, person_id
+
+
+def _person(item: Mapping[str, Any]) -> PersonRecord | None:
+    """The person record of an item, or None for anything that is not a person."""
+    ids = _person_ids(item)
+    if ids is None:
+        return None
+    customer_id, person_id = ids
     try:
         return layout.person_from_item(customer_id, dict(item))
     except IntegrityError:

@@ -204,6 +204,12 @@ def scan_pages(ddb: Any, table: str, segment: int, total_segments: int, **extra:
     return page
 
 
+def indexer_pages(ddb: Any, table: str, segment: int, total_segments: int) -> PageSource:
+    """The backfill's scan segment: only the attributes the indexer may read (its IAM policy
+    refuses a Scan without this projection)."""
+    return scan_pages(ddb, table, segment, total_segments, **layout.indexer_projection())
+
+
 def tenant_pages(ddb: Any, table: str, customer_id: str, sort_prefix: str | None = None) -> PageSource:
     """Keys (and creation time) of one tenant's items (one partition: a Query, not a scan)."""
 

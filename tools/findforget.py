@@ -3,7 +3,8 @@
 - the beacon key: a KMS ``HMAC_256`` key (``GENERATE_VERIFY_MAC``) behind
   ``alias/pii-vault-beacon``; HMAC keys have no automatic rotation (a new key + the
   backfill job, see the README);
-- on the PII table: a stream (``NEW_AND_OLD_IMAGES``, feeding the indexer) and the
+- on the PII table: a stream (``KEYS_ONLY``, feeding the indexer, which reads each changed
+  person's email attributes by projection) and the
   sparse ``beacon-index`` GSI (``pk`` + ``beacon``, keys only);
 - the erasure ledger table (PITR and deletion protection: it must outlive restores of
   the PII table) and the jobs' checkpoint table.
@@ -17,7 +18,7 @@ from chalicelib.config import DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
 from chalicelib.store import layout
 
 APP_TAG = {"app": "pii-vault"}
-STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+STREAM_VIEW = "KEYS_ONLY"
 
 
 def ensure_lookup_resources(
@@ -73,6 +74,12 @@ def ensure_stream_and_index(dynamodb: Any, table_name: str, changes: list[str]) 
     table = dynamodb.describe_table(TableName=table_name)["Table"]
     spec = table.get("StreamSpecification") or {}
     if not spec.get("StreamEnabled") or spec.get("StreamViewType") != STREAM_VIEW:
+        if spec.get("StreamEnabled"):
+            # A stream's view type cannot change in place (a table made when the stream carried
+            # whole images): disable it, then enable the new one (a new stream ARN).
+            dynamodb.update_table(TableName=table_name, StreamSpecification={"StreamEnabled": False})
+            changes.append(f"disabled the {spec.get('StreamViewType')} stream on {table_name}")
+            _wait(dynamodb, table_name)
         dynamodb.update_table(
             TableName=table_name, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW}
         )

@@ -140,7 +140,7 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
     deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
     def run_one(segment: int) -> jobs.Checkpoint:
-        pages = jobs.scan_pages(ddb, settings.table_name, segment, args.segments)
+        pages = jobs.indexer_pages(ddb, settings.table_name, segment, args.segments)
         return jobs.run_segment(
             job_id,
             segment,

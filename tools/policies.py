@@ -48,7 +48,7 @@ from chalicelib.crypto import (
     encryption_context,
 )
 from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
-from chalicelib.store.layout import MASKED_VIEW_ATTRIBUTES
+from chalicelib.store.layout import INDEXER_READ_ATTRIBUTES, MASKED_VIEW_ATTRIBUTES
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
@@ -368,8 +368,9 @@ def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict
 
 def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
     """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context),
-    GenerateMac on the beacon key, UpdateItem naming only the beacon attributes, the table's
-    stream, Scan for the backfill, its checkpoints. No Encrypt, no PutItem/DeleteItem, no
+    GenerateMac on the beacon key, GetItem and Scan of the indexer's attributes only (the
+    email's ciphertext, never another field's), UpdateItem naming only the beacon attributes,
+    the table's stream (keys only), its checkpoints. No Encrypt, no PutItem/DeleteItem, no
     write of a field, a key slot or the version."""
     partition, region, account_id = _scope(key_arn, table_arn, None, None)
     if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
@@ -392,7 +393,19 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
                 "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
             },
         },
-        {"Sid": "ScanForBackfill", "Effect": "Allow", "Action": "dynamodb:Scan", "Resource": table_arn},
+        {
+            "Sid": "ReadEmailAttributesOnly",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Scan"],
+            "Resource": table_arn,
+            # As the masked stage's reads: every attribute named must be listed, Select must be
+            # SPECIFIC_ATTRIBUTES, and a request naming no attribute (no projection) is refused.
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(INDEXER_READ_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+                "Null": {"dynamodb:Attributes": "false"},
+            },
+        },
         {
             "Sid": "ReadTableStream",
             "Effect": "Allow",

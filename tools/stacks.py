@@ -1054,8 +1054,8 @@ def reader_search_variables() -> dict[str, Any]:
 
 
 def _add_stream_and_beacon_index(table: dict[str, Any]) -> None:
-    """The PII table's stream (the indexer reads old and new images: a MODIFY whose email
-    ciphertext is unchanged costs nothing) and the sparse beacon GSI the reader queries
+    """The PII table's stream (keys only: the indexer reads each changed person's email
+    attributes with a projected GetItem, never a whole image) and the sparse beacon GSI the reader queries
     (hash pk = the tenant, range beacon, keys only; chalicelib/store/beacons.py)."""
     props = table["Properties"]
     props["StreamSpecification"] = {"StreamViewType": findforget.STREAM_VIEW}

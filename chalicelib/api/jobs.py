@@ -47,7 +47,7 @@ def _job_id(event: dict[str, Any]) -> str:
 
 
 def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any], ddb: Callable[[], Any]) -> None:
-    from chalicelib.jobs import DynamoDbCheckpoints, backfill_processor, lambda_deadline, run_segment, scan_pages
+    from chalicelib.jobs import DynamoDbCheckpoints, backfill_processor, indexer_pages, lambda_deadline, run_segment
 
     if not settings.stream_arn:
         raise ConfigurationError("PII_VAULT_STREAM_ARN must name the PII table's stream in the indexer stage")
@@ -73,7 +73,7 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
         result = run_segment(
             _job_id(event),
             segment,
-            scan_pages(ddb(), settings.table_name, segment, total),
+            indexer_pages(ddb(), settings.table_name, segment, total),
             backfill_processor(worker),
             checkpoints,
             out_of_time=lambda_deadline(context),

@@ -5,7 +5,9 @@ computed from (``beacon_version``); a sparse GSI keyed ``pk`` + ``beacon`` finds
 tenant's people by beacon, projecting keys only (the reader then fetches the items
 with one BatchGetItem, strongly consistent, and checks the decrypted email).
 
-The indexer's UpdateItem names only ``pk``, ``sk``, ``beacon`` and ``beacon_version``
+The indexer reads a person only through ``layout.indexer_projection`` (its IAM policy
+allows no other attribute): keys, version and times, key slots, the email's ciphertext,
+the beacon. The indexer's UpdateItem names only ``pk``, ``sk``, ``beacon`` and ``beacon_version``
 (its IAM policy allows no other attribute): it never touches a field, a key slot or the
 record version, and the staleness check is on ``beacon_version``, its own attribute.
 """
@@ -38,6 +40,12 @@ class BeaconIndex(Protocol):
         ...
 
 
+class IndexerStore(BeaconIndex, Protocol):
+    def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
+        """The person's ``layout.INDEXER_READ_ATTRIBUTES`` (strongly consistent), None when gone."""
+        ...
+
+
 class DynamoDbBeacons:
     """``BeaconIndex`` over the PII table and its beacon GSI (boto3 client injected)."""
 
@@ -64,6 +72,19 @@ class DynamoDbBeacons:
         except BotoCoreError as exc:
             raise translate(exc, "dynamodb", "UpdateItem", StorageError) from exc
         return True
+
+    def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
+        try:
+            response = self._ddb.get_item(
+                TableName=self._table,
+                Key=layout.person_key(customer_id, person_id),
+                ConsistentRead=True,
+                **layout.indexer_projection(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dynamodb", "GetItem", StorageError) from exc
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     def find(self, customer_id: str, beacon: bytes, limit: int = MAX_MATCHES) -> list[str]:
         condition = layout.key_condition(customer_id)

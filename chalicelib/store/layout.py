@@ -89,6 +89,25 @@ MASKED_VIEW_ATTRIBUTES = (
     *MASKED_SLOT_ATTRIBUTES,
 )
 
+# The indexer (chalicelib/indexer.py) reads a person only through this projection (a GetItem
+# per stream record, the backfill's Scan) and its IAM policy allows no other attribute: the
+# key, the plaintext metadata a record needs, the key slots, the email's ciphertext and the
+# beacon. Never another field, a sealed metadata blob, a masked projection or kms_key.
+# ``slots`` whole: IAM conditions name top-level attributes only, and a wrapped key opens
+# nothing without a ciphertext; the email names its slot in its blob header.
+INDEXED_FIELD = "email"
+INDEXER_READ_ATTRIBUTES = (
+    PK,
+    SK,
+    VERSION,
+    CREATED_AT,
+    UPDATED_AT,
+    SLOTS,
+    FIELD_PREFIX + INDEXED_FIELD,
+    BEACON,
+    BEACON_VERSION,
+)
+
 R = TypeVar("R")
 
 
@@ -234,10 +253,19 @@ def masked_attributes(masked: Mapping[str, bytes], masked_slots: Mapping[str, by
     }
 
 
+def _projection(attributes: tuple[str, ...], tag: str) -> dict[str, Any]:
+    names = {f"#{tag}{index}": name for index, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+
+
 def masked_projection() -> dict[str, Any]:
     """GetItem/Query/BatchGetItem arguments fetching ``MASKED_VIEW_ATTRIBUTES`` and nothing else."""
-    names = {f"#m{index}": name for index, name in enumerate(MASKED_VIEW_ATTRIBUTES)}
-    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+    return _projection(MASKED_VIEW_ATTRIBUTES, "m")
+
+
+def indexer_projection() -> dict[str, Any]:
+    """GetItem/Scan arguments fetching ``INDEXER_READ_ATTRIBUTES`` and nothing else."""
+    return _projection(INDEXER_READ_ATTRIBUTES, "i")
 
 
 def person_item(record: PersonRecord) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created HMAC key",
         "created table pii-vault-fleet-keys",
         "created HMAC key",
-        "enabled the NEW_AND_OLD_IMAGES",
+        "enabled the KEYS_ONLY",
         "created GSI beacon-index",
         "created table pii-vault-erasures",
         "enabled point-in-time recovery",

@@ -98,7 +98,7 @@ def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_
     assert [p["id"] for p in search(stack, PERSON["email"], "globex")] == [b]
 
 
-def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_cost_no_decrypt(indexed) -> None:
+def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_write_no_beacon(indexed) -> None:
     stack, poller = indexed
     person_id = create(stack)
     poller.drain()
@@ -112,7 +112,7 @@ def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_
     before = dict(poller.counts)
     assert send(stack.writer, "PATCH", path, {"name": "Otto"}).status_code == 200
     poller.drain()
-    assert poller.counts["unchanged"] == before.get("unchanged", 0) + 1  # email ciphertext unchanged
+    assert poller.counts["unchanged"] == before.get("unchanged", 0) + 1  # same email: same beacon, no write
     assert poller.counts["written"] == before["written"]
     assert [p["data"]["name"] for p in search(stack, new["email"])] == ["Otto"]
 
@@ -120,7 +120,7 @@ def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_
 def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(indexed) -> None:
     stack, poller = indexed
     create(stack)
-    poller.drain()  # INSERT -> beacon written -> MODIFY (same version) -> skipped
+    poller.drain()  # INSERT -> beacon written -> MODIFY (beacon_version = version) -> skipped
     assert poller.counts["written"] == 1 and poller.counts["skipped"] == 1
     assert poller.drain() == 0
 
@@ -189,3 +189,52 @@ def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill
     assert app.routes == {}
     assert {h.name for h in app.event_sources} == {"index_beacons"}
     assert set(app.pure_lambda_functions[i].name for i in range(len(app.pure_lambda_functions))) == {"backfill"}
+
+
+def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_its_policy_allows_it(stack) -> None:
+    """The real calls (stream and backfill) checked against the generated policy
+    (tests/policy_eval.py: moto does not evaluate conditions), and what came back."""
+    from chalicelib import jobs
+    from tests.policy_eval import ALLOW, evaluate
+    from tests.unit.test_policy_evaluation import KEY, TABLE
+    from tests.unit.test_policy_lookup import BEACON_KEY
+    from tools import policies
+
+    settings = Settings("indexer", region=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    returned: set[str] = set()
+    ddb.meta.events.register(
+        "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append((model.name, dict(params)))
+    )
+
+    def seen(parsed: dict[str, Any], **_: Any) -> None:
+        for item in [*parsed.get("Items", []), *([parsed["Item"]] if "Item" in parsed else [])]:
+            returned.update(item)
+
+    ddb.meta.events.register("after-call.dynamodb.GetItem", seen)
+    ddb.meta.events.register("after-call.dynamodb.Scan", seen)
+    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+    person_id = create(stack)
+    assert send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Otto"}).status_code == 200
+    poller.drain()
+    jobs.run_segment(
+        "bf",
+        0,
+        jobs.indexer_pages(ddb, settings.table_name, 0, 1),
+        jobs.backfill_processor(indexer),
+        jobs.MemoryCheckpoints(),
+    )
+
+    reads = [(name, params) for name, params in calls if name in ("GetItem", "Scan")]
+    assert {name for name, _ in reads} == {"GetItem", "Scan"}
+    policy = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
+    for name, params in reads:
+        assert params["TableName"] == settings.table_name
+        context = {"dynamodb:Attributes": sorted(params["ExpressionAttributeNames"].values())}
+        assert evaluate(policy, f"dynamodb:{name}", TABLE, context) == ALLOW, name
+    assert returned and returned <= set(layout.INDEXER_READ_ATTRIBUTES)
+    assert "f_name" not in returned and not any(a.startswith("m_") for a in returned)
+    assert [p["id"] for p in search(stack, PERSON["email"])] == [person_id]

@@ -295,7 +295,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     outputs = base_stack["outputs"]
     ddb = boto3.client("dynamodb", region_name=REGION)
     table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
-    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     assert table["LatestStreamArn"] == outputs["TableStreamArn"]
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}

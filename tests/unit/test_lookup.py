@@ -45,6 +45,7 @@ class FakeBeacons:
         self.store = store
         self.beacons: dict[tuple[str, str], tuple[bytes, int]] = {}
         self.writes = 0
+        self.reads = 0
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
         current = self.beacons.get((customer_id, person_id))
@@ -56,6 +57,17 @@ class FakeBeacons:
 
     def find(self, customer_id: str, beacon: bytes, limit: int = 100) -> list[str]:
         return [pid for (cid, pid), (b, _) in self.beacons.items() if cid == customer_id and b == beacon][:limit]
+
+    def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
+        """The GetItem with the indexer's projection: only ``INDEXER_READ_ATTRIBUTES`` come back."""
+        self.reads += 1
+        if (customer_id, person_id) not in self.store.people:
+            return None
+        whole = layout.person_item(self.store.people[(customer_id, person_id)])
+        if (customer_id, person_id) in self.beacons:
+            beacon, version = self.beacons[(customer_id, person_id)]
+            whole |= {layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": str(version)}}
+        return {name: value for name, value in whole.items() if name in layout.INDEXER_READ_ATTRIBUTES}
 
 
 @pytest.fixture
@@ -165,20 +177,48 @@ def test_given_a_short_beacon_with_collisions_then_search_filters_false_positive
 
 
 def test_given_stream_changes_then_removes_own_writes_and_unchanged_emails_are_skipped(world: dict[str, Any]) -> None:
-    indexer, store = world["indexer"], world["store"]
+    indexer, beacons = world["indexer"], world["beacons"]
     pid = world["writer"].create_person("acme", PERSON).id
-    new = item(store, "acme", pid)
-    assert indexer.handle(StreamChange("INSERT", new, None)) == WRITTEN
-    beacon, _ = world["beacons"].beacons[("acme", pid)]
-    with_beacon = {**new, layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": "1"}}
-    decrypts = world["kms"].decrypt_calls
-    assert indexer.handle(StreamChange("MODIFY", with_beacon, new)) == SKIPPED  # our own beacon write
-    assert indexer.handle(StreamChange("REMOVE", None, with_beacon)) == SKIPPED
-    patched = {**with_beacon, layout.VERSION: {"N": "2"}, "f_name": {"B": b"other"}}
-    assert indexer.handle(StreamChange("MODIFY", patched, with_beacon)) == UNCHANGED
-    assert world["kms"].decrypt_calls == decrypts  # none of these decrypted anything
-    secret_item = {layout.PK: {"S": "C#acme"}, layout.SK: {"S": "S#tok#V#0000000001"}}
-    assert indexer.handle(StreamChange("INSERT", secret_item, None)) == SKIPPED
+    key = layout.person_key("acme", pid)
+    assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
+    decrypts, writes = world["kms"].decrypt_calls, beacons.writes
+    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # our own beacon write
+    assert world["kms"].decrypt_calls == decrypts  # already indexed at this version: nothing decrypted
+    world["writer"].patch_person("acme", pid, {"name": "Mina"}, None)
+    assert indexer.handle(StreamChange("MODIFY", key)) == UNCHANGED  # same email: no beacon write
+    assert indexer.handle(StreamChange("REMOVE", key)) == SKIPPED
+    secret_key = {layout.PK: {"S": "C#acme"}, layout.SK: {"S": "S#tok#V#0000000001"}}
+    reads = beacons.reads
+    assert indexer.handle(StreamChange("INSERT", secret_key)) == SKIPPED
+    assert (beacons.reads, beacons.writes) == (reads, writes)  # a secret is never read, nothing written
+
+
+def test_given_a_keys_only_stream_record_then_the_indexer_reads_only_the_email_attributes(
+    world: dict[str, Any],
+) -> None:
+    pid = world["writer"].create_person("acme", PERSON).id
+    record = {"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}
+    assert world["indexer"].handle_records([record]) == Counter({WRITTEN: 1})
+    assert world["beacons"].reads == 1
+    assert sorted(layout.INDEXER_READ_ATTRIBUTES) == sorted(
+        ["pk", "sk", "version", "created_at", "updated_at", "slots", "f_email", "beacon", "beacon_version"]
+    )
+    assert [v.id for v in world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS)] == [pid]
+
+
+def test_given_a_stale_or_late_stream_record_then_the_current_item_decides(world: dict[str, Any]) -> None:
+    indexer = world["indexer"]
+    pid = world["writer"].create_person("acme", PERSON).id
+    key = layout.person_key("acme", pid)
+    world["writer"].replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
+    # The INSERT of version 1 arrives after the replace: the indexer reads version 2.
+    assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
+    assert world["beacons"].beacons[("acme", pid)][1] == 2
+    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED
+    assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
+    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
+    world["writer"].delete_person("acme", pid, None)
+    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # gone by the time it is read
 
 
 def test_given_a_record_older_than_the_stored_beacon_then_stale_and_kept(world: dict[str, Any]) -> None:

@@ -50,6 +50,7 @@ def test_given_the_indexer_when_an_update_names_anything_else_then_denied(extra:
 def test_given_the_indexer_then_no_put_delete_batch_or_returned_items() -> None:
     assert allowed(INDEXER, DDB_ACTIONS, TABLE, context=attrs("pk", "sk", "beacon")) == {
         "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
         "dynamodb:Scan",
     }
     returned = attrs("pk", "sk", "beacon", **{"dynamodb:ReturnValues": "ALL_NEW"})
@@ -59,6 +60,55 @@ def test_given_the_indexer_then_no_put_delete_batch_or_returned_items() -> None:
     assert allowed(INDEXER, ("dynamodb:GetItem", "dynamodb:PutItem"), JOBS) == {"dynamodb:GetItem", "dynamodb:PutItem"}
     assert evaluate(INDEXER, "dynamodb:GetRecords", STREAM) == ALLOW
     assert evaluate(INDEXER, "dynamodb:GetRecords", f"{TABLE}-other/stream/x") == IMPLICIT_DENY
+
+
+EMAIL_READ = ("pk", "sk", "version", "created_at", "updated_at", "slots", "f_email", "beacon", "beacon_version")
+SPECIFIC = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+
+
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:Scan"])
+def test_given_the_indexer_when_it_reads_the_email_attributes_by_projection_then_allowed(action: str) -> None:
+    assert evaluate(INDEXER, action, TABLE, attrs(*EMAIL_READ, **SPECIFIC)) == ALLOW
+    assert evaluate(INDEXER, action, TABLE, attrs(*EMAIL_READ)) == ALLOW  # GetItem sends no Select
+    assert sorted(EMAIL_READ) == sorted(policies.INDEXER_READ_ATTRIBUTES)
+
+
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:Scan"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "f_name",
+        "f_surname",
+        "f_dob",
+        "f_address",
+        "f_",
+        "f__updated",
+        "f__created",
+        "m_email",
+        "m__updated",
+        "mk_0",
+        "kms_key",
+        "latest",
+    ],
+)
+def test_given_the_indexer_when_a_read_names_any_other_attribute_then_denied(action: str, extra: str) -> None:
+    assert evaluate(INDEXER, action, TABLE, attrs("pk", "sk", "f_email", extra, **SPECIFIC)) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:Scan"])
+@pytest.mark.parametrize(
+    "context",
+    [{}, {"dynamodb:Select": "ALL_ATTRIBUTES"}, attrs("pk", "sk", "f_email", **{"dynamodb:Select": "ALL_ATTRIBUTES"})],
+    ids=["no-projection", "select-all", "projection-with-select-all"],
+)
+def test_given_the_indexer_when_a_read_has_no_projection_then_denied(action: str, context: dict[str, object]) -> None:
+    assert evaluate(INDEXER, action, TABLE, context) == IMPLICIT_DENY
+
+
+def test_given_the_indexer_then_it_reads_nothing_else_of_the_table() -> None:
+    reads = ("dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PartiQLSelect")
+    assert allowed(INDEXER, reads, TABLE, context=attrs(*EMAIL_READ, **SPECIFIC)) == set()
+    assert allowed(INDEXER, ("dynamodb:Query", "dynamodb:Scan"), INDEX, context=attrs("pk", "sk")) == set()
 
 
 # -- offboarding ----------------------------------------------------------------------------

@@ -468,19 +468,18 @@ def test_given_an_unknown_stage_or_a_leftover_sentinel_then_generation_refuses()
 
 
 def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(caplog):
-    from tests.unit.test_lookup import PERSON, item
+    from tests.unit.test_lookup import PERSON
     from tests.unit.test_lookup import world as make_world
 
     world = make_world.__wrapped__()  # the fixture's body: fake KMS, store, indexer
     pid = world["writer"].create_person("acme", PERSON).id
-    stored = item(world["store"], "acme", pid)
-    email = layout.FIELD_PREFIX + "email"
-    blob = bytearray(stored[email]["B"])
+    record = world["store"].people[("acme", pid)]
+    blob = bytearray(record.fields["email"])
     blob[-1] ^= 1  # the GCM tag no longer verifies
-    tampered = {**stored, email: {"B": bytes(blob)}}
+    record.fields["email"] = bytes(blob)
 
     with caplog.at_level(logging.INFO):
-        world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": tampered}}])
+        world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}])
     events = [lambda_json_line(r) for r in caplog.records]
     counted = [e for e in events if filter_matches(stacks.indexer_integrity_filter_pattern(), e)]
 
