@@ -60,7 +60,8 @@ ROLE_ARN = re.compile(
     r"(?P<path>(?:[!-.0-~]{1,512}/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
 # Per-tenant KMS keys (chalicelib/tenant_keys.py, tools/tenants.py): the tag every tenant key
-# carries (value: the customer id; the stages' IAM policies reach tenant keys by it), the
+# carries (value: the customer id; the stages' IAM policies reach tenant keys by it; tenant-scoped
+# callers carry the same tag, tools/access.py), the
 # registry table of tenant -> key ARN, how long a stage trusts a registry answer, and the
 # waiting period of ScheduleKeyDeletion when an offboarded tenant's key is shredded.
 TENANT_KEY_TAG = "pii-vault-tenant"

@@ -36,13 +36,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import ROLES
+from chalicelib.config import ROLES, TENANT_KEY_TAG
 from tools.generated import write_or_check
 from tools.policies import InvalidResourceError, _principal, render
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "policies" / "callers"
-TENANT_TAG = "pii-vault-tenant"
+TENANT_TAG = TENANT_KEY_TAG  # one tag key names a tenant: on its callers' principals and on its own KMS key
 TENANT_VARIABLE = "${aws:PrincipalTag/" + TENANT_TAG + "}"
 SCOPES = ("tenant", "all-tenants")
 TENANT_SEGMENT = "{customer_id}"
