@@ -9,7 +9,7 @@ response bodies, carry neither the code nor the AWS message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -21,6 +21,7 @@ from chalicelib.errors import (
     KeyUnavailableError,
     PiiVaultError,
     ServiceUnavailableError,
+    StorageError,
     ThrottledError,
 )
 
@@ -85,3 +86,17 @@ def translate(
     if isinstance(exc, BotoCoreError):
         return dependency_error(f"{service} client failed ({operation})")
     raise TypeError("translate() takes botocore exceptions only") from exc
+
+
+def conditional_write(operation: str, write: Callable[[], object]) -> bool:
+    """Run one conditional DynamoDB write: True when done, False when its condition failed;
+    any other failure is translated (StorageError, or throttled / unavailable)."""
+    try:
+        write()
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise translate(exc, "dynamodb", operation, StorageError) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, "dynamodb", operation, StorageError) from exc
+    return True

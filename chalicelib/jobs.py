@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws_errors import conditional_write, translate
 from chalicelib.errors import StorageError
 from chalicelib.store import layout
 
@@ -251,15 +251,7 @@ def delete_each(ddb: Any, table: str, keys: Iterable[Key]) -> int:
 
 def delete_if_created_by(ddb: Any, table: str, key: Key, erased_at: str) -> bool:
     """Delete the item unless it was created after ``erased_at`` (an id reused since)."""
-    try:
-        _ddb_delete(ddb, table, key, erased_at)
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise translate(exc, "dynamodb", "DeleteItem", StorageError) from exc
-    except BotoCoreError as exc:
-        raise translate(exc, "dynamodb", "DeleteItem", StorageError) from exc
-    return True
+    return conditional_write("DeleteItem", lambda: _ddb_delete(ddb, table, key, erased_at))
 
 
 def _ddb_delete(ddb: Any, table: str, key: Key, erased_at: str) -> None:

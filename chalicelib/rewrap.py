@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws_errors import conditional_write, error_code, translate
 from chalicelib.crypto import (
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
@@ -336,8 +336,9 @@ def _conditional_update(
     if kms_key is not None:
         values[":kms"] = {"S": kms_key}
         sets.append("#kms = :kms")
-    try:
-        ddb.update_item(
+    return conditional_write(
+        "UpdateItem",
+        lambda: ddb.update_item(
             TableName=table,
             Key={layout.PK: item[layout.PK], layout.SK: item[layout.SK]},
             UpdateExpression=" ".join(
@@ -347,14 +348,8 @@ def _conditional_update(
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="NONE",
-        )
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise translate(exc, "dynamodb", "UpdateItem", StorageError) from exc
-    except BotoCoreError as exc:
-        raise translate(exc, "dynamodb", "UpdateItem", StorageError) from exc
-    return True
+        ),
+    )
 
 
 def verify_processor(plan: RewrapPlan, checker: RewrapMap) -> Processor:

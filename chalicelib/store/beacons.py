@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws_errors import conditional_write, translate
 from chalicelib.errors import StorageError
 from chalicelib.store import layout
 
@@ -54,8 +54,9 @@ class DynamoDbBeacons:
         self._table = table_name
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
-        try:
-            self._ddb.update_item(
+        return conditional_write(
+            "UpdateItem",
+            lambda: self._ddb.update_item(
                 TableName=self._table,
                 Key=layout.person_key(customer_id, person_id),
                 UpdateExpression="SET #b = :b, #bv = :v",
@@ -64,14 +65,8 @@ class DynamoDbBeacons:
                 ConditionExpression=f"attribute_exists({layout.PK}) AND (attribute_not_exists(#bv) OR #bv < :v)",
                 ExpressionAttributeNames={"#b": BEACON, "#bv": BEACON_VERSION},
                 ExpressionAttributeValues={":b": {"B": beacon}, ":v": {"N": str(version)}},
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "dynamodb", "UpdateItem", StorageError) from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "dynamodb", "UpdateItem", StorageError) from exc
-        return True
+            ),
+        )
 
     def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
         try:
