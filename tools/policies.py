@@ -252,6 +252,17 @@ def reader_policy(
     return _document(*statements)
 
 
+def _admin_statement(admin_arn: str) -> dict[str, Any]:
+    """Every key policy's first statement: administration without cryptographic use."""
+    return {
+        "Sid": KEY_POLICY_ADMIN_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
+        "Action": list(KEY_ADMIN_ACTIONS),
+        "Resource": "*",
+    }
+
+
 def key_policy(
     admin_arn: str,
     writer_role_arn: str | None = None,
@@ -270,15 +281,7 @@ def key_policy(
     bootstrap installs the admin-only policy, ``tools.policies key-policy --apply``
     tightens it once both roles exist (KMS refuses principals that do not exist).
     """
-    statements = [
-        {
-            "Sid": KEY_POLICY_ADMIN_SID,
-            "Effect": "Allow",
-            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-            "Action": list(KEY_ADMIN_ACTIONS),
-            "Resource": "*",
-        }
-    ]
+    statements = [_admin_statement(admin_arn)]
     for sid, action, arn, name in (
         ("WriterRoleEncryptsDataKeys", "kms:Encrypt", writer_role_arn, "writer_role_arn"),
         ("ReaderRoleDecryptsDataKeys", "kms:Decrypt", reader_role_arn, "reader_role_arn"),
@@ -348,15 +351,7 @@ def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict
     """The reader fleet's HMAC key: administration for ``admin_arn`` (no cryptographic use),
     ``kms:GenerateMac`` with HMAC_SHA_256 for the reader role, nothing for anyone else (no
     account root, so no IAM policy can add a user of this key)."""
-    statements = [
-        {
-            "Sid": KEY_POLICY_ADMIN_SID,
-            "Effect": "Allow",
-            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-            "Action": list(KEY_ADMIN_ACTIONS),
-            "Resource": "*",
-        }
-    ]
+    statements = [_admin_statement(admin_arn)]
     if reader_role_arn is not None:
         if reader_role_arn == admin_arn:
             raise InvalidResourceError("the reader role must differ from the admin")
@@ -467,15 +462,7 @@ def offboard_policy(key_arn: str, table_arn: str, *, app_name: str = APP_NAME) -
 def beacon_key_policy(admin_arn: str, mac_role_arns: Sequence[str] = ()) -> dict[str, Any]:
     """The beacon (HMAC) key's policy: administration for the admin, GenerateMac
     (HMAC_SHA_256) for the reader and indexer roles, nothing for ``*`` or the account root."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": KEY_POLICY_ADMIN_SID,
-            "Effect": "Allow",
-            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-            "Action": list(KEY_ADMIN_ACTIONS),
-            "Resource": "*",
-        }
-    ]
+    statements: list[dict[str, Any]] = [_admin_statement(admin_arn)]
     if mac_role_arns:
         statement = _mac_statement("RolesGenerateBeaconRootMac", "*")
         statement["Principal"] = {"AWS": [_principal(arn, "mac_role_arns") for arn in mac_role_arns]}
@@ -854,15 +841,7 @@ def tenant_key_policy(
     actions of ``TENANT_KEY_ACTIONS``, only under the context naming ``customer_id``. No
     account root: IAM policies alone never reach this key. A customer-owned key in another
     account gets the same statements from the customer (README "Per-tenant keys")."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": KEY_POLICY_ADMIN_SID,
-            "Effect": "Allow",
-            "Principal": {"AWS": _principal(admin_arn, "admin_arn")},
-            "Action": list(KEY_ADMIN_ACTIONS),
-            "Resource": "*",
-        }
-    ]
+    statements: list[dict[str, Any]] = [_admin_statement(admin_arn)]
     for stage, arn in sorted(roles.items()):
         if stage not in TENANT_KEY_ACTIONS:
             raise InvalidResourceError(f"no tenant key use for stage {stage!r}")
