@@ -406,6 +406,25 @@ def _metric_filter(log_group: str, pattern: str, namespace: str, metric: str) ->
     }
 
 
+def _stage_policies(stage: str, document: dict[str, Any]) -> dict[str, Any]:
+    """A stage role's two policies: its generated one and the X-Ray tracing one."""
+    title, role = stage.capitalize(), [ref(f"{stage.capitalize()}Role")]
+    return {
+        f"{title}Policy": {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {"PolicyName": f"{APP}-{stage}", "PolicyDocument": document, "Roles": role},
+        },
+        f"{title}TracingPolicy": {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": f"{APP}-{stage}-tracing",
+                "PolicyDocument": policies.tracing_policy(),
+                "Roles": role,
+            },
+        },
+    }
+
+
 def base_template() -> dict[str, Any]:
     namespace = f"{APP}/${{Environment}}"
     resources: dict[str, Any] = {
@@ -554,22 +573,7 @@ def base_template() -> dict[str, Any]:
     documents = role_policies()
     for stage in STAGES:
         title = stage.capitalize()
-        resources[f"{title}Policy"] = {
-            "Type": "AWS::IAM::Policy",
-            "Properties": {
-                "PolicyName": f"{APP}-{stage}",
-                "PolicyDocument": documents[stage],
-                "Roles": [ref(f"{title}Role")],
-            },
-        }
-        resources[f"{title}TracingPolicy"] = {
-            "Type": "AWS::IAM::Policy",
-            "Properties": {
-                "PolicyName": f"{APP}-{stage}-tracing",
-                "PolicyDocument": policies.tracing_policy(),
-                "Roles": [ref(f"{title}Role")],
-            },
-        }
+        resources.update(_stage_policies(stage, documents[stage]))
         resources[f"{title}LogGroup"] = _log_group(f"/aws/lambda/{function_name(stage)}")
         resources[f"{title}AccessLogGroup"] = _log_group(f"/aws/apigateway/{function_name(stage)}-access")
         for metric, code in ERROR_CODES.items():
@@ -1130,22 +1134,7 @@ def add_find_and_forget(template: dict[str, Any]) -> None:
     for stage in JOB_STAGES:
         title = stage.capitalize()
         new[f"{title}Role"] = _lambda_role()
-        new[f"{title}Policy"] = {
-            "Type": "AWS::IAM::Policy",
-            "Properties": {
-                "PolicyName": f"{APP}-{stage}",
-                "PolicyDocument": documents[stage],
-                "Roles": [ref(f"{title}Role")],
-            },
-        }
-        new[f"{title}TracingPolicy"] = {
-            "Type": "AWS::IAM::Policy",
-            "Properties": {
-                "PolicyName": f"{APP}-{stage}-tracing",
-                "PolicyDocument": policies.tracing_policy(),
-                "Roles": [ref(f"{title}Role")],
-            },
-        }
+        new.update(_stage_policies(stage, documents[stage]))
         outputs[f"{title}RoleArn"] = {
             "Value": getatt(f"{title}Role"),
             "Export": {"Name": export_name(f"{title}RoleArn")},
