@@ -87,14 +87,12 @@ def create_app(
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.dynamodb import DynamoDbTable
 
+    # One client per service and container, made on first use and shared by every part.
+    ddb: Callable[[], Any] = _lazy(lambda: dynamodb_client or _client("dynamodb", settings))
+    kms: Callable[[], Any] = _lazy(lambda: kms_client or _client("kms", settings))
+
     def store() -> DynamoDbStore:
-        return DynamoDbStore(DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.table_name))
-
-    def ddb() -> Any:
-        return dynamodb_client or _client("dynamodb", settings)
-
-    def kms() -> Any:
-        return kms_client or _client("kms", settings)
+        return DynamoDbStore(DynamoDbTable(ddb(), settings.table_name))
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
@@ -104,7 +102,7 @@ def create_app(
 
         def writer() -> WriterService:
             data_keys = writer_data_keys(
-                KmsEncryptor(kms_client or _client("kms", settings), settings.kms_key_id),
+                KmsEncryptor(kms(), settings.kms_key_id),
                 max_records=settings.writer_key_cache_max_records,
                 max_age_seconds=settings.writer_key_cache_seconds,
             )
@@ -131,7 +129,7 @@ def create_app(
 
             store = DynamoDBPersistenceLayer(
                 table_name=settings.idempotency_table_name,
-                boto3_client=dynamodb_client or _client("dynamodb", settings),
+                boto3_client=ddb(),
             )
             return IdempotentWrites(
                 store, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer"
@@ -145,26 +143,23 @@ def create_app(
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
-            kms = kms_client or _client("kms", settings)
-            backing: KeyUnwrapper = KmsDecryptor(kms, settings.kms_key_id)
+            backing: KeyUnwrapper = KmsDecryptor(kms(), settings.kms_key_id)
             if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
                 from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
                 from chalicelib.keys import KmsMacKey
                 from chalicelib.store.fleet_table import DynamoDbFleetTable
 
-                fleet_table = DynamoDbFleetTable(
-                    DynamoDbTable(dynamodb_client or _client("dynamodb", settings), settings.fleet_table_name)
-                )
-                sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
+                fleet_table = DynamoDbFleetTable(DynamoDbTable(ddb(), settings.fleet_table_name))
+                sealing = FleetSealingKeys(KmsMacKey(kms(), settings.fleet_mac_key_id))
                 backing = FleetKeyTable(
                     backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds
                 )
             unwrapper = reader_unwrapper(
-                route_unwrapper(settings, kms, ddb(), backing),
+                route_unwrapper(settings, kms(), ddb(), backing),
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
             )
-            beacon_keys, beacons = beacon_parts(settings, kms, ddb())
+            beacon_keys, beacons = beacon_parts(settings, kms(), ddb())
             return ReaderService(
                 store(), Opener(unwrapper, settings.app_name), beacon_keys=beacon_keys, beacons=beacons
             )
