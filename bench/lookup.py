@@ -143,7 +143,7 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
     from chalice.test import Client
 
     from chalicelib.api import build_indexer, create_app
-    from chalicelib.config import Settings
+    from chalicelib.support.config import Settings
     from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
     from tools.streampoll import StreamPoller, streams_client
 

@@ -29,7 +29,7 @@ class PiiVault(Approach):
         from chalice.test import Client
 
         from chalicelib.api import create_app
-        from chalicelib.config import Settings
+        from chalicelib.support.config import Settings
         from tools.devstack import LOCAL_CALLER_ENV
 
         self.ids: dict[int, str] = {}

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from chalicelib.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
-from chalicelib.config import ROLES as STAGES
+from chalicelib.support.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
+from chalicelib.support.config import ROLES as STAGES
 from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap, ensure_tenants_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 moto 5.2 keeps encrypting and decrypting with a key after DisableKey or
 ScheduleKeyDeletion. KMS answers ``DisabledException`` (disabled) and
 ``KMSInvalidStateException`` (pending deletion); pii-vault maps both to 502
-``key_unavailable`` (chalicelib/aws_errors.py). ``install()`` patches moto's KMS backend
+``key_unavailable`` (chalicelib/support/aws_errors.py). ``install()`` patches moto's KMS backend
 so the tests and the local stack (tools/motoserver.py) see the same answers.
 """
 

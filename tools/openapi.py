@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.api import contract
-from chalicelib.config import ROLES
+from chalicelib.support.config import ROLES
 from tools import openapi_schemas as components
 from tools.generated import write_or_check
 
@@ -42,7 +42,7 @@ _WHAT = {
 def app_routes(role: str) -> list[tuple[str, str, str]]:
     """(path, METHOD, view name) of every route the stage's app registers, in registration order."""
     from chalicelib.api import create_app
-    from chalicelib.config import Settings
+    from chalicelib.support.config import Settings
 
     app = create_app(settings=Settings(role=role))  # lazy clients: no AWS touched
     return [

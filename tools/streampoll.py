@@ -97,7 +97,7 @@ def main() -> int:
     import faulthandler
 
     from chalicelib.api import _client, build_indexer
-    from chalicelib.config import Settings
+    from chalicelib.support.config import Settings
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

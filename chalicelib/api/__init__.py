@@ -16,12 +16,12 @@ from chalice import Chalice
 
 from chalicelib.api.callers import AllowList, caller_gate
 from chalicelib.api.http import audit_refusals, finish_response
-from chalicelib.audit import AuditLog
-from chalicelib.config import APP_NAME, Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.support.audit import AuditLog
+from chalicelib.support.config import APP_NAME, Settings
+from chalicelib.support.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from chalicelib.idempotency import IdempotentWrites
+    from chalicelib.support.idempotency import IdempotentWrites
 
 T = TypeVar("T")
 
@@ -96,8 +96,8 @@ def create_app(
 
     if settings.role == "writer":
         from chalicelib.api.writer import writer_blueprint
-        from chalicelib.crypto import MASKED_VIEW, Sealer
-        from chalicelib.keys import KmsEncryptor, writer_data_keys
+        from chalicelib.envelope.format import MASKED_VIEW, Sealer
+        from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
         from chalicelib.service import WriterService, utc_now
 
         def writer() -> WriterService:
@@ -125,7 +125,7 @@ def create_app(
         def idempotency() -> IdempotentWrites:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-            from chalicelib.idempotency import IdempotentWrites
+            from chalicelib.support.idempotency import IdempotentWrites
 
             store = DynamoDBPersistenceLayer(
                 table_name=settings.idempotency_table_name,
@@ -138,15 +138,15 @@ def create_app(
         app.register_blueprint(writer_blueprint(_lazy(writer), _lazy(idempotency)))
     elif settings.role == "reader":
         from chalicelib.api.reader import reader_blueprint
-        from chalicelib.crypto import KeyUnwrapper, Opener
-        from chalicelib.keys import KmsDecryptor, reader_unwrapper
+        from chalicelib.envelope.format import KeyUnwrapper, Opener
+        from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
         from chalicelib.service import ReaderService
 
         def reader() -> ReaderService:
             backing: KeyUnwrapper = KmsDecryptor(kms(), settings.kms_key_id)
             if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
-                from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
-                from chalicelib.keys import KmsMacKey
+                from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+                from chalicelib.keys.kms import KmsMacKey
                 from chalicelib.store.fleet_table import DynamoDbFleetTable
 
                 fleet_table = DynamoDbFleetTable(DynamoDbTable(ddb(), settings.fleet_table_name))
@@ -168,15 +168,15 @@ def create_app(
     elif settings.role == "masked":
         app.register_blueprint(masked_blueprint_for(settings, kms, ddb))
     elif settings.role == "indexer":
-        from chalicelib.api.jobs import register_indexer
+        from chalicelib.api.functions import register_indexer
 
         register_indexer(app, settings, _lazy(lambda: build_indexer(settings, kms(), ddb())), ddb)
     elif settings.role == "offboard":
-        from chalicelib.api.jobs import register_offboard
+        from chalicelib.api.functions import register_offboard
 
         register_offboard(app, settings, ddb)
     elif settings.role == "rewrap":
-        from chalicelib.api.jobs import register_rewrap
+        from chalicelib.api.functions import register_rewrap
 
         register_rewrap(app, settings, kms, ddb)
     return app
@@ -190,8 +190,8 @@ def masked_blueprint_for(settings: Settings, kms: Callable[[], Any], ddb: Callab
     low-traffic support tool; each masked container asks KMS once per data key it meets.
     """
     from chalicelib.api.masked import masked_blueprint
-    from chalicelib.crypto import MASKED_KINDS, Opener
-    from chalicelib.keys import KmsDecryptor, reader_unwrapper
+    from chalicelib.envelope.format import MASKED_KINDS, Opener
+    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
     from chalicelib.service import MaskedService
     from chalicelib.store import DynamoDbMaskedPeople
     from chalicelib.store.dynamodb import DynamoDbTable
@@ -222,8 +222,8 @@ def erasures(settings: Settings, dynamodb: Any) -> Any:
 
 def beacon_parts(settings: Settings, kms: Any, dynamodb: Any) -> tuple[Any, Any]:
     """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
-    from chalicelib.beacons import BeaconKeys
-    from chalicelib.keys import KmsMacKey
+    from chalicelib.keys.beacons import BeaconKeys
+    from chalicelib.keys.kms import KmsMacKey
     from chalicelib.store.beacons import DynamoDbBeacons
 
     keys = BeaconKeys(KmsMacKey(kms, settings.beacon_key_id), length=settings.beacon_bytes)
@@ -232,9 +232,9 @@ def beacon_parts(settings: Settings, kms: Any, dynamodb: Any) -> tuple[Any, Any]
 
 def build_indexer(settings: Settings, kms: Any, dynamodb: Any) -> Any:
     """The indexer (stream handler, backfill job, the local stack's stream poller)."""
-    from chalicelib.crypto import Opener
-    from chalicelib.indexer import Indexer
-    from chalicelib.keys import KmsDecryptor, reader_unwrapper
+    from chalicelib.envelope.format import Opener
+    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
+    from chalicelib.service.indexer import Indexer
 
     unwrapper = reader_unwrapper(
         route_unwrapper(settings, kms, dynamodb, KmsDecryptor(kms, settings.kms_key_id)),
@@ -245,15 +245,15 @@ def build_indexer(settings: Settings, kms: Any, dynamodb: Any) -> Any:
     return Indexer(Opener(unwrapper, settings.app_name), keys, index)
 
 
-# -- per-tenant keys (chalicelib/tenant_keys.py) ------------------------------------------
+# -- per-tenant keys (chalicelib/keys/tenants.py) ------------------------------------------
 
 
 def tenant_registry(settings: Settings, dynamodb: Any) -> Any:
     """The cached tenant key registry, or None when no registry table is configured."""
     if not settings.tenants_table_name:
         return None
+    from chalicelib.keys.tenants import CachedRegistry
     from chalicelib.store.tenants import DynamoDbTenantRegistry
-    from chalicelib.tenant_keys import CachedRegistry
 
     return CachedRegistry(
         DynamoDbTenantRegistry(dynamodb, settings.tenants_table_name), ttl_seconds=settings.tenant_key_cache_seconds
@@ -266,8 +266,8 @@ def route_data_keys(settings: Settings, kms: Any, dynamodb: Any, shared: Any) ->
     registry = tenant_registry(settings, dynamodb)
     if registry is None:
         return shared, None
-    from chalicelib.keys import KmsEncryptor, writer_data_keys
-    from chalicelib.tenant_keys import RoutingDataKeys, has_own_key
+    from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
+    from chalicelib.keys.tenants import RoutingDataKeys, has_own_key
 
     def source_for(key_arn: str) -> Any:
         return writer_data_keys(
@@ -284,8 +284,8 @@ def route_unwrapper(settings: Settings, kms: Any, dynamodb: Any, shared: Any) ->
     registry = tenant_registry(settings, dynamodb)
     if registry is None and not settings.previous_kms_key_ids:
         return shared
-    from chalicelib.keys import KmsDecryptor
-    from chalicelib.tenant_keys import RoutingUnwrapper
+    from chalicelib.keys.kms import KmsDecryptor
+    from chalicelib.keys.tenants import RoutingUnwrapper
 
     class _NoRegistry:
         def get(self, customer_id: str) -> None:

@@ -17,7 +17,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.support.config import Settings
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.bootstrap import bootstrap
@@ -203,7 +203,7 @@ def api_gateway_event(method: str, resource: str, path: str, params: dict[str, s
 
 def generate_mac_answering_the_key_arn(monkeypatch: pytest.MonkeyPatch) -> None:
     """KMS names the key used by its ARN in a GenerateMac answer; moto 5.2 by its bare id, which
-    a reader pinned to the fleet MAC key by ARN (chalicelib.keys.KmsMacKey) refuses."""
+    a reader pinned to the fleet MAC key by ARN (chalicelib.keys.kms.KmsMacKey) refuses."""
     from moto.kms.models import KmsBackend
 
     original = KmsBackend.generate_mac

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 import chalicelib.api
 from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, JSON, REGION, send
 from tests.integration.test_api import PERSON
 from tools.bootstrap import bootstrap

@@ -12,7 +12,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
 from tests.integration.test_api import PERSON
 from tests.plaintext_guard import GUARD

@@ -36,7 +36,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, REGION, body_of, generate_mac_answering_the_key_arn, send
 from tests.integration.test_api import PERSON
 from tools import policies

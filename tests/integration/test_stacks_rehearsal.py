@@ -14,7 +14,7 @@ Where moto cannot follow, the test says so and checks the wiring itself:
   is checked on the template (here and in tests/unit/test_stacks.py), and the created keys are then
   given that spec in moto's backend so that GenerateMac (fleet path, beacons) runs;
 - moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
-  the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
+  the reader (pinned by ARN, chalicelib.keys.kms) refuses: the rehearsal answers with the ARN;
 - moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
   TTL is checked on the template);
 - moto's CloudFormation stores the key policy unserialised (GetKeyPolicy then fails; the
@@ -38,7 +38,7 @@ from moto import mock_aws
 from moto.kms.models import kms_backends
 
 from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.support.config import Settings
 from tests.integration.conftest import api_gateway_event, generate_mac_answering_the_key_arn
 from tools import policies, stacks
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.api.callers import AllowList
-from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.support.config import Settings
+from chalicelib.support.errors import ConfigurationError
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 LOCAL = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"

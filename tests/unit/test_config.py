@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.api import create_app
-from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.support.config import Settings
+from chalicelib.support.errors import ConfigurationError
 
 
 @pytest.mark.parametrize("env", [{}, {"PII_VAULT_ROLE": ""}, {"PII_VAULT_ROLE": "admin"}, {"PII_VAULT_ROLE": "both"}])

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import ConfigurationError
+from chalicelib.support.errors import ConfigurationError
 
 APP_NAME = "pii-vault"
 ROLES = ("writer", "reader", "masked")  # the API stages (masked: masked projections of people only)
@@ -24,7 +24,7 @@ DEFAULT_TABLE_NAME = "pii-vault"
 DEFAULT_KMS_KEY_ID = "alias/pii-vault"
 # Email beacons: a KMS HMAC_256 key (kms:GenerateMac) and the stored beacon length.
 DEFAULT_BEACON_KEY_ID = "alias/pii-vault-beacon"
-DEFAULT_BEACON_BYTES = 16  # see chalicelib/beacons.py for the choice
+DEFAULT_BEACON_BYTES = 16  # see chalicelib/keys/beacons.py for the choice
 MIN_BEACON_BYTES = 2
 MAX_BEACON_BYTES = 32
 # Tables named after the PII table: the erasure ledger and the bulk jobs' checkpoints.
@@ -33,7 +33,7 @@ JOBS_SUFFIX = "-jobs"
 IDEMPOTENCY_SUFFIX = "-idempotency"
 FLEET_TABLE_SUFFIX = "-fleet-keys"
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
-# Data key cache bounds (see chalicelib/keys.py for the trade-off). Zero wires the uncached source.
+# Data key cache bounds (see chalicelib/keys/kms.py for the trade-off). Zero wires the uncached source.
 # The writer's pool data key (docs/ARCHITECTURE.md, key hierarchy) lives an hour per warm container.
 DEFAULT_WRITER_KEY_CACHE_SECONDS = 3600
 DEFAULT_WRITER_KEY_CACHE_MAX_RECORDS = 100_000
@@ -50,7 +50,7 @@ MAX_READER_KEY_CACHE_ENTRIES = 100_000
 # or "tenant" (one per tenant; the tenant named in the KMS context and so in CloudTrail).
 KEY_SCOPES = ("pool", "tenant")
 DEFAULT_KEY_SCOPE = "pool"
-# The reader fleet's shared key table (chalicelib/fleet.py): entry lifetime; 0 turns it off.
+# The reader fleet's shared key table (chalicelib/keys/fleet.py): entry lifetime; 0 turns it off.
 DEFAULT_FLEET_KEY_LIFETIME_SECONDS = 86_400
 MAX_FLEET_KEY_LIFETIME_SECONDS = 7 * 86_400
 # Callers (chalicelib/api/callers.py): IAM role ARNs, with an optional path; and the STS
@@ -59,7 +59,7 @@ ROLE_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/"
     r"(?P<path>(?:[!-.0-~]{1,512}/)*)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
-# Per-tenant KMS keys (chalicelib/tenant_keys.py, tools/tenants.py): the tag every tenant key
+# Per-tenant KMS keys (chalicelib/keys/tenants.py, tools/tenants.py): the tag every tenant key
 # carries (value: the customer id; the stages' IAM policies reach tenant keys by it; tenant-scoped
 # callers carry the same tag, tools/access.py), the
 # registry table of tenant -> key ARN, how long a stage trusts a registry answer, and the
