@@ -36,9 +36,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.support.config import ROLES, TENANT_KEY_TAG
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.support.config import TENANT_KEY_TAG
 from tools.generated import write_or_check
 from tools.policies import InvalidResourceError, _principal, render
+
+ROLES = API_STAGE_NAMES  # the API stages, from the registry
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "policies" / "callers"
@@ -68,7 +71,7 @@ _API_ARN = re.compile(rf"^arn:{_PART}:execute-api:{_PART}:{_PART}:{_PART}/{_PART
 
 def stage_methods(stage: str) -> list[str]:
     """The HTTP methods the stage's app registers, all under ``/customers/{customer_id}/``."""
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
     from chalicelib.support.config import Settings
 
     app = create_app(settings=Settings(role=stage))  # lazy clients: no AWS touched

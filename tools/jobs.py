@@ -72,9 +72,9 @@ class Progress:
 
 
 def _settings(args: argparse.Namespace, role: str) -> Any:
-    from chalicelib.support.config import Settings
+    from chalicelib.stages import settings_for
 
-    return Settings.from_env(role=role)
+    return settings_for(role=role)
 
 
 def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
@@ -119,7 +119,7 @@ def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, An
 
 
 def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from chalicelib.api import build_indexer
+    from chalicelib.stages.wiring import Clients, build_indexer
 
     job_id = args.resume or f"backfill-{_stamp()}"
     settings = _settings(args, "indexer")
@@ -133,7 +133,7 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
             ],
         )
     kms, ddb = _clients(args, settings)
-    indexer = build_indexer(settings, kms, ddb)
+    indexer = build_indexer(settings, Clients.of(kms, ddb))
     worker = indexer.dry_run() if args.dry_run else indexer
     checkpoints = _checkpoints(args, ddb, settings)
     progress = Progress("backfill" + (" (dry run)" if args.dry_run else ""), args.segments)

@@ -169,10 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import boto3
 
     from chalicelib.domain import validation
-    from chalicelib.support.config import Settings
+    from chalicelib.stages import settings_for
     from chalicelib.support.errors import PiiVaultError
 
-    settings = Settings.from_env(role="writer")
+    settings = settings_for(role="writer")
     session = boto3.session.Session(region_name=settings.region)
     kms = session.client("kms", endpoint_url=args.endpoint_url)
     ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)

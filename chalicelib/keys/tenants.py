@@ -167,3 +167,13 @@ class RoutingUnwrapper:
                 first = first or exc
         assert first is not None  # noqa: S101 - candidates is never empty
         raise first
+
+
+class _NoRegistry:
+    """No registry table configured: every tenant is on the shared key."""
+
+    def get(self, customer_id: str) -> TenantKey | None:
+        return None
+
+
+NO_REGISTRY: TenantRegistry = _NoRegistry()

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import create_app
+from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PLAINTEXTS, create
@@ -46,7 +46,7 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(service_name: str, _settings: Any) -> Any:
         raise AssertionError(f"a {service_name} client was created for a refused request")
 
-    monkeypatch.setattr("chalicelib.api._client", refuse)
+    monkeypatch.setattr("chalicelib.stages.app._client", refuse)
 
 
 def _app(role: str, allowed: tuple[str, ...] = (LISTED, LISTED_WITH_PATH), **settings: Any) -> Any:

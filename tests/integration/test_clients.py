@@ -15,8 +15,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-import chalicelib.api
-from chalicelib.api import create_app
+import chalicelib.stages.app
+from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, JSON, REGION, send
 from tests.integration.test_api import PERSON
@@ -30,7 +30,7 @@ def test_given_a_stage_when_it_serves_then_it_made_one_client_per_service(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, role: str
 ) -> None:
     made: Counter[str] = Counter()
-    real = chalicelib.api._client
+    real = chalicelib.stages.app._client
 
     def counting(service_name: str, settings: Settings) -> Any:
         made[service_name] += 1

@@ -180,7 +180,7 @@ def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answe
 def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write(stack: Stack) -> None:
     import json as _json
 
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
     from chalicelib.support.config import Settings
     from tests.integration.conftest import api_gateway_event
 

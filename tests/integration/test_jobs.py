@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import build_indexer
 from chalicelib.service import bulk
+from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
@@ -64,7 +64,7 @@ def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_it
     for n in range(5):
         create(stack, "acme", f"p{n}@example.com")
     settings = Settings("indexer", region=REGION)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb())
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb()))
     checkpoints = bulk.DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
     pages = bulk.scan_pages(ddb(), settings.table_name, 0, 1)
     calls = iter([False, True])  # one page, then out of time
@@ -200,7 +200,7 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 ) -> None:
     from chalice.test import Client
 
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
     from tools.streampoll import streams_client
 
     person = create(stack, "acme", "lambda@example.com")
@@ -230,7 +230,7 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_tenant(stack: Stack) -> None:
     from chalice.test import Client
 
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
 
     create(stack, "acme", "x@example.com")
     app = create_app(settings=Settings("offboard", region=REGION), dynamodb_client=ddb())

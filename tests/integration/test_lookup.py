@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import build_indexer, create_app
+from chalicelib.stages.app import create_app
+from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
@@ -43,7 +44,7 @@ def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller]]:
     """The stack plus the indexer fed from the table's stream (as ``make dev`` runs it)."""
     settings = Settings("indexer", region=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
     arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
 
@@ -214,7 +215,7 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
 
     ddb.meta.events.register("after-call.dynamodb.GetItem", seen)
     ddb.meta.events.register("after-call.dynamodb.Scan", seen)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
     arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
     person_id = create(stack)

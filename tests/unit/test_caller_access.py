@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api import create_app
 from chalicelib.domain import validation
-from chalicelib.support.config import ROLES, Settings
+from chalicelib.stages import API_STAGE_NAMES as ROLES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from chalicelib.support.errors import ValidationError
 from tests.policy_eval import (
     ALLOW,

@@ -14,11 +14,12 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from chalicelib.api import contract
 from chalicelib.domain import validation
+from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.support.errors import ValidationError
 from tools import openapi as tool
 from tools import openapi_schemas
 
-ROLES = ("writer", "reader", "masked")
+ROLES = API_STAGE_NAMES
 
 
 @pytest.mark.parametrize("role", ROLES)
