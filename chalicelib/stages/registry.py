@@ -75,11 +75,10 @@ class Stage:
         """Whether the stage reaches tenants' own KMS keys (by tag, through the registry table)."""
         return Table.TENANTS in self.tables
 
-    def function(self, name: str) -> Function:
-        for function in self.functions:
-            if function.name == name:
-                return function
-        raise KeyError(name)
+    def function_for(self, trigger: Trigger) -> Function:
+        """The stage's one function with this trigger."""
+        (function,) = (f for f in self.functions if f.trigger == trigger)
+        return function
 
 
 def _api(name: str, summary: str, settings: tuple[str, ...]) -> Stage:
