@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice import Chalice
 
+from chalicelib.api import local_gateway
 from chalicelib.api.callers import AllowList, caller_gate
 from chalicelib.api.http import audit_refusals, finish_response
 from chalicelib.audit import AuditLog
@@ -76,6 +77,7 @@ def create_app(
         raise ConfigurationError("role and settings.role disagree")
 
     app = Chalice(app_name=APP_NAME)
+    local_gateway.serve(app)  # chalice local / chalice.test: unknown routes answer as deployed
     app.log.setLevel(logging.INFO)
     logging.getLogger("chalicelib").setLevel(logging.INFO)
     app.register_middleware(finish_response, "http")
