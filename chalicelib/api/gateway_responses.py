@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib import errors
 from chalicelib.api import contract
@@ -86,3 +87,18 @@ def gateway_responses() -> dict[str, GatewayAnswer]:
         "DEFAULT_4XX": GatewayAnswer(None, contract.error_body("request_refused", "request refused")),
         "DEFAULT_5XX": GatewayAnswer(None, INTERNAL_ERROR),
     }
+
+
+def openapi_extension() -> dict[str, Any]:
+    """``gateway_responses()`` as the OpenAPI extension API Gateway reads from an API
+    definition (``x-amazon-apigateway-gateway-responses``): merged into the definition,
+    they are part of every deployment of the API, with no separate resource to redeploy."""
+    responses: dict[str, Any] = {}
+    for kind, answer in gateway_responses().items():
+        status = {} if answer.status is None else {"statusCode": str(answer.status)}
+        responses[kind] = {
+            **status,
+            "responseParameters": answer.response_parameters(),
+            "responseTemplates": answer.response_templates(),
+        }
+    return {"x-amazon-apigateway-gateway-responses": responses}

@@ -17,7 +17,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.api import create_app
-from chalicelib.api.gateway_responses import gateway_responses, not_found
+from chalicelib.api.gateway_responses import gateway_responses, not_found, openapi_extension
 from chalicelib.config import ROLES, Settings
 from tests.integration.conftest import CALLERS, REGION
 
@@ -111,3 +111,15 @@ def test_given_the_gateway_responses_then_refusals_equal_the_unknown_route_answe
         assert answer.response_parameters()["gatewayresponse.header.Cache-Control"] == "'no-store'", kind
         (template,) = answer.response_templates().values()
         assert set(json.loads(template)) == {"code", "message"}, kind
+
+
+def test_given_the_openapi_extension_then_it_states_each_gateway_response_as_api_gateway_reads_it() -> None:
+    extension = openapi_extension()["x-amazon-apigateway-gateway-responses"]
+
+    assert set(extension) == set(gateway_responses())
+    assert extension["MISSING_AUTHENTICATION_TOKEN"] == {
+        "statusCode": "404",
+        "responseParameters": {"gatewayresponse.header.Cache-Control": "'no-store'"},
+        "responseTemplates": {"application/json": json.dumps(not_found().body, separators=(",", ":"))},
+    }
+    assert "statusCode" not in extension["DEFAULT_4XX"] and "statusCode" not in extension["DEFAULT_5XX"]

@@ -17,7 +17,7 @@ no answer is retried only when repeating it is safe (reads, and writes carrying 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("standard",)
@@ -26,7 +26,7 @@ DEFAULT_TOTAL_ATTEMPTS = 4
 
 @dataclass(frozen=True)
 class Config:
-    """Client settings; ``merge`` combines two as botocore's ``Config.merge`` does."""
+    """Client settings (every field has a default)."""
 
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
@@ -56,12 +56,3 @@ class Config:
         if "max_attempts" in self.retries:
             return int(self.retries["max_attempts"]) + 1
         return DEFAULT_TOTAL_ATTEMPTS
-
-    def merge(self, other: Config) -> Config:
-        """``other``'s values where they differ from the defaults, else this one's."""
-        default = Config()
-        changes = {name: getattr(other, name) for name in _FIELDS if getattr(other, name) != getattr(default, name)}
-        return replace(self, **changes)
-
-
-_FIELDS = ("connect_timeout", "read_timeout", "retries", "max_pool_connections", "backoff", "max_retry_wait")
