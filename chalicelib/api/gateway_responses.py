@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import errors
 from chalicelib.api import contract
+from chalicelib.support import errors
 
 # One message for an unknown route and a refused caller: the caller cannot tell them apart.
 ROUTE_NOT_FOUND = errors.NotFoundError("no such route, or not open to this caller")

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.api import create_app
 from chalicelib.api.gateway_responses import gateway_responses, not_found, openapi_extension
-from chalicelib.config import ROLES, Settings
+from chalicelib.stages import API_STAGE_NAMES as ROLES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, REGION
 
 VALUES = {"customer_id": "acme", "person_id": "0" * 32, "secret_id": "hook"}

@@ -19,8 +19,9 @@ import botocore.session
 import pytest
 from botocore.credentials import Credentials
 
-from chalicelib.api import create_app
-from chalicelib.config import ROLES, Settings
+from chalicelib.stages import API_STAGE_NAMES as ROLES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from pii_vault_client import ROUTES, Client, Config, WaiterError, errors, log_requests
 from pii_vault_client.cli import main as cli_main
 from tests.unit.test_client import ACCESS_KEY, SECRET_KEY, FakeTransport, verify
