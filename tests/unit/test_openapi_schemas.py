@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from chalicelib.api import contract, shapes, views
+from chalicelib.api import contract, gateway_responses, shapes, views
 from chalicelib.api.schemas import components
 from chalicelib.api.schemas import errors as error_schemas
 from chalicelib.api.schemas.model import Array, Object
@@ -270,9 +270,19 @@ def test_given_every_error_class_then_its_code_is_described_under_the_status_it_
 
     for cls in classes:
         status = contract.status_for(cls)
-        if status != 500:
+        if status != 500 and not issubclass(cls, error_schemas.ANSWERED_AS_NOT_FOUND):
             assert f"`{cls.code}`" in responses[error_schemas.response_name(status)], cls.__name__
     assert "`version_limit`" in responses["Error409"] and "`key_unavailable`" in responses["Error502"]
+    assert "`forbidden`" not in " ".join(responses.values())  # a refused caller reads as an unknown route
+
+
+def test_given_api_gateways_own_answers_then_each_code_is_described_under_its_status() -> None:
+    responses = {name: response.description for name, response in error_schemas.error_responses().items()}
+
+    for kind, answer in gateway_responses.gateway_responses().items():
+        if answer.status is not None:
+            assert f"`{answer.body['code']}`" in responses[error_schemas.response_name(answer.status)], kind
+    assert responses["Error403"].startswith("`request_refused`: API Gateway refused")
 
 
 def test_given_an_error_code_without_a_description_then_no_document_can_be_built(
