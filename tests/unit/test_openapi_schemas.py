@@ -19,8 +19,8 @@ from openapi_schema_validator import OAS30Validator
 from chalicelib.api import contract, gateway_responses, shapes, views
 from chalicelib.api.schemas import components
 from chalicelib.api.schemas import errors as error_schemas
-from chalicelib.api.schemas.model import Array, Object
-from chalicelib.api.schemas.shaped import ShapeMismatch, shape_of
+from chalicelib.api.schemas.model import Array, Integer, Object, Ref, String
+from chalicelib.api.schemas.shaped import ShapeMismatch, check_references, of_shape, shape_of
 from chalicelib.domain import masking, validation
 from chalicelib.service import DecryptedPerson, DecryptedSecret, PeopleBatch, PeoplePage, WriteResult
 from chalicelib.stages import API_STAGE_NAMES
@@ -136,6 +136,21 @@ def test_given_a_view_shape_changed_without_its_schema_then_no_document_can_be_b
 
     with pytest.raises(ShapeMismatch, match=message):
         tool.build_document("reader")
+
+
+def test_given_a_nested_shape_documented_by_another_schema_then_the_mismatch_is_refused() -> None:
+    person = components().schemas["PersonData"]
+    found = of_shape(shapes.PeopleFound, items=Array(Ref("PersonData")))
+
+    with pytest.raises(ShapeMismatch, match=r"PeopleFound\.items refers to PersonData, not a schema of PersonView"):
+        check_references({"PersonData": person, "PeopleFound": found})
+    with pytest.raises(
+        ShapeMismatch, match=r"SecretVersions.versions\[\]: the schema is not derived from SecretVersion"
+    ):
+        of_shape(shapes.SecretVersions, id=String(), versions=Array(of_shape(shapes.Created, **_CREATED)))
+
+
+_CREATED: dict[str, Any] = {"id": String(), "version": Integer(), "created_at": String()}
 
 
 def test_given_a_literal_in_a_shape_then_the_schema_enumerates_exactly_its_values() -> None:

@@ -68,6 +68,8 @@ def _typed(where: str, annotation: Any, schema: Schema) -> Schema:
         if nullable:
             raise ShapeMismatch(f"{where}: OpenAPI 3.0 cannot make a $ref nullable")
         return schema
+    if isinstance(schema, Object) and typing.is_typeddict(annotation) and schema.origin is not annotation:
+        raise ShapeMismatch(f"{where}: the schema is not derived from {annotation.__name__}")
     if isinstance(schema, String) and origin is Literal:
         values = tuple(str(value) for value in get_args(annotation))
         if schema.enum is not None and schema.enum != values:
