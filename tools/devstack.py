@@ -30,7 +30,9 @@ from typing import Any, NoReturn
 
 from chalicelib.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
 from chalicelib.config import ROLES as STAGES
-from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap, ensure_tenants_table
+from infra.local import bootstrap
+from infra.registry import Key
+from infra.specs import KEYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -133,7 +135,7 @@ class DevStack:
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
             **LOCAL_CALLER_ENV,
-            PII_VAULT_FLEET_MAC_KEY_ID=FLEET_MAC_KEY_ALIAS,
+            PII_VAULT_FLEET_MAC_KEY_ID=KEYS[Key.fleet_mac].alias(),
             # Per-tenant keys: the registry table (tools.tenants onboard writes it).
             PII_VAULT_TENANTS_TABLE=DEFAULT_TABLE_NAME + TENANTS_SUFFIX,
             # moto imports lazily; bytecode written into a .venv inside the project would
@@ -174,7 +176,6 @@ class DevStack:
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
-            ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
             for stage in STAGES:
                 self._spawn(
                     stage,
