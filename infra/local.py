@@ -16,8 +16,10 @@ tightened policy survives later runs. A key or table that cannot be used is refu
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from infra.arns import AccountArns
 from infra.cfn import APP, render
 from infra.iam import KEY_POLICY_ADMIN_SID, key_policy
 from infra.specs import KEYS, TABLES, KeySpec, TableSpec
@@ -52,6 +54,13 @@ def bootstrap(
     if admin_arn is not None:
         result["admin_arn"] = admin_arn
     return result
+
+
+def bootstrapped_arns(resources: Mapping[str, str], *, functions: str = APP) -> AccountArns:
+    """The ARNs of a bootstrapped environment (``bootstrap``'s result), for ``infra.iam.stage_policy``."""
+    keys = {spec.key: resources[f"{spec.label}_arn"] for spec in KEYS.values() if f"{spec.label}_arn" in resources}
+    tables = {t: resources[f"{spec.label}_arn"] for t, spec in TABLES.items() if f"{spec.label}_arn" in resources}
+    return AccountArns(keys, tables, functions=functions)
 
 
 def ensure_key(

@@ -18,9 +18,9 @@ from moto import mock_aws
 import chalicelib.api
 from chalicelib.api import create_app
 from chalicelib.config import Settings
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, JSON, REGION, send
 from tests.integration.test_api import PERSON
-from tools.bootstrap import bootstrap
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from chalicelib.store.records import (
     SecretVersion,
     SecretVersionConflict,
 )
+from infra.local import bootstrap
 from tests.fakes import InMemoryStore
-from tools.bootstrap import bootstrap
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
