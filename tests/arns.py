@@ -10,7 +10,9 @@ from infra.registry import Key
 def other_key(key_arn: str, digit: str) -> str:
     """Another key id of the same account and region (its first eight hex digits replaced)."""
     head, key_id = key_arn.rsplit("/", 1)
-    return f"{head}/{digit * 8}{key_id[8:]}" if not key_id.startswith("mrk-") else f"{head}/mrk-{digit * 8}{key_id[12:]}"
+    if key_id.startswith("mrk-"):
+        return f"{head}/mrk-{digit * 8}{key_id[12:]}"
+    return f"{head}/{digit * 8}{key_id[8:]}"
 
 
 def account_arns(

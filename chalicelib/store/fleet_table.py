@@ -43,4 +43,3 @@ class DynamoDbFleetTable:
                 TTL: {"N": str(entry[EXPIRES_AT])},
             },
         )
-

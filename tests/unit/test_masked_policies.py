@@ -13,6 +13,10 @@ import pytest
 
 from chalicelib.crypto import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
 from chalicelib.store import layout
+from infra.arns import InvalidResourceError
+from infra.iam import key_policy, stage_policy
+from infra.registry import Key
+from tests.arns import account_arns
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import (
     ACCOUNT,
@@ -29,10 +33,6 @@ from tests.unit.test_policy_evaluation import (
     TABLE,
     WRITER_ROLE,
 )
-from infra.arns import InvalidResourceError
-from infra.iam import key_policy, stage_policy
-from infra.registry import Key
-from tests.arns import account_arns
 
 pytestmark = pytest.mark.unit
 

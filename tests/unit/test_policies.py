@@ -51,7 +51,6 @@ WRITER_ACTIONS = {
 READER_ACTIONS = {
     "kms:Decrypt",
     "kms:GenerateMac",
-    "kms:GenerateMac",
     "dynamodb:PutItem",  # the fleet key table only
     "dynamodb:BatchGetItem",
     "dynamodb:GetItem",

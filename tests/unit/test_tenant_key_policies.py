@@ -14,6 +14,10 @@ import pytest
 
 from chalicelib.config import TENANT_KEY_TAG
 from chalicelib.crypto import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
+from infra.iam.tenants import TENANT_KEY_ACTIONS, TENANT_KEY_VIEWS
+from infra.registry import Key
+from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -24,10 +28,6 @@ from tests.policy_eval import (
     resource_tags,
     role_session,
 )
-from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
-from infra.iam.tenants import TENANT_KEY_ACTIONS, TENANT_KEY_VIEWS
-from infra.registry import Key
-from tests.arns import account_arns
 
 ACCOUNT = "111122223333"
 CUSTOMER_ACCOUNT = "444455556666"
