@@ -1,6 +1,6 @@
 """Writer and reader credentials against moto with IAM enforcement on.
 
-Each role's generated policy (tools.policies, scoped to the moto key and table) is
+Each role's generated policy (infra.iam, scoped to the moto keys and tables) is
 attached to an IAM user; its access key drives raw boto3 clients and the real app.
 
 What moto 5.2 can enforce is the action level only. It authorizes KMS and DynamoDB
