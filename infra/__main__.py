@@ -24,11 +24,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chalicelib.stages import API_STAGES, STAGES
 from infra.cfn import TemplateError, render
 from infra.examples import example_policies
 from infra.package import ROOT, import_ms, package, write_templates
 from infra.params import load_params, parameter_overrides
-from infra.registry import API_STAGES, STAGES
 
 
 def _coldstart(out: Path, runs: int) -> list[dict[str, object]]:

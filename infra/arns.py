@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chalicelib.stages import stage
+from chalicelib.support.environment import Key, Table
 from infra.cfn import APP, ENV_PREFIX, Json, getatt, sub
-from infra.registry import Key, Table, stage
 from infra.specs import KEYS, TABLES
 
 

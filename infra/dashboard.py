@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.stages import API_STAGES
 from infra.arns import function_name
 from infra.cfn import ENV_PREFIX, Resource, Template, environment_name, sub
 from infra.observability import API_STAGE_NAME, NAMESPACE
-from infra.registry import API_STAGES
 
 
 def _widget(

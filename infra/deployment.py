@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.stages import stage
 from infra.arns import function_name
 from infra.cfn import APP
 from infra.environment import CALLERS_PARAMETER, resolve
@@ -22,7 +23,6 @@ from infra.iam import tracing_policy
 from infra.iam.callers import api_resource_policy
 from infra.observability import function_id
 from infra.params import PARAMS_DIR, stage_parameter_values
-from infra.registry import stage
 from infra.roles import role_id
 
 

@@ -18,11 +18,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib.stages import Stage
+from chalicelib.support.config import default_text, setting_domain
+from chalicelib.support.environment import (
+    ROLE_VARIABLE,
+    Callers,
+    KeyArn,
+    LocalOnly,
+    StreamArn,
+    TableName,
+    Tunable,
+    Variable,
+)
 from infra.cfn import Json, import_value, join, ref
-from infra.registry import Callers, KeyArn, LocalOnly, Setting, Stage, StreamArn, TableName, Tunable
 from infra.specs import KEYS, STREAM_OUTPUT, TABLES
 
-ROLE_VARIABLE = "PII_VAULT_ROLE"
 CALLERS_PARAMETER = "AllowedCallers"
 
 
@@ -50,16 +60,16 @@ class Literal:
 Value = Export | Parameter | Literal
 
 
-def tunable_parameter(setting: Setting) -> str:
+def tunable_parameter(variable: Variable) -> str:
     """The stack parameter of a tunable setting: ``PII_VAULT_WRITER_KEY_CACHE_SECONDS`` ->
     ``WriterKeyCacheSeconds``."""
-    words = setting.env.removeprefix("PII_VAULT_").split("_")
+    words = variable.env.removeprefix("PII_VAULT_").split("_")
     return "".join(word.capitalize() for word in words)
 
 
-def source_value(setting: Setting) -> Value | None:
-    """Where a deployed function's value of ``setting`` comes from (None: not deployed)."""
-    source = setting.source
+def source_value(variable: Variable) -> Value | None:
+    """Where a deployed function's value of ``variable`` comes from (None: not deployed)."""
+    source = variable.source
     if isinstance(source, TableName):
         return Export(TABLES[source.table].output)
     if isinstance(source, KeyArn):
@@ -72,7 +82,7 @@ def source_value(setting: Setting) -> Value | None:
         # The same list as the API resource policy's: the function's own check (defence in depth).
         return Parameter(CALLERS_PARAMETER, is_list=True)
     if isinstance(source, Tunable):
-        return Parameter(tunable_parameter(setting), source.default, source.is_list)
+        return Parameter(tunable_parameter(variable), default_text(variable.field), is_list_setting(variable))
     if isinstance(source, LocalOnly):
         return None
     raise TypeError(f"unknown setting source {source!r}")
@@ -81,15 +91,19 @@ def source_value(setting: Setting) -> Value | None:
 def stage_values(stage: Stage) -> dict[str, Value]:
     """Variable name -> value source, for every deployed setting of the stage, and its role."""
     values: dict[str, Value] = {ROLE_VARIABLE: Literal(stage.name)}
-    for setting in stage.settings:
-        value = source_value(setting)
+    for variable in stage.variables:
+        value = source_value(variable)
         if value is not None:
-            values[setting.env] = value
+            values[variable.env] = value
     return values
 
 
-def tunable_settings(stage: Stage) -> list[Setting]:
-    return [s for s in stage.settings if isinstance(s.source, Tunable)]
+def tunable_settings(stage: Stage) -> list[Variable]:
+    return [v for v in stage.variables if isinstance(v.source, Tunable)]
+
+
+def is_list_setting(variable: Variable) -> bool:
+    return setting_domain(variable.field)[0] == "list"
 
 
 def render(value: Value) -> Json:

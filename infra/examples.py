@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.stages import API_STAGES, STAGES
+from chalicelib.support.environment import Key
 from infra.arns import AccountArns
 from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy, tracing_policy
 from infra.iam.callers import api_resource_policy
 from infra.iam.tenants import TENANT_KEY_ACTIONS
-from infra.registry import API_STAGES, STAGES, Key
 from infra.specs import KEYS
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 _KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
 EXAMPLE_KEYS = {
-    Key.data: _KEY,
-    Key.fleet_mac: _KEY.replace("0f6c2a1e", "1a2b3c4d"),
-    Key.beacon: _KEY.replace("0f6c2a1e", "2b3c4d5e"),
+    Key.DATA: _KEY,
+    Key.FLEET_MAC: _KEY.replace("0f6c2a1e", "1a2b3c4d"),
+    Key.BEACON_MAC: _KEY.replace("0f6c2a1e", "2b3c4d5e"),
 }
 EXAMPLE_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
 # As API Gateway stores it: it expands the template's "execute-api:/*" to the API's ARN.

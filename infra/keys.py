@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.stages import STAGES
 from infra.cfn import APP, Resource, Template, app_tags, getatt, ref, sub
 from infra.iam import key_policy
-from infra.registry import STAGES
 from infra.roles import role_id
 from infra.specs import KEYS, KeySpec
 

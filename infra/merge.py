@@ -16,13 +16,13 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.stages import STAGE_NAMES, Function, Stage, stage
 from infra.arns import function_name
 from infra.cfn import APP, ENV_PREFIX, Resource, Template, TemplateError, import_value, join, ref, sub
 from infra.environment import CALLERS_PARAMETER, variables
 from infra.iam.callers import api_resource_policy
 from infra.observability import ACCESS_LOG_FORMAT, function_id
 from infra.params import stage_parameters
-from infra.registry import Function, Stage, stage
 from infra.roles import role_id
 from infra.specs import STREAM_OUTPUT
 
@@ -133,10 +133,9 @@ def _rest_api(entry: Stage) -> Resource:
 
 def merge_template(stage_name: str) -> Template:
     """The merge template of one stage (API or job)."""
-    try:
-        entry = stage(stage_name)
-    except KeyError:
-        raise TemplateError(f"unknown stage {stage_name!r}") from None
+    if stage_name not in STAGE_NAMES:
+        raise TemplateError(f"unknown stage {stage_name!r}; the registry's are {', '.join(STAGE_NAMES)}")
+    entry = stage(stage_name)
     template = Template(
         f"{APP} {entry.name} stage"
         + (", no API" if entry.kind == "job" else "")

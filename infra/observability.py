@@ -12,9 +12,9 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.stages import API_STAGES, JOB_STAGES, Function, Stage
 from infra.arns import function_name
 from infra.cfn import APP, ENV_PREFIX, Json, Resource, Template, getatt, ref, sub
-from infra.registry import API_STAGES, JOB_STAGES, Function, Stage
 
 API_STAGE_NAME = "api"  # .chalice/config.json api_gateway_stage
 NAMESPACE = f"{APP}/${{Environment}}"

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.stages import STAGES
 from infra.base import base_template
 from infra.cfn import TemplateError, render
 from infra.merge import merge_template
-from infra.registry import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

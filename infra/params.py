@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.stages import STAGES, Stage, stage
+from chalicelib.support.config import default_text, setting_domain
+from chalicelib.support.environment import Variable
 from infra.cfn import ENVIRONMENT_PATTERN, TemplateError
 from infra.environment import CALLERS_PARAMETER, tunable_parameter, tunable_settings
-from infra.registry import STAGES, Stage, Tunable, stage
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "deploy" / "params"
@@ -120,27 +122,25 @@ def base_parameters() -> dict[str, dict[str, Any]]:
     }
 
 
-def _tunable_declaration(env: str, source: Tunable) -> dict[str, Any]:
-    if source.is_list:
+def _tunable_declaration(variable: Variable) -> dict[str, Any]:
+    """A tunable's parameter: its default, and the values the function accepts (checked by
+    CloudFormation before a deploy, as the function checks them at start)."""
+    default, description = default_text(variable.field), f"{variable.env}: {variable.doc}"
+    kind, domain = setting_domain(variable.field)
+    if kind == "list":
+        return {"Type": "CommaDelimitedList", "Default": default, "Description": f"{description} (comma-separated)."}
+    if kind == "choice":
+        return {"Type": "String", "Default": default, "AllowedValues": list(domain), "Description": f"{description}."}
+    if kind == "int":
+        minimum, maximum = domain
         return {
-            "Type": "CommaDelimitedList",
-            "Default": source.default,
-            "Description": f"{env}: comma-separated; empty: none.",
+            "Type": "Number",
+            "Default": int(default),
+            "MinValue": minimum,
+            "MaxValue": maximum,
+            "Description": f"{description}.",
         }
-    if source.choices:
-        return {
-            "Type": "String",
-            "Default": source.default,
-            "AllowedValues": list(source.choices),
-            "Description": f"{env}.",
-        }
-    declaration: dict[str, Any] = {"Type": "Number", "Default": int(source.default)}
-    if source.minimum is not None:
-        declaration["MinValue"] = source.minimum
-    if source.maximum is not None:
-        declaration["MaxValue"] = source.maximum
-    declaration["Description"] = f"{env} (default {source.default})."
-    return declaration
+    return {"Type": "String", "Default": default, "Description": f"{description}."}
 
 
 def stage_parameters(entry: Stage) -> dict[str, dict[str, Any]]:
@@ -179,9 +179,8 @@ def stage_parameters(entry: Stage) -> dict[str, dict[str, Any]]:
             "Description": "Reserved concurrency of each function of the stage (bounds parallel segments "
             "and the KMS and DynamoDB load a job can make).",
         }
-    for setting in tunable_settings(entry):
-        assert isinstance(setting.source, Tunable)  # noqa: S101 - narrowed by tunable_settings
-        parameters[tunable_parameter(setting)] = _tunable_declaration(setting.env, setting.source)
+    for variable in tunable_settings(entry):
+        parameters[tunable_parameter(variable)] = _tunable_declaration(variable)
     return parameters
 
 

@@ -7,9 +7,9 @@ policy names the role) and policy -> key (the policy names the key) form no cycl
 
 from __future__ import annotations
 
+from chalicelib.stages import STAGES
 from infra.cfn import APP, Resource, Template, app_tags, getatt, ref
 from infra.iam import StackArns, stage_policy, tracing_policy
-from infra.registry import STAGES
 
 
 def role_id(stage_name: str) -> str:

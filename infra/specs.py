@@ -3,9 +3,10 @@
 ``infra.tables`` and ``infra.keys`` render these specs as CloudFormation resources of the
 base stack; ``infra.local`` creates the same tables and keys on moto (``make dev``, the
 tests, the benchmark). Attribute names come from the store's layout (and the fleet table's
-module), table-name suffixes from the configuration: nothing here spells either.
+module), table-name suffixes from the registry's variables: nothing here spells either.
 
-Adding a table: a ``Table`` member in the registry, a ``TableSpec`` below, and the grants
+Adding a table: a ``Table`` member and its suffix (chalicelib/support/environment.py), a
+``TableSpec`` below, and the grants
 of the roles that use it (``infra.iam``). Nothing else names it.
 """
 
@@ -14,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chalicelib import config
 from chalicelib.store import fleet_table, layout
+from chalicelib.support.environment import TABLE_SUFFIXES, Key, Table
 from infra.cfn import APP
-from infra.registry import Key, Table
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,6 @@ class TableSpec:
 
     table: Table
     logical_id: str
-    suffix: str  # the name is the environment's (or the local) base name + suffix
     hash_key: Attribute
     range_key: Attribute | None = None
     indexes: tuple[Index, ...] = ()
@@ -68,6 +67,11 @@ class TableSpec:
     output: str = ""  # the base stack's output (and export) of the table's name
     label: str = ""  # the local bootstrap's result keys: <label>_name, <label>_arn
     skips: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        """The name is the environment's (or the local) base name + the table's suffix (the registry's)."""
+        return TABLE_SUFFIXES[self.table]
 
     def name(self, base: str = APP) -> str:
         return base + self.suffix
@@ -123,9 +127,8 @@ TABLES: Mapping[Table, TableSpec] = {
     spec.table: spec
     for spec in (
         TableSpec(
-            Table.pii,
+            Table.PII,
             "PiiTable",
-            "",
             _PK,
             _SK,
             # The sparse beacon index the reader queries (hash pk = the tenant, range beacon, keys only).
@@ -138,9 +141,8 @@ TABLES: Mapping[Table, TableSpec] = {
         # Idempotency-Key records (aws-lambda-powertools layout): the writer reads them without
         # any read right on the PII table.
         TableSpec(
-            Table.idempotency,
+            Table.IDEMPOTENCY,
             "IdempotencyTable",
-            config.IDEMPOTENCY_SUFFIX,
             Attribute(layout.IDEMPOTENCY_ID, "S"),
             ttl=layout.IDEMPOTENCY_EXPIRATION,
             output="IdempotencyTableName",
@@ -149,9 +151,8 @@ TABLES: Mapping[Table, TableSpec] = {
         # The reader fleet's key table: only expiring entries a reader can rebuild from KMS, so no
         # backups (an entry must not outlive its lifetime), no protection, deleted with the stack.
         TableSpec(
-            Table.fleet,
+            Table.FLEET,
             "FleetKeyTable",
-            config.FLEET_TABLE_SUFFIX,
             Attribute(fleet_table.KEY, "B"),
             ttl=fleet_table.TTL,
             backups=False,
@@ -169,9 +170,8 @@ TABLES: Mapping[Table, TableSpec] = {
         # The erasure ledger (ids and times only): kept like the PII table, since replaying it
         # after a point-in-time restore is what keeps erased people erased.
         TableSpec(
-            Table.ledger,
+            Table.LEDGER,
             "ErasureLedgerTable",
-            config.LEDGER_SUFFIX,
             Attribute(layout.LEDGER_PK, "S"),
             Attribute(layout.LEDGER_SK, "S"),
             output="LedgerTableName",
@@ -179,9 +179,8 @@ TABLES: Mapping[Table, TableSpec] = {
         ),
         # Checkpoints of the bulk jobs: deleted with the stack, no backups.
         TableSpec(
-            Table.jobs,
+            Table.JOBS,
             "JobsTable",
-            config.JOBS_SUFFIX,
             Attribute(layout.JOB_PK, "S"),
             Attribute(layout.JOB_SK, "N"),
             backups=False,
@@ -198,9 +197,8 @@ TABLES: Mapping[Table, TableSpec] = {
         # Recoverable and retained like the PII table: it decides which key shreds a tenant, and
         # its history is what shows a downgrade (README "Per-tenant keys").
         TableSpec(
-            Table.tenants,
+            Table.TENANTS,
             "TenantsTable",
-            config.TENANTS_SUFFIX,
             Attribute(layout.TENANT_PK, "S"),
             output="TenantsTableName",
             label="tenants_table",
@@ -212,9 +210,9 @@ TABLES: Mapping[Table, TableSpec] = {
 KEYS: Mapping[Key, KeySpec] = {
     spec.key: spec
     for spec in (
-        KeySpec(Key.data, "Key", "", "wraps per-record data keys", output="KeyArn", label="key"),
+        KeySpec(Key.DATA, "Key", "", "wraps per-record data keys", output="KeyArn", label="key"),
         KeySpec(
-            Key.fleet_mac,
+            Key.FLEET_MAC,
             "FleetMacKey",
             "-fleet",
             "derives the reader fleet's key-table sealing keys",
@@ -228,7 +226,7 @@ KEYS: Mapping[Key, KeySpec] = {
             },
         ),
         KeySpec(
-            Key.beacon,
+            Key.BEACON_MAC,
             "BeaconKey",
             "-beacon",
             "email beacons (root MAC of the per-tenant keys)",

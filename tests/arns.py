@@ -3,8 +3,8 @@ fleet and beacon HMAC keys, and every table named after the PII table, as deploy
 
 from __future__ import annotations
 
+from chalicelib.support.environment import Key
 from infra.arns import AccountArns
-from infra.registry import Key
 
 
 def other_key(key_arn: str, digit: str) -> str:
@@ -25,8 +25,8 @@ def account_arns(
     customer_accounts: tuple[str, ...] = (),
 ) -> AccountArns:
     keys = {
-        Key.data: key_arn,
-        Key.fleet_mac: fleet_mac_key_arn or other_key(key_arn, "f"),
-        Key.beacon: beacon_key_arn or other_key(key_arn, "b"),
+        Key.DATA: key_arn,
+        Key.FLEET_MAC: fleet_mac_key_arn or other_key(key_arn, "f"),
+        Key.BEACON_MAC: beacon_key_arn or other_key(key_arn, "b"),
     }
     return AccountArns.of(table_arn, keys, functions=functions, customer_accounts=customer_accounts)

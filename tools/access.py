@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.stages import API_STAGES
 from infra.arns import InvalidResourceError
 from infra.cfn import render
 from infra.iam.callers import SCOPES, caller_policy, stage_methods, tenant_trust_policy
-from infra.registry import API_STAGES
 from tools.generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent

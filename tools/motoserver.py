@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    from tools.moto_key_states import install
+    from tools.moto_fidelity import install
 
     install()  # a disabled or pending-deletion key refuses use, as in KMS
     app = DomainDispatcherApplication(create_backend_app)

@@ -19,10 +19,10 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib import errors
 from chalicelib.api import contract
-from chalicelib.audit import REFUSED, Actor, AuditLog, text
 from chalicelib.service import PERSON, SECRET
+from chalicelib.support import errors
+from chalicelib.support.audit import REFUSED, Actor, AuditLog, text
 
 logger = logging.getLogger(__name__)
 

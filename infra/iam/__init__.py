@@ -21,8 +21,7 @@ from infra.cfn import Json
 from infra.iam import api_stages, jobs
 from infra.iam.keys import key_policy, key_users
 from infra.iam.statements import KEY_POLICY_ADMIN_SID, Document, Statement, document, log_statements
-from infra.iam.tenants import tenant_key_policy, tenant_key_statements
-from infra.registry import stage
+from infra.iam.tenants import TENANT_KEY_ACTIONS, tenant_key_policy, tenant_key_statements
 
 __all__ = [
     "KEY_POLICY_ADMIN_SID",
@@ -54,7 +53,7 @@ TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 
 def _policy(stage_name: str, arns: Arns, own: list[Statement]) -> Document:
-    tenant = tenant_key_statements(stage_name, arns) if stage(stage_name).tenant_keys else []
+    tenant = tenant_key_statements(stage_name, arns) if stage_name in TENANT_KEY_ACTIONS else []
     return document(*own, *log_statements(arns, stage_name), *tenant)
 
 

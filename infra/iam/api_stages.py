@@ -9,6 +9,7 @@ condition key governs (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from chalicelib.store.layout import BEACON_INDEX, MASKED_VIEW_ATTRIBUTES
+from chalicelib.support.environment import Key, Table
 from infra.arns import Arns
 from infra.iam.statements import (
     Statement,
@@ -17,7 +18,6 @@ from infra.iam.statements import (
     mac_statement,
     masked_kms_statements,
 )
-from infra.registry import Key, Table
 
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
@@ -34,10 +34,10 @@ MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Qu
 def writer(arns: Arns) -> list[Statement]:
     """Encrypt-only on the key (both views), write-only on the table, its idempotency records,
     append-only (PutItem) on the erasure ledger."""
-    table = arns.table(Table.pii)
+    table = arns.table(Table.PII)
     return [
-        *kms_statements("EncryptDataKeys", "kms:Encrypt", arns.key(Key.data)),
-        *masked_kms_statements("EncryptMaskedViewDataKeys", "kms:Encrypt", arns.key(Key.data)),
+        *kms_statements("EncryptDataKeys", "kms:Encrypt", arns.key(Key.DATA)),
+        *masked_kms_statements("EncryptMaskedViewDataKeys", "kms:Encrypt", arns.key(Key.DATA)),
         {
             "Sid": "WriteItemsWithoutReadBack",
             "Effect": "Allow",
@@ -59,7 +59,7 @@ def writer(arns: Arns) -> list[Statement]:
             "Sid": "IdempotencyRecords",
             "Effect": "Allow",
             "Action": list(IDEMPOTENCY_ACTIONS),
-            "Resource": arns.table(Table.idempotency),
+            "Resource": arns.table(Table.IDEMPOTENCY),
         },
         {
             # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
@@ -67,7 +67,7 @@ def writer(arns: Arns) -> list[Statement]:
             "Sid": "AppendErasureLedger",
             "Effect": "Allow",
             "Action": "dynamodb:PutItem",
-            "Resource": arns.table(Table.ledger),
+            "Resource": arns.table(Table.LEDGER),
         },
     ]
 
@@ -77,26 +77,26 @@ def reader(arns: Arns) -> list[Statement]:
     (GenerateMac on its HMAC key, GetItem/PutItem on its table); search (GenerateMac on the
     beacon key, Query of the beacon index)."""
     return [
-        *full_view_only(kms_statements("DecryptDataKeys", "kms:Decrypt", arns.key(Key.data))),
+        *full_view_only(kms_statements("DecryptDataKeys", "kms:Decrypt", arns.key(Key.DATA))),
         {
             "Sid": "ReadItems",
             "Effect": "Allow",
             "Action": list(READER_TABLE_ACTIONS),
-            "Resource": arns.table(Table.pii),
+            "Resource": arns.table(Table.PII),
         },
-        mac_statement("DeriveFleetSealingKeys", arns.key(Key.fleet_mac)),
+        mac_statement("DeriveFleetSealingKeys", arns.key(Key.FLEET_MAC)),
         {
             "Sid": "FleetKeyEntries",
             "Effect": "Allow",
             "Action": list(FLEET_TABLE_ACTIONS),
-            "Resource": arns.table(Table.fleet),
+            "Resource": arns.table(Table.FLEET),
         },
-        mac_statement("GenerateBeaconRootMac", arns.key(Key.beacon)),
+        mac_statement("GenerateBeaconRootMac", arns.key(Key.BEACON_MAC)),
         {
             "Sid": "QueryBeaconIndex",
             "Effect": "Allow",
             "Action": "dynamodb:Query",
-            "Resource": arns.index(Table.pii, BEACON_INDEX),
+            "Resource": arns.index(Table.PII, BEACON_INDEX),
         },
     ]
 
@@ -106,12 +106,12 @@ def masked(arns: Arns) -> list[Statement]:
     BatchGetItem/Query naming only the masked view's attributes (never a full ciphertext, key
     slot map or the KMS key id). No write, no Encrypt, no search, no fleet table."""
     return [
-        *masked_kms_statements("DecryptMaskedViewDataKeys", "kms:Decrypt", arns.key(Key.data)),
+        *masked_kms_statements("DecryptMaskedViewDataKeys", "kms:Decrypt", arns.key(Key.DATA)),
         {
             "Sid": "ReadMaskedViewAttributesOnly",
             "Effect": "Allow",
             "Action": list(MASKED_READ_ACTIONS),
-            "Resource": arns.table(Table.pii),
+            "Resource": arns.table(Table.PII),
             # AWS's documented attribute-level pattern: every attribute named must be listed, and a
             # request without a projection (Select ALL_ATTRIBUTES) is refused. ForAllValues is
             # true of an absent key too, so the Null test also refuses a request naming no

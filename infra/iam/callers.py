@@ -26,11 +26,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import TENANT_KEY_TAG
+from chalicelib.stages import API_STAGES
+from chalicelib.support.config import TENANT_KEY_TAG
 from infra.arns import InvalidResourceError
 from infra.cfn import Json
 from infra.iam.statements import Document, document, principal
-from infra.registry import API_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT_TAG = TENANT_KEY_TAG  # one tag key names a tenant: on its callers' principals and on its own KMS key

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES
+from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES
 from chalicelib.store import layout
+from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, Arns, InvalidResourceError, key_scope
 from infra.cfn import Json
 from infra.iam.statements import (
@@ -19,7 +20,6 @@ from infra.iam.statements import (
     kms_statements,
     mac_statement,
 )
-from infra.registry import Key, Table
 
 # The only attributes an indexer UpdateItem may name: the item's key and its beacon.
 INDEXER_WRITE_ATTRIBUTES = tuple(sorted((layout.BEACON, layout.BEACON_VERSION, layout.PK, layout.SK)))
@@ -45,10 +45,10 @@ def indexer(arns: Arns) -> list[Statement]:
     GenerateMac on the beacon key, GetItem and Scan of the indexer's attributes only (the
     email's ciphertext, never another field's), UpdateItem naming only the beacon attributes,
     the table's stream (keys only), its checkpoints. No Encrypt, no PutItem/DeleteItem."""
-    table = arns.table(Table.pii)
+    table = arns.table(Table.PII)
     return [
-        *full_view_only(kms_statements("DecryptEmailDataKeys", "kms:Decrypt", arns.key(Key.data))),
-        mac_statement("GenerateBeaconRootMac", arns.key(Key.beacon)),
+        *full_view_only(kms_statements("DecryptEmailDataKeys", "kms:Decrypt", arns.key(Key.DATA))),
+        mac_statement("GenerateBeaconRootMac", arns.key(Key.BEACON_MAC)),
         {
             "Sid": "WriteBeaconAttributesOnly",
             "Effect": "Allow",
@@ -70,7 +70,7 @@ def indexer(arns: Arns) -> list[Statement]:
             "Sid": "ReadTableStream",
             "Effect": "Allow",
             "Action": list(STREAM_READ_ACTIONS),
-            "Resource": arns.stream(Table.pii),
+            "Resource": arns.stream(Table.PII),
         },
         {
             # ListStreams has no resource-level permissions; it discloses stream ARNs only.
@@ -86,7 +86,7 @@ def indexer(arns: Arns) -> list[Statement]:
 def offboard(arns: Arns) -> list[Statement]:
     """Tenant offboarding: delete-only. Query of keys and creation times (never an encrypted
     attribute), DeleteItem, the tenant's idempotency records, a ledger entry, its checkpoints."""
-    table = arns.table(Table.pii)
+    table = arns.table(Table.PII)
     return [
         {
             "Sid": "QueryKeysOnly",
@@ -109,13 +109,13 @@ def offboard(arns: Arns) -> list[Statement]:
             "Sid": "DeleteTenantIdempotencyRecords",
             "Effect": "Allow",
             "Action": ["dynamodb:DeleteItem", "dynamodb:Scan"],
-            "Resource": arns.table(Table.idempotency),
+            "Resource": arns.table(Table.IDEMPOTENCY),
         },
         {
             "Sid": "AppendErasureLedger",
             "Effect": "Allow",
             "Action": "dynamodb:PutItem",
-            "Resource": arns.table(Table.ledger),
+            "Resource": arns.table(Table.LEDGER),
         },
         checkpoint_statement(arns),
     ]
@@ -128,7 +128,7 @@ def rewrap(arns: Arns, target_key: Json = None) -> list[Statement]:
     ReEncrypt never hands out a plaintext. ``target_key`` None: tenant keys (reached by tag) are
     the only targets, as the base stack's role; a move to a new shared or multi-Region key
     generates this policy with that key as the target."""
-    source = arns.key(Key.data)
+    source = arns.key(Key.DATA)
     targets: list[Statement] = []
     if target_key is not None:
         if isinstance(arns, AccountArns) and key_scope(target_key, "the rewrap target key") != arns.scope:
@@ -136,7 +136,7 @@ def rewrap(arns: Arns, target_key: Json = None) -> list[Statement]:
         if target_key == source:
             raise InvalidResourceError("the rewrap source and target keys must differ")
         targets = both_views("ReEncryptToTarget", "kms:ReEncryptTo", target_key)
-    table = arns.table(Table.pii)
+    table = arns.table(Table.PII)
     return [
         *both_views("ReEncryptFromSource", "kms:ReEncryptFrom", source),
         *targets,

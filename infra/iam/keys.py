@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from chalicelib.support.environment import Key
 from infra.arns import InvalidResourceError
 from infra.cfn import Json
 from infra.iam.statements import (
@@ -23,7 +24,6 @@ from infra.iam.statements import (
     masked_kms_statements,
     principal,
 )
-from infra.registry import Key
 
 Grant = Callable[[], list[Statement]]
 
@@ -51,9 +51,9 @@ _FLEET_MAC_KEY: Mapping[str, Grant] = {
 # The beacon HMAC key: the reader (search) and the indexer compute beacons, in one statement.
 BEACON_MAC_STAGES = ("reader", "indexer")
 _KEY_USERS: Mapping[Key, Mapping[str, Grant]] = {
-    Key.data: _DATA_KEY,
-    Key.fleet_mac: _FLEET_MAC_KEY,
-    Key.beacon: {name: lambda: [] for name in BEACON_MAC_STAGES},
+    Key.DATA: _DATA_KEY,
+    Key.FLEET_MAC: _FLEET_MAC_KEY,
+    Key.BEACON_MAC: {name: lambda: [] for name in BEACON_MAC_STAGES},
 }
 
 
@@ -75,7 +75,7 @@ def key_policy(key: Key, admin: Json, roles: Mapping[str, Json] | None = None) -
             who = ["the admin", *(f"the {name} role" for name in users)]
             raise InvalidResourceError(f"{who[index]} must differ from {who[named.index(value)]}")
     statements = [admin_statement(admin)]
-    if key is Key.beacon:
+    if key is Key.BEACON_MAC:
         if users:
             statement = mac_statement("RolesGenerateBeaconRootMac", "*")
             statement["Principal"] = {"AWS": list(users.values())}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib.crypto import (
+from chalicelib.envelope.format import (
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
     KIND_POOL,
@@ -19,9 +19,10 @@ from chalicelib.crypto import (
     VIEW_KEY,
     encryption_context,
 )
+from chalicelib.stages import stage
+from chalicelib.support.environment import Table
 from infra.arns import Arns, InvalidResourceError
 from infra.cfn import APP, Json
-from infra.registry import Table, stage
 
 Statement = dict[str, Any]
 Document = dict[str, Any]
@@ -215,5 +216,5 @@ def checkpoint_statement(arns: Arns) -> Statement:
         "Sid": "JobCheckpoints",
         "Effect": "Allow",
         "Action": list(CHECKPOINT_ACTIONS),
-        "Resource": arns.table(Table.jobs),
+        "Resource": arns.table(Table.JOBS),
     }

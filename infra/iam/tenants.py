@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.config import TENANT_KEY_TAG
-from chalicelib.crypto import FULL_VIEW, MASKED_VIEW, VIEW_KEY
+from chalicelib.envelope.format import FULL_VIEW, MASKED_VIEW, VIEW_KEY
+from chalicelib.stages import stage
+from chalicelib.support.config import TENANT_KEY_TAG
+from chalicelib.support.environment import Table
 from infra.arns import Arns, InvalidResourceError
 from infra.cfn import APP, Json
 from infra.iam.statements import (
@@ -21,7 +23,6 @@ from infra.iam.statements import (
     document,
     principal,
 )
-from infra.registry import Table, stage
 
 # Which KMS actions each stage may use on a tenant's own key (always under that tenant's context).
 TENANT_KEY_ACTIONS: Mapping[str, tuple[str, ...]] = {
@@ -87,13 +88,13 @@ def tenant_key_statements(stage_name: str, arns: Arns) -> list[Statement]:
                 "Condition": condition,
             }
         )
-    if Table.tenants in stage(stage_name).tables:
+    if Table.TENANTS in stage(stage_name).tables:
         statements.append(
             {
                 "Sid": "ReadTenantKeyRegistry",
                 "Effect": "Allow",
                 "Action": "dynamodb:GetItem",
-                "Resource": arns.table(Table.tenants),
+                "Resource": arns.table(Table.TENANTS),
             }
         )
     return statements

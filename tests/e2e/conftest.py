@@ -45,7 +45,7 @@ def local_stack(tmp_path_factory):
             table_name=stack.resources["table_name"],
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
-            env=stack.child_env(),
+            env=stack.tools_env(),
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.

@@ -7,10 +7,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.support.environment import Key, Table
 from infra.cfn import render
 from infra.iam import key_policy
 from infra.local import BootstrapError, bootstrap
-from infra.registry import Key, Table
 from infra.specs import TABLES
 from tools.bootstrap import admin_from_caller
 from tools.bootstrap import main as bootstrap_main
@@ -142,7 +142,7 @@ def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_
     table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
     assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
     assert table["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}]
-    assert table["KeySchema"] == TABLES[Table.fleet].key_schema()
+    assert table["KeySchema"] == TABLES[Table.FLEET].key_schema()
     ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
     # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
@@ -228,7 +228,7 @@ def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(
 def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients):
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
-    tightened = render(key_policy(Key.data, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE}))
+    tightened = render(key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE}))
     kms.put_key_policy(KeyId=first["key_id"], PolicyName="default", Policy=tightened)
 
     bootstrap(kms, ddb, admin_arn=ADMIN)

@@ -11,10 +11,10 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
+from chalicelib.support.environment import Key
 from infra.local import bootstrap
-from infra.registry import Key
 from infra.specs import KEYS
 from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
 from tests.integration.test_api import PERSON
@@ -33,7 +33,7 @@ class Fleet:
                 role,
                 region=REGION,
                 key_scope=self.scope,
-                fleet_mac_key_id=KEYS[Key.fleet_mac].alias(),
+                fleet_mac_key_id=KEYS[Key.FLEET_MAC].alias(),
                 **CALLERS,
                 **settings,
             ),

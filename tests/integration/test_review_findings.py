@@ -14,8 +14,8 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.store import layout
+from chalicelib.support.environment import Key
 from infra.iam import key_policy, stage_policy
-from infra.registry import Key
 from tests.arns import account_arns
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON
@@ -38,7 +38,7 @@ POOL = kms_context({"app": "pii-vault", "scope": "pool"})
 
 def test_given_the_default_pool_scope_then_the_shipped_policies_let_the_writer_encrypt_and_the_reader_decrypt() -> None:
     roles = {"writer": WRITER_ROLE, "reader": READER_ROLE}
-    data_key_policy = key_policy(Key.data, f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin", roles)
+    data_key_policy = key_policy(Key.DATA, f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin", roles)
     arns = account_arns(KEY, TABLE)
     assert evaluate(stage_policy("writer", arns), "kms:Encrypt", KEY, POOL) == ALLOW
     assert evaluate(stage_policy("reader", arns), "kms:Decrypt", KEY, POOL) == ALLOW

@@ -14,7 +14,7 @@ Where moto cannot follow, the test says so and checks the wiring itself:
   is checked on the template (here and in tests/unit/test_stacks.py), and the created keys are then
   given that spec in moto's backend so that GenerateMac (fleet path, beacons) runs;
 - moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
-  the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
+  the reader (pinned by ARN, chalicelib.keys.kms) refuses: the rehearsal answers with the ARN;
 - moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
   TTL is checked on the template);
 - moto's CloudFormation stores the key policy unserialised (GetKeyPolicy then fails; the
@@ -36,17 +36,17 @@ import pytest
 from moto import mock_aws
 from moto.kms.models import kms_backends
 
-from chalicelib.api import create_app
-from chalicelib.api import jobs as job_functions
-from chalicelib.config import Settings
+from chalicelib.api import functions as job_functions
+from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES, settings_for, stage
+from chalicelib.stages.app import create_app
+from chalicelib.support.environment import Key
 from infra.arns import AccountArns
 from infra.base import base_template
 from infra.environment import resolve
 from infra.iam import key_policy, stage_policy, tracing_policy
 from infra.package import ROOT
-from infra.registry import API_STAGES, JOB_STAGES, STAGES, Key, stage
 from infra.specs import TABLES
-from tests.integration.conftest import api_gateway_event, generate_mac_answering_the_key_arn
+from tests.integration.conftest import api_gateway_event
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -75,7 +75,6 @@ def _as_declared(key_id: str, template: dict[str, Any], resource: str = "FleetMa
 
 @pytest.fixture
 def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    generate_mac_answering_the_key_arn(monkeypatch)
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         admin = iam.create_role(RoleName="pii-vault-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -110,7 +109,7 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
 
     admin = base_stack["admin"]
     roles = {entry.name: outputs[f"{entry.name.capitalize()}RoleArn"] for entry in STAGES}
-    for key, output in ((Key.data, "KeyArn"), (Key.fleet_mac, "FleetMacKeyArn"), (Key.beacon, "BeaconKeyArn")):
+    for key, output in ((Key.DATA, "KeyArn"), (Key.FLEET_MAC, "FleetMacKeyArn"), (Key.BEACON_MAC, "BeaconKeyArn")):
         assert installed(outputs[output]) == key_policy(key, admin, roles), key
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
@@ -142,8 +141,9 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     iam = boto3.client("iam", region_name=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
+    keys = {Key.DATA: "KeyArn", Key.FLEET_MAC: "FleetMacKeyArn", Key.BEACON_MAC: "BeaconKeyArn"}
     arns = AccountArns(
-        {Key.data: outputs["KeyArn"], Key.fleet_mac: outputs["FleetMacKeyArn"], Key.beacon: outputs["BeaconKeyArn"]},
+        {key: outputs[output] for key, output in keys.items()},
         {t: ddb.describe_table(TableName=outputs[spec.output])["Table"]["TableArn"] for t, spec in TABLES.items()},
         functions=f"pii-vault-{ENV}",  # the environment's functions: pii-vault-<env>-<stage>[-<job function>]
     )
@@ -162,7 +162,7 @@ def _environment(stage_name: str, outputs: dict[str, str], callers: list[str]) -
     """A function's environment as CloudFormation would resolve the packaged template: chalice's
     stage variables (.chalice/config.json) under the merge template's (infra.environment)."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    env = {**config["environment_variables"], **config["stages"][stage_name]["environment_variables"]}
+    env = {**config.get("environment_variables", {}), **config["stages"][stage_name]["environment_variables"]}
     env.update(resolve(stage(stage_name), outputs, {"AllowedCallers": callers}))
     return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage_name}", "AWS_REGION": REGION}
 
@@ -186,7 +186,7 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
-    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Grace",
@@ -237,8 +237,8 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     assert envs["masked"]["PII_VAULT_TENANTS_TABLE"] == outputs["TenantsTableName"]
     kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-    tenants.onboard(kms, ddb, Settings.from_env(envs["writer"]), "acme-own")
-    apps = {stage_name: create_app(settings=Settings.from_env(env)) for stage_name, env in envs.items()}
+    tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
+    apps = {stage_name: create_app(settings=settings_for(env)) for stage_name, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     created = _invoke(
         apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme-own"}, session, PERSON
@@ -253,7 +253,7 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     assert json.loads(masked["body"])["data"]["email"] == "g***@example.com"
     # Without the registry (the environment the old template gave): the shared key cannot open it.
     without = {k: v for k, v in envs["masked"].items() if k != "PII_VAULT_TENANTS_TABLE"}
-    old = _invoke(create_app(settings=Settings.from_env(without)), "GET", path, params, session)
+    old = _invoke(create_app(settings=settings_for(without)), "GET", path, params, session)
     assert old["statusCode"] == 502 and json.loads(old["body"])["code"] == "kms_error"
 
 
@@ -280,7 +280,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
-    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Ada",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.stages import STAGES, stage
+from chalicelib.support.environment import LocalOnly, Tunable
 from infra.cfn import Resource, Template, TemplateError
 from infra.environment import ROLE_VARIABLE, resolve, stage_values, tunable_parameter, variables
 from infra.iam import STAGE_GRANTS
 from infra.merge import GATEWAY_RESPONSES, merge_template
 from infra.params import load_params, stage_parameter_values, stage_parameters
-from infra.registry import STAGES, LocalOnly, Tunable, stage
 from infra.specs import KEYS, STREAM_OUTPUT, TABLES
 
 pytestmark = pytest.mark.unit
@@ -65,7 +66,7 @@ def test_given_a_stage_then_its_template_environment_is_exactly_the_settings_it_
     """The environment-parity promise on the template side: every setting the stage reads is
     in its functions' environment (local-only ones aside), and nothing else but its role."""
     entry = stage(name)
-    expected = {ROLE_VARIABLE} | {s.env for s in entry.settings if not isinstance(s.source, LocalOnly)}
+    expected = {ROLE_VARIABLE} | {v.env for v in entry.variables if not isinstance(v.source, LocalOnly)}
     template = merge_template(name).render()
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
 
@@ -112,7 +113,7 @@ def test_given_base_outputs_and_parameters_then_the_environment_resolves_as_clou
 def test_given_every_tunable_then_it_is_a_parameter_of_its_stage_and_settable_per_environment(tmp_path: Path):
     for entry in STAGES:
         declared = stage_parameters(entry)
-        for setting in entry.settings:
+        for setting in entry.variables:
             if isinstance(setting.source, Tunable):
                 assert tunable_parameter(setting) in declared, (entry.name, setting.env)
     (tmp_path / "t.json").write_text(json.dumps({"writer": {"KeyScope": "tenant"}}), encoding="utf-8")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.store import layout
+from chalicelib.support.environment import Table
 from infra.local import ensure_stream
-from infra.registry import Table
 from infra.specs import TABLES
 
 
@@ -33,7 +33,7 @@ class FakeTableClient:
 
 def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_stream() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}), []
-    ensure_stream(ddb, TABLES[Table.pii], "pii-vault", changes)
+    ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert ddb.updates == [{"StreamEnabled": False}, {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}]
     assert [c.split(" ")[:3] for c in changes] == [
         ["disabled", "the", "NEW_AND_OLD_IMAGES"],
@@ -43,5 +43,5 @@ def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_str
 
 def test_given_a_keys_only_stream_then_nothing_changes() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}), []
-    ensure_stream(ddb, TABLES[Table.pii], "pii-vault", changes)
+    ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert (ddb.updates, changes) == ([], [])

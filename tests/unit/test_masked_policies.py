@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.crypto import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
+from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
 from chalicelib.store import layout
+from chalicelib.support.environment import Key
 from infra.arns import InvalidResourceError
 from infra.iam import key_policy, stage_policy
-from infra.registry import Key
 from tests.arns import account_arns
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import (
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.unit
 MASKED_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-masked-api_handler"
 INDEXER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-indexer"
 BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"
-# The contexts the code builds (chalicelib.crypto), not restated by hand.
+# The contexts the code builds (chalicelib.envelope.format), not restated by hand.
 FULL = {
     "tenant": kms_context(encryption_context("pii-vault", "acme", KIND_TENANT)),
     "pool": kms_context(encryption_context("pii-vault", "acme", KIND_POOL)),
@@ -65,7 +65,7 @@ READER = stage_policy("reader", ARNS)
 INDEXER = stage_policy("indexer", ARNS)
 MASKED_STAGE = stage_policy("masked", ARNS)
 ROLES = {"writer": WRITER_ROLE, "reader": READER_ROLE, "indexer": INDEXER_ROLE, "masked": MASKED_ROLE}
-KEY_POLICY = key_policy(Key.data, ADMIN, ROLES)
+KEY_POLICY = key_policy(Key.DATA, ADMIN, ROLES)
 MASKED_ATTRIBUTES = list(layout.MASKED_VIEW_ATTRIBUTES)
 PROJECTED = {"dynamodb:Attributes": MASKED_ATTRIBUTES, "dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 FULL_ATTRIBUTES = ("f_name", "f_email", "f__updated", "slots", "kms_key", "beacon", "f_value", "latest")
@@ -176,4 +176,4 @@ def test_given_the_masked_policy_then_logs_go_to_its_own_group_only() -> None:
 def test_given_the_masked_role_is_another_stage_s_role_then_the_key_policy_refuses_it() -> None:
     for other in (ADMIN, WRITER_ROLE, READER_ROLE):
         with pytest.raises(InvalidResourceError):
-            key_policy(Key.data, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE, "masked": other})
+            key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE, "masked": other})

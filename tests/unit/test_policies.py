@@ -11,10 +11,10 @@ import re
 
 import pytest
 
+from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, InvalidResourceError
 from infra.iam import stage_policy
 from infra.iam.statements import ENCRYPTION_CONTEXT_KEYS, POOL_KEY, POOL_SCOPE
-from infra.registry import Key, Table
 from tests.arns import account_arns
 
 pytestmark = pytest.mark.unit
@@ -141,23 +141,23 @@ def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(ke
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({Key.fleet_mac: KEY_ARN}, "different keys"),
-        ({Key.fleet_mac: FLEET_KEY_ARN.replace("123456789012", "210987654321")}, "same partition"),
-        ({Key.fleet_mac: "arn:aws:kms:eu-west-2:123456789012:alias/pii-vault-fleet"}, "fleet_mac key ARN"),
-        ({Key.beacon: BEACON_KEY_ARN.replace("eu-west-2", "eu-west-1")}, "region"),
+        ({Key.FLEET_MAC: KEY_ARN}, "different keys"),
+        ({Key.FLEET_MAC: FLEET_KEY_ARN.replace("123456789012", "210987654321")}, "same partition"),
+        ({Key.FLEET_MAC: "arn:aws:kms:eu-west-2:123456789012:alias/pii-vault-fleet"}, "fleet-mac key ARN"),
+        ({Key.BEACON_MAC: BEACON_KEY_ARN.replace("eu-west-2", "eu-west-1")}, "region"),
     ],
 )
 def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys, message):
     with pytest.raises(InvalidResourceError, match=message):
-        AccountArns.of(TABLE_ARN, {Key.data: KEY_ARN, Key.fleet_mac: FLEET_KEY_ARN, **keys})
+        AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.FLEET_MAC: FLEET_KEY_ARN, **keys})
 
 
 def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refused():
-    without_fleet = AccountArns.of(TABLE_ARN, {Key.data: KEY_ARN, Key.beacon: BEACON_KEY_ARN})
-    with pytest.raises(InvalidResourceError, match="fleet_mac key"):
+    without_fleet = AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN})
+    with pytest.raises(InvalidResourceError, match="fleet-mac key"):
         stage_policy("reader", without_fleet)
     assert stage_policy("writer", without_fleet) == POLICIES["writer"]  # the writer needs no fleet key
-    without_ledger = AccountArns({Key.data: KEY_ARN}, {Table.pii: TABLE_ARN, Table.idempotency: IDEMPOTENCY_ARN})
+    without_ledger = AccountArns({Key.DATA: KEY_ARN}, {Table.PII: TABLE_ARN, Table.IDEMPOTENCY: IDEMPOTENCY_ARN})
     with pytest.raises(InvalidResourceError, match="ledger table"):
         stage_policy("writer", without_ledger)
 
@@ -257,7 +257,7 @@ def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_
 
 
 def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_builds():
-    from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
+    from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, encryption_context
 
     assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(ENCRYPTION_CONTEXT_KEYS)
     assert encryption_context("pii-vault", "acme", KIND_POOL) == {"app": "pii-vault", POOL_KEY: POOL_SCOPE}
@@ -322,6 +322,6 @@ def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_
     ],
 )
 def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(key_arn, table_arn, message):
-    keys = {Key.data: key_arn, Key.fleet_mac: FLEET_KEY_ARN, Key.beacon: BEACON_KEY_ARN}
+    keys = {Key.DATA: key_arn, Key.FLEET_MAC: FLEET_KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN}
     with pytest.raises(InvalidResourceError, match=re.escape(message)):
         AccountArns.of(table_arn, keys)

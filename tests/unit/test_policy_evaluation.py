@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.support.environment import Key
 from infra.arns import InvalidResourceError
 from infra.iam import key_policy, stage_policy
-from infra.registry import Key
 from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
@@ -97,8 +97,8 @@ DDB_ACTIONS = (
 ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY)
 WRITER = stage_policy("writer", ARNS)
 READER = stage_policy("reader", ARNS)
-KEY_POLICY = key_policy(Key.data, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE})
-FLEET_KEY_POLICY = key_policy(Key.fleet_mac, ADMIN, {"reader": READER_ROLE})
+KEY_POLICY = key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE})
+FLEET_KEY_POLICY = key_policy(Key.FLEET_MAC, ADMIN, {"reader": READER_ROLE})
 
 
 @pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
@@ -258,13 +258,13 @@ def test_given_the_fleet_key_policy_then_only_the_reader_role_generates_macs_and
     for stranger in (f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:role/other", "*"):
         assert can(stranger) == set(), stranger
     # Before the reader role exists (bootstrap): nobody can use the key.
-    initial = key_policy(Key.fleet_mac, ADMIN)
+    initial = key_policy(Key.FLEET_MAC, ADMIN)
     for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
         assert allowed(initial, ("kms:GenerateMac",), FLEET_KEY, context=HMAC_SHA_256, principal=principal) == set()
 
 
 def test_given_the_bootstrap_key_policy_then_no_one_can_use_the_key_yet() -> None:
-    initial = key_policy(Key.data, ADMIN)
+    initial = key_policy(Key.DATA, ADMIN)
 
     for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
         for context in GOOD_CONTEXTS.values():
@@ -277,16 +277,16 @@ def test_given_the_bootstrap_key_policy_then_no_one_can_use_the_key_yet() -> Non
 )
 def test_given_a_wildcard_root_or_session_principal_then_the_key_policy_refuses_it(bad: str) -> None:
     with pytest.raises(InvalidResourceError):
-        key_policy(Key.data, ADMIN, {"writer": bad, "reader": READER_ROLE})
+        key_policy(Key.DATA, ADMIN, {"writer": bad, "reader": READER_ROLE})
 
 
 def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_it() -> None:
     with pytest.raises(InvalidResourceError, match="differ"):
-        key_policy(Key.data, ADMIN, {"writer": WRITER_ROLE, "reader": WRITER_ROLE})
+        key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": WRITER_ROLE})
     with pytest.raises(InvalidResourceError, match="differ"):
-        key_policy(Key.fleet_mac, ADMIN, {"reader": ADMIN})
+        key_policy(Key.FLEET_MAC, ADMIN, {"reader": ADMIN})
     with pytest.raises(InvalidResourceError):
-        key_policy(Key.fleet_mac, ADMIN, {"reader": f"arn:aws:iam::{ACCOUNT}:root"})
+        key_policy(Key.FLEET_MAC, ADMIN, {"reader": f"arn:aws:iam::{ACCOUNT}:root"})
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.store import layout
+from chalicelib.support.environment import Key
 from infra.iam import key_policy, stage_policy
-from infra.registry import Key
 from tests.arns import account_arns
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, GOOD, IDEMPOTENCY_TABLE, KEY, KMS_ACTIONS, TABLE
@@ -162,7 +162,7 @@ def test_given_the_writer_then_it_appends_to_the_ledger_and_cannot_mac_or_read_i
 def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_cannot() -> None:
     admin = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
     reader = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
-    document = key_policy(Key.beacon, admin, {"reader": reader})
+    document = key_policy(Key.BEACON_MAC, admin, {"reader": reader})
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=reader) == ALLOW
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=admin) == IMPLICIT_DENY
     assert (

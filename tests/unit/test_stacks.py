@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib import errors
 from chalicelib.api.http import guarded
+from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES
+from chalicelib.stages import stage as registry_stage
 from chalicelib.store import layout
+from chalicelib.support import errors
+from chalicelib.support.config import default_text
+from chalicelib.support.environment import Key, Table
 from infra.base import base_template
 from infra.cfn import TemplateError
 from infra.dashboard import dashboard_body
@@ -29,8 +33,6 @@ from infra.observability import (
 )
 from infra.package import ROOT, write_templates
 from infra.params import DEFAULT_LOG_RETENTION_DAYS, load_params, parameter_overrides
-from infra.registry import API_STAGES, JOB_STAGES, STAGES, Key, Table
-from infra.registry import stage as registry_stage
 from infra.specs import TABLES
 from tests.arns import account_arns
 
@@ -115,7 +117,7 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
         masked,
         *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 8,  # ReEncryptFrom/To, tenant and pool contexts, both views
     ]
-    assert resolve(key["Properties"]["KeyPolicy"]) == key_policy(Key.data, ADMIN, STAGE_ROLES)
+    assert resolve(key["Properties"]["KeyPolicy"]) == key_policy(Key.DATA, ADMIN, STAGE_ROLES)
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
@@ -163,7 +165,7 @@ def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_read
 
     assert (props["KeySpec"], props["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     assert "EnableKeyRotation" not in props  # KMS has no automatic rotation for HMAC keys
-    assert resolve(props["KeyPolicy"]) == key_policy(Key.fleet_mac, ADMIN, STAGE_ROLES)
+    assert resolve(props["KeyPolicy"]) == key_policy(Key.FLEET_MAC, ADMIN, STAGE_ROLES)
     assert [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]] == [
         {"Ref": "KeyAdminArn"},
         {"Fn::GetAtt": ["ReaderRole", "Arn"]},
@@ -183,7 +185,7 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
 
     table = base["Resources"]["FleetKeyTable"]
     props = table["Properties"]
-    spec = TABLES[Table.fleet]
+    spec = TABLES[Table.FLEET]
 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}] == spec.key_schema()
@@ -308,14 +310,14 @@ def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_settin
     """Every setting that may differ per environment is settable through deploy/params: a stack
     parameter whose default is the setting's (and .chalice/config.json's, for chalice local)."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    local = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
+    local = {**config.get("environment_variables", {}), **config["stages"][stage]["environment_variables"]}
     template = merge(stage)
     for setting in tunable_settings(registry_stage(stage)):
         name = tunable_parameter(setting)
         declared = template["Parameters"][name]
-        assert str(declared["Default"]) == setting.source.default
+        assert str(declared["Default"]) == default_text(setting.field)
         if setting.env in local:
-            assert local[setting.env] == setting.source.default
+            assert local[setting.env] == default_text(setting.field)
         for function in (r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"):
             variable = function["Properties"]["Environment"]["Variables"][setting.env]
             assert variable in ({"Ref": name}, {"Fn::Join": [",", {"Ref": name}]})
@@ -396,7 +398,7 @@ class _Kms:
     ids=["unauthentic", "impossible", "malformed"],
 )
 def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(caplog, entry):
-    from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+    from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
 
     fleet = FleetKeyTable(
         _Kms(),

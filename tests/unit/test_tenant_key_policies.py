@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.config import TENANT_KEY_TAG
-from chalicelib.crypto import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from chalicelib.support.config import TENANT_KEY_TAG
+from chalicelib.support.environment import Key
 from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
 from infra.iam.tenants import TENANT_KEY_ACTIONS, TENANT_KEY_VIEWS
-from infra.registry import Key
 from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
@@ -292,7 +292,7 @@ def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_targe
 def test_given_the_shared_key_policy_then_the_rewrap_role_moves_both_views_and_nothing_else() -> None:
     rewrap_role = ROLES["rewrap"]
     caller = role_session(rewrap_role)
-    document = key_policy(Key.data, ADMIN, {"rewrap": rewrap_role})
+    document = key_policy(Key.DATA, ADMIN, {"rewrap": rewrap_role})
     contexts = {
         "tenant": ctx("A", None),
         "pool": kms_context({"app": "pii-vault", "scope": "pool"}),
