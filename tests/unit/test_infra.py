@@ -210,3 +210,29 @@ def test_given_the_chalice_config_then_its_stages_and_function_timeouts_are_the_
             configured = section.get("lambda_functions", {}).get(function.name, {})
             assert configured.get("lambda_timeout", config["lambda_timeout"]) == function.timeout_seconds
             assert configured.get("lambda_memory_size", config["lambda_memory_size"]) == function.memory_mb
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_given_a_stage_then_its_deployed_environment_equals_its_local_one_but_for_the_local_caller(name: str):
+    """Local runs what deploys: the template's environment, resolved against a base stack whose
+    outputs are the local stack's resources, is the local stack's environment for the stage
+    (tools.devstack.local_environment), except the documented local-only stand-in caller."""
+    from chalicelib.support.environment import LocalOnly as LocalOnlySource
+    from tools.devstack import LOCAL_CALLER_ROLE, local_environment
+
+    resources = {f"{spec.label}_name": spec.name() for spec in TABLES.values()}
+    resources.update(
+        {f"{spec.label}_arn": f"arn:aws:kms:us-east-1:000000000000:key/{spec.label}" for spec in KEYS.values()}
+    )
+    resources["stream_arn"] = "arn:aws:dynamodb:us-east-1:000000000000:table/pii-vault/stream/x"
+    outputs = {spec.output: resources[f"{spec.label}_name"] for spec in TABLES.values()}
+    outputs.update({spec.output: resources[f"{spec.label}_arn"] for spec in KEYS.values()})
+    outputs[STREAM_OUTPUT] = resources["stream_arn"]
+    entry = stage(name)
+    local_only = {v.env for v in entry.variables if isinstance(v.source, LocalOnlySource)}
+
+    local = local_environment(entry, resources)
+    deployed = resolve(entry, outputs, {"AllowedCallers": [LOCAL_CALLER_ROLE]})
+
+    assert deployed == {k: v for k, v in local.items() if k not in local_only}
+    assert local_only <= {"PII_VAULT_LOCAL_CALLER"}
