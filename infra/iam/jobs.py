@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES
 from chalicelib.store import layout
 from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, Arns, InvalidResourceError, key_scope
@@ -147,7 +146,7 @@ def rewrap(arns: Arns, target_key: Json = None) -> list[Statement]:
             "Action": "dynamodb:UpdateItem",
             "Resource": table,
             "Condition": {
-                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(REWRAP_WRITE_ATTRIBUTES)},
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(layout.REWRAP_WRITE_ATTRIBUTES)},
                 "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
             },
         },

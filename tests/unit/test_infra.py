@@ -236,3 +236,19 @@ def test_given_a_stage_then_its_deployed_environment_equals_its_local_one_but_fo
 
     assert deployed == {k: v for k, v in local.items() if k not in local_only}
     assert local_only <= {"PII_VAULT_LOCAL_CALLER"}
+
+
+def test_given_infra_then_it_imports_none_of_the_app_s_wiring():
+    """Templates and policies come from the registry and the store's layout, never from the app."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, infra.__main__, infra.local, infra.deployment, infra.examples;"
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'chalicelib.api', 'chalicelib.stages.app', 'chalicelib.stages.wiring', 'chalicelib.service', 'boto3'))))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+
+    assert loaded.stdout.strip() == "[]"
