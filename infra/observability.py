@@ -22,12 +22,12 @@ NAMESPACE = f"{APP}/${{Environment}}"
 # at ERROR for every integrity and dependency error; with the Lambda JSON log format the
 # line is {"level": "ERROR", "message": "request failed: integrity_error", ...}.
 ERROR_CODES = {"IntegrityErrors": "integrity_error", "KmsErrors": "kms_error", "StorageErrors": "storage_error"}
-# chalicelib.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
+# chalicelib.keys.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
 # entry that is malformed, impossible or fails authentication: someone else wrote the table.
 # The read itself succeeds (KMS answers), so no "request failed" line counts it.
 FLEET_INTEGRITY_MESSAGE = "fleet key table *integrity_error*"
 # The indexer logs a stored person that fails authentication at WARNING ("... does not open;
-# beacon left as is", chalicelib/indexer.py) and carries on: the line is the only signal.
+# beacon left as is", chalicelib/service/indexer.py) and carries on: the line is the only signal.
 INDEXER_INTEGRITY_MESSAGE = "indexer: person * does not open*"
 # API Gateway access log line: ids, status and timings; never a body, a query string or a header.
 ACCESS_LOG_FORMAT = {
@@ -56,12 +56,12 @@ def error_filter_pattern(code: str) -> str:
 
 
 def fleet_integrity_filter_pattern() -> str:
-    """CloudWatch filter pattern for the reader's fleet-table integrity lines (chalicelib.fleet)."""
+    """CloudWatch filter pattern for the reader's fleet-table integrity lines (chalicelib.keys.fleet)."""
     return f'{{ ($.level = "ERROR") && ($.message = "{FLEET_INTEGRITY_MESSAGE}") }}'
 
 
 def indexer_integrity_filter_pattern() -> str:
-    """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.indexer)."""
+    """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.service.indexer)."""
     return f'{{ ($.level = "WARNING") && ($.message = "{INDEXER_INTEGRITY_MESSAGE}") }}'
 
 

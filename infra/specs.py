@@ -222,7 +222,7 @@ KEYS: Mapping[Key, KeySpec] = {
             label="fleet_mac_key",
             skips={
                 "CKV_AWS_7": "An HMAC_256 key: KMS offers no automatic rotation for HMAC keys. The sealing keys it "
-                "derives change every epoch (chalicelib/fleet.py); rotate by a new key, entries expire.",
+                "derives change every epoch (chalicelib/keys/fleet.py); rotate by a new key, entries expire.",
             },
         ),
         KeySpec(

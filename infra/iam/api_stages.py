@@ -25,7 +25,7 @@ WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
 IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
-# The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
+# The reader fleet's key table (chalicelib/keys/fleet.py): entries are read and written by the
 # reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")

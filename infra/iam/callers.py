@@ -37,7 +37,7 @@ TENANT_TAG = TENANT_KEY_TAG  # one tag key names a tenant: on its callers' princ
 TENANT_VARIABLE = "${aws:PrincipalTag/" + TENANT_TAG + "}"
 SCOPES = ("tenant", "all-tenants")
 ROUTE_PREFIX = "/customers/{customer_id}/"
-# The customer_id alphabet (chalicelib.models) is A-Z a-z 0-9 _ -, 1-64 characters. IAM
+# The customer_id alphabet (chalicelib.domain.validation) is A-Z a-z 0-9 _ -, 1-64 characters. IAM
 # patterns have no character classes, so the trust policy refuses what they can name:
 # the characters STS allows in a tag value beyond that alphabet (letters and digits of
 # other scripts excepted), the wildcards and '$' (which STS refuses already), empty, and

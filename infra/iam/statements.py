@@ -1,7 +1,7 @@
 """Statement builders every policy shares: documents, principals, KMS encryption contexts,
 MACs, log groups, checkpoints and key administration.
 
-The encryption contexts are taken from the code that builds them (``chalicelib.crypto``), so
+The encryption contexts are taken from the code that builds them (``chalicelib.envelope.format``), so
 a policy and the contexts the code sends cannot drift apart.
 """
 
@@ -211,7 +211,7 @@ def log_statements(arns: Arns, stage_name: str) -> list[Statement]:
 
 
 def checkpoint_statement(arns: Arns) -> Statement:
-    """A bulk job's checkpoints (chalicelib/jobs.py): read and write its own segments' entries."""
+    """A bulk job's checkpoints (chalicelib/service/bulk.py): read and write its own segments' entries."""
     return {
         "Sid": "JobCheckpoints",
         "Effect": "Allow",

@@ -1,4 +1,4 @@
-"""Per-tenant keys (chalicelib/tenant_keys.py): what each stage may do with a tenant's own key,
+"""Per-tenant keys (chalicelib/keys/tenants.py): what each stage may do with a tenant's own key,
 in its identity policy (any key **tagged** with a tenant, under that tenant's context only)
 and in the key's own policy (tools.tenants writes it when it creates the key)."""
 
