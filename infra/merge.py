@@ -16,6 +16,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.api.gateway_responses import openapi_extension
 from chalicelib.stages import STAGE_NAMES, Function, Stage, stage
 from infra.arns import function_name
 from infra.cfn import APP, ENV_PREFIX, Resource, Template, TemplateError, import_value, join, ref, sub
@@ -31,40 +32,6 @@ JOB_SKIPS = {
     "failed batch is retried by its event source mapping (and raises the errors and iterator-age alarms); "
     "the per-segment functions are invoked synchronously by tools.jobs, which sees the error.",
 }
-# The answers API Gateway gives without calling the function, in the project's error shape:
-# response type -> (status, or None to keep API Gateway's, code, message). An unsigned request
-# and an unknown route (or method) both meet MISSING_AUTHENTICATION_TOKEN: the same 404, so
-# nobody learns which routes exist.
-GATEWAY_RESPONSES: dict[str, tuple[str | None, str, str]] = {
-    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", "no such resource"),
-    "ACCESS_DENIED": ("403", "forbidden", "the caller may not use this stage"),
-    "DEFAULT_4XX": (None, "request_refused", "the request was refused before it reached the service"),
-    "DEFAULT_5XX": (None, "service_unavailable", "the service could not answer; retry later"),
-}
-
-
-def gateway_body(code: str, message: str) -> str:
-    """The JSON body of a gateway response.
-
-    TODO(lead): the project's error body comes from one function in chalicelib (being added
-    with the client's error shape); call it here and delete this body. Until then: the
-    ``{"code", "message"}`` shape every answer of the functions has.
-    """
-    return json.dumps({"code": code, "message": message}, separators=(",", ":"))
-
-
-def gateway_responses() -> dict[str, Any]:
-    """``x-amazon-apigateway-gateway-responses``: JSON bodies, never cached."""
-    responses: dict[str, Any] = {}
-    for response_type, (status, code, message) in GATEWAY_RESPONSES.items():
-        response: dict[str, Any] = {
-            "responseParameters": {"gatewayresponse.header.Cache-Control": "'no-store'"},
-            "responseTemplates": {"application/json": gateway_body(code, message)},
-        }
-        if status is not None:
-            response["statusCode"] = status
-        responses[response_type] = response
-    return responses
 
 
 def _function(entry: Stage, function: Function, skips: dict[str, str] | None = None) -> Resource:
@@ -122,11 +89,10 @@ def _rest_api(entry: Stage) -> Resource:
                     "ThrottlingBurstLimit": ref("ThrottlingBurstLimit"),
                 }
             ],
-            # Merged into chalice's swagger (the routes stay chalice's).
-            "DefinitionBody": {
-                "x-amazon-apigateway-policy": resource_policy,
-                "x-amazon-apigateway-gateway-responses": gateway_responses(),
-            },
+            # Merged into chalice's swagger (the routes stay chalice's). API Gateway's own answers
+            # (unknown route, unsigned or refused caller, throttled, 4xx, 5xx) in the project's
+            # error shape, as chalicelib states them for the local gateway too.
+            "DefinitionBody": {"x-amazon-apigateway-policy": resource_policy, **openapi_extension()},
         },
     )
 

@@ -375,7 +375,7 @@ def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_re
     # API Gateway's own answers (unknown route, unsigned, denied) in the JSON error shape.
     responses = swagger["x-amazon-apigateway-gateway-responses"]
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
-    assert json.loads(responses["ACCESS_DENIED"]["responseTemplates"]["application/json"])["code"] == "forbidden"
+    assert json.loads(responses["ACCESS_DENIED"]["responseTemplates"]["application/json"])["code"] == "not_found"
 
 
 def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package):
