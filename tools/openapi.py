@@ -29,7 +29,7 @@ from chalicelib.api import contract
 from chalicelib.api.schemas import Components, components
 from chalicelib.api.schemas.errors import response_name
 from chalicelib.api.schemas.model import refs
-from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.stages import API_STAGE_NAMES, stage
 from tools.generated import write_or_check
 
 ROLES = API_STAGE_NAMES  # the API stages, from the registry
@@ -38,11 +38,6 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 FILES = {role: f"openapi-{role}.json" for role in ROLES}
-_WHAT = {
-    "writer": "encrypt-only: creates, replaces, patches and deletes; never returns plaintext",
-    "reader": "decrypt-only: reads; has no write route",
-    "masked": "masked projections of people only (an initial, a year, a city); read-only, no secrets, no search",
-}
 
 
 def app_routes(role: str) -> list[tuple[str, str, str]]:
@@ -109,7 +104,8 @@ def build_document(role: str) -> dict[str, Any]:
             "title": f"pii-vault {role}",
             "version": API_VERSION,
             "description": (
-                f"The {role} endpoint of pii-vault ({_WHAT[role]}). Field-level envelope encryption under KMS. "
+                f"The {role} endpoint of pii-vault: it {stage(role).summary}. Field-level envelope encryption under "
+                "KMS. "
                 "Deployed stages require SigV4 (IAM); `chalice local` does not enforce it."
             ),
         },
