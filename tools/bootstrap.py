@@ -317,7 +317,7 @@ def ensure_fleet_table(ddb: Any, name: str, *, changes: list[str] | None = None)
 # The tenant key registry (chalicelib/keys/tenants.py): customer id -> own KMS key.
 def ensure_tenants_table(ddb: Any, name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """On demand, point-in-time recovery on (the registry decides which key shreds a tenant)."""
-    from chalicelib.store import layout
+    from chalicelib.store import tables
 
     try:
         return dict(ddb.describe_table(TableName=name)["Table"])
@@ -326,8 +326,8 @@ def ensure_tenants_table(ddb: Any, name: str, *, changes: list[str] | None = Non
     ddb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": layout.TENANT_PK, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": layout.TENANT_PK, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": tables.TENANT_PK, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": tables.TENANT_PK, "AttributeType": "S"}],
         Tags=[{"Key": "app", "Value": "pii-vault"}],
     )
     ddb.get_waiter("table_exists").wait(TableName=name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
 from chalicelib.support.config import DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
 
 APP_TAG = {"app": "pii-vault"}
@@ -29,16 +29,16 @@ def ensure_lookup_resources(
     ledger = ensure_table(
         dynamodb,
         table_name + LEDGER_SUFFIX,
-        [(layout.LEDGER_PK, "HASH"), (layout.LEDGER_SK, "RANGE")],
-        {layout.LEDGER_PK: "S", layout.LEDGER_SK: "S"},
+        [(tables.LEDGER_PK, "HASH"), (tables.LEDGER_SK, "RANGE")],
+        {tables.LEDGER_PK: "S", tables.LEDGER_SK: "S"},
         changes,
         protect=True,
     )
     jobs = ensure_table(
         dynamodb,
         table_name + JOBS_SUFFIX,
-        [(layout.JOB_PK, "HASH"), (layout.JOB_SK, "RANGE")],
-        {layout.JOB_PK: "S", layout.JOB_SK: "N"},
+        [(tables.JOB_PK, "HASH"), (tables.JOB_SK, "RANGE")],
+        {tables.JOB_PK: "S", tables.JOB_SK: "N"},
         changes,
         protect=False,
     )

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.api import functions as job_functions
-from chalicelib.store import fleet_table, layout
+from chalicelib.store import fleet_table, layout, tables
 from chalicelib.support import config
 from tools import access, findforget, policies
 
@@ -503,12 +503,12 @@ def base_template() -> dict[str, Any]:
                     "TableName": sub(f"{APP}-${{Environment}}{config.LEDGER_SUFFIX}"),
                     "BillingMode": "PAY_PER_REQUEST",
                     "KeySchema": [
-                        {"AttributeName": layout.LEDGER_PK, "KeyType": "HASH"},
-                        {"AttributeName": layout.LEDGER_SK, "KeyType": "RANGE"},
+                        {"AttributeName": tables.LEDGER_PK, "KeyType": "HASH"},
+                        {"AttributeName": tables.LEDGER_SK, "KeyType": "RANGE"},
                     ],
                     "AttributeDefinitions": [
-                        {"AttributeName": layout.LEDGER_PK, "AttributeType": "S"},
-                        {"AttributeName": layout.LEDGER_SK, "AttributeType": "S"},
+                        {"AttributeName": tables.LEDGER_PK, "AttributeType": "S"},
+                        {"AttributeName": tables.LEDGER_SK, "AttributeType": "S"},
                     ],
                     "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                     "DeletionProtectionEnabled": True,
@@ -1114,12 +1114,12 @@ def add_find_and_forget(template: dict[str, Any]) -> None:
                 "TableName": sub(f"{APP}-${{Environment}}{config.JOBS_SUFFIX}"),
                 "BillingMode": "PAY_PER_REQUEST",
                 "KeySchema": [
-                    {"AttributeName": layout.JOB_PK, "KeyType": "HASH"},
-                    {"AttributeName": layout.JOB_SK, "KeyType": "RANGE"},
+                    {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},
+                    {"AttributeName": tables.JOB_SK, "KeyType": "RANGE"},
                 ],
                 "AttributeDefinitions": [
-                    {"AttributeName": layout.JOB_PK, "AttributeType": "S"},
-                    {"AttributeName": layout.JOB_SK, "AttributeType": "N"},
+                    {"AttributeName": tables.JOB_PK, "AttributeType": "S"},
+                    {"AttributeName": tables.JOB_SK, "AttributeType": "N"},
                 ],
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": False},
                 "Tags": tags,
@@ -1580,8 +1580,8 @@ def add_tenant_keys(template: dict[str, Any]) -> None:
             "Properties": {
                 "TableName": sub(f"{APP}-${{Environment}}{config.TENANTS_SUFFIX}"),
                 "BillingMode": "PAY_PER_REQUEST",
-                "KeySchema": [{"AttributeName": layout.TENANT_PK, "KeyType": "HASH"}],
-                "AttributeDefinitions": [{"AttributeName": layout.TENANT_PK, "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": tables.TENANT_PK, "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": tables.TENANT_PK, "AttributeType": "S"}],
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "DeletionProtectionEnabled": True,
                 "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
 from chalicelib.support.aws_errors import conditional_write, translate
 from chalicelib.support.errors import StorageError
 
@@ -103,7 +103,7 @@ class DynamoDbCheckpoints:
     def load(self, job_id: str, segment: int) -> Checkpoint | None:
         try:
             item = self._ddb.get_item(
-                TableName=self._table, Key=layout.job_key(job_id, segment), ConsistentRead=True
+                TableName=self._table, Key=tables.job_key(job_id, segment), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dynamodb", "GetItem", StorageError) from exc
@@ -120,7 +120,7 @@ class DynamoDbCheckpoints:
 
     def save(self, checkpoint: Checkpoint) -> None:
         item: dict[str, Any] = {
-            **layout.job_key(checkpoint.job_id, checkpoint.segment),
+            **tables.job_key(checkpoint.job_id, checkpoint.segment),
             "counts": {"M": {k: {"N": str(v)} for k, v in checkpoint.counts.items()}},
             "done": {"BOOL": checkpoint.done},
             "pages": {"N": str(checkpoint.pages)},
@@ -300,18 +300,18 @@ def offboard_items_processor(ddb: Any, table: str, *, dry_run: bool) -> Processo
 
 def references_processor(ddb: Any, idempotency_table: str, customer_id: str, *, dry_run: bool) -> Processor:
     """Delete a tenant's idempotency references and the Powertools records they point to."""
-    prefix = layout.ref_prefix(customer_id)
+    prefix = tables.ref_prefix(customer_id)
 
     def process(items: list[Item]) -> Counter[str]:
         counts: Counter[str] = Counter()
         keys: list[Key] = []
         for item in items:
-            if not item.get(layout.IDEMPOTENCY_ID, {}).get("S", "").startswith(prefix):
+            if not item.get(tables.IDEMPOTENCY_ID, {}).get("S", "").startswith(prefix):
                 continue
-            keys.append({layout.IDEMPOTENCY_ID: item[layout.IDEMPOTENCY_ID]})
-            target = item.get(layout.REF_TARGET, {}).get("S")
+            keys.append({tables.IDEMPOTENCY_ID: item[tables.IDEMPOTENCY_ID]})
+            target = item.get(tables.REF_TARGET, {}).get("S")
             if target:
-                keys.append({layout.IDEMPOTENCY_ID: {"S": target}})
+                keys.append({tables.IDEMPOTENCY_ID: {"S": target}})
         counts["idempotency_items"] += len(keys)
         if keys and not dry_run:
             delete_each(ddb, idempotency_table, keys)
@@ -327,8 +327,8 @@ def references_scan(ddb: Any, idempotency_table: str, customer_id: str, segment:
         segment,
         total,
         FilterExpression="begins_with(#id, :prefix)",
-        ExpressionAttributeNames={"#id": layout.IDEMPOTENCY_ID},
-        ExpressionAttributeValues={":prefix": {"S": layout.ref_prefix(customer_id)}},
+        ExpressionAttributeNames={"#id": tables.IDEMPOTENCY_ID},
+        ExpressionAttributeValues={":prefix": {"S": tables.ref_prefix(customer_id)}},
     )
 
 
@@ -353,7 +353,7 @@ def replay_processor(ddb: Any, target_table: str, *, dry_run: bool) -> Processor
     def process(items: list[Item]) -> Counter[str]:
         counts: Counter[str] = Counter()
         for entry in items:
-            customer_id, kind, record_id, erased_at = layout.ledger_entry_of(entry)
+            customer_id, kind, record_id, erased_at = tables.ledger_entry_of(entry)
             counts[f"entries_{kind}"] += 1
             if kind == "person":
                 found = list(all_pages(tenant_pages(ddb, target_table, customer_id, layout.person_sort_key(record_id))))

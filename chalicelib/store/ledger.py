@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
 from chalicelib.store.records import condition_failed
 from chalicelib.support.aws_errors import error_code, translate
 from chalicelib.support.errors import StorageError, ThrottledError
@@ -66,7 +66,7 @@ class DynamoDbErasures:
             delete["ConditionExpression"] += " AND #version = :expected"
             delete["ExpressionAttributeNames"] = {"#version": layout.VERSION}
             delete["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
-        put = {"TableName": self._ledger, "Item": layout.ledger_item(customer_id, PERSON, person_id, erased_at)}
+        put = {"TableName": self._ledger, "Item": tables.ledger_item(customer_id, PERSON, person_id, erased_at)}
         try:
             self._ddb.transact_write_items(TransactItems=[{"Delete": delete}, {"Put": put}])
         except ClientError as exc:
@@ -82,13 +82,13 @@ class DynamoDbErasures:
             raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
 
     def record(self, customer_id: str, kind: str, record_id: str, erased_at: str) -> None:
-        self._call("put_item", TableName=self._ledger, Item=layout.ledger_item(customer_id, kind, record_id, erased_at))
+        self._call("put_item", TableName=self._ledger, Item=tables.ledger_item(customer_id, kind, record_id, erased_at))
 
     def add_reference(self, customer_id: str, kind: str, record_id: str, target: str, expires_at: int) -> None:
         item = {
-            **layout.ref_key(customer_id, kind, record_id),
-            layout.REF_TARGET: {"S": target},
-            layout.IDEMPOTENCY_EXPIRATION: {"N": str(expires_at)},
+            **tables.ref_key(customer_id, kind, record_id),
+            tables.REF_TARGET: {"S": target},
+            tables.IDEMPOTENCY_EXPIRATION: {"N": str(expires_at)},
         }
         self._call("put_item", TableName=self._idempotency, Item=item)
 
@@ -96,11 +96,11 @@ class DynamoDbErasures:
         response = self._call(
             "delete_item",
             TableName=self._idempotency,
-            Key=layout.ref_key(customer_id, kind, record_id),
+            Key=tables.ref_key(customer_id, kind, record_id),
             ReturnValues="ALL_OLD",
         )
-        target = response.get("Attributes", {}).get(layout.REF_TARGET, {}).get("S")
+        target = response.get("Attributes", {}).get(tables.REF_TARGET, {}).get("S")
         if target is None:
             return 0
-        self._call("delete_item", TableName=self._idempotency, Key={layout.IDEMPOTENCY_ID: {"S": target}})
+        self._call("delete_item", TableName=self._idempotency, Key={tables.IDEMPOTENCY_ID: {"S": target}})
         return 1

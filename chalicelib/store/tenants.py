@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.keys.tenants import TenantKey
-from chalicelib.store import layout
+from chalicelib.store import tables
 from chalicelib.support.aws_errors import translate
 from chalicelib.support.errors import StorageError
 
@@ -20,20 +20,20 @@ class DynamoDbTenantRegistry:
     def get(self, customer_id: str) -> TenantKey | None:
         try:
             item = self._ddb.get_item(
-                TableName=self._table, Key=layout.tenant_registry_key(customer_id), ConsistentRead=True
+                TableName=self._table, Key=tables.tenant_registry_key(customer_id), ConsistentRead=True
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dynamodb", "GetItem", StorageError) from exc
         if not item:
             return None
-        entry = layout.tenant_registry_of(item)
+        entry = tables.tenant_registry_of(item)
         return TenantKey(
-            customer_id, entry[layout.TENANT_KEY_ARN], entry[layout.TENANT_KEY_OWNER], entry[layout.TENANT_STATE]
+            customer_id, entry[tables.TENANT_KEY_ARN], entry[tables.TENANT_KEY_OWNER], entry[tables.TENANT_STATE]
         )
 
     def put(self, entry: TenantKey, at: str) -> None:
         """Operator side (tools.tenants): the stages' roles may not write this table."""
-        item = layout.tenant_registry_item(entry.customer_id, entry.key_arn, entry.owner, entry.state, at)
+        item = tables.tenant_registry_item(entry.customer_id, entry.key_arn, entry.owner, entry.state, at)
         try:
             self._ddb.put_item(TableName=self._table, Item=item)
         except (ClientError, BotoCoreError) as exc:
@@ -48,13 +48,13 @@ class DynamoDbTenantRegistry:
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, "dynamodb", "Scan", StorageError) from exc
             for item in response.get("Items", []):
-                e = layout.tenant_registry_of(item)
+                e = tables.tenant_registry_of(item)
                 out.append(
                     TenantKey(
-                        e[layout.TENANT_PK],
-                        e[layout.TENANT_KEY_ARN],
-                        e[layout.TENANT_KEY_OWNER],
-                        e[layout.TENANT_STATE],
+                        e[tables.TENANT_PK],
+                        e[tables.TENANT_KEY_ARN],
+                        e[tables.TENANT_KEY_OWNER],
+                        e[tables.TENANT_STATE],
                     )
                 )
             if "LastEvaluatedKey" not in response:

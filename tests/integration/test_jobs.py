@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.service import bulk
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout
+from chalicelib.store import tables
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_lookup import PERSON, search
@@ -112,7 +112,7 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
     assert len(left) == len(idempotency_before) - 6 == 2
     assert all("acme" not in i["id"]["S"] for i in left)
     [entry] = scan_all(ddb(), "pii-vault-erasures")
-    assert layout.ledger_entry_of(entry)[:3] == ("acme", "tenant", "acme")
+    assert tables.ledger_entry_of(entry)[:3] == ("acme", "tenant", "acme")
     assert send(stack.reader, "GET", f"/customers/globex/people/{keep}").status_code == 200
 
 

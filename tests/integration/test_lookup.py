@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.plaintext_guard import register
@@ -158,7 +158,7 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     ddb = boto3.client("dynamodb", region_name=REGION)
     idem = scan_all(ddb, "pii-vault-idempotency")
     assert len(idem) == 2  # Powertools' record and our reference to it
-    assert any(i["id"]["S"] == layout.ref_id("acme", "person", person_id) for i in idem)
+    assert any(i["id"]["S"] == tables.ref_id("acme", "person", person_id) for i in idem)
 
     assert send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204
 
@@ -166,7 +166,7 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     assert not [i for i in stack.scan() if person_id in i.get("sk", {}).get("S", "")]
     assert scan_all(ddb, "pii-vault-idempotency") == []
     [entry] = scan_all(ddb, "pii-vault-erasures")
-    assert layout.ledger_entry_of(entry)[:3] == ("acme", "person", person_id)
+    assert tables.ledger_entry_of(entry)[:3] == ("acme", "person", person_id)
     assert set(entry) == {"customer", "erasure", "kind", "record_id", "erased_at"}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.api import functions as job_functions
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
 from chalicelib.support import config
 from tools import policies
 
@@ -296,8 +296,8 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
     assert layout.BEACON_INDEX == policies.BEACON_INDEX  # the reader's Query permission names this index
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [
-        {"AttributeName": layout.JOB_PK, "KeyType": "HASH"},
-        {"AttributeName": layout.JOB_SK, "KeyType": "RANGE"},
+        {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},
+        {"AttributeName": tables.JOB_SK, "KeyType": "RANGE"},
     ]
     for role in ("IndexerRole", "OffboardRole"):
         policy_resources = [
