@@ -54,7 +54,7 @@ def _now() -> str:
 
 
 class Progress:
-    def __init__(self, label: str, total: int, out: Any = sys.stderr) -> None:
+    def __init__(self, label: str, total: int, out: Any = None) -> None:
         self._label = label
         self._total = total
         self._out = out
@@ -67,7 +67,7 @@ class Progress:
             print(
                 f"{self._label} {checkpoint.job_id} segment {checkpoint.segment}/{self._total}: "
                 f"page {checkpoint.pages}, {counts} {state}",
-                file=self._out,
+                file=self._out or sys.stderr,  # the stream of the moment (tests replace it)
                 flush=True,
             )
 

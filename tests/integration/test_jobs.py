@@ -118,16 +118,13 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
     assert send(stack.reader, "GET", f"/customers/globex/people/{keep}").status_code == 200
 
 
-def _restore_copy(source: str, target: str) -> None:
+def _restore_copy(source: str, target: str, keys: tuple[str, str] = ("pk", "sk")) -> None:
     """What a PITR restore gives: the same items, in a table of another name."""
     client = ddb()
     client.create_table(
         TableName=target,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        KeySchema=[{"AttributeName": keys[0], "KeyType": "HASH"}, {"AttributeName": keys[1], "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in keys],
         BillingMode="PAY_PER_REQUEST",
     )
     for item in scan_all(client, source):
@@ -251,3 +248,83 @@ def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_te
     assert stack.scan() == []
     kinds = sorted(e.kind for e in map(entry_of, scan_all(ddb(), "pii-vault-erasures")) if e)
     assert kinds == ["tenant", "tenant_done"]
+
+
+# -- issue 21 C: erasure that cannot be turned against its owner ------------------------------
+
+
+def test_given_a_planted_tenant_wide_entry_dated_9999_then_replay_refuses_and_reports_it_and_keeps_the_tenant(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review's attack: a writer PutItems ("victim", "tenant", "victim", 9999...) into the ledger;
+    every later restore-replay deleted the whole tenant, people created after the entry included."""
+    people = [create(stack, "victim", f"v{n}@example.com") for n in range(2)]
+    ddb().put_item(
+        TableName="pii-vault-erasures",
+        Item={
+            "customer": {"S": "victim"},
+            "erasure": {"S": "9999-12-31T23:59:59.999Z#tenant#victim"},
+            "kind": {"S": "tenant"},
+            "record_id": {"S": "victim"},
+            "erased_at": {"S": "9999-12-31T23:59:59.999Z"},
+        },
+    )
+    _restore_copy("pii-vault", "pii-vault-restored")
+    code, report = run_cli(
+        capsys, "restore-replay", "--table", "pii-vault-restored", "--restore-point", _now(), "--segments", "1"
+    )
+    assert code == 0 and report["totals"]["refused_future_dated"] == 1 and "deleted" not in report["totals"]
+    restored = {i["sk"]["S"] for i in scan_all(ddb(), "pii-vault-restored") if i["pk"]["S"] == "C#victim"}
+    assert restored == {f"P#{p}" for p in people}
+
+
+def test_given_an_erased_person_restored_with_created_at_9999_then_replay_deletes_it_by_id(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review's attack: set created_at to 9999 on the restored copy of an erased person; replay
+    reported kept_newer: 1, and setting the value back made the reader serve the erased email."""
+    erased = create(stack, "acme", "gone@example.com")
+    _restore_copy("pii-vault", "pii-vault-restored")
+    restore_point = _now()
+    assert send(stack.writer, "DELETE", f"/customers/acme/people/{erased}").status_code == 204
+    key = {"pk": {"S": "C#acme"}, "sk": {"S": f"P#{erased}"}}
+    ddb().update_item(
+        TableName="pii-vault-restored",
+        Key=key,
+        UpdateExpression="SET created_at = :t",
+        ExpressionAttributeValues={":t": {"S": "9999-12-31T23:59:59.999Z"}},
+    )
+    code, report = run_cli(
+        capsys, "restore-replay", "--table", "pii-vault-restored", "--restore-point", restore_point, "--segments", "1"
+    )
+    assert code == 0 and report["totals"]["deleted"] == 1 and "kept_newer" not in report["totals"]
+    assert "Item" not in ddb().get_item(TableName="pii-vault-restored", Key=key)
+
+
+def test_given_the_ledger_restored_to_the_same_point_then_an_entry_dated_after_its_own_append_is_refused(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaked writer appends a secret entry dated a day ahead: with the ledger as it stood at the
+    restore point as witness, replay sees it was appended before the time it claims."""
+    import datetime as dt
+
+    _secret(stack, "acme", "tok", 2)
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    ahead = tomorrow.isoformat(timespec="milliseconds")
+    forged = {
+        "customer": {"S": "secret#acme"},
+        "erasure": {"S": f"{ahead.replace('+00:00', 'Z')}#secret#tok"},
+        "customer_id": {"S": "acme"},
+        "kind": {"S": "secret"},
+        "record_id": {"S": "tok"},
+        "erased_at": {"S": ahead.replace("+00:00", "Z")},
+    }
+    ddb().put_item(TableName="pii-vault-erasures", Item=forged)
+    _restore_copy("pii-vault", "pii-vault-restored")
+    _restore_copy("pii-vault-erasures", "pii-vault-erasures-witness", keys=("customer", "erasure"))
+    argv = ["restore-replay", "--table", "pii-vault-restored", "--restore-point", _now(), "--segments", "1"]
+    # The replay runs after the day the entry names: only the witness can tell it was forward-dated.
+    monkeypatch.setattr("chalicelib.service.common.utc_now", lambda: tomorrow + dt.timedelta(hours=1))
+    code, report = run_cli(capsys, *argv, "--witness", "pii-vault-erasures-witness")
+    assert code == 0 and report["totals"]["refused_dated_after_append"] == 1
+    assert len([i for i in scan_all(ddb(), "pii-vault-restored") if i["sk"]["S"].startswith("S#tok")]) == 3

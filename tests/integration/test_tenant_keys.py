@@ -337,3 +337,32 @@ def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_rec
         assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
         assert body_of(world.read("tenant-c", person))["data"] == PERSON
         assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
+
+
+def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_every_item_before_the_key_goes(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints saying ``done`` planted in the jobs table for a job id: resuming that job used to
+    report done at once and schedule the key's deletion with every item still in the table."""
+    import json
+
+    from tools import jobs as cli
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        monkeypatch.setenv("PII_VAULT_TENANTS_TABLE", world.table + TENANTS_SUFFIX)
+        key_e = world.onboard("tenant-e")
+        people = [world.create("tenant-e") for _ in range(2)]
+        for segment in (0, 1):
+            world.ddb.put_item(
+                TableName=world.resources["jobs_table_name"],
+                Item={"job": {"S": "forged"}, "segment": {"N": str(segment)}, "done": {"BOOL": True}},
+            )
+        argv = ["offboard", "--customer", "tenant-e", "--segments", "1", "--resume", "forged", "--shred-key"]
+        assert cli.main([*argv, "--deletion-days", "7"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["segments"][-1]["shredded"] is True
+        assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
+        assert all(world.read("tenant-e", p).status_code == 404 for p in people)
+        assert world.kms.describe_key(KeyId=key_e)["KeyMetadata"]["KeyState"] == "PendingDeletion"
