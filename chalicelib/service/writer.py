@@ -336,15 +336,18 @@ class WriterService:
         self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
         return progress
 
-    def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
-        """File a reference to the idempotency record of a person's create (best effort)."""
+    def reference_idempotency(self, customer_id: str, kind: str, record_id: str, record: str, ttl_seconds: int) -> None:
+        """File a reference to the idempotency record of a create (a person's POST, a secret's
+        PUT), so that the record's DELETE and the tenant's offboarding find it (best effort)."""
         if self._erasures is None:
             return
         expires_at = int(self._clock().timestamp()) + ttl_seconds
         try:
-            self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
+            self._erasures.add_reference(customer_id, kind, record_id, record, expires_at)
         except PiiVaultError as exc:
-            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id, exc.code)
+            logger.warning(
+                "idempotency reference of %s %s of %s not stored: %s", kind, record_id, customer_id, exc.code
+            )
 
     def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
         """Remove the idempotency record of the record's create. Best effort: the erasure is

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.service.jobs import Control, SegmentRun, run_segment
-from chalicelib.service.offboard import MAX_PASSES, OffboardRun, Offboarding
+from chalicelib.service.offboard import MAX_PASSES, Offboarding, OffboardRun
 from chalicelib.service.replay import Replay, ReplayPlan
 from chalicelib.store import layout, tables
 from chalicelib.store.checkpoints import Checkpoint, MemoryCheckpoints
@@ -221,7 +221,10 @@ def test_given_tenant_entries_then_after_the_restore_point_all_goes_before_it_on
 @pytest.mark.parametrize(
     "item",
     [
-        {**LedgerEntry(PERSON, "acme", P1, AFTER).item(), tables.LEDGER_KIND: {"S": "tenant"}},  # kind not its partition's
+        {
+            **LedgerEntry(PERSON, "acme", P1, AFTER).item(),
+            tables.LEDGER_KIND: {"S": "tenant"},
+        },  # kind not its partition's
         LedgerEntry(PERSON, "acme", "../x", AFTER).item(),
         LedgerEntry(PERSON, "acme", P1, "yesterday").item(),
         LedgerEntry(TENANT, "acme", "globex", AFTER).item(),  # a tenant entry naming another tenant
