@@ -195,9 +195,10 @@ def shred_step(args: argparse.Namespace, customer_id: str, reports: list[dict[st
     ``tools.tenants.shred`` queries the table itself first: reports are no proof the tenant is empty."""
     if not getattr(args, "shred_key", False) or not all(r.get("done") for r in reports):
         return []
+    from chalicelib.stages.registry import operator_settings
     from tools.tenants import shred
 
-    settings = _settings(args, "writer")  # the PII table and the tenant key registry
+    settings = operator_settings()  # the operator's step: the PII table, the tenant registry, the key's deletion
     clients = _clients(args, settings)
     report = shred(
         clients.kms(), clients.dynamodb(), settings, customer_id, days=args.deletion_days, dry_run=args.dry_run

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from chalicelib.service.indexer import Indexer
     from chalicelib.service.jobs import IndexedScan
     from chalicelib.service.offboard import Offboarding
-    from chalicelib.service.rewrap import RewrapPlan
-    from chalicelib.stages.wiring import RewrapParts
+    from chalicelib.service.rewrap import RewrapParts, RewrapPlan
     from chalicelib.store.checkpoints import Checkpoints
 
 STREAM_BATCH_SIZE = 100

@@ -62,6 +62,10 @@ REWRAP_WRITE_ATTRIBUTES = (layout.KMS_KEY, layout.PK, layout.SK, layout.SLOTS, *
 _POOL_KINDS = frozenset({KIND_POOL, KIND_MASKED_POOL})
 
 
+# What a rewrap segment runs on: the items, and the ReEncrypt capability (source, target) -> ReEncryptor.
+RewrapParts = tuple[SlotItems, Callable[[str, str], ReEncryptor]]
+
+
 @dataclass(frozen=True)
 class RewrapPlan:
     source_key: str

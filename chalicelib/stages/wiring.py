@@ -22,7 +22,6 @@ from chalicelib.support.config import Settings
 if TYPE_CHECKING:
     from chalicelib.envelope.format import DataKeySource, KeyUnwrapper
     from chalicelib.keys.beacons import BeaconKeys
-    from chalicelib.keys.reencrypt import ReEncryptor
     from chalicelib.keys.tenants import CachedRegistry
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
@@ -30,7 +29,8 @@ if TYPE_CHECKING:
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.beacons import DynamoDbBeacons
     from chalicelib.store.checkpoints import Checkpoints
-    from chalicelib.store.job_items import DynamoDbIndexedScan, SlotItems
+    from chalicelib.service.rewrap import RewrapParts
+    from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
 
@@ -291,9 +291,6 @@ def build_offboarding(settings: Settings, clients: Clients, now: Callable[[], st
         DynamoDbLedger(ddb, settings.ledger_table_name),
         now or (lambda: timestamp(utc_now())),
     )
-
-
-RewrapParts = tuple["SlotItems", Callable[[str, str], "ReEncryptor"]]
 
 
 def build_rewrap_parts(settings: Settings, clients: Clients) -> RewrapParts:
