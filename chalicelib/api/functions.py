@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from chalicelib.service.rewrap import RewrapParts, RewrapPlan
     from chalicelib.store.checkpoints import Checkpoints
 
-STREAM_BATCH_SIZE = 100
 # The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
 # the registry, ``chalicelib.stages.registry``, lists them for the templates).
 STREAM_FUNCTION = "index_beacons"
@@ -62,6 +61,8 @@ def register_indexer(
     indexer: Callable[[], Indexer],
     people: Callable[[], IndexedScan],
     checkpoints: CheckpointsFor,
+    *,
+    batch_size: int,
 ) -> None:
     from chalicelib.service.jobs import Control, SegmentRun, backfill_segment, lambda_deadline
 
@@ -70,7 +71,7 @@ def register_indexer(
 
     @app.on_dynamodb_record(
         stream_arn=settings.stream_arn,
-        batch_size=STREAM_BATCH_SIZE,
+        batch_size=batch_size,
         starting_position="TRIM_HORIZON",
         name=STREAM_FUNCTION,
     )

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
     from chalicelib.service.offboard import Offboarding
+    from chalicelib.service.rewrap import RewrapParts
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.beacons import DynamoDbBeacons
     from chalicelib.store.checkpoints import Checkpoints
-    from chalicelib.service.rewrap import RewrapParts
     from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
@@ -109,7 +109,10 @@ def register_indexer(app: Chalice, wiring: Wiring) -> None:
 
     settings, clients = wiring.settings, wiring.clients
     indexer = Lazy(lambda: build_indexer(settings, clients))
-    register(app, settings, indexer, Lazy(lambda: build_indexed_scan(settings, clients)), checkpoints_for(wiring))
+    from chalicelib.stages.registry import STREAM_DELIVERY
+
+    people = Lazy(lambda: build_indexed_scan(settings, clients))
+    register(app, settings, indexer, people, checkpoints_for(wiring), batch_size=STREAM_DELIVERY.batch_size)
 
 
 def register_offboard(app: Chalice, wiring: Wiring) -> None:

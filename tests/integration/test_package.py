@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.api import functions as job_functions
+from chalicelib.stages.registry import STREAM_DELIVERY
 from chalicelib.store import layout, tables
 from chalicelib.support import config
 from tools import policies
@@ -262,7 +263,7 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == _import("TableStreamArn")
     assert event["Properties"]["StartingPosition"] == "TRIM_HORIZON"
-    assert event["Properties"]["BatchSize"] == job_functions.STREAM_BATCH_SIZE
+    assert event["Properties"]["BatchSize"] == STREAM_DELIVERY.batch_size
     assert base["Outputs"]["TableStreamArn"]["Value"] == {"Fn::GetAtt": ["PiiTable", "StreamArn"]}
     # The job functions work one segment per invocation, for up to Lambda's 15 minutes.
     for stage, function in (("indexer", "Backfill"), ("offboard", "Offboard")):

@@ -366,3 +366,36 @@ def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_ever
         assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
         assert all(world.read("tenant-e", p).status_code == 404 for p in people)
         assert world.kms.describe_key(KeyId=key_e)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_another_tenants_person_is_indexed(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The review's stall: the indexer caught only IntegrityError, so a KeyUnavailableError from a
+    shredded tenant key failed every retry of the batch, and the shard (another tenant's new person
+    with it) waited up to 24 hours. Now the record is skipped, counted and logged; nothing is parked."""
+    import logging
+
+    from chalicelib.service.indexer import SKIPPED_MESSAGE
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        key_v = world.onboard("victim")
+        world.create("victim")
+        key_id = world.kms.describe_key(KeyId=key_v)["KeyMetadata"]["KeyId"]
+        world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)  # shredded: its records no longer open
+        other = world.create("other")
+        indexer = build_indexer(world.settings("indexer"), Clients.of(world.kms, world.ddb))
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        parked: list[dict[str, Any]] = []
+        poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records, park=parked.append)
+        with caplog.at_level(logging.ERROR):
+            poller.drain()
+        assert poller.counts["unprocessable"] == 1 and poller.counts["written"] == 1 and parked == []
+        assert any(r.getMessage().startswith(f"{SKIPPED_MESSAGE} (key_unavailable)") for r in caplog.records)
+        with world.client("reader") as reader:
+            found = send(reader, "POST", "/customers/other/people/search", {"email": PERSON["email"]})
+        assert [p["id"] for p in body_of(found)["items"]] == [other]
