@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from chalicelib.store.checkpoints import Checkpoints
 
 # The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
-# the registry, ``chalicelib.stages.registry``, lists them for the templates).
+# the registry, ``chalicelib.stages.registry``, lists them; infra wires them in the templates).
 STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 UPDATE_ATTEMPTS = 4
 # Every attribute a rewrap's UpdateItem names: the key, the slots, the masked view's slots, the key id.
-REWRAP_WRITE_ATTRIBUTES = (layout.KMS_KEY, layout.PK, layout.SK, layout.SLOTS, *layout.MASKED_SLOT_ATTRIBUTES)
+REWRAP_WRITE_ATTRIBUTES = layout.REWRAP_WRITE_ATTRIBUTES  # the store layout states them (and the IAM policy)
 _POOL_KINDS = frozenset({KIND_POOL, KIND_MASKED_POOL})
 
 

@@ -16,6 +16,8 @@ from chalicelib.store.checkpoints import DynamoDbCheckpoints
 from chalicelib.store.job_items import DynamoDbIndexedScan
 from chalicelib.store.ledger import entry_of
 from chalicelib.support.config import Settings
+from chalicelib.support.environment import Table
+from infra.specs import TABLES
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_lookup import PERSON, search
 from tests.tables import scan_all
@@ -118,14 +120,14 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
     assert send(stack.reader, "GET", f"/customers/globex/people/{keep}").status_code == 200
 
 
-def _restore_copy(source: str, target: str, keys: tuple[str, str] = ("pk", "sk")) -> None:
+def _restore_copy(source: str, target: str, table: Table = Table.PII) -> None:
     """What a PITR restore gives: the same items, in a table of another name."""
     client = ddb()
+    spec = TABLES[table]  # the table's key, as infra declares it (a restore has no stream)
+    keys = {k["AttributeName"] for k in spec.key_schema()}
+    attributes = [a for a in spec.attribute_definitions() if a["AttributeName"] in keys]
     client.create_table(
-        TableName=target,
-        KeySchema=[{"AttributeName": keys[0], "KeyType": "HASH"}, {"AttributeName": keys[1], "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in keys],
-        BillingMode="PAY_PER_REQUEST",
+        TableName=target, KeySchema=spec.key_schema(), AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
     )
     for item in scan_all(client, source):
         client.put_item(TableName=target, Item=item)
@@ -321,7 +323,7 @@ def test_given_the_ledger_restored_to_the_same_point_then_an_entry_dated_after_i
     }
     ddb().put_item(TableName="pii-vault-erasures", Item=forged)
     _restore_copy("pii-vault", "pii-vault-restored")
-    _restore_copy("pii-vault-erasures", "pii-vault-erasures-witness", keys=("customer", "erasure"))
+    _restore_copy("pii-vault-erasures", "pii-vault-erasures-witness", Table.LEDGER)
     argv = ["restore-replay", "--table", "pii-vault-restored", "--restore-point", _now(), "--segments", "1"]
     # The replay runs after the day the entry names: only the witness can tell it was forward-dated.
     monkeypatch.setattr("chalicelib.service.common.utc_now", lambda: tomorrow + dt.timedelta(hours=1))
