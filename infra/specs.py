@@ -243,3 +243,27 @@ KEYS: Mapping[Key, KeySpec] = {
 }
 # The PII table's stream, exported for the indexer's event source mapping.
 STREAM_OUTPUT = "TableStreamArn"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    suffix: str  # the queue is named "pii-vault-<env><suffix>"
+    output: str  # the base stack's output (and export) of its ARN
+    purpose: str
+    retention_seconds: int = 14 * 24 * 3600  # SQS's longest: time to look before a message ages out
+
+    def name(self, base: str = APP) -> str:
+        return f"{base}{self.suffix}"
+
+
+# The indexer's on-failure destination: the stream's event source mapping parks here the
+# position (shard, sequence numbers, batch size; never a record) of a batch that failed every
+# retry (chalicelib.stages.registry.STREAM_DELIVERY). Encrypted at rest (SSE-SQS); an alarm
+# reports any message; the indexer's role may only send to it.
+FAILURE_QUEUE = QueueSpec(
+    "IndexerFailureQueue",
+    "-indexer-failures",
+    "IndexerFailureQueueArn",
+    "stream batches the indexer failed on every retry (positions only)",
+)

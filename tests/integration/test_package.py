@@ -269,6 +269,12 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
     assert event["Properties"]["Stream"] == _import("TableStreamArn")
     assert event["Properties"]["StartingPosition"] == "TRIM_HORIZON"
     assert event["Properties"]["BatchSize"] == STREAM_DELIVERY.batch_size
+    # A poison batch never holds the shard: bisected, retried a bounded number of times, parked.
+    assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    assert event["Properties"]["MaximumRetryAttempts"] == STREAM_DELIVERY.max_retry_attempts
+    destination = event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == _import("IndexerFailureQueueArn")
+    assert base["Outputs"]["IndexerFailureQueueArn"]["Value"] == {"Fn::GetAtt": ["IndexerFailureQueue", "Arn"]}
     assert base["Outputs"]["TableStreamArn"]["Value"] == {"Fn::GetAtt": ["PiiTable", "StreamArn"]}
     # The job functions work one segment per invocation, for up to Lambda's 15 minutes.
     for stage, function in (("indexer", "Backfill"), ("offboard", "Offboard")):
