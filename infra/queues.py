@@ -17,6 +17,12 @@ def queue_resource(spec: QueueSpec) -> Resource:
             "MessageRetentionPeriod": spec.retention_seconds,
             "Tags": app_tags(),
         },
+        skips={
+            "CKV_AWS_27": "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which this check does not "
+            "recognise (it looks for KmsMasterKeyId only). A message holds stream positions (shard id, sequence "
+            "numbers, batch size), never a record; a KMS key would need the indexer role to hold "
+            "kms:GenerateDataKey, a data-key permission no job of this design has.",
+        },
     )
 
 
