@@ -372,8 +372,3 @@ def secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
         slots=_slots_from(item),
         value=_blob(item.get(FIELD_PREFIX + SECRET_VALUE, {"B": b""})),
     )
-
-
-def created_at_of(item: Mapping[str, Any]) -> str | None:
-    value = item.get(CREATED_AT, {})
-    return value.get("S") if isinstance(value, dict) else None
