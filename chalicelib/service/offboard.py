@@ -1,7 +1,7 @@
 """Tenant offboarding: every item of one tenant goes, and the erasure stays recorded.
 
-Segment 0 appends the tenant-wide ledger entry first (a restore replays it even if the run
-is interrupted), then deletes the tenant's items page by page (a Query of its partition,
+Segment 0 appends the tenant-wide ledger entry first, on every run (a restore replays it even
+if the run is interrupted; a checkpoint is no proof it was appended), then deletes the tenant's items page by page (a Query of its partition,
 keys only): people, secret heads and every secret version. Segments 1..N scan the
 idempotency table for the tenant's references and delete them with every record they name.
 
@@ -64,8 +64,10 @@ class Offboarding:
 
     def _items_segment(self, run: OffboardRun, control: Control) -> Checkpoint:
         customer_id = run.customer_id
-        if not run.dry_run and control.checkpoints.load(run.job_id, 0) is None:
-            # Ledger first: a restore replays it even if the deletion is interrupted.
+        if not run.dry_run:
+            # Ledger first: a restore replays it even if the deletion is interrupted. On every run,
+            # not only a job's first: a checkpoint is no proof one was appended (a planted "done"
+            # would skip it), and a later entry erases no less.
             self._ledger.record_tenant_erasure(customer_id, self._now())
 
         def pages(start: Key | None) -> ItemPage:
