@@ -1,9 +1,10 @@
 """Tenant offboarding: every item of one tenant goes, and the erasure stays recorded.
 
-Segment 0 appends the tenant-wide ledger entry first, on every run (a restore replays it even
-if the run is interrupted; a checkpoint is no proof it was appended), then deletes the tenant's items page by page (a Query of its partition,
-keys only): people, secret heads and every secret version. Segments 1..N scan the
-idempotency table for the tenant's references and delete them with every record they name.
+Segment 0 appends the tenant-wide ledger entry first, on every run (a restore replays it
+even if the run is interrupted; a checkpoint is no proof it was appended), then deletes the
+tenant's items page by page (a Query of its partition, keys only): people, secret heads and
+every secret version. Segments 1..N scan the idempotency table for the tenant's references
+and delete them with every record they name.
 
 A stored checkpoint is only a position. Segment 0 is ``done`` when a final strongly
 consistent query finds no item of the tenant left; only then does it append ``tenant_done``
