@@ -17,7 +17,7 @@ from chalice import Chalice
 
 from chalicelib.api.callers import AllowList, caller_gate
 from chalicelib.api.http import audit_refusals, finish_response
-from chalicelib.stages.registry import settings_for, stage
+from chalicelib.stages.registry import Trigger, settings_for, stage
 from chalicelib.stages.wiring import AwsClient, Clients, Lazy, Wiring
 from chalicelib.support.audit import AuditLog
 from chalicelib.support.config import APP_NAME, Settings
@@ -82,3 +82,21 @@ def create_app(
     register: Callable[[Chalice, Wiring], None] = getattr(importlib.import_module(module), function)
     register(app, Wiring(settings, clients, clock=clock, masked_view=masked_view))
     return app
+
+
+def lambda_handlers(app: Chalice, role: str | None = None) -> dict[str, Callable[..., Any]]:
+    """The functions of stage ``role`` (default: ``PII_VAULT_ROLE``) other than its API handler,
+    by name: Lambda resolves the handler ``app.<name>`` that ``chalice package`` gives each of them
+    as an attribute of ``app.py``. A declared function the app does not register is a startup error."""
+    from chalicelib.support.config import process_environment, role_from_env
+
+    spec = stage(role_from_env(process_environment()) if role is None else role)
+    handlers: dict[str, Callable[..., Any]] = {}
+    for function in spec.functions:
+        if function.trigger is Trigger.HTTP:
+            continue
+        handler = app.handler_map.get(function.name)
+        if handler is None:
+            raise ConfigurationError(f"the {spec.name} stage registers no function {function.name!r}")
+        handlers[function.name] = handler
+    return handlers
