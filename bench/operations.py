@@ -121,9 +121,9 @@ def _apps(resources: dict[str, str], kms: Any, ddb: Any) -> dict[str, Any]:
     return apps
 
 
-def measure_operations(count: int, kms_latency_s: float) -> dict[str, Any]:
+def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported")
-    data = people(count + WARM_UP, seed=31)
+    data = people(count + warm_up, seed=31)
     rng = random.Random(31)
     with aws_sandbox() as resources:
         kms_meter, ddb_meter = KmsMeter(kms_latency_s), DynamoMeter(StoredItems())
@@ -177,8 +177,8 @@ def measure_operations(count: int, kms_latency_s: float) -> dict[str, Any]:
             "secret_put": secret_put,
             "secret_get": secret_get,
         }
-        warm = list(range(WARM_UP))
-        measured = list(range(WARM_UP, WARM_UP + count))
+        warm = list(range(warm_up))
+        measured = list(range(warm_up, warm_up + count))
         for name in OPERATIONS:  # warm-up: imports, clients, caches; not counted
             for i in warm:
                 steps[name](i)

@@ -1,5 +1,6 @@
 """The all-in cost table's outputs: ``cost.json``, ``cost.md`` (table, monthly fixed costs,
-assumptions, price sources) and ``cost.png`` (a stacked bar per operation)."""
+assumptions, price sources) and ``cost.png`` (a stacked bar per operation); the model is
+``bench.cost``, the command ``python -m bench.cost``."""
 
 from __future__ import annotations
 

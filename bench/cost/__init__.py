@@ -30,10 +30,8 @@ audit line and access log); their durations are their own code's, measured in ``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -41,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import prices
-from bench.stages import ROOT, stage
+from bench.stages import stage
 
 XRAY_SAMPLED = 0.05  # the default sampling rule beyond its reservoir of one request a second
 FLEET_READ_UNITS = 0.5  # a fleet key table GetItem: eventually consistent, an entry well under 4 KB
@@ -328,18 +326,3 @@ def cost_table(document: Mapping[str, Any]) -> str:
         cells = " | ".join(f"{c[k]:,.2f}" for k in COMPONENTS)
         lines.append(f"| {row['design']} | {row['operation']} | {cells} | **{c['total']:,.2f}** | {row['basis']} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--dir", type=Path, default=ROOT / "docs", help="where the measured JSON files are")
-    args = parser.parse_args(argv)
-    from bench.cost_report import write_cost_report
-
-    document = cost_rows(args.dir)
-    print(write_cost_report(document, args.dir))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
