@@ -155,5 +155,6 @@ def handler_name(stage_name: str, function: str) -> str:
     """The attribute of ``app.py`` Lambda calls (``chalice package``'s ``Handler`` is ``app.<this>``)."""
     from chalicelib.stages.registry import API_FUNCTION
 
-    stage(stage_name).function(function)  # an unknown function is an error here, not a silent skip
+    if function not in {f.name for f in stage(stage_name).functions}:
+        raise ValueError(f"the {stage_name} stage has no function {function!r}")
     return "app" if function == API_FUNCTION else function

@@ -109,16 +109,13 @@ class Context:
         return 900_000
 
 
-def _apps(resources: dict[str, str], kms: Any, ddb: Any) -> dict[str, Any]:
+def _app(stage: str, resources: dict[str, str], kms: Any, ddb: Any) -> Any:
+    """The stage's app with its deployed settings (a Chalice app is its API stage's Lambda handler)."""
     from chalicelib.stages import settings_for
-    from chalicelib.stages.app import create_app, lambda_handlers
+    from chalicelib.stages.app import create_app
 
-    apps: dict[str, Any] = {}
-    for name in ("writer", "reader", "indexer"):
-        env = {**deployed_environment(name, resources), "AWS_DEFAULT_REGION": REGION}
-        app = create_app(settings=settings_for(env), kms_client=kms, dynamodb_client=ddb)
-        apps[name] = app if name != "indexer" else lambda_handlers(app, "indexer")["index_beacons"]
-    return apps
+    env = {**deployed_environment(stage, resources), "AWS_DEFAULT_REGION": REGION}
+    return create_app(settings=settings_for(env), kms_client=kms, dynamodb_client=ddb)
 
 
 def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP) -> dict[str, Any]:
@@ -127,11 +124,15 @@ def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP)
     rng = random.Random(31)
     with aws_sandbox() as resources:
         kms_meter, ddb_meter = KmsMeter(kms_latency_s), DynamoMeter(StoredItems())
-        apps = _apps(resources, kms_client(kms_meter), ddb_client(ddb_meter))
+        from chalicelib.stages.app import lambda_handlers
+
+        kms, ddb = kms_client(kms_meter), ddb_client(ddb_meter)
+        writer, reader = _app("writer", resources, kms, ddb), _app("reader", resources, kms, ddb)
+        index_beacons = lambda_handlers(_app("indexer", resources, kms, ddb), "indexer")["index_beacons"]
         ids: list[str] = []
 
-        def call(app: str, event: dict[str, Any], ok: int) -> dict[str, Any]:
-            answer: dict[str, Any] = apps[app](event, Context())
+        def call(app: Any, event: dict[str, Any], ok: int) -> dict[str, Any]:
+            answer: dict[str, Any] = app(event, Context())
             if answer["statusCode"] != ok:
                 raise RuntimeError(
                     f"{event['httpMethod']} {event['resource']}: {answer['statusCode']} {answer['body']}"
@@ -139,7 +140,7 @@ def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP)
             return answer
 
         def create(i: int) -> Any:
-            answer = call("writer", api_event("POST", PEOPLE, {"customer_id": CUSTOMER}, data[i]), 201)
+            answer = call(writer, api_event("POST", PEOPLE, {"customer_id": CUSTOMER}, data[i]), 201)
             ids.append(json.loads(answer["body"])["id"])
             return answer
 
@@ -147,27 +148,27 @@ def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP)
             from chalicelib.store import layout
 
             keys = layout.person_key(CUSTOMER, ids[i])
-            return apps["indexer"](stream_event(keys, resources["stream_arn"]), Context())
+            return index_beacons(stream_event(keys, resources["stream_arn"]), Context())
 
         def read(i: int) -> Any:
-            answer = call("reader", api_event("GET", PERSON, {"customer_id": CUSTOMER, "person_id": ids[i]}), 200)
+            answer = call(reader, api_event("GET", PERSON, {"customer_id": CUSTOMER, "person_id": ids[i]}), 200)
             if json.loads(answer["body"])["data"] != data[i]:
                 raise RuntimeError("a read did not return what was written")
             return answer
 
         def search(i: int) -> Any:
             event = api_event("POST", SEARCH, {"customer_id": CUSTOMER}, {"email": data[i]["email"]})
-            answer = call("reader", event, 200)
+            answer = call(reader, event, 200)
             if [item["id"] for item in json.loads(answer["body"])["items"]] != [ids[i]]:
                 raise RuntimeError("a search did not find the person")
             return answer
 
         def secret_put(i: int) -> Any:
             params = {"customer_id": CUSTOMER, "secret_id": f"secret-{i}"}
-            return call("writer", api_event("PUT", SECRET, params, {"value": f"token-{i}-{uuid.uuid4()}"}), 201)
+            return call(writer, api_event("PUT", SECRET, params, {"value": f"token-{i}-{uuid.uuid4()}"}), 201)
 
         def secret_get(i: int) -> Any:
-            return call("reader", api_event("GET", SECRET, {"customer_id": CUSTOMER, "secret_id": f"secret-{i}"}), 200)
+            return call(reader, api_event("GET", SECRET, {"customer_id": CUSTOMER, "secret_id": f"secret-{i}"}), 200)
 
         steps: dict[str, Callable[[int], Any]] = {
             "create": create,

@@ -35,9 +35,7 @@ class PiiVault(Approach):
         from chalicelib.stages import settings_for
         from chalicelib.stages.app import create_app
 
-        self.ids: dict[int, str] = {}
-        clients = []
-        for stage in ("writer", "reader"):
+        def http(stage: str) -> Any:
             env = {**stage_environment(stage, resources), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
             app = create_app(
                 settings=settings_for(env),
@@ -45,8 +43,11 @@ class PiiVault(Approach):
                 dynamodb_client=ddb_client(self.ddb_meter),
                 masked_view=self.masked_view,
             )
-            clients.append(Client(app))
-        self.writer, self.reader = (client.http for client in clients)
+            return Client(app).http
+
+        self.ids: dict[int, str] = {}
+        self.writer = http("writer")
+        self.reader = http("reader")
 
     def write(self, index: int, person: dict[str, Any]) -> None:
         response = self.writer.post(

@@ -40,6 +40,7 @@ from typing import Any
 
 from bench import prices
 from bench.stages import stage
+from chalicelib.stages import Trigger
 
 XRAY_SAMPLED = 0.05  # the default sampling rule beyond its reservoir of one request a second
 FLEET_READ_UNITS = 0.5  # a fleet key table GetItem: eventually consistent, an entry well under 4 KB
@@ -186,7 +187,6 @@ def _api(op: str, function: Usage, measured: Mapping[str, Any]) -> Usage:
 
 def pii_vault_rows(operations: Mapping[str, Any], scale: AtScale) -> list[dict[str, Any]]:
     ops = operations["operations"]
-    memory = {name: stage(name).functions[0].memory_mb for name in ("writer", "reader", "indexer")}
     fleet = Usage(
         api_requests=0.0,
         invocations=0.0,
@@ -195,10 +195,11 @@ def pii_vault_rows(operations: Mapping[str, Any], scale: AtScale) -> list[dict[s
     )
 
     def at(op: str, role: str, kms: float, *, opens: bool) -> Usage:
-        usage = replace(_api(op, function_usage(ops[op], memory[role]), ops[op]), kms_requests=kms)
+        memory = stage(role).function_for(Trigger.HTTP).memory_mb
+        usage = replace(_api(op, function_usage(ops[op], memory), ops[op]), kms_requests=kms)
         return plus(usage, fleet) if opens else usage
 
-    index = function_usage(ops["index"], memory["indexer"])
+    index = function_usage(ops["index"], stage("indexer").function_for(Trigger.STREAM).memory_mb)
     rows = [
         ("create", plus(at("create", "writer", scale.kms_per_write, opens=False), index), "writer + indexer follow-up"),
         ("read", at("read", "reader", scale.kms_per_read, opens=True), "reader"),

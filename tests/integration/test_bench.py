@@ -194,18 +194,25 @@ def test_given_a_stage_process_then_its_cold_start_imports_boto3_only_for_the_fi
     from bench.aws import local_resources
     from bench.coldstart import clients, measure_once, moto_server, process_env
     from bench.lambda_events import invocations, persons_needed, seed
+    from chalicelib.stages import Trigger, stage
 
     with moto_server() as url:
         aws = clients(url)
         resources = local_resources(aws["kms"], aws["dynamodb"])
         seeded = seed(resources, aws, persons_needed(1))
         package = {"root": str(ROOT)}  # the source tree: no zip, same code
-        for stage, function in (("writer", "api_handler"), ("indexer", "index_beacons"), ("offboard", "offboard")):
-            events = invocations(stage, function, seeded, 0)
-            measured = measure_once(package, stage, function, events, process_env(stage, resources, url))
+        # An API stage, the stream handler, a job: each trigger once.
+        for spec, trigger in (
+            (stage("writer"), Trigger.HTTP),
+            (stage("indexer"), Trigger.STREAM),
+            (stage("offboard"), Trigger.INVOKE),
+        ):
+            function = spec.function_for(trigger).name
+            events = invocations(spec.name, function, seeded, 0)
+            measured = measure_once(package, spec.name, function, events, process_env(spec.name, resources, url))
 
             assert measured["import_ms"] > 0 and len(measured["requests"]) == 2
             assert measured["boto3_at_import"] is False  # create_app makes clients on the first request
             assert measured["boto3_ms_in_first_request"] > 0
-            if stage == "writer":
+            if trigger is Trigger.HTTP:
                 assert [r["status"] for r in measured["requests"]] == [201, 201]
