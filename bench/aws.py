@@ -45,6 +45,8 @@ class DynamoMeter:
 
     The hooks keep what they see (the probe reads an in-process dict); sizes of what was read
     are computed when the units are asked for, so the metering adds little to timed latencies.
+    ``seconds``: the time spent in DynamoDB requests (moto's, here), from sending to the parsed
+    answer, so that a caller can tell its own code's time from the database's.
     """
 
     def __init__(self, stored: StoredItems | None = None) -> None:
@@ -52,10 +54,16 @@ class DynamoMeter:
         self.stored = stored
         self._writes: list[float] = []  # write units of each write request
         self._reads: list[tuple[str, float, Any, int]] = []  # (operation, read factor, response, keys asked)
+        self.seconds = 0.0
 
     def attach(self, events: Any) -> None:
         events.register("before-parameter-build.dynamodb.*", self._before)
+        events.register("before-call.dynamodb.*", self._started)
         events.register("after-call.dynamodb.*", self._after)
+
+    @staticmethod
+    def _started(context: dict[str, Any], **_: Any) -> None:
+        context["bench_started"] = time.perf_counter()
 
     @staticmethod
     def _written(params: dict[str, Any], operation: str) -> list[tuple[str, dict[str, Any], int, bool]]:
@@ -94,6 +102,7 @@ class DynamoMeter:
             context["bench_writes"] = (written, before)
 
     def _after(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        self.seconds += time.perf_counter() - context.pop("bench_started", time.perf_counter())
         if model.name in ("GetItem", "BatchGetItem", "Query"):
             factor = context.get("bench_read_factor", 1.0)
             self._reads.append((model.name, factor, parsed, context.get("bench_keys", 0)))

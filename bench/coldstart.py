@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,15 +114,15 @@ def runtime_imports_after_app_us(stderr: str) -> int:
 # -- 1. packages ----------------------------------------------------------------------------
 
 
-def package_stages(out: Path) -> dict[str, dict[str, Any]]:
+def package_stages(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per stage: its unpacked package (with bytecode) and the zip's sizes, as ``make package`` builds it."""
     from tools.stacks import add_bytecode, chalice_package, runtime_of, write_templates
 
     write_templates(out)
     by_digest: dict[str, dict[str, Any]] = {}
     packages: dict[str, dict[str, Any]] = {}
-    for spec in STAGES:
-        target = chalice_package(spec.name, out)
+    for name in names:
+        target = chalice_package(name, out)
         archive = target / "deployment.zip"
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
         if digest not in by_digest:
@@ -140,7 +140,7 @@ def package_stages(out: Path) -> dict[str, dict[str, Any]]:
                 "pyc_files": sum(i.filename.endswith(".pyc") for i in infos),
                 "zip_sha256_before_bytecode": digest,
             }
-        packages[spec.name] = by_digest[digest]
+        packages[name] = by_digest[digest]
     return packages
 
 
@@ -251,16 +251,18 @@ def _chatter_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def cold_start(runs: int, log: Any = None) -> list[dict[str, Any]]:
-    """One row per function of every stage: medians over ``runs`` fresh processes each.
+def cold_start(runs: int, log: Any = None, stages: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per function of every stage (or of ``stages``, the writer's always): medians over
+    ``runs`` fresh processes each.
 
     The processes run in rounds (every function once per round),
     so each round's figures are taken under about the same machine load: ``vs_writer`` is the median
     over the rounds of a function's cold start divided by the writer's in the same round."""
     with tempfile.TemporaryDirectory(prefix="pii-vault-coldstart-") as tmp:
         started = time.perf_counter()
+        chosen = [s.name for s in STAGES if stages is None or s.name in stages or s.name == "writer"]
         with _chatter_to_stderr():
-            packages = package_stages(Path(tmp) / "out")
+            packages = package_stages(Path(tmp) / "out", chosen)
         if log is not None:
             print(f"  packaged {len(packages)} stages: {time.perf_counter() - started:.0f} s", file=log, flush=True)
         with moto_server() as url:
@@ -269,7 +271,7 @@ def cold_start(runs: int, log: Any = None) -> list[dict[str, Any]]:
             aws = clients(url)
             resources = local_resources(aws["kms"], aws["dynamodb"])
             seeded: Seeded = seed(resources, aws, persons_needed(runs))
-            names = functions()
+            names = [f for f in functions() if f[0] in chosen]
             samples: dict[tuple[str, str], list[dict[str, Any]]] = {(s, f): [] for s, f, _ in names}
             for run in range(runs):
                 for stage_name, function, _ in names:
@@ -329,10 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     add_size_argument(parser)
     parser.add_argument("--runs", type=int, default=size.cold_start_runs, help="fresh processes per function")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmark-coldstart.json")
+    parser.add_argument("--stages", nargs="+", choices=[s.name for s in STAGES], help="default: every stage")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
-    rows = cold_start(args.runs, log=sys.stderr)
+    rows = cold_start(args.runs, log=sys.stderr, stages=args.stages)
     print(cold_start_table(rows))
     args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0

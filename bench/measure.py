@@ -33,11 +33,12 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     write_units: float = 0.0
     read_units: float = 0.0
+    dynamodb_seconds: float = 0.0
 
 
 def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[], None]]]) -> Phase:
     """Run ``steps`` (records covered, action); per-record latency is step time / records covered."""
-    before, units = meter.total(), (ddb.write_units, ddb.read_units)
+    before, units, in_ddb = meter.total(), (ddb.write_units, ddb.read_units), ddb.seconds
     latencies: list[float] = []
     started = time.perf_counter()
     for covered, step in steps:
@@ -45,7 +46,14 @@ def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[]
         step()
         latencies += [(time.perf_counter() - t0) * 1000 / covered] * covered
     seconds = time.perf_counter() - started
-    return Phase(meter.total() - before, seconds, latencies, ddb.write_units - units[0], ddb.read_units - units[1])
+    return Phase(
+        meter.total() - before,
+        seconds,
+        latencies,
+        ddb.write_units - units[0],
+        ddb.read_units - units[1],
+        ddb.seconds - in_ddb,
+    )
 
 
 def run_approach(
@@ -92,9 +100,11 @@ def run_approach(
         "records_per_s_write": n / writes.seconds,
         "records_per_s_read": n / reads.seconds,
         "mean_ms_write": sum(writes.latencies_ms) / n,
+        "dynamodb_ms_per_record_write": writes.dynamodb_seconds * 1000 / n,
         "p50_ms_write": percentile(writes.latencies_ms, 50),
         "p99_ms_write": percentile(writes.latencies_ms, 99),
         "mean_ms_read": sum(reads.latencies_ms) / n,
+        "dynamodb_ms_per_record_read": reads.dynamodb_seconds * 1000 / n,
         "p50_ms_read": percentile(reads.latencies_ms, 50),
         "p99_ms_read": percentile(reads.latencies_ms, 99),
         "stored_bytes_per_record": sum(item_size(i) for i in items) / n,

@@ -82,9 +82,10 @@ How the figures are made (bench/cost.py):
   they make on your behalf not counted: with a customer managed key add $3.00 per million); their
   monthly fee per secret is below. Your own caller's compute is not counted for them, and pii-vault's
   API Gateway and Lambda are.
-- Lambda: mean duration billed per started millisecond at the function's memory (512 MB, x86),
-  measured on moto in process (about 1 ms per DynamoDB call; DynamoDB on AWS is a few ms), so
-  the Lambda column is a lower bound and small against API Gateway's.
+- Lambda: the function's memory (512 MB, x86) for the measured mean duration, the time spent in
+  moto's DynamoDB replaced by {document["dynamodb_call_ms"]:g} ms per request (moto's GSI query and
+  transactions grow with the table), billed per started millisecond; the simulated KMS round trip
+  (10 ms) counts where KMS is called.
 - CloudWatch Logs: the function's log lines as Lambda's JSON log format writes them (measured),
   and the API access log line in the stage's format rendered for the request, each plus 26 bytes.
 - X-Ray: {document["xray_sampled"]:.0%} of invocations traced (the default rule at high traffic; below

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,13 @@ def test_given_a_usage_then_each_service_is_priced_per_million() -> None:
     assert cost["total"] == pytest.approx(sum(cost[k] for k in COMPONENTS))
 
 
+def test_given_a_measured_duration_then_moto_time_is_replaced_by_the_assumed_dynamodb_latency() -> None:
+    from bench.cost import DYNAMODB_CALL_MS, billed_ms
+
+    assert billed_ms(9.5, 2.0, 2) == math.ceil(7.5 + 2 * DYNAMODB_CALL_MS)
+    assert billed_ms(1.0, 3.0, 0) == 0  # clock noise never makes a negative duration
+
+
 def test_given_a_request_then_its_access_log_line_is_the_stage_format_rendered() -> None:
     from tools.stacks import ACCESS_LOG_FORMAT
 
@@ -128,10 +136,12 @@ WORKLOAD = {
 }
 
 
-def _measured(**changes: float) -> dict[str, float]:
-    base = {
+def _measured(**changes: float) -> dict[str, object]:
+    base: dict[str, object] = {
         "billed_ms": 10.0,
         "mean_ms": 9.5,
+        "dynamodb_ms": 2.0,
+        "dynamodb_calls": {"GetItem": 1.0},
         "dynamodb_write_units": 0.0,
         "dynamodb_read_units": 1.0,
         "kms_calls": 0.0,
