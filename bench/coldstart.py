@@ -1,5 +1,5 @@
 """Cold start per stage and function: the deployment zip, the import of ``app.py`` and the first
-request, boto3 included, as Lambda runs them.
+request, the AWS SDK (botocore) included, as Lambda runs them.
 
     python -m bench.coldstart [--size quick|full] [--runs 3] [--out docs/benchmark-coldstart.json]
 
@@ -11,14 +11,17 @@ request, boto3 included, as Lambda runs them.
    and persons written through the writer's own app (``bench.lambda_events``).
 3. Per function of every stage, ``--runs`` fresh processes, each as a Lambda cold start: the
    unzipped package first on ``sys.path`` (its shipped ``.pyc``; nothing written, as in the
-   read-only /var/task), boto3 from the interpreter (the Lambda runtime provides it, with its
+   read-only /var/task), botocore from the interpreter (the Lambda runtime provides it, with its
    bytecode), the stage's deployed environment from the registry, the moto server as endpoint.
    Timed: ``import app``; the first invocation of the function's handler (``app.<handler>`` as
-   Lambda resolves it) with a representative event: lazy imports, boto3's import (reported on
+   Lambda resolves it) with a representative event: lazy imports, the SDK's import (reported on
    its own from ``-X importtime``) and client creation, and its AWS calls to moto over HTTP;
    then a second, warm invocation doing the same work. The cold start is what the first
    request costs beyond the warm one, plus the import (Lambda's init): ``import + first -
-   warm``, comparable across functions whatever their work. Medians over the runs.
+   warm``, comparable across functions whatever their work; in wall time (moto's answers over
+   local HTTP included) and in the process's CPU time (the stage's code and the SDK alone, and
+   far less disturbed by other work on the machine). Medians over the runs; ``vs_writer`` and
+   ``vs_writer_cpu``: the median over the rounds of the ratio to the writer's in the same round.
 
 Absolute times are this machine's, with moto answering over local HTTP (no network, no KMS
 latency, no Lambda runtime start); compare stages and functions with one another.
@@ -59,10 +62,10 @@ _CHILD = """
 import json, sys, time
 spec = json.load(open(sys.argv[1], encoding="utf-8"))
 sys.path.insert(0, spec["root"])
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 import app
-imported = time.perf_counter()
-boto3_at_import = "boto3" in sys.modules
+imported, imported_cpu = time.perf_counter(), time.process_time()
+sdk_at_import = "botocore" in sys.modules
 handler = getattr(app, spec["handler"])
 
 class Context:
@@ -74,12 +77,18 @@ class Context:
 
 requests = []
 for event in spec["events"]:
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     answer = handler(event, Context())
-    ms = (time.perf_counter() - began) * 1000
+    ms, cpu_ms = (time.perf_counter() - began) * 1000, (time.process_time() - began_cpu) * 1000
     status = answer.get("statusCode") if isinstance(answer, dict) else None
-    requests.append({"ms": ms, "status": status})
-print(json.dumps({"import_ms": (imported - started) * 1000, "boto3_at_import": boto3_at_import, "requests": requests}))
+    requests.append({"ms": ms, "cpu_ms": cpu_ms, "status": status})
+print(json.dumps({
+    "import_ms": (imported - started) * 1000,
+    "import_cpu_ms": (imported_cpu - started_cpu) * 1000,
+    "sdk_at_import": sdk_at_import,
+    "boto3_loaded": "boto3" in sys.modules,
+    "requests": requests,
+}))
 """
 
 
@@ -102,7 +111,7 @@ def app_import_us(stderr: str) -> int:
 
 
 def runtime_imports_after_app_us(stderr: str) -> int:
-    """Microseconds of boto3 and its dependencies imported after ``app`` (during the requests)."""
+    """Microseconds of the SDK (boto3, botocore and their dependencies) imported after ``app`` (during the requests)."""
     seen_app, total = False, 0
     for name, us in top_level_imports_us(stderr):
         seen_app = seen_app or name == "app"
@@ -221,7 +230,7 @@ def measure_once(
     for request in measured["requests"]:
         if request["status"] is not None and request["status"] >= 400:
             raise RuntimeError(f"{stage_name}/{function}: a request answered {request['status']}")
-    measured["boto3_ms_in_first_request"] = runtime_imports_after_app_us(result.stderr) / 1000
+    measured["sdk_import_ms_in_first_request"] = runtime_imports_after_app_us(result.stderr) / 1000
     return measured
 
 
@@ -283,14 +292,19 @@ def cold_start(runs: int, log: Any = None, stages: Sequence[str] | None = None) 
                 if log is not None:
                     print(f"  cold start round {run + 1}/{runs} done", file=log, flush=True)
 
-    def cold(sample: dict[str, Any]) -> float:
-        return float(sample["import_ms"] + sample["requests"][0]["ms"] - sample["requests"][1]["ms"])
+    def cold(sample: dict[str, Any], unit: str = "ms") -> float:
+        first, warm = sample["requests"]
+        return float(sample[f"import_{unit}"] + first[unit] - warm[unit])
+
+    def cpu(sample: dict[str, Any]) -> float:
+        return cold(sample, "cpu_ms")
 
     writer = [cold(s) for s in samples["writer", API_FUNCTION]]
+    writer_cpu = [cpu(s) for s in samples["writer", API_FUNCTION]]
     rows = []
     for stage_name, function, trigger in names:
         taken = samples[stage_name, function]
-        cold_ms = [cold(s) for s in taken]
+        cold_ms, cpu_ms = [cold(s) for s in taken], [cpu(s) for s in taken]
         rows.append(
             {
                 "stage": stage_name,
@@ -299,11 +313,13 @@ def cold_start(runs: int, log: Any = None, stages: Sequence[str] | None = None) 
                 "runs": runs,
                 "import_ms": statistics.median(s["import_ms"] for s in taken),
                 "first_request_ms": statistics.median(s["requests"][0]["ms"] for s in taken),
-                "boto3_ms_in_first_request": statistics.median(s["boto3_ms_in_first_request"] for s in taken),
+                "sdk_import_ms_in_first_request": statistics.median(s["sdk_import_ms_in_first_request"] for s in taken),
                 "cold_start_ms": statistics.median(cold_ms),
                 "vs_writer": statistics.median(c / w for c, w in zip(cold_ms, writer, strict=True)),
+                "cold_start_cpu_ms": statistics.median(cpu_ms),
+                "vs_writer_cpu": statistics.median(c / w for c, w in zip(cpu_ms, writer_cpu, strict=True)),
                 "warm_request_ms": statistics.median(s["requests"][1]["ms"] for s in taken),
-                "boto3_at_import": any(s["boto3_at_import"] for s in taken),
+                "sdk_at_import": any(s["sdk_at_import"] for s in taken),
                 **{k: v for k, v in packages[stage_name].items() if k != "root"},
             }
         )
@@ -312,15 +328,17 @@ def cold_start(runs: int, log: Any = None, stages: Sequence[str] | None = None) 
 
 def cold_start_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| stage | function | import app ms | first request ms | of which boto3 import ms | warm request ms "
-        "| cold start ms (import + first - warm) | cold start / writer's | zip bytes | unzipped bytes | .pyc in zip |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | function | import app ms | first request ms | of which boto3/botocore import ms | warm request ms "
+        "| cold start ms (import + first - warm) | / writer's | cold start CPU ms | / writer's "
+        "| zip bytes | unzipped bytes | .pyc in zip |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['stage']} | {r['function']} | {r['import_ms']:.0f} | {r['first_request_ms']:.0f} "
-            f"| {r['boto3_ms_in_first_request']:.0f} | {r['warm_request_ms']:.1f} | {r['cold_start_ms']:.0f} "
-            f"| {r['vs_writer']:.2f} | {r['zip_bytes']:,} | {r['unzipped_bytes']:,} | {r['pyc_files']} |"
+            f"| {r['sdk_import_ms_in_first_request']:.0f} | {r['warm_request_ms']:.1f} | {r['cold_start_ms']:.0f} "
+            f"| {r['vs_writer']:.2f} | {r['cold_start_cpu_ms']:.0f} | {r['vs_writer_cpu']:.2f} "
+            f"| {r['zip_bytes']:,} | {r['unzipped_bytes']:,} | {r['pyc_files']} |"
         )
     return "\n".join(lines)
 
