@@ -65,7 +65,7 @@ sys.path.insert(0, spec["root"])
 started, started_cpu = time.perf_counter(), time.process_time()
 import app
 imported, imported_cpu = time.perf_counter(), time.process_time()
-sdk_at_import = "botocore" in sys.modules
+sdk_at_import = "botocore.session" in sys.modules  # the client machinery (botocore.exceptions is light)
 handler = getattr(app, spec["handler"])
 
 class Context:
