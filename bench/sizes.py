@@ -7,7 +7,7 @@ sizes are stated here only.
 
 What the quick size gives up, part by part:
 
-- approaches (``bench.run``): 300 records instead of 1,000. Per-record KMS calls of the
+- approaches (``bench.run``): 200 records instead of 1,000. Per-record KMS calls of the
   uncached rows are exact at any size; the cached rows amortise their few KMS calls over
   fewer records (the workload model gives the figure at scale); latency percentiles rest on
   fewer samples.
@@ -42,7 +42,7 @@ class Size:
 SIZES: dict[str, Size] = {
     "quick": Size(
         "quick",
-        records=300,
+        records=200,
         lookup_people=(1000,),
         lookups=50,
         naive_lookups=3,
