@@ -178,15 +178,11 @@ def _decoded_value(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def local_resources(kms: Any, ddb: Any) -> dict[str, str]:
-    """Every key and table of a local environment (what ``make dev`` bootstraps), as
-    ``tools.devstack.local_environment`` expects them."""
-    from chalicelib.support.config import TENANTS_SUFFIX
-    from tools.bootstrap import bootstrap, ensure_tenants_table
+    """Every key and table of a local environment (what ``make dev`` bootstraps, from the base
+    stack's specs), as ``tools.devstack.local_environment`` expects them."""
+    from infra.local import bootstrap
 
-    resources = bootstrap(kms, ddb)
-    resources["tenants_table_name"] = resources["table_name"] + TENANTS_SUFFIX
-    ensure_tenants_table(ddb, resources["tenants_table_name"])
-    return resources
+    return bootstrap(kms, ddb)
 
 
 @contextmanager

@@ -125,7 +125,7 @@ def runtime_imports_after_app_us(stderr: str) -> int:
 
 def package_stages(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per stage: its unpacked package (with bytecode) and the zip's sizes, as ``make package`` builds it."""
-    from tools.stacks import add_bytecode, chalice_package, runtime_of, write_templates
+    from infra.package import add_bytecode, chalice_package, runtime_of, write_templates
 
     write_templates(out)
     by_digest: dict[str, dict[str, Any]] = {}

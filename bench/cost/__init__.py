@@ -98,7 +98,7 @@ class Usage:
 
 def access_log_bytes(method: str, route: str, status: int, response_bytes: float, latency_ms: float) -> int:
     """The API stage's access log line (its JSON format) rendered for one request, plus the event overhead."""
-    from tools.stacks import ACCESS_LOG_FORMAT
+    from infra.observability import ACCESS_LOG_FORMAT
 
     ids = {"customer_id": "acme-corporation", "person_id": uuid.uuid4().hex, "secret_id": "api-token-0001"}
     values = {

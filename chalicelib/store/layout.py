@@ -107,6 +107,9 @@ INDEXER_READ_ATTRIBUTES = (
     BEACON,
     BEACON_VERSION,
 )
+# A rewrap (chalicelib/service/rewrap.py) updates only these: the item's key, the key slots
+# (full view), the masked view's key slots and the KMS key id; its IAM policy allows no other.
+REWRAP_WRITE_ATTRIBUTES = (KMS_KEY, PK, SK, SLOTS, *MASKED_SLOT_ATTRIBUTES)
 
 R = TypeVar("R")
 

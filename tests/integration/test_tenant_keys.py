@@ -16,8 +16,8 @@ from chalicelib.service.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get
 from chalicelib.stages.app import create_app
 from chalicelib.store import layout
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, REGION, body_of, send
-from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
 
@@ -37,7 +37,6 @@ class World:
         self.ddb = boto3.client("dynamodb", region_name=REGION)
         self.resources = bootstrap(self.kms, self.ddb)
         self.table = self.resources["table_name"]
-        ensure_tenants_table(self.ddb, self.table + TENANTS_SUFFIX)
         self.shared = self.kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
         self.scope = scope
 

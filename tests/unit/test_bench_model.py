@@ -99,7 +99,7 @@ def test_given_a_measured_duration_then_moto_time_is_replaced_by_the_assumed_dyn
 
 
 def test_given_a_request_then_its_access_log_line_is_the_stage_format_rendered() -> None:
-    from tools.stacks import ACCESS_LOG_FORMAT
+    from infra.observability import ACCESS_LOG_FORMAT
 
     size = access_log_bytes("GET", "/customers/{customer_id}/people/{person_id}", 200, 327, 12)
     longer = access_log_bytes("GET", "/customers/{customer_id}/people/{person_id}", 200, 32_700, 12)
