@@ -1,7 +1,8 @@
 """List prices the benchmark turns into dollars: each stated once, with where and when it was taken.
 
 AWS public list prices, region us-east-1, no free tier, checked 2026-12-06 (``PRICES_AS_OF``);
-``SOURCES`` names the page each comes from. Prices change: check the pages before quoting a total.
+``SOURCES`` names the page each comes from and what the check found. Prices change: check the
+pages before quoting a total.
 """
 
 from __future__ import annotations
@@ -30,43 +31,47 @@ SSM_STANDARD_PARAMETER_LIMIT = 10_000  # per account and region; standard storag
 
 GB = 1024**3
 
-# Where each price comes from, and what the check of 2026-12-06 found (the search tool's stored
-# copies of these pages; the live pages render their rate tables from a price list).
+# Where each price comes from, and what the check of 2026-12-06 found in the search tool's stored
+# copies (the live pricing pages render their rate tables from a price list, so the stored text
+# often lacks the figures; "not confirmed" marks a price kept as the repository had it).
 SOURCES: dict[str, tuple[str, str]] = {
     "API Gateway REST": (
         "https://aws.amazon.com/api-gateway/pricing/",
-        "REST APIs $3.50 per million, first 333 million a month (page and its worked examples)",
+        "REST APIs $3.50 per million, first 333 million a month: confirmed (a transcription of the page)",
     ),
     "Lambda": (
         "https://aws.amazon.com/lambda/pricing/",
-        "$0.20 per million requests; $0.0000166667 per GB-second on x86 (US East)",
+        "$0.20 per million requests, $0.0000166667 per GB-second on x86 (US East): confirmed (a "
+        "transcription of the page)",
     ),
     "DynamoDB on demand": (
         "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-        "write unit per 1 KB, read unit per 4 KB strongly consistent, half eventually consistent; "
-        "$0.625 / $0.125 per million units since the 2024-11 price cut",
+        "a write unit per 1 KB, a read unit per 4 KB strongly consistent, half eventually consistent: "
+        "confirmed on the page; $0.625 / $0.125 per million units (since the 2024-11 price cut): not "
+        "confirmed (not in the stored text)",
     ),
     "KMS": (
         "https://aws.amazon.com/kms/pricing/",
-        "$1 per customer managed key a month; $0.03 per 10,000 symmetric requests",
+        "$1 per customer managed key a month, $0.03 per 10,000 symmetric requests: third-party copies only",
     ),
     "CloudWatch Logs": (
         "https://aws.amazon.com/cloudwatch/pricing/",
-        "$0.50 per GB ingested (standard log class, first tier); PutLogEvents counts each event's "
-        "UTF-8 message plus 26 bytes",
+        "$0.50 per GB ingested (standard log class, first tier): a third-party transcription; each "
+        "event counted as its UTF-8 message plus 26 bytes (the PutLogEvents batch rule)",
     ),
     "X-Ray": (
         "https://aws.amazon.com/xray/pricing/",
-        "$5.00 per million traces recorded; default sampling: the first request each second and 5% of the rest",
+        "$5.00 per million traces recorded: not confirmed; the default sampling (the first request "
+        "each second, 5% of the rest): confirmed (X-Ray developer guide, sampling rules)",
     ),
     "Secrets Manager": (
         "https://aws.amazon.com/secrets-manager/pricing/",
-        "$0.40 per secret a month; $0.05 per 10,000 API calls (the page's pricing examples)",
+        "$0.40 per secret a month, $0.05 per 10,000 API calls: confirmed (the page's pricing examples)",
     ),
     "SSM Parameter Store": (
         "https://aws.amazon.com/systems-manager/pricing/",
-        "standard parameters: no charge, at most 10,000, standard throughput; advanced: $0.05 a month "
-        "each, $0.05 per 10,000 API interactions",
+        "standard parameters free (at most 10,000, standard throughput), advanced $0.05 a month each "
+        "and $0.05 per 10,000 API interactions: third-party copies only",
     ),
 }
 
