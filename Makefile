@@ -30,7 +30,8 @@ check: .venv .venv-checkov
 
 # Benchmarks on moto; not part of `make test`. BENCH_SIZE=quick (the default) stays within 10
 # minutes on a 2-core machine; BENCH_SIZE=full runs the sizes the README's full-size figures come
-# from (about 25 minutes; bench/sizes.py says what each size runs). In order:
+# from (far longer: 10,000-people lookups, a 10,000-record rewrap); bench/sizes.py says what each
+# size runs. In order:
 # - bench.run: the approaches side by side, one operation of each kind metered, the cold start of
 #   every function of every stage (packages like `make package`), the workload model; writes
 #   benchmark.json, .png, benchmark-operations.json, benchmark-coldstart.json, workload.json
