@@ -2,7 +2,8 @@
 
     python -m tools.rehearse [--keep WORKDIR]
 
-1. a moto server with the rehearsal's shims (``tools.rehearsal_moto``: API stages only);
+1. a moto server with the rehearsal's shims (``tools.rehearsal_moto``: API stages only), and the
+   artifact bucket every stack's template is deployed from (``aws cloudformation deploy --s3-bucket``);
 2. the base stack from ``infra`` (moto's CloudFormation evaluates export values before it creates
    anything, so the stack is created without ``Export`` and a companion stack exports its outputs
    under the same names); its roles hold exactly the generated policies;
@@ -85,12 +86,15 @@ class Rehearsal:
 
     def base(self) -> None:
         iam, cfn = self.client("iam"), self.client("cloudformation")
+        self.client("s3").create_bucket(Bucket=BUCKET)
         admin = iam.create_role(RoleName="pii-vault-rehearsal-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         example = json.loads((ROOT / "deploy" / "params" / "example.json").read_text(encoding="utf-8"))
         example["base"]["KeyAdminArn"] = admin
         self.params_dir.mkdir(parents=True)
         (self.params_dir / f"{ENV}.json").write_text(json.dumps(example, indent=2), encoding="utf-8")
         template = base_template().render()
+        size = len(json.dumps(template, separators=(",", ":")))
+        self.log(f"base template: {size:,} bytes (inline limit 51,200): every stack from the artifact bucket")
         for output in template["Outputs"].values():
             output.pop("Export")  # re-exported by the companion stack below
         for spec in KEYS.values():  # moto's CloudFormation passes key tags in the wrong shape
@@ -120,13 +124,17 @@ class Rehearsal:
             )
 
     def _create_stack(self, cfn: Any, name: str, template: dict[str, Any], parameters: dict[str, Any]) -> None:
+        """As ``aws cloudformation deploy --s3-bucket``: the template from the artifact bucket (the
+        base template is over CloudFormation's 51,200-byte limit for a template sent inline)."""
+        body = json.dumps(template)
+        self.client("s3").put_object(Bucket=BUCKET, Key=f"templates/{name}.json", Body=body.encode())
         values = [
             {"ParameterKey": k, "ParameterValue": ",".join(map(str, v)) if isinstance(v, list) else str(v)}
             for k, v in parameters.items()
         ]
         cfn.create_stack(
             StackName=name,
-            TemplateBody=json.dumps(template),
+            TemplateURL=f"https://{BUCKET}.s3.amazonaws.com/templates/{name}.json",
             Parameters=values,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
@@ -147,7 +155,6 @@ class Rehearsal:
         )
         out = self.workdir / "out"
         package(out, log=self.log)
-        s3.create_bucket(Bucket=BUCKET)
         params = load_params(ENV, self.params_dir)
         for name in STAGE_NAMES:
             template = json.loads((out / name / "sam.json").read_text(encoding="utf-8"))
