@@ -11,6 +11,7 @@ STAGES = ("writer", "reader")
 
 
 def stage_environment(stage: str) -> dict[str, str]:
-    """The environment a deployed stage gets: global plus stage variables of .chalice/config.json."""
+    """The stage's variables of .chalice/config.json (its role; every other setting at its default,
+    as the stage stacks' parameters default to)."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
     return {**config.get("environment_variables", {}), **config["stages"][stage]["environment_variables"]}

@@ -7,7 +7,7 @@
 2. the base stack from ``infra`` (moto's CloudFormation evaluates export values before it creates
    anything, so the stack is created without ``Export`` and a companion stack exports its outputs
    under the same names); its roles hold exactly the generated policies;
-3. the package path: ``python -m infra package``, each stage's zip in an artifact bucket, the SAM
+3. the package path: ``python -m infra package`` (without its bytecode step), each stage's zip in an artifact bucket, the SAM
    transform (aws-sam-translator, as CloudFormation runs it on AWS), one stack per stage with its
    parameters from ``deploy/params/<env>.json``; checks; the guard refuses ``chalice deploy`` while
    the stage stacks exist; the stage stacks deleted;
@@ -154,7 +154,8 @@ class Rehearsal:
             "package: the guard lets the package path deploy", _refusal(refuse_package_deploy, lambda_) is None
         )
         out = self.workdir / "out"
-        package(out, log=self.log)
+        # No bytecode step: nothing here reads the zips' contents (tests/integration/test_package.py does).
+        package(out, bytecode=False, log=self.log)
         params = load_params(ENV, self.params_dir)
         for name in STAGE_NAMES:
             template = json.loads((out / name / "sam.json").read_text(encoding="utf-8"))
