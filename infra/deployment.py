@@ -5,8 +5,8 @@ config, ``infra.chalice_config``, and what Chalice cannot set, ``infra.postdeplo
 Every value is the stage's merge template (``infra.merge``) evaluated for the environment
 (``infra.resolve``: the base stack's outputs, the stage's parameters in
 ``deploy/params/<env>.json``), except the function environment, which is ``infra.environment``
-resolved for the same outputs and parameters (the merge template renders that same source; a
-test holds the two equal), and the functions' timeouts and memory, which are the registry's (on
+resolved for the same outputs and parameters (the merge template renders that same source;
+the two are checked equal here), and the functions' timeouts and memory, which are the registry's (on
 the package path chalice writes them from ``.chalice/config.json``, generated from the registry).
 
 Every property the merge template sets is taken by exactly one of those two consumers; one that
