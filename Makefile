@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.requirements.stamp
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check bench policies openapi load package clean
+.PHONY: .venv dev test check bench policies openapi load package rehearse clean
 
 .venv: $(STAMP)
 
@@ -69,6 +69,11 @@ load: .venv
 # bytecode compiled for the function's runtime added to the zip. See README "Deploying".
 package: .venv
 	$(PY) -m infra package --out out
+
+# Both deploy paths of every stage on one base stack, against a local moto, then torn down
+# (tools/rehearse.py; docs/deploy.md "Offline rehearsal"). A few minutes; not part of `make test`.
+rehearse: .venv
+	$(PY) -m tools.rehearse
 
 # checkov lives in its own venv: its exact boto3 pin conflicts with requirements-dev.txt.
 .venv-checkov: requirements-checkov.txt

@@ -14,8 +14,9 @@ fields each, and every read is checked against what was written. Approaches:
   record (dev dependency only; context checked on decrypt, as a careful user would).
 - ``pii-vault-cache-off`` / ``pii-vault-cache-on``: the shipped app over HTTP
   (``chalice.test.Client``), data key caches off, or at the bounds the stages ship
-  with in ``.chalice/config.json``. ``pii-vault-cache-on-multiget`` reads the same way
-  through ``GET .../people?ids=`` in batches of 100 (latency per record amortised).
+  with (the settings' defaults, which the stage stacks' parameters default to).
+  ``pii-vault-cache-on-multiget`` reads the same way through ``GET .../people?ids=`` in
+  batches of 100 (latency per record amortised).
 
 Then what one operation of the shipped stages costs, metered (bench/operations.py: the inputs of
 the all-in cost table, ``python -m bench.cost``). Then the cold start of every function of every
