@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from infra.base import base_template
-from infra.specs import KEYS, STREAM_OUTPUT, TABLES
+from infra.specs import FAILURE_QUEUE, KEYS, STREAM_OUTPUT, TABLES
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
@@ -27,6 +27,8 @@ def base_outputs(env: str, **overrides: str) -> dict[str, str]:
             outputs[name] = tables[name].name(f"pii-vault-{env}")
         elif name == STREAM_OUTPUT:
             outputs[name] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}/stream/2026-01-01T00:00:00.000"
+        elif name == FAILURE_QUEUE.output:
+            outputs[name] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{FAILURE_QUEUE.name(f'pii-vault-{env}')}"
         elif name.endswith("RoleArn"):
             outputs[name] = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-{env}-base-{name.removesuffix('Arn')}-X1"
         elif name.endswith("AccessLogGroupArn"):

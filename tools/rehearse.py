@@ -7,10 +7,10 @@
 2. the base stack from ``infra`` (moto's CloudFormation evaluates export values before it creates
    anything, so the stack is created without ``Export`` and a companion stack exports its outputs
    under the same names); its roles hold exactly the generated policies;
-3. the package path: ``python -m infra package`` (without its bytecode step), each stage's zip in an artifact bucket, the SAM
-   transform (aws-sam-translator, as CloudFormation runs it on AWS), one stack per stage with its
-   parameters from ``deploy/params/<env>.json``; checks; the guard refuses ``chalice deploy`` while
-   the stage stacks exist; the stage stacks deleted;
+3. the package path: ``python -m infra package`` (without its bytecode step), each stage's zip
+   in an artifact bucket, the SAM transform (aws-sam-translator, as CloudFormation runs it on
+   AWS), one stack per stage with its parameters from ``deploy/params/<env>.json``; checks; the
+   guard refuses ``chalice deploy`` while the stage stacks exist; the stage stacks deleted;
 4. the ``chalice deploy`` path: ``python -m infra chalice-project`` (the guard lets it through now),
    ``chalice deploy --stage rehearsal-<stage>`` and the post-deploy step (twice: idempotent) per
    stage; checks; the guard refuses the package path; ``chalice delete`` per stage;
