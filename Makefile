@@ -21,8 +21,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 dev: .venv
 	$(PY) -m tools.devstack
 
+# Tests run on every core (pytest-xdist); the e2e tier shares one worker and one local stack.
+# One process: make test TEST_WORKERS=0
+TEST_WORKERS ?= auto
 test: .venv
-	$(PY) -m pytest tests/unit tests/integration tests/e2e
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration tests/e2e
 
 # cfn-lint, checkov, parliament, bandit, pip-audit, ruff, mypy: see tools/checks.sh.
 check: .venv .venv-checkov

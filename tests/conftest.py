@@ -13,6 +13,7 @@ from tests.plaintext_guard import (  # noqa: F401
     pytest_runtest_setup,
     pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_testnodedown,
 )
 
 _TIERS = ("unit", "integration", "e2e")
@@ -24,6 +25,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in _TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+        if "e2e" in parts:
+            # One local stack for the e2e tier: under `pytest -n` (make test) its tests share a
+            # worker (--dist loadgroup) instead of each worker starting a stack of its own.
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(autouse=True, scope="session")
