@@ -32,6 +32,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _lambda_context_with_the_functions_timeout() -> None:
+    """chalice.test.Client invokes a function with a context of 3 s whatever its timeout; Lambda
+    gives the function's configured timeout (the registry's), which the jobs' deadlines read."""
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    from chalicelib.stages import STAGES
+
+    timeouts = {f.name: f.timeout_seconds * 1000 for s in STAGES for f in s.functions}
+
+    class _Context(LambdaContext):
+        def __init__(self, function_name: str, memory_size: int, max_runtime_ms: int | None = None) -> None:
+            super().__init__(function_name, memory_size, max_runtime_ms or timeouts.get(function_name, 3000))
+
+    chalice.test.LambdaContext = _Context  # type: ignore[misc]
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _moto_answers_as_aws() -> None:
     """In-process moto (integration tier) answers as KMS does, like the local stack's server."""
     from tools.moto_fidelity import install
