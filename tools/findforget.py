@@ -4,8 +4,10 @@
   ``alias/pii-vault-beacon``; HMAC keys have no automatic rotation (a new key + the
   backfill job, see the README);
 - on the PII table: a stream (``KEYS_ONLY``, feeding the indexer, which reads each changed
-  person's email attributes by projection) and the
-  sparse ``beacon-index`` GSI (``pk`` + ``beacon``, keys only);
+  person's email attributes by projection);
+- the beacon table (``<table>-beacons``: the indexer's only writes) with its ``beacon-index``
+  GSI (``pk`` + ``beacon``, keys only) and TTL on its tombstones; no backups (derived data,
+  rebuilt by the backfill);
 - the erasure ledger table (PITR and deletion protection: it must outlive restores of
   the PII table) and the jobs' checkpoint table.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.store import layout
-from chalicelib.support.config import DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
+from chalicelib.support.config import BEACONS_SUFFIX, DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
 
 APP_TAG = {"app": "pii-vault"}
 STREAM_VIEW = "KEYS_ONLY"
@@ -25,7 +27,8 @@ def ensure_lookup_resources(
     kms: Any, dynamodb: Any, table_name: str, *, beacon_alias: str = DEFAULT_BEACON_KEY_ID, changes: list[str]
 ) -> dict[str, str]:
     key = ensure_beacon_key(kms, beacon_alias, changes)
-    stream_arn = ensure_stream_and_index(dynamodb, table_name, changes)
+    stream_arn = ensure_stream(dynamodb, table_name, changes)
+    beacons = ensure_beacon_table(dynamodb, table_name + BEACONS_SUFFIX, changes)
     ledger = ensure_table(
         dynamodb,
         table_name + LEDGER_SUFFIX,
@@ -50,6 +53,8 @@ def ensure_lookup_resources(
         "ledger_table_name": ledger["TableName"],
         "jobs_table_arn": jobs["TableArn"],
         "jobs_table_name": jobs["TableName"],
+        "beacons_table_arn": beacons["TableArn"],
+        "beacons_table_name": beacons["TableName"],
     }
 
 
@@ -70,7 +75,7 @@ def ensure_beacon_key(kms: Any, alias: str, changes: list[str]) -> dict[str, Any
     return meta
 
 
-def ensure_stream_and_index(dynamodb: Any, table_name: str, changes: list[str]) -> str:
+def ensure_stream(dynamodb: Any, table_name: str, changes: list[str]) -> str:
     table = dynamodb.describe_table(TableName=table_name)["Table"]
     spec = table.get("StreamSpecification") or {}
     if not spec.get("StreamEnabled") or spec.get("StreamViewType") != STREAM_VIEW:
@@ -86,33 +91,44 @@ def ensure_stream_and_index(dynamodb: Any, table_name: str, changes: list[str]) 
         changes.append(f"enabled the {STREAM_VIEW} stream on {table_name}")
         _wait(dynamodb, table_name)
     table = dynamodb.describe_table(TableName=table_name)["Table"]
-    if not any(i["IndexName"] == layout.BEACON_INDEX for i in table.get("GlobalSecondaryIndexes", [])):
-        dynamodb.update_table(
-            TableName=table_name,
-            # The table's own key attributes listed too: moto replaces the list instead of merging it.
+    arn: str = table["LatestStreamArn"]
+    return arn
+
+
+def ensure_beacon_table(dynamodb: Any, name: str, changes: list[str]) -> dict[str, Any]:
+    try:
+        table: dict[str, Any] = dynamodb.describe_table(TableName=name)["Table"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": layout.PK, "KeyType": "HASH"},
+                {"AttributeName": layout.SK, "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[
                 {"AttributeName": layout.PK, "AttributeType": "S"},
                 {"AttributeName": layout.SK, "AttributeType": "S"},
                 {"AttributeName": layout.BEACON, "AttributeType": "B"},
             ],
-            GlobalSecondaryIndexUpdates=[
+            GlobalSecondaryIndexes=[
                 {
-                    "Create": {
-                        "IndexName": layout.BEACON_INDEX,
-                        "KeySchema": [
-                            {"AttributeName": layout.PK, "KeyType": "HASH"},
-                            {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "KEYS_ONLY"},
-                    }
+                    "IndexName": layout.BEACON_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": layout.PK, "KeyType": "HASH"},
+                        {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
                 }
             ],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=[{"Key": k, "Value": v} for k, v in APP_TAG.items()],
         )
-        changes.append(f"created GSI {layout.BEACON_INDEX} on {table_name}")
-        _wait(dynamodb, table_name)
-        table = dynamodb.describe_table(TableName=table_name)["Table"]
-    arn: str = table["LatestStreamArn"]
-    return arn
+        changes.append(f"created table {name} with GSI {layout.BEACON_INDEX}")
+        table = _wait(dynamodb, name)
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.BEACON_TTL}
+        )
+    return table
 
 
 def ensure_table(

@@ -40,8 +40,10 @@ from chalicelib.envelope.format import (
     encryption_context,
 )
 from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
+from chalicelib.store import layout
 from chalicelib.store.layout import INDEXER_READ_ATTRIBUTES, MASKED_VIEW_ATTRIBUTES
 from chalicelib.support.config import (
+    BEACONS_SUFFIX,
     FLEET_TABLE_SUFFIX,
     IDEMPOTENCY_SUFFIX,
     JOBS_SUFFIX,
@@ -73,10 +75,10 @@ MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Qu
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
 # Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
-BEACON_INDEX = "beacon-index"
+BEACON_INDEX = layout.BEACON_INDEX
 INDEXER_FILES = {"indexer": "policy-indexer.json", "offboard": "policy-offboard.json"}
-# The only attributes an indexer UpdateItem may name: the item's key and its beacon.
-INDEXER_ATTRIBUTES = ("beacon", "beacon_version", "pk", "sk")
+# What the indexer may do to the beacon table (its only write anywhere; never the PII table).
+BEACON_WRITE_ACTIONS = ("dynamodb:UpdateItem",)
 # The only attributes offboarding may read: keys and creation time (never ciphertext).
 OFFBOARD_READ_ATTRIBUTES = ("created_at", "pk", "sk")
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
@@ -236,7 +238,7 @@ def reader_policy(
     elif fleet_table_arn is not None:
         raise InvalidResourceError("fleet_table_arn needs fleet_mac_key_arn (the fleet table is unusable without it)")
     if beacon_key_arn is not None:
-        # Search: the beacon root (GenerateMac on the beacon key) and the beacon index. Read-only.
+        # Search: the beacon root (GenerateMac on the beacon key) and the beacon table's index. Read-only.
         if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
             raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
         statements += [
@@ -245,7 +247,7 @@ def reader_policy(
                 "Sid": "QueryBeaconIndex",
                 "Effect": "Allow",
                 "Action": "dynamodb:Query",
-                "Resource": f"{table_arn}/index/{BEACON_INDEX}",
+                "Resource": f"{table_arn}{BEACONS_SUFFIX}/index/{BEACON_INDEX}",
             },
         ]
     statements.append(_logs_statement(partition, region, account_id, f"{app_name}-reader"))
@@ -364,9 +366,11 @@ def fleet_key_policy(admin_arn: str, reader_role_arn: str | None = None) -> dict
 def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_name: str = APP_NAME) -> dict[str, Any]:
     """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context),
     GenerateMac on the beacon key, GetItem and Scan of the indexer's attributes only (the
-    email's ciphertext, never another field's), UpdateItem naming only the beacon attributes,
-    the table's stream (keys only), its checkpoints. No Encrypt, no PutItem/DeleteItem, no
-    write of a field, a key slot or the version."""
+    email's ciphertext, never another field's), UpdateItem of the beacon table, the PII
+    table's stream (keys only), its checkpoints. No Encrypt and no write of any kind on the
+    PII table: a role that may Decrypt must not be able to read whole items back through a
+    failed conditional write (``ReturnValuesOnConditionCheckFailure``, which no IAM condition
+    governs)."""
     partition, region, account_id = _scope(key_arn, table_arn, None, None)
     if _scope(beacon_key_arn, table_arn, region, account_id) != (partition, region, account_id):
         raise InvalidResourceError("the beacon key must be in the stage's partition, region and account")
@@ -379,14 +383,10 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
         *_full_view_only(_kms_statements("DecryptEmailDataKeys", "kms:Decrypt", key_arn, app_name)),
         _mac_statement("GenerateBeaconRootMac", beacon_key_arn),
         {
-            "Sid": "WriteBeaconAttributesOnly",
+            "Sid": "WriteBeaconTable",
             "Effect": "Allow",
-            "Action": "dynamodb:UpdateItem",
-            "Resource": table_arn,
-            "Condition": {
-                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INDEXER_ATTRIBUTES)},
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
-            },
+            "Action": list(BEACON_WRITE_ACTIONS),
+            "Resource": table_arn + BEACONS_SUFFIX,
         },
         {
             "Sid": "ReadEmailAttributesOnly",

@@ -949,7 +949,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     }
 
 
-# -- find and forget: beacon key, table stream and beacon index, job stages ---------------
+# -- find and forget: beacon key, table stream, beacon table, job stages ------------------
 #
 # The lookup-by-email and erasure resources (docs/find-and-forget.md): the beacon HMAC key
 # (kms:GenerateMac by the reader and the indexer only), the PII table's stream (feeding the
@@ -978,6 +978,10 @@ FIND_AND_FORGET_SKIPS = {
         "CKV_AWS_28": "No point-in-time recovery on purpose: checkpoints only (job id, segment, the scan position "
         "as key ids, counters); a lost checkpoint means a job re-runs its segment, which is idempotent.",
     },
+    "BeaconTable": {
+        "CKV_AWS_28": "No point-in-time recovery on purpose: beacons are derived from the PII table and rebuilt by "
+        "the backfill job; a backup would keep erased people's beacons (docs/find-and-forget.md).",
+    },
 }
 
 
@@ -1005,9 +1009,12 @@ def find_and_forget_arns() -> dict[str, Any]:
     return {
         _SENTINEL_BEACON_KEY: getatt("BeaconKey"),
         _SENTINEL_TABLE + config.JOBS_SUFFIX: getatt("JobsTable"),
-        # Sub-resources of the PII table: by its ARN, never by the sentinel's table name.
+        _SENTINEL_TABLE + config.BEACONS_SUFFIX: getatt("BeaconTable"),
+        # Sub-resources of the tables: by their ARNs, never by the sentinel's table name.
         f"{_SENTINEL_TABLE}/stream/*": sub("${PiiTable.Arn}/stream/*"),
-        f"{_SENTINEL_TABLE}/index/{policies.BEACON_INDEX}": sub(f"${{PiiTable.Arn}}/index/{policies.BEACON_INDEX}"),
+        f"{_SENTINEL_TABLE}{config.BEACONS_SUFFIX}/index/{policies.BEACON_INDEX}": sub(
+            f"${{BeaconTable.Arn}}/index/{policies.BEACON_INDEX}"
+        ),
     }
 
 
@@ -1053,40 +1060,67 @@ def beacon_key_policy_document() -> dict[str, Any]:
 
 
 def reader_search_variables() -> dict[str, Any]:
-    """What a deployed search needs beyond the reader's other settings: the beacon key, by ARN."""
-    return {"PII_VAULT_BEACON_KEY_ID": import_value("BeaconKeyArn")}
+    """What a deployed search needs beyond the reader's other settings: the beacon key, by ARN,
+    and the beacon table."""
+    return {
+        "PII_VAULT_BEACON_KEY_ID": import_value("BeaconKeyArn"),
+        "PII_VAULT_BEACONS_TABLE": import_value("BeaconsTableName"),
+    }
 
 
-def _add_stream_and_beacon_index(table: dict[str, Any]) -> None:
+def _add_stream(table: dict[str, Any]) -> None:
     """The PII table's stream (keys only: the indexer reads each changed person's email
-    attributes with a projected GetItem, never a whole image) and the sparse beacon GSI the reader queries
-    (hash pk = the tenant, range beacon, keys only; chalicelib/store/beacons.py)."""
-    props = table["Properties"]
-    props["StreamSpecification"] = {"StreamViewType": findforget.STREAM_VIEW}
-    props["AttributeDefinitions"] = [
-        *props["AttributeDefinitions"],
-        {"AttributeName": layout.BEACON, "AttributeType": "B"},
-    ]
-    props["GlobalSecondaryIndexes"] = [
-        {
-            "IndexName": layout.BEACON_INDEX,
+    attributes with a projected GetItem, never a whole image). No beacon index on it: beacons
+    have a table of their own (``BeaconTable``), which the writer cannot reach."""
+    table["Properties"]["StreamSpecification"] = {"StreamViewType": findforget.STREAM_VIEW}
+
+
+def _beacon_table(tags: list[Any]) -> dict[str, Any]:
+    """The indexer's only writes, the reader's search (chalicelib/store/beacons.py): the
+    person's key, the beacon and its GSI (hash pk = the tenant, range beacon, keys only), TTL
+    on REMOVE tombstones. Deleted with the stack and without backups: derived data."""
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "TableName": sub(f"{APP}-${{Environment}}{config.BEACONS_SUFFIX}"),
+            "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [
                 {"AttributeName": layout.PK, "KeyType": "HASH"},
-                {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
+                {"AttributeName": layout.SK, "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }
-    ]
+            "AttributeDefinitions": [
+                {"AttributeName": layout.PK, "AttributeType": "S"},
+                {"AttributeName": layout.SK, "AttributeType": "S"},
+                {"AttributeName": layout.BEACON, "AttributeType": "B"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": layout.BEACON_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": layout.PK, "KeyType": "HASH"},
+                        {"AttributeName": layout.BEACON, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+            "TimeToLiveSpecification": {"AttributeName": layout.BEACON_TTL, "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": False},
+            "Tags": tags,
+        },
+    }
 
 
 def add_find_and_forget(template: dict[str, Any]) -> None:
-    """Add the beacon key, stream, beacon index, jobs table, job roles, logs and alarms to the base template."""
+    """Add the beacon key, stream, beacon table, jobs table, job roles, logs and alarms to the base template."""
     resources: dict[str, Any] = template["Resources"]
     outputs: dict[str, Any] = template["Outputs"]
     namespace = f"{APP}/${{Environment}}"
     tags = [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}]
-    _add_stream_and_beacon_index(resources["PiiTable"])
+    _add_stream(resources["PiiTable"])
     new: dict[str, Any] = {
+        "BeaconTable": _beacon_table(tags),
         "BeaconKey": _retained(
             {
                 "Type": "AWS::KMS::Key",
@@ -1190,6 +1224,7 @@ def add_find_and_forget(template: dict[str, Any]) -> None:
                 "Export": {"Name": export_name("TableStreamArn")},
             },
             "JobsTableName": {"Value": ref("JobsTable"), "Export": {"Name": export_name("JobsTableName")}},
+            "BeaconsTableName": {"Value": ref("BeaconTable"), "Export": {"Name": export_name("BeaconsTableName")}},
         }
     )
     template["Parameters"]["IndexerIteratorAgeThresholdMs"] = {
@@ -1226,6 +1261,7 @@ def job_variables(stage: str) -> dict[str, Any]:
     }
     if stage == "indexer":
         variables["PII_VAULT_BEACON_KEY_ID"] = import_value("BeaconKeyArn")
+        variables["PII_VAULT_BEACONS_TABLE"] = import_value("BeaconsTableName")
         variables["PII_VAULT_STREAM_ARN"] = import_value("TableStreamArn")
     else:
         variables["PII_VAULT_IDEMPOTENCY_TABLE"] = import_value("IdempotencyTableName")

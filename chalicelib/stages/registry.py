@@ -128,6 +128,7 @@ STAGES: tuple[Stage, ...] = (
             "fleet_key_lifetime_seconds",
             "beacon_key_id",
             "beacon_bytes",
+            "beacons_table_name",
         ),
     ),
     _api("masked", "reads people's masked projections only", _OPENS),
@@ -138,7 +139,7 @@ STAGES: tuple[Stage, ...] = (
             Function("index_beacons", Trigger.STREAM, API_TIMEOUT_SECONDS),
             Function("backfill", Trigger.INVOKE, JOB_TIMEOUT_SECONDS),
         ),
-        (*_OPENS, "beacon_key_id", "beacon_bytes", "jobs_table_name", "stream_arn"),
+        (*_OPENS, "beacon_key_id", "beacon_bytes", "beacons_table_name", "jobs_table_name", "stream_arn"),
     ),
     _job(
         "offboard",

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
     from chalicelib.store import DynamoDbStore
-    from chalicelib.store.beacons import DynamoDbBeacons
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
 
@@ -192,12 +191,13 @@ def build_reader(wiring: Wiring) -> ReaderService:
         max_entries=settings.reader_key_cache_max_entries,
         max_age_seconds=settings.reader_key_cache_seconds,
     )
-    beacon_keys, beacons = beacon_parts(settings, clients)
+    from chalicelib.store.beacons import DynamoDbBeacons
+
     return ReaderService(
         person_store(settings, clients),
         Opener(unwrapper, settings.app_name),
-        beacon_keys=beacon_keys,
-        beacons=beacons,
+        beacon_keys=beacon_keys(settings, clients),
+        beacons=DynamoDbBeacons(clients.dynamodb(), settings.beacons_table_name),
     )
 
 
@@ -222,9 +222,12 @@ def build_indexer(settings: Settings, clients: Clients) -> Indexer:
     """The indexer (stream handler, backfill job, the local stack's stream poller)."""
     from chalicelib.envelope.format import Opener
     from chalicelib.service.indexer import Indexer
+    from chalicelib.store.beacons import DynamoDbIndexerStore
 
-    keys, index = beacon_parts(settings, clients)
-    return Indexer(Opener(opening_unwrapper(settings, clients), settings.app_name), keys, index)
+    store = DynamoDbIndexerStore(clients.dynamodb(), settings.table_name, settings.beacons_table_name)
+    return Indexer(
+        Opener(opening_unwrapper(settings, clients), settings.app_name), beacon_keys(settings, clients), store
+    )
 
 
 def opening_unwrapper(settings: Settings, clients: Clients) -> KeyUnwrapper:
@@ -250,14 +253,12 @@ def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
     )
 
 
-def beacon_parts(settings: Settings, clients: Clients) -> tuple[BeaconKeys, DynamoDbBeacons]:
-    """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
+def beacon_keys(settings: Settings, clients: Clients) -> BeaconKeys:
+    """The per-tenant beacon keys under the beacon HMAC key (the reader's search, the indexer)."""
     from chalicelib.keys.beacons import BeaconKeys
     from chalicelib.keys.kms import KmsMacKey
-    from chalicelib.store.beacons import DynamoDbBeacons
 
-    keys = BeaconKeys(KmsMacKey(clients.kms(), settings.beacon_key_id), length=settings.beacon_bytes)
-    return keys, DynamoDbBeacons(clients.dynamodb(), settings.table_name)
+    return BeaconKeys(KmsMacKey(clients.kms(), settings.beacon_key_id), length=settings.beacon_bytes)
 
 
 # -- per-tenant keys (chalicelib/keys/tenants.py) ---------------------------------------------

@@ -8,7 +8,8 @@ Single table, ``pk``/``sk`` strings::
                     (format v2) f__created, f__updated: sealed metadata, see records.META_*
                     (masked view) m_<field>, m__updated: masked projections and their sealed
                     metadata, mk_<slot> B: their wrapped data keys (KMS context view=masked)
-                    beacon B, beacon_version N (indexer)        GSI beacon-index: pk + beacon
+                    (before beacons had a table of their own: beacon B, beacon_version N,
+                    removed by tools/migrate_beacons.py, see ``LEGACY_BEACON_ATTRIBUTES``)
     secret head     pk=C#<customer>  sk=S#<secret_id>        latest N (version counter),
                     incarnation, legacy_until (format v2), deleting (during a DELETE)
     secret version  pk=C#<customer>  sk=S#<secret_id>#V#<0000000001>
@@ -56,11 +57,6 @@ FIELD_PREFIX = "f_"
 MASKED_PREFIX = "m_"
 MASKED_SLOT_PREFIX = "mk_"
 SECRET_VALUE = "value"  # the one field of a secret version  # noqa: S105 - a field name
-# Email beacon of a person (written by the indexer only) and the item version it was computed from.
-BEACON = "beacon"
-BEACON_VERSION = "beacon_version"
-# Sparse GSI: hash PK (the tenant), range BEACON, keys only. Items without a beacon are not in it.
-BEACON_INDEX = "beacon-index"
 
 
 # Key prefixes: the sort key says what an item is (no item carries a type attribute; items
@@ -91,8 +87,8 @@ MASKED_VIEW_ATTRIBUTES = (
 
 # The indexer (chalicelib/service/indexer.py) reads a person only through this projection (a GetItem
 # per stream record, the backfill's Scan) and its IAM policy allows no other attribute: the
-# key, the plaintext metadata a record needs, the key slots, the email's ciphertext and the
-# beacon. Never another field, a sealed metadata blob, a masked projection or kms_key.
+# key, the plaintext metadata a record needs, the key slots and the email's ciphertext.
+# Never another field, a sealed metadata blob, a masked projection or kms_key.
 # ``slots`` whole: IAM conditions name top-level attributes only, and a wrapped key opens
 # nothing without a ciphertext; the email names its slot in its blob header.
 INDEXED_FIELD = "email"
@@ -104,8 +100,6 @@ INDEXER_READ_ATTRIBUTES = (
     UPDATED_AT,
     SLOTS,
     FIELD_PREFIX + INDEXED_FIELD,
-    BEACON,
-    BEACON_VERSION,
 )
 
 R = TypeVar("R")
@@ -446,6 +440,35 @@ def job_key(job_id: str, segment: int) -> dict[str, Any]:
 def created_at_of(item: Mapping[str, Any]) -> str | None:
     value = item.get(CREATED_AT, {})
     return value.get("S") if isinstance(value, dict) else None
+
+
+# -- email beacons (a table of their own: <table>-beacons; chalicelib/store/beacons.py) ----------
+#
+#   beacon item     pk=C#<customer>  sk=P#<person_id>   (as the person's key in the PII table)
+#                   beacon B, version N (the person version it was computed from);
+#                   after the person's REMOVE: gone BOOL and ttl N (a tombstone, no beacon)
+#   GSI beacon-index: hash pk, range beacon, keys only (items without a beacon are not in it)
+#
+# Only the indexer writes this table and only the reader (search) queries it; the writer has
+# no access to it, and the PII table holds no beacon (docs/find-and-forget.md).
+BEACON = "beacon"
+BEACON_VERSION = "version"
+BEACON_GONE = "gone"
+BEACON_TTL = "ttl"  # the beacon table's TimeToLiveSpecification attribute (tombstones only)
+BEACON_INDEX = "beacon-index"
+# What the indexer kept on person items before the beacon table (and the PII table's GSI on it):
+# removed from deployed tables by tools/migrate_beacons.py, never written or read any more.
+LEGACY_BEACON_ATTRIBUTES = ("beacon", "beacon_version")
+LEGACY_BEACON_INDEX = "beacon-index"
+
+
+def beacon_condition(customer_id: str, beacon: bytes) -> dict[str, Any]:
+    """Query arguments for the beacon index: a tenant's people carrying ``beacon``."""
+    return {
+        "KeyConditionExpression": "#pk = :pk AND #b = :b",
+        "ExpressionAttributeNames": {"#pk": PK, "#b": BEACON},
+        "ExpressionAttributeValues": {":pk": {"S": partition_key(customer_id)}, ":b": {"B": beacon}},
+    }
 
 
 # -- the tenant key registry (its own table; chalicelib/keys/tenants.py, tools/tenants.py) --

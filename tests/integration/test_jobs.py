@@ -12,7 +12,7 @@ import pytest
 from chalicelib.service import bulk
 from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
-from chalicelib.support.config import Settings
+from chalicelib.support.config import BEACONS_SUFFIX, Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_lookup import PERSON, search
 from tests.tables import scan_all
@@ -35,7 +35,8 @@ def ddb() -> Any:
 
 
 def beacons(stack: Stack) -> dict[str, bytes]:
-    return {i["sk"]["S"]: i["beacon"]["B"] for i in stack.scan() if "beacon" in i}
+    items = scan_all(stack.dynamodb, stack.resources["table_name"] + BEACONS_SUFFIX)
+    return {i[layout.SK]["S"]: i[layout.BEACON]["B"] for i in items if layout.BEACON in i}
 
 
 def test_given_people_without_beacons_when_backfilled_then_search_finds_them_and_a_rerun_changes_nothing(

@@ -269,10 +269,11 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
         assert _functions(_load(stage, packaged).template)[function]["Properties"]["Timeout"] == 900
 
 
-def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(base):
+def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_table_and_the_jobs_table(base):
     resources = base["Resources"]
     key = resources["BeaconKey"]["Properties"]
     table = resources["PiiTable"]["Properties"]
+    beacons = resources["BeaconTable"]["Properties"]
     jobs = resources["JobsTable"]["Properties"]
 
     assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
@@ -281,9 +282,14 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
     assert [(s["Action"], s["Principal"]["AWS"]) for s in mac] == [
         ("kms:GenerateMac", [{"Fn::GetAtt": ["ReaderRole", "Arn"]}, {"Fn::GetAtt": ["IndexerRole", "Arn"]}])
     ]
-    # The indexer compares the old and new email ciphertexts of a MODIFY: it needs both images.
+    # The indexer reads each changed person's email by projection: keys only.
     assert table["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
-    (index,) = table["GlobalSecondaryIndexes"]
+    # No beacon on the PII table (its writer could read one back): a table of its own.
+    assert "GlobalSecondaryIndexes" not in table
+    assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == {layout.PK, layout.SK}
+    assert beacons["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.BEACONS_SUFFIX}"}
+    assert beacons["TimeToLiveSpecification"] == {"AttributeName": layout.BEACON_TTL, "Enabled": True}
+    (index,) = beacons["GlobalSecondaryIndexes"]
     assert index == {
         "IndexName": layout.BEACON_INDEX,
         "KeySchema": [
@@ -292,7 +298,7 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
         ],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
-    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in table["AttributeDefinitions"]
+    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in beacons["AttributeDefinitions"]
     assert layout.BEACON_INDEX == policies.BEACON_INDEX  # the reader's Query permission names this index
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [

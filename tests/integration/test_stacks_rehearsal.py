@@ -284,8 +284,8 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
 ):
     """What a deployed search needs, end to end: the table's stream (created by the base stack,
     read as the indexer's event source mapping would deliver it) feeds the indexer stage,
-    which writes the beacon with the beacon key; the reader computes the search beacon with
-    the same key and queries the beacon index. Then the offboard stage deletes the tenant."""
+    which writes the beacon (beacon key) into the beacon table; the reader computes the search
+    beacon with the same key and queries that table's index. Then the offboard stage deletes the tenant."""
     from chalice.test import Client
 
     from tests.integration.test_jobs import _lambda_event
@@ -296,7 +296,8 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     assert table["LatestStreamArn"] == outputs["TableStreamArn"]
-    (index,) = table["GlobalSecondaryIndexes"]
+    assert not table.get("GlobalSecondaryIndexes")
+    (index,) = ddb.describe_table(TableName=outputs["BeaconsTableName"])["Table"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
     envs.update({stage: _job_environment(stage, outputs) for stage in stacks.JOB_STAGES})

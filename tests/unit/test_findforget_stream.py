@@ -31,7 +31,7 @@ class FakeTableClient:
 
 def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_stream() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}), []
-    findforget.ensure_stream_and_index(ddb, "pii-vault", changes)
+    findforget.ensure_stream(ddb, "pii-vault", changes)
     assert ddb.updates == [{"StreamEnabled": False}, {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}]
     assert [c.split(" ")[:3] for c in changes] == [
         ["disabled", "the", "NEW_AND_OLD_IMAGES"],
@@ -41,5 +41,5 @@ def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_str
 
 def test_given_a_keys_only_stream_then_nothing_changes() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}), []
-    findforget.ensure_stream_and_index(ddb, "pii-vault", changes)
+    findforget.ensure_stream(ddb, "pii-vault", changes)
     assert (ddb.updates, changes) == ([], [])
