@@ -9,15 +9,17 @@
   GSI (``pk`` + ``beacon``, keys only) and TTL on its tombstones; no backups (derived data,
   rebuilt by the backfill);
 - the erasure ledger table (PITR and deletion protection: it must outlive restores of
-  the PII table) and the jobs' checkpoint table.
+  the PII table) and the jobs' checkpoint table;
+- the key table (``<table>-keys``: every data key of a format v3 record, filed once by
+  reference; PITR and deletion protection: losing it loses the records).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.store import layout
-from chalicelib.support.config import BEACONS_SUFFIX, DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
+from chalicelib.store import key_table, layout
+from chalicelib.support.config import BEACONS_SUFFIX, DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, KEYS_SUFFIX, LEDGER_SUFFIX
 
 APP_TAG = {"app": "pii-vault"}
 STREAM_VIEW = "KEYS_ONLY"
@@ -29,6 +31,14 @@ def ensure_lookup_resources(
     key = ensure_beacon_key(kms, beacon_alias, changes)
     stream_arn = ensure_stream(dynamodb, table_name, changes)
     beacons = ensure_beacon_table(dynamodb, table_name + BEACONS_SUFFIX, changes)
+    keys = ensure_table(
+        dynamodb,
+        table_name + KEYS_SUFFIX,
+        [(key_table.PARTITION, "HASH"), (key_table.REFERENCE, "RANGE")],
+        {key_table.PARTITION: "S", key_table.REFERENCE: "B"},
+        changes,
+        protect=True,
+    )
     ledger = ensure_table(
         dynamodb,
         table_name + LEDGER_SUFFIX,
@@ -55,6 +65,8 @@ def ensure_lookup_resources(
         "jobs_table_name": jobs["TableName"],
         "beacons_table_arn": beacons["TableArn"],
         "beacons_table_name": beacons["TableName"],
+        "keys_table_arn": keys["TableArn"],
+        "keys_table_name": keys["TableName"],
     }
 
 

@@ -40,13 +40,14 @@ from chalicelib.envelope.format import (
     encryption_context,
 )
 from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
-from chalicelib.store import layout
+from chalicelib.store import key_table, layout
 from chalicelib.store.layout import INDEXER_READ_ATTRIBUTES, MASKED_VIEW_ATTRIBUTES
 from chalicelib.support.config import (
     BEACONS_SUFFIX,
     FLEET_TABLE_SUFFIX,
     IDEMPOTENCY_SUFFIX,
     JOBS_SUFFIX,
+    KEYS_SUFFIX,
     LEDGER_SUFFIX,
     TENANT_KEY_TAG,
     TENANTS_SUFFIX,
@@ -72,13 +73,37 @@ MASKED_POOL_CONTEXT_KEYS = tuple(sorted(encryption_context(APP_NAME, "tenant", K
 MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # The reader fleet's key table (chalicelib/keys/fleet.py): entries are read and written by the
 # reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
-FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")  # Query: a day of pool keys at once
 FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
 # Lookup and erasure (chalicelib/store/layout.py names the attributes, config the suffixes).
 BEACON_INDEX = layout.BEACON_INDEX
 INDEXER_FILES = {"indexer": "policy-indexer.json", "offboard": "policy-offboard.json"}
 # What the indexer may do to the beacon table (its only write anywhere; never the PII table).
 BEACON_WRITE_ACTIONS = ("dynamodb:UpdateItem",)
+# The key table (format v3: wrapped data keys by reference). The writer files keys (PutItem, no
+# read: what a failed condition hands back is a wrapped key it cannot open); the readers get
+# them, each view only its own partitions (dynamodb:LeadingKeys); rewrap moves them.
+KEY_TABLE_WRITER_ACTIONS = ("dynamodb:PutItem",)
+KEY_TABLE_READ_ACTIONS = ("dynamodb:GetItem",)
+KEY_TABLE_REWRAP_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem")
+
+
+def key_table_statement(
+    sid: str, actions: Sequence[str], table_arn: str, partitions: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A stage's grant on the key table (``table_arn`` is the PII table's): ``partitions``, when
+    given, are the ``dynamodb:LeadingKeys`` patterns it may touch (one view's keys)."""
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": table_arn + KEYS_SUFFIX,
+    }
+    if partitions:
+        statement["Condition"] = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(partitions)}}
+    return statement
+
+
 # The only attributes offboarding may read: keys and creation time (never ciphertext).
 OFFBOARD_READ_ATTRIBUTES = ("created_at", "pk", "sk")
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
@@ -191,6 +216,7 @@ def writer_policy(
             "Action": list(IDEMPOTENCY_ACTIONS),
             "Resource": idempotency_table_arn,
         },
+        key_table_statement("FileDataKeys", KEY_TABLE_WRITER_ACTIONS, table_arn),
         *ledger,
         _logs_statement(partition, region, account_id, f"{app_name}-writer"),
     )
@@ -209,7 +235,7 @@ def reader_policy(
 ) -> dict[str, Any]:
     """Decrypt-only on the key, read-only on the table, own log group; with ``fleet_mac_key_arn``
     also the fleet key table: GenerateMac (HMAC_SHA_256) on that HMAC key and GetItem/PutItem
-    on the fleet table (default: the table's name + ``-fleet-keys``), nothing else on either."""
+    on the fleet table (default: the table's name + ``-fleet``), nothing else on either."""
     partition, region, account_id = _scope(key_arn, table_arn, region, account_id)
     statements = [
         *_full_view_only(_kms_statements("DecryptDataKeys", "kms:Decrypt", key_arn, app_name)),
@@ -219,6 +245,7 @@ def reader_policy(
             "Action": list(READER_TABLE_ACTIONS),
             "Resource": table_arn,
         },
+        key_table_statement("GetFullViewDataKeys", KEY_TABLE_READ_ACTIONS, table_arn, key_table.FULL_VIEW_PARTITIONS),
     ]
     if fleet_mac_key_arn is not None:
         fleet_table_arn = fleet_table_arn or table_arn + FLEET_TABLE_SUFFIX
@@ -345,6 +372,9 @@ def masked_policy(
                 "Null": {"dynamodb:Attributes": "false"},
             },
         },
+        key_table_statement(
+            "GetMaskedViewDataKeys", KEY_TABLE_READ_ACTIONS, table_arn, key_table.MASKED_VIEW_PARTITIONS
+        ),
         _logs_statement(partition, region, account_id, f"{app_name}-masked"),
     )
 
@@ -388,6 +418,7 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
             "Action": list(BEACON_WRITE_ACTIONS),
             "Resource": table_arn + BEACONS_SUFFIX,
         },
+        key_table_statement("GetFullViewDataKeys", KEY_TABLE_READ_ACTIONS, table_arn, key_table.FULL_VIEW_PARTITIONS),
         {
             "Sid": "ReadEmailAttributesOnly",
             "Effect": "Allow",
@@ -946,6 +977,7 @@ def rewrap_policy(
         *_both_views("ReEncryptFromSource", "kms:ReEncryptFrom", source_key_arn, app_name),
         *targets,
         {"Sid": "ReadItems", "Effect": "Allow", "Action": list(REWRAP_READ_ACTIONS), "Resource": table_arn},
+        key_table_statement("MoveDataKeys", KEY_TABLE_REWRAP_ACTIONS, table_arn),
         {
             "Sid": "UpdateSlotsAndKeyIdOnly",
             "Effect": "Allow",

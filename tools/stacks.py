@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.api import functions as job_functions
-from chalicelib.store import fleet_table, layout
+from chalicelib.store import fleet_table, key_table, layout
 from chalicelib.support import config
 from tools import access, findforget, policies
 
@@ -90,6 +90,7 @@ IDEMPOTENCY_ATTRIBUTES = [{"AttributeName": "id", "AttributeType": "S"}]
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 # The reader fleet's key table: chalicelib.store.fleet_table describes it (and its TTL attribute).
 FLEET_TABLE = fleet_table.table_definition(f"{APP}{config.FLEET_TABLE_SUFFIX}")
+KEY_TABLE = key_table.table_definition(f"{APP}{config.KEYS_SUFFIX}")
 
 # The log lines the metric filters count. chalicelib.api.http logs "request failed: <code>"
 # at ERROR for every integrity and dependency error; with the Lambda JSON log format the
@@ -257,6 +258,7 @@ def role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_FLEET_KEY: getatt("FleetMacKey"),
         _SENTINEL_TABLE + config.FLEET_TABLE_SUFFIX: getatt("FleetKeyTable"),
+        _SENTINEL_TABLE + config.KEYS_SUFFIX: getatt("KeyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
         **find_and_forget_arns(),
         **tenant_key_arns(),
@@ -494,6 +496,22 @@ def base_template() -> dict[str, Any]:
                 "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
             },
         },
+        # Every data key of a format v3 record, filed once by reference: losing it loses the
+        # records, so it is kept like the PII table (retained, PITR, deletion protection).
+        "KeyTable": _retained(
+            {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": sub(f"{APP}-${{Environment}}{config.KEYS_SUFFIX}"),
+                    "BillingMode": KEY_TABLE["BillingMode"],
+                    "KeySchema": KEY_TABLE["KeySchema"],
+                    "AttributeDefinitions": KEY_TABLE["AttributeDefinitions"],
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                    "DeletionProtectionEnabled": True,
+                    "Tags": [{"Key": "app", "Value": APP}, {"Key": "environment", "Value": ref("Environment")}],
+                },
+            }
+        ),
         # The erasure ledger (ids and times only): kept like the PII table, since replaying
         # it after a point-in-time restore is what keeps erased people erased.
         "ErasureLedgerTable": _retained(
@@ -568,6 +586,7 @@ def base_template() -> dict[str, Any]:
         },
         "FleetMacKeyArn": {"Value": getatt("FleetMacKey"), "Export": {"Name": export_name("FleetMacKeyArn")}},
         "FleetTableName": {"Value": ref("FleetKeyTable"), "Export": {"Name": export_name("FleetTableName")}},
+        "KeysTableName": {"Value": ref("KeyTable"), "Export": {"Name": export_name("KeysTableName")}},
         "LedgerTableName": {"Value": ref("ErasureLedgerTable"), "Export": {"Name": export_name("LedgerTableName")}},
     }
     documents = role_policies()
@@ -852,6 +871,7 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
     title = stage.capitalize()
     variables: dict[str, Any] = {
         "PII_VAULT_TABLE": import_value("TableName"),
+        "PII_VAULT_KEYS_TABLE": import_value("KeysTableName"),
         "PII_VAULT_KMS_KEY_ID": import_value("KeyArn"),
         # The same list as the resource policy's: the function's own check (defence in depth).
         "PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", ref("AllowedCallers")]},
@@ -1033,6 +1053,7 @@ def job_role_policies() -> dict[str, dict[str, Any]]:
         _SENTINEL_TABLE: getatt("PiiTable"),
         _SENTINEL_TABLE + config.IDEMPOTENCY_SUFFIX: getatt("IdempotencyTable"),
         _SENTINEL_TABLE + config.LEDGER_SUFFIX: getatt("ErasureLedgerTable"),
+        _SENTINEL_TABLE + config.KEYS_SUFFIX: getatt("KeyTable"),
         **find_and_forget_arns(),
         **tenant_key_arns(),
     }
@@ -1259,6 +1280,8 @@ def job_variables(stage: str) -> dict[str, Any]:
         "PII_VAULT_KMS_KEY_ID": import_value("KeyArn"),
         "PII_VAULT_JOBS_TABLE": import_value("JobsTableName"),
     }
+    if stage in ("indexer", "rewrap"):
+        variables["PII_VAULT_KEYS_TABLE"] = import_value("KeysTableName")
     if stage == "indexer":
         variables["PII_VAULT_BEACON_KEY_ID"] = import_value("BeaconKeyArn")
         variables["PII_VAULT_BEACONS_TABLE"] = import_value("BeaconsTableName")

@@ -32,6 +32,7 @@ from chalicelib.envelope.format import Opener, RecordRef
 from chalicelib.keys.beacons import BeaconKeys
 from chalicelib.store import layout
 from chalicelib.store.beacons import IndexerStore, decode_stream_image
+from chalicelib.store.person_item import person_from_item
 from chalicelib.store.records import PersonRecord
 from chalicelib.support.errors import IntegrityError
 
@@ -71,7 +72,7 @@ class Indexer:
     def beacon_for(self, record: PersonRecord, opener: Opener | None = None) -> bytes | None:
         """The beacon the record's email should carry (None if the record has no email)."""
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
-        opened = (opener or self._opener).open(ref, record.fields, record.slots, (EMAIL,))
+        opened = (opener or self._opener).open(ref, record.fields, record.slots, (EMAIL,), refs=record.refs)
         if EMAIL not in opened:
             return None
         email = validation.decode_field(EMAIL, opened[EMAIL])
@@ -161,7 +162,7 @@ def _person(item: Mapping[str, Any]) -> PersonRecord | None:
         return None
     customer_id, person_id = ids
     try:
-        return layout.person_from_item(customer_id, dict(item))
+        return person_from_item(customer_id, item)
     except IntegrityError:
         logger.warning("indexer: person %s of %s is malformed", person_id, customer_id)
         return None

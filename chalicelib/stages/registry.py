@@ -100,7 +100,7 @@ def _job(name: str, summary: str, functions: tuple[Function, ...], settings: tup
 
 _READER_KEYS = ("reader_key_cache_seconds", "reader_key_cache_max_entries")
 _TENANT_KEYS = ("tenants_table_name", "tenant_key_cache_seconds")
-_OPENS = ("table_name", "kms_key_id", *_READER_KEYS, *_TENANT_KEYS, "previous_kms_key_ids")
+_OPENS = ("table_name", "keys_table_name", "kms_key_id", *_READER_KEYS, *_TENANT_KEYS, "previous_kms_key_ids")
 
 STAGES: tuple[Stage, ...] = (
     _api(
@@ -108,6 +108,7 @@ STAGES: tuple[Stage, ...] = (
         "creates, replaces, patches and deletes people and secrets: kms:Encrypt only",
         (
             "table_name",
+            "keys_table_name",
             "kms_key_id",
             "idempotency_table_name",
             "idempotency_ttl_seconds",
@@ -151,7 +152,7 @@ STAGES: tuple[Stage, ...] = (
         "rewrap",
         "moves wrapped data keys to another KMS key (kms:ReEncrypt only)",
         (Function("rewrap", Trigger.INVOKE, JOB_TIMEOUT_SECONDS),),
-        ("table_name", "jobs_table_name"),
+        ("table_name", "keys_table_name", "jobs_table_name"),
     ),
 )
 _BY_NAME = {s.name: s for s in STAGES}

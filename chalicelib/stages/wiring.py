@@ -20,12 +20,14 @@ from chalice import Chalice
 from chalicelib.support.config import Settings
 
 if TYPE_CHECKING:
-    from chalicelib.envelope.format import DataKeySource, KeyUnwrapper
+    from chalicelib.envelope.format import DataKeySource, KeyResolver, KeyUnwrapper
     from chalicelib.keys.beacons import BeaconKeys
+    from chalicelib.keys.refs import KeyTable
     from chalicelib.keys.tenants import CachedRegistry
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
     from chalicelib.store import DynamoDbStore
+    from chalicelib.store.key_table import DynamoDbKeyTable
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
 
@@ -134,12 +136,14 @@ def build_writer(wiring: Wiring) -> WriterService:
     from chalicelib.service import WriterService, utc_now
 
     settings, clients = wiring.settings, wiring.clients
+    keys = key_table(settings, clients)
     shared = writer_data_keys(
         KmsEncryptor(clients.kms(), settings.kms_key_id),
         max_records=settings.writer_key_cache_max_records,
         max_age_seconds=settings.writer_key_cache_seconds,
+        key_table=keys,
     )
-    data_keys, own_key = route_data_keys(settings, clients, shared)
+    data_keys, own_key = route_data_keys(settings, clients, shared, keys)
     sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, own_key=own_key)
     # The masked view's projections: a second data key (context view=masked) from the same cache.
     masked_sealer = (
@@ -171,31 +175,40 @@ def build_idempotency(wiring: Wiring) -> IdempotentWrites:
 
 
 def build_reader(wiring: Wiring) -> ReaderService:
+    """The reader: KMS Decrypt behind tenant routing; pool keys shared through the fleet table
+    (format v3 keys by day, ``keys.fleet_buckets``; keys of earlier items one by one,
+    ``keys.fleet``), each container's cache in front."""
     from chalicelib.envelope.format import Opener
     from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
     from chalicelib.service import ReaderService
+    from chalicelib.store.beacons import DynamoDbBeacons
 
     settings, clients = wiring.settings, wiring.clients
     backing: KeyUnwrapper = KmsDecryptor(clients.kms(), settings.kms_key_id)
+    fleet: Any = None
     if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
         from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+        from chalicelib.keys.fleet_buckets import FleetBuckets
         from chalicelib.keys.kms import KmsMacKey
         from chalicelib.store.dynamodb import DynamoDbTable
-        from chalicelib.store.fleet_table import DynamoDbFleetTable
+        from chalicelib.store.fleet_table import DynamoDbBucketTable, DynamoDbFleetTable
 
-        fleet_table = DynamoDbFleetTable(DynamoDbTable(clients.dynamodb(), settings.fleet_table_name))
+        table = DynamoDbTable(clients.dynamodb(), settings.fleet_table_name)
         sealing = FleetSealingKeys(KmsMacKey(clients.kms(), settings.fleet_mac_key_id))
-        backing = FleetKeyTable(backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds)
+        lifetime = settings.fleet_key_lifetime_seconds
+        backing = FleetKeyTable(backing, DynamoDbFleetTable(table), sealing, lifetime_seconds=lifetime)
+
+        def fleet(resolver: KeyResolver) -> KeyResolver:
+            return FleetBuckets(resolver, DynamoDbBucketTable(table), sealing, lifetime_seconds=lifetime)
+
     unwrapper = reader_unwrapper(
         route_unwrapper(settings, clients, backing),
         max_entries=settings.reader_key_cache_max_entries,
         max_age_seconds=settings.reader_key_cache_seconds,
     )
-    from chalicelib.store.beacons import DynamoDbBeacons
-
     return ReaderService(
         person_store(settings, clients),
-        Opener(unwrapper, settings.app_name),
+        Opener(unwrapper, settings.app_name, resolver=key_resolver(settings, clients, fleet)),
         beacon_keys=beacon_keys(settings, clients),
         beacons=DynamoDbBeacons(clients.dynamodb(), settings.beacons_table_name),
     )
@@ -215,7 +228,13 @@ def build_masked(wiring: Wiring) -> MaskedService:
 
     settings, clients = wiring.settings, wiring.clients
     people = DynamoDbMaskedPeople(DynamoDbTable(clients.dynamodb(), settings.table_name))
-    return MaskedService(people, Opener(opening_unwrapper(settings, clients), settings.app_name, kinds=MASKED_KINDS))
+    opener = Opener(
+        opening_unwrapper(settings, clients),
+        settings.app_name,
+        kinds=MASKED_KINDS,
+        resolver=key_resolver(settings, clients),
+    )
+    return MaskedService(people, opener)
 
 
 def build_indexer(settings: Settings, clients: Clients) -> Indexer:
@@ -225,8 +244,34 @@ def build_indexer(settings: Settings, clients: Clients) -> Indexer:
     from chalicelib.store.beacons import DynamoDbIndexerStore
 
     store = DynamoDbIndexerStore(clients.dynamodb(), settings.table_name, settings.beacons_table_name)
-    return Indexer(
-        Opener(opening_unwrapper(settings, clients), settings.app_name), beacon_keys(settings, clients), store
+    opener = Opener(opening_unwrapper(settings, clients), settings.app_name, resolver=key_resolver(settings, clients))
+    return Indexer(opener, beacon_keys(settings, clients), store)
+
+
+def key_table(settings: Settings, clients: Clients) -> DynamoDbKeyTable:
+    """The key table: wrapped data keys filed by reference (format v3)."""
+    from chalicelib.store.dynamodb import DynamoDbTable
+    from chalicelib.store.key_table import DynamoDbKeyTable
+
+    return DynamoDbKeyTable(DynamoDbTable(clients.dynamodb(), settings.keys_table_name))
+
+
+def key_resolver(
+    settings: Settings, clients: Clients, fleet: Callable[[KeyResolver], KeyResolver] | None = None
+) -> KeyResolver:
+    """What opens a v3 record's key references: the container's cache, then the key table and
+    KMS Decrypt through tenant routing (the reader puts its fleet buckets, ``fleet``, in between)."""
+    from chalicelib.keys.kms import KmsDecryptor
+    from chalicelib.keys.refs import KeyTableResolver, reader_resolver
+
+    routed = route_unwrapper(settings, clients, KmsDecryptor(clients.kms(), settings.kms_key_id))
+    resolver: KeyResolver = KeyTableResolver(key_table(settings, clients), routed)
+    if fleet is not None:
+        resolver = fleet(resolver)
+    return reader_resolver(
+        resolver,
+        max_entries=settings.reader_key_cache_max_entries,
+        max_age_seconds=settings.reader_key_cache_seconds,
     )
 
 
@@ -278,7 +323,7 @@ def tenant_registry(settings: Settings, clients: Clients) -> CachedRegistry | No
 
 
 def route_data_keys(
-    settings: Settings, clients: Clients, shared: DataKeySource
+    settings: Settings, clients: Clients, shared: DataKeySource, keys: KeyTable | None = None
 ) -> tuple[DataKeySource, Callable[[str], bool] | None]:
     """(data key source, own-key test for the Sealer): tenants with their own key get
     tenant-scoped data keys wrapped by it, cached no longer than a registry answer."""
@@ -293,6 +338,7 @@ def route_data_keys(
             KmsEncryptor(clients.kms(), key_arn),
             max_records=settings.writer_key_cache_max_records,
             max_age_seconds=min(settings.writer_key_cache_seconds, settings.tenant_key_cache_seconds),
+            key_table=keys,
         )
 
     return RoutingDataKeys(shared, registry, source_for), has_own_key(registry)

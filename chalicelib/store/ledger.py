@@ -60,12 +60,8 @@ class DynamoDbErasures:
         delete: dict[str, Any] = {
             "TableName": self._table,
             "Key": layout.person_key(customer_id, person_id),
-            "ConditionExpression": f"attribute_exists({layout.PK})",
+            **layout.person_exists_condition(expected_version),
         }
-        if expected_version is not None:
-            delete["ConditionExpression"] += " AND #version = :expected"
-            delete["ExpressionAttributeNames"] = {"#version": layout.VERSION}
-            delete["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         put = {"TableName": self._ledger, "Item": layout.ledger_item(customer_id, PERSON, person_id, erased_at)}
         try:
             self._ddb.transact_write_items(TransactItems=[{"Delete": delete}, {"Put": put}])

@@ -62,7 +62,7 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
         "pii-vault",
         "pii-vault-beacons",
         "pii-vault-erasures",
-        "pii-vault-fleet-keys",
+        "pii-vault-fleet",
         "pii-vault-idempotency",
         "pii-vault-jobs",
     ]
@@ -112,13 +112,13 @@ def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_
     key = kms.describe_key(KeyId="alias/pii-vault-fleet")["KeyMetadata"]
     assert result["fleet_mac_key_arn"] == key["Arn"] != result["key_arn"]
     assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
-    table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
+    table = ddb.describe_table(TableName="pii-vault-fleet")["Table"]
     assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
     assert table["KeySchema"] == fleet_table.table_definition("x")["KeySchema"]
-    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
     # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
-    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet-keys")["ContinuousBackupsDescription"]
+    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet")["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
 
 
@@ -167,7 +167,7 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created table pii-vault-idempotency",
         "enabled TTL on",
         "created HMAC key",
-        "created table pii-vault-fleet-keys",
+        "created table pii-vault-fleet",
         "created HMAC key",
         "enabled the KEYS_ONLY",
         "created table pii-vault-beacons",

@@ -98,7 +98,7 @@ def test_given_concurrent_patches_with_the_same_if_match_then_exactly_one_wins(s
 def test_given_many_threads_putting_one_secret_then_versions_are_exactly_one_to_n() -> None:
     """Service-level retry logic under real thread interleaving, over the atomic fake."""
     kms, repo = FakeKms(), InMemoryStore()
-    writer = WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"))
+    writer = WriterService(repo, Sealer(kms.data_keys(), "pii-vault"))
     results: list[int] = []
     lock = threading.Lock()
 

@@ -130,7 +130,7 @@ def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_prote
     assert outputs["TableName"] == f"pii-vault-{ENV}"
     # The fleet key table: on demand, keyed as chalicelib.store.fleet_table reads it, not protected.
     fleet = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]
-    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet-keys"
+    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet"
     assert fleet["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert fleet["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert fleet["DeletionProtectionEnabled"] is False

@@ -21,7 +21,7 @@ KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 TABLE_ARN = "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault"
 IDEMPOTENCY_ARN = TABLE_ARN + "-idempotency"
 FLEET_KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/9f8e7d6c-12ab-34cd-56ef-1234567890ab"
-FLEET_TABLE_ARN = TABLE_ARN + "-fleet-keys"
+FLEET_TABLE_ARN = TABLE_ARN + "-fleet"
 
 
 def _reader_with_fleet(key_arn, table_arn, **kwargs):
@@ -114,7 +114,7 @@ def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_d
     assert _actions_on(policy, KEY_ARN) == {"kms:Decrypt"}
     assert _actions_on(policy, TABLE_ARN) == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
     assert _actions_on(policy, FLEET_KEY_ARN) == {"kms:GenerateMac"}
-    assert _actions_on(policy, FLEET_TABLE_ARN) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert _actions_on(policy, FLEET_TABLE_ARN) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
 
 
 def test_given_no_fleet_key_when_reader_policy_is_built_then_it_has_no_fleet_statement():

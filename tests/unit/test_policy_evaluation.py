@@ -32,7 +32,7 @@ TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault"
 OTHER_TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault-restored"
 IDEMPOTENCY_TABLE = f"{TABLE}-idempotency"
 FLEET_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
-FLEET_TABLE = f"{TABLE}-fleet-keys"
+FLEET_TABLE = f"{TABLE}-fleet"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 WRITER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler"
 READER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
@@ -144,7 +144,7 @@ def test_given_the_writer_policy_then_it_cannot_generate_macs_or_touch_the_fleet
 
 
 def test_given_the_reader_policy_then_the_fleet_table_allows_get_and_put_item_only() -> None:
-    assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
     for action in (
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",

@@ -62,7 +62,10 @@ def test_given_the_indexer_then_it_writes_the_beacon_table_only() -> None:
     assert evaluate(INDEXER, "dynamodb:GetRecords", f"{TABLE}-other/stream/x") == IMPLICIT_DENY
 
 
-EMAIL_READ = ("pk", "sk", "version", "created_at", "updated_at", "slots", "f_email")
+EMAIL_READ = (
+    *("pk", "sk", "v", "c", "u", "fe", "kc", "k0", "ke"),  # format v3: the email and the key slots it may name
+    *("version", "created_at", "updated_at", "slots", "f_email"),  # items written before format v3
+)
 SPECIFIC = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 
 
@@ -90,6 +93,16 @@ def test_given_the_indexer_when_it_reads_the_email_attributes_by_projection_then
         "kms_key",
         "latest",
         "beacon",
+        "fn",
+        "fa",
+        "fc",
+        "fu",
+        "fl",
+        "fp",
+        "me",
+        "mu",
+        "j0",
+        "kn",
     ],
 )
 def test_given_the_indexer_when_a_read_names_any_other_attribute_then_denied(action: str, extra: str) -> None:

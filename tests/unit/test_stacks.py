@@ -41,9 +41,10 @@ def resolve(value: Any, env: str = "dev") -> Any:
         **ROLES,
         "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
         "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
-        "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
+        "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet",
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
+        "KeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-keys",
         "BeaconTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-beacons",
         "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
     }
@@ -192,7 +193,7 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert "DeletionProtectionEnabled" not in props
     assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Delete", "Delete")
-    assert resolve(props["TableName"]) == "pii-vault-dev-fleet-keys"
+    assert resolve(props["TableName"]) == "pii-vault-dev-fleet"
     skipped = {s["id"]: s["comment"] for s in table["Metadata"]["checkov"]["skip"]}
     assert "expiring" in skipped["CKV_AWS_28"]
     # The other tables keep their backups: the PITR skip is the fleet table's alone.

@@ -1,0 +1,107 @@
+"""The key table (``<table>-keys``): each data key's wrapped form, filed once by reference.
+
+Format v3 person items name their data keys by 16-byte reference (``envelope/key_ref.py``)
+instead of repeating the ~184-byte KMS ciphertext in every item. The wrapped keys live here:
+
+    partition  p S   the key's encryption context: ``pool`` or ``C#<tenant>``, prefixed ``masked/`` for
+                     the masked view (so IAM can give each view's readers its own partitions, by
+                     ``dynamodb:LeadingKeys``), and a tenant's own keys are one Query away
+    reference  r B   the key reference (range key)
+    w B              the KMS-wrapped data key
+    k S              the KMS key that wrapped it (rewrap keeps it current)
+    t S              when it was filed
+
+The writer files a key once, when it makes it (PutItem, conditional on absence: a reference
+names one key, so a repeat changes nothing); readers GetItem it (strongly consistent: the
+writer filed it before any record named it) when neither their cache nor the fleet holds the
+key, and check what KMS unwraps against the reference; the rewrap job moves entries to another
+KMS key. Losing this table loses every v3 record: point-in-time recovery and deletion
+protection, like the PII table. Data keys of a tenant's own KMS key stay unreadable once that
+key is deleted, here and in every backup (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.envelope.format import MASKED_VIEW, VIEW_KEY, WrappedKey
+from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.layout import partition_key
+
+PARTITION = "p"
+REFERENCE = "r"
+WRAPPED = "w"
+KMS_KEY = "k"
+FILED_AT = "t"
+POOL_PARTITION = "pool"
+MASKED_PARTITION_PREFIX = MASKED_VIEW + "/"
+# dynamodb:LeadingKeys patterns of each view's partitions (the stages' IAM conditions).
+FULL_VIEW_PARTITIONS = (POOL_PARTITION, partition_key("*"))
+MASKED_VIEW_PARTITIONS = (MASKED_PARTITION_PREFIX + "*",)
+
+
+def partition_of(context: Mapping[str, str]) -> str:
+    """The partition of a data key wrapped under ``context`` (its scope or tenant, and its view)."""
+    tenant = context.get("customer_id")
+    base = partition_key(tenant) if tenant else POOL_PARTITION
+    return (MASKED_PARTITION_PREFIX if context.get(VIEW_KEY) == MASKED_VIEW else "") + base
+
+
+def tenant_partitions(customer_id: str) -> tuple[str, str]:
+    """The partitions of a tenant's own (tenant-scoped) data keys: full and masked view."""
+    return partition_key(customer_id), MASKED_PARTITION_PREFIX + partition_key(customer_id)
+
+
+def entry_key(partition: str, ref: bytes) -> dict[str, Any]:
+    return {PARTITION: {"S": partition}, REFERENCE: {"B": ref}}
+
+
+class DynamoDbKeyTable:
+    """``keys.refs.KeyTable`` over DynamoDB."""
+
+    def __init__(self, table: DynamoDbTable) -> None:
+        self._table = table
+
+    def put(self, context: Mapping[str, str], ref: bytes, wrapped: WrappedKey) -> None:
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        try:
+            self._table.call(
+                "put_item",
+                Item={
+                    **entry_key(partition_of(context), ref),
+                    WRAPPED: {"B": wrapped.blob},
+                    KMS_KEY: {"S": wrapped.key_id},
+                    FILED_AT: {"S": now},
+                },
+                ConditionExpression=f"attribute_not_exists({PARTITION})",
+            )
+        except ClientError:
+            return  # already filed: a reference names one data key
+
+    def get(self, context: Mapping[str, str], ref: bytes) -> bytes | None:
+        item = self._table.call("get_item", Key=entry_key(partition_of(context), ref), ConsistentRead=True).get("Item")
+        if not item or WRAPPED not in item:
+            return None
+        blob = item[WRAPPED]["B"]
+        return blob if isinstance(blob, bytes) else bytes(blob)
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments (local stack, tests); templates declare the same."""
+    return {
+        "TableName": table_name,
+        "KeySchema": [
+            {"AttributeName": PARTITION, "KeyType": "HASH"},
+            {"AttributeName": REFERENCE, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION, "AttributeType": "S"},
+            {"AttributeName": REFERENCE, "AttributeType": "B"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "DeletionProtectionEnabled": True,
+    }
