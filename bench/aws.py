@@ -46,7 +46,7 @@ class DynamoMeter:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
-        self._writes: list[tuple[str, Any]] = []  # (operation, item or transaction items)
+        self._writes: list[tuple[str, Any, str]] = []  # (operation, item or transaction items, table)
         self._reads: list[tuple[str, float, Any]] = []  # (operation, read factor, parsed response)
 
     def attach(self, events: Any) -> None:
@@ -59,10 +59,11 @@ class DynamoMeter:
         if model.name == "BatchGetItem":
             tables = params.get("RequestItems", {}).values()
             context["bench_read_factor"] = 1.0 if all(t.get("ConsistentRead") for t in tables) else 0.5
+        table = str(params.get("TableName", ""))
         if model.name == "PutItem":
-            self._writes.append((model.name, params["Item"]))
+            self._writes.append((model.name, params["Item"], table))
         elif model.name in ("UpdateItem", "DeleteItem", "TransactWriteItems"):
-            self._writes.append((model.name, params.get("TransactItems")))
+            self._writes.append((model.name, params.get("TransactItems"), table))
 
     def _after(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if model.name in ("GetItem", "BatchGetItem", "Query"):
@@ -70,8 +71,15 @@ class DynamoMeter:
 
     @property
     def write_units(self) -> float:
+        """Write units of every write, any table."""
+        return self.write_units_where(lambda _table: True)
+
+    def write_units_where(self, wanted: Any) -> float:
+        """Write units of the writes to the tables ``wanted(table name)`` accepts."""
         units = 0.0
-        for operation, sent in self._writes:
+        for operation, sent, table in self._writes:
+            if not wanted(table):
+                continue
             if operation == "PutItem":
                 units += math.ceil(item_size(sent) / 1024)
             elif operation == "TransactWriteItems":

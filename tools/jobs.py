@@ -264,6 +264,7 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
                 ddb,
                 kms,
                 table=settings.table_name,
+                keys_table=settings.keys_table_name,
                 checkpoints=checkpoints,
                 verify=verify,
                 out_of_time=deadline,

@@ -165,6 +165,7 @@ def register_rewrap(app: Chalice, settings: Settings, kms: Callable[[], Any], dd
             ddb(),
             kms(),
             table=settings.table_name,
+            keys_table=settings.keys_table_name,
             checkpoints=checkpoints,
             verify=event.get("verify") is True,
             out_of_time=lambda_deadline(context),

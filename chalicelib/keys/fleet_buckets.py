@@ -37,8 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -56,8 +55,9 @@ DAY_HOURS = 24
 DEFAULT_MAX_DAYS = 64
 
 
-@dataclass(frozen=True)
-class BucketEntry:
+class BucketEntry(NamedTuple):
+    """One sealed key of the table (the store hands back plain tuples of these three)."""
+
     epoch: int
     expires_at: int
     sealed: bytes  # nonce | AES-GCM(data key) || tag
@@ -66,13 +66,13 @@ class BucketEntry:
 class BucketTable(Protocol):
     """Storage of sealed entries by day (``chalicelib/store/fleet_table.py``)."""
 
-    def query(self, bucket: str) -> dict[bytes, BucketEntry]:
-        """Every entry of one day: reference -> entry."""
+    def query(self, bucket: str) -> Mapping[bytes, tuple[int, int, bytes]]:
+        """Every entry of one day: reference -> (epoch, expires_at, sealed)."""
         ...
 
-    def get(self, bucket: str, ref: bytes) -> BucketEntry | None: ...
+    def get(self, bucket: str, ref: bytes) -> tuple[int, int, bytes] | None: ...
 
-    def put(self, bucket: str, ref: bytes, entry: BucketEntry) -> None: ...
+    def put(self, bucket: str, ref: bytes, entry: tuple[int, int, bytes]) -> None: ...
 
 
 def bucket_of(ref: bytes) -> str:
@@ -153,7 +153,7 @@ class FleetBuckets:
         if known is not None and now - known[0] < self._refresh:
             return known[1], False
         try:
-            entries = dict(self._table.query(bucket))
+            entries = {ref: BucketEntry(*entry) for ref, entry in self._table.query(bucket).items()}
         except Exception as exc:  # noqa: BLE001 - an optimisation must not fail the read
             logger.warning("fleet key table query failed (%s); asking the key table", type(exc).__name__)
             return None, False
@@ -166,7 +166,8 @@ class FleetBuckets:
 
     def _get(self, bucket: str, ref: bytes) -> BucketEntry | None:
         try:
-            return self._table.get(bucket, ref)
+            found = self._table.get(bucket, ref)
+            return None if found is None else BucketEntry(*found)
         except Exception as exc:  # noqa: BLE001 - an optimisation must not fail the read
             logger.warning("fleet key table read failed (%s); asking the key table", type(exc).__name__)
             return None

@@ -148,10 +148,13 @@ class RewrapMap:
 
 def slot_kinds(item: Mapping[str, Any], prefix: str = layout.FIELD_PREFIX) -> dict[str, int] | None:
     """Slot -> kind of the data key in it, from the headers of the blobs named ``prefix``*
-    (``f_``: the full view, ``m_``: the masked view); None if they disagree."""
+    (``f_``: the full view, ``m_``: the masked view; and the full view's legacy proof, a v2
+    blob a format v3 item keeps); None if they disagree. Format v3 blobs name key references,
+    not these slots: they are not counted."""
     kinds: dict[str, int] = {}
     for name, value in item.items():
-        if not name.startswith(prefix) or "B" not in value:
+        legacy_proof = prefix == layout.FIELD_PREFIX and name == layout.V3_PROOF
+        if not (name.startswith(prefix) or legacy_proof) or "B" not in value:
             continue
         header = parse_blob(bytes(value["B"]))
         if kinds.setdefault(header.slot, header.kind) != header.kind:
@@ -416,12 +419,15 @@ def rewrap_segment(
     *,
     table: str,
     checkpoints: Checkpoints,
+    keys_table: str | None = None,
     verify: bool = False,
     out_of_time: Callable[[], bool] = lambda: False,
     progress: Callable[[Checkpoint], None] = lambda _c: None,
 ) -> Checkpoint:
-    """One segment of a rewrap (or, with ``verify``, of its verify pass). One tenant is one
-    partition: segment 0 queries it, the other segments have nothing to do."""
+    """One segment of a rewrap (or, with ``verify``, of its verify pass): the items' inline
+    wrapped keys (records written before format v3), then, with ``keys_table``, the same
+    segment of the key table (format v3: ``service/rewrap_keys.py``, its own checkpoints under
+    ``<job>#keys``). One tenant is one partition: segment 0 queries it, the others have nothing to do."""
     from chalicelib.service.bulk import run_segment, scan_pages
 
     if plan.customer_id is None:
@@ -440,6 +446,18 @@ def rewrap_segment(
         process = rewrap_processor(ddb, table, plan, rewrap_map, reread=get_item(ddb, table))
         calls = rewrap_map
     result = run_segment(job_id, segment, pages, process, checkpoints, out_of_time=out_of_time, progress=progress)
+    if keys_table is not None and result.done:
+        from chalicelib.service import rewrap_keys
+
+        key_pages = rewrap_keys.key_table_pages(ddb, keys_table, plan, segment, total_segments)
+        key_process = (
+            rewrap_keys.key_table_verify_processor(plan, calls)
+            if verify
+            else rewrap_keys.key_table_processor(ddb, keys_table, plan, calls)
+        )
+        keys = run_segment(f"{job_id}#keys", segment, key_pages, key_process, checkpoints, out_of_time=out_of_time)
+        result.counts.update(keys.counts)
+        result.done, result.pages = keys.done, result.pages + keys.pages
     logger.info("rewrap %s segment %s: %s distinct wrapped keys sent to KMS", job_id, segment, len(calls))
     return result
 

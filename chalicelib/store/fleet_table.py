@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.keys.fleet_buckets import BucketEntry
 from chalicelib.store.dynamodb import DynamoDbTable
 
 BUCKET = "b"
@@ -25,37 +24,38 @@ EPOCH = "e"
 EXPIRES_AT = "x"
 SEALED = "s"
 TTL = EXPIRES_AT  # the table's TimeToLiveSpecification attribute
+Entry = tuple[int, int, bytes]  # (epoch, expires_at, sealed): keys.fleet_buckets.BucketEntry's fields
 
 
 def _blob(value: Any) -> bytes:
     return value if isinstance(value, bytes) else bytes(value)
 
 
-def _entry(item: dict[str, Any]) -> BucketEntry | None:
+def _entry(item: dict[str, Any]) -> Entry | None:
     try:
-        return BucketEntry(int(item[EPOCH]["N"]), int(item[EXPIRES_AT]["N"]), _blob(item[SEALED]["B"]))
+        return int(item[EPOCH]["N"]), int(item[EXPIRES_AT]["N"]), _blob(item[SEALED]["B"])
     except (KeyError, TypeError, ValueError):
         return None  # a malformed entry is no entry: the reader asks the key table and KMS
 
 
-def _item(bucket: str, ref: bytes, entry: BucketEntry) -> dict[str, Any]:
+def _item(bucket: str, ref: bytes, entry: Entry) -> dict[str, Any]:
     return {
         BUCKET: {"S": bucket},
         REFERENCE: {"B": ref},
-        EPOCH: {"N": str(entry.epoch)},
-        EXPIRES_AT: {"N": str(entry.expires_at)},
-        SEALED: {"B": entry.sealed},
+        EPOCH: {"N": str(entry[0])},
+        EXPIRES_AT: {"N": str(entry[1])},
+        SEALED: {"B": entry[2]},
     }
 
 
 class DynamoDbBucketTable:
-    """``fleet_buckets.BucketTable``: a day's entries by Query (eventually consistent, paged)."""
+    """``keys.fleet_buckets.BucketTable``: a day's entries by Query (eventually consistent, paged)."""
 
     def __init__(self, table: DynamoDbTable) -> None:
         self._table = table
 
-    def query(self, bucket: str) -> dict[bytes, BucketEntry]:
-        found: dict[bytes, BucketEntry] = {}
+    def query(self, bucket: str) -> dict[bytes, Entry]:
+        found: dict[bytes, Entry] = {}
         start: dict[str, Any] = {}
         while True:
             response = self._table.call(
@@ -73,11 +73,11 @@ class DynamoDbBucketTable:
                 return found
             start = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
 
-    def get(self, bucket: str, ref: bytes) -> BucketEntry | None:
+    def get(self, bucket: str, ref: bytes) -> Entry | None:
         item = self._table.call("get_item", Key={BUCKET: {"S": bucket}, REFERENCE: {"B": ref}}).get("Item")
         return _entry(item) if item else None
 
-    def put(self, bucket: str, ref: bytes, entry: BucketEntry) -> None:
+    def put(self, bucket: str, ref: bytes, entry: Entry) -> None:
         self._table.call("put_item", Item=_item(bucket, ref, entry))
 
 
@@ -96,10 +96,10 @@ class DynamoDbFleetTable:
         entry = _entry(item) if item else None
         if entry is None:
             return None
-        return {"epoch": entry.epoch, "expires_at": entry.expires_at, "sealed": entry.sealed}
+        return {"epoch": entry[0], "expires_at": entry[1], "sealed": entry[2]}
 
     def put(self, entry_id: bytes, entry: dict[str, Any]) -> None:
-        sealed = BucketEntry(int(entry["epoch"]), int(entry["expires_at"]), entry["sealed"])
+        sealed = (int(entry["epoch"]), int(entry["expires_at"]), bytes(entry["sealed"]))
         self._table.call("put_item", Item={**_item("", entry_id, sealed), **self._key(entry_id)})
 
 

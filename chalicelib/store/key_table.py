@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.envelope.format import MASKED_VIEW, VIEW_KEY, WrappedKey
 from chalicelib.store.dynamodb import DynamoDbTable
-from chalicelib.store.layout import partition_key
+from chalicelib.store.layout import customer_of, partition_key
 
 PARTITION = "p"
 REFERENCE = "r"
@@ -49,6 +49,21 @@ def partition_of(context: Mapping[str, str]) -> str:
     tenant = context.get("customer_id")
     base = partition_key(tenant) if tenant else POOL_PARTITION
     return (MASKED_PARTITION_PREFIX if context.get(VIEW_KEY) == MASKED_VIEW else "") + base
+
+
+def context_of(partition: str, app_name: str) -> dict[str, str] | None:
+    """The encryption context the keys of ``partition`` are wrapped under (None: not a partition
+    pii-vault writes)."""
+    masked = partition.startswith(MASKED_PARTITION_PREFIX)
+    base = partition[len(MASKED_PARTITION_PREFIX) :] if masked else partition
+    tenant = customer_of(base)
+    if base == POOL_PARTITION:
+        context = {"app": app_name, "scope": "pool"}
+    elif tenant:
+        context = {"app": app_name, "customer_id": tenant}
+    else:
+        return None
+    return {**context, VIEW_KEY: MASKED_VIEW} if masked else context
 
 
 def tenant_partitions(customer_id: str) -> tuple[str, str]:

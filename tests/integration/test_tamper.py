@@ -795,7 +795,7 @@ v2_wrapped_key_bit_flipped = _legacy(
     )
 )
 v2_slot_header_rewritten = _legacy(lambda i: i.update(f_email={"B": _set_slot_header(i["f_email"]["B"], "0")}))
-v2_field_downgraded_to_a_v1_header = _legacy(lambda i: i.update(f_surname={"B": bytes([1]) + i["f_surname"]["B"][2:]}))
+v2_field_downgraded_to_a_v1_header = _legacy(lambda i: i.update(f_email={"B": bytes([1]) + i["f_email"]["B"][2:]}))
 v2_field_relabelled_as_v3 = _legacy(lambda i: i.update(f_email={"B": bytes([3]) + i["f_email"]["B"][1:]}))
 v2_sealed_creation_removed_and_created_at_edited = _legacy(
     lambda i: (i.pop(layout.CREATED_META_ATTRIBUTE), i.update({layout.CREATED_AT: EDITED}))
