@@ -65,6 +65,7 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
         "pii-vault-fleet",
         "pii-vault-idempotency",
         "pii-vault-jobs",
+        "pii-vault-keys",
     ]
 
 
@@ -171,6 +172,8 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         "created HMAC key",
         "enabled the KEYS_ONLY",
         "created table pii-vault-beacons",
+        "created table pii-vault-keys",
+        "enabled point-in-time recovery",
         "created table pii-vault-erasures",
         "enabled point-in-time recovery",
         "created table pii-vault-jobs",

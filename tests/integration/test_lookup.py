@@ -12,8 +12,8 @@ import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout
-from chalicelib.support.config import BEACONS_SUFFIX, Settings
+from chalicelib.store import key_table, layout
+from chalicelib.support.config import BEACONS_SUFFIX, KEYS_SUFFIX, Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.plaintext_guard import register
 from tests.tables import scan_all
@@ -239,18 +239,31 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
         bulk.MemoryCheckpoints(),
     )
 
-    reads = [(name, params) for name, params in calls if name in ("GetItem", "Scan")]
+    key_reads = [(name, params) for name, params in calls if params.get("TableName") == settings.keys_table_name]
+    reads = [
+        (name, params) for name, params in calls if name in ("GetItem", "Scan") and (name, params) not in key_reads
+    ]
     assert {name for name, _ in reads} == {"GetItem", "Scan"}
     policy = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
     for name, params in reads:
         assert params["TableName"] == settings.table_name
         context = {"dynamodb:Attributes": sorted(params["ExpressionAttributeNames"].values())}
         assert evaluate(policy, f"dynamodb:{name}", TABLE, context) == ALLOW, name
+    for name, params in key_reads:  # the email's data key: the key table's full-view partitions only
+        leading = {"dynamodb:LeadingKeys": [params["Key"]["p"]["S"]]}
+        assert evaluate(policy, f"dynamodb:{name}", TABLE + KEYS_SUFFIX, leading) == ALLOW, name
     writes = [(name, params) for name, params in calls if name not in ("GetItem", "Scan", "DescribeTable")]
     assert writes and {name for name, _ in writes} == {"UpdateItem"}
     for name, params in writes:  # the beacon table only: never a write on the PII table
         assert params["TableName"] == settings.beacons_table_name
         assert evaluate(policy, f"dynamodb:{name}", TABLE + BEACONS_SUFFIX) == ALLOW, name
-    assert returned and returned <= set(layout.INDEXER_READ_ATTRIBUTES)
+    key_table_names = {
+        key_table.PARTITION,
+        key_table.REFERENCE,
+        key_table.WRAPPED,
+        key_table.KMS_KEY,
+        key_table.FILED_AT,
+    }
+    assert returned and returned - key_table_names <= set(layout.INDEXER_READ_ATTRIBUTES)
     assert "f_name" not in returned and not any(a.startswith("m_") for a in returned)
     assert [p["id"] for p in search(stack, PERSON["email"])] == [person_id]
