@@ -69,7 +69,7 @@ def run_case(records: int, segments: int, *, cached: bool) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from tools.bootstrap import bootstrap
+    from infra.local import bootstrap
 
     with mock_aws():
         kms = boto3.client("kms", region_name="us-east-1")

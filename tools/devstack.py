@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from chalicelib.stages import API_STAGE_NAMES, registry
-from chalicelib.support.config import TENANTS_SUFFIX, default_text
+from chalicelib.support.config import default_text
 from chalicelib.support.environment import (
     ROLE_VARIABLE,
     TABLE_SUFFIXES,
@@ -40,7 +40,7 @@ from chalicelib.support.environment import (
     StreamArn,
     TableName,
 )
-from tools.bootstrap import bootstrap, ensure_tenants_table
+from infra.local import bootstrap
 
 STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
 
@@ -234,8 +234,6 @@ class DevStack:
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
-            ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
-            self.resources["tenants_table_name"] = self.resources["table_name"] + TENANTS_SUFFIX
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -328,7 +326,7 @@ def _answers_http(url: str) -> bool:
         # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
         urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310  # noqa: S310
     except urllib.error.HTTPError:
-        return True  # any status (chalice local says 403 for unknown paths) means it is serving
+        return True  # any status (an unknown path answers 404) means it is serving
     except OSError:
         return False
     return True

@@ -9,7 +9,7 @@
 ``pii-vault-tenant=<id>``, alias ``alias/pii-vault-tenant-<id>``) whose key policy lets the
 writer Encrypt (both views) and the reader Decrypt (full view) and the masked stage Decrypt
 (masked view, ``"view": "masked"``) only under the tenant's encryption context
-(``tools.policies.tenant_key_policy``; role ARNs from ``--role stage=ARN``), then files it
+(``infra.iam.tenant_key_policy``; role ARNs from ``--role stage=ARN``), then files it
 in the registry table (``PII_VAULT_TENANTS_TABLE``). With ``--key-arn`` it registers a key
 the customer owns in its own account instead (README "Per-tenant keys": the key policy the
 customer attaches). Run with the operator's credentials, never a stage's.
@@ -77,7 +77,7 @@ def onboard(
     if dry_run:
         return plan
     if key_arn is None:
-        from tools.policies import tenant_key_policy
+        from infra.iam import tenant_key_policy
 
         create: dict[str, Any] = {
             "Description": f"pii-vault: data keys of tenant {customer_id} only",
@@ -169,10 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import boto3
 
     from chalicelib.domain import validation
-    from chalicelib.stages import settings_for
+    from chalicelib.stages.registry import operator_settings
     from chalicelib.support.errors import PiiVaultError
 
-    settings = settings_for(role="writer")
+    settings = operator_settings()
     session = boto3.session.Session(region_name=settings.region)
     kms = session.client("kms", endpoint_url=args.endpoint_url)
     ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)

@@ -20,7 +20,7 @@ from chalicelib.support.errors import ConfigurationError, ValidationError
 
 STREAM_BATCH_SIZE = 100
 # The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
-# tools/stacks.py names and wires them in the packaged templates).
+# infra (the merge templates) names and wires them in the packaged templates).
 STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"

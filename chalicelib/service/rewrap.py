@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 _NOT_UNDER_KEY = frozenset({"IncorrectKeyException", "AccessDeniedException", "InvalidCiphertextException"})
 UPDATE_ATTEMPTS = 4
 # Every attribute a rewrap's UpdateItem names: the key, the slots, the masked view's slots, the key id.
-REWRAP_WRITE_ATTRIBUTES = (layout.KMS_KEY, layout.PK, layout.SK, layout.SLOTS, *layout.MASKED_SLOT_ATTRIBUTES)
+REWRAP_WRITE_ATTRIBUTES = layout.REWRAP_WRITE_ATTRIBUTES  # the store layout states them (and the IAM policy)
 _POOL_KINDS = frozenset({KIND_POOL, KIND_MASKED_POOL})
 # Where a wrapped key lives: in the ``slots`` map (full view) or in an ``mk_<slot>`` attribute (masked view).
 FULL, MASKED = "full", "masked"

@@ -23,7 +23,7 @@ REFERENCE = "r"
 EPOCH = "e"
 EXPIRES_AT = "x"
 SEALED = "s"
-TTL = EXPIRES_AT  # the table's TimeToLiveSpecification attribute
+TTL = EXPIRES_AT  # the table's TimeToLiveSpecification attribute (infra.specs declares the table)
 Entry = tuple[int, int, bytes]  # (epoch, expires_at, sealed): keys.fleet_buckets.BucketEntry's fields
 
 
@@ -101,16 +101,3 @@ class DynamoDbFleetTable:
     def put(self, entry_id: bytes, entry: dict[str, Any]) -> None:
         sealed = (int(entry["epoch"]), int(entry["expires_at"]), bytes(entry["sealed"]))
         self._table.call("put_item", Item={**_item("", entry_id, sealed), **self._key(entry_id)})
-
-
-def table_definition(table_name: str) -> dict[str, Any]:
-    """CreateTable arguments (local stack, tests); templates declare the same."""
-    return {
-        "TableName": table_name,
-        "KeySchema": [{"AttributeName": BUCKET, "KeyType": "HASH"}, {"AttributeName": REFERENCE, "KeyType": "RANGE"}],
-        "AttributeDefinitions": [
-            {"AttributeName": BUCKET, "AttributeType": "S"},
-            {"AttributeName": REFERENCE, "AttributeType": "B"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-    }

@@ -155,6 +155,9 @@ INDEXER_READ_ATTRIBUTES = (
     SLOTS,
     FIELD_PREFIX + INDEXED_FIELD,
 )
+# A rewrap (chalicelib/service/rewrap.py) updates only these: the item's key, the key slots
+# (full view), the masked view's key slots and the KMS key id; its IAM policy allows no other.
+REWRAP_WRITE_ATTRIBUTES = (KMS_KEY, PK, SK, SLOTS, *MASKED_SLOT_ATTRIBUTES)
 
 R = TypeVar("R")
 
@@ -264,7 +267,7 @@ def decode_page_token(token: str) -> str:
 
 
 def page_token_after(last_key: Mapping[str, Any] | None) -> str | None:
-    """The cursor continuing after a query's ``LastEvaluatedKey`` (None: no more pages)."""
+    """The cursor continuing after ``last_key`` (an item or a key of one; None: no more pages)."""
     return encode_page_token(last_key[SK]["S"][len(PERSON_PREFIX) :]) if last_key else None
 
 

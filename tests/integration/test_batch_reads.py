@@ -12,9 +12,9 @@ from chalicelib.store import DynamoDbStore, layout
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.errors import ThrottledError
+from infra.local import bootstrap
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
-from tools.bootstrap import bootstrap
 
 KC = layout.v3_key(CREATE_SLOT)
 

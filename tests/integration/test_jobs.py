@@ -13,6 +13,8 @@ from chalicelib.service import bulk
 from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
 from chalicelib.support.config import BEACONS_SUFFIX, Settings
+from chalicelib.support.environment import Table
+from infra.specs import TABLES
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_lookup import PERSON, search
 from tests.tables import scan_all
@@ -120,14 +122,11 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
 def _restore_copy(source: str, target: str) -> None:
     """What a PITR restore gives: the same items, in a table of another name."""
     client = ddb()
+    spec = TABLES[Table.PII]  # the PII table's key, as infra declares it (a restore has no stream)
+    keys = {k["AttributeName"] for k in spec.key_schema()}
+    attributes = [a for a in spec.attribute_definitions() if a["AttributeName"] in keys]
     client.create_table(
-        TableName=target,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
+        TableName=target, KeySchema=spec.key_schema(), AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
     )
     for item in scan_all(client, source):
         client.put_item(TableName=target, Item=item)

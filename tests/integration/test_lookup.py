@@ -206,10 +206,11 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
     """The real calls (stream and backfill) checked against the generated policy
     (tests/policy_eval.py: moto does not evaluate conditions), and what came back."""
     from chalicelib.service import bulk
+    from infra.iam import stage_policy
+    from tests.arns import account_arns
     from tests.policy_eval import ALLOW, evaluate
     from tests.unit.test_policy_evaluation import KEY, TABLE
     from tests.unit.test_policy_lookup import BEACON_KEY
-    from tools import policies
 
     settings = Settings("indexer", region=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
@@ -244,7 +245,7 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
         (name, params) for name, params in calls if name in ("GetItem", "Scan") and (name, params) not in key_reads
     ]
     assert {name for name, _ in reads} == {"GetItem", "Scan"}
-    policy = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
+    policy = stage_policy("indexer", account_arns(KEY, TABLE, beacon_key_arn=BEACON_KEY))
     for name, params in reads:
         assert params["TableName"] == settings.table_name
         context = {"dynamodb:Attributes": sorted(params["ExpressionAttributeNames"].values())}

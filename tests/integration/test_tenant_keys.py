@@ -18,9 +18,9 @@ from chalicelib.store import key_table, layout
 from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
 from tests import legacy_items
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.tables import scan_all
-from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
 
@@ -41,7 +41,6 @@ class World:
         self.ddb = boto3.client("dynamodb", region_name=REGION)
         self.resources = bootstrap(self.kms, self.ddb)
         self.table = self.resources["table_name"]
-        ensure_tenants_table(self.ddb, self.table + TENANTS_SUFFIX)
         self.shared = self.kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
         self.scope = scope
 

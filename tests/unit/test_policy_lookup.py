@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.store import layout
+from chalicelib.support.environment import Key
+from infra.iam import key_policy, stage_policy
+from tests.arns import account_arns
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, GOOD, IDEMPOTENCY_TABLE, KEY, KMS_ACTIONS, TABLE
-from tools import policies
 
 BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/7c1d9e4b-2a3f-4e8d-b6a5-3f9c0e1d2b47"
 LEDGER = f"{TABLE}-erasures"
@@ -19,10 +22,11 @@ STREAM = f"{TABLE}/stream/2026-11-30T06:00:00.000"
 MAC = {"kms:MacAlgorithm": "HMAC_SHA_256"}
 ALL_KMS = (*KMS_ACTIONS, "kms:GenerateMac", "kms:VerifyMac")
 
-WRITER = policies.writer_policy(KEY, TABLE, ledger_table_arn=LEDGER)
-READER = policies.reader_policy(KEY, TABLE, beacon_key_arn=BEACON_KEY)
-INDEXER = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
-OFFBOARD = policies.offboard_policy(KEY, TABLE)
+ARNS = account_arns(KEY, TABLE, beacon_key_arn=BEACON_KEY)
+WRITER = stage_policy("writer", ARNS)
+READER = stage_policy("reader", ARNS)
+INDEXER = stage_policy("indexer", ARNS)
+OFFBOARD = stage_policy("offboard", ARNS)
 
 
 def attrs(*names: str, **extra: str) -> dict[str, object]:
@@ -73,7 +77,7 @@ SPECIFIC = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 def test_given_the_indexer_when_it_reads_the_email_attributes_by_projection_then_allowed(action: str) -> None:
     assert evaluate(INDEXER, action, TABLE, attrs(*EMAIL_READ, **SPECIFIC)) == ALLOW
     assert evaluate(INDEXER, action, TABLE, attrs(*EMAIL_READ)) == ALLOW  # GetItem sends no Select
-    assert sorted(EMAIL_READ) == sorted(policies.INDEXER_READ_ATTRIBUTES)
+    assert sorted(EMAIL_READ) == sorted(layout.INDEXER_READ_ATTRIBUTES)
 
 
 @pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:Scan"])
@@ -176,7 +180,7 @@ def test_given_the_writer_then_it_appends_to_the_ledger_and_cannot_mac_or_read_i
 def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_cannot() -> None:
     admin = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
     reader = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
-    document = policies.beacon_key_policy(admin, [reader])
+    document = key_policy(Key.BEACON_MAC, admin, {"reader": reader})
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=reader) == ALLOW
     assert evaluate(document, "kms:GenerateMac", BEACON_KEY, MAC, principal=admin) == IMPLICIT_DENY
     assert (
@@ -189,14 +193,3 @@ def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_can
         )
         == IMPLICIT_DENY
     )
-
-
-def test_given_generated_files_then_every_stage_has_its_policy() -> None:
-    files = policies.generate({"key_arn": KEY, "table_arn": TABLE, "beacon_key_arn": BEACON_KEY})
-    assert set(files) == {
-        "policy-writer.json",
-        "policy-reader.json",
-        "policy-masked.json",
-        "policy-indexer.json",
-        "policy-offboard.json",
-    }

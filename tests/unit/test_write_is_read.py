@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
+from chalicelib.stages import STAGE_NAMES
+from infra.iam import STAGE_GRANTS, rewrap_policy, stage_policy
+from tests.arns import account_arns, other_key
 from tests.policy_eval import ALLOW, allowed, evaluate, kms_context
-from tests.unit.test_policy_evaluation import DDB_ACTIONS, FLEET_KEY, KEY, TABLE
+from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, KEY, TABLE
 from tests.unit.test_policy_lookup import BEACON_KEY, BEACONS, INDEX, OLD_INDEX
-from tools import policies
 
-TENANT_KEY = "arn:aws:kms:us-east-1:123456789012:key/5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+TENANT_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 PII_WRITES = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -49,20 +51,12 @@ ATTRIBUTE_SETS: list[dict[str, Any]] = [
 
 
 def _stage_policies() -> dict[str, dict[str, Any]]:
-    base = {
-        "writer": policies.writer_policy(KEY, TABLE, ledger_table_arn=f"{TABLE}-erasures"),
-        "reader": policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY),
-        "masked": policies.masked_policy(KEY, TABLE),
-        "indexer": policies.indexer_policy(KEY, TABLE, BEACON_KEY),
-        "offboard": policies.offboard_policy(KEY, TABLE),
-        "rewrap": policies.rewrap_policy(KEY, None, TABLE),
-    }
-    with_tenants = {
-        f"{stage}+tenant-keys": policies.with_tenant_keys(document, stage, TABLE)
-        for stage, document in base.items()
-        if stage in policies.TENANT_KEY_ACTIONS
-    }
-    return base | with_tenants
+    """Every stage's generated policy (its tenant-key statements included), and rewrap's for a
+    move to a new shared key."""
+    arns = account_arns(KEY, TABLE, beacon_key_arn=BEACON_KEY)
+    policies = {name: stage_policy(name, arns) for name in STAGE_NAMES}
+    policies["rewrap+new-shared-key"] = rewrap_policy(arns, other_key(KEY, "e"))
+    return policies
 
 
 POLICIES = _stage_policies()
@@ -81,6 +75,7 @@ DECRYPTING = sorted(stage for stage, document in POLICIES.items() if _decrypts(d
 
 
 def test_given_the_stages_then_exactly_the_reader_masked_and_indexer_decrypt() -> None:
+    assert set(STAGE_GRANTS) == set(STAGE_NAMES)  # every stage of the registry is judged
     assert {stage.split("+")[0] for stage in DECRYPTING} == {"reader", "masked", "indexer"}
 
 
@@ -92,8 +87,7 @@ def test_given_a_role_that_may_decrypt_then_it_holds_no_write_on_the_pii_table(s
 
 @pytest.mark.parametrize("resource", [BEACONS, INDEX, OLD_INDEX])
 def test_given_the_writer_then_it_can_read_no_beacon(resource: str) -> None:
-    for stage in ("writer", "writer+tenant-keys"):
-        assert allowed(POLICIES[stage], DDB_ACTIONS, resource) == set()
+    assert allowed(POLICIES["writer"], DDB_ACTIONS, resource) == set()
 
 
 def test_given_a_stub_shaped_like_the_indexers_old_update_then_no_role_but_the_writer_may_send_it() -> None:
@@ -102,4 +96,4 @@ def test_given_a_stub_shaped_like_the_indexers_old_update_then_no_role_but_the_w
     of the stages only the writer (which cannot decrypt) may still name those attributes."""
     request = {"dynamodb:Attributes": ["pk", "sk", "beacon", "beacon_version"], "dynamodb:ReturnValues": "NONE"}
     may = {stage for stage, doc in POLICIES.items() if evaluate(doc, "dynamodb:UpdateItem", TABLE, request) == ALLOW}
-    assert {stage.split("+")[0] for stage in may} == {"writer"}
+    assert may == {"writer"}
