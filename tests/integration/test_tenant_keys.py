@@ -17,8 +17,8 @@ from chalicelib.stages.app import create_app
 from chalicelib.store import key_table, layout
 from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
-from tests import legacy_items
 from infra.local import bootstrap
+from tests import legacy_items
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.tables import scan_all
 from tools.moto_fidelity import install

@@ -147,13 +147,12 @@ def test_given_the_writer_policy_then_it_cannot_generate_macs_or_touch_the_fleet
     assert allowed(WRITER, DDB_ACTIONS, FLEET_TABLE) == set()
 
 
-def test_given_the_reader_policy_then_the_fleet_table_allows_get_and_put_item_only() -> None:
+def test_given_the_reader_policy_then_the_fleet_table_allows_get_put_item_and_query_only() -> None:
     assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
     for action in (
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
         "dynamodb:Scan",
-        "dynamodb:Query",
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteTable",
     ):

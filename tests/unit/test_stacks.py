@@ -190,8 +190,16 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
     spec = TABLES[Table.FLEET]
 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}] == spec.key_schema()
-    assert props["AttributeDefinitions"] == [{"AttributeName": fleet_table.KEY, "AttributeType": "B"}]
+    # A day bucket (partition) of sealed entries by key reference (sort): one Query per day.
+    schema = [
+        {"AttributeName": fleet_table.BUCKET, "KeyType": "HASH"},
+        {"AttributeName": fleet_table.REFERENCE, "KeyType": "RANGE"},
+    ]
+    assert props["KeySchema"] == schema == spec.key_schema()
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": fleet_table.BUCKET, "AttributeType": "S"},
+        {"AttributeName": fleet_table.REFERENCE, "AttributeType": "B"},
+    ]
     assert props["TimeToLiveSpecification"] == {"AttributeName": fleet_table.TTL, "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert "DeletionProtectionEnabled" not in props
