@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
@@ -21,7 +21,7 @@ from chalicelib.envelope.format import DataKeySource, KeyResolver, WrappedKey
 from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.keys.refs import KeyTableResolver, PublishedDataKeys
 from chalicelib.store.key_table import partition_of
-from chalicelib.store.layout import decode_page_token, encode_page_token
+from chalicelib.store.page_token import decode_page_token, encode_page_token
 from chalicelib.store.records import (
     ADOPT_V2,
     CREATED_SEALED,
@@ -145,13 +145,17 @@ class InMemoryStore:
             self.secret_heads[key] = new_head
             self.secrets[(*key, secret.version)] = copy.deepcopy(secret)
 
-    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+    def delete_secret(
+        self, customer_id: str, secret_id: str, max_versions: int, before_removal: Callable[[], None] | None = None
+    ) -> DeleteProgress:
         key = (customer_id, secret_id)
         with self._lock:
             head = self.secret_heads.get(key)
             if head is None:
                 raise NotFoundError("secret not found")
             self.secret_heads[key] = replace(head, deleting=True)
+            if before_removal is not None:
+                before_removal()
             numbers = sorted(v for (c, s, v) in self.secrets if (c, s) == key)
             for number in numbers[-max_versions:]:  # newest first, as DynamoDbSecrets
                 del self.secrets[(*key, number)]

@@ -17,17 +17,25 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chalice import Chalice
 
+from chalicelib.stages.keys_wiring import (
+    beacon_keys,
+    key_resolver,
+    key_table,
+    opening_unwrapper,
+    route_data_keys,
+    route_unwrapper,
+)
 from chalicelib.support.config import Settings
 
 if TYPE_CHECKING:
-    from chalicelib.envelope.format import DataKeySource, KeyResolver, KeyUnwrapper
-    from chalicelib.keys.beacons import BeaconKeys
-    from chalicelib.keys.refs import KeyTable
-    from chalicelib.keys.tenants import CachedRegistry
+    from chalicelib.envelope.format import KeyResolver, KeyUnwrapper
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
+    from chalicelib.service.offboard import Offboarding
+    from chalicelib.service.rewrap import RewrapParts
     from chalicelib.store import DynamoDbStore
-    from chalicelib.store.key_table import DynamoDbKeyTable
+    from chalicelib.store.checkpoints import Checkpoints
+    from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
 
@@ -104,20 +112,26 @@ def register_masked(app: Chalice, wiring: Wiring) -> None:
 def register_indexer(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_indexer as register
 
-    indexer = Lazy(lambda: build_indexer(wiring.settings, wiring.clients))
-    register(app, wiring.settings, indexer, wiring.clients.dynamodb)
+    settings, clients = wiring.settings, wiring.clients
+    indexer = Lazy(lambda: build_indexer(settings, clients))
+    from chalicelib.stages.registry import STREAM_DELIVERY
+
+    people = Lazy(lambda: build_indexed_scan(settings, clients))
+    register(app, settings, indexer, people, checkpoints_for(wiring), batch_size=STREAM_DELIVERY.batch_size)
 
 
 def register_offboard(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_offboard as register
 
-    register(app, wiring.settings, wiring.clients.dynamodb)
+    register(app, Lazy(lambda: build_offboarding(wiring.settings, wiring.clients)), checkpoints_for(wiring))
 
 
 def register_rewrap(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_rewrap as register
 
-    register(app, wiring.settings, wiring.clients.kms, wiring.clients.dynamodb)
+    register(
+        app, wiring.settings, Lazy(lambda: build_rewrap_parts(wiring.settings, wiring.clients)), checkpoints_for(wiring)
+    )
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -248,44 +262,6 @@ def build_indexer(settings: Settings, clients: Clients) -> Indexer:
     return Indexer(opener, beacon_keys(settings, clients), store)
 
 
-def key_table(settings: Settings, clients: Clients) -> DynamoDbKeyTable:
-    """The key table: wrapped data keys filed by reference (format v3)."""
-    from chalicelib.store.dynamodb import DynamoDbTable
-    from chalicelib.store.key_table import DynamoDbKeyTable
-
-    return DynamoDbKeyTable(DynamoDbTable(clients.dynamodb(), settings.keys_table_name))
-
-
-def key_resolver(
-    settings: Settings, clients: Clients, fleet: Callable[[KeyResolver], KeyResolver] | None = None
-) -> KeyResolver:
-    """What opens a v3 record's key references: the container's cache, then the key table and
-    KMS Decrypt through tenant routing (the reader puts its fleet buckets, ``fleet``, in between)."""
-    from chalicelib.keys.kms import KmsDecryptor
-    from chalicelib.keys.refs import KeyTableResolver, reader_resolver
-
-    routed = route_unwrapper(settings, clients, KmsDecryptor(clients.kms(), settings.kms_key_id))
-    resolver: KeyResolver = KeyTableResolver(key_table(settings, clients), routed)
-    if fleet is not None:
-        resolver = fleet(resolver)
-    return reader_resolver(
-        resolver,
-        max_entries=settings.reader_key_cache_max_entries,
-        max_age_seconds=settings.reader_key_cache_seconds,
-    )
-
-
-def opening_unwrapper(settings: Settings, clients: Clients) -> KeyUnwrapper:
-    """KMS Decrypt behind tenant routing and the container's cache (masked stage, indexer)."""
-    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
-
-    return reader_unwrapper(
-        route_unwrapper(settings, clients, KmsDecryptor(clients.kms(), settings.kms_key_id)),
-        max_entries=settings.reader_key_cache_max_entries,
-        max_age_seconds=settings.reader_key_cache_seconds,
-    )
-
-
 def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
     """The writer's erasure ledger and idempotency references."""
     from chalicelib.store.ledger import DynamoDbErasures
@@ -298,63 +274,48 @@ def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
     )
 
 
-def beacon_keys(settings: Settings, clients: Clients) -> BeaconKeys:
-    """The per-tenant beacon keys under the beacon HMAC key (the reader's search, the indexer)."""
-    from chalicelib.keys.beacons import BeaconKeys
-    from chalicelib.keys.kms import KmsMacKey
-
-    return BeaconKeys(KmsMacKey(clients.kms(), settings.beacon_key_id), length=settings.beacon_bytes)
+# -- the jobs (chalicelib/service/jobs.py, offboard.py, replay.py, rewrap.py) ------------------
 
 
-# -- per-tenant keys (chalicelib/keys/tenants.py) ---------------------------------------------
+def build_checkpoints(settings: Settings, clients: Clients, *, dry_run: bool) -> Checkpoints:
+    """The jobs table's checkpoints; a dry run keeps its own in memory (it writes nothing)."""
+    from chalicelib.store.checkpoints import DynamoDbCheckpoints, MemoryCheckpoints
+
+    return MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(clients.dynamodb(), settings.jobs_table_name)
 
 
-def tenant_registry(settings: Settings, clients: Clients) -> CachedRegistry | None:
-    """The cached tenant key registry, or None when no registry table is configured."""
-    if not settings.tenants_table_name:
-        return None
-    from chalicelib.keys.tenants import CachedRegistry
-    from chalicelib.store.tenants import DynamoDbTenantRegistry
+def checkpoints_for(wiring: Wiring) -> Callable[[bool], Checkpoints]:
+    return lambda dry_run: build_checkpoints(wiring.settings, wiring.clients, dry_run=dry_run)
 
-    return CachedRegistry(
-        DynamoDbTenantRegistry(clients.dynamodb(), settings.tenants_table_name),
-        ttl_seconds=settings.tenant_key_cache_seconds,
+
+def build_indexed_scan(settings: Settings, clients: Clients) -> DynamoDbIndexedScan:
+    from chalicelib.store.job_items import DynamoDbIndexedScan
+
+    return DynamoDbIndexedScan(clients.dynamodb(), settings.table_name)
+
+
+def build_offboarding(settings: Settings, clients: Clients, now: Callable[[], str] | None = None) -> Offboarding:
+    from chalicelib.service.common import timestamp, utc_now
+    from chalicelib.service.offboard import Offboarding
+    from chalicelib.store.job_items import DynamoDbTenantItems
+    from chalicelib.store.ledger import DynamoDbLedger
+    from chalicelib.store.references import DynamoDbReferences
+
+    ddb = clients.dynamodb()
+    return Offboarding(
+        DynamoDbTenantItems(ddb, settings.table_name),
+        DynamoDbReferences(ddb, settings.idempotency_table_name),
+        DynamoDbLedger(ddb, settings.ledger_table_name),
+        now or (lambda: timestamp(utc_now())),
     )
 
 
-def route_data_keys(
-    settings: Settings, clients: Clients, shared: DataKeySource, keys: KeyTable | None = None
-) -> tuple[DataKeySource, Callable[[str], bool] | None]:
-    """(data key source, own-key test for the Sealer): tenants with their own key get
-    tenant-scoped data keys wrapped by it, cached no longer than a registry answer."""
-    registry = tenant_registry(settings, clients)
-    if registry is None:
-        return shared, None
-    from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
-    from chalicelib.keys.tenants import RoutingDataKeys, has_own_key
+def build_rewrap_parts(settings: Settings, clients: Clients) -> RewrapParts:
+    """The rewrap's items, its ReEncrypt capability (source, target) -> ReEncryptor, the key table."""
+    from chalicelib.keys.reencrypt import KmsReEncryptor
+    from chalicelib.store.job_items import DynamoDbSlotItems
+    from chalicelib.store.key_table import DynamoDbKeyEntries
 
-    def source_for(key_arn: str) -> DataKeySource:
-        return writer_data_keys(
-            KmsEncryptor(clients.kms(), key_arn),
-            max_records=settings.writer_key_cache_max_records,
-            max_age_seconds=min(settings.writer_key_cache_seconds, settings.tenant_key_cache_seconds),
-            key_table=keys,
-        )
-
-    return RoutingDataKeys(shared, registry, source_for), has_own_key(registry)
-
-
-def route_unwrapper(settings: Settings, clients: Clients, shared: KeyUnwrapper) -> KeyUnwrapper:
-    """The tenant's own key first, then ``shared``, then the previous shared keys (a rewrap under way)."""
-    registry = tenant_registry(settings, clients)
-    if registry is None and not settings.previous_kms_key_ids:
-        return shared
-    from chalicelib.keys.kms import KmsDecryptor
-    from chalicelib.keys.tenants import NO_REGISTRY, RoutingUnwrapper
-
-    return RoutingUnwrapper(
-        shared,
-        registry or NO_REGISTRY,
-        lambda key_arn: KmsDecryptor(clients.kms(), key_arn),
-        [KmsDecryptor(clients.kms(), key_id) for key_id in settings.previous_kms_key_ids],
-    )
+    kms, ddb = clients.kms(), clients.dynamodb()
+    keys = DynamoDbKeyEntries(ddb, settings.keys_table_name)
+    return DynamoDbSlotItems(ddb, settings.table_name), lambda s, t: KmsReEncryptor(kms, s, t), keys

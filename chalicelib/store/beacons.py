@@ -25,11 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.store import layout
-from chalicelib.support.aws_errors import conditional_write, translate
-from chalicelib.support.errors import StorageError
+from chalicelib.store.dynamodb import adapter
 
 MAX_MATCHES = 100  # one lookup answers at most this many people (one BatchGetItem)
 # How long a REMOVE's tombstone refuses late beacon writes (a backfill segment runs at most 15 min).
@@ -59,98 +56,66 @@ class IndexerStore(BeaconWrites, Protocol):
         ...
 
 
-def _call(operation: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    try:
-        return call()
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, "dynamodb", operation, StorageError) from exc
-
-
 class DynamoDbBeacons:
-    """The reader's ``BeaconIndex``: a Query of the beacon table's GSI (boto3 client injected)."""
+    """The reader's ``BeaconIndex``: a Query of the beacon table's GSI (client or adapter injected)."""
 
-    def __init__(self, dynamodb_client: Any, beacons_table: str) -> None:
-        self._ddb = dynamodb_client
+    def __init__(self, dynamodb: Any, beacons_table: str) -> None:
+        self._ddb = adapter(dynamodb)
         self._beacons = beacons_table
 
     def find(self, customer_id: str, beacon: bytes, limit: int = MAX_MATCHES) -> list[str]:
         ids: list[str] = []
-        kwargs: dict[str, Any] = {}
-        while len(ids) < limit:
-            response = _call(
-                "Query",
-                lambda: self._ddb.query(
-                    TableName=self._beacons,
-                    IndexName=layout.BEACON_INDEX,
-                    Limit=limit,
-                    **layout.beacon_condition(customer_id, beacon),
-                    **kwargs,
-                ),
-            )
-            for item in response.get("Items", []):
-                person_id = layout.person_id_of(item[layout.SK]["S"])
-                if person_id is not None:
-                    ids.append(person_id)
-            if "LastEvaluatedKey" not in response:
+        for item in self._ddb.items(
+            "query",
+            self._beacons,
+            IndexName=layout.BEACON_INDEX,
+            Limit=limit,
+            **layout.beacon_condition(customer_id, beacon),
+        ):
+            person_id = layout.person_id_of(item[layout.SK]["S"])
+            if person_id is not None:
+                ids.append(person_id)
+            if len(ids) >= limit:
                 break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return ids[:limit]
+        return ids
 
 
 class DynamoDbIndexerStore:
     """The indexer's ``IndexerStore``: projected reads of the PII table, writes of the beacon table."""
 
     def __init__(
-        self, dynamodb_client: Any, table: str, beacons_table: str, *, clock: Callable[[], float] = time.time
+        self, dynamodb: Any, table: str, beacons_table: str, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._ddb = dynamodb_client
+        self._ddb = adapter(dynamodb)
         self._table = table
         self._beacons = beacons_table
         self._clock = clock
 
     def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
-        response = _call(
-            "GetItem",
-            lambda: self._ddb.get_item(
-                TableName=self._table,
-                Key=layout.person_key(customer_id, person_id),
-                ConsistentRead=True,
-                **layout.indexer_projection(),
-            ),
-        )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        return self._ddb.get(self._table, layout.person_key(customer_id, person_id), **layout.indexer_projection())
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
-        return conditional_write(
-            "UpdateItem",
-            lambda: self._ddb.update_item(
-                TableName=self._beacons,
-                Key=layout.person_key(customer_id, person_id),
-                UpdateExpression="SET #b = :b, #v = :v",
-                # Never over a beacon from this or a later version (a backfill racing the
-                # stream, a record delivered twice), never after the person's REMOVE.
-                ConditionExpression="attribute_not_exists(#gone) AND (attribute_not_exists(#v) OR #v < :v)",
-                ExpressionAttributeNames={
-                    "#b": layout.BEACON,
-                    "#v": layout.BEACON_VERSION,
-                    "#gone": layout.BEACON_GONE,
-                },
-                ExpressionAttributeValues={":b": {"B": beacon}, ":v": {"N": str(version)}},
-            ),
+        return self._ddb.conditional(
+            "update_item",
+            TableName=self._beacons,
+            Key=layout.person_key(customer_id, person_id),
+            UpdateExpression="SET #b = :b, #v = :v",
+            # Never over a beacon from this or a later version (a backfill racing the
+            # stream, a record delivered twice), never after the person's REMOVE.
+            ConditionExpression="attribute_not_exists(#gone) AND (attribute_not_exists(#v) OR #v < :v)",
+            ExpressionAttributeNames={"#b": layout.BEACON, "#v": layout.BEACON_VERSION, "#gone": layout.BEACON_GONE},
+            ExpressionAttributeValues={":b": {"B": beacon}, ":v": {"N": str(version)}},
         )
 
     def forget(self, customer_id: str, person_id: str) -> None:
         expires = int(self._clock()) + TOMBSTONE_SECONDS
-        _call(
-            "UpdateItem",
-            lambda: self._ddb.update_item(
-                TableName=self._beacons,
-                Key=layout.person_key(customer_id, person_id),
-                UpdateExpression="SET #gone = :gone, #ttl = :ttl REMOVE #b",
-                ExpressionAttributeNames={"#gone": layout.BEACON_GONE, "#ttl": layout.BEACON_TTL, "#b": layout.BEACON},
-                ExpressionAttributeValues={":gone": {"BOOL": True}, ":ttl": {"N": str(expires)}},
-            ),
+        self._ddb.call(
+            "update_item",
+            TableName=self._beacons,
+            Key=layout.person_key(customer_id, person_id),
+            UpdateExpression="SET #gone = :gone, #ttl = :ttl REMOVE #b",
+            ExpressionAttributeNames={"#gone": layout.BEACON_GONE, "#ttl": layout.BEACON_TTL, "#b": layout.BEACON},
+            ExpressionAttributeValues={":gone": {"BOOL": True}, ":ttl": {"N": str(expires)}},
         )
 
 

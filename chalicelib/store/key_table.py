@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import Any
-
-from botocore.exceptions import ClientError
+from typing import Any, Protocol
 
 from chalicelib.envelope.format import MASKED_VIEW, VIEW_KEY, WrappedKey
-from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, Item, ItemPage, Key, adapter
 from chalicelib.store.layout import customer_of, partition_key
 
 PARTITION = "p"
@@ -42,6 +40,8 @@ MASKED_PARTITION_PREFIX = MASKED_VIEW + "/"
 # dynamodb:LeadingKeys patterns of each view's partitions (the stages' IAM conditions).
 FULL_VIEW_PARTITIONS = (POOL_PARTITION, partition_key("*"))
 MASKED_VIEW_PARTITIONS = (MASKED_PARTITION_PREFIX + "*",)
+PAGE_SIZE = 100  # entries per page of the rewrap
+_PARTITION_INDEX = "#partition"  # a tenant's page position: which of its partitions
 
 
 def partition_of(context: Mapping[str, str]) -> str:
@@ -94,29 +94,76 @@ class DynamoDbKeyTable:
                 },
                 ConditionExpression=f"attribute_not_exists({PARTITION})",
             )
-        except ClientError:
+        except ConditionFailed:
             return  # already filed: a reference names one data key
 
     def get(self, context: Mapping[str, str], ref: bytes) -> bytes | None:
         item = self._table.call("get_item", Key=entry_key(partition_of(context), ref), ConsistentRead=True).get("Item")
         if not item or WRAPPED not in item:
             return None
-        blob = item[WRAPPED]["B"]
-        return blob if isinstance(blob, bytes) else bytes(blob)
+        return wrapped_of(item)
 
 
-def table_definition(table_name: str) -> dict[str, Any]:
-    """CreateTable arguments (local stack, tests); templates declare the same."""
-    return {
-        "TableName": table_name,
-        "KeySchema": [
-            {"AttributeName": PARTITION, "KeyType": "HASH"},
-            {"AttributeName": REFERENCE, "KeyType": "RANGE"},
-        ],
-        "AttributeDefinitions": [
-            {"AttributeName": PARTITION, "AttributeType": "S"},
-            {"AttributeName": REFERENCE, "AttributeType": "B"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-        "DeletionProtectionEnabled": True,
-    }
+def wrapped_of(entry: Mapping[str, Any]) -> bytes:
+    blob = entry[WRAPPED]["B"]
+    return blob if isinstance(blob, bytes) else bytes(blob)
+
+
+# -- the rewrap's side (chalicelib/service/rewrap_keys.py) ----------------------------------
+
+
+class KeyEntries(Protocol):
+    """The key table's entries as the rewrap job walks them, page by page."""
+
+    def page(self, customer_id: str | None, segment: int, total_segments: int, start: Key | None) -> ItemPage:
+        """A parallel-scan segment (every tenant), or (one tenant, segment 0) its partitions."""
+        ...
+
+    def rewrap(self, entry: Item, new: bytes, kms_key: str) -> bool:
+        """Replace the entry's wrapped key by ``new`` (under ``kms_key``) if it still holds the
+        one read; False when it changed meanwhile."""
+        ...
+
+
+class DynamoDbKeyEntries:
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._ddb = adapter(dynamodb)
+        self.name = table_name
+
+    def page(self, customer_id: str | None, segment: int, total_segments: int, start: Key | None) -> ItemPage:
+        if customer_id is None:
+            scan = {"Segment": segment, "TotalSegments": total_segments}
+            return self._ddb.page("scan", self.name, start, Limit=PAGE_SIZE, ConsistentRead=True, **scan)
+        partitions = tenant_partitions(customer_id) if segment == 0 else ()
+        # The position across a tenant's partitions: which one, and where in it.
+        position = dict(start or {})
+        index = int(position.pop(_PARTITION_INDEX, {"N": "0"})["N"])
+        while index < len(partitions):
+            items, last = self._ddb.page(
+                "query",
+                self.name,
+                position or None,
+                Limit=PAGE_SIZE,
+                ConsistentRead=True,
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": PARTITION},
+                ExpressionAttributeValues={":p": {"S": partitions[index]}},
+            )
+            if last is not None:
+                return items, {**last, _PARTITION_INDEX: {"N": str(index)}}
+            index, position = index + 1, {}
+            if items:
+                return items, ({_PARTITION_INDEX: {"N": str(index)}} if index < len(partitions) else None)
+        return [], None
+
+    def rewrap(self, entry: Item, new: bytes, kms_key: str) -> bool:
+        return self._ddb.conditional(
+            "update_item",
+            TableName=self.name,
+            Key={PARTITION: entry[PARTITION], REFERENCE: entry[REFERENCE]},
+            UpdateExpression="SET #w = :new, #k = :target",
+            ConditionExpression="#w = :old",
+            ExpressionAttributeNames={"#w": WRAPPED, "#k": KMS_KEY},
+            ExpressionAttributeValues={":new": {"B": new}, ":old": {"B": wrapped_of(entry)}, ":target": {"S": kms_key}},
+            ReturnValues="NONE",
+        )

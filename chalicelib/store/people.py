@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import DynamoDbTable, OnTable
+from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, OnTable
 from chalicelib.store.person_item import person_from_item, person_item, person_shape_of, person_update
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
 from chalicelib.support.errors import StorageError
@@ -32,7 +30,7 @@ class DynamoDbPeople(OnTable):
                 Item=person_item(record),
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             # Ids are 128-bit random: a collision means a bug, not bad luck.
             raise StorageError("a record with this id already exists") from exc
 
@@ -44,8 +42,8 @@ class DynamoDbPeople(OnTable):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **person_update(write),
             )
-        except ClientError as exc:
-            raise PersonVersionConflict(person_shape_of(exc.response.get("Item"))) from exc
+        except ConditionFailed as exc:
+            raise PersonVersionConflict(person_shape_of(exc.item)) from exc
         return write.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
@@ -55,7 +53,7 @@ class DynamoDbPeople(OnTable):
                 Key=layout.person_key(customer_id, person_id),
                 **layout.person_exists_condition(expected_version),
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             raise condition_failed(expected_version, "person") from exc
 
     def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:

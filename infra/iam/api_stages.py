@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from chalicelib.store import key_table
 from chalicelib.store.layout import BEACON_INDEX, MASKED_VIEW_ATTRIBUTES
+from chalicelib.store.tables import WRITER_LEDGER_KINDS
 from chalicelib.support.environment import Key, Table
 from infra.arns import Arns
 from infra.iam.statements import (
     Statement,
     full_view_only,
     kms_statements,
+    ledger_statement,
     mac_statement,
     masked_kms_statements,
 )
@@ -48,7 +50,7 @@ def key_table_statement(sid: str, actions: tuple[str, ...], arns: Arns, partitio
 
 def writer(arns: Arns) -> list[Statement]:
     """Encrypt-only on the key (both views), write-only on the table, its idempotency records,
-    append-only (PutItem) on the erasure ledger."""
+    append-only (PutItem) on the erasure ledger's person and secret partitions."""
     table = arns.table(Table.PII)
     return [
         *kms_statements("EncryptDataKeys", "kms:Encrypt", arns.key(Key.DATA)),
@@ -77,14 +79,9 @@ def writer(arns: Arns) -> list[Statement]:
             "Resource": arns.table(Table.IDEMPOTENCY),
         },
         key_table_statement("FileDataKeys", KEY_TABLE_WRITER_ACTIONS, arns),
-        {
-            # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
-            # each item's action). Append only: no read, update or delete of the ledger.
-            "Sid": "AppendErasureLedger",
-            "Effect": "Allow",
-            "Action": "dynamodb:PutItem",
-            "Resource": arns.table(Table.LEDGER),
-        },
+        # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks each
+        # item's action). Append only, and only its own erasures: persons and secrets.
+        ledger_statement(arns, WRITER_LEDGER_KINDS),
     ]
 
 
