@@ -84,12 +84,8 @@ class DynamoDbErasures:
     def erase_person(self, customer_id: str, person_id: str, expected_version: int | None, erased_at: str) -> None:
         delete: dict[str, Any] = {
             "Key": layout.person_key(customer_id, person_id),
-            "ConditionExpression": f"attribute_exists({layout.PK})",
+            **layout.person_exists_condition(expected_version),
         }
-        if expected_version is not None:
-            delete["ConditionExpression"] += " AND #version = :expected"
-            delete["ExpressionAttributeNames"] = {"#version": layout.VERSION}
-            delete["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         entry = LedgerEntry(PERSON, customer_id, person_id, erased_at)
         try:
             self._ddb.transact([("Delete", self._table, delete), ("Put", self._ledger, {"Item": entry.item()})])

@@ -11,11 +11,11 @@ import pytest
 
 from chalicelib.service.jobs import Control, SegmentRun, backfill_segment
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import job_items
+from chalicelib.store import job_items, layout
 from chalicelib.store.checkpoints import DynamoDbCheckpoints
 from chalicelib.store.job_items import DynamoDbIndexedScan
 from chalicelib.store.ledger import entry_of
-from chalicelib.support.config import Settings
+from chalicelib.support.config import BEACONS_SUFFIX, Settings
 from chalicelib.support.environment import Table
 from infra.specs import TABLES
 from tests.integration.conftest import REGION, Stack, body_of, send
@@ -40,7 +40,8 @@ def ddb() -> Any:
 
 
 def beacons(stack: Stack) -> dict[str, bytes]:
-    return {i["sk"]["S"]: i["beacon"]["B"] for i in stack.scan() if "beacon" in i}
+    items = scan_all(stack.dynamodb, stack.resources["table_name"] + BEACONS_SUFFIX)
+    return {i[layout.SK]["S"]: i[layout.BEACON]["B"] for i in items if layout.BEACON in i}
 
 
 def test_given_people_without_beacons_when_backfilled_then_search_finds_them_and_a_rerun_changes_nothing(

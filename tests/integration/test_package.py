@@ -296,7 +296,11 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
     ]
     # The indexer compares the old and new email ciphertexts of a MODIFY: it needs both images.
     assert table["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
-    (index,) = table["GlobalSecondaryIndexes"]
+    # Beacons have a table of their own (issue 21 A): the PII table carries no beacon and no index on one.
+    assert "GlobalSecondaryIndexes" not in table
+    assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == {layout.PK, layout.SK}
+    beacons = resources["BeaconTable"]["Properties"]
+    (index,) = beacons["GlobalSecondaryIndexes"]
     assert index == {
         "IndexName": layout.BEACON_INDEX,
         "KeySchema": [
@@ -305,7 +309,7 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
         ],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
-    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in table["AttributeDefinitions"]
+    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in beacons["AttributeDefinitions"]
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [
         {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},

@@ -36,6 +36,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.stages.app import create_app
+from chalicelib.store import fleet_table
 from chalicelib.support.config import Settings
 from infra.iam import stage_policy
 from infra.local import bootstrap, bootstrapped_arns
@@ -248,10 +249,14 @@ def test_given_reader_credentials_then_encrypt_and_every_write_are_denied(p: Pri
     _denied(lambda: ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": _key()}}]}))
 
 
+# A fleet table key: a day bucket and a key reference (chalicelib/store/fleet_table.py).
+FLEET_ENTRY = {fleet_table.BUCKET: {"S": "d20000"}, fleet_table.REFERENCE: {"B": b"e" * 16}}
+
+
 @_enforced
 def test_given_reader_credentials_then_the_fleet_mac_key_and_fleet_table_get_and_put_are_allowed(p: Principals) -> None:
     kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
-    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+    table, entry = p.resources["fleet_table_name"], FLEET_ENTRY
     wrapped = p.client("admin", "kms").encrypt(
         KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT
     )["CiphertextBlob"]
@@ -267,7 +272,7 @@ def test_given_reader_credentials_then_the_fleet_mac_key_and_fleet_table_get_and
 @_enforced
 def test_given_reader_credentials_then_fleet_table_updates_deletes_and_scans_are_denied(p: Principals) -> None:
     kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
-    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+    table, entry = p.resources["fleet_table_name"], FLEET_ENTRY
 
     _denied(lambda: ddb.delete_item(TableName=table, Key=entry))
     _denied(
@@ -313,7 +318,7 @@ def test_given_both_apps_on_their_own_credentials_then_the_full_flow_works(p: Pr
 
         # The reader shared the pool data key through its fleet table: GenerateMac and PutItem worked.
         entries = p.client("admin", "dynamodb").scan(TableName=p.resources["fleet_table_name"])["Items"]
-        assert entries and all("sealed" in e for e in entries)
+        assert entries and all(fleet_table.SEALED in e for e in entries)
 
         assert send(writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
         assert send(writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204

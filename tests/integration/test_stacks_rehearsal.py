@@ -39,7 +39,8 @@ from moto.kms.models import kms_backends
 from chalicelib.api import functions as job_functions
 from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES, settings_for, stage
 from chalicelib.stages.app import create_app
-from chalicelib.support.environment import Key
+from chalicelib.store import fleet_table, layout
+from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns
 from infra.base import base_template
 from infra.environment import resolve
@@ -124,17 +125,22 @@ def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_prote
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
 
-    for name in (outputs["TableName"], outputs["IdempotencyTableName"]):
+    for name in (outputs["TableName"], outputs["IdempotencyTableName"], outputs["KeysTableName"]):
         table = ddb.describe_table(TableName=name)["Table"]
         assert table["DeletionProtectionEnabled"] is True
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert outputs["TableName"] == f"pii-vault-{ENV}"
     # The fleet key table: on demand, keyed as chalicelib.store.fleet_table reads it, not protected.
     fleet = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]
-    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet-keys"
+    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet"
     assert fleet["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert fleet["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert fleet["KeySchema"] == TABLES[Table.FLEET].key_schema()  # a day bucket + a key reference
     assert fleet["DeletionProtectionEnabled"] is False
+    # The beacon table: derived data, rebuilt by the backfill; its index is the reader's search.
+    beacons = ddb.describe_table(TableName=outputs["BeaconsTableName"])["Table"]
+    assert beacons["DeletionProtectionEnabled"] is False
+    assert [i["IndexName"] for i in beacons["GlobalSecondaryIndexes"]] == [layout.BEACON_INDEX]
+    assert not ddb.describe_table(TableName=outputs["TableName"])["Table"].get("GlobalSecondaryIndexes")
 
 
 def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(base_stack):
@@ -214,7 +220,14 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert ddb.scan(TableName=outputs["TableName"])["Items"]
     # The read went through the fleet key table: the pool data key, sealed, with its TTL attribute.
     (entry,) = ddb.scan(TableName=outputs["FleetTableName"])["Items"]
-    assert set(entry) == {"id", "epoch", "expires_at", "sealed", "ttl"}
+    # (Format v3: filed by the day the key was made and its reference; the expiry is the TTL attribute.)
+    assert set(entry) == {
+        fleet_table.BUCKET,
+        fleet_table.REFERENCE,
+        fleet_table.EPOCH,
+        fleet_table.EXPIRES_AT,
+        fleet_table.SEALED,
+    }
     assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"
 
 
@@ -262,8 +275,8 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
 ):
     """What a deployed search needs, end to end: the table's stream (created by the base stack,
     read as the indexer's event source mapping would deliver it) feeds the indexer stage,
-    which writes the beacon with the beacon key; the reader computes the search beacon with
-    the same key and queries the beacon index. Then the offboard stage deletes the tenant."""
+    which writes the beacon (beacon key) into the beacon table; the reader computes the search
+    beacon with the same key and queries that table's index. Then the offboard stage deletes the tenant."""
     from chalice.test import Client
 
     from tests.integration.test_jobs import _lambda_event
@@ -274,7 +287,8 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     assert table["LatestStreamArn"] == outputs["TableStreamArn"]
-    (index,) = table["GlobalSecondaryIndexes"]
+    assert not table.get("GlobalSecondaryIndexes")
+    (index,) = ddb.describe_table(TableName=outputs["BeaconsTableName"])["Table"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in (*API_STAGES, *JOB_STAGES)}
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
