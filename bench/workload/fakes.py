@@ -112,9 +112,9 @@ class FakeFleetTable:
         self.read_units += 0.5
         return self.days.get(bucket, {}).get(ref)
 
-    def put(self, bucket: str, ref: bytes, entry: BucketEntry) -> None:
+    def put(self, bucket: str, ref: bytes, entry: tuple[int, int, bytes]) -> None:
         self.puts += 1
-        self.days.setdefault(bucket, {})[ref] = entry
+        self.days.setdefault(bucket, {})[ref] = BucketEntry(*entry)
 
 
 class FakeKeyTable:
