@@ -39,8 +39,8 @@ class PiiVault(Approach):
             env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn, **LOCAL_CALLER_ENV)
             app = create_app(
                 settings=Settings.from_env(env),
-                kms_client=kms_client(meter),
-                dynamodb_client=ddb_client(self.ddb_meter),
+                kms_client=kms_client(meter, stage),
+                dynamodb_client=ddb_client(self.ddb_meter, stage),
                 masked_view=self.masked_view,
             )
             clients.append(Client(app))

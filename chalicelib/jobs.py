@@ -206,8 +206,9 @@ def scan_pages(ddb: Any, table: str, segment: int, total_segments: int, **extra:
 
 def indexer_pages(ddb: Any, table: str, segment: int, total_segments: int) -> PageSource:
     """The backfill's scan segment: only the attributes the indexer may read (its IAM policy
-    refuses a Scan without this projection)."""
-    return scan_pages(ddb, table, segment, total_segments, **layout.indexer_projection())
+    refuses a Scan without this projection, and one that does not say Select SPECIFIC_ATTRIBUTES:
+    unsent, IAM may read Select as its documented default ALL_ATTRIBUTES)."""
+    return scan_pages(ddb, table, segment, total_segments, Select="SPECIFIC_ATTRIBUTES", **layout.indexer_projection())
 
 
 def tenant_pages(ddb: Any, table: str, customer_id: str, sort_prefix: str | None = None) -> PageSource:
@@ -221,6 +222,9 @@ def tenant_pages(ddb: Any, table: str, customer_id: str, sort_prefix: str | None
             TableName=table,
             Limit=PAGE_SIZE,
             ConsistentRead=True,
+            # The offboard policy requires dynamodb:Select = SPECIFIC_ATTRIBUTES (StringEquals): a
+            # projection alone does not set it, so without this the Query is denied on AWS.
+            Select="SPECIFIC_ATTRIBUTES",
             ProjectionExpression=f"{layout.PK}, {layout.SK}, {layout.CREATED_AT}",
             **layout.key_condition(customer_id, sort_prefix),
             **kwargs,

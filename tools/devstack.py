@@ -31,14 +31,13 @@ from typing import Any, NoReturn
 from chalicelib.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
 from chalicelib.config import ROLES as STAGES
 from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap, ensure_tenants_table
+from tools.recorder import principals
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+# Each stage's processes sign with credentials of their own, as each stage's role does on AWS
+# (tools/recorder/principals.py); bootstrap and the caller's own clients sign as the operator.
+FAKE_CREDENTIALS = principals.environment(principals.OPERATOR)
 # chalice local has no IAM authorizer: every request is served as this session of this
 # role, which is the only one on the local stages' allow-list (chalicelib/api/callers.py).
 LOCAL_CALLER_ROLE = "arn:aws:iam::000000000000:role/pii-vault-local-caller"
@@ -83,6 +82,7 @@ class DevStack:
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
+        request_log: str | Path | None = None,
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
@@ -90,6 +90,8 @@ class DevStack:
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout = startup_timeout
+        # moto records every request here (tools/motoserver.py); the e2e tier judges them.
+        self.request_log = Path(request_log) if request_log else None
         self.resources: dict[str, str] = {}  # bootstrap() result once started
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
@@ -124,10 +126,11 @@ class DevStack:
     def masked_url(self) -> str:
         return self.url("masked")
 
-    def child_env(self) -> dict[str, str]:
-        """The environment of every child: fake credentials, fixed region, moto as endpoint."""
+    def child_env(self, principal: str = principals.OPERATOR) -> dict[str, str]:
+        """The environment of a child: ``principal``'s fake credentials (a stage's for its own
+        processes, the operator's for tools), fixed region, moto as endpoint."""
         env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-        env.update(FAKE_CREDENTIALS)
+        env.update(principals.environment(principal))
         env.update(
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
@@ -169,12 +172,19 @@ class DevStack:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
+            recording = {"PII_VAULT_REQUEST_LOG": str(self.request_log)} if self.request_log else {}
             self._spawn(
-                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+                "moto",
+                [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])],
+                extra=recording,
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
+            # Deployed, the indexer stage is configured with its table's stream (it never looks it up).
+            stream_arn = self.client("dynamodb").describe_table(TableName=self.resources["table_name"])["Table"][
+                "LatestStreamArn"
+            ]
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -190,9 +200,15 @@ class DevStack:
                         str(self.ports[stage]),
                         "--no-autoreload",
                     ],
+                    principal=stage,
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
-            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"])
+            self._spawn(
+                "indexer",
+                [sys.executable, "-m", "tools.streampoll"],
+                principal="indexer",
+                extra={"PII_VAULT_STREAM_ARN": stream_arn},
+            )
             self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()
@@ -228,7 +244,14 @@ class DevStack:
             if proc.poll() is not None:
                 raise DevStackError(f"{name} exited with code {proc.returncode}\n{_tail(log)}")
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        principal: str = principals.OPERATOR,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         if self.log_dir is None:
             raise DevStackError("start() sets the log directory before spawning")
         log = self.log_dir / f"{name}.log"
@@ -236,7 +259,7 @@ class DevStack:
             proc = subprocess.Popen(
                 argv,
                 cwd=self.project_dir,
-                env=self.child_env(),
+                env={**self.child_env(principal), **(extra or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -6,11 +6,16 @@ could both pass a condition that DynamoDB would let only one pass. Serialising t
 requests restores per-item atomicity, which the local stack's concurrency (and the
 load script's "lost: 0") depend on. Connections are still accepted in parallel, with
 the listen backlog of tools/localserver.py (werkzeug's own is 128).
+
+With ``PII_VAULT_REQUEST_LOG`` naming a file, every request is also recorded there (one JSON
+line each: its signer and what IAM would authorize, tools/recorder/), for the e2e tier's proof
+that the generated policies allow everything the local stack's stages send.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -47,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     from tools.moto_key_states import install
 
     install()  # a disabled or pending-deletion key refuses use, as in KMS
+    if os.environ.get("PII_VAULT_REQUEST_LOG"):
+        from tools.recorder import capture
+
+        capture.install(capture.file_sink(os.environ["PII_VAULT_REQUEST_LOG"]), in_process=False)
     app = DomainDispatcherApplication(create_backend_app)
     _Server(args.host, args.port, serialized(app), handler=MotoRequestHandler).serve_forever()
 

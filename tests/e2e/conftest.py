@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.plaintext_guard import GUARD
+from tests.request_proof import PROOF
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
 from tools.sample import PERSON
@@ -25,17 +26,20 @@ class LocalStack:
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
     moto_url: str = ""
     masked_url: str = ""
-    env: dict | None = None  # the children's environment (for running tools against the stack)
+    env: dict | None = None  # an operator's environment (for running setup tools against the stack)
+    env_for: object = None  # principal -> the environment of that stage's processes (its credentials)
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("devstack")
     stack = DevStack(
         moto_port=free_port(),
         writer_port=free_port(),
         reader_port=free_port(),
         masked_port=free_port(),
-        log_dir=tmp_path_factory.mktemp("devstack"),
+        log_dir=log_dir,
+        request_log=log_dir / "requests.jsonl",
     )
     with stack:
         local = LocalStack(
@@ -46,6 +50,7 @@ def local_stack(tmp_path_factory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.child_env(),
+            env_for=stack.child_env,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
@@ -53,6 +58,10 @@ def local_stack(tmp_path_factory):
             GUARD.observe_items(f"moto server table {table}", scan_all(local.dynamodb, table))
     for log in sorted(stack.log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
+    # Every request the local stack's processes sent, judged by the generated policies.
+    problems = PROOF.check(PROOF.load_server_log(log_dir / "requests.jsonl"))
+    if problems:
+        pytest.fail("the local stack sent requests its policies would not allow on AWS:\n" + "\n".join(problems))
 
 
 @pytest.fixture

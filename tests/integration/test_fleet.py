@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from chalicelib.api import create_app
 from chalicelib.config import Settings
-from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
+from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send, stage_client
 from tests.integration.test_api import PERSON
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
@@ -30,8 +30,8 @@ class Fleet:
             settings=Settings(
                 role, region=REGION, key_scope=self.scope, fleet_mac_key_id=FLEET_MAC_KEY_ALIAS, **CALLERS, **settings
             ),
-            kms_client=self.kms_calls.attach(boto3.client("kms", region_name=REGION)),
-            dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+            kms_client=self.kms_calls.attach(stage_client(role, "kms")),
+            dynamodb_client=stage_client(role, "dynamodb"),
         )
 
     def fleet_items(self) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from chalicelib.crypto import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_
 from chalicelib.jobs import MemoryCheckpoints
 from chalicelib.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
 from chalicelib.store import layout
-from tests.integration.conftest import CALLERS, REGION, body_of, send
+from tests.integration.conftest import CALLERS, REGION, body_of, send, signing_as, stage_client
+from tests.request_proof import PROOF, operator_code
 from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.moto_key_states import install
 from tools.tenants import onboard, shred
@@ -29,6 +30,9 @@ PERSON = {
     "address": {"line1": "1 Navy Way", "city": "Arlington", "postal_code": "22201", "country": "US"},
 }
 NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
+# tools.tenants runs with the operator's credentials (its docstring): onboarding and shredding.
+ONBOARD = "tools.tenants onboard: the operator files a tenant's own key"
+SHRED = "tools.tenants shred: the operator schedules a tenant key's deletion"
 
 
 class World:
@@ -51,11 +55,25 @@ class World:
             **NO_CACHE,
         )
 
-    def client(self, role: str) -> Client:
-        return Client(create_app(settings=self.settings(role), kms_client=self.kms, dynamodb_client=self.ddb))
+    def client(self, role: str, settings: Settings | None = None) -> Client:
+        """The stage's app on clients signing as that stage (self.kms, self.ddb: the operator's)."""
+        return Client(
+            create_app(
+                settings=settings or self.settings(role),
+                kms_client=stage_client(role, "kms"),
+                dynamodb_client=stage_client(role, "dynamodb"),
+            )
+        )
 
     def onboard(self, customer: str) -> str:
-        return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+        with operator_code(ONBOARD):
+            return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+
+    def new_shared_key(self) -> str:
+        """A key to move every tenant to: deployed as the stack's new shared key (README "Per-tenant keys")."""
+        arn = str(self.kms.create_key()["KeyMetadata"]["Arn"])
+        PROOF.register_key(arn, "Key")
+        return arn
 
     def create(self, customer: str) -> str:
         with self.client("writer") as writer:
@@ -73,6 +91,11 @@ class World:
 
     def item(self, customer: str, person_id: str) -> dict[str, Any]:
         return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
+
+
+def rewrap_clients() -> tuple[Any, Any]:
+    """The rewrap job's DynamoDB and KMS clients, signing as its stage."""
+    return stage_client("rewrap", "dynamodb"), stage_client("rewrap", "kms")
 
 
 def kinds(item: dict[str, Any], prefix: str = layout.FIELD_PREFIX) -> set[int]:
@@ -126,14 +149,16 @@ def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_t
 ) -> None:
     key_a = world.onboard("tenant-a")
     person = world.create("tenant-a")
-    with pytest.raises(Exception, match="deletion days"):
+    with operator_code(SHRED), pytest.raises(Exception, match="deletion days"):
         shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
-    report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    with operator_code(SHRED):
+        report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert report["shredded"] is True
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     read = world.read("tenant-a", person)
     assert (read.status_code, body_of(read)["code"]) == (502, "key_unavailable")
-    assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
+    with operator_code(SHRED):
+        assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
 
 
 def tenant_world() -> World:
@@ -156,15 +181,12 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             "j-dry",
             0,
             1,
-            world.ddb,
-            world.kms,
+            *rewrap_clients(),
             table=world.table,
             checkpoints=MemoryCheckpoints(),
         )
         assert dry.counts["would_rewrap_slots"] > 0 and world.item("tenant-c", people[0]) == before[people[0]]
-        result = rewrap_segment(
-            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        result = rewrap_segment(plan, "j1", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
         assert result.done and result.counts["items_rewrapped"] == 3
         # Caches off: one data key per record and view (the masked view's mk_0 is a key of its own).
         assert result.counts["reencrypt_calls"] == 6 and result.counts["masked_slots_rewrapped"] == 3
@@ -184,17 +206,14 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             "j1-verify",
             0,
             1,
-            world.ddb,
-            world.kms,
+            *rewrap_clients(),
             table=world.table,
             checkpoints=MemoryCheckpoints(),
             verify=True,
         )
         assert verify.counts["verified_slots"] == 6 and verify.counts["verified_masked_slots"] == 3
         assert verify.counts["not_under_target"] == 0
-        again = rewrap_segment(
-            plan, "j2", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        again = rewrap_segment(plan, "j2", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
         assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] == 6
         # Crypto-shredding: with the tenant's key disabled neither view opens any more.
         world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
@@ -218,8 +237,9 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
         # The job reads the item without its masked slots (as before this change): kms_key must not move.
         world.ddb.put_item(TableName=world.table, Item=stripped)
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, key_c))
-        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, key_c))
+        process = rewrap_processor(ddb, world.table, plan, rewrap_map, reread=get_item(ddb, world.table))
         world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
         counts = process([stripped])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
@@ -243,10 +263,11 @@ def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_
             )
         fresh = world.item("tenant-c", person)
         assert fresh["slots"] != stale["slots"]
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        new_shared = world.new_shared_key()
         plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, new_shared))
-        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, new_shared))
+        process = rewrap_processor(ddb, world.table, plan, rewrap_map, reread=get_item(ddb, world.table))
         counts = process([stale])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
@@ -257,7 +278,7 @@ def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_
         reader = Settings(
             "reader", region=REGION, previous_kms_key_ids=(world.shared,), kms_key_id=new_shared, **CALLERS, **NO_CACHE
         )
-        with Client(create_app(settings=reader, kms_client=world.kms, dynamodb_client=world.ddb)) as client:
+        with world.client("reader", reader) as client:
             got = send(client, "GET", f"/customers/tenant-c/people/{person}")
         assert body_of(got)["data"]["name"] == "Ada"
 
@@ -267,19 +288,18 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
     with mock_aws():
         world = World()
         cached = {**world.settings("writer").__dict__, "writer_key_cache_seconds": 3600}
-        writer = Client(create_app(settings=Settings(**cached), kms_client=world.kms, dynamodb_client=world.ddb))
+        writer = world.client("writer", Settings(**cached))
         with writer:
             for customer in ("t1", "t2", "t3"):
                 for _ in range(3):
                     assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        new_shared = world.new_shared_key()
         result = rewrap_segment(
             RewrapPlan(world.shared, new_shared, None, "pii-vault"),
             "j",
             0,
             1,
-            world.ddb,
-            world.kms,
+            *rewrap_clients(),
             table=world.table,
             checkpoints=MemoryCheckpoints(),
         )
@@ -301,16 +321,20 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
         person = world.create("tenant-c")
         key_c = world.onboard("tenant-c")
         argv = ["rewrap", "--source-key", world.shared, "--target-key", key_c, "--customer", "tenant-c"]
-        assert cli.main([*argv, "--dry-run"]) == 0
+        with signing_as("rewrap"):
+            assert cli.main([*argv, "--dry-run"]) == 0
         dry = json.loads(capsys.readouterr().out)
         assert dry["totals"]["would_rewrap_slots"] >= 1 and "verified_slots" not in dry["totals"]
-        assert cli.main(argv) == 0
+        with signing_as("rewrap"):
+            assert cli.main(argv) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["totals"]["items_rewrapped"] == 1
         assert report["totals"]["verified_slots"] >= 1 and report["totals"].get("not_under_target", 0) == 0
         assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
 
-        assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
+        # The shredding step needs the operator's KMS rights: the whole local run is the operator's.
+        with operator_code("tools.jobs offboard --shred-key, run by the operator"):
+            assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
         offboarded = json.loads(capsys.readouterr().out)
         assert offboarded["totals"]["deleted"] == 1
         assert offboarded["segments"][-1]["shredded"] is True
@@ -339,15 +363,12 @@ def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_rec
             "j-dry",
             0,
             1,
-            world.ddb,
-            world.kms,
+            *rewrap_clients(),
             table=world.table,
             checkpoints=MemoryCheckpoints(),
         )
         assert dry.counts["would_remove_unreferenced_slots"] == 2 and world.item("tenant-c", person) == before
-        result = rewrap_segment(
-            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        result = rewrap_segment(plan, "j1", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
         assert result.counts["unreferenced_slots_removed"] == 2 and result.counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
         assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
