@@ -36,8 +36,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import (
-    ALL_ROLES,
+from chalicelib.stages import STAGE_NAMES
+from chalicelib.support.config import (
     APP_NAME,
     DEFAULT_BEACON_KEY_ID,
     DEFAULT_KMS_KEY_ID,
@@ -190,7 +190,7 @@ class Governance:
                 for name, r in resources.items()
                 if r["Type"] == "AWS::IAM::Policy" and {"Ref": f"{stage.capitalize()}Role"} in r["Properties"]["Roles"]
             ]
-            for stage in ALL_ROLES
+            for stage in STAGE_NAMES
         }
         self.key_policies: dict[str, dict[str, Any]] = {
             name: r["Properties"]["KeyPolicy"] for name, r in resources.items() if r["Type"] == "AWS::KMS::Key"
@@ -202,7 +202,7 @@ class Governance:
                 + list(self.key_policies.values())
                 + [self._tenant_policy(sample, "t")]
             )
-            for stage in ALL_ROLES
+            for stage in STAGE_NAMES
         }
         self._resolved: dict[tuple[str, World], Any] = {}
         self._verdicts: dict[tuple[Any, ...], Verdict] = {}
@@ -454,13 +454,13 @@ class Proof:
         return new
 
     def unused(self) -> dict[str, list[Grant]]:
-        judged = {p for p in self.counts if p in ALL_ROLES}
+        judged = {p for p in self.counts if p in STAGE_NAMES}
         return {
             stage: sorted(
                 {g for g in self.governance.grants(stage) if g not in self.used},
                 key=lambda g: (g.policy, g.sid, g.action, g.resource),
             )
-            for stage in ALL_ROLES
+            for stage in STAGE_NAMES
             if stage in judged
         }
 

@@ -28,21 +28,68 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from chalicelib.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
-from chalicelib.config import ROLES as STAGES
-from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap, ensure_tenants_table
+from chalicelib.stages import API_STAGE_NAMES, registry
+from chalicelib.support.config import TENANTS_SUFFIX, default_text
+from chalicelib.support.environment import (
+    ROLE_VARIABLE,
+    TABLE_SUFFIXES,
+    Callers,
+    Key,
+    KeyArn,
+    LocalOnly,
+    StreamArn,
+    TableName,
+)
+from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.recorder import principals
+
+STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-# Each stage's processes sign with credentials of their own, as each stage's role does on AWS
-# (tools/recorder/principals.py); bootstrap and the caller's own clients sign as the operator.
+# Each stage's processes sign as that stage, tools and bootstrap as the operator (tools/recorder/principals.py).
 FAKE_CREDENTIALS = principals.environment(principals.OPERATOR)
 # chalice local has no IAM authorizer: every request is served as this session of this
 # role, which is the only one on the local stages' allow-list (chalicelib/api/callers.py).
 LOCAL_CALLER_ROLE = "arn:aws:iam::000000000000:role/pii-vault-local-caller"
 LOCAL_CALLER = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"
 LOCAL_CALLER_ENV = {"PII_VAULT_ALLOWED_CALLERS": LOCAL_CALLER_ROLE, "PII_VAULT_LOCAL_CALLER": LOCAL_CALLER}
+
+
+VARIABLE_PREFIX = "PII_VAULT_"  # a stage's variables come from the registry, never from the caller's shell
+# What the local stack sets that no deployed function has (README, "Local stack"): the stand-in
+# for the IAM authorizer, moto's endpoint and fake credentials, and interpreter flags.
+LOCAL_ONLY_VARIABLES = frozenset(
+    {"PII_VAULT_LOCAL_CALLER", "AWS_ENDPOINT_URL", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", *FAKE_CREDENTIALS}
+)
+
+
+def local_environment(stage: registry.Stage, resources: Mapping[str, str]) -> dict[str, str]:
+    """A stage's variables on the local stack: exactly the ones it declares, filled from what
+    ``bootstrap`` made (as the templates fill them from the base stack); tunables at their defaults."""
+    table = resources["table_name"]
+    keys = {
+        Key.DATA: resources["key_arn"],
+        Key.FLEET_MAC: resources["fleet_mac_key_arn"],
+        Key.BEACON_MAC: resources["beacon_key_arn"],
+    }
+    env = {ROLE_VARIABLE: stage.name}
+    for variable in stage.variables:
+        source = variable.source
+        if isinstance(source, TableName):
+            value = table + TABLE_SUFFIXES[source.table]
+        elif isinstance(source, KeyArn):
+            value = keys[source.key]
+        elif isinstance(source, StreamArn):
+            value = resources["stream_arn"]
+        elif isinstance(source, Callers):
+            value = LOCAL_CALLER_ROLE
+        elif isinstance(source, LocalOnly):
+            value = LOCAL_CALLER
+        else:
+            value = default_text(variable.field)
+        env[variable.env] = value
+    return env
 
 
 class DevStackError(RuntimeError):
@@ -82,16 +129,14 @@ class DevStack:
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
-        request_log: str | Path | None = None,
+        request_log: str | Path | None = None,  # moto records every request there (tools/motoserver.py)
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
         self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port, "masked": masked_port}
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
-        self.startup_timeout = startup_timeout
-        # moto records every request here (tools/motoserver.py); the e2e tier judges them.
-        self.request_log = Path(request_log) if request_log else None
+        self.startup_timeout, self.request_log = startup_timeout, request_log
         self.resources: dict[str, str] = {}  # bootstrap() result once started
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
@@ -126,24 +171,35 @@ class DevStack:
     def masked_url(self) -> str:
         return self.url("masked")
 
-    def child_env(self, principal: str = principals.OPERATOR) -> dict[str, str]:
-        """The environment of a child: ``principal``'s fake credentials (a stage's for its own
-        processes, the operator's for tools), fixed region, moto as endpoint."""
-        env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-        env.update(principals.environment(principal))
+    def child_env(self, stage: str | None = None) -> dict[str, str]:
+        """The environment of a child: fake credentials (the stage's own, else the operator's), fixed region,
+        moto as endpoint, and for a stage its own variables only (``local_environment``: the registry's)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") and not k.startswith(VARIABLE_PREFIX)
+        }
+        env.update(principals.environment(stage or principals.OPERATOR))
         env.update(
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
-            **LOCAL_CALLER_ENV,
-            PII_VAULT_FLEET_MAC_KEY_ID=FLEET_MAC_KEY_ALIAS,
-            # Per-tenant keys: the registry table (tools.tenants onboard writes it).
-            PII_VAULT_TENANTS_TABLE=DEFAULT_TABLE_NAME + TENANTS_SUFFIX,
             # moto imports lazily; bytecode written into a .venv inside the project would
             # restart an auto-reloading `chalice local` mid-request.
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
         )
+        if stage is not None:
+            env.update(local_environment(registry.stage(stage), self.resources))
+        return env
+
+    def tools_env(self) -> dict[str, str]:
+        """The environment for the command-line tools (``tools.tenants``, ``tools.jobs``) against
+        this stack: every stage's variables (each tool reads the stage settings it acts as)."""
+        env = self.child_env()
+        for stage in registry.STAGES:
+            env.update(local_environment(stage, self.resources))
+        env.pop(ROLE_VARIABLE, None)
         return env
 
     def client(self, service: str) -> Any:
@@ -172,19 +228,14 @@ class DevStack:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            recording = {"PII_VAULT_REQUEST_LOG": str(self.request_log)} if self.request_log else {}
+            log = ["--request-log", str(self.request_log)] if self.request_log else []
             self._spawn(
-                "moto",
-                [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])],
-                extra=recording,
+                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"]), *log]
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
-            # Deployed, the indexer stage is configured with its table's stream (it never looks it up).
-            stream_arn = self.client("dynamodb").describe_table(TableName=self.resources["table_name"])["Table"][
-                "LatestStreamArn"
-            ]
+            self.resources["tenants_table_name"] = self.resources["table_name"] + TENANTS_SUFFIX
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -200,15 +251,10 @@ class DevStack:
                         str(self.ports[stage]),
                         "--no-autoreload",
                     ],
-                    principal=stage,
+                    stage=stage,
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
-            self._spawn(
-                "indexer",
-                [sys.executable, "-m", "tools.streampoll"],
-                principal="indexer",
-                extra={"PII_VAULT_STREAM_ARN": stream_arn},
-            )
+            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"], stage="indexer")
             self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()
@@ -244,14 +290,7 @@ class DevStack:
             if proc.poll() is not None:
                 raise DevStackError(f"{name} exited with code {proc.returncode}\n{_tail(log)}")
 
-    def _spawn(
-        self,
-        name: str,
-        argv: list[str],
-        *,
-        principal: str = principals.OPERATOR,
-        extra: Mapping[str, str] | None = None,
-    ) -> None:
+    def _spawn(self, name: str, argv: list[str], *, stage: str | None = None) -> None:
         if self.log_dir is None:
             raise DevStackError("start() sets the log directory before spawning")
         log = self.log_dir / f"{name}.log"
@@ -259,7 +298,7 @@ class DevStack:
             proc = subprocess.Popen(
                 argv,
                 cwd=self.project_dir,
-                env={**self.child_env(principal), **(extra or {})},
+                env=self.child_env(stage),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -289,7 +328,7 @@ def _answers_http(url: str) -> bool:
         # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
         urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310  # noqa: S310
     except urllib.error.HTTPError:
-        return True  # any status (chalice local says 403 for unknown paths) means it is serving
+        return True  # any status (an unknown path answers 404) means it is serving
     except OSError:
         return False
     return True

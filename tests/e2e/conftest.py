@@ -13,6 +13,7 @@ from tests.plaintext_guard import GUARD
 from tests.request_proof import PROOF
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
+from tools.recorder import principals
 from tools.sample import PERSON
 
 TIMEOUT = 10
@@ -26,8 +27,11 @@ class LocalStack:
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
     moto_url: str = ""
     masked_url: str = ""
-    env: dict | None = None  # an operator's environment (for running setup tools against the stack)
-    env_for: object = None  # principal -> the environment of that stage's processes (its credentials)
+    env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
+
+    def env_for(self, principal: str) -> dict:
+        """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
+        return {**(self.env or {}), **principals.environment(principal)}
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +53,7 @@ def local_stack(tmp_path_factory):
             table_name=stack.resources["table_name"],
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
-            env=stack.child_env(),
-            env_for=stack.child_env,
+            env=stack.tools_env(),
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.

@@ -3,8 +3,9 @@
 Every refusal is checked on the Lambda entry point with API Gateway's event shape (the
 IAM authorizer's identity in ``requestContext.identity``), on both stages and every
 route, with KMS and DynamoDB clients that fail the test if anything touches them: the
-403 comes before any AWS call. Each refusal is one ``request.refused`` audit event that
-names the caller, tenant and record id, and never a value.
+refusal (404, the answer for an unknown route) comes before any AWS call. Each refusal is
+one ``request.refused`` audit event that names the caller, tenant and record id, and
+never a value.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.api.gateway_responses import not_found
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send, stage_client
 from tests.integration.test_api import PLAINTEXTS, create
 from tools.devstack import LOCAL_CALLER
@@ -45,7 +48,7 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(service_name: str, _settings: Any) -> Any:
         raise AssertionError(f"a {service_name} client was created for a refused request")
 
-    monkeypatch.setattr("chalicelib.api._client", refuse)
+    monkeypatch.setattr("chalicelib.stages.app._client", refuse)
 
 
 def _app(role: str, allowed: tuple[str, ...] = (LISTED, LISTED_WITH_PATH), **settings: Any) -> Any:
@@ -60,7 +63,7 @@ def _routes(app: Any) -> list[tuple[str, str]]:
     return sorted((method, path) for path, entries in app.routes.items() for method in entries)
 
 
-ROUTES = [(role, method, path) for role in ("writer", "reader") for method, path in _routes(_app(role))]
+ROUTES = [(role, method, path) for role in API_STAGE_NAMES for method, path in _routes(_app(role))]
 _PARAM_VALUES = {"customer_id": "acme", "person_id": PERSON_ID, "secret_id": "hook"}
 
 
@@ -105,7 +108,7 @@ UNLISTED = {
 
 @pytest.mark.parametrize(("role", "method", "path"), ROUTES)
 @pytest.mark.parametrize("who", list(UNLISTED))
-def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_before_any_aws_call(
+def test_given_an_unlisted_caller_then_every_route_answers_as_an_unknown_route_before_any_aws_call(
     role: str, method: str, path: str, who: str, no_aws: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -113,9 +116,10 @@ def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_be
 
     response = _app(role)(_event(method, path, identity), None)
 
-    assert response["statusCode"] == 403
-    body = json.loads(response["body"])
-    assert body["code"] == "forbidden"
+    # Issue 24: the refusal is the answer for an unknown route, so it reveals no route.
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"]) == not_found().body
+    assert {k: response["headers"][k] for k in not_found().all_headers()} == not_found().all_headers()
     (event,) = _refused_events(caplog)
     assert event["outcome"] == "forbidden"
     assert event["actor"]["principal"] == (identity.get("userArn") or identity.get("caller") or "anonymous")
@@ -127,12 +131,12 @@ def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_be
         assert value not in caplog.text and value not in response["body"]
 
 
-@pytest.mark.parametrize("role", ["writer", "reader"])
+@pytest.mark.parametrize("role", API_STAGE_NAMES)
 def test_given_an_empty_list_then_even_a_session_of_a_role_listed_elsewhere_is_refused(role: str, no_aws: None) -> None:
     app = _app(role, allowed=())
     for method, path in _routes(app):
         response = app(_event(method, path, _session("billing-app")), None)
-        assert response["statusCode"] == 403, (method, path)
+        assert (response["statusCode"], json.loads(response["body"])) == (404, not_found().body), (method, path)
 
 
 def test_given_a_local_caller_then_it_never_replaces_an_identity_the_request_carries(
@@ -147,7 +151,7 @@ def test_given_a_local_caller_then_it_never_replaces_an_identity_the_request_car
 
     response = app(_event("GET", resource, _session("other-app")), None)
 
-    assert response["statusCode"] == 403
+    assert response["statusCode"] == 404
     assert _refused_events(caplog)[0]["actor"]["principal"] == _session("other-app")["userArn"]
 
 

@@ -6,11 +6,17 @@ import logging
 
 import pytest
 
-from chalicelib.crypto import Opener, Sealer
-from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
-from chalicelib.keys import FreshDataKeys
+from chalicelib.envelope.format import Opener, Sealer
+from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store.records import SecretHead, SecretVersionConflict
+from chalicelib.support.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationError,
+)
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 from tools.sample import person, plaintexts
@@ -151,6 +157,15 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
         if token is None:
             break
     assert sorted(seen) == sorted(ids)
+
+
+def test_given_a_tenant_of_exactly_two_pages_then_the_second_carries_no_next(writer, reader) -> None:
+    """Issue 24: no trailing empty page ([2, 2, 0]) when the tenant's size is a multiple of the limit."""
+    for _ in range(4):
+        writer.create_person("acme", PERSON)
+    first = reader.list_people("acme", 2, None, ("name",))
+    second = reader.list_people("acme", 2, first.next_token, ("name",))
+    assert (len(first.items), len(second.items), second.next_token) == (2, 2, None)
 
 
 def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(writer, reader, kms) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import ALL_ROLES
+from chalicelib.stages import STAGE_NAMES
 
 OPERATOR = "operator"
 _SECRET = "local-only-not-a-secret"  # noqa: S105 - moto checks no signature
@@ -20,12 +20,12 @@ _SECRET = "local-only-not-a-secret"  # noqa: S105 - moto checks no signature
 
 def access_key_id(principal: str) -> str:
     """``PIIVWRITER0000000000`` for the writer stage, ``PIIVOPERATOR00000000`` for the operator."""
-    if principal not in (*ALL_ROLES, OPERATOR):
+    if principal not in (*STAGE_NAMES, OPERATOR):
         raise ValueError(f"unknown principal {principal!r}")
     return ("PIIV" + principal.upper()).ljust(20, "0")
 
 
-ACCESS_KEYS = {access_key_id(p): p for p in (*ALL_ROLES, OPERATOR)}
+ACCESS_KEYS = {access_key_id(p): p for p in (*STAGE_NAMES, OPERATOR)}
 
 
 def principal_of(access_key: str) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from chalicelib.errors import (
+from chalicelib.support.errors import (
     ConflictError,
     DependencyError,
     IntegrityError,
