@@ -49,6 +49,28 @@ def stage_client(stage: str, service: str) -> Any:
     return principals.stage_session(stage, REGION).client(service)
 
 
+class Signed:
+    """A chalice.test.Client (or one of its parts) whose every call runs with ``stage``'s credentials
+    in the environment, as each function runs in its own on AWS: an app that builds its own clients
+    (``create_app`` without injected ones) builds them signing as its stage."""
+
+    def __init__(self, target: Any, stage: str) -> None:
+        self._target, self._stage = target, stage
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name in ("http", "lambda_", "events"):
+            return Signed(value, self._stage)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with signing_as(self._stage):
+                return value(*args, **kwargs)
+
+        return call
+
+
 @contextlib.contextmanager
 def signing_as(principal: str) -> Iterator[None]:
     """Clients made from the environment inside (a CLI run in process) sign as ``principal``."""

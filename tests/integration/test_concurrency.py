@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
@@ -19,22 +18,22 @@ from chalicelib.service import ReaderService, WriterService
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from tests.fakes import FakeKms, InMemoryStore
-from tests.integration.conftest import REGION, Stack
+from tests.integration.conftest import Stack, stage_client
 from tests.integration.test_api import PERSON
 
 
 def writer_service(stack: Stack) -> tuple[WriterService, Any]:
     """A second writer 'Lambda' with its own clients (and its own in-memory hints)."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    kms = boto3.client("kms", region_name=REGION)
+    ddb = stage_client("writer", "dynamodb")
+    kms = stage_client("writer", "kms")
     sealer = Sealer(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), "pii-vault")
     service = WriterService(DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"])), sealer)
     return service, ddb
 
 
 def reader_service(stack: Stack) -> ReaderService:
-    kms = boto3.client("kms", region_name=REGION)
-    repo = DynamoDbStore(DynamoDbTable(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"]))
+    kms = stage_client("reader", "kms")
+    repo = DynamoDbStore(DynamoDbTable(stage_client("reader", "dynamodb"), stack.resources["table_name"]))
     return ReaderService(repo, Opener(KmsDecryptor(kms, "alias/pii-vault"), "pii-vault"))
 
 

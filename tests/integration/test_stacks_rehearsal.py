@@ -39,8 +39,10 @@ from moto.kms.models import kms_backends
 
 from chalicelib.stages import settings_for
 from chalicelib.stages.app import create_app
-from tests.integration.conftest import api_gateway_event
+from tests.integration.conftest import api_gateway_event, stage_client
+from tests.request_proof import PROOF
 from tools import policies, stacks
+from tools.recorder import principals
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -211,6 +213,22 @@ def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) 
     return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
 
 
+def _apps(envs: dict[str, dict[str, str]], outputs: dict[str, str]) -> dict[str, Any]:
+    """Each stage's app on clients signing as that stage, as its role signs on AWS; the stack's
+    keys named for the request proof by their logical ids (their aliases carry the environment)."""
+    for output, logical in (("KeyArn", "Key"), ("FleetMacKeyArn", "FleetMacKey"), ("BeaconKeyArn", "BeaconKey")):
+        if output in outputs:
+            PROOF.register_key(outputs[output], logical)
+    return {
+        stage: create_app(
+            settings=settings_for(env),
+            kms_client=stage_client(stage, "kms"),
+            dynamodb_client=stage_client(stage, "dynamodb"),
+        )
+        for stage, env in envs.items()
+    }
+
+
 def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
     """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
     event = api_gateway_event(method, resource, resource.format(**params), params)
@@ -230,7 +248,7 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Grace",
@@ -303,7 +321,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Ada",
@@ -331,7 +349,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
         return [item["id"] for item in json.loads(answer["body"])["items"]]
 
     assert search() == []  # eventually consistent: nothing indexed yet
-    streams = streams_client(region_name=REGION)
+    streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
     arn = outputs["TableStreamArn"]
     (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")

@@ -374,3 +374,29 @@ def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_rec
         assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
         assert body_of(world.read("tenant-c", person))["data"] == PERSON
         assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
+
+
+def test_given_tenant_scoped_and_own_key_tenants_then_the_indexer_opens_their_emails_and_search_finds_them(
+    aws_env: None,
+) -> None:
+    """The indexer on its own credentials decrypts an email under the tenant context of the shared
+    key (tenant scope) and under a tenant's own key (found through the registry)."""
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        world.onboard("tenant-own")
+        people = {customer: world.create(customer) for customer in ("tenant-own", "tenant-shared")}
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        StreamPoller(streams, arn, indexer.handle_records).drain()
+        for customer, person in people.items():
+            with world.client("reader") as reader:
+                found = send(reader, "POST", f"/customers/{customer}/people/search", {"email": PERSON["email"]})
+            assert [p["id"] for p in body_of(found)["items"]] == [person]

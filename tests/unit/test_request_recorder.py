@@ -108,16 +108,18 @@ def test_get_item_attributes_with_and_without_the_key_and_its_leading_key() -> N
         },
     )
     assert (access.action, access.resource) == ("dynamodb:GetItem", TABLE)
-    assert access.context == {"dynamodb:LeadingKeys": ["acme"]}
+    assert access.context == {"dynamodb:LeadingKeys": ["acme"], "dynamodb:FirstPartitionKeyValues": ["acme"]}
     assert readings(access, "dynamodb:Attributes") == [["m_name", "mk_email", "pk", "sk"], ["m_name", "mk_email"]]
     assert readings(access, "dynamodb:ReturnConsumedCapacity") == [None, "NONE"]
-    assert "dynamodb:Select" not in str(access.alternatives)  # Select is a Query/Scan key only
+    # GetItem takes no Select; the key may still be set, to what the projection implies.
+    assert readings(access, "dynamodb:Select") == [None, "SPECIFIC_ATTRIBUTES"]
     assert access.ungoverned == {"ConsistentRead": True}
 
 
 def test_get_item_without_projection_has_no_attributes_under_one_reading() -> None:
     access = one("dynamodb", "GetItem", {"TableName": "pii-vault", "Key": PK})
     assert readings(access, "dynamodb:Attributes") == [["pk", "sk"], None]
+    assert readings(access, "dynamodb:Select") == [None, "ALL_ATTRIBUTES"]
 
 
 def test_put_item_names_every_item_attribute_and_its_condition_return_values_default_and_ungoverned() -> None:
@@ -175,7 +177,7 @@ def test_query_leading_key_from_the_key_condition_and_select_readings_when_not_s
             "Limit": 100,
         },
     )
-    assert access.context == {"dynamodb:LeadingKeys": ["acme"]}
+    assert access.context["dynamodb:LeadingKeys"] == ["acme"]
     assert readings(access, "dynamodb:Select") == [None, "ALL_ATTRIBUTES", "SPECIFIC_ATTRIBUTES"]
     assert readings(access, "dynamodb:Attributes")[0] == ["created_at", "pk", "sk"]
     assert access.ungoverned == {"Limit": 100}
@@ -210,7 +212,7 @@ def test_a_query_of_an_index_is_authorized_on_the_index_arn_with_its_partition_k
         },
     )
     assert access.resource == TABLE + "/index/beacon-index"
-    assert access.context == {"dynamodb:LeadingKeys": ["abc"]}
+    assert access.context["dynamodb:LeadingKeys"] == ["abc"]
     # The index's key attributes count as keys for the "without keys" reading.
     assert readings(access, "dynamodb:Attributes") == [["beacon"], None]
 
@@ -265,7 +267,7 @@ def test_batch_get_and_batch_write_are_authorized_per_table() -> None:
             }
         },
     )
-    assert (write.action, write.context) == ("dynamodb:BatchWriteItem", {"dynamodb:LeadingKeys": ["acme"]})
+    assert (write.action, write.context["dynamodb:LeadingKeys"]) == ("dynamodb:BatchWriteItem", ["acme"])
 
 
 def test_transaction_items_are_their_underlying_actions_inside_the_enclosing_operation() -> None:

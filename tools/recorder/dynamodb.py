@@ -150,6 +150,13 @@ def _query_leading(params: Mapping[str, Any], schema: TableSchema | None, index:
     raise Underivable(f"KeyConditionExpression names no equality on the partition key {key}")
 
 
+def _partition_keys(values: list[str]) -> Context:
+    """[FGAC] dynamodb:LeadingKeys "represents the first key attribute of a table"; [SAR] lists
+    dynamodb:FirstPartitionKeyValues ("the first partition key of the table") beside it (the
+    second to fourth exist for multi-attribute keys, which no pii-vault table has)."""
+    return {"dynamodb:LeadingKeys": values, "dynamodb:FirstPartitionKeyValues": values}
+
+
 def _attributes(named: set[str], keys: set[str]) -> tuple[Context, ...]:
     """dynamodb:Attributes (multivalued). [FGAC]: "a list of the attribute names in a request, or
     the attributes that are returned"; names "read, written, or evaluated in a conditional write
@@ -161,6 +168,15 @@ def _attributes(named: set[str], keys: set[str]) -> tuple[Context, ...]:
         if reading not in readings:
             readings.append(reading)
     return tuple(readings)
+
+
+def _item_select(params: Mapping[str, Any]) -> tuple[Context, ...]:
+    """[SAR] lists dynamodb:Select for GetItem and BatchGetItem, which take no Select parameter;
+    [FGAC] says Select "always has a value (ALL_ATTRIBUTES, unless otherwise specified)" and [API]
+    Query makes a projection mean SPECIFIC_ATTRIBUTES. Readings: absent, or what the projection
+    implies (SPECIFIC_ATTRIBUTES with one, ALL_ATTRIBUTES without)."""
+    projected = bool(params.get("ProjectionExpression") or params.get("AttributesToGet"))
+    return ({}, {"dynamodb:Select": "SPECIFIC_ATTRIBUTES" if projected else "ALL_ATTRIBUTES"})
 
 
 def _ungoverned(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,7 +236,7 @@ class ItemRequests:
     ) -> Access:
         name = params["TableName"]
         schema = self._schema(name)
-        context: Context = {"dynamodb:LeadingKeys": _leading(schema, leading_items)}
+        context: Context = _partition_keys(_leading(schema, leading_items))
         if enclosing:
             context["dynamodb:EnclosingOperation"] = enclosing  # [TX]
         keys = schema.key_attributes() if schema else set()
@@ -236,7 +252,8 @@ class ItemRequests:
 
     def _GetItem(self, params: Mapping[str, Any], enclosing: str | None = None) -> list[Access]:
         named = set(params["Key"]) | _named(params, "ProjectionExpression") | _legacy(params, "AttributesToGet")
-        extra = () if enclosing else (_consumed(params),)
+        select = _item_select(params)
+        extra = (select,) if enclosing else (select, _consumed(params))
         return [self._item("dynamodb:GetItem", params, named, [params["Key"]], extra, enclosing)]
 
     def _PutItem(self, params: Mapping[str, Any], enclosing: str | None = None) -> list[Access]:
@@ -281,7 +298,7 @@ class ItemRequests:
         # on the index ARN, table/<name>/index/<index>.
         resource = table_arn(name, self._region, self._account) + (f"/index/{index}" if index else "")
         projected = bool(params.get("ProjectionExpression") or params.get("AttributesToGet"))
-        context: Context = {} if leading is None else {"dynamodb:LeadingKeys": leading}
+        context: Context = {} if leading is None else _partition_keys(leading)
         keys = schema.key_attributes(index) if schema else set()
         alternatives = (_attributes(named, keys), self._select(params, projected), _consumed(params))
         return Access(action, resource, context, alternatives, _ungoverned(params))
@@ -313,8 +330,12 @@ class ItemRequests:
                 Access(
                     "dynamodb:BatchGetItem",
                     table_arn(name, self._region, self._account),
-                    {"dynamodb:LeadingKeys": _leading(schema, keys)},
-                    (_attributes(named, schema.key_attributes() if schema else set()), _consumed(params)),
+                    _partition_keys(_leading(schema, keys)),
+                    (
+                        _attributes(named, schema.key_attributes() if schema else set()),
+                        _item_select(request),
+                        _consumed(params),
+                    ),
                     _ungoverned(request),
                 )
             )
@@ -330,7 +351,7 @@ class ItemRequests:
                 Access(
                     "dynamodb:BatchWriteItem",
                     table_arn(name, self._region, self._account),
-                    {"dynamodb:LeadingKeys": _leading(schema, items)},
+                    _partition_keys(_leading(schema, items)),
                     (
                         _attributes({a for i in items for a in i}, schema.key_attributes() if schema else set()),
                         _consumed(params),
