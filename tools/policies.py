@@ -84,6 +84,9 @@ CHECKPOINT_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
+# GetItem: Powertools' fallback when a refused conditional put hands back no old record
+# (``exc.old_data_record or self._get_idempotency_record()``); the recorded requests never reach
+# it (the put asks for ALL_OLD), and it reads nothing that PutItem's ALL_OLD does not.
 IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
@@ -408,7 +411,10 @@ def indexer_policy(key_arn: str, table_arn: str, beacon_key_arn: str, *, app_nam
             "Resource": f"{table_arn}/stream/*",
         },
         {
-            # ListStreams has no resource-level permissions; it discloses stream ARNs only.
+            # ListStreams has no resource-level permissions; it discloses stream ARNs only. Used
+            # by Lambda's event source mapping with this role (the DynamoDB guide's "IAM policy to
+            # allow an AWS Lambda function to access DynamoDB stream records" lists it), never by
+            # the code: the stage is configured with its stream's ARN.
             "Sid": "ListStreamsForEventSourceMapping",
             "Effect": "Allow",
             "Action": "dynamodb:ListStreams",
@@ -755,6 +761,8 @@ def _logs_statement(partition: str, region: str, account_id: str, function_name:
 
     ``chalice deploy`` names the API handler ``<app>-<stage>``. CloudWatch Logs
     authorizes these actions against the ``...:*`` form of the group ARN; both are listed.
+    The Lambda service writes the function's logs with them; the code never calls CloudWatch
+    Logs (the recorded-request proof, tests/request_proof.py, lists them as unused by design).
     """
     group = f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/lambda/{function_name}"
     return {
@@ -772,7 +780,8 @@ TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 
 def tracing_policy() -> dict[str, Any]:
-    """What ``Tracing: Active`` needs (SAM adds it only to roles it creates itself)."""
+    """What ``Tracing: Active`` needs (SAM adds it only to roles it creates itself). Lambda's X-Ray
+    integration sends the traces with them, never the code (unused by every recorded request)."""
     return _document(
         {
             "Sid": "SendTraces",
