@@ -7,8 +7,9 @@ principal (the access key that signed it: each stage signs with credentials of i
 code with the operator's, tools/recorder/principals.py), and its accesses (action, resource,
 every condition key AWS derives from the parameters). Each stage's accesses are judged here by
 tests/policy_eval.py against that stage's identity policies and, for KMS, the key's policy,
-exactly as generated for the deployable base stack (tests/policy_source.py), with this run's
-ARNs in place of the template's intrinsics.
+exactly as the one generator writes them (``infra.iam.stage_policy`` for the ARNs of the
+environment the request reached, ``infra.iam.key_policy``, ``tenant_key_policy``): nothing
+here states a grant, so a change to the generator or to the requests needs no change here.
 
 The suite fails on:
 - a request that is denied under any documented reading of its condition keys (the test that
@@ -17,7 +18,9 @@ The suite fails on:
 - a request no principal can be named for: an access key that is neither a stage's nor the
   operator's nor ``register``-ed, or deployed code (chalicelib) on the call stack of a request
   signed as the operator, unless declared with ``operator_code(reason)``;
-- a request the recorder cannot derive (an operation or expression it does not model).
+- a request the recorder cannot derive (an operation or expression it does not model);
+- a request whose ungoverned parameters hand stored data back (``LEAKING``) to a stage that
+  may ``kms:Decrypt``: no IAM condition stops it, so the code must not send it.
 
 At the end it prints, per stage, the grants no recorded request used (Sid, action, resource),
 and writes them with the counts to out/request-proof.json (gitignored).
@@ -29,7 +32,7 @@ import itertools
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,18 +40,12 @@ from typing import Any
 import pytest
 
 from chalicelib.stages import STAGE_NAMES
-from chalicelib.support.config import (
-    APP_NAME,
-    DEFAULT_BEACON_KEY_ID,
-    DEFAULT_KMS_KEY_ID,
-    FLEET_TABLE_SUFFIX,
-    IDEMPOTENCY_SUFFIX,
-    JOBS_SUFFIX,
-    LEDGER_SUFFIX,
-    TENANT_KEY_TAG,
-    TENANTS_SUFFIX,
-)
-from tests import policy_source
+from chalicelib.support.config import APP_NAME, TENANT_KEY_TAG
+from chalicelib.support.environment import Key
+from infra import iam
+from infra.arns import AccountArns, StackArns
+from infra.iam.tenants import TENANT_KEY_ACTIONS
+from infra.specs import KEYS, TABLES
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -59,7 +56,6 @@ from tests.policy_eval import (
     explain,
     role_session,
 )
-from tools.bootstrap import FLEET_MAC_KEY_ALIAS
 from tools.recorder import capture, principals
 from tools.recorder.capture import Request, operator_code
 from tools.recorder.model import Access
@@ -68,30 +64,31 @@ __all__ = ["PROOF", "operator_code"]
 
 ARTEFACT = Path(__file__).resolve().parent.parent / "out" / "request-proof.json"
 PROBE = "probe"  # a principal a test plays on purpose (a leaked or foreign credential): recorded, not judged
-# The base stack's logical ids of the tables (by their suffix after the PII table's name) and of
-# the keys (by the alias the local stack gives them); a tenant's own key is tagged with its tenant.
-TABLES = {
-    IDEMPOTENCY_SUFFIX: "IdempotencyTable",
-    LEDGER_SUFFIX: "ErasureLedgerTable",
-    JOBS_SUFFIX: "JobsTable",
-    FLEET_TABLE_SUFFIX: "FleetKeyTable",
-    TENANTS_SUFFIX: "TenantsTable",
-}
-KEYS_BY_ALIAS = {DEFAULT_KMS_KEY_ID: "Key", DEFAULT_BEACON_KEY_ID: "BeaconKey", FLEET_MAC_KEY_ALIAS: "FleetMacKey"}
-TENANT_KEY = "TenantKey"
+TENANT_KEY = "tenant"  # a tenant's own key: tagged with its tenant, governed by tenant_key_policy
+# A table's name is <base><suffix> (infra.specs); the PII table's suffix is "".
+_SUFFIXES = sorted((spec.suffix for spec in TABLES.values() if spec.suffix), key=len, reverse=True)
 _TABLE_ARN = re.compile(r"^arn:(?P<p>[\w-]+):dynamodb:(?P<r>[\w-]+):(?P<a>\d{12}):table/(?P<name>[^/]+)(?P<rest>/.*)?$")
 _KEY_ARN = re.compile(r"^arn:(?P<p>[\w-]+):kms:(?P<r>[\w-]+):(?P<a>\d{12}):key/[\w-]+$")
+# Parameters no IAM condition governs that hand stored data back (SECURITY.md "Request parameters
+# no IAM condition governs"): with any other value than these, a stage that may kms:Decrypt could
+# open what comes back, so the proof refuses it.
+LEAKING = {"ReturnValuesOnConditionCheckFailure": ("NONE",)}
+
+
+def _placeholder_key(world: World, index: int) -> str:
+    """A key ARN that names no real key (for the keys an access does not touch)."""
+    return f"arn:{world.partition}:kms:{world.region}:{world.account}:key/00000000-0000-0000-0000-{index:012d}"
 
 
 @dataclass(frozen=True)
 class World:
-    """This run's names for the template's logical ids: partition, Region, account, the PII
-    table a request's table belongs to, and the KMS keys the request names."""
+    """Where an access happened: partition, Region, account, the base name of the tables (the
+    PII table's) and the keys the access names, by the generator's ``Key`` (or ``TENANT_KEY``)."""
 
     partition: str
     region: str
     account: str
-    base_table: str | None = None
+    base_table: str = "unbound-table"
     keys: tuple[tuple[str, str], ...] = ()
 
     def role(self, stage: str) -> str:
@@ -101,43 +98,24 @@ class World:
     def admin(self) -> str:
         return f"arn:{self.partition}:iam::{self.account}:role/{APP_NAME}-admin"
 
-    def arn(self, logical: str) -> str:
-        if logical.endswith("Role"):
-            return self.role(logical.removesuffix("Role").lower())
-        for name, arn in self.keys:
-            if name == logical:
-                return arn
-        table = {"PiiTable": "", **{v: k for k, v in TABLES.items()}}.get(logical)
-        if table is not None and self.base_table is not None:
-            return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{self.base_table}{table}"
-        return f"arn:{self.partition}:unbound:{self.region}:{self.account}:{logical}"  # matches nothing real
+    @property
+    def roles(self) -> dict[str, str]:
+        return {stage: self.role(stage) for stage in STAGE_NAMES}
 
-    def substitute(self, name: str) -> str:
-        pseudo = {"AWS::Partition": self.partition, "AWS::Region": self.region, "AWS::AccountId": self.account}
-        if name in pseudo:
-            return pseudo[name]
-        if name.endswith(".Arn"):
-            return self.arn(name.removesuffix(".Arn"))
-        return {"Environment": "local", "KeyAdminArn": self.admin}.get(name, f"unbound-{name}")
+    def arns(self) -> AccountArns:
+        """The generator's input for this world: every table after the base name, every key
+        the access names as itself and the others as keys that match nothing real."""
+        named = dict(self.keys)
+        keys = {key: named.get(key, _placeholder_key(self, i)) for i, key in enumerate(KEYS)}
+        prefix = f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{self.base_table}"
+        return AccountArns(keys, {table: prefix + spec.suffix for table, spec in TABLES.items()})
 
 
-def _resolve(node: Any, world: World) -> Any:
-    """The template's intrinsics (Fn::GetAtt .Arn, Ref, Fn::Sub) with this world's values."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::GetAtt"}:
-            return world.arn(node["Fn::GetAtt"][0])
-        if set(node) == {"Ref"}:
-            return world.substitute(node["Ref"])
-        if set(node) == {"Fn::Sub"}:
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: world.substitute(m.group(1)), node["Fn::Sub"])
-        return {k: _resolve(v, world) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(v, world) for v in node]
-    return node
+SAMPLE = World("aws", "us-east-1", "000000000000", APP_NAME)
 
 
 def render(node: Any) -> str:
-    """A template resource as the policy generator names it (``PiiTable.Arn``, ``${PiiTable.Arn}/index/x``)."""
+    """A base-template resource as the generator names it (``PiiTable.Arn``, ``${PiiTable.Arn}/index/x``)."""
     if isinstance(node, dict) and set(node) == {"Fn::GetAtt"}:
         return f"{node['Fn::GetAtt'][0]}.Arn"
     if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
@@ -178,87 +156,106 @@ def _condition_keys(documents: Iterable[Mapping[str, Any]]) -> set[str]:
     return keys
 
 
-class Governance:
-    """The generated policies, per stage: identity policies and the key policies naming its role."""
+@dataclass(frozen=True)
+class Generator:
+    """The policy generator the proof judges by (``infra.iam``; a test may hand it a wrong one)."""
 
-    def __init__(self, template: Mapping[str, Any] | None = None) -> None:
-        template = template if template is not None else policy_source.base_template()
-        resources = template["Resources"]
-        self.identity: dict[str, list[tuple[str, dict[str, Any]]]] = {
-            stage: [
-                (name, r["Properties"]["PolicyDocument"])
-                for name, r in resources.items()
-                if r["Type"] == "AWS::IAM::Policy" and {"Ref": f"{stage.capitalize()}Role"} in r["Properties"]["Roles"]
-            ]
-            for stage in STAGE_NAMES
-        }
-        self.key_policies: dict[str, dict[str, Any]] = {
-            name: r["Properties"]["KeyPolicy"] for name, r in resources.items() if r["Type"] == "AWS::KMS::Key"
-        }
-        sample = World("aws", "us-east-1", "000000000000")
+    stage_policy: Callable[[str, Any], Any] = iam.stage_policy
+    key_policy: Callable[[Key, Any, Mapping[str, Any]], Any] = iam.key_policy
+    tenant_key_policy: Callable[[Any, str, Mapping[str, Any]], Any] = iam.tenant_key_policy
+    tracing_policy: Callable[[], Any] = iam.tracing_policy
+
+    def identity(self, stage: str, arns: Any) -> list[tuple[str, Any]]:
+        """A stage role's identity policies, as infra.roles attaches them."""
+        title = stage.capitalize()
+        return [(f"{title}Policy", self.stage_policy(stage, arns)), (f"{title}TracingPolicy", self.tracing_policy())]
+
+    def key_document(self, key: str, world: World, customer: str = "") -> Any:
+        if key == TENANT_KEY:
+            roles = {s: a for s, a in world.roles.items() if s in TENANT_KEY_ACTIONS}
+            return self.tenant_key_policy(world.admin, customer, roles)
+        return self.key_policy(Key(key), world.admin, world.roles)
+
+
+class Governance:
+    """The generated policies, per stage: its identity policies and the key policies naming its
+    role, generated by ``infra.iam`` for the ARNs of the world each access happened in."""
+
+    def __init__(self, generator: Generator | None = None) -> None:
+        self.generator = generator or Generator()
         self.relevant = {
             stage: _condition_keys(
-                [d for _, d in self.identity[stage]]
-                + list(self.key_policies.values())
-                + [self._tenant_policy(sample, "t")]
+                [d for _, d in self.generator.identity(stage, SAMPLE.arns())]
+                + [self.generator.key_document(key, SAMPLE) for key in KEYS]
+                + [self.generator.key_document(TENANT_KEY, SAMPLE, "t")]
             )
             for stage in STAGE_NAMES
         }
-        self._resolved: dict[tuple[str, World], Any] = {}
+        self._documents: dict[tuple[Any, ...], Any] = {}
         self._verdicts: dict[tuple[Any, ...], Verdict] = {}
-        self.declared_keys: dict[str, str] = {}  # key ARN -> the logical key a test deploys it as
+        self.declared_keys: dict[str, str] = {}  # key ARN -> the generator's Key a test deploys it as
 
-    def _tenant_policy(self, world: World, customer_id: str) -> dict[str, Any]:
-        roles = {stage: world.role(stage) for stage in policy_source.TENANT_KEY_ACTIONS}
-        document: dict[str, Any] = policy_source.tenant_key_policy(world.admin, customer_id, roles)
-        return document
+    def identity(self, stage: str, world: World) -> list[tuple[str, Any]]:
+        if ("identity", stage, world) not in self._documents:
+            self._documents[("identity", stage, world)] = self.generator.identity(stage, world.arns())
+        documents: list[tuple[str, Any]] = self._documents[("identity", stage, world)]
+        return documents
 
-    def resolved(self, name: str, document: Any, world: World) -> Any:
-        if (name, world) not in self._resolved:
-            self._resolved[(name, world)] = _resolve(document, world)
-        return self._resolved[(name, world)]
+    def key_document(self, key: str, world: World, customer: str = "") -> Any:
+        if ("key", key, world, customer) not in self._documents:
+            self._documents[("key", key, world, customer)] = self.generator.key_document(key, world, customer)
+        return self._documents[("key", key, world, customer)]
+
+    def stack_identity(self, stage: str) -> list[tuple[str, Any]]:
+        """The stage's identity policies as the base stack declares them (for naming grants)."""
+        if ("stack", stage) not in self._documents:
+            self._documents[("stack", stage)] = self.generator.identity(stage, StackArns())
+        documents: list[tuple[str, Any]] = self._documents[("stack", stage)]
+        return documents
 
     def grants(self, stage: str) -> list[Grant]:
-        """Every (Sid, action, resource) the generated policies give ``stage``."""
+        """Every (Sid, action, resource) the generated policies give ``stage``, resources as the
+        base stack names them."""
         found = []
-        for name, document in self.identity[stage]:
+        for name, document in self.stack_identity(stage):
             for st in _as_list(document["Statement"]):
                 for action in _as_list(st["Action"]):
                     found += [Grant(name, st.get("Sid", ""), action, render(r)) for r in _as_list(st["Resource"])]
-        role = {"Fn::GetAtt": [f"{stage.capitalize()}Role", "Arn"]}
-        for key, document in self.key_policies.items():
-            for st in document["Statement"]:
+        role = SAMPLE.role(stage)
+        for key in (*KEYS, TENANT_KEY):
+            for st in self.key_document(key, SAMPLE, "t")["Statement"]:
                 if role in _as_list(st.get("Principal", {}).get("AWS")):
-                    found += [Grant(f"{key} key policy", st["Sid"], a, "the key") for a in _as_list(st["Action"])]
-        if stage in policy_source.TENANT_KEY_ACTIONS:
-            sample = World("aws", "us-east-1", "000000000000")
-            for st in self._tenant_policy(sample, "t")["Statement"]:
-                if st["Principal"]["AWS"] == sample.role(stage):
                     found += [
-                        Grant("tenant key policy", st["Sid"], a, "the tenant's key") for a in _as_list(st["Action"])
+                        Grant(_key_policy_name(key), st["Sid"], a, _key_name(key)) for a in _as_list(st["Action"])
                     ]
         return found
+
+    def may_decrypt(self, stage: str) -> bool:
+        """Whether any generated policy gives ``stage`` kms:Decrypt (on any key)."""
+        return any(g.action in ("kms:Decrypt", "kms:*") for g in self.grants(stage))
 
     # -- judging one access ------------------------------------------------------------------
 
     def world_of(self, access: Access) -> tuple[World, str | None, str]:
-        """(world, key policy name or None, canonical resource for caching)."""
+        """(world, the key whose policy governs or None, canonical resource for caching)."""
         table = _TABLE_ARN.match(access.resource)
         if table:
             name = table["name"]
-            base = next((name.removesuffix(s) for s in TABLES if name.endswith(s)), name)
+            base = next((name.removesuffix(s) for s in _SUFFIXES if name.endswith(s)), name)
             world = World(table["p"], table["r"], table["a"], base)
             return world, None, access.resource.replace(f"table/{base}", "table/<pii>").split(":", 5)[-1]
         key = _KEY_ARN.match(access.resource)
         if key:
             facts = access.facts.get("key", {})
+            aliases = {spec.alias(APP_NAME): str(k) for k, spec in KEYS.items()}
             logical = self.declared_keys.get(access.resource)
-            logical = logical or next((KEYS_BY_ALIAS[a] for a in facts.get("aliases", []) if a in KEYS_BY_ALIAS), None)
+            logical = logical or next((aliases[a] for a in facts.get("aliases", []) if a in aliases), None)
             if logical is None and TENANT_KEY_TAG in facts.get("tags", {}):
                 logical = TENANT_KEY
-            world = World(key["p"], key["r"], key["a"], None, ((logical, access.resource),) if logical else ())
+            named = ((logical, access.resource),) if logical and logical != TENANT_KEY else ()
+            world = World(key["p"], key["r"], key["a"], keys=named)
             return world, logical, f"<{logical}>"
-        return World("aws", "us-east-1", "000000000000"), None, access.resource
+        return SAMPLE, None, access.resource
 
     def judge(self, stage: str, access: Access) -> Verdict:
         world, key_policy_name, canonical = self.world_of(access)
@@ -271,7 +268,7 @@ class Governance:
     def _judge(
         self, stage: str, access: Access, world: World, key: str | None, variants: list[dict[str, Any]]
     ) -> Verdict:
-        identity = [(name, self.resolved(name, doc, world)) for name, doc in self.identity[stage]]
+        identity = self.identity(stage, world)
         caller = role_session(world.role(stage), f"{stage}-local")
         key_policy: tuple[str, Any] | None = None
         if access.action.startswith("kms:") and _KEY_ARN.match(access.resource):
@@ -282,11 +279,8 @@ class Governance:
                     "no generated key policy governs this key "
                     f"(aliases {facts.get('aliases')}, tags {facts.get('tags')})",
                 )
-            if key == TENANT_KEY:
-                customer = access.facts["key"]["tags"][TENANT_KEY_TAG]
-                key_policy = ("tenant key policy", self._tenant_policy(world, customer))
-            else:
-                key_policy = (f"{key} key policy", self.resolved(f"{key} key policy", self.key_policies[key], world))
+            customer = access.facts["key"]["tags"][TENANT_KEY_TAG] if key == TENANT_KEY else ""
+            key_policy = (_key_policy_name(key), self.key_document(key, world, customer))
         verdict = Verdict(True)
         for context in variants:
             documents = [d for _, d in identity]
@@ -323,12 +317,20 @@ class Governance:
 
     def _used(self, stage: str, name: str, match: Any, identity: list[tuple[str, Any]], key_policy: Any) -> set[Grant]:
         if key_policy is not None and name == key_policy[0]:
-            where = "the tenant's key" if name == "tenant key policy" else "the key"
+            where = _key_name(TENANT_KEY if name == _key_policy_name(TENANT_KEY) else "")
             return {Grant(name, match.sid, pattern, where) for pattern, _ in match.grants}
-        template = dict(self.identity[stage])[name]
+        template = dict(self.stack_identity(stage))[name]
         statement = _as_list(template["Statement"])[match.index]
         resources = _as_list(statement["Resource"])
         return {Grant(name, match.sid, pattern, render(resources[i])) for pattern, i in match.grants}
+
+
+def _key_policy_name(key: str) -> str:
+    return f"{key} key policy"
+
+
+def _key_name(key: str) -> str:
+    return "the tenant's key" if key == TENANT_KEY else "the key"
 
 
 def _variants(access: Access, relevant: set[str]) -> Iterator[dict[str, Any]]:
@@ -394,10 +396,11 @@ class Proof:
         """Name the principal behind a key a test made itself (a stage, the operator or ``probe``)."""
         self.registered[access_key] = principal
 
-    def register_key(self, key_arn: str, logical: str) -> None:
-        """Declare a KMS key a test created as the base stack's ``logical`` key (e.g. ``Key``: the
-        new shared key of a move, whose policy the generator writes like the current one's)."""
-        self.governance.declared_keys[key_arn] = logical
+    def register_key(self, key_arn: str, key: Key) -> None:
+        """Declare a KMS key a test created as the stack's ``key`` (e.g. ``Key.DATA``: the new
+        shared key of a move, whose policy the generator writes like the current one's; or a
+        key whose alias carries an environment name)."""
+        self.governance.declared_keys[key_arn] = str(key)
 
     def principal(self, request: Request) -> str | None:
         return principals.principal_of(request.access_key) or self.registered.get(request.access_key)
@@ -442,6 +445,12 @@ class Proof:
         for access in request.accesses:
             for name, value in access.ungoverned.items():
                 self.ungoverned[principal][f"{access.action} {name}={value}"] += 1
+                if name in LEAKING and str(value) not in LEAKING[name] and self.governance.may_decrypt(principal):
+                    yield (
+                        f"LEAK: stage {principal}, {access.action} on {access.resource} sends {name}={value}: no IAM "
+                        "condition governs it, it hands the stored item back, and this stage may kms:Decrypt "
+                        "(SECURITY.md, request parameters no IAM condition governs)"
+                    )
             verdict = self.governance.judge(principal, access)
             if verdict.allowed:
                 self.used |= verdict.used

@@ -22,9 +22,9 @@ from chalicelib.store.records import (
     SecretVersionConflict,
 )
 from chalicelib.support.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from infra.local import bootstrap
 from tests.fakes import InMemoryStore
 from tests.request_proof import operator_code
-from tools.bootstrap import bootstrap
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

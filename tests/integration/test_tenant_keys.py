@@ -11,14 +11,18 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
-from chalicelib.service.bulk import MemoryCheckpoints
-from chalicelib.service.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
+from chalicelib.keys.reencrypt import KmsReEncryptor, RewrapMap
+from chalicelib.service.jobs import Control, SegmentRun
+from chalicelib.service.rewrap import RewrapPlan, rewrap_processor, rewrap_segment
 from chalicelib.stages.app import create_app
 from chalicelib.store import layout
+from chalicelib.store.checkpoints import Checkpoint
+from chalicelib.store.job_items import DynamoDbSlotItems
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
+from chalicelib.support.environment import Key
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, REGION, body_of, send, signing_as, stage_client
 from tests.request_proof import PROOF, operator_code
-from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
 
@@ -33,6 +37,7 @@ NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenan
 # tools.tenants runs with the operator's credentials (its docstring): onboarding and shredding.
 ONBOARD = "tools.tenants onboard: the operator files a tenant's own key"
 SHRED = "tools.tenants shred: the operator schedules a tenant key's deletion"
+OFFBOARD_SHRED = "tools.jobs offboard --shred-key, run by the operator"
 
 
 class World:
@@ -41,7 +46,6 @@ class World:
         self.ddb = boto3.client("dynamodb", region_name=REGION)
         self.resources = bootstrap(self.kms, self.ddb)
         self.table = self.resources["table_name"]
-        ensure_tenants_table(self.ddb, self.table + TENANTS_SUFFIX)
         self.shared = self.kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
         self.scope = scope
 
@@ -72,7 +76,7 @@ class World:
     def new_shared_key(self) -> str:
         """A key to move every tenant to: deployed as the stack's new shared key (README "Per-tenant keys")."""
         arn = str(self.kms.create_key()["KeyMetadata"]["Arn"])
-        PROOF.register_key(arn, "Key")
+        PROOF.register_key(arn, Key.DATA)
         return arn
 
     def create(self, customer: str) -> str:
@@ -91,6 +95,19 @@ class World:
 
     def item(self, customer: str, person_id: str) -> dict[str, Any]:
         return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
+
+
+def segment(world: World, plan: RewrapPlan, job: str, verify: bool = False) -> Checkpoint:
+    """Segment 0 of 1 of a rewrap (or its verify pass) with the job's own wiring, signing as its stage."""
+    ddb, kms = rewrap_clients()
+    return rewrap_segment(
+        plan,
+        SegmentRun(job, 0, 1, plan.dry_run),
+        DynamoDbSlotItems(ddb, world.table),
+        lambda source, target: KmsReEncryptor(kms, source, target),
+        Control(),
+        verify=verify,
+    )
 
 
 def rewrap_clients() -> tuple[Any, Any]:
@@ -147,16 +164,29 @@ def test_given_an_unusable_tenant_key_then_read_and_write_answer_key_unavailable
 def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_the_tenant_unavailable(
     world: World,
 ) -> None:
+    from chalicelib.service.offboard import OffboardRun
+    from chalicelib.stages.wiring import Clients, build_offboarding
+
     key_a = world.onboard("tenant-a")
-    person = world.create("tenant-a")
+    world.create("tenant-a")
     with operator_code(SHRED), pytest.raises(Exception, match="deletion days"):
         shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
+    # Items remain: the irreversible step is refused, whatever a job reported.
+    with operator_code(SHRED):
+        refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    assert refused["shredded"] is False and refused["done"] is False
+    assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "Enabled"
+
+    offboard_clients = Clients.of(stage_client("offboard", "kms"), stage_client("offboard", "dynamodb"))
+    offboarding = build_offboarding(world.settings("offboard"), offboard_clients)
+    assert offboarding.run(OffboardRun("o1", "tenant-a", 0, 1), Control()).done
     with operator_code(SHRED):
         report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert report["shredded"] is True
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    read = world.read("tenant-a", person)
-    assert (read.status_code, body_of(read)["code"]) == (502, "key_unavailable")
+    with world.client("writer") as writer:  # the tenant cannot be written again under its shredded key
+        response = send(writer, "POST", "/customers/tenant-a/people", PERSON)
+    assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
     with operator_code(SHRED):
         assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
 
@@ -176,17 +206,9 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
         before = {p: world.item("tenant-c", p) for p in people}
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = rewrap_segment(
-            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
-            "j-dry",
-            0,
-            1,
-            *rewrap_clients(),
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
         assert dry.counts["would_rewrap_slots"] > 0 and world.item("tenant-c", people[0]) == before[people[0]]
-        result = rewrap_segment(plan, "j1", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
+        result = segment(world, plan, "j1")
         assert result.done and result.counts["items_rewrapped"] == 3
         # Caches off: one data key per record and view (the masked view's mk_0 is a key of its own).
         assert result.counts["reencrypt_calls"] == 6 and result.counts["masked_slots_rewrapped"] == 3
@@ -201,19 +223,10 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             assert body_of(world.read("tenant-c", p))["data"]["email"] == PERSON["email"]
             assert body_of(world.read_masked("tenant-c", p))["data"]["email"] == "g***@example.com"
         assert world.item("tenant-d", other)["kms_key"]["S"] == world.shared
-        verify = rewrap_segment(
-            plan,
-            "j1-verify",
-            0,
-            1,
-            *rewrap_clients(),
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-            verify=True,
-        )
+        verify = segment(world, plan, "j1-verify", verify=True)
         assert verify.counts["verified_slots"] == 6 and verify.counts["verified_masked_slots"] == 3
         assert verify.counts["not_under_target"] == 0
-        again = rewrap_segment(plan, "j2", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
+        again = segment(world, plan, "j2")
         assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] == 6
         # Crypto-shredding: with the tenant's key disabled neither view opens any more.
         world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
@@ -239,7 +252,7 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
         world.ddb.put_item(TableName=world.table, Item=stripped)
         ddb, kms = rewrap_clients()
         rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, key_c))
-        process = rewrap_processor(ddb, world.table, plan, rewrap_map, reread=get_item(ddb, world.table))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
         counts = process([stripped])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
@@ -267,7 +280,7 @@ def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_
         plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
         ddb, kms = rewrap_clients()
         rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, new_shared))
-        process = rewrap_processor(ddb, world.table, plan, rewrap_map, reread=get_item(ddb, world.table))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         counts = process([stale])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
@@ -294,15 +307,7 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
                 for _ in range(3):
                     assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
         new_shared = world.new_shared_key()
-        result = rewrap_segment(
-            RewrapPlan(world.shared, new_shared, None, "pii-vault"),
-            "j",
-            0,
-            1,
-            *rewrap_clients(),
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        result = segment(world, RewrapPlan(world.shared, new_shared, None, "pii-vault"), "j")
         assert result.counts["items_rewrapped"] == 9
         assert result.counts["reencrypt_calls"] == 2  # one pool key per view for all nine records
 
@@ -333,7 +338,7 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
         assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
 
         # The shredding step needs the operator's KMS rights: the whole local run is the operator's.
-        with operator_code("tools.jobs offboard --shred-key, run by the operator"):
+        with operator_code(OFFBOARD_SHRED):
             assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
         offboarded = json.loads(capsys.readouterr().out)
         assert offboarded["totals"]["deleted"] == 1
@@ -358,22 +363,81 @@ def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_rec
         assert "0" in before["slots"]["M"] and "mk_0" in before  # named by no blob now
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = rewrap_segment(
-            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
-            "j-dry",
-            0,
-            1,
-            *rewrap_clients(),
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
         assert dry.counts["would_remove_unreferenced_slots"] == 2 and world.item("tenant-c", person) == before
-        result = rewrap_segment(plan, "j1", 0, 1, *rewrap_clients(), table=world.table, checkpoints=MemoryCheckpoints())
+        result = segment(world, plan, "j1")
         assert result.counts["unreferenced_slots_removed"] == 2 and result.counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
         assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
         assert body_of(world.read("tenant-c", person))["data"] == PERSON
         assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
+
+
+def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_every_item_before_the_key_goes(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints saying ``done`` planted in the jobs table for a job id: resuming that job used to
+    report done at once and schedule the key's deletion with every item still in the table."""
+    import json
+
+    from tools import jobs as cli
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        monkeypatch.setenv("PII_VAULT_TENANTS_TABLE", world.table + TENANTS_SUFFIX)
+        key_e = world.onboard("tenant-e")
+        people = [world.create("tenant-e") for _ in range(2)]
+        for segment in (0, 1):
+            world.ddb.put_item(
+                TableName=world.resources["jobs_table_name"],
+                Item={"job": {"S": "forged"}, "segment": {"N": str(segment)}, "done": {"BOOL": True}},
+            )
+        argv = ["offboard", "--customer", "tenant-e", "--segments", "1", "--resume", "forged", "--shred-key"]
+        with operator_code(OFFBOARD_SHRED):
+            assert cli.main([*argv, "--deletion-days", "7"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["segments"][-1]["shredded"] is True
+        assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
+        assert all(world.read("tenant-e", p).status_code == 404 for p in people)
+        assert world.kms.describe_key(KeyId=key_e)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_another_tenants_person_is_indexed(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The review's stall: the indexer caught only IntegrityError, so a KeyUnavailableError from a
+    shredded tenant key failed every retry of the batch, and the shard (another tenant's new person
+    with it) waited up to 24 hours. Now the record is skipped, counted and logged; nothing is parked."""
+    import logging
+
+    from chalicelib.service.indexer import SKIPPED_MESSAGE
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        key_v = world.onboard("victim")
+        world.create("victim")
+        key_id = world.kms.describe_key(KeyId=key_v)["KeyMetadata"]["KeyId"]
+        world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)  # shredded: its records no longer open
+        other = world.create("other")
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        parked: list[dict[str, Any]] = []
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        poller = StreamPoller(streams, arn, indexer.handle_records, park=parked.append)
+        with caplog.at_level(logging.ERROR):
+            poller.drain()
+        assert poller.counts["unprocessable"] == 1 and poller.counts["written"] == 1 and parked == []
+        assert any(r.getMessage().startswith(f"{SKIPPED_MESSAGE} (key_unavailable)") for r in caplog.records)
+        with world.client("reader") as reader:
+            found = send(reader, "POST", "/customers/other/people/search", {"email": PERSON["email"]})
+        assert [p["id"] for p in body_of(found)["items"]] == [other]
 
 
 def test_given_tenant_scoped_and_own_key_tenants_then_the_indexer_opens_their_emails_and_search_finds_them(

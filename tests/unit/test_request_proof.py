@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests import policy_source
-from tests.request_proof import Governance, Proof
+from infra import iam
+from tests.request_proof import Generator, Governance, Proof
 from tools.recorder import principals
 from tools.recorder.capture import Request
 from tools.recorder.derive import accesses
@@ -49,7 +49,7 @@ def offboard_query(**extra: Any) -> Access:
             "TableName": "pii-vault",
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": "C#acme"}},
-            "ProjectionExpression": "pk, sk, created_at",
+            "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
             **extra,
         },
@@ -106,10 +106,13 @@ def request(principal: str | None, access_list: list[Access], **kwargs: Any) -> 
 def test_the_proof_fails_on_a_deliberately_wrong_policy(governance: Governance) -> None:
     allowed = request("offboard", [offboard_query(Select="SPECIFIC_ATTRIBUTES")])
     assert Proof(_governance=governance).check([allowed]) == []
-    template = policy_source.base_template()
-    document = template["Resources"]["OffboardPolicy"]["Properties"]["PolicyDocument"]
-    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "QueryKeysOnly"]
-    wrong = Governance(template)
+
+    def without_query(stage: str, arns: Any) -> Any:
+        document = iam.stage_policy(stage, arns)
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "QueryKeysOnly"]
+        return document
+
+    wrong = Governance(Generator(stage_policy=without_query))
     problems = Proof(_governance=wrong).check([allowed])
     assert len(problems) == 1 and problems[0].startswith("DENIED ImplicitDeny: stage offboard, dynamodb:Query")
 
@@ -144,3 +147,26 @@ def test_ungoverned_parameters_are_reported_per_stage(governance: Governance) ->
     proof = Proof(_governance=governance)
     assert proof.check([request("writer", [delete])]) == []
     assert proof.ungoverned["writer"] == {"dynamodb:DeleteItem ReturnValuesOnConditionCheckFailure=ALL_OLD": 1}
+
+
+def test_a_whole_item_handed_back_to_a_stage_that_may_decrypt_fails_as_a_leak(governance: Governance) -> None:
+    """The review's finding A: an UpdateItem the indexer's policy allows (beacon attributes only)
+    with ReturnValuesOnConditionCheckFailure=ALL_OLD hands back the whole person, which the
+    indexer's kms:Decrypt then opens. No IAM condition governs the parameter: the proof refuses it."""
+    update = {
+        "TableName": "pii-vault",
+        "Key": {"pk": {"S": "C#a"}, "sk": {"S": "P#1"}},
+        "UpdateExpression": "SET beacon = :b",
+        "ConditionExpression": "attribute_exists(pk)",
+        "ExpressionAttributeValues": {":b": {"S": "x"}},
+    }
+    (leaky,) = derive("dynamodb", "UpdateItem", {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
+    (quiet,) = derive("dynamodb", "UpdateItem", {**update, "ReturnValuesOnConditionCheckFailure": "NONE"})
+    proof = Proof(_governance=governance)
+    assert governance.may_decrypt("indexer") and not governance.may_decrypt("writer")
+    problems = proof.check([request("indexer", [leaky])])
+    assert any(p.startswith("LEAK: stage indexer, dynamodb:UpdateItem") for p in problems)
+    assert not any(p.startswith("LEAK") for p in proof.check([request("indexer", [quiet])]))
+    # The writer sends it (to learn the stored version) but can decrypt nothing: reported, not refused.
+    assert not any(p.startswith("LEAK") for p in proof.check([request("writer", [leaky])]))
+    assert "dynamodb:UpdateItem ReturnValuesOnConditionCheckFailure=ALL_OLD" in proof.ungoverned["writer"]
