@@ -547,8 +547,13 @@ def terminal_summary(reporter: Any) -> None:
         reporter.write_line(f"  {where}: {problem}")
     for stage, grants in PROOF.unused().items():
         reporter.write_line(f"{stage}: {len(grants)} grant(s) no recorded request used")
+        by_statement: dict[tuple[str, str], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
         for g in grants:
-            reporter.write_line(f"    {g.policy} / {g.sid}: {g.action} on {g.resource}")
+            actions, resources = by_statement[(g.policy, g.sid)]
+            actions.add(g.action)
+            resources.add(g.resource)
+        for (policy, sid), (actions, resources) in sorted(by_statement.items()):
+            reporter.write_line(f"    {policy} / {sid}: {', '.join(sorted(actions))} on {', '.join(sorted(resources))}")
     for stage, params in sorted(PROOF.ungoverned.items()):
         shown = ", ".join(f"{k} ({n})" for k, n in sorted(params.items()))
         reporter.write_line(f"{stage} sends parameters no IAM condition governs: {shown}")

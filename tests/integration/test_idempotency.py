@@ -365,7 +365,8 @@ def test_given_put_secret_records_then_the_secrets_delete_and_the_tenants_offboa
 
     send(stack.writer, "PUT", "/customers/globex/secrets/hook", {"value": "v"}, **{"Idempotency-Key": KEY_1})
     assert len(idempotency_items(stack)) == 2
-    offboarding = build_offboarding(Settings("offboard", region=REGION), Clients.of(stack.kms, stack.dynamodb))
+    clients = Clients.of(stage_client("offboard", "kms"), stage_client("offboard", "dynamodb"))
+    offboarding = build_offboarding(Settings("offboard", region=REGION), clients)
     for segment in (0, 1):
         assert offboarding.run(OffboardRun("o", "globex", segment, 1), Control()).done
     assert idempotency_items(stack) == []

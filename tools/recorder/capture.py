@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from tools.recorder.derive import accesses
@@ -83,12 +84,12 @@ def operator_code(reason: str) -> Iterator[None]:
 
 
 def _stage_code_on_stack() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         if name == DEPLOYED_PACKAGE or name.startswith(DEPLOYED_PACKAGE + "."):
             return True
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return False
 
 
