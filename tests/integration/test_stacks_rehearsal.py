@@ -47,7 +47,7 @@ from infra.iam import key_policy, stage_policy, tracing_policy
 from infra.package import ROOT
 from infra.specs import KEYS, TABLES
 from tests.integration.conftest import api_gateway_event, stage_client
-from tests.request_proof import PROOF
+from tests.request_proof import PROOF, operator_code
 from tools.recorder import principals
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
@@ -257,7 +257,8 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     assert envs["masked"]["PII_VAULT_TENANTS_TABLE"] == outputs["TenantsTableName"]
     kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-    tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
+    with operator_code("tools.tenants onboard: the operator files a tenant's own key"):
+        tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
     apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     created = _invoke(
