@@ -215,19 +215,27 @@ def aws_sandbox() -> Iterator[dict[str, str]]:
         os.environ.update(saved)
 
 
-def kms_client(meter: KmsMeter) -> Any:
+def _session(principal: str | None) -> Any:
+    """pii-vault's stages sign as themselves (tools/recorder/principals.py), the other approaches
+    and the bench's own setup with the sandbox's credentials."""
     import boto3
 
-    client = boto3.client("kms", region_name=REGION)
+    if principal is None:
+        return boto3
+    from tools.recorder.principals import stage_session
+
+    return stage_session(principal, REGION)
+
+
+def kms_client(meter: KmsMeter, principal: str | None = None) -> Any:
+    client = _session(principal).client("kms", region_name=REGION)
     meter.attach(client.meta.events)
     return client
 
 
-def ddb_client(meter: DynamoMeter | None = None) -> Any:
-    """A DynamoDB client of the sandbox; ``meter`` counts its requests' units."""
-    import boto3
-
-    client = boto3.client("dynamodb", region_name=REGION)
+def ddb_client(meter: DynamoMeter | None = None, principal: str | None = None) -> Any:
+    """A DynamoDB client of the sandbox (signing as ``principal``); ``meter`` counts its requests' units."""
+    client = _session(principal).client("dynamodb", region_name=REGION)
     if meter is not None:
         meter.attach(client.meta.events)
     return client

@@ -6,6 +6,10 @@ could both pass a condition that DynamoDB would let only one pass. Serialising t
 requests restores per-item atomicity, which the local stack's concurrency (and the
 load script's "lost: 0") depend on. Connections are still accepted in parallel, with
 the listen backlog of tools/localserver.py (werkzeug's own is 128).
+
+With ``--request-log FILE``, every request is also recorded there (one JSON
+line each: its signer and what IAM would authorize, tools/recorder/), for the e2e tier's proof
+that the generated policies allow everything the local stack's stages send.
 """
 
 from __future__ import annotations
@@ -43,11 +47,16 @@ def serve(argv: list[str] | None, prog: str = "python -m tools.motoserver") -> N
     parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--request-log", help="append every request as a JSON line (tools/recorder/capture.py)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     from tools.moto_fidelity import install
 
     install()  # a disabled or pending-deletion key refuses use, as in KMS
+    if args.request_log:
+        from tools.recorder import capture
+
+        capture.install(capture.file_sink(args.request_log), in_process=False)
     app = DomainDispatcherApplication(create_backend_app)
     _Server(args.host, args.port, serialized(app), handler=MotoRequestHandler).serve_forever()
 

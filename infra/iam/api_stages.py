@@ -26,6 +26,9 @@ WRITER_ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Upda
 # ALL_OLD / ALL_NEW / UPDATED_OLD would hand stored items back to the writer.
 WRITER_RETURN_VALUES = ("NONE", "UPDATED_NEW")
 # Idempotency records hold request fingerprints and write responses (ids, versions), no PII.
+# GetItem: Powertools' fallback when a refused conditional put hands back no old record
+# (``exc.old_data_record or self._get_idempotency_record()``); the recorded requests never reach
+# it (the put asks for ALL_OLD), and it reads nothing that PutItem's ALL_OLD does not.
 IDEMPOTENCY_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 READER_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 # The reader fleet's key table (chalicelib/keys/fleet.py): entries are read and written by the

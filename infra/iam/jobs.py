@@ -91,7 +91,10 @@ def indexer(arns: Arns) -> list[Statement]:
             "Resource": arns.failure_queue(),
         },
         {
-            # ListStreams has no resource-level permissions; it discloses stream ARNs only.
+            # ListStreams has no resource-level permissions; it discloses stream ARNs only. Used
+            # by Lambda's event source mapping with this role (the DynamoDB guide's "IAM policy to
+            # allow an AWS Lambda function to access DynamoDB stream records" lists it), never by
+            # the code: the stage is configured with its stream's ARN.
             "Sid": "ListStreamsForEventSourceMapping",
             "Effect": "Allow",
             "Action": "dynamodb:ListStreams",

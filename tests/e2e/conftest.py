@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from tests.plaintext_guard import GUARD
+from tests.request_proof import PROOF
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
+from tools.recorder import principals
 from tools.sample import PERSON
 
 TIMEOUT = 10
@@ -25,17 +27,23 @@ class LocalStack:
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
     moto_url: str = ""
     masked_url: str = ""
-    env: dict | None = None  # the children's environment (for running tools against the stack)
+    env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
+
+    def env_for(self, principal: str) -> dict:
+        """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
+        return {**(self.env or {}), **principals.environment(principal)}
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("devstack")
     stack = DevStack(
         moto_port=free_port(),
         writer_port=free_port(),
         reader_port=free_port(),
         masked_port=free_port(),
-        log_dir=tmp_path_factory.mktemp("devstack"),
+        log_dir=log_dir,
+        request_log=log_dir / "requests.jsonl",
     )
     with stack:
         local = LocalStack(
@@ -53,6 +61,10 @@ def local_stack(tmp_path_factory):
             GUARD.observe_items(f"moto server table {table}", scan_all(local.dynamodb, table))
     for log in sorted(stack.log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
+    # Every request the local stack's processes sent, judged by the generated policies.
+    problems = PROOF.check(PROOF.load_server_log(log_dir / "requests.jsonl"))
+    if problems:
+        pytest.fail("the local stack sent requests its policies would not allow on AWS:\n" + "\n".join(problems))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
 import requests
 
 from chalicelib.keys.reencrypt import KmsReEncryptor
@@ -15,19 +14,21 @@ from chalicelib.support.config import KEYS_SUFFIX, Settings
 from tests.e2e.conftest import TIMEOUT, create_person, read_person
 from tests.plaintext_guard import register
 from tools import sample
+from tools.recorder import principals
 from tools.tenants import onboard
 
 
-def clients(stack):
-    env = stack.env
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+def clients(stack, principal=principals.OPERATOR):
+    """KMS and DynamoDB clients on the local stack signing as ``principal`` (the operator onboards
+    tenants; the rewrap job signs as its own stage)."""
+    env = stack.env_for(principal)
+    session = principals.stage_session(principal, env["AWS_DEFAULT_REGION"])
     settings = Settings("writer", table_name=stack.table_name, tenants_table_name=env["PII_VAULT_TENANTS_TABLE"])
-    return session.client("kms", endpoint_url=stack.moto_url), stack.dynamodb, settings
+    return (
+        session.client("kms", endpoint_url=stack.moto_url),
+        session.client("dynamodb", endpoint_url=stack.moto_url),
+        settings,
+    )
 
 
 def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(local_stack, customer_id):
@@ -54,6 +55,7 @@ def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read
     # Move the tenant's data keys back under the shared key (e.g. a customer key being retired).
     shared = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
     plan = RewrapPlan(own_key, shared, customer_id, "pii-vault")
+    kms, ddb, _ = clients(local_stack, "rewrap")
     items = DynamoDbSlotItems(ddb, local_stack.table_name)
     keys = DynamoDbKeyEntries(ddb, keys_table)
 

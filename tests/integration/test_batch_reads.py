@@ -13,7 +13,7 @@ from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.errors import ThrottledError
 from infra.local import bootstrap
-from tests.integration.conftest import Stack, body_of, send
+from tests.integration.conftest import Stack, body_of, send, stage_client
 from tests.integration.test_api import PERSON, create
 
 KC = layout.v3_key(CREATE_SLOT)
@@ -163,8 +163,8 @@ def _seeded(count: int) -> tuple[Any, list[str]]:
 
 def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backoff(aws_env: None) -> None:
     with mock_aws():
-        ddb, ids = _seeded(4)
-        flaky, sleeps = _Unprocessing(ddb, rounds=2), []
+        _, ids = _seeded(4)
+        flaky, sleeps = _Unprocessing(stage_client("reader", "dynamodb"), rounds=2), []
         repo = DynamoDbStore(DynamoDbTable(flaky, "pii-vault", sleep=sleeps.append))
         assert [p.person_id for p in repo.get_people("acme", ids)] == ids
         assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]
@@ -172,8 +172,8 @@ def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backof
 
 def test_given_keys_that_stay_unprocessed_when_multi_got_then_throttled(aws_env: None) -> None:
     with mock_aws():
-        ddb, ids = _seeded(3)
-        stingy = _Unprocessing(ddb, rounds=100, served=0)
+        _, ids = _seeded(3)
+        stingy = _Unprocessing(stage_client("reader", "dynamodb"), rounds=100, served=0)
         repo = DynamoDbStore(DynamoDbTable(stingy, "pii-vault", sleep=lambda _s: None))
         with pytest.raises(ThrottledError):
             repo.get_people("acme", ids)

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
@@ -21,14 +20,14 @@ from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.key_table import DynamoDbKeyTable
 from tests.fakes import FakeKms, InMemoryStore
-from tests.integration.conftest import REGION, Stack
+from tests.integration.conftest import Stack, stage_client
 from tests.integration.test_api import PERSON
 
 
 def writer_service(stack: Stack) -> tuple[WriterService, Any]:
     """A second writer 'Lambda' with its own clients (and its own in-memory hints)."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    kms = boto3.client("kms", region_name=REGION)
+    ddb = stage_client("writer", "dynamodb")
+    kms = stage_client("writer", "kms")
     keys = DynamoDbKeyTable(DynamoDbTable(ddb, stack.resources["keys_table_name"]))
     sealer = Sealer(PublishedDataKeys(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), keys), "pii-vault")
     service = WriterService(DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"])), sealer)
@@ -36,8 +35,8 @@ def writer_service(stack: Stack) -> tuple[WriterService, Any]:
 
 
 def reader_service(stack: Stack) -> ReaderService:
-    kms = boto3.client("kms", region_name=REGION)
-    ddb = boto3.client("dynamodb", region_name=REGION)
+    kms = stage_client("reader", "kms")
+    ddb = stage_client("reader", "dynamodb")
     repo = DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"]))
     keys = DynamoDbKeyTable(DynamoDbTable(ddb, stack.resources["keys_table_name"]))
     decryptor = KmsDecryptor(kms, "alias/pii-vault")

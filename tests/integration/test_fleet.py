@@ -16,7 +16,7 @@ from chalicelib.support.config import Settings
 from chalicelib.support.environment import Key
 from infra.local import bootstrap
 from infra.specs import KEYS
-from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
+from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send, stage_client
 from tests.integration.test_api import PERSON
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
@@ -37,8 +37,8 @@ class Fleet:
                 **CALLERS,
                 **settings,
             ),
-            kms_client=self.kms_calls.attach(boto3.client("kms", region_name=REGION)),
-            dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+            kms_client=self.kms_calls.attach(stage_client(role, "kms")),
+            dynamodb_client=stage_client(role, "dynamodb"),
         )
 
     def fleet_items(self) -> list[dict[str, Any]]:

@@ -15,9 +15,10 @@ from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import key_table, layout, tables
 from chalicelib.store.ledger import entry_of
 from chalicelib.support.config import BEACONS_SUFFIX, KEYS_SUFFIX, Settings
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, body_of, send, stage_client
 from tests.plaintext_guard import register
 from tests.tables import scan_all
+from tools.recorder import principals
 from tools.streampoll import StreamPoller, streams_client
 
 PERSON = {
@@ -44,10 +45,11 @@ register(
 def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller]]:
     """The stack plus the indexer fed from the table's stream (as ``make dev`` runs it)."""
     settings = Settings("indexer", region=REGION)
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
-    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb")))
+    arn = stack.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    # The stream is read with the indexer's credentials, as its event source mapping reads it.
+    streams = streams_client(principals.stage_session("indexer", REGION))
+    yield stack, StreamPoller(streams, arn, indexer.handle_records)
 
 
 def create(stack: Stack, customer: str = "acme", person: dict[str, Any] | None = None, **headers: str) -> str:
@@ -155,7 +157,8 @@ def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> Non
     # The version-1 record handled again (a backfill racing the stream) changes nothing.
     from chalicelib.store.beacons import DynamoDbIndexerStore
 
-    assert DynamoDbIndexerStore(ddb, "pii-vault", BEACONS).set_beacon("acme", person_id, 1, b"x" * 16) is False
+    indexer_ddb = stage_client("indexer", "dynamodb")
+    assert DynamoDbIndexerStore(indexer_ddb, "pii-vault", BEACONS).set_beacon("acme", person_id, 1, b"x" * 16) is False
     assert [p["id"] for p in search(stack, "ottoline.other@example.net")] == [person_id]
 
 
@@ -217,7 +220,7 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
     from tests.unit.test_policy_lookup import BEACON_KEY
 
     settings = Settings("indexer", region=REGION)
-    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb = stage_client("indexer", "dynamodb")
     calls: list[tuple[str, dict[str, Any]]] = []
     returned: set[str] = set()
     ddb.meta.events.register(
@@ -230,9 +233,9 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
 
     ddb.meta.events.register("after-call.dynamodb.GetItem", seen)
     ddb.meta.events.register("after-call.dynamodb.Scan", seen)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
-    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), ddb))
+    arn = stack.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    poller = StreamPoller(streams_client(principals.stage_session("indexer", REGION)), arn, indexer.handle_records)
     person_id = create(stack)
     assert send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Otto"}).status_code == 200
     poller.drain()

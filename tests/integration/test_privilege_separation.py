@@ -42,6 +42,8 @@ from infra.iam import stage_policy
 from infra.local import bootstrap, bootstrapped_arns
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.integration.test_api import PERSON
+from tests.request_proof import PROBE, PROOF
+from tools.recorder import principals
 
 _NO_AUTH_CALLS = 3
 # Under moto a KMS AccessDenied surfaces as "403"; DynamoDB and IAM use AccessDeniedException.
@@ -76,10 +78,13 @@ class Principals:
         )
 
 
-def _user(iam: Any, name: str, policy: dict[str, Any]) -> boto3.session.Session:
+def _user(iam: Any, name: str, policy: dict[str, Any], principal: str = PROBE) -> boto3.session.Session:
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
+    # These users play leaked stage credentials and strangers under moto's enforcement: their
+    # requests (denials on purpose among them) are recorded but not judged by the request proof.
+    PROOF.register(key["AccessKeyId"], principal)
     # An explicit session per principal: boto3's default session caches credentials.
     return boto3.session.Session(
         aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
@@ -116,7 +121,7 @@ def _action_level(policy: dict[str, Any]) -> dict[str, Any]:
 
 def _principals() -> Principals:
     """Inside mock_aws with enforcement armed: admin (unauthenticated phase), then the rest as admin."""
-    admin = _user(boto3.client("iam", region_name=REGION), "pii-vault-admin", ADMIN_POLICY)
+    admin = _user(boto3.client("iam", region_name=REGION), "pii-vault-admin", ADMIN_POLICY, principals.OPERATOR)
     resources = bootstrap(admin.client("kms"), admin.client("dynamodb"))
     iam = admin.client("iam")
     arns = bootstrapped_arns(resources)
@@ -158,6 +163,7 @@ POOL_CONTEXT = {"app": "pii-vault", "scope": "pool"}
 @_enforced
 def test_given_enforcement_when_an_unknown_access_key_calls_then_it_is_denied(p: Principals) -> None:
     """Guards the harness: enforcement is really on after the setup calls."""
+    PROOF.register("AKIAIOSFODNN7EXAMPLE", PROBE)
     stranger = boto3.client(
         "kms", region_name=REGION, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x" * 40
     )

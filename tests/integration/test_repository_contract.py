@@ -33,6 +33,7 @@ from chalicelib.store.records import (
 from chalicelib.support.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from infra.local import bootstrap
 from tests.fakes import InMemoryStore
+from tests.request_proof import operator_code
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -43,7 +44,10 @@ def repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
     with mock_aws():
         kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
         bootstrap(kms, ddb)
-        yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
+        # The adapter's contract, not a stage: every stage's operations on one operator client
+        # (each stage's own calls are judged where its app runs them).
+        with operator_code("the store adapter's contract, run with every stage's operations on one client"):
+            yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
 
 
 def blob(tag: str, version: int = 3) -> bytes:

@@ -46,8 +46,10 @@ from infra.base import base_template
 from infra.environment import resolve
 from infra.iam import key_policy, stage_policy, tracing_policy
 from infra.package import ROOT
-from infra.specs import TABLES
-from tests.integration.conftest import api_gateway_event
+from infra.specs import KEYS, TABLES
+from tests.integration.conftest import api_gateway_event, stage_client
+from tests.request_proof import PROOF, operator_code
+from tools.recorder import principals
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -173,6 +175,24 @@ def _environment(stage_name: str, outputs: dict[str, str], callers: list[str]) -
     return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage_name}", "AWS_REGION": REGION}
 
 
+def _app(stage_name: str, env: dict[str, str]) -> Any:
+    """A stage's app on clients signing as that stage, as its role signs on AWS."""
+    return create_app(
+        settings=settings_for(env),
+        kms_client=stage_client(stage_name, "kms"),
+        dynamodb_client=stage_client(stage_name, "dynamodb"),
+    )
+
+
+def _apps(envs: dict[str, dict[str, str]], outputs: dict[str, str]) -> dict[str, Any]:
+    """Each stage's app (``_app``); the stack's keys named for the request proof (their aliases
+    carry the environment, so the proof cannot tell them by alias)."""
+    for key, spec in KEYS.items():
+        if spec.output in outputs:
+            PROOF.register_key(outputs[spec.output], key)
+    return {name: _app(name, env) for name, env in envs.items()}
+
+
 def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
     """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
     event = api_gateway_event(method, resource, resource.format(**params), params)
@@ -192,7 +212,7 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Grace",
@@ -250,8 +270,9 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     assert envs["masked"]["PII_VAULT_TENANTS_TABLE"] == outputs["TenantsTableName"]
     kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-    tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
-    apps = {stage_name: create_app(settings=settings_for(env)) for stage_name, env in envs.items()}
+    with operator_code("tools.tenants onboard: the operator files a tenant's own key"):
+        tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     created = _invoke(
         apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme-own"}, session, PERSON
@@ -266,7 +287,7 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     assert json.loads(masked["body"])["data"]["email"] == "g***@example.com"
     # Without the registry (the environment the old template gave): the shared key cannot open it.
     without = {k: v for k, v in envs["masked"].items() if k != "PII_VAULT_TENANTS_TABLE"}
-    old = _invoke(create_app(settings=settings_for(without)), "GET", path, params, session)
+    old = _invoke(_app("masked", without), "GET", path, params, session)
     assert old["statusCode"] == 502 and json.loads(old["body"])["code"] == "kms_error"
 
 
@@ -294,7 +315,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Ada",
@@ -322,7 +343,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
         return [item["id"] for item in json.loads(answer["body"])["items"]]
 
     assert search() == []  # eventually consistent: nothing indexed yet
-    streams = streams_client(region_name=REGION)
+    streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
     arn = outputs["TableStreamArn"]
     (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")

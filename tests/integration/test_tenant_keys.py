@@ -21,9 +21,11 @@ from chalicelib.store.job_items import DynamoDbSlotItems
 from chalicelib.store.key_table import DynamoDbKeyEntries
 from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
+from chalicelib.support.environment import Key
 from infra.local import bootstrap
 from tests import legacy_items
-from tests.integration.conftest import CALLERS, REGION, body_of, send
+from tests.integration.conftest import CALLERS, REGION, body_of, send, signing_as, stage_client
+from tests.request_proof import PROOF, operator_code
 from tests.tables import scan_all
 from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
@@ -37,6 +39,10 @@ PERSON = {
 }
 NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
 KC = layout.v3_key(CREATE_SLOT)
+# tools.tenants runs with the operator's credentials (its docstring): onboarding and shredding.
+ONBOARD = "tools.tenants onboard: the operator files a tenant's own key"
+SHRED = "tools.tenants shred: the operator schedules a tenant key's deletion"
+OFFBOARD_SHRED = "tools.jobs offboard --shred-key, run by the operator"
 
 
 class World:
@@ -58,11 +64,25 @@ class World:
             **NO_CACHE,
         )
 
-    def client(self, role: str) -> Client:
-        return Client(create_app(settings=self.settings(role), kms_client=self.kms, dynamodb_client=self.ddb))
+    def client(self, role: str, settings: Settings | None = None) -> Client:
+        """The stage's app on clients signing as that stage (self.kms, self.ddb: the operator's)."""
+        return Client(
+            create_app(
+                settings=settings or self.settings(role),
+                kms_client=stage_client(role, "kms"),
+                dynamodb_client=stage_client(role, "dynamodb"),
+            )
+        )
 
     def onboard(self, customer: str) -> str:
-        return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+        with operator_code(ONBOARD):
+            return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+
+    def new_shared_key(self) -> str:
+        """A key to move every tenant to: deployed as the stack's new shared key (README "Per-tenant keys")."""
+        arn = str(self.kms.create_key()["KeyMetadata"]["Arn"])
+        PROOF.register_key(arn, Key.DATA)
+        return arn
 
     def create(self, customer: str) -> str:
         with self.client("writer") as writer:
@@ -84,6 +104,11 @@ class World:
 
 def kinds(item: dict[str, Any], names: Any = layout.V3_FIELD_ATTRIBUTES) -> set[int]:
     return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k in names}
+
+
+def rewrap_clients() -> tuple[Any, Any]:
+    """The rewrap job's DynamoDB and KMS clients, signing as its stage."""
+    return stage_client("rewrap", "dynamodb"), stage_client("rewrap", "kms")
 
 
 def masked_slots(item: dict[str, Any]) -> dict[str, Any]:
@@ -148,22 +173,26 @@ def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_t
 
     key_a = world.onboard("tenant-a")
     world.create("tenant-a")
-    with pytest.raises(Exception, match="deletion days"):
+    with operator_code(SHRED), pytest.raises(Exception, match="deletion days"):
         shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
     # Items remain: the irreversible step is refused, whatever a job reported.
-    refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    with operator_code(SHRED):
+        refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert refused["shredded"] is False and refused["done"] is False
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "Enabled"
 
-    offboarding = build_offboarding(world.settings("offboard"), Clients.of(world.kms, world.ddb))
+    offboard_clients = Clients.of(stage_client("offboard", "kms"), stage_client("offboard", "dynamodb"))
+    offboarding = build_offboarding(world.settings("offboard"), offboard_clients)
     assert offboarding.run(OffboardRun("o1", "tenant-a", 0, 1), Control()).done
-    report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    with operator_code(SHRED):
+        report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert report["shredded"] is True
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     with world.client("writer") as writer:  # the tenant cannot be written again under its shredded key
         response = send(writer, "POST", "/customers/tenant-a/people", PERSON)
     assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
-    assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
+    with operator_code(SHRED):
+        assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
 
 
 def tenant_world() -> World:
@@ -172,13 +201,14 @@ def tenant_world() -> World:
 
 def _rewrap(world: World, plan: RewrapPlan, job: str, verify: bool = False) -> Checkpoint:
     """Segment 0 of 1 of a rewrap (or its verify pass) with the job's own wiring: items, then the key table."""
+    ddb, kms = rewrap_clients()
     return rewrap_segment(
         plan,
         SegmentRun(job, 0, 1, plan.dry_run),
-        DynamoDbSlotItems(world.ddb, world.table),
-        lambda source, target: KmsReEncryptor(world.kms, source, target),
+        DynamoDbSlotItems(ddb, world.table),
+        lambda source, target: KmsReEncryptor(kms, source, target),
         Control(),
-        keys=DynamoDbKeyEntries(world.ddb, world.resources["keys_table_name"]),
+        keys=DynamoDbKeyEntries(ddb, world.resources["keys_table_name"]),
         verify=verify,
     )
 
@@ -257,8 +287,9 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
         # The job reads the item without its masked slots (as before this change): kms_key must not move.
         world.ddb.put_item(TableName=world.table, Item=stripped)
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, key_c))
-        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, key_c))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
         counts = process([stripped])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
@@ -285,10 +316,11 @@ def test_given_a_concurrent_write_then_rewrap_never_clobbers_it(aws_env: None) -
         with world.client("writer") as writer:  # a write lands between the job's read and its update
             send(writer, "PATCH", f"/customers/tenant-c/people/{person}", {"name": "Ada"}, **{"If-Match": '"1"'})
         fresh = world.item("tenant-c", person)
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        new_shared = world.new_shared_key()
         plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, new_shared))
-        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, new_shared))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         counts = process([stale])
         assert counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
@@ -300,7 +332,7 @@ def test_given_a_concurrent_write_then_rewrap_never_clobbers_it(aws_env: None) -
         reader = Settings(
             "reader", region=REGION, previous_kms_key_ids=(world.shared,), kms_key_id=new_shared, **CALLERS, **NO_CACHE
         )
-        with Client(create_app(settings=reader, kms_client=world.kms, dynamodb_client=world.ddb)) as client:
+        with world.client("reader", reader) as client:
             got = send(client, "GET", f"/customers/tenant-c/people/{person}")
         assert body_of(got)["data"]["name"] == "Ada"
 
@@ -310,12 +342,12 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
     with mock_aws():
         world = World()
         cached = {**world.settings("writer").__dict__, "writer_key_cache_seconds": 3600}
-        writer = Client(create_app(settings=Settings(**cached), kms_client=world.kms, dynamodb_client=world.ddb))
+        writer = world.client("writer", Settings(**cached))
         with writer:
             for customer in ("t1", "t2", "t3"):
                 for _ in range(3):
                     assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        new_shared = world.new_shared_key()
         result = _rewrap(world, RewrapPlan(world.shared, new_shared, None, "pii-vault"), "j")
         assert result.counts["keys_rewrapped"] == 2 and result.counts["items_rewrapped"] == 0
         assert result.counts["reencrypt_calls"] == 2  # one pool key per view for all nine records
@@ -335,16 +367,20 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
         person = world.create("tenant-c")
         key_c = world.onboard("tenant-c")
         argv = ["rewrap", "--source-key", world.shared, "--target-key", key_c, "--customer", "tenant-c"]
-        assert cli.main([*argv, "--dry-run"]) == 0
+        with signing_as("rewrap"):
+            assert cli.main([*argv, "--dry-run"]) == 0
         dry = json.loads(capsys.readouterr().out)
         assert dry["totals"]["would_rewrap_keys"] >= 1 and "verified_keys" not in dry["totals"]
-        assert cli.main(argv) == 0
+        with signing_as("rewrap"):
+            assert cli.main(argv) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["totals"]["keys_rewrapped"] == 2  # the record's full and masked view keys
         assert report["totals"]["verified_keys"] == 2 and report["totals"].get("keys_not_under_target", 0) == 0
         assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
 
-        assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
+        # The shredding step needs the operator's KMS rights: the whole local run is the operator's.
+        with operator_code(OFFBOARD_SHRED):
+            assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
         offboarded = json.loads(capsys.readouterr().out)
         assert offboarded["totals"]["deleted"] == 1
         assert offboarded["segments"][-1]["shredded"] is True
@@ -400,7 +436,8 @@ def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_ever
                 Item={"job": {"S": "forged"}, "segment": {"N": str(segment)}, "done": {"BOOL": True}},
             )
         argv = ["offboard", "--customer", "tenant-e", "--segments", "1", "--resume", "forged", "--shred-key"]
-        assert cli.main([*argv, "--deletion-days", "7"]) == 0
+        with operator_code(OFFBOARD_SHRED):
+            assert cli.main([*argv, "--deletion-days", "7"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["segments"][-1]["shredded"] is True
         assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
@@ -418,6 +455,7 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
 
     from chalicelib.service.indexer import SKIPPED_MESSAGE
     from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
     from tools.streampoll import StreamPoller, streams_client
 
     install()
@@ -428,10 +466,13 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
         key_id = world.kms.describe_key(KeyId=key_v)["KeyMetadata"]["KeyId"]
         world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)  # shredded: its records no longer open
         other = world.create("other")
-        indexer = build_indexer(world.settings("indexer"), Clients.of(world.kms, world.ddb))
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
         arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
         parked: list[dict[str, Any]] = []
-        poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records, park=parked.append)
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        poller = StreamPoller(streams, arn, indexer.handle_records, park=parked.append)
         with caplog.at_level(logging.ERROR):
             poller.drain()
         assert poller.counts["unprocessable"] == 1 and poller.counts["written"] == 1 and parked == []
@@ -439,3 +480,29 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
         with world.client("reader") as reader:
             found = send(reader, "POST", "/customers/other/people/search", {"email": PERSON["email"]})
         assert [p["id"] for p in body_of(found)["items"]] == [other]
+
+
+def test_given_tenant_scoped_and_own_key_tenants_then_the_indexer_opens_their_emails_and_search_finds_them(
+    aws_env: None,
+) -> None:
+    """The indexer on its own credentials decrypts an email under the tenant context of the shared
+    key (tenant scope) and under a tenant's own key (found through the registry)."""
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        world.onboard("tenant-own")
+        people = {customer: world.create(customer) for customer in ("tenant-own", "tenant-shared")}
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        StreamPoller(streams, arn, indexer.handle_records).drain()
+        for customer, person in people.items():
+            with world.client("reader") as reader:
+                found = send(reader, "POST", f"/customers/{customer}/people/search", {"email": PERSON["email"]})
+            assert [p["id"] for p in body_of(found)["items"]] == [person]
