@@ -30,7 +30,9 @@ from chalicelib.support import config
 from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN
 from infra.iam import KEY_POLICY_ADMIN_SID
 
-pytestmark = pytest.mark.integration
+# `chalice package` caches its deployment zip in the project's .chalice/deployments: two workers
+# (make test runs pytest -n) packaging at once would write the same file. One worker packages.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chalice-package")]
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "/customers/{customer_id}"
