@@ -83,6 +83,7 @@ class DevStack:
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
+        moto_args: tuple[str, ...] = (),
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
@@ -90,6 +91,7 @@ class DevStack:
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout = startup_timeout
+        self.moto_args = moto_args  # extra tools.motoserver options (tests: --lose-answer-every)
         self.resources: dict[str, str] = {}  # bootstrap() result once started
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
@@ -170,7 +172,17 @@ class DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._spawn(
-                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+                "moto",
+                [
+                    sys.executable,
+                    "-m",
+                    "tools.motoserver",
+                    "-H",
+                    self.host,
+                    "-p",
+                    str(self.ports["moto"]),
+                    *self.moto_args,
+                ],
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
