@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
 from chalicelib.errors import StorageError, ThrottledError
 
 BATCH_GET_MAX = 100
@@ -18,7 +18,6 @@ BATCH_WRITE_MAX = 25
 TRANSACT_MAX = 100  # items per TransactWriteItems
 _BATCH_GET_ROUNDS = 8
 _BATCH_WRITE_ROUNDS = 8
-_THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
 
 class Cancelled(Exception):
@@ -75,8 +74,9 @@ class DynamoDbTable:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
             reasons = exc.response.get("CancellationReasons") or [{} for _ in items]
-            if {reason.get("Code") for reason in reasons} & _THROTTLED_REASONS:
-                raise ThrottledError("dynamodb is throttling requests; retry later") from exc
+            if set(cancellation_codes(exc)) & THROTTLED_REASONS:
+                error = ThrottledError("dynamodb is throttling requests; retry later")
+                raise refused(exc, "dynamodb", "TransactWriteItems", error) from exc
             raise Cancelled(reasons) from exc
         except BotoCoreError as exc:
             raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc

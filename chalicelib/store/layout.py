@@ -74,6 +74,7 @@ _PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
 # The one canonical spelling of a version key: ASCII digits, zero-padded, nothing after.
 _SECRET_VERSION_SK = re.compile(rf"S#([A-Za-z0-9_.-]{{1,128}})#V#([0-9]{{{_VERSION_DIGITS}}})", re.ASCII)
 CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
+UPDATED_META_ATTRIBUTE = FIELD_PREFIX + META_UPDATED
 # Every attribute the masked stage reads (and its IAM policy allows): the key, the plaintext
 # metadata it reports, the masked projections and their key slots ("0" for POST/PUT, the
 # field's own name for PATCH, as in the full view). Never f_*, slots or kms_key.
@@ -304,6 +305,17 @@ def person_version_of(item: Mapping[str, Any] | None) -> tuple[int | None, bool]
         return int(item[VERSION]["N"]), CREATED_META_ATTRIBUTE in item
     except (KeyError, TypeError, ValueError):
         raise IntegrityError("a stored item is malformed") from None
+
+
+def is_person_write(item: Mapping[str, Any] | None, version: int, fields: Mapping[str, bytes]) -> bool:
+    """True when ``item`` holds exactly this write: its version, and its sealed metadata blob
+    (fresh random bytes per write attempt, so no other write stores the same)."""
+    if not item or META_UPDATED not in fields:
+        return False
+    stored = item.get(UPDATED_META_ATTRIBUTE, {}).get("B")
+    return (
+        item.get(VERSION, {}).get("N") == str(version) and stored is not None and bytes(stored) == fields[META_UPDATED]
+    )
 
 
 def secret_head_of(item: Mapping[str, Any] | None) -> SecretHead:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
 from chalicelib.errors import StorageError, ThrottledError
 from chalicelib.store import layout
 from chalicelib.store.records import condition_failed
@@ -25,7 +25,6 @@ from chalicelib.store.records import condition_failed
 PERSON = "person"
 SECRET = "secret"  # noqa: S105 - a record kind
 TENANT = "tenant"
-_THROTTLED = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
 
 class Erasures(Protocol):
@@ -68,16 +67,25 @@ class DynamoDbErasures:
             delete["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         put = {"TableName": self._ledger, "Item": layout.ledger_item(customer_id, PERSON, person_id, erased_at)}
         try:
+            # botocore gives the call a ClientRequestToken and re-sends it when it retries
+            # (a lost answer): DynamoDB then answers success without deleting twice.
             self._ddb.transact_write_items(TransactItems=[{"Delete": delete}, {"Put": put}])
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
-            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
-            if set(codes) & _THROTTLED:
-                raise ThrottledError("dynamodb is throttling requests; retry later") from exc
+            codes = cancellation_codes(exc)
+            if set(codes) & THROTTLED_REASONS:
+                raise refused(
+                    exc,
+                    "dynamodb",
+                    "TransactWriteItems",
+                    ThrottledError("dynamodb is throttling requests; retry later"),
+                ) from exc
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise condition_failed(expected_version, "person") from exc
-            raise StorageError("the erasure was not committed; retry the request") from exc
+            raise refused(
+                exc, "dynamodb", "TransactWriteItems", StorageError("the erasure was not committed; retry the request")
+            ) from exc
         except BotoCoreError as exc:
             raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
 

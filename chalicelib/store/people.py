@@ -5,6 +5,11 @@ single conditional Put/Update/Delete. An update names the version it replaces, b
 the sealed metadata it writes binds the new number; when the item is elsewhere, the
 failed condition hands back the stored version (``ReturnValuesOnConditionCheckFailure``,
 plaintext metadata only) and ``PersonVersionConflict`` carries it to the service.
+
+A write can meet itself: botocore retries a Put/Update whose answer did not arrive
+(timeout, dropped connection, 5xx) although DynamoDB had applied it, and the retry's
+condition then fails on our own item. The item handed back tells: it holds this write's
+version and its sealed metadata blob (random bytes per attempt), and the write is done.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.aws_errors import refused
 from chalicelib.errors import StorageError
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import OnTable
@@ -39,10 +45,13 @@ class DynamoDbPeople(OnTable):
                 "put_item",
                 Item=layout.person_item(record),
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
+            if layout.is_person_write(exc.response.get("Item"), record.version, record.fields):
+                return  # botocore's retry of this very put, whose first answer was lost (issue 19)
             # Ids are 128-bit random: a collision means a bug, not bad luck.
-            raise StorageError("a record with this id already exists") from exc
+            raise refused(exc, "dynamodb", "PutItem", StorageError("a record with this id already exists")) from exc
 
     def update_person(self, write: PersonWrite) -> int:
         names = {"#version": layout.VERSION, "#created": layout.CREATED_META_ATTRIBUTE}
@@ -73,7 +82,10 @@ class DynamoDbPeople(OnTable):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            current, created_sealed = layout.person_version_of(exc.response.get("Item"))
+            stored = exc.response.get("Item")
+            if layout.is_person_write(stored, write.version, write.fields):
+                return write.version  # botocore's retry of this very update, whose first answer was lost
+            current, created_sealed = layout.person_version_of(stored)
             raise PersonVersionConflict(current, created_sealed) from exc
         return write.version
 
