@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,12 +35,20 @@ _MAX_ATTEMPTS = 3
 
 
 def _lazy(factory: Callable[[], T]) -> Callable[[], T]:
-    """Build once, on first use (first request), then reuse across warm invocations."""
+    """Build once, on first use (first request), then reuse across warm invocations.
+
+    Once even under a concurrent first burst: ``chalice local`` serves each connection on
+    its own thread, and without the lock each would build its own service (its own key
+    caches, clients, registry cache). A factory that fails builds nothing; the next call tries again.
+    """
     built: list[T] = []
+    lock = threading.Lock()
 
     def get() -> T:
         if not built:
-            built.append(factory())
+            with lock:
+                if not built:
+                    built.append(factory())
         return built[0]
 
     return get
