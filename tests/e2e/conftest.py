@@ -5,16 +5,22 @@ Ports are fresh ephemeral ones, so the tests never clash with a running `make de
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
+from chalicelib.store import layout
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
 from tools.sample import PERSON
 
 TIMEOUT = 10
+# Writes to tenants named so lose their answer now and then (tools/motoserver.py): the load
+# guard's tenants (tests/e2e/test_load_smoke.py), never another test's.
+LOSSY_TENANTS = "lossy"
+LOSE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class LocalStack:
     moto_url: str = ""
     masked_url: str = ""
     env: dict | None = None  # the children's environment (for running tools against the stack)
+    log_dir: Path | None = None  # the children's logs (moto.log, writer.log, ...)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +43,12 @@ def local_stack(tmp_path_factory):
         reader_port=free_port(),
         masked_port=free_port(),
         log_dir=tmp_path_factory.mktemp("devstack"),
+        moto_args=(
+            "--lose-answer-every",
+            str(LOSE_EVERY),
+            "--lose-answer-marker",
+            layout.partition_key(f"{LOSSY_TENANTS}-"),
+        ),
     )
     with stack:
         local = LocalStack(
@@ -46,6 +59,7 @@ def local_stack(tmp_path_factory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.child_env(),
+            log_dir=stack.log_dir,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
