@@ -1,5 +1,5 @@
-"""Lambda entry point. The stage's PII_VAULT_ROLE decides which routes exist."""
+"""Lambda entry point. The stage's PII_VAULT_ROLE decides which routes or handlers exist."""
 
-from chalicelib.api import create_app
+from chalicelib.stages.app import create_app
 
 app = create_app()

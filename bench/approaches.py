@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bench.aws import DynamoMeter, KmsMeter, ddb_client, kms_client, person_key
-from chalicelib.models import decode_field, encode_field
+from chalicelib.domain.validation import decode_field, encode_field
 
 APP = "pii-vault"
 FIELDS = ("name", "surname", "email", "dob", "address")

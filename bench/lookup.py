@@ -142,8 +142,9 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
     import boto3
     from chalice.test import Client
 
-    from chalicelib.api import build_indexer, create_app
-    from chalicelib.config import Settings
+    from chalicelib.stages.app import create_app
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from chalicelib.support.config import Settings
     from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
     from tools.streampoll import StreamPoller, streams_client
 
@@ -161,8 +162,7 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
         indexer_ddb = indexer_meter.attach_ddb(boto3.client("dynamodb", region_name=REGION))
         indexer = build_indexer(
             Settings("indexer", region=REGION),
-            indexer_meter.attach_kms(boto3.client("kms", region_name=REGION)),
-            indexer_ddb,
+            Clients.of(indexer_meter.attach_kms(boto3.client("kms", region_name=REGION)), indexer_ddb),
         )
         arn = indexer_ddb.describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
         poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)

@@ -10,7 +10,7 @@ from typing import Any
 from bench.approaches import FIELDS, Approach
 from bench.aws import DynamoMeter, KmsMeter, binary_bytes, ddb_client, item_size, tenant_items
 from bench.prices import DYNAMODB_PER_READ_UNIT, DYNAMODB_PER_WRITE_UNIT, per_million_records
-from chalicelib.models import encode_field
+from chalicelib.domain.validation import encode_field
 
 BATCH = 100  # ids per multi-get request
 

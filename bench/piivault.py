@@ -28,8 +28,8 @@ class PiiVault(Approach):
         super().__init__(resources, meter, ddb_meter)
         from chalice.test import Client
 
-        from chalicelib.api import create_app
-        from chalicelib.config import Settings
+        from chalicelib.stages import settings_for
+        from chalicelib.stages.app import create_app
         from tools.devstack import LOCAL_CALLER_ENV
 
         self.ids: dict[int, str] = {}
@@ -38,7 +38,7 @@ class PiiVault(Approach):
             env = {**stage_environment(stage), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
             env.update(PII_VAULT_TABLE=self.table, PII_VAULT_KMS_KEY_ID=self.key_arn, **LOCAL_CALLER_ENV)
             app = create_app(
-                settings=Settings.from_env(env),
+                settings=settings_for(env),
                 kms_client=kms_client(meter),
                 dynamodb_client=ddb_client(self.ddb_meter),
                 masked_view=self.masked_view,

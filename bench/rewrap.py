@@ -5,7 +5,7 @@
 On moto (in process, no KMS latency): seeds ``--records`` person-shaped items whose field
 blobs (one full-view and one masked-view field, each view under its own data key) are
 sealed with the real format, then rewraps every tenant from the shared key to a
-new key with the job's own code (chalicelib/rewrap.py), once with the writer's caches on
+new key with the job's own code (chalicelib/service/rewrap.py), once with the writer's caches on
 (pool keys: one wrapped data key shared by every record) and once with them off (one data
 key per record). Smaller runs: ``--records 500``.
 
@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chalicelib.crypto import KIND_MASKED_POOL, KIND_POOL, RecordRef, encryption_context, seal_field
-from chalicelib.jobs import MemoryCheckpoints
-from chalicelib.rewrap import RewrapPlan, rewrap_segment
+from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_POOL, RecordRef, encryption_context, seal_field
+from chalicelib.service.bulk import MemoryCheckpoints
+from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
 from chalicelib.store import layout
 
 APP = "pii-vault"

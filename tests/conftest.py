@@ -24,3 +24,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in _TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _moto_answers_as_aws() -> None:
+    """In-process moto (integration tier) answers as KMS does, like the local stack's server."""
+    from tools.moto_fidelity import install
+
+    install()

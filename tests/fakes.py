@@ -17,8 +17,7 @@ from dataclasses import replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.crypto import WrappedKey
-from chalicelib.errors import IntegrityError, NotFoundError, StorageError
+from chalicelib.envelope.format import WrappedKey
 from chalicelib.store.layout import decode_page_token, encode_page_token
 from chalicelib.store.records import (
     META_CREATED,
@@ -34,6 +33,7 @@ from chalicelib.store.records import (
     check_secret_version,
     condition_failed,
 )
+from chalicelib.support.errors import IntegrityError, NotFoundError, StorageError
 
 
 class InMemoryStore:

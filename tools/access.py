@@ -36,9 +36,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import ROLES, TENANT_KEY_TAG
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.support.config import TENANT_KEY_TAG
 from tools.generated import write_or_check
 from tools.policies import InvalidResourceError, _principal, render
+
+ROLES = API_STAGE_NAMES  # the API stages, from the registry
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "policies" / "callers"
@@ -48,7 +51,7 @@ SCOPES = ("tenant", "all-tenants")
 TENANT_SEGMENT = "{customer_id}"
 ROUTE_PREFIX = "/customers/" + TENANT_SEGMENT + "/"
 TRUST_POLICY_FILE = "tenant-role-trust.json"
-# The customer_id alphabet (chalicelib.models) is A-Z a-z 0-9 _ -, 1-64 characters. IAM
+# The customer_id alphabet (chalicelib.domain.validation) is A-Z a-z 0-9 _ -, 1-64 characters. IAM
 # patterns have no character classes, so the trust policy refuses what they can name:
 # the characters STS allows in a tag value beyond that alphabet (letters and digits of
 # other scripts excepted), the wildcards and '$' (which STS refuses already), empty, and
@@ -68,8 +71,8 @@ _API_ARN = re.compile(rf"^arn:{_PART}:execute-api:{_PART}:{_PART}:{_PART}/{_PART
 
 def stage_methods(stage: str) -> list[str]:
     """The HTTP methods the stage's app registers, all under ``/customers/{customer_id}/``."""
-    from chalicelib.api import create_app
-    from chalicelib.config import Settings
+    from chalicelib.stages.app import create_app
+    from chalicelib.support.config import Settings
 
     app = create_app(settings=Settings(role=stage))  # lazy clients: no AWS touched
     methods: set[str] = set()

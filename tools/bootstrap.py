@@ -29,7 +29,7 @@ import json
 import sys
 from typing import Any
 
-from chalicelib.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX
+from chalicelib.support.config import FLEET_TABLE_SUFFIX, IDEMPOTENCY_SUFFIX
 from tools.policies import KEY_POLICY_ADMIN_SID, key_policy, render
 from tools.stacks import (
     IDEMPOTENCY_ATTRIBUTES,
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/fleet.py).
+# The reader fleet's key table and the HMAC key deriving its sealing keys (chalicelib/keys/fleet.py).
 FLEET_MAC_KEY_ALIAS = "alias/pii-vault-fleet"
 
 
@@ -314,7 +314,7 @@ def ensure_fleet_table(ddb: Any, name: str, *, changes: list[str] | None = None)
     return table
 
 
-# The tenant key registry (chalicelib/tenant_keys.py): customer id -> own KMS key.
+# The tenant key registry (chalicelib/keys/tenants.py): customer id -> own KMS key.
 def ensure_tenants_table(ddb: Any, name: str, *, changes: list[str] | None = None) -> dict[str, Any]:
     """On demand, point-in-time recovery on (the registry decides which key shreds a tenant)."""
     from chalicelib.store import layout

@@ -28,9 +28,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from chalicelib.config import DEFAULT_TABLE_NAME, TENANTS_SUFFIX
-from chalicelib.config import ROLES as STAGES
-from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap, ensure_tenants_table
+from chalicelib.stages import API_STAGE_NAMES, registry
+from chalicelib.support.config import TENANTS_SUFFIX, default_text
+from chalicelib.support.environment import (
+    ROLE_VARIABLE,
+    TABLE_SUFFIXES,
+    Callers,
+    Key,
+    KeyArn,
+    LocalOnly,
+    StreamArn,
+    TableName,
+)
+from tools.bootstrap import bootstrap, ensure_tenants_table
+
+STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -44,6 +56,42 @@ FAKE_CREDENTIALS = {
 LOCAL_CALLER_ROLE = "arn:aws:iam::000000000000:role/pii-vault-local-caller"
 LOCAL_CALLER = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"
 LOCAL_CALLER_ENV = {"PII_VAULT_ALLOWED_CALLERS": LOCAL_CALLER_ROLE, "PII_VAULT_LOCAL_CALLER": LOCAL_CALLER}
+
+
+VARIABLE_PREFIX = "PII_VAULT_"  # a stage's variables come from the registry, never from the caller's shell
+# What the local stack sets that no deployed function has (README, "Local stack"): the stand-in
+# for the IAM authorizer, moto's endpoint and fake credentials, and interpreter flags.
+LOCAL_ONLY_VARIABLES = frozenset(
+    {"PII_VAULT_LOCAL_CALLER", "AWS_ENDPOINT_URL", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", *FAKE_CREDENTIALS}
+)
+
+
+def local_environment(stage: registry.Stage, resources: Mapping[str, str]) -> dict[str, str]:
+    """A stage's variables on the local stack: exactly the ones it declares, filled from what
+    ``bootstrap`` made (as the templates fill them from the base stack); tunables at their defaults."""
+    table = resources["table_name"]
+    keys = {
+        Key.DATA: resources["key_arn"],
+        Key.FLEET_MAC: resources["fleet_mac_key_arn"],
+        Key.BEACON_MAC: resources["beacon_key_arn"],
+    }
+    env = {ROLE_VARIABLE: stage.name}
+    for variable in stage.variables:
+        source = variable.source
+        if isinstance(source, TableName):
+            value = table + TABLE_SUFFIXES[source.table]
+        elif isinstance(source, KeyArn):
+            value = keys[source.key]
+        elif isinstance(source, StreamArn):
+            value = resources["stream_arn"]
+        elif isinstance(source, Callers):
+            value = LOCAL_CALLER_ROLE
+        elif isinstance(source, LocalOnly):
+            value = LOCAL_CALLER
+        else:
+            value = default_text(variable.field)
+        env[variable.env] = value
+    return env
 
 
 class DevStackError(RuntimeError):
@@ -126,23 +174,35 @@ class DevStack:
     def masked_url(self) -> str:
         return self.url("masked")
 
-    def child_env(self) -> dict[str, str]:
-        """The environment of every child: fake credentials, fixed region, moto as endpoint."""
-        env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    def child_env(self, stage: str | None = None) -> dict[str, str]:
+        """The environment of a child: fake credentials, fixed region, moto as endpoint, and for a
+        stage its own variables only (``local_environment``: the registry's, as its template has them)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") and not k.startswith(VARIABLE_PREFIX)
+        }
         env.update(FAKE_CREDENTIALS)
         env.update(
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
-            **LOCAL_CALLER_ENV,
-            PII_VAULT_FLEET_MAC_KEY_ID=FLEET_MAC_KEY_ALIAS,
-            # Per-tenant keys: the registry table (tools.tenants onboard writes it).
-            PII_VAULT_TENANTS_TABLE=DEFAULT_TABLE_NAME + TENANTS_SUFFIX,
             # moto imports lazily; bytecode written into a .venv inside the project would
             # restart an auto-reloading `chalice local` mid-request.
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
         )
+        if stage is not None:
+            env.update(local_environment(registry.stage(stage), self.resources))
+        return env
+
+    def tools_env(self) -> dict[str, str]:
+        """The environment for the command-line tools (``tools.tenants``, ``tools.jobs``) against
+        this stack: every stage's variables (each tool reads the stage settings it acts as)."""
+        env = self.child_env()
+        for stage in registry.STAGES:
+            env.update(local_environment(stage, self.resources))
+        env.pop(ROLE_VARIABLE, None)
         return env
 
     def client(self, service: str) -> Any:
@@ -187,6 +247,7 @@ class DevStack:
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
+            self.resources["tenants_table_name"] = self.resources["table_name"] + TENANTS_SUFFIX
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -202,9 +263,10 @@ class DevStack:
                         str(self.ports[stage]),
                         "--no-autoreload",
                     ],
+                    stage=stage,
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
-            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"])
+            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"], stage="indexer")
             self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()
@@ -240,7 +302,7 @@ class DevStack:
             if proc.poll() is not None:
                 raise DevStackError(f"{name} exited with code {proc.returncode}\n{_tail(log)}")
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], *, stage: str | None = None) -> None:
         if self.log_dir is None:
             raise DevStackError("start() sets the log directory before spawning")
         log = self.log_dir / f"{name}.log"
@@ -248,7 +310,7 @@ class DevStack:
             proc = subprocess.Popen(
                 argv,
                 cwd=self.project_dir,
-                env=self.child_env(),
+                env=self.child_env(stage),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
 from chalicelib.store import layout
+from chalicelib.support.config import DEFAULT_BEACON_KEY_ID, JOBS_SUFFIX, LEDGER_SUFFIX
 
 APP_TAG = {"app": "pii-vault"}
 STREAM_VIEW = "KEYS_ONLY"

@@ -6,7 +6,7 @@
     python -m tools.jobs rewrap --source-key ARN --target-key ARN [--customer acme] [--verify-only] [--dry-run]
     python -m tools.jobs offboard --customer acme --shred-key [--deletion-days 30]
 
-``rewrap`` moves wrapped data keys with kms:ReEncrypt (chalicelib/rewrap.py), then runs its
+``rewrap`` moves wrapped data keys with kms:ReEncrypt (chalicelib/service/rewrap.py), then runs its
 verify pass (a second job, ``<job>-verify``). ``offboard --shred-key`` ends, once every
 segment is done, by scheduling the deletion of the tenant's own KMS key (crypto-shredding,
 README "Per-tenant keys"), with the operator's credentials: the offboard role has no KMS.
@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chalicelib import jobs
+from chalicelib.service import bulk
 
 NOT_DONE_EXIT = 3
 
@@ -59,7 +59,7 @@ class Progress:
         self._out = out
         self._lock = threading.Lock()
 
-    def __call__(self, checkpoint: jobs.Checkpoint) -> None:
+    def __call__(self, checkpoint: bulk.Checkpoint) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(checkpoint.counts.items()))
         state = "done" if checkpoint.done else "..."
         with self._lock:
@@ -72,9 +72,9 @@ class Progress:
 
 
 def _settings(args: argparse.Namespace, role: str) -> Any:
-    from chalicelib.config import Settings
+    from chalicelib.stages import settings_for
 
-    return Settings.from_env(role=role)
+    return settings_for(role=role)
 
 
 def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
@@ -88,14 +88,14 @@ def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
 
 
 def run_segments(
-    segments: Sequence[int], run_one: Callable[[int], jobs.Checkpoint], parallel: int
-) -> list[jobs.Checkpoint]:
+    segments: Sequence[int], run_one: Callable[[int], bulk.Checkpoint], parallel: int
+) -> list[bulk.Checkpoint]:
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(run_one, segments))
 
 
-def _checkpoints(args: argparse.Namespace, ddb: Any, settings: Any) -> jobs.Checkpoints:
-    return jobs.MemoryCheckpoints() if args.dry_run else jobs.DynamoDbCheckpoints(ddb, settings.jobs_table_name)
+def _checkpoints(args: argparse.Namespace, ddb: Any, settings: Any) -> bulk.Checkpoints:
+    return bulk.MemoryCheckpoints() if args.dry_run else bulk.DynamoDbCheckpoints(ddb, settings.jobs_table_name)
 
 
 def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, An
 
 
 def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from chalicelib.api import build_indexer
+    from chalicelib.stages.wiring import Clients, build_indexer
 
     job_id = args.resume or f"backfill-{_stamp()}"
     settings = _settings(args, "indexer")
@@ -133,19 +133,19 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
             ],
         )
     kms, ddb = _clients(args, settings)
-    indexer = build_indexer(settings, kms, ddb)
+    indexer = build_indexer(settings, Clients.of(kms, ddb))
     worker = indexer.dry_run() if args.dry_run else indexer
     checkpoints = _checkpoints(args, ddb, settings)
     progress = Progress("backfill" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
-    def run_one(segment: int) -> jobs.Checkpoint:
-        pages = jobs.indexer_pages(ddb, settings.table_name, segment, args.segments)
-        return jobs.run_segment(
+    def run_one(segment: int) -> bulk.Checkpoint:
+        pages = bulk.indexer_pages(ddb, settings.table_name, segment, args.segments)
+        return bulk.run_segment(
             job_id,
             segment,
             pages,
-            jobs.backfill_processor(worker),
+            bulk.backfill_processor(worker),
             checkpoints,
             out_of_time=deadline,
             progress=progress,
@@ -155,10 +155,10 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from chalicelib import models
+    from chalicelib.domain import validation
     from chalicelib.store.ledger import TENANT, DynamoDbErasures
 
-    customer_id = models.customer_id(args.customer)
+    customer_id = validation.customer_id(args.customer)
     job_id = args.resume or f"offboard-{customer_id}-{_stamp()}"
     settings = _settings(args, "offboard")
     segments = range(args.segments + 1)  # 0: the tenant's items; 1..N: idempotency references
@@ -187,11 +187,11 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
         idempotency_table=settings.idempotency_table_name,
     )
     progress = Progress("offboard" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
-    def run_one(segment: int) -> jobs.Checkpoint:
-        run = jobs.OffboardRun(job_id, customer_id, segment, args.segments, dry_run=args.dry_run)
-        return jobs.offboard_segment(
+    def run_one(segment: int) -> bulk.Checkpoint:
+        run = bulk.OffboardRun(job_id, customer_id, segment, args.segments, dry_run=args.dry_run)
+        return bulk.offboard_segment(
             run,
             ddb,
             table=settings.table_name,
@@ -223,10 +223,10 @@ def shred_step(args: argparse.Namespace, customer_id: str, reports: list[dict[st
 
 
 def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from chalicelib import models
-    from chalicelib.rewrap import RewrapPlan, rewrap_segment
+    from chalicelib.domain import validation
+    from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
 
-    customer_id = models.customer_id(args.customer) if args.customer else None
+    customer_id = validation.customer_id(args.customer) if args.customer else None
     job_id = args.resume or f"rewrap-{customer_id or 'all'}-{_stamp()}"
     settings = _settings(args, "rewrap")
     segments = range(1 if customer_id else args.segments)
@@ -249,13 +249,13 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
     plan = RewrapPlan(args.source_key, args.target_key, customer_id, settings.app_name, dry_run=args.dry_run)
     kms, ddb = _clients(args, settings)
     checkpoints = _checkpoints(args, ddb, settings)
-    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
-    def run_pass(jid: str, verify: bool) -> list[jobs.Checkpoint]:
+    def run_pass(jid: str, verify: bool) -> list[bulk.Checkpoint]:
         label = "rewrap-verify" if verify else "rewrap" + (" (dry run)" if args.dry_run else "")
         progress = Progress(label, len(segments))
 
-        def run_one(segment: int) -> jobs.Checkpoint:
+        def run_one(segment: int) -> bulk.Checkpoint:
             return rewrap_segment(
                 plan,
                 jid,
@@ -284,15 +284,15 @@ def restore_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
     _, ddb = _clients(args, settings)
     checkpoints = _checkpoints(args, ddb, settings)
     progress = Progress("restore-replay" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = jobs.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
 
-    def run_one(segment: int) -> jobs.Checkpoint:
-        pages = jobs.scan_pages(ddb, settings.ledger_table_name, segment, args.segments)
-        return jobs.run_segment(
+    def run_one(segment: int) -> bulk.Checkpoint:
+        pages = bulk.scan_pages(ddb, settings.ledger_table_name, segment, args.segments)
+        return bulk.run_segment(
             job_id,
             segment,
             pages,
-            jobs.replay_processor(ddb, args.table, dry_run=args.dry_run),
+            bulk.replay_processor(ddb, args.table, dry_run=args.dry_run),
             checkpoints,
             out_of_time=deadline,
             progress=progress,
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--segments must be 1-1000")
     if args.command == "restore-replay" and args.invoke:
         parser.error("restore-replay runs here, with the operator's credentials (see the README)")
-    from chalicelib.errors import PiiVaultError
+    from chalicelib.support.errors import PiiVaultError
 
     if args.command == "rewrap" and args.source_key == args.target_key:
         parser.error("--target-key must differ from --source-key")

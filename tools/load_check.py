@@ -204,7 +204,7 @@ def verify(
 
 def verify_masked(result: Verification, read_masked: ReadPerson) -> None:
     """The masked view of each live person is the masking of its full view, at its version."""
-    from chalicelib.masking import masked
+    from chalicelib.domain.masking import masked
 
     answers = _read_all(read_masked, [(p.customer_id, p.person_id) for p in result.live])
     result.masked_checked = 0

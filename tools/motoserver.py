@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lose-answer-marker", default="")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    from tools import moto_key_states, moto_transactions
+    from tools import moto_fidelity, moto_transactions
 
-    moto_key_states.install()  # a disabled or pending-deletion key refuses use, as in KMS
+    moto_fidelity.install()  # KMS: key states refuse use, GenerateMac names the key ARN
     moto_transactions.install()  # ClientRequestToken honoured; a transaction copies items, not tables
     lose = LostAnswers(args.lose_answer_every, args.lose_answer_marker) if args.lose_answer_every else None
     app = DomainDispatcherApplication(create_backend_app)

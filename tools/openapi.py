@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.api import contract
-from chalicelib.config import ROLES
+from chalicelib.stages import API_STAGE_NAMES
 from tools import openapi_schemas as components
 from tools.generated import write_or_check
+
+ROLES = API_STAGE_NAMES  # the API stages, from the registry
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
@@ -41,8 +43,8 @@ _WHAT = {
 
 def app_routes(role: str) -> list[tuple[str, str, str]]:
     """(path, METHOD, view name) of every route the stage's app registers, in registration order."""
-    from chalicelib.api import create_app
-    from chalicelib.config import Settings
+    from chalicelib.stages.app import create_app
+    from chalicelib.support.config import Settings
 
     app = create_app(settings=Settings(role=role))  # lazy clients: no AWS touched
     return [
@@ -85,7 +87,7 @@ def operation_object(path: str, view: str, op: contract.Operation) -> dict[str, 
 
 
 def build_document(role: str) -> dict[str, Any]:
-    """The OpenAPI document of an API stage (``config.ROLES``), from its app's routes."""
+    """The OpenAPI document of an API stage (``ROLES``), from its app's routes."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     operations = contract.operations_of(role)

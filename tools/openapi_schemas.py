@@ -1,7 +1,7 @@
 """JSON schemas and reusable components of the OpenAPI documents (used by ``tools/openapi.py``).
 
 Every limit, id pattern, field list and status comes from ``chalicelib.api.contract`` or
-``chalicelib.models``. Where JSON Schema can state a rule exactly (lengths, control
+``chalicelib.domain.validation``. Where JSON Schema can state a rule exactly (lengths, control
 characters, the country list, calendar dates, ids, versions) it does; where it cannot
 (e-mail syntax, "not in the future", UTF-8 byte counts), a request schema states a subset
 the writer always accepts and the description says what else is accepted.
@@ -12,17 +12,18 @@ from __future__ import annotations
 import calendar
 from typing import Any
 
-from chalicelib import idempotency, models
 from chalicelib.api import contract
+from chalicelib.domain import validation
 from chalicelib.store.beacons import MAX_MATCHES
+from chalicelib.support import idempotency
 
 # Text: no control characters (C0, DEL), and a required part not blank once trimmed.
-_REFUSED = models.refused_text_class()  # controls, format characters, line/paragraph separators
+_REFUSED = validation.refused_text_class()  # controls, format characters, line/paragraph separators
 _TEXT = f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$"
 _OPTIONAL_TEXT = f"^[^{_REFUSED}]*$"
 _LOCATION = (
-    f"^{contract.STAGE_PREFIX.pattern}/customers/{models.ID_PATTERNS['customer_id']}"
-    f"/people/{models.ID_PATTERNS['person_id']}$"
+    f"^{contract.STAGE_PREFIX.pattern}/customers/{validation.ID_PATTERNS['customer_id']}"
+    f"/people/{validation.ID_PATTERNS['person_id']}$"
 )
 
 # E-mail: the writer runs email_validator (RFC 5321/6531 syntax, IDNA, no DNS). A regular
@@ -50,7 +51,7 @@ EMAIL_STORED = {
     "description": "The address as accepted, normalised.",
 }
 
-# Date of birth: a real calendar date from models.MIN_DOB to today. "Today" is not a static
+# Date of birth: a real calendar date from validation.MIN_DOB to today. "Today" is not a static
 # schema, so requests promise dates up to the end of DOB_DOCUMENTED_THROUGH (bump it yearly;
 # later dates up to today are accepted too); stored dates can be anything accepted.
 DOB_DOCUMENTED_THROUGH = 2025
@@ -60,7 +61,7 @@ DOB_STORED = {
     "type": "string",
     "format": "date",
     "pattern": r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
-    "description": f"Date of birth, ISO YYYY-MM-DD, from {models.MIN_DOB.isoformat()} to the day it was written.",
+    "description": f"Date of birth, ISO YYYY-MM-DD, from {validation.MIN_DOB.isoformat()} to the day it was written.",
 }
 
 
@@ -69,7 +70,7 @@ def _years(years: list[int]) -> str:
 
 
 def _dob_request() -> dict[str, Any]:
-    first = models.MIN_DOB
+    first = validation.MIN_DOB
     if (first.month, first.day) != (1, 1):
         raise AssertionError("the pattern starts on a 1 January")
     years = list(range(first.year, DOB_DOCUMENTED_THROUGH + 1))
@@ -104,18 +105,22 @@ def _text(max_chars: int, description: str, *, required: bool = True) -> dict[st
 
 def _address() -> dict[str, Any]:
     parts = {
-        "line1": _text(models.MAX_ADDRESS_PART_CHARS, "First address line."),
-        "line2": _text(models.MAX_ADDRESS_PART_CHARS, "Second address line.", required=False),
-        "city": _text(models.MAX_ADDRESS_PART_CHARS, "City."),
-        "postal_code": _text(models.MAX_POSTAL_CODE_CHARS, "Postal code."),
-        "region": _text(models.MAX_ADDRESS_PART_CHARS, "Region, state or county.", required=False),
-        "country": {"type": "string", "enum": list(models.COUNTRY_CODES), "description": "ISO 3166-1 alpha-2 code."},
+        "line1": _text(validation.MAX_ADDRESS_PART_CHARS, "First address line."),
+        "line2": _text(validation.MAX_ADDRESS_PART_CHARS, "Second address line.", required=False),
+        "city": _text(validation.MAX_ADDRESS_PART_CHARS, "City."),
+        "postal_code": _text(validation.MAX_POSTAL_CODE_CHARS, "Postal code."),
+        "region": _text(validation.MAX_ADDRESS_PART_CHARS, "Region, state or county.", required=False),
+        "country": {
+            "type": "string",
+            "enum": list(validation.COUNTRY_CODES),
+            "description": "ISO 3166-1 alpha-2 code.",
+        },
     }
     return {
         "type": "object",
         "description": "Sealed as one ciphertext. Text is stored trimmed; absent optional parts are omitted.",
         "properties": parts,
-        "required": list(models.ADDRESS_REQUIRED),
+        "required": list(validation.ADDRESS_REQUIRED),
         "additionalProperties": False,
     }
 
@@ -123,8 +128,8 @@ def _address() -> dict[str, Any]:
 def _person_properties(*, request: bool) -> dict[str, Any]:
     """Request schemas promise acceptance; response schemas cover everything ever accepted."""
     return {
-        "name": _text(models.MAX_NAME_CHARS, "Given name; stored trimmed."),
-        "surname": _text(models.MAX_NAME_CHARS, "Family name; stored trimmed."),
+        "name": _text(validation.MAX_NAME_CHARS, "Given name; stored trimmed."),
+        "surname": _text(validation.MAX_NAME_CHARS, "Family name; stored trimmed."),
         "email": EMAIL_REQUEST if request else EMAIL_STORED,
         "dob": _dob_request() if request else DOB_STORED,
         "address": _ref("schemas", "Address"),
@@ -132,7 +137,7 @@ def _person_properties(*, request: bool) -> dict[str, Any]:
 
 
 def masked_schemas() -> dict[str, Any]:
-    """The masked stage's answers (chalicelib/masking.py): null where a record has no projection."""
+    """The masked stage's answers (chalicelib/domain/masking.py): null where a record has no projection."""
     person_view: dict[str, Any] = schemas()["PersonView"]
     initial = {
         "type": "string",
@@ -160,8 +165,8 @@ def masked_schemas() -> dict[str, Any]:
                 "type": "object",
                 "nullable": True,
                 "properties": {
-                    "city": _text(models.MAX_ADDRESS_PART_CHARS, "City."),
-                    "country": {"type": "string", "enum": list(models.COUNTRY_CODES)},
+                    "city": _text(validation.MAX_ADDRESS_PART_CHARS, "City."),
+                    "country": {"type": "string", "enum": list(validation.COUNTRY_CODES)},
                 },
                 "required": ["city", "country"],
                 "additionalProperties": False,
@@ -226,7 +231,7 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "description": "A whole person. Every field is sensitive and stored only as ciphertext.",
             "properties": _person_properties(request=True),
-            "required": list(models.PERSON_FIELDS),
+            "required": list(validation.PERSON_FIELDS),
             "additionalProperties": False,
         },
         "PersonPatch": {
@@ -276,7 +281,7 @@ def schemas() -> dict[str, Any]:
                 },
                 "fields": {
                     "type": "array",
-                    "items": {"type": "string", "enum": list(models.PERSON_FIELDS)},
+                    "items": {"type": "string", "enum": list(validation.PERSON_FIELDS)},
                     "minItems": 1,
                     "uniqueItems": True,
                     "description": "Decrypt and answer only these fields (default: all).",
@@ -318,9 +323,9 @@ def schemas() -> dict[str, Any]:
                 "value": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": models.MAX_SECRET_BYTES,
+                    "maxLength": validation.MAX_SECRET_BYTES,
                     "description": (
-                        f"Opaque text, at most {models.MAX_SECRET_BYTES} bytes of UTF-8 (413 beyond; "
+                        f"Opaque text, at most {validation.MAX_SECRET_BYTES} bytes of UTF-8 (413 beyond; "
                         "JSON Schema counts characters, so a shorter value of multi-byte characters can be too large)."
                     ),
                 }

@@ -27,17 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.api.jobs import FUNCTIONS as JOB_FUNCTIONS
-from chalicelib.api.jobs import OFFBOARD_FUNCTION
-from chalicelib.config import (
-    FLEET_TABLE_SUFFIX,
-    IDEMPOTENCY_SUFFIX,
-    JOBS_SUFFIX,
-    LEDGER_SUFFIX,
-    TENANT_KEY_TAG,
-    TENANTS_SUFFIX,
-)
-from chalicelib.crypto import (
+from chalicelib.api.functions import FUNCTIONS as JOB_FUNCTIONS
+from chalicelib.api.functions import OFFBOARD_FUNCTION
+from chalicelib.envelope.format import (
     FULL_VIEW,
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
@@ -47,13 +39,21 @@ from chalicelib.crypto import (
     VIEW_KEY,
     encryption_context,
 )
-from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
+from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES as REWRAP_ATTRIBUTES
 from chalicelib.store.layout import INDEXER_READ_ATTRIBUTES, MASKED_VIEW_ATTRIBUTES
+from chalicelib.support.config import (
+    FLEET_TABLE_SUFFIX,
+    IDEMPOTENCY_SUFFIX,
+    JOBS_SUFFIX,
+    LEDGER_SUFFIX,
+    TENANT_KEY_TAG,
+    TENANTS_SUFFIX,
+)
 from tools.generated import write_or_check
 
 APP_NAME = "pii-vault"
 POLICY_FILES = {"writer": "policy-writer.json", "reader": "policy-reader.json", "masked": "policy-masked.json"}
-# The two KMS encryption contexts a data key is wrapped under (chalicelib.crypto, format v2):
+# The two KMS encryption contexts a data key is wrapped under (chalicelib.envelope.format, format v2):
 # the tenant's {"app", "customer_id"} and the writer pool's {"app", "scope": "pool"}.
 # Taken from the code that builds them, so policy and code cannot drift apart.
 _TENANT_CONTEXT = encryption_context(APP_NAME, "tenant", KIND_TENANT)
@@ -68,7 +68,7 @@ MASKED_TENANT_CONTEXT_KEYS = tuple(sorted(encryption_context(APP_NAME, "tenant",
 MASKED_POOL_CONTEXT_KEYS = tuple(sorted(encryption_context(APP_NAME, "tenant", KIND_MASKED_POOL)))
 # The masked stage reads only these attributes (chalicelib/store/layout.py), always by projection.
 MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
-# The reader fleet's key table (chalicelib/fleet.py): entries are read and written by the
+# The reader fleet's key table (chalicelib/keys/fleet.py): entries are read and written by the
 # reader only, and sealed under keys derived by kms:GenerateMac with one HMAC key.
 FLEET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 FLEET_MAC_ALGORITHM = "HMAC_SHA_256"
@@ -783,7 +783,7 @@ def tracing_policy() -> dict[str, Any]:
     )
 
 
-# --- Per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
+# --- Per-tenant keys and the rewrap job (chalicelib/keys/tenants.py, chalicelib/service/rewrap.py) ----
 
 # Which KMS actions each stage may use on a tenant's own key (always under that tenant's context).
 TENANT_KEY_ACTIONS = {

@@ -3,7 +3,7 @@
 Layout (one pass per environment, no second step):
 
 - ``out/base.json``: the KMS key, the PII and idempotency tables, the reader fleet's HMAC
-  key and key table (chalicelib/fleet.py), both functions' IAM
+  key and key table (chalicelib/keys/fleet.py), both functions' IAM
   roles with the policies from ``tools.policies`` (the same generator as always), the
   log groups (function and API access logs, retention from a parameter), the metric
   filters, alarms and the dashboard. The key policy names the two roles by ``!GetAtt``
@@ -41,9 +41,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib import config
-from chalicelib.api import jobs as job_functions
+from chalicelib.api import functions as job_functions
 from chalicelib.store import fleet_table, layout
+from chalicelib.support import config
 from tools import access, findforget, policies
 
 APP = policies.APP_NAME
@@ -96,7 +96,7 @@ FLEET_TABLE = fleet_table.table_definition(f"{APP}{config.FLEET_TABLE_SUFFIX}")
 # its cause category: "request failed: storage_error (cause: throttled)"); with the Lambda
 # JSON log format the line is {"level": "ERROR", "message": "request failed: integrity_error", ...}.
 ERROR_CODES = {"IntegrityErrors": "integrity_error", "KmsErrors": "kms_error", "StorageErrors": "storage_error"}
-# chalicelib.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
+# chalicelib.keys.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
 # entry that is malformed, impossible or fails authentication: someone else wrote the table.
 # The read itself succeeds (KMS answers), so no "request failed" line counts it.
 FLEET_INTEGRITY_MESSAGE = "fleet key table *integrity_error*"
@@ -146,7 +146,7 @@ CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     },
     "FleetMacKey": {
         "CKV_AWS_7": "An HMAC_256 key: KMS offers no automatic rotation for HMAC keys. The sealing keys it "
-        "derives change every epoch (chalicelib/fleet.py); rotate by a new key, entries expire.",
+        "derives change every epoch (chalicelib/keys/fleet.py); rotate by a new key, entries expire.",
     },
     "FleetKeyTable": {
         "CKV_AWS_119": "Entries are data keys sealed with AES-256-GCM under keys only the reader role can derive "
@@ -385,7 +385,7 @@ def error_filter_pattern(code: str) -> str:
 
 
 def fleet_integrity_filter_pattern() -> str:
-    """CloudWatch filter pattern for the reader's fleet-table integrity lines (chalicelib.fleet)."""
+    """CloudWatch filter pattern for the reader's fleet-table integrity lines (chalicelib.keys.fleet)."""
     return f'{{ ($.level = "ERROR") && ($.message = "{FLEET_INTEGRITY_MESSAGE}") }}'
 
 
@@ -958,12 +958,12 @@ def stage_merge_template(stage: str) -> dict[str, Any]:
 # with the policies from tools.policies, and the two job stages' merge templates: functions
 # without an API (the stream handler and the per-segment job functions).
 
-JOB_STAGES = tuple(job_functions.FUNCTIONS)  # ("indexer", "offboard"), as chalicelib.api.jobs registers them
+JOB_STAGES = tuple(job_functions.FUNCTIONS)  # ("indexer", "offboard"), as chalicelib.api.functions registers them
 ALL_STAGES = STAGES + JOB_STAGES
 # How long the indexer may lag behind the table (IteratorAge of its stream) before the alarm.
 DEFAULT_INDEXER_ITERATOR_AGE_MS = 60_000
 # The indexer logs a stored person that fails authentication at WARNING ("... does not open;
-# beacon left as is", chalicelib/indexer.py) and carries on: the line is the only signal.
+# beacon left as is", chalicelib/service/indexer.py) and carries on: the line is the only signal.
 INDEXER_INTEGRITY_MESSAGE = "indexer: person * does not open*"
 JOB_CHECKOV_SKIPS = {
     "CKV_AWS_116": "No dead-letter queue: nothing invokes a job function asynchronously. The stream handler's "
@@ -1212,12 +1212,12 @@ def _with_find_and_forget_skips(resource: dict[str, Any], name: str) -> dict[str
 
 
 def indexer_integrity_filter_pattern() -> str:
-    """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.indexer)."""
+    """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.service.indexer)."""
     return f'{{ ($.level = "WARNING") && ($.message = "{INDEXER_INTEGRITY_MESSAGE}") }}'
 
 
 def job_variables(stage: str) -> dict[str, Any]:
-    """The environment of a job stage's functions (chalicelib/config.py reads each of them)."""
+    """The environment of a job stage's functions (chalicelib/support/config.py reads each of them)."""
     variables: dict[str, Any] = {
         "PII_VAULT_TABLE": import_value("TableName"),
         # Pinned by ARN in every deployed function (config refuses an alias there), even offboarding's,
@@ -1557,7 +1557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# -- per-tenant keys and the rewrap job (chalicelib/tenant_keys.py, chalicelib/rewrap.py) ----
+# -- per-tenant keys and the rewrap job (chalicelib/keys/tenants.py, chalicelib/service/rewrap.py) ----
 
 
 def tenant_key_arns() -> dict[str, Any]:

@@ -96,15 +96,16 @@ class StreamPoller:
 def main() -> int:
     import faulthandler
 
-    from chalicelib.api import _client, build_indexer
-    from chalicelib.config import Settings
+    from chalicelib.stages import settings_for
+    from chalicelib.stages.app import _client
+    from chalicelib.stages.wiring import Clients, build_indexer
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = Settings.from_env(role="indexer")
+    settings = settings_for(role="indexer")
     ddb = _client("dynamodb", settings)
     arn = settings.stream_arn or ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    indexer = build_indexer(settings, _client("kms", settings), ddb)
+    indexer = build_indexer(settings, Clients.of(_client("kms", settings), ddb))
     poller = StreamPoller(streams_client(region_name=settings.region), arn, indexer.handle_records)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -27,7 +27,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chalicelib.config import DEFAULT_KEY_DELETION_DAYS, MAX_KEY_DELETION_DAYS, MIN_KEY_DELETION_DAYS, TENANT_KEY_TAG
+from chalicelib.support.config import (
+    DEFAULT_KEY_DELETION_DAYS,
+    MAX_KEY_DELETION_DAYS,
+    MIN_KEY_DELETION_DAYS,
+    TENANT_KEY_TAG,
+)
 
 ALIAS_PREFIX = "alias/pii-vault-tenant-"
 
@@ -37,8 +42,8 @@ def _now() -> str:
 
 
 def _registry(ddb: Any, settings: Any) -> Any:
-    from chalicelib.errors import ConfigurationError
     from chalicelib.store.tenants import DynamoDbTenantRegistry
+    from chalicelib.support.errors import ConfigurationError
 
     if not settings.tenants_table_name:
         raise ConfigurationError("PII_VAULT_TENANTS_TABLE must name the tenant key registry table")
@@ -57,8 +62,8 @@ def onboard(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Create (or register) the tenant's key and file it in the registry."""
-    from chalicelib.errors import ValidationError
-    from chalicelib.tenant_keys import ACTIVE, OWNER_CUSTOMER, OWNER_VAULT, TenantKey
+    from chalicelib.keys.tenants import ACTIVE, OWNER_CUSTOMER, OWNER_VAULT, TenantKey
+    from chalicelib.support.errors import ValidationError
 
     registry = _registry(ddb, settings)
     existing = registry.get(customer_id)
@@ -99,8 +104,8 @@ def shred(
     kms: Any, ddb: Any, settings: Any, customer_id: str, *, days: int | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
     """Crypto-shredding: ScheduleKeyDeletion of the tenant's own key; the registry says "shredded"."""
-    from chalicelib.errors import ValidationError
-    from chalicelib.tenant_keys import OWNER_VAULT, SHREDDED, TenantKey
+    from chalicelib.keys.tenants import OWNER_VAULT, SHREDDED, TenantKey
+    from chalicelib.support.errors import ValidationError
 
     days = DEFAULT_KEY_DELETION_DAYS if days is None else days
     if not MIN_KEY_DELETION_DAYS <= days <= MAX_KEY_DELETION_DAYS:
@@ -163,11 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import boto3
 
-    from chalicelib import models
-    from chalicelib.config import Settings
-    from chalicelib.errors import PiiVaultError
+    from chalicelib.domain import validation
+    from chalicelib.stages import settings_for
+    from chalicelib.support.errors import PiiVaultError
 
-    settings = Settings.from_env(role="writer")
+    settings = settings_for(role="writer")
     session = boto3.session.Session(region_name=settings.region)
     kms = session.client("kms", endpoint_url=args.endpoint_url)
     ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)
@@ -178,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kms,
                 ddb,
                 settings,
-                models.customer_id(args.customer_id),
+                validation.customer_id(args.customer_id),
                 key_arn=args.key_arn,
                 admin_arn=args.admin_arn,
                 roles=roles,
@@ -187,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             out = [vars(t) for t in _registry(ddb, settings).scan()]
         elif args.command == "show":
-            found = _registry(ddb, settings).get(models.customer_id(args.customer_id))
+            found = _registry(ddb, settings).get(validation.customer_id(args.customer_id))
             out = None if found is None else vars(found)
         else:
             out = check(kms, ddb, settings)

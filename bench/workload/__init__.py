@@ -6,11 +6,11 @@
 Also run by ``make bench`` (bench/run.py; ``--skip-workload`` leaves it out).
 
 A deterministic simulation (seeded RNG, simulated clock: no sleeping, no threads) that
-drives the production key objects (``Sealer``/``Opener`` from ``chalicelib/crypto.py``;
+drives the production key objects (``Sealer``/``Opener`` from ``chalicelib/envelope/format.py``;
 ``FreshDataKeys``/``CachingDataKeys``, ``CachingUnwrapper`` and ``KmsEncryptor``/``KmsDecryptor``
-from ``chalicelib/keys.py``) over a fake KMS client that counts calls.
+from ``chalicelib/keys/kms.py``) over a fake KMS client that counts calls.
 Every container is its own set of those objects, built as ``chalicelib/api/__init__.py``
-builds them at the default bounds of ``chalicelib/config.py`` (see ``Production``, the one
+builds them at the default bounds of ``chalicelib/support/config.py`` (see ``Production``, the one
 place that constructs and calls them).
 
 Model
@@ -32,7 +32,7 @@ Model
 
 Designs (``DESIGNS``), each pinning the settings that define it:
 
-- ``today``: the design before issue 14, pinned whatever ``chalicelib/config.py``'s defaults
+- ``today``: the design before issue 14, pinned whatever ``chalicelib/support/config.py``'s defaults
   become: tenant-scoped writer keys (``Sealer(scope="tenant")``) cached 300 s / 1000 records
   per tenant per container, reader ``CachingUnwrapper`` 300 s / 1000 entries, no fleet table.
 - ``pool``: pool-scoped writer keys (``Sealer(scope="pool")``, one key per warm writer

@@ -11,7 +11,7 @@ from bench.workload.history import History
 from bench.workload.pool_history import PoolHistory
 from bench.workload.production import Fleet, Production
 from bench.workload.scenario import Scenario
-from chalicelib.crypto import Envelope, Opener, SealedFields, Sealer
+from chalicelib.envelope.format import Envelope, Opener, SealedFields, Sealer
 
 
 class WriterContainer(Protocol):
@@ -106,7 +106,7 @@ class TodayDesign(ProductionDesign):
     """Before issue 14: a per-tenant writer key cache and a reader key cache per container.
 
     Pinned, so that it keeps meaning the design before the change whatever the defaults
-    of ``chalicelib/config.py`` become: tenant scope, writer keys 300 s / 1000 records,
+    of ``chalicelib/support/config.py`` become: tenant scope, writer keys 300 s / 1000 records,
     reader cache 300 s / 1000 entries, no fleet key table.
     """
 

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.crypto import DATA_KEY_BYTES
+from chalicelib.envelope.format import DATA_KEY_BYTES
 
 FAKE_KEY_ARN = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
 FAKE_MAC_KEY_ARN = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-0000000000ac"
@@ -78,7 +78,7 @@ class FakeKmsClient:
 
 
 class FakeFleetTable:
-    """The reader fleet's key table (``chalicelib.fleet.FleetTable``) in memory, DynamoDB calls counted."""
+    """The reader fleet's key table (``chalicelib.keys.fleet.FleetTable``) in memory, DynamoDB calls counted."""
 
     def __init__(self) -> None:
         self.items: dict[bytes, dict[str, Any]] = {}

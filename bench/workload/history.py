@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING
 from bench.workload.fakes import CountingBytes, FakeKmsClient, SimClock
 from bench.workload.production import Fleet
 from bench.workload.scenario import ZIPF_S, Scenario
-from chalicelib.crypto import Envelope
+from chalicelib.envelope.format import Envelope
 
 if TYPE_CHECKING:
     from bench.workload.designs import Design, WriterContainer

@@ -12,7 +12,7 @@ from bench.workload.fleet_warmup import warm_fleet
 from bench.workload.history import fresh_writer, incarnation_starts
 from bench.workload.production import Fleet
 from bench.workload.scenario import Scenario
-from chalicelib.crypto import Envelope
+from chalicelib.envelope.format import Envelope
 
 if TYPE_CHECKING:
     from bench.workload.designs import PoolDesign, WriterContainer

@@ -7,8 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.workload.fakes import FakeFleetTable, FakeKmsClient, SimClock
-from chalicelib.config import Settings
-from chalicelib.crypto import (
+from chalicelib.envelope.format import (
     KIND_POOL,
     MASKED_VIEW,
     DataKeySource,
@@ -20,8 +19,8 @@ from chalicelib.crypto import (
     Sealer,
     encryption_context,
 )
-from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
-from chalicelib.keys import (
+from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+from chalicelib.keys.kms import (
     DEFAULT_MAX_CONTEXTS,
     CachingDataKeys,
     CachingUnwrapper,
@@ -30,6 +29,7 @@ from chalicelib.keys import (
     KmsEncryptor,
     KmsMacKey,
 )
+from chalicelib.support.config import Settings
 
 FIELD = "name"
 PLAINTEXT = b"x"

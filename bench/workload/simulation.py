@@ -14,7 +14,7 @@ from bench.workload.fakes import CountingBytes, FakeFleetTable, FakeKmsClient, S
 from bench.workload.history import History
 from bench.workload.production import PLAINTEXT, Production
 from bench.workload.scenario import Result, Scenario, tenant_name, zipf_cumulative
-from chalicelib.crypto import Envelope
+from chalicelib.envelope.format import Envelope
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib.api.http import audit_refusal, error_response
-from chalicelib.audit import AuditLog
-from chalicelib.config import ASSUMED_ROLE_ARN, ROLE_ARN
-from chalicelib.errors import ForbiddenError
+from chalicelib.support.audit import AuditLog
+from chalicelib.support.config import ASSUMED_ROLE_ARN, ROLE_ARN
+from chalicelib.support.errors import ForbiddenError
 
 Middleware = Callable[[Request, Callable[[Request], Response]], Response]
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import errors, idempotency, models
+from chalicelib.domain import validation
+from chalicelib.support import errors, idempotency
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100  # people per page, and ids per multi-get
@@ -22,7 +23,7 @@ MAX_VERSION_DIGITS = 9  # record and secret versions, ETags
 MAX_VERSION = 10**MAX_VERSION_DIGITS - 1
 PERSON_BODY_MAX_BYTES = 16 * 1024
 # A 64 KiB value may need up to 6 bytes of JSON per byte (\u00XX escapes) plus framing.
-SECRET_BODY_MAX_BYTES = 6 * models.MAX_SECRET_BYTES + 1024
+SECRET_BODY_MAX_BYTES = 6 * validation.MAX_SECRET_BYTES + 1024
 
 PEOPLE = "/customers/{customer_id}/people"
 PEOPLE_SEARCH = "/customers/{customer_id}/people/search"
@@ -62,9 +63,9 @@ IDEMPOTENCY_KEY = idempotency.HEADER  # its rule: idempotency.KEY
 # The API Gateway stage in front of the paths when deployed (``/api``); none under `chalice local`.
 STAGE_PREFIX = re.compile(r"(/[A-Za-z0-9._-]{1,128})?")
 PATH_PARAMETERS = {  # name -> (full-match pattern, description)
-    "customer_id": (models.ID_PATTERNS["customer_id"], "Tenant."),
-    "person_id": (models.ID_PATTERNS["person_id"], "Server-generated, never derived from PII."),
-    "secret_id": (models.ID_PATTERNS["secret_id"], "Chosen by the client (not PII)."),
+    "customer_id": (validation.ID_PATTERNS["customer_id"], "Tenant."),
+    "person_id": (validation.ID_PATTERNS["person_id"], "Server-generated, never derived from PII."),
+    "secret_id": (validation.ID_PATTERNS["secret_id"], "Chosen by the client (not PII)."),
 }
 
 
@@ -101,14 +102,14 @@ class FieldsParam:
 
     def parse(self, raw: str) -> tuple[str, ...]:
         names = tuple(_split(raw))
-        if any(name not in models.PERSON_FIELDS for name in names):
+        if any(name not in validation.PERSON_FIELDS for name in names):
             raise errors.ValidationError(
-                f"{self.name} may only name {', '.join(models.PERSON_FIELDS)}", field=self.name
+                f"{self.name} may only name {', '.join(validation.PERSON_FIELDS)}", field=self.name
             )
         return names
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": {"type": "string", "enum": list(models.PERSON_FIELDS)}, "minItems": 1}
+        return {"type": "array", "items": {"type": "string", "enum": list(validation.PERSON_FIELDS)}, "minItems": 1}
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,14 @@ class IdsParam:
         ids = _split(raw)
         if not raw.strip() or len(ids) > self.max_items:
             raise errors.ValidationError(f"{self.name} must list 1 to {self.max_items} person ids", field=self.name)
-        if not all(re.fullmatch(models.ID_PATTERNS["person_id"], person_id) for person_id in ids):
+        if not all(re.fullmatch(validation.ID_PATTERNS["person_id"], person_id) for person_id in ids):
             raise errors.ValidationError(
                 f"{self.name} must be person ids of 32 lowercase hex characters", field=self.name
             )
         return ids
 
     def schema(self) -> dict[str, Any]:
-        item = {"type": "string", "pattern": f"^{models.ID_PATTERNS['person_id']}$"}
+        item = {"type": "string", "pattern": f"^{validation.ID_PATTERNS['person_id']}$"}
         return {"type": "array", "items": item, "minItems": 1, "maxItems": self.max_items}
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib import errors
 from chalicelib.api import contract
-from chalicelib.audit import REFUSED, Actor, AuditLog, text
 from chalicelib.service import PERSON, SECRET
+from chalicelib.support import errors
+from chalicelib.support.audit import REFUSED, Actor, AuditLog, text
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
             return view(*args, **kwargs)
         except errors.PiiVaultError as exc:
             if isinstance(exc, errors.DependencyError):
-                # The cause category tells contention from a bug; never a value (chalicelib/aws_errors.py).
+                # The cause category tells contention from a bug; never a value (chalicelib/support/aws_errors.py).
                 logger.error("request failed: %s (cause: %s)", exc.code, exc.cause)
             elif isinstance(exc, errors.IntegrityError):
                 logger.error("request failed: %s", exc.code)

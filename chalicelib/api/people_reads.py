@@ -13,10 +13,10 @@ from chalice import Blueprint, IAMAuthorizer, Response
 from chalicelib.api import contract, views
 from chalicelib.api.contract import FIELDS, IDS, LIMIT, NEXT, PEOPLE, PERSON, Operation
 from chalicelib.api.http import etag, guarded, json_response
-from chalicelib.audit import Actor
-from chalicelib.errors import ValidationError
-from chalicelib.models import PERSON_FIELDS
+from chalicelib.domain.validation import PERSON_FIELDS
 from chalicelib.service.people import PeopleReads
+from chalicelib.support.audit import Actor
+from chalicelib.support.errors import ValidationError
 
 
 def add_people_routes(

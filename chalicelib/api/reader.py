@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
-from chalicelib import models
 from chalicelib.api import contract, views
 from chalicelib.api.contract import (
     PEOPLE_SEARCH,
@@ -20,8 +19,9 @@ from chalicelib.api.contract import (
 )
 from chalicelib.api.http import body_bytes, etag, guarded, json_response, parse_json_body
 from chalicelib.api.people_reads import add_people_routes
-from chalicelib.audit import Actor
+from chalicelib.domain import validation
 from chalicelib.service import ReaderService
+from chalicelib.support.audit import Actor
 
 
 def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
@@ -42,7 +42,7 @@ def reader_blueprint(service: Callable[[], ReaderService]) -> Blueprint:
         # POST: the email travels in the body, never in a URL (access logs, traces).
         op = contract.operation(PEOPLE_SEARCH, "POST")
         contract.known_query(op, bp.current_request.query_params)
-        email, wanted = models.parse_search(parse_json_body(body_bytes(bp.current_request), op.max_body_bytes))
+        email, wanted = validation.parse_search(parse_json_body(body_bytes(bp.current_request), op.max_body_bytes))
         found = service().search_people(customer_id, email, wanted, actor=actor())
         return json_response(200, views.people_found(found))
 

@@ -10,10 +10,10 @@ from chalice import Blueprint, IAMAuthorizer, Response
 from chalicelib.api import contract, views
 from chalicelib.api.contract import PEOPLE, PERSON, SECRET
 from chalicelib.api.http import body_bytes, empty_response, etag, guarded, if_match, json_response, parse_json_body
-from chalicelib.audit import Actor
-from chalicelib.errors import IntegrityError
-from chalicelib.idempotency import IdempotentWrites, parse_key
 from chalicelib.service import WriteResult, WriterService
+from chalicelib.support.audit import Actor
+from chalicelib.support.errors import IntegrityError
+from chalicelib.support.idempotency import IdempotentWrites, parse_key
 
 
 def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable[[], IdempotentWrites]) -> Blueprint:

@@ -1,6 +1,6 @@
 """The masked stage's use cases: load and open masked projections only.
 
-Support tools see what ``chalicelib.masking`` keeps of each field (an initial, a year, a
+Support tools see what ``chalicelib.domain.masking`` keeps of each field (an initial, a year, a
 city). The service's store fetches nothing but the masked view and its opener accepts only
 masked-view data keys (``crypto.MASKED_KINDS``), whose KMS context the stage's role alone
 may decrypt; a full value cannot reach this code, whatever a bug in it does.
@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib import metadata, models
-from chalicelib.audit import AuditLog
-from chalicelib.crypto import FORMAT_V2, Opener, RecordRef, blob_version
-from chalicelib.errors import IntegrityError
+from chalicelib.domain import validation
+from chalicelib.envelope import bound_metadata
+from chalicelib.envelope.format import FORMAT_V2, Opener, RecordRef, blob_version
 from chalicelib.service.common import PERSON, DecryptedPerson
 from chalicelib.service.people import PeopleReads
 from chalicelib.store.records import META_UPDATED, MaskedPeopleStore, Page, PersonRecord
+from chalicelib.support.audit import AuditLog
+from chalicelib.support.errors import IntegrityError
 
 
 class MaskedService(PeopleReads):
@@ -43,15 +44,15 @@ class MaskedService(PeopleReads):
         if META_UPDATED in blobs:
             if blob_version(blobs[META_UPDATED]) != FORMAT_V2:
                 raise IntegrityError("sealed metadata is not in format v2")
-            bindings[META_UPDATED] = metadata.person_masked_updated(record.version, record.updated_at)
+            bindings[META_UPDATED] = bound_metadata.person_masked_updated(record.version, record.updated_at)
         elif blobs:
             raise IntegrityError("a stored record's masked view lacks its sealed metadata")
         present = tuple(name for name in fields if name in blobs)
         opened = opener.open(ref, blobs, record.masked_slots, (*present, *bindings), bindings)
         for name in bindings:
-            metadata.require_empty(opened.pop(name), name)
+            bound_metadata.require_empty(opened.pop(name), name)
         data: dict[str, Any] = {
-            name: models.decode_field(name, opened[name]) if name in opened else None for name in fields
+            name: validation.decode_field(name, opened[name]) if name in opened else None for name in fields
         }
         return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 

@@ -10,12 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from chalicelib import models
-from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import Opener
-from chalicelib.errors import NotFoundError
+from chalicelib.domain import validation
+from chalicelib.envelope.format import Opener
 from chalicelib.service.common import PERSON, DecryptedPerson, PeopleBatch, PeoplePage
 from chalicelib.store.records import Page, PersonRecord
+from chalicelib.support.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.support.errors import NotFoundError
 
 
 class PeopleReads(ABC):
@@ -44,11 +44,11 @@ class PeopleReads(ABC):
         self,
         customer_id: str,
         person_id: str,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        fields: tuple[str, ...] = validation.PERSON_FIELDS,
         *,
         actor: Actor = ANONYMOUS,
     ) -> DecryptedPerson:
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        customer_id, person_id = validation.customer_id(customer_id), validation.person_id(person_id)
         record = self._fetch_one(customer_id, person_id)
         if record is None:
             raise NotFoundError("person not found")
@@ -69,12 +69,12 @@ class PeopleReads(ABC):
         customer_id: str,
         limit: int,
         next_token: str | None = None,
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        fields: tuple[str, ...] = validation.PERSON_FIELDS,
         *,
         actor: Actor = ANONYMOUS,
     ) -> PeoplePage:
         """One page of at most ``limit``; a data key shared by several records is unwrapped once per page."""
-        customer_id = models.customer_id(customer_id)
+        customer_id = validation.customer_id(customer_id)
         page = self._fetch_page(customer_id, limit, next_token)
         return PeoplePage(self._views(self.EVENTS[1], customer_id, page.items, fields, actor), page.next_token)
 
@@ -82,13 +82,13 @@ class PeopleReads(ABC):
         self,
         customer_id: str,
         person_ids: list[str],
-        fields: tuple[str, ...] = models.PERSON_FIELDS,
+        fields: tuple[str, ...] = validation.PERSON_FIELDS,
         *,
         actor: Actor = ANONYMOUS,
     ) -> PeopleBatch:
         """Multi-get of distinct ids: one BatchGetItem, one unwrap per distinct data key in the batch."""
-        customer_id = models.customer_id(customer_id)
-        person_ids = [models.person_id(person_id) for person_id in person_ids]
+        customer_id = validation.customer_id(customer_id)
+        person_ids = [validation.person_id(person_id) for person_id in person_ids]
         records = self._fetch_many(customer_id, person_ids)
         views = self._views(self.EVENTS[2], customer_id, records, fields, actor)
         found = {view.id for view in views}

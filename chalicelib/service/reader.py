@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from chalicelib import metadata, models
-from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
-from chalicelib.errors import IntegrityError, NotFoundError
+from chalicelib.domain import validation
+from chalicelib.envelope import bound_metadata
+from chalicelib.envelope.format import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -18,9 +17,11 @@ from chalicelib.store.records import (
     SecretVersion,
     Store,
 )
+from chalicelib.support.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.support.errors import IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
-    from chalicelib.beacons import BeaconKeys
+    from chalicelib.keys.beacons import BeaconKeys
     from chalicelib.store.beacons import BeaconIndex
 
 from chalicelib.service.common import (
@@ -48,9 +49,9 @@ def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
             raise IntegrityError("a stored record lacks its sealed metadata")
         return {}
     created_sealed = META_CREATED in blobs
-    bindings = {META_UPDATED: metadata.person_updated(record.version, record.updated_at, created_sealed)}
+    bindings = {META_UPDATED: bound_metadata.person_updated(record.version, record.updated_at, created_sealed)}
     if created_sealed:
-        bindings[META_CREATED] = metadata.person_created(record.created_at)
+        bindings[META_CREATED] = bound_metadata.person_created(record.created_at)
     if any(blob_version(blobs[name]) != FORMAT_V2 for name in bindings):
         raise IntegrityError("sealed metadata is not in format v2")
     return bindings
@@ -84,11 +85,11 @@ class ReaderService(PeopleReads):
         candidates are fetched strongly consistent and kept only if their decrypted email
         matches, so a truncated beacon's false positives and a stale beacon never answer.
         """
-        from chalicelib.beacons import normalise_email, normalise_stored_email
+        from chalicelib.keys.beacons import normalise_email, normalise_stored_email
 
         if self._beacon_keys is None or self._beacons is None:
             raise NotFoundError("search is not configured")
-        customer_id = models.customer_id(customer_id)
+        customer_id = validation.customer_id(customer_id)
         wanted = normalise_email(email)
         ids = self._beacons.find(customer_id, self._beacon_keys.beacon(customer_id, wanted))
         records = self._repo.get_people(customer_id, ids) if ids else []
@@ -120,8 +121,8 @@ class ReaderService(PeopleReads):
         bindings = _metadata_bindings(record)
         opened = opener.open(ref, record.fields, record.slots, (*fields, *bindings), bindings)
         for name in bindings:
-            metadata.require_empty(opened.pop(name), name)
-        data = {name: models.decode_field(name, opened[name]) for name in fields if name in opened}
+            bound_metadata.require_empty(opened.pop(name), name)
+        data = {name: validation.decode_field(name, opened[name]) for name in fields if name in opened}
         return DecryptedPerson(record.person_id, record.version, record.created_at, record.updated_at, data)
 
     def _fetch_one(self, customer_id: str, person_id: str) -> PersonRecord | None:
@@ -137,7 +138,7 @@ class ReaderService(PeopleReads):
         self, customer_id: str, secret_id: str, version: int | None = None, *, actor: Actor = ANONYMOUS
     ) -> DecryptedSecret:
         """The latest version, or ``version``."""
-        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        customer_id, secret_id = validation.customer_id(customer_id), validation.secret_id(secret_id)
         read = self._repo.get_secret(customer_id, secret_id, version)
         if read is None:
             raise NotFoundError("secret not found" if version is None else "secret version not found")
@@ -164,7 +165,7 @@ class ReaderService(PeopleReads):
             raise IntegrityError("a secret version is not in the format its secret requires", field="value")
         binding = ""
         if expected_format == FORMAT_V2:
-            binding = metadata.secret_version(head.incarnation or "", head.legacy_until, record.created_at)
+            binding = bound_metadata.secret_version(head.incarnation or "", head.legacy_until, record.created_at)
         elif head.incarnation:
             # A v1 version of a secret that has an incarnation: the head's legacy bound
             # must be the one its latest (v2) version was sealed with.
@@ -175,7 +176,7 @@ class ReaderService(PeopleReads):
         return self._opener.open(ref, {"value": record.value}, record.slots, ("value",), {"value": binding})["value"]
 
     def secret_versions(self, customer_id: str, secret_id: str, *, actor: Actor = ANONYMOUS) -> list[SecretVersion]:
-        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        customer_id, secret_id = validation.customer_id(customer_id), validation.secret_id(secret_id)
         versions = self._repo.list_secret_versions(customer_id, secret_id)
         if not versions:
             raise NotFoundError("secret not found")

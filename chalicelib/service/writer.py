@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import masking, metadata, models
-from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import RECORD_SLOT, Envelope, RecordRef, Sealer
-from chalicelib.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
+from chalicelib.domain import masking, validation
+from chalicelib.envelope import bound_metadata
+from chalicelib.envelope.format import RECORD_SLOT, Envelope, RecordRef, Sealer
 from chalicelib.service.common import (
     PERSON,
     SECRET,
@@ -34,6 +33,8 @@ from chalicelib.store.records import (
     SecretVersionConflict,
     Store,
 )
+from chalicelib.support.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.support.errors import ConflictError, NotFoundError, PiiVaultError, PreconditionFailedError
 
 if TYPE_CHECKING:
     from chalicelib.store.ledger import Erasures
@@ -47,7 +48,7 @@ _HEADS_SEEN_MAX = 4096
 # MAX_SECRET_VERSIONS; 64 KiB versions cost 64 write units each on one partition).
 SECRET_DELETE_BATCH = 250
 # What a person write names in the masked view: its fields' projections and the view's metadata.
-_MASKED_NAMES = (*models.PERSON_FIELDS, META_UPDATED)
+_MASKED_NAMES = (*validation.PERSON_FIELDS, META_UPDATED)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class WriterService:
         blobs, which bind the version, are sealed by ``_with_metadata``.
         """
         now = self._clock()
-        person = models.parse_person(body, today=now.date(), partial=partial)
+        person = validation.parse_person(body, today=now.date(), partial=partial)
         slot = META_CREATED if person_id is None else RECORD_SLOT
         person_id = self._new_id() if person_id is None else person_id
         ref = RecordRef(customer_id, PERSON, person_id)
@@ -122,7 +123,7 @@ class WriterService:
             # A second data key (context view=masked; cached like the first), so the masked
             # stage can open the projections and never a full value.
             masked_envelope = self._masked_sealer.envelope(customer_id)
-            projections = {name: models.encode_field(v) for name, v in masking.masked(person.values).items()}
+            projections = {name: validation.encode_field(v) for name, v in masking.masked(person.values).items()}
             masked_sealed = masked_envelope.seal(ref, projections, own_slots=partial)
             masked_blobs, masked_slots, drop_masked = masked_sealed.blobs, masked_sealed.slots(), ()
             drop_masked_slots = () if partial else drop_masked_slots
@@ -136,7 +137,7 @@ class WriterService:
             partial=partial,
             # A replace drops every slot a PATCH may have left (the record slot is rewritten);
             # any write drops the metadata's own slot, which only earlier versions wrote.
-            drop_slots=(META_UPDATED,) if partial else (*models.PERSON_FIELDS, META_UPDATED),
+            drop_slots=(META_UPDATED,) if partial else (*validation.PERSON_FIELDS, META_UPDATED),
             masked=masked_blobs,
             masked_slots=masked_slots,
             drop_masked_slots=drop_masked_slots,
@@ -153,11 +154,11 @@ class WriterService:
         re-seals it), so it never outlives its key and needs no slot of its own.
         """
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
-        binding = metadata.person_updated(expected + 1, write.updated_at, created_sealed)
+        binding = bound_metadata.person_updated(expected + 1, write.updated_at, created_sealed)
         meta = envelopes.full.seal(ref, {META_UPDATED: b""}, slot=min(write.slots), bindings={META_UPDATED: binding})
         masked, masked_slots = write.masked, write.masked_slots
         if envelopes.masked is not None:
-            masked_binding = metadata.person_masked_updated(expected + 1, write.updated_at)
+            masked_binding = bound_metadata.person_masked_updated(expected + 1, write.updated_at)
             masked_meta = envelopes.masked.seal(
                 ref, {META_UPDATED: b""}, slot=min(masked_slots), bindings={META_UPDATED: masked_binding}
             )
@@ -187,10 +188,10 @@ class WriterService:
         return WriteResult(write.person_id, version, write.updated_at)
 
     def create_person(self, customer_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
-        write, envelopes, fields = self._seal_person(models.customer_id(customer_id), None, body)
+        write, envelopes, fields = self._seal_person(validation.customer_id(customer_id), None, body)
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         # under the creation slot: a later replace rewrites the record slot, not this one
-        binding = metadata.person_created(write.updated_at)
+        binding = bound_metadata.person_created(write.updated_at)
         created = envelopes.full.seal(ref, {META_CREATED: b""}, slot=META_CREATED, bindings={META_CREATED: binding})
         write = self._with_metadata(write, envelopes, 0, created_sealed=True)
         record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
@@ -200,7 +201,7 @@ class WriterService:
     def replace_person(
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        customer_id, person_id = validation.customer_id(customer_id), validation.person_id(person_id)
         write, envelopes, fields = self._seal_person(customer_id, person_id, body)
         version = self._update_person(write, envelopes, expected_version)
         return self._person_written("person.replace", actor, write, fields, version)
@@ -209,7 +210,7 @@ class WriterService:
         self, customer_id: str, person_id: str, body: Any, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> WriteResult:
         """Rewrite some fields under a new data key; the others are never decrypted."""
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        customer_id, person_id = validation.customer_id(customer_id), validation.person_id(person_id)
         write, envelopes, fields = self._seal_person(customer_id, person_id, body, partial=True)
         version = self._update_person(write, envelopes, expected_version)
         return self._person_written("person.patch", actor, write, fields, version)
@@ -241,7 +242,7 @@ class WriterService:
     def delete_person(
         self, customer_id: str, person_id: str, expected_version: int | None, *, actor: Actor = ANONYMOUS
     ) -> None:
-        customer_id, person_id = models.customer_id(customer_id), models.person_id(person_id)
+        customer_id, person_id = validation.customer_id(customer_id), validation.person_id(person_id)
         if self._erasures is None:
             self._store.delete_person(customer_id, person_id, expected_version)
         else:
@@ -252,8 +253,8 @@ class WriterService:
 
     def put_secret(self, customer_id: str, secret_id: str, body: Any, *, actor: Actor = ANONYMOUS) -> WriteResult:
         """Store a new version; older versions stay readable until the secret is deleted."""
-        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
-        value = models.parse_secret(body)
+        customer_id, secret_id = validation.customer_id(customer_id), validation.secret_id(secret_id)
+        value = validation.parse_secret(body)
         stamp = timestamp(self._clock())
         version = self._add_secret_version(self._sealer.envelope(customer_id), secret_id, value, stamp)
         self._audit.emit(
@@ -286,11 +287,11 @@ class WriterService:
             # A secret's first v2 version gives it an incarnation; v1 versions before it stay legacy.
             new_head = SecretHead(
                 latest=version,
-                incarnation=head.incarnation or metadata.new_incarnation(),
+                incarnation=head.incarnation or bound_metadata.new_incarnation(),
                 legacy_until=head.legacy_until if head.incarnation else head.latest,
             )
             ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
-            binding = metadata.secret_version(new_head.incarnation or "", new_head.legacy_until, stamp)
+            binding = bound_metadata.secret_version(new_head.incarnation or "", new_head.legacy_until, stamp)
             sealed = envelope.seal(ref, {"value": value}, bindings={"value": binding})
             secret = SecretVersion(
                 customer_id=customer_id,
@@ -317,7 +318,7 @@ class WriterService:
 
         ``remaining`` > 0: call again (the API answers 202 with Retry-After) until 0.
         """
-        customer_id, secret_id = models.customer_id(customer_id), models.secret_id(secret_id)
+        customer_id, secret_id = validation.customer_id(customer_id), validation.secret_id(secret_id)
         if self._erasures is not None:
             # Ledger first: a secret's versions go in several writes (and rounds); a replay after a
             # restore deletes only what existed before this time, so a later put of the id survives.

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import conditional_write, translate
-from chalicelib.errors import StorageError
 from chalicelib.store import layout
+from chalicelib.support.aws_errors import conditional_write, translate
+from chalicelib.support.errors import StorageError
 
 BEACON = layout.BEACON
 BEACON_VERSION = layout.BEACON_VERSION

@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
-from chalicelib.errors import StorageError, ThrottledError
+from chalicelib.support.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
+from chalicelib.support.errors import StorageError, ThrottledError
 
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25

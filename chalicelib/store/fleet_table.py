@@ -1,4 +1,4 @@
-"""The reader fleet's key table in DynamoDB (``chalicelib.fleet.FleetTable``).
+"""The reader fleet's key table in DynamoDB (``chalicelib.keys.fleet.FleetTable``).
 
 Its own small table, keyed by entry id (binary), with DynamoDB TTL on ``ttl`` for
 clean-up (the reader checks the authenticated expiry itself) and no backups: an

@@ -27,8 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chalicelib.errors import IntegrityError, ValidationError
-from chalicelib.models import PERSON_FIELDS
+from chalicelib.domain.validation import PERSON_FIELDS
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -37,6 +36,7 @@ from chalicelib.store.records import (
     SecretHead,
     SecretVersion,
 )
+from chalicelib.support.errors import IntegrityError, ValidationError
 
 # Attribute names.
 PK = "pk"
@@ -90,7 +90,7 @@ MASKED_VIEW_ATTRIBUTES = (
     *MASKED_SLOT_ATTRIBUTES,
 )
 
-# The indexer (chalicelib/indexer.py) reads a person only through this projection (a GetItem
+# The indexer (chalicelib/service/indexer.py) reads a person only through this projection (a GetItem
 # per stream record, the backfill's Scan) and its IAM policy allows no other attribute: the
 # key, the plaintext metadata a record needs, the key slots, the email's ciphertext and the
 # beacon. Never another field, a sealed metadata blob, a masked projection or kms_key.
@@ -460,7 +460,7 @@ def created_at_of(item: Mapping[str, Any]) -> str | None:
     return value.get("S") if isinstance(value, dict) else None
 
 
-# -- the tenant key registry (its own table; chalicelib/tenant_keys.py, tools/tenants.py) --
+# -- the tenant key registry (its own table; chalicelib/keys/tenants.py, tools/tenants.py) --
 # One item per tenant with its own KMS key: pk = the customer id, the key ARN, who owns the
 # key ("pii-vault": created by tools.tenants onboard; "customer": a key in the customer's
 # account), its state ("active"; "shredded" once ScheduleKeyDeletion ran) and when.

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
-from chalicelib.errors import StorageError, ThrottledError
 from chalicelib.store import layout
 from chalicelib.store.records import condition_failed
+from chalicelib.support.aws_errors import THROTTLED_REASONS, cancellation_codes, error_code, refused, translate
+from chalicelib.support.errors import StorageError, ThrottledError
 
 PERSON = "person"
 SECRET = "secret"  # noqa: S105 - a record kind

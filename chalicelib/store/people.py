@@ -19,11 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws_errors import refused
-from chalicelib.errors import StorageError
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import OnTable
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
+from chalicelib.support.aws_errors import refused
+from chalicelib.support.errors import StorageError
 
 _EXISTS = f"attribute_exists({layout.PK})"
 _AT_VERSION = " AND #version = :expected"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chalicelib.errors import ConflictError, NotFoundError, PreconditionFailedError, VersionLimitError
+from chalicelib.support.errors import ConflictError, NotFoundError, PreconditionFailedError, VersionLimitError
 
 FIRST_VERSION = 1
 # Versions a secret keeps (a DELETE removes them in bounded rounds, see SecretStore).

@@ -13,7 +13,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import IntegrityError, NotFoundError
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import Cancelled, OnTable
 from chalicelib.store.records import (
@@ -24,6 +23,7 @@ from chalicelib.store.records import (
     SecretVersionConflict,
     check_secret_version,
 )
+from chalicelib.support.errors import IntegrityError, NotFoundError
 
 
 class DynamoDbSecrets(OnTable):

@@ -6,10 +6,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import translate
-from chalicelib.errors import StorageError
+from chalicelib.keys.tenants import TenantKey
 from chalicelib.store import layout
-from chalicelib.tenant_keys import TenantKey
+from chalicelib.support.aws_errors import translate
+from chalicelib.support.errors import StorageError
 
 
 class DynamoDbTenantRegistry:

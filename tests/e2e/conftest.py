@@ -58,7 +58,7 @@ def local_stack(tmp_path_factory):
             table_name=stack.resources["table_name"],
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
-            env=stack.child_env(),
+            env=stack.tools_env(),
             log_dir=stack.log_dir,
         )
         yield local

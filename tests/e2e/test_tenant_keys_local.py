@@ -5,10 +5,10 @@ from __future__ import annotations
 import boto3
 import requests
 
-from chalicelib.config import Settings
-from chalicelib.jobs import MemoryCheckpoints
-from chalicelib.rewrap import RewrapPlan, rewrap_segment
+from chalicelib.service.bulk import MemoryCheckpoints
+from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
 from chalicelib.store import layout
+from chalicelib.support.config import Settings
 from tests.e2e.conftest import TIMEOUT, create_person, read_person
 from tests.plaintext_guard import register
 from tools import sample

@@ -16,8 +16,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.bootstrap import bootstrap
@@ -199,17 +199,3 @@ def api_gateway_event(method: str, resource: str, path: str, params: dict[str, s
         "body": None,
         "isBase64Encoded": False,
     }
-
-
-def generate_mac_answering_the_key_arn(monkeypatch: pytest.MonkeyPatch) -> None:
-    """KMS names the key used by its ARN in a GenerateMac answer; moto 5.2 by its bare id, which
-    a reader pinned to the fleet MAC key by ARN (chalicelib.keys.KmsMacKey) refuses."""
-    from moto.kms.models import KmsBackend
-
-    original = KmsBackend.generate_mac
-
-    def generate_mac(self: KmsBackend, *args: Any, **kwargs: Any) -> tuple[str, str, str]:
-        mac, algorithm, key_id = original(self, *args, **kwargs)
-        return mac, algorithm, self.keys[key_id].arn
-
-    monkeypatch.setattr(KmsBackend, "generate_mac", generate_mac)

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, SIGNER, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PERSON as PLAINTEXT_PERSON
 from tests.integration.test_api import PLAINTEXTS, create

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.errors import ThrottledError
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import META_CREATED
+from chalicelib.support.errors import ThrottledError
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
 from tools.bootstrap import bootstrap

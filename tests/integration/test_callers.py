@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PLAINTEXTS, create
 from tools.devstack import LOCAL_CALLER
@@ -46,7 +47,7 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(service_name: str, _settings: Any) -> Any:
         raise AssertionError(f"a {service_name} client was created for a refused request")
 
-    monkeypatch.setattr("chalicelib.api._client", refuse)
+    monkeypatch.setattr("chalicelib.stages.app._client", refuse)
 
 
 def _app(role: str, allowed: tuple[str, ...] = (LISTED, LISTED_WITH_PATH), **settings: Any) -> Any:
@@ -61,7 +62,7 @@ def _routes(app: Any) -> list[tuple[str, str]]:
     return sorted((method, path) for path, entries in app.routes.items() for method in entries)
 
 
-ROUTES = [(role, method, path) for role in ("writer", "reader") for method, path in _routes(_app(role))]
+ROUTES = [(role, method, path) for role in API_STAGE_NAMES for method, path in _routes(_app(role))]
 _PARAM_VALUES = {"customer_id": "acme", "person_id": PERSON_ID, "secret_id": "hook"}
 
 
@@ -128,7 +129,7 @@ def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_be
         assert value not in caplog.text and value not in response["body"]
 
 
-@pytest.mark.parametrize("role", ["writer", "reader"])
+@pytest.mark.parametrize("role", API_STAGE_NAMES)
 def test_given_an_empty_list_then_even_a_session_of_a_role_listed_elsewhere_is_refused(role: str, no_aws: None) -> None:
     app = _app(role, allowed=())
     for method, path in _routes(app):

@@ -15,9 +15,10 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-import chalicelib.api
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+import chalicelib.stages.app
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, JSON, REGION, send
 from tests.integration.test_api import PERSON
 from tools.bootstrap import bootstrap
@@ -25,18 +26,18 @@ from tools.bootstrap import bootstrap
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("role", ["writer", "reader", "masked"])
+@pytest.mark.parametrize("role", API_STAGE_NAMES)
 def test_given_a_stage_when_it_serves_then_it_made_one_client_per_service(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, role: str
 ) -> None:
     made: Counter[str] = Counter()
-    real = chalicelib.api._client
+    real = chalicelib.stages.app._client
 
     def counting(service_name: str, settings: Settings) -> Any:
         made[service_name] += 1
         return real(service_name, settings)
 
-    monkeypatch.setattr(chalicelib.api, "_client", counting)
+    monkeypatch.setattr(chalicelib.stages.app, "_client", counting)
     with mock_aws():
         bootstrap(boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION))
         settings = Settings(role, region=REGION, **CALLERS)

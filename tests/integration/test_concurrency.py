@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.crypto import Opener, Sealer
-from chalicelib.keys import FreshDataKeys, KmsDecryptor, KmsEncryptor
+from chalicelib.envelope.format import Opener, Sealer
+from chalicelib.keys.kms import FreshDataKeys, KmsDecryptor, KmsEncryptor
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
@@ -85,7 +85,7 @@ def test_given_concurrent_patches_of_different_fields_without_if_match_then_both
 
 
 def test_given_concurrent_patches_with_the_same_if_match_then_exactly_one_wins(stack: Stack) -> None:
-    from chalicelib.errors import PreconditionFailedError
+    from chalicelib.support.errors import PreconditionFailedError
 
     (first, first_ddb), (second, _) = writer_service(stack), writer_service(stack)
     created = first.create_person("acme", PERSON)

@@ -11,8 +11,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
 from tests.integration.test_api import PERSON
 from tests.plaintext_guard import GUARD

@@ -11,8 +11,8 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import RequestInProgressError
-from chalicelib.idempotency import IdempotentWrites
+from chalicelib.support.errors import RequestInProgressError
+from chalicelib.support.idempotency import IdempotentWrites
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS
 from tools.devstack import LOCAL_CALLER
@@ -180,8 +180,8 @@ def test_given_the_store_fails_after_the_write_succeeded_then_the_write_is_answe
 def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write(stack: Stack) -> None:
     import json as _json
 
-    from chalicelib.api import create_app
-    from chalicelib.config import Settings
+    from chalicelib.stages.app import create_app
+    from chalicelib.support.config import Settings
     from tests.integration.conftest import api_gateway_event
 
     writer = create_app(

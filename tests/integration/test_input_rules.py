@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
 from tests.integration.test_api import PERSON, create
 from tests.integration.test_audit_api import SIGNER_ROLE

@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import jobs
-from chalicelib.api import build_indexer
-from chalicelib.config import Settings
+from chalicelib.service import bulk
+from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_lookup import PERSON, search
 from tests.tables import scan_all
@@ -60,21 +60,21 @@ def test_given_people_without_beacons_when_backfilled_then_search_finds_them_and
 def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_its_checkpoint(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "PAGE_SIZE", 2)
+    monkeypatch.setattr(bulk, "PAGE_SIZE", 2)
     for n in range(5):
         create(stack, "acme", f"p{n}@example.com")
     settings = Settings("indexer", region=REGION)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb())
-    checkpoints = jobs.DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-    pages = jobs.scan_pages(ddb(), settings.table_name, 0, 1)
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb()))
+    checkpoints = bulk.DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
+    pages = bulk.scan_pages(ddb(), settings.table_name, 0, 1)
     calls = iter([False, True])  # one page, then out of time
 
-    first = jobs.run_segment(
-        "job-1", 0, pages, jobs.backfill_processor(indexer), checkpoints, out_of_time=lambda: next(calls, True)
+    first = bulk.run_segment(
+        "job-1", 0, pages, bulk.backfill_processor(indexer), checkpoints, out_of_time=lambda: next(calls, True)
     )
     assert not first.done and first.pages == 1 and first.counts["written"] == 2
 
-    second = jobs.run_segment("job-1", 0, pages, jobs.backfill_processor(indexer), checkpoints)
+    second = bulk.run_segment("job-1", 0, pages, bulk.backfill_processor(indexer), checkpoints)
     assert second.done and second.counts["written"] == 5 and second.counts["items"] == 5
     assert len(beacons(stack)) == 5
 
@@ -200,7 +200,7 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 ) -> None:
     from chalice.test import Client
 
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
     from tools.streampoll import streams_client
 
     person = create(stack, "acme", "lambda@example.com")
@@ -221,7 +221,7 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 
         report = client.lambda_.invoke("backfill", {"job": "b1", "segment": 0, "total_segments": 1}).payload
         assert report["done"] and report["counts"]["unchanged"] == 1
-        from chalicelib.errors import ValidationError
+        from chalicelib.support.errors import ValidationError
 
         with pytest.raises(ValidationError):  # a function error for the invoker, naming the field
             client.lambda_.invoke("backfill", {"job": "b1", "segment": 2, "total_segments": 1})
@@ -230,7 +230,7 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_tenant(stack: Stack) -> None:
     from chalice.test import Client
 
-    from chalicelib.api import create_app
+    from chalicelib.stages.app import create_app
 
     create(stack, "acme", "x@example.com")
     app = create_app(settings=Settings("offboard", region=REGION), dynamodb_client=ddb())

@@ -10,9 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.api import build_indexer, create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
+from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.plaintext_guard import register
 from tests.tables import scan_all
@@ -43,7 +44,7 @@ def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller]]:
     """The stack plus the indexer fed from the table's stream (as ``make dev`` runs it)."""
     settings = Settings("indexer", region=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
     arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
 
@@ -194,7 +195,7 @@ def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill
 def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_its_policy_allows_it(stack) -> None:
     """The real calls (stream and backfill) checked against the generated policy
     (tests/policy_eval.py: moto does not evaluate conditions), and what came back."""
-    from chalicelib import jobs
+    from chalicelib.service import bulk
     from tests.policy_eval import ALLOW, evaluate
     from tests.unit.test_policy_evaluation import KEY, TABLE
     from tests.unit.test_policy_lookup import BEACON_KEY
@@ -214,18 +215,18 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
 
     ddb.meta.events.register("after-call.dynamodb.GetItem", seen)
     ddb.meta.events.register("after-call.dynamodb.Scan", seen)
-    indexer = build_indexer(settings, boto3.client("kms", region_name=REGION), ddb)
+    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
     arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
     person_id = create(stack)
     assert send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Otto"}).status_code == 200
     poller.drain()
-    jobs.run_segment(
+    bulk.run_segment(
         "bf",
         0,
-        jobs.indexer_pages(ddb, settings.table_name, 0, 1),
-        jobs.backfill_processor(indexer),
-        jobs.MemoryCheckpoints(),
+        bulk.indexer_pages(ddb, settings.table_name, 0, 1),
+        bulk.backfill_processor(indexer),
+        bulk.MemoryCheckpoints(),
     )
 
     reads = [(name, params) for name, params in calls if name in ("GetItem", "Scan")]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, NO_KEY_CACHE, REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS, SECRET, create
 

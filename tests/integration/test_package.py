@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import config
-from chalicelib.api import jobs as job_functions
+from chalicelib.api import functions as job_functions
 from chalicelib.store import layout
+from chalicelib.support import config
 from tools import policies
 
 pytestmark = pytest.mark.integration

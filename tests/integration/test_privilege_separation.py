@@ -35,9 +35,9 @@ from chalice.test import Client
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
-from tests.integration.conftest import CALLERS, REGION, body_of, generate_mac_answering_the_key_arn, send
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
+from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.integration.test_api import PERSON
 from tools import policies
 from tools.bootstrap import bootstrap
@@ -130,7 +130,6 @@ def _enforced(test: Callable[[Principals], None]) -> Callable[[None], None]:
 
     @set_initial_no_auth_action_count(_NO_AUTH_CALLS)
     def run(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-        generate_mac_answering_the_key_arn(monkeypatch)
         with mock_aws():
             test(_principals())
 

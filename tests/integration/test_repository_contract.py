@@ -9,7 +9,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import (
@@ -21,6 +20,7 @@ from chalicelib.store.records import (
     SecretVersion,
     SecretVersionConflict,
 )
+from chalicelib.support.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from tests.fakes import InMemoryStore
 from tools.bootstrap import bootstrap
 
@@ -254,8 +254,8 @@ def test_given_more_than_one_batch_of_ids_when_multi_got_then_all_are_returned(r
 def test_given_a_secret_at_its_version_limit_then_the_next_put_is_refused_and_nothing_written(
     repo: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.errors import VersionLimitError
     from chalicelib.store import records
+    from chalicelib.support.errors import VersionLimitError
 
     monkeypatch.setattr(records, "MAX_SECRET_VERSIONS", 3)
     for _ in range(3):

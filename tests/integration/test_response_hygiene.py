@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES
+from chalicelib.support.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
 from tests.integration.test_faults import Faults, client_error, faults  # noqa: F401 - the fixture

@@ -23,8 +23,8 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.tables import scan_all
 from tools import moto_transactions
@@ -100,10 +100,10 @@ def test_given_lost_answers_when_a_person_is_created_patched_replaced_and_delete
 def test_given_a_create_whose_id_holds_another_person_then_it_is_still_refused_and_the_log_names_the_cause(
     world, caplog
 ):
-    from chalicelib.errors import StorageError
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.dynamodb import DynamoDbTable
     from chalicelib.store.records import META_UPDATED, PersonRecord
+    from chalicelib.support.errors import StorageError
 
     _, _, _, ddb = world
     store = DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))

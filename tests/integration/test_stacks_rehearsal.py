@@ -14,7 +14,7 @@ Where moto cannot follow, the test says so and checks the wiring itself:
   is checked on the template (here and in tests/unit/test_stacks.py), and the created keys are then
   given that spec in moto's backend so that GenerateMac (fleet path, beacons) runs;
 - moto's GenerateMac answers with the bare key id where KMS answers with the key ARN, which
-  the reader (pinned by ARN, chalicelib.keys) refuses: the rehearsal answers with the ARN;
+  the reader (pinned by ARN, chalicelib.keys.kms) refuses: the rehearsal answers with the ARN;
 - moto's CloudFormation ignores ``TimeToLiveSpecification`` (the fleet and idempotency tables'
   TTL is checked on the template);
 - moto's CloudFormation stores the key policy unserialised (GetKeyPolicy then fails; the
@@ -37,9 +37,9 @@ import pytest
 from moto import mock_aws
 from moto.kms.models import kms_backends
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
-from tests.integration.conftest import api_gateway_event, generate_mac_answering_the_key_arn
+from chalicelib.stages import settings_for
+from chalicelib.stages.app import create_app
+from tests.integration.conftest import api_gateway_event
 from tools import policies, stacks
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
@@ -69,7 +69,6 @@ def _as_declared(key_id: str, template: dict[str, Any], resource: str = "FleetMa
 
 @pytest.fixture
 def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    generate_mac_answering_the_key_arn(monkeypatch)
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         admin = iam.create_role(RoleName="pii-vault-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -231,7 +230,7 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
-    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Grace",
@@ -304,7 +303,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
-    apps = {stage: create_app(settings=Settings.from_env(env)) for stage, env in envs.items()}
+    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Ada",

@@ -10,15 +10,15 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.api import create_app
-from chalicelib.config import TENANTS_SUFFIX, Settings
-from chalicelib.crypto import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
-from chalicelib.jobs import MemoryCheckpoints
-from chalicelib.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
+from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
+from chalicelib.service.bulk import MemoryCheckpoints
+from chalicelib.service.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
+from chalicelib.stages.app import create_app
 from chalicelib.store import layout
+from chalicelib.support.config import TENANTS_SUFFIX, Settings
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tools.bootstrap import bootstrap, ensure_tenants_table
-from tools.moto_key_states import install
+from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
 
 PERSON = {

@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from chalicelib.audit import ANONYMOUS, Actor, AuditLog
-from chalicelib.crypto import Opener, Sealer
-from chalicelib.errors import IntegrityError, NotFoundError
-from chalicelib.keys import FreshDataKeys
+from chalicelib.envelope.format import Opener, Sealer
+from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
+from chalicelib.support.audit import ANONYMOUS, Actor, AuditLog
+from chalicelib.support.errors import IntegrityError, NotFoundError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 from tools.sample import person, plaintexts

@@ -7,8 +7,8 @@ import logging
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidationError, ReadTimeoutError
 
-from chalicelib.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES, cause_of, translate
-from chalicelib.errors import KeyServiceError, StorageError
+from chalicelib.support.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES, cause_of, translate
+from chalicelib.support.errors import KeyServiceError, StorageError
 
 OTHER_CODES = (
     "AccessDeniedException",
@@ -37,7 +37,7 @@ def test_given_any_aws_error_code_then_the_message_omits_it_and_the_log_keeps_it
     caplog: pytest.LogCaptureFixture, service: str, dependency_error: type, code: str, status: int
 ) -> None:
     exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
-    with caplog.at_level(logging.WARNING, logger="chalicelib.aws_errors"):
+    with caplog.at_level(logging.WARNING, logger="chalicelib.support.aws_errors"):
         error = translate(exc, service, "Op", dependency_error, ("InvalidCiphertextException", "IncorrectKeyException"))
     assert code not in error.message and code not in str(error)
     assert "Exception" not in error.message
@@ -46,7 +46,7 @@ def test_given_any_aws_error_code_then_the_message_omits_it_and_the_log_keeps_it
 
 @pytest.mark.parametrize("code", ["DisabledException", "KMSInvalidStateException", "KeyUnavailableException"])
 def test_given_a_kms_key_state_refusal_then_it_is_key_unavailable_but_only_for_kms(code: str) -> None:
-    from chalicelib.errors import KeyUnavailableError
+    from chalicelib.support.errors import KeyUnavailableError
 
     exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Op")
     assert isinstance(translate(exc, "kms", "Decrypt", KeyServiceError), KeyUnavailableError)

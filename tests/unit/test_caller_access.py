@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import models
-from chalicelib.api import create_app
-from chalicelib.config import ROLES, Settings
-from chalicelib.errors import ValidationError
+from chalicelib.domain import validation
+from chalicelib.stages import API_STAGE_NAMES as ROLES
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
+from chalicelib.support.errors import ValidationError
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -290,7 +291,7 @@ def _assume(
 
 @pytest.mark.parametrize("tenant", ["a", "tenant-a", "A_b-9", "x" * 64])
 def test_given_a_valid_tenant_id_then_the_backend_may_assume_a_tenant_scoped_role_with_it(tenant: str) -> None:
-    assert models.customer_id(tenant) == tenant
+    assert validation.customer_id(tenant) == tenant
     for action in ("sts:AssumeRole", "sts:TagSession"):
         assert _assume(tenant, action) == ALLOW
         assert _assume(tenant, action, transitive=[TAG]) == ALLOW
@@ -299,7 +300,7 @@ def test_given_a_valid_tenant_id_then_the_backend_may_assume_a_tenant_scoped_rol
 @pytest.mark.parametrize("tenant", ["", "x" * 65, "a/b", "a.b", "a:b", "a=b", "a+b", "a@b", "a b", " a", "a*", "a?"])
 def test_given_a_tenant_tag_outside_the_tenant_id_alphabet_then_the_trust_policy_refuses_it(tenant: str) -> None:
     with pytest.raises(ValidationError):
-        models.customer_id(tenant)
+        validation.customer_id(tenant)
     for action in ("sts:AssumeRole", "sts:TagSession"):
         assert _assume(tenant, action) == EXPLICIT_DENY, action
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.api.callers import AllowList
-from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.stages import settings_for
+from chalicelib.support.errors import ConfigurationError
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 LOCAL = "arn:aws:sts::000000000000:assumed-role/pii-vault-local-caller/devstack"
@@ -33,7 +33,7 @@ LAMBDA = {
 def test_given_the_allowed_callers_setting_then_it_is_a_tuple_of_role_arns(raw: str | None, expected: tuple) -> None:
     env = {"PII_VAULT_ROLE": "reader"} | ({} if raw is None else {"PII_VAULT_ALLOWED_CALLERS": raw})
 
-    assert Settings.from_env(env).allowed_callers == expected
+    assert settings_for(env).allowed_callers == expected
 
 
 @pytest.mark.parametrize(
@@ -52,14 +52,14 @@ def test_given_the_allowed_callers_setting_then_it_is_a_tuple_of_role_arns(raw: 
 )
 def test_given_an_allowed_callers_entry_that_is_not_a_role_arn_then_startup_fails(raw: str) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_ALLOWED_CALLERS"):
-        Settings.from_env({"PII_VAULT_ROLE": "reader", "PII_VAULT_ALLOWED_CALLERS": raw})
+        settings_for({"PII_VAULT_ROLE": "reader", "PII_VAULT_ALLOWED_CALLERS": raw})
 
 
 def test_given_a_local_caller_outside_lambda_then_it_is_read() -> None:
     env = {"PII_VAULT_ROLE": "reader", "PII_VAULT_LOCAL_CALLER": LOCAL}
 
-    assert Settings.from_env(env).local_caller == LOCAL
-    assert Settings.from_env({"PII_VAULT_ROLE": "reader"}).local_caller is None
+    assert settings_for(env).local_caller == LOCAL
+    assert settings_for({"PII_VAULT_ROLE": "reader"}).local_caller is None
 
 
 def test_given_a_local_caller_in_lambda_then_startup_fails() -> None:
@@ -67,14 +67,14 @@ def test_given_a_local_caller_in_lambda_then_startup_fails() -> None:
     env = {"PII_VAULT_ROLE": "reader", "PII_VAULT_LOCAL_CALLER": LOCAL, **LAMBDA}
 
     with pytest.raises(ConfigurationError, match="PII_VAULT_LOCAL_CALLER"):
-        Settings.from_env(env)
-    assert Settings.from_env({"PII_VAULT_ROLE": "reader", **LAMBDA}).local_caller is None
+        settings_for(env)
+    assert settings_for({"PII_VAULT_ROLE": "reader", **LAMBDA}).local_caller is None
 
 
 @pytest.mark.parametrize("raw", [ROLE, "arn:aws:iam::000000000000:user/dev", "anonymous"])
 def test_given_a_local_caller_that_is_not_an_assumed_role_arn_then_startup_fails(raw: str) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_LOCAL_CALLER"):
-        Settings.from_env({"PII_VAULT_ROLE": "reader", "PII_VAULT_LOCAL_CALLER": raw})
+        settings_for({"PII_VAULT_ROLE": "reader", "PII_VAULT_LOCAL_CALLER": raw})
 
 
 @pytest.mark.parametrize(

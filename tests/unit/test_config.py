@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.api import create_app
-from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.stages import settings_for
+from chalicelib.stages.app import create_app
+from chalicelib.support.config import Settings
+from chalicelib.support.errors import ConfigurationError
 
 
 @pytest.mark.parametrize("env", [{}, {"PII_VAULT_ROLE": ""}, {"PII_VAULT_ROLE": "admin"}, {"PII_VAULT_ROLE": "both"}])
 def test_given_no_valid_role_when_settings_are_read_then_a_clear_startup_error(env) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_ROLE must be one of writer, reader"):
-        Settings.from_env(env)
+        settings_for(env)
 
 
 def test_given_the_environment_when_read_then_defaults_apply() -> None:
-    settings = Settings.from_env({"PII_VAULT_ROLE": "reader", "AWS_DEFAULT_REGION": "eu-west-1"})
+    settings = settings_for({"PII_VAULT_ROLE": "reader", "AWS_DEFAULT_REGION": "eu-west-1"})
     assert (settings.table_name, settings.kms_key_id, settings.region) == ("pii-vault", "alias/pii-vault", "eu-west-1")
 
 
@@ -39,8 +40,8 @@ def test_given_the_job_roles_then_their_apps_have_no_routes_and_an_unknown_role_
     assert _routes(create_app(settings=Settings("offboard"))) == set()
     with pytest.raises(ConfigurationError):
         create_app(settings=Settings("indexer"))  # the stream handler needs the stream
-    with pytest.raises(ConfigurationError):
-        Settings("janitor")
+    with pytest.raises(ConfigurationError, match="PII_VAULT_ROLE must be one of"):
+        create_app(settings=Settings("janitor"))
 
 
 def test_given_building_an_app_then_no_aws_client_is_created() -> None:
@@ -55,7 +56,7 @@ def test_given_the_aws_clients_then_timeouts_are_below_the_lambda_timeout_with_s
     import json
     from pathlib import Path
 
-    from chalicelib.api import _client
+    from chalicelib.stages.app import _client
 
     # Static credentials: otherwise botocore would look for them on the network (IMDS).
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -70,27 +71,36 @@ def test_given_the_aws_clients_then_timeouts_are_below_the_lambda_timeout_with_s
 @pytest.mark.parametrize("value", ["abc", "-1"])
 def test_given_a_bad_integer_setting_then_a_clear_startup_error(value: str) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_IDEMPOTENCY_TTL_SECONDS"):
-        Settings.from_env({"PII_VAULT_ROLE": "writer", "PII_VAULT_IDEMPOTENCY_TTL_SECONDS": value})
+        settings_for({"PII_VAULT_ROLE": "writer", "PII_VAULT_IDEMPOTENCY_TTL_SECONDS": value})
 
 
 def test_given_no_cache_variables_then_the_safe_default_bounds_apply() -> None:
-    settings = Settings.from_env({"PII_VAULT_ROLE": "writer"})
-    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (3600, 100_000)
-    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (300, 1000)
+    writer, reader = settings_for({"PII_VAULT_ROLE": "writer"}), settings_for({"PII_VAULT_ROLE": "reader"})
+    assert (writer.writer_key_cache_seconds, writer.writer_key_cache_max_records) == (3600, 100_000)
+    assert (reader.reader_key_cache_seconds, reader.reader_key_cache_max_entries) == (300, 1000)
 
 
 def test_given_cache_variables_then_they_are_read_and_zero_is_allowed() -> None:
-    settings = Settings.from_env(
-        {
-            "PII_VAULT_ROLE": "reader",
-            "PII_VAULT_WRITER_KEY_CACHE_SECONDS": "0",
-            "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS": "50",
-            "PII_VAULT_READER_KEY_CACHE_SECONDS": " 60 ",
-            "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES": "0",
-        }
-    )
-    assert (settings.writer_key_cache_seconds, settings.writer_key_cache_max_records) == (0, 50)
-    assert (settings.reader_key_cache_seconds, settings.reader_key_cache_max_entries) == (60, 0)
+    env = {
+        "PII_VAULT_WRITER_KEY_CACHE_SECONDS": "0",
+        "PII_VAULT_WRITER_KEY_CACHE_MAX_RECORDS": "50",
+        "PII_VAULT_READER_KEY_CACHE_SECONDS": " 60 ",
+        "PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES": "0",
+    }
+    writer, reader = settings_for(env, role="writer"), settings_for(env, role="reader")
+    assert (writer.writer_key_cache_seconds, writer.writer_key_cache_max_records) == (0, 50)
+    assert (reader.reader_key_cache_seconds, reader.reader_key_cache_max_entries) == (60, 0)
+
+
+def test_given_a_stage_then_it_reads_only_the_variables_it_declares() -> None:
+    """A stage that read a setting it does not declare would depend on a variable its template never sets."""
+    env = {"PII_VAULT_READER_KEY_CACHE_SECONDS": "five", "PII_VAULT_FLEET_TABLE": "other"}
+    writer = settings_for(env, role="writer")  # not the writer's variables: not read, so no error
+    with pytest.raises(ConfigurationError, match="the writer stage does not declare PII_VAULT_FLEET_TABLE"):
+        _ = writer.fleet_table_name
+    with pytest.raises(ConfigurationError, match="PII_VAULT_READER_KEY_CACHE_SECONDS"):
+        settings_for(env, role="reader")
+    assert Settings("writer").fleet_table_name == "pii-vault-fleet-keys"  # built in code: every field readable
 
 
 @pytest.mark.parametrize(
@@ -105,8 +115,9 @@ def test_given_cache_variables_then_they_are_read_and_zero_is_allowed() -> None:
     ],
 )
 def test_given_an_out_of_range_cache_bound_then_a_startup_error_names_the_variable(variable, value) -> None:
+    role = "writer" if "WRITER" in variable else "reader"
     with pytest.raises(ConfigurationError, match=variable):
-        Settings.from_env({"PII_VAULT_ROLE": "writer", variable: value})
+        settings_for({"PII_VAULT_ROLE": role, variable: value})
 
 
 def test_given_the_committed_stage_config_then_each_stage_sets_its_own_cache_bounds() -> None:
@@ -114,8 +125,8 @@ def test_given_the_committed_stage_config_then_each_stage_sets_its_own_cache_bou
     from pathlib import Path
 
     stages = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())["stages"]
-    writer = Settings.from_env(stages["writer"]["environment_variables"])
-    reader = Settings.from_env(stages["reader"]["environment_variables"])
+    writer = settings_for(stages["writer"]["environment_variables"])
+    reader = settings_for(stages["reader"]["environment_variables"])
     assert writer.writer_key_cache_seconds > 0 and writer.writer_key_cache_max_records > 0
     assert reader.reader_key_cache_seconds > 0 and reader.reader_key_cache_max_entries > 0
     assert not any("READER" in name for name in stages["writer"]["environment_variables"])
@@ -132,7 +143,7 @@ KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a
 def test_given_a_deployed_function_when_the_key_is_not_an_arn_then_it_refuses_to_start(key_id: str) -> None:
     env = {"PII_VAULT_ROLE": "reader", "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-reader", "PII_VAULT_KMS_KEY_ID": key_id}
     with pytest.raises(ConfigurationError, match="PII_VAULT_KMS_KEY_ID must be the key ARN"):
-        Settings.from_env(env)
+        settings_for(env)
 
 
 def test_given_a_deployed_function_with_a_key_arn_then_it_starts_and_local_runs_may_use_the_alias() -> None:
@@ -141,5 +152,5 @@ def test_given_a_deployed_function_with_a_key_arn_then_it_starts_and_local_runs_
         "AWS_LAMBDA_FUNCTION_NAME": "pii-vault-writer",
         "PII_VAULT_KMS_KEY_ID": KEY_ARN,
     }
-    assert Settings.from_env(deployed).kms_key_id == KEY_ARN
-    assert Settings.from_env({"PII_VAULT_ROLE": "writer"}).kms_key_id == "alias/pii-vault"
+    assert settings_for(deployed).kms_key_id == KEY_ARN
+    assert settings_for({"PII_VAULT_ROLE": "writer"}).kms_key_id == "alias/pii-vault"

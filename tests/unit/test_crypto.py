@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from chalicelib.crypto import (
+from chalicelib.envelope.format import (
     DATA_KEY_BYTES,
     KIND_POOL,
     KIND_TENANT,
@@ -17,8 +17,8 @@ from chalicelib.crypto import (
     open_field,
     seal_field,
 )
-from chalicelib.errors import IntegrityError
-from chalicelib.keys import FreshDataKeys
+from chalicelib.keys.kms import FreshDataKeys
+from chalicelib.support.errors import IntegrityError
 from tests.fakes import FakeKms
 
 REF = RecordRef("acme", "person", "a" * 32)
@@ -188,8 +188,8 @@ OTHER = "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-3333-4444-55555555
 
 
 def test_given_a_key_pinned_by_arn_when_kms_answers_with_another_key_then_refused() -> None:
-    from chalicelib.errors import KeyServiceError
-    from chalicelib.keys import KmsDecryptor, KmsEncryptor
+    from chalicelib.keys.kms import KmsDecryptor, KmsEncryptor
+    from chalicelib.support.errors import KeyServiceError
 
     with pytest.raises(KeyServiceError):
         KmsEncryptor(_KmsAnswering(OTHER), PINNED).wrap(b"k" * 32, {"app": "pii-vault", "customer_id": "acme"})
@@ -224,7 +224,7 @@ def test_given_a_scope_then_the_data_key_is_wrapped_under_that_context(scope: st
     class Recording:
         def data_key(self, context):
             seen.append(dict(context))
-            from chalicelib.crypto import WrappedKey
+            from chalicelib.envelope.format import WrappedKey
 
             return b"k" * 32, WrappedKey(b"w", "key")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.errors import ThrottledError
-from chalicelib.fleet import FleetKeyTable, FleetSealingKeys, entry_id
+from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys, entry_id
+from chalicelib.support.errors import ThrottledError
 
 POOL = {"app": "pii-vault", "scope": "pool"}
 TENANT = {"app": "pii-vault", "customer_id": "acme"}

@@ -7,9 +7,9 @@ import json
 import pytest
 from chalice import Response
 
-from chalicelib import errors
 from chalicelib.api import contract
 from chalicelib.api.http import error_response, etag, if_match, parse_json_body
+from chalicelib.support import errors
 
 
 @pytest.mark.parametrize(

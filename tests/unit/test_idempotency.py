@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from chalicelib.errors import ValidationError
-from chalicelib.idempotency import HEADER, parse_key
+from chalicelib.support.errors import ValidationError
+from chalicelib.support.idempotency import HEADER, parse_key
 
 GOOD_KEYS = [
     str(uuid.UUID(int=0x3F2504E04F8911D39A0C0305E82C3301)),
@@ -52,7 +52,7 @@ def test_given_no_header_then_no_key() -> None:
 
 
 def test_given_the_same_key_and_body_from_two_scopes_then_two_unrelated_fingerprints() -> None:
-    from chalicelib.idempotency import fingerprint
+    from chalicelib.support.idempotency import fingerprint
 
     key, body = "Zq0-_9aB3cD4eF5gH6iJ7k", b'{"value":"whsec_guess_me"}'
     one = fingerprint("caller-a\nsecret.put:acme:hook", key, body)

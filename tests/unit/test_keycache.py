@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.crypto import Opener, RecordRef, Sealer, encryption_context
-from chalicelib.errors import IntegrityError
-from chalicelib.keys import (
+from chalicelib.envelope.format import Opener, RecordRef, Sealer, encryption_context
+from chalicelib.keys.kms import (
     CachingDataKeys,
     CachingUnwrapper,
     FreshDataKeys,
     reader_unwrapper,
     writer_data_keys,
 )
+from chalicelib.support.errors import IntegrityError
 from tests.fakes import FakeKms
 
 ACME = encryption_context("pii-vault", "acme")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib.api import _lazy
+from chalicelib.stages.wiring import Lazy
 
 BURST = 32
 
@@ -22,7 +22,7 @@ def test_given_a_concurrent_first_burst_then_the_service_is_built_once_and_share
         time.sleep(0.05)  # a cold build (boto3 clients, key caches) takes a while: the others arrive meanwhile
         return service
 
-    get = _lazy(factory)
+    get = Lazy(factory)
 
     def first_request(_: int) -> object:
         everyone_waiting.wait()
@@ -44,7 +44,7 @@ def test_given_a_build_that_fails_then_the_next_request_builds_again():
             raise RuntimeError("cold start failed")
         return "service"
 
-    get = _lazy(factory)
+    get = Lazy(factory)
 
     with pytest.raises(RuntimeError):
         get()

@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.beacons import BeaconKeys, normalise_email, normalise_stored_email
-from chalicelib.crypto import Opener, Sealer
-from chalicelib.errors import ValidationError
-from chalicelib.indexer import SKIPPED, STALE, UNCHANGED, WRITTEN, Indexer, StreamChange
-from chalicelib.keys import FreshDataKeys
-from chalicelib.models import PERSON_FIELDS, parse_search
-from chalicelib.service import ReaderService, WriterService
+from chalicelib.domain.validation import PERSON_FIELDS, parse_search
+from chalicelib.envelope.format import Opener, Sealer
+from chalicelib.keys.beacons import BeaconKeys, normalise_email, normalise_stored_email
+from chalicelib.keys.kms import FreshDataKeys
+from chalicelib.service import ReaderService, WriterService, bulk
+from chalicelib.service.indexer import SKIPPED, STALE, UNCHANGED, WRITTEN, Indexer, StreamChange
 from chalicelib.store import layout
+from chalicelib.support.errors import ValidationError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 
 PERSON = {
@@ -270,11 +269,11 @@ def test_given_a_deadline_then_run_segment_saves_and_a_rerun_resumes_without_red
         seen.extend(i["n"] for i in items)
         return Counter(done=len(items))
 
-    checkpoints = jobs.MemoryCheckpoints()
+    checkpoints = bulk.MemoryCheckpoints()
     clock = iter([False, True])
-    first = jobs.run_segment("j", 0, pages, process, checkpoints, out_of_time=lambda: next(clock, True))
+    first = bulk.run_segment("j", 0, pages, process, checkpoints, out_of_time=lambda: next(clock, True))
     assert (first.done, first.pages, seen) == (False, 1, [0, 1, 2])
-    second = jobs.run_segment("j", 0, pages, process, checkpoints)
+    second = bulk.run_segment("j", 0, pages, process, checkpoints)
     assert second.done and second.counts["done"] == 9 and seen == list(range(9))
-    assert jobs.run_segment("j", 0, pages, process, checkpoints).pages == 3  # done: nothing again
+    assert bulk.run_segment("j", 0, pages, process, checkpoints).pages == 3  # done: nothing again
     assert seen == list(range(9))

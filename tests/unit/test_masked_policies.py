@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.crypto import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
+from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
 from chalicelib.store import layout
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import (
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.unit
 MASKED_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-masked-api_handler"
 INDEXER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-indexer"
 BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"
-# The contexts the code builds (chalicelib.crypto), not restated by hand.
+# The contexts the code builds (chalicelib.envelope.format), not restated by hand.
 FULL = {
     "tenant": kms_context(encryption_context("pii-vault", "acme", KIND_TENANT)),
     "pool": kms_context(encryption_context("pii-vault", "acme", KIND_POOL)),

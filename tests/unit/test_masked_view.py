@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from chalicelib import masking
-from chalicelib.crypto import (
+from chalicelib.domain import masking
+from chalicelib.envelope.format import (
     FULL_KINDS,
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
@@ -21,11 +21,11 @@ from chalicelib.crypto import (
     encryption_context,
     parse_blob,
 )
-from chalicelib.errors import IntegrityError, NotFoundError
-from chalicelib.keys import CachingDataKeys, FreshDataKeys
+from chalicelib.keys.kms import CachingDataKeys, FreshDataKeys
 from chalicelib.service import MaskedService, ReaderService, WriterService
 from chalicelib.store import layout
 from chalicelib.store.records import PersonRecord, PersonWrite
+from chalicelib.support.errors import IntegrityError, NotFoundError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 from tools.sample import person

@@ -6,8 +6,8 @@ import datetime as _dt
 
 import pytest
 
-from chalicelib import models
-from chalicelib.errors import PayloadTooLargeError, ValidationError
+from chalicelib.domain import validation
+from chalicelib.support.errors import PayloadTooLargeError, ValidationError
 from tools import sample
 
 TODAY = _dt.date(2026, 11, 24)
@@ -20,13 +20,13 @@ def _with(**changes):
 
 
 def test_given_a_valid_person_when_parsed_then_all_five_fields_are_kept() -> None:
-    person = models.parse_person(PERSON, today=TODAY)
-    assert set(person.values) == set(models.PERSON_FIELDS)
+    person = validation.parse_person(PERSON, today=TODAY)
+    assert set(person.values) == set(validation.PERSON_FIELDS)
     assert person.encoded()["name"] == b"Mirabelle"
 
 
 def test_given_an_address_when_encoded_then_canonical_json_round_trips() -> None:
-    person = models.parse_person(PERSON, today=TODAY)
+    person = validation.parse_person(PERSON, today=TODAY)
     raw = person.encoded()["address"]
     assert (
         raw
@@ -35,7 +35,7 @@ def test_given_an_address_when_encoded_then_canonical_json_round_trips() -> None
             '"postal_code":"H1B 5K9","region":"Québec"}'
         ).encode()
     )
-    assert models.decode_field("address", raw) == PERSON["address"]
+    assert validation.decode_field("address", raw) == PERSON["address"]
 
 
 SECRET_VALUE = "Zq-sensitive-9137"
@@ -73,32 +73,32 @@ BAD_PEOPLE = [
 @pytest.mark.parametrize("body, field, rule", BAD_PEOPLE)
 def test_given_an_invalid_person_when_parsed_then_error_names_field_not_value(body, field, rule) -> None:
     with pytest.raises(ValidationError) as caught:
-        models.parse_person(body, today=TODAY)
+        validation.parse_person(body, today=TODAY)
     assert caught.value.field == field
     assert field in caught.value.message and rule in caught.value.message
     assert SECRET_VALUE not in caught.value.message and SECRET_VALUE not in str(caught.value)
 
 
 def test_given_a_partial_person_when_parsed_for_patch_then_only_those_fields() -> None:
-    assert set(models.parse_person({"email": "a@b.org"}, today=TODAY, partial=True).values) == {"email"}
+    assert set(validation.parse_person({"email": "a@b.org"}, today=TODAY, partial=True).values) == {"email"}
 
 
 def test_given_an_empty_patch_when_parsed_then_400_on_body() -> None:
     with pytest.raises(ValidationError) as caught:
-        models.parse_person({}, today=TODAY, partial=True)
+        validation.parse_person({}, today=TODAY, partial=True)
     assert caught.value.field == "body"
 
 
 def test_given_an_email_with_uppercase_domain_when_parsed_then_domain_is_normalised() -> None:
-    assert models.parse_person(_with(email="Ada@Example.COM"), today=TODAY).values["email"] == "Ada@example.com"
+    assert validation.parse_person(_with(email="Ada@Example.COM"), today=TODAY).values["email"] == "Ada@example.com"
 
 
 @pytest.mark.parametrize(
     "parser, good, bad",
     [
-        (models.customer_id, "acme_Corp-1", "acme#1"),
-        (models.person_id, "0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF"),
-        (models.secret_id, "stripe.live-key_1", "stripe/key"),
+        (validation.customer_id, "acme_Corp-1", "acme#1"),
+        (validation.person_id, "0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF"),
+        (validation.secret_id, "stripe.live-key_1", "stripe/key"),
     ],
 )
 def test_given_ids_when_validated_then_only_the_documented_alphabet_passes(parser, good, bad) -> None:
@@ -110,27 +110,27 @@ def test_given_ids_when_validated_then_only_the_documented_alphabet_passes(parse
 
 
 def test_given_a_secret_at_the_limit_when_parsed_then_accepted_and_one_byte_more_is_413() -> None:
-    assert len(models.parse_secret({"value": "x" * models.MAX_SECRET_BYTES})) == models.MAX_SECRET_BYTES
+    assert len(validation.parse_secret({"value": "x" * validation.MAX_SECRET_BYTES})) == validation.MAX_SECRET_BYTES
     with pytest.raises(PayloadTooLargeError):
-        models.parse_secret({"value": "x" * (models.MAX_SECRET_BYTES + 1)})
+        validation.parse_secret({"value": "x" * (validation.MAX_SECRET_BYTES + 1)})
 
 
 @pytest.mark.parametrize("body", [{"value": ""}, {"value": 5}, {}, {"value": "x", "other": 1}, "x"])
 def test_given_a_bad_secret_body_when_parsed_then_validation_error(body) -> None:
     with pytest.raises(ValidationError):
-        models.parse_secret(body)
+        validation.parse_secret(body)
 
 
 @pytest.mark.parametrize("bad", [".", ".."])
 def test_given_a_dot_segment_as_secret_id_then_400_naming_the_field(bad: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        models.secret_id(bad)
+        validation.secret_id(bad)
     assert caught.value.field == "secret_id" and "secret_id" in caught.value.message
 
 
 @pytest.mark.parametrize("good", ["...", ".hidden", "a..b", "v1.2"])
 def test_given_dots_inside_a_secret_id_then_accepted(good: str) -> None:
-    assert models.secret_id(good) == good
+    assert validation.secret_id(good) == good
 
 
 # Cc (C0, DEL, C1 incl. NEL), Cf (bidi overrides and isolates, zero-width, BOM, soft hyphen)
@@ -172,7 +172,7 @@ def test_given_a_control_or_format_character_in_a_name_or_address_line_then_400_
 ) -> None:
     value = "SW1" + char + "4JH" if field == "address.postal_code" else SECRET_VALUE[:8] + char + "x"
     with pytest.raises(ValidationError) as caught:
-        models.parse_person(_set(field, value), today=TODAY)
+        validation.parse_person(_set(field, value), today=TODAY)
     assert caught.value.field == field and field in caught.value.message
     assert "control or format" in caught.value.message and value not in caught.value.message
 
@@ -181,10 +181,10 @@ def test_given_a_control_or_format_character_in_a_name_or_address_line_then_400_
 def test_given_a_patch_with_a_format_character_then_refused_too(field: str) -> None:
     part = {field: "A\u202eB"} if field == "name" else {"address": {**PERSON["address"], "city": "A\u200bB"}}
     with pytest.raises(ValidationError) as caught:
-        models.parse_person(part, today=TODAY, partial=True)
+        validation.parse_person(part, today=TODAY, partial=True)
     assert caught.value.field == field
 
 
 @pytest.mark.parametrize("value", ["José Ñúñez", "Zoë O'Brien-Smith", "山田 太郎", "Ελένη", "محمد", "Łódź"])
 def test_given_letters_marks_and_spaces_of_any_script_then_accepted(value: str) -> None:
-    assert models.parse_person(_with(name=value), today=TODAY).values["name"] == value
+    assert validation.parse_person(_with(name=value), today=TODAY).values["name"] == value

@@ -12,13 +12,14 @@ import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from chalicelib import models
 from chalicelib.api import contract
-from chalicelib.errors import ValidationError
+from chalicelib.domain import validation
+from chalicelib.stages import API_STAGE_NAMES
+from chalicelib.support.errors import ValidationError
 from tools import openapi as tool
 from tools import openapi_schemas
 
-ROLES = ("writer", "reader", "masked")
+ROLES = API_STAGE_NAMES
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -153,7 +154,7 @@ def _writer_accepts(**fields: object) -> bool:
         "address": {"line1": "1 St James's Sq", "city": "London", "postal_code": "SW1Y", "country": "GB"},
     }
     try:
-        models.parse_person({**person, **fields}, today=_dt.date(2026, 11, 30), partial=True)
+        validation.parse_person({**person, **fields}, today=_dt.date(2026, 11, 30), partial=True)
     except ValidationError:
         return False
     return True
@@ -176,14 +177,14 @@ def test_given_the_dob_pattern_then_it_matches_exactly_the_real_dates_from_1900_
     last = _dt.date(openapi_schemas.DOB_DOCUMENTED_THROUGH, 12, 31)
     day, matched = _dt.date(1890, 1, 1), 0
     while day <= _dt.date(2030, 12, 31):
-        expected = models.MIN_DOB <= day <= last
+        expected = validation.MIN_DOB <= day <= last
         assert bool(pattern.fullmatch(day.isoformat())) == expected, day
         assert not expected or _writer_accepts(dob=day.isoformat()), day
         matched += expected
         day += _dt.timedelta(days=1)
     for impossible in ("1900-02-29", "2023-02-29", "2001-04-31", "2000-13-01", "2000-00-10", "2000-1-01"):
         assert not pattern.fullmatch(impossible) and not _writer_accepts(dob=impossible)
-    assert matched == (last - models.MIN_DOB).days + 1
+    assert matched == (last - validation.MIN_DOB).days + 1
 
 
 @pytest.mark.parametrize(

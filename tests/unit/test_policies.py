@@ -236,7 +236,7 @@ def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_
 
 
 def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_builds():
-    from chalicelib.crypto import KIND_POOL, KIND_TENANT, encryption_context
+    from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, encryption_context
 
     assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(policies.ENCRYPTION_CONTEXT_KEYS)
     assert encryption_context("pii-vault", "acme", KIND_POOL) == {

@@ -6,11 +6,17 @@ import logging
 
 import pytest
 
-from chalicelib.crypto import Opener, Sealer
-from chalicelib.errors import ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
-from chalicelib.keys import FreshDataKeys
+from chalicelib.envelope.format import Opener, Sealer
+from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store.records import SecretHead, SecretVersionConflict
+from chalicelib.support.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationError,
+)
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 from tests.plaintext_guard import register
 from tools.sample import person, plaintexts

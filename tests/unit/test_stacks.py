@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import errors
 from chalicelib.api.http import guarded
 from chalicelib.store import layout
+from chalicelib.support import errors
 from tools import access, policies, stacks
 
 pytestmark = pytest.mark.unit
@@ -389,7 +389,7 @@ class _Kms:
     ids=["unauthentic", "impossible", "malformed"],
 )
 def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(caplog, entry):
-    from chalicelib.fleet import FleetKeyTable, FleetSealingKeys
+    from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
 
     fleet = FleetKeyTable(
         _Kms(),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.config import TENANT_KEY_TAG
-from chalicelib.crypto import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from chalicelib.support.config import TENANT_KEY_TAG
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,

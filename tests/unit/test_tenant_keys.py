@@ -1,4 +1,4 @@
-"""chalicelib/tenant_keys.py with fakes: registry cache, writer and reader routing."""
+"""chalicelib/keys/tenants.py with fakes: registry cache, writer and reader routing."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from chalicelib.crypto import KIND_POOL, KIND_TENANT, Sealer, WrappedKey, encryption_context
-from chalicelib.errors import IntegrityError, KeyUnavailableError
-from chalicelib.tenant_keys import (
+from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, Sealer, WrappedKey, encryption_context
+from chalicelib.keys.tenants import (
     SHREDDED,
     CachedRegistry,
     RoutingDataKeys,
@@ -16,6 +15,7 @@ from chalicelib.tenant_keys import (
     TenantKey,
     has_own_key,
 )
+from chalicelib.support.errors import IntegrityError, KeyUnavailableError
 
 KEY_A = "arn:aws:kms:eu-west-1:111122223333:key/aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 
@@ -125,7 +125,7 @@ def test_given_every_key_refuses_then_the_first_refusal_is_raised() -> None:
     assert raised.value is first
 
 
-# -- rewrap of both views (chalicelib/rewrap.py) with a fake KMS and table -------------------
+# -- rewrap of both views (chalicelib/service/rewrap.py) with a fake KMS and table -------------------
 
 
 def header(kind: int, slot: str) -> dict[str, bytes]:
@@ -166,7 +166,7 @@ def person(full_kind: int, masked_kind: int) -> dict[str, object]:
 
 
 def run(item: dict[str, object], customer: str | None) -> tuple[object, FakeReEncryptor, FakeTable]:
-    from chalicelib.rewrap import RewrapMap, RewrapPlan, rewrap_processor
+    from chalicelib.service.rewrap import RewrapMap, RewrapPlan, rewrap_processor
 
     kms, table = FakeReEncryptor(), FakeTable()
     plan = RewrapPlan("shared", "target", customer, "pii-vault")
@@ -175,8 +175,8 @@ def run(item: dict[str, object], customer: str | None) -> tuple[object, FakeReEn
 
 
 def test_given_a_tenant_scoped_record_then_both_views_move_each_under_its_exact_context() -> None:
-    from chalicelib.crypto import KIND_MASKED_TENANT
-    from chalicelib.rewrap import REWRAP_WRITE_ATTRIBUTES
+    from chalicelib.envelope.format import KIND_MASKED_TENANT
+    from chalicelib.service.rewrap import REWRAP_WRITE_ATTRIBUTES
 
     counts, kms, table = run(person(KIND_TENANT, KIND_MASKED_TENANT), "acme")
     assert kms.seen == [
@@ -195,7 +195,7 @@ def test_given_a_tenant_scoped_record_then_both_views_move_each_under_its_exact_
 
 
 def test_given_a_tenant_move_then_a_masked_pool_slot_stays_and_the_key_id_does_not_move() -> None:
-    from chalicelib.crypto import KIND_MASKED_POOL
+    from chalicelib.envelope.format import KIND_MASKED_POOL
 
     counts, kms, table = run(person(KIND_TENANT, KIND_MASKED_POOL), "acme")
     assert [blob for blob, _ in kms.seen] == [b"full-key"]
@@ -212,8 +212,8 @@ def test_given_a_masked_blob_claiming_a_full_view_kind_then_the_item_is_left_alo
 
 
 def test_given_the_verify_pass_then_masked_slots_are_checked_under_their_context() -> None:
-    from chalicelib.crypto import KIND_MASKED_TENANT
-    from chalicelib.rewrap import RewrapMap, RewrapPlan, verify_processor
+    from chalicelib.envelope.format import KIND_MASKED_TENANT
+    from chalicelib.service.rewrap import RewrapMap, RewrapPlan, verify_processor
 
     kms = FakeReEncryptor()
     plan = RewrapPlan("shared", "target", "acme", "pii-vault")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.crypto import RecordRef, _seal_field_with_nonce, field_aad, field_aad_v2, open_field
+from chalicelib.envelope.format import RecordRef, _seal_field_with_nonce, field_aad, field_aad_v2, open_field
 
 _DIR = Path(__file__).parents[1] / "vectors"
 V1 = json.loads((_DIR / "field-v1.json").read_text())

@@ -19,7 +19,7 @@ from bench.workload import (
     tenant_name,
     zipf_cumulative,
 )
-from chalicelib import config
+from chalicelib.support import config
 
 TINY = Scenario(
     "tiny",

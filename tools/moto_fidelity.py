@@ -1,10 +1,13 @@
-"""Make moto refuse cryptographic use of a disabled or pending-deletion KMS key, as KMS does.
+"""Where moto 5.2 answers differently from KMS, make it answer as KMS does.
 
-moto 5.2 keeps encrypting and decrypting with a key after DisableKey or
-ScheduleKeyDeletion. KMS answers ``DisabledException`` (disabled) and
-``KMSInvalidStateException`` (pending deletion); pii-vault maps both to 502
-``key_unavailable`` (chalicelib/aws_errors.py). ``install()`` patches moto's KMS backend
-so the tests and the local stack (tools/motoserver.py) see the same answers.
+- moto keeps encrypting and decrypting with a key after DisableKey or ScheduleKeyDeletion.
+  KMS answers ``DisabledException`` (disabled) and ``KMSInvalidStateException`` (pending
+  deletion); pii-vault maps both to 502 ``key_unavailable`` (chalicelib/support/aws_errors.py).
+- moto's GenerateMac names the key used by its bare id; KMS by its ARN, which a stage pinned to
+  its HMAC key by ARN (chalicelib.keys.kms.KmsMacKey, as every deployed stage is) checks.
+
+``install()`` patches moto's KMS backend so the tests (tests/conftest.py) and the local stack
+(tools/motoserver.py) see KMS's answers.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def install() -> None:
         return
     _installed.append(True)
     encrypt, decrypt, re_encrypt = KmsBackend.encrypt, KmsBackend.decrypt, KmsBackend.re_encrypt
+    generate_mac = KmsBackend.generate_mac
 
     def checked_encrypt(self: KmsBackend, key_id: str, *args: Any, **kwargs: Any) -> Any:
         _check(self, key_id)
@@ -64,6 +68,12 @@ def install() -> None:
         _check(self, target_arn)
         return blob, source_arn, target_arn
 
+    def generate_mac_naming_the_arn(self: KmsBackend, *args: Any, **kwargs: Any) -> tuple[str, str, str]:
+        mac, algorithm, key_id = generate_mac(self, *args, **kwargs)
+        _check(self, key_id)
+        return mac, algorithm, self.keys[self.any_id_to_key_id(key_id)].arn
+
+    KmsBackend.generate_mac = generate_mac_naming_the_arn  # type: ignore[method-assign]
     KmsBackend.encrypt = checked_encrypt  # type: ignore[method-assign]
     KmsBackend.decrypt = checked_decrypt  # type: ignore[method-assign]
     KmsBackend.re_encrypt = checked_re_encrypt  # type: ignore[method-assign]

@@ -87,7 +87,7 @@ class IntegrityError(PiiVaultError):
     code = "integrity_error"
 
 
-# The cause category of a DependencyError nobody categorised (chalicelib/aws_errors.py names the others).
+# The cause category of a DependencyError nobody categorised (chalicelib/support/aws_errors.py names the others).
 UNKNOWN_CAUSE = "unknown"
 
 
@@ -95,7 +95,7 @@ class DependencyError(PiiVaultError):
     """An AWS dependency (KMS or DynamoDB) failed; the request had no effect.
 
     ``cause``: a category for the log line (condition_failed, throttled, ...; see
-    ``chalicelib.aws_errors.cause_of``), never an AWS message or a value."""
+    ``chalicelib.support.aws_errors.cause_of``), never an AWS message or a value."""
 
     code = "dependency_error"
 

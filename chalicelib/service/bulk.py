@@ -12,7 +12,7 @@ would do and saves no checkpoint.
 
 Runs from the command line (``python -m tools.jobs``: all segments in threads, or each
 segment as a ``lambda:Invoke`` of the deployed function) and as Lambda functions (one
-segment per invocation: ``chalicelib.api.jobs``).
+segment per invocation: ``chalicelib.api.functions``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import conditional_write, translate
-from chalicelib.errors import StorageError
 from chalicelib.store import layout
+from chalicelib.support.aws_errors import conditional_write, translate
+from chalicelib.support.errors import StorageError
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.errors import (
+from chalicelib.support.errors import (
     IdempotencyKeyReusedError,
     IntegrityError,
     RequestInProgressError,

@@ -41,8 +41,8 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.crypto import DATA_KEY_BYTES, NONCE_BYTES, TAG_BYTES, KeyUnwrapper
-from chalicelib.errors import PiiVaultError
+from chalicelib.envelope.format import DATA_KEY_BYTES, NONCE_BYTES, TAG_BYTES, KeyUnwrapper
+from chalicelib.support.errors import PiiVaultError
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from chalice import Chalice
 
-from chalicelib import models
-from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError, ValidationError
+from chalicelib.domain import validation
+from chalicelib.support.config import Settings
+from chalicelib.support.errors import ConfigurationError, ValidationError
 
 STREAM_BATCH_SIZE = 100
 # The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
@@ -47,7 +47,13 @@ def _job_id(event: dict[str, Any]) -> str:
 
 
 def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any], ddb: Callable[[], Any]) -> None:
-    from chalicelib.jobs import DynamoDbCheckpoints, backfill_processor, indexer_pages, lambda_deadline, run_segment
+    from chalicelib.service.bulk import (
+        DynamoDbCheckpoints,
+        backfill_processor,
+        indexer_pages,
+        lambda_deadline,
+        run_segment,
+    )
 
     if not settings.stream_arn:
         raise ConfigurationError("PII_VAULT_STREAM_ARN must name the PII table's stream in the indexer stage")
@@ -66,7 +72,7 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
         total = _int(event, "total_segments", 1, 1_000_000)
         segment = _int(event, "segment", 0, total - 1)
         dry_run = event.get("dry_run") is True
-        from chalicelib.jobs import MemoryCheckpoints
+        from chalicelib.service.bulk import MemoryCheckpoints
 
         checkpoints = MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
         worker = indexer().dry_run() if dry_run else indexer()
@@ -82,13 +88,19 @@ def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any
 
 
 def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) -> None:
-    from chalicelib.jobs import DynamoDbCheckpoints, MemoryCheckpoints, OffboardRun, lambda_deadline, offboard_segment
     from chalicelib.service import timestamp
+    from chalicelib.service.bulk import (
+        DynamoDbCheckpoints,
+        MemoryCheckpoints,
+        OffboardRun,
+        lambda_deadline,
+        offboard_segment,
+    )
     from chalicelib.store.ledger import TENANT, DynamoDbErasures
 
     @app.lambda_function(name=OFFBOARD_FUNCTION)
     def offboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        customer_id = models.customer_id(event.get("customer_id", ""))
+        customer_id = validation.customer_id(event.get("customer_id", ""))
         total = _int(event, "total_segments", 1, 1_000_000)
         run = OffboardRun(
             _job_id(event), customer_id, _int(event, "segment", 0, total), total, dry_run=event.get("dry_run") is True
@@ -115,7 +127,7 @@ def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) 
 
 def rewrap_plan(event: dict[str, Any], settings: Settings) -> Any:
     """The rewrap event's plan: source and target key, one tenant (``customer_id``) or all."""
-    from chalicelib.rewrap import RewrapPlan
+    from chalicelib.service.rewrap import RewrapPlan
 
     keys = {}
     for name in ("source_key", "target_key"):
@@ -129,15 +141,15 @@ def rewrap_plan(event: dict[str, Any], settings: Settings) -> Any:
     return RewrapPlan(
         source_key=keys["source_key"],
         target_key=keys["target_key"],
-        customer_id=None if customer is None else models.customer_id(customer),
+        customer_id=None if customer is None else validation.customer_id(customer),
         app_name=settings.app_name,
         dry_run=event.get("dry_run") is True,
     )
 
 
 def register_rewrap(app: Chalice, settings: Settings, kms: Callable[[], Any], ddb: Callable[[], Any]) -> None:
-    from chalicelib.jobs import DynamoDbCheckpoints, MemoryCheckpoints, lambda_deadline
-    from chalicelib.rewrap import rewrap_segment
+    from chalicelib.service.bulk import DynamoDbCheckpoints, MemoryCheckpoints, lambda_deadline
+    from chalicelib.service.rewrap import rewrap_segment
 
     @app.lambda_function(name=REWRAP_FUNCTION)
     def rewrap(event: dict[str, Any], context: Any) -> dict[str, Any]:

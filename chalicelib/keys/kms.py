@@ -44,10 +44,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import translate
-from chalicelib.config import KEY_ARN
-from chalicelib.crypto import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
-from chalicelib.errors import KeyServiceError
+from chalicelib.envelope.format import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
+from chalicelib.support.aws_errors import translate
+from chalicelib.support.config import KEY_ARN
+from chalicelib.support.errors import KeyServiceError
 
 _INTEGRITY_CODES = ("InvalidCiphertextException", "IncorrectKeyException")
 DEFAULT_MAX_CONTEXTS = 1024

@@ -42,7 +42,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.errors import IntegrityError
+from chalicelib.support.errors import IntegrityError
 
 FORMAT_V1 = 1
 FORMAT_V2 = 2
@@ -254,7 +254,7 @@ class Sealer:
         "tenant": one data key per tenant, the tenant named in the KMS context.
         ``view`` "masked": the data keys of masked projections (context adds ``"view": "masked"``).
         ``own_key(customer_id)`` true: that tenant has its own KMS key and always gets
-        tenant-scoped data keys (chalicelib/tenant_keys.py), whatever ``scope`` says."""
+        tenant-scoped data keys (chalicelib/keys/tenants.py), whatever ``scope`` says."""
         self._data_keys = data_keys
         self._app_name = app_name
         self._kind = view_kind(SCOPES[scope], view)

@@ -18,7 +18,7 @@ per ``tenant_key_cache_seconds``, answers without a key cached too).
 - A registry entry whose state is not ``active`` (the tenant was offboarded and its key
   scheduled for deletion) answers ``key_unavailable`` at once, without asking KMS.
 
-Tenant-key data keys never enter the reader fleet table (``chalicelib/fleet.py`` shares
+Tenant-key data keys never enter the reader fleet table (``chalicelib/keys/fleet.py`` shares
 pool keys only), so deleting a tenant key shreds that tenant's data once the container
 caches (minutes) have aged out. The threat that a registry writer downgrades a tenant to
 the shared key, and what detects it, is in the README ("Per-tenant keys").
@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.crypto import DataKeySource, KeyUnwrapper, WrappedKey
-from chalicelib.errors import IntegrityError, KeyServiceError, KeyUnavailableError
+from chalicelib.envelope.format import DataKeySource, KeyUnwrapper, WrappedKey
+from chalicelib.support.errors import IntegrityError, KeyServiceError, KeyUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -167,3 +167,13 @@ class RoutingUnwrapper:
                 first = first or exc
         assert first is not None  # noqa: S101 - candidates is never empty
         raise first
+
+
+class _NoRegistry:
+    """No registry table configured: every tenant is on the shared key."""
+
+    def get(self, customer_id: str) -> TenantKey | None:
+        return None
+
+
+NO_REGISTRY: TenantRegistry = _NoRegistry()

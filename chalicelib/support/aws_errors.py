@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ParamValidationError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from chalicelib.errors import (
+from chalicelib.support.errors import (
     UNKNOWN_CAUSE,
     ConflictError,
     DependencyError,

@@ -28,7 +28,7 @@ from typing import Any
 
 ANONYMOUS_PRINCIPAL = "anonymous"
 REFUSED = "request.refused"
-_LOGGER_NAME = "chalicelib.audit"
+_LOGGER_NAME = "chalicelib.audit"  # stable: operators filter on it (it predates the support package)
 _MAX_ID_LEN = 256
 
 

@@ -41,8 +41,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import conditional_write, error_code, translate
-from chalicelib.crypto import (
+from chalicelib.envelope.format import (
     KIND_MASKED_POOL,
     KIND_MASKED_TENANT,
     KIND_POOL,
@@ -50,9 +49,10 @@ from chalicelib.crypto import (
     encryption_context,
     parse_blob,
 )
-from chalicelib.errors import IntegrityError, KeyServiceError, StorageError
-from chalicelib.jobs import PAGE_SIZE, Checkpoint, Checkpoints, Item, Key, PageSource, Processor
+from chalicelib.service.bulk import PAGE_SIZE, Checkpoint, Checkpoints, Item, Key, PageSource, Processor
 from chalicelib.store import layout
+from chalicelib.support.aws_errors import conditional_write, error_code, translate
+from chalicelib.support.errors import IntegrityError, KeyServiceError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ def rewrap_segment(
 ) -> Checkpoint:
     """One segment of a rewrap (or, with ``verify``, of its verify pass). One tenant is one
     partition: segment 0 queries it, the other segments have nothing to do."""
-    from chalicelib.jobs import run_segment, scan_pages
+    from chalicelib.service.bulk import run_segment, scan_pages
 
     if plan.customer_id is None:
         pages = scan_pages(ddb, table, segment, total_segments)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from chalicelib.errors import IntegrityError
+from chalicelib.support.errors import IntegrityError
 
 
 def person_created(created_at: str) -> str:

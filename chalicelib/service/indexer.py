@@ -27,13 +27,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import models
-from chalicelib.beacons import BeaconKeys
-from chalicelib.crypto import Opener, RecordRef
-from chalicelib.errors import IntegrityError
+from chalicelib.domain import validation
+from chalicelib.envelope.format import Opener, RecordRef
+from chalicelib.keys.beacons import BeaconKeys
 from chalicelib.store import layout
 from chalicelib.store.beacons import IndexerStore, beacon_of, beacon_version_of, decode_stream_image
 from chalicelib.store.records import PersonRecord
+from chalicelib.support.errors import IntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Indexer:
         opened = (opener or self._opener).open(ref, record.fields, record.slots, (EMAIL,))
         if EMAIL not in opened:
             return None
-        email = models.decode_field(EMAIL, opened[EMAIL])
+        email = validation.decode_field(EMAIL, opened[EMAIL])
         return self._keys.stored_beacon(record.customer_id, email)
 
     def dry_run(self) -> Indexer:

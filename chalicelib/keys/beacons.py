@@ -32,7 +32,7 @@ import threading
 import unicodedata
 from typing import Protocol
 
-from chalicelib.errors import ValidationError
+from chalicelib.support.errors import ValidationError
 
 ROOT_LABEL = b"pii-vault/beacon-root/v1"
 TENANT_LABEL = b"pii-vault/beacon/v1|"
@@ -52,7 +52,7 @@ class MacSource(Protocol):
 
 def normalise_email(value: str) -> str:
     """The form that beacons are computed over; raises ValidationError (no value) if malformed."""
-    from chalicelib.models import email
+    from chalicelib.domain.validation import email
 
     return email(value.strip() if isinstance(value, str) else value)
 

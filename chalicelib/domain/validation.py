@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import PayloadTooLargeError, ValidationError
+from chalicelib.support.errors import PayloadTooLargeError, ValidationError
 
 PERSON_FIELDS = ("name", "surname", "email", "dob", "address")
 ADDRESS_REQUIRED = ("line1", "city", "postal_code", "country")

@@ -1,0 +1,313 @@
+"""How each stage is wired: typed builders of its services and its registration on an app.
+
+One ``register_<stage>`` per registry entry (``registry.Stage.register`` names it). Every
+builder receives the stage's ``Settings`` (holding only what the stage declares) and the
+container's ``Clients``; each AWS client is made once per container, on first use, and
+shared by every part of the stage. Imports are local so that a stage loads only what it
+serves (the cold start of the writer never imports the reader's code).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from chalice import Chalice
+
+from chalicelib.support.config import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.envelope.format import DataKeySource, KeyUnwrapper
+    from chalicelib.keys.beacons import BeaconKeys
+    from chalicelib.keys.tenants import CachedRegistry
+    from chalicelib.service import MaskedService, ReaderService, WriterService
+    from chalicelib.service.indexer import Indexer
+    from chalicelib.store import DynamoDbStore
+    from chalicelib.store.beacons import DynamoDbBeacons
+    from chalicelib.store.ledger import DynamoDbErasures
+    from chalicelib.support.idempotency import IdempotentWrites
+
+T = TypeVar("T")
+# boto3 clients are generated at run time; botocore ships no types for their methods.
+AwsClient = Any
+
+
+class Lazy(Generic[T]):
+    """Built once, on first use, then reused across warm invocations. Thread-safe: a burst of
+    concurrent first requests (``chalice local`` serves each on its own thread) builds it once."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._built: list[T] = []
+
+    def __call__(self) -> T:
+        if not self._built:
+            with self._lock:
+                if not self._built:
+                    self._built.append(self._factory())
+        return self._built[0]
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The container's AWS clients, each made on first use."""
+
+    kms: Callable[[], AwsClient]
+    dynamodb: Callable[[], AwsClient]
+
+    @classmethod
+    def of(cls, kms: AwsClient, dynamodb: AwsClient) -> Clients:
+        """Clients made already (tools, tests, the benchmark)."""
+        return cls(kms=lambda: kms, dynamodb=lambda: dynamodb)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What a stage's registration needs besides its app."""
+
+    settings: Settings
+    clients: Clients
+    clock: Callable[[], _dt.datetime] | None = None
+    masked_view: bool = True  # False only for the benchmark's comparison (a writer without masked projections)
+
+
+# -- API stages -------------------------------------------------------------------------------
+
+
+def register_writer(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.writer import writer_blueprint
+
+    service, idempotency = Lazy(lambda: build_writer(wiring)), Lazy(lambda: build_idempotency(wiring))
+    app.register_blueprint(writer_blueprint(service, idempotency))
+
+
+def register_reader(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.reader import reader_blueprint
+
+    app.register_blueprint(reader_blueprint(Lazy(lambda: build_reader(wiring))))
+
+
+def register_masked(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.masked import masked_blueprint
+
+    app.register_blueprint(masked_blueprint(Lazy(lambda: build_masked(wiring))))
+
+
+# -- job stages -------------------------------------------------------------------------------
+
+
+def register_indexer(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.functions import register_indexer as register
+
+    indexer = Lazy(lambda: build_indexer(wiring.settings, wiring.clients))
+    register(app, wiring.settings, indexer, wiring.clients.dynamodb)
+
+
+def register_offboard(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.functions import register_offboard as register
+
+    register(app, wiring.settings, wiring.clients.dynamodb)
+
+
+def register_rewrap(app: Chalice, wiring: Wiring) -> None:
+    from chalicelib.api.functions import register_rewrap as register
+
+    register(app, wiring.settings, wiring.clients.kms, wiring.clients.dynamodb)
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def person_store(settings: Settings, clients: Clients) -> DynamoDbStore:
+    from chalicelib.store import DynamoDbStore
+    from chalicelib.store.dynamodb import DynamoDbTable
+
+    return DynamoDbStore(DynamoDbTable(clients.dynamodb(), settings.table_name))
+
+
+def build_writer(wiring: Wiring) -> WriterService:
+    from chalicelib.envelope.format import MASKED_VIEW, Sealer
+    from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
+    from chalicelib.service import WriterService, utc_now
+
+    settings, clients = wiring.settings, wiring.clients
+    shared = writer_data_keys(
+        KmsEncryptor(clients.kms(), settings.kms_key_id),
+        max_records=settings.writer_key_cache_max_records,
+        max_age_seconds=settings.writer_key_cache_seconds,
+    )
+    data_keys, own_key = route_data_keys(settings, clients, shared)
+    sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, own_key=own_key)
+    # The masked view's projections: a second data key (context view=masked) from the same cache.
+    masked_sealer = (
+        Sealer(data_keys, settings.app_name, scope=settings.key_scope, view=MASKED_VIEW, own_key=own_key)
+        if wiring.masked_view
+        else None
+    )
+    return WriterService(
+        person_store(settings, clients),
+        sealer,
+        clock=wiring.clock or utc_now,
+        erasures=build_erasures(settings, clients),
+        masked_sealer=masked_sealer,
+    )
+
+
+def build_idempotency(wiring: Wiring) -> IdempotentWrites:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from chalicelib.support.config import APP_NAME
+    from chalicelib.support.idempotency import IdempotentWrites
+
+    settings = wiring.settings
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table_name,
+        boto3_client=wiring.clients.dynamodb(),
+    )
+    return IdempotentWrites(persistence, ttl_seconds=settings.idempotency_ttl_seconds, key_prefix=f"{APP_NAME}-writer")
+
+
+def build_reader(wiring: Wiring) -> ReaderService:
+    from chalicelib.envelope.format import Opener
+    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
+    from chalicelib.service import ReaderService
+
+    settings, clients = wiring.settings, wiring.clients
+    backing: KeyUnwrapper = KmsDecryptor(clients.kms(), settings.kms_key_id)
+    if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
+        from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+        from chalicelib.keys.kms import KmsMacKey
+        from chalicelib.store.dynamodb import DynamoDbTable
+        from chalicelib.store.fleet_table import DynamoDbFleetTable
+
+        fleet_table = DynamoDbFleetTable(DynamoDbTable(clients.dynamodb(), settings.fleet_table_name))
+        sealing = FleetSealingKeys(KmsMacKey(clients.kms(), settings.fleet_mac_key_id))
+        backing = FleetKeyTable(backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds)
+    unwrapper = reader_unwrapper(
+        route_unwrapper(settings, clients, backing),
+        max_entries=settings.reader_key_cache_max_entries,
+        max_age_seconds=settings.reader_key_cache_seconds,
+    )
+    beacon_keys, beacons = beacon_parts(settings, clients)
+    return ReaderService(
+        person_store(settings, clients),
+        Opener(unwrapper, settings.app_name),
+        beacon_keys=beacon_keys,
+        beacons=beacons,
+    )
+
+
+def build_masked(wiring: Wiring) -> MaskedService:
+    """The masked stage: masked projections only, through its own in-container key cache.
+
+    No fleet key table: the reader's fleet table holds full-view data keys sealed under a
+    reader-only key, and a masked-view table would need a second HMAC key and table for a
+    low-traffic support tool; each masked container asks KMS once per data key it meets.
+    """
+    from chalicelib.envelope.format import MASKED_KINDS, Opener
+    from chalicelib.service import MaskedService
+    from chalicelib.store import DynamoDbMaskedPeople
+    from chalicelib.store.dynamodb import DynamoDbTable
+
+    settings, clients = wiring.settings, wiring.clients
+    people = DynamoDbMaskedPeople(DynamoDbTable(clients.dynamodb(), settings.table_name))
+    return MaskedService(people, Opener(opening_unwrapper(settings, clients), settings.app_name, kinds=MASKED_KINDS))
+
+
+def build_indexer(settings: Settings, clients: Clients) -> Indexer:
+    """The indexer (stream handler, backfill job, the local stack's stream poller)."""
+    from chalicelib.envelope.format import Opener
+    from chalicelib.service.indexer import Indexer
+
+    keys, index = beacon_parts(settings, clients)
+    return Indexer(Opener(opening_unwrapper(settings, clients), settings.app_name), keys, index)
+
+
+def opening_unwrapper(settings: Settings, clients: Clients) -> KeyUnwrapper:
+    """KMS Decrypt behind tenant routing and the container's cache (masked stage, indexer)."""
+    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
+
+    return reader_unwrapper(
+        route_unwrapper(settings, clients, KmsDecryptor(clients.kms(), settings.kms_key_id)),
+        max_entries=settings.reader_key_cache_max_entries,
+        max_age_seconds=settings.reader_key_cache_seconds,
+    )
+
+
+def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
+    """The writer's erasure ledger and idempotency references."""
+    from chalicelib.store.ledger import DynamoDbErasures
+
+    return DynamoDbErasures(
+        clients.dynamodb(),
+        table=settings.table_name,
+        ledger_table=settings.ledger_table_name,
+        idempotency_table=settings.idempotency_table_name,
+    )
+
+
+def beacon_parts(settings: Settings, clients: Clients) -> tuple[BeaconKeys, DynamoDbBeacons]:
+    """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
+    from chalicelib.keys.beacons import BeaconKeys
+    from chalicelib.keys.kms import KmsMacKey
+    from chalicelib.store.beacons import DynamoDbBeacons
+
+    keys = BeaconKeys(KmsMacKey(clients.kms(), settings.beacon_key_id), length=settings.beacon_bytes)
+    return keys, DynamoDbBeacons(clients.dynamodb(), settings.table_name)
+
+
+# -- per-tenant keys (chalicelib/keys/tenants.py) ---------------------------------------------
+
+
+def tenant_registry(settings: Settings, clients: Clients) -> CachedRegistry | None:
+    """The cached tenant key registry, or None when no registry table is configured."""
+    if not settings.tenants_table_name:
+        return None
+    from chalicelib.keys.tenants import CachedRegistry
+    from chalicelib.store.tenants import DynamoDbTenantRegistry
+
+    return CachedRegistry(
+        DynamoDbTenantRegistry(clients.dynamodb(), settings.tenants_table_name),
+        ttl_seconds=settings.tenant_key_cache_seconds,
+    )
+
+
+def route_data_keys(
+    settings: Settings, clients: Clients, shared: DataKeySource
+) -> tuple[DataKeySource, Callable[[str], bool] | None]:
+    """(data key source, own-key test for the Sealer): tenants with their own key get
+    tenant-scoped data keys wrapped by it, cached no longer than a registry answer."""
+    registry = tenant_registry(settings, clients)
+    if registry is None:
+        return shared, None
+    from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
+    from chalicelib.keys.tenants import RoutingDataKeys, has_own_key
+
+    def source_for(key_arn: str) -> DataKeySource:
+        return writer_data_keys(
+            KmsEncryptor(clients.kms(), key_arn),
+            max_records=settings.writer_key_cache_max_records,
+            max_age_seconds=min(settings.writer_key_cache_seconds, settings.tenant_key_cache_seconds),
+        )
+
+    return RoutingDataKeys(shared, registry, source_for), has_own_key(registry)
+
+
+def route_unwrapper(settings: Settings, clients: Clients, shared: KeyUnwrapper) -> KeyUnwrapper:
+    """The tenant's own key first, then ``shared``, then the previous shared keys (a rewrap under way)."""
+    registry = tenant_registry(settings, clients)
+    if registry is None and not settings.previous_kms_key_ids:
+        return shared
+    from chalicelib.keys.kms import KmsDecryptor
+    from chalicelib.keys.tenants import NO_REGISTRY, RoutingUnwrapper
+
+    return RoutingUnwrapper(
+        shared,
+        registry or NO_REGISTRY,
+        lambda key_arn: KmsDecryptor(clients.kms(), key_arn),
+        [KmsDecryptor(clients.kms(), key_id) for key_id in settings.previous_kms_key_ids],
+    )
