@@ -11,7 +11,8 @@
 #   4. bandit: no medium or high finding in chalicelib/, tools/, app.py
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
 #   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
-#   7. mypy: strict on chalicelib/, tools/, app.py and the client (pyproject.toml [tool.mypy])
+#   7. import layers: lint-imports (pyproject.toml [tool.importlinter])
+#   8. mypy: strict on chalicelib/, tools/, app.py and the client (pyproject.toml [tool.mypy])
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
@@ -116,6 +117,9 @@ rm -f "$audit_json"
 step "ruff: lint and format (pyproject.toml)"
 "$BIN/ruff" check . && echo "ruff check: no findings" || fail "ruff check"
 "$BIN/ruff" format --check . || fail "ruff format --check (run: .venv/bin/ruff format .)"
+
+step "import layers (lint-imports; pyproject.toml [tool.importlinter])"
+"$BIN/lint-imports" --no-cache >/dev/null && echo "lint-imports: layers kept" || { "$BIN/lint-imports" --no-cache; fail "lint-imports"; }
 
 step "mypy (strict; pyproject.toml)"
 "$BIN/mypy" || fail "mypy"

@@ -340,7 +340,7 @@ def _answers_http(url: str) -> bool:
         # Bandit B310 (urlopen schemes): the scheme is checked above; the URL is our own child.
         urllib.request.urlopen(url + "/", timeout=1).close()  # nosec B310  # noqa: S310
     except urllib.error.HTTPError:
-        return True  # any status (chalice local says 403 for unknown paths) means it is serving
+        return True  # any status (an unknown path answers 404) means it is serving
     except OSError:
         return False
     return True

@@ -214,9 +214,10 @@ def shred_step(args: argparse.Namespace, customer_id: str, reports: list[dict[st
     """After a complete offboarding: ScheduleKeyDeletion of the tenant's own key (``--shred-key``)."""
     if not getattr(args, "shred_key", False) or not all(r.get("done") for r in reports):
         return []
+    from chalicelib.stages.registry import operator_settings
     from tools.tenants import shred
 
-    settings = _settings(args, "offboard")
+    settings = operator_settings()  # the operator's step: the tenant registry and the key's deletion
     kms, ddb = _clients(args, settings)
     report = shred(kms, ddb, settings, customer_id, days=args.deletion_days, dry_run=args.dry_run)
     return [{"job": reports[0]["job"], "segment": "shred-key", "done": True, "counts": {}, **report}]

@@ -220,12 +220,6 @@ def schemas() -> dict[str, Any]:
             "required": ["code", "message"],
             "additionalProperties": False,
         },
-        "GatewayError": {
-            "type": "object",
-            "description": "Answered by API Gateway itself (SigV4 missing or invalid, no such route).",
-            "properties": {"message": {"type": "string"}},
-            "required": ["message"],
-        },
         "Address": _address(),
         "Person": {
             "type": "object",
@@ -447,8 +441,9 @@ def headers() -> dict[str, Any]:
 
 _DESCRIPTIONS = {
     400: "Invalid request: validation_error or malformed_json (the message names the field).",
-    403: "API Gateway: SigV4 signature missing or invalid (deployed stages only), or no such route.",
-    404: "not_found.",
+    403: "request_refused by API Gateway (deployed stages only): e.g. a malformed Authorization header.",
+    404: "not_found: no such record; or no such route, or a caller the stage does not serve "
+    "(a missing, bad or expired signature, or a principal not on the allow-list): one answer for both.",
     409: "conflict / request_in_progress: a concurrent write won, or the first request with this "
     "Idempotency-Key is still running; retry after Retry-After seconds.",
     412: "precondition_failed: If-Match names another version.",
@@ -464,20 +459,12 @@ _DESCRIPTIONS = {
 
 
 def error_ref(status: int) -> dict[str, Any]:
-    if status == 403:
-        return {"$ref": "#/components/responses/Gateway403"}
     return _ref("responses", f"Error{status}")
 
 
 def responses() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, description in _DESCRIPTIONS.items():
-        if status == 403:
-            out["Gateway403"] = {
-                "description": description,
-                "content": {"application/json": {"schema": _ref("schemas", "GatewayError")}},
-            }
-            continue
         response: dict[str, Any] = {
             "description": description,
             "content": {"application/json": {"schema": _ref("schemas", "Error")}},

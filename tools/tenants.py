@@ -169,10 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import boto3
 
     from chalicelib.domain import validation
-    from chalicelib.stages import settings_for
+    from chalicelib.stages.registry import operator_settings
     from chalicelib.support.errors import PiiVaultError
 
-    settings = settings_for(role="writer")
+    settings = operator_settings()
     session = boto3.session.Session(region_name=settings.region)
     kms = session.client("kms", endpoint_url=args.endpoint_url)
     ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)

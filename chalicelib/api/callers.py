@@ -3,8 +3,10 @@
 API Gateway's IAM authorizer authenticates the SigV4 signer and puts its ARN in the
 request context (``requestContext.identity.userArn``). Any principal that some identity
 policy grants ``execute-api:Invoke`` gets that far; this check, run as HTTP middleware
-before the route's view (so before any KMS or DynamoDB call), answers 403 ``forbidden``
-to every principal that is not on the stage's list, and audits the refusal.
+before the route's view (so before any KMS or DynamoDB call), refuses every principal that
+is not on the stage's list and audits the refusal (outcome ``forbidden``). The refusal is
+answered as an unknown route is, 404 ``not_found`` with one fixed message
+(``gateway_responses.py``): nobody learns from it which routes exist.
 
 * The list (``PII_VAULT_ALLOWED_CALLERS``) holds IAM role ARNs. Callers sign with a
   session of a role, whose ARN is ``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION``: it
@@ -32,6 +34,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib.api.gateway_responses import ROUTE_NOT_FOUND
 from chalicelib.api.http import audit_refusal, error_response
 from chalicelib.support.audit import AuditLog
 from chalicelib.support.config import ASSUMED_ROLE_ARN, ROLE_ARN
@@ -66,7 +69,7 @@ def principal_arn(context: Mapping[str, Any] | None) -> str | None:
 
 
 def caller_gate(allowed: AllowList, audit: AuditLog, local_caller: str | None = None) -> Middleware:
-    """HTTP middleware: serve listed callers, refuse (403, audited) everyone else."""
+    """HTTP middleware: serve listed callers, refuse everyone else (audited; answered 404 like an unknown route)."""
 
     def gate(request: Request, get_response: Callable[[Request], Response]) -> Response:
         context = request.context if isinstance(request.context, dict) else {}
@@ -77,9 +80,10 @@ def caller_gate(allowed: AllowList, audit: AuditLog, local_caller: str | None = 
                 identity["userArn"] = local_caller
         arn = principal_arn(context)
         if not allowed.permits(arn):
-            message = "caller is not allowed on this stage" if arn else "request has no authenticated caller"
+            # Audited as forbidden; answered as an unknown route, so the refused caller learns
+            # nothing about which routes exist (gateway_responses.py).
             audit_refusal(audit, request, ForbiddenError.code)
-            return error_response(ForbiddenError(message))
+            return error_response(ROUTE_NOT_FOUND)
         return get_response(request)
 
     return gate

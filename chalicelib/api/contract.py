@@ -53,8 +53,17 @@ ERROR_STATUSES: tuple[tuple[type[errors.PiiVaultError], int], ...] = (
 # mismatches are 412), 429/503 a dependency's limit or outage: all worth retrying shortly.
 RETRY_AFTER_STATUSES = (409, 429, 503)
 RETRY_AFTER_SECONDS = 1
-# Every route can answer these (bad input, API Gateway's own 403, KMS/DynamoDB trouble).
-COMMON_ERROR_STATUSES = (400, 403, 429, 502, 503)
+# Every route can answer these (bad input; 404 for a caller the stage does not serve, as for
+# an unknown route: gateway_responses.py; API Gateway's remaining 403s; KMS/DynamoDB trouble).
+COMMON_ERROR_STATUSES = (400, 403, 404, 429, 502, 503)
+# Every answer, errors included, is kept by no cache: bodies carry PII and secrets.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """The one JSON error document: a stable ``code`` and a ``message`` that quotes no value."""
+    return {"code": code, "message": message}
+
 
 ETAG = re.compile(rf'"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}"')  # a strong ETag: the version, quoted
 IF_MATCH = "If-Match"

@@ -20,6 +20,7 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib.api import contract
+from chalicelib.api.gateway_responses import INTERNAL_ERROR
 from chalicelib.service import PERSON, SECRET
 from chalicelib.support import errors
 from chalicelib.support.audit import REFUSED, Actor, AuditLog, text
@@ -30,7 +31,11 @@ logger = logging.getLogger(__name__)
 AUDITED_REFUSALS = frozenset({errors.ForbiddenError.code, errors.NotFoundError.code, errors.IntegrityError.code})
 _RECORD_ID_PARAMS = (("person_id", PERSON), ("secret_id", SECRET))
 _COLLECTIONS = (("/people", PERSON), ("/secrets", SECRET))
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = contract.NO_STORE
+_CHALICE_MESSAGES = {
+    405: "method not allowed on this route; see the Allow header",
+    415: "unsupported media type; send application/json",
+}
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str | list[str]] | None = None) -> Response:
@@ -49,7 +54,7 @@ def error_response(exc: errors.PiiVaultError) -> Response:
     status = contract.status_of(exc)
     retry = status in contract.RETRY_AFTER_STATUSES
     headers = {"Retry-After": str(contract.RETRY_AFTER_SECONDS)} if retry else {}
-    return json_response(status, {"code": exc.code, "message": exc.message}, headers)
+    return json_response(status, contract.error_body(exc.code, exc.message), headers)
 
 
 def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -69,7 +74,7 @@ def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
         except Exception as exc:  # noqa: BLE001 - the edge must answer JSON, not crash
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error("unhandled %s\n%s", type(exc).__name__, frames)
-            return json_response(500, {"code": "internal_error", "message": "internal error"})
+            return json_response(500, INTERNAL_ERROR)
 
     return wrapper
 
@@ -134,9 +139,9 @@ def finish_response(event: Any, get_response: Callable[[Any], Response]) -> Resp
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
         name = re.sub(r"Error$", "", str(body["Code"]))
         code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-        # Chalice's 415 message quotes the client's Content-Type; ours does not echo input.
-        message = "unsupported media type; send application/json" if response.status_code == 415 else body["Message"]
-        response = json_response(response.status_code, {"code": code, "message": message}, response.headers)
+        # Chalice's 405 and 415 messages quote the client's method and Content-Type; ours echo no input.
+        message = _CHALICE_MESSAGES.get(response.status_code) or str(body["Message"])
+        response = json_response(response.status_code, contract.error_body(code, message), response.headers)
     response.headers = {**(response.headers or {}), **NO_STORE}
     return response
 
@@ -162,7 +167,7 @@ def audit_refusal(audit: AuditLog, request: Request, code: str) -> None:
 
 
 def audit_refusals(audit: AuditLog) -> Callable[[Request, Callable[[Request], Response]], Response]:
-    """HTTP middleware: audit the views' 404 and integrity answers (the caller gate audits its own 403)."""
+    """HTTP middleware: audit the views' 404 and integrity answers (the caller gate audits its own refusals)."""
 
     def middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
         response = get_response(request)

@@ -15,6 +15,7 @@ from typing import Any
 
 from chalice import Chalice
 
+from chalicelib.api import local_gateway
 from chalicelib.api.callers import AllowList, caller_gate
 from chalicelib.api.http import audit_refusals, finish_response
 from chalicelib.stages.registry import settings_for, stage
@@ -67,6 +68,7 @@ def create_app(
     app.log.setLevel(logging.INFO)
     logging.getLogger("chalicelib").setLevel(logging.INFO)
     if spec.kind == "api":
+        local_gateway.serve(app)  # chalice local / chalice.test: unknown routes answer as deployed
         app.register_middleware(finish_response, "http")
         # Outer to inner: the caller check answers before any view (so before any AWS call).
         audit = AuditLog()

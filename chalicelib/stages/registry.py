@@ -75,11 +75,10 @@ class Stage:
         """Whether the stage reaches tenants' own KMS keys (by tag, through the registry table)."""
         return Table.TENANTS in self.tables
 
-    def function(self, name: str) -> Function:
-        for function in self.functions:
-            if function.name == name:
-                return function
-        raise KeyError(name)
+    def function_for(self, trigger: Trigger) -> Function:
+        """The stage's one function with this trigger."""
+        (function,) = (f for f in self.functions if f.trigger == trigger)
+        return function
 
 
 def _api(name: str, summary: str, settings: tuple[str, ...]) -> Stage:
@@ -179,3 +178,15 @@ def settings_for(environ: Mapping[str, str] | None = None, *, role: str | None =
     env = process_environment() if environ is None else environ
     name = role_from_env(env) if role is None else role
     return Settings.from_env(env, role=name, fields=stage(name).settings)
+
+
+OPERATOR = "operator"  # not a stage: the command-line tools an administrator runs (tools.tenants, shredding)
+
+
+def operator_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Every variable, for the operator's tools, which act across stages with the operator's own
+    credentials (onboarding tenant keys, shredding); never used to build a stage's app."""
+    from chalicelib.support.config import process_environment
+
+    env = process_environment() if environ is None else environ
+    return Settings.from_env(env, role=OPERATOR, fields=VARIABLE)

@@ -206,7 +206,7 @@ def decode_page_token(token: str) -> str:
 
 
 def page_token_after(last_key: Mapping[str, Any] | None) -> str | None:
-    """The cursor continuing after a query's ``LastEvaluatedKey`` (None: no more pages)."""
+    """The cursor continuing after ``last_key`` (an item or a key of one; None: no more pages)."""
     return encode_page_token(last_key[SK]["S"][len(PERSON_PREFIX) :]) if last_key else None
 
 

@@ -43,7 +43,7 @@ def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(lo
     listing = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people", timeout=TIMEOUT)
 
     for r in (response, listing):
-        assert r.status_code in (403, 404, 405), (r.status_code, r.text)
+        assert (r.status_code, r.json()["code"]) in ((404, "not_found"), (405, "method_not_allowed")), r.text
         assert not any(value in r.text for value in sample.plaintexts(PERSON))
 
 
@@ -190,3 +190,21 @@ def test_given_malformed_json_when_creating_person_then_400_malformed_json(local
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_json"
     assert "Philippa" not in response.text
+
+
+@pytest.mark.parametrize("stage", ["writer_url", "reader_url", "masked_url"])
+def test_given_an_unknown_route_then_chalice_local_answers_json_404_like_the_deployed_gateway(local_stack, stage):
+    """Issue 24: not chalice's `403 {"message": "Missing Authentication Token"}`."""
+    from chalicelib.api.gateway_responses import gateway_responses
+
+    expected = gateway_responses()["MISSING_AUTHENTICATION_TOKEN"]
+    base = getattr(local_stack, stage)
+    for method, path in (
+        ("GET", "/"),
+        ("GET", "/no/such/route"),
+        ("DELETE", "/customers/acme"),
+        ("OPTIONS", "/customers/acme/people"),
+    ):
+        response = requests.request(method, base + path, timeout=TIMEOUT)
+        assert (response.status_code, response.json()) == (expected.status, expected.body), (method, path)
+        assert {k: response.headers[k] for k in expected.all_headers()} == expected.all_headers()

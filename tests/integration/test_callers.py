@@ -3,8 +3,9 @@
 Every refusal is checked on the Lambda entry point with API Gateway's event shape (the
 IAM authorizer's identity in ``requestContext.identity``), on both stages and every
 route, with KMS and DynamoDB clients that fail the test if anything touches them: the
-403 comes before any AWS call. Each refusal is one ``request.refused`` audit event that
-names the caller, tenant and record id, and never a value.
+refusal (404, the answer for an unknown route) comes before any AWS call. Each refusal is
+one ``request.refused`` audit event that names the caller, tenant and record id, and
+never a value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.api.gateway_responses import not_found
 from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
@@ -107,7 +109,7 @@ UNLISTED = {
 
 @pytest.mark.parametrize(("role", "method", "path"), ROUTES)
 @pytest.mark.parametrize("who", list(UNLISTED))
-def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_before_any_aws_call(
+def test_given_an_unlisted_caller_then_every_route_answers_as_an_unknown_route_before_any_aws_call(
     role: str, method: str, path: str, who: str, no_aws: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -115,9 +117,10 @@ def test_given_an_unlisted_caller_then_every_route_of_both_stages_answers_403_be
 
     response = _app(role)(_event(method, path, identity), None)
 
-    assert response["statusCode"] == 403
-    body = json.loads(response["body"])
-    assert body["code"] == "forbidden"
+    # Issue 24: the refusal is the answer for an unknown route, so it reveals no route.
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"]) == not_found().body
+    assert {k: response["headers"][k] for k in not_found().all_headers()} == not_found().all_headers()
     (event,) = _refused_events(caplog)
     assert event["outcome"] == "forbidden"
     assert event["actor"]["principal"] == (identity.get("userArn") or identity.get("caller") or "anonymous")
@@ -134,7 +137,7 @@ def test_given_an_empty_list_then_even_a_session_of_a_role_listed_elsewhere_is_r
     app = _app(role, allowed=())
     for method, path in _routes(app):
         response = app(_event(method, path, _session("billing-app")), None)
-        assert response["statusCode"] == 403, (method, path)
+        assert (response["statusCode"], json.loads(response["body"])) == (404, not_found().body), (method, path)
 
 
 def test_given_a_local_caller_then_it_never_replaces_an_identity_the_request_carries(
@@ -149,7 +152,7 @@ def test_given_a_local_caller_then_it_never_replaces_an_identity_the_request_car
 
     response = app(_event("GET", resource, _session("other-app")), None)
 
-    assert response["statusCode"] == 403
+    assert response["statusCode"] == 404
     assert _refused_events(caplog)[0]["actor"]["principal"] == _session("other-app")["userArn"]
 
 

@@ -9,10 +9,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.store import DynamoDbStore
+from chalicelib.store import DynamoDbMaskedPeople, DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import (
     META_CREATED,
+    Page,
     PersonRecord,
     PersonVersionConflict,
     PersonWrite,
@@ -168,6 +169,44 @@ def test_given_people_in_two_tenants_when_listed_in_pages_then_only_the_tenants_
         if token is None or not page.items:
             break
     assert seen == ids
+
+
+def _masked(repo: Any) -> Any:
+    """The masked stage's reads over the same people: the fake itself, or the DynamoDB masked store."""
+    return repo if isinstance(repo, InMemoryStore) else DynamoDbMaskedPeople(repo._table)
+
+
+@pytest.mark.parametrize("count", [2, 4, 5, 6])
+@pytest.mark.parametrize("view", ["full", "masked"])
+def test_given_a_tenant_when_paged_then_no_page_is_empty_and_the_last_carries_no_next(
+    repo: Any, count: int, view: str
+) -> None:
+    """Issue 24: a tenant of exactly k x limit people ended on an empty page ([2, 2, 0]).
+
+    The tenant also has a secret, whose items sort after its people (``S#`` > ``P#``): moto
+    then answers a query that stops at its Limit with a ``LastEvaluatedKey`` as DynamoDB
+    does (DynamoDB does so even when nothing follows)."""
+    for n in range(1, count + 1):
+        repo.create_person(person(f"{n:032x}"))
+    add_version(repo, lambda version: secret("hook", version))
+    repo.create_person(person("f" * 32, customer="globex"))
+    lister = repo.list_people if view == "full" else _masked(repo).list_masked_people
+    sizes, token = [], None
+    for _ in range(count + 2):
+        page = lister("acme", 2, token)
+        sizes.append(len(page.items))
+        token = page.next_token
+        if token is None:
+            break
+    assert sizes == [2] * (count // 2) + ([count % 2] if count % 2 else [])
+
+
+def test_given_a_tenant_of_one_page_exactly_then_one_page_without_next(repo: Any) -> None:
+    for n in range(1, 4):
+        repo.create_person(person(f"{n:032x}"))
+    page = repo.list_people("acme", 3, None)
+    assert [p.person_id for p in page.items] == [f"{n:032x}" for n in range(1, 4)] and page.next_token is None
+    assert repo.list_people("globex", 3, None) == Page([], None)
 
 
 def test_given_a_forged_page_token_then_validation_error(repo: Any) -> None:

@@ -21,6 +21,7 @@ from pii_vault_client import errors
 from pii_vault_client import signing as client
 from pii_vault_client.cli import main as cli_main
 from pii_vault_client.client import Client
+from pii_vault_client.config import Config
 
 ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 URL = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/api/customers/acme/people?limit=5&fields=email,name"
@@ -172,18 +173,23 @@ class FakeTransport:
         return status, {k.lower(): v for k, v in headers.items()}, raw
 
 
-def _client(transport: FakeTransport, sleeps: list[float] | None = None, **kwargs) -> Client:
+def _client(transport: FakeTransport, sleeps: list[float] | None = None, **config) -> Client:
     import random
 
     return Client(
         "https://w1.execute-api.eu-west-1.amazonaws.com/api",
         "https://r1.execute-api.eu-west-1.amazonaws.com/api",
+        "https://m1.execute-api.eu-west-1.amazonaws.com/api",
         credentials=Credentials(ACCESS_KEY, SECRET_KEY),
         transport=transport,
         sleep=(sleeps if sleeps is not None else []).append,
         rng=random.Random(7),
-        **kwargs,
+        config=Config(**config),
     )
+
+
+def _person(person_id: str, version: int = 1) -> dict[str, object]:
+    return {"id": person_id, "version": version, "created_at": "t", "updated_at": "t", "data": {"name": "n"}}
 
 
 def _error(code: str) -> dict[str, str]:
@@ -191,6 +197,7 @@ def _error(code: str) -> dict[str, str]:
 
 
 CREATED = (201, {}, {"id": "a" * 32, "version": 1, "created_at": "2024-01-01T00:00:00Z"})
+SECRET = (200, {"ETag": '"1"'}, {"id": "s", "version": 1, "created_at": "2024-01-01T00:00:00Z", "value": "v"})
 
 
 def test_given_a_create_then_it_is_signed_and_carries_a_random_uuid4_idempotency_key() -> None:
@@ -218,7 +225,7 @@ def test_given_a_retryable_answer_then_the_client_waits_retry_after_plus_jitter_
 
     result = _client(transport, sleeps).put_secret("acme", "hook", "v")
 
-    assert result["version"] == 1
+    assert result.version == 1
     assert len(transport.requests) == 2
     assert 2.0 <= sleeps[0] <= 3.0
     keys = {r[2]["Idempotency-Key"] for r in transport.requests}
@@ -231,14 +238,14 @@ def test_given_retryable_answers_without_end_then_attempts_are_bounded_and_the_t
     sleeps: list[float] = []
 
     with pytest.raises(errors.ThrottledError) as raised:
-        _client(transport, sleeps, max_attempts=3).get_person("acme", "a" * 32)
+        _client(transport, sleeps, retries={"total_max_attempts": 3}).get_person("acme", "a" * 32)
 
     assert len(transport.requests) == 3 and len(sleeps) == 2
     assert raised.value.status == 429 and raised.value.retry_after == 1.0
 
 
 def test_given_no_retry_after_then_the_wait_doubles_from_the_backoff() -> None:
-    transport = FakeTransport(*[(503, {}, _error("service_unavailable"))] * 3, (200, {}, {"id": "s"}))
+    transport = FakeTransport(*[(503, {}, _error("service_unavailable"))] * 3, SECRET)
     sleeps: list[float] = []
 
     _client(transport, sleeps, backoff=0.1).get_secret("acme", "s")
@@ -278,45 +285,45 @@ def test_given_an_http_date_retry_after_then_it_is_read_as_seconds_from_now() ->
 
 
 def test_given_no_answer_then_reads_and_keyed_writes_are_retried_and_others_raise() -> None:
-    transport = FakeTransport(TimeoutError("timed out"), (200, {}, {"id": "s"}), ConnectionResetError())
-    vault = _client(transport, timeout=2.5)
+    transport = FakeTransport(TimeoutError("timed out"), SECRET, ConnectionResetError())
+    vault = _client(transport, read_timeout=2.5)
 
-    assert vault.get_secret("acme", "s")["id"] == "s"
+    assert vault.get_secret("acme", "s").id == "s"
     with pytest.raises(errors.TransportError):
         vault.patch_person("acme", "a" * 32, {"name": "x"})
 
     assert [r[0] for r in transport.requests] == ["GET", "GET", "PATCH"]
     assert {r[4] for r in transport.requests} == {2.5}
     transport.answers += [ConnectionResetError(), CREATED]
-    assert vault.create_person("acme", {"name": "Ada"})["version"] == 1
+    assert vault.create_person("acme", {"name": "Ada"}).version == 1
     assert transport.requests[-1][2]["Idempotency-Key"] == transport.requests[-2][2]["Idempotency-Key"]
 
 
 def test_given_pages_then_the_iterator_follows_next_tokens_until_the_end() -> None:
     transport = FakeTransport(
-        (200, {}, {"items": [{"id": "1"}, {"id": "2"}], "next": "tok/1+="}),
-        (200, {}, {"items": [{"id": "3"}], "next": None}),
+        (200, {}, {"items": [_person("1"), _person("2")], "next": "tok/1+="}),
+        (200, {}, {"items": [_person("3")], "next": None}),
     )
 
     pages = list(_client(transport).list_pages("acme", limit=2, fields=["email", "name"]))
 
-    assert [[p["id"] for p in page.items] for page in pages] == [["1", "2"], ["3"]]
+    assert [[p.id for p in page.items] for page in pages] == [["1", "2"], ["3"]]
     first, second = (r[1] for r in transport.requests)
     assert first.endswith("/customers/acme/people?limit=2&fields=email%2Cname")
     assert second.endswith("&next=tok%2F1%2B%3D")
 
 
 def test_given_many_ids_then_one_multi_get_returns_items_and_missing() -> None:
-    transport = FakeTransport((200, {}, {"items": [{"id": "a" * 32}], "next": None, "missing": ["b" * 32]}))
+    transport = FakeTransport((200, {}, {"items": [_person("a" * 32)], "next": None, "missing": ["b" * 32]}))
 
     people = _client(transport).get_people("acme", ["a" * 32, "b" * 32])
 
-    assert [p["id"] for p in people.items] == ["a" * 32] and people.missing == ["b" * 32]
+    assert [p.id for p in people.items] == ["a" * 32] and people.missing == ["b" * 32]
     assert transport.requests[0][1].endswith(f"/people?ids={'a' * 32}%2C{'b' * 32}")
 
 
 def test_given_an_id_with_path_characters_then_it_stays_one_segment() -> None:
-    transport = FakeTransport((200, {}, {"id": "x"}))
+    transport = FakeTransport(SECRET)
 
     _client(transport).get_secret("acme", "../people")
 
@@ -347,7 +354,7 @@ def test_given_an_error_answer_then_the_exception_is_typed_by_code(status, body,
     transport = FakeTransport((status, {}, body))
 
     with pytest.raises(errors.PiiVaultError) as raised:
-        _client(transport, max_attempts=1).delete_secret("acme", "s")
+        _client(transport, retries={"total_max_attempts": 1}).delete_secret("acme", "s")
 
     assert type(raised.value) is expected
     assert (raised.value.status, raised.value.code) == (status, code)
@@ -371,7 +378,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     "url", ["http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002", "http://127.5.6.7:8002"]
 )
 def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_sign(no_credentials, url: str) -> None:
-    transport = FakeTransport((200, {}, {"id": "s"}))
+    transport = FakeTransport(SECRET)
 
     Client(reader_url=url, transport=transport).get_secret("acme", "s")
 

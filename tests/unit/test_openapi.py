@@ -114,11 +114,11 @@ def test_given_each_operation_when_documented_then_errors_use_the_error_schema_a
     for item in document["paths"].values():
         for op in item.values():
             codes = set(op["responses"])
-            assert {"400", "403", "429", "502"} <= codes, op["operationId"]
+            assert {"400", "403", "404", "429", "502"} <= codes, op["operationId"]
             if "requestBody" in op:
                 assert {"413", "415"} <= codes, op["operationId"]
             for status, response in op["responses"].items():
-                if int(status) >= 400 and status != "403":
+                if int(status) >= 400:
                     name = response["$ref"].rsplit("/", 1)[1]
                     schema = responses[name]["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (op["operationId"], status)

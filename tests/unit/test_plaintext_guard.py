@@ -51,3 +51,15 @@ def test_given_a_stored_json_document_then_its_values_are_searched_and_its_keys_
     hits = guard.hits()
 
     assert len(hits) == 1 and "#2" in hits[0]
+
+
+def test_given_a_value_that_is_a_string_constant_of_the_code_then_it_is_vocabulary_and_not_searched() -> None:
+    """Hypothesis feeds the fuzzer the string constants of local modules ("surname", a logger name):
+    they occur in logs by design. A value the code does not spell is still searched."""
+    guard = Guard()
+    guard.register({"value": "chalicelib.audit", "other": "Szczebrzeszyn"}, origin="t")
+    guard.observe("log", "record from logger chalicelib.audit", "chalicelib.audit: Szczebrzeszyn")
+
+    hits = guard.hits()
+
+    assert len(hits) == 1 and "#2 (from t)" in hits[0]

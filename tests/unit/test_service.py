@@ -159,6 +159,15 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
     assert sorted(seen) == sorted(ids)
 
 
+def test_given_a_tenant_of_exactly_two_pages_then_the_second_carries_no_next(writer, reader) -> None:
+    """Issue 24: no trailing empty page ([2, 2, 0]) when the tenant's size is a multiple of the limit."""
+    for _ in range(4):
+        writer.create_person("acme", PERSON)
+    first = reader.list_people("acme", 2, None, ("name",))
+    second = reader.list_people("acme", 2, first.next_token, ("name",))
+    assert (len(first.items), len(second.items), second.next_token) == (2, 2, None)
+
+
 def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(writer, reader, kms) -> None:
     assert writer.put_secret("acme", "stripe", {"value": "sk_one"}).version == 1
     assert writer.put_secret("acme", "stripe", {"value": "sk_two"}).version == 2

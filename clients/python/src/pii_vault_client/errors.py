@@ -1,8 +1,9 @@
 """One exception per pii-vault error code, all under ``PiiVaultError``.
 
 The service answers errors as ``{"code": ..., "message": ...}``; ``error_from`` picks the
-class by ``code`` (falling back to the HTTP status for answers without one, such as API
-Gateway's own 403), so callers can catch exactly what they handle::
+class by ``code`` (falling back to the HTTP status for answers without one, such as an
+API Gateway without the project's gateway responses), so callers can catch exactly what
+they handle::
 
     try:
         vault.get_person("acme", person_id)
@@ -41,6 +42,16 @@ class TransportError(PiiVaultError):
     code = "transport_error"
 
 
+class WaiterError(PiiVaultError):
+    """A waiter gave up: the work was still under way when its time ran out (``last``: where it stood)."""
+
+    code = "waiter_timeout"
+
+    def __init__(self, message: str, last: Any) -> None:
+        super().__init__(message)
+        self.last = last
+
+
 class CredentialsError(PiiVaultError):
     """No AWS credentials or no region to sign with."""
 
@@ -67,7 +78,11 @@ class UnsupportedMediaTypeError(ValidationError):
 
 
 class ForbiddenError(PiiVaultError):
-    """The caller is not on the stage's allow-list, or IAM refused the signature."""
+    """A refusal API Gateway answers in the error shape (e.g. a malformed Authorization header).
+
+    A caller the stage does not serve (unsigned, bad or expired signature, principal not
+    on the allow-list) gets ``NotFoundError``, as for an unknown route: nobody learns
+    from the answer which routes exist."""
 
     code = "forbidden"
     status_hint = 403

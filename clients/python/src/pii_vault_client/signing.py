@@ -85,10 +85,24 @@ def local_credentials() -> Any:
 
 
 class Signer:
-    """Signs each request with fresh credentials (refreshable ones renew themselves)."""
+    """Signs each request with fresh credentials (refreshable ones renew themselves).
 
-    def __init__(self, *, credentials: Any = None, region: str | None = None, profile: str | None = None) -> None:
-        self._explicit = credentials
+    ``session``: a boto3 ``Session`` or botocore ``Session`` (its credentials, which it
+    refreshes, and its region), or botocore credentials (``Credentials``,
+    ``RefreshableCredentials``). ``credentials`` is the same as passing credentials as
+    ``session``. Without either, botocore's default chain (``profile`` if given).
+    """
+
+    def __init__(
+        self, *, session: Any = None, credentials: Any = None, region: str | None = None, profile: str | None = None
+    ) -> None:
+        if session is not None and credentials is not None:
+            raise ValueError("pass session= or credentials=, not both")
+        if session is not None and profile is not None:
+            raise ValueError("a session has its own profile: pass session= or profile=, not both")
+        source = session if session is not None else credentials
+        self._given_session = source if hasattr(source, "get_credentials") else None
+        self._explicit = None if self._given_session is not None else source
         self._region = region
         self._profile = profile
         self._session: Any = None
@@ -103,6 +117,11 @@ class Signer:
     def credentials_for(self, url: str) -> Any:
         if self._explicit is not None:
             return self._explicit
+        if self._given_session is not None:
+            found = self._given_session.get_credentials()
+            if found is None:
+                raise CredentialsError("the session given has no credentials")
+            return found
         if is_loopback(url):
             return local_credentials()
         found = self._botocore_session().get_credentials()
@@ -110,10 +129,18 @@ class Signer:
             raise CredentialsError("no AWS credentials found (environment, profile, SSO or role)")
         return found
 
+    def _configured_region(self) -> str | None:
+        session = self._given_session
+        if session is None:
+            return str(self._botocore_session().get_config_variable("region") or "") or None
+        if hasattr(session, "region_name"):  # boto3
+            return session.region_name or None
+        return str(session.get_config_variable("region") or "") or None  # botocore
+
     def region_for(self, url: str) -> str:
         configured = self._region
         if configured is None and not is_loopback(url) and not _API_HOST.match(urlsplit(url).hostname or ""):
-            configured = self._botocore_session().get_config_variable("region")
+            configured = self._configured_region()
         return region_of(url, configured)
 
     def headers(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
