@@ -143,7 +143,9 @@ def install() -> None:
         if token is None:
             return handler_transact(self)
         parameters = {name: value for name, value in self.body.items() if name != "ClientRequestToken"}
-        fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+        # moto hands binary attribute values over decoded (bytes): hex them for the fingerprint.
+        canonical = json.dumps(parameters, sort_keys=True, default=lambda value: bytes(value).hex())
+        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         tokens, now = _tokens(self.dynamodb_backend), time.monotonic()
         for old in [t for t, (_, at) in tokens.items() if now - at > TOKEN_LIFETIME_S]:
             del tokens[old]

@@ -49,10 +49,12 @@ def _delete_once(token: str) -> dict[str, Any]:
     """One call as botocore sends it twice when the first answer is lost: same token, same items."""
     delete = {"TableName": TABLE, "Key": _key("a"), "ConditionExpression": "attribute_exists(pk)"}
     ledger = {"TableName": TABLE, "Key": _key("ledger"), "UpdateExpression": "ADD n :one"}
+    blob = {"TableName": TABLE, "Item": {**_key("blob"), "b": {"B": b"\x00ciphertext"}}}  # moto decodes binaries
     return {
         "TransactItems": [
             {"Delete": delete},
             {"Update": {**ledger, "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Put": blob},
         ],
         "ClientRequestToken": token,
     }
