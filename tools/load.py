@@ -295,7 +295,8 @@ def run(
     verification.lost += [f"an item that is not a person in a tenant of the run: sort key {sk}" for sk in others]
     if masked_url is not None:
         check.verify_masked(verification, check.http_person(require_loopback(masked_url)))
-    check.verify_search(verification, check.http_search(reader_url), lag_s=index_lag_s)
+    marker = check.http_marker(writer_url, f"{tenant_prefix}-{run_id}-marker", random_person(random.Random(seed)))
+    check.verify_search(verification, check.http_search(reader_url), marker=marker, lag_s=index_lag_s)
     statuses: Counter[Outcome] = Counter()
     latencies: dict[str, list[float]] = {op: [] for op in OPS}
     for result in results:

@@ -9,7 +9,7 @@ import requests
 
 from chalicelib.store import layout
 from tools.load import Client, LoadError, Record, Report, require_loopback
-from tools.load_check import LivePerson, Verification, person_of, verify, verify_masked, verify_search
+from tools.load_check import LivePerson, Marker, Verification, person_of, verify, verify_masked, verify_search
 
 DATA = {"name": "Ada", "surname": "Lovelace"}
 NEWER = {"name": "Ada", "surname": "King"}
@@ -239,4 +239,36 @@ def test_given_a_person_search_never_finds_when_the_lag_bound_passes_then_it_is_
     )
 
     assert result.found_by_search == 0
-    assert result.lost == ["t/a: search by email does not find it 2s after the run"]
+    assert result.index_lag_s > 2
+    assert result.lost == [f"t/a: search by email does not find it {result.index_lag_s:.0f}s after the run"]
+
+
+def test_given_a_marker_when_search_finds_it_then_everyone_is_searched_once_and_the_marker_removed() -> None:
+    result = _live(("a", PERSON))
+    now, removed, searched = [0.0], [], []
+    indexed_at = 7.0  # the indexer reaches the marker 7 s after the run, and "a" long before
+
+    def search(customer_id: str, email: str) -> list[str]:
+        searched.append(email)
+        if email == "marker@example.org":
+            return ["m"] if now[0] >= indexed_at else []
+        return ["a"]
+
+    marker = lambda: Marker("t-marker", "m", "marker@example.org", lambda: removed.append("m"))  # noqa: E731
+    verify_search(result, search, marker=marker, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+    assert (result.found_by_search, result.lost, removed) == (1, [], ["m"])
+    assert result.index_lag_s == indexed_at
+    assert searched.count(PERSON["email"]) == 1  # nobody searched while waiting: the indexer gets moto
+
+
+def test_given_a_marker_the_writer_refuses_then_search_is_reported_unchecked() -> None:
+    result = _live(("a", PERSON))
+
+    def refused() -> Marker:
+        raise RuntimeError("the search marker was not written (status 503)")
+
+    verify_search(result, lambda c, e: ["a"], marker=refused)
+
+    assert result.found_by_search is None
+    assert result.lost == ["search not checked: the search marker was not written (status 503)"]
