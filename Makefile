@@ -46,7 +46,7 @@ bench: .venv
 policies: .venv
 	$(PY) -m tools.access
 
-# docs/openapi-writer.json and docs/openapi-reader.json, from the routes and chalicelib/api/contract.py.
+# docs/openapi-{writer,reader,masked}.json, from the routes, chalicelib/api/contract.py and chalicelib/api/schemas/.
 openapi: .venv
 	$(PY) -m tools.openapi
 
@@ -55,11 +55,11 @@ openapi: .venv
 load: .venv
 	$(PY) -m tools.load $(LOAD_ARGS)
 
-# out/base.json (key, tables, roles, logs, alarms, dashboard) and, per stage, out/<stage>/sam.json +
-# deployment.zip: `chalice package` with the merge template tools/stacks.py generates, then
+# out/base.json (keys, tables, roles, logs, alarms, dashboard) and, per stage, out/<stage>/sam.json +
+# deployment.zip: `chalice package` with the merge template infra/ generates, then
 # bytecode compiled for the function's runtime added to the zip. See README "Deploying".
 package: .venv
-	$(PY) -m tools.stacks package --out out
+	$(PY) -m infra package --out out
 
 # checkov lives in its own venv: its exact boto3 pin conflicts with requirements-dev.txt.
 .venv-checkov: requirements-checkov.txt

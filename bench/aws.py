@@ -107,7 +107,7 @@ def aws_sandbox() -> Iterator[dict[str, str]]:
     )
     from moto import mock_aws
 
-    from tools.bootstrap import bootstrap
+    from infra.local import bootstrap
 
     try:
         with mock_aws():

@@ -126,7 +126,7 @@ def sandbox() -> Iterator[dict[str, str]]:
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)  # noqa: S106 - moto
     from moto import mock_aws
 
-    from tools.bootstrap import bootstrap
+    from infra.local import bootstrap
 
     try:
         with mock_aws():

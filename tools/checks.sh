@@ -6,13 +6,13 @@
 #      a literal account id
 #   2. cfn-lint on every template                                     (any error or warning fails)
 #   3. checkov on every template: zero failed checks; the skips are in the templates
-#      themselves (tools/stacks.py CHECKOV_SKIPS, one reason each)
+#      themselves (infra/cfn.py TYPE_SKIPS and each spec's own skips, one reason each)
 #   3b. parliament on every IAM, key and API resource policy the templates hold, nothing above LOW
-#   4. bandit: no medium or high finding in chalicelib/, tools/, app.py
+#   4. bandit: no medium or high finding in chalicelib/, infra/, tools/, app.py
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
 #   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
 #   7. import layers: lint-imports (pyproject.toml [tool.importlinter])
-#   8. mypy: strict on chalicelib/, tools/, app.py and the client (pyproject.toml [tool.mypy])
+#   8. mypy: strict on chalicelib/, infra/, tools/, app.py and the client (pyproject.toml [tool.mypy])
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
@@ -63,7 +63,8 @@ if [ ${#templates[@]} -gt 0 ]; then
 fi
 
 step "parliament: every IAM, key and API resource policy (fails above LOW)"
-# The documents the templates hold (tools.policies, tools.access), for example ARNs, and the
+# The documents the templates hold (infra.iam, as `python -m infra policies` writes them for
+# example ARNs: every stage role's policy, every key's, the API resource policies), and the
 # committed caller policies. LOW findings are by design: in a key policy "Resource": "*"
 # means "this key". The API resource policies are linted in their full-ARN form, as API
 # Gateway stores them (parliament does not know the execute-api:/* shorthand). The tenant
@@ -71,7 +72,7 @@ step "parliament: every IAM, key and API resource policy (fails above LOW)"
 # has none of (tests/unit/test_caller_access.py evaluates it instead).
 policy_dir="$(mktemp -d)"
 trap 'rm -rf "$policy_dir"' EXIT
-if "$BIN/python" -m tools.stacks policies "$policy_dir"; then
+if "$BIN/python" -m infra policies "$policy_dir"; then
     for name in "$policy_dir"/*.json policies/callers/*-caller-*.json; do
         label="$(basename "$name")"
         # --string, not --file: parliament refuses --file when stdin is not a terminal (CI).
@@ -82,11 +83,11 @@ if "$BIN/python" -m tools.stacks policies "$policy_dir"; then
         fi
     done
 else
-    fail "tools.stacks policies"
+    fail "infra policies"
 fi
 
 step "bandit (medium and high)"
-"$BIN/bandit" -q -ll -r chalicelib tools app.py 2>/dev/null && echo "bandit: no medium/high findings" \
+"$BIN/bandit" -q -ll -r chalicelib infra tools app.py 2>/dev/null && echo "bandit: no medium/high findings" \
     || fail "bandit"
 
 step "pip-audit requirements.txt"

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from chalicelib.stages import API_STAGE_NAMES, registry
-from chalicelib.support.config import TENANTS_SUFFIX, default_text
+from chalicelib.support.config import default_text
 from chalicelib.support.environment import (
     ROLE_VARIABLE,
     TABLE_SUFFIXES,
@@ -40,7 +40,7 @@ from chalicelib.support.environment import (
     StreamArn,
     TableName,
 )
-from tools.bootstrap import bootstrap, ensure_tenants_table
+from infra.local import bootstrap
 
 STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
 
@@ -246,8 +246,6 @@ class DevStack:
             )
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
-            ensure_tenants_table(self.client("dynamodb"), self.resources["table_name"] + TENANTS_SUFFIX)
-            self.resources["tenants_table_name"] = self.resources["table_name"] + TENANTS_SUFFIX
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -266,7 +264,8 @@ class DevStack:
                     stage=stage,
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
-            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"], stage="indexer")
+            parked = self.log_dir / "indexer-parked.jsonl"  # the local on-failure destination
+            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll", "--park", str(parked)], stage="indexer")
             self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()

@@ -15,7 +15,7 @@ KEY = "id"
 EPOCH = "epoch"
 EXPIRES_AT = "expires_at"
 SEALED = "sealed"
-TTL = "ttl"  # the table's TimeToLiveSpecification attribute
+TTL = "ttl"  # the table's TimeToLiveSpecification attribute (infra.specs declares the table)
 
 
 class DynamoDbFleetTable:
@@ -43,13 +43,3 @@ class DynamoDbFleetTable:
                 TTL: {"N": str(entry[EXPIRES_AT])},
             },
         )
-
-
-def table_definition(table_name: str) -> dict[str, Any]:
-    """CreateTable arguments (local stack, tests); templates declare the same."""
-    return {
-        "TableName": table_name,
-        "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": KEY, "AttributeType": "B"}],
-        "BillingMode": "PAY_PER_REQUEST",
-    }

@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import DynamoDbTable, OnTable
+from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, OnTable
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
 from chalicelib.support.aws_errors import refused
 from chalicelib.support.errors import StorageError
@@ -47,11 +45,12 @@ class DynamoDbPeople(OnTable):
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if layout.is_person_write(exc.response.get("Item"), record.version, record.fields):
+        except ConditionFailed as exc:
+            if layout.is_person_write(exc.item, record.version, record.fields):
                 return  # botocore's retry of this very put, whose first answer was lost (issue 19)
             # Ids are 128-bit random: a collision means a bug, not bad luck.
-            raise refused(exc, "dynamodb", "PutItem", StorageError("a record with this id already exists")) from exc
+            error = StorageError("a record with this id already exists")
+            raise refused(exc.error, "dynamodb", "PutItem", error) from exc
 
     def update_person(self, write: PersonWrite) -> int:
         names = {"#version": layout.VERSION, "#created": layout.CREATED_META_ATTRIBUTE}
@@ -81,11 +80,10 @@ class DynamoDbPeople(OnTable):
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            stored = exc.response.get("Item")
-            if layout.is_person_write(stored, write.version, write.fields):
+        except ConditionFailed as exc:
+            if layout.is_person_write(exc.item, write.version, write.fields):
                 return write.version  # botocore's retry of this very update, whose first answer was lost
-            current, created_sealed = layout.person_version_of(stored)
+            current, created_sealed = layout.person_version_of(exc.item)
             raise PersonVersionConflict(current, created_sealed) from exc
         return write.version
 
@@ -98,7 +96,7 @@ class DynamoDbPeople(OnTable):
             self._table.call(
                 "delete_item", Key=layout.person_key(customer_id, person_id), ConditionExpression=condition, **kwargs
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             raise condition_failed(expected_version, "person") from exc
 
     def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:

@@ -265,6 +265,19 @@ def process_environment() -> Mapping[str, str]:
     return os.environ
 
 
+def setting_domain(field_name: str) -> tuple[str, tuple[object, ...]]:
+    """What values a setting takes, for a template parameter that checks them before a deploy:
+    ``("int", (minimum, maximum))``, ``("choice", choices)``, ``("list", ())`` or ``("text", ())``."""
+    if field_name in _INT_SETTINGS:
+        _, minimum, maximum = _INT_SETTINGS[field_name]
+        return "int", (minimum, maximum)
+    if field_name == "key_scope":
+        return "choice", KEY_SCOPES
+    if field_name in _LIST_SETTINGS:
+        return "list", ()
+    return "text", ()
+
+
 def default_text(field_name: str) -> str:
     """A setting's default as its environment variable would spell it (templates, local stack)."""
     value = Settings.__dataclass_fields__[field_name].default

@@ -18,9 +18,9 @@ from moto import mock_aws
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
+from infra.local import bootstrap
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
-from tools.bootstrap import bootstrap
 from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
 
 REGION = "us-east-1"

@@ -12,9 +12,9 @@ from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import META_CREATED
 from chalicelib.support.errors import ThrottledError
+from infra.local import bootstrap
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, create
-from tools.bootstrap import bootstrap
 
 
 def test_given_ids_when_multi_got_then_one_batch_get_and_items_in_the_order_asked_with_missing_listed(

@@ -1,4 +1,5 @@
-"""tools.bootstrap against moto's in-process mock: creates once, then finds what exists."""
+"""The local bootstrap (infra.local, python -m tools.bootstrap) against moto's in-process mock:
+creates every key and table of the specs once, then finds what exists."""
 
 import json
 
@@ -6,8 +7,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tools import policies
-from tools.bootstrap import BootstrapError, admin_from_caller, bootstrap
+from chalicelib.support.environment import Key, Table
+from infra.cfn import render
+from infra.iam import key_policy
+from infra.local import BootstrapError, bootstrap
+from infra.specs import TABLES
+from tools.bootstrap import admin_from_caller
 from tools.bootstrap import main as bootstrap_main
 
 WRITER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-writer"
@@ -62,16 +67,41 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
         "pii-vault-fleet-keys",
         "pii-vault-idempotency",
         "pii-vault-jobs",
+        "pii-vault-tenants",
     ]
+
+
+def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_declares(clients):
+    """The same specs as the base stack's tables (infra.specs): keys, indexes, stream, TTL, backups."""
+    kms, ddb = clients
+
+    result = bootstrap(kms, ddb)
+
+    for spec in TABLES.values():
+        table = ddb.describe_table(TableName=spec.name())["Table"]
+        assert table["KeySchema"] == spec.key_schema(), spec.table
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(spec.attribute_definitions(), key=str)
+        assert [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])] == [i.name for i in spec.indexes]
+        assert table.get("StreamSpecification", {}).get("StreamViewType") == spec.stream
+        assert table["DeletionProtectionEnabled"] is spec.protected
+        backups = ddb.describe_continuous_backups(TableName=spec.name())["ContinuousBackupsDescription"]
+        pitr = backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        assert pitr == ("ENABLED" if spec.backups else "DISABLED"), spec.table
+        ttl = ddb.describe_time_to_live(TableName=spec.name())["TimeToLiveDescription"]
+        assert ttl.get("AttributeName") == spec.ttl, spec.table
+        assert result[f"{spec.label}_name"] == spec.name()
+    assert result["stream_arn"] == ddb.describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
 
 
 def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
     kms, ddb = clients
 
-    result = bootstrap(kms, ddb, table_name="pv-test", key_alias="alias/pv-test")
+    result = bootstrap(kms, ddb, base="pv-test")
 
     assert result["table_name"] == "pv-test"
+    assert result["tenants_table_name"] == "pv-test-tenants"
     assert kms.describe_key(KeyId="alias/pv-test")["KeyMetadata"]["KeyId"] == result["key_id"]
+    assert kms.describe_key(KeyId="alias/pv-test-beacon")["KeyMetadata"]["KeyId"] == result["beacon_key_id"]
 
 
 def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(clients):
@@ -111,7 +141,8 @@ def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_
     assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
     assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
-    assert table["KeySchema"] == fleet_table.table_definition("x")["KeySchema"]
+    assert table["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}]
+    assert table["KeySchema"] == TABLES[Table.FLEET].key_schema()
     ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
     # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
@@ -156,22 +187,29 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
     # Documented choice: the AWS owned key at rest (no SSESpecification, so no SSEDescription).
     assert state["sse"] is None
     assert result["admin_arn"] == ADMIN
-    assert [" ".join(c.split(" ")[:3]) for c in changes] == [
-        "created key arn:aws:kms:us-east-1:123456789012:key/" + result["key_id"],
-        "enabled automatic rotation",
-        "created table pii-vault",
-        "enabled point-in-time recovery",
-        "created table pii-vault-idempotency",
-        "enabled TTL on",
-        "created HMAC key",
-        "created table pii-vault-fleet-keys",
-        "created HMAC key",
-        "enabled the KEYS_ONLY",
-        "created GSI beacon-index",
-        "created table pii-vault-erasures",
-        "enabled point-in-time recovery",
-        "created table pii-vault-jobs",
+    assert [" ".join(c.split(" ")[:2]) for c in changes] == [
+        "created key",
+        "enabled automatic",
+        "created key",
+        "created key",
+        "created table",
+        "enabled point-in-time",
+        "created table",
+        "enabled point-in-time",
+        "enabled TTL",
+        "created table",
+        "enabled TTL",
+        "created table",
+        "enabled point-in-time",
+        "created table",
+        "created table",
+        "enabled point-in-time",
     ]
+    assert changes[0] == f"created key {result['key_arn']} with alias alias/pii-vault and the admin-only key policy"
+    # Every key gets the admin-only policy: the HMAC keys too (no one may use them yet).
+    for label in ("fleet_mac_key", "beacon_key"):
+        policy = json.loads(kms.get_key_policy(KeyId=result[f"{label}_id"], PolicyName="default")["Policy"])
+        assert [s["Sid"] for s in policy["Statement"]] == ["KeyAdministrationWithoutCryptographicUse"]
 
 
 def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(clients):
@@ -190,7 +228,7 @@ def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(
 def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients):
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
-    tightened = policies.render(policies.key_policy(ADMIN, WRITER_ROLE, READER_ROLE))
+    tightened = render(key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE}))
     kms.put_key_policy(KeyId=first["key_id"], PolicyName="default", Policy=tightened)
 
     bootstrap(kms, ddb, admin_arn=ADMIN)
@@ -211,7 +249,9 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
 
     bootstrap(kms, ddb, admin_arn=ADMIN, changes=changes)
 
-    assert len(changes) == 4, changes
+    # Three key policies (the data key and both HMAC keys had the default), rotation, protection, PITR.
+    assert len(changes) == 6, changes
+    assert sum(c.startswith("replaced the key policy") for c in changes) == 3
     state = _state(kms, ddb, key_id)
     assert state["rotation"] and state["deletion_protection"]
     assert state["pitr"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -250,98 +290,3 @@ def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller, admin):
 def test_given_the_root_caller_then_it_is_refused_as_admin():
     with pytest.raises(BootstrapError, match="--admin-arn"):
         admin_from_caller("arn:aws:iam::123456789012:root")
-
-
-RESOURCES = {
-    "admin_arn": "arn:aws:iam::111122223333:role/pii-vault-admin",
-    "key_arn": "arn:aws:kms:us-east-1:111122223333:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80",
-    "table_arn": "arn:aws:dynamodb:us-east-1:111122223333:table/pii-vault",
-    "fleet_mac_key_arn": "arn:aws:kms:us-east-1:111122223333:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f",
-}
-
-
-def test_given_deployed_roles_when_the_key_policy_is_tightened_then_it_holds_and_survives_bootstrap(
-    aws_env, tmp_path, capsys
-):
-    """tools.policies --key-policy --apply on a bootstrapped key (the chalice-deploy path)."""
-    chalice_dir = tmp_path / ".chalice"
-    (chalice_dir / "deployed").mkdir(parents=True)
-    for stage, arn in (("writer", WRITER_ROLE), ("reader", READER_ROLE)):
-        deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": arn}]}
-        (chalice_dir / "deployed" / f"{stage}.json").write_text(json.dumps(deployed), encoding="utf-8")
-    bootstrap_args = ["--region", "us-east-1", "--admin-arn", ADMIN]
-    with mock_aws():
-        assert bootstrap_main(bootstrap_args) == 0
-        resources = chalice_dir / "resources.json"
-        resources.write_text(capsys.readouterr().out, encoding="utf-8")
-
-        assert policies.main(["--key-policy", "--apply", "--resources", str(resources)]) == 0
-        printed = capsys.readouterr().out
-        kms = boto3.client("kms", region_name="us-east-1")
-        key_arn = json.loads(resources.read_text())["key_arn"]
-        applied = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
-        assert bootstrap_main(bootstrap_args) == 0
-        after_rerun = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
-        capsys.readouterr()
-        assert policies.main(["--fleet-key-policy", "--apply", "--resources", str(resources)]) == 0
-        fleet_printed = capsys.readouterr().out
-        fleet_arn = json.loads(resources.read_text())["fleet_mac_key_arn"]
-        fleet_applied = kms.get_key_policy(KeyId=fleet_arn, PolicyName="default")["Policy"]
-
-    assert applied == printed == after_rerun
-    # One statement per encryption context (tenant, pool; the writer's also the masked view's
-    # two) and role; no masked stage deployed here, so no masked role.
-    assert [s["Principal"]["AWS"] for s in json.loads(applied)["Statement"]] == [
-        ADMIN,
-        *[WRITER_ROLE] * 4,
-        READER_ROLE,
-        READER_ROLE,
-    ]
-    # The fleet HMAC key: the admin administers, the reader role alone generates MACs.
-    assert fleet_applied == fleet_printed == policies.render(policies.fleet_key_policy(ADMIN, READER_ROLE))
-
-
-def test_given_no_deployed_file_then_the_key_policy_names_the_roles_chalice_deploy_creates(tmp_path, capsys):
-    resources = tmp_path / "resources.json"
-    resources.write_text(json.dumps(RESOURCES), encoding="utf-8")
-
-    assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
-
-    statements = json.loads(capsys.readouterr().out)["Statement"]
-    writer = "arn:aws:iam::111122223333:role/pii-vault-writer-api_handler"
-    reader = "arn:aws:iam::111122223333:role/pii-vault-reader-api_handler"
-    assert [s["Principal"]["AWS"] for s in statements[1:]] == [writer, writer, writer, writer, reader, reader]
-
-    assert policies.main(["--fleet-key-policy", "--resources", str(resources)]) == 0
-
-    statements = json.loads(capsys.readouterr().out)["Statement"]
-    assert [s["Principal"]["AWS"] for s in statements] == [RESOURCES["admin_arn"], reader]
-
-
-def test_given_a_resources_file_without_admin_then_the_key_policy_cli_exits_2(tmp_path, capsys):
-    resources = tmp_path / "resources.json"
-    data = dict(RESOURCES)
-    del data["admin_arn"]
-    resources.write_text(json.dumps(data), encoding="utf-8")
-
-    assert policies.main(["--key-policy", "--resources", str(resources)]) == 2
-    assert "admin_arn" in capsys.readouterr().err
-
-
-def test_given_a_deployed_masked_stage_then_the_key_policy_cli_grants_its_role_masked_view_decrypt_only(
-    tmp_path, capsys
-):
-    chalice_dir = tmp_path / ".chalice"
-    (chalice_dir / "deployed").mkdir(parents=True)
-    masked = "arn:aws:iam::111122223333:role/pii-vault-masked-api_handler"
-    deployed = {"resources": [{"name": "api_handler_role", "resource_type": "iam_role", "role_arn": masked}]}
-    (chalice_dir / "deployed" / "masked.json").write_text(json.dumps(deployed), encoding="utf-8")
-    resources = chalice_dir / "resources.json"
-    resources.write_text(json.dumps(RESOURCES), encoding="utf-8")
-
-    assert policies.main(["--key-policy", "--resources", str(resources)]) == 0
-
-    statements = json.loads(capsys.readouterr().out)["Statement"]
-    mine = [s for s in statements if s["Principal"]["AWS"] == masked]
-    assert [s["Action"] for s in mine] == ["kms:Decrypt", "kms:Decrypt"]
-    assert all(s["Condition"]["StringEquals"]["kms:EncryptionContext:view"] == "masked" for s in mine)

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.iam import callers as access
 from tests.policy_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, authorize, role_session
-from tools import access
 
 pytestmark = pytest.mark.integration
 

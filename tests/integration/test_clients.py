@@ -19,9 +19,9 @@ import chalicelib.stages.app
 from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, JSON, REGION, send
 from tests.integration.test_api import PERSON
-from tools.bootstrap import bootstrap
 
 pytestmark = pytest.mark.integration
 

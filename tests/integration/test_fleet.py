@@ -13,11 +13,13 @@ from moto import mock_aws
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
+from chalicelib.support.environment import Key
+from infra.local import bootstrap
+from infra.specs import KEYS
 from tests.integration.conftest import CALLERS, REGION, CallRecorder, body_of, send
 from tests.integration.test_api import PERSON
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
-from tools.bootstrap import FLEET_MAC_KEY_ALIAS, bootstrap
 
 
 class Fleet:
@@ -28,7 +30,12 @@ class Fleet:
     def app(self, role: str, **settings: Any) -> Any:
         return create_app(
             settings=Settings(
-                role, region=REGION, key_scope=self.scope, fleet_mac_key_id=FLEET_MAC_KEY_ALIAS, **CALLERS, **settings
+                role,
+                region=REGION,
+                key_scope=self.scope,
+                fleet_mac_key_id=KEYS[Key.FLEET_MAC].alias(),
+                **CALLERS,
+                **settings,
             ),
             kms_client=self.kms_calls.attach(boto3.client("kms", region_name=REGION)),
             dynamodb_client=boto3.client("dynamodb", region_name=REGION),

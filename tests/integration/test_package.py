@@ -1,4 +1,4 @@
-"""The deployable artefact of each stage, as ``make package`` builds it (``tools.stacks``:
+"""The deployable artefact of each stage, as ``make package`` builds it (``python -m infra``:
 ``chalice package`` with the generated merge template, then bytecode added to the zip).
 
 In-process tests build apps with ``create_app(role)``; only packaging proves what a
@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from chalicelib.api import functions as job_functions
-from chalicelib.store import layout
+from chalicelib.stages import stage as registry_stage
+from chalicelib.stages.registry import STREAM_DELIVERY
+from chalicelib.store import layout, tables
 from chalicelib.support import config
-from tools import policies
+from infra.iam import KEY_POLICY_ADMIN_SID
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +89,7 @@ FORBIDDEN_IN_ZIP = (
     "requests/",
     "tests/",
     "tools/",
+    "infra/",
     ".venv/",
     ".chalice/",
 )
@@ -103,20 +106,20 @@ class Package:
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory) -> tuple[Path, float]:
-    """``python -m tools.stacks package`` (what ``make package`` runs) into a temp dir."""
+    """``python -m infra package`` (what ``make package`` runs) into a temp dir."""
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if k not in ("PII_VAULT_ROLE", "AWS_ENDPOINT_URL")}
     env.update(AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "tools.stacks", "package", "--out", str(out)],
+        [sys.executable, "-m", "infra", "package", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, f"tools.stacks package failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"infra package failed:\n{result.stdout}\n{result.stderr}"
     return out, time.monotonic() - started
 
 
@@ -209,12 +212,10 @@ def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_
 
 
 def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(package):
-    expected = {
-        "PII_VAULT_ROLE": package.stage,
-        # Not the alias of .chalice/config.json (for chalice local): the base stack's key ARN.
-        "PII_VAULT_KMS_KEY_ID": _import("KeyArn"),
-        "PII_VAULT_TABLE": _import("TableName"),
-    }
+    expected = {"PII_VAULT_ROLE": package.stage, "PII_VAULT_TABLE": _import("TableName")}
+    if package.stage not in ("offboard", "rewrap"):  # they read no KMS key id (rewrap: from each event)
+        # Not an alias (chalice local's default): the base stack's key ARN.
+        expected["PII_VAULT_KMS_KEY_ID"] = _import("KeyArn")
     expected.update(
         {
             "writer": {
@@ -241,13 +242,18 @@ def test_given_a_stage_when_packaged_then_the_function_environment_names_the_rol
             "rewrap": {"PII_VAULT_JOBS_TABLE": _import("JobsTableName")},
         }[package.stage]
     )
-    if package.stage in ("writer", "reader", "indexer"):  # they resolve a tenant's own key
+    if package.stage in ("writer", "reader", "masked", "indexer"):  # they resolve a tenant's own key
         expected["PII_VAULT_TENANTS_TABLE"] = _import("TenantsTableName")
+    entry = registry_stage(package.stage)
     for function in _functions(package.template).values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert {k: variables.get(k) for k in expected} == expected
+        # Exactly the variables the stage reads (the registry's), nothing left over from chalice's config.
+        assert set(variables) == {"PII_VAULT_ROLE", *(v.env for v in entry.deployed_variables)}
     if package.stage == "offboard":  # no KMS permission: no beacon key, no stream
         assert not {k for k in variables if "BEACON" in k or "STREAM" in k}
+    if package.stage == "rewrap":  # reads the table and its checkpoints, nothing else
+        assert not {k for k in variables if "IDEMPOTENCY" in k or "LEDGER" in k or "FLEET" in k}
 
 
 def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the_base_stack_table_stream(
@@ -262,7 +268,13 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == _import("TableStreamArn")
     assert event["Properties"]["StartingPosition"] == "TRIM_HORIZON"
-    assert event["Properties"]["BatchSize"] == job_functions.STREAM_BATCH_SIZE
+    assert event["Properties"]["BatchSize"] == STREAM_DELIVERY.batch_size
+    # A poison batch never holds the shard: bisected, retried a bounded number of times, parked.
+    assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    assert event["Properties"]["MaximumRetryAttempts"] == STREAM_DELIVERY.max_retry_attempts
+    destination = event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == _import("IndexerFailureQueueArn")
+    assert base["Outputs"]["IndexerFailureQueueArn"]["Value"] == {"Fn::GetAtt": ["IndexerFailureQueue", "Arn"]}
     assert base["Outputs"]["TableStreamArn"]["Value"] == {"Fn::GetAtt": ["PiiTable", "StreamArn"]}
     # The job functions work one segment per invocation, for up to Lambda's 15 minutes.
     for stage, function in (("indexer", "Backfill"), ("offboard", "Offboard")):
@@ -277,7 +289,7 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
 
     assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     assert resources["BeaconKey"]["DeletionPolicy"] == "Retain"
-    mac = [s for s in key["KeyPolicy"]["Statement"] if s["Sid"] != policies.KEY_POLICY_ADMIN_SID]
+    mac = [s for s in key["KeyPolicy"]["Statement"] if s["Sid"] != KEY_POLICY_ADMIN_SID]
     assert [(s["Action"], s["Principal"]["AWS"]) for s in mac] == [
         ("kms:GenerateMac", [{"Fn::GetAtt": ["ReaderRole", "Arn"]}, {"Fn::GetAtt": ["IndexerRole", "Arn"]}])
     ]
@@ -293,11 +305,10 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
     assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in table["AttributeDefinitions"]
-    assert layout.BEACON_INDEX == policies.BEACON_INDEX  # the reader's Query permission names this index
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [
-        {"AttributeName": layout.JOB_PK, "KeyType": "HASH"},
-        {"AttributeName": layout.JOB_SK, "KeyType": "RANGE"},
+        {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},
+        {"AttributeName": tables.JOB_SK, "KeyType": "RANGE"},
     ]
     for role in ("IndexerRole", "OffboardRole"):
         policy_resources = [
@@ -368,6 +379,10 @@ def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_re
 
     assert swagger["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
     assert "paths" in swagger and swagger["info"]["title"] == "pii-vault"  # merged, not replaced
+    # API Gateway's own answers (unknown route, unsigned, denied) in the JSON error shape.
+    responses = swagger["x-amazon-apigateway-gateway-responses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
+    assert json.loads(responses["ACCESS_DENIED"]["responseTemplates"]["application/json"])["code"] == "not_found"
 
 
 def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package):

@@ -1,6 +1,6 @@
 """Writer and reader credentials against moto with IAM enforcement on.
 
-Each role's generated policy (tools.policies, scoped to the moto key and table) is
+Each role's generated policy (infra.iam, scoped to the moto keys and tables) is
 attached to an IAM user; its access key drives raw boto3 clients and the real app.
 
 What moto 5.2 can enforce is the action level only. It authorizes KMS and DynamoDB
@@ -37,10 +37,10 @@ from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
+from infra.iam import stage_policy
+from infra.local import bootstrap, bootstrapped_arns
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.integration.test_api import PERSON
-from tools import policies
-from tools.bootstrap import bootstrap
 
 _NO_AUTH_CALLS = 3
 # Under moto a KMS AccessDenied surfaces as "403"; DynamoDB and IAM use AccessDeniedException.
@@ -94,10 +94,18 @@ _TRANSACTION_ACTIONS = {
 }
 
 
+# Tenant keys (tag-scoped) and the tenant key registry (GetItem on another table) are proven
+# on the documents (tests/unit/test_tenant_key_policies.py); at action level, the registry's
+# GetItem would read as GetItem on every table.
+_TENANT_SIDS = ("TenantKeysByTag", "ReadTenantKeyRegistry")
+
+
 def _action_level(policy: dict[str, Any]) -> dict[str, Any]:
     """The policy's actions only (see the module docstring for why)."""
     statements = []
     for statement in policy["Statement"]:
+        if statement["Sid"].startswith(_TENANT_SIDS):
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         actions = actions + [api for api, items in _TRANSACTION_ACTIONS.items() if items & set(actions)]
         projected = {k: v for k, v in statement.items() if k != "Condition"}
@@ -110,18 +118,10 @@ def _principals() -> Principals:
     admin = _user(boto3.client("iam", region_name=REGION), "pii-vault-admin", ADMIN_POLICY)
     resources = bootstrap(admin.client("kms"), admin.client("dynamodb"))
     iam = admin.client("iam")
-    arns = (resources["key_arn"], resources["table_arn"])
-    writer = _user(iam, "pii-vault-writer", _action_level(policies.writer_policy(*arns)))
-    reader = _user(
-        iam,
-        "pii-vault-reader",
-        _action_level(
-            policies.reader_policy(
-                *arns, fleet_mac_key_arn=resources["fleet_mac_key_arn"], fleet_table_arn=resources["fleet_table_arn"]
-            )
-        ),
-    )
-    masked = _user(iam, "pii-vault-masked", _action_level(policies.masked_policy(*arns)))
+    arns = bootstrapped_arns(resources)
+    writer = _user(iam, "pii-vault-writer", _action_level(stage_policy("writer", arns)))
+    reader = _user(iam, "pii-vault-reader", _action_level(stage_policy("reader", arns)))
+    masked = _user(iam, "pii-vault-masked", _action_level(stage_policy("masked", arns)))
     return Principals(resources, admin, writer, reader, masked)
 
 

@@ -22,8 +22,8 @@ from chalicelib.store.records import (
     SecretVersionConflict,
 )
 from chalicelib.support.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
+from infra.local import bootstrap
 from tests.fakes import InMemoryStore
-from tools.bootstrap import bootstrap
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

@@ -14,12 +14,14 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.store import layout
+from chalicelib.support.environment import Key
+from infra.iam import key_policy, stage_policy
+from tests.arns import account_arns
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON
 from tests.integration.test_fleet import Fleet, _write_people, fleet  # noqa: F401 - fixture
 from tests.plaintext_guard import register
 from tests.policy_eval import ALLOW, evaluate, kms_context
-from tools import policies
 
 SECRET_VALUE = "whsec_review_c2VjcmV0"
 register({}, (SECRET_VALUE,))
@@ -35,16 +37,18 @@ POOL = kms_context({"app": "pii-vault", "scope": "pool"})
 
 
 def test_given_the_default_pool_scope_then_the_shipped_policies_let_the_writer_encrypt_and_the_reader_decrypt() -> None:
-    key_policy = policies.key_policy(f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin", WRITER_ROLE, READER_ROLE)
-    assert evaluate(policies.writer_policy(KEY, TABLE), "kms:Encrypt", KEY, POOL) == ALLOW
-    assert evaluate(policies.reader_policy(KEY, TABLE), "kms:Decrypt", KEY, POOL) == ALLOW
-    assert evaluate(key_policy, "kms:Encrypt", KEY, POOL, principal=WRITER_ROLE) == ALLOW
-    assert evaluate(key_policy, "kms:Decrypt", KEY, POOL, principal=READER_ROLE) == ALLOW
+    roles = {"writer": WRITER_ROLE, "reader": READER_ROLE}
+    data_key_policy = key_policy(Key.DATA, f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin", roles)
+    arns = account_arns(KEY, TABLE)
+    assert evaluate(stage_policy("writer", arns), "kms:Encrypt", KEY, POOL) == ALLOW
+    assert evaluate(stage_policy("reader", arns), "kms:Decrypt", KEY, POOL) == ALLOW
+    assert evaluate(data_key_policy, "kms:Encrypt", KEY, POOL, principal=WRITER_ROLE) == ALLOW
+    assert evaluate(data_key_policy, "kms:Decrypt", KEY, POOL, principal=READER_ROLE) == ALLOW
 
 
 def test_given_the_reader_policy_then_it_may_use_the_fleet_key_table_as_security_md_says() -> None:
     mac_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
-    reader = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=mac_key)
+    reader = stage_policy("reader", account_arns(KEY, TABLE, fleet_mac_key_arn=mac_key))
     fleet_table = f"{TABLE}-fleet-keys"
     granted = {
         action

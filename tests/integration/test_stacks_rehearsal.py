@@ -28,7 +28,6 @@ Where moto cannot follow, the test says so and checks the wiring itself:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,10 +36,17 @@ import pytest
 from moto import mock_aws
 from moto.kms.models import kms_backends
 
-from chalicelib.stages import settings_for
+from chalicelib.api import functions as job_functions
+from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES, settings_for, stage
 from chalicelib.stages.app import create_app
+from chalicelib.support.environment import Key
+from infra.arns import AccountArns
+from infra.base import base_template
+from infra.environment import resolve
+from infra.iam import key_policy, stage_policy, tracing_policy
+from infra.package import ROOT
+from infra.specs import TABLES
 from tests.integration.conftest import api_gateway_event
-from tools import policies, stacks
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -73,7 +79,7 @@ def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         iam = boto3.client("iam", region_name=REGION)
         admin = iam.create_role(RoleName="pii-vault-admin", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         cfn = boto3.client("cloudformation", region_name=REGION)
-        template = stacks.base_template()
+        template = base_template().render()
         cfn.create_stack(
             StackName=f"pii-vault-{ENV}-base",
             TemplateBody=json.dumps(_moto_compatible(template)),
@@ -101,15 +107,10 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
         policy = kms_backends["123456789012"][REGION].keys[key_arn.rsplit("/", 1)[1]].policy
         return json.loads(policy) if isinstance(policy, str) else policy
 
-    admin, writer, reader = base_stack["admin"], outputs["WriterRoleArn"], outputs["ReaderRoleArn"]
-    indexer = outputs["IndexerRoleArn"]
-    expected = policies.key_policy(
-        admin, writer, reader, indexer_role_arn=indexer, masked_role_arn=outputs["MaskedRoleArn"]
-    )
-    expected["Statement"] += policies.rewrap_key_statements(outputs["RewrapRoleArn"])
-    assert installed(outputs["KeyArn"]) == expected
-    assert installed(outputs["FleetMacKeyArn"]) == policies.fleet_key_policy(admin, reader)
-    assert installed(outputs["BeaconKeyArn"]) == policies.beacon_key_policy(admin, [reader, indexer])
+    admin = base_stack["admin"]
+    roles = {entry.name: outputs[f"{entry.name.capitalize()}RoleArn"] for entry in STAGES}
+    for key, output in ((Key.DATA, "KeyArn"), (Key.FLEET_MAC, "FleetMacKeyArn"), (Key.BEACON_MAC, "BeaconKeyArn")):
+        assert installed(outputs[output]) == key_policy(key, admin, roles), key
     assert kms.get_key_rotation_status(KeyId=outputs["KeyArn"])["KeyRotationEnabled"] is True
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
     assert aliases[f"alias/pii-vault-{ENV}"] == outputs["KeyArn"].rsplit("/", 1)[1]
@@ -140,75 +141,30 @@ def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_poli
     iam = boto3.client("iam", region_name=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
-    table_arn = ddb.describe_table(TableName=outputs["TableName"])["Table"]["TableArn"]
-    fleet_table_arn = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]["TableArn"]
-
-    def reader_policy(key_arn: str, table: str) -> dict[str, Any]:
-        return policies.reader_policy(
-            key_arn,
-            table,
-            fleet_mac_key_arn=outputs["FleetMacKeyArn"],
-            fleet_table_arn=fleet_table_arn,
-            beacon_key_arn=outputs["BeaconKeyArn"],
-        )
-
-    ledger_arn = ddb.describe_table(TableName=outputs["LedgerTableName"])["Table"]["TableArn"]
-
-    def writer_policy(key_arn: str, table: str) -> dict[str, Any]:
-        return policies.writer_policy(key_arn, table, ledger_table_arn=ledger_arn)
-
-    def indexer_policy(key_arn: str, table: str) -> dict[str, Any]:
-        return policies.indexer_policy(key_arn, table, outputs["BeaconKeyArn"])
-
-    def tenant_keys(stage: str, generate: Any) -> Any:
-        # The stages that use a tenant's own key reach it by tag and read the registry.
-        return lambda key_arn, table: policies.with_tenant_keys(generate(key_arn, table), stage, table)
-
-    generators = (
-        ("writer", tenant_keys("writer", writer_policy)),
-        ("reader", tenant_keys("reader", reader_policy)),
-        ("indexer", tenant_keys("indexer", indexer_policy)),
-        ("offboard", policies.offboard_policy),
-        ("rewrap", lambda key_arn, table: policies.rewrap_policy(key_arn, None, table)),
+    keys = {Key.DATA: "KeyArn", Key.FLEET_MAC: "FleetMacKeyArn", Key.BEACON_MAC: "BeaconKeyArn"}
+    arns = AccountArns(
+        {key: outputs[output] for key, output in keys.items()},
+        {t: ddb.describe_table(TableName=outputs[spec.output])["Table"]["TableArn"] for t, spec in TABLES.items()},
+        functions=f"pii-vault-{ENV}",  # the environment's functions: pii-vault-<env>-<stage>[-<job function>]
     )
-    for stage, generate in generators:
-        role = outputs[f"{stage.capitalize()}RoleArn"].rsplit("/", 1)[1]
+    for entry in STAGES:
+        role = outputs[f"{entry.name.capitalize()}RoleArn"].rsplit("/", 1)[1]
         names = iam.list_role_policies(RoleName=role)["PolicyNames"]
         documents = {n: iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names}
         documents = {n: json.loads(d) if isinstance(d, str) else d for n, d in documents.items()}
-        expected = generate(outputs["KeyArn"], table_arn)
-        for statement in expected["Statement"]:
-            if statement["Sid"].startswith("WriteOwnLogs"):
-                # The environment's function names: pii-vault-<env>-<stage>[-<job function>].
-                statement["Resource"] = [
-                    r.replace("/aws/lambda/pii-vault-", f"/aws/lambda/pii-vault-{ENV}-") for r in statement["Resource"]
-                ]
 
         assert sorted(documents.values(), key=json.dumps) == sorted(
-            [expected, policies.tracing_policy()], key=json.dumps
-        )
+            [stage_policy(entry.name, arns), tracing_policy()], key=json.dumps
+        ), entry.name
 
 
-def _stage_environment(stage: str, outputs: dict[str, str], callers: list[str]) -> dict[str, str]:
-    """The function's environment as CloudFormation would resolve the merged template."""
-    variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
-    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
-
-    def resolve(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if "Fn::ImportValue" in value:
-            name = value["Fn::ImportValue"]["Fn::Sub"]
-            match = re.fullmatch(r"pii-vault-\$\{Environment\}-(\w+)", name)
-            assert match, name
-            return outputs[match.group(1)]
-        if value == {"Fn::Join": [",", {"Ref": "AllowedCallers"}]}:
-            return ",".join(callers)
-        raise AssertionError(f"unexpected intrinsic {value}")
-
-    env.update({k: resolve(v) for k, v in variables.items()})
-    return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
+def _environment(stage_name: str, outputs: dict[str, str], callers: list[str]) -> dict[str, str]:
+    """A function's environment as CloudFormation would resolve the packaged template: chalice's
+    stage variables (.chalice/config.json) under the merge template's (infra.environment)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    env = {**config.get("environment_variables", {}), **config["stages"][stage_name]["environment_variables"]}
+    env.update(resolve(stage(stage_name), outputs, {"AllowedCallers": callers}))
+    return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage_name}", "AWS_REGION": REGION}
 
 
 def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
@@ -224,7 +180,7 @@ def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller
 
 def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes_and_reads_back(base_stack):
     outputs = base_stack["outputs"]
-    envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
+    envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     # As in Lambda: the key pinned by ARN (an alias would be refused at start).
     assert envs["writer"]["PII_VAULT_KMS_KEY_ID"] == envs["reader"]["PII_VAULT_KMS_KEY_ID"] == outputs["KeyArn"]
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
@@ -262,21 +218,43 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"
 
 
-def _job_environment(stage: str, outputs: dict[str, str]) -> dict[str, str]:
-    """A job stage's function environment as CloudFormation would resolve its merge template."""
-    resources = stacks.job_merge_template(stage)["Resources"]
-    variables = [r["Properties"]["Environment"]["Variables"] for r in resources.values()]
-    assert all(v == variables[0] for v in variables), "every function of a job stage sees the same settings"
-    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    env = {**config["environment_variables"], **config["stages"][stage]["environment_variables"]}
-    for name, value in variables[0].items():
-        if isinstance(value, str):  # restated from .chalice/config.json (key cache bounds)
-            env[name] = value
-            continue
-        match = re.fullmatch(r"pii-vault-\$\{Environment\}-(\w+)", value["Fn::ImportValue"]["Fn::Sub"])
-        assert match, value
-        env[name] = outputs[match.group(1)]
-    return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage}", "AWS_REGION": REGION}
+PERSON = {
+    "name": "Grace",
+    "surname": "Hopper",
+    "email": "grace@example.com",
+    "dob": "1906-12-09",
+    "address": {"line1": "1 Harbour St", "city": "London", "postal_code": "E1 6AN", "country": "GB"},
+}
+
+
+def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_its_records(base_stack):
+    """The deploy-only bug of issue 20: the masked template lacked PII_VAULT_TENANTS_TABLE, so the
+    deployed masked stage opened tenant-keyed records through the shared key and answered 502.
+    Its environment now names the registry (from the settings it reads), and the read succeeds."""
+    from tools import tenants
+
+    outputs = base_stack["outputs"]
+    envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
+    assert envs["masked"]["PII_VAULT_TENANTS_TABLE"] == outputs["TenantsTableName"]
+    kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
+    tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
+    apps = {stage_name: create_app(settings=settings_for(env)) for stage_name, env in envs.items()}
+    session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
+    created = _invoke(
+        apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme-own"}, session, PERSON
+    )
+    assert created["statusCode"] == 201, created["body"]
+    path = "/customers/{customer_id}/people/{person_id}"
+    params = {"customer_id": "acme-own", "person_id": json.loads(created["body"])["id"]}
+
+    masked = _invoke(apps["masked"], "GET", path, params, session)
+
+    assert masked["statusCode"] == 200, masked["body"]
+    assert json.loads(masked["body"])["data"]["email"] == "g***@example.com"
+    # Without the registry (the environment the old template gave): the shared key cannot open it.
+    without = {k: v for k, v in envs["masked"].items() if k != "PII_VAULT_TENANTS_TABLE"}
+    old = _invoke(create_app(settings=settings_for(without)), "GET", path, params, session)
+    assert old["statusCode"] == 502 and json.loads(old["body"])["code"] == "kms_error"
 
 
 def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_found_by_email_and_offboarded(
@@ -298,8 +276,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     assert table["LatestStreamArn"] == outputs["TableStreamArn"]
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
-    envs = {stage: _stage_environment(stage, outputs, [CALLER]) for stage in stacks.STAGES}
-    envs.update({stage: _job_environment(stage, outputs) for stage in stacks.JOB_STAGES})
+    envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in (*API_STAGES, *JOB_STAGES)}
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
@@ -337,12 +314,13 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
     records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     with Client(apps["indexer"]) as client:
-        client.lambda_.invoke(stacks.job_functions.STREAM_FUNCTION, _lambda_event(records))
+        client.lambda_.invoke(job_functions.STREAM_FUNCTION, _lambda_event(records))
 
     assert search() == [person_id]
     with Client(apps["offboard"]) as client:
         event = {"job": "rehearsal", "customer_id": "acme", "segment": 0, "total_segments": 1}
-        report = client.lambda_.invoke(stacks.job_functions.OFFBOARD_FUNCTION, event).payload
+        report = client.lambda_.invoke(job_functions.OFFBOARD_FUNCTION, event).payload
     assert report["done"], report
     assert search() == []
-    assert ddb.scan(TableName=outputs["LedgerTableName"])["Count"] == 1
+    kinds = sorted(i["kind"]["S"] for i in ddb.scan(TableName=outputs["LedgerTableName"])["Items"])
+    assert kinds == ["tenant", "tenant_done"]  # the erasure, and the tenant found empty

@@ -20,8 +20,8 @@ from chalicelib.stages import STAGES, Stage, settings_for
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from chalicelib.support.environment import ROLE_VARIABLE, VARIABLE
+from infra.local import bootstrap
 from tools import sample
-from tools.bootstrap import bootstrap, ensure_tenants_table
 from tools.devstack import local_environment
 from tools.streampoll import streams_client
 
@@ -34,9 +34,7 @@ JSON = {"Content-Type": "application/json"}
 def resources(aws_env: None) -> Iterator[dict[str, str]]:
     with mock_aws():
         kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-        made = bootstrap(kms, ddb)
-        ensure_tenants_table(ddb, made["table_name"] + "-tenants")
-        yield made
+        yield bootstrap(kms, ddb)
 
 
 @pytest.fixture

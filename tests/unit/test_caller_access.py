@@ -17,6 +17,8 @@ from chalicelib.stages import API_STAGE_NAMES as ROLES
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from chalicelib.support.errors import ValidationError
+from infra.arns import InvalidResourceError
+from infra.iam import callers as iam_callers
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -28,13 +30,12 @@ from tests.policy_eval import (
     role_session,
 )
 from tools import access
-from tools.policies import InvalidResourceError
 
 pytestmark = pytest.mark.unit
 
 ACCOUNT = "111122223333"
 INVOKE = "execute-api:Invoke"
-TAG = access.TENANT_TAG
+TAG = iam_callers.TENANT_TAG
 API = {
     "writer": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:w1a2b3c4d5/api",
     "reader": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:r1a2b3c4d5/api",
@@ -49,13 +50,13 @@ def _role(name: str) -> str:
 
 
 CALLER_ROLES = {
-    (stage, scope): _role(f"pii-vault-{stage}-caller-{scope}") for stage in ROLES for scope in access.SCOPES
+    (stage, scope): _role(f"pii-vault-{stage}-caller-{scope}") for stage in ROLES for scope in iam_callers.SCOPES
 }
 BACKEND = _role("pii-vault-backend")
-ALLOW_LISTS = {stage: [CALLER_ROLES[stage, scope] for scope in access.SCOPES] for stage in ROLES}
-RESOURCE_POLICIES = {stage: access.api_resource_policy(stage, ALLOW_LISTS[stage]) for stage in ROLES}
-CALLER_POLICIES = {(stage, scope): access.caller_policy(stage, scope, API[stage]) for stage, scope in CALLER_ROLES}
-TRUST = access.tenant_trust_policy([BACKEND])
+ALLOW_LISTS = {stage: [CALLER_ROLES[stage, scope] for scope in iam_callers.SCOPES] for stage in ROLES}
+RESOURCE_POLICIES = {stage: iam_callers.api_resource_policy(stage, ALLOW_LISTS[stage]) for stage in ROLES}
+CALLER_POLICIES = {(stage, scope): iam_callers.caller_policy(stage, scope, API[stage]) for stage, scope in CALLER_ROLES}
+TRUST = iam_callers.tenant_trust_policy([BACKEND])
 TENANT_A, TENANT_B = "tenant-a", "tenant-b"
 # Tenants sharing a prefix or a suffix with tenant-a, and one differing only in case.
 NEIGHBOURS = (TENANT_B, "tenant-ab", "tenant-a-1", "tenant", "tenant-", "xtenant-a", "TENANT-A", "a", "_", "-")
@@ -119,7 +120,7 @@ def _allowed(caller: Caller, identity: Any, tenants: tuple[str, ...] = (TENANT_A
 def test_given_both_apps_then_every_route_is_under_a_tenant_and_both_stages_have_routes() -> None:
     for stage in ROLES:
         assert ROUTES[stage], stage
-        assert all(path.startswith(access.ROUTE_PREFIX) for _, path in ROUTES[stage])
+        assert all(path.startswith(iam_callers.ROUTE_PREFIX) for _, path in ROUTES[stage])
         # The collection route (no trailing segment) is part of what is proved below.
         assert any(path == "/customers/{customer_id}/people" for _, path in ROUTES[stage])
 
@@ -148,7 +149,7 @@ def test_given_a_caller_tagged_for_tenant_a_then_every_route_of_tenant_a_on_its_
     assert _allowed(caller, CALLER_POLICIES[stage, "tenant"]) == set(_requests(stage, TENANT_A))
 
 
-@pytest.mark.parametrize("scope", access.SCOPES)
+@pytest.mark.parametrize("scope", iam_callers.SCOPES)
 @pytest.mark.parametrize("stage", ROLES)
 def test_given_a_caller_of_one_stage_then_no_route_of_the_other_stage_is_allowed(stage: str, scope: str) -> None:
     caller = role_session(CALLER_ROLES[stage, scope], tags={TAG: TENANT_A})
@@ -160,7 +161,7 @@ def test_given_a_caller_of_one_stage_then_no_route_of_the_other_stage_is_allowed
             # Not on the other stage's allow-list: the resource policy denies explicitly.
             assert _decide(caller, identity, other, arn) == EXPLICIT_DENY, arn
             # Even if it were listed there, its own policy names no route of the other API.
-            listed = access.api_resource_policy(other, ALLOW_LISTS[other] + [CALLER_ROLES[stage, scope]])
+            listed = iam_callers.api_resource_policy(other, ALLOW_LISTS[other] + [CALLER_ROLES[stage, scope]])
             assert _decide(caller, identity, other, arn, listed) == IMPLICIT_DENY, arn
 
 
@@ -185,7 +186,7 @@ def test_given_an_unlisted_principal_with_invoke_on_everything_then_every_route_
 
 
 def test_given_an_empty_allow_list_then_everyone_is_denied_even_with_invoke_on_everything() -> None:
-    closed = {stage: access.api_resource_policy(stage, []) for stage in ROLES}
+    closed = {stage: iam_callers.api_resource_policy(stage, []) for stage in ROLES}
     callers = [role_session(arn, tags={TAG: TENANT_A}) for arn in CALLER_ROLES.values()]
     callers += [iam_user(f"arn:aws:iam::{ACCOUNT}:user/alice"), role_session(BACKEND)]
 
@@ -201,7 +202,7 @@ def test_given_an_empty_allow_list_then_everyone_is_denied_even_with_invoke_on_e
 @pytest.mark.parametrize("stage", ROLES)
 def test_given_an_assumed_role_session_of_a_listed_role_then_it_is_allowed_on_its_stage(stage: str) -> None:
     pathed = f"arn:aws:iam::{ACCOUNT}:role/teams/billing/pii-vault-{stage}-caller"
-    policy = access.api_resource_policy(stage, [*ALLOW_LISTS[stage], pathed])
+    policy = iam_callers.api_resource_policy(stage, [*ALLOW_LISTS[stage], pathed])
     identity = CALLER_POLICIES[stage, "all-tenants"]
 
     for role in (CALLER_ROLES[stage, "all-tenants"], pathed):
@@ -323,7 +324,7 @@ def test_given_no_tag_another_tag_or_another_principal_then_the_trust_policy_doe
 def test_given_a_stage_wide_allow_in_the_resource_policy_then_tenant_scoping_would_be_lost() -> None:
     """Why api_resource_policy has no Allow: in one account a resource-policy Allow suffices alone."""
     stage = "reader"
-    with_allow = access.api_resource_policy(stage, ALLOW_LISTS[stage])
+    with_allow = iam_callers.api_resource_policy(stage, ALLOW_LISTS[stage])
     with_allow["Statement"].append(
         {"Effect": "Allow", "Principal": {"AWS": ALLOW_LISTS[stage]}, "Action": INVOKE, "Resource": "execute-api:/*"}
     )
@@ -336,7 +337,7 @@ def test_given_a_stage_wide_allow_in_the_resource_policy_then_tenant_scoping_wou
 
 def test_given_a_caller_from_another_account_then_its_own_allow_is_not_enough() -> None:
     stranger = "arn:aws:iam::444455556666:role/pii-vault-reader-caller-all-tenants"
-    policy = access.api_resource_policy("reader", [stranger])
+    policy = iam_callers.api_resource_policy("reader", [stranger])
     caller = role_session(stranger)
 
     for arn in _requests("reader", TENANT_A):
@@ -346,7 +347,7 @@ def test_given_a_caller_from_another_account_then_its_own_allow_is_not_enough() 
 def test_given_the_api_resource_policy_then_it_has_one_deny_naming_the_sorted_allow_list() -> None:
     listed = [_role("b"), _role("a"), _role("a")]
 
-    policy = access.api_resource_policy("writer", listed, "execute-api:/*")
+    policy = iam_callers.api_resource_policy("writer", listed, "execute-api:/*")
 
     assert policy == {
         "Version": "2012-10-17",
@@ -361,7 +362,7 @@ def test_given_the_api_resource_policy_then_it_has_one_deny_naming_the_sorted_al
             }
         ],
     }
-    assert "Condition" not in access.api_resource_policy("reader", [])["Statement"][0]
+    assert "Condition" not in iam_callers.api_resource_policy("reader", [])["Statement"][0]
 
 
 @pytest.mark.parametrize(
@@ -376,28 +377,28 @@ def test_given_the_api_resource_policy_then_it_has_one_deny_naming_the_sorted_al
 )
 def test_given_a_wildcard_root_or_session_principal_then_the_generators_refuse_it(bad: str) -> None:
     with pytest.raises(InvalidResourceError):
-        access.api_resource_policy("writer", [bad])
+        iam_callers.api_resource_policy("writer", [bad])
     with pytest.raises(InvalidResourceError):
-        access.tenant_trust_policy([bad])
+        iam_callers.tenant_trust_policy([bad])
 
 
 def test_given_bad_arguments_then_the_generators_refuse_them() -> None:
     with pytest.raises(InvalidResourceError, match="stage"):
-        access.api_resource_policy("admin", [])
+        iam_callers.api_resource_policy("admin", [])
     with pytest.raises(InvalidResourceError, match="stage"):
-        access.caller_policy("admin", "tenant", API["writer"])
+        iam_callers.caller_policy("admin", "tenant", API["writer"])
     with pytest.raises(InvalidResourceError, match="scope"):
-        access.caller_policy("writer", "some-tenants", API["writer"])
+        iam_callers.caller_policy("writer", "some-tenants", API["writer"])
     for api in ("arn:aws:execute-api:us-east-1:*:*/api", "arn:aws:execute-api:us-east-1:1:abc", "*"):
         with pytest.raises(InvalidResourceError, match="api_arn"):
-            access.caller_policy("writer", "tenant", api)
+            iam_callers.caller_policy("writer", "tenant", api)
     with pytest.raises(InvalidResourceError):
-        access.tenant_trust_policy([])
+        iam_callers.tenant_trust_policy([])
 
 
 def test_given_a_policy_for_cloudformation_then_only_iam_variables_are_escaped() -> None:
     api = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WriterApi}/api"
-    document = access.cfn_sub(access.caller_policy("writer", "tenant", api, ["POST"]))
+    document = iam_callers.cfn_sub(iam_callers.caller_policy("writer", "tenant", api, ["POST"]))
 
     (resource,) = document["Statement"][0]["Resource"]
     assert resource == {
@@ -405,7 +406,7 @@ def test_given_a_policy_for_cloudformation_then_only_iam_variables_are_escaped()
         "${WriterApi}/api/POST/customers/${!aws:PrincipalTag/pii-vault-tenant}/*"
     }
     assert document["Statement"][0]["Action"] == INVOKE
-    assert access.cfn_sub({"v": "${*}x"}) == {"v": {"Fn::Sub": "${!*}x"}}
+    assert iam_callers.cfn_sub({"v": "${*}x"}) == {"v": {"Fn::Sub": "${!*}x"}}
 
 
 def test_given_the_committed_caller_policies_when_checked_then_they_are_current(capsys) -> None:

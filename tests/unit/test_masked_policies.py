@@ -13,6 +13,10 @@ import pytest
 
 from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
 from chalicelib.store import layout
+from chalicelib.support.environment import Key
+from infra.arns import InvalidResourceError
+from infra.iam import key_policy, stage_policy
+from tests.arns import account_arns
 from tests.policy_eval import ALLOW, IMPLICIT_DENY, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import (
     ACCOUNT,
@@ -29,8 +33,6 @@ from tests.unit.test_policy_evaluation import (
     TABLE,
     WRITER_ROLE,
 )
-from tools import policies
-from tools.policies import InvalidResourceError
 
 pytestmark = pytest.mark.unit
 
@@ -57,13 +59,13 @@ BAD_MASKED = {
     "view, other app": kms_context({"app": "other", "scope": "pool", "view": "masked"}),
     "view, scope other than pool": kms_context({"app": "pii-vault", "scope": "tenant", "view": "masked"}),
 }
-WRITER = policies.writer_policy(KEY, TABLE)
-READER = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY)
-INDEXER = policies.indexer_policy(KEY, TABLE, BEACON_KEY)
-MASKED_STAGE = policies.masked_policy(KEY, TABLE)
-KEY_POLICY = policies.key_policy(
-    ADMIN, WRITER_ROLE, READER_ROLE, indexer_role_arn=INDEXER_ROLE, masked_role_arn=MASKED_ROLE
-)
+ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY)
+WRITER = stage_policy("writer", ARNS)
+READER = stage_policy("reader", ARNS)
+INDEXER = stage_policy("indexer", ARNS)
+MASKED_STAGE = stage_policy("masked", ARNS)
+ROLES = {"writer": WRITER_ROLE, "reader": READER_ROLE, "indexer": INDEXER_ROLE, "masked": MASKED_ROLE}
+KEY_POLICY = key_policy(Key.DATA, ADMIN, ROLES)
 MASKED_ATTRIBUTES = list(layout.MASKED_VIEW_ATTRIBUTES)
 PROJECTED = {"dynamodb:Attributes": MASKED_ATTRIBUTES, "dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 FULL_ATTRIBUTES = ("f_name", "f_email", "f__updated", "slots", "kms_key", "beacon", "f_value", "latest")
@@ -174,4 +176,4 @@ def test_given_the_masked_policy_then_logs_go_to_its_own_group_only() -> None:
 def test_given_the_masked_role_is_another_stage_s_role_then_the_key_policy_refuses_it() -> None:
     for other in (ADMIN, WRITER_ROLE, READER_ROLE):
         with pytest.raises(InvalidResourceError):
-            policies.key_policy(ADMIN, WRITER_ROLE, READER_ROLE, masked_role_arn=other)
+            key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE, "masked": other})

@@ -1,34 +1,36 @@
 """The generated IAM policies are the security boundary between writer and reader.
 
 moto does not evaluate resource ARNs or encryption-context conditions, so these
-tests prove them on the policy documents themselves.
+tests prove them on the policy documents themselves (``infra.iam.stage_policy``, the
+documents the base stack deploys).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 
-from tools import policies
+from chalicelib.support.environment import Key, Table
+from infra.arns import AccountArns, InvalidResourceError
+from infra.iam import stage_policy
+from infra.iam.statements import ENCRYPTION_CONTEXT_KEYS, POOL_KEY, POOL_SCOPE
+from tests.arns import account_arns
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TABLE_ARN = "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault"
 IDEMPOTENCY_ARN = TABLE_ARN + "-idempotency"
+LEDGER_ARN = TABLE_ARN + "-erasures"
+TENANTS_ARN = TABLE_ARN + "-tenants"
 FLEET_KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/9f8e7d6c-12ab-34cd-56ef-1234567890ab"
+BEACON_KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/5b7c9d1e-12ab-34cd-56ef-1234567890ab"
 FLEET_TABLE_ARN = TABLE_ARN + "-fleet-keys"
-
-
-def _reader_with_fleet(key_arn, table_arn, **kwargs):
-    return policies.reader_policy(key_arn, table_arn, fleet_mac_key_arn=FLEET_KEY_ARN, **kwargs)
-
-
-BUILDERS = {"writer": policies.writer_policy, "reader": _reader_with_fleet}
+BEACON_INDEX_ARN = TABLE_ARN + "/index/beacon-index"
+TENANT_KEYS = "arn:aws:kms:eu-west-2:123456789012:key/*"
+ARNS = account_arns(KEY_ARN, TABLE_ARN, fleet_mac_key_arn=FLEET_KEY_ARN, beacon_key_arn=BEACON_KEY_ARN)
+POLICIES = {stage: stage_policy(stage, ARNS) for stage in ("writer", "reader")}
 
 WRITER_TABLE_ACTIONS = {
     "dynamodb:PutItem",
@@ -41,7 +43,7 @@ WRITER_IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:
 WRITER_ACTIONS = {
     "kms:Encrypt",
     *WRITER_TABLE_ACTIONS,
-    *WRITER_IDEMPOTENCY_ACTIONS,
+    *WRITER_IDEMPOTENCY_ACTIONS,  # GetItem: also the tenant key registry
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -94,64 +96,74 @@ def _statements_for(policy, service):
     return [s for s in policy["Statement"] if any(a.startswith(service + ":") for a in _as_list(s["Action"]))]
 
 
-@pytest.fixture(params=sorted(BUILDERS))
+def _own(policy):
+    """The policy without its tag-scoped tenant-key statements (tests/unit/test_tenant_key_policies.py)."""
+    return {**policy, "Statement": [s for s in policy["Statement"] if not s["Sid"].startswith("TenantKeysByTag")]}
+
+
+@pytest.fixture(params=sorted(POLICIES))
 def role_policy(request):
-    return request.param, BUILDERS[request.param](KEY_ARN, TABLE_ARN)
+    return request.param, POLICIES[request.param]
 
 
 def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_encrypt_writes_and_logs():
-    policy = policies.writer_policy(KEY_ARN, TABLE_ARN)
+    policy = POLICIES["writer"]
     assert _actions(policy) == WRITER_ACTIONS
     assert _actions_on(policy, KEY_ARN) == {"kms:Encrypt"}
     assert _actions_on(policy, TABLE_ARN) == WRITER_TABLE_ACTIONS
     assert _actions_on(policy, IDEMPOTENCY_ARN) == WRITER_IDEMPOTENCY_ACTIONS
+    assert _actions_on(policy, LEDGER_ARN) == {"dynamodb:PutItem"}  # append only
+    assert _actions_on(policy, TENANTS_ARN) == {"dynamodb:GetItem"}
+    assert _actions_on(policy, TENANT_KEYS) == {"kms:Encrypt"}
 
 
 def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_decrypt_reads_fleet_and_logs():
-    policy = _reader_with_fleet(KEY_ARN, TABLE_ARN)
+    policy = POLICIES["reader"]
 
     assert _actions(policy) == READER_ACTIONS
     assert _actions_on(policy, KEY_ARN) == {"kms:Decrypt"}
     assert _actions_on(policy, TABLE_ARN) == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
     assert _actions_on(policy, FLEET_KEY_ARN) == {"kms:GenerateMac"}
     assert _actions_on(policy, FLEET_TABLE_ARN) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert _actions_on(policy, BEACON_KEY_ARN) == {"kms:GenerateMac"}
+    assert _actions_on(policy, BEACON_INDEX_ARN) == {"dynamodb:Query"}
+    assert _actions_on(policy, TENANTS_ARN) == {"dynamodb:GetItem"}
 
 
-def test_given_no_fleet_key_when_reader_policy_is_built_then_it_has_no_fleet_statement():
-    policy = policies.reader_policy(KEY_ARN, TABLE_ARN)
-
-    assert _actions(policy) == READER_ACTIONS - {"kms:GenerateMac", "dynamodb:PutItem"}
-    assert not _actions_on(policy, FLEET_TABLE_ARN)
-
-
-def test_given_the_fleet_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only():
-    (statement,) = [s for s in _reader_with_fleet(KEY_ARN, TABLE_ARN)["Statement"] if s["Resource"] == FLEET_KEY_ARN]
+@pytest.mark.parametrize("key", [FLEET_KEY_ARN, BEACON_KEY_ARN])
+def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(key):
+    (statement,) = [s for s in POLICIES["reader"]["Statement"] if s["Resource"] == key]
 
     assert statement["Action"] == "kms:GenerateMac"
     assert statement["Condition"] == {"StringEquals": {"kms:MacAlgorithm": "HMAC_SHA_256"}}
 
 
 @pytest.mark.parametrize(
-    ("fleet", "message"),
+    ("keys", "message"),
     [
-        ({"fleet_table_arn": FLEET_TABLE_ARN}, "needs fleet_mac_key_arn"),
-        ({"fleet_mac_key_arn": KEY_ARN}, "must differ"),
-        ({"fleet_mac_key_arn": FLEET_KEY_ARN, "fleet_table_arn": TABLE_ARN}, "must differ"),
-        ({"fleet_mac_key_arn": FLEET_KEY_ARN.replace("123456789012", "210987654321")}, "same partition"),
-        ({"fleet_mac_key_arn": "arn:aws:kms:eu-west-2:123456789012:alias/pii-vault-fleet"}, "key_arn"),
-        (
-            {"fleet_mac_key_arn": FLEET_KEY_ARN, "fleet_table_arn": TABLE_ARN.replace("eu-west-2", "eu-west-1")},
-            "region",
-        ),
+        ({Key.FLEET_MAC: KEY_ARN}, "different keys"),
+        ({Key.FLEET_MAC: FLEET_KEY_ARN.replace("123456789012", "210987654321")}, "same partition"),
+        ({Key.FLEET_MAC: "arn:aws:kms:eu-west-2:123456789012:alias/pii-vault-fleet"}, "fleet-mac key ARN"),
+        ({Key.BEACON_MAC: BEACON_KEY_ARN.replace("eu-west-2", "eu-west-1")}, "region"),
     ],
 )
-def test_given_bad_fleet_arns_when_reader_policy_is_built_then_they_are_refused(fleet, message):
-    with pytest.raises(policies.InvalidResourceError, match=message):
-        policies.reader_policy(KEY_ARN, TABLE_ARN, **fleet)
+def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys, message):
+    with pytest.raises(InvalidResourceError, match=message):
+        AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.FLEET_MAC: FLEET_KEY_ARN, **keys})
+
+
+def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refused():
+    without_fleet = AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN})
+    with pytest.raises(InvalidResourceError, match="fleet-mac key"):
+        stage_policy("reader", without_fleet)
+    assert stage_policy("writer", without_fleet) == POLICIES["writer"]  # the writer needs no fleet key
+    without_ledger = AccountArns({Key.DATA: KEY_ARN}, {Table.PII: TABLE_ARN, Table.IDEMPOTENCY: IDEMPOTENCY_ARN})
+    with pytest.raises(InvalidResourceError, match="ledger table"):
+        stage_policy("writer", without_ledger)
 
 
 def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_read_items():
-    policy = policies.writer_policy(KEY_ARN, TABLE_ARN)
+    policy = POLICIES["writer"]
     actions = _actions(policy)
 
     assert "kms:Decrypt" not in actions
@@ -160,7 +172,7 @@ def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_r
 
 
 def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
-    policy = _reader_with_fleet(KEY_ARN, TABLE_ARN)
+    policy = POLICIES["reader"]
     actions = _actions(policy)
 
     assert not {a for a in actions if a.startswith(("kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))}
@@ -169,20 +181,25 @@ def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
     assert _actions_on(policy, FLEET_TABLE_ARN) & DYNAMODB_WRITES == {"dynamodb:PutItem"}
 
 
-def test_given_writer_policy_then_it_has_nothing_on_the_fleet_key_or_table():
-    policy = policies.writer_policy(KEY_ARN, TABLE_ARN)
+def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_the_fleet_table():
+    policy = POLICIES["writer"]
 
     assert not _actions_on(policy, FLEET_KEY_ARN) and not _actions_on(policy, FLEET_TABLE_ARN)
+    assert not _actions_on(policy, BEACON_KEY_ARN) and not _actions_on(policy, BEACON_INDEX_ARN)
     assert not {a for a in _actions(policy) if "Mac" in a}
 
 
 def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
     role, policy = role_policy
-    tables = {TABLE_ARN, IDEMPOTENCY_ARN} if role == "writer" else {TABLE_ARN, FLEET_TABLE_ARN}
-    keys = {KEY_ARN} if role == "writer" else {KEY_ARN, FLEET_KEY_ARN}
+    tables = (
+        {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN}
+        if role == "writer"
+        else {TABLE_ARN, FLEET_TABLE_ARN, BEACON_INDEX_ARN, TENANTS_ARN}
+    )
+    keys = {KEY_ARN} if role == "writer" else {KEY_ARN, FLEET_KEY_ARN, BEACON_KEY_ARN}
 
     for service, arns in (("kms", keys), ("dynamodb", tables)):
-        statements = _statements_for(policy, service)
+        statements = _statements_for(_own(policy), service)
         assert statements, f"no {service} statement"
         assert {statement["Resource"] for statement in statements} == arns
         for statement in statements:
@@ -192,7 +209,11 @@ def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(
 def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy):
     _, policy = role_policy
 
-    for statement in policy["Statement"]:
+    # Tenant keys are reached by tag, under their own tenant's context only (a key/* resource).
+    tenant = [s for s in policy["Statement"] if s not in _own(policy)["Statement"]]
+    assert tenant and all(s["Resource"] == [TENANT_KEYS] for s in tenant)
+    assert all(s["Condition"]["Null"]["aws:ResourceTag/pii-vault-tenant"] == "false" for s in tenant)
+    for statement in _own(policy)["Statement"]:
         assert statement["Effect"] == "Allow"
         assert not {"NotAction", "NotResource", "Principal"} & set(statement)
         assert not any("*" in a for a in _as_list(statement["Action"]))
@@ -238,15 +259,12 @@ def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_
 def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_builds():
     from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, encryption_context
 
-    assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(policies.ENCRYPTION_CONTEXT_KEYS)
-    assert encryption_context("pii-vault", "acme", KIND_POOL) == {
-        "app": "pii-vault",
-        policies.POOL_KEY: policies.POOL_SCOPE,
-    }
+    assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(ENCRYPTION_CONTEXT_KEYS)
+    assert encryption_context("pii-vault", "acme", KIND_POOL) == {"app": "pii-vault", POOL_KEY: POOL_SCOPE}
 
 
 def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new():
-    statements = _statements_for(policies.writer_policy(KEY_ARN, TABLE_ARN), "dynamodb")
+    statements = _statements_for(POLICIES["writer"], "dynamodb")
     (single,) = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"]) and s["Resource"] == TABLE_ARN]
     (batch,) = [s for s in statements if "dynamodb:BatchWriteItem" in _as_list(s["Action"])]
 
@@ -279,92 +297,31 @@ def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_
     key = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
     table = "arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/pii-vault"
 
-    fleet = key.replace("mrk-0123", "mrk-9123")
-    policy = policies.reader_policy(
-        key, table, region="us-gov-west-1", account_id="123456789012", fleet_mac_key_arn=fleet
-    )
+    policy = stage_policy("reader", account_arns(key, table))
 
     (logs,) = _statements_for(policy, "logs")
     assert all(r.startswith("arn:aws-us-gov:logs:us-gov-west-1:123456789012:") for r in logs["Resource"])
+    (tenant,) = [s for s in policy["Statement"] if s["Sid"].startswith("TenantKeysByTag")]
+    assert tenant["Resource"] == ["arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/*"]
 
 
 @pytest.mark.parametrize(
     ("key_arn", "table_arn", "message"),
     [
-        ("arn:aws:kms:eu-west-2:123456789012:alias/pii-vault", TABLE_ARN, "key_arn"),
-        ("arn:aws:kms:eu-west-2:123456789012:key/*", TABLE_ARN, "key_arn"),
-        ("*", TABLE_ARN, "key_arn"),
-        ("alias/pii-vault", TABLE_ARN, "key_arn"),
-        ("arn:aws:kms:eu-west-2:1234:key/1234abcd-12ab-34cd-56ef-1234567890ab", TABLE_ARN, "key_arn"),
+        ("arn:aws:kms:eu-west-2:123456789012:alias/pii-vault", TABLE_ARN, "the data key ARN"),
+        ("arn:aws:kms:eu-west-2:123456789012:key/*", TABLE_ARN, "the data key ARN"),
+        ("*", TABLE_ARN, "the data key ARN"),
+        ("alias/pii-vault", TABLE_ARN, "the data key ARN"),
+        ("arn:aws:kms:eu-west-2:1234:key/1234abcd-12ab-34cd-56ef-1234567890ab", TABLE_ARN, "the data key ARN"),
         (KEY_ARN, "arn:aws:dynamodb:eu-west-2:123456789012:table/*", "table_arn"),
         (KEY_ARN, "arn:aws:dynamodb:eu-west-2:123456789012:table/pii-vault/index/gsi1", "table_arn"),
         (KEY_ARN, "pii-vault", "table_arn"),
         (KEY_ARN, "arn:aws:dynamodb:eu-west-1:123456789012:table/pii-vault", "same partition, region and account"),
         (KEY_ARN, "arn:aws:dynamodb:eu-west-2:210987654321:table/pii-vault", "same partition, region and account"),
-        (None, TABLE_ARN, "key_arn"),
+        (None, TABLE_ARN, "the data key ARN"),
     ],
 )
 def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(key_arn, table_arn, message):
-    for build in BUILDERS.values():
-        with pytest.raises(policies.InvalidResourceError, match=re.escape(message)):
-            build(key_arn, table_arn)
-
-
-def test_given_a_region_that_contradicts_the_arns_when_policy_is_built_then_it_is_rejected():
-    with pytest.raises(policies.InvalidResourceError, match="region 'us-east-1'"):
-        policies.writer_policy(KEY_ARN, TABLE_ARN, region="us-east-1", account_id="123456789012")
-
-
-def test_given_a_resources_file_when_cli_writes_then_check_passes_and_detects_later_edits(tmp_path, capsys):
-    resources = tmp_path / "resources.json"
-    resources.write_text(
-        json.dumps({"key_arn": KEY_ARN, "table_arn": TABLE_ARN, "beacon_key_arn": KEY_ARN}), encoding="utf-8"
-    )
-    args = ["--resources", str(resources), "--out-dir", str(tmp_path)]
-
-    assert policies.main([*args, "--check"]) == 1  # nothing written yet
-    assert policies.main(args) == 0
-    assert policies.main([*args, "--check"]) == 0
-    written = (tmp_path / "policy-reader.json").read_text(encoding="utf-8")
-    assert written.endswith("}\n") and written == policies.render(json.loads(written))
-
-    (tmp_path / "policy-reader.json").write_text(written.replace("dynamodb:Query", "dynamodb:Scan"), encoding="utf-8")
-
-    assert policies.main([*args, "--check"]) == 1
-    assert "policy-reader.json is missing or out of date" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        "not json",
-        "[]",
-        json.dumps({"key_arn": KEY_ARN}),
-        json.dumps({"key_arn": "arn:aws:kms:eu-west-2:123456789012:alias/x", "table_arn": TABLE_ARN}),
-    ],
-)
-def test_given_a_bad_resources_file_when_cli_runs_then_it_exits_2_with_an_error_and_writes_nothing(
-    tmp_path, capsys, content
-):
-    resources = tmp_path / "resources.json"
-    resources.write_text(content, encoding="utf-8")
-
-    assert policies.main(["--resources", str(resources), "--out-dir", str(tmp_path / "out")]) == 2
-    assert "tools.policies: error:" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
-def test_given_a_resources_file_with_the_fleet_key_then_only_the_reader_file_grants_the_fleet():
-    files = policies.generate(
-        {
-            "key_arn": KEY_ARN,
-            "table_arn": TABLE_ARN,
-            "fleet_mac_key_arn": FLEET_KEY_ARN,
-            "fleet_table_arn": FLEET_TABLE_ARN,
-        }
-    )
-    reader, writer = (json.loads(files[policies.POLICY_FILES[s]]) for s in ("reader", "writer"))
-
-    assert reader == _reader_with_fleet(KEY_ARN, TABLE_ARN)
-    assert writer == policies.writer_policy(KEY_ARN, TABLE_ARN)
-    assert FLEET_KEY_ARN not in json.dumps(writer) and FLEET_TABLE_ARN not in json.dumps(writer)
+    keys = {Key.DATA: key_arn, Key.FLEET_MAC: FLEET_KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN}
+    with pytest.raises(InvalidResourceError, match=re.escape(message)):
+        AccountArns.of(table_arn, keys)

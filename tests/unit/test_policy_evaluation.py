@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.support.environment import Key
+from infra.arns import InvalidResourceError
+from infra.iam import key_policy, stage_policy
+from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -23,7 +27,6 @@ from tests.policy_eval import (
     kms_context,
     role_session,
 )
-from tools import policies
 
 ACCOUNT = "111122223333"
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0f6c2a1e-8b3d-4c7a-9e52-7d1b4a6f3c80"
@@ -91,10 +94,11 @@ DDB_ACTIONS = (
     "dynamodb:RestoreTableToPointInTime",
     "dynamodb:CreateBackup",
 )
-WRITER = policies.writer_policy(KEY, TABLE)
-READER = policies.reader_policy(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY)
-KEY_POLICY = policies.key_policy(ADMIN, WRITER_ROLE, READER_ROLE)
-FLEET_KEY_POLICY = policies.fleet_key_policy(ADMIN, READER_ROLE)
+ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY)
+WRITER = stage_policy("writer", ARNS)
+READER = stage_policy("reader", ARNS)
+KEY_POLICY = key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE})
+FLEET_KEY_POLICY = key_policy(Key.FLEET_MAC, ADMIN, {"reader": READER_ROLE})
 
 
 @pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
@@ -254,13 +258,13 @@ def test_given_the_fleet_key_policy_then_only_the_reader_role_generates_macs_and
     for stranger in (f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:iam::{ACCOUNT}:role/other", "*"):
         assert can(stranger) == set(), stranger
     # Before the reader role exists (bootstrap): nobody can use the key.
-    initial = policies.fleet_key_policy(ADMIN)
+    initial = key_policy(Key.FLEET_MAC, ADMIN)
     for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
         assert allowed(initial, ("kms:GenerateMac",), FLEET_KEY, context=HMAC_SHA_256, principal=principal) == set()
 
 
 def test_given_the_bootstrap_key_policy_then_no_one_can_use_the_key_yet() -> None:
-    initial = policies.key_policy(ADMIN)
+    initial = key_policy(Key.DATA, ADMIN)
 
     for principal in (ADMIN, WRITER_ROLE, READER_ROLE):
         for context in GOOD_CONTEXTS.values():
@@ -272,17 +276,17 @@ def test_given_the_bootstrap_key_policy_then_no_one_can_use_the_key_yet() -> Non
     ["*", f"arn:aws:iam::{ACCOUNT}:root", f"arn:aws:sts::{ACCOUNT}:assumed-role/x/y", "arn:aws:iam::*:role/x"],
 )
 def test_given_a_wildcard_root_or_session_principal_then_the_key_policy_refuses_it(bad: str) -> None:
-    with pytest.raises(policies.InvalidResourceError):
-        policies.key_policy(ADMIN, bad, READER_ROLE)
+    with pytest.raises(InvalidResourceError):
+        key_policy(Key.DATA, ADMIN, {"writer": bad, "reader": READER_ROLE})
 
 
 def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_it() -> None:
-    with pytest.raises(policies.InvalidResourceError, match="differ"):
-        policies.key_policy(ADMIN, WRITER_ROLE, WRITER_ROLE)
-    with pytest.raises(policies.InvalidResourceError, match="differ"):
-        policies.fleet_key_policy(ADMIN, ADMIN)
-    with pytest.raises(policies.InvalidResourceError):
-        policies.fleet_key_policy(ADMIN, f"arn:aws:iam::{ACCOUNT}:root")
+    with pytest.raises(InvalidResourceError, match="differ"):
+        key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": WRITER_ROLE})
+    with pytest.raises(InvalidResourceError, match="differ"):
+        key_policy(Key.FLEET_MAC, ADMIN, {"reader": ADMIN})
+    with pytest.raises(InvalidResourceError):
+        key_policy(Key.FLEET_MAC, ADMIN, {"reader": f"arn:aws:iam::{ACCOUNT}:root"})
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The generated CloudFormation (tools/stacks.py): what each template promises, checked on
-the documents themselves. Packaging (chalice) and the moto rehearsal are integration tests."""
+"""The generated CloudFormation (infra/): what each template promises, checked on the
+documents themselves. Packaging (chalice) and the moto rehearsal are integration tests."""
 
 from __future__ import annotations
 
@@ -11,9 +11,31 @@ from typing import Any
 import pytest
 
 from chalicelib.api.http import guarded
+from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES
+from chalicelib.stages import stage as registry_stage
 from chalicelib.store import layout
 from chalicelib.support import errors
-from tools import access, policies, stacks
+from chalicelib.support.config import default_text
+from chalicelib.support.environment import Key, Table
+from infra.base import base_template
+from infra.cfn import TemplateError
+from infra.dashboard import dashboard_body
+from infra.environment import tunable_parameter, tunable_settings
+from infra.iam import key_policy, stage_policy
+from infra.iam.callers import api_resource_policy
+from infra.merge import merge_template
+from infra.observability import (
+    ACCESS_LOG_FORMAT,
+    ERROR_CODES,
+    error_filter_pattern,
+    fleet_integrity_filter_pattern,
+    indexer_integrity_filter_pattern,
+    indexer_skipped_filter_pattern,
+)
+from infra.package import ROOT, write_templates
+from infra.params import DEFAULT_LOG_RETENTION_DAYS, load_params, parameter_overrides
+from infra.specs import TABLES
+from tests.arns import account_arns
 
 pytestmark = pytest.mark.unit
 
@@ -45,6 +67,7 @@ def resolve(value: Any, env: str = "dev") -> Any:
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
         "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
+        "IndexerFailureQueue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:pii-vault-{env}-indexer-failures",
     }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
@@ -62,9 +85,18 @@ def resolve(value: Any, env: str = "dev") -> Any:
     return {k: resolve(v, env) for k, v in value.items()}
 
 
+API_STAGE_NAMES = [s.name for s in API_STAGES]
+STAGE_NAMES = [s.name for s in STAGES]
+STAGE_ROLES = {name: ROLES[f"{name.capitalize()}Role"] for name in STAGE_NAMES}
+
+
+def merge(stage_name: str) -> dict[str, Any]:
+    return merge_template(stage_name).render()
+
+
 @pytest.fixture(scope="module")
 def base() -> dict[str, Any]:
-    return stacks.base_template()
+    return base_template().render()
 
 
 def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_the_admin_parameter(base):
@@ -87,58 +119,33 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
         masked,
         *[{"Fn::GetAtt": ["RewrapRole", "Arn"]}] * 8,  # ReEncryptFrom/To, tenant and pool contexts, both views
     ]
-    expected = policies.key_policy(
-        ADMIN,
-        ROLES["WriterRole"],
-        ROLES["ReaderRole"],
-        indexer_role_arn=ROLES["IndexerRole"],
-        masked_role_arn=ROLES["MaskedRole"],
-    )
-    expected["Statement"] += policies.rewrap_key_statements(ROLES["RewrapRole"])
-    assert resolve(key["Properties"]["KeyPolicy"]) == expected
+    assert resolve(key["Properties"]["KeyPolicy"]) == key_policy(Key.DATA, ADMIN, STAGE_ROLES)
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
 def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(base):
+    """The stack's intrinsics (infra.arns.StackArns), resolved for one account, give exactly the
+    policy generated for that account's ARNs (AccountArns): the two renderings agree."""
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
-    generators = {
-        "writer": lambda key, table: policies.writer_policy(key, table, ledger_table_arn=f"{table}-erasures"),
-        "reader": lambda key, table: policies.reader_policy(
-            key, table, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY
-        ),
-        "indexer": lambda key, table: policies.indexer_policy(key, table, BEACON_KEY),
-        "offboard": policies.offboard_policy,
-        "rewrap": lambda key, table: policies.rewrap_policy(key, None, table),
-    }
-    # Per-tenant keys: the stages that use a tenant's key reach it by tag, and read the registry.
-    for stage in ("writer", "reader", "indexer"):
-        plain = generators[stage]
-        generators[stage] = lambda key, table, plain=plain, stage=stage: policies.with_tenant_keys(
-            plain(key, table), stage, table
-        )
+    arns = account_arns(KEY, table, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY, functions="pii-vault-dev")
     groups = {
         r["Properties"]["LogGroupName"]["Fn::Sub"]
         for r in base["Resources"].values()
         if r["Type"] == "AWS::Logs::LogGroup"
     }
-    for stage, generate in generators.items():
-        title = stage.capitalize()
+    for name in STAGE_NAMES:
+        title = name.capitalize()
         policy = base["Resources"][f"{title}Policy"]
         deployed = resolve(policy["Properties"]["PolicyDocument"])
-        expected = generate(KEY, table)
-        # The one difference: the log groups are the environment's functions, pii-vault-dev-<stage>[-<function>].
-        for statement in expected["Statement"]:
+
+        assert deployed == stage_policy(name, arns)
+        assert policy["Properties"]["Roles"] == [{"Ref": f"{title}Role"}]
+        # Each function's log group, pii-vault-dev-<stage>[-<function>], is a group of this stack.
+        for statement in deployed["Statement"]:
             if statement["Sid"].startswith("WriteOwnLogs"):
-                statement["Resource"] = [
-                    r.replace("/aws/lambda/pii-vault-", "/aws/lambda/pii-vault-dev-") for r in statement["Resource"]
-                ]
-                # ... each of them a log group of this stack (retention, metric filters).
                 group = statement["Resource"][0].split(":log-group:")[1]
                 assert group.replace("pii-vault-dev-", "pii-vault-${Environment}-") in groups
-
-        assert deployed == expected
-        assert policy["Properties"]["Roles"] == [{"Ref": f"{title}Role"}]
     assert base["Resources"]["WriterLogGroup"]["Properties"]["LogGroupName"] == {
         "Fn::Sub": "/aws/lambda/pii-vault-${Environment}-writer"
     }
@@ -160,7 +167,7 @@ def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_read
 
     assert (props["KeySpec"], props["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     assert "EnableKeyRotation" not in props  # KMS has no automatic rotation for HMAC keys
-    assert resolve(props["KeyPolicy"]) == policies.fleet_key_policy(ADMIN, ROLES["ReaderRole"])
+    assert resolve(props["KeyPolicy"]) == key_policy(Key.FLEET_MAC, ADMIN, STAGE_ROLES)
     assert [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]] == [
         {"Ref": "KeyAdminArn"},
         {"Fn::GetAtt": ["ReaderRole", "Arn"]},
@@ -180,13 +187,11 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
 
     table = base["Resources"]["FleetKeyTable"]
     props = table["Properties"]
-    expected = fleet_table.table_definition("x")
+    spec = TABLES[Table.FLEET]
 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert (props["KeySchema"], props["AttributeDefinitions"]) == (
-        expected["KeySchema"],
-        expected["AttributeDefinitions"],
-    )
+    assert props["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}] == spec.key_schema()
+    assert props["AttributeDefinitions"] == [{"AttributeName": fleet_table.KEY, "AttributeType": "B"}]
     assert props["TimeToLiveSpecification"] == {"AttributeName": fleet_table.TTL, "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert "DeletionProtectionEnabled" not in props
@@ -224,12 +229,12 @@ def test_given_the_base_template_then_every_log_group_expires_after_the_retentio
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
     # function and API access logs per API stage; indexer (stream + backfill), offboard, rewrap
-    assert len(groups) == 2 * len(stacks.STAGES) + 4
+    assert len(groups) == 2 * len(API_STAGES) + sum(len(s.functions) for s in JOB_STAGES)
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
-    assert base["Parameters"]["LogRetentionDays"]["Default"] == stacks.DEFAULT_LOG_RETENTION_DAYS == 365
+    assert base["Parameters"]["LogRetentionDays"]["Default"] == DEFAULT_LOG_RETENTION_DAYS == 365
 
 
-@pytest.mark.parametrize("stage", stacks.STAGES)
+@pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_stack(base, stage):
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     imports: set[str] = set()
@@ -244,38 +249,38 @@ def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_s
             for v in value:
                 walk(v)
 
-    walk(stacks.stage_merge_template(stage))
+    walk(merge(stage))
 
     assert imports and imports <= exports
 
 
-@pytest.mark.parametrize("stage", stacks.STAGES)
+@pytest.mark.parametrize("stage", API_STAGE_NAMES)
 def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_policy_and_the_function(stage):
-    merge = stacks.stage_merge_template(stage)
-    function = merge["Resources"]["APIHandler"]["Properties"]
-    api = merge["Resources"]["RestAPI"]["Properties"]
+    template = merge(stage)
+    function = template["Resources"]["APIHandler"]["Properties"]
+    api = template["Resources"]["RestAPI"]["Properties"]
 
-    assert merge["Parameters"]["AllowedCallers"]["Type"] == "CommaDelimitedList"
-    assert merge["Parameters"]["AllowedCallers"]["Default"] == ""
+    assert template["Parameters"]["AllowedCallers"]["Type"] == "CommaDelimitedList"
+    assert template["Parameters"]["AllowedCallers"]["Default"] == ""
     assert function["Environment"]["Variables"]["PII_VAULT_ALLOWED_CALLERS"] == {
         "Fn::Join": [",", {"Ref": "AllowedCallers"}]
     }
     listed, empty = api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][1:]
     assert api["DefinitionBody"]["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
-    # tools.access's document (the one the evaluator proves), its list replaced by the parameter.
+    # infra.iam.callers' document (the one the evaluator proves), its list replaced by the parameter.
     caller = "arn:aws:iam::123456789012:role/app-backend"
-    expected = access.api_resource_policy(stage, [caller])
+    expected = api_resource_policy(stage, [caller])
     (operator,) = expected["Statement"][0]["Condition"]
     expected["Statement"][0]["Condition"][operator]["aws:PrincipalArn"] = {"Ref": "AllowedCallers"}
     assert listed == expected
-    assert empty == access.api_resource_policy(stage, [])
+    assert empty == api_resource_policy(stage, [])
 
 
-@pytest.mark.parametrize("stage", stacks.STAGES)
+@pytest.mark.parametrize("stage", API_STAGE_NAMES)
 def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage):
-    merge = stacks.stage_merge_template(stage)
-    function = merge["Resources"]["APIHandler"]
-    api = merge["Resources"]["RestAPI"]["Properties"]
+    template = merge(stage)
+    function = template["Resources"]["APIHandler"]
+    api = template["Resources"]["RestAPI"]["Properties"]
 
     assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     assert function["Properties"]["Tracing"] == "Active"
@@ -284,13 +289,13 @@ def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage):
     (settings,) = api["MethodSettings"]
     assert settings["CachingEnabled"] is False and settings["DataTraceEnabled"] is False
     assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
-    skipped = {s["id"]: s["comment"] for s in merge["Resources"]["RestAPI"]["Metadata"]["checkov"]["skip"]}
+    skipped = {s["id"]: s["comment"] for s in template["Resources"]["RestAPI"]["Metadata"]["checkov"]["skip"]}
     assert "plaintext" in skipped["CKV_AWS_120"]
 
 
 def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_mac_key_arn():
-    reader = stacks.stage_merge_template("reader")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
-    writer = stacks.stage_merge_template("writer")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    reader = merge("reader")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    writer = merge("writer")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
 
     assert reader["PII_VAULT_FLEET_TABLE"] == {
         "Fn::ImportValue": {"Fn::Sub": "pii-vault-${Environment}-FleetTableName"}
@@ -302,25 +307,31 @@ def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_
     assert not {k for k in writer if "FLEET" in k}
 
 
-@pytest.mark.parametrize("stage", stacks.STAGES)
-def test_given_a_stage_merge_template_then_its_key_cache_settings_are_those_of_the_chalice_config(stage):
-    config = json.loads((stacks.ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    expected = {k: v for k, v in config["stages"][stage]["environment_variables"].items() if "KEY_CACHE" in k}
-    variables = stacks.stage_merge_template(stage)["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
-
-    assert expected and {k: v for k, v in variables.items() if "KEY_CACHE" in k} == expected
-    # The masked stage opens keys like the reader: the reader's cache settings.
-    cache = "READER" if stage == "masked" else stage.upper()
-    assert all(f"PII_VAULT_{cache}_KEY_CACHE_" in k for k in expected)
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_setting_and_to_the_chalice_config(stage):
+    """Every setting that may differ per environment is settable through deploy/params: a stack
+    parameter whose default is the setting's (and .chalice/config.json's, for chalice local)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    local = {**config.get("environment_variables", {}), **config["stages"][stage]["environment_variables"]}
+    template = merge(stage)
+    for setting in tunable_settings(registry_stage(stage)):
+        name = tunable_parameter(setting)
+        declared = template["Parameters"][name]
+        assert str(declared["Default"]) == default_text(setting.field)
+        if setting.env in local:
+            assert local[setting.env] == default_text(setting.field)
+        for function in (r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"):
+            variable = function["Properties"]["Environment"]["Variables"][setting.env]
+            assert variable in ({"Ref": name}, {"Fn::Join": [",", {"Ref": name}]})
 
 
 def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only():
-    fields = set(stacks.ACCESS_LOG_FORMAT.values())
+    fields = set(ACCESS_LOG_FORMAT.values())
 
     assert "$context.status" in fields and "$context.requestId" in fields
     # No body, no query string, no header values.
     assert not [f for f in fields if re.search(r"requestOverride|querystring|body|header", f, re.I)]
-    json.loads(json.dumps(stacks.ACCESS_LOG_FORMAT))
+    json.loads(json.dumps(ACCESS_LOG_FORMAT))
 
 
 def lambda_json_line(record: logging.LogRecord) -> dict[str, Any]:
@@ -353,8 +364,8 @@ def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_coun
     events = [lambda_json_line(r) for r in caplog.records if r.levelno >= logging.ERROR]
 
     assert events
-    for name, code in stacks.ERROR_CODES.items():
-        counted = [e for e in events if filter_matches(stacks.error_filter_pattern(code), e)]
+    for name, code in ERROR_CODES.items():
+        counted = [e for e in events if filter_matches(error_filter_pattern(code), e)]
         assert bool(counted) == (name == metric), (name, events)
 
 
@@ -404,12 +415,12 @@ def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_
     events = [lambda_json_line(r) for r in caplog.records if r.levelno >= logging.ERROR]
 
     assert len(events) == 1
-    assert filter_matches(stacks.fleet_integrity_filter_pattern(), events[0])
-    assert not any(filter_matches(stacks.error_filter_pattern(code), events[0]) for code in stacks.ERROR_CODES.values())
+    assert filter_matches(fleet_integrity_filter_pattern(), events[0])
+    assert not any(filter_matches(error_filter_pattern(code), events[0]) for code in ERROR_CODES.values())
 
 
 def test_given_the_fleet_integrity_filter_then_warnings_and_request_failures_do_not_match():
-    pattern = stacks.fleet_integrity_filter_pattern()
+    pattern = fleet_integrity_filter_pattern()
 
     assert not filter_matches(pattern, {"level": "WARNING", "message": "fleet key table read failed (X); asking KMS"})
     assert not filter_matches(pattern, {"level": "ERROR", "message": "request failed: integrity_error"})
@@ -421,7 +432,7 @@ def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity
     alarm = resources["ReaderFleetIntegrityErrorsAlarm"]["Properties"]
 
     assert metric_filter["LogGroupName"] == {"Ref": "ReaderLogGroup"}
-    assert metric_filter["FilterPattern"] == stacks.fleet_integrity_filter_pattern()
+    assert metric_filter["FilterPattern"] == fleet_integrity_filter_pattern()
     assert (
         metric_filter["MetricTransformations"][0]["MetricName"] == alarm["MetricName"] == "ReaderFleetIntegrityErrors"
     )
@@ -430,7 +441,7 @@ def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity
 
 
 def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operations_view():
-    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", stacks.dashboard_body()))
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", dashboard_body()))
     titles = " | ".join(w["properties"]["title"] for w in body["widgets"])
 
     for words in ("requests and errors", "latency p50", "integrity", "throttles", "KMS calls", "hit rate"):
@@ -439,32 +450,28 @@ def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operat
 
 
 def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its_template(base):
-    params = stacks.load_params("example")
-    declared = {
-        "base": set(base["Parameters"]),
-        **{s: set(stacks.stage_merge_template(s)["Parameters"]) for s in stacks.STAGES},
-        **{s: set(stacks.job_merge_template(s)["Parameters"]) for s in stacks.JOB_STAGES},
-    }
+    params = load_params("example")
+    declared = {"base": set(base["Parameters"]), **{s: set(merge(s)["Parameters"]) for s in STAGE_NAMES}}
 
+    assert set(params) == set(declared)  # a section for every stack, all seven
     for stack, values in params.items():
         assert set(values) <= declared[stack], stack
-        assert stacks.parameter_overrides(values)[0] == "Environment=example"
+        assert parameter_overrides(values)[0] == "Environment=example"
+        assert len(values) > 1, f"the example shows no setting of the {stack} stack"
     required = {k for k, v in base["Parameters"].items() if "Default" not in v}
     assert required <= set(params["base"])
 
 
 def test_given_generated_templates_then_no_literal_account_id_appears(tmp_path):
-    stacks.write_templates(tmp_path)
+    write_templates(tmp_path)
 
     for path in tmp_path.iterdir():
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text()), path.name
 
 
-def test_given_an_unknown_stage_or_a_leftover_sentinel_then_generation_refuses():
-    with pytest.raises(stacks.TemplateError):
-        stacks.stage_merge_template("admin")
-    with pytest.raises(stacks.TemplateError):
-        stacks.substitute({"x": "arn:aws:iam::999999999999:role/sentinel-x"}, {})
+def test_given_an_unknown_stage_then_generation_refuses():
+    with pytest.raises(TemplateError):
+        merge_template("admin")
 
 
 def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(caplog):
@@ -481,7 +488,70 @@ def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filte
     with caplog.at_level(logging.INFO):
         world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}])
     events = [lambda_json_line(r) for r in caplog.records]
-    counted = [e for e in events if filter_matches(stacks.indexer_integrity_filter_pattern(), e)]
+    counted = [e for e in events if filter_matches(indexer_integrity_filter_pattern(), e)]
 
     assert len(counted) == 1 and pid in counted[0]["message"]
     assert any("indexer batch" in e["message"] for e in events)  # the batch summary does not count
+
+
+# -- issue 21 D: the stream mapping survives a poison record -----------------------------------
+
+
+def test_given_the_indexer_merge_template_then_its_stream_mapping_bisects_bounds_its_retries_and_parks_failures():
+    from chalicelib.stages.registry import STREAM_DELIVERY
+    from infra.specs import FAILURE_QUEUE
+
+    functions = merge("indexer")["Resources"]
+    (stream,) = [f for f in functions.values() if "Events" in f["Properties"]]
+    ((_, event),) = stream["Properties"]["Events"].items()
+    properties = event["Properties"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert 0 < properties["MaximumRetryAttempts"] == STREAM_DELIVERY.max_retry_attempts <= 10
+    destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{FAILURE_QUEUE.output}"}}
+
+
+def test_given_the_base_template_then_the_failure_queue_is_encrypted_exported_alarmed_and_the_indexers_alone(base):
+    from infra.specs import FAILURE_QUEUE
+
+    queue = base["Resources"][FAILURE_QUEUE.logical_id]
+    assert queue["Type"] == "AWS::SQS::Queue" and queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert base["Outputs"][FAILURE_QUEUE.output]["Value"] == {"Fn::GetAtt": [FAILURE_QUEUE.logical_id, "Arn"]}
+    alarm = base["Resources"]["IndexerFailureQueueAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        1,
+    )
+    queue_arn = resolve({"Fn::GetAtt": [FAILURE_QUEUE.logical_id, "Arn"]})
+    for role in ROLES:
+        policy = resolve(base["Resources"][role.replace("Role", "Policy")]["Properties"]["PolicyDocument"])
+        sends = [s for s in policy["Statement"] if "sqs:SendMessage" in str(s["Action"])]
+        assert sends == ([] if role != "IndexerRole" else [sends[0]])
+        if sends:
+            assert sends[0]["Resource"] == queue_arn and sends[0]["Action"] == "sqs:SendMessage"
+
+
+def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_filter_counts_its_line(caplog):
+    from chalicelib.service.indexer import SKIPPED_MESSAGE
+    from chalicelib.support.errors import KeyUnavailableError
+    from tests.unit import test_stream
+
+    world = test_stream.world.__wrapped__()
+    indexer, gone, other = test_stream.poisoned(world, KeyUnavailableError("the tenant's key is pending deletion"))
+    with caplog.at_level(logging.INFO):
+        indexer.handle_records([test_stream.record("gone", gone, 1), test_stream.record("acme", other, 2)])
+    events = [lambda_json_line(r) for r in caplog.records]
+    counted = [e for e in events if filter_matches(indexer_skipped_filter_pattern(), e)]
+    assert len(counted) == 1 and counted[0]["message"].startswith(SKIPPED_MESSAGE) and gone in counted[0]["message"]
+    assert not [e for e in events if filter_matches(indexer_integrity_filter_pattern(), e)]
+
+
+def test_given_the_base_template_then_the_stream_functions_skipped_records_are_counted_and_alarmed(base):
+    resources = base["Resources"]
+    flt = resources["IndexerSkippedRecordsFilter"]["Properties"]
+    assert flt["FilterPattern"] == indexer_skipped_filter_pattern()
+    assert flt["LogGroupName"] == {"Ref": "IndexerIndexBeaconsLogGroup"}
+    alarm = resources["IndexerSkippedRecordsAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("IndexerSkippedRecords", 1)

@@ -14,6 +14,10 @@ import pytest
 
 from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
 from chalicelib.support.config import TENANT_KEY_TAG
+from chalicelib.support.environment import Key
+from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
+from infra.iam.tenants import TENANT_KEY_ACTIONS, TENANT_KEY_VIEWS
+from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
@@ -24,7 +28,6 @@ from tests.policy_eval import (
     resource_tags,
     role_session,
 )
-from tools import policies
 
 ACCOUNT = "111122223333"
 CUSTOMER_ACCOUNT = "444455556666"
@@ -58,18 +61,18 @@ def ctx(customer: str, tag: str | None, view: str = "full") -> dict[str, object]
     return {**keys, **(resource_tags({TENANT_KEY_TAG: tag}) if tag else {})}
 
 
+ARNS = account_arns(
+    SHARED, TABLE, beacon_key_arn=UNTAGGED.replace("cccc", "eeee"), customer_accounts=(CUSTOMER_ACCOUNT,)
+)
+
+
 def identity(stage: str) -> dict[str, object]:
-    base = {
-        "writer": lambda: policies.writer_policy(SHARED, TABLE),
-        "reader": lambda: policies.reader_policy(SHARED, TABLE),
-        "indexer": lambda: policies.indexer_policy(SHARED, TABLE, UNTAGGED.replace("cccc", "eeee")),
-        "masked": lambda: policies.masked_policy(SHARED, TABLE),
-    }[stage]()
-    return policies.with_tenant_keys(base, stage, TABLE, customer_accounts=[CUSTOMER_ACCOUNT])
+    """The stage's whole identity policy: its own grants and its tag-scoped tenant-key statements."""
+    return stage_policy(stage, ARNS)
 
 
 def key_a_policy() -> dict[str, object]:
-    return policies.tenant_key_policy(ADMIN, "A", ROLES)
+    return tenant_key_policy(ADMIN, "A", ROLES)
 
 
 @pytest.mark.parametrize(("stage", "action"), [("writer", "kms:Encrypt"), ("reader", "kms:Decrypt")])
@@ -110,9 +113,7 @@ def test_given_the_tenant_key_policy_then_each_role_has_only_its_actions_and_onl
             if evaluate(key_a_policy(), a, KEY_A, {**caller.context, **ctx("A", "A", view)}, principal=caller.arn)
             == ALLOW
         }
-        assert allowed == (
-            set(policies.TENANT_KEY_ACTIONS[stage]) if view in policies.TENANT_KEY_VIEWS[stage] else set()
-        )
+        assert allowed == (set(TENANT_KEY_ACTIONS[stage]) if view in TENANT_KEY_VIEWS[stage] else set())
     for action in KMS_ACTIONS:
         for view in ("full", "masked"):
             other = {**caller.context, **ctx("B", "A", view)}
@@ -165,7 +166,7 @@ def test_given_a_view_then_key_policy_and_identity_policy_each_decide_it_for_ten
 
 def test_given_the_masked_role_then_no_full_view_tenant_key_and_no_other_tenant_masked_key_opens() -> None:
     masked = role_session(ROLES["masked"])
-    key_b_policy = policies.tenant_key_policy(ADMIN, "B", ROLES)
+    key_b_policy = tenant_key_policy(ADMIN, "B", ROLES)
 
     def decrypt(key: str, policy: dict[str, object], customer: str, tag: str, view: str) -> str:
         return authorize_kms(
@@ -222,7 +223,7 @@ def test_given_the_tenant_key_policy_then_no_statement_names_everyone_or_the_acc
 
 def test_given_a_customer_owned_key_in_another_account_then_both_policies_must_allow() -> None:
     writer = role_session(ROLES["writer"])
-    customer_policy = policies.tenant_key_policy(f"arn:aws:iam::{CUSTOMER_ACCOUNT}:role/admin", "A", ROLES)
+    customer_policy = tenant_key_policy(f"arn:aws:iam::{CUSTOMER_ACCOUNT}:role/admin", "A", ROLES)
     assert (
         authorize_kms(
             "kms:Encrypt",
@@ -252,7 +253,7 @@ def test_given_a_customer_owned_key_in_another_account_then_both_policies_must_a
 
 
 def rewrap() -> dict[str, object]:
-    return policies.rewrap_policy(SHARED, KEY_A, TABLE)
+    return rewrap_policy(ARNS, KEY_A)
 
 
 def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_target_and_nothing_else() -> None:
@@ -271,7 +272,7 @@ def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_targe
     assert evaluate(rewrap(), "kms:ReEncryptTo", KEY_B, ctx("A", "B", "masked")) == IMPLICIT_DENY
     # Tenant keys: both views of the key's own tenant, in the identity policy and the key policy.
     caller = role_session(ROLES["rewrap"])
-    tenant_only = policies.rewrap_policy(SHARED, None, TABLE)
+    tenant_only = stage_policy("rewrap", ARNS)
     for view in ("full", "masked"):
         for action in ("kms:ReEncryptFrom", "kms:ReEncryptTo"):
             assert (
@@ -291,7 +292,7 @@ def test_given_the_rewrap_policy_then_it_reencrypts_from_the_source_to_the_targe
 def test_given_the_shared_key_policy_then_the_rewrap_role_moves_both_views_and_nothing_else() -> None:
     rewrap_role = ROLES["rewrap"]
     caller = role_session(rewrap_role)
-    document = {"Version": "2012-10-17", "Statement": policies.rewrap_key_statements(rewrap_role)}
+    document = key_policy(Key.DATA, ADMIN, {"rewrap": rewrap_role})
     contexts = {
         "tenant": ctx("A", None),
         "pool": kms_context({"app": "pii-vault", "scope": "pool"}),

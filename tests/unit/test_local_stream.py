@@ -1,4 +1,4 @@
-"""The local table's stream becomes KEYS_ONLY (tools.findforget). moto cannot re-enable a stream
+"""The local table's stream becomes KEYS_ONLY (infra.local, from the table spec). moto cannot re-enable a stream
 once disabled, so the upgrade of a table whose stream carried whole images is shown on a fake."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.store import layout
-from tools import findforget
+from chalicelib.support.environment import Table
+from infra.local import ensure_stream
+from infra.specs import TABLES
 
 
 class FakeTableClient:
@@ -31,7 +33,7 @@ class FakeTableClient:
 
 def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_stream() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}), []
-    findforget.ensure_stream_and_index(ddb, "pii-vault", changes)
+    ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert ddb.updates == [{"StreamEnabled": False}, {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}]
     assert [c.split(" ")[:3] for c in changes] == [
         ["disabled", "the", "NEW_AND_OLD_IMAGES"],
@@ -41,5 +43,5 @@ def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_str
 
 def test_given_a_keys_only_stream_then_nothing_changes() -> None:
     ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}), []
-    findforget.ensure_stream_and_index(ddb, "pii-vault", changes)
+    ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert (ddb.updates, changes) == ([], [])
