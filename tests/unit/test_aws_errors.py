@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidationError, ReadTimeoutError
 
 from chalicelib.support.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES, cause_of, translate
-from chalicelib.support.errors import KeyServiceError, StorageError
+from chalicelib.support.errors import KeyServiceError, StorageError, ThrottledError
 
 OTHER_CODES = (
     "AccessDeniedException",
@@ -113,3 +113,35 @@ def test_given_a_storage_error_at_the_edge_then_the_log_line_names_its_cause_and
 
 def test_given_an_error_nobody_categorised_then_its_cause_is_unknown() -> None:
     assert StorageError("x").cause == "unknown" and KeyServiceError("y").cause == "unknown"
+
+
+class _CancellingClient:
+    """A DynamoDB client whose every transaction DynamoDB cancels with these reasons."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+
+    def transact_write_items(self, **_: object) -> None:
+        raise _client_error("TransactionCanceledException", reasons=self.reasons)
+
+
+@pytest.mark.parametrize(
+    ("reasons", "error", "cause"),
+    [
+        (["None", "TransactionConflict"], StorageError, "transaction_conflict"),
+        (["ThrottlingError", "None"], ThrottledError, "throttled"),
+    ],
+)
+def test_given_an_erasure_the_adapter_sees_cancelled_then_the_error_names_its_cause(
+    reasons: list[str], error: type[Exception], cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chalicelib.store.ledger import DynamoDbErasures
+
+    erasures = DynamoDbErasures(_CancellingClient(reasons), table="t", ledger_table="l", idempotency_table="i")
+
+    with caplog.at_level(logging.WARNING), pytest.raises(error) as refused:
+        erasures.erase_person("acme", "0" * 32, None, "2026-01-01T00:00:00Z")
+
+    assert getattr(refused.value, "cause", None) == cause
+    assert f"dynamodb TransactWriteItems failed: TransactionCanceledException ({cause})" in caplog.text
+    assert "ada@example.org" not in caplog.text
