@@ -15,6 +15,14 @@ same; the retry then meets its own write. DynamoDB's answer to that is the calle
 tools/moto_transactions.py). And every call queues behind the slowest: moto copied every
 table a transaction touched, so under load the queue outgrew botocore's read timeout.
 
+A caller that gave up is not served (issue 19, 128 clients): botocore closes the
+connection when its read timeout fires and sends the call again. moto used to serve the
+abandoned request all the same when its turn came, so once the queue was longer than the
+timeout every call was served up to three times, the queue grew with its own retries,
+and a third of a 128-client run answered 503. A request whose connection is closed by
+the time it reaches the front is dropped unserved, as DynamoDB may drop a request it has
+not handled: the caller's retry is the one that counts.
+
 ``--lose-answer-every N --lose-answer-marker TEXT`` (tests only: the e2e guard of
 issue 19) applies every Nth first attempt of a DynamoDB write whose request mentions
 TEXT, then closes the connection without an answer, as a network that drops a
@@ -44,6 +52,7 @@ WRITES = frozenset(
 )
 
 LOST_ANSWER = "lost the answer on purpose (--lose-answer-every):"  # the log line's start, per lost answer
+ABANDONED = "dropped a request its caller gave up on:"  # the log line's start, per request not served
 
 
 class _Server(ThreadedWSGIServer):
@@ -96,10 +105,24 @@ class FifoLock:
                 self._held = False
 
 
+def caller_gone(sock: socket.socket | None) -> bool:
+    """True when the caller has closed its end of the connection (its read timeout fired).
+    A caller waiting for its answer sends nothing more, so the socket reads as empty."""
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # connected, nothing more sent: still waiting for its answer
+    except OSError:
+        return True  # reset
+
+
 def serialized(
     app: Callable[..., Iterable[bytes]], lose_answer: LostAnswers | None = None
 ) -> Callable[..., list[bytes]]:
-    """WSGI middleware: the whole request, response body included, under one lock, in arrival order."""
+    """WSGI middleware: the whole request, response body included, under one lock, in arrival
+    order; a request whose caller has gone by its turn is not served."""
     lock = FifoLock()
 
     def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -109,6 +132,9 @@ def serialized(
             environ["wsgi.input"] = io.BytesIO(body)
             lose = lose_answer(environ, body)
         with lock:
+            if caller_gone(environ.get("werkzeug.socket")):
+                print(f"{ABANDONED} {environ.get('HTTP_X_AMZ_TARGET', '-').split('.')[-1]}", flush=True)
+                raise ConnectionAbortedError("the caller gave up before its turn")
             answer = list(app(environ, start_response if not lose else lambda *_: None))
         if lose:
             print(f"{LOST_ANSWER} {environ['HTTP_X_AMZ_TARGET'].split('.')[-1]}", flush=True)  # the operation only
