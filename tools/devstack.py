@@ -231,19 +231,8 @@ class DevStack:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._spawn(
-                "moto",
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.motoserver",
-                    "-H",
-                    self.host,
-                    "-p",
-                    str(self.ports["moto"]),
-                    *self.moto_args,
-                ],
-            )
+            moto = [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+            self._spawn("moto", [*moto, *self.moto_args])
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             for stage in STAGES:
