@@ -1,7 +1,7 @@
 """Create the keys and tables of a local pii-vault environment on moto, and print their ARNs.
 
 For the local stack (``make dev``), the tests and the benchmark only; a real account gets its
-keys, tables and roles from the base stack (``python -m infra package``, README "Deploying").
+keys, tables and roles from the base stack (``python -m infra package``, docs/deploy.md).
 Both come from the same specs (``infra.specs``); ``infra.local`` does the work and says what
 it hardens. Idempotent: a second run changes nothing that is already right.
 

@@ -145,8 +145,9 @@ def serialized(
     return handle
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.motoserver", description=__doc__.split("\n")[0])
+def serve(argv: list[str] | None, prog: str = "python -m tools.motoserver") -> None:
+    """Parse ``-H``/``-p`` and serve until SIGTERM (moto's answers as KMS's: tools.moto_fidelity)."""
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     parser.add_argument("--lose-answer-every", type=int, default=0, help="tests only; see the module docstring")
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     lose = LostAnswers(args.lose_answer_every, args.lose_answer_marker) if args.lose_answer_every else None
     app = DomainDispatcherApplication(create_backend_app)
     _Server(args.host, args.port, serialized(app, lose), handler=MotoRequestHandler).serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(argv)
 
 
 if __name__ == "__main__":
