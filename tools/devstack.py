@@ -130,6 +130,7 @@ class DevStack:
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
         request_log: str | Path | None = None,  # moto records every request there (tools/motoserver.py)
+        moto_args: tuple[str, ...] = (),  # extra tools.motoserver options (tests: --lose-answer-every)
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
@@ -137,6 +138,7 @@ class DevStack:
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout, self.request_log = startup_timeout, request_log
+        self.moto_args = moto_args
         self.resources: dict[str, str] = {}  # bootstrap() result once started
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
@@ -229,9 +231,8 @@ class DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             log = ["--request-log", str(self.request_log)] if self.request_log else []
-            self._spawn(
-                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"]), *log]
-            )
+            moto = [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+            self._spawn("moto", [*moto, *log, *self.moto_args])
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             for stage in STAGES:

@@ -6,6 +6,11 @@ it replaces and how the creation time is vouched for), because the sealed metada
 writes binds them; when the item is otherwise, the failed condition hands back the stored
 item (``ReturnValuesOnConditionCheckFailure``) and ``PersonVersionConflict`` carries its
 shape to the service (``person_item.person_shape_of``: a stripped record is an integrity error).
+
+A write can meet itself: botocore retries a Put/Update whose answer did not arrive
+(timeout, dropped connection, 5xx) although DynamoDB had applied it, and the retry's
+condition then fails on our own item. The item handed back tells: it holds this write's
+version and its sealed metadata blob (random bytes per attempt), and the write is done.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from typing import Any
 
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, OnTable
-from chalicelib.store.person_item import person_from_item, person_item, person_shape_of, person_update
+from chalicelib.store.person_item import (
+    is_person_write,
+    person_from_item,
+    person_item,
+    person_shape_of,
+    person_update,
+)
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
+from chalicelib.support.aws_errors import refused
 from chalicelib.support.errors import StorageError
 
 
@@ -29,10 +41,14 @@ class DynamoDbPeople(OnTable):
                 "put_item",
                 Item=person_item(record),
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed as exc:
+            if is_person_write(exc.item, record.version, record.fields):
+                return  # botocore's retry of this very put, whose first answer was lost (issue 19)
             # Ids are 128-bit random: a collision means a bug, not bad luck.
-            raise StorageError("a record with this id already exists") from exc
+            error = StorageError("a record with this id already exists")
+            raise refused(exc.error, "dynamodb", "PutItem", error) from exc
 
     def update_person(self, write: PersonWrite) -> int:
         try:
@@ -43,6 +59,8 @@ class DynamoDbPeople(OnTable):
                 **person_update(write),
             )
         except ConditionFailed as exc:
+            if is_person_write(exc.item, write.version, write.fields):
+                return write.version  # botocore's retry of this very update, whose first answer was lost
             raise PersonVersionConflict(person_shape_of(exc.item)) from exc
         return write.version
 

@@ -132,6 +132,20 @@ def _proof(blob: Mapping[str, Any], binding: Mapping[str, Any]) -> LegacyProof:
     return LegacyProof(_blob(blob), str(binding["S"]))
 
 
+def is_person_write(item: Mapping[str, Any] | None, version: int, fields: Mapping[str, bytes]) -> bool:
+    """True when ``item`` (handed back by a failed condition) holds exactly this write: its
+    version, and its sealed metadata blob (fresh random bytes per write attempt, so no other
+    write stores the same). A retry of a write whose answer was lost meets itself (issue 19)."""
+    if not item or META_UPDATED not in fields:
+        return False
+    stored = item.get(_FU, {}).get("B")
+    return (
+        item.get(layout.V3_VERSION, {}).get("N") == str(version)
+        and stored is not None
+        and bytes(stored) == fields[META_UPDATED]
+    )
+
+
 def person_shape_of(item: Mapping[str, Any] | None) -> PersonShape | None:
     """The shape of the item a failed condition handed back (None: no such person)."""
     if not item:

@@ -5,10 +5,12 @@ Ports are fresh ephemeral ones, so the tests never clash with a running `make de
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
+from chalicelib.store import layout
 from tests.plaintext_guard import GUARD
 from tests.request_proof import PROOF
 from tests.tables import scan_all
@@ -17,6 +19,10 @@ from tools.recorder import principals
 from tools.sample import PERSON
 
 TIMEOUT = 10
+# Writes to tenants named so lose their answer now and then (tools/motoserver.py): the load
+# guard's tenants (tests/e2e/test_load_smoke.py), never another test's.
+LOSSY_TENANTS = "lossy"
+LOSE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class LocalStack:
     moto_url: str = ""
     masked_url: str = ""
     env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
+    log_dir: Path | None = None  # the children's logs (moto.log, writer.log, ...)
 
     def env_for(self, principal: str) -> dict:
         """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
@@ -44,6 +51,12 @@ def local_stack(tmp_path_factory):
         masked_port=free_port(),
         log_dir=log_dir,
         request_log=log_dir / "requests.jsonl",
+        moto_args=(
+            "--lose-answer-every",
+            str(LOSE_EVERY),
+            "--lose-answer-marker",
+            layout.partition_key(f"{LOSSY_TENANTS}-"),
+        ),
     )
     with stack:
         local = LocalStack(
@@ -54,6 +67,7 @@ def local_stack(tmp_path_factory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.tools_env(),
+            log_dir=stack.log_dir,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
