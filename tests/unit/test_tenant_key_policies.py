@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_TENANT, encryption_context
+from chalicelib.store import layout
 from chalicelib.support.config import TENANT_KEY_TAG
 from chalicelib.support.environment import Key
 from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
@@ -342,3 +343,57 @@ def test_given_authorize_kms_then_a_key_policy_deny_wins_and_same_account_needs_
     assert authorize_kms("kms:Decrypt", KEY_A, caller, key_policy=grant) == IMPLICIT_DENY
     assert authorize_kms("kms:Encrypt", CUSTOMER_KEY, caller, key_policy=grant) == IMPLICIT_DENY  # cross-account
     assert resource_tags({"t": "v"}) == {"aws:ResourceTag/t": "v"}
+
+
+def test_given_a_reencrypt_then_each_half_is_judged_alone_so_a_move_across_view_or_tenant_is_bounded_not_refused() -> (
+    None
+):
+    """Issue 21 E. KMS authorizes one ReEncrypt twice: ``kms:ReEncryptFrom`` on the source key
+    under the *source* context and ``kms:ReEncryptTo`` on the destination key under the
+    *destination* context; no condition key compares the two (AWS's service authorization
+    reference lists, for each action, only its own side's keys: ``kms:EncryptionContextKeys``,
+    ``kms:EncryptionAlgorithm``, ``kms:ReEncryptOnSameKey``...). So IAM cannot stop the rewrap
+    role from moving a data key of tenant A's full view to tenant B's, or to a masked-view
+    context, on a shared target key. What bounds it (SECURITY.md, "Rewrap"):
+
+    - on a tenant's own key the destination is that tenant's context only (the key's tag);
+    - the rewrap role never holds a plaintext (no Decrypt, Encrypt or GenerateDataKey);
+    - a moved key opens nothing it is moved to: every field's AAD binds tenant, record and
+      field, and v3 key references commit to the key (the tamper suite);
+    - a full-view key moved to the masked context reaches plaintext only with a second leaked
+      credential, the masked stage's, and that stage cannot read a full-view ciphertext.
+    """
+    # Each half alone: A's full view out of the shared key, B's masked view onto the target.
+    assert evaluate(rewrap(), "kms:ReEncryptFrom", SHARED, ctx("A", None)) == ALLOW
+    assert evaluate(rewrap(), "kms:ReEncryptTo", KEY_A, ctx("B", None, "masked")) == ALLOW
+    # On a tenant's own key (the base stack's rewrap role), the destination is the key's tenant only.
+    tenant_only = stage_policy("rewrap", ARNS)
+    for view in ("full", "masked"):
+        assert evaluate(tenant_only, "kms:ReEncryptTo", KEY_A, ctx("B", "A", view)) == IMPLICIT_DENY
+        assert evaluate(tenant_only, "kms:ReEncryptTo", KEY_A, ctx("A", "A", view)) == ALLOW
+    # Never a plaintext, on any key, under any context.
+    plaintext = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext")
+    for policy in (rewrap(), tenant_only):
+        for key in (SHARED, KEY_A, KEY_B):
+            for context in (
+                ctx("A", None),
+                ctx("A", "A", "masked"),
+                kms_context({"app": "pii-vault", "scope": "pool"}),
+            ):
+                assert not {a for a in plaintext if evaluate(policy, a, key, context) == ALLOW}
+    # The masked stage reads no full-view ciphertext or key reference of either item generation.
+    masked = stage_policy("masked", ARNS)
+    full_view = [*layout.V3_FIELD_ATTRIBUTES, *layout.V3_KEY_ATTRIBUTES, *layout.LEGACY_FIELD_ATTRIBUTES, layout.SLOTS]
+    projected = list(layout.MASKED_VIEW_ATTRIBUTES)
+    for attribute in full_view:
+        context = {"dynamodb:Attributes": [*projected, attribute], "dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+        assert evaluate(masked, "dynamodb:GetItem", TABLE, context=context) == IMPLICIT_DENY, attribute
+    assert (
+        evaluate(
+            masked,
+            "dynamodb:GetItem",
+            TABLE,
+            context={"dynamodb:Attributes": projected, "dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+        )
+        == ALLOW
+    )
