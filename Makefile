@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.requirements.stamp
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check bench policies openapi load package clean
+.PHONY: .venv dev test check docs bench policies openapi load package clean
 
 .venv: $(STAMP)
 
@@ -27,6 +27,12 @@ test: .venv
 # cfn-lint, checkov, parliament, bandit, pip-audit, ruff, mypy: see tools/checks.sh.
 check: .venv .venv-checkov
 	tools/checks.sh
+
+# The documentation site (mkdocs.yml) into site/, strictly: a stale generated table (tools/docs.py),
+# a broken link or anchor, a page missing from the nav or a missing include fails. Offline.
+docs: .venv
+	$(PY) -m tools.docs --check
+	$(PY) -m mkdocs build --strict --quiet
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
 # Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png, docs/workload.json
@@ -68,5 +74,5 @@ package: .venv
 	touch .venv-checkov
 
 clean:
-	rm -rf out .dev .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf out site .dev .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -13,6 +13,7 @@
 #   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
 #   7. import layers: lint-imports (pyproject.toml [tool.importlinter])
 #   8. mypy: strict on chalicelib/, infra/, tools/, app.py and the client (pyproject.toml [tool.mypy])
+#   9. the documentation site: `make docs` (generated tables fresh, mkdocs build --strict)
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
@@ -124,6 +125,9 @@ step "import layers (lint-imports; pyproject.toml [tool.importlinter])"
 
 step "mypy (strict; pyproject.toml)"
 "$BIN/mypy" || fail "mypy"
+
+step "documentation site: make docs (generated tables fresh, mkdocs build --strict)"
+make --no-print-directory docs && echo "docs: built site/ strictly" || fail "make docs"
 
 printf '\n'
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,0 +1,174 @@
+"""Every runnable code block of the documentation, run against a local stack (tests/docs_examples.py).
+
+One test per file, its blocks in order, as a reader would run them after ``make dev``: a
+fresh local stack for this module, emptied before each file; commands run from the
+project's root in a clean environment (no AWS_* or PII_VAULT_* variables); the documented
+default ports are mapped to the stack's. Sybil finds the blocks and runs the examples;
+the evaluators below say what running a block means.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sybil import Example, Sybil
+from sybil.parsers.markdown import CodeBlockParser
+
+from tests.docs_examples import (
+    ILLUSTRATIVE,
+    bind,
+    doc_files,
+    match_output,
+    normalise,
+    transcript,
+)
+from tests.plaintext_guard import GUARD
+from tests.tables import scan_all
+from tools.devstack import DevStack, free_port
+from tools.docs import ROOT
+
+COMMAND_TIMEOUT = 180
+_MAKE_DRY_RUN = 'make() { command make --no-print-directory -n "$@" >/dev/null; }\n'
+
+
+class Context:
+    """The stack the blocks run against, and what a file's blocks have bound so far."""
+
+    def __init__(self, stack: DevStack) -> None:
+        self.stack = stack
+        documented = DevStack.from_env({})  # make dev's default ports, as the docs show them
+        self.urls = {documented.url(name): stack.url(name) for name in stack.ports}
+        self.urls[".dev/"] = f"{stack.log_dir}/"
+        self.bindings: dict[str, str] = {}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PII_VAULT_"))}
+        self.env["COLUMNS"] = "100"  # argparse help, as wide as the docs
+
+    def to_stack(self, text: str) -> str:
+        for documented, actual in self.urls.items():
+            text = text.replace(documented, actual)
+        return bind(text, self.bindings)
+
+    def to_docs(self, text: str) -> str:
+        for documented, actual in self.urls.items():
+            text = text.replace(actual, documented)
+        return text
+
+    def shell(self, script: str) -> subprocess.CompletedProcess[str]:
+        try:  # the JSON bodies a command sends (curl -d '{...}'): the plaintext guard looks for them
+            words = shlex.split(script, comments=True)
+        except ValueError:
+            words = []
+        for word in words:
+            if word.startswith("{"):
+                GUARD.register_body(word, origin="docs example")
+        return subprocess.run(  # noqa: S603 - the documentation's own commands, on the local stack
+            ["bash", "-c", script],  # noqa: S607
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+
+
+def _where(example: Example) -> str:
+    return f"{Path(example.path).relative_to(ROOT)}:{example.line}"
+
+
+def run_console(example: Example) -> str | None:
+    context: Context = example.namespace["docs"]
+    if str(example.parsed).startswith(ILLUSTRATIVE):
+        return None
+    for step in transcript(str(example.parsed)):
+        result = context.shell("set -o pipefail\n" + context.to_stack(step.command))
+        actual = normalise(context.to_docs(result.stdout))
+        expected = normalise("\n".join(step.expected))
+        if not match_output(expected, actual, context.bindings):
+            documented = bind(expected, context.bindings).split("\n")
+            diff = "\n".join(difflib.unified_diff(documented, actual.split("\n"), "documented", "actual", lineterm=""))
+            return f"{_where(example)}: `$ {step.command}` printed something else:\n{diff}"
+    return None
+
+
+def run_sh(example: Example) -> str | None:
+    context: Context = example.namespace["docs"]
+    if str(example.parsed).startswith(ILLUSTRATIVE):
+        return None
+    script = "set -euo pipefail\n" + _MAKE_DRY_RUN + context.to_stack(str(example.parsed))
+    result = context.shell(script)
+    if result.returncode != 0:
+        return f"{_where(example)}: the sh block exited {result.returncode}:\n{context.to_docs(result.stdout)}"
+    return None
+
+
+def run_python(example: Example) -> None:
+    context: Context = example.namespace["docs"]
+    source = str(example.parsed)
+    if source.startswith(ILLUSTRATIVE):
+        return
+    code = compile("\n" * example.line + context.to_stack(source), example.path, "exec")
+    exec(code, example.namespace)  # noqa: S102 - the documentation's own example, on the local stack
+
+
+SYBIL = Sybil(
+    parsers=[
+        CodeBlockParser("console", run_console),
+        CodeBlockParser("sh", run_sh),
+        CodeBlockParser("python", run_python),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    ports = {name: free_port() for name in ("moto", "writer", "reader", "masked")}
+    stack = DevStack(
+        moto_port=ports["moto"],
+        writer_port=ports["writer"],
+        reader_port=ports["reader"],
+        masked_port=ports["masked"],
+        log_dir=tmp_path_factory.mktemp("docs-devstack"),
+    )
+    with stack:
+        yield stack
+        dynamodb = stack.client("dynamodb")
+        for table in dynamodb.list_tables()["TableNames"]:
+            GUARD.observe_items(f"docs stack table {table}", scan_all(dynamodb, table))
+    for log in sorted(Path(stack.log_dir or ".").glob("*.log")):
+        GUARD.observe("file", f"docs stack log {log.name}", log.read_bytes())
+
+
+def _empty_tables(stack: DevStack) -> None:
+    """Every table as `make dev` starts it: empty (the keys and tables stay)."""
+    dynamodb = stack.client("dynamodb")
+    for table in dynamodb.list_tables()["TableNames"]:
+        keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+        for item in scan_all(dynamodb, table):
+            dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
+
+
+def _documents() -> list[Any]:
+    """The files with at least one block to run (a file of figures and illustrations has none)."""
+    return [
+        pytest.param(path, id=str(path.relative_to(ROOT)))
+        for path in doc_files()
+        if any(not str(example.parsed).startswith(ILLUSTRATIVE) for example in SYBIL.parse(path))
+    ]
+
+
+@pytest.mark.parametrize("path", _documents())
+def test_every_runnable_block_of_the_file_runs_as_documented(path: Path, docs_stack: DevStack) -> None:
+    document = SYBIL.parse(path)
+    _empty_tables(docs_stack)
+    document.namespace["docs"] = Context(docs_stack)
+    for example in document:
+        example.evaluate()
