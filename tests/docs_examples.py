@@ -5,7 +5,7 @@ info strings (``tests/unit/test_docs.py`` holds every file to it):
 
 - ``console``: a session. ``$ `` starts a command (indented lines continue it); the lines
   after it are its output, compared with what the command prints (stdout and stderr). In
-  the expected output a line ``...`` stands for any lines, and ids (32 hex digits, UUIDs)
+  the expected output a line ``...`` stands for any lines (within a line, any text), and ids (32 hex digits, UUIDs)
   and timestamps stand for any value of their kind: the first time one is seen it is bound
   to the value the command printed, and later commands and outputs use that value. HTTP
   ``Server`` and ``Date`` headers are not compared.
@@ -131,7 +131,7 @@ def expected_pattern(expected: str, bindings: dict[str, str]) -> tuple[re.Patter
                 piece += f"(?P<{groups[token]}>{kind})"
             position = match.end()
         out.append(piece + re.escape(line[position:]) + r"\n")
-    return re.compile("".join(out)), groups
+    return re.compile("".join(out).replace(re.escape(ANY_LINES), "[^\\n]*?")), groups
 
 
 def match_output(expected: str, actual: str, bindings: dict[str, str]) -> bool:

@@ -106,6 +106,29 @@ def variables() -> str:
     return _table(("variable", "source", "read by", "what"), rows)
 
 
+def tunables(*fields: str) -> str:
+    """The tunable settings (all, or these ``Settings`` fields): stages, default, allowed values."""
+    from chalicelib.stages import STAGES
+    from chalicelib.support.config import default_text, setting_domain
+    from chalicelib.support.environment import VARIABLE, Tunable
+
+    rows = []
+    for field_name in fields or tuple(VARIABLE):
+        variable = VARIABLE[field_name]
+        if not isinstance(variable.source, Tunable) and fields == ():
+            continue
+        kind, domain = setting_domain(field_name)
+        if kind == "int":
+            allowed = f"{domain[0]:,}-{domain[1]:,}"
+        elif kind == "choice":
+            allowed = " or ".join(map(str, domain))
+        else:
+            allowed = "comma-separated" if kind == "list" else "-"
+        readers = ", ".join(s.name for s in STAGES if field_name in s.settings)
+        rows.append((f"`{variable.env}`", readers, f"`{default_text(field_name) or '(unset)'}`", allowed, variable.doc))
+    return _table(("variable", "read by", "default", "allowed", "what"), rows)
+
+
 def resources() -> str:
     """The base stack's tables and keys: logical id, name, deletion policy, backups, stages using it."""
     from chalicelib.stages import STAGES
@@ -166,6 +189,26 @@ def roles() -> str:
         names = ", ".join(f"`{function_name(s.name, f.name, 'pii-vault-<env>')}`" for f in s.functions)
         rows.append((f"`{role}`", f"`{s.name}`", names))
     return _table(("role (base stack)", "stage", "its functions"), rows)
+
+
+def caller_policies() -> str:
+    """The committed caller policies (``tools.access``): one tenant-scoped and one all-tenants
+    policy per API stage, and the tenant roles' trust policy."""
+    from chalicelib.stages import API_STAGE_NAMES
+    from tools.access import OUT_DIR, TRUST_POLICY_FILE, example_api_arn, example_backend_arn, generate
+
+    names = generate({s: example_api_arn(s) for s in API_STAGE_NAMES}, [example_backend_arn()])
+    rows = []
+    for name in names:
+        if not (OUT_DIR / name).is_file():
+            raise ValueError(f"{OUT_DIR / name} is not committed: run `make policies`")
+        if name == TRUST_POLICY_FILE:
+            rows.append((f"`{name}`", "trust policy of the tenant-scoped caller roles (below)"))
+            continue
+        stage_name, _, scope = name.removesuffix(".json").partition("-caller-")
+        tenants = "`customers/<caller's tenant>/*` only" if scope == "tenant" else "every tenant"
+        rows.append((f"`{name}`", f"`execute-api:Invoke` on the {stage_name} API's routes, {tenants}"))
+    return _table(("file (`policies/callers/`)", "grants"), rows)
 
 
 def run_cog(paths: Sequence[Path], *, check: bool) -> int:

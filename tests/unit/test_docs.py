@@ -203,5 +203,7 @@ def test_an_ellipsis_line_stands_for_any_lines_and_only_lines() -> None:
     assert match_output("first\n...\nlast", "first\nx\ny\nlast", {})
     assert match_output("first\n...\nlast", "first\nlast", {})
     assert not match_output("first\n...\nlast", "first\nx\nlast but not quite", {})
+    assert match_output('"date": "..."', '"date": "2027-01-05 22:05:20+00:00"', {})
+    assert not match_output('"date": "..."', '"date": "x"\nmore', {})
     pattern, groups = expected_pattern("", {})
     assert pattern.pattern == "" and not groups
