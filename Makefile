@@ -32,7 +32,7 @@ check: .venv .venv-checkov
 # a broken link or anchor, a page missing from the nav or a missing include fails. Offline.
 docs: .venv
 	$(PY) -m tools.docs --check
-	$(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
 # Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png, docs/workload.json

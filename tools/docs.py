@@ -191,6 +191,25 @@ def roles() -> str:
     return _table(("role (base stack)", "stage", "its functions"), rows)
 
 
+def stacks() -> str:
+    """The stacks of one environment: the base stack and one per stage (``make package`` writes them)."""
+    from chalicelib.stages import STAGES
+    from infra.arns import function_name
+
+    rows = [
+        (
+            "`pii-vault-<env>-base`",
+            "`out/base.json`",
+            "the KMS keys, tables, one role per stage, log groups, metric filters, alarms, the dashboard",
+        )
+    ]
+    for s in STAGES:
+        names = ", ".join(f"`{function_name(s.name, f.name, 'pii-vault-<env>')}`" for f in s.functions)
+        api = "and its REST API (stage `api`)" if s.kind == "api" else "(no API)"
+        rows.append((f"`pii-vault-<env>-{s.name}`", f"`out/{s.name}/sam.json`", f"{names} {api}: {s.summary}"))
+    return _table(("stack", "template", "holds"), rows)
+
+
 def caller_policies() -> str:
     """The committed caller policies (``tools.access``): one tenant-scoped and one all-tenants
     policy per API stage, and the tenant roles' trust policy."""
