@@ -3,7 +3,8 @@
 Every fenced block of the README, SECURITY.md and the pages under docs/ has one of four
 info strings (``tests/unit/test_docs.py`` holds every file to it):
 
-- ``console``: a session. ``$ `` starts a command (indented lines continue it); the lines
+- ``console``: a session. ``$ `` starts a command (a trailing backslash or an open quote
+  continues it on the next line); the lines
   after it are its output, compared with what the command prints (stdout and stderr). In
   the expected output a line ``...`` stands for any lines (within a line, any text), and ids (32 hex digits, UUIDs)
   and timestamps stand for any value of their kind: the first time one is seen it is bound
@@ -26,6 +27,7 @@ mapped to the stack's.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,13 +97,24 @@ def transcript(source: str) -> list[Step]:
     for line in source.rstrip("\n").split("\n"):
         if line.startswith(PROMPT):
             steps.append(Step(line[len(PROMPT) :], []))
-        elif steps and not steps[-1].expected and line.startswith("    "):
+        elif steps and not steps[-1].expected and _continues(steps[-1].command):
             steps[-1].command += "\n" + line
         elif steps:
             steps[-1].expected.append(line)
         else:
             raise ValueError("a console block starts with a `$ ` command")
     return steps
+
+
+def _continues(command: str) -> bool:
+    """Whether a command goes on on the next line: a trailing backslash, or an open quote."""
+    if command.endswith("\\"):
+        return True
+    try:
+        shlex.split(command, comments=True)
+    except ValueError:
+        return True
+    return False
 
 
 def normalise(output: str) -> str:

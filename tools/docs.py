@@ -232,7 +232,7 @@ def caller_policies() -> str:
 
 def run_cog(paths: Sequence[Path], *, check: bool) -> int:
     """Rewrite (or, with ``check``, verify) the cog blocks of ``paths``; 0 when nothing is stale."""
-    from cogapp import Cog
+    from cogapp import Cog  # type: ignore[import-untyped]  # cog ships no type information
 
     paths = [p for p in paths if "[[[cog" in p.read_text(encoding="utf-8")]
     args = ["cog", "-I", str(ROOT), "--check" if check else "-r"]

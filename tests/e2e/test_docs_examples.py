@@ -68,7 +68,7 @@ class Context:
         for word in words:
             if word.startswith("{"):
                 GUARD.register_body(word, origin="docs example")
-        return subprocess.run(  # noqa: S603 - the documentation's own commands, on the local stack
+        return subprocess.run(
             ["bash", "-c", script],  # noqa: S607
             cwd=ROOT,
             env=self.env,

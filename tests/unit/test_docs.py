@@ -26,8 +26,22 @@ from tools.docs import ROOT, run_cog
 README_MAX_LINES = 250
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 _FENCE = re.compile(r"^\s*(```|~~~)[^\n]*\n.*?^\s*\1\s*$", re.MULTILINE | re.DOTALL)
-_TOP_DIRS = ("chalicelib", "infra", "tools", "tests", "docs", "bench", "clients", "deploy", "policies", ".chalice", ".ci")
-_ROOT_FILES = re.compile(r"^(app\.py|Makefile|mkdocs\.yml|pyproject\.toml|pytest\.ini|requirements[-\w]*\.txt|[A-Z]+\.md)$")
+_TOP_DIRS = (
+    "chalicelib",
+    "infra",
+    "tools",
+    "tests",
+    "docs",
+    "bench",
+    "clients",
+    "deploy",
+    "policies",
+    ".chalice",
+    ".ci",
+)
+_ROOT_FILES = re.compile(
+    r"^(app\.py|Makefile|mkdocs\.yml|pyproject\.toml|pytest\.ini|requirements[-\w]*\.txt|[A-Z]+\.md)$"
+)
 _GENERATED_DIRS = ("out/", ".dev/", ".deploy/", "site/", ".venv")
 _PATH = re.compile(r"^(?:\.\./)*([.\w][\w./{},*-]*)")
 _DOTTED = re.compile(r"^(chalicelib|infra|tools|bench|tests)(\.\w+)+$")
@@ -70,6 +84,20 @@ def test_every_block_runs_is_marked_illustrative_or_is_a_figure() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_no_page_has_an_indented_code_block() -> None:
+    """Indented blocks have no info string, so they could be neither run nor marked: fence them."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark")
+    indented = [
+        f"{path.relative_to(ROOT)}:{token.map[0] + 1 if token.map else '?'}"
+        for path in doc_files()
+        for token in parser.parse(path.read_text(encoding="utf-8"))
+        if token.type == "code_block"
+    ]
+    assert not indented, indented
+
+
 def test_the_rule_is_visible_in_the_block_itself() -> None:
     marked = [b for b in _all_blocks() if b.illustrative]
     assert all(b.source.split("\n", 1)[0].startswith(ILLUSTRATIVE + " ") for b in marked)
@@ -102,7 +130,7 @@ def _path_of(span: str) -> str | None:
         return None
     path = match.group(1).rstrip(".,:")
     first = path.split("/", 1)[0]
-    if first in _TOP_DIRS and "/" in path or _ROOT_FILES.match(path):
+    if (first in _TOP_DIRS and "/" in path) or _ROOT_FILES.match(path):
         return path
     return None
 
@@ -143,7 +171,9 @@ def test_every_module_and_dotted_name_a_page_names_resolves() -> None:
         stripped = span.strip().rstrip("()")
         if _DOTTED.match(stripped) and stripped not in _NOT_PYTHON:
             names.add(stripped)
-    unresolved = sorted(n for n in names if not n.startswith(("pii_vault_client", "mkdocs", "cogapp")) and not _resolves(n))
+    unresolved = sorted(
+        n for n in names if not n.startswith(("pii_vault_client", "mkdocs", "cogapp")) and not _resolves(n)
+    )
     assert not unresolved, unresolved
 
 
@@ -173,7 +203,7 @@ def _code_text() -> str:
 def test_the_dotted_words_that_are_not_python_names_are_what_they_say() -> None:
     from chalicelib.support import audit
 
-    assert audit._LOGGER_NAME == "chalicelib.audit"  # noqa: SLF001 - the name the docs quote
+    assert audit._LOGGER_NAME == "chalicelib.audit"
 
 
 def test_every_variable_and_test_a_page_names_is_in_the_code() -> None:
@@ -190,8 +220,11 @@ def test_every_variable_and_test_a_page_names_is_in_the_code() -> None:
 
 
 def test_a_transcript_splits_commands_continuations_and_output() -> None:
-    steps = split_transcript("$ curl -s x \\\n    -d '{}'\n{\"a\":1}\n$ true\n")
-    assert [(s.command, s.expected) for s in steps] == [("curl -s x \\\n    -d '{}'", ['{"a":1}']), ("true", [])]
+    steps = split_transcript("$ curl -s x \\\n    -d '{\n  }'\n{\"a\":1}\n$ true\n    indented output\n")
+    assert [(s.command, s.expected) for s in steps] == [
+        ("curl -s x \\\n    -d '{\n  }'", ['{"a":1}']),
+        ("true", ["    indented output"]),
+    ]
     with pytest.raises(ValueError):
         split_transcript("output before any command\n")
 
