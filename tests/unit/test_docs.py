@@ -164,6 +164,34 @@ def _resolves(dotted: str) -> bool:
     return False
 
 
+def test_every_relative_link_of_the_files_outside_the_site_resolves() -> None:
+    """The README and SECURITY.md are read on their own (mkdocs checks the site's links)."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark")
+    broken = []
+    for path in (ROOT / "README.md", ROOT / "SECURITY.md"):
+        for token in parser.parse(path.read_text(encoding="utf-8")):
+            for child in token.children or ():
+                href = str(child.attrs.get("href", "")) if child.type == "link_open" else ""
+                if href and not href.startswith(("http://", "https://", "#", "mailto:")):
+                    if not (path.parent / href.split("#", 1)[0]).exists():
+                        broken.append(f"{path.name}: {href}")
+    assert not broken, broken
+
+
+def test_every_loop_over_stages_names_the_registry_s_stages() -> None:
+    from chalicelib.stages import STAGE_NAMES
+
+    loops = [
+        (block.where, names.split())
+        for block in _all_blocks()
+        for names in re.findall(r"for stage in ([a-z ]+); do", block.source)
+    ]
+    wrong = [f"{where}: {names}" for where, names in loops if names != list(STAGE_NAMES)]
+    assert loops and not wrong, wrong
+
+
 def test_every_module_and_dotted_name_a_page_names_resolves() -> None:
     names = set()
     for _, span in _mentions():
