@@ -52,7 +52,7 @@ bench: .venv
 policies: .venv
 	$(PY) -m tools.access
 
-# docs/openapi-writer.json and docs/openapi-reader.json, from the routes and chalicelib/api/contract.py.
+# docs/openapi-{writer,reader,masked}.json, from the routes, chalicelib/api/contract.py and chalicelib/api/schemas/.
 openapi: .venv
 	$(PY) -m tools.openapi
 

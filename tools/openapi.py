@@ -6,9 +6,11 @@ route or an exception to SigV4), and an API change shows up as a reviewable diff
 
 A document is derived, never written by hand: its paths are the routes ``create_app(role)``
 registers (``app.routes``, as Chalice's own swagger generator walks them; operationId =
-the view function's name), and each operation's parameters, body, size limit and statuses
-are that route's row in ``chalicelib.api.contract``. A route without a row is an error.
-``--check`` (run by the unit tests) fails when the committed files are stale.
+the view function's name), each operation's parameters, body, size limit and statuses
+are that route's row in ``chalicelib.api.contract``, and its components are the schema
+objects of ``chalicelib.api.schemas`` the operations refer to, rendered. A route without
+a row, or a row naming a component that does not exist, is an error. ``--check`` (run by
+the unit tests) fails when the committed files are stale.
 
     python -m tools.openapi [--out-dir docs] [--check]
 """
@@ -24,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.api import contract
-from chalicelib.stages import API_STAGE_NAMES
-from tools import openapi_schemas as components
+from chalicelib.api.schemas import Components, components
+from chalicelib.api.schemas.errors import response_name
+from chalicelib.api.schemas.model import refs
+from chalicelib.stages import API_STAGE_NAMES, stage
 from tools.generated import write_or_check
 
 ROLES = API_STAGE_NAMES  # the API stages, from the registry
@@ -34,11 +38,6 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 FILES = {role: f"openapi-{role}.json" for role in ROLES}
-_WHAT = {
-    "writer": "encrypt-only: creates, replaces, patches and deletes; never returns plaintext",
-    "reader": "decrypt-only: reads; has no write route",
-    "masked": "masked projections of people only (an initial, a year, a city); read-only, no secrets, no search",
-}
 
 
 def app_routes(role: str) -> list[tuple[str, str, str]]:
@@ -69,7 +68,10 @@ def operation_object(path: str, view: str, op: contract.Operation) -> dict[str, 
         "operationId": view,
         "summary": op.summary,
         "parameters": [_ref("parameters", name) for name in names],
-        "responses": {str(op.ok): ok, **{str(status): components.error_ref(status) for status in op.statuses}},
+        "responses": {
+            str(op.ok): ok,
+            **{str(status): _ref("responses", response_name(status)) for status in op.statuses},
+        },
     }
     if op.accepted_schema is not None:
         out["responses"]["202"] = {
@@ -96,14 +98,14 @@ def build_document(role: str) -> dict[str, Any]:
         if (path, method) not in operations:
             raise LookupError(f"{role}: route {method} {path} ({view}) has no row in chalicelib.api.contract")
         paths.setdefault(path, {})[method.lower()] = operation_object(path, view, operations[(path, method)])
-    used = {p["$ref"].rsplit("/", 1)[1] for item in paths.values() for op in item.values() for p in op["parameters"]}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": f"pii-vault {role}",
             "version": API_VERSION,
             "description": (
-                f"The {role} endpoint of pii-vault ({_WHAT[role]}). Field-level envelope encryption under KMS. "
+                f"The {role} endpoint of pii-vault: it {stage(role).summary}. Field-level envelope encryption under "
+                "KMS. "
                 "Deployed stages require SigV4 (IAM); `chalice local` does not enforce it."
             ),
         },
@@ -119,11 +121,57 @@ def build_document(role: str) -> dict[str, Any]:
                     "x-amazon-apigateway-authtype": "awsSigv4",
                 }
             },
-            "schemas": {**components.schemas(), **(components.masked_schemas() if role == "masked" else {})},
-            "parameters": {name: spec for name, spec in components.parameters().items() if name in used},
-            "headers": components.headers(),
-            "responses": components.responses(),
+            **used_components(paths, components()),
         },
+    }
+
+
+def _refs_in(node: Any, kind: str) -> set[str]:
+    """The names of the ``kind`` components (``schemas``, ``headers``, ...) a JSON node refers to."""
+    prefix = f"#/components/{kind}/"
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        own = {ref.removeprefix(prefix)} if isinstance(ref, str) and ref.startswith(prefix) else set()
+        return own.union(*(_refs_in(value, kind) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs_in(value, kind) for value in node))
+    return set()
+
+
+def _pick(kind: str, available: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    missing = sorted(wanted - set(available))
+    if missing:
+        raise LookupError(f"no {kind} component named {', '.join(missing)} in chalicelib.api.schemas")
+    return {name: part for name, part in available.items() if name in wanted}
+
+
+def used_components(paths: dict[str, Any], parts: Components) -> dict[str, Any]:
+    """The components the paths refer to, directly or through other components, rendered."""
+    responses = _pick("responses", parts.responses, _refs_in(paths, "responses"))
+    schemas = _pick(
+        "schemas",
+        parts.schemas,
+        _refs_in(paths, "schemas")
+        | {ref for response in responses.values() if response.schema is not None for ref in refs(response.schema)},
+    )
+    pending = set(schemas)
+    while pending:
+        found = set().union(*(refs(schemas[name]) for name in pending)) - set(schemas)
+        schemas.update(_pick("schemas", parts.schemas, found))
+        pending = found
+    headers = _pick(
+        "headers",
+        parts.headers,
+        _refs_in(paths, "headers") | {name for response in responses.values() for name in response.headers},
+    )
+    return {
+        "schemas": {name: schema.json() for name, schema in parts.schemas.items() if name in schemas},
+        "parameters": {
+            name: param.json()
+            for name, param in _pick("parameters", parts.parameters, _refs_in(paths, "parameters")).items()
+        },
+        "headers": {name: header.json() for name, header in headers.items()},
+        "responses": {name: response.json() for name, response in responses.items()},
     }
 
 

@@ -1,10 +1,11 @@
 """The HTTP contract of the API stages, stated once.
 
-Limits, id patterns, statuses and, per route (path + method), the query parameters,
-headers, body schema and body size limit. The blueprints read this table when they
-turn a request into typed values; ``tools/openapi.py`` derives the OpenAPI documents
-from it by walking the routes ``create_app(role)`` registers. Nothing here imports
-Chalice or the service.
+Limits, statuses and, per route (path + method), the query parameters, headers, body
+schema and body size limit. The blueprints read this table when they turn a request
+into typed values; ``tools/openapi.py`` derives the OpenAPI documents from it by walking
+the routes ``create_app(role)`` registers, with the schemas of ``chalicelib.api.schemas``
+(which derive from this module; never the other way). Nothing here imports Chalice or
+the service.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.domain import validation
 from chalicelib.support import errors, idempotency
+
+if TYPE_CHECKING:
+    from chalicelib.api import shapes
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100  # people per page, and ids per multi-get
@@ -60,7 +64,7 @@ COMMON_ERROR_STATUSES = (400, 403, 404, 429, 502, 503)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def error_body(code: str, message: str) -> dict[str, str]:
+def error_body(code: str, message: str) -> shapes.Error:
     """The one JSON error document: a stable ``code`` and a ``message`` that quotes no value."""
     return {"code": code, "message": message}
 
@@ -71,11 +75,6 @@ IDEMPOTENCY_KEY = idempotency.HEADER  # its rule: idempotency.KEY
 
 # The API Gateway stage in front of the paths when deployed (``/api``); none under `chalice local`.
 STAGE_PREFIX = re.compile(r"(/[A-Za-z0-9._-]{1,128})?")
-PATH_PARAMETERS = {  # name -> (full-match pattern, description)
-    "customer_id": (validation.ID_PATTERNS["customer_id"], "Tenant."),
-    "person_id": (validation.ID_PATTERNS["person_id"], "Server-generated, never derived from PII."),
-    "secret_id": (validation.ID_PATTERNS["secret_id"], "Chosen by the client (not PII)."),
-}
 
 
 def _split(raw: str) -> list[str]:
@@ -91,15 +90,14 @@ class IntParam:
     description: str
     maximum: int
     default: int | None = None
+    minimum: int = 1
 
     def parse(self, raw: str) -> int:
-        if not re.fullmatch(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}", raw) or not 1 <= int(raw) <= self.maximum:
-            raise errors.ValidationError(f"{self.name} must be an integer from 1 to {self.maximum}", field=self.name)
+        if not re.fullmatch(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}", raw) or not self.minimum <= int(raw) <= self.maximum:
+            raise errors.ValidationError(
+                f"{self.name} must be an integer from {self.minimum} to {self.maximum}", field=self.name
+            )
         return int(raw)
-
-    def schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": self.maximum}
-        return schema if self.default is None else {**schema, "default": self.default}
 
 
 @dataclass(frozen=True)
@@ -116,9 +114,6 @@ class FieldsParam:
                 f"{self.name} may only name {', '.join(validation.PERSON_FIELDS)}", field=self.name
             )
         return names
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": {"type": "string", "enum": list(validation.PERSON_FIELDS)}, "minItems": 1}
 
 
 @dataclass(frozen=True)
@@ -139,10 +134,6 @@ class IdsParam:
             )
         return ids
 
-    def schema(self) -> dict[str, Any]:
-        item = {"type": "string", "pattern": f"^{validation.ID_PATTERNS['person_id']}$"}
-        return {"type": "array", "items": item, "minItems": 1, "maxItems": self.max_items}
-
 
 @dataclass(frozen=True)
 class TokenParam:
@@ -155,9 +146,6 @@ class TokenParam:
         if not raw:
             raise errors.ValidationError(f"{self.name} is not a valid page token", field=self.name)
         return raw
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "string", "minLength": 1, "format": "page-token"}
 
 
 QueryParam = IntParam | FieldsParam | IdsParam | TokenParam
@@ -356,5 +344,10 @@ def known_query(op: Operation, params: Mapping[str, str] | None) -> dict[str, st
     return params
 
 
+def status_for(kind: type[errors.PiiVaultError]) -> int:
+    """The status of an error class: its first row in ERROR_STATUSES, else 500."""
+    return next((status for cls, status in ERROR_STATUSES if issubclass(kind, cls)), 500)
+
+
 def status_of(exc: errors.PiiVaultError) -> int:
-    return next((status for cls, status in ERROR_STATUSES if isinstance(exc, cls)), 500)
+    return status_for(type(exc))

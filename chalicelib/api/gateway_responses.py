@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.api import contract
 from chalicelib.support import errors
+
+if TYPE_CHECKING:
+    from chalicelib.api import shapes
 
 # One message for an unknown route and a refused caller: the caller cannot tell them apart.
 ROUTE_NOT_FOUND = errors.NotFoundError("no such route, or not open to this caller")
@@ -39,7 +42,7 @@ class GatewayAnswer:
     they cover), ``body`` the JSON error document, ``headers`` added to the answer."""
 
     status: int | None
-    body: dict[str, str]
+    body: shapes.Error
     headers: dict[str, str] = field(default_factory=dict)
 
     def all_headers(self) -> dict[str, str]:

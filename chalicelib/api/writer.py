@@ -31,9 +31,11 @@ def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable
         """The SigV4 caller API Gateway authenticated (anonymous locally)."""
         return Actor.from_request_context(bp.current_request.context)
 
-    def answer(status: int, result: WriteResult, headers: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    def answer(
+        status: int, result: WriteResult, headers: Mapping[str, str]
+    ) -> tuple[Mapping[str, object], dict[str, str]]:
         """Body and headers of a write's answer (``created_at`` for 201, ``updated_at`` for 200)."""
-        body = views.written(result, "created_at" if status == 201 else "updated_at")
+        body = views.created(result) if status == 201 else views.updated(result)
         return body, {"ETag": etag(result.version), **headers}
 
     def written(status: int, result: WriteResult, headers: Mapping[str, str] | None = None) -> Response:
@@ -142,7 +144,7 @@ def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable
         progress = service().delete_secret(customer_id, secret_id, actor=actor())
         if progress.done:
             return empty_response()
-        body = {"id": secret_id, "status": "deleting", "remaining_versions": progress.remaining}
+        body = views.delete_in_progress(secret_id, progress.remaining)
         return json_response(202, body, {"Retry-After": str(contract.RETRY_AFTER_SECONDS)})
 
     return bp

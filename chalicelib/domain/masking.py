@@ -38,8 +38,11 @@ def _year(value: str) -> str:
     return value[:4]
 
 
+ADDRESS_SHOWN = ("city", "country")  # the address parts the masked view keeps
+
+
 def _city_and_country(value: Mapping[str, str]) -> dict[str, str]:
-    return {"city": value["city"], "country": value["country"]}
+    return {part: value[part] for part in ADDRESS_SHOWN}
 
 
 MASKS: dict[str, Callable[[Any], Any]] = {

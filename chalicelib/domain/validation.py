@@ -23,7 +23,19 @@ MAX_NAME_CHARS = 200
 MAX_ADDRESS_PART_CHARS = 200
 MAX_POSTAL_CODE_CHARS = 20
 MAX_SECRET_BYTES = 64 * 1024
+MAX_EMAIL_CHARS = 320  # refused before parsing; email_validator's own limits are tighter
 MIN_DOB = _dt.date(1900, 1, 1)
+# The longest text of each text field, in reading order: what the validator checks and the
+# OpenAPI schemas state. (The country must also be one of COUNTRY_CODES.)
+PERSON_TEXT_MAX_CHARS = {"name": MAX_NAME_CHARS, "surname": MAX_NAME_CHARS}
+ADDRESS_MAX_CHARS = {
+    "line1": MAX_ADDRESS_PART_CHARS,
+    "line2": MAX_ADDRESS_PART_CHARS,
+    "city": MAX_ADDRESS_PART_CHARS,
+    "postal_code": MAX_POSTAL_CODE_CHARS,
+    "region": MAX_ADDRESS_PART_CHARS,
+    "country": MAX_ADDRESS_PART_CHARS,
+}
 # ISO 3166-1 alpha-2: the 249 officially assigned codes (ISO/TC 46, 2023), in order. The one list:
 # the writer validates against it and the OpenAPI documents enumerate it.
 COUNTRY_CODES = tuple(
@@ -87,28 +99,6 @@ def _text(value: Any, field: str, max_chars: int, *, required: bool = True) -> s
     return stripped
 
 
-def refused_text_class() -> str:
-    """The refused characters of the Basic Multilingual Plane as the body of a regex
-    character class (``\\u0000-\\u001f...``), for the OpenAPI documents' patterns. The
-    writer itself checks categories, so it also refuses the few such characters above
-    U+FFFF (e.g. U+E0001), which a pattern without the ``u`` flag cannot name."""
-    ranges: list[str] = []
-    start: int | None = None
-    for code in range(0x10001):
-        refused = (
-            code < 0x10000
-            and not 0xD800 <= code <= 0xDFFF
-            and (unicodedata.category(chr(code)) in REFUSED_TEXT_CATEGORIES)
-        )
-        if refused and start is None:
-            start = code
-        elif not refused and start is not None:
-            end = code - 1
-            ranges.append(f"\\u{start:04x}" if start == end else f"\\u{start:04x}-\\u{end:04x}")
-            start = None
-    return "".join(ranges)
-
-
 def _utf8(value: str, field: str) -> bytes:
     """JSON allows lone surrogates (\\ud800) that UTF-8 cannot carry: reject, don't crash."""
     try:
@@ -120,8 +110,8 @@ def _utf8(value: str, field: str) -> bytes:
 def _email(value: Any, field: str = "email") -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be a string", field=field)
-    if len(value) > 320:
-        raise ValidationError(f"{field} must be at most 320 characters", field=field)
+    if len(value) > MAX_EMAIL_CHARS:
+        raise ValidationError(f"{field} must be at most {MAX_EMAIL_CHARS} characters", field=field)
     _utf8(value, field)
     # Imported here: email_validator pulls in dnspython/idna, which only the writer needs.
     from email_validator import EmailNotValidError, validate_email
@@ -174,8 +164,7 @@ def _address(value: Any, field: str = "address") -> dict[str, str]:
             if part in ADDRESS_REQUIRED:
                 raise ValidationError(f"{name} is required", field=name)
             continue
-        limit = MAX_POSTAL_CODE_CHARS if part == "postal_code" else MAX_ADDRESS_PART_CHARS
-        out[part] = _text(value[part], name, limit, required=part in ADDRESS_REQUIRED)
+        out[part] = _text(value[part], name, ADDRESS_MAX_CHARS[part], required=part in ADDRESS_REQUIRED)
     if out["country"] not in _COUNTRIES:
         raise ValidationError(f"{field}.country must be an ISO 3166-1 alpha-2 code", field=f"{field}.country")
     return out
@@ -183,8 +172,8 @@ def _address(value: Any, field: str = "address") -> dict[str, str]:
 
 def _person_rules(today: _dt.date) -> dict[str, Callable[[Any], Any]]:
     return {
-        "name": lambda v: _text(v, "name", MAX_NAME_CHARS),
-        "surname": lambda v: _text(v, "surname", MAX_NAME_CHARS),
+        "name": lambda v: _text(v, "name", PERSON_TEXT_MAX_CHARS["name"]),
+        "surname": lambda v: _text(v, "surname", PERSON_TEXT_MAX_CHARS["surname"]),
         "email": _email,
         "dob": lambda v: _dob(v, today),
         "address": _address,

@@ -13,11 +13,11 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from chalicelib.api import contract
+from chalicelib.api.schemas import fields as schema_fields
 from chalicelib.domain import validation
 from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.support.errors import ValidationError
 from tools import openapi as tool
-from tools import openapi_schemas
 
 ROLES = API_STAGE_NAMES
 
@@ -174,7 +174,7 @@ def test_given_the_country_enum_then_it_is_exactly_what_the_writer_accepts() -> 
 
 def test_given_the_dob_pattern_then_it_matches_exactly_the_real_dates_from_1900_through_the_documented_year() -> None:
     pattern = re.compile(_request_schema("dob")["pattern"])
-    last = _dt.date(openapi_schemas.DOB_DOCUMENTED_THROUGH, 12, 31)
+    last = _dt.date(schema_fields.DOB_DOCUMENTED_THROUGH, 12, 31)
     day, matched = _dt.date(1890, 1, 1), 0
     while day <= _dt.date(2030, 12, 31):
         expected = validation.MIN_DOB <= day <= last
