@@ -29,10 +29,13 @@ check: .venv .venv-checkov
 	tools/checks.sh
 
 # The documentation site (mkdocs.yml) into site/, strictly: a stale generated table (tools/docs.py),
-# a broken link or anchor, a page missing from the nav or a missing include fails. Offline.
+# a broken link or anchor, a page missing from the nav or a missing include fails; so does a
+# page or stylesheet that would fetch anything from another host when viewed (offline).
 docs: .venv
 	$(PY) -m tools.docs --check
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+	@! grep -rlE 'src="(https?:)?//|url\((https?:)?//' site --include=*.html --include=*.css \
+		|| { echo "docs: the pages above load something from another host"; exit 1; }
 
 # Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
 # Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png, docs/workload.json
