@@ -51,7 +51,7 @@ bench: .venv
 	$(PY) -m bench.lookup $(LOOKUP_ARGS)
 	$(PY) -m bench.rewrap --out docs/benchmark-rewrap.json $(REWRAP_ARGS)
 
-# Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
+# Caller policies (policies/callers/*.json, example account): see docs/callers.md.
 policies: .venv
 	$(PY) -m tools.access
 
@@ -66,7 +66,7 @@ load: .venv
 
 # out/base.json (keys, tables, roles, logs, alarms, dashboard) and, per stage, out/<stage>/sam.json +
 # deployment.zip: `chalice package` with the merge template infra/ generates, then
-# bytecode compiled for the function's runtime added to the zip. See README "Deploying".
+# bytecode compiled for the function's runtime added to the zip. See docs/deploy.md.
 package: .venv
 	$(PY) -m infra package --out out
 

@@ -99,7 +99,7 @@ step "pip-audit requirements.txt"
 # found" after auditing nothing): it is listed as unaudited, loudly, and fails when
 # PII_VAULT_REQUIRE_AUDIT=1. It does not fail by default because this project's CI machines
 # reach no vulnerability service: the package index is reachable only through a proxy that
-# serves packages, not vulnerability data (see the README, "Checks").
+# serves packages, not vulnerability data (see docs/development.md, "Checks").
 audit_json="$(mktemp)"
 "$BIN/pip-audit" --progress-spinner off -r requirements.txt -f json -o "$audit_json" >/dev/null 2>&1
 "$BIN/python" - "$audit_json" <<'PY' || fail "pip-audit"

@@ -60,7 +60,7 @@ LOCAL_CALLER_ENV = {"PII_VAULT_ALLOWED_CALLERS": LOCAL_CALLER_ROLE, "PII_VAULT_L
 
 
 VARIABLE_PREFIX = "PII_VAULT_"  # a stage's variables come from the registry, never from the caller's shell
-# What the local stack sets that no deployed function has (README, "Local stack"): the stand-in
+# What the local stack sets that no deployed function has (docs/getting-started.md): the stand-in
 # for the IAM authorizer, moto's endpoint and fake credentials, and interpreter flags.
 LOCAL_ONLY_VARIABLES = frozenset(
     {"PII_VAULT_LOCAL_CALLER", "AWS_ENDPOINT_URL", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", *FAKE_CREDENTIALS}

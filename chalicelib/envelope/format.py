@@ -21,9 +21,9 @@ v2 adds two things. ``kind`` says under which KMS encryption context the slot's 
 key is wrapped: 1 = the tenant's (``{"app", "customer_id"}``), 2 = the writer's pool
 (``{"app", "scope": "pool"}``, one key per warm writer container and period, shared by
 tenants: the tenant is still bound here, in the AAD); 3 and 4 are the same two contexts
-with ``"view": "masked"`` added: the data keys of the masked projections (README "Masked
-view"), which only the masked stage may unwrap, and which it alone opens (``Opener``
-``kinds``), so a blob moved between the views fails before any KMS call. ``binding`` authenticates
+with ``"view": "masked"`` added: the data keys of the masked projections (docs/masked.md),
+which only the masked stage may unwrap, and which it alone opens (``Opener`` ``kinds``), so
+a blob moved between the views fails before any KMS call. ``binding`` authenticates
 plaintext metadata the reader reports (a person's version and timestamps, a secret's
 incarnation): the service builds the same string from the stored attributes when
 opening, so an edited attribute fails authentication like an edited ciphertext.

@@ -41,7 +41,7 @@ def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
     A record written in format v2 carries sealed metadata binding its version and
     update time (and, when created in v2, its creation time); opening it with the
     stored attributes proves they were not edited. Records written only in v1 carry
-    none: their metadata is reported as stored (README: guarantees per format).
+    none: their metadata is reported as stored (docs/encryption.md: guarantees per format).
     """
     blobs = record.fields
     if META_UPDATED not in blobs:

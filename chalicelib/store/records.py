@@ -35,7 +35,7 @@ class PersonRecord:
     kms_key: str
     slots: dict[str, bytes]
     fields: dict[str, bytes]
-    # The masked view (README "Masked view"): projections sealed under their own data key,
+    # The masked view (docs/masked.md): projections sealed under their own data key,
     # in their own key slots. Empty for records written before the view existed.
     masked: dict[str, bytes] = field(default_factory=dict)
     masked_slots: dict[str, bytes] = field(default_factory=dict)

@@ -185,7 +185,7 @@ class Settings:
             if in_lambda and not KEY_ARN.fullmatch(values["kms_key_id"]):
                 raise ConfigurationError(
                     "PII_VAULT_KMS_KEY_ID must be the key ARN in a deployed function, not an alias; "
-                    "set it from the base stack's KeyArn output (README, Deploying)"
+                    "set it from the base stack's KeyArn output (docs/deploy.md)"
                 )
         if "beacon_key_id" in declared:
             explicit = values["beacon_key_id"]

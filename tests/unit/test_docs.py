@@ -174,9 +174,9 @@ def test_every_relative_link_of_the_files_outside_the_site_resolves() -> None:
         for token in parser.parse(path.read_text(encoding="utf-8")):
             for child in token.children or ():
                 href = str(child.attrs.get("href", "")) if child.type == "link_open" else ""
-                if href and not href.startswith(("http://", "https://", "#", "mailto:")):
-                    if not (path.parent / href.split("#", 1)[0]).exists():
-                        broken.append(f"{path.name}: {href}")
+                local = href and not href.startswith(("http://", "https://", "#", "mailto:"))
+                if local and not (path.parent / href.split("#", 1)[0]).exists():
+                    broken.append(f"{path.name}: {href}")
     assert not broken, broken
 
 
