@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_POOL, RecordRef, encryption_context, seal_field
-from chalicelib.service.bulk import MemoryCheckpoints
+from chalicelib.keys.reencrypt import KmsReEncryptor
+from chalicelib.service.jobs import Control, SegmentRun
 from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
 from chalicelib.store import layout
+from chalicelib.store.job_items import DynamoDbSlotItems
 
 APP = "pii-vault"
 TENANTS = 50
@@ -80,14 +82,16 @@ def run_case(records: int, segments: int, *, cached: bool) -> dict[str, Any]:
         target = kms.create_key()["KeyMetadata"]["Arn"]
         _seed(kms, ddb, table, source, records, cached=cached)
         plan = RewrapPlan(source, target, None, APP)
-        checkpoints = MemoryCheckpoints()
+        items, control = DynamoDbSlotItems(ddb, table), Control()
+
+        def reencryptor(source_key: str, target_key: str) -> KmsReEncryptor:
+            return KmsReEncryptor(kms, source_key, target_key)
+
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=segments) as pool:
             results = list(
                 pool.map(
-                    lambda s: rewrap_segment(
-                        plan, "bench", s, segments, ddb, kms, table=table, checkpoints=checkpoints
-                    ),
+                    lambda s: rewrap_segment(plan, SegmentRun("bench", s, segments), items, reencryptor, control),
                     range(segments),
                 )
             )

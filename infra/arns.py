@@ -18,7 +18,7 @@ from typing import Protocol
 from chalicelib.stages import stage
 from chalicelib.support.environment import Key, Table
 from infra.cfn import APP, ENV_PREFIX, Json, getatt, sub
-from infra.specs import KEYS, TABLES
+from infra.specs import FAILURE_QUEUE, KEYS, TABLES
 
 
 class InvalidResourceError(ValueError):
@@ -49,6 +49,10 @@ class Arns(Protocol):
 
     def tenant_keys(self) -> list[Json]:
         """Every key of the account (and of the customer accounts): tenant keys are reached by tag."""
+        ...
+
+    def failure_queue(self) -> Json:
+        """The indexer's on-failure destination (``infra.specs.FAILURE_QUEUE``)."""
         ...
 
 
@@ -150,6 +154,12 @@ class AccountArns:
         partition, region, account = self.scope
         return [f"arn:{partition}:kms:{region}:{a}:key/*" for a in (account, *self.customer_accounts)]
 
+    def failure_queue(self) -> str:
+        """Named after the PII table, as deployed (``<table><suffix>``)."""
+        partition, region, account = self.scope
+        table_name = self.table(Table.PII).rsplit("/", 1)[-1]
+        return f"arn:{partition}:sqs:{region}:{account}:{table_name}{FAILURE_QUEUE.suffix}"
+
 
 class StackArns:
     """The base stack's ARNs as intrinsics: its keys and tables by ``!GetAtt``, the functions'
@@ -174,3 +184,6 @@ class StackArns:
 
     def tenant_keys(self) -> list[Json]:
         return [sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")]
+
+    def failure_queue(self) -> Json:
+        return getatt(FAILURE_QUEUE.logical_id)

@@ -18,6 +18,7 @@ from chalice.utils import to_cfn_resource_name
 
 from chalicelib.api.gateway_responses import openapi_extension
 from chalicelib.stages import STAGE_NAMES, Function, Stage, stage
+from chalicelib.stages.registry import STREAM_DELIVERY
 from infra.arns import function_name
 from infra.cfn import APP, ENV_PREFIX, Resource, Template, TemplateError, import_value, join, ref, sub
 from infra.environment import CALLERS_PARAMETER, variables
@@ -25,12 +26,13 @@ from infra.iam.callers import api_resource_policy
 from infra.observability import ACCESS_LOG_FORMAT, function_id
 from infra.params import stage_parameters
 from infra.roles import role_id
-from infra.specs import STREAM_OUTPUT
+from infra.specs import FAILURE_QUEUE, STREAM_OUTPUT
 
 JOB_SKIPS = {
     "CKV_AWS_116": "No dead-letter queue: nothing invokes a job function asynchronously. The stream handler's "
-    "failed batch is retried by its event source mapping (and raises the errors and iterator-age alarms); "
-    "the per-segment functions are invoked synchronously by tools.jobs, which sees the error.",
+    "failed batch is bisected and retried by its event source mapping, then parked in the base stack's "
+    "failure queue (its OnFailure destination, alarmed); the per-segment functions are invoked "
+    "synchronously by tools.jobs, which sees the error.",
 }
 
 
@@ -52,9 +54,20 @@ def _function(entry: Stage, function: Function, skips: dict[str, str] | None = N
     }
     if function.trigger == "stream":
         # chalice package writes the stage's PII_VAULT_STREAM_ARN (a placeholder in
-        # .chalice/config.json) as the event source's Stream; the deep merge replaces it.
+        # .chalice/config.json) as the event source's Stream; the deep merge replaces it. A
+        # failed batch is bisected and retried a bounded number of times, then its position is
+        # parked in the failure queue and the shard moves on (the registry's STREAM_DELIVERY).
         event = str(to_cfn_resource_name(f"{function.name}-dynamodb-event-source"))
-        properties["Events"] = {event: {"Properties": {"Stream": import_value(STREAM_OUTPUT)}}}
+        properties["Events"] = {
+            event: {
+                "Properties": {
+                    "Stream": import_value(STREAM_OUTPUT),
+                    "BisectBatchOnFunctionError": STREAM_DELIVERY.bisect,
+                    "MaximumRetryAttempts": STREAM_DELIVERY.max_retry_attempts,
+                    "DestinationConfig": {"OnFailure": {"Destination": import_value(FAILURE_QUEUE.output)}},
+                }
+            }
+        }
     return Resource("AWS::Serverless::Function", properties, skips=skips or {})
 
 

@@ -15,6 +15,7 @@ from chalice.utils import to_cfn_resource_name
 from chalicelib.stages import API_STAGES, JOB_STAGES, Function, Stage
 from infra.arns import function_name
 from infra.cfn import APP, ENV_PREFIX, Json, Resource, Template, getatt, ref, sub
+from infra.specs import FAILURE_QUEUE
 
 API_STAGE_NAME = "api"  # .chalice/config.json api_gateway_stage
 NAMESPACE = f"{APP}/${{Environment}}"
@@ -29,6 +30,9 @@ FLEET_INTEGRITY_MESSAGE = "fleet key table *integrity_error*"
 # The indexer logs a stored person that fails authentication at WARNING ("... does not open;
 # beacon left as is", chalicelib/service/indexer.py) and carries on: the line is the only signal.
 INDEXER_INTEGRITY_MESSAGE = "indexer: person * does not open*"
+# The indexer logs each stream record it skips because it cannot process it at ERROR ("indexer:
+# stream record skipped (<code>): ...", chalicelib/service/indexer.py SKIPPED_MESSAGE) and goes on.
+INDEXER_SKIPPED_MESSAGE = "indexer: stream record skipped*"
 # API Gateway access log line: ids, status and timings; never a body, a query string or a header.
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
@@ -63,6 +67,11 @@ def fleet_integrity_filter_pattern() -> str:
 def indexer_integrity_filter_pattern() -> str:
     """CloudWatch filter pattern for the indexer's "does not open" lines (chalicelib.service.indexer)."""
     return f'{{ ($.level = "WARNING") && ($.message = "{INDEXER_INTEGRITY_MESSAGE}") }}'
+
+
+def indexer_skipped_filter_pattern() -> str:
+    """CloudWatch filter pattern for the indexer's skipped stream records (chalicelib.service.indexer)."""
+    return f'{{ ($.level = "ERROR") && ($.message = "{INDEXER_SKIPPED_MESSAGE}") }}'
 
 
 def function_id(function: Function) -> str:
@@ -226,6 +235,37 @@ def _stage_signals(template: Template) -> None:
             custom("IndexerIntegrityErrors"),
             1,
             period=60,
+        ),
+    )
+    stream = next(f for f in indexer.functions if f.trigger == "stream")
+    template.add(
+        "IndexerSkippedRecordsFilter",
+        metric_filter(
+            f"Indexer{function_id(stream)}LogGroup", indexer_skipped_filter_pattern(), "IndexerSkippedRecords"
+        ),
+    )
+    template.add(
+        "IndexerSkippedRecordsAlarm",
+        alarm(
+            "indexer: a stream record could not be processed and was skipped (its person is not indexed; "
+            "see the log line for the cause, then run the backfill)",
+            custom("IndexerSkippedRecords"),
+            1,
+            period=60,
+        ),
+    )
+    template.add(
+        "IndexerFailureQueueAlarm",
+        alarm(
+            "indexer: a stream batch failed every retry and was parked in the failure queue (its records "
+            "are not indexed; run the backfill once the cause is fixed)",
+            aws_metric(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                "Maximum",
+                [{"Name": "QueueName", "Value": getatt(FAILURE_QUEUE.logical_id, "QueueName")}],
+            ),
+            1,
         ),
     )
 

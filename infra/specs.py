@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chalicelib.store import fleet_table, layout
+from chalicelib.store import fleet_table, layout, tables
 from chalicelib.support.environment import TABLE_SUFFIXES, Key, Table
 from infra.cfn import APP
 
@@ -143,8 +143,8 @@ TABLES: Mapping[Table, TableSpec] = {
         TableSpec(
             Table.IDEMPOTENCY,
             "IdempotencyTable",
-            Attribute(layout.IDEMPOTENCY_ID, "S"),
-            ttl=layout.IDEMPOTENCY_EXPIRATION,
+            Attribute(tables.IDEMPOTENCY_ID, "S"),
+            ttl=tables.IDEMPOTENCY_EXPIRATION,
             output="IdempotencyTableName",
             label="idempotency_table",
         ),
@@ -172,8 +172,8 @@ TABLES: Mapping[Table, TableSpec] = {
         TableSpec(
             Table.LEDGER,
             "ErasureLedgerTable",
-            Attribute(layout.LEDGER_PK, "S"),
-            Attribute(layout.LEDGER_SK, "S"),
+            Attribute(tables.LEDGER_PK, "S"),
+            Attribute(tables.LEDGER_SK, "S"),
             output="LedgerTableName",
             label="ledger_table",
         ),
@@ -181,8 +181,8 @@ TABLES: Mapping[Table, TableSpec] = {
         TableSpec(
             Table.JOBS,
             "JobsTable",
-            Attribute(layout.JOB_PK, "S"),
-            Attribute(layout.JOB_SK, "N"),
+            Attribute(tables.JOB_PK, "S"),
+            Attribute(tables.JOB_SK, "N"),
             backups=False,
             protected=False,
             output="JobsTableName",
@@ -199,7 +199,7 @@ TABLES: Mapping[Table, TableSpec] = {
         TableSpec(
             Table.TENANTS,
             "TenantsTable",
-            Attribute(layout.TENANT_PK, "S"),
+            Attribute(tables.TENANT_PK, "S"),
             output="TenantsTableName",
             label="tenants_table",
             skips={"CKV_AWS_119": "Holds tenant ids and key ARNs, no PII; " + _AWS_OWNED_KEY_AT_REST},
@@ -243,3 +243,27 @@ KEYS: Mapping[Key, KeySpec] = {
 }
 # The PII table's stream, exported for the indexer's event source mapping.
 STREAM_OUTPUT = "TableStreamArn"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    suffix: str  # the queue is named "pii-vault-<env><suffix>"
+    output: str  # the base stack's output (and export) of its ARN
+    purpose: str
+    retention_seconds: int = 14 * 24 * 3600  # SQS's longest: time to look before a message ages out
+
+    def name(self, base: str = APP) -> str:
+        return f"{base}{self.suffix}"
+
+
+# The indexer's on-failure destination: the stream's event source mapping parks here the
+# position (shard, sequence numbers, batch size; never a record) of a batch that failed every
+# retry (chalicelib.stages.registry.STREAM_DELIVERY). Encrypted at rest (SSE-SQS); an alarm
+# reports any message; the indexer's role may only send to it.
+FAILURE_QUEUE = QueueSpec(
+    "IndexerFailureQueue",
+    "-indexer-failures",
+    "IndexerFailureQueueArn",
+    "stream batches the indexer failed on every retry (positions only)",
+)

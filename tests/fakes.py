@@ -11,14 +11,14 @@ import datetime as _dt
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chalicelib.envelope.format import WrappedKey
-from chalicelib.store.layout import decode_page_token, encode_page_token
+from chalicelib.store.page_token import decode_page_token, encode_page_token
 from chalicelib.store.records import (
     META_CREATED,
     DeleteProgress,
@@ -125,13 +125,17 @@ class InMemoryStore:
             self.secret_heads[key] = new_head
             self.secrets[(*key, secret.version)] = copy.deepcopy(secret)
 
-    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+    def delete_secret(
+        self, customer_id: str, secret_id: str, max_versions: int, before_removal: Callable[[], None] | None = None
+    ) -> DeleteProgress:
         key = (customer_id, secret_id)
         with self._lock:
             head = self.secret_heads.get(key)
             if head is None:
                 raise NotFoundError("secret not found")
             self.secret_heads[key] = replace(head, deleting=True)
+            if before_removal is not None:
+                before_removal()
             numbers = sorted(v for (c, s, v) in self.secrets if (c, s) == key)
             for number in numbers[-max_versions:]:  # newest first, as DynamoDbSecrets
                 del self.secrets[(*key, number)]

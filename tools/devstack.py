@@ -254,7 +254,8 @@ class DevStack:
                     stage=stage,
                 )
             # `chalice local` runs no stream handlers: the indexer polls the table's stream.
-            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll"], stage="indexer")
+            parked = self.log_dir / "indexer-parked.jsonl"  # the local on-failure destination
+            self._spawn("indexer", [sys.executable, "-m", "tools.streampoll", "--park", str(parked)], stage="indexer")
             self._wait_until_answering(list(STAGES))
         except BaseException:  # includes Ctrl-C while starting: never leave children behind
             self.stop()

@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chalicelib.service import bulk
+from chalicelib.service.jobs import Control, SegmentRun, deadline_after
+from chalicelib.store.checkpoints import Checkpoint
 
 NOT_DONE_EXIT = 3
 
@@ -53,20 +54,20 @@ def _now() -> str:
 
 
 class Progress:
-    def __init__(self, label: str, total: int, out: Any = sys.stderr) -> None:
+    def __init__(self, label: str, total: int, out: Any = None) -> None:
         self._label = label
         self._total = total
         self._out = out
         self._lock = threading.Lock()
 
-    def __call__(self, checkpoint: bulk.Checkpoint) -> None:
+    def __call__(self, checkpoint: Checkpoint) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(checkpoint.counts.items()))
         state = "done" if checkpoint.done else "..."
         with self._lock:
             print(
                 f"{self._label} {checkpoint.job_id} segment {checkpoint.segment}/{self._total}: "
                 f"page {checkpoint.pages}, {counts} {state}",
-                file=self._out,
+                file=self._out or sys.stderr,  # the stream of the moment (tests replace it)
                 flush=True,
             )
 
@@ -77,25 +78,32 @@ def _settings(args: argparse.Namespace, role: str) -> Any:
     return settings_for(role=role)
 
 
-def _clients(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
+def _clients(args: argparse.Namespace, settings: Any) -> Any:
+    """The stage's wiring clients (``chalicelib.stages.wiring.Clients``) against ``--endpoint-url``."""
     import boto3
 
+    from chalicelib.stages.wiring import Clients
+
     session = boto3.session.Session(region_name=settings.region)
-    return (
+    return Clients.of(
         session.client("kms", endpoint_url=args.endpoint_url),
         session.client("dynamodb", endpoint_url=args.endpoint_url),
     )
 
 
-def run_segments(
-    segments: Sequence[int], run_one: Callable[[int], bulk.Checkpoint], parallel: int
-) -> list[bulk.Checkpoint]:
+def run_segments(segments: Sequence[int], run_one: Callable[[int], Checkpoint], parallel: int) -> list[Checkpoint]:
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(run_one, segments))
 
 
-def _checkpoints(args: argparse.Namespace, ddb: Any, settings: Any) -> bulk.Checkpoints:
-    return bulk.MemoryCheckpoints() if args.dry_run else bulk.DynamoDbCheckpoints(ddb, settings.jobs_table_name)
+def _control(args: argparse.Namespace, settings: Any, clients: Any, label: str, total: int) -> Control:
+    from chalicelib.stages.wiring import build_checkpoints
+
+    return Control(
+        build_checkpoints(settings, clients, dry_run=args.dry_run),
+        deadline_after(args.max_seconds) if args.max_seconds else (lambda: False),
+        Progress(label + (" (dry run)" if args.dry_run else ""), total),
+    )
 
 
 def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,7 +127,8 @@ def _invoke(args: argparse.Namespace, settings: Any, payloads: list[dict[str, An
 
 
 def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from chalicelib.stages.wiring import Clients, build_indexer
+    from chalicelib.service.jobs import backfill_segment
+    from chalicelib.stages.wiring import build_indexed_scan, build_indexer
 
     job_id = args.resume or f"backfill-{_stamp()}"
     settings = _settings(args, "indexer")
@@ -132,31 +141,20 @@ def backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for s in range(args.segments)
             ],
         )
-    kms, ddb = _clients(args, settings)
-    indexer = build_indexer(settings, Clients.of(kms, ddb))
-    worker = indexer.dry_run() if args.dry_run else indexer
-    checkpoints = _checkpoints(args, ddb, settings)
-    progress = Progress("backfill" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    clients = _clients(args, settings)
+    indexer, people = build_indexer(settings, clients), build_indexed_scan(settings, clients)
+    control = _control(args, settings, clients, "backfill", args.segments)
 
-    def run_one(segment: int) -> bulk.Checkpoint:
-        pages = bulk.indexer_pages(ddb, settings.table_name, segment, args.segments)
-        return bulk.run_segment(
-            job_id,
-            segment,
-            pages,
-            bulk.backfill_processor(worker),
-            checkpoints,
-            out_of_time=deadline,
-            progress=progress,
-        )
+    def run_one(segment: int) -> Checkpoint:
+        return backfill_segment(indexer, people, SegmentRun(job_id, segment, args.segments, args.dry_run), control)
 
     return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
 
 
 def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
     from chalicelib.domain import validation
-    from chalicelib.store.ledger import TENANT, DynamoDbErasures
+    from chalicelib.service.offboard import OffboardRun
+    from chalicelib.stages.wiring import build_offboarding
 
     customer_id = validation.customer_id(args.customer)
     job_id = args.resume or f"offboard-{customer_id}-{_stamp()}"
@@ -178,30 +176,12 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
             ],
         )
         return invoked + shred_step(args, customer_id, invoked)
-    _, ddb = _clients(args, settings)
-    checkpoints = _checkpoints(args, ddb, settings)
-    erasures = DynamoDbErasures(
-        ddb,
-        table=settings.table_name,
-        ledger_table=settings.ledger_table_name,
-        idempotency_table=settings.idempotency_table_name,
-    )
-    progress = Progress("offboard" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    clients = _clients(args, settings)
+    offboarding = build_offboarding(settings, clients, _now)
+    control = _control(args, settings, clients, "offboard", args.segments)
 
-    def run_one(segment: int) -> bulk.Checkpoint:
-        run = bulk.OffboardRun(job_id, customer_id, segment, args.segments, dry_run=args.dry_run)
-        return bulk.offboard_segment(
-            run,
-            ddb,
-            table=settings.table_name,
-            idempotency_table=settings.idempotency_table_name,
-            checkpoints=checkpoints,
-            record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
-            now=_now,
-            out_of_time=deadline,
-            progress=progress,
-        )
+    def run_one(segment: int) -> Checkpoint:
+        return offboarding.run(OffboardRun(job_id, customer_id, segment, args.segments, args.dry_run), control)
 
     # The items first (segment 0 writes the ledger entry), then the references in parallel.
     first = run_one(0)
@@ -211,21 +191,33 @@ def offboard(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def shred_step(args: argparse.Namespace, customer_id: str, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """After a complete offboarding: ScheduleKeyDeletion of the tenant's own key (``--shred-key``)."""
+    """After a complete offboarding: ScheduleKeyDeletion of the tenant's own key (``--shred-key``).
+    ``tools.tenants.shred`` queries the table itself first: reports are no proof the tenant is empty."""
     if not getattr(args, "shred_key", False) or not all(r.get("done") for r in reports):
         return []
     from chalicelib.stages.registry import operator_settings
     from tools.tenants import shred
 
-    settings = operator_settings()  # the operator's step: the tenant registry and the key's deletion
-    kms, ddb = _clients(args, settings)
-    report = shred(kms, ddb, settings, customer_id, days=args.deletion_days, dry_run=args.dry_run)
-    return [{"job": reports[0]["job"], "segment": "shred-key", "done": True, "counts": {}, **report}]
+    settings = operator_settings()  # the operator's step: the PII table, the tenant registry, the key's deletion
+    clients = _clients(args, settings)
+    report = shred(
+        clients.kms(), clients.dynamodb(), settings, customer_id, days=args.deletion_days, dry_run=args.dry_run
+    )
+    return [
+        {
+            "job": reports[0]["job"],
+            "segment": "shred-key",
+            "done": bool(report.get("done", True)),
+            "counts": {},
+            **report,
+        }
+    ]
 
 
 def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
     from chalicelib.domain import validation
     from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
+    from chalicelib.stages.wiring import build_rewrap_parts
 
     customer_id = validation.customer_id(args.customer) if args.customer else None
     job_id = args.resume or f"rewrap-{customer_id or 'all'}-{_stamp()}"
@@ -248,28 +240,16 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
         return out
     plan = RewrapPlan(args.source_key, args.target_key, customer_id, settings.app_name, dry_run=args.dry_run)
-    kms, ddb = _clients(args, settings)
-    checkpoints = _checkpoints(args, ddb, settings)
-    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
+    clients = _clients(args, settings)
+    items, reencryptor = build_rewrap_parts(settings, clients)
 
-    def run_pass(jid: str, verify: bool) -> list[bulk.Checkpoint]:
-        label = "rewrap-verify" if verify else "rewrap" + (" (dry run)" if args.dry_run else "")
-        progress = Progress(label, len(segments))
+    def run_pass(jid: str, verify: bool) -> list[Checkpoint]:
+        label = "rewrap-verify" if verify else "rewrap"
+        control = _control(args, settings, clients, label, len(segments))
 
-        def run_one(segment: int) -> bulk.Checkpoint:
-            return rewrap_segment(
-                plan,
-                jid,
-                segment,
-                len(segments),
-                ddb,
-                kms,
-                table=settings.table_name,
-                checkpoints=checkpoints,
-                verify=verify,
-                out_of_time=deadline,
-                progress=progress,
-            )
+        def run_one(segment: int) -> Checkpoint:
+            run = SegmentRun(jid, segment, len(segments), args.dry_run)
+            return rewrap_segment(plan, run, items, reencryptor, control, verify=verify)
 
         return run_segments(segments, run_one, len(segments))
 
@@ -280,26 +260,50 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def restore_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Re-apply the ledger to ``--table`` (see ``chalicelib.service.replay``), as the operator."""
+    from chalicelib.service.common import utc_now
+    from chalicelib.service.replay import Replay, ReplayPlan
+    from chalicelib.store.job_items import DynamoDbTenantItems, restore_point
+    from chalicelib.store.ledger import DynamoDbLedger
+
+    as_of = utc_now()
     job_id = args.resume or f"replay-{args.table}-{_stamp()}"
     settings = _settings(args, "offboard")
-    _, ddb = _clients(args, settings)
-    checkpoints = _checkpoints(args, ddb, settings)
-    progress = Progress("restore-replay" + (" (dry run)" if args.dry_run else ""), args.segments)
-    deadline = bulk.deadline_after(args.max_seconds) if args.max_seconds else (lambda: False)
-
-    def run_one(segment: int) -> bulk.Checkpoint:
-        pages = bulk.scan_pages(ddb, settings.ledger_table_name, segment, args.segments)
-        return bulk.run_segment(
-            job_id,
-            segment,
-            pages,
-            bulk.replay_processor(ddb, args.table, dry_run=args.dry_run),
-            checkpoints,
-            out_of_time=deadline,
-            progress=progress,
+    clients = _clients(args, settings)
+    ddb = clients.dynamodb()
+    point = _restore_point(args.restore_point) if args.restore_point else restore_point(ddb, args.table)
+    if point is None:
+        raise SystemExit(
+            f"tools.jobs: {args.table} names no restore point (not a restored table): give --restore-point"
         )
+    skew = _dt.timedelta(seconds=args.skew_seconds)
+    plan = ReplayPlan(restore_point=point, as_of=as_of, dry_run=args.dry_run, skew=skew)
+    witness = DynamoDbLedger(ddb, args.witness) if args.witness else None
+    if witness is None:
+        print(
+            "tools.jobs: no --witness (the ledger restored to the same point): entries dated after the restore "
+            "point cannot be checked against their own append time",
+            file=sys.stderr,
+        )
+    replay = Replay(
+        DynamoDbTenantItems(ddb, args.table), DynamoDbLedger(ddb, settings.ledger_table_name), plan, witness
+    )
+    control = _control(args, settings, clients, "restore-replay", args.segments)
+
+    def run_one(segment: int) -> Checkpoint:
+        return replay.segment(SegmentRun(job_id, segment, args.segments, args.dry_run), control)
 
     return [c.report() for c in run_segments(range(args.segments), run_one, args.segments)]
+
+
+def _restore_point(text: str) -> _dt.datetime:
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit("tools.jobs: --restore-point must be an ISO 8601 time, e.g. 2026-11-24T01:54:57Z") from None
+    if moment.tzinfo is None:
+        raise SystemExit("tools.jobs: --restore-point must name its time zone (Z for UTC)")
+    return moment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,6 +328,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rew.add_argument("--verify-only", action="store_true", help="only the verify pass")
     replay = sub.add_parser("restore-replay", parents=[common], help="re-apply the erasure ledger to a restored table")
     replay.add_argument("--table", required=True, help="the table restored from a backup or PITR")
+    replay.add_argument(
+        "--restore-point", help="the time the restored table holds (default: its RestoreSummary.RestoreDateTime)"
+    )
+    replay.add_argument("--witness", metavar="TABLE", help="the erasure ledger restored to the same point")
+    replay.add_argument(
+        "--skew-seconds",
+        type=float,
+        default=5.0,
+        help="clock differences tolerated around the restore point, erring towards erasure (default 5)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.segments <= 1000:
         parser.error("--segments must be 1-1000")

@@ -103,7 +103,11 @@ def onboard(
 def shred(
     kms: Any, ddb: Any, settings: Any, customer_id: str, *, days: int | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Crypto-shredding: ScheduleKeyDeletion of the tenant's own key; the registry says "shredded"."""
+    """Crypto-shredding: ScheduleKeyDeletion of the tenant's own key; the registry says "shredded".
+
+    Refused while a strongly consistent query still finds an item of the tenant in the table
+    (``settings.table_name``): the offboarding's reports are no proof (a forged checkpoint
+    says ``done`` as well as a real one)."""
     from chalicelib.keys.tenants import OWNER_VAULT, SHREDDED, TenantKey
     from chalicelib.support.errors import ValidationError
 
@@ -118,6 +122,11 @@ def shred(
         return {"shredded": False, "reason": "tenant uses the shared key: nothing to shred"}
     if entry.owner != OWNER_VAULT:
         return {"shredded": False, "reason": "the customer owns the key: the customer schedules its deletion"}
+    from chalicelib.store.job_items import DynamoDbTenantItems
+
+    # The irreversible step goes by a fresh query, never by a job's (forgeable) checkpoints.
+    if DynamoDbTenantItems(ddb, settings.table_name).holds_items(customer_id):
+        return {"shredded": False, "done": False, "reason": "items of the tenant remain: offboard it first"}
     if dry_run:
         return {"shredded": False, "would_schedule_deletion_days": days, "key_arn": entry.key_arn}
     registry.put(TenantKey(customer_id, entry.key_arn, entry.owner, SHREDDED), _now())

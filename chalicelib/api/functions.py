@@ -1,16 +1,17 @@
-"""The non-HTTP stages: the indexer (stream handler + backfill segments), offboarding, rewrap.
+"""The non-HTTP stages' Lambda entry points: the indexer (stream handler + backfill segments),
+offboarding, rewrap. Each parses its event and calls a service (``chalicelib.service``).
 
 ``create_app("indexer")`` registers the DynamoDB stream handler and the ``backfill``
-function; ``create_app("offboard")`` the ``offboard`` function. Each job function works
-one segment per invocation and returns its checkpoint report (``done: false`` means:
-invoke again with the same job id to resume). ``python -m tools.jobs`` drives them.
+function; ``create_app("offboard")`` the ``offboard`` function; ``create_app("rewrap")`` the
+``rewrap`` function. Each job function works one segment per invocation and returns its
+checkpoint report (``done: false`` means: invoke again with the same job id to resume).
+``python -m tools.jobs`` drives them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice
 
@@ -18,9 +19,15 @@ from chalicelib.domain import validation
 from chalicelib.support.config import Settings
 from chalicelib.support.errors import ConfigurationError, ValidationError
 
-STREAM_BATCH_SIZE = 100
+if TYPE_CHECKING:
+    from chalicelib.service.indexer import Indexer
+    from chalicelib.service.jobs import IndexedScan
+    from chalicelib.service.offboard import Offboarding
+    from chalicelib.service.rewrap import RewrapParts, RewrapPlan
+    from chalicelib.store.checkpoints import Checkpoints
+
 # The Lambda functions of each job stage (``chalice deploy`` names them ``<app>-<stage>-<name>``;
-# infra (the merge templates) names and wires them in the packaged templates).
+# the registry, ``chalicelib.stages.registry``, lists them; infra wires them in the templates).
 STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"
@@ -30,6 +37,8 @@ FUNCTIONS = {
     "offboard": (OFFBOARD_FUNCTION,),
     "rewrap": (REWRAP_FUNCTION,),
 }
+
+CheckpointsFor = Callable[[bool], "Checkpoints"]  # dry run -> where the segment keeps its checkpoints
 
 
 def _int(event: dict[str, Any], name: str, minimum: int, maximum: int) -> int:
@@ -46,86 +55,53 @@ def _job_id(event: dict[str, Any]) -> str:
     return value
 
 
-def register_indexer(app: Chalice, settings: Settings, indexer: Callable[[], Any], ddb: Callable[[], Any]) -> None:
-    from chalicelib.service.bulk import (
-        DynamoDbCheckpoints,
-        backfill_processor,
-        indexer_pages,
-        lambda_deadline,
-        run_segment,
-    )
+def register_indexer(
+    app: Chalice,
+    settings: Settings,
+    indexer: Callable[[], Indexer],
+    people: Callable[[], IndexedScan],
+    checkpoints: CheckpointsFor,
+    *,
+    batch_size: int,
+) -> None:
+    from chalicelib.service.jobs import Control, SegmentRun, backfill_segment, lambda_deadline
 
     if not settings.stream_arn:
         raise ConfigurationError("PII_VAULT_STREAM_ARN must name the PII table's stream in the indexer stage")
 
     @app.on_dynamodb_record(
         stream_arn=settings.stream_arn,
-        batch_size=STREAM_BATCH_SIZE,
+        batch_size=batch_size,
         starting_position="TRIM_HORIZON",
         name=STREAM_FUNCTION,
     )
     def index_beacons(event: Any) -> None:
+        # A record that cannot be processed is skipped, counted and logged by the indexer; a
+        # transient failure raises, and the event source mapping retries (bisecting, bounded).
         indexer().handle_records(event.to_dict().get("Records", []))
 
     @app.lambda_function(name=BACKFILL_FUNCTION)
     def backfill(event: dict[str, Any], context: Any) -> dict[str, Any]:
         total = _int(event, "total_segments", 1, 1_000_000)
-        segment = _int(event, "segment", 0, total - 1)
-        dry_run = event.get("dry_run") is True
-        from chalicelib.service.bulk import MemoryCheckpoints
-
-        checkpoints = MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-        worker = indexer().dry_run() if dry_run else indexer()
-        result = run_segment(
-            _job_id(event),
-            segment,
-            indexer_pages(ddb(), settings.table_name, segment, total),
-            backfill_processor(worker),
-            checkpoints,
-            out_of_time=lambda_deadline(context),
-        )
-        return result.report()
+        run = SegmentRun(_job_id(event), _int(event, "segment", 0, total - 1), total, event.get("dry_run") is True)
+        control = Control(checkpoints(run.dry_run), lambda_deadline(context))
+        return backfill_segment(indexer(), people(), run, control).report()
 
 
-def register_offboard(app: Chalice, settings: Settings, ddb: Callable[[], Any]) -> None:
-    from chalicelib.service import timestamp
-    from chalicelib.service.bulk import (
-        DynamoDbCheckpoints,
-        MemoryCheckpoints,
-        OffboardRun,
-        lambda_deadline,
-        offboard_segment,
-    )
-    from chalicelib.store.ledger import TENANT, DynamoDbErasures
+def register_offboard(app: Chalice, offboarding: Callable[[], Offboarding], checkpoints: CheckpointsFor) -> None:
+    from chalicelib.service.jobs import Control, lambda_deadline
+    from chalicelib.service.offboard import OffboardRun
 
     @app.lambda_function(name=OFFBOARD_FUNCTION)
     def offboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
         customer_id = validation.customer_id(event.get("customer_id", ""))
         total = _int(event, "total_segments", 1, 1_000_000)
-        run = OffboardRun(
-            _job_id(event), customer_id, _int(event, "segment", 0, total), total, dry_run=event.get("dry_run") is True
-        )
-        erasures = DynamoDbErasures(
-            ddb(),
-            table=settings.table_name,
-            ledger_table=settings.ledger_table_name,
-            idempotency_table=settings.idempotency_table_name,
-        )
-        checkpoints = MemoryCheckpoints() if run.dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-        result = offboard_segment(
-            run,
-            ddb(),
-            table=settings.table_name,
-            idempotency_table=settings.idempotency_table_name,
-            checkpoints=checkpoints,
-            record_erasure=lambda at: erasures.record(customer_id, TENANT, customer_id, at),
-            now=lambda: timestamp(_dt.datetime.now(_dt.UTC)),
-            out_of_time=lambda_deadline(context),
-        )
-        return result.report()
+        dry_run = event.get("dry_run") is True
+        run = OffboardRun(_job_id(event), customer_id, _int(event, "segment", 0, total), total, dry_run)
+        return offboarding().run(run, Control(checkpoints(dry_run), lambda_deadline(context))).report()
 
 
-def rewrap_plan(event: dict[str, Any], settings: Settings) -> Any:
+def rewrap_plan(event: dict[str, Any], settings: Settings) -> RewrapPlan:
     """The rewrap event's plan: source and target key, one tenant (``customer_id``) or all."""
     from chalicelib.service.rewrap import RewrapPlan
 
@@ -147,27 +123,19 @@ def rewrap_plan(event: dict[str, Any], settings: Settings) -> Any:
     )
 
 
-def register_rewrap(app: Chalice, settings: Settings, kms: Callable[[], Any], ddb: Callable[[], Any]) -> None:
-    from chalicelib.service.bulk import DynamoDbCheckpoints, MemoryCheckpoints, lambda_deadline
+def register_rewrap(
+    app: Chalice, settings: Settings, parts: Callable[[], RewrapParts], checkpoints: CheckpointsFor
+) -> None:
+    from chalicelib.service.jobs import Control, SegmentRun, lambda_deadline
     from chalicelib.service.rewrap import rewrap_segment
 
     @app.lambda_function(name=REWRAP_FUNCTION)
     def rewrap(event: dict[str, Any], context: Any) -> dict[str, Any]:
         total = _int(event, "total_segments", 1, 1_000_000)
-        segment = _int(event, "segment", 0, total - 1)
         plan = rewrap_plan(event, settings)
-        checkpoints = MemoryCheckpoints() if plan.dry_run else DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-        result = rewrap_segment(
-            plan,
-            _job_id(event),
-            segment,
-            total,
-            ddb(),
-            kms(),
-            table=settings.table_name,
-            checkpoints=checkpoints,
-            verify=event.get("verify") is True,
-            out_of_time=lambda_deadline(context),
-        )
+        run = SegmentRun(_job_id(event), _int(event, "segment", 0, total - 1), total, plan.dry_run)
+        control = Control(checkpoints(plan.dry_run), lambda_deadline(context))
+        items, reencryptor = parts()
+        result = rewrap_segment(plan, run, items, reencryptor, control, verify=event.get("verify") is True)
         report: dict[str, Any] = result.report()
         return report

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.api import contract, views
 from chalicelib.api.contract import PEOPLE, PERSON, SECRET
 from chalicelib.api.http import body_bytes, empty_response, etag, guarded, if_match, json_response, parse_json_body
+from chalicelib.domain.validation import ID_PATTERNS
 from chalicelib.service import WriteResult, WriterService
+from chalicelib.service.common import PERSON as PERSON_KIND
+from chalicelib.service.common import SECRET as SECRET_KIND
 from chalicelib.support.audit import Actor
-from chalicelib.support.errors import IntegrityError
-from chalicelib.support.idempotency import IdempotentWrites, parse_key
+from chalicelib.support.idempotency import IdempotentWrites, StoredAnswer, parse_key
+
+_PERSON_ID = re.compile(ID_PATTERNS["person_id"])
+
+
+def is_person_id(record_id: str) -> bool:
+    return _PERSON_ID.fullmatch(record_id) is not None
 
 
 def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable[[], IdempotentWrites]) -> Blueprint:
@@ -45,41 +53,37 @@ def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable
         scope: str,
         write: Callable[[], WriteResult],
         headers: Callable[[WriteResult], dict[str, str]],
-        person_of: str | None = None,
+        *,
+        kind: str,
+        tenant: str,
+        valid_id: Callable[[str], bool],
     ) -> Response:
-        """201 for ``write()``, run at most once per Idempotency-Key: a retry gets the first answer back.
+        """201 for ``write()``, run at most once per Idempotency-Key: a retry gets the first answer,
+        rebuilt from its checked (id, version, created_at); no stored header is ever sent.
 
-        ``person_of`` (a tenant): the write creates a person; its idempotency record is
-        then referenced, so that the person's DELETE removes it too."""
+        The write's idempotency record is referenced under (tenant, ``kind``, id), so that the
+        record's DELETE, and the tenant's offboarding, remove it too."""
         request = bp.current_request
         key = parse_key(request.headers.get(contract.IDEMPOTENCY_KEY.lower()))
         if key is None:
             result = write()
             return written(201, result, headers(result))
 
-        def recorded() -> dict[str, Any]:
-            # What the idempotency table keeps of the answer.
+        def recorded() -> StoredAnswer:
             result = write()
-            body, answer_headers = answer(201, result, headers(result))
-            return {"status": 201, "body": body, "headers": answer_headers}
+            return StoredAnswer(result.id, result.version, result.timestamp)
 
         # Keys are per caller: another principal reusing a key neither replays nor blocks.
         scope = f"{actor().principal}\n{scope}"
-        stored = idempotency().run(scope, key, body_bytes(request), recorded, bp.lambda_context)
-        status, stored_body, stored_headers = stored.get("status"), stored.get("body"), stored.get("headers")
-        if (
-            status != 201
-            or not isinstance(stored_body, dict)
-            or not isinstance(stored_headers, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in stored_headers.items())
-        ):
-            raise IntegrityError("a stored idempotent answer is malformed")  # edited in its table
-        if person_of is not None and not stored.get("replayed"):
+        answer, replayed = idempotency().run(
+            scope, key, body_bytes(request), recorded, bp.lambda_context, valid_id=valid_id
+        )
+        result = WriteResult(answer.id, answer.version, answer.created_at)
+        if not replayed:
             record = idempotency().record_id(scope, key)
             if record is not None:
-                service().reference_idempotency(person_of, stored_body["id"], record, idempotency().ttl_seconds)
-        replayed = {"Idempotent-Replayed": "true"} if stored.get("replayed") else {}
-        return json_response(status, stored_body, {**stored_headers, **replayed})
+                service().reference_idempotency(tenant, kind, result.id, record, idempotency().ttl_seconds)
+        return written(201, result, {**headers(result), **({"Idempotent-Replayed": "true"} if replayed else {})})
 
     def body(path: str, method: str) -> object:
         op = contract.operation(path, method)
@@ -104,7 +108,9 @@ def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable
         def write() -> WriteResult:
             return service().create_person(customer_id, payload, actor=actor())
 
-        return created_once(f"people.create:{customer_id}", write, location, person_of=customer_id)
+        return created_once(
+            f"people.create:{customer_id}", write, location, kind=PERSON_KIND, tenant=customer_id, valid_id=is_person_id
+        )
 
     @bp.route(PERSON, methods=["PUT"], authorizer=auth)
     @guarded
@@ -135,7 +141,14 @@ def writer_blueprint(service: Callable[[], WriterService], idempotency: Callable
         def write() -> WriteResult:
             return service().put_secret(customer_id, secret_id, payload, actor=actor())
 
-        return created_once(f"secret.put:{customer_id}:{secret_id}", write, lambda _: {})
+        return created_once(
+            f"secret.put:{customer_id}:{secret_id}",
+            write,
+            lambda _: {},
+            kind=SECRET_KIND,
+            tenant=customer_id,
+            valid_id=lambda record_id: record_id == secret_id,  # a PUT answers with the path's id
+        )
 
     @bp.route(SECRET, methods=["DELETE"], authorizer=auth)
     @guarded

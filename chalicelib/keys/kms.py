@@ -42,10 +42,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.envelope.format import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
-from chalicelib.support.aws_errors import translate
+from chalicelib.support.aws_errors import translated
 from chalicelib.support.config import KEY_ARN
 from chalicelib.support.errors import KeyServiceError
 
@@ -55,10 +53,8 @@ DEFAULT_MAX_CONTEXTS = 1024
 
 def _kms_call(operation: str, call: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one KMS call, translating failures into pii-vault errors without data."""
-    try:
+    with translated("kms", operation, KeyServiceError, integrity_codes=_INTEGRITY_CODES):
         response: dict[str, Any] = call(**kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, "kms", operation, KeyServiceError, _INTEGRITY_CODES) from exc
     return response
 
 

@@ -16,6 +16,13 @@ item: each changed person is read with a GetItem projecting ``layout.INDEXER_REA
 - REMOVE: nothing to do (the beacon and its GSI entry went with the item);
 - other item types (secrets): ignored, without a read.
 
+A stream record that cannot be processed (the tenant's key shredded or disabled, a refused
+call, a record of an unexpected shape, any failure but a transient one) must not hold the
+shard: it is skipped, counted (``UNPROCESSABLE``) and logged at ERROR with ``SKIPPED_MESSAGE``
+(a metric filter and an alarm count those lines). A transient failure (throttling, a service
+unavailable) fails the batch instead: the event source mapping retries it a bounded number
+of times, bisecting it, and parks what still fails in its on-failure queue.
+
 Log lines carry counts and ids only.
 """
 
@@ -33,7 +40,7 @@ from chalicelib.keys.beacons import BeaconKeys
 from chalicelib.store import layout
 from chalicelib.store.beacons import IndexerStore, beacon_of, beacon_version_of, decode_stream_image
 from chalicelib.store.records import PersonRecord
-from chalicelib.support.errors import IntegrityError
+from chalicelib.support.errors import IntegrityError, PiiVaultError, ServiceUnavailableError, ThrottledError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,11 @@ UNCHANGED = "unchanged"
 STALE = "stale"
 SKIPPED = "skipped"  # not a person, a removal, gone, or already indexed at this version
 MALFORMED = "malformed"
+UNPROCESSABLE = "unprocessable"  # a record that cannot be processed: skipped, counted, alarmed
+# The ERROR line of each skipped record (a metric filter counts it; infra/observability.py).
+SKIPPED_MESSAGE = "indexer: stream record skipped"
+# What retrying the batch can cure: these fail it (the mapping retries, bisecting; bounded).
+TRANSIENT = (ThrottledError, ServiceUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -121,12 +133,19 @@ class Indexer:
         return self.index_item(item, opener)
 
     def handle_records(self, records: Iterable[Mapping[str, Any]]) -> Counter[str]:
-        """One stream batch; a KMS or DynamoDB failure propagates (the batch is retried:
-        every step is idempotent)."""
+        """One stream batch. A transient failure propagates (the batch is retried: every step is
+        idempotent); a record that cannot be processed otherwise is skipped, counted and logged."""
         counts: Counter[str] = Counter()
         opener = self.for_batch()
         for record in records:
-            counts[self.handle(StreamChange.from_record(record), opener)] += 1
+            try:
+                counts[self.handle(StreamChange.from_record(record), opener)] += 1
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one record must never hold the shard
+                counts[UNPROCESSABLE] += 1
+                code = exc.code if isinstance(exc, PiiVaultError) else type(exc).__name__
+                logger.error("%s (%s): %s", SKIPPED_MESSAGE, code, _record_ids(record))
         logger.info("indexer batch: %s", dict(sorted(counts.items())))
         return counts
 
@@ -143,6 +162,16 @@ class _NoWrites:
 
     def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
         return self._beacons.indexed_item(customer_id, person_id)
+
+
+def _record_ids(record: Mapping[str, Any]) -> str:
+    """A stream record's ids for a log line: the event id, the tenant and person (never a value)."""
+    try:
+        ids = _person_ids(StreamChange.from_record(record).keys)
+    except Exception:  # noqa: BLE001 - a record of any shape gets a log line
+        ids = None
+    event = str(record.get("eventID", "?"))[:64] if isinstance(record, Mapping) else "?"
+    return f"event {event}" + (f", person {ids[1]} of {ids[0]}" if ids else "")
 
 
 def _version(item: Mapping[str, Any]) -> int | None:

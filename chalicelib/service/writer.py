@@ -319,25 +319,35 @@ class WriterService:
         ``remaining`` > 0: call again (the API answers 202 with Retry-After) until 0.
         """
         customer_id, secret_id = validation.customer_id(customer_id), validation.secret_id(secret_id)
-        if self._erasures is not None:
-            # Ledger first: a secret's versions go in several writes (and rounds); a replay after a
-            # restore deletes only what existed before this time, so a later put of the id survives.
-            # A DELETE continued in further rounds appends again: later times erase no less.
-            self._erasures.record(customer_id, SECRET, secret_id, timestamp(self._clock()))
-        progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH)
+        erasures = self._erasures
+        # The ledger entry of this erasure, dated now: appended once the secret is marked
+        # deleted (so a DELETE of nothing appends nothing) and before any version goes (so
+        # nothing is removed without an entry). A DELETE continued in further rounds appends
+        # again: later times erase no less.
+        record = (
+            None
+            if erasures is None
+            else lambda: erasures.record_secret_erasure(customer_id, secret_id, timestamp(self._clock()))
+        )
+        progress = self._store.delete_secret(customer_id, secret_id, SECRET_DELETE_BATCH, before_removal=record)
+        # The idempotency records of the secret's PUTs go with it (best effort, like a person's).
+        self._forget_references(customer_id, SECRET, secret_id)
         self._heads_seen.pop((customer_id, secret_id), None)
         self._audit.emit("secret.delete", actor, customer_id=customer_id, record_type=SECRET, record_ids=[secret_id])
         return progress
 
-    def reference_idempotency(self, customer_id: str, person_id: str, record: str, ttl_seconds: int) -> None:
-        """File a reference to the idempotency record of a person's create (best effort)."""
+    def reference_idempotency(self, customer_id: str, kind: str, record_id: str, record: str, ttl_seconds: int) -> None:
+        """File a reference to the idempotency record of a create (a person's POST, a secret's
+        PUT), so that the record's DELETE and the tenant's offboarding find it (best effort)."""
         if self._erasures is None:
             return
         expires_at = int(self._clock().timestamp()) + ttl_seconds
         try:
-            self._erasures.add_reference(customer_id, PERSON, person_id, record, expires_at)
+            self._erasures.add_reference(customer_id, kind, record_id, record, expires_at)
         except PiiVaultError as exc:
-            logger.warning("idempotency reference of person %s of %s not stored: %s", person_id, customer_id, exc.code)
+            logger.warning(
+                "idempotency reference of %s %s of %s not stored: %s", kind, record_id, customer_id, exc.code
+            )
 
     def _forget_references(self, customer_id: str, kind: str, record_id: str) -> None:
         """Remove the idempotency record of the record's create. Best effort: the erasure is

@@ -30,6 +30,24 @@ MEMORY_MB = 512
 API_FUNCTION = "api_handler"  # Chalice's name for the function that serves a stage's routes
 
 
+@dataclass(frozen=True)
+class StreamDelivery:
+    """How the PII table's stream reaches the indexer, deployed (the event source mapping) and
+    locally (``tools/streampoll.py``, its stand-in): batches of at most ``batch_size`` records;
+    a batch whose invocation fails is split in two and each half delivered again (``bisect``);
+    a batch of one that still fails is retried ``max_retry_attempts`` times, then its position
+    in the stream is parked in the on-failure destination (an SQS queue; a file locally) and
+    the shard moves on. Records the indexer cannot process never fail a batch (it skips and
+    counts them); what reaches the destination failed transiently every time."""
+
+    batch_size: int = 100
+    bisect: bool = True
+    max_retry_attempts: int = 3
+
+
+STREAM_DELIVERY = StreamDelivery()
+
+
 class Trigger(StrEnum):
     HTTP = "http"  # API Gateway (every route of the stage)
     STREAM = "stream"  # the PII table's DynamoDB stream (event source mapping)

@@ -25,8 +25,12 @@ if TYPE_CHECKING:
     from chalicelib.keys.tenants import CachedRegistry
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
+    from chalicelib.service.offboard import Offboarding
+    from chalicelib.service.rewrap import RewrapParts
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.beacons import DynamoDbBeacons
+    from chalicelib.store.checkpoints import Checkpoints
+    from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
 
@@ -103,20 +107,26 @@ def register_masked(app: Chalice, wiring: Wiring) -> None:
 def register_indexer(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_indexer as register
 
-    indexer = Lazy(lambda: build_indexer(wiring.settings, wiring.clients))
-    register(app, wiring.settings, indexer, wiring.clients.dynamodb)
+    settings, clients = wiring.settings, wiring.clients
+    indexer = Lazy(lambda: build_indexer(settings, clients))
+    from chalicelib.stages.registry import STREAM_DELIVERY
+
+    people = Lazy(lambda: build_indexed_scan(settings, clients))
+    register(app, settings, indexer, people, checkpoints_for(wiring), batch_size=STREAM_DELIVERY.batch_size)
 
 
 def register_offboard(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_offboard as register
 
-    register(app, wiring.settings, wiring.clients.dynamodb)
+    register(app, Lazy(lambda: build_offboarding(wiring.settings, wiring.clients)), checkpoints_for(wiring))
 
 
 def register_rewrap(app: Chalice, wiring: Wiring) -> None:
     from chalicelib.api.functions import register_rewrap as register
 
-    register(app, wiring.settings, wiring.clients.kms, wiring.clients.dynamodb)
+    register(
+        app, wiring.settings, Lazy(lambda: build_rewrap_parts(wiring.settings, wiring.clients)), checkpoints_for(wiring)
+    )
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -248,6 +258,51 @@ def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
         ledger_table=settings.ledger_table_name,
         idempotency_table=settings.idempotency_table_name,
     )
+
+
+# -- the jobs (chalicelib/service/jobs.py, offboard.py, replay.py, rewrap.py) ------------------
+
+
+def build_checkpoints(settings: Settings, clients: Clients, *, dry_run: bool) -> Checkpoints:
+    """The jobs table's checkpoints; a dry run keeps its own in memory (it writes nothing)."""
+    from chalicelib.store.checkpoints import DynamoDbCheckpoints, MemoryCheckpoints
+
+    return MemoryCheckpoints() if dry_run else DynamoDbCheckpoints(clients.dynamodb(), settings.jobs_table_name)
+
+
+def checkpoints_for(wiring: Wiring) -> Callable[[bool], Checkpoints]:
+    return lambda dry_run: build_checkpoints(wiring.settings, wiring.clients, dry_run=dry_run)
+
+
+def build_indexed_scan(settings: Settings, clients: Clients) -> DynamoDbIndexedScan:
+    from chalicelib.store.job_items import DynamoDbIndexedScan
+
+    return DynamoDbIndexedScan(clients.dynamodb(), settings.table_name)
+
+
+def build_offboarding(settings: Settings, clients: Clients, now: Callable[[], str] | None = None) -> Offboarding:
+    from chalicelib.service.common import timestamp, utc_now
+    from chalicelib.service.offboard import Offboarding
+    from chalicelib.store.job_items import DynamoDbTenantItems
+    from chalicelib.store.ledger import DynamoDbLedger
+    from chalicelib.store.references import DynamoDbReferences
+
+    ddb = clients.dynamodb()
+    return Offboarding(
+        DynamoDbTenantItems(ddb, settings.table_name),
+        DynamoDbReferences(ddb, settings.idempotency_table_name),
+        DynamoDbLedger(ddb, settings.ledger_table_name),
+        now or (lambda: timestamp(utc_now())),
+    )
+
+
+def build_rewrap_parts(settings: Settings, clients: Clients) -> RewrapParts:
+    """The rewrap's items and its ReEncrypt capability (source, target) -> ReEncryptor."""
+    from chalicelib.keys.reencrypt import KmsReEncryptor
+    from chalicelib.store.job_items import DynamoDbSlotItems
+
+    kms = clients.kms()
+    return DynamoDbSlotItems(clients.dynamodb(), settings.table_name), lambda s, t: KmsReEncryptor(kms, s, t)
 
 
 def beacon_parts(settings: Settings, clients: Clients) -> tuple[BeaconKeys, DynamoDbBeacons]:

@@ -18,11 +18,8 @@ import base64
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.store import layout
-from chalicelib.support.aws_errors import conditional_write, translate
-from chalicelib.support.errors import StorageError
+from chalicelib.store.dynamodb import adapter
 
 BEACON = layout.BEACON
 BEACON_VERSION = layout.BEACON_VERSION
@@ -49,65 +46,46 @@ class IndexerStore(BeaconIndex, Protocol):
 class DynamoDbBeacons:
     """``BeaconIndex`` over the PII table and its beacon GSI (boto3 client injected)."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
-        self._ddb = dynamodb_client
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._ddb = adapter(dynamodb)
         self._table = table_name
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
-        return conditional_write(
-            "UpdateItem",
-            lambda: self._ddb.update_item(
-                TableName=self._table,
-                Key=layout.person_key(customer_id, person_id),
-                UpdateExpression="SET #b = :b, #bv = :v",
-                # Never creates an item (a REMOVE may have overtaken this record), never
-                # replaces a beacon computed from a later version (backfill racing the stream).
-                ConditionExpression=f"attribute_exists({layout.PK}) AND (attribute_not_exists(#bv) OR #bv < :v)",
-                ExpressionAttributeNames={"#b": BEACON, "#bv": BEACON_VERSION},
-                ExpressionAttributeValues={":b": {"B": beacon}, ":v": {"N": str(version)}},
-            ),
+        return self._ddb.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=layout.person_key(customer_id, person_id),
+            UpdateExpression="SET #b = :b, #bv = :v",
+            # Never creates an item (a REMOVE may have overtaken this record), never
+            # replaces a beacon computed from a later version (backfill racing the stream).
+            ConditionExpression=f"attribute_exists({layout.PK}) AND (attribute_not_exists(#bv) OR #bv < :v)",
+            ExpressionAttributeNames={"#b": BEACON, "#bv": BEACON_VERSION},
+            ExpressionAttributeValues={":b": {"B": beacon}, ":v": {"N": str(version)}},
         )
 
     def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
-        try:
-            response = self._ddb.get_item(
-                TableName=self._table,
-                Key=layout.person_key(customer_id, person_id),
-                ConsistentRead=True,
-                **layout.indexer_projection(),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "dynamodb", "GetItem", StorageError) from exc
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        return self._ddb.get(self._table, layout.person_key(customer_id, person_id), **layout.indexer_projection())
 
     def find(self, customer_id: str, beacon: bytes, limit: int = MAX_MATCHES) -> list[str]:
         condition = layout.key_condition(customer_id)
         expression = condition["KeyConditionExpression"] + " AND #b = :b"
         values = {**condition["ExpressionAttributeValues"], ":b": {"B": beacon}}
         ids: list[str] = []
-        kwargs: dict[str, Any] = {}
-        while len(ids) < limit:
-            try:
-                response = self._ddb.query(
-                    TableName=self._table,
-                    IndexName=BEACON_INDEX,
-                    KeyConditionExpression=expression,
-                    ExpressionAttributeNames={"#b": BEACON},
-                    ExpressionAttributeValues=values,
-                    Limit=limit,
-                    **kwargs,
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc, "dynamodb", "Query", StorageError) from exc
-            for item in response.get("Items", []):
-                person_id = layout.person_id_of(item[layout.SK]["S"])
-                if person_id is not None:
-                    ids.append(person_id)
-            if "LastEvaluatedKey" not in response:
+        for item in self._ddb.items(
+            "query",
+            self._table,
+            IndexName=BEACON_INDEX,
+            KeyConditionExpression=expression,
+            ExpressionAttributeNames={"#b": BEACON},
+            ExpressionAttributeValues=values,
+            Limit=limit,
+        ):
+            person_id = layout.person_id_of(item[layout.SK]["S"])
+            if person_id is not None:
+                ids.append(person_id)
+            if len(ids) >= limit:
                 break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return ids[:limit]
+        return ids
 
 
 def decode_stream_image(image: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The table's layout: the only code that knows key prefixes, attribute names, sort-key
-formats and the page cursor. Tools and the benchmark import it instead of spelling keys.
+"""The PII table's layout: the only code that knows its key prefixes, attribute names and
+sort-key formats. Tools and the benchmark import it instead of spelling keys. The tables
+beside it (ledger, idempotency references, checkpoints, tenant registry) are ``tables``;
+the page cursor's own format is ``page_token``.
 
 Single table, ``pk``/``sk`` strings::
 
@@ -20,14 +22,12 @@ a tamperer could edit: the AAD is then built from where an item sits.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from chalicelib.domain.validation import PERSON_FIELDS
+from chalicelib.store.page_token import decode_page_token, encode_page_token
 from chalicelib.store.records import (
     META_CREATED,
     META_UPDATED,
@@ -36,7 +36,7 @@ from chalicelib.store.records import (
     SecretHead,
     SecretVersion,
 )
-from chalicelib.support.errors import IntegrityError, ValidationError
+from chalicelib.support.errors import IntegrityError
 
 # Attribute names.
 PK = "pk"
@@ -70,7 +70,6 @@ PERSON_PREFIX = "P#"
 SECRET_PREFIX = "S#"  # noqa: S105 - a sort-key prefix, not a credential
 _VERSION_INFIX = "#V#"
 _VERSION_DIGITS = 10
-_PERSON_SK = re.compile(r"P#[0-9a-f]{32}")
 # The one canonical spelling of a version key: ASCII digits, zero-padded, nothing after.
 _SECRET_VERSION_SK = re.compile(rf"S#([A-Za-z0-9_.-]{{1,128}})#V#([0-9]{{{_VERSION_DIGITS}}})", re.ASCII)
 CREATED_META_ATTRIBUTE = FIELD_PREFIX + META_CREATED
@@ -186,25 +185,7 @@ def secret_versions_condition(customer_id: str, secret_id: str) -> dict[str, Any
     return key_condition(customer_id, secret_version_prefix(secret_id))
 
 
-# -- page cursor --------------------------------------------------------------------
-
-
-def encode_page_token(person_id: str) -> str:
-    """Opaque cursor: only the last person id, never the tenant (that comes from the path)."""
-    raw = json.dumps({"after": person_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> str:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        person_id = data["after"]
-        if not isinstance(person_id, str) or not _PERSON_SK.fullmatch(person_sort_key(person_id)):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
-        raise ValidationError("next is not a valid page token", field="next") from None
-    return person_id
+# -- page cursor (chalicelib/store/page_token.py: the token's own format) ------------------
 
 
 def page_token_after(last_key: Mapping[str, Any] | None) -> str | None:
@@ -391,92 +372,3 @@ def secret_from_item(customer_id: str, item: dict[str, Any]) -> SecretVersion:
         slots=_slots_from(item),
         value=_blob(item.get(FIELD_PREFIX + SECRET_VALUE, {"B": b""})),
     )
-
-
-# -- erasure ledger, idempotency references, job checkpoints (tables of their own) ------
-#
-#   ledger (<table>-erasures)    customer S (hash) + erasure S "<erased_at>#<kind>#<record_id>" (range)
-#                                kind, record_id, erased_at           ids and times only, never PII
-#   idempotency (<table>-idempotency, Powertools' ``id`` + ``expiration``)
-#                                id "ref#<customer>#<kind>#<record_id>" -> record (Powertools' id)
-#   jobs (<table>-jobs)          job S (hash) + segment N (range): last_key S (JSON), counters, done
-
-LEDGER_PK = "customer"
-LEDGER_SK = "erasure"
-LEDGER_KIND = "kind"
-LEDGER_RECORD_ID = "record_id"
-LEDGER_ERASED_AT = "erased_at"
-IDEMPOTENCY_ID = "id"
-IDEMPOTENCY_EXPIRATION = "expiration"
-REF_PREFIX = "ref#"
-REF_TARGET = "record"
-JOB_PK = "job"
-JOB_SK = "segment"
-
-
-def ledger_item(customer_id: str, kind: str, record_id: str, erased_at: str) -> dict[str, Any]:
-    return {
-        LEDGER_PK: {"S": customer_id},
-        LEDGER_SK: {"S": f"{erased_at}#{kind}#{record_id}"},
-        LEDGER_KIND: {"S": kind},
-        LEDGER_RECORD_ID: {"S": record_id},
-        LEDGER_ERASED_AT: {"S": erased_at},
-    }
-
-
-def ledger_entry_of(item: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """(customer_id, kind, record_id, erased_at) of a ledger item."""
-    return (item[LEDGER_PK]["S"], item[LEDGER_KIND]["S"], item[LEDGER_RECORD_ID]["S"], item[LEDGER_ERASED_AT]["S"])
-
-
-def ref_prefix(customer_id: str) -> str:
-    """Every idempotency reference of a tenant starts with this (the tenant id ends at '#')."""
-    return f"{REF_PREFIX}{customer_id}#"
-
-
-def ref_id(customer_id: str, kind: str, record_id: str) -> str:
-    return f"{ref_prefix(customer_id)}{kind}#{record_id}"
-
-
-def ref_key(customer_id: str, kind: str, record_id: str) -> dict[str, Any]:
-    return {IDEMPOTENCY_ID: {"S": ref_id(customer_id, kind, record_id)}}
-
-
-def job_key(job_id: str, segment: int) -> dict[str, Any]:
-    return {JOB_PK: {"S": job_id}, JOB_SK: {"N": str(segment)}}
-
-
-def created_at_of(item: Mapping[str, Any]) -> str | None:
-    value = item.get(CREATED_AT, {})
-    return value.get("S") if isinstance(value, dict) else None
-
-
-# -- the tenant key registry (its own table; chalicelib/keys/tenants.py, tools/tenants.py) --
-# One item per tenant with its own KMS key: pk = the customer id, the key ARN, who owns the
-# key ("pii-vault": created by tools.tenants onboard; "customer": a key in the customer's
-# account), its state ("active"; "shredded" once ScheduleKeyDeletion ran) and when.
-TENANT_PK = "customer_id"
-TENANT_KEY_ARN = "key_arn"
-TENANT_KEY_OWNER = "owner"
-TENANT_STATE = "state"
-TENANT_UPDATED_AT = "updated_at"
-
-
-def tenant_registry_key(customer_id: str) -> dict[str, Any]:
-    return {TENANT_PK: {"S": customer_id}}
-
-
-def tenant_registry_item(customer_id: str, key_arn: str, owner: str, state: str, at: str) -> dict[str, Any]:
-    return {
-        **tenant_registry_key(customer_id),
-        TENANT_KEY_ARN: {"S": key_arn},
-        TENANT_KEY_OWNER: {"S": owner},
-        TENANT_STATE: {"S": state},
-        TENANT_UPDATED_AT: {"S": at},
-    }
-
-
-def tenant_registry_of(item: Mapping[str, Any]) -> dict[str, str]:
-    """A registry item as plain strings (customer_id, key_arn, owner, state, updated_at)."""
-    names = (TENANT_PK, TENANT_KEY_ARN, TENANT_KEY_OWNER, TENANT_STATE, TENANT_UPDATED_AT)
-    return {name: str(item.get(name, {}).get("S", "")) for name in names}

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import DynamoDbTable, OnTable
+from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, OnTable
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
 from chalicelib.support.errors import StorageError
 
@@ -40,7 +38,7 @@ class DynamoDbPeople(OnTable):
                 Item=layout.person_item(record),
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             # Ids are 128-bit random: a collision means a bug, not bad luck.
             raise StorageError("a record with this id already exists") from exc
 
@@ -72,8 +70,8 @@ class DynamoDbPeople(OnTable):
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            current, created_sealed = layout.person_version_of(exc.response.get("Item"))
+        except ConditionFailed as exc:
+            current, created_sealed = layout.person_version_of(exc.item)
             raise PersonVersionConflict(current, created_sealed) from exc
         return write.version
 
@@ -86,7 +84,7 @@ class DynamoDbPeople(OnTable):
             self._table.call(
                 "delete_item", Key=layout.person_key(customer_id, person_id), ConditionExpression=condition, **kwargs
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             raise condition_failed(expected_version, "person") from exc
 
     def get_person(self, customer_id: str, person_id: str) -> PersonRecord | None:

@@ -8,7 +8,7 @@ protocols and share one contract suite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -227,10 +227,14 @@ class SecretStore(Protocol):
         """
         ...
 
-    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+    def delete_secret(
+        self, customer_id: str, secret_id: str, max_versions: int, before_removal: Callable[[], None] | None = None
+    ) -> DeleteProgress:
         """Mark the secret deleted (it reads as gone at once) and remove up to
         ``max_versions`` of its versions, newest first; the head goes with the last.
-        Call again while ``remaining`` > 0. ``NotFoundError`` when there is no secret."""
+        Call again while ``remaining`` > 0. ``NotFoundError`` when there is no secret.
+        ``before_removal`` runs once the mark is made and before anything is removed
+        (the erasure's ledger entry): if it fails, nothing is removed."""
         ...
 
     def get_secret(self, customer_id: str, secret_id: str, version: int | None) -> SecretRead | None:

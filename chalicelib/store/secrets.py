@@ -8,13 +8,12 @@ caller for its next attempt. The service owns that retry loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.store import layout
-from chalicelib.store.dynamodb import Cancelled, OnTable
+from chalicelib.store.dynamodb import Cancelled, ConditionFailed, OnTable
 from chalicelib.store.records import (
     DeleteProgress,
     SecretHead,
@@ -87,7 +86,9 @@ class DynamoDbSecrets(OnTable):
                 raise SecretVersionConflict(replace(expected, latest=secret.version)) from None
             raise SecretVersionConflict(expected) from None  # TransactionConflict: a concurrent writer won
 
-    def delete_secret(self, customer_id: str, secret_id: str, max_versions: int) -> DeleteProgress:
+    def delete_secret(
+        self, customer_id: str, secret_id: str, max_versions: int, before_removal: Callable[[], None] | None = None
+    ) -> DeleteProgress:
         """Mark the secret deleted, remove up to ``max_versions`` versions, newest first.
 
         The mark comes first, so the secret reads as gone at once and no version can be
@@ -111,9 +112,11 @@ class DynamoDbSecrets(OnTable):
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":one": {"N": "1"}},
                 ReturnValues="UPDATED_NEW",
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             raise NotFoundError("secret not found") from exc
         latest = int(response["Attributes"][layout.LATEST]["N"])
+        if before_removal is not None:
+            before_removal()
         below = max(0, latest - max_versions)
         keys = [layout.item_key(customer_id, layout.secret_version_key(secret_id, v)) for v in range(latest, below, -1)]
         self._table.batch_delete(keys)
@@ -140,10 +143,10 @@ class DynamoDbSecrets(OnTable):
                 ExpressionAttributeValues={":latest": {"N": str(latest)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
+        except ConditionFailed as exc:
             # A concurrent DELETE moved the head on (call again), or removed it (done; a head
             # that is not being deleted belongs to a secret re-created since).
-            return DeleteProgress(remaining=1 if layout.secret_head_of(exc.response.get("Item")).deleting else 0)
+            return DeleteProgress(remaining=1 if layout.secret_head_of(exc.item).deleting else 0)
         return DeleteProgress(remaining=0)
 
     def _head(self, customer_id: str, secret_id: str) -> SecretHead | None:

@@ -9,7 +9,8 @@ response bodies, carry neither the code nor the AWS message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -21,7 +22,6 @@ from chalicelib.support.errors import (
     KeyUnavailableError,
     PiiVaultError,
     ServiceUnavailableError,
-    StorageError,
     ThrottledError,
 )
 
@@ -88,15 +88,27 @@ def translate(
     raise TypeError("translate() takes botocore exceptions only") from exc
 
 
-def conditional_write(operation: str, write: Callable[[], object]) -> bool:
-    """Run one conditional DynamoDB write: True when done, False when its condition failed;
-    any other failure is translated (StorageError, or throttled / unavailable)."""
+@contextmanager
+def translated(
+    service: str,
+    operation: str,
+    dependency_error: type[DependencyError],
+    *,
+    integrity_codes: Iterable[str] = (),
+    raise_for: Mapping[str, Callable[[ClientError], Exception]] | None = None,
+) -> Iterator[None]:
+    """The one place a botocore failure becomes a pii-vault error.
+
+    ``raise_for``: AWS error codes the caller gives a meaning of its own (a failed
+    condition, a cancelled transaction, a blob under another key): the code's factory
+    builds the exception raised instead (from the ClientError, which it may inspect).
+    """
     try:
-        write()
+        yield
     except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise translate(exc, "dynamodb", operation, StorageError) from exc
+        special = (raise_for or {}).get(error_code(exc))
+        if special is not None:
+            raise special(exc) from exc
+        raise translate(exc, service, operation, dependency_error, integrity_codes) from exc
     except BotoCoreError as exc:
-        raise translate(exc, "dynamodb", operation, StorageError) from exc
-    return True
+        raise translate(exc, service, operation, dependency_error) from exc

@@ -3,21 +3,32 @@ first answer back instead of writing again.
 
 Built on aws-lambda-powertools' idempotency utility and its DynamoDB store, in a
 table of its own (the writer may read it; it holds no PII). What is stored per key:
-a hash of (scope, key), a hash of the body's fingerprint and the first response (ids,
-versions, timestamps). The fingerprint is an HMAC of the body keyed by the scope and
-the client's key, and keys must have at least 128 bits in form (a UUID, or 22 or more
-base64url characters): a table reader holds neither the key (only its hash) nor any
-other secret, so it cannot test guesses of the PII in a body. No server-side secret
-is used: the writer may only kms:Encrypt (randomised, so no stable secret comes out of
-it) and a per-container secret would break replays across containers (SECURITY.md).
+a hash of (scope, key), a hash of the body's fingerprint and the first answer: the
+record's id, version and creation time, and a MAC over them. The fingerprint is an HMAC
+of the body keyed by the scope and the client's key, and keys must have at least 128
+bits in form (a UUID, or 22 or more base64url characters): a table reader holds neither
+the key (only its hash) nor any other secret, so it cannot test guesses of the PII in a
+body. No server-side secret is used: the writer may only kms:Encrypt (randomised, so no
+stable secret comes out of it) and a per-container secret would break replays across
+containers (SECURITY.md).
+
+A replay is rebuilt, never copied: the stored (id, version, created_at) must parse, the
+id must be one the route can have made, and the MAC, keyed by the client's key (which
+the table never holds) and binding the scope (caller, route, tenant), the request's
+fingerprint and the three values, must verify. The edge then builds status and headers
+itself (no stored header is ever sent). A record that does not verify, such as one
+edited in its table to name another person, is an integrity error, never an answer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.support.errors import (
@@ -54,10 +65,60 @@ def parse_key(raw: str | None) -> str | None:
 def fingerprint(scope: str, key: str, body: bytes) -> str:
     """HMAC-SHA256 of the body keyed by (scope, key): the same on every container, and
     useless to whoever lacks the key (the table holds only a hash of scope and key)."""
-    import hashlib  # here: OpenSSL's hashlib only when a request carries a key
-    import hmac
-
     return hmac.new(f"{scope}\n{key}".encode(), body, hashlib.sha256).hexdigest()
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_MAX_VERSION = 2**31
+_ANSWER_LABEL = b"pii-vault idempotent answer v1"
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What an idempotent create answers, and all a replay is rebuilt from."""
+
+    id: str
+    version: int
+    created_at: str
+
+
+def _answer_mac(scope: str, key: str, request: str, answer: StoredAnswer) -> str:
+    mac_key = hmac.new(f"{scope}\n{key}".encode(), _ANSWER_LABEL, hashlib.sha256).digest()
+    message = "\n".join((scope, request, answer.id, str(answer.version), answer.created_at)).encode()
+    return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
+
+
+def seal_answer(scope: str, key: str, request: str, answer: StoredAnswer) -> dict[str, Any]:
+    """The record Powertools stores for ``answer`` (``request``: the request's fingerprint)."""
+    return {
+        "id": answer.id,
+        "version": answer.version,
+        "created_at": answer.created_at,
+        "mac": _answer_mac(scope, key, request, answer),
+    }
+
+
+def open_answer(scope: str, key: str, request: str, stored: Any, valid_id: Callable[[str], bool]) -> StoredAnswer:
+    """The answer a stored record holds, once every part of it is checked; else IntegrityError."""
+    malformed = IntegrityError("a stored idempotent answer is malformed")
+    if not isinstance(stored, dict) or set(stored) != {"id", "version", "created_at", "mac"}:
+        raise malformed
+    record_id, version, created_at, mac = (stored[name] for name in ("id", "version", "created_at", "mac"))
+    if (
+        not isinstance(record_id, str)
+        or not valid_id(record_id)
+        or isinstance(version, bool)
+        or not isinstance(version, int)
+        or not 1 <= version <= _MAX_VERSION
+        or not isinstance(created_at, str)
+        or not _TIMESTAMP.fullmatch(created_at)
+        or not isinstance(mac, str)
+    ):
+        raise malformed
+    answer = StoredAnswer(record_id, version, created_at)
+    if not hmac.compare_digest(mac, _answer_mac(scope, key, request, answer)):
+        raise IntegrityError("a stored idempotent answer does not match its request")
+    return answer
 
 
 class IdempotentWrites:
@@ -75,7 +136,6 @@ class IdempotentWrites:
             raise_on_no_idempotency_key=True,
             expires_after_seconds=ttl_seconds,
             hash_function="sha256",
-            response_hook=_mark_replayed,
         )
         self._run = idempotent_function(
             data_keyword_argument="request",
@@ -85,9 +145,17 @@ class IdempotentWrites:
         )(_invoke)
 
     def run(
-        self, scope: str, key: str, body: bytes, write: Callable[[], dict[str, Any]], lambda_context: Any = None
-    ) -> dict[str, Any]:
-        """``write()`` returns a JSON-able response dict; a replay returns the stored one."""
+        self,
+        scope: str,
+        key: str,
+        body: bytes,
+        write: Callable[[], StoredAnswer],
+        lambda_context: Any = None,
+        *,
+        valid_id: Callable[[str], bool],
+    ) -> tuple[StoredAnswer, bool]:
+        """(answer, replayed): ``write()``'s answer, or the one stored for the same request,
+        rebuilt and checked (``open_answer``; ``valid_id``: could this route have made the id)."""
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
             IdempotencyInconsistentStateError,
@@ -97,15 +165,15 @@ class IdempotentWrites:
 
         if lambda_context is not None:
             self._config.register_lambda_context(lambda_context)
-        request = {"key": f"{scope}\n{key}", "fingerprint": fingerprint(scope, key, body)}
-        done: list[dict[str, Any]] = []
+        request = fingerprint(scope, key, body)
+        done: list[StoredAnswer] = []
 
         def write_once() -> dict[str, Any]:
             done.append(write())
-            return done[0]
+            return seal_answer(scope, key, request, done[0])
 
         try:
-            answer = self._run(request=request, write=write_once)
+            stored = self._run(request={"key": f"{scope}\n{key}", "fingerprint": request}, write=write_once)
         except json.JSONDecodeError:
             if done:
                 raise
@@ -124,11 +192,11 @@ class IdempotentWrites:
                 # would invite a retry that, once the in-progress record expires, writes
                 # a second time.
                 logger.warning("idempotency record not saved after a successful write: %s", type(exc).__name__)
-                return done[0]
+                return done[0], False
             raise ServiceUnavailableError("the idempotency store is unavailable; retry later") from exc
-        if not isinstance(answer, dict):
-            raise IntegrityError("a stored idempotent answer is malformed")
-        return answer
+        if done:
+            return done[0], False
+        return open_answer(scope, key, request, stored, valid_id), True
 
     def record_id(self, scope: str, key: str) -> str | None:
         """The id of the stored record of (scope, key), as Powertools names it (after ``run``).
@@ -145,8 +213,3 @@ class IdempotentWrites:
 
 def _invoke(request: dict[str, str], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return write()
-
-
-def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
-    """The stored answer marked as a replay (one that is not an object is left for ``run`` to refuse)."""
-    return {**response, "replayed": True} if isinstance(response, dict) else response

@@ -9,12 +9,14 @@ condition key governs (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from chalicelib.store.layout import BEACON_INDEX, MASKED_VIEW_ATTRIBUTES
+from chalicelib.store.tables import WRITER_LEDGER_KINDS
 from chalicelib.support.environment import Key, Table
 from infra.arns import Arns
 from infra.iam.statements import (
     Statement,
     full_view_only,
     kms_statements,
+    ledger_statement,
     mac_statement,
     masked_kms_statements,
 )
@@ -33,7 +35,7 @@ MASKED_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Qu
 
 def writer(arns: Arns) -> list[Statement]:
     """Encrypt-only on the key (both views), write-only on the table, its idempotency records,
-    append-only (PutItem) on the erasure ledger."""
+    append-only (PutItem) on the erasure ledger's person and secret partitions."""
     table = arns.table(Table.PII)
     return [
         *kms_statements("EncryptDataKeys", "kms:Encrypt", arns.key(Key.DATA)),
@@ -61,14 +63,9 @@ def writer(arns: Arns) -> list[Statement]:
             "Action": list(IDEMPOTENCY_ACTIONS),
             "Resource": arns.table(Table.IDEMPOTENCY),
         },
-        {
-            # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks
-            # each item's action). Append only: no read, update or delete of the ledger.
-            "Sid": "AppendErasureLedger",
-            "Effect": "Allow",
-            "Action": "dynamodb:PutItem",
-            "Resource": arns.table(Table.LEDGER),
-        },
+        # A person's DELETE and its ledger entry are one TransactWriteItems (IAM checks each
+        # item's action). Append only, and only its own erasures: persons and secrets.
+        ledger_statement(arns, WRITER_LEDGER_KINDS),
     ]
 
 

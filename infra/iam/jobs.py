@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from chalicelib.store import layout
+from chalicelib.store.tables import OFFBOARD_LEDGER_KINDS
 from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, Arns, InvalidResourceError, key_scope
 from infra.cfn import Json
@@ -17,14 +18,15 @@ from infra.iam.statements import (
     checkpoint_statement,
     full_view_only,
     kms_statements,
+    ledger_statement,
     mac_statement,
 )
 
 # The only attributes an indexer UpdateItem may name: the item's key and its beacon.
 INDEXER_WRITE_ATTRIBUTES = tuple(sorted((layout.BEACON, layout.BEACON_VERSION, layout.PK, layout.SK)))
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
-# The only attributes offboarding may read: keys and creation time (never ciphertext).
-OFFBOARD_READ_ATTRIBUTES = tuple(sorted((layout.CREATED_AT, layout.PK, layout.SK)))
+# The only attributes offboarding may read: the keys (never a ciphertext, nor a timestamp it needs no more).
+OFFBOARD_READ_ATTRIBUTES = tuple(sorted((layout.PK, layout.SK)))
 # A rewrap reads whole items (slots and the field blobs' headers) and writes two attributes.
 REWRAP_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 
@@ -43,7 +45,8 @@ def indexer(arns: Arns) -> list[Statement]:
     """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context, full view),
     GenerateMac on the beacon key, GetItem and Scan of the indexer's attributes only (the
     email's ciphertext, never another field's), UpdateItem naming only the beacon attributes,
-    the table's stream (keys only), its checkpoints. No Encrypt, no PutItem/DeleteItem."""
+    the table's stream (keys only), SendMessage to its failure queue, its checkpoints. No Encrypt,
+    no PutItem/DeleteItem."""
     table = arns.table(Table.PII)
     return [
         *full_view_only(kms_statements("DecryptEmailDataKeys", "kms:Decrypt", arns.key(Key.DATA))),
@@ -72,6 +75,14 @@ def indexer(arns: Arns) -> list[Statement]:
             "Resource": arns.stream(Table.PII),
         },
         {
+            # The event source mapping sends a batch that failed every retry to its on-failure
+            # destination with the function's role: this queue, and nothing else on SQS.
+            "Sid": "ParkFailedStreamBatches",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": arns.failure_queue(),
+        },
+        {
             # ListStreams has no resource-level permissions; it discloses stream ARNs only.
             "Sid": "ListStreamsForEventSourceMapping",
             "Effect": "Allow",
@@ -83,8 +94,8 @@ def indexer(arns: Arns) -> list[Statement]:
 
 
 def offboard(arns: Arns) -> list[Statement]:
-    """Tenant offboarding: delete-only. Query of keys and creation times (never an encrypted
-    attribute), DeleteItem, the tenant's idempotency records, a ledger entry, its checkpoints."""
+    """Tenant offboarding: delete-only. Query of keys (never an encrypted attribute), DeleteItem,
+    the tenant's idempotency records, the tenant-wide ledger entries, its checkpoints."""
     table = arns.table(Table.PII)
     return [
         {
@@ -110,12 +121,9 @@ def offboard(arns: Arns) -> list[Statement]:
             "Action": ["dynamodb:DeleteItem", "dynamodb:Scan"],
             "Resource": arns.table(Table.IDEMPOTENCY),
         },
-        {
-            "Sid": "AppendErasureLedger",
-            "Effect": "Allow",
-            "Action": "dynamodb:PutItem",
-            "Resource": arns.table(Table.LEDGER),
-        },
+        # The tenant-wide entries (and the mark that a final query found the tenant empty):
+        # offboarding's alone, in the tenant partitions only.
+        ledger_statement(arns, OFFBOARD_LEDGER_KINDS),
         checkpoint_statement(arns),
     ]
 

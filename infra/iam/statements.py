@@ -20,6 +20,7 @@ from chalicelib.envelope.format import (
     encryption_context,
 )
 from chalicelib.stages import stage
+from chalicelib.store.tables import ledger_partitions
 from chalicelib.support.environment import Table
 from infra.arns import Arns, InvalidResourceError
 from infra.cfn import APP, Json
@@ -210,8 +211,25 @@ def log_statements(arns: Arns, stage_name: str) -> list[Statement]:
     ]
 
 
+def ledger_statement(arns: Arns, kinds: tuple[str, ...]) -> Statement:
+    """Append-only (PutItem) on the erasure ledger, and only to the partitions of ``kinds``
+    (``chalicelib/store/tables.py``): the partition key names who appends, and
+    ``dynamodb:LeadingKeys`` holds each role to its own (the writer cannot plant a tenant-wide
+    entry). ``Null``: a request naming no partition key is refused too."""
+    return {
+        "Sid": "AppendErasureLedger",
+        "Effect": "Allow",
+        "Action": "dynamodb:PutItem",
+        "Resource": arns.table(Table.LEDGER),
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ledger_partitions(kinds)},
+            "Null": {"dynamodb:LeadingKeys": "false"},
+        },
+    }
+
+
 def checkpoint_statement(arns: Arns) -> Statement:
-    """A bulk job's checkpoints (chalicelib/service/bulk.py): read and write its own segments' entries."""
+    """A bulk job's checkpoints (chalicelib/service/jobs.py): read and write its own segments' entries."""
     return {
         "Sid": "JobCheckpoints",
         "Effect": "Allow",

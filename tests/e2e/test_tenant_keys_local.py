@@ -5,9 +5,11 @@ from __future__ import annotations
 import boto3
 import requests
 
-from chalicelib.service.bulk import MemoryCheckpoints
+from chalicelib.keys.reencrypt import KmsReEncryptor
+from chalicelib.service.jobs import Control, SegmentRun
 from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
 from chalicelib.store import layout
+from chalicelib.store.job_items import DynamoDbSlotItems
 from chalicelib.support.config import Settings
 from tests.e2e.conftest import TIMEOUT, create_person, read_person
 from tests.plaintext_guard import register
@@ -40,11 +42,14 @@ def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read
     # Move the tenant's data keys back under the shared key (e.g. a customer key being retired).
     shared = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
     plan = RewrapPlan(own_key, shared, customer_id, "pii-vault")
-    moved = rewrap_segment(plan, "e2e", 0, 1, ddb, kms, table=local_stack.table_name, checkpoints=MemoryCheckpoints())
+    items = DynamoDbSlotItems(ddb, local_stack.table_name)
+
+    def reencryptor(source: str, target: str) -> KmsReEncryptor:
+        return KmsReEncryptor(kms, source, target)
+
+    moved = rewrap_segment(plan, SegmentRun("e2e", 0, 1), items, reencryptor, Control())
     assert moved.done and moved.counts["items_rewrapped"] == 1
-    verify = rewrap_segment(
-        plan, "e2e-verify", 0, 1, ddb, kms, table=local_stack.table_name, checkpoints=MemoryCheckpoints(), verify=True
-    )
+    verify = rewrap_segment(plan, SegmentRun("e2e-verify", 0, 1), items, reencryptor, Control(), verify=True)
     assert verify.counts["not_under_target"] == 0 and verify.counts["verified_slots"] >= 1
     assert ddb.get_item(TableName=local_stack.table_name, Key=key)["Item"]["kms_key"]["S"] == shared
     assert read_person(local_stack, customer_id, person_id)["data"]["email"] == person["email"]

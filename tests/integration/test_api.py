@@ -182,6 +182,33 @@ def test_given_a_page_token_of_another_shape_when_listing_then_400_naming_next(s
     assert response.status_code == 400 and "next" in body_of(response)["message"]
 
 
+def _token(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("stage", ["reader", "masked"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000,  # recursed in the JSON parser: RecursionError, a 500 with a traceback
+        b'{"after": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"after": "' + b"a" * 32 + b'", "x": 1}',
+        b'{"after": "' + b"a" * 10_000 + b'"}',
+        b'["after"]',
+        b"\xff\xfe",
+    ],
+    ids=["nested", "nested-value", "extra-key", "long", "list", "not-utf8"],
+)
+def test_given_a_hostile_page_token_when_listing_then_400_naming_next_on_each_reading_stage(
+    stack: Stack, stage: str, raw: bytes
+) -> None:
+    response = send(getattr(stack, stage), "GET", f"/customers/acme/people?next={_token(raw)}")
+    assert response.status_code == 400, response.body
+    assert body_of(response) == {"code": "validation_error", "message": "next is not a valid page token"}
+
+
 BAD_REQUESTS = [
     ("POST", "/customers/acme/people", {**PERSON, "email": "Mirabelle@@bad"}, 400, "email"),
     ("POST", "/customers/acme/people", {**PERSON, "dob": "2999-01-01"}, 400, "dob"),

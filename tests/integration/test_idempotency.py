@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
 from chalicelib.support.errors import RequestInProgressError
-from chalicelib.support.idempotency import IdempotentWrites
+from chalicelib.support.idempotency import IdempotentWrites, StoredAnswer
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS
 from tools.devstack import LOCAL_CALLER
@@ -132,9 +132,10 @@ def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Sta
         stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": PLAINTEXTS[-1]}, **{"Idempotency-Key": KEY_SCAN}
     )
     raw = repr(idempotency_items(stack))
-    # Two Powertools records, and the reference to the person's (erased with the person).
-    assert len(idempotency_items(stack)) == 3
+    # Two Powertools records, and a reference to each (erased with the person, the secret).
+    assert len(idempotency_items(stack)) == 4
     assert sum(item["id"]["S"].startswith("ref#acme#person#") for item in idempotency_items(stack)) == 1
+    assert sum(item["id"]["S"] == "ref#acme#secret#hook" for item in idempotency_items(stack)) == 1
     for value in (*PLAINTEXTS, KEY_SCAN):
         assert value not in raw
 
@@ -147,14 +148,18 @@ def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stac
     seen: list[Exception] = []
     context = LambdaContextStub()
 
-    def first_write() -> dict:
+    def any_id(_record_id: str) -> bool:
+        return True
+
+    def first_write() -> StoredAnswer:
         try:
-            writes.run("scope", KEY_1, b"{}", lambda: {"status": 201, "body": {}, "headers": {}}, context)
+            writes.run("scope", KEY_1, b"{}", lambda: StoredAnswer("x", 1, "t"), context, valid_id=any_id)
         except RequestInProgressError as exc:
             seen.append(exc)
-        return {"status": 201, "body": {"n": 1}, "headers": {}}
+        return StoredAnswer("first", 1, "2026-01-01T00:00:00.000Z")
 
-    assert writes.run("scope", KEY_1, b"{}", first_write, context)["body"] == {"n": 1}
+    answer, replayed = writes.run("scope", KEY_1, b"{}", first_write, context, valid_id=any_id)
+    assert (answer.id, replayed) == ("first", False)
     assert len(seen) == 1 and seen[0].code == "request_in_progress"
 
 
@@ -253,7 +258,7 @@ def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confir
     candidates = ("whsec_test", "whsec_live", value, "hunter2")
     put = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": value}, **{"Idempotency-Key": key})
     assert put.status_code == 201
-    [item] = idempotency_items(stack)
+    [item] = [i for i in idempotency_items(stack) if not i["id"]["S"].startswith("ref#")]  # and its reference
     stored = item["validation"]["S"]
 
     # Control: whoever holds the key recomputes exactly what the table holds, so the model is right.
@@ -270,3 +275,98 @@ def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confir
             attempts.append(hmac.new(f"{SECRET_SCOPE}\n{guess}".encode(), body, hashlib.sha256).hexdigest())
         assert all(stored != stored_validation(attempt) for attempt in attempts)
     assert value not in repr(item) and key not in repr(item)
+
+
+# -- issue 21 E: replays are rebuilt from checked values, never copied from the table ------------
+
+KEY_FORGE = "forge-Me-9aQ2wE4rT6yU8iO0pA"
+
+
+def _stored_record(stack: Stack) -> dict:
+    [item] = [i for i in idempotency_items(stack) if not i["id"]["S"].startswith("ref#")]
+    return item
+
+
+def _edit_data(stack: Stack, edit: object) -> None:
+    item = _stored_record(stack)
+    data = json.loads(item["data"]["S"])
+    edited = edit(data) if callable(edit) else edit
+    item["data"] = {"S": json.dumps(edited)}
+    stack.dynamodb.put_item(TableName=stack.resources["idempotency_table_name"], Item=item)
+
+
+def test_given_a_genuine_replay_then_status_body_and_headers_are_rebuilt_not_stored(stack: Stack) -> None:
+    first = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    stored = json.loads(_stored_record(stack)["data"]["S"])
+    assert set(stored) == {"id", "version", "created_at", "mac"}  # no status, body or headers kept
+    again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    assert (again.status_code, body_of(again)) == (201, body_of(first))
+    assert again.headers["Location"] == first.headers["Location"] and again.headers["ETag"] == first.headers["ETag"]
+    assert again.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: {**d, "id": "f" * 32},  # another person: the client's next PATCH would hit them
+        lambda d: {**d, "version": d["version"] + 4},
+        lambda d: {**d, "created_at": "2001-01-01T00:00:00.000Z"},
+        lambda d: {**d, "id": "../../evil"},
+        lambda d: {**d, "mac": "0" * 64},
+        # The review's forgery in the shape stored before: another id, Location on another host, HTML.
+        {
+            "status": 201,
+            "body": {"id": "f" * 32, "version": 1, "created_at": "2026-01-01T00:00:00.000Z"},
+            "headers": {"Location": "https://evil.example/x", "Content-Type": "text/html", "Set-Cookie": "a=b"},
+        },
+    ],
+    ids=["other-person", "version", "created-at", "bad-id", "mac", "old-shape-with-headers"],
+)
+def test_given_a_stored_answer_edited_in_its_table_then_the_retry_is_an_integrity_error_not_the_forgery(
+    stack: Stack, edit: object
+) -> None:
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    _edit_data(stack, edit)
+    again = send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    assert (again.status_code, body_of(again)["code"]) == (502, "integrity_error")
+    assert "evil" not in repr(again.headers) and "Idempotent-Replayed" not in again.headers
+
+
+def test_given_a_stored_answer_moved_to_another_tenants_key_then_it_does_not_verify(stack: Stack) -> None:
+    """Each answer is bound to its scope (caller, route, tenant) and request: one copied under
+    another request's record id answers nothing."""
+    send(stack.writer, "POST", "/customers/acme/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    acme = _stored_record(stack)
+    send(stack.writer, "POST", "/customers/globex/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    globex = next(i for i in idempotency_items(stack) if not i["id"]["S"].startswith("ref#") and i != acme)
+    stack.dynamodb.put_item(TableName=stack.resources["idempotency_table_name"], Item={**globex, "data": acme["data"]})
+    again = send(stack.writer, "POST", "/customers/globex/people", PERSON, **{"Idempotency-Key": KEY_FORGE})
+    assert (again.status_code, body_of(again)["code"]) == (502, "integrity_error")
+
+
+def test_given_put_secret_records_then_the_secrets_delete_and_the_tenants_offboarding_remove_them(
+    stack: Stack,
+) -> None:
+    """Idempotency residue: PUT-secret records used to survive the secret's DELETE and offboarding."""
+    from chalicelib.service.jobs import Control
+    from chalicelib.service.offboard import OffboardRun
+    from chalicelib.stages.wiring import Clients, build_offboarding
+    from chalicelib.support.config import Settings
+
+    for n, key in enumerate((KEY_1, KEY_2)):
+        assert (
+            send(
+                stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": f"v{n}"}, **{"Idempotency-Key": key}
+            ).status_code
+            == 201
+        )
+    assert len(idempotency_items(stack)) == 3  # two records, one reference naming both
+    assert send(stack.writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
+    assert idempotency_items(stack) == []
+
+    send(stack.writer, "PUT", "/customers/globex/secrets/hook", {"value": "v"}, **{"Idempotency-Key": KEY_1})
+    assert len(idempotency_items(stack)) == 2
+    offboarding = build_offboarding(Settings("offboard", region=REGION), Clients.of(stack.kms, stack.dynamodb))
+    for segment in (0, 1):
+        assert offboarding.run(OffboardRun("o", "globex", segment, 1), Control()).done
+    assert idempotency_items(stack) == []

@@ -9,9 +9,12 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.service import bulk
+from chalicelib.service.jobs import Control, SegmentRun, backfill_segment
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout
+from chalicelib.store import job_items
+from chalicelib.store.checkpoints import DynamoDbCheckpoints
+from chalicelib.store.job_items import DynamoDbIndexedScan
+from chalicelib.store.ledger import entry_of
 from chalicelib.support.config import Settings
 from chalicelib.support.environment import Table
 from infra.specs import TABLES
@@ -62,21 +65,20 @@ def test_given_people_without_beacons_when_backfilled_then_search_finds_them_and
 def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_its_checkpoint(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk, "PAGE_SIZE", 2)
+    monkeypatch.setattr(job_items, "PAGE_SIZE", 2)
     for n in range(5):
         create(stack, "acme", f"p{n}@example.com")
     settings = Settings("indexer", region=REGION)
     indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb()))
-    checkpoints = bulk.DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-    pages = bulk.scan_pages(ddb(), settings.table_name, 0, 1)
+    checkpoints = DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
+    people = DynamoDbIndexedScan(ddb(), settings.table_name)
     calls = iter([False, True])  # one page, then out of time
+    run = SegmentRun("job-1", 0, 1)
 
-    first = bulk.run_segment(
-        "job-1", 0, pages, bulk.backfill_processor(indexer), checkpoints, out_of_time=lambda: next(calls, True)
-    )
+    first = backfill_segment(indexer, people, run, Control(checkpoints, lambda: next(calls, True)))
     assert not first.done and first.pages == 1 and first.counts["written"] == 2
 
-    second = bulk.run_segment("job-1", 0, pages, bulk.backfill_processor(indexer), checkpoints)
+    second = backfill_segment(indexer, people, run, Control(checkpoints))
     assert second.done and second.counts["written"] == 5 and second.counts["items"] == 5
     assert len(beacons(stack)) == 5
 
@@ -113,15 +115,15 @@ def test_given_a_tenant_when_offboarded_then_every_item_and_idempotency_record_g
     left = scan_all(ddb(), "pii-vault-idempotency")
     assert len(left) == len(idempotency_before) - 6 == 2
     assert all("acme" not in i["id"]["S"] for i in left)
-    [entry] = scan_all(ddb(), "pii-vault-erasures")
-    assert layout.ledger_entry_of(entry)[:3] == ("acme", "tenant", "acme")
+    entries = sorted((e.kind, e.customer_id) for e in map(entry_of, scan_all(ddb(), "pii-vault-erasures")) if e)
+    assert entries == [("tenant", "acme"), ("tenant_done", "acme")]  # the erasure, then the verified-empty mark
     assert send(stack.reader, "GET", f"/customers/globex/people/{keep}").status_code == 200
 
 
-def _restore_copy(source: str, target: str) -> None:
+def _restore_copy(source: str, target: str, table: Table = Table.PII) -> None:
     """What a PITR restore gives: the same items, in a table of another name."""
     client = ddb()
-    spec = TABLES[Table.PII]  # the PII table's key, as infra declares it (a restore has no stream)
+    spec = TABLES[table]  # the table's key, as infra declares it (a restore has no stream)
     keys = {k["AttributeName"] for k in spec.key_schema()}
     attributes = [a for a in spec.attribute_definitions() if a["AttributeName"] in keys]
     client.create_table(
@@ -138,33 +140,39 @@ def test_given_erasures_after_a_backup_when_the_ledger_is_replayed_on_the_restor
     kept = create(stack, "acme", "kept@example.com")
     create(stack, "initech", "i@example.com")
     _secret(stack, "acme", "old-token", 2)
-    _restore_copy("pii-vault", "pii-vault-restored")  # the backup, taken before the erasures
+    _secret(stack, "acme", "rotated", 1)
+    assert send(stack.writer, "DELETE", "/customers/acme/secrets/rotated").status_code == 204
+    _secret(stack, "acme", "rotated", 1)  # erased and created again, both before the backup
+    _restore_copy("pii-vault", "pii-vault-restored")  # the backup
+    restore_point = _now()
 
     assert send(stack.writer, "DELETE", f"/customers/acme/people/{erased}").status_code == 204
     assert send(stack.writer, "DELETE", "/customers/acme/secrets/old-token").status_code == 204
     code, _ = run_cli(capsys, "offboard", "--customer", "initech", "--segments", "1")
     assert code == 0
-    # The secret id is used again after its erasure; the restored table has the new version too.
-    _secret(stack, "acme", "old-token", 1)
-    for item in stack.scan():
-        if item["sk"]["S"].startswith("S#old-token"):
-            ddb().put_item(TableName="pii-vault-restored", Item=item)
+    _secret(stack, "acme", "old-token", 1)  # the id used again after its erasure (not in the backup)
 
-    code, dry = run_cli(capsys, "restore-replay", "--table", "pii-vault-restored", "--dry-run", "--segments", "2")
-    # The new head and version 1 replaced the old ones in the restored copy: the old version 2 is left.
-    assert code == 0 and dry["totals"]["would_delete"] == 1 + 1 + 1  # person, initech's person, old version 2
-    assert dry["totals"]["kept_newer"] == 2
-    code, report = run_cli(capsys, "restore-replay", "--table", "pii-vault-restored", "--segments", "2")
-    assert code == 0 and report["done"]
+    argv = ["restore-replay", "--table", "pii-vault-restored", "--restore-point", restore_point, "--segments", "2"]
+    argv += ["--skew-seconds", "0"]  # this test's erasures are milliseconds apart
+    code, dry = run_cli(capsys, *argv, "--dry-run")
+    # acme's person, old-token's head and two versions, initech's person
+    assert code == 0 and dry["totals"]["would_delete"] == 1 + 3 + 1
+    assert dry["totals"]["kept_recreated"] == 2  # "rotated": head and version 1, made again before the backup
+    code, report = run_cli(capsys, *argv)
+    assert code == 0 and report["done"] and report["totals"]["deleted"] == 5
 
     restored = {(i["pk"]["S"], i["sk"]["S"]) for i in scan_all(ddb(), "pii-vault-restored")}
     assert ("C#acme", f"P#{erased}") not in restored
     assert ("C#acme", f"P#{kept}") in restored
     assert not [k for k in restored if k[0] == "C#initech"]
-    assert {sk for pk, sk in restored if sk.startswith("S#old-token")} == {
-        "S#old-token",
-        "S#old-token#V#0000000001",  # the head and version 1 written after the erasure
-    }
+    assert not [sk for _pk, sk in restored if sk.startswith("S#old-token")]
+    assert {sk for _pk, sk in restored if sk.startswith("S#rotated")} == {"S#rotated", "S#rotated#V#0000000001"}
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _lambda_event(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -240,4 +248,85 @@ def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_te
             ).payload
             assert report["done"]
     assert stack.scan() == []
-    assert len(scan_all(ddb(), "pii-vault-erasures")) == 1
+    kinds = sorted(e.kind for e in map(entry_of, scan_all(ddb(), "pii-vault-erasures")) if e)
+    assert kinds == ["tenant", "tenant_done"]
+
+
+# -- issue 21 C: erasure that cannot be turned against its owner ------------------------------
+
+
+def test_given_a_planted_tenant_wide_entry_dated_9999_then_replay_refuses_and_reports_it_and_keeps_the_tenant(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review's attack: a writer PutItems ("victim", "tenant", "victim", 9999...) into the ledger;
+    every later restore-replay deleted the whole tenant, people created after the entry included."""
+    people = [create(stack, "victim", f"v{n}@example.com") for n in range(2)]
+    ddb().put_item(
+        TableName="pii-vault-erasures",
+        Item={
+            "customer": {"S": "victim"},
+            "erasure": {"S": "9999-12-31T23:59:59.999Z#tenant#victim"},
+            "kind": {"S": "tenant"},
+            "record_id": {"S": "victim"},
+            "erased_at": {"S": "9999-12-31T23:59:59.999Z"},
+        },
+    )
+    _restore_copy("pii-vault", "pii-vault-restored")
+    code, report = run_cli(
+        capsys, "restore-replay", "--table", "pii-vault-restored", "--restore-point", _now(), "--segments", "1"
+    )
+    assert code == 0 and report["totals"]["refused_future_dated"] == 1 and "deleted" not in report["totals"]
+    restored = {i["sk"]["S"] for i in scan_all(ddb(), "pii-vault-restored") if i["pk"]["S"] == "C#victim"}
+    assert restored == {f"P#{p}" for p in people}
+
+
+def test_given_an_erased_person_restored_with_created_at_9999_then_replay_deletes_it_by_id(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review's attack: set created_at to 9999 on the restored copy of an erased person; replay
+    reported kept_newer: 1, and setting the value back made the reader serve the erased email."""
+    erased = create(stack, "acme", "gone@example.com")
+    _restore_copy("pii-vault", "pii-vault-restored")
+    restore_point = _now()
+    assert send(stack.writer, "DELETE", f"/customers/acme/people/{erased}").status_code == 204
+    key = {"pk": {"S": "C#acme"}, "sk": {"S": f"P#{erased}"}}
+    ddb().update_item(
+        TableName="pii-vault-restored",
+        Key=key,
+        UpdateExpression="SET created_at = :t",
+        ExpressionAttributeValues={":t": {"S": "9999-12-31T23:59:59.999Z"}},
+    )
+    code, report = run_cli(
+        capsys, "restore-replay", "--table", "pii-vault-restored", "--restore-point", restore_point, "--segments", "1"
+    )
+    assert code == 0 and report["totals"]["deleted"] == 1 and "kept_newer" not in report["totals"]
+    assert "Item" not in ddb().get_item(TableName="pii-vault-restored", Key=key)
+
+
+def test_given_the_ledger_restored_to_the_same_point_then_an_entry_dated_after_its_own_append_is_refused(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaked writer appends a secret entry dated a day ahead: with the ledger as it stood at the
+    restore point as witness, replay sees it was appended before the time it claims."""
+    import datetime as dt
+
+    _secret(stack, "acme", "tok", 2)
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    ahead = tomorrow.isoformat(timespec="milliseconds")
+    forged = {
+        "customer": {"S": "secret#acme"},
+        "erasure": {"S": f"{ahead.replace('+00:00', 'Z')}#secret#tok"},
+        "customer_id": {"S": "acme"},
+        "kind": {"S": "secret"},
+        "record_id": {"S": "tok"},
+        "erased_at": {"S": ahead.replace("+00:00", "Z")},
+    }
+    ddb().put_item(TableName="pii-vault-erasures", Item=forged)
+    _restore_copy("pii-vault", "pii-vault-restored")
+    _restore_copy("pii-vault-erasures", "pii-vault-erasures-witness", Table.LEDGER)
+    argv = ["restore-replay", "--table", "pii-vault-restored", "--restore-point", _now(), "--segments", "1"]
+    # The replay runs after the day the entry names: only the witness can tell it was forward-dated.
+    monkeypatch.setattr("chalicelib.service.common.utc_now", lambda: tomorrow + dt.timedelta(hours=1))
+    code, report = run_cli(capsys, *argv, "--witness", "pii-vault-erasures-witness")
+    assert code == 0 and report["totals"]["refused_dated_after_append"] == 1
+    assert len([i for i in scan_all(ddb(), "pii-vault-restored") if i["sk"]["S"].startswith("S#tok")]) == 3

@@ -12,7 +12,8 @@ import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout
+from chalicelib.store import layout, tables
+from chalicelib.store.ledger import entry_of
 from chalicelib.support.config import Settings
 from tests.integration.conftest import REGION, Stack, body_of, send
 from tests.plaintext_guard import register
@@ -158,16 +159,18 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     ddb = boto3.client("dynamodb", region_name=REGION)
     idem = scan_all(ddb, "pii-vault-idempotency")
     assert len(idem) == 2  # Powertools' record and our reference to it
-    assert any(i["id"]["S"] == layout.ref_id("acme", "person", person_id) for i in idem)
+    assert any(i["id"]["S"] == tables.ref_id("acme", "person", person_id) for i in idem)
 
     assert send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204
 
     assert search(stack, PERSON["email"]) == []
     assert not [i for i in stack.scan() if person_id in i.get("sk", {}).get("S", "")]
     assert scan_all(ddb, "pii-vault-idempotency") == []
-    [entry] = scan_all(ddb, "pii-vault-erasures")
-    assert layout.ledger_entry_of(entry)[:3] == ("acme", "person", person_id)
-    assert set(entry) == {"customer", "erasure", "kind", "record_id", "erased_at"}
+    [item] = scan_all(ddb, "pii-vault-erasures")
+    entry = entry_of(item)
+    assert entry is not None and (entry.kind, entry.customer_id, entry.record_id) == ("person", "acme", person_id)
+    assert item["customer"] == {"S": "person#acme"}  # the writer's partition: IAM holds it to these
+    assert set(item) == {"customer", "erasure", "customer_id", "kind", "record_id", "erased_at"}
 
 
 def test_given_a_delete_at_a_stale_version_then_412_and_no_ledger_entry(indexed) -> None:
@@ -195,7 +198,8 @@ def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill
 def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_its_policy_allows_it(stack) -> None:
     """The real calls (stream and backfill) checked against the generated policy
     (tests/policy_eval.py: moto does not evaluate conditions), and what came back."""
-    from chalicelib.service import bulk
+    from chalicelib.service.jobs import Control, SegmentRun, backfill_segment
+    from chalicelib.store.job_items import DynamoDbIndexedScan
     from infra.iam import stage_policy
     from tests.arns import account_arns
     from tests.policy_eval import ALLOW, evaluate
@@ -222,13 +226,7 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
     person_id = create(stack)
     assert send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Otto"}).status_code == 200
     poller.drain()
-    bulk.run_segment(
-        "bf",
-        0,
-        bulk.indexer_pages(ddb, settings.table_name, 0, 1),
-        bulk.backfill_processor(indexer),
-        bulk.MemoryCheckpoints(),
-    )
+    backfill_segment(indexer, DynamoDbIndexedScan(ddb, settings.table_name), SegmentRun("bf", 0, 1), Control())
 
     reads = [(name, params) for name, params in calls if name in ("GetItem", "Scan")]
     assert {name for name, _ in reads} == {"GetItem", "Scan"}

@@ -24,7 +24,8 @@ import pytest
 
 from chalicelib.api import functions as job_functions
 from chalicelib.stages import stage as registry_stage
-from chalicelib.store import layout
+from chalicelib.stages.registry import STREAM_DELIVERY
+from chalicelib.store import layout, tables
 from chalicelib.support import config
 from infra.iam import KEY_POLICY_ADMIN_SID
 
@@ -267,7 +268,13 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == _import("TableStreamArn")
     assert event["Properties"]["StartingPosition"] == "TRIM_HORIZON"
-    assert event["Properties"]["BatchSize"] == job_functions.STREAM_BATCH_SIZE
+    assert event["Properties"]["BatchSize"] == STREAM_DELIVERY.batch_size
+    # A poison batch never holds the shard: bisected, retried a bounded number of times, parked.
+    assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    assert event["Properties"]["MaximumRetryAttempts"] == STREAM_DELIVERY.max_retry_attempts
+    destination = event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == _import("IndexerFailureQueueArn")
+    assert base["Outputs"]["IndexerFailureQueueArn"]["Value"] == {"Fn::GetAtt": ["IndexerFailureQueue", "Arn"]}
     assert base["Outputs"]["TableStreamArn"]["Value"] == {"Fn::GetAtt": ["PiiTable", "StreamArn"]}
     # The job functions work one segment per invocation, for up to Lambda's 15 minutes.
     for stage, function in (("indexer", "Backfill"), ("offboard", "Offboard")):
@@ -300,8 +307,8 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
     assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in table["AttributeDefinitions"]
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [
-        {"AttributeName": layout.JOB_PK, "KeyType": "HASH"},
-        {"AttributeName": layout.JOB_SK, "KeyType": "RANGE"},
+        {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},
+        {"AttributeName": tables.JOB_SK, "KeyType": "RANGE"},
     ]
     for role in ("IndexerRole", "OffboardRole"):
         policy_resources = [

@@ -322,4 +322,5 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
         report = client.lambda_.invoke(job_functions.OFFBOARD_FUNCTION, event).payload
     assert report["done"], report
     assert search() == []
-    assert ddb.scan(TableName=outputs["LedgerTableName"])["Count"] == 1
+    kinds = sorted(i["kind"]["S"] for i in ddb.scan(TableName=outputs["LedgerTableName"])["Items"])
+    assert kinds == ["tenant", "tenant_done"]  # the erasure, and the tenant found empty

@@ -11,10 +11,13 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
-from chalicelib.service.bulk import MemoryCheckpoints
-from chalicelib.service.rewrap import KmsReEncryptor, RewrapMap, RewrapPlan, get_item, rewrap_processor, rewrap_segment
+from chalicelib.keys.reencrypt import KmsReEncryptor, RewrapMap
+from chalicelib.service.jobs import Control, SegmentRun
+from chalicelib.service.rewrap import RewrapPlan, rewrap_processor, rewrap_segment
 from chalicelib.stages.app import create_app
 from chalicelib.store import layout
+from chalicelib.store.checkpoints import Checkpoint
+from chalicelib.store.job_items import DynamoDbSlotItems
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
 from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, REGION, body_of, send
@@ -74,6 +77,19 @@ class World:
         return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
 
 
+def segment(world: World, plan: RewrapPlan, job: str, verify: bool = False) -> Checkpoint:
+    """Segment 0 of 1 of a rewrap (or its verify pass) with the job's own wiring."""
+    items = DynamoDbSlotItems(world.ddb, world.table)
+    return rewrap_segment(
+        plan,
+        SegmentRun(job, 0, 1, plan.dry_run),
+        items,
+        lambda source, target: KmsReEncryptor(world.kms, source, target),
+        Control(),
+        verify=verify,
+    )
+
+
 def kinds(item: dict[str, Any], prefix: str = layout.FIELD_PREFIX) -> set[int]:
     return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k.startswith(prefix)}
 
@@ -123,15 +139,26 @@ def test_given_an_unusable_tenant_key_then_read_and_write_answer_key_unavailable
 def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_the_tenant_unavailable(
     world: World,
 ) -> None:
+    from chalicelib.service.offboard import OffboardRun
+    from chalicelib.stages.wiring import Clients, build_offboarding
+
     key_a = world.onboard("tenant-a")
-    person = world.create("tenant-a")
+    world.create("tenant-a")
     with pytest.raises(Exception, match="deletion days"):
         shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
+    # Items remain: the irreversible step is refused, whatever a job reported.
+    refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    assert refused["shredded"] is False and refused["done"] is False
+    assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "Enabled"
+
+    offboarding = build_offboarding(world.settings("offboard"), Clients.of(world.kms, world.ddb))
+    assert offboarding.run(OffboardRun("o1", "tenant-a", 0, 1), Control()).done
     report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert report["shredded"] is True
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    read = world.read("tenant-a", person)
-    assert (read.status_code, body_of(read)["code"]) == (502, "key_unavailable")
+    with world.client("writer") as writer:  # the tenant cannot be written again under its shredded key
+        response = send(writer, "POST", "/customers/tenant-a/people", PERSON)
+    assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
     assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
 
 
@@ -150,20 +177,9 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
         before = {p: world.item("tenant-c", p) for p in people}
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = rewrap_segment(
-            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
-            "j-dry",
-            0,
-            1,
-            world.ddb,
-            world.kms,
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
         assert dry.counts["would_rewrap_slots"] > 0 and world.item("tenant-c", people[0]) == before[people[0]]
-        result = rewrap_segment(
-            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        result = segment(world, plan, "j1")
         assert result.done and result.counts["items_rewrapped"] == 3
         # Caches off: one data key per record and view (the masked view's mk_0 is a key of its own).
         assert result.counts["reencrypt_calls"] == 6 and result.counts["masked_slots_rewrapped"] == 3
@@ -178,22 +194,10 @@ def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_an
             assert body_of(world.read("tenant-c", p))["data"]["email"] == PERSON["email"]
             assert body_of(world.read_masked("tenant-c", p))["data"]["email"] == "g***@example.com"
         assert world.item("tenant-d", other)["kms_key"]["S"] == world.shared
-        verify = rewrap_segment(
-            plan,
-            "j1-verify",
-            0,
-            1,
-            world.ddb,
-            world.kms,
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-            verify=True,
-        )
+        verify = segment(world, plan, "j1-verify", verify=True)
         assert verify.counts["verified_slots"] == 6 and verify.counts["verified_masked_slots"] == 3
         assert verify.counts["not_under_target"] == 0
-        again = rewrap_segment(
-            plan, "j2", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        again = segment(world, plan, "j2")
         assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] == 6
         # Crypto-shredding: with the tenant's key disabled neither view opens any more.
         world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
@@ -218,7 +222,7 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
         # The job reads the item without its masked slots (as before this change): kms_key must not move.
         world.ddb.put_item(TableName=world.table, Item=stripped)
         rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, key_c))
-        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
         world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
         counts = process([stripped])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
@@ -245,7 +249,7 @@ def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_
         new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
         plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
         rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, new_shared))
-        process = rewrap_processor(world.ddb, world.table, plan, rewrap_map, reread=get_item(world.ddb, world.table))
+        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
         counts = process([stale])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
@@ -272,16 +276,7 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
                 for _ in range(3):
                     assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
         new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
-        result = rewrap_segment(
-            RewrapPlan(world.shared, new_shared, None, "pii-vault"),
-            "j",
-            0,
-            1,
-            world.ddb,
-            world.kms,
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        result = segment(world, RewrapPlan(world.shared, new_shared, None, "pii-vault"), "j")
         assert result.counts["items_rewrapped"] == 9
         assert result.counts["reencrypt_calls"] == 2  # one pool key per view for all nine records
 
@@ -333,22 +328,73 @@ def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_rec
         assert "0" in before["slots"]["M"] and "mk_0" in before  # named by no blob now
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = rewrap_segment(
-            RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True),
-            "j-dry",
-            0,
-            1,
-            world.ddb,
-            world.kms,
-            table=world.table,
-            checkpoints=MemoryCheckpoints(),
-        )
+        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
         assert dry.counts["would_remove_unreferenced_slots"] == 2 and world.item("tenant-c", person) == before
-        result = rewrap_segment(
-            plan, "j1", 0, 1, world.ddb, world.kms, table=world.table, checkpoints=MemoryCheckpoints()
-        )
+        result = segment(world, plan, "j1")
         assert result.counts["unreferenced_slots_removed"] == 2 and result.counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
         assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
         assert body_of(world.read("tenant-c", person))["data"] == PERSON
         assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
+
+
+def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_every_item_before_the_key_goes(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints saying ``done`` planted in the jobs table for a job id: resuming that job used to
+    report done at once and schedule the key's deletion with every item still in the table."""
+    import json
+
+    from tools import jobs as cli
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        monkeypatch.setenv("PII_VAULT_TENANTS_TABLE", world.table + TENANTS_SUFFIX)
+        key_e = world.onboard("tenant-e")
+        people = [world.create("tenant-e") for _ in range(2)]
+        for segment in (0, 1):
+            world.ddb.put_item(
+                TableName=world.resources["jobs_table_name"],
+                Item={"job": {"S": "forged"}, "segment": {"N": str(segment)}, "done": {"BOOL": True}},
+            )
+        argv = ["offboard", "--customer", "tenant-e", "--segments", "1", "--resume", "forged", "--shred-key"]
+        assert cli.main([*argv, "--deletion-days", "7"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["segments"][-1]["shredded"] is True
+        assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
+        assert all(world.read("tenant-e", p).status_code == 404 for p in people)
+        assert world.kms.describe_key(KeyId=key_e)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_another_tenants_person_is_indexed(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The review's stall: the indexer caught only IntegrityError, so a KeyUnavailableError from a
+    shredded tenant key failed every retry of the batch, and the shard (another tenant's new person
+    with it) waited up to 24 hours. Now the record is skipped, counted and logged; nothing is parked."""
+    import logging
+
+    from chalicelib.service.indexer import SKIPPED_MESSAGE
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        key_v = world.onboard("victim")
+        world.create("victim")
+        key_id = world.kms.describe_key(KeyId=key_v)["KeyMetadata"]["KeyId"]
+        world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)  # shredded: its records no longer open
+        other = world.create("other")
+        indexer = build_indexer(world.settings("indexer"), Clients.of(world.kms, world.ddb))
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        parked: list[dict[str, Any]] = []
+        poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records, park=parked.append)
+        with caplog.at_level(logging.ERROR):
+            poller.drain()
+        assert poller.counts["unprocessable"] == 1 and poller.counts["written"] == 1 and parked == []
+        assert any(r.getMessage().startswith(f"{SKIPPED_MESSAGE} (key_unavailable)") for r in caplog.records)
+        with world.client("reader") as reader:
+            found = send(reader, "POST", "/customers/other/people/search", {"email": PERSON["email"]})
+        assert [p["id"] for p in body_of(found)["items"]] == [other]

@@ -13,7 +13,7 @@ from chalicelib.domain.validation import PERSON_FIELDS, parse_search
 from chalicelib.envelope.format import Opener, Sealer
 from chalicelib.keys.beacons import BeaconKeys, normalise_email, normalise_stored_email
 from chalicelib.keys.kms import FreshDataKeys
-from chalicelib.service import ReaderService, WriterService, bulk
+from chalicelib.service import ReaderService, WriterService
 from chalicelib.service.indexer import SKIPPED, STALE, UNCHANGED, WRITTEN, Indexer, StreamChange
 from chalicelib.store import layout
 from chalicelib.support.errors import ValidationError
@@ -252,28 +252,3 @@ def test_given_a_malformed_email_when_searching_then_a_validation_error_without_
     with pytest.raises(ValidationError) as raised:
         world["reader"].search_people("acme", "wilhelmina@@example.org", PERSON_FIELDS)
     assert raised.value.field == "email" and "wilhelmina" not in raised.value.message
-
-
-# -- job frame -------------------------------------------------------------------------------
-
-
-def test_given_a_deadline_then_run_segment_saves_and_a_rerun_resumes_without_redoing_pages() -> None:
-    data = [[{"n": i} for i in range(start, start + 3)] for start in (0, 3, 6)]
-    seen: list[int] = []
-
-    def pages(start: Any) -> tuple[list[dict[str, Any]], Any]:
-        index = 0 if start is None else start["page"]
-        return data[index], ({"page": index + 1} if index + 1 < len(data) else None)
-
-    def process(items: list[dict[str, Any]]) -> Counter[str]:
-        seen.extend(i["n"] for i in items)
-        return Counter(done=len(items))
-
-    checkpoints = bulk.MemoryCheckpoints()
-    clock = iter([False, True])
-    first = bulk.run_segment("j", 0, pages, process, checkpoints, out_of_time=lambda: next(clock, True))
-    assert (first.done, first.pages, seen) == (False, 1, [0, 1, 2])
-    second = bulk.run_segment("j", 0, pages, process, checkpoints)
-    assert second.done and second.counts["done"] == 9 and seen == list(range(9))
-    assert bulk.run_segment("j", 0, pages, process, checkpoints).pages == 3  # done: nothing again
-    assert seen == list(range(9))

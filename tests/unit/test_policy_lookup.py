@@ -31,6 +31,11 @@ def attrs(*names: str, **extra: str) -> dict[str, object]:
     return {"dynamodb:Attributes": list(names), **extra}
 
 
+def leading(*partitions: str) -> dict[str, object]:
+    """The request context of a write whose items' partition keys are ``partitions``."""
+    return {"dynamodb:LeadingKeys": list(partitions)}
+
+
 # -- indexer -------------------------------------------------------------------------------
 
 
@@ -123,9 +128,11 @@ def test_given_offboarding_then_no_kms_action_at_all() -> None:
         assert allowed(OFFBOARD, ALL_KMS, key, context={**GOOD, **MAC}) == set()
 
 
-def test_given_offboarding_then_it_queries_keys_and_creation_times_only() -> None:
-    keys_only = attrs("pk", "sk", "created_at", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
+def test_given_offboarding_then_it_queries_keys_only() -> None:
+    keys_only = attrs("pk", "sk", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
     assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, keys_only) == ALLOW
+    with_time = attrs("pk", "sk", "created_at", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
+    assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, with_time) == IMPLICIT_DENY  # it needs no timestamp
     ciphertext = attrs("pk", "sk", "f_email", **{"dynamodb:Select": "SPECIFIC_ATTRIBUTES"})
     assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, ciphertext) == IMPLICIT_DENY
     assert evaluate(OFFBOARD, "dynamodb:Query", TABLE, {"dynamodb:Select": "ALL_ATTRIBUTES"}) == IMPLICIT_DENY
@@ -137,7 +144,7 @@ def test_given_offboarding_then_it_deletes_but_never_writes_or_reads_items() -> 
     returned = {"dynamodb:ReturnValues": "ALL_OLD"}
     assert evaluate(OFFBOARD, "dynamodb:DeleteItem", TABLE, returned) == IMPLICIT_DENY
     assert allowed(OFFBOARD, DDB_ACTIONS, IDEMPOTENCY_TABLE) == {"dynamodb:DeleteItem", "dynamodb:Scan"}
-    assert allowed(OFFBOARD, DDB_ACTIONS, LEDGER) == {"dynamodb:PutItem"}
+    assert allowed(OFFBOARD, DDB_ACTIONS, LEDGER, context=leading("tenant#acme")) == {"dynamodb:PutItem"}
     assert allowed(OFFBOARD, DDB_ACTIONS, INDEX) == set()
 
 
@@ -154,7 +161,7 @@ def test_given_the_reader_then_search_adds_mac_and_index_query_and_stays_read_on
 
 
 def test_given_the_writer_then_it_appends_to_the_ledger_and_cannot_mac_or_read_it() -> None:
-    assert allowed(WRITER, DDB_ACTIONS, LEDGER) == {"dynamodb:PutItem"}
+    assert allowed(WRITER, DDB_ACTIONS, LEDGER, context=leading("person#acme")) == {"dynamodb:PutItem"}
     assert allowed(WRITER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == set()
     assert allowed(WRITER, DDB_ACTIONS, INDEX) == set()
 
@@ -175,3 +182,60 @@ def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_can
         )
         == IMPLICIT_DENY
     )
+
+
+# -- issue 21 C: who may append which ledger entry (chalicelib/store/tables.py) ------------------
+
+
+@pytest.mark.parametrize(
+    "partition",
+    ["tenant#victim", "victim", "tenant_done#victim", "person", "", "Tenant#victim"],
+    ids=["tenant", "legacy-shape", "done-mark", "no-tenant", "empty", "case"],
+)
+def test_given_the_writer_then_it_cannot_append_a_tenant_wide_entry_in_any_shape(partition: str) -> None:
+    """The review's plant: a writer PutItem ("victim", "tenant", "victim", 9999...) made every later
+    restore-replay delete the whole tenant. The writer's PutItem may name person and secret
+    partitions only; offboarding alone appends tenant entries."""
+    assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, leading(partition)) == IMPLICIT_DENY
+    assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, leading("person#acme", partition)) == IMPLICIT_DENY
+    assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, {}) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize("partition", ["person#acme", "secret#acme"])
+def test_given_the_writer_then_it_appends_its_own_erasures(partition: str) -> None:
+    assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, leading(partition)) == ALLOW
+
+
+def test_given_offboarding_then_it_appends_tenant_entries_only() -> None:
+    assert evaluate(OFFBOARD, "dynamodb:PutItem", LEDGER, leading("tenant#acme")) == ALLOW
+    for partition in ("person#acme", "secret#acme", "acme"):
+        assert evaluate(OFFBOARD, "dynamodb:PutItem", LEDGER, leading(partition)) == IMPLICIT_DENY
+    assert evaluate(OFFBOARD, "dynamodb:PutItem", LEDGER, {}) == IMPLICIT_DENY
+
+
+def test_given_the_stores_then_each_role_writes_the_partitions_its_policy_allows() -> None:
+    """The partitions the code writes are the ones the policies name (one source: tables.py)."""
+    from chalicelib.store import tables
+
+    for kind in tables.WRITER_LEDGER_KINDS:
+        partition = tables.ledger_partition(kind, "acme")
+        assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, leading(partition)) == ALLOW
+        assert evaluate(OFFBOARD, "dynamodb:PutItem", LEDGER, leading(partition)) == IMPLICIT_DENY
+    for kind in tables.OFFBOARD_LEDGER_KINDS:
+        partition = tables.ledger_partition(kind, "acme")
+        assert evaluate(OFFBOARD, "dynamodb:PutItem", LEDGER, leading(partition)) == ALLOW
+        assert evaluate(WRITER, "dynamodb:PutItem", LEDGER, leading(partition)) == IMPLICIT_DENY
+
+
+# -- issue 21 D: the indexer's on-failure destination -----------------------------------------
+
+QUEUE = f"arn:aws:sqs:us-east-1:{ACCOUNT}:pii-vault-indexer-failures"
+
+
+def test_given_the_indexer_then_it_may_only_send_to_its_failure_queue() -> None:
+    sqs = ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:PurgeQueue", "sqs:GetQueueAttributes")
+    assert ARNS.failure_queue() == QUEUE
+    assert allowed(INDEXER, sqs, QUEUE) == {"sqs:SendMessage"}
+    assert allowed(INDEXER, sqs, f"arn:aws:sqs:us-east-1:{ACCOUNT}:pii-vault-other") == set()
+    for policy in (WRITER, READER, OFFBOARD):
+        assert allowed(policy, sqs, QUEUE) == set()

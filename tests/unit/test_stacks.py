@@ -30,6 +30,7 @@ from infra.observability import (
     error_filter_pattern,
     fleet_integrity_filter_pattern,
     indexer_integrity_filter_pattern,
+    indexer_skipped_filter_pattern,
 )
 from infra.package import ROOT, write_templates
 from infra.params import DEFAULT_LOG_RETENTION_DAYS, load_params, parameter_overrides
@@ -66,6 +67,7 @@ def resolve(value: Any, env: str = "dev") -> Any:
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
         "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
+        "IndexerFailureQueue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:pii-vault-{env}-indexer-failures",
     }
     refs = {"KeyAdminArn": ADMIN, "Environment": env, "AWS::AccountId": ACCOUNT}
     pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "Environment": env}
@@ -490,3 +492,66 @@ def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filte
 
     assert len(counted) == 1 and pid in counted[0]["message"]
     assert any("indexer batch" in e["message"] for e in events)  # the batch summary does not count
+
+
+# -- issue 21 D: the stream mapping survives a poison record -----------------------------------
+
+
+def test_given_the_indexer_merge_template_then_its_stream_mapping_bisects_bounds_its_retries_and_parks_failures():
+    from chalicelib.stages.registry import STREAM_DELIVERY
+    from infra.specs import FAILURE_QUEUE
+
+    functions = merge("indexer")["Resources"]
+    (stream,) = [f for f in functions.values() if "Events" in f["Properties"]]
+    ((_, event),) = stream["Properties"]["Events"].items()
+    properties = event["Properties"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert 0 < properties["MaximumRetryAttempts"] == STREAM_DELIVERY.max_retry_attempts <= 10
+    destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{FAILURE_QUEUE.output}"}}
+
+
+def test_given_the_base_template_then_the_failure_queue_is_encrypted_exported_alarmed_and_the_indexers_alone(base):
+    from infra.specs import FAILURE_QUEUE
+
+    queue = base["Resources"][FAILURE_QUEUE.logical_id]
+    assert queue["Type"] == "AWS::SQS::Queue" and queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert base["Outputs"][FAILURE_QUEUE.output]["Value"] == {"Fn::GetAtt": [FAILURE_QUEUE.logical_id, "Arn"]}
+    alarm = base["Resources"]["IndexerFailureQueueAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        1,
+    )
+    queue_arn = resolve({"Fn::GetAtt": [FAILURE_QUEUE.logical_id, "Arn"]})
+    for role in ROLES:
+        policy = resolve(base["Resources"][role.replace("Role", "Policy")]["Properties"]["PolicyDocument"])
+        sends = [s for s in policy["Statement"] if "sqs:SendMessage" in str(s["Action"])]
+        assert sends == ([] if role != "IndexerRole" else [sends[0]])
+        if sends:
+            assert sends[0]["Resource"] == queue_arn and sends[0]["Action"] == "sqs:SendMessage"
+
+
+def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_filter_counts_its_line(caplog):
+    from chalicelib.service.indexer import SKIPPED_MESSAGE
+    from chalicelib.support.errors import KeyUnavailableError
+    from tests.unit import test_stream
+
+    world = test_stream.world.__wrapped__()
+    indexer, gone, other = test_stream.poisoned(world, KeyUnavailableError("the tenant's key is pending deletion"))
+    with caplog.at_level(logging.INFO):
+        indexer.handle_records([test_stream.record("gone", gone, 1), test_stream.record("acme", other, 2)])
+    events = [lambda_json_line(r) for r in caplog.records]
+    counted = [e for e in events if filter_matches(indexer_skipped_filter_pattern(), e)]
+    assert len(counted) == 1 and counted[0]["message"].startswith(SKIPPED_MESSAGE) and gone in counted[0]["message"]
+    assert not [e for e in events if filter_matches(indexer_integrity_filter_pattern(), e)]
+
+
+def test_given_the_base_template_then_the_stream_functions_skipped_records_are_counted_and_alarmed(base):
+    resources = base["Resources"]
+    flt = resources["IndexerSkippedRecordsFilter"]["Properties"]
+    assert flt["FilterPattern"] == indexer_skipped_filter_pattern()
+    assert flt["LogGroupName"] == {"Ref": "IndexerIndexBeaconsLogGroup"}
+    alarm = resources["IndexerSkippedRecordsAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("IndexerSkippedRecords", 1)

@@ -145,11 +145,16 @@ class FakeReEncryptor:
 
 
 class FakeTable:
+    """A boto3 DynamoDB client that records the rewrap store's UpdateItem (and finds nothing)."""
+
     def __init__(self) -> None:
         self.updates: list[dict[str, object]] = []
 
     def update_item(self, **kwargs: object) -> dict[str, object]:
         self.updates.append(kwargs)
+        return {}
+
+    def get_item(self, **_kwargs: object) -> dict[str, object]:
         return {}
 
 
@@ -166,11 +171,13 @@ def person(full_kind: int, masked_kind: int) -> dict[str, object]:
 
 
 def run(item: dict[str, object], customer: str | None) -> tuple[object, FakeReEncryptor, FakeTable]:
-    from chalicelib.service.rewrap import RewrapMap, RewrapPlan, rewrap_processor
+    from chalicelib.keys.reencrypt import RewrapMap
+    from chalicelib.service.rewrap import RewrapPlan, rewrap_processor
+    from chalicelib.store.job_items import DynamoDbSlotItems
 
     kms, table = FakeReEncryptor(), FakeTable()
     plan = RewrapPlan("shared", "target", customer, "pii-vault")
-    counts = rewrap_processor(table, "t", plan, RewrapMap(kms), reread=lambda _k: None)([item])  # type: ignore[arg-type]
+    counts = rewrap_processor(DynamoDbSlotItems(table, "t"), plan, RewrapMap(kms))([item])  # type: ignore[arg-type]
     return counts, kms, table
 
 
@@ -213,7 +220,8 @@ def test_given_a_masked_blob_claiming_a_full_view_kind_then_the_item_is_left_alo
 
 def test_given_the_verify_pass_then_masked_slots_are_checked_under_their_context() -> None:
     from chalicelib.envelope.format import KIND_MASKED_TENANT
-    from chalicelib.service.rewrap import RewrapMap, RewrapPlan, verify_processor
+    from chalicelib.keys.reencrypt import RewrapMap
+    from chalicelib.service.rewrap import RewrapPlan, verify_processor
 
     kms = FakeReEncryptor()
     plan = RewrapPlan("shared", "target", "acme", "pii-vault")
