@@ -20,8 +20,9 @@ A ``console``, ``sh`` or ``python`` block whose first line starts with ``# Illus
 shown, never run: what follows says why (an AWS account, a placeholder to fill in). That
 comment is how a reader tells; every other block runs in the e2e tier
 (``tests/e2e/test_docs_examples.py``) from a clean environment (no AWS or PII_VAULT_
-variables) against a fresh local stack, with the documented default ports (``make dev``'s)
-mapped to the stack's.
+variables) against the e2e tier's local stack, with the documented default ports (``make
+dev``'s) mapped to the stack's, and the documentation's tenants (``tenants()``) emptied
+before each file, as `make dev` starts.
 """
 
 from __future__ import annotations
@@ -70,6 +71,25 @@ def blocks(path: Path) -> Iterator[Block]:
     for region in RawFencedCodeBlockLexer(info_pattern=_INFO)(document):
         line = text.count("\n", 0, region.start) + 1
         yield Block(path, line, region.lexemes["info"].strip(), str(region.lexemes["source"]))
+
+
+# The tenants the runnable blocks name: in a path (``customers/acme``), an option
+# (``--customer acme``) or as a call's first argument (``vault.get_person("acme", ...)``).
+# An over-approximation is harmless (the other e2e tests' tenants are their own, per test).
+_TENANT_MENTIONS = re.compile(
+    r"customers/(?P<path>[A-Za-z0-9_-]{1,64})|--customer[ =](?P<option>[A-Za-z0-9_-]{1,64})"
+    r"|\w\(\s*[\"'](?P<argument>[A-Za-z0-9_-]{1,64})[\"']"
+)
+
+
+def tenants(paths: list[Path]) -> set[str]:
+    """Every tenant id a runnable block of these files names."""
+    found: set[str] = set()
+    for path in paths:
+        for block in blocks(path):
+            if block.info in RUN and not block.illustrative:
+                found.update(t for m in _TENANT_MENTIONS.finditer(block.source) for t in m.groups() if t)
+    return found
 
 
 # -- console transcripts ---------------------------------------------------------------

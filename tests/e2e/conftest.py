@@ -26,6 +26,7 @@ class LocalStack:
     moto_url: str = ""
     masked_url: str = ""
     env: dict | None = None  # the children's environment (for running tools against the stack)
+    stack: DevStack | None = None  # the stack itself (ports, log directory: tests/e2e/test_docs_examples.py)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,7 @@ def local_stack(tmp_path_factory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.tools_env(),
+            stack=stack,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.

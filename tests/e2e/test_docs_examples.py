@@ -1,7 +1,8 @@
 """Every runnable code block of the documentation, run against a local stack (tests/docs_examples.py).
 
-One test per file, its blocks in order, as a reader would run them after ``make dev``: a
-fresh local stack for this module, emptied before each file; commands run from the
+One test per file, its blocks in order, as a reader would run them after ``make dev``: the
+e2e tier's local stack (``local_stack``: no stack of its own), the documentation's tenants
+emptied before each file (the other tests' tenants are theirs); commands run from the
 project's root in a clean environment (no AWS_* or PII_VAULT_* variables); the documented
 default ports are mapped to the stack's. Sybil finds the blocks and runs the examples;
 the evaluators below say what running a block means.
@@ -13,7 +14,6 @@ import difflib
 import os
 import shlex
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,19 @@ import pytest
 from sybil import Example, Sybil
 from sybil.parsers.markdown import CodeBlockParser
 
+from chalicelib.store.tables import REF_TARGET, REF_TARGETS
 from tests.docs_examples import (
     ILLUSTRATIVE,
     bind,
     doc_files,
     match_output,
     normalise,
+    tenants,
     transcript,
 )
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
-from tools.devstack import DevStack, free_port
+from tools.devstack import DevStack
 from tools.docs import ROOT
 
 COMMAND_TIMEOUT = 180
@@ -129,30 +131,32 @@ SYBIL = Sybil(
 
 
 @pytest.fixture(scope="module")
-def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = {name: free_port() for name in ("moto", "writer", "reader", "masked")}
-    stack = DevStack(
-        moto_port=ports["moto"],
-        writer_port=ports["writer"],
-        reader_port=ports["reader"],
-        masked_port=ports["masked"],
-        log_dir=tmp_path_factory.mktemp("docs-devstack"),
-    )
-    with stack:
-        yield stack
-        dynamodb = stack.client("dynamodb")
-        for table in dynamodb.list_tables()["TableNames"]:
-            GUARD.observe_items(f"docs stack table {table}", scan_all(dynamodb, table))
-    for log in sorted(Path(stack.log_dir or ".").glob("*.log")):
-        GUARD.observe("file", f"docs stack log {log.name}", log.read_bytes())
+def docs_tenants() -> set[str]:
+    return tenants(doc_files())
 
 
-def _empty_tables(stack: DevStack) -> None:
-    """Every table as `make dev` starts it: empty (the keys and tables stay)."""
+def _belongs(value: object, tenant_ids: set[str]) -> bool:
+    """Whether a key attribute names one of these tenants (as itself or a `#`-separated part)."""
+    return isinstance(value, str) and not tenant_ids.isdisjoint(value.split("#"))
+
+
+def _empty_tenants(stack: DevStack, tenant_ids: set[str]) -> None:
+    """Every item of these tenants, in every table, gone (keys and tables stay): as `make dev` starts.
+
+    An idempotency reference goes with the Powertools records it names (their ids name no
+    tenant). The no-plaintext guard sees every item before it goes.
+    """
     dynamodb = stack.client("dynamodb")
     for table in dynamodb.list_tables()["TableNames"]:
         keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-        for item in scan_all(dynamodb, table):
+        items = scan_all(dynamodb, table)
+        GUARD.observe_items(f"docs examples' table {table}", items)
+        for item in items:
+            if not any(_belongs(next(iter(item[k].values())), tenant_ids) for k in keys):
+                continue
+            named = item.get(REF_TARGETS, {}).get("SS", []) + ([item[REF_TARGET]["S"]] if REF_TARGET in item else [])
+            for record in named:
+                dynamodb.delete_item(TableName=table, Key={keys[0]: {"S": record}})
             dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
 
 
@@ -166,9 +170,12 @@ def _documents() -> list[Any]:
 
 
 @pytest.mark.parametrize("path", _documents())
-def test_every_runnable_block_of_the_file_runs_as_documented(path: Path, docs_stack: DevStack) -> None:
+def test_every_runnable_block_of_the_file_runs_as_documented(
+    path: Path, local_stack: Any, docs_tenants: set[str]
+) -> None:
+    stack: DevStack = local_stack.stack
     document = SYBIL.parse(path)
-    _empty_tables(docs_stack)
-    document.namespace["docs"] = Context(docs_stack)
+    _empty_tenants(stack, docs_tenants)
+    document.namespace["docs"] = Context(stack)
     for example in document:
         example.evaluate()
