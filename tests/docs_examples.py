@@ -77,7 +77,7 @@ def blocks(path: Path) -> Iterator[Block]:
 # (``--customer acme``) or as a call's first argument (``vault.get_person("acme", ...)``).
 # An over-approximation is harmless (the other e2e tests' tenants are their own, per test).
 _TENANT_MENTIONS = re.compile(
-    r"customers/(?P<path>[A-Za-z0-9_-]{1,64})|--customer[ =](?P<option>[A-Za-z0-9_-]{1,64})"
+    r"customers/(?P<path>[A-Za-z0-9_-]{1,64})|--customer(?:-id)?[ =](?P<option>[A-Za-z0-9_-]{1,64})"
     r"|\w\(\s*[\"'](?P<argument>[A-Za-z0-9_-]{1,64})[\"']"
 )
 
