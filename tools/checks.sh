@@ -15,7 +15,7 @@
 #   8. mypy: strict on chalicelib/, infra/, tools/, app.py and the client (pyproject.toml [tool.mypy])
 #   9. the documentation: `make docs` (generated tables fresh, mkdocs build --strict), then its
 #      checks and examples (tests/unit/test_docs.py, tests/e2e/test_docs_examples.py: every
-#      runnable block of the README, SECURITY.md and docs/ against a fresh local stack)
+#      runnable block of the README, SECURITY.md and docs/ against one local stack)
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
