@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.requirements.stamp
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check docs bench policies openapi load package clean
+.PHONY: .venv dev test check docs bench policies openapi load package rehearse clean
 
 .venv: $(STAMP)
 
@@ -21,8 +21,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 dev: .venv
 	$(PY) -m tools.devstack
 
+# Tests run on every core (pytest-xdist); the e2e tier shares one worker and one local stack.
+# One process: make test TEST_WORKERS=0
+TEST_WORKERS ?= auto
 test: .venv
-	$(PY) -m pytest tests/unit tests/integration tests/e2e
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration tests/e2e
 
 # cfn-lint, checkov, parliament, bandit, pip-audit, ruff, mypy: see tools/checks.sh.
 check: .venv .venv-checkov
@@ -37,19 +40,28 @@ docs: .venv
 	@! grep -rlE 'src="(https?:)?//|url\((https?:)?//' site --include=*.html --include=*.css \
 		|| { echo "docs: the pages above load something from another host"; exit 1; }
 
-# Side-by-side benchmark on moto (about 6 minutes at the defaults); not part of `make test`.
-# Writes docs/benchmark.json, docs/benchmark-coldstart.json, docs/benchmark.png, docs/workload.json
-# (the workload model adds about a minute; skip it with BENCH_ARGS=--skip-workload).
-# Quicker: make bench BENCH_ARGS="--records 200 --kms-latency-ms 5"
+# Benchmarks on moto; not part of `make test`. BENCH_SIZE=quick (the default) stays within 10
+# minutes on a 2-core machine; BENCH_SIZE=full runs the sizes the full-size figures of docs/performance.md
+# come from (far longer: 10,000-people lookups, a 10,000-record rewrap); bench/sizes.py says what each
+# size runs. In order:
+# - bench.run: the approaches side by side, one operation of each kind metered, the cold start of
+#   every function of every stage (packages like `make package`), the workload model; writes
+#   benchmark.json, .png, benchmark-operations.json, benchmark-coldstart.json, workload.json
+#   (BENCH_ARGS="--skip-workload --skip-cold-start --records 200" and so on);
+# - bench.lookup: lookup by email against query-and-decrypt (LOOKUP_ARGS="--people 1000 --naive-lookups 3");
+# - bench.rewrap: the rewrap row, caches on and off (REWRAP_ARGS="--records 500");
+# - bench.cost: the all-in cost table from the figures above: cost.md, cost.json, cost.png.
+# Everything is written to BENCH_OUT (default docs; e.g. BENCH_OUT=/tmp/bench to keep docs/ as it is).
+BENCH_SIZE ?= quick
+BENCH_OUT ?= docs
 BENCH_ARGS ?=
-# Lookup by email (bench/lookup.py, about 15 minutes at 1,000 and 10,000 people); quicker:
-# make bench LOOKUP_ARGS="--people 1000 --naive-lookups 3"
 LOOKUP_ARGS ?=
-# Rewrap row (bench/rewrap.py, 10,000 records, caches on and off); quicker: REWRAP_ARGS="--records 500"
+REWRAP_ARGS ?=
 bench: .venv
-	$(PY) -m bench.run $(BENCH_ARGS)
-	$(PY) -m bench.lookup $(LOOKUP_ARGS)
-	$(PY) -m bench.rewrap --out docs/benchmark-rewrap.json $(REWRAP_ARGS)
+	$(PY) -m bench.run --size $(BENCH_SIZE) --out $(BENCH_OUT) $(BENCH_ARGS)
+	$(PY) -m bench.lookup --size $(BENCH_SIZE) --out $(BENCH_OUT)/benchmark-lookup.json $(LOOKUP_ARGS)
+	$(PY) -m bench.rewrap --size $(BENCH_SIZE) --out $(BENCH_OUT)/benchmark-rewrap.json $(REWRAP_ARGS)
+	$(PY) -m bench.cost --dir $(BENCH_OUT)
 
 # Caller policies (policies/callers/*.json, example account): see docs/callers.md.
 policies: .venv
@@ -69,6 +81,11 @@ load: .venv
 # bytecode compiled for the function's runtime added to the zip. See docs/deploy.md.
 package: .venv
 	$(PY) -m infra package --out out
+
+# Both deploy paths of every stage on one base stack, against a local moto, then torn down
+# (tools/rehearse.py; docs/deploy.md "Offline rehearsal"). A few minutes; not part of `make test`.
+rehearse: .venv
+	$(PY) -m tools.rehearse
 
 # checkov lives in its own venv: its exact boto3 pin conflicts with requirements-dev.txt.
 .venv-checkov: requirements-checkov.txt

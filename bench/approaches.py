@@ -89,14 +89,16 @@ class _Esdk(Approach):
         )
 
     def _encrypt(self, plaintext: bytes, context: dict[str, str]) -> bytes:
-        return self.esdk.encrypt(source=plaintext, key_provider=self.provider, encryption_context=context)[0]
+        message: bytes = self.esdk.encrypt(source=plaintext, key_provider=self.provider, encryption_context=context)[0]
+        return message
 
     def _decrypt(self, message: bytes, context: dict[str, str]) -> bytes:
         plaintext, header = self.esdk.decrypt(source=message, key_provider=self.provider)
         # The ESDK authenticates the context but does not compare it with what we expect.
         if any(header.encryption_context.get(k) != v for k, v in context.items()):
             raise RuntimeError("encryption context mismatch")
-        return plaintext
+        opened: bytes = plaintext
+        return opened
 
 
 class EsdkPerField(_Esdk):
@@ -123,4 +125,5 @@ class EsdkPerRecord(_Esdk):
 
     def read(self, index: int) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=self.table, Key=self._key(index), ConsistentRead=True)["Item"]
-        return json.loads(self._decrypt(item["record"]["B"], self._context(index)))
+        person: dict[str, Any] = json.loads(self._decrypt(item["record"]["B"], self._context(index)))
+        return person

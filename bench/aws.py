@@ -35,68 +35,160 @@ class KmsMeter:
 class DynamoMeter:
     """botocore hooks: DynamoDB request units as billed on demand (AWS "item sizes" rules).
 
-    A write of one item costs one write unit per started KB (PutItem: measured from the
-    item sent; UpdateItem and DeleteItem, which the benchmark does not time: one unit, a
-    lower bound); a transaction costs twice. A read costs one read unit per started 4 KB
-    of each item returned, half for an eventually consistent read.
+    Writes: an item written (PutItem, UpdateItem, DeleteItem, each item of a BatchWriteItem)
+    costs one write unit per started KB of the larger of the item before and after the write;
+    each item of a transaction (ConditionCheck included) twice. With ``stored`` (the sandbox's
+    probe: the item as the table holds it, read without a request) those sizes are exact;
+    without it PutItem counts the item sent and UpdateItem / DeleteItem one unit (lower bounds).
+    Reads: a GetItem (a missing item too), each item of a BatchGetItem and each Query page cost
+    one read unit per started 4 KB, half when eventually consistent (a GSI query always is).
 
-    The hooks only keep what they see; sizes are computed when the units are asked for,
-    so the metering adds next to nothing to the latencies the benchmark times.
+    The hooks keep what they see (the probe reads an in-process dict); sizes of what was read
+    are computed when the units are asked for, so the metering adds little to timed latencies.
+    ``seconds``: the time spent in DynamoDB requests (moto's, here), from sending to the parsed
+    answer, so that a caller can tell its own code's time from the database's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stored: StoredItems | None = None) -> None:
         self.calls: Counter[str] = Counter()
-        self._writes: list[tuple[str, Any]] = []  # (operation, item or transaction items)
-        self._reads: list[tuple[str, float, Any]] = []  # (operation, read factor, parsed response)
+        self.stored = stored
+        self._writes: list[float] = []  # write units of each write request
+        self._reads: list[tuple[str, float, Any, int]] = []  # (operation, read factor, response, keys asked)
+        self.seconds = 0.0
 
     def attach(self, events: Any) -> None:
         events.register("before-parameter-build.dynamodb.*", self._before)
+        events.register("before-call.dynamodb.*", self._started)
         events.register("after-call.dynamodb.*", self._after)
 
+    @staticmethod
+    def _started(context: dict[str, Any], **_: Any) -> None:
+        context["bench_started"] = time.perf_counter()
+
+    @staticmethod
+    def _written(params: dict[str, Any], operation: str) -> list[tuple[str, dict[str, Any], int, bool]]:
+        """(table, key or whole item, weight, whether the item is sent whole) of every item a request writes."""
+        if operation == "PutItem":
+            return [(params["TableName"], params["Item"], 1, True)]
+        if operation in ("UpdateItem", "DeleteItem"):
+            return [(params["TableName"], params["Key"], 1, False)]
+        found = []
+        if operation == "TransactWriteItems":
+            for entry in params.get("TransactItems", []):
+                ((kind, action),) = entry.items()
+                whole = kind == "Put"
+                found.append((action["TableName"], action["Item"] if whole else action["Key"], 2, whole))
+        elif operation == "BatchWriteItem":
+            for table, requests in params.get("RequestItems", {}).items():
+                for request in requests:
+                    put = request.get("PutRequest")
+                    found.append(
+                        (table, put["Item"], 1, True) if put else (table, request["DeleteRequest"]["Key"], 1, False)
+                    )
+        return found
+
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        self.calls[model.name] += 1
-        context["bench_read_factor"] = 1.0 if params.get("ConsistentRead") else 0.5
-        if model.name == "BatchGetItem":
+        operation = model.name
+        self.calls[operation] += 1
+        consistent = params.get("ConsistentRead") and "IndexName" not in params
+        context["bench_read_factor"] = 1.0 if consistent else 0.5
+        if operation == "BatchGetItem":
             tables = params.get("RequestItems", {}).values()
             context["bench_read_factor"] = 1.0 if all(t.get("ConsistentRead") for t in tables) else 0.5
-        if model.name == "PutItem":
-            self._writes.append((model.name, params["Item"]))
-        elif model.name in ("UpdateItem", "DeleteItem", "TransactWriteItems"):
-            self._writes.append((model.name, params.get("TransactItems")))
+            context["bench_keys"] = sum(len(t.get("Keys", [])) for t in tables)
+        written = self._written(params, operation)
+        if written:
+            before = [self.stored.size(table, item) if self.stored else 0 for table, item, _, _ in written]
+            context["bench_writes"] = (written, before)
 
     def _after(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        self.seconds += time.perf_counter() - context.pop("bench_started", time.perf_counter())
         if model.name in ("GetItem", "BatchGetItem", "Query"):
-            self._reads.append((model.name, context.get("bench_read_factor", 1.0), parsed))
+            factor = context.get("bench_read_factor", 1.0)
+            self._reads.append((model.name, factor, parsed, context.get("bench_keys", 0)))
+        pending = context.pop("bench_writes", None)
+        if pending is not None:
+            written, before = pending
+            units = 0.0
+            for (table, item, weight, whole), size_before in zip(written, before, strict=True):
+                if self.stored is not None:
+                    size_after = self.stored.size(table, item)
+                else:
+                    size_after = item_size(item) if whole else 0
+                units += weight * max(1, math.ceil(max(size_before, size_after) / 1024))
+            self._writes.append(units)
 
     @property
     def write_units(self) -> float:
-        units = 0.0
-        for operation, sent in self._writes:
-            if operation == "PutItem":
-                units += math.ceil(item_size(sent) / 1024)
-            elif operation == "TransactWriteItems":
-                units += 2 * len(sent or [])
-            else:
-                units += 1
-        return units
+        return sum(self._writes)
 
     @property
     def read_units(self) -> float:
         units = 0.0
-        for operation, factor, parsed in self._reads:
-            if operation == "GetItem" and "Item" in parsed:
-                units += factor * math.ceil(item_size(parsed["Item"]) / 4096)
+        for operation, factor, parsed, asked in self._reads:
+            if operation == "GetItem":
+                units += factor * max(1, math.ceil(item_size(parsed.get("Item", {})) / 4096))
             elif operation == "BatchGetItem":
                 items = [i for found in parsed.get("Responses", {}).values() for i in found]
-                units += factor * sum(math.ceil(item_size(i) / 4096) for i in items)
+                missing = max(0, asked - len(items))
+                units += factor * (sum(max(1, math.ceil(item_size(i) / 4096)) for i in items) + missing)
             elif operation == "Query":
-                units += factor * math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / 4096)
+                units += factor * max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / 4096))
         return units
+
+
+class StoredItems:
+    """The size of an item as a moto table in this process holds it (no request: moto's own state)."""
+
+    def __init__(self, region: str = REGION) -> None:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        self._backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][region]
+
+    def size(self, table_name: str, key_or_item: dict[str, Any]) -> int:
+        """Billed size of the stored item with this key (0 if there is none)."""
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        table = self._backend.get_table(table_name)
+        hash_key = DynamoType(key_or_item[table.hash_key_attr])
+        range_key = DynamoType(key_or_item[table.range_key_attr]) if table.range_key_attr else None
+        stored = table.get_item(hash_key, range_key)
+        return 0 if stored is None else item_size(_decoded(stored.to_json()["Attributes"]))
+
+
+def _decoded(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as moto keeps it (binaries as base64 text), binaries as bytes again."""
+    return {name: _decoded_value(value) for name, value in item.items()}
+
+
+def _decoded_value(value: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    ((kind, inner),) = value.items()
+    if kind == "B" and isinstance(inner, str):
+        return {kind: base64.b64decode(inner)}
+    if kind == "BS":
+        return {kind: [base64.b64decode(v) if isinstance(v, str) else v for v in inner]}
+    if kind == "M":
+        return {kind: _decoded(inner)}
+    if kind == "L":
+        return {kind: [_decoded_value(v) for v in inner]}
+    return value
+
+
+def local_resources(kms: Any, ddb: Any) -> dict[str, str]:
+    """Every key and table of a local environment (what ``make dev`` bootstraps, from the base
+    stack's specs), as ``tools.devstack.local_environment`` expects them."""
+    from infra.local import bootstrap
+
+    return bootstrap(kms, ddb)
 
 
 @contextmanager
 def aws_sandbox() -> Iterator[dict[str, str]]:
-    """mock_aws with dummy credentials; AWS_ENDPOINT_URL would bypass the mock."""
+    """mock_aws with dummy credentials and a bootstrapped local environment (its resources);
+    AWS_ENDPOINT_URL would bypass the mock."""
     saved = dict(os.environ)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PII_VAULT_ROLE"):
         os.environ.pop(name, None)
@@ -107,13 +199,14 @@ def aws_sandbox() -> Iterator[dict[str, str]]:
     )
     from moto import mock_aws
 
-    from infra.local import bootstrap
+    from tools.moto_fidelity import install
 
+    install()  # moto answers as KMS does (GenerateMac names the key ARN, disabled keys refuse)
     try:
         with mock_aws():
             import boto3
 
-            yield bootstrap(boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION))
+            yield local_resources(boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION))
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -128,6 +221,7 @@ def kms_client(meter: KmsMeter) -> Any:
 
 
 def ddb_client(meter: DynamoMeter | None = None) -> Any:
+    """A DynamoDB client of the sandbox; ``meter`` counts its requests' units."""
     import boto3
 
     client = boto3.client("dynamodb", region_name=REGION)

@@ -28,7 +28,7 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.legend(loc="lower right", fontsize=8)
         else:
             ax.barh(list(ys), [r[write_key] for r in results], height=0.6, color="#55A868")
-        if log:
+        if log and read_key:
             ax.set_xscale("log")
             for y, r in zip(ys, results, strict=True):
                 ax.text(r[write_key], y + 0.2, f" {r[write_key]:.3g}", va="center", fontsize=7)

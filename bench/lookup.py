@@ -1,6 +1,6 @@
 """Lookup by email: beacon search against "query the tenant and decrypt every record".
 
-    python -m bench.lookup [--people 1000 10000] [--lookups 50] [--naive-lookups 10]
+    python -m bench.lookup [--size quick|full] [--people 1000 10000] [--lookups 50] [--naive-lookups 10]
                            [--kms-latency-ms 10] [--out docs/benchmark-lookup.json]
     python -m bench.lookup --lag 20     # indexing lag on the local stack (make dev's setup)
 
@@ -21,20 +21,20 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import statistics
 import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REGION = "us-east-1"
-ROOT = Path(__file__).resolve().parents[1]
+from bench.aws import aws_sandbox, item_size
+from bench.measure import percentile
+from bench.sizes import add_size_argument, size_from_argv
+from bench.stages import REGION, ROOT
 
 
 def person(n: int, rng: random.Random) -> dict[str, Any]:
@@ -45,28 +45,6 @@ def person(n: int, rng: random.Random) -> dict[str, Any]:
         "dob": f"19{rng.randrange(40, 99)}-0{rng.randrange(1, 9)}-1{rng.randrange(0, 9)}",
         "address": {"line1": f"{n} Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
     }
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def _size(value: dict[str, Any]) -> int:
-    ((kind, raw),) = value.items()
-    if kind == "S":
-        return len(raw.encode())
-    if kind == "B":
-        return len(raw)
-    if kind == "N":
-        return (len(raw.lstrip("-").replace(".", "").strip("0") or "0") + 1) // 2 + 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _size(v) + 1 for k, v in raw.items())
-    return len(str(raw))
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + _size(value) for name, value in item.items())
 
 
 class Meter:
@@ -118,26 +96,6 @@ class Meter:
         self.writes.clear()
 
 
-@contextmanager
-def sandbox() -> Iterator[dict[str, str]]:
-    saved = dict(os.environ)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PII_VAULT_ROLE"):
-        os.environ.pop(name, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)  # noqa: S106 - moto
-    from moto import mock_aws
-
-    from infra.local import bootstrap
-
-    try:
-        with mock_aws():
-            import boto3
-
-            yield bootstrap(boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float) -> list[dict[str, Any]]:
     import boto3
     from chalice.test import Client
@@ -152,7 +110,7 @@ def run_size(count: int, lookups: int, naive_lookups: int, kms_latency_s: float)
     rng = random.Random(count)
     data = [person(n, rng) for n in range(count)]
     customer = f"bench{count}"
-    with sandbox():
+    with aws_sandbox():
         reader_meter, indexer_meter = Meter(kms_latency_s), Meter(kms_latency_s)
         writer = create_app(
             settings=Settings("writer", region=REGION, **callers),
@@ -303,10 +261,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.lookup", description=__doc__.split("\n")[0])
-    parser.add_argument("--people", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--lookups", type=int, default=50)
-    parser.add_argument("--naive-lookups", type=int, default=10)
+    size = size_from_argv(argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.lookup", description=(__doc__ or "").split("\n")[0])
+    add_size_argument(parser)
+    parser.add_argument("--people", type=int, nargs="+", default=list(size.lookup_people))
+    parser.add_argument("--lookups", type=int, default=size.lookups)
+    parser.add_argument("--naive-lookups", type=int, default=size.naive_lookups)
     parser.add_argument("--kms-latency-ms", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmark-lookup.json")
     parser.add_argument("--lag", type=int, metavar="SAMPLES", help="measure indexing lag on a local stack instead")
@@ -321,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += run_size(count, min(args.lookups, count), min(args.naive_lookups, count), args.kms_latency_ms / 1000)
         print(table(rows), file=sys.stderr, flush=True)
     print(table(rows))
-    args.out.write_text(json.dumps({"kms_latency_ms": args.kms_latency_ms, "rows": rows}, indent=2) + "\n")
+    document = {"size": args.size, "kms_latency_ms": args.kms_latency_ms, "rows": rows}
+    args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

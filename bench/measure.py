@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.approaches import FIELDS, Approach
-from bench.aws import DynamoMeter, KmsMeter, binary_bytes, ddb_client, item_size, tenant_items
+from bench.aws import DynamoMeter, KmsMeter, StoredItems, binary_bytes, ddb_client, item_size, tenant_items
 from bench.prices import DYNAMODB_PER_READ_UNIT, DYNAMODB_PER_WRITE_UNIT, per_million_records
 from chalicelib.domain.validation import encode_field
 
@@ -20,8 +21,9 @@ def plaintext_bytes(person: dict[str, Any]) -> int:
 
 
 def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest sample with at least ``q`` % of the samples at or below it."""
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 @dataclass
@@ -31,11 +33,12 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     write_units: float = 0.0
     read_units: float = 0.0
+    dynamodb_seconds: float = 0.0
 
 
 def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[], None]]]) -> Phase:
     """Run ``steps`` (records covered, action); per-record latency is step time / records covered."""
-    before, units = meter.total(), (ddb.write_units, ddb.read_units)
+    before, units, in_ddb = meter.total(), (ddb.write_units, ddb.read_units), ddb.seconds
     latencies: list[float] = []
     started = time.perf_counter()
     for covered, step in steps:
@@ -43,13 +46,20 @@ def _timed(meter: KmsMeter, ddb: DynamoMeter, steps: list[tuple[int, Callable[[]
         step()
         latencies += [(time.perf_counter() - t0) * 1000 / covered] * covered
     seconds = time.perf_counter() - started
-    return Phase(meter.total() - before, seconds, latencies, ddb.write_units - units[0], ddb.read_units - units[1])
+    return Phase(
+        meter.total() - before,
+        seconds,
+        latencies,
+        ddb.write_units - units[0],
+        ddb.read_units - units[1],
+        ddb.seconds - in_ddb,
+    )
 
 
 def run_approach(
     cls: type[Approach], resources: dict[str, str], data: list[dict[str, Any]], latency_s: float, read_order: list[int]
 ) -> dict[str, Any]:
-    meter, ddb_meter = KmsMeter(latency_s), DynamoMeter()
+    meter, ddb_meter = KmsMeter(latency_s), DynamoMeter(StoredItems())
     approach = cls(resources, meter, ddb_meter)
     n = len(data)
 
@@ -89,8 +99,12 @@ def run_approach(
         "kms_operations": dict(meter.calls),
         "records_per_s_write": n / writes.seconds,
         "records_per_s_read": n / reads.seconds,
+        "mean_ms_write": sum(writes.latencies_ms) / n,
+        "dynamodb_ms_per_record_write": writes.dynamodb_seconds * 1000 / n,
         "p50_ms_write": percentile(writes.latencies_ms, 50),
         "p99_ms_write": percentile(writes.latencies_ms, 99),
+        "mean_ms_read": sum(reads.latencies_ms) / n,
+        "dynamodb_ms_per_record_read": reads.dynamodb_seconds * 1000 / n,
         "p50_ms_read": percentile(reads.latencies_ms, 50),
         "p99_ms_read": percentile(reads.latencies_ms, 99),
         "stored_bytes_per_record": sum(item_size(i) for i in items) / n,

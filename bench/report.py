@@ -25,37 +25,15 @@ COLUMNS = (
 
 def markdown(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
 def results_table(results: list[dict[str, Any]]) -> str:
     return markdown([c[0] for c in COLUMNS], [[fmt.format(r[key]) for _, key, fmt in COLUMNS] for r in results])
-
-
-def cold_start_table(rows: list[dict[str, Any]]) -> str:
-    headers = [
-        "stage",
-        "import app ms (cached .pyc)",
-        "import app ms (no .pyc)",
-        "zip bytes",
-        "unzipped bytes",
-        ".pyc in zip",
-    ]
-    cells = []
-    for r in rows:
-        packaged = "package_error" not in r
-        cells.append(
-            [
-                r["stage"],
-                f"{r['import_ms_cached_bytecode']:.1f}",
-                f"{r['import_ms_no_bytecode']:.1f}",
-                f"{r['zip_bytes']:,}" if packaged else "n/a",
-                f"{r['unzipped_bytes']:,}" if packaged else "n/a",
-                str(r["pyc_files"]) if packaged else "n/a",
-            ]
-        )
-    return markdown(headers, cells)
 
 
 def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -99,7 +77,8 @@ def masked_view_table(results: list[dict[str, Any]]) -> str:
 def cost_note() -> str:
     return (
         f"Dollars: KMS requests plus DynamoDB on-demand request units per record as metered ({PRICES_AS_OF}; "
-        "bench/prices.py). Not included: the KMS key's monthly fee, storage, API Gateway and Lambda."
+        "bench/prices.py). Not included here: API Gateway, Lambda, logs, the keys' monthly fees, storage; "
+        "the all-in table is `python -m bench.cost` (docs/cost.md)."
     )
 
 

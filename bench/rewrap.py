@@ -1,13 +1,13 @@
 """Rewrap benchmark row: records/s and kms:ReEncrypt calls per record, caches on and off.
 
-    python -m bench.rewrap [--records 10000] [--segments 4] [--out docs/benchmark-rewrap.json]
+    python -m bench.rewrap [--size quick|full] [--records 10000] [--segments 4] [--out docs/benchmark-rewrap.json]
 
 On moto (in process, no KMS latency): seeds ``--records`` person-shaped items whose field
 blobs (one full-view and one masked-view field, each view under its own data key) are
 sealed with the real format, then rewraps every tenant from the shared key to a
 new key with the job's own code (chalicelib/service/rewrap.py), once with the writer's caches on
 (pool keys: one wrapped data key shared by every record) and once with them off (one data
-key per record). Smaller runs: ``--records 500``.
+key per record). ``--records``: 1,000 at the quick size (``make bench``), 10,000 at the full one.
 
 What the row shows: ReEncrypt calls per record (the KMS cost, exact). Records/s here is
 moto's in-process DynamoDB (each parallel-scan page walks the table), with no KMS latency:
@@ -24,6 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.aws import aws_sandbox
+from bench.sizes import add_size_argument, size_from_argv
+from bench.stages import REGION
 from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_POOL, RecordRef, encryption_context, seal_field
 from chalicelib.keys.reencrypt import KmsReEncryptor
 from chalicelib.service.jobs import Control, SegmentRun
@@ -69,16 +72,12 @@ def _seed(kms: Any, ddb: Any, table: str, key: str, records: int, *, cached: boo
 
 def run_case(records: int, segments: int, *, cached: bool) -> dict[str, Any]:
     import boto3
-    from moto import mock_aws
 
-    from infra.local import bootstrap
-
-    with mock_aws():
-        kms = boto3.client("kms", region_name="us-east-1")
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        resources = bootstrap(kms, ddb)
+    with aws_sandbox() as resources:
+        kms = boto3.client("kms", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
         table = resources["table_name"]
-        source = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
+        source = resources["key_arn"]
         target = kms.create_key()["KeyMetadata"]["Arn"]
         _seed(kms, ddb, table, source, records, cached=cached)
         plan = RewrapPlan(source, target, None, APP)
@@ -111,8 +110,10 @@ def run_case(records: int, segments: int, *, cached: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rewrap", description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=10_000)
+    size = size_from_argv(argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.rewrap", description=(__doc__ or "").split("\n")[0])
+    add_size_argument(parser)
+    parser.add_argument("--records", type=int, default=size.rewrap_records)
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)

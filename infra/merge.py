@@ -2,11 +2,15 @@
 template.
 
 Every function: the environment's name, the base stack's role for the stage, the stage's
-environment (``infra.environment``), reserved concurrency, active tracing and JSON logs into
-the base stack's group. An API stage also gets its REST API's name, the caller allow-list as
-resource policy, the project's JSON error shape for the answers API Gateway gives itself
-(gateway responses), access logs, throttling and no caching. A job stage's stream function
-reads the base stack's table stream (an import, no ARN).
+environment (``infra.environment``), reserved concurrency, active tracing, the app and
+environment tags and JSON logs into the base stack's group. An API stage also gets its REST
+API's name, the caller allow-list as resource policy, the project's JSON error shape for the
+answers API Gateway gives itself (gateway responses), access logs, throttling and no caching.
+A job stage's stream function reads the base stack's table stream (an import, no ARN).
+
+The ``chalice deploy`` path applies the same template, evaluated for one environment
+(``infra.deployment``): what Chalice has a setting for goes into the generated project's config,
+the rest into the post-deploy step.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ def _function(entry: Stage, function: Function, skips: dict[str, str] | None = N
         "Environment": {"Variables": variables(entry)},
         "ReservedConcurrentExecutions": ref("ReservedConcurrency"),
         "Tracing": "Active",
+        # Beside chalice's own aws-chalice tag; the chalice deploy path sets the same (infra.chalice_config).
+        "Tags": {"app": APP, "environment": ref("Environment")},
         # Chalice has no setting for it: one JSON event per log line (audit lines included).
         "LoggingConfig": {
             "LogFormat": "JSON",

@@ -214,10 +214,36 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # A pytest-xdist worker hands everything it saw to the controller, which searches
+        # every registered value in every observed place of every worker (a value registered
+        # by a test on one worker is looked for in the logs of the other too).
+        workeroutput[_WORKER_KEY] = {
+            "values": GUARD.values,
+            "places": [list(place) for place in GUARD.places],
+            "urls": sorted(GUARD.urls),
+            "counts": GUARD.counts,
+        }
+        return
     hits = GUARD.hits()
     session.config.stash[_HITS] = hits
     if hits:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: a worker's guard joins the controller's (``pytest -n``)."""
+    seen = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if not seen:
+        return
+    for value, origin in seen["values"].items():
+        GUARD.values.setdefault(value, origin)
+    GUARD.places.extend((place, content) for place, content in seen["places"])
+    GUARD.urls.update(seen["urls"])
+    for kind, n in seen["counts"].items():
+        GUARD.counts[kind] = GUARD.counts.get(kind, 0) + n
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -234,3 +260,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 _HITS = pytest.StashKey[list]()
+_WORKER_KEY = "plaintext_guard"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the deployable artefacts and the code (`make check`, run by .ci/run).
 #
-#   0. the committed caller policies match tools/access.py (--check)
+#   0. the committed caller policies match tools/access.py (--check), and .chalice/config.json the
+#      stage registry (python -m infra chalice-config --check)
 #   1. `make package` writes every template (out/base.json, out/<stage>/sam.json); none holds
 #      a literal account id
 #   2. cfn-lint on every template                                     (any error or warning fails)
@@ -31,6 +32,8 @@ fail() { failed+=("$1"); printf 'FAILED: %s\n' "$1"; }
 
 step "caller policies: committed files match the generator"
 "$BIN/python" -m tools.access --check || fail "access --check"
+"$BIN/python" -m infra chalice-config --check && echo "chalice config: generated from the registry" \
+    || fail "infra chalice-config --check"
 
 step "make package: every template"
 templates=()

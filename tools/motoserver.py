@@ -38,8 +38,9 @@ def serialized(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]
     return handle
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.motoserver", description=__doc__.split("\n")[0])
+def serve(argv: list[str] | None, prog: str = "python -m tools.motoserver") -> None:
+    """Parse ``-H``/``-p`` and serve until SIGTERM (moto's answers as KMS's: tools.moto_fidelity)."""
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args(argv)
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     install()  # a disabled or pending-deletion key refuses use, as in KMS
     app = DomainDispatcherApplication(create_backend_app)
     _Server(args.host, args.port, serialized(app), handler=MotoRequestHandler).serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(argv)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from bench.workload.containers import ReaderContainer, WriterContainer
 from bench.workload.fakes import FAKE_MAC_KEY_ARN, CountingBytes, FakeFleetTable, FakeKmsClient, SimClock
 from bench.workload.history import History
 from bench.workload.pool_history import PoolHistory
@@ -13,13 +14,16 @@ from bench.workload.production import Fleet, Production
 from bench.workload.scenario import Scenario
 from chalicelib.envelope.format import Envelope, Opener, SealedFields, Sealer
 
-
-class WriterContainer(Protocol):
-    def write(self, tenant: str) -> Envelope: ...
-
-
-class ReaderContainer(Protocol):
-    def read(self, tenant: str, record_id: str, sealed: SealedFields) -> bytes: ...
+__all__ = [
+    "DESIGNS",
+    "SHIPPED_DESIGN",
+    "Design",
+    "PoolDesign",
+    "PoolFleetDesign",
+    "ReaderContainer",
+    "TodayDesign",
+    "WriterContainer",
+]
 
 
 class Design:
@@ -181,3 +185,5 @@ DESIGNS: dict[str, Callable[[Production], Design]] = {
     "pool": PoolDesign,
     "pool+fleet": PoolFleetDesign,
 }
+#: The design the stages ship with (the all-in cost table, bench/cost.py, prices its goal row).
+SHIPPED_DESIGN = "pool+fleet"

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from bench.workload.containers import WriterDesign
 from bench.workload.fakes import FakeKmsClient, SimClock
 from bench.workload.production import Fleet
 from bench.workload.scenario import Scenario
+from chalicelib.envelope.format import Envelope
 
-if TYPE_CHECKING:
-    from bench.workload.pool_history import PoolHistory
+
+class PoolKeys(Protocol):
+    """The pool keys of the history (``pool_history.PoolHistory``): per writer slot, the span of
+    record times each key stands for, and the key itself as its writer made it."""
+
+    scenario: Scenario
+    design: WriterDesign
+    names: list[str]
+    starts: list[list[float]]
+    ends: list[list[float]]
+
+    def key_envelope(self, slot: int, index: int, tenant: str) -> Envelope: ...
+
 
 #: Keys whose chance of a read in the last fleet lifetime is below this are not warmed.
 NEGLIGIBLE = 1e-9
 
 
-def warm_fleet(history: PoolHistory, fleet: Fleet | None) -> None:
+def warm_fleet(history: PoolKeys, fleet: Fleet | None) -> None:
     """Fill the fleet key table as it stands at time 0 in the steady state.
 
     A pool key's entry is (re)stored by the first read of that key that finds no valid

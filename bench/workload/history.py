@@ -65,15 +65,12 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from bench.workload.containers import WriterContainer, WriterDesign
 from bench.workload.fakes import CountingBytes, FakeKmsClient, SimClock
 from bench.workload.production import Fleet
 from bench.workload.scenario import ZIPF_S, Scenario
 from chalicelib.envelope.format import Envelope
-
-if TYPE_CHECKING:
-    from bench.workload.designs import Design, WriterContainer
 
 
 class _Stream:
@@ -141,7 +138,7 @@ def incarnation_starts(scenario: Scenario) -> list[list[float]]:
     return boundaries
 
 
-def fresh_writer(design: Design, namespace: bytes, at: float) -> WriterContainer:
+def fresh_writer(design: WriterDesign, namespace: bytes, at: float) -> WriterContainer:
     """A fresh writer container at time ``at`` over its own fake KMS and key source of ``namespace``."""
     return design.writer(FakeKmsClient(namespace), SimClock(at), CountingBytes(namespace))
 
@@ -153,7 +150,7 @@ class History:
     #: Reads of one stream close in time must be told apart (``Simulation._shared_history_keys``).
     needs_sharing = True
 
-    def __init__(self, scenario: Scenario, design: Design, cumulative: list[float], names: list[str]) -> None:
+    def __init__(self, scenario: Scenario, design: WriterDesign, cumulative: list[float], names: list[str]) -> None:
         self.scenario = scenario
         self.design = design
         self.names = names

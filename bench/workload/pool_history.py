@@ -5,17 +5,15 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+from bench.workload.containers import WriterContainer, WriterDesign
 from bench.workload.fakes import CountingBytes, FakeKmsClient, SimClock, _Switch
 from bench.workload.fleet_warmup import warm_fleet
 from bench.workload.history import fresh_writer, incarnation_starts
 from bench.workload.production import Fleet
 from bench.workload.scenario import Scenario
 from chalicelib.envelope.format import Envelope
-
-if TYPE_CHECKING:
-    from bench.workload.designs import PoolDesign, WriterContainer
 
 
 class PoolHistory:
@@ -54,7 +52,7 @@ class PoolHistory:
 
     needs_sharing = False
 
-    def __init__(self, scenario: Scenario, design: PoolDesign, names: list[str]) -> None:
+    def __init__(self, scenario: Scenario, design: WriterDesign, names: list[str]) -> None:
         self.scenario = scenario
         self.design = design
         self.names = names

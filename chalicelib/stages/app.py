@@ -2,14 +2,16 @@
 
 AWS clients are created lazily, on the first request, so importing ``app.py`` (as
 ``chalice package`` does) needs no region or credentials and a cold start pays for
-boto3 only when it serves traffic. Tests inject clients, a clock, or settings.
+botocore only when it serves traffic. Tests inject clients, a clock, or settings.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +20,7 @@ from chalice import Chalice
 from chalicelib.api import local_gateway
 from chalicelib.api.callers import AllowList, caller_gate
 from chalicelib.api.http import audit_refusals, finish_response
-from chalicelib.stages.registry import settings_for, stage
+from chalicelib.stages.registry import Trigger, settings_for, stage
 from chalicelib.stages.wiring import AwsClient, Clients, Lazy, Wiring
 from chalicelib.support.audit import AuditLog
 from chalicelib.support.config import APP_NAME, Settings
@@ -32,8 +34,20 @@ _READ_TIMEOUT_S = 3
 _MAX_ATTEMPTS = 3
 
 
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> Any:
+    """The container's one botocore session: its clients share the endpoint data and service
+    models it loads (a session per client loaded them again: about 70 ms of CPU per cold start),
+    and boto3, which adds nothing a client needs, is never imported (about 30 ms more)."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
 def _client(service_name: str, settings: Settings) -> AwsClient:
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -41,7 +55,8 @@ def _client(service_name: str, settings: Settings) -> AwsClient:
         read_timeout=_READ_TIMEOUT_S,
         retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
     )
-    return boto3.session.Session().client(service_name, region_name=settings.region, config=config)
+    with _SESSION_LOCK:  # a botocore session is not safe to share between threads making clients
+        return _session().create_client(service_name, region_name=settings.region, config=config)
 
 
 def create_app(
@@ -84,3 +99,21 @@ def create_app(
     register: Callable[[Chalice, Wiring], None] = getattr(importlib.import_module(module), function)
     register(app, Wiring(settings, clients, clock=clock, masked_view=masked_view))
     return app
+
+
+def lambda_handlers(app: Chalice, role: str | None = None) -> dict[str, Callable[..., Any]]:
+    """The functions of stage ``role`` (default: ``PII_VAULT_ROLE``) other than its API handler,
+    by name: Lambda resolves the handler ``app.<name>`` that ``chalice package`` gives each of them
+    as an attribute of ``app.py``. A declared function the app does not register is a startup error."""
+    from chalicelib.support.config import process_environment, role_from_env
+
+    spec = stage(role_from_env(process_environment()) if role is None else role)
+    handlers: dict[str, Callable[..., Any]] = {}
+    for function in spec.functions:
+        if function.trigger is Trigger.HTTP:
+            continue
+        handler = app.handler_map.get(function.name)
+        if handler is None:
+            raise ConfigurationError(f"the {spec.name} stage registers no function {function.name!r}")
+        handlers[function.name] = handler
+    return handlers

@@ -27,6 +27,7 @@ from chalicelib.stages import stage as registry_stage
 from chalicelib.stages.registry import STREAM_DELIVERY
 from chalicelib.store import layout, tables
 from chalicelib.support import config
+from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN
 from infra.iam import KEY_POLICY_ADMIN_SID
 
 pytestmark = pytest.mark.integration
@@ -208,7 +209,7 @@ def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_
     imports = set(re.findall(r'"Fn::ImportValue": \{"Fn::Sub": "([^"]+)"\}', text))
     assert imports and imports <= exports
     # .chalice/config.json's stand-ins (role, stream) are all replaced by the merge template.
-    assert "imported-from-the-base-stack" not in text
+    assert ROLE_STAND_IN not in text and STREAM_STAND_IN not in text
 
 
 def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(package):

@@ -42,7 +42,7 @@ _TOP_DIRS = (
 _ROOT_FILES = re.compile(
     r"^(app\.py|Makefile|mkdocs\.yml|pyproject\.toml|pytest\.ini|requirements[-\w]*\.txt|[A-Z]+\.md)$"
 )
-_GENERATED_DIRS = ("out/", ".dev/", ".deploy/", "site/", ".venv")
+_GENERATED_DIRS = ("out/", ".dev/", ".deploy/", ".chalice/deployed", "site/", ".venv")  # made by commands, untracked
 _PATH = re.compile(r"^(?:\.\./)*([.\w][\w./{},*-]*)")
 _DOTTED = re.compile(r"^(chalicelib|infra|tools|bench|tests)(\.\w+)+$")
 _PYTHON_M = re.compile(r"python -m ([\w.]+)")

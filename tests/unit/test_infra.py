@@ -168,29 +168,30 @@ def test_given_the_specs_then_names_outputs_and_aliases_are_unique():
 def test_given_base_outputs_then_a_stage_deployment_holds_what_the_merge_template_would_set(tmp_path: Path):
     """The concrete values a deploy path without intrinsics needs (issue 22's chalice deploy)."""
     from infra.deployment import stage_deployment
+    from tests.base_outputs import base_outputs
 
     callers = ["arn:aws:iam::111122223333:role/app"]
     params = {"reader": {"AllowedCallers": callers, "ReservedConcurrency": 3, "ReaderKeyCacheSeconds": 60}}
     (tmp_path / "t.json").write_text(json.dumps(params), encoding="utf-8")
-    outputs = {spec.output: f"out-{spec.output}" for spec in (*TABLES.values(), *KEYS.values())}
-    outputs.update({STREAM_OUTPUT: "out-stream", "ReaderRoleArn": "arn:aws:iam::111122223333:role/r"})
+    outputs = base_outputs("t", ReaderRoleArn="arn:aws:iam::111122223333:role/r")
 
     reader = stage_deployment("reader", "t", outputs, tmp_path)
 
     assert reader.role_arn == "arn:aws:iam::111122223333:role/r"
     assert reader.variables["PII_VAULT_READER_KEY_CACHE_SECONDS"] == "60"
     assert reader.variables["PII_VAULT_ALLOWED_CALLERS"] == callers[0]
-    assert reader.reserved_concurrency == 3 and reader.throttling == (50, 100)
-    assert reader.api_name == "pii-vault-t-reader"
-    assert reader.api_resource_policy is not None
-    assert reader.api_resource_policy["Statement"][0]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": callers}}
+    assert reader.reserved_concurrency == 3 and reader.api is not None
+    (settings,) = reader.api.method_settings
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == ("50", "100")  # the defaults
+    assert reader.api.name == "pii-vault-t-reader"
+    assert reader.api.resource_policy["Statement"][0]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": callers}}
     (function,) = reader.functions
     assert (function.name, function.log_group) == ("pii-vault-t-reader", "/aws/lambda/pii-vault-t-reader")
+    assert function.logging_config["LogFormat"] == "JSON"
     assert reader.tags == {"app": "pii-vault", "environment": "t"}
-    outputs["IndexerRoleArn"] = "arn:aws:iam::111122223333:role/i"
     indexer = stage_deployment("indexer", "t", outputs, tmp_path)
     assert [f.name for f in indexer.functions] == ["pii-vault-t-indexer-index_beacons", "pii-vault-t-indexer-backfill"]
-    assert indexer.api_name is None and indexer.variables["PII_VAULT_STREAM_ARN"] == "out-stream"
+    assert indexer.api is None and indexer.variables["PII_VAULT_STREAM_ARN"] == outputs[STREAM_OUTPUT]
 
 
 def test_given_the_chalice_config_then_its_stages_and_function_timeouts_are_the_registry_s():

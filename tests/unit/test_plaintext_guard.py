@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from tests.plaintext_guard import Guard
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_given_a_registered_value_in_a_log_an_error_body_or_a_stored_attribute_then_each_is_a_hit() -> None:
@@ -63,3 +70,60 @@ def test_given_a_value_that_is_a_string_constant_of_the_code_then_it_is_vocabula
     hits = guard.hits()
 
     assert len(hits) == 1 and "#2 (from t)" in hits[0]
+
+
+_PROBE = """
+import logging
+from tests.plaintext_guard import register
+
+def test_registers():
+    register("Zebulon-Quaxworth")
+
+def test_logs():
+    logging.getLogger("probe").warning("x Zebulon-Quaxworth y")
+"""
+
+
+def test_given_xdist_workers_then_a_value_registered_on_one_and_logged_on_the_other_fails_the_run(
+    tmp_path: Path,
+) -> None:
+    """Under ``make test`` (pytest -n) each worker hands what it saw to the controller, which
+    searches across workers: the run fails, and names the place, not the value."""
+    (tmp_path / "conftest.py").write_text(
+        "from tests.plaintext_guard import pytest_configure, pytest_runtest_setup, pytest_sessionfinish, "
+        "pytest_terminal_summary, pytest_testnodedown  # noqa: F401\n"
+    )
+    (tmp_path / "test_probe.py").write_text(_PROBE)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "xdist",
+            "-n",
+            "2",
+            "--dist",
+            "load",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-c",
+            os.devnull,
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        timeout=300,
+    )
+
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "2 passed" in result.stdout
+    assert "registered value #1 (from test_probe.py::test_registers) found in log record from logger probe" in (
+        result.stdout
+    )
+    assert "Zebulon" not in result.stdout.split("PLAINTEXT FOUND")[1]
