@@ -30,7 +30,10 @@ from chalicelib.support import config
 from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN
 from infra.iam import KEY_POLICY_ADMIN_SID
 
-pytestmark = pytest.mark.integration
+# One worker packages (``--dist loadgroup``): the module's fixture runs ``chalice package``, and two
+# workers packaging at once race on Chalice's dependency cache (.chalice/deployments/), one of them
+# zipping a half-written file (BadZipFile on a fresh clone).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("package")]
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "/customers/{customer_id}"
