@@ -6,7 +6,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,7 +52,7 @@ class DynamoMeter:
     def __init__(self, stored: StoredItems | None = None) -> None:
         self.calls: Counter[str] = Counter()
         self.stored = stored
-        self._writes: list[float] = []  # write units of each write request
+        self._writes: list[tuple[str, float]] = []  # (table, write units) of each item written
         self._reads: list[tuple[str, float, Any, int]] = []  # (operation, read factor, response, keys asked)
         self.seconds = 0.0
 
@@ -109,18 +109,21 @@ class DynamoMeter:
         pending = context.pop("bench_writes", None)
         if pending is not None:
             written, before = pending
-            units = 0.0
             for (table, item, weight, whole), size_before in zip(written, before, strict=True):
                 if self.stored is not None:
                     size_after = self.stored.size(table, item)
                 else:
                     size_after = item_size(item) if whole else 0
-                units += weight * max(1, math.ceil(max(size_before, size_after) / 1024))
-            self._writes.append(units)
+                self._writes.append((table, weight * max(1, math.ceil(max(size_before, size_after) / 1024))))
 
     @property
     def write_units(self) -> float:
-        return sum(self._writes)
+        """Write units of every write, any table."""
+        return self.write_units_where(lambda _table: True)
+
+    def write_units_where(self, wanted: Callable[[str], bool]) -> float:
+        """Write units of the items written to the tables ``wanted(table name)`` accepts."""
+        return sum(units for table, units in self._writes if wanted(table))
 
     @property
     def read_units(self) -> float:
@@ -212,19 +215,27 @@ def aws_sandbox() -> Iterator[dict[str, str]]:
         os.environ.update(saved)
 
 
-def kms_client(meter: KmsMeter) -> Any:
+def _session(principal: str | None) -> Any:
+    """pii-vault's stages sign as themselves (tools/recorder/principals.py), the other approaches
+    and the bench's own setup with the sandbox's credentials."""
     import boto3
 
-    client = boto3.client("kms", region_name=REGION)
+    if principal is None:
+        return boto3
+    from tools.recorder.principals import stage_session
+
+    return stage_session(principal, REGION)
+
+
+def kms_client(meter: KmsMeter, principal: str | None = None) -> Any:
+    client = _session(principal).client("kms", region_name=REGION)
     meter.attach(client.meta.events)
     return client
 
 
-def ddb_client(meter: DynamoMeter | None = None) -> Any:
-    """A DynamoDB client of the sandbox; ``meter`` counts its requests' units."""
-    import boto3
-
-    client = boto3.client("dynamodb", region_name=REGION)
+def ddb_client(meter: DynamoMeter | None = None, principal: str | None = None) -> Any:
+    """A DynamoDB client of the sandbox (signing as ``principal``); ``meter`` counts its requests' units."""
+    client = _session(principal).client("dynamodb", region_name=REGION)
     if meter is not None:
         meter.attach(client.meta.events)
     return client

@@ -39,8 +39,8 @@ class PiiVault(Approach):
             env = {**stage_environment(stage, resources), "AWS_DEFAULT_REGION": REGION, **(self.cache_env or {})}
             app = create_app(
                 settings=settings_for(env),
-                kms_client=kms_client(meter),
-                dynamodb_client=ddb_client(self.ddb_meter),
+                kms_client=kms_client(meter, stage),
+                dynamodb_client=ddb_client(self.ddb_meter, stage),
                 masked_view=self.masked_view,
             )
             return Client(app).http

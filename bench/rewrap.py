@@ -39,7 +39,8 @@ TENANTS = 50
 
 
 def _seed(kms: Any, ddb: Any, table: str, key: str, records: int, *, cached: bool) -> None:
-    """Person-shaped items as the writer leaves them: a full view and a masked view, each
+    """Person-shaped items as writers before format v3 left them (a v3 record's keys move in the
+    key table, once per data key): a full view and a masked view, each
     with its own data key (pool contexts); ``cached`` shares each view's key across records."""
     shared: dict[int, tuple[bytes, bytes]] = {}
     batch: list[dict[str, Any]] = []
@@ -58,9 +59,9 @@ def _seed(kms: Any, ddb: Any, table: str, key: str, records: int, *, cached: boo
             layout.KMS_KEY: {"S": key},
             layout.SLOTS: layout.slots_attribute({"0": full_wrapped}),
             **layout.field_attributes({"name": seal_field(full_key, ref, "name", "0", b"x", kind=KIND_POOL)}),
-            **layout.masked_attributes(
-                {"name": seal_field(masked_key, ref, "name", "0", b"x", kind=KIND_MASKED_POOL)}, {"0": masked_wrapped}
-            ),
+            # The masked view as writers before format v3 left it (m_<field>, mk_<slot>).
+            layout.MASKED_PREFIX + "name": {"B": seal_field(masked_key, ref, "name", "0", b"x", kind=KIND_MASKED_POOL)},
+            layout.MASKED_SLOT_PREFIX + "0": {"B": masked_wrapped},
         }
         batch.append({"PutRequest": {"Item": item}})
         if len(batch) == 25:

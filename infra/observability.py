@@ -20,8 +20,9 @@ from infra.specs import FAILURE_QUEUE
 API_STAGE_NAME = "api"  # .chalice/config.json api_gateway_stage
 NAMESPACE = f"{APP}/${{Environment}}"
 # The log lines the metric filters count. chalicelib.api.http logs "request failed: <code>"
-# at ERROR for every integrity and dependency error; with the Lambda JSON log format the
-# line is {"level": "ERROR", "message": "request failed: integrity_error", ...}.
+# at ERROR for every integrity and dependency error (a dependency error's line goes on with
+# its cause category: "request failed: storage_error (cause: throttled)"); with the Lambda
+# JSON log format the line is {"level": "ERROR", "message": "request failed: integrity_error", ...}.
 ERROR_CODES = {"IntegrityErrors": "integrity_error", "KmsErrors": "kms_error", "StorageErrors": "storage_error"}
 # chalicelib.keys.fleet logs "fleet key table entry ...: integrity_error; asking KMS" at ERROR for an
 # entry that is malformed, impossible or fails authentication: someone else wrote the table.
@@ -56,7 +57,7 @@ ACCESS_LOG_FORMAT = {
 
 def error_filter_pattern(code: str) -> str:
     """CloudWatch filter pattern for the JSON log line of one error code."""
-    return f'{{ ($.level = "ERROR") && ($.message = "request failed: {code}") }}'
+    return f'{{ ($.level = "ERROR") && ($.message = "request failed: {code}*") }}'
 
 
 def fleet_integrity_filter_pattern() -> str:

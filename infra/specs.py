@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chalicelib.store import fleet_table, layout, tables
+from chalicelib.store import fleet_table, key_table, layout, tables
 from chalicelib.support.environment import TABLE_SUFFIXES, Key, Table
 from infra.cfn import APP
 
@@ -131,12 +131,44 @@ TABLES: Mapping[Table, TableSpec] = {
             "PiiTable",
             _PK,
             _SK,
-            # The sparse beacon index the reader queries (hash pk = the tenant, range beacon, keys only).
-            indexes=(Index(layout.BEACON_INDEX, _PK, Attribute(layout.BEACON, "B")),),
             # Keys only: the indexer reads each changed person's email attributes by projection.
+            # No beacon index: beacons have a table of their own, which the writer cannot reach.
             stream="KEYS_ONLY",
             output="TableName",
             label="table",
+        ),
+        # Every data key of a format v3 record, filed once by reference (chalicelib/store/key_table.py):
+        # losing it loses the records, so it is kept like the PII table.
+        TableSpec(
+            Table.KEYS,
+            "KeyTable",
+            Attribute(key_table.PARTITION, "S"),
+            Attribute(key_table.REFERENCE, "B"),
+            output="KeysTableName",
+            label="keys_table",
+            skips={"CKV_AWS_119": "Holds KMS-wrapped data keys only; " + _AWS_OWNED_KEY_AT_REST},
+        ),
+        # Email beacons (chalicelib/store/beacons.py): the indexer's only writes, the reader's search
+        # (GSI: hash pk = the tenant, range beacon, keys only); TTL on REMOVE tombstones. Derived
+        # data rebuilt by the backfill: no backups (an erased person's beacon must not outlive it
+        # in one), deleted with the stack.
+        TableSpec(
+            Table.BEACONS,
+            "BeaconTable",
+            _PK,
+            _SK,
+            indexes=(Index(layout.BEACON_INDEX, _PK, Attribute(layout.BEACON, "B")),),
+            ttl=layout.BEACON_TTL,
+            backups=False,
+            protected=False,
+            output="BeaconsTableName",
+            label="beacons_table",
+            skips={
+                "CKV_AWS_119": "Holds keyed HMACs of emails and ids, no PII in clear; " + _AWS_OWNED_KEY_AT_REST,
+                "CKV_AWS_28": "No point-in-time recovery on purpose: beacons are derived from the PII table and "
+                "rebuilt by the backfill job; a backup would keep erased people's beacons "
+                "(docs/find-and-forget.md).",
+            },
         ),
         # Idempotency-Key records (aws-lambda-powertools layout): the writer reads them without
         # any read right on the PII table.
@@ -153,7 +185,8 @@ TABLES: Mapping[Table, TableSpec] = {
         TableSpec(
             Table.FLEET,
             "FleetKeyTable",
-            Attribute(fleet_table.KEY, "B"),
+            Attribute(fleet_table.BUCKET, "S"),
+            Attribute(fleet_table.REFERENCE, "B"),
             ttl=fleet_table.TTL,
             backups=False,
             protected=False,

@@ -17,13 +17,18 @@ from dataclasses import replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chalicelib.envelope.format import WrappedKey
+from chalicelib.envelope.format import DataKeySource, KeyResolver, WrappedKey
+from chalicelib.keys.kms import FreshDataKeys
+from chalicelib.keys.refs import KeyTableResolver, PublishedDataKeys
+from chalicelib.store.key_table import partition_of
 from chalicelib.store.page_token import decode_page_token, encode_page_token
 from chalicelib.store.records import (
-    META_CREATED,
+    ADOPT_V2,
+    CREATED_SEALED,
     DeleteProgress,
     Page,
     PersonRecord,
+    PersonShape,
     PersonVersionConflict,
     PersonWrite,
     SecretHead,
@@ -32,8 +37,19 @@ from chalicelib.store.records import (
     SecretVersionConflict,
     check_secret_version,
     condition_failed,
+    shape_of,
 )
 from chalicelib.support.errors import IntegrityError, NotFoundError, StorageError
+
+
+def _same_shape(stored: PersonShape, expected: PersonShape) -> bool:
+    """The DynamoDB store's condition (chalicelib/store/person_item.py) on records: the version,
+    and the creation vouching the write assumed (a sealed record satisfies either seal)."""
+    if stored.version != expected.version:
+        return False
+    if expected.created == CREATED_SEALED:
+        return stored.created == CREATED_SEALED
+    return stored.created == expected.created and stored.proof == expected.proof
 
 
 class InMemoryStore:
@@ -54,22 +70,26 @@ class InMemoryStore:
     def update_person(self, write: PersonWrite) -> int:
         with self._lock:
             current = self.people.get((write.customer_id, write.person_id))
-            created_sealed = current is not None and META_CREATED in current.fields
-            if current is None or current.version != write.expected_version or created_sealed != write.created_sealed:
-                raise PersonVersionConflict(current.version if current else None, created_sealed)
-            for slot in write.drop_slots:
-                current.slots.pop(slot, None)
-            for slot in write.drop_masked_slots:
-                current.masked_slots.pop(slot, None)
+            stored = shape_of(current) if current is not None else None
+            if stored is None or not _same_shape(stored, write.shape):
+                raise PersonVersionConflict(stored)
+            for slot in write.drop_refs:
+                if slot not in write.refs:
+                    current.refs.pop(slot, None)
+            for slot in write.drop_masked_refs:
+                if slot not in write.masked_refs:
+                    current.masked_refs.pop(slot, None)
             for name in write.drop_masked:
                 current.masked.pop(name, None)
             current.version = write.version
             current.updated_at = write.updated_at
-            current.kms_key = write.kms_key
-            current.slots.update(write.slots)
+            current.refs.update(write.refs)
             current.fields.update(write.fields)
-            current.masked_slots.update(write.masked_slots)
+            current.masked_refs.update(write.masked_refs)
             current.masked.update(write.masked)
+            if write.shape.created == ADOPT_V2:
+                current.proof = write.shape.proof
+            current.legacy_names = False
             return current.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
@@ -97,7 +117,7 @@ class InMemoryStore:
     # DynamoDB store's projection fetches them).
     @staticmethod
     def _masked_only(record: PersonRecord) -> PersonRecord:
-        return replace(copy.deepcopy(record), kms_key="", slots={}, fields={})
+        return replace(copy.deepcopy(record), kms_key="", slots={}, refs={}, fields={}, proof=None)
 
     def get_masked_person(self, customer_id: str, person_id: str) -> PersonRecord | None:
         record = self.people.get((customer_id, person_id))
@@ -177,6 +197,15 @@ class FakeKms:
         self._master = AESGCM(os.urandom(32))
         self.encrypt_calls = 0
         self.decrypt_calls = 0
+        self.keys = InMemoryKeyTable()
+
+    def data_keys(self) -> DataKeySource:
+        """Fresh data keys per record, each filed in ``keys`` (as the writer's chain, uncached)."""
+        return PublishedDataKeys(FreshDataKeys(self.encryptor()), self.keys)
+
+    def resolver(self) -> KeyResolver:
+        """Key references resolved through ``keys`` and this KMS (as the readers', uncached)."""
+        return KeyTableResolver(self.keys, self.decryptor())
 
     @staticmethod
     def _aad(context: Mapping[str, str]) -> bytes:
@@ -209,6 +238,22 @@ class _Encryptor:
 class _Decryptor:
     def __init__(self, kms: FakeKms) -> None:
         self.unwrap = kms.unwrap
+
+
+class InMemoryKeyTable:
+    """``keys.refs.KeyTable`` in a dict, with the DynamoDB store's semantics (first entry wins)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, bytes], WrappedKey] = {}
+        self.gets = 0
+
+    def put(self, context: Mapping[str, str], ref: bytes, wrapped: WrappedKey) -> None:
+        self.entries.setdefault((partition_of(context), ref), wrapped)
+
+    def get(self, context: Mapping[str, str], ref: bytes) -> bytes | None:
+        self.gets += 1
+        found = self.entries.get((partition_of(context), ref))
+        return None if found is None else found.blob
 
 
 class FixedClock:

@@ -387,3 +387,66 @@ def authorize_kms(
     if caller.account == key_arn.split(":")[4]:
         return ALLOW
     return ALLOW if ALLOW in decisions else IMPLICIT_DENY
+
+
+@dataclass(frozen=True)
+class StatementMatch:
+    """How one statement relates to a request: whether its Action and Resource match, which of
+    its conditions fail (operator and key), and which (action pattern, resource entry) pairs of
+    it the request used when it applies."""
+
+    index: int
+    sid: str
+    effect: str
+    action: bool
+    resource: bool
+    failed: tuple[str, ...]
+    grants: tuple[tuple[str, int], ...]  # (action pattern, index of the Resource entry)
+
+    @property
+    def applies(self) -> bool:
+        return self.action and self.resource and not self.failed
+
+
+def explain(
+    policy: Mapping[str, Any],
+    action: str,
+    resource: str | None,
+    context: Mapping[str, Any] | None = None,
+    principal: str | None = None,
+) -> list[StatementMatch]:
+    """Per statement (principal-matching ones only, for a resource policy): what matched and
+    what did not. ``evaluate`` decides; this says why (and which grants a request used)."""
+    ctx = _Context(context or {})
+    statements = policy["Statement"]
+    statements = [statements] if isinstance(statements, dict) else statements
+    found = []
+    for index, statement in enumerate(statements):
+        if "Principal" in statement and (
+            principal is None or not _principal_matches(statement["Principal"], principal, ctx)
+        ):
+            continue
+        patterns = [p for p in _as_list(statement["Action"]) if _any_action([p], action)]
+        entries = [
+            i
+            for i, p in enumerate(_as_list(statement.get("Resource", [])))
+            if resource is not None and _resource_matches(p, resource, ctx)
+        ]
+        failed = tuple(
+            f"{op} {key}"
+            for op, block in statement.get("Condition", {}).items()
+            for key in block
+            if not _condition(op, {key: block[key]}, ctx)
+        )
+        found.append(
+            StatementMatch(
+                index,
+                str(statement.get("Sid", f"#{index}")),
+                statement["Effect"],
+                bool(patterns),
+                bool(entries) or resource is None,
+                failed,
+                tuple((p, i) for p in patterns for i in entries) if not failed else (),
+            )
+        )
+    return found

@@ -42,16 +42,14 @@ from chalicelib.support.environment import (
     TableName,
 )
 from infra.local import bootstrap
+from tools.recorder import principals
 
 STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+# Each stage's processes sign as that stage, tools and bootstrap as the operator (tools/recorder/principals.py).
+FAKE_CREDENTIALS = principals.environment(principals.OPERATOR)
 # chalice local has no IAM authorizer: every request is served as this session of this
 # role, which is the only one on the local stages' allow-list (chalicelib/api/callers.py).
 LOCAL_CALLER_ROLE = "arn:aws:iam::000000000000:role/pii-vault-local-caller"
@@ -132,13 +130,16 @@ class DevStack:
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
+        request_log: str | Path | None = None,  # moto records every request there (tools/motoserver.py)
+        moto_args: tuple[str, ...] = (),  # extra tools.motoserver options (tests: --lose-answer-every)
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
         self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port, "masked": masked_port}
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
-        self.startup_timeout = startup_timeout
+        self.startup_timeout, self.request_log = startup_timeout, request_log
+        self.moto_args = moto_args
         self.resources: dict[str, str] = {}  # bootstrap() result once started
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # name -> (Popen, log path)
 
@@ -174,14 +175,14 @@ class DevStack:
         return self.url("masked")
 
     def child_env(self, stage: str | None = None) -> dict[str, str]:
-        """The environment of a child: fake credentials, fixed region, moto as endpoint, and for a
-        stage its own variables only (``local_environment``: the registry's, as its template has them)."""
+        """The environment of a child: fake credentials (the stage's own, else the operator's), fixed region,
+        moto as endpoint, and for a stage its own variables only (``local_environment``: the registry's)."""
         env = {
             k: v
             for k, v in os.environ.items()
             if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") and not k.startswith(VARIABLE_PREFIX)
         }
-        env.update(FAKE_CREDENTIALS)
+        env.update(principals.environment(stage or principals.OPERATOR))
         env.update(
             AWS_DEFAULT_REGION=REGION,
             AWS_REGION=REGION,
@@ -230,9 +231,9 @@ class DevStack:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._spawn(
-                "moto", [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
-            )
+            log = ["--request-log", str(self.request_log)] if self.request_log else []
+            moto = [sys.executable, "-m", "tools.motoserver", "-H", self.host, "-p", str(self.ports["moto"])]
+            self._spawn("moto", [*moto, *log, *self.moto_args])
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
             self._write_tools_env()

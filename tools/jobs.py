@@ -241,7 +241,7 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
         return out
     plan = RewrapPlan(args.source_key, args.target_key, customer_id, settings.app_name, dry_run=args.dry_run)
     clients = _clients(args, settings)
-    items, reencryptor = build_rewrap_parts(settings, clients)
+    items, reencryptor, keys = build_rewrap_parts(settings, clients)
 
     def run_pass(jid: str, verify: bool) -> list[Checkpoint]:
         label = "rewrap-verify" if verify else "rewrap"
@@ -249,7 +249,7 @@ def rewrap(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         def run_one(segment: int) -> Checkpoint:
             run = SegmentRun(jid, segment, len(segments), args.dry_run)
-            return rewrap_segment(plan, run, items, reencryptor, control, verify=verify)
+            return rewrap_segment(plan, run, items, reencryptor, control, keys=keys, verify=verify)
 
         return run_segments(segments, run_one, len(segments))
 

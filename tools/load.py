@@ -9,10 +9,13 @@ and decrypt to exactly what was sent; every acknowledged delete must be gone. A 
 that got no definite answer (no response: timeout, refused or reset connection; or a
 5xx) is "unanswered": either outcome is accepted for its record, it is counted apart
 from the acknowledged writes, and a stored person nobody was told about must be one of
-the unanswered creates.
+the unanswered creates. Then the whole record (tools/load_check.py): no item in the run's
+tenants that does not read as a person (no stub from a late beacon or masked write), the
+masked view of every live person is the masking of its full view at its version, and
+search by email finds every live person within the indexer's lag.
 
     python -m tools.load [--clients 16] [--ops 500] [--max-seconds 600] [--seed 1]
-    python -m tools.load --writer-url URL --reader-url URL --moto-url URL   # a running `make dev`
+    python -m tools.load --writer-url URL --reader-url URL --moto-url URL [--masked-url URL]   # a running `make dev`
 
 Without URLs it starts its own DevStack on free loopback ports. Only loopback URLs are
 accepted: this is a test of the local system, never of a deployed one. It prints the
@@ -26,11 +29,10 @@ import ipaddress
 import random
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,16 +40,14 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tools import load_check as check
 from tools.sample import random_person
 
 OPS = ("create", "patch", "read", "delete")
 WEIGHTS = (30, 25, 35, 10)
 TENANTS = 4
-# (connect, read) seconds. Connecting is immediate on loopback unless a listen backlog
-# overflows (tools/localserver.py); an answer can wait for moto, which serialises every
-# AWS call of every client, and for the first request of each server thread pool.
-TIMEOUT_S = (10.0, 120.0)
-MAX_CLIENTS = 64
+TIMEOUT_S = check.TIMEOUT_S
+MAX_CLIENTS = 128
 MAX_OPS_PER_CLIENT = 100_000
 
 
@@ -189,118 +189,6 @@ class Client:
         return self.result
 
 
-# -- verification --------------------------------------------------------------------------
-
-
-@dataclass
-class Verification:
-    scanned_items: int = 0
-    present: int = 0
-    gone: int = 0
-    uncertain: int = 0  # records whose last write got no answer (either outcome accepted)
-    lost: list[str] = field(default_factory=list)  # one line per problem, ids only (no PII)
-    orphans: int = 0  # stored people nobody got an acknowledgement for (unanswered creates)
-
-
-def person_of(item: dict[str, Any]) -> tuple[str, str] | None:
-    """(customer_id, person_id) of a person item, None for any other item (the store's layout)."""
-    from chalicelib.store import layout
-
-    customer_id = layout.customer_of(item[layout.PK]["S"])
-    person_id = layout.person_id_of(item[layout.SK]["S"])
-    return (customer_id, person_id) if customer_id is not None and person_id is not None else None
-
-
-def scan_people(dynamodb: Any, table_name: str, tenants: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every person item of the run's tenants, straight from the table: (customer_id, person_id) -> item."""
-    wanted = set(tenants)
-    out = {}
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
-        for item in page["Items"]:
-            key = person_of(item)
-            if key is not None and key[0] in wanted:
-                out[key] = item
-    return out
-
-
-ReadPerson = Callable[["Record"], "tuple[int, dict[str, Any] | None]"]
-
-
-VERIFY_ATTEMPTS = 3
-
-
-def http_reader(reader_url: str) -> ReadPerson:
-    """Read a person through the reader endpoint: (status, body if 200); status 0 if it never answered."""
-    sessions = threading.local()
-
-    def read(record: Record) -> tuple[int, dict[str, Any] | None]:
-        if not hasattr(sessions, "session"):
-            sessions.session = requests.Session()
-        url = f"{reader_url}/customers/{record.customer_id}/people/{record.person_id}"
-        for _ in range(VERIFY_ATTEMPTS):  # a read changes nothing: trying again is safe
-            try:
-                response = sessions.session.get(url, timeout=TIMEOUT_S)
-            except requests.RequestException:
-                continue
-            return response.status_code, response.json() if response.status_code == 200 else None
-        return 0, None
-
-    return read
-
-
-def verify(
-    records: list[Record],
-    items: dict[tuple[str, str], dict[str, Any]],
-    read: ReadPerson,
-    unanswered_creates: int = 0,
-) -> Verification:
-    """Compare what clients were told with what the table holds and the reader decrypts."""
-    result = Verification(scanned_items=len(items))
-    stored = [r for r in records if (r.customer_id, r.person_id) in items]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        reads = dict(zip(map(id, stored), pool.map(read, stored), strict=True))
-    known = set()
-    for record in records:
-        key = (record.customer_id, record.person_id)
-        known.add(key)
-        item = items.get(key)
-        label = f"{record.customer_id}/{record.person_id}"
-        if item is None:
-            state: tuple[bool, int, dict[str, Any]] = (False, 0, {})
-        else:
-            status, body = reads[id(record)]
-            if body is None:
-                answer = f"answered {status}" if status else "did not answer"
-                result.lost.append(f"{label}: stored but the reader {answer}")
-                continue
-            if int(item["version"]["N"]) != body["version"]:
-                result.lost.append(f"{label}: reader version differs from the table")
-                continue
-            state = (True, body["version"], body["data"])
-        if record.uncertain is not None:
-            result.uncertain += 1
-            if state not in record.uncertain:
-                result.lost.append(f"{label}: after an unanswered write, in neither the old nor the new state")
-        elif record.live:
-            if item is None:
-                result.lost.append(f"{label}: acknowledged write missing from the table")
-            elif state != (True, record.version, record.data):
-                result.lost.append(f"{label}: stored version/data differ from the last acknowledged write")
-            else:
-                result.present += 1
-        elif item is not None:
-            result.lost.append(f"{label}: acknowledged delete, still in the table")
-        else:
-            result.gone += 1
-    result.orphans = len(set(items) - known)
-    if result.orphans > unanswered_creates:
-        result.lost.append(
-            f"{result.orphans} stored people but only {unanswered_creates} creates without an answer: "
-            "a refused or acknowledged-elsewhere create was stored"
-        )
-    return result
-
-
 # -- running and reporting -------------------------------------------------------------------
 
 
@@ -314,7 +202,7 @@ class Report:
     latencies: dict[str, list[float]]
     read_mismatches: int
     unanswered: Counter[str]  # writes without a definite answer (no response or 5xx), by op
-    verification: Verification
+    verification: check.Verification
 
     @property
     def lost(self) -> int:
@@ -351,6 +239,10 @@ class Report:
             f"verified from a table scan ({v.scanned_items} person items): {v.present} acknowledged writes present and "
             f"decrypting to what was sent, {v.gone} acknowledged deletes gone, {v.uncertain} records after an "
             f"unanswered patch or delete, {v.orphans} of {self.unanswered['create']} unanswered creates stored",
+            f"whole record: {len(v.live)} live people; masked view matches for "
+            + ("(not checked: no masked stage)" if v.masked_checked is None else str(v.masked_checked))
+            + "; found by email search: "
+            + ("(not checked)" if v.found_by_search is None else f"{v.found_by_search} (within {v.index_lag_s:.1f}s)"),
             *(f"  LOST {line}" for line in v.lost[:20]),
             f"lost: {self.lost}",
         ]
@@ -378,12 +270,15 @@ def run(
     operations: int = 500,
     max_seconds: float = 600.0,
     seed: int = 1,
+    masked_url: str | None = None,
+    tenant_prefix: str = "load",
+    index_lag_s: float = check.INDEX_LAG_S,
 ) -> Report:
     """Run the workload, then verify against the table. Bounded by count and by time."""
     check_bounds(clients, operations)
     writer_url, reader_url = require_loopback(writer_url), require_loopback(reader_url)
     run_id = uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8] + uuid.uuid4().hex[:4]
-    tenants = [f"load-{run_id}-t{i}" for i in range(TENANTS)]
+    tenants = [f"{tenant_prefix}-{run_id}-t{i}" for i in range(TENANTS)]
     workers = [Client(i, writer_url, reader_url, tenants, seed) for i in range(clients)]
     deadline = time.monotonic() + max_seconds
     started = time.perf_counter()
@@ -395,9 +290,13 @@ def run(
     unanswered: Counter[str] = Counter()
     for result in results:
         unanswered.update(result.unanswered)
-    verification = verify(
-        records, scan_people(dynamodb, table_name, tenants), http_reader(reader_url), unanswered["create"]
-    )
+    people, others = check.scan_tenants(dynamodb, table_name, tenants)
+    verification = check.verify(records, people, check.http_person(reader_url), unanswered["create"])
+    verification.lost += [f"an item that is not a person in a tenant of the run: sort key {sk}" for sk in others]
+    if masked_url is not None:
+        check.verify_masked(verification, check.http_person(require_loopback(masked_url)))
+    marker = check.http_marker(writer_url, f"{tenant_prefix}-{run_id}-marker", random_person(random.Random(seed)))
+    check.verify_search(verification, check.http_search(reader_url), marker=marker, lag_s=index_lag_s)
     statuses: Counter[Outcome] = Counter()
     latencies: dict[str, list[float]] = {op: [] for op in OPS}
     for result in results:
@@ -427,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--writer-url")
     parser.add_argument("--reader-url")
     parser.add_argument("--moto-url", help="the moto server behind them (for the table scan)")
+    parser.add_argument("--masked-url", help="the masked stage (optional: its views are then checked too)")
     parser.add_argument("--table", default="pii-vault")
     args = parser.parse_args(argv)
     given = [args.writer_url, args.reader_url, args.moto_url]
@@ -436,20 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_bounds(args.clients, args.ops)
-        for url in given:
+        for url in [*given, args.masked_url]:
             if url:
                 require_loopback(url)
         if all(given):
             dynamodb = _dynamodb(require_loopback(args.moto_url))
-            report = _run_and_print(args, args.writer_url, args.reader_url, dynamodb, args.table)
+            report = _run_and_print(args, args.writer_url, args.reader_url, args.masked_url, dynamodb, args.table)
         else:
-            print("starting a local stack (moto + chalice local writer and reader)...", flush=True)
+            print("starting a local stack (moto + chalice local writer, reader and masked stage)...", flush=True)
             with DevStack(
                 moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
             ) as stack:
-                report = _run_and_print(
-                    args, stack.writer_url, stack.reader_url, stack.client("dynamodb"), stack.resources["table_name"]
-                )
+                urls = stack.writer_url, stack.reader_url, stack.masked_url
+                report = _run_and_print(args, *urls, stack.client("dynamodb"), stack.resources["table_name"])
     except (LoadError, DevStackError) as exc:
         print(f"tools.load: {exc}", file=sys.stderr)
         return 2
@@ -469,7 +368,9 @@ def _dynamodb(moto_url: str) -> Any:
     ).client("dynamodb", endpoint_url=moto_url)
 
 
-def _run_and_print(args: argparse.Namespace, writer_url: str, reader_url: str, dynamodb: Any, table: str) -> Report:
+def _run_and_print(
+    args: argparse.Namespace, writer_url: str, reader_url: str, masked_url: str | None, dynamodb: Any, table: str
+) -> Report:
     print(
         f"pii-vault load: {args.clients} clients x {args.ops} operations (create/patch/read/delete "
         f"{'/'.join(map(str, WEIGHTS))}%), writer {writer_url}, reader {reader_url}",
@@ -484,6 +385,7 @@ def _run_and_print(args: argparse.Namespace, writer_url: str, reader_url: str, d
         operations=args.ops,
         max_seconds=args.max_seconds,
         seed=args.seed,
+        masked_url=masked_url,
     )
     print(report.render(), flush=True)
     return report

@@ -18,7 +18,7 @@ import sys
 from typing import NoReturn
 
 # Connections waiting to be accepted per server; well above the clients of `make load`
-# (at most 64, tools/load.py) plus each stage's botocore connections to moto.
+# (at most 128, tools/load.py) plus each stage's botocore connections to moto.
 LISTEN_BACKLOG = 1024
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.envelope.format import DATA_KEY_BYTES
+from chalicelib.envelope.format import DATA_KEY_BYTES, WrappedKey
+from chalicelib.keys.fleet_buckets import BucketEntry
 
 FAKE_KEY_ARN = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
 FAKE_MAC_KEY_ARN = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-0000000000ac"
@@ -77,22 +79,59 @@ class FakeKmsClient:
         return {"Mac": hmac.new(_FAKE_MAC_SECRET, Message, hashlib.sha256).digest(), "KeyId": KeyId}
 
 
+# Billed sizes (bytes) of the items the model fetches, as DynamoDB counts them (names + values):
+# a fleet entry (b "d<day>", r 16 B, e, x, s 60 B) and a key-table entry (p, r, w ~184 B on AWS, k ARN, t).
+FLEET_ENTRY_BYTES = 100
+KEY_TABLE_ENTRY_BYTES = 300
+_RU_BYTES = 4096
+
+
 class FakeFleetTable:
-    """The reader fleet's key table (``chalicelib.keys.fleet.FleetTable``) in memory, DynamoDB calls counted."""
+    """The reader fleet's table by day (``chalicelib.keys.fleet_buckets.BucketTable``) in memory:
+    Query, GetItem and PutItem counted, and the read units they cost (eventually consistent)."""
 
     def __init__(self) -> None:
-        self.items: dict[bytes, dict[str, Any]] = {}
+        self.days: dict[str, dict[bytes, BucketEntry]] = {}
         self.gets = 0
         self.puts = 0
+        self.queries = 0
+        self.read_units = 0.0
 
-    def get(self, entry_id: bytes) -> dict[str, Any] | None:
+    @property
+    def items(self) -> dict[tuple[str, bytes], BucketEntry]:
+        return {(day, ref): entry for day, entries in self.days.items() for ref, entry in entries.items()}
+
+    def query(self, bucket: str) -> dict[bytes, BucketEntry]:
+        self.queries += 1
+        found = dict(self.days.get(bucket, {}))
+        self.read_units += 0.5 * max(1, math.ceil(len(found) * FLEET_ENTRY_BYTES / _RU_BYTES))
+        return found
+
+    def get(self, bucket: str, ref: bytes) -> BucketEntry | None:
         self.gets += 1
-        item = self.items.get(entry_id)
-        return dict(item) if item is not None else None
+        self.read_units += 0.5
+        return self.days.get(bucket, {}).get(ref)
 
-    def put(self, entry_id: bytes, entry: dict[str, Any]) -> None:
+    def put(self, bucket: str, ref: bytes, entry: tuple[int, int, bytes]) -> None:
         self.puts += 1
-        self.items[entry_id] = dict(entry)
+        self.days.setdefault(bucket, {})[ref] = BucketEntry(*entry)
+
+
+class FakeKeyTable:
+    """The key table (``chalicelib.keys.refs.KeyTable``) in memory; reads counted (strongly consistent)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[tuple[tuple[str, str], ...], bytes], bytes] = {}
+        self.gets = 0
+        self.read_units = 0.0
+
+    def put(self, context: Mapping[str, str], ref: bytes, wrapped: WrappedKey) -> None:
+        self.entries.setdefault((tuple(sorted(context.items())), ref), wrapped.blob)
+
+    def get(self, context: Mapping[str, str], ref: bytes) -> bytes | None:
+        self.gets += 1
+        self.read_units += max(1, math.ceil(KEY_TABLE_ENTRY_BYTES / _RU_BYTES))
+        return self.entries.get((tuple(sorted(context.items())), ref))
 
 
 class _Switch:

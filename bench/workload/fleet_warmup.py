@@ -44,12 +44,13 @@ def warm_fleet(history: PoolKeys, fleet: Fleet | None) -> None:
     chain from the key's first record (the table has no entry before it: exact, no
     warm-up bias; starting from an empty table at -L or -2L would lock every entry's
     phase) gives the last store before 0; if it is within ``L`` of 0, the entry is stored
-    through a production ``FleetKeyTable`` at that time (same table, same HMAC key, a
-    KMS fake whose calls are not counted). Approximated: the stores depend on reads, not
-    on which reads the container caches absorb (a read served by a container cache after
-    the entry expired would not restore it; container entries live 300 s, fleet entries a
-    day), and keys of records older than ``history_s`` are not in the table (no live read
-    reaches them). tests/unit/test_workload.py checks this against a live fleet.
+    through a production ``FleetBuckets`` at that time (same table, same HMAC key, a
+    KMS fake whose calls are not counted; the table's counters are read from time 0 on).
+    Approximated: the stores depend on reads, not on which reads the container caches absorb
+    (a read served by a container's copy after the entry expired would not restore it: a
+    container keeps a key no longer than its entry, so only refreshes are shifted), and
+    keys of records older than ``history_s`` are not in the table (no live read reaches
+    them). tests/unit/test_workload.py checks this against a live fleet.
     """
     if fleet is None:
         return
@@ -57,7 +58,7 @@ def warm_fleet(history: PoolKeys, fleet: Fleet | None) -> None:
     lifetime = production.fleet_lifetime_s()
     clock = SimClock(0.0)
     kms = FakeKmsClient(b"fleet-warm-up")
-    table = production.fleet_key_table(kms, clock, fleet.table, fleet.nonces)
+    table = production.resolver(kms, clock, fleet)
     context = production.pool_context()
     rng = random.Random(f"{sc.seed}/fleet-warm-up")
     per_slot = sc.read_rate / sc.writers
@@ -72,7 +73,7 @@ def warm_fleet(history: PoolKeys, fleet: Fleet | None) -> None:
                 t = reads.next_after(t + lifetime, rng.expovariate(1.0))
             if last is not None and last + lifetime > 0.0:
                 clock.now = last
-                table.unwrap(history.key_envelope(slot, index, history.names[0]).wrapped_key.blob, context)
+                table.resolve(history.key_envelope(slot, index, history.names[0]).wrapped_key.ref, context)
 
 
 class _KeyReads:

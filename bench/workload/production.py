@@ -6,29 +6,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.workload.fakes import FakeFleetTable, FakeKmsClient, SimClock
+from bench.workload.fakes import FakeFleetTable, FakeKeyTable, FakeKmsClient, SimClock
 from chalicelib.envelope.format import (
     KIND_POOL,
     MASKED_VIEW,
     DataKeySource,
     Envelope,
-    KeyUnwrapper,
+    KeyResolver,
     Opener,
     RecordRef,
     SealedFields,
     Sealer,
     encryption_context,
 )
-from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+from chalicelib.keys.fleet import FleetSealingKeys
+from chalicelib.keys.fleet_buckets import FleetBuckets
 from chalicelib.keys.kms import (
     DEFAULT_MAX_CONTEXTS,
     CachingDataKeys,
-    CachingUnwrapper,
     FreshDataKeys,
     KmsDecryptor,
     KmsEncryptor,
     KmsMacKey,
 )
+from chalicelib.keys.refs import CachingResolver, KeyTableResolver, PublishedDataKeys
 from chalicelib.support.config import Settings
 
 FIELD = "name"
@@ -52,6 +53,8 @@ class Production:
         self.overrides: dict[str, Any] = dict(bounds)
         self.writer_settings = replace(Settings(role="writer"), **self.overrides)
         self.reader_settings = replace(Settings(role="reader"), **self.overrides)
+        # The key table (format v3): writers file every data key they make, readers fetch them on a miss.
+        self.key_table = FakeKeyTable()
 
     def pinned(self, **pins: Any) -> Production:
         """These settings, with ``pins`` under the explicit overrides."""
@@ -67,7 +70,11 @@ class Production:
         """The writer's two sealers over ONE data key source, as the writer stage wires them:
         the full view's and the masked view's (a second cached key per container and period)."""
         settings = self.writer_settings
-        data_keys: DataKeySource = FreshDataKeys(KmsEncryptor(kms, settings.kms_key_id), random_bytes)
+        data_keys: DataKeySource = PublishedDataKeys(
+            FreshDataKeys(KmsEncryptor(kms, settings.kms_key_id), random_bytes),
+            self.key_table,
+            clock=lambda: clock() + FLEET_CLOCK_BASE_S,
+        )
         if settings.writer_key_cache_max_records > 0 and settings.writer_key_cache_seconds > 0:
             data_keys = CachingDataKeys(
                 data_keys,
@@ -84,36 +91,36 @@ class Production:
         """As the reader stage decides: a fleet MAC key and a non-zero entry lifetime."""
         return bool(self.reader_settings.fleet_mac_key_id and self.reader_settings.fleet_key_lifetime_seconds)
 
-    def fleet_key_table(
-        self, kms: Any, clock: Callable[[], float], table: FakeFleetTable, random_bytes: Callable[[int], bytes]
-    ) -> FleetKeyTable:
-        """The reader's ``FleetKeyTable`` over KMS Decrypt, its sealing keys derived by GenerateMac."""
+    def resolver(self, kms: FakeKmsClient, clock: Callable[[], float], fleet: Fleet | None = None) -> KeyResolver:
+        """As the reader stage wires it: the key table and KMS Decrypt, behind the fleet's day
+        buckets (sealing keys derived by GenerateMac on ``kms``) when the settings turn the
+        fleet on and ``fleet`` is given."""
         settings = self.reader_settings
-        sealing = FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id))
-        return FleetKeyTable(
-            KmsDecryptor(kms, settings.kms_key_id),
-            table,
-            sealing,
+        backing: KeyResolver = KeyTableResolver(self.key_table, KmsDecryptor(kms, settings.kms_key_id))
+        if fleet is None or not self.fleet_enabled():
+            return backing
+        return FleetBuckets(
+            backing,
+            fleet.table,
+            FleetSealingKeys(KmsMacKey(kms, settings.fleet_mac_key_id)),
             lifetime_seconds=settings.fleet_key_lifetime_seconds,
             clock=lambda: clock() + FLEET_CLOCK_BASE_S,
-            random_bytes=random_bytes,
+            random_bytes=fleet.nonces,
         )
 
     def opener(self, kms: FakeKmsClient, clock: SimClock, fleet: Fleet | None = None) -> Opener:
-        """As ``keys.reader_unwrapper`` (which takes no clock): cached unless a bound is 0; in
-        front of the shared fleet key table when the settings turn it on and ``fleet`` is given."""
+        """As ``keys.refs.reader_resolver`` (which takes no clock): cached unless a bound is 0; in
+        front of the shared fleet table when the settings turn it on and ``fleet`` is given."""
         settings = self.reader_settings
-        unwrapper: KeyUnwrapper = KmsDecryptor(kms, settings.kms_key_id)
-        if fleet is not None and self.fleet_enabled():
-            unwrapper = self.fleet_key_table(kms, clock, fleet.table, fleet.nonces)
+        resolver = self.resolver(kms, clock, fleet)
         if settings.reader_key_cache_max_entries > 0 and settings.reader_key_cache_seconds > 0:
-            unwrapper = CachingUnwrapper(
-                unwrapper,
+            resolver = CachingResolver(
+                resolver,
                 max_entries=settings.reader_key_cache_max_entries,
                 max_age_seconds=settings.reader_key_cache_seconds,
                 clock=clock,
             )
-        return Opener(unwrapper, settings.app_name)
+        return Opener(KmsDecryptor(kms, settings.kms_key_id), settings.app_name, resolver=resolver)
 
     @staticmethod
     def envelope(sealer: Sealer, tenant: str) -> Envelope:
@@ -127,7 +134,7 @@ class Production:
     @staticmethod
     def open(opener: Opener, tenant: str, record_id: str, sealed: SealedFields) -> bytes:
         ref = RecordRef(tenant, "person", record_id)
-        return opener.for_request().open(ref, sealed.blobs, sealed.slots(), (FIELD,))[FIELD]
+        return opener.for_request().open(ref, sealed.blobs, {}, (FIELD,), refs=sealed.refs())[FIELD]
 
     def writer_key_age_s(self) -> float:
         return float(self.writer_settings.writer_key_cache_seconds)

@@ -55,10 +55,18 @@ def _write_cell(row: Mapping[str, Any]) -> str:
 
 
 def _fleet_cell(row: Mapping[str, Any]) -> str:
-    if not any(run["fleet_gets"] for run in row["runs"]):
+    if not any(run["fleet_gets"] or run["fleet_queries"] for run in row["runs"]):
         return "-"
     return "; ".join(
-        f"{run['fleet_gets'] / run['reads']:.2f} / {run['fleet_puts'] / run['reads']:.3f}" for run in row["runs"]
+        f"{run['fleet_gets'] / run['reads']:.3f} / {run['fleet_puts'] / run['reads']:.3f}"
+        f" / {run['fleet_queries'] / run['reads']:.3f}"
+        for run in row["runs"]
+    )
+
+
+def _fetch_cell(row: Mapping[str, Any]) -> str:
+    return "; ".join(
+        f"{run['key_fetches_per_read']:.3f} ({run['key_read_units'] / run['reads']:.3f} RU)" for run in row["runs"]
     )
 
 
@@ -67,9 +75,11 @@ def table(report: list[dict[str, Any]]) -> str:
         (
             "| tenants | writer/reader containers | writes/s | reads/s | design | write (Encrypt) "
             "| read, uniform over history (Decrypt + GenerateMac) | read, recent-heavy (mean 10 min) "
-            "| fleet table get / put per read (uniform; recent) | issue 14 (write / uniform / recent) |"
+            "| fleet table get / put / query per read (uniform; recent) "
+            "| key fetches per read: KMS + fleet + key table (read units) (uniform; recent) "
+            "| issue 14 (write / uniform / recent) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report:
         issue = row["issue"]
@@ -78,7 +88,7 @@ def table(report: list[dict[str, Any]]) -> str:
             f"| {row['tenants']:,} | {row['writers']} / {row['readers']} "
             f"| {row['write_rate']:g} | {row['read_rate']:g} "
             f"| {row['design']} | {_write_cell(row)} | {_kms_cell(uniform)} ({_history_label(row['history_s'])}) "
-            f"| {_kms_cell(recent)} | {_fleet_cell(row)} "
+            f"| {_kms_cell(recent)} | {_fleet_cell(row)} | {_fetch_cell(row)} "
             f"| {' / '.join(f'{v:g}' for v in issue) if issue else '-'} |"
         )
     return "\n".join(lines)
@@ -87,6 +97,7 @@ def table(report: list[dict[str, Any]]) -> str:
 GOAL_ROW = "goal: 10,000 tenants, 30 days"
 GOAL_WRITE = 0.01  # issue 14 item 4: KMS calls per write ...
 GOAL_READ = 0.05  # ... and per read (uniform over 30 days)
+GOAL_FETCHES = 0.1  # issue 23 item 2: key fetches (KMS + fleet + key table requests) per read
 SINGLE_TENANT_ROW = "1 tenant"
 
 
@@ -100,6 +111,11 @@ def verdicts(report: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"{design}: goal row write {row['write']:.3g} (<= {GOAL_WRITE:g}), read {row['read_uniform']:.3g} "
                 f"(<= {GOAL_READ:g}): {'met' if met else 'NOT met'}"
+            )
+            fetches = row["runs"][0]["key_fetches_per_read"]
+            lines.append(
+                f"{design}: goal row key fetches per read {fetches:.3g} (<= {GOAL_FETCHES:g}): "
+                + ("met" if fetches <= GOAL_FETCHES else "NOT met")
             )
     for (label, design), row in by.items():
         today = by.get((label, "today"))
@@ -154,6 +170,7 @@ def run_table(
                         **asdict(r),
                         "write_calls_per_record": r.write_calls_per_record,
                         "read_calls_per_record": r.read_calls_per_record,
+                        "key_fetches_per_read": r.key_fetches_per_read,
                     }
                     for r in (uniform, recent)
                 ],

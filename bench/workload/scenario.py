@@ -41,8 +41,11 @@ class Result:
     history_writes_fed: int
     seconds: float
     mac_calls: int = 0  # kms:GenerateMac (fleet sealing keys), counted as read calls
-    fleet_gets: int = 0  # fleet key table GetItem
-    fleet_puts: int = 0  # fleet key table PutItem
+    fleet_gets: int = 0  # fleet table GetItem (one key)
+    fleet_puts: int = 0  # fleet table PutItem
+    fleet_queries: int = 0  # fleet table Query (a day of pool keys)
+    key_table_gets: int = 0  # key table GetItem (a data key's wrapped form: format v3)
+    key_read_units: float = 0.0  # DynamoDB read units of those key lookups (fleet and key table)
     fleet_entries_at_start: int = 0  # entries the warm-up left in the fleet table at time 0
 
     @property
@@ -55,7 +58,13 @@ class Result:
         """KMS calls (Decrypt + GenerateMac) per record read."""
         return (self.decrypt_calls + self.mac_calls) / self.reads if self.reads else 0.0
 
-    def per_read(self, count: int) -> float:
+    @property
+    def key_fetches_per_read(self) -> float:
+        """What a read pays besides its record: KMS calls plus fleet and key-table requests."""
+        fetches = self.decrypt_calls + self.mac_calls + self.fleet_gets + self.fleet_queries + self.key_table_gets
+        return fetches / self.reads if self.reads else 0.0
+
+    def per_read(self, count: int | float) -> float:
         return count / self.reads if self.reads else 0.0
 
 

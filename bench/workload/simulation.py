@@ -132,16 +132,26 @@ class Simulation:
         fleet = design.fleet(kms, clock)
         history.warm(fleet)
         warmed = len(fleet.table.items) if fleet is not None else 0
+        key_table = design.production.key_table
         writers = [history.live_writer(slot, kms, clock, keys) for slot in range(sc.writers)]
         readers = [design.reader(kms, clock, fleet) for _ in range(sc.readers)]
         envelopes: list[Envelope] = []
         writes = reads = history_reads = 0
 
-        def counters() -> tuple[int, int, int, int, int]:
+        def counters() -> tuple[float, ...]:
             table = fleet.table if fleet is not None else FakeFleetTable()
-            return kms.encrypt_calls, kms.decrypt_calls, kms.mac_calls, table.gets, table.puts
+            return (
+                kms.encrypt_calls,
+                kms.decrypt_calls,
+                kms.mac_calls,
+                table.gets,
+                table.puts,
+                table.queries,
+                key_table.gets,
+                table.read_units + key_table.read_units,
+            )
 
-        start: tuple[int, int, int, int, int] | None = None
+        start: tuple[float, ...] | None = None
         for now, kind, i in events:
             if start is None and now >= measure_from:
                 start = counters()
@@ -170,7 +180,9 @@ class Simulation:
             else:  # reader container replaced
                 readers[i] = design.reader(kms, clock, fleet)
         end_counts = counters()
-        encrypts, decrypts, macs, gets, puts = (b - a for a, b in zip(start or end_counts, end_counts, strict=True))
+        deltas = [b - a for a, b in zip(start or end_counts, end_counts, strict=True)]
+        encrypts, decrypts, macs, gets, puts, queries, key_gets = (int(d) for d in deltas[:7])
+        read_units = deltas[7]
         return Result(
             scenario=sc.name,
             design=design.name,
@@ -186,5 +198,8 @@ class Simulation:
             mac_calls=macs,
             fleet_gets=gets,
             fleet_puts=puts,
+            fleet_queries=queries,
+            key_table_gets=key_gets,
+            key_read_units=round(read_units, 2),
             fleet_entries_at_start=warmed,
         )

@@ -135,7 +135,8 @@ def register_rewrap(
         plan = rewrap_plan(event, settings)
         run = SegmentRun(_job_id(event), _int(event, "segment", 0, total - 1), total, plan.dry_run)
         control = Control(checkpoints(plan.dry_run), lambda_deadline(context))
-        items, reencryptor = parts()
-        result = rewrap_segment(plan, run, items, reencryptor, control, verify=event.get("verify") is True)
+        items, reencryptor, keys = parts()
+        verify = event.get("verify") is True
+        result = rewrap_segment(plan, run, items, reencryptor, control, keys=keys, verify=verify)
         report: dict[str, Any] = result.report()
         return report

@@ -65,7 +65,10 @@ def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return view(*args, **kwargs)
         except errors.PiiVaultError as exc:
-            if isinstance(exc, (errors.IntegrityError, errors.DependencyError)):
+            if isinstance(exc, errors.DependencyError):
+                # The cause category tells contention from a bug; never a value (chalicelib/support/aws_errors.py).
+                logger.error("request failed: %s (cause: %s)", exc.code, exc.cause)
+            elif isinstance(exc, errors.IntegrityError):
                 logger.error("request failed: %s", exc.code)
             return error_response(exc)
         except Exception as exc:  # noqa: BLE001 - the edge must answer JSON, not crash

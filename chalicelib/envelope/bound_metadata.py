@@ -25,7 +25,15 @@ def person_updated(version: int, updated_at: str, created_sealed: bool) -> str:
     created before format v2 do not), so removing that blob to un-authenticate the
     creation time fails here.
     """
-    return f"version={version};updated_at={updated_at};created={'sealed' if created_sealed else 'legacy'}"
+    return f"version={version};updated_at={updated_at};{_SEALED if created_sealed else _LEGACY}"
+
+
+_SEALED, _LEGACY = "created=sealed", "created=legacy"
+
+
+def declares_legacy(binding: str) -> bool:
+    """Does a person's update-metadata binding say the record was created before format v2?"""
+    return binding.startswith("version=") and binding.endswith(";" + _LEGACY)
 
 
 def person_masked_updated(version: int, updated_at: str) -> str:
@@ -49,3 +57,10 @@ def require_empty(plaintext: bytes, what: str) -> None:
     """Sealed metadata carries no plaintext: anything else was not written by pii-vault."""
     if plaintext:
         raise IntegrityError(f"sealed metadata of {what} is malformed")
+
+
+def person_legacy(proof: str) -> str:
+    """Bound by a person's ``META_LEGACY`` mark (format v3), sealed once by the first v3 write
+    of a record created before format v2. ``proof``: the binding of the v2 update metadata
+    that write kept (it must open as ``created=legacy``), or "" for a record written only in v1."""
+    return f"{_LEGACY};proof={proof}"

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.envelope.format import DATA_KEY_BYTES, DataKeySource, KeyUnwrapper, KeyWrapper, WrappedKey
+from chalicelib.keys.refs import KeyTable, PublishedDataKeys
 from chalicelib.support.aws_errors import translated
 from chalicelib.support.config import KEY_ARN
 from chalicelib.support.errors import KeyServiceError
@@ -167,9 +168,14 @@ class CachingDataKeys:
         return data_key, wrapped
 
 
-def writer_data_keys(wrapper: KeyWrapper, *, max_records: int, max_age_seconds: float) -> DataKeySource:
-    """The writer's data keys: cached within the bounds, or fresh per record when a bound is 0."""
-    fresh = FreshDataKeys(wrapper)
+def writer_data_keys(
+    wrapper: KeyWrapper, *, max_records: int, max_age_seconds: float, key_table: KeyTable | None = None
+) -> DataKeySource:
+    """The writer's data keys: each new one filed in ``key_table`` (format v3: records name it by
+    reference), cached within the bounds, or fresh per record when a bound is 0."""
+    fresh: DataKeySource = FreshDataKeys(wrapper)
+    if key_table is not None:
+        fresh = PublishedDataKeys(fresh, key_table)
     if max_records <= 0 or max_age_seconds <= 0:
         return fresh
     return CachingDataKeys(fresh, max_records=max_records, max_age_seconds=max_age_seconds)

@@ -4,17 +4,18 @@ Fed by the PII table's DynamoDB stream (KEYS_ONLY) in the ``indexer`` stage, and
 backfill job's scan, through the same ``Indexer.index_item``. The indexer never sees a whole
 item: each changed person is read with a GetItem projecting ``layout.INDEXER_READ_ATTRIBUTES``
 (the backfill's Scan projects the same), so the only ciphertext it can obtain is the email's.
+It writes the beacon table only (``chalicelib/store/beacons.py``), never the PII table.
 
 - INSERT / MODIFY of a person: read the item's indexer attributes (strongly consistent),
-  decrypt the email (reader-side ``Opener``), compute the beacon, store it if it differs,
-  conditional on no beacon from a later version being there (``beacon_version``) and on
-  the item still existing;
-- an item whose beacon was computed from its current version (our own beacon write, the
-  backfill's, a record delivered twice) is skipped without decrypting: the indexer never
-  feeds itself;
-- an item gone by the time it is read (deleted since): nothing to do;
-- REMOVE: nothing to do (the beacon and its GSI entry went with the item);
+  decrypt the email (reader-side ``Opener``), compute the beacon, store it unless a beacon
+  from this or a later version is there (a record delivered twice, a backfill racing the
+  stream) or the person was removed since;
+- an item gone by the time it is read (deleted since): nothing to do (its REMOVE record
+  drops the beacon);
+- REMOVE of a person: drop its beacon and leave a tombstone that refuses late writes;
 - other item types (secrets): ignored, without a read.
+
+The beacon table's writes feed no stream the indexer reads: it never feeds itself.
 
 A stream record that cannot be processed (the tenant's key shredded or disabled, a refused
 call, a record of an unexpected shape, any failure but a transient one) must not hold the
@@ -38,7 +39,8 @@ from chalicelib.domain import validation
 from chalicelib.envelope.format import Opener, RecordRef
 from chalicelib.keys.beacons import BeaconKeys
 from chalicelib.store import layout
-from chalicelib.store.beacons import IndexerStore, beacon_of, beacon_version_of, decode_stream_image
+from chalicelib.store.beacons import IndexerStore, decode_stream_image
+from chalicelib.store.person_item import person_from_item
 from chalicelib.store.records import PersonRecord
 from chalicelib.support.errors import IntegrityError, PiiVaultError, ServiceUnavailableError, ThrottledError
 
@@ -49,9 +51,9 @@ EMAIL = layout.INDEXED_FIELD
 
 # Outcomes, counted per batch (and by the backfill job).
 WRITTEN = "written"
-UNCHANGED = "unchanged"
-STALE = "stale"
-SKIPPED = "skipped"  # not a person, a removal, gone, or already indexed at this version
+UNCHANGED = "unchanged"  # a beacon from this or a later version is there (or the person was removed)
+REMOVED = "removed"  # a person's REMOVE: its beacon dropped
+SKIPPED = "skipped"  # not a person, gone, or without an email
 MALFORMED = "malformed"
 UNPROCESSABLE = "unprocessable"  # a record that cannot be processed: skipped, counted, alarmed
 # The ERROR line of each skipped record (a metric filter counts it; infra/observability.py).
@@ -83,7 +85,7 @@ class Indexer:
     def beacon_for(self, record: PersonRecord, opener: Opener | None = None) -> bytes | None:
         """The beacon the record's email should carry (None if the record has no email)."""
         ref = RecordRef(record.customer_id, PERSON, record.person_id)
-        opened = (opener or self._opener).open(ref, record.fields, record.slots, (EMAIL,))
+        opened = (opener or self._opener).open(ref, record.fields, record.slots, (EMAIL,), refs=record.refs)
         if EMAIL not in opened:
             return None
         email = validation.decode_field(EMAIL, opened[EMAIL])
@@ -112,24 +114,21 @@ class Indexer:
             return MALFORMED
         if beacon is None:
             return SKIPPED
-        if beacon == beacon_of(item) and beacon_version_of(item) is not None:
-            return UNCHANGED
         written = self._beacons.set_beacon(record.customer_id, record.person_id, record.version, beacon)
-        return WRITTEN if written else STALE
+        return WRITTEN if written else UNCHANGED
 
     def handle(self, change: StreamChange, opener: Opener | None = None) -> str:
-        if change.event not in ("INSERT", "MODIFY"):
-            return SKIPPED
         ids = _person_ids(change.keys)
-        if ids is None:
+        if ids is None or change.event not in ("INSERT", "MODIFY", "REMOVE"):
             return SKIPPED
+        if change.event == "REMOVE":
+            self._beacons.forget(*ids)
+            return REMOVED
         # The item as it is now, not as the record saw it: a stale record indexes the
         # current email (and set_beacon's condition still refuses to go backwards).
         item = self._beacons.indexed_item(*ids)
         if item is None:
-            return SKIPPED  # deleted since: its beacon went with it
-        if _indexed_at_current_version(item):
-            return SKIPPED  # already indexed from this version: our own beacon write, or a repeat
+            return SKIPPED  # deleted since: its REMOVE record drops the beacon
         return self.index_item(item, opener)
 
     def handle_records(self, records: Iterable[Mapping[str, Any]]) -> Counter[str]:
@@ -157,8 +156,8 @@ class _NoWrites:
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
         return True
 
-    def find(self, customer_id: str, beacon: bytes, limit: int = 100) -> list[str]:
-        return self._beacons.find(customer_id, beacon, limit)
+    def forget(self, customer_id: str, person_id: str) -> None:
+        return None
 
     def indexed_item(self, customer_id: str, person_id: str) -> dict[str, Any] | None:
         return self._beacons.indexed_item(customer_id, person_id)
@@ -172,20 +171,6 @@ def _record_ids(record: Mapping[str, Any]) -> str:
         ids = None
     event = str(record.get("eventID", "?"))[:64] if isinstance(record, Mapping) else "?"
     return f"event {event}" + (f", person {ids[1]} of {ids[0]}" if ids else "")
-
-
-def _version(item: Mapping[str, Any]) -> int | None:
-    value = item.get(layout.VERSION, {})
-    try:
-        return int(value["N"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _indexed_at_current_version(item: Mapping[str, Any]) -> bool:
-    """True when the item's beacon was computed from its current version."""
-    indexed_at, version = beacon_version_of(item), _version(item)
-    return beacon_of(item) is not None and indexed_at is not None and version is not None and indexed_at >= version
 
 
 def _person_ids(key: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -207,7 +192,7 @@ def _person(item: Mapping[str, Any]) -> PersonRecord | None:
         return None
     customer_id, person_id = ids
     try:
-        return layout.person_from_item(customer_id, dict(item))
+        return person_from_item(customer_id, item)
     except IntegrityError:
         logger.warning("indexer: person %s of %s is malformed", person_id, customer_id)
         return None

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.domain import validation
 from chalicelib.envelope import bound_metadata
-from chalicelib.envelope.format import FORMAT_V2, Opener, RecordRef, blob_version
+from chalicelib.envelope.format import FORMAT_V2, FORMAT_V3, Opener, RecordRef, blob_version
 from chalicelib.service.common import PERSON, DecryptedPerson
 from chalicelib.service.people import PeopleReads
 from chalicelib.store.records import META_UPDATED, MaskedPeopleStore, Page, PersonRecord
@@ -42,13 +42,13 @@ class MaskedService(PeopleReads):
         blobs = record.masked
         bindings: dict[str, str] = {}
         if META_UPDATED in blobs:
-            if blob_version(blobs[META_UPDATED]) != FORMAT_V2:
-                raise IntegrityError("sealed metadata is not in format v2")
+            if blob_version(blobs[META_UPDATED]) not in (FORMAT_V2, FORMAT_V3):
+                raise IntegrityError("sealed metadata is not in format v2 or v3")
             bindings[META_UPDATED] = bound_metadata.person_masked_updated(record.version, record.updated_at)
         elif blobs:
             raise IntegrityError("a stored record's masked view lacks its sealed metadata")
         present = tuple(name for name in fields if name in blobs)
-        opened = opener.open(ref, blobs, record.masked_slots, (*present, *bindings), bindings)
+        opened = opener.open(ref, blobs, record.masked_slots, (*present, *bindings), bindings, record.masked_refs)
         for name in bindings:
             bound_metadata.require_empty(opened.pop(name), name)
         data: dict[str, Any] = {

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from chalicelib.domain import validation
 from chalicelib.envelope import bound_metadata
-from chalicelib.envelope.format import FORMAT_V1, FORMAT_V2, Opener, RecordRef, blob_version
+from chalicelib.envelope.format import FORMAT_V1, FORMAT_V2, FORMAT_V3, Opener, RecordRef, blob_version
 from chalicelib.store.records import (
     META_CREATED,
+    META_LEGACY,
     META_UPDATED,
     Page,
     PersonRecord,
@@ -34,27 +35,56 @@ from chalicelib.service.common import (
 from chalicelib.service.people import PeopleReads
 
 
-def _metadata_bindings(record: PersonRecord) -> dict[str, str]:
-    """What a person's sealed metadata must authenticate (format v2): opened with the
-    fields, so the same data keys serve both.
+def _metadata_bindings(record: PersonRecord, opener: Opener) -> dict[str, str]:
+    """What a person's sealed metadata must authenticate: opened with the fields, so the same
+    data keys serve both (docs/encryption.md lists what each format carries).
 
-    A record written in format v2 carries sealed metadata binding its version and
-    update time (and, when created in v2, its creation time); opening it with the
-    stored attributes proves they were not edited. Records written only in v1 carry
-    none: their metadata is reported as stored (docs/encryption.md: guarantees per format).
+    Format v2 and v3 records carry update metadata binding version and update time, and
+    either creation metadata binding the creation time, or (v3) the legacy mark of a record
+    created before format v2, whose kept v2 update metadata must open as ``created=legacy``
+    (``records.shape_of``). Update metadata with neither is a stripped record: an integrity
+    error for v3, and for v2 it must itself say ``created=legacy``. Records written only in
+    v1 carry none: their metadata is reported as stored.
     """
     blobs = record.fields
-    if META_UPDATED not in blobs:
+    created, updated, legacy = (blobs.get(name) for name in (META_CREATED, META_UPDATED, META_LEGACY))
+    if updated is None:
+        if created is not None or legacy is not None or record.proof is not None:
+            raise IntegrityError("a stored record lacks its sealed metadata")
         if any(blob_version(blob) != FORMAT_V1 for blob in blobs.values()):
             raise IntegrityError("a stored record lacks its sealed metadata")
         return {}
-    created_sealed = META_CREATED in blobs
-    bindings = {META_UPDATED: bound_metadata.person_updated(record.version, record.updated_at, created_sealed)}
-    if created_sealed:
+    bindings: dict[str, str] = {}
+    if created is not None:
+        if legacy is not None or record.proof is not None:
+            raise IntegrityError("a stored record is marked both created and legacy")
         bindings[META_CREATED] = bound_metadata.person_created(record.created_at)
-    if any(blob_version(blobs[name]) != FORMAT_V2 for name in bindings):
-        raise IntegrityError("sealed metadata is not in format v2")
+    elif legacy is not None:
+        proof = "" if record.proof is None else record.proof.binding
+        bindings[META_LEGACY] = bound_metadata.person_legacy(proof)
+        if record.proof is not None:
+            _check_legacy_proof(record, opener)
+    elif blob_version(updated) == FORMAT_V3 or record.proof is not None:
+        raise IntegrityError("a stored record lacks its sealed creation metadata")
+    bindings[META_UPDATED] = bound_metadata.person_updated(record.version, record.updated_at, created is not None)
+    if any(blob_version(blobs[name]) == FORMAT_V1 for name in bindings) or (
+        legacy is not None and blob_version(legacy) != FORMAT_V3
+    ):
+        raise IntegrityError("sealed metadata is not in format v2 or v3")
     return bindings
+
+
+def _check_legacy_proof(record: PersonRecord, opener: Opener) -> None:
+    """The v2 update metadata a legacy-marked record kept must open as ``created=legacy`` with
+    the binding stored beside it (which the mark's own binding authenticates)."""
+    proof = record.proof
+    if proof is None or not bound_metadata.declares_legacy(proof.binding):
+        raise IntegrityError("a stored record's legacy proof is malformed")
+    if blob_version(proof.blob) != FORMAT_V2:
+        raise IntegrityError("a stored record's legacy proof is not in format v2")
+    ref = RecordRef(record.customer_id, PERSON, record.person_id)
+    opened = opener.open(ref, {META_UPDATED: proof.blob}, record.slots, (META_UPDATED,), {META_UPDATED: proof.binding})
+    bound_metadata.require_empty(opened[META_UPDATED], META_UPDATED)
 
 
 class ReaderService(PeopleReads):
@@ -118,8 +148,8 @@ class ReaderService(PeopleReads):
         missing = [name for name in fields if name not in record.fields]
         if missing:
             raise IntegrityError(f"stored record lacks field {missing[0]}", field=missing[0])
-        bindings = _metadata_bindings(record)
-        opened = opener.open(ref, record.fields, record.slots, (*fields, *bindings), bindings)
+        bindings = _metadata_bindings(record, opener)
+        opened = opener.open(ref, record.fields, record.slots, (*fields, *bindings), bindings, record.refs)
         for name in bindings:
             bound_metadata.require_empty(opened.pop(name), name)
         data = {name: validation.decode_field(name, opened[name]) for name in fields if name in opened}

@@ -47,11 +47,13 @@ from chalicelib.envelope.format import (
     parse_blob,
 )
 from chalicelib.keys.reencrypt import ReEncryptor, RewrapMap
+from chalicelib.service import rewrap_keys
 from chalicelib.service.jobs import Control, Processor, SegmentRun, run_segment
 from chalicelib.store import layout
 from chalicelib.store.checkpoints import Checkpoint
 from chalicelib.store.dynamodb import Item, ItemPage, Key
 from chalicelib.store.job_items import FULL, MASKED, Place, SlotItems, item_key, places
+from chalicelib.store.key_table import KeyEntries
 from chalicelib.support.errors import IntegrityError
 
 logger = logging.getLogger(__name__)
@@ -62,8 +64,9 @@ REWRAP_WRITE_ATTRIBUTES = layout.REWRAP_WRITE_ATTRIBUTES  # the store layout sta
 _POOL_KINDS = frozenset({KIND_POOL, KIND_MASKED_POOL})
 
 
-# What a rewrap segment runs on: the items, and the ReEncrypt capability (source, target) -> ReEncryptor.
-RewrapParts = tuple[SlotItems, Callable[[str, str], ReEncryptor]]
+# What a rewrap segment runs on: the items, the ReEncrypt capability (source, target) ->
+# ReEncryptor, and the key table's entries (format v3).
+RewrapParts = tuple[SlotItems, Callable[[str, str], ReEncryptor], KeyEntries]
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,13 @@ class RewrapPlan:
 
 def slot_kinds(item: Mapping[str, Any], prefix: str = layout.FIELD_PREFIX) -> dict[str, int] | None:
     """Slot -> kind of the data key in it, from the headers of the blobs named ``prefix``*
-    (``f_``: the full view, ``m_``: the masked view); None if they disagree."""
+    (``f_``: the full view, ``m_``: the masked view; and the full view's legacy proof, a v2
+    blob a format v3 item keeps); None if they disagree. Format v3 blobs name key references,
+    not these slots: they are not counted."""
     kinds: dict[str, int] = {}
     for name, value in item.items():
-        if not name.startswith(prefix) or "B" not in value:
+        legacy_proof = prefix == layout.FIELD_PREFIX and name == layout.V3_PROOF
+        if not (name.startswith(prefix) or legacy_proof) or "B" not in value:
             continue
         header = parse_blob(bytes(value["B"]))
         if kinds.setdefault(header.slot, header.kind) != header.kind:
@@ -222,11 +228,15 @@ def rewrap_segment(
     reencryptor: Callable[[str, str], ReEncryptor],
     control: Control,
     *,
+    keys: KeyEntries | None = None,
     verify: bool = False,
 ) -> Checkpoint:
-    """One segment of a rewrap (or, with ``verify``, of its verify pass). ``reencryptor(source,
-    target)`` makes the ReEncrypt capability (``keys.reencrypt.KmsReEncryptor`` over a client).
-    One tenant is one partition: segment 0 queries it, the other segments have nothing to do."""
+    """One segment of a rewrap (or, with ``verify``, of its verify pass): the items' inline
+    wrapped keys (records written before format v3), then, with ``keys``, the same segment of
+    the key table (format v3: ``service/rewrap_keys.py``, its own checkpoints under
+    ``<job>#keys``). ``reencryptor(source, target)`` makes the ReEncrypt capability
+    (``keys.reencrypt.KmsReEncryptor`` over a client). One tenant is one partition: segment 0
+    queries it, the other segments have nothing to do."""
 
     def pages(start: Key | None) -> ItemPage:
         return items.page(plan.customer_id, run.segment, run.total_segments, start)
@@ -238,5 +248,19 @@ def rewrap_segment(
         calls = RewrapMap(reencryptor(plan.source_key, plan.target_key))
         process = rewrap_processor(items, plan, calls)
     result = run_segment(run.job_id, run.segment, pages, process, control)
+    if keys is not None and result.done:
+        entries = keys
+
+        def key_pages(start: Key | None) -> ItemPage:
+            return entries.page(plan.customer_id, run.segment, run.total_segments, start)
+
+        key_process = (
+            rewrap_keys.key_table_verify_processor(plan.app_name, calls)
+            if verify
+            else rewrap_keys.key_table_processor(keys, plan.target_key, plan.app_name, plan.dry_run, calls)
+        )
+        done = run_segment(f"{run.job_id}#keys", run.segment, key_pages, key_process, control)
+        result.counts.update(done.counts)
+        result.done, result.pages = done.done, result.pages + done.pages
     logger.info("rewrap %s segment %s: %s distinct wrapped keys sent to KMS", run.job_id, run.segment, len(calls))
     return result

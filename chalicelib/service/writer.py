@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain import masking, validation
 from chalicelib.envelope import bound_metadata
-from chalicelib.envelope.format import RECORD_SLOT, Envelope, RecordRef, Sealer
+from chalicelib.envelope.format import FORMAT_V2, RECORD_SLOT, Envelope, RecordRef, Sealer
 from chalicelib.service.common import (
     PERSON,
     SECRET,
@@ -23,9 +23,15 @@ from chalicelib.service.common import (
     utc_now,
 )
 from chalicelib.store.records import (
+    ADOPT_V1,
+    ADOPT_V2,
+    CREATE_SLOT,
+    FIELD_CODES,
     META_CREATED,
+    META_LEGACY,
     META_UPDATED,
     DeleteProgress,
+    PersonShape,
     PersonVersionConflict,
     PersonWrite,
     SecretHead,
@@ -100,78 +106,80 @@ class WriterService:
 
         A new person (``person_id`` None) gets its id once the body is valid, and its
         fields go under the creation slot, which no later write replaces, so the item
-        stores the creation key once (a replace files its key under the record slot).
+        names the creation key once (a replace files its key under the record slot).
         PATCH (``partial``) files its new key under each field's own slot. The metadata
         blobs, which bind the version, are sealed by ``_with_metadata``.
         """
         now = self._clock()
         person = validation.parse_person(body, today=now.date(), partial=partial)
-        slot = META_CREATED if person_id is None else RECORD_SLOT
+        slot = CREATE_SLOT if person_id is None else RECORD_SLOT
+        own_slots = {name: FIELD_CODES[name] for name in person.values} if partial else None
         person_id = self._new_id() if person_id is None else person_id
         ref = RecordRef(customer_id, PERSON, person_id)
         envelope = self._sealer.envelope(customer_id)
-        sealed = envelope.seal(ref, person.encoded(), slot=slot, own_slots=partial)
+        sealed = envelope.seal(ref, person.encoded(), slot=slot, slots=own_slots)
         # Without the view, a write removes the whole masked view (a stale projection never
         # outlives its value; the record then reads as written before the view existed).
         # With it, a replace drops every masked slot earlier patches left, as for the full view.
-        drop_masked_slots: tuple[str, ...] = (RECORD_SLOT, *_MASKED_NAMES)
+        patch_slots = tuple(FIELD_CODES.values())
+        drop_masked_refs: tuple[str, ...] = (RECORD_SLOT, *patch_slots)
         masked_envelope: Envelope | None = None
         masked_blobs: dict[str, bytes] = {}
-        masked_slots: dict[str, bytes] = {}
+        masked_refs: dict[str, bytes] = {}
         drop_masked: tuple[str, ...] = _MASKED_NAMES
         if self._masked_sealer is not None:
             # A second data key (context view=masked; cached like the first), so the masked
             # stage can open the projections and never a full value.
             masked_envelope = self._masked_sealer.envelope(customer_id)
             projections = {name: validation.encode_field(v) for name, v in masking.masked(person.values).items()}
-            masked_sealed = masked_envelope.seal(ref, projections, own_slots=partial)
-            masked_blobs, masked_slots, drop_masked = masked_sealed.blobs, masked_sealed.slots(), ()
-            drop_masked_slots = () if partial else drop_masked_slots
+            masked_sealed = masked_envelope.seal(ref, projections, slots=own_slots)
+            masked_blobs, masked_refs, drop_masked = masked_sealed.blobs, masked_sealed.refs(), ()
+            drop_masked_refs = () if partial else patch_slots
         write = PersonWrite(
             customer_id=customer_id,
             person_id=person_id,
             updated_at=timestamp(now),
-            kms_key=sealed.wrapped_key.key_id,
-            slots=sealed.slots(),
             fields=sealed.blobs,
+            refs=sealed.refs(),
             partial=partial,
-            # A replace drops every slot a PATCH may have left (the record slot is rewritten);
-            # any write drops the metadata's own slot, which only earlier versions wrote.
-            drop_slots=(META_UPDATED,) if partial else (*validation.PERSON_FIELDS, META_UPDATED),
+            # A replace drops every slot a PATCH may have left (the record slot is rewritten,
+            # the creation slot kept: the creation metadata stays openable).
+            drop_refs=() if partial else patch_slots,
             masked=masked_blobs,
-            masked_slots=masked_slots,
-            drop_masked_slots=drop_masked_slots,
+            masked_refs=masked_refs,
+            drop_masked_refs=drop_masked_refs,
             drop_masked=drop_masked,
         )
         return write, _Envelopes(envelope, masked_envelope), sorted(person.values)
 
     @staticmethod
-    def _with_metadata(write: PersonWrite, envelopes: _Envelopes, expected: int, created_sealed: bool) -> PersonWrite:
-        """``write`` as the successor of version ``expected``, with its sealed metadata
-        (the full view's, and the masked view's own when the writer keeps that view).
+    def _with_metadata(write: PersonWrite, envelopes: _Envelopes, shape: PersonShape) -> PersonWrite:
+        """``write`` as the successor of the stored ``shape``, with its sealed metadata (the
+        full view's, and the masked view's own when the writer keeps that view).
 
-        Each view's metadata goes under a slot this write fills in that view (every write
-        re-seals it), so it never outlives its key and needs no slot of its own.
+        Each view's update metadata goes under a slot this write fills in that view (every
+        write re-seals it), so it never outlives its key. The first write of a record created
+        before format v2 seals the legacy mark under the creation slot (never replaced), binding
+        the v2 update metadata it keeps as proof (records.shape_of says why).
         """
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
-        binding = bound_metadata.person_updated(expected + 1, write.updated_at, created_sealed)
-        meta = envelopes.full.seal(ref, {META_UPDATED: b""}, slot=min(write.slots), bindings={META_UPDATED: binding})
-        masked, masked_slots = write.masked, write.masked_slots
+        fields, refs = dict(write.fields), dict(write.refs)
+        if shape.created in (ADOPT_V1, ADOPT_V2):
+            proof = shape.proof.binding if shape.proof is not None else ""
+            mark = envelopes.full.seal(
+                ref, {META_LEGACY: b""}, slot=CREATE_SLOT, bindings={META_LEGACY: bound_metadata.person_legacy(proof)}
+            )
+            fields, refs = {**fields, **mark.blobs}, {**refs, **mark.refs()}
+        binding = bound_metadata.person_updated(shape.version + 1, write.updated_at, shape.created_sealed)
+        meta = envelopes.full.seal(ref, {META_UPDATED: b""}, slot=min(write.refs), bindings={META_UPDATED: binding})
+        masked = write.masked
         if envelopes.masked is not None:
-            masked_binding = bound_metadata.person_masked_updated(expected + 1, write.updated_at)
+            masked_binding = bound_metadata.person_masked_updated(shape.version + 1, write.updated_at)
             masked_meta = envelopes.masked.seal(
-                ref, {META_UPDATED: b""}, slot=min(masked_slots), bindings={META_UPDATED: masked_binding}
+                ref, {META_UPDATED: b""}, slot=min(write.masked_refs), bindings={META_UPDATED: masked_binding}
             )
             masked = {**masked, **masked_meta.blobs}
-        return replace(
-            write,
-            fields={**write.fields, **meta.blobs},
-            slots={**write.slots, **meta.slots()},
-            masked=masked,
-            masked_slots=masked_slots,
-            expected_version=expected,
-            created_sealed=created_sealed,
-        )
+        return replace(write, fields={**fields, **meta.blobs}, refs=refs, masked=masked, shape=shape)
 
     def _person_written(
         self, event: str, actor: Actor, write: PersonWrite, fields: list[str], version: int
@@ -192,9 +200,9 @@ class WriterService:
         ref = RecordRef(write.customer_id, PERSON, write.person_id)
         # under the creation slot: a later replace rewrites the record slot, not this one
         binding = bound_metadata.person_created(write.updated_at)
-        created = envelopes.full.seal(ref, {META_CREATED: b""}, slot=META_CREATED, bindings={META_CREATED: binding})
-        write = self._with_metadata(write, envelopes, 0, created_sealed=True)
-        record = replace(write, fields={**write.fields, **created.blobs}, slots={**write.slots, **created.slots()})
+        created = envelopes.full.seal(ref, {META_CREATED: b""}, slot=CREATE_SLOT, bindings={META_CREATED: binding})
+        write = self._with_metadata(write, envelopes, PersonShape())
+        record = replace(write, fields={**write.fields, **created.blobs}, refs={**write.refs, **created.refs()})
         self._store.create_person(record.first_version())
         return self._person_written("person.create", actor, write, fields, write.version)
 
@@ -221,22 +229,25 @@ class WriterService:
         The new version number is sealed into the record's metadata, so the writer must
         know it without reading: With ``If-Match`` it is given; without, the first
         offer names version 0, which never exists, and the failed condition hands back
-        the stored version (one extra round trip: send If-Match to save it). Only the
-        metadata is re-sealed per attempt, locally: the envelope was wrapped once.
+        the stored item, whose shape the next offer builds on (one extra round trip: send
+        If-Match to save it; a record written before format v3 costs it once). A stored
+        record the writer must not build on (its creation metadata stripped) is an
+        integrity error, never re-sealed. Only the metadata is re-sealed per attempt,
+        locally: the envelope was wrapped once.
         """
-        expected, created_sealed = (0 if if_match is None else if_match), True
+        shape = PersonShape(version=0 if if_match is None else if_match)
         for attempt in range(_WRITE_ATTEMPTS):
             self._backoff(attempt)
             try:
-                return self._store.update_person(self._with_metadata(write, envelopes, expected, created_sealed))
+                return self._store.update_person(self._with_metadata(write, envelopes, shape))
             except PersonVersionConflict as conflict:
-                if conflict.current is None:
+                if conflict.shape is None:
                     if if_match is None:
                         raise NotFoundError("person not found") from None
                     raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
-                if if_match is not None and conflict.current != if_match:
+                if if_match is not None and conflict.shape.version != if_match:
                     raise PreconditionFailedError("person does not exist at the version given in If-Match") from None
-                expected, created_sealed = conflict.current, conflict.created_sealed
+                shape = conflict.shape
         raise ConflictError("person is being written concurrently; retry the request")
 
     def delete_person(
@@ -292,7 +303,7 @@ class WriterService:
             )
             ref = RecordRef(customer_id, SECRET, secret_record_id(secret_id, version))
             binding = bound_metadata.secret_version(new_head.incarnation or "", new_head.legacy_until, stamp)
-            sealed = envelope.seal(ref, {"value": value}, bindings={"value": binding})
+            sealed = envelope.seal(ref, {"value": value}, bindings={"value": binding}, version=FORMAT_V2)
             secret = SecretVersion(
                 customer_id=customer_id,
                 secret_id=secret_id,

@@ -117,7 +117,7 @@ def _job(name: str, summary: str, functions: tuple[Function, ...], settings: tup
 
 _READER_KEYS = ("reader_key_cache_seconds", "reader_key_cache_max_entries")
 _TENANT_KEYS = ("tenants_table_name", "tenant_key_cache_seconds")
-_OPENS = ("table_name", "kms_key_id", *_READER_KEYS, *_TENANT_KEYS, "previous_kms_key_ids")
+_OPENS = ("table_name", "keys_table_name", "kms_key_id", *_READER_KEYS, *_TENANT_KEYS, "previous_kms_key_ids")
 
 STAGES: tuple[Stage, ...] = (
     _api(
@@ -125,6 +125,7 @@ STAGES: tuple[Stage, ...] = (
         "creates, replaces, patches and deletes people and secrets: kms:Encrypt only",
         (
             "table_name",
+            "keys_table_name",
             "kms_key_id",
             "idempotency_table_name",
             "idempotency_ttl_seconds",
@@ -145,6 +146,7 @@ STAGES: tuple[Stage, ...] = (
             "fleet_key_lifetime_seconds",
             "beacon_key_id",
             "beacon_bytes",
+            "beacons_table_name",
         ),
     ),
     _api("masked", "reads people's masked projections only", _OPENS),
@@ -155,7 +157,7 @@ STAGES: tuple[Stage, ...] = (
             Function("index_beacons", Trigger.STREAM, API_TIMEOUT_SECONDS),
             Function("backfill", Trigger.INVOKE, JOB_TIMEOUT_SECONDS),
         ),
-        (*_OPENS, "beacon_key_id", "beacon_bytes", "jobs_table_name", "stream_arn"),
+        (*_OPENS, "beacon_key_id", "beacon_bytes", "beacons_table_name", "jobs_table_name", "stream_arn"),
     ),
     _job(
         "offboard",
@@ -167,7 +169,7 @@ STAGES: tuple[Stage, ...] = (
         "rewrap",
         "moves wrapped data keys to another KMS key (kms:ReEncrypt only)",
         (Function("rewrap", Trigger.INVOKE, JOB_TIMEOUT_SECONDS),),
-        ("table_name", "jobs_table_name"),
+        ("table_name", "keys_table_name", "jobs_table_name"),
     ),
 )
 _BY_NAME = {s.name: s for s in STAGES}

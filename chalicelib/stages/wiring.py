@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from chalice import Chalice
 
+from chalicelib.stages.keys_wiring import (
+    beacon_keys,
+    key_resolver,
+    key_table,
+    opening_unwrapper,
+    route_data_keys,
+    route_unwrapper,
+)
 from chalicelib.support.config import Settings
 
 if TYPE_CHECKING:
-    from chalicelib.envelope.format import DataKeySource, KeyUnwrapper
-    from chalicelib.keys.beacons import BeaconKeys
-    from chalicelib.keys.tenants import CachedRegistry
+    from chalicelib.envelope.format import KeyResolver, KeyUnwrapper
     from chalicelib.service import MaskedService, ReaderService, WriterService
     from chalicelib.service.indexer import Indexer
     from chalicelib.service.offboard import Offboarding
     from chalicelib.service.rewrap import RewrapParts
     from chalicelib.store import DynamoDbStore
-    from chalicelib.store.beacons import DynamoDbBeacons
     from chalicelib.store.checkpoints import Checkpoints
     from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
@@ -145,12 +150,14 @@ def build_writer(wiring: Wiring) -> WriterService:
     from chalicelib.service import WriterService, utc_now
 
     settings, clients = wiring.settings, wiring.clients
+    keys = key_table(settings, clients)
     shared = writer_data_keys(
         KmsEncryptor(clients.kms(), settings.kms_key_id),
         max_records=settings.writer_key_cache_max_records,
         max_age_seconds=settings.writer_key_cache_seconds,
+        key_table=keys,
     )
-    data_keys, own_key = route_data_keys(settings, clients, shared)
+    data_keys, own_key = route_data_keys(settings, clients, shared, keys)
     sealer = Sealer(data_keys, settings.app_name, scope=settings.key_scope, own_key=own_key)
     # The masked view's projections: a second data key (context view=masked) from the same cache.
     masked_sealer = (
@@ -182,32 +189,42 @@ def build_idempotency(wiring: Wiring) -> IdempotentWrites:
 
 
 def build_reader(wiring: Wiring) -> ReaderService:
+    """The reader: KMS Decrypt behind tenant routing; pool keys shared through the fleet table
+    (format v3 keys by day, ``keys.fleet_buckets``; keys of earlier items one by one,
+    ``keys.fleet``), each container's cache in front."""
     from chalicelib.envelope.format import Opener
     from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
     from chalicelib.service import ReaderService
+    from chalicelib.store.beacons import DynamoDbBeacons
 
     settings, clients = wiring.settings, wiring.clients
     backing: KeyUnwrapper = KmsDecryptor(clients.kms(), settings.kms_key_id)
+    fleet: Any = None
     if settings.fleet_mac_key_id and settings.fleet_key_lifetime_seconds:
         from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
+        from chalicelib.keys.fleet_buckets import FleetBuckets
         from chalicelib.keys.kms import KmsMacKey
         from chalicelib.store.dynamodb import DynamoDbTable
-        from chalicelib.store.fleet_table import DynamoDbFleetTable
+        from chalicelib.store.fleet_table import DynamoDbBucketTable, DynamoDbFleetTable
 
-        fleet_table = DynamoDbFleetTable(DynamoDbTable(clients.dynamodb(), settings.fleet_table_name))
+        table = DynamoDbTable(clients.dynamodb(), settings.fleet_table_name)
         sealing = FleetSealingKeys(KmsMacKey(clients.kms(), settings.fleet_mac_key_id))
-        backing = FleetKeyTable(backing, fleet_table, sealing, lifetime_seconds=settings.fleet_key_lifetime_seconds)
+        lifetime = settings.fleet_key_lifetime_seconds
+        backing = FleetKeyTable(backing, DynamoDbFleetTable(table), sealing, lifetime_seconds=lifetime)
+
+        def fleet(resolver: KeyResolver) -> KeyResolver:
+            return FleetBuckets(resolver, DynamoDbBucketTable(table), sealing, lifetime_seconds=lifetime)
+
     unwrapper = reader_unwrapper(
         route_unwrapper(settings, clients, backing),
         max_entries=settings.reader_key_cache_max_entries,
         max_age_seconds=settings.reader_key_cache_seconds,
     )
-    beacon_keys, beacons = beacon_parts(settings, clients)
     return ReaderService(
         person_store(settings, clients),
-        Opener(unwrapper, settings.app_name),
-        beacon_keys=beacon_keys,
-        beacons=beacons,
+        Opener(unwrapper, settings.app_name, resolver=key_resolver(settings, clients, fleet)),
+        beacon_keys=beacon_keys(settings, clients),
+        beacons=DynamoDbBeacons(clients.dynamodb(), settings.beacons_table_name),
     )
 
 
@@ -225,27 +242,24 @@ def build_masked(wiring: Wiring) -> MaskedService:
 
     settings, clients = wiring.settings, wiring.clients
     people = DynamoDbMaskedPeople(DynamoDbTable(clients.dynamodb(), settings.table_name))
-    return MaskedService(people, Opener(opening_unwrapper(settings, clients), settings.app_name, kinds=MASKED_KINDS))
+    opener = Opener(
+        opening_unwrapper(settings, clients),
+        settings.app_name,
+        kinds=MASKED_KINDS,
+        resolver=key_resolver(settings, clients),
+    )
+    return MaskedService(people, opener)
 
 
 def build_indexer(settings: Settings, clients: Clients) -> Indexer:
     """The indexer (stream handler, backfill job, the local stack's stream poller)."""
     from chalicelib.envelope.format import Opener
     from chalicelib.service.indexer import Indexer
+    from chalicelib.store.beacons import DynamoDbIndexerStore
 
-    keys, index = beacon_parts(settings, clients)
-    return Indexer(Opener(opening_unwrapper(settings, clients), settings.app_name), keys, index)
-
-
-def opening_unwrapper(settings: Settings, clients: Clients) -> KeyUnwrapper:
-    """KMS Decrypt behind tenant routing and the container's cache (masked stage, indexer)."""
-    from chalicelib.keys.kms import KmsDecryptor, reader_unwrapper
-
-    return reader_unwrapper(
-        route_unwrapper(settings, clients, KmsDecryptor(clients.kms(), settings.kms_key_id)),
-        max_entries=settings.reader_key_cache_max_entries,
-        max_age_seconds=settings.reader_key_cache_seconds,
-    )
+    store = DynamoDbIndexerStore(clients.dynamodb(), settings.table_name, settings.beacons_table_name)
+    opener = Opener(opening_unwrapper(settings, clients), settings.app_name, resolver=key_resolver(settings, clients))
+    return Indexer(opener, beacon_keys(settings, clients), store)
 
 
 def build_erasures(settings: Settings, clients: Clients) -> DynamoDbErasures:
@@ -297,72 +311,11 @@ def build_offboarding(settings: Settings, clients: Clients, now: Callable[[], st
 
 
 def build_rewrap_parts(settings: Settings, clients: Clients) -> RewrapParts:
-    """The rewrap's items and its ReEncrypt capability (source, target) -> ReEncryptor."""
+    """The rewrap's items, its ReEncrypt capability (source, target) -> ReEncryptor, the key table."""
     from chalicelib.keys.reencrypt import KmsReEncryptor
     from chalicelib.store.job_items import DynamoDbSlotItems
+    from chalicelib.store.key_table import DynamoDbKeyEntries
 
-    kms = clients.kms()
-    return DynamoDbSlotItems(clients.dynamodb(), settings.table_name), lambda s, t: KmsReEncryptor(kms, s, t)
-
-
-def beacon_parts(settings: Settings, clients: Clients) -> tuple[BeaconKeys, DynamoDbBeacons]:
-    """(BeaconKeys, BeaconIndex): the reader's search and the indexer's writes share them."""
-    from chalicelib.keys.beacons import BeaconKeys
-    from chalicelib.keys.kms import KmsMacKey
-    from chalicelib.store.beacons import DynamoDbBeacons
-
-    keys = BeaconKeys(KmsMacKey(clients.kms(), settings.beacon_key_id), length=settings.beacon_bytes)
-    return keys, DynamoDbBeacons(clients.dynamodb(), settings.table_name)
-
-
-# -- per-tenant keys (chalicelib/keys/tenants.py) ---------------------------------------------
-
-
-def tenant_registry(settings: Settings, clients: Clients) -> CachedRegistry | None:
-    """The cached tenant key registry, or None when no registry table is configured."""
-    if not settings.tenants_table_name:
-        return None
-    from chalicelib.keys.tenants import CachedRegistry
-    from chalicelib.store.tenants import DynamoDbTenantRegistry
-
-    return CachedRegistry(
-        DynamoDbTenantRegistry(clients.dynamodb(), settings.tenants_table_name),
-        ttl_seconds=settings.tenant_key_cache_seconds,
-    )
-
-
-def route_data_keys(
-    settings: Settings, clients: Clients, shared: DataKeySource
-) -> tuple[DataKeySource, Callable[[str], bool] | None]:
-    """(data key source, own-key test for the Sealer): tenants with their own key get
-    tenant-scoped data keys wrapped by it, cached no longer than a registry answer."""
-    registry = tenant_registry(settings, clients)
-    if registry is None:
-        return shared, None
-    from chalicelib.keys.kms import KmsEncryptor, writer_data_keys
-    from chalicelib.keys.tenants import RoutingDataKeys, has_own_key
-
-    def source_for(key_arn: str) -> DataKeySource:
-        return writer_data_keys(
-            KmsEncryptor(clients.kms(), key_arn),
-            max_records=settings.writer_key_cache_max_records,
-            max_age_seconds=min(settings.writer_key_cache_seconds, settings.tenant_key_cache_seconds),
-        )
-
-    return RoutingDataKeys(shared, registry, source_for), has_own_key(registry)
-
-
-def route_unwrapper(settings: Settings, clients: Clients, shared: KeyUnwrapper) -> KeyUnwrapper:
-    """The tenant's own key first, then ``shared``, then the previous shared keys (a rewrap under way)."""
-    registry = tenant_registry(settings, clients)
-    if registry is None and not settings.previous_kms_key_ids:
-        return shared
-    from chalicelib.keys.kms import KmsDecryptor
-    from chalicelib.keys.tenants import NO_REGISTRY, RoutingUnwrapper
-
-    return RoutingUnwrapper(
-        shared,
-        registry or NO_REGISTRY,
-        lambda key_arn: KmsDecryptor(clients.kms(), key_arn),
-        [KmsDecryptor(clients.kms(), key_id) for key_id in settings.previous_kms_key_ids],
-    )
+    kms, ddb = clients.kms(), clients.dynamodb()
+    keys = DynamoDbKeyEntries(ddb, settings.keys_table_name)
+    return DynamoDbSlotItems(ddb, settings.table_name), lambda s, t: KmsReEncryptor(kms, s, t), keys

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.support.aws_errors import translated
+from chalicelib.support.aws_errors import THROTTLED_REASONS, cancellation_codes, refused, translated
 from chalicelib.support.errors import StorageError, ThrottledError
 
 Item = dict[str, Any]
@@ -35,29 +35,32 @@ BATCH_WRITE_MAX = 25
 TRANSACT_MAX = 100  # items per TransactWriteItems
 _BATCH_GET_ROUNDS = 8
 _BATCH_WRITE_ROUNDS = 8
-_THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class ConditionFailed(Exception):
     """A conditional write's condition did not hold; ``item`` is the item as stored when the
-    request asked for it (``ReturnValuesOnConditionCheckFailure``), else None."""
+    request asked for it (``ReturnValuesOnConditionCheckFailure``), else None; ``error`` the
+    AWS answer (for ``aws_errors.refused`` when the caller judges it a failure)."""
 
-    def __init__(self, item: Item | None) -> None:
+    def __init__(self, item: Item | None, error: ClientError) -> None:
         super().__init__("condition failed")
         self.item = item
+        self.error = error
 
 
 class Cancelled(Exception):
-    """A TransactWriteItems was cancelled; ``reasons`` line up with its actions."""
+    """A TransactWriteItems was cancelled; ``reasons`` line up with its actions; ``error``
+    the AWS answer (for ``aws_errors.refused``)."""
 
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+    def __init__(self, reasons: list[dict[str, Any]], error: ClientError) -> None:
         super().__init__("transaction cancelled")
         self.reasons = reasons
+        self.error = error
 
 
 def _condition_failed(exc: ClientError) -> Exception:
-    return ConditionFailed(exc.response.get("Item"))
+    return ConditionFailed(exc.response.get("Item"), exc)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
@@ -115,9 +118,10 @@ class Dynamo:
 
         def cancelled(exc: ClientError) -> Exception:
             reasons = exc.response.get("CancellationReasons") or [{} for _ in actions]
-            if {reason.get("Code") for reason in reasons} & _THROTTLED_REASONS:
-                return ThrottledError("dynamodb is throttling requests; retry later")
-            return Cancelled(reasons)
+            if set(cancellation_codes(exc)) & THROTTLED_REASONS:
+                error = ThrottledError("dynamodb is throttling requests; retry later")
+                return refused(exc, "dynamodb", "TransactWriteItems", error)
+            return Cancelled(reasons, exc)
 
         with translated(
             "dynamodb", "TransactWriteItems", StorageError, raise_for={"TransactionCanceledException": cancelled}

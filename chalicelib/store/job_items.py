@@ -98,7 +98,9 @@ class DynamoDbTenantItems:
 
 class DynamoDbIndexedScan:
     """The backfill's scan: only the attributes the indexer may read (its IAM policy refuses a
-    Scan without this projection)."""
+    Scan without this projection, and one that does not say Select SPECIFIC_ATTRIBUTES: IAM fills
+    an unsent Select with ALL_ATTRIBUTES, the DynamoDB guide's "Using IAM policy conditions for
+    fine-grained access control")."""
 
     def __init__(self, dynamodb: Any, table_name: str) -> None:
         self._ddb = adapter(dynamodb)
@@ -113,6 +115,7 @@ class DynamoDbIndexedScan:
             TotalSegments=total_segments,
             Limit=PAGE_SIZE,
             ConsistentRead=True,
+            Select="SPECIFIC_ATTRIBUTES",
             **layout.indexer_projection(),
         )
 

@@ -24,6 +24,7 @@ from chalicelib.store import layout, tables
 from chalicelib.store.dynamodb import Cancelled, Item, Key, adapter
 from chalicelib.store.records import condition_failed
 from chalicelib.store.references import DynamoDbReferences
+from chalicelib.support.aws_errors import refused
 from chalicelib.support.errors import StorageError
 
 PERSON = tables.LEDGER_PERSON
@@ -84,19 +85,18 @@ class DynamoDbErasures:
     def erase_person(self, customer_id: str, person_id: str, expected_version: int | None, erased_at: str) -> None:
         delete: dict[str, Any] = {
             "Key": layout.person_key(customer_id, person_id),
-            "ConditionExpression": f"attribute_exists({layout.PK})",
+            **layout.person_exists_condition(expected_version),
         }
-        if expected_version is not None:
-            delete["ConditionExpression"] += " AND #version = :expected"
-            delete["ExpressionAttributeNames"] = {"#version": layout.VERSION}
-            delete["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         entry = LedgerEntry(PERSON, customer_id, person_id, erased_at)
         try:
+            # botocore gives the call a ClientRequestToken and re-sends it when it retries
+            # (a lost answer): DynamoDB then answers success without deleting twice.
             self._ddb.transact([("Delete", self._table, delete), ("Put", self._ledger, {"Item": entry.item()})])
         except Cancelled as cancelled:
             if cancelled.reasons and cancelled.reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise condition_failed(expected_version, "person") from None
-            raise StorageError("the erasure was not committed; retry the request") from None
+            error = StorageError("the erasure was not committed; retry the request")
+            raise refused(cancelled.error, "dynamodb", "TransactWriteItems", error) from None
 
     def record_secret_erasure(self, customer_id: str, secret_id: str, erased_at: str) -> None:
         self._ddb.call(

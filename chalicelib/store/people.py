@@ -1,10 +1,16 @@
 """People in DynamoDB: conditional writes, version counters, pages and multi-get.
 
 The writer never reads an item (its role has no GetItem/Query): every write is a
-single conditional Put/Update/Delete. An update names the version it replaces, because
-the sealed metadata it writes binds the new number; when the item is elsewhere, the
-failed condition hands back the stored version (``ReturnValuesOnConditionCheckFailure``,
-plaintext metadata only) and ``PersonVersionConflict`` carries it to the service.
+single conditional Put/Update/Delete. An update names the shape it builds on (the version
+it replaces and how the creation time is vouched for), because the sealed metadata it
+writes binds them; when the item is otherwise, the failed condition hands back the stored
+item (``ReturnValuesOnConditionCheckFailure``) and ``PersonVersionConflict`` carries its
+shape to the service (``person_item.person_shape_of``: a stripped record is an integrity error).
+
+A write can meet itself: botocore retries a Put/Update whose answer did not arrive
+(timeout, dropped connection, 5xx) although DynamoDB had applied it, and the retry's
+condition then fails on our own item. The item handed back tells: it holds this write's
+version and its sealed metadata blob (random bytes per attempt), and the write is done.
 """
 
 from __future__ import annotations
@@ -14,18 +20,16 @@ from typing import Any
 
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import ConditionFailed, DynamoDbTable, OnTable
+from chalicelib.store.person_item import (
+    is_person_write,
+    person_from_item,
+    person_item,
+    person_shape_of,
+    person_update,
+)
 from chalicelib.store.records import Page, PersonRecord, PersonVersionConflict, PersonWrite, condition_failed
+from chalicelib.support.aws_errors import refused
 from chalicelib.support.errors import StorageError
-
-_EXISTS = f"attribute_exists({layout.PK})"
-_AT_VERSION = " AND #version = :expected"
-
-
-def _expecting(expected_version: int | None) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The condition on an existing item (at ``expected_version`` when given), with its names and values."""
-    if expected_version is None:
-        return _EXISTS, {}, {}
-    return _EXISTS + _AT_VERSION, {"#version": layout.VERSION}, {":expected": {"N": str(expected_version)}}
 
 
 class DynamoDbPeople(OnTable):
@@ -35,54 +39,37 @@ class DynamoDbPeople(OnTable):
         try:
             self._table.call(
                 "put_item",
-                Item=layout.person_item(record),
+                Item=person_item(record),
                 ConditionExpression=f"attribute_not_exists({layout.PK})",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed as exc:
+            if is_person_write(exc.item, record.version, record.fields):
+                return  # botocore's retry of this very put, whose first answer was lost (issue 19)
             # Ids are 128-bit random: a collision means a bug, not bad luck.
-            raise StorageError("a record with this id already exists") from exc
+            error = StorageError("a record with this id already exists")
+            raise refused(exc.error, "dynamodb", "PutItem", error) from exc
 
     def update_person(self, write: PersonWrite) -> int:
-        names = {"#version": layout.VERSION, "#created": layout.CREATED_META_ATTRIBUTE}
-        values: dict[str, Any] = {":expected": {"N": str(write.expected_version)}}
-        created = "attribute_exists(#created)" if write.created_sealed else "attribute_not_exists(#created)"
-
-        def placeholder(prefix: str, path: str) -> str:
-            parts = []
-            for depth, segment in enumerate(path.split(".")):
-                names[f"#{prefix}_{depth}"] = segment
-                parts.append(f"#{prefix}_{depth}")
-            return ".".join(parts)
-
-        clauses = []
-        for index, (path, value) in enumerate(layout.person_updates(write).items()):
-            values[f":v{index}"] = value
-            clauses.append(f"{placeholder(f'a{index}', path)} = :v{index}")
-        removals = [placeholder(f"r{index}", path) for index, path in enumerate(layout.person_removals(write))]
-        expression = f"SET {', '.join(clauses)}" + (f" REMOVE {', '.join(removals)}" if removals else "")
         try:
             self._table.call(
                 "update_item",
                 Key=layout.person_key(write.customer_id, write.person_id),
-                UpdateExpression=expression,
-                ConditionExpression=f"{_EXISTS} AND #version = :expected AND {created}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **person_update(write),
             )
         except ConditionFailed as exc:
-            current, created_sealed = layout.person_version_of(exc.item)
-            raise PersonVersionConflict(current, created_sealed) from exc
+            if is_person_write(exc.item, write.version, write.fields):
+                return write.version  # botocore's retry of this very update, whose first answer was lost
+            raise PersonVersionConflict(person_shape_of(exc.item)) from exc
         return write.version
 
     def delete_person(self, customer_id: str, person_id: str, expected_version: int | None) -> None:
-        condition, names, values = _expecting(expected_version)
-        kwargs: dict[str, Any] = {}
-        if names:
-            kwargs = {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
         try:
             self._table.call(
-                "delete_item", Key=layout.person_key(customer_id, person_id), ConditionExpression=condition, **kwargs
+                "delete_item",
+                Key=layout.person_key(customer_id, person_id),
+                **layout.person_exists_condition(expected_version),
             )
         except ConditionFailed as exc:
             raise condition_failed(expected_version, "person") from exc
@@ -92,7 +79,7 @@ class DynamoDbPeople(OnTable):
             "get_item", Key=layout.person_key(customer_id, person_id), ConsistentRead=self._table.consistent
         )
         item = response.get("Item")
-        return layout.person_from_item(customer_id, item) if item else None
+        return person_from_item(customer_id, item) if item else None
 
     def list_people(self, customer_id: str, limit: int, token: str | None) -> Page:
         return query_page(self._table, customer_id, limit, token, layout.people_condition(customer_id))
@@ -103,7 +90,7 @@ class DynamoDbPeople(OnTable):
         keys = [layout.person_key(customer_id, person_id) for person_id in wanted]
         found = {
             record.person_id: record
-            for record in (layout.person_from_item(customer_id, item) for item in self._table.batch_get(keys))
+            for record in (person_from_item(customer_id, item) for item in self._table.batch_get(keys))
         }
         return [found[person_id] for person_id in wanted if person_id in found]
 
@@ -120,7 +107,7 @@ class DynamoDbMaskedPeople(OnTable):
             **layout.masked_projection(),
         )
         item = response.get("Item")
-        return layout.person_from_item(customer_id, item) if item else None
+        return person_from_item(customer_id, item) if item else None
 
     def list_masked_people(self, customer_id: str, limit: int, token: str | None) -> Page:
         query = {**layout.people_condition(customer_id), **layout.masked_projection(), "Select": "SPECIFIC_ATTRIBUTES"}
@@ -130,7 +117,7 @@ class DynamoDbMaskedPeople(OnTable):
         wanted = list(dict.fromkeys(person_ids))
         keys = [layout.person_key(customer_id, person_id) for person_id in wanted]
         items = self._table.batch_get(keys, layout.masked_projection())
-        found = {record.person_id: record for record in (layout.person_from_item(customer_id, item) for item in items)}
+        found = {record.person_id: record for record in (person_from_item(customer_id, item) for item in items)}
         return [found[person_id] for person_id in wanted if person_id in found]
 
 
@@ -155,4 +142,4 @@ def query_page(table: DynamoDbTable, customer_id: str, limit: int, token: str | 
         start = {"ExclusiveStartKey": last}
     page = items[:limit]
     next_token = layout.page_token_after(page[-1]) if len(items) > limit else None
-    return Page(items=[layout.person_from_item(customer_id, item) for item in page], next_token=next_token)
+    return Page(items=[person_from_item(customer_id, item) for item in page], next_token=next_token)

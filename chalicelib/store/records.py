@@ -12,33 +12,121 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chalicelib.support.errors import ConflictError, NotFoundError, PreconditionFailedError, VersionLimitError
+from chalicelib.envelope import bound_metadata
+from chalicelib.envelope.blob import FORMAT_V1, FORMAT_V3, blob_version
+from chalicelib.support.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PreconditionFailedError,
+    VersionLimitError,
+)
 
 FIRST_VERSION = 1
 # Versions a secret keeps (a DELETE removes them in bounded rounds, see SecretStore).
 MAX_SECRET_VERSIONS = 5_000
-# Sealed metadata of a person (format v2), stored like fields: empty plaintexts whose
-# AAD binds what the reader reports (creation time; version and update time).
+# Sealed metadata of a person (format v2 and v3), stored like fields: empty plaintexts whose
+# AAD binds what the reader reports (creation time; version and update time), and (v3) the
+# mark of a record created before format v2 (``META_LEGACY``: its creation time is not
+# authenticated, and the mark says so in a way that cannot be forged by deleting attributes).
 META_CREATED = "_created"
 META_UPDATED = "_updated"
+META_LEGACY = "_legacy"
+# Key slots of format v3 (one character, in the blob header): a create's key ("c", never
+# replaced: the creation metadata stays openable), a replace's ("0"), a PATCH's (the field's code).
+CREATE_SLOT = "c"
+FIELD_CODES = {"name": "n", "surname": "s", "email": "e", "dob": "d", "address": "a"}
+METADATA_CODES = {META_CREATED: "c", META_UPDATED: "u", META_LEGACY: "l"}
+# How a stored person's creation time is vouched for (``PersonShape.created``).
+CREATED_SEALED = "sealed"  # a creation metadata blob (v3 or v2)
+CREATED_LEGACY = "legacy"  # the legacy mark: created before format v2
+ADOPT_V1 = "adopt-v1"  # no sealed metadata at all, every blob v1: this write seals the legacy mark
+ADOPT_V2 = "adopt-v2"  # v2 update metadata without creation metadata: the mark, with that blob as proof
+
+
+@dataclass(frozen=True)
+class LegacyProof:
+    """The v2 update metadata of a record created before format v2, kept when a v3 write marks
+    it legacy: it must open as ``created=legacy`` with ``binding``, or the record was stripped."""
+
+    blob: bytes
+    binding: str
 
 
 @dataclass
 class PersonRecord:
-    """A sealed person as stored: ciphertext fields plus plaintext metadata."""
+    """A sealed person as stored: ciphertext fields plus plaintext metadata.
+
+    ``fields`` and ``masked`` map logical names (fields, sealed metadata) to blobs of any
+    format; a v1/v2 blob's slot names a wrapped key in ``slots`` / ``masked_slots``, a v3
+    blob's a key reference in ``refs`` / ``masked_refs``.
+    """
 
     customer_id: str
     person_id: str
     version: int
     created_at: str
     updated_at: str
-    kms_key: str
-    slots: dict[str, bytes]
     fields: dict[str, bytes]
+    refs: dict[str, bytes] = field(default_factory=dict)
+    slots: dict[str, bytes] = field(default_factory=dict)
     # The masked view (docs/masked.md): projections sealed under their own data key,
     # in their own key slots. Empty for records written before the view existed.
     masked: dict[str, bytes] = field(default_factory=dict)
+    masked_refs: dict[str, bytes] = field(default_factory=dict)
     masked_slots: dict[str, bytes] = field(default_factory=dict)
+    kms_key: str = ""  # v1/v2 items: the KMS key of their inline wrapped keys
+    proof: LegacyProof | None = None
+    legacy_names: bool = False  # version and update time stored under the v1/v2 attribute names
+
+
+@dataclass(frozen=True)
+class PersonShape:
+    """What a person write assumes of the stored item, or learnt from a failed condition:
+    its version and how its creation time is vouched for (``CREATED_*``, ``ADOPT_*``).
+    Both are conditions of the write, because the sealed metadata it carries binds them."""
+
+    version: int = 0
+    created: str = CREATED_SEALED
+    legacy_names: bool = False
+    proof: LegacyProof | None = None  # ADOPT_V2: the update metadata this write keeps as proof
+
+    @property
+    def created_sealed(self) -> bool:
+        return self.created == CREATED_SEALED
+
+
+def shape_of(record: PersonRecord) -> PersonShape:
+    """The shape a writer may build on, from a stored record (a failed condition's ``ALL_OLD``).
+
+    Sealed update metadata without creation metadata or the legacy mark is what stripping
+    ``_created`` leaves: a writer that cannot decrypt must not guess "legacy" then (it would
+    re-seal an edited creation time as unauthenticated). Format v3 always writes one of the
+    two, so such a v3 record is an integrity error. A v2 record of that shape may also be
+    one created in v1 and updated by a v2 writer: the next write marks it legacy and keeps
+    its v2 update metadata as the proof, which the reader checks (it opens only if it said
+    ``created=legacy``), so a stripped record reads as an integrity error from then on.
+    """
+    created, updated, legacy = (record.fields.get(name) for name in (META_CREATED, META_UPDATED, META_LEGACY))
+    proof = None
+    if created is not None and legacy is not None:
+        raise IntegrityError("a stored record is marked both created and legacy")
+    if updated is None and (created is not None or legacy is not None):
+        raise IntegrityError("a stored record lacks its sealed update metadata")
+    if created is not None:
+        kind = CREATED_SEALED
+    elif legacy is not None:
+        kind = CREATED_LEGACY
+    elif updated is None:
+        if any(blob_version(blob) != FORMAT_V1 for blob in record.fields.values()):
+            raise IntegrityError("a stored record lacks its sealed metadata")
+        kind = ADOPT_V1
+    elif blob_version(updated) == FORMAT_V3:
+        raise IntegrityError("a stored record lacks its sealed creation metadata")
+    else:
+        kind = ADOPT_V2
+        proof = LegacyProof(updated, bound_metadata.person_updated(record.version, record.updated_at, False))
+    return PersonShape(record.version, kind, record.legacy_names, proof)
 
 
 @dataclass(frozen=True)
@@ -46,33 +134,28 @@ class PersonWrite:
     """One sealed write of a person: the fields it rewrites and the key slots they use.
 
     ``partial`` (PATCH) merges these fields and slots into the stored ones; otherwise
-    they replace them all. Version and creation time are the store's to keep.
+    they replace them all. ``shape`` is what the write builds on (its version is replaced).
     """
 
     customer_id: str
     person_id: str
     updated_at: str
-    kms_key: str
-    slots: dict[str, bytes]
     fields: dict[str, bytes]
+    refs: dict[str, bytes]
     partial: bool = False
-    # The version this write replaces (0 for a create) and whether the stored item has
-    # sealed creation metadata: both are conditions of the write, because the sealed
-    # metadata it carries (META_UPDATED) was built on them.
-    expected_version: int = 0
-    created_sealed: bool = True
+    shape: PersonShape = PersonShape()
     # Key slots the write removes (a replace drops the slots earlier patches left).
-    drop_slots: tuple[str, ...] = ()
+    drop_refs: tuple[str, ...] = ()
     # The masked projections of the fields written (and their sealed metadata), their key
     # slots, and the masked slots a replace drops; all empty for a write without the view.
     masked: dict[str, bytes] = field(default_factory=dict)
-    masked_slots: dict[str, bytes] = field(default_factory=dict)
-    drop_masked_slots: tuple[str, ...] = ()
+    masked_refs: dict[str, bytes] = field(default_factory=dict)
+    drop_masked_refs: tuple[str, ...] = ()
     drop_masked: tuple[str, ...] = ()  # masked projections a write without the view removes
 
     @property
     def version(self) -> int:
-        return self.expected_version + 1
+        return self.shape.version + 1
 
     def first_version(self) -> PersonRecord:
         """The record a create stores: version 1, created when written."""
@@ -82,11 +165,10 @@ class PersonWrite:
             version=FIRST_VERSION,
             created_at=self.updated_at,
             updated_at=self.updated_at,
-            kms_key=self.kms_key,
-            slots=dict(self.slots),
             fields=dict(self.fields),
+            refs=dict(self.refs),
             masked=dict(self.masked),
-            masked_slots=dict(self.masked_slots),
+            masked_refs=dict(self.masked_refs),
         )
 
 
@@ -162,15 +244,17 @@ class SecretVersionConflict(ConflictError):
 
 
 class PersonVersionConflict(ConflictError):
-    """A person write was not stored: the item is not at ``write.expected_version`` (or
-    its creation metadata is not as the write assumed). ``current`` is the stored
-    version (None: no such person), ``created_sealed`` whether it has sealed creation
-    metadata, so the caller can re-seal its metadata and retry without reading."""
+    """A person write was not stored: the item is not as ``write.shape`` says. ``shape`` is
+    the stored item's (None: no such person), so the caller can re-seal its metadata and
+    retry without reading."""
 
-    def __init__(self, current: int | None, created_sealed: bool) -> None:
+    def __init__(self, shape: PersonShape | None) -> None:
         super().__init__("person is being written concurrently; retry the request")
-        self.current = current
-        self.created_sealed = created_sealed
+        self.shape = shape
+
+    @property
+    def current(self) -> int | None:
+        return None if self.shape is None else self.shape.version
 
 
 def check_secret_version(version: int) -> None:
@@ -190,7 +274,7 @@ class PeopleStore(Protocol):
     def create_person(self, record: PersonRecord) -> None: ...
 
     def update_person(self, write: PersonWrite) -> int:
-        """Replace (all fields) or patch (``write.partial``) a person at ``write.expected_version``.
+        """Replace (all fields) or patch (``write.partial``) a person shaped as ``write.shape``.
 
         One conditional attempt; returns the new version or raises ``PersonVersionConflict``.
         """

@@ -3,7 +3,10 @@
 Retryable conditions become 429 (throttled) or 503 (unavailable, timed out) so clients
 know to come back; everything else is a 502. Log lines carry the AWS error code only
 (botocore messages can echo request parameters); error messages, which become
-response bodies, carry neither the code nor the AWS message.
+response bodies, carry neither the code nor the AWS message. Every translated error
+carries a cause category (``cause_of``), which the edge's "request failed" line names,
+so an operator tells contention (throttled, transaction_conflict, condition_failed)
+from a bug (validation, unknown) without any value in the log.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ParamValidationError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chalicelib.support.errors import (
+    UNKNOWN_CAUSE,
     ConflictError,
     DependencyError,
     IntegrityError,
@@ -53,8 +57,72 @@ UNAVAILABLE_CODES = frozenset(
 KEY_UNAVAILABLE_CODES = frozenset({"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"})
 
 
+# Cause categories (the log line's words; never a value).
+CONDITION_FAILED = "condition_failed"
+THROTTLED = "throttled"
+TRANSACTION_CONFLICT = "transaction_conflict"
+VALIDATION = "validation"
+UNAVAILABLE = "unavailable"  # timed out, connection refused or dropped, a 5xx
+DENIED = "denied"  # IAM or the key policy said no
+UNKNOWN = UNKNOWN_CAUSE
+
+_CONDITION_CODES = frozenset({"ConditionalCheckFailedException", "ConditionalCheckFailed"})
+_CONFLICT_CODES = frozenset({"TransactionConflictException", "TransactionInProgressException", "TransactionConflict"})
+# A TransactWriteItems' per-item cancellation reasons that mean throttling.
+THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+_VALIDATION_CODES = frozenset(
+    {
+        "ValidationException",
+        "ValidationError",
+        "SerializationException",
+        "IdempotentParameterMismatchException",
+        "InvalidParameterValue",
+        "ItemCollectionSizeLimitExceededException",
+    }
+)
+_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"})
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """A cancelled TransactWriteItems' reason codes, one per item ("None" for an item that was fine)."""
+    return [str(reason.get("Code")) for reason in exc.response.get("CancellationReasons") or []]
+
+
+def cause_of(exc: BaseException) -> str:
+    """The cause category of a failed AWS call; a cancelled transaction by its items' reasons."""
+    if isinstance(exc, ClientError):
+        codes = {error_code(exc), *cancellation_codes(exc)}
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        for category, known in (
+            (THROTTLED, THROTTLE_CODES | THROTTLED_REASONS),
+            (TRANSACTION_CONFLICT, _CONFLICT_CODES),
+            (CONDITION_FAILED, _CONDITION_CODES),
+            (VALIDATION, _VALIDATION_CODES),
+            (DENIED, _DENIED_CODES),
+            (UNAVAILABLE, UNAVAILABLE_CODES),
+        ):
+            if codes & known:
+                return category
+        return UNAVAILABLE if status >= 500 else UNKNOWN
+    if isinstance(exc, ParamValidationError):
+        return VALIDATION
+    if isinstance(exc, (HTTPClientError, BotoConnectionError)):
+        return UNAVAILABLE
+    return UNKNOWN
+
+
+def refused(exc: ClientError, service: str, operation: str, error: PiiVaultError) -> PiiVaultError:
+    """``error``, for a refusal its caller judged itself (e.g. a create's condition), with
+    the cause category set and logged as ``translate`` does (to be raised ``from exc``)."""
+    cause = cause_of(exc)
+    logger.warning("%s %s failed: %s (%s)", service, operation, error_code(exc), cause)
+    if isinstance(error, DependencyError):
+        error.cause = cause
+    return error
 
 
 def translate(
@@ -65,10 +133,23 @@ def translate(
     integrity_codes: Iterable[str] = (),
 ) -> PiiVaultError:
     """The pii-vault error for a failed AWS call (to be raised ``from exc``)."""
+    error = _translated(exc, service, operation, dependency_error, integrity_codes)
+    if isinstance(error, DependencyError):
+        error.cause = cause_of(exc)
+    return error
+
+
+def _translated(
+    exc: Exception,
+    service: str,
+    operation: str,
+    dependency_error: type[DependencyError],
+    integrity_codes: Iterable[str],
+) -> PiiVaultError:
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        logger.warning("%s %s failed: %s", service, operation, code)
+        logger.warning("%s %s failed: %s (%s)", service, operation, code, cause_of(exc))
         if code == "TransactionConflictException":
             return ConflictError(f"a concurrent {service} transaction holds the item; retry later")
         if service == "kms" and code in KEY_UNAVAILABLE_CODES:
@@ -80,7 +161,7 @@ def translate(
         if code in UNAVAILABLE_CODES or status >= 500:
             return ServiceUnavailableError(f"{service} is unavailable ({operation}); retry later")
         return dependency_error(f"{service} refused {operation}")
-    logger.warning("%s %s failed: %s", service, operation, type(exc).__name__)
+    logger.warning("%s %s failed: %s (%s)", service, operation, type(exc).__name__, cause_of(exc))
     if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # timeouts, refused or dropped connections
         return ServiceUnavailableError(f"{service} did not answer ({operation}); retry later")
     if isinstance(exc, BotoCoreError):

@@ -34,6 +34,8 @@ LEDGER_SUFFIX = TABLE_SUFFIXES[Table.LEDGER]
 JOBS_SUFFIX = TABLE_SUFFIXES[Table.JOBS]
 IDEMPOTENCY_SUFFIX = TABLE_SUFFIXES[Table.IDEMPOTENCY]
 FLEET_TABLE_SUFFIX = TABLE_SUFFIXES[Table.FLEET]
+BEACONS_SUFFIX = TABLE_SUFFIXES[Table.BEACONS]
+KEYS_SUFFIX = TABLE_SUFFIXES[Table.KEYS]
 KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-)?[0-9a-f-]{32,36}")
 # Data key cache bounds (see chalicelib/keys/kms.py for the trade-off). Zero wires the uncached source.
 # The writer's pool data key (docs/ARCHITECTURE.md, key hierarchy) lives an hour per warm container.
@@ -100,6 +102,8 @@ class Settings:
     reader_key_cache_max_entries: int = DEFAULT_READER_KEY_CACHE_MAX_ENTRIES
     beacon_key_id: str = DEFAULT_BEACON_KEY_ID
     beacon_bytes: int = DEFAULT_BEACON_BYTES
+    beacons_table_name: str = DEFAULT_TABLE_NAME + BEACONS_SUFFIX  # written by the indexer, queried by search
+    keys_table_name: str = DEFAULT_TABLE_NAME + KEYS_SUFFIX  # wrapped data keys by reference (format v3)
     ledger_table_name: str = DEFAULT_TABLE_NAME + LEDGER_SUFFIX
     jobs_table_name: str = DEFAULT_TABLE_NAME + JOBS_SUFFIX
     stream_arn: str = ""  # the PII table's stream (indexer stage)

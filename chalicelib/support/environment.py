@@ -31,6 +31,8 @@ class Table(StrEnum):
     JOBS = "jobs"
     FLEET = "fleet"
     TENANTS = "tenants"
+    BEACONS = "beacons"
+    KEYS = "keys"
 
 
 # Each table is named after the PII table: "<pii table><suffix>".
@@ -39,8 +41,10 @@ TABLE_SUFFIXES: dict[Table, str] = {
     Table.IDEMPOTENCY: "-idempotency",
     Table.LEDGER: "-erasures",
     Table.JOBS: "-jobs",
-    Table.FLEET: "-fleet-keys",
+    Table.FLEET: "-fleet",
     Table.TENANTS: "-tenants",
+    Table.BEACONS: "-beacons",
+    Table.KEYS: "-keys",
 }
 
 
@@ -105,6 +109,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("jobs_table_name", "PII_VAULT_JOBS_TABLE", TableName(Table.JOBS), "bulk jobs' checkpoints"),
     Variable("fleet_table_name", "PII_VAULT_FLEET_TABLE", TableName(Table.FLEET), "the reader fleet's key table"),
     Variable("tenants_table_name", "PII_VAULT_TENANTS_TABLE", TableName(Table.TENANTS), "the tenant key registry"),
+    Variable("beacons_table_name", "PII_VAULT_BEACONS_TABLE", TableName(Table.BEACONS), "email beacons"),
+    Variable("keys_table_name", "PII_VAULT_KEYS_TABLE", TableName(Table.KEYS), "data keys by reference"),
     Variable("fleet_mac_key_id", "PII_VAULT_FLEET_MAC_KEY_ID", KeyArn(Key.FLEET_MAC), "the fleet HMAC key"),
     Variable("beacon_key_id", "PII_VAULT_BEACON_KEY_ID", KeyArn(Key.BEACON_MAC), "the beacon HMAC key"),
     Variable("stream_arn", "PII_VAULT_STREAM_ARN", StreamArn(), "the PII table's stream"),

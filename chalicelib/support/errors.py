@@ -87,10 +87,21 @@ class IntegrityError(PiiVaultError):
     code = "integrity_error"
 
 
+# The cause category of a DependencyError nobody categorised (chalicelib/support/aws_errors.py names the others).
+UNKNOWN_CAUSE = "unknown"
+
+
 class DependencyError(PiiVaultError):
-    """An AWS dependency (KMS or DynamoDB) failed; the request had no effect."""
+    """An AWS dependency (KMS or DynamoDB) failed; the request had no effect.
+
+    ``cause``: a category for the log line (condition_failed, throttled, ...; see
+    ``chalicelib.support.aws_errors.cause_of``), never an AWS message or a value."""
 
     code = "dependency_error"
+
+    def __init__(self, message: str, *, field: str | None = None, cause: str = UNKNOWN_CAUSE) -> None:
+        super().__init__(message, field=field)
+        self.cause = cause
 
 
 class KeyServiceError(DependencyError):

@@ -1,13 +1,14 @@
 """The job stages' own grants: each job exactly its job.
 
-- indexer: decrypts emails, writes beacons (and nothing else), reads the table's stream;
+- indexer: decrypts emails, writes the beacon table (and nothing else: no write of any kind on
+  the PII table, whose failed conditional writes would hand it whole items), reads the stream;
 - offboard: deletes a tenant's items by key, never reads a ciphertext, no KMS at all;
 - rewrap: ReEncrypt only (never a plaintext data key), updates the key slots only.
 """
 
 from __future__ import annotations
 
-from chalicelib.store import layout
+from chalicelib.store import key_table, layout
 from chalicelib.store.tables import OFFBOARD_LEDGER_KINDS
 from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, Arns, InvalidResourceError, key_scope
@@ -22,8 +23,10 @@ from infra.iam.statements import (
     mac_statement,
 )
 
-# The only attributes an indexer UpdateItem may name: the item's key and its beacon.
-INDEXER_WRITE_ATTRIBUTES = tuple(sorted((layout.BEACON, layout.BEACON_VERSION, layout.PK, layout.SK)))
+# What the indexer may do to the beacon table (its only write anywhere).
+BEACON_WRITE_ACTIONS = ("dynamodb:UpdateItem",)
+# The rewrap job moves key-table entries (format v3) one data key at a time.
+KEY_TABLE_REWRAP_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem")
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 # The only attributes offboarding may read: the keys (never a ciphertext, nor a timestamp it needs no more).
 OFFBOARD_READ_ATTRIBUTES = tuple(sorted((layout.PK, layout.SK)))
@@ -44,22 +47,27 @@ def _projected_reads(attributes: list[str]) -> dict[str, dict[str, object]]:
 def indexer(arns: Arns) -> list[Statement]:
     """The stream-fed indexer and the backfill job: Decrypt (tenant or pool context, full view),
     GenerateMac on the beacon key, GetItem and Scan of the indexer's attributes only (the
-    email's ciphertext, never another field's), UpdateItem naming only the beacon attributes,
-    the table's stream (keys only), SendMessage to its failure queue, its checkpoints. No Encrypt,
-    no PutItem/DeleteItem."""
+    email's ciphertext, never another field's), GetItem of the key table's full-view partitions,
+    UpdateItem of the beacon table, the table's stream (keys only), SendMessage to its failure
+    queue, its checkpoints. No Encrypt, and no write of any kind on the PII table (a role that
+    may Decrypt must not read whole items back through a failed conditional write,
+    ``ReturnValuesOnConditionCheckFailure``)."""
     table = arns.table(Table.PII)
     return [
         *full_view_only(kms_statements("DecryptEmailDataKeys", "kms:Decrypt", arns.key(Key.DATA))),
         mac_statement("GenerateBeaconRootMac", arns.key(Key.BEACON_MAC)),
         {
-            "Sid": "WriteBeaconAttributesOnly",
+            "Sid": "WriteBeaconTable",
             "Effect": "Allow",
-            "Action": "dynamodb:UpdateItem",
-            "Resource": table,
-            "Condition": {
-                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INDEXER_WRITE_ATTRIBUTES)},
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
-            },
+            "Action": list(BEACON_WRITE_ACTIONS),
+            "Resource": arns.table(Table.BEACONS),
+        },
+        {
+            "Sid": "GetFullViewDataKeys",
+            "Effect": "Allow",
+            "Action": "dynamodb:GetItem",
+            "Resource": arns.table(Table.KEYS),
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(key_table.FULL_VIEW_PARTITIONS)}},
         },
         {
             "Sid": "ReadEmailAttributesOnly",
@@ -83,7 +91,10 @@ def indexer(arns: Arns) -> list[Statement]:
             "Resource": arns.failure_queue(),
         },
         {
-            # ListStreams has no resource-level permissions; it discloses stream ARNs only.
+            # ListStreams has no resource-level permissions; it discloses stream ARNs only. Used
+            # by Lambda's event source mapping with this role (the DynamoDB guide's "IAM policy to
+            # allow an AWS Lambda function to access DynamoDB stream records" lists it), never by
+            # the code: the stage is configured with its stream's ARN.
             "Sid": "ListStreamsForEventSourceMapping",
             "Effect": "Allow",
             "Action": "dynamodb:ListStreams",
@@ -131,7 +142,8 @@ def offboard(arns: Arns) -> list[Statement]:
 def rewrap(arns: Arns, target_key: Json = None) -> list[Statement]:
     """``kms:ReEncryptFrom`` on the shared key, ``kms:ReEncryptTo`` on ``target_key`` (either
     context kind, either view); reads whole items, updates only ``slots``, the masked view's
-    ``mk_<slot>`` and ``kms_key`` (ReturnValues NONE). No Decrypt, Encrypt or GenerateDataKey:
+    ``mk_<slot>`` and ``kms_key`` (ReturnValues NONE: items written before format v3); moves the
+    key table's entries (format v3). No Decrypt, Encrypt or GenerateDataKey:
     ReEncrypt never hands out a plaintext. ``target_key`` None: tenant keys (reached by tag) are
     the only targets, as the base stack's role; a move to a new shared or multi-Region key
     generates this policy with that key as the target."""
@@ -157,6 +169,12 @@ def rewrap(arns: Arns, target_key: Json = None) -> list[Statement]:
                 "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(layout.REWRAP_WRITE_ATTRIBUTES)},
                 "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
             },
+        },
+        {
+            "Sid": "MoveDataKeys",
+            "Effect": "Allow",
+            "Action": list(KEY_TABLE_REWRAP_ACTIONS),
+            "Resource": arns.table(Table.KEYS),
         },
         checkpoint_statement(arns),
     ]

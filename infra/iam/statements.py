@@ -199,6 +199,8 @@ def log_statements(arns: Arns, stage_name: str) -> list[Statement]:
     """Chalice's autogen grants these three on arn:*:logs:*:*:*; here: each function's own group.
 
     CloudWatch Logs authorizes these actions against the ``...:*`` form of the group ARN; both are listed.
+    The Lambda service writes the function's logs with them; the code never calls CloudWatch Logs
+    (the recorded-request proof, tests/request_proof.py, reports them unused by design).
     """
     return [
         {

@@ -5,16 +5,24 @@ Ports are fresh ephemeral ones, so the tests never clash with a running `make de
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
+from chalicelib.store import layout
 from tests.plaintext_guard import GUARD
+from tests.request_proof import PROOF
 from tests.tables import scan_all
 from tools.devstack import DevStack, free_port
+from tools.recorder import principals
 from tools.sample import PERSON
 
 TIMEOUT = 10
+# Writes to tenants named so lose their answer now and then (tools/motoserver.py): the load
+# guard's tenants (tests/e2e/test_load_smoke.py), never another test's.
+LOSSY_TENANTS = "lossy"
+LOSE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -25,18 +33,31 @@ class LocalStack:
     dynamodb: object  # raw boto3 client on the moto server, for looking under the API
     moto_url: str = ""
     masked_url: str = ""
-    env: dict | None = None  # the children's environment (for running tools against the stack)
+    env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
+    log_dir: Path | None = None  # the children's logs (moto.log, writer.log, ...)
     stack: DevStack | None = None  # the stack itself (ports, log directory: tests/e2e/test_docs_examples.py)
+
+    def env_for(self, principal: str) -> dict:
+        """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
+        return {**(self.env or {}), **principals.environment(principal)}
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("devstack")
     stack = DevStack(
         moto_port=free_port(),
         writer_port=free_port(),
         reader_port=free_port(),
         masked_port=free_port(),
-        log_dir=tmp_path_factory.mktemp("devstack"),
+        log_dir=log_dir,
+        request_log=log_dir / "requests.jsonl",
+        moto_args=(
+            "--lose-answer-every",
+            str(LOSE_EVERY),
+            "--lose-answer-marker",
+            layout.partition_key(f"{LOSSY_TENANTS}-"),
+        ),
     )
     with stack:
         local = LocalStack(
@@ -47,6 +68,7 @@ def local_stack(tmp_path_factory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.tools_env(),
+            log_dir=stack.log_dir,
             stack=stack,
         )
         yield local
@@ -55,6 +77,10 @@ def local_stack(tmp_path_factory):
             GUARD.observe_items(f"moto server table {table}", scan_all(local.dynamodb, table))
     for log in sorted(stack.log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
+    # Every request the local stack's processes sent, judged by the generated policies.
+    problems = PROOF.check(PROOF.load_server_log(log_dir / "requests.jsonl"))
+    if problems:
+        pytest.fail("the local stack sent requests its policies would not allow on AWS:\n" + "\n".join(problems))
 
 
 @pytest.fixture

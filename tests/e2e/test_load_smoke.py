@@ -23,6 +23,7 @@ def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_
         operations=30,
         max_seconds=120,
         seed=7,
+        masked_url=local_stack.masked_url,
     )
 
     print(report.render())
@@ -36,6 +37,8 @@ def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_
     # Every write was answered, so nothing is uncertain and nothing stored is unaccounted for.
     assert sum(report.unanswered.values()) == 0, report.unanswered
     assert (report.verification.uncertain, report.verification.orphans) == (0, 0)
+    v = report.verification
+    assert len(v.live) == v.present == v.masked_checked == v.found_by_search
 
 
 @pytest.mark.parametrize("server", ["tools.localserver", "tools.motoserver"])

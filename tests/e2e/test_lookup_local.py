@@ -97,7 +97,7 @@ def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(
         capture_output=True,
         text=True,
         timeout=120,
-        env=local_stack.env,
+        env=local_stack.env_for("offboard"),  # the job signs as the offboard stage, as deployed
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import boto3
 import requests
 
 from chalicelib.keys.reencrypt import KmsReEncryptor
 from chalicelib.service.jobs import Control, SegmentRun
 from chalicelib.service.rewrap import RewrapPlan, rewrap_segment
-from chalicelib.store import layout
+from chalicelib.store import key_table
 from chalicelib.store.job_items import DynamoDbSlotItems
-from chalicelib.support.config import Settings
+from chalicelib.store.key_table import DynamoDbKeyEntries
+from chalicelib.support.config import KEYS_SUFFIX, Settings
 from tests.e2e.conftest import TIMEOUT, create_person, read_person
 from tests.plaintext_guard import register
 from tools import sample
+from tools.recorder import principals
 from tools.tenants import onboard
 
 
-def clients(stack):
-    env = stack.env
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+def clients(stack, principal=principals.OPERATOR):
+    """KMS and DynamoDB clients on the local stack signing as ``principal`` (the operator onboards
+    tenants; the rewrap job signs as its own stage)."""
+    env = stack.env_for(principal)
+    session = principals.stage_session(principal, env["AWS_DEFAULT_REGION"])
     settings = Settings("writer", table_name=stack.table_name, tenants_table_name=env["PII_VAULT_TENANTS_TABLE"])
-    return session.client("kms", endpoint_url=stack.moto_url), stack.dynamodb, settings
+    return (
+        session.client("kms", endpoint_url=stack.moto_url),
+        session.client("dynamodb", endpoint_url=stack.moto_url),
+        settings,
+    )
 
 
 def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(local_stack, customer_id):
@@ -35,23 +37,36 @@ def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read
     person = sample.person()
     register(person)
     person_id = create_person(local_stack, customer_id, person).json()["id"]
-    key = layout.person_key(customer_id, person_id)
-    assert ddb.get_item(TableName=local_stack.table_name, Key=key)["Item"]["kms_key"]["S"] == own_key
+    keys_table = local_stack.table_name + KEYS_SUFFIX
+    entries = key_table.tenant_partitions(customer_id)
+
+    def filed_under() -> set[str]:
+        """The KMS keys of the tenant's key-table entries (format v3: its records hold references)."""
+        found = []
+        for partition in entries:
+            query = {"KeyConditionExpression": "#p = :p", "ExpressionAttributeNames": {"#p": key_table.PARTITION}}
+            query["ExpressionAttributeValues"] = {":p": {"S": partition}}
+            found += ddb.query(TableName=keys_table, **query)["Items"]
+        return {entry[key_table.KMS_KEY]["S"] for entry in found}
+
+    assert filed_under() == {own_key}
     assert read_person(local_stack, customer_id, person_id)["data"]["email"] == person["email"]
 
     # Move the tenant's data keys back under the shared key (e.g. a customer key being retired).
     shared = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
     plan = RewrapPlan(own_key, shared, customer_id, "pii-vault")
+    kms, ddb, _ = clients(local_stack, "rewrap")
     items = DynamoDbSlotItems(ddb, local_stack.table_name)
+    keys = DynamoDbKeyEntries(ddb, keys_table)
 
     def reencryptor(source: str, target: str) -> KmsReEncryptor:
         return KmsReEncryptor(kms, source, target)
 
-    moved = rewrap_segment(plan, SegmentRun("e2e", 0, 1), items, reencryptor, Control())
-    assert moved.done and moved.counts["items_rewrapped"] == 1
-    verify = rewrap_segment(plan, SegmentRun("e2e-verify", 0, 1), items, reencryptor, Control(), verify=True)
-    assert verify.counts["not_under_target"] == 0 and verify.counts["verified_slots"] >= 1
-    assert ddb.get_item(TableName=local_stack.table_name, Key=key)["Item"]["kms_key"]["S"] == shared
+    moved = rewrap_segment(plan, SegmentRun("e2e", 0, 1), items, reencryptor, Control(), keys=keys)
+    assert moved.done and moved.counts["keys_rewrapped"] == 2  # the full and the masked view's data key
+    verify = rewrap_segment(plan, SegmentRun("e2e-verify", 0, 1), items, reencryptor, Control(), keys=keys, verify=True)
+    assert verify.counts["keys_not_under_target"] == 0 and verify.counts["verified_keys"] == 2
+    assert filed_under() == {shared}
     assert read_person(local_stack, customer_id, person_id)["data"]["email"] == person["email"]
 
 

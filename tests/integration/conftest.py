@@ -1,12 +1,16 @@
 """moto in process: a KMS key and the table, both apps built with create_app in one process.
 
-Each app gets its own boto3 KMS client with a recorder, so tests can count (and name)
-the KMS operations each role performs.
+Each app gets its own boto3 clients, signed with its stage's credentials (as each stage's role
+signs on AWS: tests/request_proof.py judges every request by the signer's policies), and a
+recorder, so tests can count (and name) the KMS operations each role performs. Setup code
+signs as the operator (``aws_env``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +26,7 @@ from infra.local import bootstrap
 from tests.plaintext_guard import GUARD
 from tests.tables import scan_all
 from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
+from tools.recorder import principals
 
 REGION = "us-east-1"
 # As in the local stack: chalice.test.Client requests carry no identity, so they are
@@ -34,9 +39,51 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # mock_aws does not intercept calls when AWS_ENDPOINT_URL is set (e.g. from `make dev`).
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name, value in principals.environment(principals.OPERATOR).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+def stage_client(stage: str, service: str) -> Any:
+    """A client signing as ``stage`` (its requests are judged by that stage's policies)."""
+    return principals.stage_session(stage, REGION).client(service)
+
+
+class Signed:
+    """A chalice.test.Client (or one of its parts) whose every call runs with ``stage``'s credentials
+    in the environment, as each function runs in its own on AWS: an app that builds its own clients
+    (``create_app`` without injected ones) builds them signing as its stage."""
+
+    def __init__(self, target: Any, stage: str) -> None:
+        self._target, self._stage = target, stage
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name in ("http", "lambda_", "events"):
+            return Signed(value, self._stage)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with signing_as(self._stage):
+                return value(*args, **kwargs)
+
+        return call
+
+
+@contextlib.contextmanager
+def signing_as(principal: str) -> Iterator[None]:
+    """Clients made from the environment inside (a CLI run in process) sign as ``principal``."""
+    saved = {name: os.environ.get(name) for name in principals.environment(principal)}
+    os.environ.update(principals.environment(principal))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
@@ -117,8 +164,8 @@ def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
 
         clients = {
             role: {
-                "kms": kms_rec.attach(boto3.client("kms", region_name=REGION)),
-                "dynamodb": ddb_rec.attach(boto3.client("dynamodb", region_name=REGION)),
+                "kms": kms_rec.attach(stage_client(role, "kms")),
+                "dynamodb": ddb_rec.attach(stage_client(role, "dynamodb")),
             }
             for role, kms_rec, ddb_rec in (
                 ("writer", writer_kms, writer_ddb),

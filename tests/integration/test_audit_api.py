@@ -7,12 +7,11 @@ import json
 import logging
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
-from tests.integration.conftest import REGION, SIGNER, Stack, api_gateway_event, body_of, send
+from tests.integration.conftest import REGION, SIGNER, Stack, api_gateway_event, body_of, send, stage_client
 from tests.integration.test_api import PERSON as PLAINTEXT_PERSON
 from tests.integration.test_api import PLAINTEXTS, create
 from tools.devstack import LOCAL_CALLER
@@ -30,8 +29,8 @@ def test_given_a_signed_read_then_one_audit_event_names_the_signer_and_no_value(
     person_id = create(stack)
     reader_app = create_app(
         settings=Settings("reader", region=REGION, allowed_callers=(SIGNER_ROLE,)),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        kms_client=stage_client("reader", "kms"),
+        dynamodb_client=stage_client("reader", "dynamodb"),
     )
     caplog.set_level(logging.INFO)
     caplog.clear()
@@ -90,8 +89,8 @@ def test_given_local_requests_then_each_write_read_and_probe_is_audited_once_as_
 def test_given_a_deployed_stage_when_a_person_is_created_then_location_includes_the_stage(stack: Stack) -> None:
     writer_app = create_app(
         settings=Settings("writer", region=REGION, allowed_callers=(SIGNER_ROLE,)),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        kms_client=stage_client("writer", "kms"),
+        dynamodb_client=stage_client("writer", "dynamodb"),
     )
     event = api_gateway_event(
         "POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"}

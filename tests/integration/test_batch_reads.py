@@ -8,13 +8,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.store import DynamoDbStore
+from chalicelib.store import DynamoDbStore, layout
 from chalicelib.store.dynamodb import DynamoDbTable
-from chalicelib.store.records import META_CREATED
+from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.errors import ThrottledError
 from infra.local import bootstrap
-from tests.integration.conftest import Stack, body_of, send
+from tests.integration.conftest import Stack, body_of, send, stage_client
 from tests.integration.test_api import PERSON, create
+
+KC = layout.v3_key(CREATE_SLOT)
 
 
 def test_given_ids_when_multi_got_then_one_batch_get_and_items_in_the_order_asked_with_missing_listed(
@@ -29,7 +31,8 @@ def test_given_ids_when_multi_got_then_one_batch_get_and_items_in_the_order_aske
     assert [item["id"] for item in body["items"]] == [ids[2], ids[0]]
     assert all(item["data"] == {"email": PERSON["email"]} for item in body["items"])
     assert (body["missing"], body["next"]) == ([absent], None)
-    assert stack.reader_ddb.take() == ["BatchGetItem"]
+    # one BatchGetItem of the records; with caches off, one key-table GetItem per distinct data key
+    assert stack.reader_ddb.take() == ["BatchGetItem", "GetItem", "GetItem"]
 
 
 def test_given_records_of_another_tenant_when_multi_got_then_they_are_missing(stack: Stack) -> None:
@@ -67,7 +70,7 @@ def test_given_pool_keys_when_tenants_write_then_one_wrapped_key_and_each_record
 ) -> None:
     ids = {customer: create(cached_stack, customer=customer) for customer in ("acme", "globex", "initech")}
     assert cached_stack.writer_kms.take() == ["Encrypt"] * 2  # one pool key per view per warm writer, any tenant
-    assert len({item["slots"]["M"][META_CREATED]["B"] for item in cached_stack.scan()}) == 1
+    assert len({item[KC]["B"] for item in cached_stack.scan()}) == 1  # one reference: one key, filed once
     for customer, person_id in ids.items():
         assert send(cached_stack.reader, "GET", f"/customers/{customer}/people/{person_id}").status_code == 200
     # the tenant is bound in every field's AAD: the same item under another tenant fails
@@ -86,8 +89,8 @@ def test_given_tenant_scoped_keys_when_another_tenant_writes_then_it_gets_its_ow
     create(tenant_scoped_stack, customer="globex")
     create(tenant_scoped_stack, customer="acme")
     assert tenant_scoped_stack.writer_kms.take() == ["Encrypt"] * 4  # per tenant, one per view
-    slots = {item["pk"]["S"]: item["slots"]["M"][META_CREATED]["B"] for item in tenant_scoped_stack.scan()}
-    assert slots["C#acme"] != slots["C#globex"]
+    refs = {item["pk"]["S"]: item[KC]["B"] for item in tenant_scoped_stack.scan()}
+    assert refs["C#acme"] != refs["C#globex"]
 
 
 def test_given_caches_on_then_a_patched_record_still_reads_back_and_the_writer_never_decrypts(
@@ -160,8 +163,8 @@ def _seeded(count: int) -> tuple[Any, list[str]]:
 
 def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backoff(aws_env: None) -> None:
     with mock_aws():
-        ddb, ids = _seeded(4)
-        flaky, sleeps = _Unprocessing(ddb, rounds=2), []
+        _, ids = _seeded(4)
+        flaky, sleeps = _Unprocessing(stage_client("reader", "dynamodb"), rounds=2), []
         repo = DynamoDbStore(DynamoDbTable(flaky, "pii-vault", sleep=sleeps.append))
         assert [p.person_id for p in repo.get_people("acme", ids)] == ids
         assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]
@@ -169,48 +172,41 @@ def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backof
 
 def test_given_keys_that_stay_unprocessed_when_multi_got_then_throttled(aws_env: None) -> None:
     with mock_aws():
-        ddb, ids = _seeded(3)
-        stingy = _Unprocessing(ddb, rounds=100, served=0)
+        _, ids = _seeded(3)
+        stingy = _Unprocessing(stage_client("reader", "dynamodb"), rounds=100, served=0)
         repo = DynamoDbStore(DynamoDbTable(stingy, "pii-vault", sleep=lambda _s: None))
         with pytest.raises(ThrottledError):
             repo.get_people("acme", ids)
 
 
 def _slots_and_blob_slots(stack: Stack) -> tuple[set[str], dict[str, str]]:
-    """The item's slot names, and which slot each field blob names (v2 header)."""
+    """The item's key slots (its reference attributes), and which slot each field blob names (v3 header)."""
     (item,) = (i for i in stack.scan() if i["sk"]["S"].startswith("P#"))
-    blobs = {name[2:]: bytes(v["B"]) for name, v in item.items() if name.startswith("f_")}
-    return set(item["slots"]["M"]), {f: b[3 : 3 + b[2]].decode() for f, b in blobs.items()}
+    names = {**layout.V3_FIELD_ATTRIBUTES}
+    blobs = {names[name]: bytes(v["B"]) for name, v in item.items() if name in names}
+    slots = {slot for slot in layout.V3_FULL_SLOTS if layout.v3_key(slot) in item}
+    return slots, {f: b[2:3].decode() for f, b in blobs.items()}
 
 
-def test_given_writes_then_each_wrapped_key_is_stored_once_under_a_slot_its_blobs_name(cached_stack: Stack) -> None:
+def test_given_writes_then_each_data_key_is_named_once_under_a_slot_its_blobs_name(cached_stack: Stack) -> None:
     person_id = create(cached_stack)
     path = f"/customers/acme/people/{person_id}"
     slots, named = _slots_and_blob_slots(cached_stack)
-    assert slots == {META_CREATED} and set(named.values()) == {META_CREATED}
+    assert slots == {CREATE_SLOT} and set(named.values()) == {CREATE_SLOT}
 
     assert (
         send(cached_stack.writer, "PATCH", path, {"email": "new@example.com"}, **{"If-Match": '"1"'}).status_code == 200
     )
     slots, named = _slots_and_blob_slots(cached_stack)
-    assert slots == {META_CREATED, "email"}
-    assert named["email"] == named["_updated"] == "email" and named["name"] == META_CREATED
+    assert slots == {CREATE_SLOT, "e"}
+    assert named["email"] == named["_updated"] == "e" and named["name"] == CREATE_SLOT
 
     assert send(cached_stack.writer, "PUT", path, PERSON, **{"If-Match": '"2"'}).status_code == 200
     slots, named = _slots_and_blob_slots(cached_stack)
-    assert slots == {META_CREATED, "0"} and named["_created"] == META_CREATED
+    assert slots == {CREATE_SLOT, "0"} and named["_created"] == CREATE_SLOT
     assert {slot for field, slot in named.items() if field != "_created"} == {"0"}
     got = send(cached_stack.reader, "GET", path)
     assert got.status_code == 200 and body_of(got)["data"] == PERSON
-
-
-def test_given_an_item_with_an_updated_slot_from_before_when_patched_then_the_slot_goes(cached_stack: Stack) -> None:
-    person_id = create(cached_stack)
+    # The item holds references only; each wrapped key lives once in the key table.
     (item,) = (i for i in cached_stack.scan() if i["sk"]["S"].startswith("P#"))
-    item["slots"]["M"]["_updated"] = item["slots"]["M"][META_CREATED]  # as earlier writers left it
-    cached_stack.dynamodb.put_item(TableName=cached_stack.resources["table_name"], Item=item)
-    path = f"/customers/acme/people/{person_id}"
-    assert send(cached_stack.writer, "PATCH", path, {"name": "Ann"}, **{"If-Match": '"1"'}).status_code == 200
-    slots, _ = _slots_and_blob_slots(cached_stack)
-    assert slots == {META_CREATED, "name"}
-    assert body_of(send(cached_stack.reader, "GET", path))["data"]["name"] == "Ann"
+    assert not {"slots", "kms_key"} & set(item)

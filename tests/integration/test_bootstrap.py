@@ -45,7 +45,6 @@ def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         ("pk", "S"),
         ("sk", "S"),
-        ("beacon", "B"),  # the beacon GSI's range key
     }
     key = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]
     assert (result["key_id"], result["key_arn"]) == (key["KeyId"], key["Arn"])
@@ -63,10 +62,12 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     assert len(kms.list_keys()["Keys"]) == 3  # the data key, the fleet HMAC key and the beacon HMAC key
     assert sorted(ddb.list_tables()["TableNames"]) == [
         "pii-vault",
+        "pii-vault-beacons",
         "pii-vault-erasures",
-        "pii-vault-fleet-keys",
+        "pii-vault-fleet",
         "pii-vault-idempotency",
         "pii-vault-jobs",
+        "pii-vault-keys",
         "pii-vault-tenants",
     ]
 
@@ -139,14 +140,17 @@ def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_
     key = kms.describe_key(KeyId="alias/pii-vault-fleet")["KeyMetadata"]
     assert result["fleet_mac_key_arn"] == key["Arn"] != result["key_arn"]
     assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
-    table = ddb.describe_table(TableName="pii-vault-fleet-keys")["Table"]
+    table = ddb.describe_table(TableName="pii-vault-fleet")["Table"]
     assert (result["fleet_table_name"], result["fleet_table_arn"]) == (table["TableName"], table["TableArn"])
-    assert table["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": fleet_table.BUCKET, "KeyType": "HASH"},  # the day a format v3 key was made
+        {"AttributeName": fleet_table.REFERENCE, "KeyType": "RANGE"},
+    ]
     assert table["KeySchema"] == TABLES[Table.FLEET].key_schema()
-    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet-keys")["TimeToLiveDescription"]
+    ttl = ddb.describe_time_to_live(TableName="pii-vault-fleet")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", fleet_table.TTL)
     # Deliberately no backups: an entry must not outlive its lifetime (as in the template).
-    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet-keys")["ContinuousBackupsDescription"]
+    backups = ddb.describe_continuous_backups(TableName="pii-vault-fleet")["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
 
 
@@ -187,23 +191,29 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
     # Documented choice: the AWS owned key at rest (no SSESpecification, so no SSEDescription).
     assert state["sse"] is None
     assert result["admin_arn"] == ADMIN
-    assert [" ".join(c.split(" ")[:2]) for c in changes] == [
+    assert [" ".join(c.split(" ")[:3]) for c in changes if not c.startswith(("created key", "enabled automatic"))] == [
+        "created table pii-vault",
+        "enabled point-in-time recovery",
+        "created table pii-vault-keys",  # losing it loses every v3 record: kept like the PII table
+        "enabled point-in-time recovery",
+        "created table pii-vault-beacons",  # derived, rebuilt by the backfill: no backups, TTL on tombstones
+        "enabled TTL on",
+        "created table pii-vault-idempotency",
+        "enabled point-in-time recovery",
+        "enabled TTL on",
+        "created table pii-vault-fleet",
+        "enabled TTL on",
+        "created table pii-vault-erasures",
+        "enabled point-in-time recovery",
+        "created table pii-vault-jobs",
+        "created table pii-vault-tenants",
+        "enabled point-in-time recovery",
+    ]
+    assert [" ".join(c.split(" ")[:2]) for c in changes[:4]] == [
         "created key",
         "enabled automatic",
         "created key",
         "created key",
-        "created table",
-        "enabled point-in-time",
-        "created table",
-        "enabled point-in-time",
-        "enabled TTL",
-        "created table",
-        "enabled TTL",
-        "created table",
-        "enabled point-in-time",
-        "created table",
-        "created table",
-        "enabled point-in-time",
     ]
     assert changes[0] == f"created key {result['key_arn']} with alias alias/pii-vault and the admin-only key policy"
     # Every key gets the admin-only policy: the HMAC keys too (no one may use them yet).

@@ -15,14 +15,13 @@ import logging
 import re
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.api.gateway_responses import not_found
 from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
-from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
+from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send, stage_client
 from tests.integration.test_api import PLAINTEXTS, create
 from tools.devstack import LOCAL_CALLER
 
@@ -172,8 +171,8 @@ def test_given_a_session_of_a_listed_role_then_it_is_served(
     person_id = create(stack)
     app = create_app(
         settings=Settings("reader", region=REGION, allowed_callers=allowed),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        kms_client=stage_client("reader", "kms"),
+        dynamodb_client=stage_client("reader", "dynamodb"),
     )
     event = _event("GET", "/customers/{customer_id}/people/{person_id}", identity)
     event["pathParameters"]["person_id"] = person_id

@@ -20,7 +20,7 @@ from chalicelib.stages import API_STAGE_NAMES
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from infra.local import bootstrap
-from tests.integration.conftest import CALLERS, JSON, REGION, send
+from tests.integration.conftest import CALLERS, JSON, REGION, send, signing_as
 from tests.integration.test_api import PERSON
 
 pytestmark = pytest.mark.integration
@@ -41,11 +41,15 @@ def test_given_a_stage_when_it_serves_then_it_made_one_client_per_service(
     with mock_aws():
         bootstrap(boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION))
         settings = Settings(role, region=REGION, **CALLERS)
-        with Client(create_app("writer", settings=Settings("writer", region=REGION, **CALLERS))) as writer:
+        # Each app builds its own clients from the environment, as deployed: there, its role's credentials.
+        with (
+            signing_as("writer"),
+            Client(create_app("writer", settings=Settings("writer", region=REGION, **CALLERS))) as writer,
+        ):
             created = send(writer, "POST", "/customers/acme/people", PERSON, **JSON)
         person = created.json_body["id"]
         made.clear()
-        with Client(create_app(role, settings=settings)) as client:
+        with signing_as(role), Client(create_app(role, settings=settings)) as client:
             if role == "writer":
                 path = f"/customers/acme/people/{person}"
                 assert (

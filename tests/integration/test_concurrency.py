@@ -10,32 +10,37 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
 from chalicelib.keys.kms import FreshDataKeys, KmsDecryptor, KmsEncryptor
+from chalicelib.keys.refs import KeyTableResolver, PublishedDataKeys
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store import DynamoDbStore
 from chalicelib.store.dynamodb import DynamoDbTable
+from chalicelib.store.key_table import DynamoDbKeyTable
 from tests.fakes import FakeKms, InMemoryStore
-from tests.integration.conftest import REGION, Stack
+from tests.integration.conftest import Stack, stage_client
 from tests.integration.test_api import PERSON
 
 
 def writer_service(stack: Stack) -> tuple[WriterService, Any]:
     """A second writer 'Lambda' with its own clients (and its own in-memory hints)."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    kms = boto3.client("kms", region_name=REGION)
-    sealer = Sealer(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), "pii-vault")
+    ddb = stage_client("writer", "dynamodb")
+    kms = stage_client("writer", "kms")
+    keys = DynamoDbKeyTable(DynamoDbTable(ddb, stack.resources["keys_table_name"]))
+    sealer = Sealer(PublishedDataKeys(FreshDataKeys(KmsEncryptor(kms, "alias/pii-vault")), keys), "pii-vault")
     service = WriterService(DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"])), sealer)
     return service, ddb
 
 
 def reader_service(stack: Stack) -> ReaderService:
-    kms = boto3.client("kms", region_name=REGION)
-    repo = DynamoDbStore(DynamoDbTable(boto3.client("dynamodb", region_name=REGION), stack.resources["table_name"]))
-    return ReaderService(repo, Opener(KmsDecryptor(kms, "alias/pii-vault"), "pii-vault"))
+    kms = stage_client("reader", "kms")
+    ddb = stage_client("reader", "dynamodb")
+    repo = DynamoDbStore(DynamoDbTable(ddb, stack.resources["table_name"]))
+    keys = DynamoDbKeyTable(DynamoDbTable(ddb, stack.resources["keys_table_name"]))
+    decryptor = KmsDecryptor(kms, "alias/pii-vault")
+    return ReaderService(repo, Opener(decryptor, "pii-vault", resolver=KeyTableResolver(keys, decryptor)))
 
 
 def before_next(client: Any, operation: str, action: Callable[[], None]) -> None:
@@ -98,7 +103,7 @@ def test_given_concurrent_patches_with_the_same_if_match_then_exactly_one_wins(s
 def test_given_many_threads_putting_one_secret_then_versions_are_exactly_one_to_n() -> None:
     """Service-level retry logic under real thread interleaving, over the atomic fake."""
     kms, repo = FakeKms(), InMemoryStore()
-    writer = WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"))
+    writer = WriterService(repo, Sealer(kms.data_keys(), "pii-vault"))
     results: list[int] = []
     lock = threading.Lock()
 

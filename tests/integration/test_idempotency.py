@@ -6,14 +6,13 @@ import hashlib
 import hmac
 import json
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
 from chalicelib.support.errors import RequestInProgressError
 from chalicelib.support.idempotency import IdempotentWrites, StoredAnswer
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, body_of, send, stage_client
 from tests.integration.test_api import PERSON, PLAINTEXTS
 from tools.devstack import LOCAL_CALLER
 
@@ -142,7 +141,7 @@ def test_given_stored_idempotency_records_then_they_hold_no_plaintext(stack: Sta
 
 def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stack: Stack) -> None:
     store = DynamoDBPersistenceLayer(
-        table_name=stack.resources["idempotency_table_name"], boto3_client=boto3.client("dynamodb", region_name=REGION)
+        table_name=stack.resources["idempotency_table_name"], boto3_client=stage_client("writer", "dynamodb")
     )
     writes = IdempotentWrites(store, ttl_seconds=60, key_prefix="test")
     seen: list[Exception] = []
@@ -195,8 +194,8 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
             region=REGION,
             allowed_callers=("arn:aws:iam::111122223333:role/app-a", "arn:aws:iam::111122223333:role/app-b"),
         ),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        kms_client=stage_client("writer", "kms"),
+        dynamodb_client=stage_client("writer", "dynamodb"),
     )
 
     def post_as(principal: str) -> dict:
@@ -366,7 +365,8 @@ def test_given_put_secret_records_then_the_secrets_delete_and_the_tenants_offboa
 
     send(stack.writer, "PUT", "/customers/globex/secrets/hook", {"value": "v"}, **{"Idempotency-Key": KEY_1})
     assert len(idempotency_items(stack)) == 2
-    offboarding = build_offboarding(Settings("offboard", region=REGION), Clients.of(stack.kms, stack.dynamodb))
+    clients = Clients.of(stage_client("offboard", "kms"), stage_client("offboard", "dynamodb"))
+    offboarding = build_offboarding(Settings("offboard", region=REGION), clients)
     for segment in (0, 1):
         assert offboarding.run(OffboardRun("o", "globex", segment, 1), Control()).done
     assert idempotency_items(stack) == []

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
-from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send
+from tests.integration.conftest import REGION, Stack, api_gateway_event, body_of, send, stage_client
 from tests.integration.test_api import PERSON, create
 from tests.integration.test_audit_api import SIGNER_ROLE
 
@@ -38,8 +37,8 @@ def test_given_a_percent_encoded_dot_segment_as_api_gateway_decodes_it_then_400(
     # /secrets/%2E%2E reaches the function as pathParameters {"secret_id": ".."}.
     app = create_app(
         settings=Settings(role, region=REGION, allowed_callers=(SIGNER_ROLE,)),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+        kms_client=stage_client(role, "kms"),
+        dynamodb_client=stage_client(role, "dynamodb"),
     )
     encoded = secret_id.replace(".", "%2E")
     event = api_gateway_event(

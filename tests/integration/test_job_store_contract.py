@@ -25,6 +25,7 @@ from chalicelib.store.ledger import TENANT, TENANT_DONE, DynamoDbLedger, LedgerE
 from chalicelib.store.references import DynamoDbReferences
 from tests.integration.conftest import REGION
 from tests.job_fakes import FakeLedger, FakeReferences, FakeTable
+from tests.request_proof import operator_code
 from tools.bootstrap import bootstrap
 
 TABLE = "pii-vault"
@@ -59,14 +60,17 @@ def stores(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Stores]:
         def seed_reference(item: dict[str, Any]) -> None:
             ddb.put_item(TableName=resources["idempotency_table_name"], Item=item)
 
-        yield Stores(
-            seed,
-            seed_reference,
-            Items(ddb, TABLE),
-            DynamoDbLedger(ddb, resources["ledger_table_name"]),
-            DynamoDbReferences(ddb, resources["idempotency_table_name"]),
-            DynamoDbCheckpoints(ddb, resources["jobs_table_name"]),
-        )
+        # One client exercises every stage's adapter (and seeds): the operator's, declared. Each
+        # stage's own use of these adapters is judged where it signs as itself (test_jobs.py, ...).
+        with operator_code("the job stores' contract suite: every adapter on one operator client"):
+            yield Stores(
+                seed,
+                seed_reference,
+                Items(ddb, TABLE),
+                DynamoDbLedger(ddb, resources["ledger_table_name"]),
+                DynamoDbReferences(ddb, resources["idempotency_table_name"]),
+                DynamoDbCheckpoints(ddb, resources["jobs_table_name"]),
+            )
 
 
 def person(customer: str, n: int, **extra: Any) -> dict[str, Any]:

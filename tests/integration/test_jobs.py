@@ -11,17 +11,19 @@ import pytest
 
 from chalicelib.service.jobs import Control, SegmentRun, backfill_segment
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import job_items
+from chalicelib.store import job_items, layout
 from chalicelib.store.checkpoints import DynamoDbCheckpoints
 from chalicelib.store.job_items import DynamoDbIndexedScan
 from chalicelib.store.ledger import entry_of
-from chalicelib.support.config import Settings
+from chalicelib.support.config import BEACONS_SUFFIX, Settings
 from chalicelib.support.environment import Table
 from infra.specs import TABLES
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, body_of, send, signing_as, stage_client
 from tests.integration.test_lookup import PERSON, search
+from tests.request_proof import operator_code
 from tests.tables import scan_all
 from tools import jobs as cli
+from tools.recorder import principals
 
 
 def create(stack: Stack, customer: str, email: str, **headers: str) -> str:
@@ -30,17 +32,30 @@ def create(stack: Stack, customer: str, email: str, **headers: str) -> str:
     return str(body_of(response)["id"])
 
 
+# Each job runs with its stage's credentials, as its deployed function; restore-replay is the
+# operator's (docs/find-and-forget.md: "runs with the operator's credentials").
+JOB_PRINCIPALS = {"backfill": "indexer", "offboard": "offboard"}
+REPLAY = "restore-replay runs with the operator's credentials after a point-in-time restore"
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code = cli.main(list(argv))
+    if argv[0] == "restore-replay":
+        with operator_code(REPLAY):
+            code = cli.main(list(argv))
+    else:
+        with signing_as(JOB_PRINCIPALS[argv[0]]):
+            code = cli.main(list(argv))
     return code, json.loads(capsys.readouterr().out)
 
 
-def ddb() -> Any:
-    return boto3.client("dynamodb", region_name=REGION)
+def ddb(principal: str | None = None) -> Any:
+    """The operator's client (looking under the API), or ``principal``'s."""
+    return stage_client(principal, "dynamodb") if principal else boto3.client("dynamodb", region_name=REGION)
 
 
 def beacons(stack: Stack) -> dict[str, bytes]:
-    return {i["sk"]["S"]: i["beacon"]["B"] for i in stack.scan() if "beacon" in i}
+    items = scan_all(stack.dynamodb, stack.resources["table_name"] + BEACONS_SUFFIX)
+    return {i[layout.SK]["S"]: i[layout.BEACON]["B"] for i in items if layout.BEACON in i}
 
 
 def test_given_people_without_beacons_when_backfilled_then_search_finds_them_and_a_rerun_changes_nothing(
@@ -69,9 +84,9 @@ def test_given_a_deadline_when_a_segment_stops_then_the_same_job_resumes_from_it
     for n in range(5):
         create(stack, "acme", f"p{n}@example.com")
     settings = Settings("indexer", region=REGION)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb()))
-    checkpoints = DynamoDbCheckpoints(ddb(), settings.jobs_table_name)
-    people = DynamoDbIndexedScan(ddb(), settings.table_name)
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), ddb("indexer")))
+    checkpoints = DynamoDbCheckpoints(ddb("indexer"), settings.jobs_table_name)
+    people = DynamoDbIndexedScan(ddb("indexer"), settings.table_name)
     calls = iter([False, True])  # one page, then out of time
     run = SegmentRun("job-1", 0, 1)
 
@@ -212,14 +227,14 @@ def test_given_the_indexer_stage_then_its_stream_handler_and_backfill_function_w
 
     person = create(stack, "acme", "lambda@example.com")
     arn = ddb().describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
-    streams = streams_client(region_name=REGION)
+    streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
     records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     app = create_app(
         settings=Settings("indexer", region=REGION, stream_arn=arn),
-        kms_client=boto3.client("kms", region_name=REGION),
-        dynamodb_client=ddb(),
+        kms_client=stage_client("indexer", "kms"),
+        dynamodb_client=ddb("indexer"),
     )
 
     with Client(app) as client:
@@ -240,7 +255,7 @@ def test_given_the_offboard_stage_then_one_invocation_per_segment_deletes_the_te
     from chalicelib.stages.app import create_app
 
     create(stack, "acme", "x@example.com")
-    app = create_app(settings=Settings("offboard", region=REGION), dynamodb_client=ddb())
+    app = create_app(settings=Settings("offboard", region=REGION), dynamodb_client=ddb("offboard"))
     with Client(app) as client:
         for segment in (0, 1):
             report = client.lambda_.invoke(

@@ -1,5 +1,5 @@
-"""Lookup by email over moto: writer -> table stream -> indexer -> beacon GSI -> reader search;
-erasure with its ledger and idempotency references."""
+"""Lookup by email over moto: writer -> table stream -> indexer -> beacon table and its GSI ->
+reader search; erasure with its ledger and idempotency references."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest
 
 from chalicelib.stages.app import create_app
 from chalicelib.stages.wiring import Clients, build_indexer
-from chalicelib.store import layout, tables
+from chalicelib.store import key_table, layout, tables
 from chalicelib.store.ledger import entry_of
-from chalicelib.support.config import Settings
-from tests.integration.conftest import REGION, Stack, body_of, send
+from chalicelib.support.config import BEACONS_SUFFIX, KEYS_SUFFIX, Settings
+from tests.integration.conftest import REGION, Stack, body_of, send, stage_client
 from tests.plaintext_guard import register
 from tests.tables import scan_all
+from tools.recorder import principals
 from tools.streampoll import StreamPoller, streams_client
 
 PERSON = {
@@ -44,10 +45,11 @@ register(
 def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller]]:
     """The stack plus the indexer fed from the table's stream (as ``make dev`` runs it)."""
     settings = Settings("indexer", region=REGION)
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
-    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb")))
+    arn = stack.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    # The stream is read with the indexer's credentials, as its event source mapping reads it.
+    streams = streams_client(principals.stage_session("indexer", REGION))
+    yield stack, StreamPoller(streams, arn, indexer.handle_records)
 
 
 def create(stack: Stack, customer: str = "acme", person: dict[str, Any] | None = None, **headers: str) -> str:
@@ -90,12 +92,20 @@ def test_given_fields_when_searching_then_only_those_fields_answer(indexed) -> N
     assert item["data"] == {"name": "Ottoline"}
 
 
+def beacon_items(stack: Stack) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(i[layout.PK]["S"], i[layout.SK]["S"]): i for i in scan_all(stack.dynamodb, BEACONS)}
+
+
+BEACONS = "pii-vault-beacons"
+
+
 def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_only_its_own(indexed) -> None:
     stack, poller = indexed
     a, b = create(stack, "acme"), create(stack, "globex")
     poller.drain()
-    items = {i["pk"]["S"]: i for i in stack.scan() if i.get("sk", {}).get("S", "").startswith("P#")}
-    assert items["C#acme"]["beacon"]["B"] != items["C#globex"]["beacon"]["B"]
+    beacons = {pk: item[layout.BEACON]["B"] for (pk, _sk), item in beacon_items(stack).items()}
+    assert beacons["C#acme"] != beacons["C#globex"]
+    assert not any(name in item for item in stack.scan() for name in layout.LEGACY_BEACON_ATTRIBUTES)
     assert [p["id"] for p in search(stack, PERSON["email"], "acme")] == [a]
     assert [p["id"] for p in search(stack, PERSON["email"], "globex")] == [b]
 
@@ -111,19 +121,18 @@ def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_
     assert search(stack, PERSON["email"]) == []
     assert [p["id"] for p in search(stack, new["email"])] == [person_id]
 
-    before = dict(poller.counts)
     assert send(stack.writer, "PATCH", path, {"name": "Otto"}).status_code == 200
     poller.drain()
-    assert poller.counts["unchanged"] == before.get("unchanged", 0) + 1  # same email: same beacon, no write
-    assert poller.counts["written"] == before["written"]
+    [entry] = beacon_items(stack).values()
+    assert entry[layout.BEACON_VERSION]["N"] == "3"  # the same beacon, from the latest version
     assert [p["data"]["name"] for p in search(stack, new["email"])] == ["Otto"]
 
 
 def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(indexed) -> None:
     stack, poller = indexed
     create(stack)
-    poller.drain()  # INSERT -> beacon written -> MODIFY (beacon_version = version) -> skipped
-    assert poller.counts["written"] == 1 and poller.counts["skipped"] == 1
+    poller.drain()  # INSERT -> beacon written in the beacon table, whose writes feed no stream it reads
+    assert dict(poller.counts) == {"written": 1}
     assert poller.drain() == 0
 
 
@@ -143,12 +152,13 @@ def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> Non
     send(stack.writer, "PUT", f"/customers/acme/people/{person_id}", {**PERSON, "email": "ottoline.other@example.net"})
     poller.drain()
     ddb = boto3.client("dynamodb", region_name=REGION)
-    item = ddb.get_item(TableName="pii-vault", Key=layout.person_key("acme", person_id))["Item"]
-    assert item["beacon_version"]["N"] == "2"
+    item = ddb.get_item(TableName=BEACONS, Key=layout.person_key("acme", person_id))["Item"]
+    assert item[layout.BEACON_VERSION]["N"] == "2"
     # The version-1 record handled again (a backfill racing the stream) changes nothing.
-    from chalicelib.store.beacons import DynamoDbBeacons
+    from chalicelib.store.beacons import DynamoDbIndexerStore
 
-    assert DynamoDbBeacons(ddb, "pii-vault").set_beacon("acme", person_id, 1, b"x" * 16) is False
+    indexer_ddb = stage_client("indexer", "dynamodb")
+    assert DynamoDbIndexerStore(indexer_ddb, "pii-vault", BEACONS).set_beacon("acme", person_id, 1, b"x" * 16) is False
     assert [p["id"] for p in search(stack, "ottoline.other@example.net")] == [person_id]
 
 
@@ -165,6 +175,9 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
 
     assert search(stack, PERSON["email"]) == []
     assert not [i for i in stack.scan() if person_id in i.get("sk", {}).get("S", "")]
+    poller.drain()  # the REMOVE record: the beacon goes, a tombstone refuses late writes
+    [entry] = beacon_items(stack).values()
+    assert layout.BEACON not in entry and entry[layout.BEACON_GONE] == {"BOOL": True}
     assert scan_all(ddb, "pii-vault-idempotency") == []
     [item] = scan_all(ddb, "pii-vault-erasures")
     entry = entry_of(item)
@@ -207,7 +220,7 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
     from tests.unit.test_policy_lookup import BEACON_KEY
 
     settings = Settings("indexer", region=REGION)
-    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb = stage_client("indexer", "dynamodb")
     calls: list[tuple[str, dict[str, Any]]] = []
     returned: set[str] = set()
     ddb.meta.events.register(
@@ -220,21 +233,39 @@ def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_i
 
     ddb.meta.events.register("after-call.dynamodb.GetItem", seen)
     ddb.meta.events.register("after-call.dynamodb.Scan", seen)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
-    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
-    poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records)
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), ddb))
+    arn = stack.dynamodb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    poller = StreamPoller(streams_client(principals.stage_session("indexer", REGION)), arn, indexer.handle_records)
     person_id = create(stack)
     assert send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"name": "Otto"}).status_code == 200
     poller.drain()
     backfill_segment(indexer, DynamoDbIndexedScan(ddb, settings.table_name), SegmentRun("bf", 0, 1), Control())
 
-    reads = [(name, params) for name, params in calls if name in ("GetItem", "Scan")]
+    key_reads = [(name, params) for name, params in calls if params.get("TableName") == settings.keys_table_name]
+    reads = [
+        (name, params) for name, params in calls if name in ("GetItem", "Scan") and (name, params) not in key_reads
+    ]
     assert {name for name, _ in reads} == {"GetItem", "Scan"}
     policy = stage_policy("indexer", account_arns(KEY, TABLE, beacon_key_arn=BEACON_KEY))
     for name, params in reads:
         assert params["TableName"] == settings.table_name
         context = {"dynamodb:Attributes": sorted(params["ExpressionAttributeNames"].values())}
         assert evaluate(policy, f"dynamodb:{name}", TABLE, context) == ALLOW, name
-    assert returned and returned <= set(layout.INDEXER_READ_ATTRIBUTES)
+    for name, params in key_reads:  # the email's data key: the key table's full-view partitions only
+        leading = {"dynamodb:LeadingKeys": [params["Key"]["p"]["S"]]}
+        assert evaluate(policy, f"dynamodb:{name}", TABLE + KEYS_SUFFIX, leading) == ALLOW, name
+    writes = [(name, params) for name, params in calls if name not in ("GetItem", "Scan", "DescribeTable")]
+    assert writes and {name for name, _ in writes} == {"UpdateItem"}
+    for name, params in writes:  # the beacon table only: never a write on the PII table
+        assert params["TableName"] == settings.beacons_table_name
+        assert evaluate(policy, f"dynamodb:{name}", TABLE + BEACONS_SUFFIX) == ALLOW, name
+    key_table_names = {
+        key_table.PARTITION,
+        key_table.REFERENCE,
+        key_table.WRAPPED,
+        key_table.KMS_KEY,
+        key_table.FILED_AT,
+    }
+    assert returned and returned - key_table_names <= set(layout.INDEXER_READ_ATTRIBUTES)
     assert "f_name" not in returned and not any(a.startswith("m_") for a in returned)
     assert [p["id"] for p in search(stack, PERSON["email"])] == [person_id]

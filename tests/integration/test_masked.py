@@ -13,6 +13,7 @@ from chalice.test import Client
 
 from chalicelib.api.gateway_responses import not_found
 from chalicelib.stages.app import create_app
+from chalicelib.store import layout
 from chalicelib.support.config import Settings
 from tests.integration.conftest import CALLERS, NO_KEY_CACHE, REGION, Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS, SECRET, create
@@ -81,6 +82,10 @@ def test_given_a_page_and_a_multi_get_then_masked_items_and_missing_ids(stack: S
     assert_no_full_value([page, rest, batch])
 
 
+KEYS_TABLE = "pii-vault-keys"
+MASKED_ATTRIBUTES = {*layout.V3_MASKED_ATTRIBUTES, *layout.V3_MASKED_KEY_ATTRIBUTES}
+
+
 def test_given_the_masked_stage_then_every_read_is_a_projection_of_the_masked_attributes(stack: Stack) -> None:
     """What the IAM policy requires (tests/unit/test_masked_policies.py): no request without a projection."""
     seen: list[tuple[str, dict[str, Any]]] = []
@@ -94,13 +99,18 @@ def test_given_the_masked_stage_then_every_read_is_a_projection_of_the_masked_at
     read(stack, "/customers/acme/people")
     read(stack, f"/customers/acme/people?ids={person_id}")
 
-    assert [name for name, _ in seen] == ["GetItem", "Query", "BatchGetItem"]
-    for name, params in seen:
+    person_reads = [(name, params) for name, params in seen if params.get("TableName") != KEYS_TABLE]
+    assert [name for name, _ in person_reads] == ["GetItem", "Query", "BatchGetItem"]
+    full_view = {*layout.V3_FIELD_ATTRIBUTES, *layout.V3_KEY_ATTRIBUTES, *layout.LEGACY_FIELD_ATTRIBUTES, "slots"}
+    for name, params in person_reads:
         request = params if name != "BatchGetItem" else next(iter(params["RequestItems"].values()))
         asked = set(request["ExpressionAttributeNames"].values())
-        assert not any(attribute.startswith("f_") for attribute in asked) and "slots" not in asked, name
+        assert not asked & full_view, name
         assert request["ProjectionExpression"]
-    assert seen[1][1]["Select"] == "SPECIFIC_ATTRIBUTES"
+    assert person_reads[1][1]["Select"] == "SPECIFIC_ATTRIBUTES"
+    # The key table: its masked-view partitions only (with caches off, each read fetches its key).
+    key_reads = [params for _name, params in seen if params.get("TableName") == KEYS_TABLE]
+    assert key_reads and all(p["Key"]["p"]["S"].startswith("masked/") for p in key_reads)
 
 
 def test_given_a_patch_then_that_field_s_projection_changes_and_the_others_stay(stack: Stack) -> None:
@@ -138,7 +148,7 @@ def test_given_a_replace_then_every_projection_changes(stack: Stack) -> None:
         "address": {"city": "Springfield", "country": "US"},
     }
     item = next(i for i in stack.scan() if i["sk"]["S"] == f"P#{person_id}")
-    assert {name for name in item if name.startswith("mk_")} == {"mk_0"}  # the PATCH's slots are gone
+    assert {name for name in item if name in layout.V3_MASKED_KEY_ATTRIBUTES} == {"j0"}  # the PATCH's slots are gone
 
 
 def test_given_a_delete_then_the_masked_stage_answers_404(stack: Stack) -> None:
@@ -152,7 +162,7 @@ def test_given_a_record_written_before_the_masked_view_then_its_fields_answer_nu
     """Never a fallback to the full values; the reader's answer is unchanged."""
     person_id = create(stack)
     item = next(i for i in stack.scan() if i["sk"]["S"] == f"P#{person_id}")
-    legacy = {name: value for name, value in item.items() if not name.startswith(("m_", "mk_"))}
+    legacy = {name: value for name, value in item.items() if name not in MASKED_ATTRIBUTES}
     stack.dynamodb.put_item(TableName=stack.resources["table_name"], Item=legacy)
 
     body = read(stack, f"/customers/acme/people/{person_id}")
@@ -168,7 +178,7 @@ def test_given_a_legacy_record_patched_then_the_patched_field_has_a_projection_a
     item = next(i for i in stack.scan() if i["sk"]["S"] == f"P#{person_id}")
     stack.dynamodb.put_item(
         TableName=stack.resources["table_name"],
-        Item={name: value for name, value in item.items() if not name.startswith(("m_", "mk_"))},
+        Item={name: value for name, value in item.items() if name not in MASKED_ATTRIBUTES},
     )
     send(stack.writer, "PATCH", f"/customers/acme/people/{person_id}", {"dob": "1970-05-06"})
 

@@ -30,10 +30,9 @@ from chalicelib.support import config
 from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN
 from infra.iam import KEY_POLICY_ADMIN_SID
 
-# One worker packages (``--dist loadgroup``): the module's fixture runs ``chalice package``, and two
-# workers packaging at once race on Chalice's dependency cache (.chalice/deployments/), one of them
-# zipping a half-written file (BadZipFile on a fresh clone).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("package")]
+# `chalice package` caches its deployment zip in the project's .chalice/deployments: two workers
+# (make test runs pytest -n) packaging at once would write the same file. One worker packages.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chalice-package")]
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "/customers/{customer_id}"
@@ -299,7 +298,11 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
     ]
     # The indexer compares the old and new email ciphertexts of a MODIFY: it needs both images.
     assert table["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
-    (index,) = table["GlobalSecondaryIndexes"]
+    # Beacons have a table of their own (issue 21 A): the PII table carries no beacon and no index on one.
+    assert "GlobalSecondaryIndexes" not in table
+    assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == {layout.PK, layout.SK}
+    beacons = resources["BeaconTable"]["Properties"]
+    (index,) = beacons["GlobalSecondaryIndexes"]
     assert index == {
         "IndexName": layout.BEACON_INDEX,
         "KeySchema": [
@@ -308,7 +311,7 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
         ],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
-    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in table["AttributeDefinitions"]
+    assert {"AttributeName": layout.BEACON, "AttributeType": "B"} in beacons["AttributeDefinitions"]
     assert jobs["TableName"] == {"Fn::Sub": f"pii-vault-${{Environment}}{config.JOBS_SUFFIX}"}
     assert jobs["KeySchema"] == [
         {"AttributeName": tables.JOB_PK, "KeyType": "HASH"},

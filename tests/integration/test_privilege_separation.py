@@ -36,11 +36,14 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from chalicelib.stages.app import create_app
+from chalicelib.store import fleet_table
 from chalicelib.support.config import Settings
 from infra.iam import stage_policy
 from infra.local import bootstrap, bootstrapped_arns
 from tests.integration.conftest import CALLERS, REGION, body_of, send
 from tests.integration.test_api import PERSON
+from tests.request_proof import PROBE, PROOF
+from tools.recorder import principals
 
 _NO_AUTH_CALLS = 3
 # Under moto a KMS AccessDenied surfaces as "403"; DynamoDB and IAM use AccessDeniedException.
@@ -75,10 +78,13 @@ class Principals:
         )
 
 
-def _user(iam: Any, name: str, policy: dict[str, Any]) -> boto3.session.Session:
+def _user(iam: Any, name: str, policy: dict[str, Any], principal: str = PROBE) -> boto3.session.Session:
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
+    # These users play leaked stage credentials and strangers under moto's enforcement: their
+    # requests (denials on purpose among them) are recorded but not judged by the request proof.
+    PROOF.register(key["AccessKeyId"], principal)
     # An explicit session per principal: boto3's default session caches credentials.
     return boto3.session.Session(
         aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
@@ -115,7 +121,7 @@ def _action_level(policy: dict[str, Any]) -> dict[str, Any]:
 
 def _principals() -> Principals:
     """Inside mock_aws with enforcement armed: admin (unauthenticated phase), then the rest as admin."""
-    admin = _user(boto3.client("iam", region_name=REGION), "pii-vault-admin", ADMIN_POLICY)
+    admin = _user(boto3.client("iam", region_name=REGION), "pii-vault-admin", ADMIN_POLICY, principals.OPERATOR)
     resources = bootstrap(admin.client("kms"), admin.client("dynamodb"))
     iam = admin.client("iam")
     arns = bootstrapped_arns(resources)
@@ -157,6 +163,7 @@ POOL_CONTEXT = {"app": "pii-vault", "scope": "pool"}
 @_enforced
 def test_given_enforcement_when_an_unknown_access_key_calls_then_it_is_denied(p: Principals) -> None:
     """Guards the harness: enforcement is really on after the setup calls."""
+    PROOF.register("AKIAIOSFODNN7EXAMPLE", PROBE)
     stranger = boto3.client(
         "kms", region_name=REGION, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x" * 40
     )
@@ -248,10 +255,14 @@ def test_given_reader_credentials_then_encrypt_and_every_write_are_denied(p: Pri
     _denied(lambda: ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": _key()}}]}))
 
 
+# A fleet table key: a day bucket and a key reference (chalicelib/store/fleet_table.py).
+FLEET_ENTRY = {fleet_table.BUCKET: {"S": "d20000"}, fleet_table.REFERENCE: {"B": b"e" * 16}}
+
+
 @_enforced
 def test_given_reader_credentials_then_the_fleet_mac_key_and_fleet_table_get_and_put_are_allowed(p: Principals) -> None:
     kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
-    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+    table, entry = p.resources["fleet_table_name"], FLEET_ENTRY
     wrapped = p.client("admin", "kms").encrypt(
         KeyId=p.resources["key_arn"], Plaintext=b"k" * 32, EncryptionContext=POOL_CONTEXT
     )["CiphertextBlob"]
@@ -267,7 +278,7 @@ def test_given_reader_credentials_then_the_fleet_mac_key_and_fleet_table_get_and
 @_enforced
 def test_given_reader_credentials_then_fleet_table_updates_deletes_and_scans_are_denied(p: Principals) -> None:
     kms, ddb = p.client("reader", "kms"), p.client("reader", "dynamodb")
-    table, entry = p.resources["fleet_table_name"], {"id": {"B": b"e" * 32}}
+    table, entry = p.resources["fleet_table_name"], FLEET_ENTRY
 
     _denied(lambda: ddb.delete_item(TableName=table, Key=entry))
     _denied(
@@ -313,7 +324,7 @@ def test_given_both_apps_on_their_own_credentials_then_the_full_flow_works(p: Pr
 
         # The reader shared the pool data key through its fleet table: GenerateMac and PutItem worked.
         entries = p.client("admin", "dynamodb").scan(TableName=p.resources["fleet_table_name"])["Items"]
-        assert entries and all("sealed" in e for e in entries)
+        assert entries and all(fleet_table.SEALED in e for e in entries)
 
         assert send(writer, "DELETE", "/customers/acme/secrets/hook").status_code == 204
         assert send(writer, "DELETE", f"/customers/acme/people/{person_id}").status_code == 204

@@ -9,21 +9,31 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.store import DynamoDbMaskedPeople, DynamoDbStore
+from chalicelib.store import DynamoDbMaskedPeople, DynamoDbStore, layout
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.records import (
+    ADOPT_V1,
+    CREATE_SLOT,
+    CREATED_LEGACY,
+    CREATED_SEALED,
+    FIELD_CODES,
     META_CREATED,
+    META_LEGACY,
+    META_UPDATED,
     Page,
     PersonRecord,
+    PersonShape,
     PersonVersionConflict,
     PersonWrite,
     SecretHead,
     SecretVersion,
     SecretVersionConflict,
+    shape_of,
 )
 from chalicelib.support.errors import IntegrityError, NotFoundError, PreconditionFailedError, ValidationError
 from infra.local import bootstrap
 from tests.fakes import InMemoryStore
+from tests.request_proof import operator_code
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -34,7 +44,20 @@ def repo(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Any]:
     with mock_aws():
         kms, ddb = boto3.client("kms"), boto3.client("dynamodb")
         bootstrap(kms, ddb)
-        yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
+        # The adapter's contract, not a stage: every stage's operations on one operator client
+        # (each stage's own calls are judged where its app runs them).
+        with operator_code("the store adapter's contract, run with every stage's operations on one client"):
+            yield DynamoDbStore(DynamoDbTable(ddb, "pii-vault"))
+
+
+def blob(tag: str, version: int = 3) -> bytes:
+    """A stored blob as the store sees it: a header of ``version`` (v3: 0x03 | kind | slot), opaque bytes."""
+    header = bytes([3, 2, ord("0")]) if version == 3 else bytes([1, 1, ord("0")])
+    return header + tag.encode().ljust(28, b".")
+
+
+def ref(tag: str) -> bytes:
+    return tag.encode().ljust(16, b".")
 
 
 def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) -> PersonRecord:
@@ -44,9 +67,8 @@ def person(person_id: str = "a" * 32, customer: str = "acme", **changes: Any) ->
         version=1,
         created_at="2026-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z",
-        kms_key="arn:aws:kms:us-east-1:111122223333:key/k",
-        slots={"0": b"wrapped-0", META_CREATED: b"wrapped-0"},
-        fields={"name": b"\x01ct-name", "email": b"\x01ct-email", META_CREATED: b"ct-created"},
+        fields={"name": blob("name"), "email": blob("email"), META_CREATED: blob("c"), META_UPDATED: blob("u")},
+        refs={CREATE_SLOT: ref("c")},
     )
     return PersonRecord(**{**base, **changes})
 
@@ -60,18 +82,16 @@ def write(person_id: str = "a" * 32, *, partial: bool = False, expected: int = 1
         customer_id="acme",
         person_id=person_id,
         updated_at="t",
-        kms_key="k",
-        slots={"0": b"w"},
-        fields={"name": b"x"},
-        drop_slots=() if partial else ("name", "email", "_updated"),
+        refs={"0": ref("w")},
+        fields={"name": blob("x"), META_UPDATED: blob("u2")},
+        drop_refs=() if partial else tuple(FIELD_CODES.values()),
+        shape=PersonShape(expected),
     )
-    return PersonWrite(**{**base, **changes}, partial=partial, expected_version=expected)
+    return PersonWrite(**{**base, **changes}, partial=partial)
 
 
-def patch(
-    fields: dict[str, bytes], slots: dict[str, bytes], kms_key: str = "k", updated_at: str = "t", expected: int = 1
-) -> PersonWrite:
-    return write(fields=fields, slots=slots, kms_key=kms_key, updated_at=updated_at, partial=True, expected=expected)
+def patch(fields: dict[str, bytes], refs: dict[str, bytes], updated_at: str = "t", expected: int = 1) -> PersonWrite:
+    return write(fields=fields, refs=refs, updated_at=updated_at, partial=True, expected=expected)
 
 
 def add_version(repo: Any, build: Callable[[int], SecretVersion], latest: int = 0) -> SecretVersion:
@@ -95,23 +115,30 @@ def test_given_a_created_person_when_fetched_then_identical(repo: Any) -> None:
 
 def test_given_a_replace_then_version_increments_and_patch_slots_are_dropped(repo: Any) -> None:
     repo.create_person(person())
-    repo.update_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k", "t2"))
-    replaced = write(slots={"0": b"w2"}, fields={"name": b"n3", "email": b"e3"}, updated_at="t3", expected=2)
+    repo.update_person(patch({"email": blob("e2")}, {"e": ref("w-e")}, "t2"))
+    replaced = write(
+        refs={"0": ref("w2")}, fields={"name": blob("n3"), "email": blob("e3")}, updated_at="t3", expected=2
+    )
     version = repo.update_person(replaced)
     stored = repo.get_person("acme", "a" * 32)
     assert version == 3 and stored.version == 3
-    assert stored.slots == {"0": b"w2", META_CREATED: b"wrapped-0"}  # the creation metadata keeps its slot
-    assert stored.fields == {"name": b"n3", "email": b"e3", META_CREATED: b"ct-created"}
+    assert stored.refs == {"0": ref("w2"), CREATE_SLOT: ref("c")}  # the creation metadata keeps its slot
+    assert stored.fields == {
+        "name": blob("n3"),
+        "email": blob("e3"),
+        META_CREATED: blob("c"),
+        META_UPDATED: blob("u"),
+    }
     assert (stored.updated_at, stored.created_at) == ("t3", "2026-01-01T00:00:00.000Z")
 
 
 def test_given_a_patch_then_only_named_fields_and_slots_change(repo: Any) -> None:
     repo.create_person(person())
-    version = repo.update_person(patch({"email": b"e2"}, {"email": b"w-e"}, "k2", "t2"))
+    version = repo.update_person(patch({"email": blob("e2")}, {"e": ref("w-e")}, "t2"))
     stored = repo.get_person("acme", "a" * 32)
     assert version == 2
-    assert stored.fields == {"name": b"\x01ct-name", "email": b"e2", META_CREATED: b"ct-created"}
-    assert stored.slots == {"0": b"wrapped-0", META_CREATED: b"wrapped-0", "email": b"w-e"}
+    assert stored.fields == {**person().fields, "email": blob("e2")}
+    assert stored.refs == {CREATE_SLOT: ref("c"), "e": ref("w-e")}
 
 
 @pytest.mark.parametrize("operation", ["replace", "patch"])
@@ -121,17 +148,41 @@ def test_given_another_version_then_a_conflict_carries_the_stored_one_and_nothin
     repo.create_person(person(version=4))
     with pytest.raises(PersonVersionConflict) as raised:
         repo.update_person(write(partial=operation == "patch", expected=7))
-    assert (raised.value.current, raised.value.created_sealed) == (4, True)
+    assert raised.value.shape == PersonShape(4, CREATED_SEALED)
     assert repo.get_person("acme", "a" * 32) == person(version=4)
 
 
 def test_given_creation_metadata_other_than_assumed_then_a_conflict_says_so(repo: Any) -> None:
-    legacy = person(slots={"0": b"wrapped-0"}, fields={"name": b"\x01ct-name"})
-    repo.create_person(legacy)
+    legacy = person(refs={}, slots={"0": b"wrapped-0"}, fields={"name": blob("name", version=1)})
+    if isinstance(repo, InMemoryStore):
+        repo.create_person(legacy)
+    else:  # as the v1 writer stored it: the names of that generation
+        item = {
+            **layout.person_key("acme", "a" * 32),
+            layout.VERSION: {"N": "1"},
+            layout.CREATED_AT: {"S": legacy.created_at},
+            layout.UPDATED_AT: {"S": legacy.updated_at},
+            layout.SLOTS: layout.slots_attribute(legacy.slots),
+            **layout.field_attributes(legacy.fields),
+        }
+        repo._table.call("put_item", Item=item)
     with pytest.raises(PersonVersionConflict) as raised:
-        repo.update_person(write(expected=1, created_sealed=True))
-    assert (raised.value.current, raised.value.created_sealed) == (1, False)
-    assert repo.update_person(write(expected=1, created_sealed=False)) == 2
+        repo.update_person(write(expected=1))
+    assert raised.value.shape == PersonShape(1, ADOPT_V1, legacy_names=not isinstance(repo, InMemoryStore))
+    shape = raised.value.shape
+    fields = {"name": blob("x"), META_LEGACY: blob("l"), META_UPDATED: blob("u2")}
+    marked = write(expected=1, shape=shape, fields=fields)
+    assert repo.update_person(marked) == 2
+    assert shape_of(repo.get_person("acme", "a" * 32)) == PersonShape(2, CREATED_LEGACY)
+
+
+def test_given_stripped_creation_metadata_then_a_write_cannot_build_on_it(repo: Any) -> None:
+    """Issue 21 E: update metadata without creation metadata is never taken for a legacy record."""
+    fields = {"name": blob("name"), META_UPDATED: blob("u")}
+    repo.create_person(person(fields=fields))
+    with pytest.raises(IntegrityError):
+        repo.update_person(write(expected=9))
+    assert repo.get_person("acme", "a" * 32) == person(fields=fields)
 
 
 def test_given_a_wrong_expected_version_when_deleting_then_precondition_failed_and_no_change(repo: Any) -> None:
@@ -147,7 +198,7 @@ def test_given_a_missing_person_when_updated_then_a_conflict_without_version_and
 ) -> None:
     with pytest.raises(PersonVersionConflict) as raised:
         repo.update_person(write(partial=operation == "patch"))
-    assert raised.value.current is None
+    assert raised.value.shape is None
     assert repo.get_person("acme", "a" * 32) is None
 
 
@@ -264,8 +315,6 @@ def test_given_a_head_naming_a_missing_latest_version_then_integrity_error(repo:
     if isinstance(repo, InMemoryStore):
         del repo.secrets[("acme", "s", 2)]
     else:
-        from chalicelib.store import layout
-
         repo._table.call("delete_item", Key=layout.item_key("acme", layout.secret_version_key("s", 2)))
     with pytest.raises(IntegrityError):
         repo.get_secret("acme", "s", None)

@@ -49,7 +49,7 @@ def test_given_the_default_pool_scope_then_the_shipped_policies_let_the_writer_e
 def test_given_the_reader_policy_then_it_may_use_the_fleet_key_table_as_security_md_says() -> None:
     mac_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
     reader = stage_policy("reader", account_arns(KEY, TABLE, fleet_mac_key_arn=mac_key))
-    fleet_table = f"{TABLE}-fleet-keys"
+    fleet_table = f"{TABLE}-fleet"
     granted = {
         action
         for action, resource in (

@@ -39,14 +39,17 @@ from moto.kms.models import kms_backends
 from chalicelib.api import functions as job_functions
 from chalicelib.stages import API_STAGES, JOB_STAGES, STAGES, settings_for, stage
 from chalicelib.stages.app import create_app
-from chalicelib.support.environment import Key
+from chalicelib.store import fleet_table, layout
+from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns
 from infra.base import base_template
 from infra.environment import resolve
 from infra.iam import key_policy, stage_policy, tracing_policy
 from infra.package import ROOT
-from infra.specs import TABLES
-from tests.integration.conftest import api_gateway_event
+from infra.specs import KEYS, TABLES
+from tests.integration.conftest import api_gateway_event, stage_client
+from tests.request_proof import PROOF, operator_code
+from tools.recorder import principals
 
 # moto warns for each resource type its CloudFormation does not create (alarms, metric filters, ...).
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -124,17 +127,22 @@ def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_prote
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
 
-    for name in (outputs["TableName"], outputs["IdempotencyTableName"]):
+    for name in (outputs["TableName"], outputs["IdempotencyTableName"], outputs["KeysTableName"]):
         table = ddb.describe_table(TableName=name)["Table"]
         assert table["DeletionProtectionEnabled"] is True
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert outputs["TableName"] == f"pii-vault-{ENV}"
     # The fleet key table: on demand, keyed as chalicelib.store.fleet_table reads it, not protected.
     fleet = ddb.describe_table(TableName=outputs["FleetTableName"])["Table"]
-    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet-keys"
+    assert outputs["FleetTableName"] == f"pii-vault-{ENV}-fleet"
     assert fleet["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert fleet["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert fleet["KeySchema"] == TABLES[Table.FLEET].key_schema()  # a day bucket + a key reference
     assert fleet["DeletionProtectionEnabled"] is False
+    # The beacon table: derived data, rebuilt by the backfill; its index is the reader's search.
+    beacons = ddb.describe_table(TableName=outputs["BeaconsTableName"])["Table"]
+    assert beacons["DeletionProtectionEnabled"] is False
+    assert [i["IndexName"] for i in beacons["GlobalSecondaryIndexes"]] == [layout.BEACON_INDEX]
+    assert not ddb.describe_table(TableName=outputs["TableName"])["Table"].get("GlobalSecondaryIndexes")
 
 
 def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(base_stack):
@@ -167,6 +175,24 @@ def _environment(stage_name: str, outputs: dict[str, str], callers: list[str]) -
     return {**env, "AWS_LAMBDA_FUNCTION_NAME": f"pii-vault-{ENV}-{stage_name}", "AWS_REGION": REGION}
 
 
+def _app(stage_name: str, env: dict[str, str]) -> Any:
+    """A stage's app on clients signing as that stage, as its role signs on AWS."""
+    return create_app(
+        settings=settings_for(env),
+        kms_client=stage_client(stage_name, "kms"),
+        dynamodb_client=stage_client(stage_name, "dynamodb"),
+    )
+
+
+def _apps(envs: dict[str, dict[str, str]], outputs: dict[str, str]) -> dict[str, Any]:
+    """Each stage's app (``_app``); the stack's keys named for the request proof (their aliases
+    carry the environment, so the proof cannot tell them by alias)."""
+    for key, spec in KEYS.items():
+        if spec.output in outputs:
+            PROOF.register_key(outputs[spec.output], key)
+    return {name: _app(name, env) for name, env in envs.items()}
+
+
 def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller: str, body: Any = None) -> Any:
     """The function as API Gateway invokes it after the IAM authorizer accepted ``caller``."""
     event = api_gateway_event(method, resource, resource.format(**params), params)
@@ -186,7 +212,7 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert envs["writer"]["PII_VAULT_ALLOWED_CALLERS"] == CALLER
     assert envs["reader"]["PII_VAULT_FLEET_MAC_KEY_ID"] == outputs["FleetMacKeyArn"]
     assert envs["reader"]["PII_VAULT_FLEET_TABLE"] == outputs["FleetTableName"]
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Grace",
@@ -214,7 +240,14 @@ def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes
     assert ddb.scan(TableName=outputs["TableName"])["Items"]
     # The read went through the fleet key table: the pool data key, sealed, with its TTL attribute.
     (entry,) = ddb.scan(TableName=outputs["FleetTableName"])["Items"]
-    assert set(entry) == {"id", "epoch", "expires_at", "sealed", "ttl"}
+    # (Format v3: filed by the day the key was made and its reference; the expiry is the TTL attribute.)
+    assert set(entry) == {
+        fleet_table.BUCKET,
+        fleet_table.REFERENCE,
+        fleet_table.EPOCH,
+        fleet_table.EXPIRES_AT,
+        fleet_table.SEALED,
+    }
     assert envs["writer"].get("PII_VAULT_KEY_SCOPE", "pool") == "pool"
 
 
@@ -237,8 +270,9 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     assert envs["masked"]["PII_VAULT_TENANTS_TABLE"] == outputs["TenantsTableName"]
     kms, ddb = boto3.client("kms", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
-    tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
-    apps = {stage_name: create_app(settings=settings_for(env)) for stage_name, env in envs.items()}
+    with operator_code("tools.tenants onboard: the operator files a tenant's own key"):
+        tenants.onboard(kms, ddb, settings_for(envs["writer"]), "acme-own")
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     created = _invoke(
         apps["writer"], "POST", "/customers/{customer_id}/people", {"customer_id": "acme-own"}, session, PERSON
@@ -253,7 +287,7 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
     assert json.loads(masked["body"])["data"]["email"] == "g***@example.com"
     # Without the registry (the environment the old template gave): the shared key cannot open it.
     without = {k: v for k, v in envs["masked"].items() if k != "PII_VAULT_TENANTS_TABLE"}
-    old = _invoke(create_app(settings=settings_for(without)), "GET", path, params, session)
+    old = _invoke(_app("masked", without), "GET", path, params, session)
     assert old["statusCode"] == 502 and json.loads(old["body"])["code"] == "kms_error"
 
 
@@ -262,8 +296,8 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
 ):
     """What a deployed search needs, end to end: the table's stream (created by the base stack,
     read as the indexer's event source mapping would deliver it) feeds the indexer stage,
-    which writes the beacon with the beacon key; the reader computes the search beacon with
-    the same key and queries the beacon index. Then the offboard stage deletes the tenant."""
+    which writes the beacon (beacon key) into the beacon table; the reader computes the search
+    beacon with the same key and queries that table's index. Then the offboard stage deletes the tenant."""
     from chalice.test import Client
 
     from tests.integration.test_jobs import _lambda_event
@@ -274,13 +308,14 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
     table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     assert table["LatestStreamArn"] == outputs["TableStreamArn"]
-    (index,) = table["GlobalSecondaryIndexes"]
+    assert not table.get("GlobalSecondaryIndexes")
+    (index,) = ddb.describe_table(TableName=outputs["BeaconsTableName"])["Table"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "beacon-index" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in (*API_STAGES, *JOB_STAGES)}
     assert envs["reader"]["PII_VAULT_BEACON_KEY_ID"] == envs["indexer"]["PII_VAULT_BEACON_KEY_ID"]
     assert envs["indexer"]["PII_VAULT_STREAM_ARN"] == outputs["TableStreamArn"]
     # Settings.from_env refuses an alias (data or beacon key) in a deployed function: these start.
-    apps = {stage: create_app(settings=settings_for(env)) for stage, env in envs.items()}
+    apps = _apps(envs, outputs)
     session = CALLER.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/rehearsal"
     person = {
         "name": "Ada",
@@ -308,7 +343,7 @@ def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_fo
         return [item["id"] for item in json.loads(answer["body"])["items"]]
 
     assert search() == []  # eventually consistent: nothing indexed yet
-    streams = streams_client(region_name=REGION)
+    streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
     arn = outputs["TableStreamArn"]
     (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")

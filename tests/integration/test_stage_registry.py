@@ -21,8 +21,11 @@ from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
 from chalicelib.support.environment import ROLE_VARIABLE, VARIABLE
 from infra.local import bootstrap
+from tests.integration.conftest import Signed
+from tests.request_proof import PROOF
 from tools import sample
 from tools.devstack import local_environment
+from tools.recorder import principals
 from tools.streampoll import streams_client
 
 REGION = "us-east-1"
@@ -83,7 +86,7 @@ def _drive(stage: Stage, client: Client, writer: Client | None) -> None:
         assert client.http.get("/customers/acme/secrets/hook").status_code == 200
     elif stage.name == "indexer":
         arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName="pii-vault")["Table"]
-        streams = streams_client(region_name=REGION)
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
         shard = streams.describe_stream(StreamArn=arn["LatestStreamArn"])["StreamDescription"]["Shards"][0]
         iterator = streams.get_shard_iterator(
             StreamArn=arn["LatestStreamArn"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -102,6 +105,7 @@ def _drive(stage: Stage, client: Client, writer: Client | None) -> None:
     elif stage.name == "rewrap":
         kms = boto3.client("kms", region_name=REGION)
         target = kms.create_key()["KeyMetadata"]["Arn"]
+        PROOF.register_key(target, "Key")  # deployed as the stack's new shared key (a move)
         event = {"job": "r", "segment": 0, "total_segments": 1, "source_key": _key_arn(kms), "target_key": target}
         assert client.lambda_.invoke("rewrap", event).payload["done"]
 
@@ -126,9 +130,9 @@ def _lambda_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_given_each_stage_on_the_local_stack_then_it_reads_exactly_the_settings_it_declares(
     stage: Stage, resources: dict[str, str], reads: dict[str, set[str]]
 ) -> None:
-    writer = None if stage.name == "writer" else Client(_app(_stage("writer"), resources))
+    writer = None if stage.name == "writer" else Signed(Client(_app(_stage("writer"), resources)), "writer")
     with Client(_app(stage, resources)) as client:
-        _drive(stage, client, writer)
+        _drive(stage, Signed(client, stage.name), writer)
     read = reads.get(stage.name, set())
     assert read == set(stage.settings), (
         f"{stage.name} reads {sorted(read - set(stage.settings))} undeclared, "

@@ -21,10 +21,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.store.records import META_CREATED
+from chalicelib.store import key_table, layout
+from chalicelib.store.records import CREATE_SLOT, META_CREATED, META_LEGACY, META_UPDATED
+from tests import legacy_items
 from tests.integration.conftest import Stack, body_of, send
 from tests.integration.test_api import PERSON, PLAINTEXTS, create
 from tests.plaintext_guard import register
+from tests.tables import scan_all
 
 OTHER = {**PERSON, "name": "Séverine", "email": "severine.d@example.org"}
 SECRET_VALUES = ("whsec_v1_Zm9vYmFy", "whsec_v2_YmF6cXV4", "sk_other_cXV1eA", "sk_globex_Zm9vYg", "whsec_new_c2VjcmV0")
@@ -40,6 +43,10 @@ class World:
     a: str
     b: str
     g: str
+
+    @property
+    def keys_table(self) -> str:
+        return self.stack.resources["keys_table_name"]
 
     def item(self, customer: str, sort_key: str) -> dict[str, Any]:
         key = {"pk": {"S": f"C#{customer}"}, "sk": {"S": sort_key}}
@@ -77,16 +84,23 @@ def _flip(blob: bytes, index: int) -> bytes:
 
 
 def _set_slot_header(blob: bytes, slot: str) -> bytes:
-    """Rewrite the plaintext slot name in a field blob's header (v1: byte 1, v2: byte 2)."""
+    """Rewrite the plaintext slot name in a field blob's header (v1: byte 1, v2: byte 2, v3: byte 2 alone)."""
+    if blob[0] == 3:
+        return blob[:2] + slot.encode() + blob[3:]
     offset = 1 if blob[0] == 1 else 2
     old_len = blob[offset]
     return blob[:offset] + bytes([len(slot)]) + slot.encode() + blob[offset + 1 + old_len :]
 
 
+F = layout.v3_field  # "email" -> "fe", "_created" -> "fc", ...
+M = layout.v3_masked
+KC, K0, J0 = layout.v3_key(CREATE_SLOT), layout.v3_key("0"), layout.v3_masked_key("0")
+
+
 def _edit_field(field: str, edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
     def attack(w: World) -> list[str]:
         item = w.person("a")
-        item[f"f_{field}"] = {"B": edit(item[f"f_{field}"]["B"])}
+        item[F(field)] = {"B": edit(item[F(field)]["B"])}
         w.put(item)
         return [
             f"/customers/acme/people/{w.a}",
@@ -97,11 +111,10 @@ def _edit_field(field: str, edit: Callable[[bytes], bytes]) -> Callable[[World],
     return attack
 
 
-def _edit_slot(edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
+def _edit_ref(edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
     def attack(w: World) -> list[str]:
         item = w.person("a")
-        (slot,) = item["slots"]["M"]  # a created person's one slot: the creation slot
-        item["slots"]["M"][slot] = {"B": edit(item["slots"]["M"][slot]["B"])}
+        item[KC] = {"B": edit(item[KC]["B"])}  # a created person's one full-view slot: the creation slot
         w.put(item)
         return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
 
@@ -113,28 +126,28 @@ def _edit_slot(edit: Callable[[bytes], bytes]) -> Callable[[World], list[str]]:
 
 def field_swapped_between_two_people_with_their_key(w: World) -> list[str]:
     a, b = w.person("a"), w.person("b")
-    a["f_email"], a["slots"] = b["f_email"], b["slots"]
+    a[F("email")], a[KC] = b[F("email")], b[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
 def field_swapped_between_two_people_without_their_key(w: World) -> list[str]:
     a, b = w.person("a"), w.person("b")
-    a["f_email"] = b["f_email"]
+    a[F("email")] = b[F("email")]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
 def fields_swapped_within_one_person(w: World) -> list[str]:
     a = w.person("a")
-    a["f_name"], a["f_surname"] = a["f_surname"], a["f_name"]
+    a[F("name")], a[F("surname")] = a[F("surname")], a[F("name")]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=name", f"/customers/acme/people/{w.a}?fields=surname"]
 
 
 def field_moved_from_another_tenant(w: World) -> list[str]:
     a, g = w.person("a"), w.person("g", "globex")
-    a["f_email"], a["slots"] = g["f_email"], g["slots"]
+    a[F("email")], a[KC] = g[F("email")], g[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
@@ -162,16 +175,16 @@ def whole_item_copied_to_another_person_id(w: World) -> list[str]:
     return [f"/customers/acme/people/{w.b}"]
 
 
-def wrapped_key_swapped_between_records(w: World) -> list[str]:
+def key_reference_swapped_between_records(w: World) -> list[str]:
     a, b = w.person("a"), w.person("b")
-    a["slots"] = b["slots"]
+    a[KC] = b[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}"]
 
 
-def wrapped_key_swapped_between_tenants(w: World) -> list[str]:
+def key_reference_swapped_between_tenants(w: World) -> list[str]:
     a, g = w.person("a"), w.person("g", "globex")
-    a["slots"] = g["slots"]
+    a[KC] = g[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}"]
 
@@ -179,16 +192,18 @@ def wrapped_key_swapped_between_tenants(w: World) -> list[str]:
 # -- people: damaging ciphertext ----------------------------------------------------
 
 field_truncated_by_one_byte = _edit_field("email", lambda blob: blob[:-1])
-field_truncated_to_its_header = _edit_field("email", lambda blob: blob[: 2 + blob[1]])
-field_nonce_bit_flipped = _edit_field("name", lambda blob: _flip(blob, 2 + blob[1]))
-field_ciphertext_bit_flipped = _edit_field("dob", lambda blob: _flip(blob, 2 + blob[1] + 12))
+field_truncated_to_its_header = _edit_field("email", lambda blob: blob[:3])
+field_nonce_bit_flipped = _edit_field("name", lambda blob: _flip(blob, 3))
+field_ciphertext_bit_flipped = _edit_field("dob", lambda blob: _flip(blob, 3 + 12))
 field_tag_bit_flipped = _edit_field("address", lambda blob: _flip(blob, len(blob) - 1))
-field_format_version_changed = _edit_field("surname", lambda blob: bytes([3]) + blob[1:])
-field_downgraded_to_a_v1_header = _edit_field("surname", lambda blob: bytes([1]) + blob[2:])
+field_format_version_changed = _edit_field("surname", lambda blob: bytes([4]) + blob[1:])
+field_read_as_a_v2_header = _edit_field("surname", lambda blob: bytes([2, blob[1], 1]) + blob[2:])
+field_downgraded_to_a_v1_header = _edit_field("surname", lambda blob: bytes([1, 1]) + blob[2:])
 field_key_kind_changed = _edit_field("surname", lambda blob: bytes([blob[0], 3 - blob[1]]) + blob[2:])
-field_replaced_by_one_byte = _edit_field("email", lambda blob: b"\x01")
-wrapped_key_truncated = _edit_slot(lambda blob: blob[:-8])
-wrapped_key_bit_flipped = _edit_slot(lambda blob: _flip(blob, len(blob) // 2))
+field_replaced_by_one_byte = _edit_field("email", lambda blob: b"\x03")
+key_reference_truncated = _edit_ref(lambda ref: ref[:-4])
+key_reference_bit_flipped = _edit_ref(lambda ref: _flip(ref, 8))
+key_reference_hour_changed = _edit_ref(lambda ref: _flip(ref, 3))
 
 
 # -- people: rewriting the plaintext structure around the ciphertext ----------------
@@ -197,22 +212,22 @@ wrapped_key_bit_flipped = _edit_slot(lambda blob: _flip(blob, len(blob) // 2))
 def slot_header_rewritten_to_a_copied_slot(w: World) -> list[str]:
     """Same data key under another slot name: the AAD binds the slot, so it fails."""
     a = w.person("a")
-    a["slots"]["M"]["email"] = a["slots"]["M"][META_CREATED]
-    a["f_email"] = {"B": _set_slot_header(a["f_email"]["B"], "email")}
+    a[layout.v3_key("e")] = a[KC]
+    a[F("email")] = {"B": _set_slot_header(a[F("email")]["B"], "e")}
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
 def slot_header_rewritten_to_a_missing_slot(w: World) -> list[str]:
     a = w.person("a")
-    a["f_email"] = {"B": _set_slot_header(a["f_email"]["B"], "nowhere")}
+    a[F("email")] = {"B": _set_slot_header(a[F("email")]["B"], "z")}
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
-def slot_removed(w: World) -> list[str]:
+def key_reference_removed(w: World) -> list[str]:
     a = w.person("a")
-    a["slots"] = {"M": {}}
+    del a[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}"]
 
@@ -223,25 +238,97 @@ def patch_slot_moved_to_another_field(w: World) -> list[str]:
         send(w.stack.writer, "PATCH", f"/customers/acme/people/{w.a}", {"email": "new@example.org"}).status_code == 200
     )
     a = w.person("a")
-    a["slots"]["M"]["name"] = a["slots"]["M"]["email"]
-    a["f_name"] = {"B": _set_slot_header(a["f_email"]["B"], "name")}
+    a[layout.v3_key("n")] = a[layout.v3_key("e")]
+    a[F("name")] = {"B": _set_slot_header(a[F("email")]["B"], "n")}
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=name"]
 
 
 def field_deleted(w: World) -> list[str]:
     a = w.person("a")
-    del a["f_email"]
+    del a[F("email")]
     w.put(a)
     return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email"]
 
 
+def field_duplicated_under_its_earlier_attribute_name(w: World) -> list[str]:
+    """Two blobs for one field (an old generation planted beside the current one): refused, not guessed."""
+    a = w.person("a")
+    a["f_email"] = a[F("email")]
+    w.put(a)
+    return [f"/customers/acme/people/{w.a}?fields=email", "/customers/acme/people"]
+
+
 def metadata_stripped_and_blob_retyped(w: World) -> list[str]:
     a = w.person("a")
-    del a["version"]
-    a["f_email"] = {"S": "not-a-blob"}
+    del a[layout.V3_VERSION]
+    a[F("email")] = {"S": "not-a-blob"}
     w.put(a)
     return [f"/customers/acme/people/{w.a}", "/customers/acme/people?limit=100"]
+
+
+# -- the key table: what a record's key reference resolves to ---------------------------
+
+
+def _key_entry(w: World, which: str, customer: str = "acme") -> dict[str, Any]:
+    ref = w.person(which, customer)[KC]["B"]
+    entries = scan_all(w.stack.dynamodb, w.keys_table)
+    return next(entry for entry in entries if entry[key_table.REFERENCE]["B"] == ref)
+
+
+def key_table_entry_deleted(w: World) -> list[str]:
+    entry = _key_entry(w, "a")
+    w.stack.dynamodb.delete_item(
+        TableName=w.keys_table, Key={n: entry[n] for n in (key_table.PARTITION, key_table.REFERENCE)}
+    )
+    return [f"/customers/acme/people/{w.a}"]
+
+
+def key_table_entry_replaced_by_another_wrapped_key(w: World) -> list[str]:
+    """A leaked writer files another data key (which it can wrap) under a's reference: the
+    unwrapped key is not the one the reference commits to, so it is refused, never used."""
+    a, b = _key_entry(w, "a"), _key_entry(w, "b")
+    w.stack.dynamodb.put_item(TableName=w.keys_table, Item={**a, key_table.WRAPPED: b[key_table.WRAPPED]})
+    return [f"/customers/acme/people/{w.a}"]
+
+
+def key_table_entry_bit_flipped(w: World) -> list[str]:
+    a = _key_entry(w, "a")
+    a[key_table.WRAPPED] = {"B": _flip(a[key_table.WRAPPED]["B"], len(a[key_table.WRAPPED]["B"]) // 2)}
+    w.stack.dynamodb.put_item(TableName=w.keys_table, Item=a)
+    return [f"/customers/acme/people/{w.a}"]
+
+
+# -- format v2 and v3: metadata the reader reports, and a secret's incarnation ----------------
+
+
+def _edit_person(edit: Callable[[dict[str, Any], World], None]) -> Callable[[World], list[str]]:
+    def attack(w: World) -> list[str]:
+        item = w.person("a")
+        edit(item, w)
+        w.put(item)
+        return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email", "/customers/acme/people"]
+
+    return attack
+
+
+EDITED = {"S": "2020-01-01T00:00:00.000Z"}
+person_version_edited = _edit_person(lambda a, w: a.update({layout.V3_VERSION: {"N": "7"}}))
+person_updated_at_edited = _edit_person(lambda a, w: a.update({layout.V3_UPDATED_AT: EDITED}))
+person_created_at_edited = _edit_person(lambda a, w: a.update({layout.V3_CREATED_AT: EDITED}))
+person_sealed_creation_removed_and_created_at_edited = _edit_person(
+    lambda a, w: (a.pop(F(META_CREATED)), a.update({layout.V3_CREATED_AT: EDITED}))
+)
+person_sealed_creation_relabelled_as_the_legacy_mark = _edit_person(
+    lambda a, w: a.update({F(META_LEGACY): a.pop(F(META_CREATED)), layout.V3_CREATED_AT: EDITED})
+)
+person_legacy_proof_planted = _edit_person(
+    lambda a, w: a.update({layout.V3_PROOF: a[F(META_UPDATED)], layout.V3_PROOF_BINDING: {"S": "version=1"}})
+)
+person_sealed_version_removed = _edit_person(lambda a, w: a.pop(F(META_UPDATED)))
+person_sealed_version_copied_from_another_person = _edit_person(
+    lambda a, w: a.update({F(META_UPDATED): w.person("b")[F(META_UPDATED)], KC: w.person("b")[KC]})
+)
 
 
 # -- secrets ------------------------------------------------------------------------
@@ -269,31 +356,6 @@ def secret_latest_replayed_as_a_new_version(w: World) -> list[str]:
     head["latest"] = {"N": "3"}
     w.put(head)
     return ["/customers/acme/secrets/hook", "/customers/acme/secrets/hook?version=3"]
-
-
-# -- format v2: metadata the reader reports, and a secret's incarnation ---------------
-
-
-def _edit_person(edit: Callable[[dict[str, Any], World], None]) -> Callable[[World], list[str]]:
-    def attack(w: World) -> list[str]:
-        item = w.person("a")
-        edit(item, w)
-        w.put(item)
-        return [f"/customers/acme/people/{w.a}", f"/customers/acme/people/{w.a}?fields=email", "/customers/acme/people"]
-
-    return attack
-
-
-person_version_edited = _edit_person(lambda a, w: a.update(version={"N": "7"}))
-person_updated_at_edited = _edit_person(lambda a, w: a.update(updated_at={"S": "2020-01-01T00:00:00.000Z"}))
-person_created_at_edited = _edit_person(lambda a, w: a.update(created_at={"S": "2020-01-01T00:00:00.000Z"}))
-person_sealed_creation_removed_and_created_at_edited = _edit_person(
-    lambda a, w: (a.pop("f__created"), a.update(created_at={"S": "2020-01-01T00:00:00.000Z"}))
-)
-person_sealed_version_removed = _edit_person(lambda a, w: a.pop("f__updated"))
-person_sealed_version_copied_from_another_person = _edit_person(
-    lambda a, w: a.update(f__updated=w.person("b")["f__updated"], slots=w.person("b")["slots"])
-)
 
 
 def _edit_secret_head(edit: Callable[[dict[str, Any]], None]) -> Callable[[World], list[str]]:
@@ -388,11 +450,14 @@ def secret_value_deleted(w: World) -> list[str]:
 
 ATTACKS: list[Callable[[World], list[str]]] = [
     field_downgraded_to_a_v1_header,
+    field_read_as_a_v2_header,
     field_key_kind_changed,
     person_version_edited,
     person_updated_at_edited,
     person_created_at_edited,
     person_sealed_creation_removed_and_created_at_edited,
+    person_sealed_creation_relabelled_as_the_legacy_mark,
+    person_legacy_proof_planted,
     person_sealed_version_removed,
     person_sealed_version_copied_from_another_person,
     secret_incarnation_edited,
@@ -407,8 +472,8 @@ ATTACKS: list[Callable[[World], list[str]]] = [
     whole_item_copied_to_another_tenant,
     whole_items_swapped_between_tenants,
     whole_item_copied_to_another_person_id,
-    wrapped_key_swapped_between_records,
-    wrapped_key_swapped_between_tenants,
+    key_reference_swapped_between_records,
+    key_reference_swapped_between_tenants,
     field_truncated_by_one_byte,
     field_truncated_to_its_header,
     field_nonce_bit_flipped,
@@ -416,13 +481,18 @@ ATTACKS: list[Callable[[World], list[str]]] = [
     field_tag_bit_flipped,
     field_format_version_changed,
     field_replaced_by_one_byte,
-    wrapped_key_truncated,
-    wrapped_key_bit_flipped,
+    key_reference_truncated,
+    key_reference_bit_flipped,
+    key_reference_hour_changed,
+    key_table_entry_deleted,
+    key_table_entry_replaced_by_another_wrapped_key,
+    key_table_entry_bit_flipped,
     slot_header_rewritten_to_a_copied_slot,
     slot_header_rewritten_to_a_missing_slot,
-    slot_removed,
+    key_reference_removed,
     patch_slot_moved_to_another_field,
     field_deleted,
+    field_duplicated_under_its_earlier_attribute_name,
     metadata_stripped_and_blob_retyped,
     secret_old_version_replayed_as_latest,
     secret_old_version_item_copied_over_the_latest,
@@ -454,7 +524,7 @@ def test_given_a_tampered_table_when_read_then_integrity_error_and_nothing_wrong
 
 
 def test_given_the_catalogue_then_every_attack_is_distinct_and_counted() -> None:
-    assert len(set(_IDS)) == len(ATTACKS) == 46
+    assert len(set(_IDS)) == len(ATTACKS) == 54
 
 
 def test_given_untampered_data_then_the_same_reads_succeed(world: World) -> None:
@@ -522,7 +592,8 @@ def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_i
         == 200
     )
     a = world.person("a")
-    a["f__updated"], a["version"], a["updated_at"] = before["f__updated"], before["version"], before["updated_at"]
+    for name in (F(META_UPDATED), layout.V3_VERSION, layout.V3_UPDATED_AT, KC):
+        a[name] = before[name]
     world.put(a)
 
     response = send(world.stack.reader, "GET", f"/customers/acme/people/{world.a}")
@@ -541,88 +612,88 @@ def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_i
 
 def masked_projection_moved_into_the_full_attribute(w: World) -> list[str]:
     a = w.person("a")
-    a["f_email"] = a["m_email"]
-    a["slots"]["M"]["0"] = a["mk_0"]
+    a[F("email")] = a[M("email")]
+    a[K0] = a[J0]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]  # read by the reader: see the test below
 
 
 def full_value_copied_into_the_masked_attribute(w: World) -> list[str]:
     a = w.person("a")
-    # the full blob names the creation slot: its masked counterpart gets the full view's key
-    a["m_email"], a["mk_" + META_CREATED] = a["f_email"], a["slots"]["M"][META_CREATED]
+    # the full blob names the creation slot: its masked counterpart gets the full view's key reference
+    a[M("email")], a[J0] = a[F("email")], a[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email", f"/customers/acme/people?ids={w.a}"]
 
 
 def full_value_copied_into_the_masked_attribute_with_a_masked_kind_byte(w: World) -> list[str]:
     a = w.person("a")
-    blob = bytearray(a["f_email"]["B"])
+    blob = bytearray(_set_slot_header(a[F("email")]["B"], "0"))
     blob[1] += 2  # kind 1/2 -> 3/4: the opener accepts the header, the AAD and the key do not match
-    a["m_email"], a["mk_" + META_CREATED] = {"B": bytes(blob)}, a["slots"]["M"][META_CREATED]
+    a[M("email")], a[J0] = {"B": bytes(blob)}, a[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
-def masked_wrapped_key_replaced_by_the_full_view_key(w: World) -> list[str]:
+def masked_key_reference_replaced_by_the_full_view_one(w: World) -> list[str]:
     a = w.person("a")
-    a["mk_0"] = a["slots"]["M"][META_CREATED]
+    a[J0] = a[KC]
     w.put(a)
     return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
 
 
 def masked_projection_moved_to_another_person(w: World) -> list[str]:
     a, b = w.person("a"), w.person("b")
-    a["m_email"], a["mk_0"] = b["m_email"], b["mk_0"]
+    a[M("email")], a[J0] = b[M("email")], b[J0]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
 def masked_projection_moved_from_another_tenant(w: World) -> list[str]:
     a, g = w.person("a"), w.person("g", "globex")
-    a["m_email"], a["mk_0"] = g["m_email"], g["mk_0"]
+    a[M("email")], a[J0] = g[M("email")], g[J0]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=email"]
 
 
 def masked_projections_swapped_within_one_person(w: World) -> list[str]:
     a = w.person("a")
-    a["m_name"], a["m_surname"] = a["m_surname"], a["m_name"]
+    a[M("name")], a[M("surname")] = a[M("surname")], a[M("name")]
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=name"]
 
 
 def masked_version_edited(w: World) -> list[str]:
     a = w.person("a")
-    a["version"] = {"N": "7"}
+    a[layout.V3_VERSION] = {"N": "7"}
     w.put(a)
     return [f"/customers/acme/people/{w.a}", f"/customers/acme/people?ids={w.a}"]
 
 
 def masked_updated_at_edited(w: World) -> list[str]:
     a = w.person("a")
-    a["updated_at"] = {"S": "2020-01-01T00:00:00.000Z"}
+    a[layout.V3_UPDATED_AT] = EDITED
     w.put(a)
     return [f"/customers/acme/people/{w.a}"]
 
 
 def masked_sealed_metadata_removed(w: World) -> list[str]:
     a = w.person("a")
-    del a["m__updated"]
+    del a[M(META_UPDATED)]
     w.put(a)
     return [f"/customers/acme/people/{w.a}", "/customers/acme/people"]
 
 
 def masked_projection_bit_flipped(w: World) -> list[str]:
     a = w.person("a")
-    a["m_dob"] = {"B": _flip(a["m_dob"]["B"], -1)}
+    a[M("dob")] = {"B": _flip(a[M("dob")]["B"], -1)}
     w.put(a)
     return [f"/customers/acme/people/{w.a}?fields=dob"]
 
 
 def masked_slot_removed(w: World) -> list[str]:
     a = w.person("a")
-    del a["mk_0"]
+    del a[J0]
     w.put(a)
     return [f"/customers/acme/people/{w.a}"]
 
@@ -630,7 +701,7 @@ def masked_slot_removed(w: World) -> list[str]:
 MASKED_ATTACKS: list[Callable[[World], list[str]]] = [
     full_value_copied_into_the_masked_attribute,
     full_value_copied_into_the_masked_attribute_with_a_masked_kind_byte,
-    masked_wrapped_key_replaced_by_the_full_view_key,
+    masked_key_reference_replaced_by_the_full_view_one,
     masked_projection_moved_to_another_person,
     masked_projection_moved_from_another_tenant,
     masked_projections_swapped_within_one_person,
@@ -693,3 +764,69 @@ def test_given_an_untampered_masked_view_then_the_same_reads_succeed(world: Worl
         "/customers/acme/people",
     ):
         assert send(world.stack.masked, "GET", path).status_code == 200, path
+
+
+# -- items written before format v3 (their wrapped keys inline), read by the same reader -------
+
+LEGACY_ID = "0123456789abcdef0123456789abcdef"
+
+
+def _legacy(edit: Callable[[dict[str, Any]], None]) -> Callable[[World], list[str]]:
+    def attack(w: World) -> list[str]:
+        item = legacy_items.person_item("acme", LEGACY_ID, PERSON, legacy_items.moto_wrap(w.stack.kms))
+        edit(item)
+        w.put(item)
+        return [f"/customers/acme/people/{LEGACY_ID}", f"/customers/acme/people/{LEGACY_ID}?fields=email"]
+
+    return attack
+
+
+def _legacy_slot(item: dict[str, Any]) -> str:
+    (slot,) = item[layout.SLOTS]["M"]
+    return str(slot)
+
+
+v2_wrapped_key_truncated = _legacy(
+    lambda i: i[layout.SLOTS]["M"].update({_legacy_slot(i): {"B": i[layout.SLOTS]["M"][_legacy_slot(i)]["B"][:-8]}})
+)
+v2_wrapped_key_bit_flipped = _legacy(
+    lambda i: i[layout.SLOTS]["M"].update(
+        {_legacy_slot(i): {"B": _flip(i[layout.SLOTS]["M"][_legacy_slot(i)]["B"], 40)}}
+    )
+)
+v2_slot_header_rewritten = _legacy(lambda i: i.update(f_email={"B": _set_slot_header(i["f_email"]["B"], "0")}))
+v2_field_downgraded_to_a_v1_header = _legacy(lambda i: i.update(f_email={"B": bytes([1]) + i["f_email"]["B"][2:]}))
+v2_field_relabelled_as_v3 = _legacy(lambda i: i.update(f_email={"B": bytes([3]) + i["f_email"]["B"][1:]}))
+v2_sealed_creation_removed_and_created_at_edited = _legacy(
+    lambda i: (i.pop(layout.CREATED_META_ATTRIBUTE), i.update({layout.CREATED_AT: EDITED}))
+)
+v2_version_edited = _legacy(lambda i: i.update({layout.VERSION: {"N": "9"}}))
+v2_version_duplicated_under_the_v3_name = _legacy(lambda i: i.update({layout.V3_VERSION: {"N": "1"}}))
+
+LEGACY_ATTACKS: list[Callable[[World], list[str]]] = [
+    v2_wrapped_key_truncated,
+    v2_wrapped_key_bit_flipped,
+    v2_slot_header_rewritten,
+    v2_field_downgraded_to_a_v1_header,
+    v2_field_relabelled_as_v3,
+    v2_sealed_creation_removed_and_created_at_edited,
+    v2_version_edited,
+    v2_version_duplicated_under_the_v3_name,
+]
+_LEGACY_NAMES = {id(value): name for name, value in list(globals().items()) if not name.startswith("_")}
+_LEGACY_IDS = [_LEGACY_NAMES[id(attack)] for attack in LEGACY_ATTACKS]
+
+
+@pytest.mark.parametrize("attack", LEGACY_ATTACKS, ids=_LEGACY_IDS)
+def test_given_a_tampered_item_of_format_v2_when_read_then_integrity_error(world: World, attack) -> None:
+    for path in attack(world):
+        response = send(world.stack.reader, "GET", path)
+        assert response.status_code == 502, f"{path}: {response.status_code} {response.body[:200]!r}"
+        assert body_of(response)["code"] == "integrity_error", path
+
+
+def test_given_an_untampered_item_of_format_v2_then_it_reads(world: World) -> None:
+    _legacy(lambda item: None)(world)
+    response = send(world.stack.reader, "GET", f"/customers/acme/people/{LEGACY_ID}")
+    assert response.status_code == 200 and body_of(response)["data"] == PERSON
+    assert len(LEGACY_ATTACKS) == len(set(_LEGACY_IDS)) == 8

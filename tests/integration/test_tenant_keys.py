@@ -10,17 +10,23 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.envelope.format import KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, parse_blob
+from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, parse_blob
 from chalicelib.keys.reencrypt import KmsReEncryptor, RewrapMap
 from chalicelib.service.jobs import Control, SegmentRun
 from chalicelib.service.rewrap import RewrapPlan, rewrap_processor, rewrap_segment
 from chalicelib.stages.app import create_app
-from chalicelib.store import layout
+from chalicelib.store import key_table, layout
 from chalicelib.store.checkpoints import Checkpoint
 from chalicelib.store.job_items import DynamoDbSlotItems
+from chalicelib.store.key_table import DynamoDbKeyEntries
+from chalicelib.store.records import CREATE_SLOT
 from chalicelib.support.config import TENANTS_SUFFIX, Settings
+from chalicelib.support.environment import Key
 from infra.local import bootstrap
-from tests.integration.conftest import CALLERS, REGION, body_of, send
+from tests import legacy_items
+from tests.integration.conftest import CALLERS, REGION, body_of, send, signing_as, stage_client
+from tests.request_proof import PROOF, operator_code
+from tests.tables import scan_all
 from tools.moto_fidelity import install
 from tools.tenants import onboard, shred
 
@@ -32,6 +38,11 @@ PERSON = {
     "address": {"line1": "1 Navy Way", "city": "Arlington", "postal_code": "22201", "country": "US"},
 }
 NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
+KC = layout.v3_key(CREATE_SLOT)
+# tools.tenants runs with the operator's credentials (its docstring): onboarding and shredding.
+ONBOARD = "tools.tenants onboard: the operator files a tenant's own key"
+SHRED = "tools.tenants shred: the operator schedules a tenant key's deletion"
+OFFBOARD_SHRED = "tools.jobs offboard --shred-key, run by the operator"
 
 
 class World:
@@ -53,11 +64,25 @@ class World:
             **NO_CACHE,
         )
 
-    def client(self, role: str) -> Client:
-        return Client(create_app(settings=self.settings(role), kms_client=self.kms, dynamodb_client=self.ddb))
+    def client(self, role: str, settings: Settings | None = None) -> Client:
+        """The stage's app on clients signing as that stage (self.kms, self.ddb: the operator's)."""
+        return Client(
+            create_app(
+                settings=settings or self.settings(role),
+                kms_client=stage_client(role, "kms"),
+                dynamodb_client=stage_client(role, "dynamodb"),
+            )
+        )
 
     def onboard(self, customer: str) -> str:
-        return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+        with operator_code(ONBOARD):
+            return str(onboard(self.kms, self.ddb, self.settings("writer"), customer)["key_arn"])
+
+    def new_shared_key(self) -> str:
+        """A key to move every tenant to: deployed as the stack's new shared key (README "Per-tenant keys")."""
+        arn = str(self.kms.create_key()["KeyMetadata"]["Arn"])
+        PROOF.register_key(arn, Key.DATA)
+        return arn
 
     def create(self, customer: str) -> str:
         with self.client("writer") as writer:
@@ -77,25 +102,28 @@ class World:
         return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
 
 
-def segment(world: World, plan: RewrapPlan, job: str, verify: bool = False) -> Checkpoint:
-    """Segment 0 of 1 of a rewrap (or its verify pass) with the job's own wiring."""
-    items = DynamoDbSlotItems(world.ddb, world.table)
-    return rewrap_segment(
-        plan,
-        SegmentRun(job, 0, 1, plan.dry_run),
-        items,
-        lambda source, target: KmsReEncryptor(world.kms, source, target),
-        Control(),
-        verify=verify,
-    )
+def kinds(item: dict[str, Any], names: Any = layout.V3_FIELD_ATTRIBUTES) -> set[int]:
+    return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k in names}
 
 
-def kinds(item: dict[str, Any], prefix: str = layout.FIELD_PREFIX) -> set[int]:
-    return {parse_blob(bytes(v["B"])).kind for k, v in item.items() if k.startswith(prefix)}
+def rewrap_clients() -> tuple[Any, Any]:
+    """The rewrap job's DynamoDB and KMS clients, signing as its stage."""
+    return stage_client("rewrap", "dynamodb"), stage_client("rewrap", "kms")
 
 
 def masked_slots(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k.startswith(layout.MASKED_SLOT_PREFIX)}
+
+
+def key_entries(world: World) -> dict[tuple[str, bytes], dict[str, Any]]:
+    """The key table: (partition, reference) -> entry."""
+    items = scan_all(world.ddb, world.resources["keys_table_name"])
+    return {(i[key_table.PARTITION]["S"], bytes(i[key_table.REFERENCE]["B"])): i for i in items}
+
+
+def entry_of(world: World, item: dict[str, Any], attribute: str) -> dict[str, Any]:
+    ref = bytes(item[attribute]["B"])
+    return next(entry for (_p, r), entry in key_entries(world).items() if r == ref)
 
 
 @pytest.fixture
@@ -112,8 +140,9 @@ def test_given_an_onboarded_tenant_then_its_records_use_tenant_scoped_keys_under
     assert world.kms.get_key_rotation_status(KeyId=key_a)["KeyRotationEnabled"] is True
     a, b = world.create("tenant-a"), world.create("tenant-b")
     item_a, item_b = world.item("tenant-a", a), world.item("tenant-b", b)
-    assert item_a["kms_key"]["S"] == key_a and kinds(item_a) == {KIND_TENANT}
-    assert item_b["kms_key"]["S"] == world.shared and kinds(item_b) == {KIND_POOL}
+    assert entry_of(world, item_a, KC)[key_table.KMS_KEY]["S"] == key_a and kinds(item_a) == {KIND_TENANT}
+    assert entry_of(world, item_a, KC)[key_table.PARTITION]["S"] == "C#tenant-a"
+    assert entry_of(world, item_b, KC)[key_table.KMS_KEY]["S"] == world.shared and kinds(item_b) == {KIND_POOL}
     assert body_of(world.read("tenant-a", a))["data"]["email"] == PERSON["email"]
     assert body_of(world.read("tenant-b", b))["data"]["email"] == PERSON["email"]
 
@@ -144,67 +173,103 @@ def test_given_offboarding_with_shredding_then_the_key_is_pending_deletion_and_t
 
     key_a = world.onboard("tenant-a")
     world.create("tenant-a")
-    with pytest.raises(Exception, match="deletion days"):
+    with operator_code(SHRED), pytest.raises(Exception, match="deletion days"):
         shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=3)
     # Items remain: the irreversible step is refused, whatever a job reported.
-    refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    with operator_code(SHRED):
+        refused = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert refused["shredded"] is False and refused["done"] is False
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "Enabled"
 
-    offboarding = build_offboarding(world.settings("offboard"), Clients.of(world.kms, world.ddb))
+    offboard_clients = Clients.of(stage_client("offboard", "kms"), stage_client("offboard", "dynamodb"))
+    offboarding = build_offboarding(world.settings("offboard"), offboard_clients)
     assert offboarding.run(OffboardRun("o1", "tenant-a", 0, 1), Control()).done
-    report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
+    with operator_code(SHRED):
+        report = shred(world.kms, world.ddb, world.settings("offboard"), "tenant-a", days=7)
     assert report["shredded"] is True
     assert world.kms.describe_key(KeyId=key_a)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     with world.client("writer") as writer:  # the tenant cannot be written again under its shredded key
         response = send(writer, "POST", "/customers/tenant-a/people", PERSON)
     assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
-    assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
+    with operator_code(SHRED):
+        assert shred(world.kms, world.ddb, world.settings("offboard"), "tenant-b")["shredded"] is False
 
 
 def tenant_world() -> World:
     return World(scope="tenant")
 
 
-def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_slots_and_reads_still_work(
+def _rewrap(world: World, plan: RewrapPlan, job: str, verify: bool = False) -> Checkpoint:
+    """Segment 0 of 1 of a rewrap (or its verify pass) with the job's own wiring: items, then the key table."""
+    ddb, kms = rewrap_clients()
+    return rewrap_segment(
+        plan,
+        SegmentRun(job, 0, 1, plan.dry_run),
+        DynamoDbSlotItems(ddb, world.table),
+        lambda source, target: KmsReEncryptor(kms, source, target),
+        Control(),
+        keys=DynamoDbKeyEntries(ddb, world.resources["keys_table_name"]),
+        verify=verify,
+    )
+
+
+def test_given_a_tenant_moved_from_the_shared_key_then_rewrap_moves_its_key_table_entries_and_reads_still_work(
     aws_env: None,
 ) -> None:
+    """Format v3: the records name their keys by reference; the job moves each key-table entry
+    of the tenant's partitions (both views) once, and touches no record."""
     install()
     with mock_aws():
         world = tenant_world()
         people = [world.create("tenant-c") for _ in range(3)]
         other = world.create("tenant-d")
         before = {p: world.item("tenant-c", p) for p in people}
+        entries_before = key_entries(world)
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
-        assert dry.counts["would_rewrap_slots"] > 0 and world.item("tenant-c", people[0]) == before[people[0]]
-        result = segment(world, plan, "j1")
-        assert result.done and result.counts["items_rewrapped"] == 3
-        # Caches off: one data key per record and view (the masked view's mk_0 is a key of its own).
-        assert result.counts["reencrypt_calls"] == 6 and result.counts["masked_slots_rewrapped"] == 3
+        dry = _rewrap(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
+        assert dry.counts["would_rewrap_keys"] == 6 and key_entries(world) == entries_before
+        result = _rewrap(world, plan, "j1")
+        # Caches off: one data key per record and view, filed under the tenant's two partitions.
+        assert result.done and result.counts["keys_rewrapped"] == 6 and result.counts["reencrypt_calls"] == 6
+        assert result.counts["items_rewrapped"] == 0  # no record holds a wrapped key any more
+        moved = {k: v for k, v in key_entries(world).items() if k[0] in key_table.tenant_partitions("tenant-c")}
+        assert len(moved) == 6 and all(e[key_table.KMS_KEY]["S"] == key_c for e in moved.values())
+        assert all(moved[k][key_table.WRAPPED] != entries_before[k][key_table.WRAPPED] for k in moved)
         for p in people:
-            after = world.item("tenant-c", p)
-            assert after["kms_key"]["S"] == key_c and kinds(after, layout.MASKED_PREFIX) == {KIND_MASKED_TENANT}
-            assert masked_slots(after).keys() == masked_slots(before[p]).keys() != set()
-            assert all(after[k] != v for k, v in masked_slots(before[p]).items())
-            for prefix in (layout.FIELD_PREFIX, layout.MASKED_PREFIX):  # ciphertexts untouched, both views
-                fields = {k: v for k, v in after.items() if k.startswith(prefix)}
-                assert fields == {k: v for k, v in before[p].items() if k.startswith(prefix)} != {}
+            assert world.item("tenant-c", p) == before[p]  # references and ciphertexts untouched
             assert body_of(world.read("tenant-c", p))["data"]["email"] == PERSON["email"]
             assert body_of(world.read_masked("tenant-c", p))["data"]["email"] == "g***@example.com"
-        assert world.item("tenant-d", other)["kms_key"]["S"] == world.shared
-        verify = segment(world, plan, "j1-verify", verify=True)
-        assert verify.counts["verified_slots"] == 6 and verify.counts["verified_masked_slots"] == 3
-        assert verify.counts["not_under_target"] == 0
-        again = segment(world, plan, "j2")
-        assert again.counts["items_rewrapped"] == 0 and again.counts["slots_not_under_source"] == 6
+        assert entry_of(world, world.item("tenant-d", other), KC)[key_table.KMS_KEY]["S"] == world.shared
+        verify = _rewrap(world, plan, "j1-verify", verify=True)
+        assert verify.counts["verified_keys"] == 6 and verify.counts["keys_not_under_target"] == 0
+        again = _rewrap(world, plan, "j2")
+        assert again.counts["keys_rewrapped"] == 0 and again.counts["keys_not_under_source"] == 6
         # Crypto-shredding: with the tenant's key disabled neither view opens any more.
         world.kms.disable_key(KeyId=world.kms.describe_key(KeyId=key_c)["KeyMetadata"]["KeyId"])
         for p in people:
             for response in (world.read("tenant-c", p), world.read_masked("tenant-c", p)):
                 assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
         assert body_of(world.read_masked("tenant-d", other))["data"]["email"] == "g***@example.com"
+
+
+def test_given_an_item_written_before_v3_then_rewrap_moves_its_inline_slots_too(aws_env: None) -> None:
+    """Items written before format v3 keep their wrapped keys inline (``slots``, ``mk_<slot>``): the
+    item pass moves them, each under its exact context, as before."""
+    install()
+    with mock_aws():
+        world = tenant_world()
+        person = "0123456789abcdef0123456789abcdef"
+        key = world.kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["Arn"]
+        item = legacy_items.person_item("tenant-c", person, PERSON, legacy_items.moto_wrap(world.kms), kind=KIND_TENANT)
+        world.ddb.put_item(TableName=world.table, Item=item)
+        key_c = world.onboard("tenant-c")
+        result = _rewrap(world, RewrapPlan(key, key_c, "tenant-c", "pii-vault"), "j1")
+        assert result.counts["items_rewrapped"] == 1 and result.counts["masked_slots_rewrapped"] == 1
+        after = world.item("tenant-c", person)
+        assert after["kms_key"]["S"] == key_c and after["slots"] != item["slots"] and after["mk_0"] != item["mk_0"]
+        assert body_of(world.read("tenant-c", person))["data"] == PERSON
+        assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
 
 
 def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_reread_moves_them_too(
@@ -214,15 +279,17 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
     install()
     with mock_aws():
         world = tenant_world()
-        person = world.create("tenant-c")
+        person = "0123456789abcdef0123456789abcdef"
+        wrap = legacy_items.moto_wrap(world.kms)
+        before = legacy_items.person_item("tenant-c", person, PERSON, wrap, kind=KIND_TENANT)
         key_c = world.onboard("tenant-c")
-        before = world.item("tenant-c", person)
         stripped = {k: v for k, v in before.items() if not k.startswith(layout.MASKED_SLOT_PREFIX)}
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
         # The job reads the item without its masked slots (as before this change): kms_key must not move.
         world.ddb.put_item(TableName=world.table, Item=stripped)
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, key_c))
-        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, key_c))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         world.ddb.put_item(TableName=world.table, Item=before)  # the masked slots are there after all
         counts = process([stripped])
         assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
@@ -234,33 +301,38 @@ def test_given_masked_slots_the_job_did_not_read_then_its_update_fails_and_the_r
         assert (response.status_code, body_of(response)["code"]) == (502, "key_unavailable")
 
 
-def test_given_a_concurrent_write_then_rewrap_rereads_and_never_clobbers_it(aws_env: None) -> None:
+def test_given_a_concurrent_write_then_rewrap_never_clobbers_it(aws_env: None) -> None:
+    """An item written before v3, patched by a v3 write between the job's read and its update: the
+    v3 write never touches the inline slots (its keys are references), and the job's update names
+    only those, so both land whole."""
     install()
     with mock_aws():
         world = tenant_world()
-        person = world.create("tenant-c")
-        stale = world.item("tenant-c", person)
+        person = "0123456789abcdef0123456789abcdef"
+        stale = legacy_items.person_item(
+            "tenant-c", person, PERSON, legacy_items.moto_wrap(world.kms), kind=KIND_TENANT
+        )
+        world.ddb.put_item(TableName=world.table, Item=stale)
         with world.client("writer") as writer:  # a write lands between the job's read and its update
-            send(
-                writer, "PUT", f"/customers/tenant-c/people/{person}", {**PERSON, "name": "Ada"}, **{"If-Match": '"1"'}
-            )
+            send(writer, "PATCH", f"/customers/tenant-c/people/{person}", {"name": "Ada"}, **{"If-Match": '"1"'})
         fresh = world.item("tenant-c", person)
-        assert fresh["slots"] != stale["slots"]
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
+        new_shared = world.new_shared_key()
         plan = RewrapPlan(world.shared, new_shared, None, "pii-vault")
-        rewrap_map = RewrapMap(KmsReEncryptor(world.kms, world.shared, new_shared))
-        process = rewrap_processor(DynamoDbSlotItems(world.ddb, world.table), plan, rewrap_map)
+        ddb, kms = rewrap_clients()
+        rewrap_map = RewrapMap(KmsReEncryptor(kms, world.shared, new_shared))
+        process = rewrap_processor(DynamoDbSlotItems(ddb, world.table), plan, rewrap_map)
         counts = process([stale])
-        assert counts["concurrent_writes_reread"] == 1 and counts["items_rewrapped"] == 1
+        assert counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
-        assert after["version"] == fresh["version"] and after["kms_key"]["S"] == new_shared
-        assert {k: v for k, v in after.items() if k.startswith("f_")} == {
-            k: v for k, v in fresh.items() if k.startswith("f_")
+        assert after["v"] == fresh["v"] and after["kms_key"]["S"] == new_shared
+        assert "fn" in after and "f_name" not in after  # the write's own changes survive
+        assert {k: v for k, v in after.items() if k != "slots" and k != "kms_key" and k != "mk_0"} == {
+            k: v for k, v in fresh.items() if k != "slots" and k != "kms_key" and k != "mk_0"
         }
         reader = Settings(
             "reader", region=REGION, previous_kms_key_ids=(world.shared,), kms_key_id=new_shared, **CALLERS, **NO_CACHE
         )
-        with Client(create_app(settings=reader, kms_client=world.kms, dynamodb_client=world.ddb)) as client:
+        with world.client("reader", reader) as client:
             got = send(client, "GET", f"/customers/tenant-c/people/{person}")
         assert body_of(got)["data"]["name"] == "Ada"
 
@@ -270,14 +342,14 @@ def test_given_pool_keys_shared_by_many_records_then_rewrap_calls_kms_once_per_d
     with mock_aws():
         world = World()
         cached = {**world.settings("writer").__dict__, "writer_key_cache_seconds": 3600}
-        writer = Client(create_app(settings=Settings(**cached), kms_client=world.kms, dynamodb_client=world.ddb))
+        writer = world.client("writer", Settings(**cached))
         with writer:
             for customer in ("t1", "t2", "t3"):
                 for _ in range(3):
                     assert send(writer, "POST", f"/customers/{customer}/people", PERSON).status_code == 201
-        new_shared = world.kms.create_key()["KeyMetadata"]["Arn"]
-        result = segment(world, RewrapPlan(world.shared, new_shared, None, "pii-vault"), "j")
-        assert result.counts["items_rewrapped"] == 9
+        new_shared = world.new_shared_key()
+        result = _rewrap(world, RewrapPlan(world.shared, new_shared, None, "pii-vault"), "j")
+        assert result.counts["keys_rewrapped"] == 2 and result.counts["items_rewrapped"] == 0
         assert result.counts["reencrypt_calls"] == 2  # one pool key per view for all nine records
 
 
@@ -295,16 +367,20 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
         person = world.create("tenant-c")
         key_c = world.onboard("tenant-c")
         argv = ["rewrap", "--source-key", world.shared, "--target-key", key_c, "--customer", "tenant-c"]
-        assert cli.main([*argv, "--dry-run"]) == 0
+        with signing_as("rewrap"):
+            assert cli.main([*argv, "--dry-run"]) == 0
         dry = json.loads(capsys.readouterr().out)
-        assert dry["totals"]["would_rewrap_slots"] >= 1 and "verified_slots" not in dry["totals"]
-        assert cli.main(argv) == 0
+        assert dry["totals"]["would_rewrap_keys"] >= 1 and "verified_keys" not in dry["totals"]
+        with signing_as("rewrap"):
+            assert cli.main(argv) == 0
         report = json.loads(capsys.readouterr().out)
-        assert report["totals"]["items_rewrapped"] == 1
-        assert report["totals"]["verified_slots"] >= 1 and report["totals"].get("not_under_target", 0) == 0
+        assert report["totals"]["keys_rewrapped"] == 2  # the record's full and masked view keys
+        assert report["totals"]["verified_keys"] == 2 and report["totals"].get("keys_not_under_target", 0) == 0
         assert body_of(world.read("tenant-c", person))["data"]["email"] == PERSON["email"]
 
-        assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
+        # The shredding step needs the operator's KMS rights: the whole local run is the operator's.
+        with operator_code(OFFBOARD_SHRED):
+            assert cli.main(["offboard", "--customer", "tenant-c", "--shred-key", "--deletion-days", "7"]) == 0
         offboarded = json.loads(capsys.readouterr().out)
         assert offboarded["totals"]["deleted"] == 1
         assert offboarded["segments"][-1]["shredded"] is True
@@ -314,26 +390,27 @@ def test_given_the_cli_then_rewrap_runs_its_verify_pass_and_offboard_shreds_the_
 def test_given_slots_no_blob_names_any_more_then_rewrap_removes_them_and_the_record_moves_whole(
     aws_env: None,
 ) -> None:
-    """PUT then PATCH of every field leaves the record slot (both views) naming nothing: the
-    job removes those slots (as read) instead of leaving the record half on the old key."""
+    """A v3 write of every field of an item written before v3 leaves its inline slots naming nothing
+    (both views): the job removes those slots (as read) instead of leaving them on the old key."""
     install()
     with mock_aws():
         world = tenant_world()
-        person = world.create("tenant-c")
+        person = "0123456789abcdef0123456789abcdef"
+        item = legacy_items.person_item("tenant-c", person, PERSON, legacy_items.moto_wrap(world.kms), kind=KIND_TENANT)
+        world.ddb.put_item(TableName=world.table, Item=item)
         path = f"/customers/tenant-c/people/{person}"
         with world.client("writer") as writer:
-            assert send(writer, "PUT", path, PERSON, **{"If-Match": '"1"'}).status_code == 200
-            assert send(writer, "PATCH", path, PERSON, **{"If-Match": '"2"'}).status_code == 200
+            assert send(writer, "PATCH", path, PERSON, **{"If-Match": '"1"'}).status_code == 200
         before = world.item("tenant-c", person)
-        assert "0" in before["slots"]["M"] and "mk_0" in before  # named by no blob now
+        assert set(before["slots"]["M"]) == {"_created"} and "mk_0" in before  # named by f__created only, and nothing
         key_c = world.onboard("tenant-c")
         plan = RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault")
-        dry = segment(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
-        assert dry.counts["would_remove_unreferenced_slots"] == 2 and world.item("tenant-c", person) == before
-        result = segment(world, plan, "j1")
-        assert result.counts["unreferenced_slots_removed"] == 2 and result.counts["items_rewrapped"] == 1
+        dry = _rewrap(world, RewrapPlan(world.shared, key_c, "tenant-c", "pii-vault", dry_run=True), "j-dry")
+        assert dry.counts["would_remove_unreferenced_slots"] == 1 and world.item("tenant-c", person) == before
+        result = _rewrap(world, plan, "j1")
+        assert result.counts["unreferenced_slots_removed"] == 1 and result.counts["items_rewrapped"] == 1
         after = world.item("tenant-c", person)
-        assert "0" not in after["slots"]["M"] and "mk_0" not in after and after["kms_key"]["S"] == key_c
+        assert "mk_0" not in after and after["kms_key"]["S"] == key_c
         assert body_of(world.read("tenant-c", person))["data"] == PERSON
         assert body_of(world.read_masked("tenant-c", person))["data"]["email"] == "g***@example.com"
 
@@ -359,7 +436,8 @@ def test_given_forged_done_checkpoints_then_offboard_with_shred_key_deletes_ever
                 Item={"job": {"S": "forged"}, "segment": {"N": str(segment)}, "done": {"BOOL": True}},
             )
         argv = ["offboard", "--customer", "tenant-e", "--segments", "1", "--resume", "forged", "--shred-key"]
-        assert cli.main([*argv, "--deletion-days", "7"]) == 0
+        with operator_code(OFFBOARD_SHRED):
+            assert cli.main([*argv, "--deletion-days", "7"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["segments"][-1]["shredded"] is True
         assert not [i for i in world.ddb.scan(TableName=world.table)["Items"] if i["pk"]["S"] == "C#tenant-e"]
@@ -377,6 +455,7 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
 
     from chalicelib.service.indexer import SKIPPED_MESSAGE
     from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
     from tools.streampoll import StreamPoller, streams_client
 
     install()
@@ -387,10 +466,13 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
         key_id = world.kms.describe_key(KeyId=key_v)["KeyMetadata"]["KeyId"]
         world.kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)  # shredded: its records no longer open
         other = world.create("other")
-        indexer = build_indexer(world.settings("indexer"), Clients.of(world.kms, world.ddb))
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
         arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
         parked: list[dict[str, Any]] = []
-        poller = StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records, park=parked.append)
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        poller = StreamPoller(streams, arn, indexer.handle_records, park=parked.append)
         with caplog.at_level(logging.ERROR):
             poller.drain()
         assert poller.counts["unprocessable"] == 1 and poller.counts["written"] == 1 and parked == []
@@ -398,3 +480,29 @@ def test_given_a_shredded_tenant_key_then_its_stream_record_is_skipped_and_anoth
         with world.client("reader") as reader:
             found = send(reader, "POST", "/customers/other/people/search", {"email": PERSON["email"]})
         assert [p["id"] for p in body_of(found)["items"]] == [other]
+
+
+def test_given_tenant_scoped_and_own_key_tenants_then_the_indexer_opens_their_emails_and_search_finds_them(
+    aws_env: None,
+) -> None:
+    """The indexer on its own credentials decrypts an email under the tenant context of the shared
+    key (tenant scope) and under a tenant's own key (found through the registry)."""
+    from chalicelib.stages.wiring import Clients, build_indexer
+    from tools.recorder import principals
+    from tools.streampoll import StreamPoller, streams_client
+
+    install()
+    with mock_aws():
+        world = tenant_world()
+        world.onboard("tenant-own")
+        people = {customer: world.create(customer) for customer in ("tenant-own", "tenant-shared")}
+        indexer = build_indexer(
+            world.settings("indexer"), Clients.of(stage_client("indexer", "kms"), stage_client("indexer", "dynamodb"))
+        )
+        arn = world.ddb.describe_table(TableName=world.table)["Table"]["LatestStreamArn"]
+        streams = streams_client(principals.stage_session("indexer", REGION))  # as its event source mapping
+        StreamPoller(streams, arn, indexer.handle_records).drain()
+        for customer, person in people.items():
+            with world.client("reader") as reader:
+                found = send(reader, "POST", f"/customers/{customer}/people/search", {"email": PERSON["email"]})
+            assert [p["id"] for p in body_of(found)["items"]] == [person]

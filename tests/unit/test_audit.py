@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
-from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.support.audit import ANONYMOUS, Actor, AuditLog
 from chalicelib.support.errors import IntegrityError, NotFoundError
@@ -62,8 +61,8 @@ def events() -> Events:
 @pytest.fixture
 def services(events: Events) -> tuple[WriterService, ReaderService, InMemoryStore]:
     kms, repo, audit = FakeKms(), InMemoryStore(), AuditLog(events.logger)
-    writer = WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock(), audit=audit)
-    reader = ReaderService(repo, Opener(kms.decryptor(), "pii-vault"), audit=audit)
+    writer = WriterService(repo, Sealer(kms.data_keys(), "pii-vault"), clock=FixedClock(), audit=audit)
+    reader = ReaderService(repo, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()), audit=audit)
     return writer, reader, repo
 
 

@@ -100,7 +100,7 @@ def test_given_a_stage_then_it_reads_only_the_variables_it_declares() -> None:
         _ = writer.fleet_table_name
     with pytest.raises(ConfigurationError, match="PII_VAULT_READER_KEY_CACHE_SECONDS"):
         settings_for(env, role="reader")
-    assert Settings("writer").fleet_table_name == "pii-vault-fleet-keys"  # built in code: every field readable
+    assert Settings("writer").fleet_table_name == "pii-vault-fleet"  # built in code: every field readable
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import pytest
 
 from chalicelib.envelope.format import (
     DATA_KEY_BYTES,
+    FORMAT_V2,
+    FORMAT_V3,
     KIND_POOL,
     KIND_TENANT,
     Opener,
@@ -17,7 +19,6 @@ from chalicelib.envelope.format import (
     open_field,
     seal_field,
 )
-from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.support.errors import IntegrityError
 from tests.fakes import FakeKms
 
@@ -31,33 +32,51 @@ def kms() -> FakeKms:
 
 
 def test_given_five_fields_when_sealed_then_exactly_one_kms_encrypt_call(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
     assert kms.encrypt_calls == 1
     assert set(sealed.blobs) == set(FIELDS)
-    assert sealed.slots() == {"0": sealed.wrapped_key.blob}
+    # Format v3: the record names its key by reference; the wrapped key is filed once in the key table.
+    assert sealed.refs() == {"0": sealed.wrapped_key.ref} and len(sealed.wrapped_key.ref) == 16
+    assert [wrapped.blob for wrapped in kms.keys.entries.values()] == [sealed.wrapped_key.blob]
+    assert all(blob[0] == FORMAT_V3 for blob in sealed.blobs.values())
 
 
 def test_given_a_sealed_record_when_opened_then_one_kms_decrypt_call_and_plaintext_back(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
-    opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), FIELDS)
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver())
+    opened = opener.open(REF, sealed.blobs, {}, FIELDS, refs=sealed.refs())
     assert opened == FIELDS
-    assert kms.decrypt_calls == 1
+    assert kms.decrypt_calls == 1 and kms.keys.gets == 1
+
+
+def test_given_a_v2_seal_then_the_wrapped_key_is_the_slot_and_opens_without_the_key_table(kms: FakeKms) -> None:
+    """What secret versions (and every item written before format v3) keep: the wrapped key inline."""
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS, version=FORMAT_V2)
+    assert sealed.slots() == {"0": sealed.wrapped_key.blob}
+    assert all(blob[0] == FORMAT_V2 for blob in sealed.blobs.values())
+    assert Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), FIELDS) == FIELDS
+    assert kms.keys.gets == 0
 
 
 def test_given_no_plaintext_in_blobs_when_sealed_then_values_do_not_appear(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
     for value in FIELDS.values():
         if len(value) >= 3:
             assert all(value not in blob for blob in sealed.blobs.values())
             assert value not in sealed.wrapped_key.blob
 
 
-def test_given_own_slots_when_sealed_then_each_field_uses_its_name_as_slot(kms: FakeKms) -> None:
-    sealer = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault")
-    sealed = sealer.seal(REF, {"email": b"x@y.z", "name": b"Z"}, own_slots=True)
-    assert {blob_slot(b) for b in sealed.blobs.values()} == {"email", "name"}
-    assert set(sealed.slots()) == {"email", "name"}
+def test_given_own_slots_when_sealed_then_each_field_uses_its_own_slot(kms: FakeKms) -> None:
+    sealer = Sealer(kms.data_keys(), "pii-vault")
+    sealed = sealer.seal(REF, {"email": b"x@y.z", "name": b"Z"}, slots={"email": "e", "name": "n"})
+    assert {blob_slot(b) for b in sealed.blobs.values()} == {"e", "n"}
+    assert set(sealed.refs()) == {"e", "n"}
     assert kms.encrypt_calls == 1
+
+
+def test_given_a_v3_slot_of_more_than_one_character_then_refused(kms: FakeKms) -> None:
+    with pytest.raises(ValueError, match="one ASCII character"):
+        Sealer(kms.data_keys(), "pii-vault").seal(REF, {"email": b"x@y.z"}, slots={"email": "email"})
 
 
 def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: FakeKms) -> None:
@@ -113,35 +132,47 @@ def test_given_an_unknown_format_version_when_opened_then_integrity_error() -> N
     key = os.urandom(DATA_KEY_BYTES)
     blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     with pytest.raises(IntegrityError, match="format version"):
-        open_field(key, REF, "email", b"\x03" + blob[1:])
+        open_field(key, REF, "email", b"\x04" + blob[1:])
+
+
+@pytest.mark.parametrize("version", [FORMAT_V2, FORMAT_V3])
+def test_given_a_blob_whose_version_byte_is_changed_then_integrity_error(version: int) -> None:
+    """v2 and v3 headers differ (v3 has no slot length), and the version byte is in the AAD."""
+    key = os.urandom(DATA_KEY_BYTES)
+    blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL, version=version)
+    other = FORMAT_V3 if version == FORMAT_V2 else FORMAT_V2
+    with pytest.raises(IntegrityError):
+        open_field(key, REF, "email", bytes([other]) + blob[1:])
 
 
 def test_given_wrapped_key_of_another_tenant_when_opened_then_integrity_error(kms: FakeKms) -> None:
-    sealer = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault")
+    sealer = Sealer(kms.data_keys(), "pii-vault")
     mine = sealer.seal(REF, FIELDS)
     theirs = sealer.seal(RecordRef("globex", "person", "a" * 32), FIELDS)
     with pytest.raises(IntegrityError):
-        Opener(kms.decryptor(), "pii-vault").open(REF, mine.blobs, theirs.slots(), ["name"])
+        Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()).open(
+            REF, mine.blobs, {}, ["name"], refs=theirs.refs()
+        )
 
 
 def test_given_a_missing_slot_when_opened_then_integrity_error_naming_the_field(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
     with pytest.raises(IntegrityError, match="field email"):
-        Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, {}, ["email"])
+        Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()).open(REF, sealed.blobs, {}, ["email"], refs={})
 
 
 def test_given_only_some_fields_wanted_when_opened_then_only_those_are_returned(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
-    opened = Opener(kms.decryptor(), "pii-vault").open(REF, sealed.blobs, sealed.slots(), ["email"])
-    assert opened == {"email": FIELDS["email"]}
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver())
+    assert opener.open(REF, sealed.blobs, {}, ["email"], refs=sealed.refs()) == {"email": FIELDS["email"]}
 
 
 def test_given_a_request_memo_when_opening_twice_then_kms_is_called_once(kms: FakeKms) -> None:
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(REF, FIELDS)
-    opener = Opener(kms.decryptor(), "pii-vault").for_request()
-    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS)
-    opener.open(REF, sealed.blobs, sealed.slots(), FIELDS)
-    assert kms.decrypt_calls == 1
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(REF, FIELDS)
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()).for_request()
+    opener.open(REF, sealed.blobs, {}, FIELDS, refs=sealed.refs())
+    opener.open(REF, sealed.blobs, {}, FIELDS, refs=sealed.refs())
+    assert kms.decrypt_calls == 1 and kms.keys.gets == 1
 
 
 def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap(kms: FakeKms) -> None:
@@ -152,20 +183,20 @@ def test_given_capability_views_then_writer_cannot_unwrap_and_reader_cannot_wrap
 def test_given_one_envelope_when_sealing_two_records_then_one_kms_call_and_each_opens_only_as_itself(
     kms: FakeKms,
 ) -> None:
-    envelope = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").envelope("acme")
+    envelope = Sealer(kms.data_keys(), "pii-vault").envelope("acme")
     first = envelope.seal(RecordRef("acme", "secret", "s#v1"), {"value": b"one"})
     second = envelope.seal(RecordRef("acme", "secret", "s#v2"), {"value": b"two"})
     assert kms.encrypt_calls == 1
-    opener = Opener(kms.decryptor(), "pii-vault")
-    assert opener.open(RecordRef("acme", "secret", "s#v2"), second.blobs, second.slots(), ["value"]) == {
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver())
+    assert opener.open(RecordRef("acme", "secret", "s#v2"), second.blobs, {}, ["value"], refs=second.refs()) == {
         "value": b"two"
     }
     with pytest.raises(IntegrityError):
-        opener.open(RecordRef("acme", "secret", "s#v2"), first.blobs, first.slots(), ["value"])
+        opener.open(RecordRef("acme", "secret", "s#v2"), first.blobs, {}, ["value"], refs=first.refs())
 
 
 def test_given_an_envelope_of_one_tenant_when_sealing_for_another_then_refused(kms: FakeKms) -> None:
-    envelope = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").envelope("acme")
+    envelope = Sealer(kms.data_keys(), "pii-vault").envelope("acme")
     with pytest.raises(ValueError, match="own tenant"):
         envelope.seal(RecordRef("globex", "person", "a" * 32), {"name": b"x"})
 
@@ -226,7 +257,7 @@ def test_given_a_scope_then_the_data_key_is_wrapped_under_that_context(scope: st
             seen.append(dict(context))
             from chalicelib.envelope.format import WrappedKey
 
-            return b"k" * 32, WrappedKey(b"w", "key")
+            return b"k" * 32, WrappedKey(b"w", "key", ref=b"r" * 16)
 
     sealed = Sealer(Recording(), "pii-vault", scope=scope).seal(REF, {"name": b"Ada"})
     assert set(seen[0]) == context_keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.envelope.format import Opener, RecordRef, Sealer, encryption_context
+from chalicelib.envelope.format import FORMAT_V2, Opener, RecordRef, Sealer, encryption_context
 from chalicelib.keys.kms import (
     CachingDataKeys,
     CachingUnwrapper,
@@ -12,6 +12,7 @@ from chalicelib.keys.kms import (
     reader_unwrapper,
     writer_data_keys,
 )
+from chalicelib.keys.refs import CachingResolver
 from chalicelib.support.errors import IntegrityError
 from tests.fakes import FakeKms
 
@@ -40,7 +41,7 @@ def clock() -> Ticks:
 
 
 def writer_cache(kms: FakeKms, clock: Ticks, max_records: int = 3, seconds: float = 60) -> CachingDataKeys:
-    fresh = FreshDataKeys(kms.encryptor())
+    fresh = kms.data_keys()
     return CachingDataKeys(fresh, max_records=max_records, max_age_seconds=seconds, clock=clock)
 
 
@@ -119,9 +120,7 @@ def test_given_a_writer_cache_then_the_writer_only_ever_encrypts(kms, clock) -> 
 
 
 def test_given_many_tenants_then_the_writer_cache_holds_at_most_max_contexts(kms, clock) -> None:
-    cache = CachingDataKeys(
-        FreshDataKeys(kms.encryptor()), max_records=10, max_age_seconds=60, clock=clock, max_contexts=2
-    )
+    cache = CachingDataKeys(kms.data_keys(), max_records=10, max_age_seconds=60, clock=clock, max_contexts=2)
     for tenant in ("a", "b", "c", "a"):
         cache.data_key(encryption_context("pii-vault", tenant))
     assert kms.encrypt_calls == 4  # "a" was evicted by "c"
@@ -182,16 +181,76 @@ def test_given_a_key_cached_for_one_tenant_when_its_bytes_are_read_as_another_te
 
 
 def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bound_to_its_record(kms, clock) -> None:
+    """Format v3: the writer's cached key, filed once by reference; the reader's resolver cache."""
+    sealer = Sealer(writer_cache(kms, clock, max_records=100), "pii-vault")
+    resolver = CachingResolver(kms.resolver(), max_entries=10, max_age_seconds=60, clock=clock)
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=resolver)
+    refs = [RecordRef("acme", "person", f"{n:032x}") for n in range(20)]
+    sealed = [sealer.seal(ref, {"name": f"name-{n}".encode(), "email": b"e"}) for n, ref in enumerate(refs)]
+    assert kms.encrypt_calls == 1 and len(kms.keys.entries) == 1
+    for n, (ref, record) in enumerate(zip(refs, sealed, strict=True)):
+        assert opener.open(ref, record.blobs, {}, ("name",), refs=record.refs())["name"] == f"name-{n}".encode()
+    assert kms.decrypt_calls == 1 and kms.keys.gets == 1
+    # Same data key, but record 0's field moved into record 1 (or to another field) fails the AAD.
+    with pytest.raises(IntegrityError):
+        opener.open(refs[1], {"name": sealed[0].blobs["name"]}, {}, ("name",), refs=sealed[1].refs())
+    with pytest.raises(IntegrityError):
+        opener.open(refs[0], {"email": sealed[0].blobs["name"]}, {}, ("email",), refs=sealed[0].refs())
+
+
+def test_given_v2_records_and_the_unwrapper_cache_then_each_field_stays_bound_to_its_record(kms, clock) -> None:
+    """Records written before format v3 carry their wrapped key inline: the unwrapper cache serves them."""
     sealer = Sealer(writer_cache(kms, clock, max_records=100), "pii-vault")
     opener = Opener(reader_cache(kms, clock, max_entries=10), "pii-vault")
     refs = [RecordRef("acme", "person", f"{n:032x}") for n in range(20)]
-    sealed = [sealer.seal(ref, {"name": f"name-{n}".encode(), "email": b"e"}) for n, ref in enumerate(refs)]
-    assert kms.encrypt_calls == 1
+    sealed = [sealer.seal(ref, {"name": f"n{n}".encode()}, version=FORMAT_V2) for n, ref in enumerate(refs)]
     for n, (ref, record) in enumerate(zip(refs, sealed, strict=True)):
-        assert opener.open(ref, record.blobs, record.slots(), ("name",))["name"] == f"name-{n}".encode()
+        assert opener.open(ref, record.blobs, record.slots(), ("name",))["name"] == f"n{n}".encode()
     assert kms.decrypt_calls == 1
-    # Same data key, but record 0's field moved into record 1 (or to another field) fails the AAD.
     with pytest.raises(IntegrityError):
         opener.open(refs[1], {"name": sealed[0].blobs["name"]}, sealed[1].slots(), ("name",))
-    with pytest.raises(IntegrityError):
-        opener.open(refs[0], {"email": sealed[0].blobs["name"]}, sealed[0].slots(), ("email",))
+
+
+def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_says(kms, clock) -> None:
+    """A fleet entry's expiry bounds the container's copy (``resolve_until``): never kept past it
+    (and kept that long: the entry, not the cache's own age, says how long the key may live)."""
+
+    class Timed:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def resolve(self, ref, context):
+            raise AssertionError("the cache asks resolve_until when the source has it")
+
+        def resolve_until(self, ref, context):
+            self.calls += 1
+            return b"k" * 32, 10.0
+
+    source = Timed()
+    cache = CachingResolver(source, max_entries=10, max_age_seconds=300, clock=clock)
+    cache.resolve(b"r" * 16, ACME)
+    clock.now += 9
+    cache.resolve(b"r" * 16, ACME)
+    assert source.calls == 1
+    clock.now += 2  # past the source's 10 s, well within the cache's own 300 s
+    cache.resolve(b"r" * 16, ACME)
+    assert source.calls == 2
+    short = CachingResolver(source, max_entries=10, max_age_seconds=5, clock=clock)
+    short.resolve(b"r" * 16, ACME)
+    clock.now += 9  # past the cache's own 5 s, within the entry's 10 s
+    short.resolve(b"r" * 16, ACME)
+    assert source.calls == 3
+
+
+def test_given_a_key_table_entry_that_is_not_the_referenced_key_then_integrity_error(kms) -> None:
+    """A swapped key-table entry (a leaked writer filing another wrapped key under a reference)
+    unwraps to a key the reference does not commit to: refused, never used."""
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(RecordRef("acme", "person", "a" * 32), {"name": b"x"})
+    other = Sealer(kms.data_keys(), "pii-vault").seal(RecordRef("acme", "person", "b" * 32), {"name": b"y"})
+    context = encryption_context("pii-vault", "acme", 2)
+    key = next(k for k in kms.keys.entries if k[1] == sealed.wrapped_key.ref)
+    kms.keys.entries[key] = other.wrapped_key
+    with pytest.raises(IntegrityError, match="not the data key"):
+        kms.resolver().resolve(sealed.wrapped_key.ref, context)
+    with pytest.raises(IntegrityError, match="does not hold"):
+        kms.resolver().resolve(b"z" * 16, context)

@@ -12,10 +12,10 @@ import pytest
 from chalicelib.domain.validation import PERSON_FIELDS, parse_search
 from chalicelib.envelope.format import Opener, Sealer
 from chalicelib.keys.beacons import BeaconKeys, normalise_email, normalise_stored_email
-from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
-from chalicelib.service.indexer import SKIPPED, STALE, UNCHANGED, WRITTEN, Indexer, StreamChange
+from chalicelib.service.indexer import REMOVED, SKIPPED, UNCHANGED, WRITTEN, Indexer, StreamChange
 from chalicelib.store import layout
+from chalicelib.store.person_item import person_item
 from chalicelib.support.errors import ValidationError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 
@@ -38,21 +38,28 @@ class FakeMac:
 
 
 class FakeBeacons:
-    """BeaconIndex with the DynamoDB semantics: never older over newer, never on a missing item."""
+    """The beacon table with the DynamoDB store's semantics: never older over newer, never
+    after the person's REMOVE (a tombstone); reads of the PII table through the indexer's projection."""
 
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
         self.beacons: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.gone: set[tuple[str, str]] = set()
         self.writes = 0
         self.reads = 0
 
     def set_beacon(self, customer_id: str, person_id: str, version: int, beacon: bytes) -> bool:
         current = self.beacons.get((customer_id, person_id))
-        if (customer_id, person_id) not in self.store.people or (current and current[1] >= version):
+        if (customer_id, person_id) in self.gone or (current and current[1] >= version):
             return False
         self.writes += 1
         self.beacons[(customer_id, person_id)] = (beacon, version)
         return True
+
+    def forget(self, customer_id: str, person_id: str) -> None:
+        self.writes += 1
+        self.beacons.pop((customer_id, person_id), None)
+        self.gone.add((customer_id, person_id))
 
     def find(self, customer_id: str, beacon: bytes, limit: int = 100) -> list[str]:
         return [pid for (cid, pid), (b, _) in self.beacons.items() if cid == customer_id and b == beacon][:limit]
@@ -62,10 +69,7 @@ class FakeBeacons:
         self.reads += 1
         if (customer_id, person_id) not in self.store.people:
             return None
-        whole = layout.person_item(self.store.people[(customer_id, person_id)])
-        if (customer_id, person_id) in self.beacons:
-            beacon, version = self.beacons[(customer_id, person_id)]
-            whole |= {layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": str(version)}}
+        whole = person_item(self.store.people[(customer_id, person_id)])
         return {name: value for name, value in whole.items() if name in layout.INDEXER_READ_ATTRIBUTES}
 
 
@@ -74,14 +78,14 @@ def world() -> dict[str, Any]:
     kms, store, mac = FakeKms(), InMemoryStore(), FakeMac()
     keys = BeaconKeys(mac)
     beacons = FakeBeacons(store)
-    opener = Opener(kms.decryptor(), "pii-vault")
+    opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver())
     return {
         "kms": kms,
         "store": store,
         "mac": mac,
         "keys": keys,
         "beacons": beacons,
-        "writer": WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock()),
+        "writer": WriterService(store, Sealer(kms.data_keys(), "pii-vault"), clock=FixedClock()),
         "reader": ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
         "indexer": Indexer(opener, keys, beacons),
     }
@@ -89,20 +93,11 @@ def world() -> dict[str, Any]:
 
 def item(store: InMemoryStore, customer: str, person_id: str, **extra: Any) -> dict[str, Any]:
     record = store.people[(customer, person_id)]
-    return {**layout.person_item(record), **extra}
-
-
-def stored(world: dict[str, Any], customer: str, person_id: str) -> dict[str, Any]:
-    """The item as the table holds it: the record plus the beacon the indexer stored."""
-    extra = {}
-    if (customer, person_id) in world["beacons"].beacons:
-        beacon, version = world["beacons"].beacons[(customer, person_id)]
-        extra = {layout.BEACON: {"B": beacon}, layout.BEACON_VERSION: {"N": str(version)}}
-    return item(world["store"], customer, person_id, **extra)
+    return {**person_item(record), **extra}
 
 
 def index_all(world: dict[str, Any]) -> Counter[str]:
-    return Counter(world["indexer"].index_item(stored(world, c, p)) for c, p in list(world["store"].people))
+    return Counter(world["indexer"].index_item(item(world["store"], c, p)) for c, p in list(world["store"].people))
 
 
 # -- beacons ---------------------------------------------------------------------------------
@@ -156,9 +151,14 @@ def test_given_a_person_when_indexed_then_search_finds_only_exact_matches(world:
 def test_given_a_short_beacon_with_collisions_then_search_filters_false_positives(world: dict[str, Any]) -> None:
     keys = BeaconKeys(world["mac"], length=2)
     reader = ReaderService(
-        world["store"], Opener(world["kms"].decryptor(), "pii-vault"), beacon_keys=keys, beacons=world["beacons"]
+        world["store"],
+        Opener(world["kms"].decryptor(), "pii-vault", resolver=world["kms"].resolver()),
+        beacon_keys=keys,
+        beacons=world["beacons"],
     )
-    indexer = Indexer(Opener(world["kms"].decryptor(), "pii-vault"), keys, world["beacons"])
+    indexer = Indexer(
+        Opener(world["kms"].decryptor(), "pii-vault", resolver=world["kms"].resolver()), keys, world["beacons"]
+    )
     seen: dict[bytes, str] = {}
     for n in range(100_000):  # 2-byte beacons: a shared one turns up after a few hundred emails
         email = f"p{n}@example.org"
@@ -175,21 +175,38 @@ def test_given_a_short_beacon_with_collisions_then_search_filters_false_positive
         assert [v.id for v in reader.search_people("acme", email, PERSON_FIELDS)] == [pid]  # only the true match
 
 
-def test_given_stream_changes_then_removes_own_writes_and_unchanged_emails_are_skipped(world: dict[str, Any]) -> None:
+def test_given_stream_changes_then_duplicates_and_unchanged_emails_write_nothing(world: dict[str, Any]) -> None:
     indexer, beacons = world["indexer"], world["beacons"]
     pid = world["writer"].create_person("acme", PERSON).id
     key = layout.person_key("acme", pid)
     assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
-    decrypts, writes = world["kms"].decrypt_calls, beacons.writes
-    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # our own beacon write
-    assert world["kms"].decrypt_calls == decrypts  # already indexed at this version: nothing decrypted
+    writes = beacons.writes
+    assert indexer.handle(StreamChange("INSERT", key)) == UNCHANGED  # delivered twice: nothing written
     world["writer"].patch_person("acme", pid, {"name": "Mina"}, None)
-    assert indexer.handle(StreamChange("MODIFY", key)) == UNCHANGED  # same email: no beacon write
-    assert indexer.handle(StreamChange("REMOVE", key)) == SKIPPED
+    assert indexer.handle(StreamChange("MODIFY", key)) == WRITTEN  # the same beacon, from the new version
+    assert beacons.beacons[("acme", pid)][1] == 2 and beacons.writes == writes + 1
     secret_key = {layout.PK: {"S": "C#acme"}, layout.SK: {"S": "S#tok#V#0000000001"}}
-    reads = beacons.reads
+    reads, writes = beacons.reads, beacons.writes
     assert indexer.handle(StreamChange("INSERT", secret_key)) == SKIPPED
+    assert indexer.handle(StreamChange("REMOVE", secret_key)) == SKIPPED
     assert (beacons.reads, beacons.writes) == (reads, writes)  # a secret is never read, nothing written
+
+
+def test_given_a_removed_person_then_its_beacon_goes_and_a_late_write_cannot_bring_it_back(
+    world: dict[str, Any],
+) -> None:
+    indexer = world["indexer"]
+    pid = world["writer"].create_person("acme", PERSON).id
+    key = layout.person_key("acme", pid)
+    late = item(world["store"], "acme", pid)  # what a backfill racing the delete has read
+    assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
+    world["writer"].delete_person("acme", pid, None)
+    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # gone by the time it is read
+    assert indexer.handle(StreamChange("REMOVE", key)) == REMOVED
+    assert ("acme", pid) not in world["beacons"].beacons
+    assert indexer.index_item(late) == UNCHANGED  # refused by the tombstone
+    assert ("acme", pid) not in world["beacons"].beacons
+    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
 
 
 def test_given_a_keys_only_stream_record_then_the_indexer_reads_only_the_email_attributes(
@@ -199,9 +216,9 @@ def test_given_a_keys_only_stream_record_then_the_indexer_reads_only_the_email_a
     record = {"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}
     assert world["indexer"].handle_records([record]) == Counter({WRITTEN: 1})
     assert world["beacons"].reads == 1
-    assert sorted(layout.INDEXER_READ_ATTRIBUTES) == sorted(
-        ["pk", "sk", "version", "created_at", "updated_at", "slots", "f_email", "beacon", "beacon_version"]
-    )
+    v3 = ["pk", "sk", "v", "c", "u", "fe", "kc", "k0", "ke"]  # format v3: the email, the slots it may name
+    earlier = ["version", "created_at", "updated_at", "slots", "f_email"]  # items written before, as stored
+    assert sorted(layout.INDEXER_READ_ATTRIBUTES) == sorted([*v3, *earlier])
     assert [v.id for v in world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS)] == [pid]
 
 
@@ -213,19 +230,30 @@ def test_given_a_stale_or_late_stream_record_then_the_current_item_decides(world
     # The INSERT of version 1 arrives after the replace: the indexer reads version 2.
     assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
     assert world["beacons"].beacons[("acme", pid)][1] == 2
-    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED
+    assert indexer.handle(StreamChange("MODIFY", key)) == UNCHANGED
     assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
     assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
-    world["writer"].delete_person("acme", pid, None)
-    assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # gone by the time it is read
 
 
-def test_given_a_record_older_than_the_stored_beacon_then_stale_and_kept(world: dict[str, Any]) -> None:
+def test_given_a_changed_email_then_a_stale_beacon_never_answers(world: dict[str, Any]) -> None:
+    """Between a PATCH of the email and its indexing, the old beacon still points at the person:
+    the reader re-checks the decrypted email and answers nobody for the old address."""
+    pid = world["writer"].create_person("acme", PERSON).id
+    index_all(world)
+    world["writer"].patch_person("acme", pid, {"email": "moved@example.org"}, None)
+    assert world["beacons"].find("acme", world["keys"].search_beacon("acme", PERSON["email"])) == [pid]
+    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
+    assert index_all(world) == Counter({WRITTEN: 1})
+    assert world["beacons"].find("acme", world["keys"].search_beacon("acme", PERSON["email"])) == []
+    assert [v.id for v in world["reader"].search_people("acme", "moved@example.org", PERSON_FIELDS)] == [pid]
+
+
+def test_given_a_record_older_than_the_stored_beacon_then_unchanged_and_kept(world: dict[str, Any]) -> None:
     pid = world["writer"].create_person("acme", PERSON).id
     old = item(world["store"], "acme", pid)
     world["writer"].replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
     assert world["indexer"].index_item(item(world["store"], "acme", pid)) == WRITTEN
-    assert world["indexer"].index_item(old) == STALE
+    assert world["indexer"].index_item(old) == UNCHANGED
     assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
 
 

@@ -127,7 +127,7 @@ def test_given_the_masked_policy_then_its_only_actions_are_projected_reads_and_d
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
     }
-    for table in (OTHER_TABLE, IDEMPOTENCY_TABLE, f"{TABLE}-fleet-keys", f"{TABLE}/index/beacon-index"):
+    for table in (OTHER_TABLE, IDEMPOTENCY_TABLE, f"{TABLE}-fleet", f"{TABLE}/index/beacon-index"):
         assert allowed(MASKED_STAGE, DDB_ACTIONS, table, context=PROJECTED) == set(), table
     assert allowed(MASKED_STAGE, KMS_ACTIONS, FLEET_KEY, context={"kms:MacAlgorithm": "HMAC_SHA_256"}) == set()
     assert allowed(MASKED_STAGE, KMS_ACTIONS, BEACON_KEY, context={"kms:MacAlgorithm": "HMAC_SHA_256"}) == set()

@@ -22,8 +22,9 @@ from chalicelib.envelope.format import (
     parse_blob,
 )
 from chalicelib.keys.kms import CachingDataKeys, FreshDataKeys
+from chalicelib.keys.refs import KeyTableResolver, PublishedDataKeys
 from chalicelib.service import MaskedService, ReaderService, WriterService
-from chalicelib.store import layout
+from chalicelib.store.person_item import person_from_item, person_item, person_update
 from chalicelib.store.records import PersonRecord, PersonWrite
 from chalicelib.support.errors import IntegrityError, NotFoundError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
@@ -63,15 +64,15 @@ def repo() -> InMemoryStore:
     return InMemoryStore()
 
 
-def _writer(repo: InMemoryStore, wrapper, *, masked: bool = True, scope: str = "pool") -> WriterService:
-    keys = FreshDataKeys(wrapper)
+def _writer(repo: InMemoryStore, kms: FakeKms, *, masked: bool = True, scope: str = "pool") -> WriterService:
+    keys = PublishedDataKeys(FreshDataKeys(kms.encryptor()), kms.keys)
     masked_sealer = Sealer(keys, "pii-vault", scope=scope, view=MASKED_VIEW) if masked else None
     return WriterService(repo, Sealer(keys, "pii-vault", scope=scope), clock=FixedClock(), masked_sealer=masked_sealer)
 
 
 @pytest.fixture
 def writer(repo: InMemoryStore, kms: FakeKms) -> WriterService:
-    return _writer(repo, kms.encryptor())
+    return _writer(repo, kms)
 
 
 @pytest.fixture
@@ -80,13 +81,14 @@ def masked_log(kms: FakeKms) -> ContextLog:
 
 
 @pytest.fixture
-def masked(repo: InMemoryStore, masked_log: ContextLog) -> MaskedService:
-    return MaskedService(repo, Opener(masked_log, "pii-vault", kinds=MASKED_KINDS))
+def masked(repo: InMemoryStore, masked_log: ContextLog, kms: FakeKms) -> MaskedService:
+    resolver = KeyTableResolver(kms.keys, masked_log)
+    return MaskedService(repo, Opener(masked_log, "pii-vault", kinds=MASKED_KINDS, resolver=resolver))
 
 
 @pytest.fixture
 def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
-    return ReaderService(repo, Opener(kms.decryptor(), "pii-vault"))
+    return ReaderService(repo, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
 
 
 # -- projections --------------------------------------------------------------------
@@ -134,23 +136,25 @@ def test_given_a_masked_sealer_then_its_blobs_carry_a_masked_kind_and_only_a_mas
     kms: FakeKms, scope: str
 ) -> None:
     ref = RecordRef("acme", "person", "a" * 32)
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault", scope=scope, view=MASKED_VIEW).seal(
-        ref, {"name": b"G."}
-    )
+    sealed = Sealer(kms.data_keys(), "pii-vault", scope=scope, view=MASKED_VIEW).seal(ref, {"name": b"G."})
     assert parse_blob(sealed.blobs["name"]).kind in MASKED_KINDS
-    opened = Opener(kms.decryptor(), "pii-vault", kinds=MASKED_KINDS).open(ref, sealed.blobs, sealed.slots(), ["name"])
-    assert opened == {"name": b"G."}
+    masked_opener = Opener(kms.decryptor(), "pii-vault", kinds=MASKED_KINDS, resolver=kms.resolver())
+    assert masked_opener.open(ref, sealed.blobs, {}, ["name"], refs=sealed.refs()) == {"name": b"G."}
     calls = kms.decrypt_calls
     with pytest.raises(IntegrityError, match="another view"):
-        Opener(kms.decryptor(), "pii-vault").open(ref, sealed.blobs, sealed.slots(), ["name"])
+        Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()).open(
+            ref, sealed.blobs, {}, ["name"], refs=sealed.refs()
+        )
     assert kms.decrypt_calls == calls  # refused before any unwrap
 
 
 def test_given_a_full_view_blob_then_a_masked_opener_refuses_it_before_kms(kms: FakeKms) -> None:
     ref = RecordRef("acme", "person", "a" * 32)
-    sealed = Sealer(FreshDataKeys(kms.encryptor()), "pii-vault").seal(ref, {"name": PERSON["name"].encode()})
+    sealed = Sealer(kms.data_keys(), "pii-vault").seal(ref, {"name": PERSON["name"].encode()})
     with pytest.raises(IntegrityError):
-        Opener(kms.decryptor(), "pii-vault", kinds=MASKED_KINDS).open(ref, sealed.blobs, sealed.slots(), ["name"])
+        Opener(kms.decryptor(), "pii-vault", kinds=MASKED_KINDS, resolver=kms.resolver()).open(
+            ref, sealed.blobs, {}, ["name"], refs=sealed.refs()
+        )
     assert kms.decrypt_calls == 0
 
 
@@ -172,11 +176,12 @@ def test_given_a_person_written_then_the_masked_stage_opens_projections_under_ma
 def test_given_records_then_the_masked_service_never_sees_full_ciphertext(writer: WriterService, repo) -> None:
     created = writer.create_person("acme", PERSON)
     record = repo.get_masked_person("acme", created.id)
-    assert record.fields == {} and record.slots == {} and set(record.masked) == {*PERSON, "_updated"}
+    assert record.fields == {} and record.refs == {} and record.slots == {}
+    assert set(record.masked) == {*PERSON, "_updated"} and set(record.masked_refs) == {"0"}
 
 
 def test_given_caches_on_then_each_view_wraps_one_data_key_for_many_records(repo, kms: FakeKms) -> None:
-    keys = CachingDataKeys(FreshDataKeys(kms.encryptor()), max_records=1000, max_age_seconds=3600)
+    keys = CachingDataKeys(kms.data_keys(), max_records=1000, max_age_seconds=3600)
     writer = WriterService(
         repo,
         Sealer(keys, "pii-vault"),
@@ -206,16 +211,16 @@ def test_given_fields_then_only_those_and_missing_ones_answer_none(writer, maske
 
 
 def test_given_a_record_without_a_masked_view_then_every_field_is_none(repo, kms, masked, reader) -> None:
-    created = _writer(repo, kms.encryptor(), masked=False).create_person("acme", PERSON)
+    created = _writer(repo, kms, masked=False).create_person("acme", PERSON)
     assert masked.get_person("acme", created.id).data == dict.fromkeys(PERSON)
     assert reader.get_person("acme", created.id).data == PERSON
 
 
 def test_given_a_writer_without_the_view_then_a_patch_removes_the_whole_masked_view(repo, kms, writer, masked) -> None:
     created = writer.create_person("acme", PERSON)
-    _writer(repo, kms.encryptor(), masked=False).patch_person("acme", created.id, {"name": "Zed"}, 1)
+    _writer(repo, kms, masked=False).patch_person("acme", created.id, {"name": "Zed"}, 1)
     record = repo.people[("acme", created.id)]
-    assert record.masked == {} and record.masked_slots == {}
+    assert record.masked == {} and record.masked_refs == {}
     assert masked.get_person("acme", created.id).data == dict.fromkeys(PERSON)
 
 
@@ -248,17 +253,28 @@ def test_given_pages_and_multi_get_then_masked_views_and_missing(writer, masked)
 
 
 def test_given_a_record_with_a_masked_view_then_the_item_round_trips_in_its_own_attributes() -> None:
+    f, m = bytes([3, 2, ord("0")]) + b"f" * 28, bytes([3, 4, ord("0")]) + b"m" * 28  # v3 headers
     record = PersonRecord(
-        "acme", "a" * 32, 1, "t", "t", "k", {"0": b"w"}, {"name": b"f"}, masked={"name": b"m"}, masked_slots={"0": b"x"}
+        "acme",
+        "a" * 32,
+        1,
+        "t",
+        "t",
+        {"name": f},
+        refs={"0": b"r" * 16},
+        masked={"name": m},
+        masked_refs={"0": b"x" * 16},
     )
-    item = layout.person_item(record)
-    assert item["f_name"] == {"B": b"f"} and item["m_name"] == {"B": b"m"} and item["mk_0"] == {"B": b"x"}
-    assert item["slots"] == {"M": {"0": {"B": b"w"}}}
-    assert layout.person_from_item("acme", item) == record
+    item = person_item(record)
+    assert item["fn"] == {"B": f} and item["mn"] == {"B": m} and item["j0"] == {"B": b"x" * 16}
+    assert item["k0"] == {"B": b"r" * 16}
+    assert person_from_item("acme", item) == record
 
 
 def test_given_a_replace_then_it_removes_the_masked_slots_earlier_patches_left() -> None:
-    write = PersonWrite(
-        "acme", "a" * 32, "t", "k", {}, {}, masked_slots={"0": b"x"}, drop_masked_slots=("0", "name", "_updated")
-    )
-    assert layout.person_removals(write) == ["mk_name", "mk__updated"]
+    write = PersonWrite("acme", "a" * 32, "t", {}, {}, masked_refs={"0": b"x" * 16}, drop_masked_refs=("0", "n", "e"))
+    update = person_update(write)
+    removed = {
+        update["ExpressionAttributeNames"][n] for n in update["UpdateExpression"].split(" REMOVE ")[1].split(", ")
+    }
+    assert removed == {"jn", "je"}

@@ -16,19 +16,20 @@ import pytest
 from chalicelib.store import layout
 from chalicelib.store.dynamodb import DynamoDbTable
 from chalicelib.store.people import query_page
+from chalicelib.store.person_item import person_item
 from chalicelib.store.records import PersonRecord
 
 
 def person(person_id: str) -> PersonRecord:
-    slots, fields = {"0": b"wrapped"}, {"name": b"\x01ct"}
-    return PersonRecord("acme", person_id, 1, "t", "t", "arn:aws:kms:us-east-1:111122223333:key/k", slots, fields)
+    fields = {"name": bytes([3, 2, ord("0")]) + b"ct".ljust(28, b".")}  # a v3 blob as the store sees it
+    return PersonRecord("acme", person_id, 1, "t", "t", fields, refs={"0": b"r" * 16})
 
 
 class DynamoDbLike:
     """``query`` over one tenant's sorted people, with DynamoDB's Limit and 1 MB rules."""
 
     def __init__(self, count: int, cap: int | None = None) -> None:
-        self.items = [layout.person_item(person(f"{n:032x}")) for n in range(1, count + 1)]
+        self.items = [person_item(person(f"{n:032x}")) for n in range(1, count + 1)]
         self.cap = cap
         self.limits: list[int] = []
 

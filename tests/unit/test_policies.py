@@ -26,8 +26,9 @@ LEDGER_ARN = TABLE_ARN + "-erasures"
 TENANTS_ARN = TABLE_ARN + "-tenants"
 FLEET_KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/9f8e7d6c-12ab-34cd-56ef-1234567890ab"
 BEACON_KEY_ARN = "arn:aws:kms:eu-west-2:123456789012:key/5b7c9d1e-12ab-34cd-56ef-1234567890ab"
-FLEET_TABLE_ARN = TABLE_ARN + "-fleet-keys"
-BEACON_INDEX_ARN = TABLE_ARN + "/index/beacon-index"
+FLEET_TABLE_ARN = TABLE_ARN + "-fleet"
+KEYS_ARN = TABLE_ARN + "-keys"
+BEACON_INDEX_ARN = TABLE_ARN + "-beacons/index/beacon-index"
 TENANT_KEYS = "arn:aws:kms:eu-west-2:123456789012:key/*"
 ARNS = account_arns(KEY_ARN, TABLE_ARN, fleet_mac_key_arn=FLEET_KEY_ARN, beacon_key_arn=BEACON_KEY_ARN)
 POLICIES = {stage: stage_policy(stage, ARNS) for stage in ("writer", "reader")}
@@ -43,7 +44,7 @@ WRITER_IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:
 WRITER_ACTIONS = {
     "kms:Encrypt",
     *WRITER_TABLE_ACTIONS,
-    *WRITER_IDEMPOTENCY_ACTIONS,  # GetItem: also the tenant key registry
+    *WRITER_IDEMPOTENCY_ACTIONS,  # GetItem: also the tenant key registry; PutItem: also the key table
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -51,7 +52,7 @@ WRITER_ACTIONS = {
 READER_ACTIONS = {
     "kms:Decrypt",
     "kms:GenerateMac",
-    "dynamodb:PutItem",  # the fleet key table only
+    "dynamodb:PutItem",  # the fleet table only
     "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:Query",
@@ -114,6 +115,7 @@ def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_e
     assert _actions_on(policy, IDEMPOTENCY_ARN) == WRITER_IDEMPOTENCY_ACTIONS
     assert _actions_on(policy, LEDGER_ARN) == {"dynamodb:PutItem"}  # append only
     assert _actions_on(policy, TENANTS_ARN) == {"dynamodb:GetItem"}
+    assert _actions_on(policy, KEYS_ARN) == {"dynamodb:PutItem"}  # files data keys, reads none back
     assert _actions_on(policy, TENANT_KEYS) == {"kms:Encrypt"}
 
 
@@ -124,7 +126,8 @@ def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_d
     assert _actions_on(policy, KEY_ARN) == {"kms:Decrypt"}
     assert _actions_on(policy, TABLE_ARN) == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"}
     assert _actions_on(policy, FLEET_KEY_ARN) == {"kms:GenerateMac"}
-    assert _actions_on(policy, FLEET_TABLE_ARN) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert _actions_on(policy, FLEET_TABLE_ARN) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+    assert _actions_on(policy, KEYS_ARN) == {"dynamodb:GetItem"}
     assert _actions_on(policy, BEACON_KEY_ARN) == {"kms:GenerateMac"}
     assert _actions_on(policy, BEACON_INDEX_ARN) == {"dynamodb:Query"}
     assert _actions_on(policy, TENANTS_ARN) == {"dynamodb:GetItem"}
@@ -157,7 +160,8 @@ def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refu
     with pytest.raises(InvalidResourceError, match="fleet-mac key"):
         stage_policy("reader", without_fleet)
     assert stage_policy("writer", without_fleet) == POLICIES["writer"]  # the writer needs no fleet key
-    without_ledger = AccountArns({Key.DATA: KEY_ARN}, {Table.PII: TABLE_ARN, Table.IDEMPOTENCY: IDEMPOTENCY_ARN})
+    tables = {Table.PII: TABLE_ARN, Table.IDEMPOTENCY: IDEMPOTENCY_ARN, Table.KEYS: KEYS_ARN}
+    without_ledger = AccountArns({Key.DATA: KEY_ARN}, tables)
     with pytest.raises(InvalidResourceError, match="ledger table"):
         stage_policy("writer", without_ledger)
 
@@ -192,9 +196,9 @@ def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_t
 def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
     role, policy = role_policy
     tables = (
-        {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN}
+        {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN, KEYS_ARN}
         if role == "writer"
-        else {TABLE_ARN, FLEET_TABLE_ARN, BEACON_INDEX_ARN, TENANTS_ARN}
+        else {TABLE_ARN, FLEET_TABLE_ARN, BEACON_INDEX_ARN, TENANTS_ARN, KEYS_ARN}
     )
     keys = {KEY_ARN} if role == "writer" else {KEY_ARN, FLEET_KEY_ARN, BEACON_KEY_ARN}
 

@@ -35,7 +35,7 @@ TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault"
 OTHER_TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/pii-vault-restored"
 IDEMPOTENCY_TABLE = f"{TABLE}-idempotency"
 FLEET_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/9d3e2c1b-4a5f-4e6d-8c7b-0a1b2c3d4e5f"
-FLEET_TABLE = f"{TABLE}-fleet-keys"
+FLEET_TABLE = f"{TABLE}-fleet"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-admin"
 WRITER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-writer-api_handler"
 READER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-reader-api_handler"
@@ -147,13 +147,12 @@ def test_given_the_writer_policy_then_it_cannot_generate_macs_or_touch_the_fleet
     assert allowed(WRITER, DDB_ACTIONS, FLEET_TABLE) == set()
 
 
-def test_given_the_reader_policy_then_the_fleet_table_allows_get_and_put_item_only() -> None:
-    assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+def test_given_the_reader_policy_then_the_fleet_table_allows_get_put_item_and_query_only() -> None:
+    assert allowed(READER, DDB_ACTIONS, FLEET_TABLE) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
     for action in (
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
         "dynamodb:Scan",
-        "dynamodb:Query",
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteTable",
     ):
@@ -485,3 +484,55 @@ def test_given_a_trust_policy_then_it_is_evaluated_without_a_resource_and_nothin
         evaluate(trust, "sts:AssumeRole", "arn:aws:iam::1:role/x", SESSION.context, principal=SESSION.arn)
     with pytest.raises(Unsupported):
         evaluate(HOME, "s3:GetObject", None, USER.context)
+
+
+# -- the beacon table and the key table (issue 21 A, issue 23.1) ---------------------------------
+
+BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5b7c9d1e-12ab-34cd-56ef-1234567890ab"
+BEACON_TABLE = f"{TABLE}-beacons"
+BEACON_INDEX = f"{BEACON_TABLE}/index/beacon-index"
+KEY_TABLE = f"{TABLE}-keys"
+WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+ALL_ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY)
+POLICIES = {stage: stage_policy(stage, ALL_ARNS) for stage in ("writer", "reader", "masked", "indexer")}
+
+
+def test_given_the_writer_policy_then_it_has_no_action_on_the_beacon_table_or_its_index() -> None:
+    """The email-guess oracle: a writer that could read a beacon back could test a guessed email."""
+    for resource in (BEACON_TABLE, BEACON_INDEX):
+        assert allowed(POLICIES["writer"], DDB_ACTIONS, resource) == set(), resource
+    assert allowed(POLICIES["writer"], KMS_ACTIONS, BEACON_KEY, context=HMAC_SHA_256) == set()
+
+
+def test_given_the_indexer_policy_then_it_writes_the_beacon_table_only_and_nothing_of_the_pii_table() -> None:
+    indexer = POLICIES["indexer"]
+    assert allowed(indexer, DDB_ACTIONS, BEACON_TABLE) == {"dynamodb:UpdateItem"}
+    assert allowed(indexer, DDB_ACTIONS, TABLE) & WRITES == set()
+    assert allowed(indexer, DDB_ACTIONS, KEY_TABLE) & WRITES == set()
+
+
+def test_given_the_reader_policy_then_it_queries_the_beacon_index_and_writes_no_beacon() -> None:
+    reader = POLICIES["reader"]
+    assert allowed(reader, DDB_ACTIONS, BEACON_INDEX) == {"dynamodb:Query"}
+    assert allowed(reader, DDB_ACTIONS, BEACON_TABLE) == set()
+    assert allowed(POLICIES["masked"], DDB_ACTIONS, BEACON_INDEX) == set()
+
+
+@pytest.mark.parametrize("stage", ["reader", "masked", "indexer"])
+def test_given_a_role_that_may_decrypt_then_it_writes_nothing_of_the_pii_or_the_key_table(stage: str) -> None:
+    """A write permission is a read permission (a failed condition hands back ALL_OLD)."""
+    for resource in (TABLE, KEY_TABLE):
+        assert allowed(POLICIES[stage], DDB_ACTIONS, resource) & WRITES == set(), resource
+
+
+def test_given_the_writer_policy_then_it_files_data_keys_and_reads_none_back() -> None:
+    assert allowed(POLICIES["writer"], DDB_ACTIONS, KEY_TABLE) == {"dynamodb:PutItem"}

@@ -15,7 +15,9 @@ from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, GOOD, IDEMPO
 BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/7c1d9e4b-2a3f-4e8d-b6a5-3f9c0e1d2b47"
 LEDGER = f"{TABLE}-erasures"
 JOBS = f"{TABLE}-jobs"
-INDEX = f"{TABLE}/index/beacon-index"
+BEACONS = f"{TABLE}-beacons"
+INDEX = f"{BEACONS}/index/beacon-index"
+OLD_INDEX = f"{TABLE}/index/beacon-index"  # the PII table's GSI before the beacon table
 STREAM = f"{TABLE}/stream/2026-11-30T06:00:00.000"
 MAC = {"kms:MacAlgorithm": "HMAC_SHA_256"}
 ALL_KMS = (*KMS_ACTIONS, "kms:GenerateMac", "kms:VerifyMac")
@@ -46,32 +48,33 @@ def test_given_the_indexer_then_its_only_kms_uses_are_decrypt_in_context_and_mac
     assert evaluate(INDEXER, "kms:GenerateMac", BEACON_KEY, {"kms:MacAlgorithm": "HMAC_SHA_512"}) == IMPLICIT_DENY
 
 
-@pytest.mark.parametrize("names", [("pk", "sk", "beacon", "beacon_version"), ("pk", "sk", "beacon")])
-def test_given_the_indexer_when_it_updates_beacon_attributes_then_allowed(names: tuple[str, ...]) -> None:
-    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, attrs(*names)) == ALLOW
+WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 
 
-@pytest.mark.parametrize("extra", ["version", "f_email", "f_name", "slots", "kms_key", "updated_at", "created_at"])
-def test_given_the_indexer_when_an_update_names_anything_else_then_denied(extra: str) -> None:
-    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, attrs("pk", "sk", "beacon", extra)) == IMPLICIT_DENY
+@pytest.mark.parametrize("names", [("pk", "sk", "beacon", "beacon_version"), ("pk", "sk", "beacon"), ("pk",)])
+@pytest.mark.parametrize("action", WRITES)
+def test_given_the_indexer_then_no_write_of_any_shape_on_the_pii_table(names: tuple[str, ...], action: str) -> None:
+    """Issue 21 A: a failed conditional write hands back the whole item (ALL_OLD), which no IAM
+    condition governs. The indexer may Decrypt, so it holds no write on the PII table at all:
+    neither the beacon-only UpdateItem it used to send nor anything else."""
+    assert evaluate(INDEXER, action, TABLE, attrs(*names)) == IMPLICIT_DENY
+    assert evaluate(INDEXER, action, TABLE, {}) == IMPLICIT_DENY
 
 
-def test_given_the_indexer_then_no_put_delete_batch_or_returned_items() -> None:
-    assert allowed(INDEXER, DDB_ACTIONS, TABLE, context=attrs("pk", "sk", "beacon")) == {
-        "dynamodb:UpdateItem",
-        "dynamodb:GetItem",
-        "dynamodb:Scan",
-    }
-    returned = attrs("pk", "sk", "beacon", **{"dynamodb:ReturnValues": "ALL_NEW"})
-    assert evaluate(INDEXER, "dynamodb:UpdateItem", TABLE, returned) == IMPLICIT_DENY
-    for table in (LEDGER, IDEMPOTENCY_TABLE, f"{TABLE}-restored"):
+def test_given_the_indexer_then_it_writes_the_beacon_table_only() -> None:
+    assert allowed(INDEXER, DDB_ACTIONS, BEACONS) == {"dynamodb:UpdateItem"}
+    assert allowed(INDEXER, DDB_ACTIONS, TABLE, context=attrs(*EMAIL_READ)) == {"dynamodb:GetItem", "dynamodb:Scan"}
+    for table in (LEDGER, IDEMPOTENCY_TABLE, f"{TABLE}-restored", INDEX):
         assert allowed(INDEXER, DDB_ACTIONS, table, context=attrs("pk", "sk", "beacon")) == set()
     assert allowed(INDEXER, ("dynamodb:GetItem", "dynamodb:PutItem"), JOBS) == {"dynamodb:GetItem", "dynamodb:PutItem"}
     assert evaluate(INDEXER, "dynamodb:GetRecords", STREAM) == ALLOW
     assert evaluate(INDEXER, "dynamodb:GetRecords", f"{TABLE}-other/stream/x") == IMPLICIT_DENY
 
 
-EMAIL_READ = ("pk", "sk", "version", "created_at", "updated_at", "slots", "f_email", "beacon", "beacon_version")
+EMAIL_READ = (
+    *("pk", "sk", "v", "c", "u", "fe", "kc", "k0", "ke"),  # format v3: the email and the key slots it may name
+    *("version", "created_at", "updated_at", "slots", "f_email"),  # items written before format v3
+)
 SPECIFIC = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 
 
@@ -98,6 +101,17 @@ def test_given_the_indexer_when_it_reads_the_email_attributes_by_projection_then
         "mk_0",
         "kms_key",
         "latest",
+        "beacon",
+        "fn",
+        "fa",
+        "fc",
+        "fu",
+        "fl",
+        "fp",
+        "me",
+        "mu",
+        "j0",
+        "kn",
     ],
 )
 def test_given_the_indexer_when_a_read_names_any_other_attribute_then_denied(action: str, extra: str) -> None:
@@ -146,6 +160,7 @@ def test_given_offboarding_then_it_deletes_but_never_writes_or_reads_items() -> 
     assert allowed(OFFBOARD, DDB_ACTIONS, IDEMPOTENCY_TABLE) == {"dynamodb:DeleteItem", "dynamodb:Scan"}
     assert allowed(OFFBOARD, DDB_ACTIONS, LEDGER, context=leading("tenant#acme")) == {"dynamodb:PutItem"}
     assert allowed(OFFBOARD, DDB_ACTIONS, INDEX) == set()
+    assert allowed(OFFBOARD, DDB_ACTIONS, BEACONS) == set()
 
 
 # -- reader and writer additions --------------------------------------------------------------
@@ -155,15 +170,18 @@ def test_given_the_reader_then_search_adds_mac_and_index_query_and_stays_read_on
     assert allowed(READER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == {"kms:GenerateMac"}
     assert allowed(READER, ALL_KMS, KEY, context={**GOOD, **MAC}) == {"kms:Decrypt"}
     assert allowed(READER, DDB_ACTIONS, INDEX) == {"dynamodb:Query"}
+    assert allowed(READER, DDB_ACTIONS, BEACONS) == set()  # the index only, keys only
+    assert allowed(READER, DDB_ACTIONS, OLD_INDEX) == set()
     writes = {a for a in DDB_ACTIONS if not a.endswith(("GetItem", "Query", "Scan", "Select"))}
-    for resource in (TABLE, INDEX, LEDGER, IDEMPOTENCY_TABLE, JOBS):
+    for resource in (TABLE, INDEX, BEACONS, LEDGER, IDEMPOTENCY_TABLE, JOBS):
         assert not allowed(READER, writes, resource)
 
 
 def test_given_the_writer_then_it_appends_to_the_ledger_and_cannot_mac_or_read_it() -> None:
     assert allowed(WRITER, DDB_ACTIONS, LEDGER, context=leading("person#acme")) == {"dynamodb:PutItem"}
     assert allowed(WRITER, ALL_KMS, BEACON_KEY, context={**GOOD, **MAC}) == set()
-    assert allowed(WRITER, DDB_ACTIONS, INDEX) == set()
+    for resource in (INDEX, BEACONS, OLD_INDEX):  # the writer can read no beacon (issue 21 A)
+        assert allowed(WRITER, DDB_ACTIONS, resource) == set()
 
 
 def test_given_the_beacon_key_policy_then_only_named_roles_mac_and_the_admin_cannot() -> None:

@@ -7,7 +7,6 @@ import logging
 import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
-from chalicelib.keys.kms import FreshDataKeys
 from chalicelib.service import ReaderService, WriterService
 from chalicelib.store.records import SecretHead, SecretVersionConflict
 from chalicelib.support.errors import (
@@ -37,12 +36,12 @@ def repo() -> InMemoryStore:
 
 @pytest.fixture
 def writer(repo: InMemoryStore, kms: FakeKms) -> WriterService:
-    return WriterService(repo, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), clock=FixedClock())
+    return WriterService(repo, Sealer(kms.data_keys(), "pii-vault"), clock=FixedClock())
 
 
 @pytest.fixture
 def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
-    return ReaderService(repo, Opener(kms.decryptor(), "pii-vault"))
+    return ReaderService(repo, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
 
 
 def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_each_way(writer, reader, kms) -> None:
@@ -97,14 +96,14 @@ def test_given_repeated_patches_then_the_slot_map_stays_bounded(writer, repo) ->
     created = writer.create_person("acme", PERSON)
     for round_ in range(20):
         writer.patch_person("acme", created.id, {"email": f"e{round_}@navy.example", "name": f"N{round_}"}, None)
-    assert len(repo.people[("acme", created.id)].slots) <= 6
+    assert len(repo.people[("acme", created.id)].refs) <= 7  # the create's slot and one per field
 
 
 def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     writer.replace_person("acme", created.id, {**PERSON, "name": "G."}, None)
-    assert set(repo.people[("acme", created.id)].slots) == {"0", "_created"}  # creation metadata keeps its slot
+    assert set(repo.people[("acme", created.id)].refs) == {"0", "c"}  # creation metadata keeps its slot
     assert reader.get_person("acme", created.id).data["name"] == "G."
 
 
@@ -140,7 +139,7 @@ def test_given_fields_swapped_between_people_when_read_then_integrity_error(writ
     first = writer.create_person("acme", PERSON)
     second = writer.create_person("acme", {**PERSON, "email": "other@navy.example"})
     a, b = repo.people[("acme", first.id)], repo.people[("acme", second.id)]
-    a.fields["email"], a.slots = b.fields["email"], b.slots
+    a.fields["email"], a.refs = b.fields["email"], b.refs
     with pytest.raises(IntegrityError):
         reader.get_person("acme", first.id, ("email",))
 
@@ -238,8 +237,8 @@ class _RacedStore(InMemoryStore):
 
 def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms) -> None:
     store, sleeps = _RacedStore(races=2), []
-    writer = WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), sleep=sleeps.append)
-    reader = ReaderService(store, Opener(kms.decryptor(), "pii-vault"))
+    writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
+    reader = ReaderService(store, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
     assert writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"}).version == 5
     assert store.offers == [(1, 0), (3, 2), (5, 4)]
     assert len(sleeps) == 2 and kms.encrypt_calls == 1  # each retry re-seals locally
@@ -248,7 +247,7 @@ def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_nu
 
 def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms) -> None:
     store, sleeps = _RacedStore(races=10**6), []
-    writer = WriterService(store, Sealer(FreshDataKeys(kms.encryptor()), "pii-vault"), sleep=sleeps.append)
+    writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
     with pytest.raises(ConflictError):
         writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"})
     assert len(store.offers) == len(sleeps) + 1 == 16

@@ -63,9 +63,11 @@ def resolve(value: Any, env: str = "dev") -> Any:
         **ROLES,
         "PiiTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}",
         "IdempotencyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-idempotency",
-        "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet-keys",
+        "FleetKeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-fleet",
         "ErasureLedgerTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-erasures",
         "JobsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-jobs",
+        "KeyTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-keys",
+        "BeaconTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-beacons",
         "TenantsTable": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-{env}-tenants",
         "IndexerFailureQueue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:pii-vault-{env}-indexer-failures",
     }
@@ -190,13 +192,21 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
     spec = TABLES[Table.FLEET]
 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["KeySchema"] == [{"AttributeName": fleet_table.KEY, "KeyType": "HASH"}] == spec.key_schema()
-    assert props["AttributeDefinitions"] == [{"AttributeName": fleet_table.KEY, "AttributeType": "B"}]
+    # A day bucket (partition) of sealed entries by key reference (sort): one Query per day.
+    schema = [
+        {"AttributeName": fleet_table.BUCKET, "KeyType": "HASH"},
+        {"AttributeName": fleet_table.REFERENCE, "KeyType": "RANGE"},
+    ]
+    assert props["KeySchema"] == schema == spec.key_schema()
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": fleet_table.BUCKET, "AttributeType": "S"},
+        {"AttributeName": fleet_table.REFERENCE, "AttributeType": "B"},
+    ]
     assert props["TimeToLiveSpecification"] == {"AttributeName": fleet_table.TTL, "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": False}
     assert "DeletionProtectionEnabled" not in props
     assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Delete", "Delete")
-    assert resolve(props["TableName"]) == "pii-vault-dev-fleet-keys"
+    assert resolve(props["TableName"]) == "pii-vault-dev-fleet"
     skipped = {s["id"]: s["comment"] for s in table["Metadata"]["checkov"]["skip"]}
     assert "expiring" in skipped["CKV_AWS_28"]
     # The other tables keep their backups: the PITR skip is the fleet table's alone.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib.envelope.format import Opener
+from chalicelib.keys.refs import KeyTableResolver
 from chalicelib.service.indexer import SKIPPED_MESSAGE, UNPROCESSABLE, WRITTEN, Indexer
 from chalicelib.stages.registry import STREAM_DELIVERY, StreamDelivery
 from chalicelib.store import layout
@@ -50,8 +51,10 @@ def poisoned(world: dict[str, Any], error: Exception) -> tuple[Indexer, str, str
     """An indexer for which tenant "gone"'s person cannot be opened, and that person and another's."""
     gone = world["writer"].create_person("gone", PERSON).id
     other = world["writer"].create_person("acme", PERSON).id
-    blobs = set(world["store"].people[("gone", gone)].slots.values())
-    opener = Opener(Shredded(world["kms"].decryptor(), blobs, error), "pii-vault")
+    refs = set(world["store"].people[("gone", gone)].refs.values())
+    blobs = {wrapped.blob for (_partition, ref), wrapped in world["kms"].keys.entries.items() if ref in refs}
+    shredded = Shredded(world["kms"].decryptor(), blobs, error)
+    opener = Opener(shredded, "pii-vault", resolver=KeyTableResolver(world["kms"].keys, shredded))
     return Indexer(opener, world["keys"], world["beacons"]), gone, other
 
 
