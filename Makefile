@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.requirements.stamp
 # chalice package/deploy need a region even offline; moto and the tests assume us-east-1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: .venv dev test check bench policies openapi load package rehearse clean
+.PHONY: .venv dev test check docs bench policies openapi load package rehearse clean
 
 .venv: $(STAMP)
 
@@ -31,9 +31,18 @@ test: .venv
 check: .venv .venv-checkov
 	tools/checks.sh
 
+# The documentation site (mkdocs.yml) into site/, strictly: a stale generated table (tools/docs.py),
+# a broken link or anchor, a page missing from the nav or a missing include fails; so does a
+# page or stylesheet that would fetch anything from another host when viewed (offline).
+docs: .venv
+	$(PY) -m tools.docs --check
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+	@! grep -rlE 'src="(https?:)?//|url\((https?:)?//' site --include=*.html --include=*.css \
+		|| { echo "docs: the pages above load something from another host"; exit 1; }
+
 # Benchmarks on moto; not part of `make test`. BENCH_SIZE=quick (the default) stays within 10
-# minutes on a 2-core machine; BENCH_SIZE=full runs the sizes the README's full-size figures come
-# from (far longer: 10,000-people lookups, a 10,000-record rewrap); bench/sizes.py says what each
+# minutes on a 2-core machine; BENCH_SIZE=full runs the sizes the full-size figures of docs/performance.md
+# come from (far longer: 10,000-people lookups, a 10,000-record rewrap); bench/sizes.py says what each
 # size runs. In order:
 # - bench.run: the approaches side by side, one operation of each kind metered, the cold start of
 #   every function of every stage (packages like `make package`), the workload model; writes
@@ -54,7 +63,7 @@ bench: .venv
 	$(PY) -m bench.rewrap --size $(BENCH_SIZE) --out $(BENCH_OUT)/benchmark-rewrap.json $(REWRAP_ARGS)
 	$(PY) -m bench.cost --dir $(BENCH_OUT)
 
-# Caller policies (policies/callers/*.json, example account): see README "Callers and tenants".
+# Caller policies (policies/callers/*.json, example account): see docs/callers.md.
 policies: .venv
 	$(PY) -m tools.access
 
@@ -69,7 +78,7 @@ load: .venv
 
 # out/base.json (keys, tables, roles, logs, alarms, dashboard) and, per stage, out/<stage>/sam.json +
 # deployment.zip: `chalice package` with the merge template infra/ generates, then
-# bytecode compiled for the function's runtime added to the zip. See README "Deploying".
+# bytecode compiled for the function's runtime added to the zip. See docs/deploy.md.
 package: .venv
 	$(PY) -m infra package --out out
 
@@ -85,5 +94,5 @@ rehearse: .venv
 	touch .venv-checkov
 
 clean:
-	rm -rf out .dev .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf out site .dev .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

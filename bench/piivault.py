@@ -26,7 +26,7 @@ class PiiVault(Approach):
     registry; caches at their shipped bounds unless ``cache_env`` says otherwise)."""
 
     cache_env: dict[str, str] | None = None
-    masked_view = True  # the writer seals masked projections (README "Masked view"), as deployed
+    masked_view = True  # the writer seals masked projections (docs/masked.md), as deployed
 
     def __init__(self, resources: dict[str, str], meter: KmsMeter, ddb_meter: DynamoMeter | None = None) -> None:
         super().__init__(resources, meter, ddb_meter)

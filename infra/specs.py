@@ -228,7 +228,7 @@ TABLES: Mapping[Table, TableSpec] = {
         ),
         # The tenant key registry: customer id -> own KMS key (written by tools.tenants only).
         # Recoverable and retained like the PII table: it decides which key shreds a tenant, and
-        # its history is what shows a downgrade (README "Per-tenant keys").
+        # its history is what shows a downgrade (docs/tenant-keys.md).
         TableSpec(
             Table.TENANTS,
             "TenantsTable",

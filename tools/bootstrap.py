@@ -5,11 +5,14 @@ keys, tables and roles from the base stack (``python -m infra package``, docs/de
 Both come from the same specs (``infra.specs``); ``infra.local`` does the work and says what
 it hardens. Idempotent: a second run changes nothing that is already right.
 
-    python -m tools.bootstrap --endpoint-url http://127.0.0.1:5000 [--admin-arn ARN]
+    . .dev/tools.env    # make dev's region and credentials (any will do for moto)
+    python -m tools.bootstrap --endpoint-url http://127.0.0.1:5000 --admin-arn ARN
 
-It creates what is missing on that endpoint and prints the ARNs as JSON; it writes no file
-(account-specific ARNs never go into the checkout). The key administrator defaults to the
-caller (``sts:GetCallerIdentity``).
+It creates what is missing on that endpoint, gives each key the admin-only key policy for
+this administrator if its policy names another, and prints the ARNs as JSON; it writes no
+file (account-specific ARNs never go into the checkout). The key administrator defaults to
+the caller (``sts:GetCallerIdentity``) when that is a role or an assumed role; moto's caller
+is an IAM user, which is refused, so against moto pass ``--admin-arn``.
 """
 
 from __future__ import annotations

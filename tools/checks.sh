@@ -14,6 +14,9 @@
 #   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
 #   7. import layers: lint-imports (pyproject.toml [tool.importlinter])
 #   8. mypy: strict on chalicelib/, infra/, tools/, app.py and the client (pyproject.toml [tool.mypy])
+#   9. the documentation: `make docs` (generated tables fresh, mkdocs build --strict), then its
+#      checks and examples (tests/unit/test_docs.py, tests/e2e/test_docs_examples.py: every
+#      runnable block of the README, SECURITY.md and docs/ against one local stack)
 #
 # Every check runs even when an earlier one fails; the summary lists the failures and
 # the exit status is 1 if any failed. Expects the venv (`make .venv`) and AWS_DEFAULT_REGION.
@@ -99,7 +102,7 @@ step "pip-audit requirements.txt"
 # found" after auditing nothing): it is listed as unaudited, loudly, and fails when
 # PII_VAULT_REQUIRE_AUDIT=1. It does not fail by default because this project's CI machines
 # reach no vulnerability service: the package index is reachable only through a proxy that
-# serves packages, not vulnerability data (see the README, "Checks").
+# serves packages, not vulnerability data (see docs/development.md, "Checks").
 audit_json="$(mktemp)"
 "$BIN/pip-audit" --progress-spinner off -r requirements.txt -f json -o "$audit_json" >/dev/null 2>&1
 "$BIN/python" - "$audit_json" <<'PY' || fail "pip-audit"
@@ -127,6 +130,11 @@ step "import layers (lint-imports; pyproject.toml [tool.importlinter])"
 
 step "mypy (strict; pyproject.toml)"
 "$BIN/mypy" || fail "mypy"
+
+step "documentation: make docs (generated tables fresh, mkdocs build --strict) and its examples"
+make --no-print-directory docs && echo "docs: built site/ strictly" || fail "make docs"
+"$BIN/python" -m pytest -q -p no:cacheprovider tests/unit/test_docs.py tests/e2e/test_docs_examples.py \
+    || fail "docs examples (tests/e2e/test_docs_examples.py)"
 
 printf '\n'
 if [ ${#failed[@]} -gt 0 ]; then

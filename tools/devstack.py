@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -57,7 +58,7 @@ LOCAL_CALLER_ENV = {"PII_VAULT_ALLOWED_CALLERS": LOCAL_CALLER_ROLE, "PII_VAULT_L
 
 
 VARIABLE_PREFIX = "PII_VAULT_"  # a stage's variables come from the registry, never from the caller's shell
-# What the local stack sets that no deployed function has (README, "Local stack"): the stand-in
+# What the local stack sets that no deployed function has (docs/getting-started.md): the stand-in
 # for the IAM authorizer, moto's endpoint and fake credentials, and interpreter flags.
 LOCAL_ONLY_VARIABLES = frozenset(
     {"PII_VAULT_LOCAL_CALLER", "AWS_ENDPOINT_URL", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", *FAKE_CREDENTIALS}
@@ -235,6 +236,7 @@ class DevStack:
             self._spawn("moto", [*moto, *log, *self.moto_args])
             self._wait_until_answering(["moto"])
             self.resources = bootstrap(self.client("kms"), self.client("dynamodb"))
+            self._write_tools_env()
             for stage in STAGES:
                 self._spawn(
                     stage,
@@ -260,6 +262,12 @@ class DevStack:
             self.stop()
             raise
         return self
+
+    def _write_tools_env(self) -> None:
+        """``<log dir>/tools.env``: the CLI tools' environment for this stack, as shell exports."""
+        env = sorted((k, v) for k, v in self.tools_env().items() if os.environ.get(k) != v)  # what it sets
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env if k.startswith(("AWS_", VARIABLE_PREFIX)))
+        Path(self.log_dir or ".", "tools.env").write_text(exports, encoding="utf-8")
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM each child's process group, SIGKILL what is left after ``timeout``."""
@@ -368,19 +376,14 @@ def main() -> int:
                 f"  masked  {m}   (GET people: masked projections only)\n"
                 f"  moto    {stack.moto_url}   table {stack.resources['table_name']}, key {stack.resources['key_id']}\n"
                 f"  indexer polls the table's stream: a new person is searchable within about a second\n"
-                f"  logs    {stack.log_dir}/{{moto,writer,reader,masked,indexer}}.log\n\n"
+                f"  logs    {stack.log_dir}/{{moto,writer,reader,masked,indexer}}.log\n"
+                f"  tools   . {stack.log_dir}/tools.env   before python -m tools.jobs, tools.tenants\n\n"
                 "Try:\n"
                 f"  curl -si -X POST {w}/customers/acme/people -H 'Content-Type: application/json' \\\n"
                 '    -d \'{"name":"Grace","surname":"Hopper","email":"grace@example.com","dob":"1906-12-09",\n'
                 '         "address":{"line1":"1 Harbour St","city":"London",'
                 '"postal_code":"E1 6AN","country":"GB"}}\'\n'
-                f"  curl -s {r}/customers/acme/people/<id from Location>\n"
-                f"  curl -s {m}/customers/acme/people/<id from Location>\n"
-                f"  curl -s -X POST {r}/customers/acme/people/search -H 'Content-Type: application/json' "
-                '-d \'{"email":"grace@example.com"}\'\n'
-                f"  curl -s -X PUT {w}/customers/acme/secrets/api-token -H 'Content-Type: application/json' "
-                '-d \'{"value":"s3cr3t"}\'\n'
-                f"  curl -s {r}/customers/acme/secrets/api-token\n\n"
+                f"  curl -s {r}/customers/acme/people/<id from Location>   (more: docs/getting-started.md)\n\n"
                 "Ctrl-C stops everything.",
                 flush=True,
             )

@@ -9,7 +9,7 @@
 ``rewrap`` moves wrapped data keys with kms:ReEncrypt (chalicelib/service/rewrap.py), then runs its
 verify pass (a second job, ``<job>-verify``). ``offboard --shred-key`` ends, once every
 segment is done, by scheduling the deletion of the tenant's own KMS key (crypto-shredding,
-README "Per-tenant keys"), with the operator's credentials: the offboard role has no KMS.
+docs/tenant-keys.md), with the operator's credentials: the offboard role has no KMS.
 
 Settings come from the environment like the functions' (``PII_VAULT_TABLE``,
 ``PII_VAULT_KMS_KEY_ID``, ``PII_VAULT_BEACON_KEY_ID``...); ``--endpoint-url`` points at a
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.segments <= 1000:
         parser.error("--segments must be 1-1000")
     if args.command == "restore-replay" and args.invoke:
-        parser.error("restore-replay runs here, with the operator's credentials (see the README)")
+        parser.error("restore-replay runs here, with the operator's credentials (see docs/find-and-forget.md)")
     from chalicelib.support.errors import PiiVaultError
 
     if args.command == "rewrap" and args.source_key == args.target_key:

@@ -11,7 +11,7 @@ writer Encrypt (both views) and the reader Decrypt (full view) and the masked st
 (masked view, ``"view": "masked"``) only under the tenant's encryption context
 (``infra.iam.tenant_key_policy``; role ARNs from ``--role stage=ARN``), then files it
 in the registry table (``PII_VAULT_TENANTS_TABLE``). With ``--key-arn`` it registers a key
-the customer owns in its own account instead (README "Per-tenant keys": the key policy the
+the customer owns in its own account instead (docs/tenant-keys.md: the key policy the
 customer attaches). Run with the operator's credentials, never a stage's.
 
 ``check`` detects a registry edited by a table writer (e.g. a tenant downgraded to the

@@ -92,7 +92,7 @@ class ProductionDesign(Design):
     """Containers are the production ``Sealer`` / ``Opener`` at the design's pinned settings
     (the reader's in front of the shared fleet key table when the design has one)."""
 
-    #: The writer also seals masked projections under a second data key (README "Masked view").
+    #: The writer also seals masked projections under a second data key (docs/masked.md).
     masked_view = True
 
     def writer(self, kms: FakeKmsClient, clock: SimClock, random_bytes: Callable[[int], bytes]) -> WriterContainer:

@@ -291,7 +291,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 # The masked stage: the reader's people GETs (same parameters and statuses), answering masked
-# projections (README "Masked view"); a field without a projection is null.
+# projections (docs/masked.md); a field without a projection is null.
 MASKED_OPERATIONS: dict[tuple[str, str], Operation] = {
     (PEOPLE, "GET"): Operation(
         "One page of a tenant's people, masked; or, with ?ids=, those people (multi-get).",

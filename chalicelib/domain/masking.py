@@ -2,7 +2,7 @@
 
 The writer computes them from the validated values it already holds and seals each one
 under the masked view's data key (``crypto`` kinds 3/4, KMS context ``"view": "masked"``);
-the masked stage can open only those. The rules, one per field (README "Masked view"):
+the masked stage can open only those. The rules, one per field (docs/masked.md):
 
 - ``name``, ``surname``: the first character and a full stop (``Grace`` -> ``G.``), or
   ``*`` for a one-character value, which its initial would show whole (``李`` -> ``*``);

@@ -9,7 +9,7 @@ customer_id)``, from one root MAC that a KMS HMAC key computes
 - the root never leaves the memory of the indexer, the backfill job and the reader;
   it is as sensitive as the HMAC key's use (whoever holds it can test email guesses
   against a table copy), and it changes only with the KMS key (HMAC keys have no
-  automatic rotation: a new key plus the backfill job, see the README);
+  automatic rotation: a new key plus the backfill job, see docs/find-and-forget.md);
 - equal emails in two tenants give unrelated beacons (the tenant is in the derivation),
   equal emails of one tenant give equal beacons: a table reader learns which people of
   a tenant share an email, nothing else (documented leak, by design).
@@ -40,7 +40,7 @@ MIN_BEACON_BYTES = 2
 MAX_BEACON_BYTES = 32
 # 16 bytes (128 bits): no practical false positives at any tenant size (a tenant of
 # 10**9 people meets a random collision with probability ~10**-21), so a lookup decrypts
-# only true matches. Shorter beacons trade decrypts for ambiguity (see the README).
+# only true matches. Shorter beacons trade decrypts for ambiguity (see docs/find-and-forget.md).
 DEFAULT_BEACON_BYTES = 16
 
 

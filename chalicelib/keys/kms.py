@@ -22,7 +22,7 @@ by (encryption context, SHA-256 of the wrapped key) for ``max_age_seconds``, at 
 ``max_entries`` keys (least recently used evicted). A key cached for tenant A is never
 returned for tenant B, because the context is part of the cache key.
 
-Trade-off (documented in the README): one data key now protects up to
+Trade-off (documented in docs/encryption.md): one data key now protects up to
 ``max_records`` records, so one KMS Decrypt (and one CloudTrail event) opens a batch
 of records rather than one, a key disabled in KMS keeps working in warm Lambdas
 until the entries age out, plaintext data keys live in memory for up to

@@ -21,7 +21,7 @@ per ``tenant_key_cache_seconds``, answers without a key cached too).
 Tenant-key data keys never enter the reader fleet table (``chalicelib/keys/fleet.py`` shares
 pool keys only), so deleting a tenant key shreds that tenant's data once the container
 caches (minutes) have aged out. The threat that a registry writer downgrades a tenant to
-the shared key, and what detects it, is in the README ("Per-tenant keys").
+the shared key, and what detects it, is in docs/tenant-keys.md.
 """
 
 from __future__ import annotations

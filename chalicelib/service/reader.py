@@ -37,7 +37,7 @@ from chalicelib.service.people import PeopleReads
 
 def _metadata_bindings(record: PersonRecord, opener: Opener) -> dict[str, str]:
     """What a person's sealed metadata must authenticate: opened with the fields, so the same
-    data keys serve both (README "How a record is encrypted" lists what each format carries).
+    data keys serve both (docs/encryption.md lists what each format carries).
 
     Format v2 and v3 records carry update metadata binding version and update time, and
     either creation metadata binding the creation time, or (v3) the legacy mark of a record

@@ -3,7 +3,7 @@
 Every item with key slots (people, secret versions) holds ``slots`` (slot -> data key
 wrapped by KMS) and ``kms_key``; its field blobs name their slot and the slot's kind
 (format v2: 1 = tenant context, 2 = pool context; v1 = tenant). A person's masked view
-(README "Masked view") holds its own wrapped keys in top-level ``mk_<slot>`` attributes,
+(docs/masked.md) holds its own wrapped keys in top-level ``mk_<slot>`` attributes,
 named by the ``m_<field>`` blobs with kinds 3/4 (the same contexts plus ``"view": "masked"``);
 the job moves them exactly like ``slots``, each under its own exact context, so a tenant
 moved to its own key and then shredded has neither view readable anywhere. The job calls
@@ -22,7 +22,7 @@ Scope: one tenant (a Query of its partition) or every tenant (a parallel scan). 
 one tenant to a **tenant key** moves only its tenant-context slots: a pool data key also
 protects other tenants' records, so a copy under the tenant's key would neither isolate
 nor shred anything; such slots are counted as ``pool_slots_left`` and need re-sealing by
-a writer (README "Per-tenant keys"). Moving every tenant (a suspected compromise of the
+a writer (docs/tenant-keys.md). Moving every tenant (a suspected compromise of the
 shared key, a move to a multi-Region key) moves both kinds.
 
 The verify pass asks KMS, without Decrypt, under which key each slot is: a ReEncrypt with

@@ -81,7 +81,7 @@ class WriterService:
     ) -> None:
         self._store = store
         self._sealer = sealer
-        # Seals the masked projections (README "Masked view") under the masked view's data
+        # Seals the masked projections (docs/masked.md) under the masked view's data
         # key. None: this writer maintains no masked view, and each write removes the masked
         # projections of the fields it rewrites (a stale projection never outlives its value).
         self._masked_sealer = masked_sealer

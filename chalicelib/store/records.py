@@ -70,7 +70,7 @@ class PersonRecord:
     fields: dict[str, bytes]
     refs: dict[str, bytes] = field(default_factory=dict)
     slots: dict[str, bytes] = field(default_factory=dict)
-    # The masked view (README "Masked view"): projections sealed under their own data key,
+    # The masked view (docs/masked.md): projections sealed under their own data key,
     # in their own key slots. Empty for records written before the view existed.
     masked: dict[str, bytes] = field(default_factory=dict)
     masked_refs: dict[str, bytes] = field(default_factory=dict)

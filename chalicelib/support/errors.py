@@ -110,7 +110,7 @@ class KeyServiceError(DependencyError):
 
 class KeyUnavailableError(KeyServiceError):
     """The tenant's KMS key is disabled or pending deletion (a shredded tenant): answered
-    as 502 ``key_unavailable``, not retried, never a 500 (README "Per-tenant keys")."""
+    as 502 ``key_unavailable``, not retried, never a 500 (docs/tenant-keys.md)."""
 
     code = "key_unavailable"
 

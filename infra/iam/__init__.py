@@ -66,7 +66,7 @@ def stage_policy(stage_name: str, arns: Arns) -> Document:
 
 def rewrap_policy(arns: Arns, target_key: Json) -> Document:
     """The rewrap role's policy for a move to a new shared (or multi-Region) key ``target_key``:
-    ``stage_policy("rewrap", arns)`` plus ReEncryptTo on that key (README "Rotating the key")."""
+    ``stage_policy("rewrap", arns)`` plus ReEncryptTo on that key (docs/tenant-keys.md, "Rewrap")."""
     return _policy("rewrap", arns, jobs.rewrap(arns, target_key))
 
 

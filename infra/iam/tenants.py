@@ -105,7 +105,7 @@ def tenant_key_policy(admin: Json, customer_id: str, roles: Mapping[str, Json]) 
     use), and for each stage role in ``roles`` (stage -> role ARN) only its actions of
     ``TENANT_KEY_ACTIONS``, only under the context naming ``customer_id``. No account root: IAM
     policies alone never reach this key. A customer-owned key in another account gets the same
-    statements from the customer (README "Per-tenant keys")."""
+    statements from the customer (docs/tenant-keys.md)."""
     statements: list[Statement] = [admin_statement(admin)]
     for stage_name, arn in sorted(roles.items()):
         if stage_name not in TENANT_KEY_ACTIONS:

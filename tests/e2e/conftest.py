@@ -35,6 +35,7 @@ class LocalStack:
     masked_url: str = ""
     env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
     log_dir: Path | None = None  # the children's logs (moto.log, writer.log, ...)
+    stack: DevStack | None = None  # the stack itself (ports, log directory: tests/e2e/test_docs_examples.py)
 
     def env_for(self, principal: str) -> dict:
         """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
@@ -68,6 +69,7 @@ def local_stack(tmp_path_factory):
             moto_url=stack.moto_url,
             env=stack.tools_env(),
             log_dir=stack.log_dir,
+            stack=stack,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.

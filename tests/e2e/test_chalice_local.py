@@ -1,6 +1,6 @@
 """`chalice local --stage <api stage>` as a Chalice user runs it, besides `make dev`: from the
-project root, with the environment the README documents (``python -m tools.localenv``), against
-the local stack's moto. The commands are the README's, run by a shell as written there."""
+project root, with the environment docs/getting-started.md documents (``python -m tools.localenv``),
+against the local stack's moto. The commands are the guide's, run by a shell as written there."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tools.devstack import free_port
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+GUIDE = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
 PERSON = sample.person()
 OTHER = sample.person(name="Adaline", email="adaline.l@example.org")
 register(PERSON)
@@ -31,9 +31,9 @@ register(OTHER)
 
 
 def documented_commands(stage: str) -> list[str]:
-    """The README's two lines for ``stage``: the environment, then chalice local."""
-    block = re.search(r"```sh\n# chalice local by hand.*?```", README, re.S)
-    assert block, "README lacks the `chalice local` by hand block"
+    """The guide's two lines for ``stage``: the environment, then chalice local."""
+    block = re.search(r"```sh\n# Illustrative[^\n]*chalice local by hand.*?```", GUIDE, re.S)
+    assert block, "docs/getting-started.md lacks the `chalice local` by hand block"
     lines = [line.split("#")[0].strip() for line in block.group(0).splitlines()[1:-1]]
     commands = [line.replace("--stage reader", f"--stage {stage}") for line in lines if line and "make dev" not in line]
     assert any(c.startswith('eval "$(.venv/bin/python -m tools.localenv') for c in commands), commands
@@ -48,7 +48,7 @@ def _serve(stage: str, moto_port: str, log: Path) -> tuple[subprocess.Popen[byte
     env["PII_VAULT_MOTO_PORT"] = moto_port
     script = " && ".join([*commands[:-1], "exec " + commands[-1] + " --no-autoreload"])
     shell = shutil.which("bash")
-    assert shell, "the README's commands are for a POSIX shell"
+    assert shell, "the guide's commands are for a POSIX shell"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [shell, "-c", script], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -299,7 +299,7 @@ def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_ex
 
 
 def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_boto3_session(local_stack, customer_id):
-    """README "Callers and tenants": ``from tools import client … client.call(…, session=acme)``."""
+    """docs/callers.md: ``from tools import client … client.call(…, session=acme)``."""
     import boto3
 
     acme = boto3.session.Session(

@@ -12,7 +12,7 @@ import requests
 from tests.plaintext_guard import register
 
 TIMEOUT = 10
-INDEX_WAIT_S = 15  # a bound, not a measurement: the measured lag is about a second (README)
+INDEX_WAIT_S = 15  # a bound, not a measurement: the measured lag is about a second (docs/find-and-forget.md)
 PERSON = {
     "name": "Leopoldine",
     "surname": "Okonkwo-Hale",

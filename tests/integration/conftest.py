@@ -117,7 +117,7 @@ class Stack:
     reader_ddb: CallRecorder
     writer_clients: dict[str, Any]
     reader_clients: dict[str, Any]
-    # The masked stage (README "Masked view"), on clients of its own.
+    # The masked stage (docs/masked.md), on clients of its own.
     masked: Client | None = None
     masked_kms: CallRecorder = field(default_factory=CallRecorder)
     masked_ddb: CallRecorder = field(default_factory=CallRecorder)

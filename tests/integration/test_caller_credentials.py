@@ -1,4 +1,4 @@
-"""The README's tenant-scoped credentials example, run against moto's IAM and STS.
+"""The tenant-scoped credentials example of docs/callers.md, run against moto's IAM and STS.
 
 moto does not enforce trust or identity policies, so this proves the shape of the calls
 (the generated documents are accepted, botocore accepts the tag parameters) and that the
@@ -52,7 +52,7 @@ def test_given_the_generated_documents_when_a_backend_assumes_a_tenant_role_then
             RoleName="pii-vault-reader-caller-tenant", PolicyName="invoke", PolicyDocument=json.dumps(caller_policy)
         )
 
-        # The README's snippet.
+        # The snippet of docs/callers.md.
         answer = boto3.client("sts").assume_role(
             RoleArn=role,
             RoleSessionName="backend-acme",

@@ -1,6 +1,6 @@
 """The masked stage over moto: masked projections only, people only, kept current by every write.
 
-README "Masked view" documents each field's projection. The masked stage's app is built
+docs/masked.md documents each field's projection. The masked stage's app is built
 with ``create_app("masked")`` on clients of its own (tests/integration/conftest.py).
 """
 

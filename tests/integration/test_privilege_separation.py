@@ -57,7 +57,7 @@ class Principals:
     admin: boto3.session.Session
     writer: boto3.session.Session
     reader: boto3.session.Session
-    masked: boto3.session.Session | None = None  # the masked stage (README "Masked view")
+    masked: boto3.session.Session | None = None  # the masked stage (docs/masked.md)
 
     def client(self, who: str, service: str) -> Any:
         return getattr(self, who).client(service, region_name=REGION)

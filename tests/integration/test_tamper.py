@@ -602,7 +602,7 @@ def test_known_limitation_sealed_metadata_of_an_older_state_of_the_same_person_i
     assert (body_of(response)["version"], body_of(response)["data"]["email"]) == (1, "new@example.org")
 
 
-# -- the masked view (README "Masked view"): read through the masked stage ----------------
+# -- the masked view (docs/masked.md): read through the masked stage ----------------
 #
 # The masked stage opens only masked-view blobs (kinds 3/4) with masked-view data keys; the
 # reader only full-view ones. Moving ciphertext between the views, records or fields, or

@@ -170,7 +170,7 @@ def test_given_one_writer_and_no_churn_when_pool_scoped_then_one_encrypt_per_vie
     scenario = replace(STILL, tenants=tenants, history_s=0, read_rate=0.01, warmup_s=0, measure_s=3 * 3600 + 100)
     result = pool_run(scenario)
     assert result.writes == 3 * 3600 + 100
-    # Two views (full and masked, README "Masked view"): two keys per period, renewed together.
+    # Two views (full and masked, docs/masked.md): two keys per period, renewed together.
     assert result.encrypt_calls == 2 * math.ceil(result.writes / config.DEFAULT_WRITER_KEY_CACHE_SECONDS) == 8
 
 
