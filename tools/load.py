@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tools import load_check as check
+from tools.load_check import Record
 from tools.sample import random_person
 
 OPS = ("create", "patch", "read", "delete")
@@ -72,17 +73,6 @@ def check_bounds(clients: int, operations: int) -> None:
 
 
 # -- the workload ----------------------------------------------------------------------
-
-
-@dataclass
-class Record:
-    customer_id: str
-    person_id: str
-    version: int
-    data: dict[str, Any]
-    live: bool = True
-    # After a write without an answer: every state the record may be in, (live, version, data).
-    uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None
 
 
 # One operation's outcome: (op, HTTP status, or the exception's name when none arrived).
