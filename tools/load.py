@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = [args.writer_url, args.reader_url, args.moto_url]
     if any(given) and not all(given):
         parser.error("--writer-url, --reader-url and --moto-url go together")
-    from tools.devstack import DevStack, DevStackError, free_port
+    from tools.devstack import DevStack, DevStackError
 
     try:
         check_bounds(args.clients, args.ops)
@@ -334,9 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = _run_and_print(args, args.writer_url, args.reader_url, args.masked_url, dynamodb, args.table)
         else:
             print("starting a local stack (moto + chalice local writer, reader and masked stage)...", flush=True)
-            with DevStack(
-                moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
-            ) as stack:
+            with DevStack.on_free_ports() as stack:
                 urls = stack.writer_url, stack.reader_url, stack.masked_url
                 report = _run_and_print(args, *urls, stack.client("dynamodb"), stack.resources["table_name"])
     except (LoadError, DevStackError) as exc:

@@ -18,7 +18,7 @@ from chalicelib.stages import API_STAGE_NAMES
 from tests.e2e.conftest import TIMEOUT, create_person
 from tests.plaintext_guard import register
 from tools import sample
-from tools.devstack import free_port
+from tools.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from tools.devstack import PROJECT_ROOT, DevStack, free_port
+from tools.devstack import PROJECT_ROOT, DevStack
 from tools.load import MAX_CLIENTS, OPS, run
+from tools.ports import free_port
 
 
 def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_lost_and_no_5xx(local_stack):
