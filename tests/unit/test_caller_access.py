@@ -36,13 +36,9 @@ pytestmark = pytest.mark.unit
 ACCOUNT = "111122223333"
 INVOKE = "execute-api:Invoke"
 TAG = iam_callers.TENANT_TAG
-API = {
-    "writer": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:w1a2b3c4d5/api",
-    "reader": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:r1a2b3c4d5/api",
-    "masked": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:m1a2b3c4d5/api",
-}
+API = {stage: f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{stage[0]}1a2b3c4d5/api" for stage in ROLES}
 # The masked stage's caller must not reach the reader (full values) either.
-OTHER = {"writer": "reader", "reader": "writer", "masked": "reader"}
+OTHER = {stage: "writer" if stage == "reader" else "reader" for stage in ROLES}
 
 
 def _role(name: str) -> str:
