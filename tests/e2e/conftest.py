@@ -42,7 +42,7 @@ class LocalStack:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
+def local_stack(tmp_path_factory: pytest.TempPathFactory):
     log_dir = tmp_path_factory.mktemp("devstack")
     stack = DevStack.on_free_ports(
         log_dir=log_dir,

@@ -194,7 +194,7 @@ def _schema(role: str):
         return case
 
     @schema.hook
-    def after_call(context, case, response):
+    def after_call(context, case, response) -> None:
         seeded.requests += 1
         seeded.statuses[response.status_code] = seeded.statuses.get(response.status_code, 0) + 1
         seeded.operations_run.add(case.operation.label)
@@ -221,7 +221,7 @@ def seeded_masked(local_stack):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_totals(request):
+def fuzz_totals(request: pytest.FixtureRequest):
     """Print the request counts; a complete run of a stage must have sent a few hundred."""
     yield
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -267,17 +267,17 @@ def _call_and_validate(case, base_url: str, seeded: Seeded) -> None:
 
 
 @writer.parametrize()
-def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_writer):
+def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_writer) -> None:
     _call_and_validate(case, seeded_writer, _SEEDED["writer"])
 
 
 @reader.parametrize()
-def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader):
+def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader) -> None:
     _call_and_validate(case, seeded_reader, _SEEDED["reader"])
 
 
 @masked.parametrize()
-def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked):
+def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked) -> None:
     _call_and_validate(case, seeded_masked, _SEEDED["masked"])
 
 
@@ -325,7 +325,7 @@ def _stored_items(stack, customer_id: str) -> list:
 @pytest.mark.parametrize("path, method, limit", BODY_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in BODY_OPERATIONS])
 def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(
     local_stack, customer_id, path, method, limit
-):
+) -> None:
     # Body routes are the writer's, and the reader's search (a POST so the email stays out of URLs).
     on_writer = (path, method.lower()) in _operations("writer")
     operation = (writer if on_writer else reader)[path][method]
@@ -348,7 +348,7 @@ def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_st
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
 def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(
     local_stack, customer_id, content_type
-):
+) -> None:
     path = "/customers/{customer_id}/people"
     response = requests.get(
         f"{local_stack.reader_url}/customers/{customer_id}/people",
@@ -365,7 +365,7 @@ def test_given_reader_when_request_declares_a_non_json_body_then_415_as_document
 
 def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(
     local_stack, customer_id
-):
+) -> None:
     """Regression: the reader returned addresses such as ü@bücher.de that `format: email` forbids."""
     person = {**SEEDED_PEOPLE[1], "email": "jürgen@bücher.example"}
     created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
@@ -381,7 +381,9 @@ def test_given_an_internationalised_email_when_read_back_then_the_answer_conform
     )
 
 
-def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(local_stack, customer_id):
+def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(
+    local_stack, customer_id
+) -> None:
     """Round trip: what the writer accepts, the reader must return within its document."""
     create = writer["/customers/{customer_id}/people"]["POST"]
     read = reader["/customers/{customer_id}/people/{person_id}"]["GET"]
@@ -395,7 +397,7 @@ def test_given_generated_valid_people_when_created_then_the_reader_returns_them_
         suppress_health_check=list(hypothesis.HealthCheck),
     )
     @hypothesis.given(case=create.as_strategy(path_parameters={"customer_id": customer_id}))
-    def round_trip(case):
+    def round_trip(case) -> None:
         response = case.call(base_url=local_stack.writer_url)
         case.validate_response(response, checks=HOSTILE_CHECKS)
         if response.status_code != 201:

@@ -101,7 +101,7 @@ class Package:
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory) -> tuple[Path, float]:
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """``python -m infra package`` (what ``make package`` runs) into a temp dir."""
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if k not in ("PII_VAULT_ROLE", "AWS_ENDPOINT_URL")}
@@ -128,18 +128,18 @@ def _load(stage: str, packaged: tuple[Path, float]) -> Package:
 
 
 @pytest.fixture(scope="module", params=STAGE_NAMES)
-def package(request, packaged) -> Package:
+def package(request: pytest.FixtureRequest, packaged: tuple[Path, float]) -> Package:
     """Every stage: API stages and job stages."""
     return _load(request.param, packaged)
 
 
 @pytest.fixture(scope="module", params=API_STAGE_NAMES)
-def api_package(request, packaged) -> Package:
+def api_package(request: pytest.FixtureRequest, packaged: tuple[Path, float]) -> Package:
     return _load(request.param, packaged)
 
 
 @pytest.fixture(scope="module")
-def base(packaged) -> dict:
+def base(packaged: tuple[Path, float]) -> dict:
     out, _ = packaged
     return json.loads((out / "base.json").read_text(encoding="utf-8"))
 
@@ -152,7 +152,7 @@ def _functions(template: dict) -> dict:
     return _resources_of_type(template, "AWS::Serverless::Function")
 
 
-def test_given_an_api_stage_when_packaged_then_its_api_has_exactly_that_stage_routes(api_package):
+def test_given_an_api_stage_when_packaged_then_its_api_has_exactly_that_stage_routes(api_package: Package) -> None:
     paths = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
 
     routes = {(method.upper(), path) for path, item in paths.items() for method in item}
@@ -160,7 +160,9 @@ def test_given_an_api_stage_when_packaged_then_its_api_has_exactly_that_stage_ro
     assert routes == _expected_routes(api_package.stage)
 
 
-def test_given_a_stage_when_packaged_then_it_holds_only_its_own_functions_and_a_job_stage_no_api(package):
+def test_given_a_stage_when_packaged_then_it_holds_only_its_own_functions_and_a_job_stage_no_api(
+    package: Package,
+) -> None:
     functions = _functions(package.template)
     apis = _resources_of_type(package.template, "AWS::Serverless::Api")
 
@@ -174,7 +176,7 @@ def test_given_a_stage_when_packaged_then_it_holds_only_its_own_functions_and_a_
         assert {f["Properties"]["Handler"] for f in functions.values()} == {f"app.{f.name}" for f in entry.functions}
 
 
-def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_package):
+def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_package: Package) -> None:
     swagger = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
     assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
@@ -183,7 +185,9 @@ def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_pa
             assert operation.get("security") == [{"sigv4": []}], f"{method.upper()} {path} is not IAM-authorized"
 
 
-def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_role_of_that_stage(package, base):
+def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_role_of_that_stage(
+    package: Package, base: dict
+) -> None:
     """The role (and its generated policy) lives in the base stack, next to the key whose
     policy names it; the stage template creates no role of its own."""
     role = f"{package.stage.capitalize()}RoleArn"
@@ -195,8 +199,8 @@ def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_ro
 
 
 def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_stack_and_no_placeholder_is_left(
-    package, base
-):
+    package: Package, base: dict
+) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     text = json.dumps(package.template)
 
@@ -234,7 +238,9 @@ GIVEN_TO = {
 }
 
 
-def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(package):
+def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(
+    package: Package,
+) -> None:
     expected = {"PII_VAULT_ROLE": package.stage} | {
         name: DEPLOYED_VALUES[name] for name, stages in GIVEN_TO.items() if package.stage in stages
     }
@@ -253,8 +259,8 @@ def test_given_a_stage_when_packaged_then_the_function_environment_names_the_rol
 
 
 def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the_base_stack_table_stream(
-    packaged, base
-):
+    packaged: tuple[Path, float], base: dict
+) -> None:
     indexer = _load("indexer", packaged).template
     functions = _functions(indexer)
     (name,) = (n for n, f in functions.items() if "Events" in f["Properties"])  # one event source, one function
@@ -277,7 +283,9 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
         assert _functions(_load(stage, packaged).template)[function]["Properties"]["Timeout"] == 900
 
 
-def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(base):
+def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(
+    base: dict,
+) -> None:
     resources = base["Resources"]
     key = resources["BeaconKey"]["Properties"]
     table = resources["PiiTable"]["Properties"]
@@ -320,8 +328,8 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
 
 
 def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack_groups_its_role_may_write(
-    package, base
-):
+    package: Package, base: dict
+) -> None:
     """Each function logs (JSON) to a group the base stack creates (retention, metric filters,
     alarms by that name) and which its role's generated policy lets it write."""
     groups = {
@@ -355,7 +363,7 @@ def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack
         }
 
 
-def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(base):
+def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(base: dict) -> None:
     alarms = {n: r["Properties"] for n, r in base["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
     age = alarms["IndexerIteratorAgeAlarm"]
@@ -375,7 +383,9 @@ def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_li
     assert alarms["IndexerIntegrityErrorsAlarm"]["MetricName"] == "IndexerIntegrityErrors"
 
 
-def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_resource_policy(api_package):
+def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_resource_policy(
+    api_package: Package,
+) -> None:
     swagger = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
     assert swagger["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
@@ -386,7 +396,7 @@ def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_re
     assert json.loads(responses["ACCESS_DENIED"]["responseTemplates"]["application/json"])["code"] == "not_found"
 
 
-def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package):
+def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package: Package) -> None:
     (runtime,) = {f["Properties"]["Runtime"] for f in _functions(package.template).values()}
     tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
     sources = {n for n in package.zip_names if n.endswith(".py")}
@@ -398,7 +408,7 @@ def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_functio
     assert not [n for n in package.zip_names if n.endswith(".pyc") and f".{tag}." not in n]
 
 
-def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_no_dev_tooling(package):
+def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_no_dev_tooling(package: Package) -> None:
     names = package.zip_names
     wheel_tags = [n for n in names if n.startswith("cryptography-") and n.endswith(".dist-info/WHEEL")]
 
@@ -416,7 +426,7 @@ def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_n
     assert not [n for n in names if n.startswith("chalicelib/") and not n.endswith((".py", ".pyc"))]
 
 
-def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(packaged):
+def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(packaged: tuple[Path, float]) -> None:
     out, _ = packaged
     texts = [p for p in out.rglob("*.json")]
 
@@ -425,7 +435,9 @@ def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(pack
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text(encoding="utf-8")), path
 
 
-def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(packaged):
+def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(
+    packaged: tuple[Path, float],
+) -> None:
     """The masked stage reads the PII table (masked attributes) and nothing else: no other table is configured."""
     out, _ = packaged
     template = json.loads((out / "masked" / "sam.json").read_text(encoding="utf-8"))

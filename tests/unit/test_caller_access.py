@@ -8,6 +8,7 @@ Every route of both stages comes from the apps themselves (``create_app(role)`` 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -405,11 +406,15 @@ def test_given_a_policy_for_cloudformation_then_only_iam_variables_are_escaped()
     assert iam_callers.cfn_sub({"v": "${*}x"}) == {"v": {"Fn::Sub": "${!*}x"}}
 
 
-def test_given_the_committed_caller_policies_when_checked_then_they_are_current(capsys) -> None:
+def test_given_the_committed_caller_policies_when_checked_then_they_are_current(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert access.main(["--check"]) == 0, capsys.readouterr().err
 
 
-def test_given_a_stale_caller_policy_when_checked_then_check_fails(tmp_path, capsys) -> None:
+def test_given_a_stale_caller_policy_when_checked_then_check_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert access.main(["--out-dir", str(tmp_path)]) == 0
     assert access.main(["--out-dir", str(tmp_path), "--check"]) == 0
     target = tmp_path / "reader-caller-tenant.json"
@@ -419,7 +424,7 @@ def test_given_a_stale_caller_policy_when_checked_then_check_fails(tmp_path, cap
     assert "reader-caller-tenant.json" in capsys.readouterr().err
 
 
-def test_given_deployed_api_arns_when_rendered_then_the_files_name_them(tmp_path) -> None:
+def test_given_deployed_api_arns_when_rendered_then_the_files_name_them(tmp_path: Path) -> None:
     args = ["--out-dir", str(tmp_path), "--api-arn", f"writer={API['writer']}", "--backend-arn", BACKEND]
 
     assert access.main(args) == 0

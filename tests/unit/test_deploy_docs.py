@@ -35,7 +35,7 @@ def _rows(table_text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("text", [README, GUIDE], ids=["README", "docs/deploy.md"])
-def test_given_the_deploy_docs_then_every_loop_covers_every_stage_of_the_registry(text: str):
+def test_given_the_deploy_docs_then_every_loop_covers_every_stage_of_the_registry(text: str) -> None:
     loops = re.findall(r"for stage in ([a-z ]+); do", text)
 
     assert loops, "no deploy loop"
@@ -43,7 +43,7 @@ def test_given_the_deploy_docs_then_every_loop_covers_every_stage_of_the_registr
         assert tuple(loop.split()) == STAGE_NAMES
 
 
-def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with_its_functions():
+def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with_its_functions() -> None:
     rows = _rows(_section(GUIDE, "## The stacks and stages"))
 
     assert set(rows) - {"stack / stage"} == {"base", *STAGE_NAMES}
@@ -59,7 +59,7 @@ def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with
             assert "no API" in row
 
 
-def test_given_the_readme_then_its_deploy_part_shows_both_paths_for_every_stage_and_points_to_the_guide():
+def test_given_the_readme_then_its_deploy_part_shows_both_paths_for_every_stage_and_points_to_the_guide() -> None:
     deploying = _section(README, "## Deploying")
     rows = _rows(deploying)
     named = {name.strip() for first in rows for name in first.split(",")} - {"stack / stage"}
