@@ -159,7 +159,7 @@ def package_stages(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server child process on a free port; yields its URL, stops it on exit."""
-    from tools.devstack import free_port
+    from tools.ports import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

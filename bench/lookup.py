@@ -212,12 +212,10 @@ def measure_lag(samples: int) -> dict[str, Any]:
     """Create -> first search hit, through the local stack (stream poller as in make dev)."""
     import requests
 
-    from tools.devstack import DevStack, free_port
+    from tools.devstack import DevStack
 
     lags = []
-    with DevStack(
-        moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
-    ) as stack:
+    with DevStack.on_free_ports() as stack:
         for n in range(samples):
             body = person(n, random.Random(n))
             started = time.perf_counter()

@@ -42,6 +42,7 @@ from chalicelib.support.environment import (
     TableName,
 )
 from infra.local import bootstrap
+from tools.ports import FIRST_STAGE_PORT, MOTO_PORT, free_port, port_variable
 from tools.recorder import principals
 
 STAGES = API_STAGE_NAMES  # the API stages, each a `chalice local`
@@ -97,14 +98,6 @@ class DevStackError(RuntimeError):
     """The local stack could not start; the message carries the child's output."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral port that is free right now (tests use these so they never clash with `make dev`)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _check_port_free(host: str, port: int, env_var: str) -> None:
     # Without this, a stranger already answering on the port would look like our child.
     with socket.socket() as s:
@@ -123,10 +116,8 @@ class DevStack:
         self,
         *,
         project_dir: str | Path = PROJECT_ROOT,
-        moto_port: int = 5000,
-        writer_port: int = 8001,
-        reader_port: int = 8002,
-        masked_port: int = 8003,
+        moto_port: int = MOTO_PORT,
+        stage_ports: Mapping[str, int] | None = None,  # API stage -> port; default FIRST_STAGE_PORT on
         host: str = "127.0.0.1",
         log_dir: str | Path | None = None,
         startup_timeout: float = 60.0,
@@ -135,7 +126,11 @@ class DevStack:
     ) -> None:
         self.project_dir = Path(project_dir)
         self.host = host
-        self.ports = {"moto": moto_port, "writer": writer_port, "reader": reader_port, "masked": masked_port}
+        chosen = dict(stage_ports or {})
+        if unknown := set(chosen) - set(API_STAGE_NAMES):
+            raise DevStackError(f"no API stage named {', '.join(sorted(unknown))}")
+        stages = {name: chosen.get(name, FIRST_STAGE_PORT + i) for i, name in enumerate(API_STAGE_NAMES)}
+        self.ports = {"moto": moto_port, **stages}
         self.log_dir = Path(log_dir) if log_dir else None
         self._temp_log_dir: Path | None = None  # made by start() when no log_dir was given; removed by stop()
         self.startup_timeout, self.request_log = startup_timeout, request_log
@@ -145,15 +140,16 @@ class DevStack:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> DevStack:
-        """Ports from PII_VAULT_{MOTO,WRITER,READER,MASKED}_PORT (defaults 5000, 8001, 8002, 8003)."""
+        """Ports from PII_VAULT_MOTO_PORT and each API stage's PII_VAULT_<STAGE>_PORT (defaults:
+        5000, then 8001 on in the registry's order: writer 8001, reader 8002, masked 8003)."""
         env = os.environ if environ is None else environ
-        return cls(
-            moto_port=int(env.get("PII_VAULT_MOTO_PORT", 5000)),
-            writer_port=int(env.get("PII_VAULT_WRITER_PORT", 8001)),
-            reader_port=int(env.get("PII_VAULT_READER_PORT", 8002)),
-            masked_port=int(env.get("PII_VAULT_MASKED_PORT", 8003)),
-            **kwargs,
-        )
+        stage_ports = {name: int(env[port_variable(name)]) for name in API_STAGE_NAMES if port_variable(name) in env}
+        return cls(moto_port=int(env.get(port_variable("moto"), MOTO_PORT)), stage_ports=stage_ports, **kwargs)
+
+    @classmethod
+    def on_free_ports(cls, **kwargs: Any) -> DevStack:
+        """Every port free right now, so never `make dev`'s (the tests, the load run, the benchmark)."""
+        return cls(moto_port=free_port(), stage_ports={name: free_port() for name in API_STAGE_NAMES}, **kwargs)
 
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.ports[name]}"
@@ -226,7 +222,7 @@ class DevStack:
         if not chalice.exists():
             raise DevStackError(f"{chalice} not found; run `make .venv`")
         for name, port in self.ports.items():
-            _check_port_free(self.host, port, f"PII_VAULT_{name.upper()}_PORT")
+            _check_port_free(self.host, port, port_variable(name))
         if self.log_dir is None:
             self.log_dir = self._temp_log_dir = Path(tempfile.mkdtemp(prefix="pii-vault-devstack-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)

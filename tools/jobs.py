@@ -316,17 +316,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.add_argument("--max-seconds", type=float, default=0, help="stop (resumable) after this long")
     common.add_argument("--invoke", metavar="FUNCTION", help="run each segment as lambda:Invoke of this function")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("backfill", parents=[common], help="write missing or outdated email beacons")
+    # Each command's runner: args -> the segments' reports.
+    sub.add_parser("backfill", parents=[common], help="write missing or outdated email beacons").set_defaults(
+        func=backfill
+    )
     off = sub.add_parser("offboard", parents=[common], help="delete every record of one tenant")
+    off.set_defaults(func=offboard)
     off.add_argument("--customer", required=True)
     off.add_argument("--shred-key", action="store_true", help="then schedule deletion of the tenant's own KMS key")
     off.add_argument("--deletion-days", type=int, default=None, help="ScheduleKeyDeletion waiting period, 7-30")
     rew = sub.add_parser("rewrap", parents=[common], help="move wrapped data keys to another KMS key (ReEncrypt)")
+    rew.set_defaults(func=rewrap)
     rew.add_argument("--source-key", required=True, help="the KMS key ARN the data keys are under now")
     rew.add_argument("--target-key", required=True, help="the KMS key ARN to move them to")
     rew.add_argument("--customer", help="one tenant (default: every tenant)")
     rew.add_argument("--verify-only", action="store_true", help="only the verify pass")
     replay = sub.add_parser("restore-replay", parents=[common], help="re-apply the erasure ledger to a restored table")
+    replay.set_defaults(func=restore_replay)
     replay.add_argument("--table", required=True, help="the table restored from a backup or PITR")
     replay.add_argument(
         "--restore-point", help="the time the restored table holds (default: its RestoreSummary.RestoreDateTime)"
@@ -347,11 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "rewrap" and args.source_key == args.target_key:
         parser.error("--target-key must differ from --source-key")
-    command = {"backfill": backfill, "offboard": offboard, "restore-replay": restore_replay, "rewrap": rewrap}[
-        args.command
-    ]
     try:
-        reports = command(args)
+        reports = args.func(args)
     except PiiVaultError as exc:
         print(f"tools.jobs: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import requests
 
 from tools import load_check as check
+from tools.load_check import Record
 from tools.sample import random_person
 
 OPS = ("create", "patch", "read", "delete")
@@ -72,17 +73,6 @@ def check_bounds(clients: int, operations: int) -> None:
 
 
 # -- the workload ----------------------------------------------------------------------
-
-
-@dataclass
-class Record:
-    customer_id: str
-    person_id: str
-    version: int
-    data: dict[str, Any]
-    live: bool = True
-    # After a write without an answer: every state the record may be in, (live, version, data).
-    uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None
 
 
 # One operation's outcome: (op, HTTP status, or the exception's name when none arrived).
@@ -332,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = [args.writer_url, args.reader_url, args.moto_url]
     if any(given) and not all(given):
         parser.error("--writer-url, --reader-url and --moto-url go together")
-    from tools.devstack import DevStack, DevStackError, free_port
+    from tools.devstack import DevStack, DevStackError
 
     try:
         check_bounds(args.clients, args.ops)
@@ -344,9 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = _run_and_print(args, args.writer_url, args.reader_url, args.masked_url, dynamodb, args.table)
         else:
             print("starting a local stack (moto + chalice local writer, reader and masked stage)...", flush=True)
-            with DevStack(
-                moto_port=free_port(), writer_port=free_port(), reader_port=free_port(), masked_port=free_port()
-            ) as stack:
+            with DevStack.on_free_ports() as stack:
                 urls = stack.writer_url, stack.reader_url, stack.masked_url
                 report = _run_and_print(args, *urls, stack.client("dynamodb"), stack.resources["table_name"])
     except (LoadError, DevStackError) as exc:

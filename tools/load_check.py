@@ -18,12 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
-
-if TYPE_CHECKING:
-    from tools.load import Record
 
 VERIFY_ATTEMPTS = 3
 VERIFY_THREADS = 16
@@ -49,6 +46,19 @@ Key = tuple[str, str]  # (customer_id, person_id)
 ReadPerson = Callable[[Key], "tuple[int, dict[str, Any] | None]"]
 # Search door: the person ids a tenant's search by email answers, None if it did not answer.
 SearchPeople = Callable[[str, str], "list[str] | None"]
+
+
+@dataclass
+class Record:
+    """A record the workload wrote: what the vault must hold for it after the run."""
+
+    customer_id: str
+    person_id: str
+    version: int
+    data: dict[str, Any]
+    live: bool = True
+    # After a write without an answer: every state the record may be in, (live, version, data).
+    uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ from infra.params import load_params
 from infra.resolve import resolve_value
 from infra.roles import role_id
 from infra.specs import KEYS, TABLES
-from tools.devstack import FAKE_CREDENTIALS, REGION, free_port
+from tools.devstack import FAKE_CREDENTIALS, REGION
+from tools.ports import free_port
 from tools.rehearse_checks import (
     NOT_CHECKED,
     Report,

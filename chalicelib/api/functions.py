@@ -32,11 +32,6 @@ STREAM_FUNCTION = "index_beacons"
 BACKFILL_FUNCTION = "backfill"
 OFFBOARD_FUNCTION = "offboard"
 REWRAP_FUNCTION = "rewrap"
-FUNCTIONS = {
-    "indexer": (STREAM_FUNCTION, BACKFILL_FUNCTION),
-    "offboard": (OFFBOARD_FUNCTION,),
-    "rewrap": (REWRAP_FUNCTION,),
-}
 
 CheckpointsFor = Callable[[bool], "Checkpoints"]  # dry run -> where the segment keeps its checkpoints
 

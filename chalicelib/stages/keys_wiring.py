@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chalicelib.stages.clients import Clients
 from chalicelib.support.config import Settings
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from chalicelib.keys.beacons import BeaconKeys
     from chalicelib.keys.refs import KeyTable
     from chalicelib.keys.tenants import CachedRegistry
-    from chalicelib.stages.wiring import Clients
     from chalicelib.store.key_table import DynamoDbKeyTable
 
 

@@ -93,6 +93,12 @@ class Stage:
         """Whether the stage reaches tenants' own KMS keys (by tag, through the registry table)."""
         return Table.TENANTS in self.tables
 
+    @property
+    def opens_records(self) -> bool:
+        """Whether the stage opens sealed records (kms:Decrypt of their data keys): it keeps the
+        cache of unwrapped keys that opening needs."""
+        return "reader_key_cache_seconds" in self.settings
+
     def function_for(self, trigger: Trigger) -> Function:
         """The stage's one function with this trigger."""
         (function,) = (f for f in self.functions if f.trigger == trigger)

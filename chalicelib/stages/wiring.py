@@ -10,13 +10,13 @@ serves (the cold start of the writer never imports the reader's code).
 from __future__ import annotations
 
 import datetime as _dt
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice
 
+from chalicelib.stages.clients import AwsClient, Clients, Lazy
 from chalicelib.stages.keys_wiring import (
     beacon_keys,
     key_resolver,
@@ -26,6 +26,8 @@ from chalicelib.stages.keys_wiring import (
     route_unwrapper,
 )
 from chalicelib.support.config import Settings
+
+__all__ = ["AwsClient", "Clients", "Lazy", "Wiring"]  # the clients re-exported (their home is `clients`)
 
 if TYPE_CHECKING:
     from chalicelib.envelope.format import KeyResolver, KeyUnwrapper
@@ -38,40 +40,6 @@ if TYPE_CHECKING:
     from chalicelib.store.job_items import DynamoDbIndexedScan
     from chalicelib.store.ledger import DynamoDbErasures
     from chalicelib.support.idempotency import IdempotentWrites
-
-T = TypeVar("T")
-# boto3 clients are generated at run time; botocore ships no types for their methods.
-AwsClient = Any
-
-
-class Lazy(Generic[T]):
-    """Built once, on first use, then reused across warm invocations. Thread-safe: a burst of
-    concurrent first requests (``chalice local`` serves each on its own thread) builds it once."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._built: list[T] = []
-
-    def __call__(self) -> T:
-        if not self._built:
-            with self._lock:
-                if not self._built:
-                    self._built.append(self._factory())
-        return self._built[0]
-
-
-@dataclass(frozen=True)
-class Clients:
-    """The container's AWS clients, each made on first use."""
-
-    kms: Callable[[], AwsClient]
-    dynamodb: Callable[[], AwsClient]
-
-    @classmethod
-    def of(cls, kms: AwsClient, dynamodb: AwsClient) -> Clients:
-        """Clients made already (tools, tests, the benchmark)."""
-        return cls(kms=lambda: kms, dynamodb=lambda: dynamodb)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from chalicelib.store import layout
 from tests.plaintext_guard import GUARD
 from tests.request_proof import PROOF
 from tests.tables import scan_all
-from tools.devstack import DevStack, free_port
+from tools.devstack import DevStack
 from tools.recorder import principals
 from tools.sample import PERSON
 
@@ -43,13 +43,9 @@ class LocalStack:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
+def local_stack(tmp_path_factory: pytest.TempPathFactory):
     log_dir = tmp_path_factory.mktemp("devstack")
-    stack = DevStack(
-        moto_port=free_port(),
-        writer_port=free_port(),
-        reader_port=free_port(),
-        masked_port=free_port(),
+    stack = DevStack.on_free_ports(
         log_dir=log_dir,
         request_log=log_dir / "requests.jsonl",
         moto_args=(

@@ -18,7 +18,7 @@ from chalicelib.stages import API_STAGE_NAMES
 from tests.e2e.conftest import TIMEOUT, create_person
 from tests.plaintext_guard import register
 from tools import sample
-from tools.devstack import free_port
+from tools.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +69,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def test_given_the_readme_commands_then_chalice_local_serves_each_api_stage_on_the_local_stack(
-    local_stack, customer_id, tmp_path
-):
+    local_stack, customer_id, tmp_path: Path
+) -> None:
     moto_port = local_stack.moto_url.rsplit(":", 1)[1]
     servers = {stage: _serve(stage, moto_port, tmp_path / f"{stage}.log") for stage in API_STAGE_NAMES}
     try:

@@ -74,7 +74,7 @@ def _clean_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     base = tmp_path_factory.mktemp("client-venv")
     venv, home = base / "venv", base / "home"
     home.mkdir()
@@ -178,8 +178,8 @@ print(json.dumps({
 
 
 def test_given_the_installed_client_then_it_drives_the_local_stack_without_credentials(
-    fresh_venv, local_stack, customer_id
-):
+    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id
+) -> None:
     venv, env = fresh_venv
     urls = [local_stack.writer_url, local_stack.reader_url, local_stack.masked_url]
     args = [*urls, customer_id, json.dumps(PERSON), *SECRET_VALUES[:2]]
@@ -224,7 +224,9 @@ def test_given_the_installed_client_then_it_drives_the_local_stack_without_crede
     assert not any(value in run.stderr for value in (PERSON["email"], *SECRET_VALUES))
 
 
-def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(fresh_venv, local_stack, customer_id):
+def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(
+    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id
+) -> None:
     venv, env = fresh_venv
     cli = str(venv / "bin" / "pii-vault")
     secret_url = f"/customers/{customer_id}/secrets/cli"
@@ -255,8 +257,8 @@ def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(fresh_v
 
 
 def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_exit_codes(
-    fresh_venv, local_stack, customer_id, tmp_path
-):
+    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id, tmp_path: Path
+) -> None:
     venv, env = fresh_venv
     env = {
         **env,
@@ -298,7 +300,9 @@ def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_ex
     assert unreachable[0] == 2
 
 
-def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_boto3_session(local_stack, customer_id):
+def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_boto3_session(
+    local_stack, customer_id
+) -> None:
     """docs/callers.md: ``from tools import client … client.call(…, session=acme)``."""
     import boto3
 
@@ -311,8 +315,8 @@ def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_bo
 
 
 def test_given_tools_client_and_no_exported_credentials_then_the_local_stack_serves_it(
-    local_stack, customer_id, capsys, monkeypatch, tmp_path
-):
+    local_stack, customer_id, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Issue 10: `python -m tools.client` against `make dev` needs nothing exported."""
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)

@@ -15,7 +15,7 @@ from tools.motoserver import LOST_ANSWER
 CLIENTS, OPERATIONS = 16, 40
 
 
-def test_given_16_clients_and_lost_answers_when_the_run_is_verified_then_no_error_and_nothing_lost(local_stack):
+def test_given_16_clients_and_lost_answers_when_the_run_is_verified_then_no_error_and_nothing_lost(local_stack) -> None:
     moto_log = local_stack.log_dir / "moto.log"
     lost_before = moto_log.read_text(errors="replace").count(LOST_ANSWER)
 

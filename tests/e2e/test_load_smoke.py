@@ -6,14 +6,16 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tools.devstack import PROJECT_ROOT, DevStack, free_port
+from tools.devstack import PROJECT_ROOT, DevStack
 from tools.load import MAX_CLIENTS, OPS, run
+from tools.ports import free_port
 
 
-def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_lost_and_no_5xx(local_stack):
+def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_lost_and_no_5xx(local_stack) -> None:
     report = run(
         local_stack.writer_url,
         local_stack.reader_url,
@@ -42,7 +44,9 @@ def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_
 
 
 @pytest.mark.parametrize("server", ["tools.localserver", "tools.motoserver"])
-def test_given_a_stopped_server_when_64_clients_connect_then_the_kernel_queues_every_connection(server, tmp_path):
+def test_given_a_stopped_server_when_64_clients_connect_then_the_kernel_queues_every_connection(
+    server, tmp_path: Path
+) -> None:
     """The listen backlog, observed: while the server process is stopped, nothing is accepted,
     so only as many connections as the backlog allows complete their handshake (the kernel
     drops the rest); socketserver's default of 5 lets 5 of 64 through."""

@@ -21,7 +21,9 @@ def _put_secret(stack, customer_id, secret_id, value):
     return response.json()
 
 
-def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_are_equal(local_stack, customer_id):
+def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_are_equal(
+    local_stack, customer_id
+) -> None:
     created = create_person(local_stack, customer_id)
     body = created.json()
     assert body["version"] == 1
@@ -36,7 +38,7 @@ def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_ar
     assert read["data"] == PERSON
 
 
-def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(local_stack, customer_id):
+def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(local_stack, customer_id) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
     response = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
@@ -47,7 +49,7 @@ def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(lo
         assert not any(value in r.text for value in sample.plaintexts(PERSON))
 
 
-def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local_stack, customer_id):
+def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local_stack, customer_id) -> None:
     base = f"{local_stack.reader_url}/customers/{customer_id}"
 
     attempts = [
@@ -70,7 +72,7 @@ def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local
 
 def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_fields_unchanged(
     local_stack, customer_id
-):
+) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
     patched = requests.patch(
@@ -87,7 +89,7 @@ def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_
     assert read["data"] == {**PERSON, "email": "p.quillfeather@example.net"}
 
 
-def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer_id):
+def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer_id) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
     deleted = requests.delete(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
@@ -98,7 +100,9 @@ def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer
     assert gone.json()["code"] == "not_found"
 
 
-def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history_are_served(local_stack, customer_id):
+def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history_are_served(
+    local_stack, customer_id
+) -> None:
     url = f"{local_stack.reader_url}/customers/{customer_id}/secrets/api.token"
     assert _put_secret(local_stack, customer_id, "api.token", "first-secret-value")["version"] == 1
     assert _put_secret(local_stack, customer_id, "api.token", "second-secret-value")["version"] == 2
@@ -135,7 +139,7 @@ def _attribute_bytes(value):
             yield from _attribute_bytes(v)
 
 
-def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_stack, customer_id):
+def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_stack, customer_id) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
     new_email = "scan.check.rotated@example.net"
     patched = requests.patch(
@@ -165,7 +169,9 @@ def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_
 
 
 @pytest.mark.parametrize("email", ["not-an-email-at-all", "philippa@@example.org"])
-def test_given_invalid_email_when_creating_person_then_400_json_without_the_value(local_stack, customer_id, email):
+def test_given_invalid_email_when_creating_person_then_400_json_without_the_value(
+    local_stack, customer_id, email
+) -> None:
     response = requests.post(
         f"{local_stack.writer_url}/customers/{customer_id}/people", json={**PERSON, "email": email}, timeout=TIMEOUT
     )
@@ -179,7 +185,7 @@ def test_given_invalid_email_when_creating_person_then_400_json_without_the_valu
     assert not any(value in response.text for value in sample.plaintexts(PERSON))
 
 
-def test_given_malformed_json_when_creating_person_then_400_malformed_json(local_stack, customer_id):
+def test_given_malformed_json_when_creating_person_then_400_malformed_json(local_stack, customer_id) -> None:
     response = requests.post(
         f"{local_stack.writer_url}/customers/{customer_id}/people",
         data=b'{"name": "Philippa", ',
@@ -193,7 +199,9 @@ def test_given_malformed_json_when_creating_person_then_400_malformed_json(local
 
 
 @pytest.mark.parametrize("stage", ["writer_url", "reader_url", "masked_url"])
-def test_given_an_unknown_route_then_chalice_local_answers_json_404_like_the_deployed_gateway(local_stack, stage):
+def test_given_an_unknown_route_then_chalice_local_answers_json_404_like_the_deployed_gateway(
+    local_stack, stage
+) -> None:
     """Issue 24: not chalice's `403 {"message": "Missing Authentication Token"}`."""
     from chalicelib.api.gateway_responses import gateway_responses
 

@@ -40,7 +40,7 @@ def _until_found(stack, customer_id, email, expected):
         time.sleep(0.1)
 
 
-def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_stack, customer_id):
+def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_stack, customer_id) -> None:
     created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=PERSON, timeout=TIMEOUT)
     assert created.status_code == 201
     person_id = created.json()["id"]
@@ -54,7 +54,7 @@ def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_
     assert _search(local_stack, customer_id, PERSON["email"]) == []
 
 
-def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stack, customer_id):
+def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stack, customer_id) -> None:
     response = requests.post(
         f"{local_stack.reader_url}/customers/{customer_id}/people/search",
         json={"email": "leopoldine@@nowhere"},
@@ -64,7 +64,7 @@ def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stac
     assert "leopoldine" not in response.text
 
 
-def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(local_stack, customer_id):
+def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(local_stack, customer_id) -> None:
     for n in range(3):
         person = {**PERSON, "email": f"leopoldine.{n}@example.net"}
         response = requests.post(

@@ -34,11 +34,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from chalicelib.api import contract
+from chalicelib.stages import API_STAGE_NAMES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SEED = int(os.environ.get("PII_VAULT_FUZZ_SEED", "20261124"))
 MAX_EXAMPLES = 100  # per operation in the fuzzing phase; the coverage phase adds its own cases
-MIN_REQUESTS = {"writer": 300, "reader": 300, "masked": 150}
+MIN_REQUESTS_PER_OPERATION = 75  # a complete run of a stage sends at least this many per operation
 TIMEOUT = 30
 CHECKS = [
     not_a_server_error,
@@ -165,7 +166,7 @@ def _seed(stack, seeded: Seeded) -> None:
 
 
 # Built at import (schemathesis parametrizes at collection); filled by the fixtures below.
-_SEEDED = {"writer": Seeded("fuzz-writer"), "reader": Seeded("fuzz-reader"), "masked": Seeded("fuzz-masked")}
+_SEEDED = {role: Seeded(f"fuzz-{role}") for role in API_STAGE_NAMES}
 
 # `format: page-token`: a token is valid only as the API issued it, so valid ones are real ones.
 # `format: page-token`: a token is valid only as the API issued it, so a valid one is a real one,
@@ -193,7 +194,7 @@ def _schema(role: str):
         return case
 
     @schema.hook
-    def after_call(context, case, response):
+    def after_call(context, case, response) -> None:
         seeded.requests += 1
         seeded.statuses[response.status_code] = seeded.statuses.get(response.status_code, 0) + 1
         seeded.operations_run.add(case.operation.label)
@@ -220,7 +221,7 @@ def seeded_masked(local_stack):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_totals(request):
+def fuzz_totals(request: pytest.FixtureRequest):
     """Print the request counts; a complete run of a stage must have sent a few hundred."""
     yield
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -236,9 +237,10 @@ def fuzz_totals(request):
         if reporter is not None and capture is not None:
             with capture.global_and_fixture_disabled():
                 reporter.write_line("\n" + line)
-        complete = len(seeded.operations_run) == len(_operations(role))
-        if complete and seeded.requests < MIN_REQUESTS[role]:
-            short.append(f"{role}: {seeded.requests} < {MIN_REQUESTS[role]}")
+        operations = len(_operations(role))
+        least = MIN_REQUESTS_PER_OPERATION * operations
+        if len(seeded.operations_run) == operations and seeded.requests < least:
+            short.append(f"{role}: {seeded.requests} < {least}")
         assert not any(status >= 500 for status in seeded.statuses), line
     assert not short, f"too few fuzz requests: {short}; raise MAX_EXAMPLES"
 
@@ -265,17 +267,17 @@ def _call_and_validate(case, base_url: str, seeded: Seeded) -> None:
 
 
 @writer.parametrize()
-def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_writer):
+def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_writer) -> None:
     _call_and_validate(case, seeded_writer, _SEEDED["writer"])
 
 
 @reader.parametrize()
-def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader):
+def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader) -> None:
     _call_and_validate(case, seeded_reader, _SEEDED["reader"])
 
 
 @masked.parametrize()
-def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked):
+def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked) -> None:
     _call_and_validate(case, seeded_masked, _SEEDED["masked"])
 
 
@@ -323,7 +325,7 @@ def _stored_items(stack, customer_id: str) -> list:
 @pytest.mark.parametrize("path, method, limit", BODY_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in BODY_OPERATIONS])
 def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(
     local_stack, customer_id, path, method, limit
-):
+) -> None:
     # Body routes are the writer's, and the reader's search (a POST so the email stays out of URLs).
     on_writer = (path, method.lower()) in _operations("writer")
     operation = (writer if on_writer else reader)[path][method]
@@ -346,7 +348,7 @@ def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_st
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
 def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(
     local_stack, customer_id, content_type
-):
+) -> None:
     path = "/customers/{customer_id}/people"
     response = requests.get(
         f"{local_stack.reader_url}/customers/{customer_id}/people",
@@ -363,7 +365,7 @@ def test_given_reader_when_request_declares_a_non_json_body_then_415_as_document
 
 def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(
     local_stack, customer_id
-):
+) -> None:
     """Regression: the reader returned addresses such as ü@bücher.de that `format: email` forbids."""
     person = {**SEEDED_PEOPLE[1], "email": "jürgen@bücher.example"}
     created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
@@ -379,7 +381,9 @@ def test_given_an_internationalised_email_when_read_back_then_the_answer_conform
     )
 
 
-def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(local_stack, customer_id):
+def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(
+    local_stack, customer_id
+) -> None:
     """Round trip: what the writer accepts, the reader must return within its document."""
     create = writer["/customers/{customer_id}/people"]["POST"]
     read = reader["/customers/{customer_id}/people/{person_id}"]["GET"]
@@ -393,7 +397,7 @@ def test_given_generated_valid_people_when_created_then_the_reader_returns_them_
         suppress_health_check=list(hypothesis.HealthCheck),
     )
     @hypothesis.given(case=create.as_strategy(path_parameters={"customer_id": customer_id}))
-    def round_trip(case):
+    def round_trip(case) -> None:
         response = case.call(base_url=local_stack.writer_url)
         case.validate_response(response, checks=HOSTILE_CHECKS)
         if response.status_code != 201:

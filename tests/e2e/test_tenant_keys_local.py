@@ -31,7 +31,7 @@ def clients(stack, principal=principals.OPERATOR):
     )
 
 
-def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(local_stack, customer_id):
+def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(local_stack, customer_id) -> None:
     kms, ddb, settings = clients(local_stack)
     own_key = onboard(kms, ddb, settings, customer_id)["key_arn"]
     person = sample.person()
@@ -70,7 +70,9 @@ def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read
     assert read_person(local_stack, customer_id, person_id)["data"]["email"] == person["email"]
 
 
-def test_given_a_disabled_tenant_key_on_the_local_stack_then_a_read_answers_key_unavailable(local_stack, customer_id):
+def test_given_a_disabled_tenant_key_on_the_local_stack_then_a_read_answers_key_unavailable(
+    local_stack, customer_id
+) -> None:
     kms, ddb, settings = clients(local_stack)
     own_key = onboard(kms, ddb, settings, customer_id)["key_arn"]
     person_id = create_person(local_stack, customer_id).json()["id"]

@@ -2,6 +2,7 @@
 creates every key and table of the specs once, then finds what exists."""
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -20,7 +21,7 @@ READER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-reader"
 
 
 @pytest.fixture
-def clients(aws_env):
+def clients(aws_env: None):
     with mock_aws():
         yield (
             boto3.client("kms", region_name="us-east-1"),
@@ -28,7 +29,7 @@ def clients(aws_env):
         )
 
 
-def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients):
+def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb)
@@ -52,7 +53,7 @@ def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients
     assert key["KeyUsage"] == "ENCRYPT_DECRYPT"
 
 
-def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is_created(clients):
+def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is_created(clients) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb)
 
@@ -72,7 +73,7 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     ]
 
 
-def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_declares(clients):
+def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_declares(clients) -> None:
     """The same specs as the base stack's tables (infra.specs): keys, indexes, stream, TTL, backups."""
     kms, ddb = clients
 
@@ -94,7 +95,7 @@ def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_
     assert result["stream_arn"] == ddb.describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
 
 
-def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
+def test_given_custom_names_when_bootstrapping_then_they_are_used(clients) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb, base="pv-test")
@@ -105,7 +106,7 @@ def test_given_custom_names_when_bootstrapping_then_they_are_used(clients):
     assert kms.describe_key(KeyId="alias/pv-test-beacon")["KeyMetadata"]["KeyId"] == result["beacon_key_id"]
 
 
-def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(clients):
+def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(clients) -> None:
     kms, ddb = clients
     ddb.create_table(
         TableName="pii-vault",
@@ -118,7 +119,7 @@ def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(cl
         bootstrap(kms, ddb)
 
 
-def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(clients):
+def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(clients) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb)
@@ -130,7 +131,7 @@ def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_t
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
 
 
-def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(clients):
+def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(clients) -> None:
     from chalicelib.store import fleet_table
 
     kms, ddb = clients
@@ -172,7 +173,7 @@ def _state(kms, ddb, key_id):
     }
 
 
-def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clients):
+def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clients) -> None:
     kms, ddb = clients
     changes = []
 
@@ -222,7 +223,7 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         assert [s["Sid"] for s in policy["Statement"]] == ["KeyAdministrationWithoutCryptographicUse"]
 
 
-def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(clients):
+def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(clients) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
     before = _state(kms, ddb, first["key_id"])
@@ -235,7 +236,7 @@ def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(
     assert _state(kms, ddb, first["key_id"]) == before
 
 
-def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients):
+def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
     tightened = render(key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE}))
@@ -246,7 +247,7 @@ def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(c
     assert kms.get_key_policy(KeyId=first["key_id"], PolicyName="default")["Policy"] == tightened
 
 
-def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_is_fixed(clients):
+def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_is_fixed(clients) -> None:
     kms, ddb = clients
     bootstrap(kms, ddb)  # no admin: service default key policy
     key_id = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["KeyId"]
@@ -269,8 +270,8 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
 
 
 def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file(
-    aws_env, tmp_path, capsys, monkeypatch
-):
+    aws_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["--region", "us-east-1", "--admin-arn", ADMIN]
     with mock_aws():
@@ -293,10 +294,10 @@ def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file
         ("arn:aws:iam::123456789012:user/ops", "arn:aws:iam::123456789012:user/ops"),
     ],
 )
-def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller, admin):
+def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller, admin) -> None:
     assert admin_from_caller(caller) == admin
 
 
-def test_given_the_root_caller_then_it_is_refused_as_admin():
+def test_given_the_root_caller_then_it_is_refused_as_admin() -> None:
     with pytest.raises(BootstrapError, match="--admin-arn"):
         admin_from_caller("arn:aws:iam::123456789012:root")

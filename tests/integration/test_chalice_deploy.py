@@ -130,7 +130,7 @@ def _api_state(apigateway: Any, api_id: str) -> dict[str, Any]:
 
 def test_given_a_chalice_deployed_api_stage_when_post_deploy_runs_twice_then_it_holds_the_merge_template_settings(
     env: Env,
-):
+) -> None:
     deployment = chalice_deployed(env, "writer")
     assert deployment.api is not None
     apigateway, lambda_ = env.client("apigateway"), env.client("lambda")
@@ -168,7 +168,7 @@ def test_given_a_chalice_deployed_api_stage_when_post_deploy_runs_twice_then_it_
     assert operations[: len(answers) + 2] == ["PutGatewayResponse"] * len(answers) + ["CreateDeployment", "UpdateStage"]
 
 
-def test_given_the_indexer_when_post_deploy_runs_then_its_mapping_gets_the_template_s_stream_settings(env: Env):
+def test_given_the_indexer_when_post_deploy_runs_then_its_mapping_gets_the_template_s_stream_settings(env: Env) -> None:
     deployment = chalice_deployed(env, "indexer")
     destination = "arn:aws:sqs:us-east-1:111122223333:pii-vault-t-stream-failures"
     stream = next(f for f in deployment.functions if f.trigger == "stream")
@@ -186,7 +186,9 @@ def test_given_the_indexer_when_post_deploy_runs_then_its_mapping_gets_the_templ
     assert logged == {f.name for f in deployment.functions}
 
 
-def test_given_stage_stacks_then_chalice_deploy_is_refused_and_given_chalice_functions_then_the_package_path(env: Env):
+def test_given_stage_stacks_then_chalice_deploy_is_refused_and_given_chalice_functions_then_the_package_path(
+    env: Env,
+) -> None:
     cfn, lambda_ = boto3.client("cloudformation", region_name=REGION), boto3.client("lambda", region_name=REGION)
     refuse_chalice_deploy(cfn, lambda_, ENV)  # nothing deployed: both paths open
     refuse_package_deploy(lambda_, ENV)
@@ -206,7 +208,9 @@ def test_given_stage_stacks_then_chalice_deploy_is_refused_and_given_chalice_fun
         refuse_package_deploy(lambda_, ENV)
 
 
-def test_given_the_base_outputs_then_the_project_links_the_code_and_keeps_chalice_s_records(env: Env, tmp_path: Path):
+def test_given_the_base_outputs_then_the_project_links_the_code_and_keeps_chalice_s_records(
+    env: Env, tmp_path: Path
+) -> None:
     project = write_project(ENV, env.outputs, out=tmp_path / "deploy", params_dir=env.params)
     record = project / ".chalice" / "deployed" / f"{ENV}-writer.json"
     record.parent.mkdir()

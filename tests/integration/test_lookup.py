@@ -64,7 +64,9 @@ def search(stack: Stack, email: str, customer: str = "acme", **extra: Any) -> An
     return body_of(response)["items"]
 
 
-def test_given_a_new_person_when_the_stream_is_indexed_then_search_finds_the_same_view_as_get(indexed) -> None:
+def test_given_a_new_person_when_the_stream_is_indexed_then_search_finds_the_same_view_as_get(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     person_id = create(stack)
     assert search(stack, PERSON["email"]) == []  # eventually consistent: not indexed yet
@@ -77,14 +79,16 @@ def test_given_a_new_person_when_the_stream_is_indexed_then_search_finds_the_sam
     assert poller.counts["written"] == 1
 
 
-def test_given_an_indexed_person_when_the_local_part_differs_in_case_then_not_found(indexed) -> None:
+def test_given_an_indexed_person_when_the_local_part_differs_in_case_then_not_found(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     create(stack)
     poller.drain()
     assert search(stack, "ottoline.vb@example.com") == []  # local parts keep their case
 
 
-def test_given_fields_when_searching_then_only_those_fields_answer(indexed) -> None:
+def test_given_fields_when_searching_then_only_those_fields_answer(indexed: tuple[Stack, StreamPoller]) -> None:
     stack, poller = indexed
     create(stack)
     poller.drain()
@@ -99,7 +103,9 @@ def beacon_items(stack: Stack) -> dict[tuple[str, str], dict[str, Any]]:
 BEACONS = "pii-vault-beacons"
 
 
-def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_only_its_own(indexed) -> None:
+def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_only_its_own(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     a, b = create(stack, "acme"), create(stack, "globex")
     poller.drain()
@@ -110,7 +116,9 @@ def test_given_the_same_email_in_two_tenants_then_beacons_differ_and_each_finds_
     assert [p["id"] for p in search(stack, PERSON["email"], "globex")] == [b]
 
 
-def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_write_no_beacon(indexed) -> None:
+def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_write_no_beacon(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     person_id = create(stack)
     poller.drain()
@@ -128,7 +136,9 @@ def test_given_put_and_patch_then_the_beacon_follows_the_email_and_other_fields_
     assert [p["data"]["name"] for p in search(stack, new["email"])] == ["Otto"]
 
 
-def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(indexed) -> None:
+def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     create(stack)
     poller.drain()  # INSERT -> beacon written in the beacon table, whose writes feed no stream it reads
@@ -136,7 +146,7 @@ def test_given_indexer_beacon_writes_then_they_do_not_feed_the_indexer_again(ind
     assert poller.drain() == 0
 
 
-def test_given_a_malformed_email_when_searching_then_400_without_the_value(indexed) -> None:
+def test_given_a_malformed_email_when_searching_then_400_without_the_value(indexed: tuple[Stack, StreamPoller]) -> None:
     stack, _ = indexed
     response = send(stack.reader, "POST", "/customers/acme/people/search", {"email": "not-an-email@@x"})
     assert response.status_code == 400
@@ -146,7 +156,7 @@ def test_given_a_malformed_email_when_searching_then_400_without_the_value(index
     assert send(stack.reader, "POST", "/customers/acme/people/search", {"email": 3}).status_code == 400
 
 
-def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> None:
+def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed: tuple[Stack, StreamPoller]) -> None:
     stack, poller = indexed
     person_id = create(stack)
     send(stack.writer, "PUT", f"/customers/acme/people/{person_id}", {**PERSON, "email": "ottoline.other@example.net"})
@@ -162,7 +172,9 @@ def test_given_a_stale_stream_record_then_a_newer_beacon_is_kept(indexed) -> Non
     assert [p["id"] for p in search(stack, "ottoline.other@example.net")] == [person_id]
 
 
-def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledger_keeps_ids_only(indexed) -> None:
+def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledger_keeps_ids_only(
+    indexed: tuple[Stack, StreamPoller],
+) -> None:
     stack, poller = indexed
     person_id = create(stack, **{"Idempotency-Key": str(uuid.uuid4())})
     poller.drain()
@@ -186,7 +198,7 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     assert set(item) == {"customer", "erasure", "customer_id", "kind", "record_id", "erased_at"}
 
 
-def test_given_a_delete_at_a_stale_version_then_412_and_no_ledger_entry(indexed) -> None:
+def test_given_a_delete_at_a_stale_version_then_412_and_no_ledger_entry(indexed: tuple[Stack, StreamPoller]) -> None:
     stack, _ = indexed
     person_id = create(stack)
     response = send(stack.writer, "DELETE", f"/customers/acme/people/{person_id}", **{"If-Match": '"7"'})
@@ -208,7 +220,9 @@ def test_given_the_indexer_role_then_the_app_has_the_stream_handler_and_backfill
     assert set(app.pure_lambda_functions[i].name for i in range(len(app.pure_lambda_functions))) == {"backfill"}
 
 
-def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_its_policy_allows_it(stack) -> None:
+def test_given_the_indexer_then_every_table_read_names_only_its_attributes_and_its_policy_allows_it(
+    stack: Stack,
+) -> None:
     """The real calls (stream and backfill) checked against the generated policy
     (tests/policy_eval.py: moto does not evaluate conditions), and what came back."""
     from chalicelib.service.jobs import Control, SegmentRun, backfill_segment

@@ -78,7 +78,9 @@ def patched() -> Iterator[None]:
         moto_transactions.uninstall()
 
 
-def test_given_plain_moto_when_a_committed_transaction_is_retried_with_its_token_then_moto_runs_it_again(ddb):
+def test_given_plain_moto_when_a_committed_transaction_is_retried_with_its_token_then_moto_runs_it_again(
+    ddb: Any,
+) -> None:
     ddb.transact_write_items(**_delete_once("one-call"))
 
     with pytest.raises(ClientError) as refused:
@@ -88,7 +90,7 @@ def test_given_plain_moto_when_a_committed_transaction_is_retried_with_its_token
     assert reasons[0] == "ConditionalCheckFailed"
 
 
-def test_given_botocore_when_a_transaction_is_sent_then_it_carries_a_client_request_token(ddb):
+def test_given_botocore_when_a_transaction_is_sent_then_it_carries_a_client_request_token(ddb: Any) -> None:
     sent: list[dict[str, Any]] = []
     ddb.meta.events.register(
         "before-call.dynamodb.TransactWriteItems", lambda params, **_: sent.append(json.loads(params["body"]))
@@ -100,8 +102,8 @@ def test_given_botocore_when_a_transaction_is_sent_then_it_carries_a_client_requ
 
 
 def test_given_the_patch_when_a_committed_transaction_is_retried_with_its_token_then_it_succeeds_without_effect(
-    ddb, patched
-):
+    ddb: Any, patched: None
+) -> None:
     ddb.transact_write_items(**_delete_once("one-call"))
     ddb.transact_write_items(**_delete_once("one-call"))
 
@@ -109,7 +111,9 @@ def test_given_the_patch_when_a_committed_transaction_is_retried_with_its_token_
     assert ddb.get_item(TableName=TABLE, Key=_key("ledger"))["Item"]["n"] == {"N": "1"}  # applied once
 
 
-def test_given_the_patch_when_a_token_is_reused_with_other_items_then_dynamodb_refuses_the_mismatch(ddb, patched):
+def test_given_the_patch_when_a_token_is_reused_with_other_items_then_dynamodb_refuses_the_mismatch(
+    ddb: Any, patched: None
+) -> None:
     ddb.transact_write_items(**_delete_once("one-call"))
     other = _delete_once("one-call")
     other["TransactItems"][1]["Update"]["ExpressionAttributeValues"][":one"] = {"N": "2"}
@@ -122,8 +126,8 @@ def test_given_the_patch_when_a_token_is_reused_with_other_items_then_dynamodb_r
 
 
 def test_given_the_patch_when_a_cancelled_transaction_is_retried_with_its_token_then_it_is_evaluated_again(
-    ddb, patched
-):
+    ddb: Any, patched: None
+) -> None:
     ddb.delete_item(TableName=TABLE, Key=_key("a"))
     with pytest.raises(ClientError):
         ddb.transact_write_items(**_delete_once("one-call"))  # cancelled: nothing to delete
@@ -134,7 +138,9 @@ def test_given_the_patch_when_a_cancelled_transaction_is_retried_with_its_token_
     assert "Item" not in ddb.get_item(TableName=TABLE, Key=_key("a"))
 
 
-def test_given_the_patch_when_a_transaction_is_cancelled_then_items_and_stream_are_as_before(ddb, patched, monkeypatch):
+def test_given_the_patch_when_a_transaction_is_cancelled_then_items_and_stream_are_as_before(
+    ddb: Any, patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from moto.dynamodb.models import dynamodb_backends
 
     backend = dynamodb_backends["123456789012"][REGION]

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.api import functions as job_functions
+from chalicelib.stages import API_STAGE_NAMES, JOB_STAGE_NAMES, JOB_STAGES, STAGE_NAMES, Function, Trigger
 from chalicelib.stages import stage as registry_stage
 from chalicelib.stages.registry import STREAM_DELIVERY
 from chalicelib.store import layout, tables
@@ -36,38 +37,30 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chalice-package"
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "/customers/{customer_id}"
-EXPECTED_ROUTES = {
-    "writer": {
-        ("POST", f"{CUSTOMER}/people"),
-        ("PUT", f"{CUSTOMER}/people/{{person_id}}"),
-        ("PATCH", f"{CUSTOMER}/people/{{person_id}}"),
-        ("DELETE", f"{CUSTOMER}/people/{{person_id}}"),
-        ("PUT", f"{CUSTOMER}/secrets/{{secret_id}}"),
-        ("DELETE", f"{CUSTOMER}/secrets/{{secret_id}}"),
-    },
-    "reader": {
-        ("GET", f"{CUSTOMER}/people/{{person_id}}"),
-        ("GET", f"{CUSTOMER}/people"),
-        ("POST", f"{CUSTOMER}/people/search"),  # read-only: a POST so the email stays out of URLs
-        ("GET", f"{CUSTOMER}/secrets/{{secret_id}}"),
-        ("GET", f"{CUSTOMER}/secrets/{{secret_id}}/versions"),
-    },
-    # Masked projections of people only: no secrets, no search, no write.
-    "masked": {
-        ("GET", f"{CUSTOMER}/people/{{person_id}}"),
-        ("GET", f"{CUSTOMER}/people"),
-    },
+# Each route and the API stages that serve it. Masked projections of people only: no secrets,
+# no search, no write; the reader's search is a POST so the email stays out of URLs.
+ROUTE_STAGES = {
+    ("POST", f"{CUSTOMER}/people"): {"writer"},
+    ("PUT", f"{CUSTOMER}/people/{{person_id}}"): {"writer"},
+    ("PATCH", f"{CUSTOMER}/people/{{person_id}}"): {"writer"},
+    ("DELETE", f"{CUSTOMER}/people/{{person_id}}"): {"writer"},
+    ("PUT", f"{CUSTOMER}/secrets/{{secret_id}}"): {"writer"},
+    ("DELETE", f"{CUSTOMER}/secrets/{{secret_id}}"): {"writer"},
+    ("GET", f"{CUSTOMER}/people/{{person_id}}"): {"reader", "masked"},
+    ("GET", f"{CUSTOMER}/people"): {"reader", "masked"},
+    ("POST", f"{CUSTOMER}/people/search"): {"reader"},
+    ("GET", f"{CUSTOMER}/secrets/{{secret_id}}"): {"reader"},
+    ("GET", f"{CUSTOMER}/secrets/{{secret_id}}/versions"): {"reader"},
 }
-# The job stages: functions only, by the logical ids chalice package gives them.
-EXPECTED_FUNCTIONS = {
-    "writer": {"APIHandler"},
-    "reader": {"APIHandler"},
-    "masked": {"APIHandler"},
-    "indexer": {"IndexBeacons", "Backfill"},
-    "offboard": {"Offboard"},
-    "rewrap": {"Rewrap"},
-}
-STAGES = sorted(EXPECTED_FUNCTIONS)
+
+
+def _expected_routes(stage: str) -> set[tuple[str, str]]:
+    return {route for route, stages in ROUTE_STAGES.items() if stage in stages}
+
+
+def _logical_id(function: Function) -> str:
+    """The logical id chalice package gives a function: APIHandler for the routes, else its CamelCase name."""
+    return "APIHandler" if function.trigger == Trigger.HTTP else function.name.title().replace("_", "")
 
 
 def _import(name: str) -> dict:
@@ -108,7 +101,7 @@ class Package:
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory) -> tuple[Path, float]:
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """``python -m infra package`` (what ``make package`` runs) into a temp dir."""
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if k not in ("PII_VAULT_ROLE", "AWS_ENDPOINT_URL")}
@@ -134,19 +127,19 @@ def _load(stage: str, packaged: tuple[Path, float]) -> Package:
     return Package(stage, template, names, out / stage / "deployment.zip", seconds)
 
 
-@pytest.fixture(scope="module", params=STAGES)
-def package(request, packaged) -> Package:
+@pytest.fixture(scope="module", params=STAGE_NAMES)
+def package(request: pytest.FixtureRequest, packaged: tuple[Path, float]) -> Package:
     """Every stage: API stages and job stages."""
     return _load(request.param, packaged)
 
 
-@pytest.fixture(scope="module", params=sorted(EXPECTED_ROUTES))
-def api_package(request, packaged) -> Package:
+@pytest.fixture(scope="module", params=API_STAGE_NAMES)
+def api_package(request: pytest.FixtureRequest, packaged: tuple[Path, float]) -> Package:
     return _load(request.param, packaged)
 
 
 @pytest.fixture(scope="module")
-def base(packaged) -> dict:
+def base(packaged: tuple[Path, float]) -> dict:
     out, _ = packaged
     return json.loads((out / "base.json").read_text(encoding="utf-8"))
 
@@ -159,30 +152,31 @@ def _functions(template: dict) -> dict:
     return _resources_of_type(template, "AWS::Serverless::Function")
 
 
-def test_given_an_api_stage_when_packaged_then_its_api_has_exactly_that_stage_routes(api_package):
+def test_given_an_api_stage_when_packaged_then_its_api_has_exactly_that_stage_routes(api_package: Package) -> None:
     paths = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
 
     routes = {(method.upper(), path) for path, item in paths.items() for method in item}
 
-    assert routes == EXPECTED_ROUTES[api_package.stage]
+    assert routes == _expected_routes(api_package.stage)
 
 
-def test_given_a_stage_when_packaged_then_it_holds_only_its_own_functions_and_a_job_stage_no_api(package):
+def test_given_a_stage_when_packaged_then_it_holds_only_its_own_functions_and_a_job_stage_no_api(
+    package: Package,
+) -> None:
     functions = _functions(package.template)
     apis = _resources_of_type(package.template, "AWS::Serverless::Api")
 
-    assert set(functions) == EXPECTED_FUNCTIONS[package.stage]
-    if package.stage in EXPECTED_ROUTES:
+    entry = registry_stage(package.stage)
+    assert set(functions) == {_logical_id(f) for f in entry.functions}
+    if entry.kind == "api":
         assert list(apis) == ["RestAPI"]
     else:
         # No route, no API, no invoke permission for API Gateway: invoked by the stream or by tools.jobs.
         assert not apis and not _resources_of_type(package.template, "AWS::Lambda::Permission")
-        assert {f["Properties"]["Handler"] for f in functions.values()} == {
-            f"app.{name}" for name in job_functions.FUNCTIONS[package.stage]
-        }
+        assert {f["Properties"]["Handler"] for f in functions.values()} == {f"app.{f.name}" for f in entry.functions}
 
 
-def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_package):
+def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_package: Package) -> None:
     swagger = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
     assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
@@ -191,7 +185,9 @@ def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_pa
             assert operation.get("security") == [{"sigv4": []}], f"{method.upper()} {path} is not IAM-authorized"
 
 
-def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_role_of_that_stage(package, base):
+def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_role_of_that_stage(
+    package: Package, base: dict
+) -> None:
     """The role (and its generated policy) lives in the base stack, next to the key whose
     policy names it; the stage template creates no role of its own."""
     role = f"{package.stage.capitalize()}RoleArn"
@@ -203,8 +199,8 @@ def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_ro
 
 
 def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_stack_and_no_placeholder_is_left(
-    package, base
-):
+    package: Package, base: dict
+) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     text = json.dumps(package.template)
 
@@ -214,43 +210,46 @@ def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_
     assert ROLE_STAND_IN not in text and STREAM_STAND_IN not in text
 
 
-def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(package):
-    expected = {"PII_VAULT_ROLE": package.stage, "PII_VAULT_TABLE": _import("TableName")}
-    if package.stage not in ("offboard", "rewrap"):  # they read no KMS key id (rewrap: from each event)
-        # Not an alias (chalice local's default): the base stack's key ARN.
-        expected["PII_VAULT_KMS_KEY_ID"] = _import("KeyArn")
-    expected.update(
-        {
-            "writer": {
-                "PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", {"Ref": "AllowedCallers"}]},
-                "PII_VAULT_IDEMPOTENCY_TABLE": _import("IdempotencyTableName"),
-                "PII_VAULT_LEDGER_TABLE": _import("LedgerTableName"),
-            },
-            "reader": {
-                "PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", {"Ref": "AllowedCallers"}]},
-                # What a deployed search needs: the beacon HMAC key, pinned by ARN.
-                "PII_VAULT_BEACON_KEY_ID": _import("BeaconKeyArn"),
-            },
-            "masked": {"PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", {"Ref": "AllowedCallers"}]}},
-            "indexer": {
-                "PII_VAULT_BEACON_KEY_ID": _import("BeaconKeyArn"),
-                "PII_VAULT_STREAM_ARN": _import("TableStreamArn"),
-                "PII_VAULT_JOBS_TABLE": _import("JobsTableName"),
-            },
-            "offboard": {
-                "PII_VAULT_IDEMPOTENCY_TABLE": _import("IdempotencyTableName"),
-                "PII_VAULT_LEDGER_TABLE": _import("LedgerTableName"),
-                "PII_VAULT_JOBS_TABLE": _import("JobsTableName"),
-            },
-            "rewrap": {"PII_VAULT_JOBS_TABLE": _import("JobsTableName")},
-        }[package.stage]
-    )
-    if package.stage in ("writer", "reader", "masked", "indexer"):  # they resolve a tenant's own key
-        expected["PII_VAULT_TENANTS_TABLE"] = _import("TenantsTableName")
+# What a deployed function's variable holds wherever it is set: the base stack's names and ARNs
+# (the KMS key by ARN, not an alias as chalice local's default), the caller allow-list parameter.
+DEPLOYED_VALUES = {
+    "PII_VAULT_TABLE": _import("TableName"),
+    "PII_VAULT_KMS_KEY_ID": _import("KeyArn"),
+    "PII_VAULT_ALLOWED_CALLERS": {"Fn::Join": [",", {"Ref": "AllowedCallers"}]},
+    "PII_VAULT_IDEMPOTENCY_TABLE": _import("IdempotencyTableName"),
+    "PII_VAULT_LEDGER_TABLE": _import("LedgerTableName"),
+    "PII_VAULT_BEACON_KEY_ID": _import("BeaconKeyArn"),
+    "PII_VAULT_STREAM_ARN": _import("TableStreamArn"),
+    "PII_VAULT_JOBS_TABLE": _import("JobsTableName"),
+    "PII_VAULT_TENANTS_TABLE": _import("TenantsTableName"),
+}
+# Which stages a variable is given to, by what they do.
+GIVEN_TO = {
+    "PII_VAULT_TABLE": set(STAGE_NAMES),
+    "PII_VAULT_KMS_KEY_ID": set(STAGE_NAMES) - {"offboard", "rewrap"},  # rewrap: the key ids come with each event
+    "PII_VAULT_ALLOWED_CALLERS": set(API_STAGE_NAMES),  # API Gateway's callers
+    "PII_VAULT_IDEMPOTENCY_TABLE": {"writer", "offboard"},  # acknowledged requests, replayed
+    "PII_VAULT_LEDGER_TABLE": {"writer", "offboard"},  # the erasures they record
+    "PII_VAULT_BEACON_KEY_ID": {"reader", "indexer"},  # search: the beacon HMAC key, pinned by ARN
+    "PII_VAULT_STREAM_ARN": {"indexer"},
+    "PII_VAULT_JOBS_TABLE": set(JOB_STAGE_NAMES),  # the jobs' checkpoints
+    # Every stage that seals or opens a record resolves a tenant's own key (issue 20: masked had none).
+    "PII_VAULT_TENANTS_TABLE": {*API_STAGE_NAMES, "indexer"},
+}
+
+
+def test_given_a_stage_when_packaged_then_the_function_environment_names_the_role_the_tables_and_keys_by_arn(
+    package: Package,
+) -> None:
+    expected = {"PII_VAULT_ROLE": package.stage} | {
+        name: DEPLOYED_VALUES[name] for name, stages in GIVEN_TO.items() if package.stage in stages
+    }
+    absent = {name for name, stages in GIVEN_TO.items() if package.stage not in stages}
     entry = registry_stage(package.stage)
     for function in _functions(package.template).values():
         variables = function["Properties"]["Environment"]["Variables"]
         assert {k: variables.get(k) for k in expected} == expected
+        assert not absent & set(variables)
         # Exactly the variables the stage reads (the registry's), nothing left over from chalice's config.
         assert set(variables) == {"PII_VAULT_ROLE", *(v.env for v in entry.deployed_variables)}
     if package.stage == "offboard":  # no KMS permission: no beacon key, no stream
@@ -260,8 +259,8 @@ def test_given_a_stage_when_packaged_then_the_function_environment_names_the_rol
 
 
 def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the_base_stack_table_stream(
-    packaged, base
-):
+    packaged: tuple[Path, float], base: dict
+) -> None:
     indexer = _load("indexer", packaged).template
     functions = _functions(indexer)
     (name,) = (n for n, f in functions.items() if "Events" in f["Properties"])  # one event source, one function
@@ -284,7 +283,9 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
         assert _functions(_load(stage, packaged).template)[function]["Properties"]["Timeout"] == 900
 
 
-def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(base):
+def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(
+    base: dict,
+) -> None:
     resources = base["Resources"]
     key = resources["BeaconKey"]["Properties"]
     table = resources["PiiTable"]["Properties"]
@@ -327,8 +328,8 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
 
 
 def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack_groups_its_role_may_write(
-    package, base
-):
+    package: Package, base: dict
+) -> None:
     """Each function logs (JSON) to a group the base stack creates (retention, metric filters,
     alarms by that name) and which its role's generated policy lets it write."""
     groups = {
@@ -356,13 +357,13 @@ def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack
         assert f"/aws/lambda/{name}" in groups and f"/aws/lambda/{name}" in writable
         assert props["Tracing"] == "Active"
         assert props["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
-    if package.stage in EXPECTED_ROUTES:
+    if registry_stage(package.stage).kind == "api":
         assert package.template["Resources"]["RestAPI"]["Properties"]["Name"] == {
             "Fn::Sub": f"pii-vault-${{Environment}}-{package.stage}"
         }
 
 
-def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(base):
+def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(base: dict) -> None:
     alarms = {n: r["Properties"] for n, r in base["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
     age = alarms["IndexerIteratorAgeAlarm"]
@@ -373,15 +374,18 @@ def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_li
             "Value": {"Fn::Sub": f"pii-vault-${{Environment}}-indexer-{job_functions.STREAM_FUNCTION}"},
         }
     ]
-    for stage, names in job_functions.FUNCTIONS.items():
-        for name in names:
-            dims = [{"Name": "FunctionName", "Value": {"Fn::Sub": f"pii-vault-${{Environment}}-{stage}-{name}"}}]
+    for job in JOB_STAGES:
+        for function in job.functions:
+            name = f"pii-vault-${{Environment}}-{job.name}-{function.name}"
+            dims = [{"Name": "FunctionName", "Value": {"Fn::Sub": name}}]
             metrics = {a["MetricName"] for a in alarms.values() if a.get("Dimensions") == dims}
             assert {"Errors", "Throttles"} <= metrics, name
     assert alarms["IndexerIntegrityErrorsAlarm"]["MetricName"] == "IndexerIntegrityErrors"
 
 
-def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_resource_policy(api_package):
+def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_resource_policy(
+    api_package: Package,
+) -> None:
     swagger = api_package.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
 
     assert swagger["x-amazon-apigateway-policy"]["Fn::If"][0] == "HasAllowedCallers"
@@ -392,7 +396,7 @@ def test_given_an_api_stage_when_packaged_then_its_api_carries_the_allow_list_re
     assert json.loads(responses["ACCESS_DENIED"]["responseTemplates"]["application/json"])["code"] == "not_found"
 
 
-def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package):
+def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_function_runtime(package: Package) -> None:
     (runtime,) = {f["Properties"]["Runtime"] for f in _functions(package.template).values()}
     tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
     sources = {n for n in package.zip_names if n.endswith(".py")}
@@ -404,7 +408,7 @@ def test_given_a_stage_when_packaged_then_the_zip_holds_bytecode_for_the_functio
     assert not [n for n in package.zip_names if n.endswith(".pyc") and f".{tag}." not in n]
 
 
-def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_no_dev_tooling(package):
+def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_no_dev_tooling(package: Package) -> None:
     names = package.zip_names
     wheel_tags = [n for n in names if n.startswith("cryptography-") and n.endswith(".dist-info/WHEEL")]
 
@@ -422,16 +426,18 @@ def test_given_a_stage_when_packaged_then_the_zip_ships_linux_cryptography_and_n
     assert not [n for n in names if n.startswith("chalicelib/") and not n.endswith((".py", ".pyc"))]
 
 
-def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(packaged):
+def test_given_every_packaged_artefact_then_none_holds_a_literal_account_id(packaged: tuple[Path, float]) -> None:
     out, _ = packaged
     texts = [p for p in out.rglob("*.json")]
 
-    assert len(texts) >= 1 + 2 * len(STAGES)  # base, a merge template and a sam.json per stage
+    assert len(texts) >= 1 + 2 * len(STAGE_NAMES)  # base, a merge template and a sam.json per stage
     for path in texts:
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text(encoding="utf-8")), path
 
 
-def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(packaged):
+def test_given_the_masked_stage_when_packaged_then_its_function_knows_no_fleet_idempotency_or_ledger_table(
+    packaged: tuple[Path, float],
+) -> None:
     """The masked stage reads the PII table (masked attributes) and nothing else: no other table is configured."""
     out, _ = packaged
     template = json.loads((out / "masked" / "sam.json").read_text(encoding="utf-8"))

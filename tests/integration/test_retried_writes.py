@@ -76,7 +76,9 @@ def world(aws_env: None) -> Iterator[tuple[Client, Client, LostFirstAnswers, Any
         moto_transactions.uninstall()
 
 
-def test_given_lost_answers_when_a_person_is_created_patched_replaced_and_deleted_then_each_answer_is_right(world):
+def test_given_lost_answers_when_a_person_is_created_patched_replaced_and_deleted_then_each_answer_is_right(
+    world: tuple[Client, Client, LostFirstAnswers, Any],
+) -> None:
     writer, reader, lossy, ddb = world
     path = "/customers/acme/people"
 
@@ -98,8 +100,8 @@ def test_given_lost_answers_when_a_person_is_created_patched_replaced_and_delete
 
 
 def test_given_a_create_whose_id_holds_another_person_then_it_is_still_refused_and_the_log_names_the_cause(
-    world, caplog
-):
+    world: tuple[Client, Client, LostFirstAnswers, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     from chalicelib.store import DynamoDbStore
     from chalicelib.store.dynamodb import DynamoDbTable
     from chalicelib.store.records import META_UPDATED, PersonRecord

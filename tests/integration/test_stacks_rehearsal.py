@@ -100,7 +100,9 @@ def base_stack(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         yield {"admin": admin, "outputs": outputs}
 
 
-def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_created(base_stack):
+def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_created(
+    base_stack: dict[str, Any],
+) -> None:
     outputs = base_stack["outputs"]
     kms = boto3.client("kms", region_name=REGION)
 
@@ -121,7 +123,9 @@ def test_given_the_base_template_on_moto_then_the_key_policy_names_the_roles_it_
     assert aliases[f"alias/pii-vault-{ENV}-beacon"] == outputs["BeaconKeyArn"].rsplit("/", 1)[1]
 
 
-def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_protected(base_stack):
+def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_protected(
+    base_stack: dict[str, Any],
+) -> None:
     """(moto's CloudFormation ignores PointInTimeRecoverySpecification: PITR is checked on the
     template in tests/unit/test_stacks.py.)"""
     ddb = boto3.client("dynamodb", region_name=REGION)
@@ -145,7 +149,9 @@ def test_given_the_base_template_on_moto_then_the_tables_are_on_demand_and_prote
     assert not ddb.describe_table(TableName=outputs["TableName"])["Table"].get("GlobalSecondaryIndexes")
 
 
-def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(base_stack):
+def test_given_the_base_template_on_moto_then_each_role_holds_the_generator_policy_for_the_created_arns(
+    base_stack: dict[str, Any],
+) -> None:
     iam = boto3.client("iam", region_name=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
     outputs = base_stack["outputs"]
@@ -204,7 +210,9 @@ def _invoke(app: Any, method: str, resource: str, params: dict[str, str], caller
     return app(event, None)
 
 
-def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes_and_reads_back(base_stack):
+def test_given_both_stages_wired_to_the_base_outputs_then_a_listed_caller_writes_and_reads_back(
+    base_stack: dict[str, Any],
+) -> None:
     outputs = base_stack["outputs"]
     envs = {entry.name: _environment(entry.name, outputs, [CALLER]) for entry in API_STAGES}
     # As in Lambda: the key pinned by ARN (an alias would be refused at start).
@@ -260,7 +268,9 @@ PERSON = {
 }
 
 
-def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_its_records(base_stack):
+def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_its_records(
+    base_stack: dict[str, Any],
+) -> None:
     """The deploy-only bug of issue 20: the masked template lacked PII_VAULT_TENANTS_TABLE, so the
     deployed masked stage opened tenant-keyed records through the shared key and answered 502.
     Its environment now names the registry (from the settings it reads), and the read succeeds."""
@@ -292,8 +302,8 @@ def test_given_a_tenant_with_its_own_key_then_the_deployed_masked_stage_reads_it
 
 
 def test_given_every_stage_wired_to_the_base_outputs_then_a_written_person_is_found_by_email_and_offboarded(
-    base_stack,
-):
+    base_stack: dict[str, Any],
+) -> None:
     """What a deployed search needs, end to end: the table's stream (created by the base stack,
     read as the indexer's event source mapping would deliver it) feeds the indexer stage,
     which writes the beacon (beacon key) into the beacon table; the reader computes the search

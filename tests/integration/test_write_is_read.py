@@ -54,7 +54,9 @@ def _failed_update_all_old(ddb: Any, customer: str, person_id: str) -> dict[str,
     return item
 
 
-def test_given_an_indexed_person_when_the_writer_reads_it_back_through_a_failed_write_then_no_beacon(indexed) -> None:
+def test_given_an_indexed_person_when_the_writer_reads_it_back_through_a_failed_write_then_no_beacon(
+    indexed: tuple[Stack, StreamPoller, list[tuple[str, dict[str, Any]]]],
+) -> None:
     """The reported email oracle: a writer creates a probe person with a guessed email, waits for
     the indexer, and compares the beacons it reads back. The PII item now carries no beacon."""
     stack, poller, _ = indexed
@@ -69,7 +71,9 @@ def test_given_an_indexed_person_when_the_writer_reads_it_back_through_a_failed_
         assert layout.BEACON not in item
 
 
-def test_given_the_indexer_then_every_write_it_sends_goes_to_the_beacon_table(indexed) -> None:
+def test_given_the_indexer_then_every_write_it_sends_goes_to_the_beacon_table(
+    indexed: tuple[Stack, StreamPoller, list[tuple[str, dict[str, Any]]]],
+) -> None:
     """No write of any kind on the PII table (its failed conditions would hand back whole items)."""
     stack, poller, sent = indexed
     person_id = create(stack)

@@ -66,7 +66,9 @@ def services(events: Events) -> tuple[WriterService, ReaderService, InMemoryStor
     return writer, reader, repo
 
 
-def test_given_a_read_then_exactly_one_event_with_actor_tenant_record_and_field_names(services, events) -> None:
+def test_given_a_read_then_exactly_one_event_with_actor_tenant_record_and_field_names(
+    services: tuple[WriterService, ReaderService, InMemoryStore], events: Events
+) -> None:
     writer, reader, _ = services
     created = writer.create_person("acme", PERSON)
     events.take()
@@ -90,7 +92,9 @@ def test_given_a_read_then_exactly_one_event_with_actor_tenant_record_and_field_
     }
 
 
-def test_given_every_operation_then_one_event_each_and_never_a_value(services, events) -> None:
+def test_given_every_operation_then_one_event_each_and_never_a_value(
+    services: tuple[WriterService, ReaderService, InMemoryStore], events: Events
+) -> None:
     writer, reader, _ = services
     created = writer.create_person("acme", PERSON, actor=ALICE)
     writer.patch_person("acme", created.id, {"email": "o.v@vanderhoek.example"}, None, actor=ALICE)
@@ -123,7 +127,9 @@ def test_given_every_operation_then_one_event_each_and_never_a_value(services, e
         assert value not in text
 
 
-def test_given_a_failed_read_then_no_success_event_is_recorded(services, events) -> None:
+def test_given_a_failed_read_then_no_success_event_is_recorded(
+    services: tuple[WriterService, ReaderService, InMemoryStore], events: Events
+) -> None:
     writer, reader, repo = services
     created = writer.create_person("acme", PERSON)
     events.take()
@@ -138,7 +144,9 @@ def test_given_a_failed_read_then_no_success_event_is_recorded(services, events)
     assert events.take() == []
 
 
-def test_given_no_actor_then_the_event_says_anonymous(services, events) -> None:
+def test_given_no_actor_then_the_event_says_anonymous(
+    services: tuple[WriterService, ReaderService, InMemoryStore], events: Events
+) -> None:
     writer, _, _ = services
 
     writer.put_secret("acme", "hook", {"value": "sk_test_audit_value"})

@@ -8,6 +8,7 @@ Every route of both stages comes from the apps themselves (``create_app(role)`` 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,13 +37,9 @@ pytestmark = pytest.mark.unit
 ACCOUNT = "111122223333"
 INVOKE = "execute-api:Invoke"
 TAG = iam_callers.TENANT_TAG
-API = {
-    "writer": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:w1a2b3c4d5/api",
-    "reader": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:r1a2b3c4d5/api",
-    "masked": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:m1a2b3c4d5/api",
-}
+API = {stage: f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{stage[0]}1a2b3c4d5/api" for stage in ROLES}
 # The masked stage's caller must not reach the reader (full values) either.
-OTHER = {"writer": "reader", "reader": "writer", "masked": "reader"}
+OTHER = {stage: "writer" if stage == "reader" else "reader" for stage in ROLES}
 
 
 def _role(name: str) -> str:
@@ -409,11 +406,15 @@ def test_given_a_policy_for_cloudformation_then_only_iam_variables_are_escaped()
     assert iam_callers.cfn_sub({"v": "${*}x"}) == {"v": {"Fn::Sub": "${!*}x"}}
 
 
-def test_given_the_committed_caller_policies_when_checked_then_they_are_current(capsys) -> None:
+def test_given_the_committed_caller_policies_when_checked_then_they_are_current(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert access.main(["--check"]) == 0, capsys.readouterr().err
 
 
-def test_given_a_stale_caller_policy_when_checked_then_check_fails(tmp_path, capsys) -> None:
+def test_given_a_stale_caller_policy_when_checked_then_check_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert access.main(["--out-dir", str(tmp_path)]) == 0
     assert access.main(["--out-dir", str(tmp_path), "--check"]) == 0
     target = tmp_path / "reader-caller-tenant.json"
@@ -423,7 +424,7 @@ def test_given_a_stale_caller_policy_when_checked_then_check_fails(tmp_path, cap
     assert "reader-caller-tenant.json" in capsys.readouterr().err
 
 
-def test_given_deployed_api_arns_when_rendered_then_the_files_name_them(tmp_path) -> None:
+def test_given_deployed_api_arns_when_rendered_then_the_files_name_them(tmp_path: Path) -> None:
     args = ["--out-dir", str(tmp_path), "--api-arn", f"writer={API['writer']}", "--backend-arn", BACKEND]
 
     assert access.main(args) == 0

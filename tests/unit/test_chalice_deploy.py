@@ -36,13 +36,13 @@ def params(tmp_path: Path) -> Path:
     return params_dir(tmp_path, ENV)
 
 
-def test_given_the_registry_then_the_tracked_chalice_config_is_generated_from_it():
+def test_given_the_registry_then_the_tracked_chalice_config_is_generated_from_it() -> None:
     """`python -m infra chalice-config --check` in a test: a stage added to the registry, or a
     timeout changed, is in .chalice/config.json (chalice package and chalice local read it)."""
     assert (ROOT / ".chalice" / "config.json").read_text(encoding="utf-8") == render(tracked_config())
 
 
-def test_given_the_tracked_chalice_config_then_it_holds_every_stage_and_no_account_or_environment():
+def test_given_the_tracked_chalice_config_then_it_holds_every_stage_and_no_account_or_environment() -> None:
     config = tracked_config()
     text = render(config)
 
@@ -63,7 +63,7 @@ def test_given_the_tracked_chalice_config_then_it_holds_every_stage_and_no_accou
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
-def test_given_an_environment_then_the_project_stage_sets_what_the_merge_template_sets(name: str, params: Path):
+def test_given_an_environment_then_the_project_stage_sets_what_the_merge_template_sets(name: str, params: Path) -> None:
     outputs = base_outputs(ENV)
     deployed = stage_deployment(name, ENV, outputs, params)
     section = environment_config([deployed])["stages"][f"{ENV}-{name}"]
@@ -90,7 +90,9 @@ def test_given_an_environment_then_the_project_stage_sets_what_the_merge_templat
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
-def test_given_a_stage_then_its_evaluated_merge_template_environment_is_infra_environment_s(name: str, params: Path):
+def test_given_a_stage_then_its_evaluated_merge_template_environment_is_infra_environment_s(
+    name: str, params: Path
+) -> None:
     """Two evaluations of one source: the merge template's rendering of infra.environment,
     evaluated as CloudFormation would, and infra.environment.resolve."""
     outputs = base_outputs(ENV)
@@ -104,7 +106,7 @@ def test_given_a_stage_then_its_evaluated_merge_template_environment_is_infra_en
 
 def test_given_a_merge_template_setting_the_chalice_path_does_not_apply_then_the_deployment_refuses(
     params: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     def with_extra(name: str):
         template = merge_template(name)
         template.resources["APIHandler"].properties["EphemeralStorage"] = {"Size": 1024}
@@ -116,7 +118,7 @@ def test_given_a_merge_template_setting_the_chalice_path_does_not_apply_then_the
         stage_deployment("writer", ENV, base_outputs(ENV), params)
 
 
-def test_given_an_api_stage_then_the_post_deploy_sets_its_stage_as_the_merge_template_does(params: Path):
+def test_given_an_api_stage_then_the_post_deploy_sets_its_stage_as_the_merge_template_does(params: Path) -> None:
     api = stage_deployment("reader", ENV, base_outputs(ENV), params).api
     assert api is not None
 
@@ -142,7 +144,7 @@ def test_given_an_api_stage_then_the_post_deploy_sets_its_stage_as_the_merge_tem
         stage_operations(odd)
 
 
-def test_given_stream_event_settings_then_the_post_deploy_passes_them_to_the_mapping():
+def test_given_stream_event_settings_then_the_post_deploy_passes_them_to_the_mapping() -> None:
     destination = "arn:aws:sqs:us-east-1:111122223333:pii-vault-t-stream-failures"
     event = {
         "MaximumRetryAttempts": 3,
@@ -159,7 +161,7 @@ def test_given_stream_event_settings_then_the_post_deploy_passes_them_to_the_map
         event_source_settings({"StartingPosition": "LATEST"})
 
 
-def test_given_the_intrinsics_of_the_stage_templates_then_the_resolver_evaluates_them_as_cloudformation():
+def test_given_the_intrinsics_of_the_stage_templates_then_the_resolver_evaluates_them_as_cloudformation() -> None:
     context = Context("t", {"Callers": ["a", "b"], "Empty": [], "N": "5"}, {"KeyArn": "arn:k"}, {"AWS::Region": "r"})
     template = {
         "Conditions": {"HasCallers": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "Empty"}]}, ""]}]}},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -139,7 +140,7 @@ def test_given_another_url_without_region_then_it_says_what_to_pass() -> None:
         client.region_of("https://vault.example.com/x")
 
 
-def test_given_a_malformed_header_option_then_the_cli_exits_2(capsys) -> None:
+def test_given_a_malformed_header_option_then_the_cli_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["GET", "http://127.0.0.1:1/x", "-H", "no-colon"]) == 2
     assert "Name: value" in capsys.readouterr().err
 
@@ -361,7 +362,7 @@ def test_given_an_error_answer_then_the_exception_is_typed_by_code(status, body,
 
 
 @pytest.fixture
-def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Nothing in the environment or on disk for botocore's credential chain to find."""
     import os
 
@@ -377,7 +378,9 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002", "http://127.5.6.7:8002"]
 )
-def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_sign(no_credentials, url: str) -> None:
+def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_sign(
+    no_credentials: None, url: str
+) -> None:
     transport = FakeTransport(SECRET)
 
     Client(reader_url=url, transport=transport).get_secret("acme", "s")
@@ -392,7 +395,7 @@ def test_given_a_loopback_url_and_no_credentials_then_fixed_dummy_credentials_si
     "url",
     ["https://r1.execute-api.eu-west-1.amazonaws.com/api", "http://localhost.example.com", "http://10.0.0.8:8002"],
 )
-def test_given_a_remote_url_and_no_credentials_then_nothing_is_sent(no_credentials, url: str) -> None:
+def test_given_a_remote_url_and_no_credentials_then_nothing_is_sent(no_credentials: None, url: str) -> None:
     transport = FakeTransport()
 
     with pytest.raises(errors.CredentialsError):
@@ -401,7 +404,7 @@ def test_given_a_remote_url_and_no_credentials_then_nothing_is_sent(no_credentia
     assert transport.requests == []
 
 
-def test_given_the_cli_then_a_create_gets_a_key_and_the_answer_is_printed(capsys) -> None:
+def test_given_the_cli_then_a_create_gets_a_key_and_the_answer_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     transport = FakeTransport(
         (201, {"ETag": '"1"', "Location": "/customers/acme/people/x"}, {"id": "x"}), (404, {}, _error("not_found"))
     )

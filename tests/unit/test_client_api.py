@@ -289,3 +289,10 @@ def test_given_the_cli_subcommands_then_json_on_stdout_and_the_documented_exit_c
     assert json.loads(transport.requests[4][3]) == {"value": "whsec_from_stdin"}
     assert transport.requests[2][2]["If-Match"] == '"3"'
     assert cli_main(["people", "get", "acme", "x"], client=None) == 2  # no --reader-url: nothing sent
+
+
+def test_given_the_client_then_its_stages_are_the_registry_api_stages() -> None:
+    """The client is its own package and names the stages itself (its public API): the same ones."""
+    from pii_vault_client.base import STAGES
+
+    assert STAGES == ROLES

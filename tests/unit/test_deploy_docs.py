@@ -34,7 +34,7 @@ def _rows(table_text: str) -> dict[str, str]:
     return rows
 
 
-def test_given_the_deploy_guide_then_every_loop_covers_every_stage_of_the_registry():
+def test_given_the_deploy_guide_then_every_loop_covers_every_stage_of_the_registry() -> None:
     loops = re.findall(r"for stage in ([a-z ]+); do", GUIDE)
 
     assert loops, "no deploy loop"
@@ -42,7 +42,7 @@ def test_given_the_deploy_guide_then_every_loop_covers_every_stage_of_the_regist
         assert tuple(loop.split()) == STAGE_NAMES
 
 
-def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with_its_functions():
+def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with_its_functions() -> None:
     rows = _rows(_section(GUIDE, "## The stacks and stages"))
 
     assert set(rows) - {"stack / stage"} == {"base", *STAGE_NAMES}
@@ -58,7 +58,7 @@ def test_given_the_guide_then_its_stack_table_has_every_stage_on_both_paths_with
             assert "no API" in row
 
 
-def test_given_the_readme_then_its_deploy_part_names_both_paths_and_what_they_need_and_points_to_the_guide():
+def test_given_the_readme_then_its_deploy_part_names_both_paths_and_what_they_need_and_points_to_the_guide() -> None:
     deploying = _section(README, "## Deploying")
 
     assert "package + CloudFormation" in deploying and "`chalice deploy`" in deploying
@@ -66,7 +66,7 @@ def test_given_the_readme_then_its_deploy_part_names_both_paths_and_what_they_ne
     assert "(docs/deploy.md)" in deploying
 
 
-def test_given_the_guide_then_both_paths_run_every_stage_and_the_measured_reasons_against_cdk_are_given():
+def test_given_the_guide_then_both_paths_run_every_stage_and_the_measured_reasons_against_cdk_are_given() -> None:
     assert "chalice deploy --stage $ENV-$stage" in GUIDE
     assert "python -m infra post-deploy" in GUIDE
     assert "AWS CLI" in GUIDE and "artifact bucket" in GUIDE

@@ -68,7 +68,9 @@ def container(world, lifetime: int = DAY) -> FleetBuckets:
     return FleetBuckets(source, table, FleetSealingKeys(mac), lifetime_seconds=lifetime, clock=clock)
 
 
-def test_given_a_day_of_keys_filed_by_one_container_then_another_gets_them_all_with_one_query(world) -> None:
+def test_given_a_day_of_keys_filed_by_one_container_then_another_gets_them_all_with_one_query(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, table, _mac, clock = world
     hour = int(clock.now // 3600)
     refs = [source.make(hour - n % 20) for n in range(200)]  # 200 keys of one day
@@ -84,7 +86,9 @@ def test_given_a_day_of_keys_filed_by_one_container_then_another_gets_them_all_w
     assert second.entries() == 200
 
 
-def test_given_keys_of_many_days_then_one_query_per_day_and_the_day_is_the_references(world) -> None:
+def test_given_keys_of_many_days_then_one_query_per_day_and_the_day_is_the_references(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, table, _mac, clock = world
     hour = int(clock.now // 3600)
     refs = [source.make(hour - 24 * day) for day in range(30) for _ in range(5)]
@@ -99,7 +103,9 @@ def test_given_keys_of_many_days_then_one_query_per_day_and_the_day_is_the_refer
     assert {bucket_of(ref) for ref in refs} == {f"d{(hour - 24 * day) // 24}" for day in range(30)}
 
 
-def test_given_a_key_filed_after_this_containers_copy_then_it_is_fetched_alone(world) -> None:
+def test_given_a_key_filed_after_this_containers_copy_then_it_is_fetched_alone(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, table, _mac, clock = world
     hour = int(clock.now // 3600)
     early, late = source.make(hour), source.make(hour)
@@ -111,7 +117,9 @@ def test_given_a_key_filed_after_this_containers_copy_then_it_is_fetched_alone(w
     assert (source.calls, table.gets - gets, table.queries - queries) == (calls, 1, 0)
 
 
-def test_given_an_entry_then_a_container_keeps_its_key_no_longer_than_the_entry(world) -> None:
+def test_given_an_entry_then_a_container_keeps_its_key_no_longer_than_the_entry(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, _table, _mac, clock = world
     ref = source.make(int(clock.now // 3600))
     reader = CachingResolver(container(world, lifetime=3600), max_entries=100, max_age_seconds=10**6, clock=clock)
@@ -125,7 +133,9 @@ def test_given_an_entry_then_a_container_keeps_its_key_no_longer_than_the_entry(
     assert source.calls == calls + 1
 
 
-def test_given_a_poisoned_entry_then_it_is_dropped_and_kms_asked(world, caplog) -> None:
+def test_given_a_poisoned_entry_then_it_is_dropped_and_kms_asked(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock], caplog: pytest.LogCaptureFixture
+) -> None:
     """A reader credential can write this table: an entry holding another key under a real
     reference (sealed with a real epoch key) is refused by the reference's commitment."""
     source, table, mac, clock = world
@@ -142,7 +152,9 @@ def test_given_a_poisoned_entry_then_it_is_dropped_and_kms_asked(world, caplog) 
     assert "integrity_error" in caplog.text
 
 
-def test_given_a_tenant_scoped_key_then_the_fleet_is_never_used(world) -> None:
+def test_given_a_tenant_scoped_key_then_the_fleet_is_never_used(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, table, _mac, clock = world
     ref = source.make(int(clock.now // 3600))
     reader = container(world)
@@ -151,7 +163,9 @@ def test_given_a_tenant_scoped_key_then_the_fleet_is_never_used(world) -> None:
     assert source.calls == 3 and (table.queries, table.gets, table.puts) == (0, 0, 0)
 
 
-def test_given_the_table_down_then_reads_go_to_the_key_table_and_kms(world) -> None:
+def test_given_the_table_down_then_reads_go_to_the_key_table_and_kms(
+    world: tuple[KeySource, BucketMemory, CountingMac, Clock],
+) -> None:
     source, table, _mac, clock = world
     ref = source.make(int(clock.now // 3600))
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 STAGE_NAMES = [s.name for s in STAGES]
 
 
-def test_given_a_logical_id_added_twice_then_the_template_refuses_it():
+def test_given_a_logical_id_added_twice_then_the_template_refuses_it() -> None:
     template = Template("t")
     template.add("Table", Resource("AWS::DynamoDB::Table", {}))
     template.parameter("Environment", {"Type": "String"})
@@ -41,7 +41,7 @@ def test_given_a_logical_id_added_twice_then_the_template_refuses_it():
     assert template.render()["Resources"]["Table"]["Properties"] == {}
 
 
-def test_given_a_resource_then_its_checkov_skips_are_the_type_s_overridden_by_its_own_each_with_a_reason():
+def test_given_a_resource_then_its_checkov_skips_are_the_type_s_overridden_by_its_own_each_with_a_reason() -> None:
     plain = Resource("AWS::DynamoDB::Table", {}).render()
     own = Resource("AWS::DynamoDB::Table", {}, skips={"CKV_AWS_119": "own reason", "CKV_AWS_28": "no backups"}).render()
     untyped = Resource("AWS::KMS::Alias", {}).render()
@@ -54,7 +54,7 @@ def test_given_a_resource_then_its_checkov_skips_are_the_type_s_overridden_by_it
     assert "Metadata" not in untyped
 
 
-def test_given_the_registry_then_every_stage_has_grants_a_merge_template_and_parameters():
+def test_given_the_registry_then_every_stage_has_grants_a_merge_template_and_parameters() -> None:
     assert set(STAGE_GRANTS) == set(STAGE_NAMES)
     for name in STAGE_NAMES:
         template = merge_template(name).render()
@@ -62,7 +62,7 @@ def test_given_the_registry_then_every_stage_has_grants_a_merge_template_and_par
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
-def test_given_a_stage_then_its_template_environment_is_exactly_the_settings_it_reads(name: str):
+def test_given_a_stage_then_its_template_environment_is_exactly_the_settings_it_reads(name: str) -> None:
     """The environment-parity promise on the template side: every setting the stage reads is
     in its functions' environment (local-only ones aside), and nothing else but its role."""
     entry = stage(name)
@@ -78,7 +78,7 @@ def test_given_a_stage_then_its_template_environment_is_exactly_the_settings_it_
     assert "PII_VAULT_LOCAL_CALLER" not in json.dumps(template)
 
 
-def test_given_the_masked_and_rewrap_stages_then_their_tables_are_the_ones_they_read():
+def test_given_the_masked_and_rewrap_stages_then_their_tables_are_the_ones_they_read() -> None:
     """The two deploy-only bugs: the masked stage lacked the tenant registry (502 for tenant-keyed
     records), the rewrap stage got two tables it never reads."""
     masked = variables(stage("masked"))
@@ -90,7 +90,7 @@ def test_given_the_masked_and_rewrap_stages_then_their_tables_are_the_ones_they_
     assert "PII_VAULT_IDEMPOTENCY_TABLE" not in rewrap and "PII_VAULT_LEDGER_TABLE" not in rewrap
 
 
-def test_given_base_outputs_and_parameters_then_the_environment_resolves_as_cloudformation_would():
+def test_given_base_outputs_and_parameters_then_the_environment_resolves_as_cloudformation_would() -> None:
     outputs = {spec.output: f"out-{spec.output}" for spec in (*TABLES.values(), *KEYS.values())}
     outputs[STREAM_OUTPUT] = "out-stream"
     callers = ["arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/b"]
@@ -110,7 +110,7 @@ def test_given_base_outputs_and_parameters_then_the_environment_resolves_as_clou
     assert set(writer) == set(stage_values(stage("writer")))
 
 
-def test_given_every_tunable_then_it_is_a_parameter_of_its_stage_and_settable_per_environment(tmp_path: Path):
+def test_given_every_tunable_then_it_is_a_parameter_of_its_stage_and_settable_per_environment(tmp_path: Path) -> None:
     for entry in STAGES:
         declared = stage_parameters(entry)
         for setting in entry.variables:
@@ -133,7 +133,9 @@ def test_given_every_tunable_then_it_is_a_parameter_of_its_stage_and_settable_pe
         ({"writer": []}, "not an object"),
     ],
 )
-def test_given_a_parameter_file_naming_what_a_stack_does_not_declare_then_it_is_refused(tmp_path, content, message):
+def test_given_a_parameter_file_naming_what_a_stack_does_not_declare_then_it_is_refused(
+    tmp_path: Path, content, message
+) -> None:
     (tmp_path / "t.json").write_text(json.dumps(content), encoding="utf-8")
 
     with pytest.raises(TemplateError, match=message):
@@ -141,7 +143,7 @@ def test_given_a_parameter_file_naming_what_a_stack_does_not_declare_then_it_is_
 
 
 @pytest.mark.parametrize("name", [s.name for s in STAGES if s.kind == "api"])
-def test_given_an_api_stage_then_api_gateway_s_own_answers_are_the_api_s_json_errors(name: str):
+def test_given_an_api_stage_then_api_gateway_s_own_answers_are_the_api_s_json_errors(name: str) -> None:
     """The gateway responses chalicelib states for the local gateway too (chalicelib/api/gateway_responses.py)."""
     from chalicelib.api.gateway_responses import openapi_extension
 
@@ -158,14 +160,14 @@ def test_given_an_api_stage_then_api_gateway_s_own_answers_are_the_api_s_json_er
         assert set(json.loads(response["responseTemplates"]["application/json"])) == {"code", "message"}
 
 
-def test_given_the_specs_then_names_outputs_and_aliases_are_unique():
+def test_given_the_specs_then_names_outputs_and_aliases_are_unique() -> None:
     assert len({spec.suffix for spec in TABLES.values()}) == len(TABLES)
     assert len({spec.output for spec in (*TABLES.values(), *KEYS.values())}) == len(TABLES) + len(KEYS)
     assert len({spec.logical_id for spec in (*TABLES.values(), *KEYS.values())}) == len(TABLES) + len(KEYS)
     assert len({spec.alias() for spec in KEYS.values()}) == len(KEYS)
 
 
-def test_given_base_outputs_then_a_stage_deployment_holds_what_the_merge_template_would_set(tmp_path: Path):
+def test_given_base_outputs_then_a_stage_deployment_holds_what_the_merge_template_would_set(tmp_path: Path) -> None:
     """The concrete values a deploy path without intrinsics needs (issue 22's chalice deploy)."""
     from infra.deployment import stage_deployment
     from tests.base_outputs import base_outputs
@@ -194,7 +196,7 @@ def test_given_base_outputs_then_a_stage_deployment_holds_what_the_merge_templat
     assert indexer.api is None and indexer.variables["PII_VAULT_STREAM_ARN"] == outputs[STREAM_OUTPUT]
 
 
-def test_given_the_chalice_config_then_its_stages_and_function_timeouts_are_the_registry_s():
+def test_given_the_chalice_config_then_its_stages_and_function_timeouts_are_the_registry_s() -> None:
     """chalice package reads .chalice/config.json; the registry says what each stage is."""
     config = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())
 
@@ -209,7 +211,7 @@ def test_given_the_chalice_config_then_its_stages_and_function_timeouts_are_the_
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
-def test_given_a_stage_then_its_deployed_environment_equals_its_local_one_but_for_the_local_caller(name: str):
+def test_given_a_stage_then_its_deployed_environment_equals_its_local_one_but_for_the_local_caller(name: str) -> None:
     """Local runs what deploys: the template's environment, resolved against a base stack whose
     outputs are the local stack's resources, is the local stack's environment for the stage
     (tools.devstack.local_environment), except the documented local-only stand-in caller."""
@@ -234,7 +236,7 @@ def test_given_a_stage_then_its_deployed_environment_equals_its_local_one_but_fo
     assert local_only <= {"PII_VAULT_LOCAL_CALLER"}
 
 
-def test_given_infra_then_it_imports_none_of_the_app_s_wiring():
+def test_given_infra_then_it_imports_none_of_the_app_s_wiring() -> None:
     """Templates and policies come from the registry and the store's layout, never from the app."""
     import subprocess
     import sys

@@ -50,7 +50,7 @@ def reader_cache(kms: FakeKms, clock: Ticks, max_entries: int = 2, seconds: floa
 
 
 def test_given_a_writer_cache_when_records_are_sealed_then_one_key_serves_max_records_then_a_new_one(
-    kms, clock
+    kms: FakeKms, clock: Ticks
 ) -> None:
     cache = writer_cache(kms, clock, max_records=3)
     keys = [cache.data_key(ACME) for _ in range(7)]
@@ -59,7 +59,9 @@ def test_given_a_writer_cache_when_records_are_sealed_then_one_key_serves_max_re
     assert keys[3] == keys[5] != keys[6]
 
 
-def test_given_a_writer_cache_when_the_key_is_older_than_max_age_then_a_new_key_is_wrapped(kms, clock) -> None:
+def test_given_a_writer_cache_when_the_key_is_older_than_max_age_then_a_new_key_is_wrapped(
+    kms: FakeKms, clock: Ticks
+) -> None:
     cache = writer_cache(kms, clock, max_records=1000, seconds=60)
     first = cache.data_key(ACME)
     clock.now += 59.9
@@ -71,7 +73,7 @@ def test_given_a_writer_cache_when_the_key_is_older_than_max_age_then_a_new_key_
 
 @pytest.mark.parametrize("max_records, seconds", [(0, 60), (100, 0), (0, 0)])
 def test_given_a_zero_bound_when_sealing_then_the_writer_cache_is_off_and_every_record_gets_its_own_key(
-    kms, max_records, seconds
+    kms: FakeKms, max_records, seconds
 ) -> None:
     source = writer_data_keys(kms.encryptor(), max_records=max_records, max_age_seconds=seconds)
     keys = {source.data_key(ACME)[0] for _ in range(4)}
@@ -79,12 +81,12 @@ def test_given_a_zero_bound_when_sealing_then_the_writer_cache_is_off_and_every_
     assert len(keys) == 4 and kms.encrypt_calls == 4
 
 
-def test_given_positive_bounds_then_the_writer_and_reader_get_the_caching_wrappers(kms) -> None:
+def test_given_positive_bounds_then_the_writer_and_reader_get_the_caching_wrappers(kms: FakeKms) -> None:
     assert isinstance(writer_data_keys(kms.encryptor(), max_records=1, max_age_seconds=1), CachingDataKeys)
     assert isinstance(reader_unwrapper(kms.decryptor(), max_entries=1, max_age_seconds=1), CachingUnwrapper)
 
 
-def test_given_two_tenants_then_the_writer_never_uses_one_tenants_key_for_the_other(kms, clock) -> None:
+def test_given_two_tenants_then_the_writer_never_uses_one_tenants_key_for_the_other(kms: FakeKms, clock: Ticks) -> None:
     cache = writer_cache(kms, clock, max_records=100)
     acme = [cache.data_key(ACME) for _ in range(3)]
     globex = [cache.data_key(GLOBEX) for _ in range(3)]
@@ -96,11 +98,11 @@ def test_given_two_tenants_then_the_writer_never_uses_one_tenants_key_for_the_ot
         kms.unwrap(globex[0][1].blob, ACME)
 
 
-def test_given_a_writer_cache_when_wrapping_fails_then_nothing_is_cached_and_the_error_surfaces(clock) -> None:
+def test_given_a_writer_cache_when_wrapping_fails_then_nothing_is_cached_and_the_error_surfaces(clock: Ticks) -> None:
     class Failing:
         calls = 0
 
-        def wrap(self, data_key, context):
+        def wrap(self, data_key, context) -> None:
             self.calls += 1
             raise IntegrityError("refused")
 
@@ -112,21 +114,23 @@ def test_given_a_writer_cache_when_wrapping_fails_then_nothing_is_cached_and_the
     assert failing.calls == 2
 
 
-def test_given_a_writer_cache_then_the_writer_only_ever_encrypts(kms, clock) -> None:
+def test_given_a_writer_cache_then_the_writer_only_ever_encrypts(kms: FakeKms, clock: Ticks) -> None:
     cache = writer_cache(kms, clock, max_records=2)
     for _ in range(5):
         cache.data_key(ACME)
     assert (kms.encrypt_calls, kms.decrypt_calls) == (3, 0)
 
 
-def test_given_many_tenants_then_the_writer_cache_holds_at_most_max_contexts(kms, clock) -> None:
+def test_given_many_tenants_then_the_writer_cache_holds_at_most_max_contexts(kms: FakeKms, clock: Ticks) -> None:
     cache = CachingDataKeys(kms.data_keys(), max_records=10, max_age_seconds=60, clock=clock, max_contexts=2)
     for tenant in ("a", "b", "c", "a"):
         cache.data_key(encryption_context("pii-vault", tenant))
     assert kms.encrypt_calls == 4  # "a" was evicted by "c"
 
 
-def test_given_a_reader_cache_when_the_same_wrapped_key_is_read_again_then_one_decrypt(kms, clock) -> None:
+def test_given_a_reader_cache_when_the_same_wrapped_key_is_read_again_then_one_decrypt(
+    kms: FakeKms, clock: Ticks
+) -> None:
     cache = reader_cache(kms, clock)
     data_key = b"k" * 32
     wrapped = kms.wrap(data_key, ACME).blob
@@ -134,7 +138,9 @@ def test_given_a_reader_cache_when_the_same_wrapped_key_is_read_again_then_one_d
     assert kms.decrypt_calls == 1
 
 
-def test_given_a_reader_cache_when_an_entry_is_older_than_max_age_then_kms_is_asked_again(kms, clock) -> None:
+def test_given_a_reader_cache_when_an_entry_is_older_than_max_age_then_kms_is_asked_again(
+    kms: FakeKms, clock: Ticks
+) -> None:
     cache = reader_cache(kms, clock, seconds=30)
     wrapped = kms.wrap(b"k" * 32, ACME).blob
     cache.unwrap(wrapped, ACME)
@@ -145,7 +151,9 @@ def test_given_a_reader_cache_when_an_entry_is_older_than_max_age_then_kms_is_as
     assert kms.decrypt_calls == 2
 
 
-def test_given_a_reader_cache_then_it_holds_at_most_max_entries_least_recently_used_first_out(kms, clock) -> None:
+def test_given_a_reader_cache_then_it_holds_at_most_max_entries_least_recently_used_first_out(
+    kms: FakeKms, clock: Ticks
+) -> None:
     cache = reader_cache(kms, clock, max_entries=2)
     a, b, c = (kms.wrap(bytes([n]) * 32, ACME).blob for n in range(3))
     cache.unwrap(a, ACME)
@@ -160,7 +168,7 @@ def test_given_a_reader_cache_then_it_holds_at_most_max_entries_least_recently_u
 
 
 @pytest.mark.parametrize("max_entries, seconds", [(0, 60), (10, 0)])
-def test_given_a_zero_bound_then_the_reader_cache_is_off(kms, max_entries, seconds) -> None:
+def test_given_a_zero_bound_then_the_reader_cache_is_off(kms: FakeKms, max_entries, seconds) -> None:
     decryptor = kms.decryptor()
     unwrapper = reader_unwrapper(decryptor, max_entries=max_entries, max_age_seconds=seconds)
     wrapped = kms.wrap(b"k" * 32, ACME).blob
@@ -170,7 +178,7 @@ def test_given_a_zero_bound_then_the_reader_cache_is_off(kms, max_entries, secon
 
 
 def test_given_a_key_cached_for_one_tenant_when_its_bytes_are_read_as_another_tenant_then_kms_refuses(
-    kms, clock
+    kms: FakeKms, clock: Ticks
 ) -> None:
     cache = reader_cache(kms, clock)
     wrapped = kms.wrap(b"k" * 32, ACME).blob
@@ -180,7 +188,9 @@ def test_given_a_key_cached_for_one_tenant_when_its_bytes_are_read_as_another_te
     assert kms.decrypt_calls == 2
 
 
-def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bound_to_its_record(kms, clock) -> None:
+def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bound_to_its_record(
+    kms: FakeKms, clock: Ticks
+) -> None:
     """Format v3: the writer's cached key, filed once by reference; the reader's resolver cache."""
     sealer = Sealer(writer_cache(kms, clock, max_records=100), "pii-vault")
     resolver = CachingResolver(kms.resolver(), max_entries=10, max_age_seconds=60, clock=clock)
@@ -198,7 +208,9 @@ def test_given_both_caches_when_many_records_round_trip_then_each_field_stays_bo
         opener.open(refs[0], {"email": sealed[0].blobs["name"]}, {}, ("email",), refs=sealed[0].refs())
 
 
-def test_given_v2_records_and_the_unwrapper_cache_then_each_field_stays_bound_to_its_record(kms, clock) -> None:
+def test_given_v2_records_and_the_unwrapper_cache_then_each_field_stays_bound_to_its_record(
+    kms: FakeKms, clock: Ticks
+) -> None:
     """Records written before format v3 carry their wrapped key inline: the unwrapper cache serves them."""
     sealer = Sealer(writer_cache(kms, clock, max_records=100), "pii-vault")
     opener = Opener(reader_cache(kms, clock, max_entries=10), "pii-vault")
@@ -211,7 +223,7 @@ def test_given_v2_records_and_the_unwrapper_cache_then_each_field_stays_bound_to
         opener.open(refs[1], {"name": sealed[0].blobs["name"]}, sealed[1].slots(), ("name",))
 
 
-def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_says(kms, clock) -> None:
+def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_says(kms: FakeKms, clock: Ticks) -> None:
     """A fleet entry's expiry bounds the container's copy (``resolve_until``): never kept past it
     (and kept that long: the entry, not the cache's own age, says how long the key may live)."""
 
@@ -219,7 +231,7 @@ def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_sa
         def __init__(self) -> None:
             self.calls = 0
 
-        def resolve(self, ref, context):
+        def resolve(self, ref, context) -> None:
             raise AssertionError("the cache asks resolve_until when the source has it")
 
         def resolve_until(self, ref, context):
@@ -242,7 +254,7 @@ def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_sa
     assert source.calls == 3
 
 
-def test_given_a_key_table_entry_that_is_not_the_referenced_key_then_integrity_error(kms) -> None:
+def test_given_a_key_table_entry_that_is_not_the_referenced_key_then_integrity_error(kms: FakeKms) -> None:
     """A swapped key-table entry (a leaked writer filing another wrapped key under a reference)
     unwraps to a key the reference does not commit to: refused, never used."""
     sealed = Sealer(kms.data_keys(), "pii-vault").seal(RecordRef("acme", "person", "a" * 32), {"name": b"x"})

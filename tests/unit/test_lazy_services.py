@@ -13,7 +13,7 @@ from chalicelib.stages.wiring import Lazy
 BURST = 32
 
 
-def test_given_a_concurrent_first_burst_then_the_service_is_built_once_and_shared():
+def test_given_a_concurrent_first_burst_then_the_service_is_built_once_and_shared() -> None:
     built: list[object] = []
     everyone_waiting = threading.Barrier(BURST)
 
@@ -35,7 +35,7 @@ def test_given_a_concurrent_first_burst_then_the_service_is_built_once_and_share
     assert all(service is built[0] for service in services)
 
 
-def test_given_a_build_that_fails_then_the_next_request_builds_again():
+def test_given_a_build_that_fails_then_the_next_request_builds_again() -> None:
     attempts: list[int] = []
 
     def factory() -> str:

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from chalicelib.store import layout
-from tools.load import Client, LoadError, Record, Report, require_loopback
-from tools.load_check import LivePerson, Marker, Verification, person_of, verify, verify_masked, verify_search
+from tools.load import Client, LoadError, Report, require_loopback
+from tools.load_check import LivePerson, Marker, Record, Verification, person_of, verify, verify_masked, verify_search
 
 DATA = {"name": "Ada", "surname": "Lovelace"}
 NEWER = {"name": "Ada", "surname": "King"}

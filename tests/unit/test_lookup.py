@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -73,22 +74,36 @@ class FakeBeacons:
         return {name: value for name, value in whole.items() if name in layout.INDEXER_READ_ATTRIBUTES}
 
 
+@dataclass(frozen=True)
+class World:
+    """The search path's parts over in-memory fakes: the services and the stores they share."""
+
+    kms: FakeKms
+    store: InMemoryStore
+    mac: FakeMac
+    keys: BeaconKeys
+    beacons: FakeBeacons
+    writer: WriterService
+    reader: ReaderService
+    indexer: Indexer
+
+
 @pytest.fixture
-def world() -> dict[str, Any]:
+def world() -> World:
     kms, store, mac = FakeKms(), InMemoryStore(), FakeMac()
     keys = BeaconKeys(mac)
     beacons = FakeBeacons(store)
     opener = Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver())
-    return {
-        "kms": kms,
-        "store": store,
-        "mac": mac,
-        "keys": keys,
-        "beacons": beacons,
-        "writer": WriterService(store, Sealer(kms.data_keys(), "pii-vault"), clock=FixedClock()),
-        "reader": ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
-        "indexer": Indexer(opener, keys, beacons),
-    }
+    return World(
+        kms=kms,
+        store=store,
+        mac=mac,
+        keys=keys,
+        beacons=beacons,
+        writer=WriterService(store, Sealer(kms.data_keys(), "pii-vault"), clock=FixedClock()),
+        reader=ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
+        indexer=Indexer(opener, keys, beacons),
+    )
 
 
 def item(store: InMemoryStore, customer: str, person_id: str, **extra: Any) -> dict[str, Any]:
@@ -96,8 +111,8 @@ def item(store: InMemoryStore, customer: str, person_id: str, **extra: Any) -> d
     return {**person_item(record), **extra}
 
 
-def index_all(world: dict[str, Any]) -> Counter[str]:
-    return Counter(world["indexer"].index_item(item(world["store"], c, p)) for c, p in list(world["store"].people))
+def index_all(world: World) -> Counter[str]:
+    return Counter(world.indexer.index_item(item(world.store, c, p)) for c, p in list(world.store.people))
 
 
 # -- beacons ---------------------------------------------------------------------------------
@@ -137,28 +152,26 @@ def test_given_an_out_of_range_length_then_refused(length: int) -> None:
 # -- indexer ---------------------------------------------------------------------------------
 
 
-def test_given_a_person_when_indexed_then_search_finds_only_exact_matches(world: dict[str, Any]) -> None:
-    created = world["writer"].create_person("acme", PERSON)
-    world["writer"].create_person("acme", {**PERSON, "email": "someone.else@example.org"})
+def test_given_a_person_when_indexed_then_search_finds_only_exact_matches(world: World) -> None:
+    created = world.writer.create_person("acme", PERSON)
+    world.writer.create_person("acme", {**PERSON, "email": "someone.else@example.org"})
     assert index_all(world) == Counter({WRITTEN: 2})
-    found = world["reader"].search_people("acme", "Wilhelmina.C@example.org", PERSON_FIELDS)
+    found = world.reader.search_people("acme", "Wilhelmina.C@example.org", PERSON_FIELDS)
     assert [v.id for v in found] == [created.id]
     assert found[0].data == {**PERSON, "email": "Wilhelmina.C@example.org"}
-    assert world["reader"].search_people("other", PERSON["email"], PERSON_FIELDS) == []
+    assert world.reader.search_people("other", PERSON["email"], PERSON_FIELDS) == []
     assert index_all(world) == Counter({UNCHANGED: 2})  # already there: no writes
 
 
-def test_given_a_short_beacon_with_collisions_then_search_filters_false_positives(world: dict[str, Any]) -> None:
-    keys = BeaconKeys(world["mac"], length=2)
+def test_given_a_short_beacon_with_collisions_then_search_filters_false_positives(world: World) -> None:
+    keys = BeaconKeys(world.mac, length=2)
     reader = ReaderService(
-        world["store"],
-        Opener(world["kms"].decryptor(), "pii-vault", resolver=world["kms"].resolver()),
+        world.store,
+        Opener(world.kms.decryptor(), "pii-vault", resolver=world.kms.resolver()),
         beacon_keys=keys,
-        beacons=world["beacons"],
+        beacons=world.beacons,
     )
-    indexer = Indexer(
-        Opener(world["kms"].decryptor(), "pii-vault", resolver=world["kms"].resolver()), keys, world["beacons"]
-    )
+    indexer = Indexer(Opener(world.kms.decryptor(), "pii-vault", resolver=world.kms.resolver()), keys, world.beacons)
     seen: dict[bytes, str] = {}
     for n in range(100_000):  # 2-byte beacons: a shared one turns up after a few hundred emails
         email = f"p{n}@example.org"
@@ -167,22 +180,22 @@ def test_given_a_short_beacon_with_collisions_then_search_filters_false_positive
             pair = (seen[beacon], email)
             break
         seen[beacon] = email
-    ids = [world["writer"].create_person("acme", {**PERSON, "email": email}).id for email in pair]
+    ids = [world.writer.create_person("acme", {**PERSON, "email": email}).id for email in pair]
     for pid in ids:
-        indexer.index_item(item(world["store"], "acme", pid))
-    assert sorted(world["beacons"].find("acme", keys.beacon("acme", pair[0]))) == sorted(ids)  # both candidates
+        indexer.index_item(item(world.store, "acme", pid))
+    assert sorted(world.beacons.find("acme", keys.beacon("acme", pair[0]))) == sorted(ids)  # both candidates
     for email, pid in zip(pair, ids, strict=True):
         assert [v.id for v in reader.search_people("acme", email, PERSON_FIELDS)] == [pid]  # only the true match
 
 
-def test_given_stream_changes_then_duplicates_and_unchanged_emails_write_nothing(world: dict[str, Any]) -> None:
-    indexer, beacons = world["indexer"], world["beacons"]
-    pid = world["writer"].create_person("acme", PERSON).id
+def test_given_stream_changes_then_duplicates_and_unchanged_emails_write_nothing(world: World) -> None:
+    indexer, beacons = world.indexer, world.beacons
+    pid = world.writer.create_person("acme", PERSON).id
     key = layout.person_key("acme", pid)
     assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
     writes = beacons.writes
     assert indexer.handle(StreamChange("INSERT", key)) == UNCHANGED  # delivered twice: nothing written
-    world["writer"].patch_person("acme", pid, {"name": "Mina"}, None)
+    world.writer.patch_person("acme", pid, {"name": "Mina"}, None)
     assert indexer.handle(StreamChange("MODIFY", key)) == WRITTEN  # the same beacon, from the new version
     assert beacons.beacons[("acme", pid)][1] == 2 and beacons.writes == writes + 1
     secret_key = {layout.PK: {"S": "C#acme"}, layout.SK: {"S": "S#tok#V#0000000001"}}
@@ -193,68 +206,68 @@ def test_given_stream_changes_then_duplicates_and_unchanged_emails_write_nothing
 
 
 def test_given_a_removed_person_then_its_beacon_goes_and_a_late_write_cannot_bring_it_back(
-    world: dict[str, Any],
+    world: World,
 ) -> None:
-    indexer = world["indexer"]
-    pid = world["writer"].create_person("acme", PERSON).id
+    indexer = world.indexer
+    pid = world.writer.create_person("acme", PERSON).id
     key = layout.person_key("acme", pid)
-    late = item(world["store"], "acme", pid)  # what a backfill racing the delete has read
+    late = item(world.store, "acme", pid)  # what a backfill racing the delete has read
     assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
-    world["writer"].delete_person("acme", pid, None)
+    world.writer.delete_person("acme", pid, None)
     assert indexer.handle(StreamChange("MODIFY", key)) == SKIPPED  # gone by the time it is read
     assert indexer.handle(StreamChange("REMOVE", key)) == REMOVED
-    assert ("acme", pid) not in world["beacons"].beacons
+    assert ("acme", pid) not in world.beacons.beacons
     assert indexer.index_item(late) == UNCHANGED  # refused by the tombstone
-    assert ("acme", pid) not in world["beacons"].beacons
-    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
+    assert ("acme", pid) not in world.beacons.beacons
+    assert world.reader.search_people("acme", PERSON["email"], PERSON_FIELDS) == []
 
 
 def test_given_a_keys_only_stream_record_then_the_indexer_reads_only_the_email_attributes(
-    world: dict[str, Any],
+    world: World,
 ) -> None:
-    pid = world["writer"].create_person("acme", PERSON).id
+    pid = world.writer.create_person("acme", PERSON).id
     record = {"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}
-    assert world["indexer"].handle_records([record]) == Counter({WRITTEN: 1})
-    assert world["beacons"].reads == 1
+    assert world.indexer.handle_records([record]) == Counter({WRITTEN: 1})
+    assert world.beacons.reads == 1
     v3 = ["pk", "sk", "v", "c", "u", "fe", "kc", "k0", "ke"]  # format v3: the email, the slots it may name
     earlier = ["version", "created_at", "updated_at", "slots", "f_email"]  # items written before, as stored
     assert sorted(layout.INDEXER_READ_ATTRIBUTES) == sorted([*v3, *earlier])
-    assert [v.id for v in world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS)] == [pid]
+    assert [v.id for v in world.reader.search_people("acme", PERSON["email"], PERSON_FIELDS)] == [pid]
 
 
-def test_given_a_stale_or_late_stream_record_then_the_current_item_decides(world: dict[str, Any]) -> None:
-    indexer = world["indexer"]
-    pid = world["writer"].create_person("acme", PERSON).id
+def test_given_a_stale_or_late_stream_record_then_the_current_item_decides(world: World) -> None:
+    indexer = world.indexer
+    pid = world.writer.create_person("acme", PERSON).id
     key = layout.person_key("acme", pid)
-    world["writer"].replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
+    world.writer.replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
     # The INSERT of version 1 arrives after the replace: the indexer reads version 2.
     assert indexer.handle(StreamChange("INSERT", key)) == WRITTEN
-    assert world["beacons"].beacons[("acme", pid)][1] == 2
+    assert world.beacons.beacons[("acme", pid)][1] == 2
     assert indexer.handle(StreamChange("MODIFY", key)) == UNCHANGED
-    assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
-    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
+    assert [v.id for v in world.reader.search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
+    assert world.reader.search_people("acme", PERSON["email"], PERSON_FIELDS) == []
 
 
-def test_given_a_changed_email_then_a_stale_beacon_never_answers(world: dict[str, Any]) -> None:
+def test_given_a_changed_email_then_a_stale_beacon_never_answers(world: World) -> None:
     """Between a PATCH of the email and its indexing, the old beacon still points at the person:
     the reader re-checks the decrypted email and answers nobody for the old address."""
-    pid = world["writer"].create_person("acme", PERSON).id
+    pid = world.writer.create_person("acme", PERSON).id
     index_all(world)
-    world["writer"].patch_person("acme", pid, {"email": "moved@example.org"}, None)
-    assert world["beacons"].find("acme", world["keys"].search_beacon("acme", PERSON["email"])) == [pid]
-    assert world["reader"].search_people("acme", PERSON["email"], PERSON_FIELDS) == []
+    world.writer.patch_person("acme", pid, {"email": "moved@example.org"}, None)
+    assert world.beacons.find("acme", world.keys.search_beacon("acme", PERSON["email"])) == [pid]
+    assert world.reader.search_people("acme", PERSON["email"], PERSON_FIELDS) == []
     assert index_all(world) == Counter({WRITTEN: 1})
-    assert world["beacons"].find("acme", world["keys"].search_beacon("acme", PERSON["email"])) == []
-    assert [v.id for v in world["reader"].search_people("acme", "moved@example.org", PERSON_FIELDS)] == [pid]
+    assert world.beacons.find("acme", world.keys.search_beacon("acme", PERSON["email"])) == []
+    assert [v.id for v in world.reader.search_people("acme", "moved@example.org", PERSON_FIELDS)] == [pid]
 
 
-def test_given_a_record_older_than_the_stored_beacon_then_unchanged_and_kept(world: dict[str, Any]) -> None:
-    pid = world["writer"].create_person("acme", PERSON).id
-    old = item(world["store"], "acme", pid)
-    world["writer"].replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
-    assert world["indexer"].index_item(item(world["store"], "acme", pid)) == WRITTEN
-    assert world["indexer"].index_item(old) == UNCHANGED
-    assert [v.id for v in world["reader"].search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
+def test_given_a_record_older_than_the_stored_beacon_then_unchanged_and_kept(world: World) -> None:
+    pid = world.writer.create_person("acme", PERSON).id
+    old = item(world.store, "acme", pid)
+    world.writer.replace_person("acme", pid, {**PERSON, "email": "new@example.org"}, None)
+    assert world.indexer.index_item(item(world.store, "acme", pid)) == WRITTEN
+    assert world.indexer.index_item(old) == UNCHANGED
+    assert [v.id for v in world.reader.search_people("acme", "new@example.org", PERSON_FIELDS)] == [pid]
 
 
 @pytest.mark.parametrize(
@@ -276,7 +289,7 @@ def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body, 
     assert raised.value.field == field
 
 
-def test_given_a_malformed_email_when_searching_then_a_validation_error_without_the_value(world) -> None:
+def test_given_a_malformed_email_when_searching_then_a_validation_error_without_the_value(world: World) -> None:
     with pytest.raises(ValidationError) as raised:
-        world["reader"].search_people("acme", "wilhelmina@@example.org", PERSON_FIELDS)
+        world.reader.search_people("acme", "wilhelmina@@example.org", PERSON_FIELDS)
     assert raised.value.field == "email" and "wilhelmina" not in raised.value.message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.envelope.format import KIND_MASKED_POOL, KIND_MASKED_TENANT, KIND_POOL, KIND_TENANT, encryption_context
+from chalicelib.stages import STAGES, Stage
 from chalicelib.store import layout
 from chalicelib.support.environment import Key
 from infra.arns import InvalidResourceError
@@ -36,8 +37,15 @@ from tests.unit.test_policy_evaluation import (
 
 pytestmark = pytest.mark.unit
 
-MASKED_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-masked-api_handler"
-INDEXER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pii-vault-indexer"
+
+def _role(stage: Stage) -> str:
+    """A stage's role, as chalice names it (an API stage's: by its one function)."""
+    return f"arn:aws:iam::{ACCOUNT}:role/pii-vault-{stage.name}" + ("-api_handler" if stage.kind == "api" else "")
+
+
+# The data key's policy names every stage that uses the shared key.
+ROLES = {s.name: _role(s) for s in STAGES if Key.DATA in s.keys}
+MASKED_ROLE, INDEXER_ROLE = ROLES["masked"], ROLES["indexer"]
 BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"
 # The contexts the code builds (chalicelib.envelope.format), not restated by hand.
 FULL = {
@@ -64,7 +72,6 @@ WRITER = stage_policy("writer", ARNS)
 READER = stage_policy("reader", ARNS)
 INDEXER = stage_policy("indexer", ARNS)
 MASKED_STAGE = stage_policy("masked", ARNS)
-ROLES = {"writer": WRITER_ROLE, "reader": READER_ROLE, "indexer": INDEXER_ROLE, "masked": MASKED_ROLE}
 KEY_POLICY = key_policy(Key.DATA, ADMIN, ROLES)
 MASKED_ATTRIBUTES = list(layout.MASKED_VIEW_ATTRIBUTES)
 PROJECTED = {"dynamodb:Attributes": MASKED_ATTRIBUTES, "dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
@@ -176,4 +183,4 @@ def test_given_the_masked_policy_then_logs_go_to_its_own_group_only() -> None:
 def test_given_the_masked_role_is_another_stage_s_role_then_the_key_policy_refuses_it() -> None:
     for other in (ADMIN, WRITER_ROLE, READER_ROLE):
         with pytest.raises(InvalidResourceError):
-            key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE, "masked": other})
+            key_policy(Key.DATA, ADMIN, {**ROLES, "masked": other})

@@ -173,14 +173,16 @@ def test_given_a_person_written_then_the_masked_stage_opens_projections_under_ma
     assert masked_log.contexts and all(context.get("view") == "masked" for context in masked_log.contexts)
 
 
-def test_given_records_then_the_masked_service_never_sees_full_ciphertext(writer: WriterService, repo) -> None:
+def test_given_records_then_the_masked_service_never_sees_full_ciphertext(
+    writer: WriterService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     record = repo.get_masked_person("acme", created.id)
     assert record.fields == {} and record.refs == {} and record.slots == {}
     assert set(record.masked) == {*PERSON, "_updated"} and set(record.masked_refs) == {"0"}
 
 
-def test_given_caches_on_then_each_view_wraps_one_data_key_for_many_records(repo, kms: FakeKms) -> None:
+def test_given_caches_on_then_each_view_wraps_one_data_key_for_many_records(repo: InMemoryStore, kms: FakeKms) -> None:
     keys = CachingDataKeys(kms.data_keys(), max_records=1000, max_age_seconds=3600)
     writer = WriterService(
         repo,
@@ -193,7 +195,9 @@ def test_given_caches_on_then_each_view_wraps_one_data_key_for_many_records(repo
     assert kms.encrypt_calls == 2  # 300 records: 2 / 300 KMS calls per record
 
 
-def test_given_a_patch_then_its_projection_and_metadata_follow(writer, masked, reader) -> None:
+def test_given_a_patch_then_its_projection_and_metadata_follow(
+    writer: WriterService, masked: MaskedService, reader: ReaderService
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "zed@example.net"}, 1)
 
@@ -203,20 +207,26 @@ def test_given_a_patch_then_its_projection_and_metadata_follow(writer, masked, r
     assert reader.get_person("acme", created.id).data["email"] == "zed@example.net"
 
 
-def test_given_fields_then_only_those_and_missing_ones_answer_none(writer, masked, repo) -> None:
+def test_given_fields_then_only_those_and_missing_ones_answer_none(
+    writer: WriterService, masked: MaskedService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     assert masked.get_person("acme", created.id, ("dob",)).data == {"dob": MASKED["dob"]}
     repo.people[("acme", created.id)].masked.pop("email")
     assert masked.get_person("acme", created.id, ("email", "name")).data == {"email": None, "name": MASKED["name"]}
 
 
-def test_given_a_record_without_a_masked_view_then_every_field_is_none(repo, kms, masked, reader) -> None:
+def test_given_a_record_without_a_masked_view_then_every_field_is_none(
+    repo: InMemoryStore, kms: FakeKms, masked: MaskedService, reader: ReaderService
+) -> None:
     created = _writer(repo, kms, masked=False).create_person("acme", PERSON)
     assert masked.get_person("acme", created.id).data == dict.fromkeys(PERSON)
     assert reader.get_person("acme", created.id).data == PERSON
 
 
-def test_given_a_writer_without_the_view_then_a_patch_removes_the_whole_masked_view(repo, kms, writer, masked) -> None:
+def test_given_a_writer_without_the_view_then_a_patch_removes_the_whole_masked_view(
+    repo: InMemoryStore, kms: FakeKms, writer: WriterService, masked: MaskedService
+) -> None:
     created = writer.create_person("acme", PERSON)
     _writer(repo, kms, masked=False).patch_person("acme", created.id, {"name": "Zed"}, 1)
     record = repo.people[("acme", created.id)]
@@ -224,21 +234,25 @@ def test_given_a_writer_without_the_view_then_a_patch_removes_the_whole_masked_v
     assert masked.get_person("acme", created.id).data == dict.fromkeys(PERSON)
 
 
-def test_given_projections_without_sealed_metadata_then_integrity_error(writer, masked, repo) -> None:
+def test_given_projections_without_sealed_metadata_then_integrity_error(
+    writer: WriterService, masked: MaskedService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     del repo.people[("acme", created.id)].masked["_updated"]
     with pytest.raises(IntegrityError):
         masked.get_person("acme", created.id)
 
 
-def test_given_an_edited_version_then_the_masked_metadata_fails(writer, masked, repo) -> None:
+def test_given_an_edited_version_then_the_masked_metadata_fails(
+    writer: WriterService, masked: MaskedService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     repo.people[("acme", created.id)].version = 9
     with pytest.raises(IntegrityError):
         masked.get_person("acme", created.id)
 
 
-def test_given_pages_and_multi_get_then_masked_views_and_missing(writer, masked) -> None:
+def test_given_pages_and_multi_get_then_masked_views_and_missing(writer: WriterService, masked: MaskedService) -> None:
     ids = [writer.create_person("acme", PERSON).id for _ in range(3)]
     page = masked.list_people("acme", 2)
     assert len(page.items) == 2 and page.next_token

@@ -32,7 +32,9 @@ def _environ(sock: socket.socket) -> dict:
     return {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem", "werkzeug.socket": sock}
 
 
-def test_given_a_caller_still_waiting_then_its_request_is_served(connection) -> None:
+def test_given_a_caller_still_waiting_then_its_request_is_served(
+    connection: tuple[socket.socket, socket.socket],
+) -> None:
     server_end, _caller_end = connection
     served: list[str] = []
 
@@ -42,7 +44,9 @@ def test_given_a_caller_still_waiting_then_its_request_is_served(connection) -> 
     assert not caller_gone(server_end)
 
 
-def test_given_a_caller_that_gave_up_then_its_request_is_dropped_unserved(connection, capsys) -> None:
+def test_given_a_caller_that_gave_up_then_its_request_is_dropped_unserved(
+    connection: tuple[socket.socket, socket.socket], capsys: pytest.CaptureFixture[str]
+) -> None:
     server_end, caller_end = connection
     caller_end.close()  # botocore's read timeout: urllib3 closes the connection, then retries on a new one
     served: list[str] = []

@@ -7,6 +7,7 @@ import copy
 import datetime as _dt
 import json
 import re
+from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
@@ -42,7 +43,9 @@ def test_given_both_roles_then_every_contract_row_is_a_registered_route() -> Non
     assert registered == set(contract.OPERATIONS)
 
 
-def test_given_a_route_without_a_contract_row_when_documented_then_building_fails(monkeypatch) -> None:
+def test_given_a_route_without_a_contract_row_when_documented_then_building_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delitem(contract.OPERATIONS, (contract.PERSON, "PATCH"))
 
     with pytest.raises(LookupError, match=r"PATCH /customers/\{customer_id\}/people/\{person_id\} \(patch_person\)"):
@@ -96,7 +99,9 @@ def test_given_the_committed_documents_when_checked_then_they_are_current(capsys
     assert tool.main(["--check"]) == 0, capsys.readouterr().err
 
 
-def test_given_a_stale_document_when_checked_then_check_fails(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_given_a_stale_document_when_checked_then_check_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert tool.main(["--out-dir", str(tmp_path)]) == 0
     (tmp_path / "openapi-reader.json").write_text("{}\n", encoding="utf-8")
 

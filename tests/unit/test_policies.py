@@ -103,11 +103,11 @@ def _own(policy):
 
 
 @pytest.fixture(params=sorted(POLICIES))
-def role_policy(request):
+def role_policy(request: pytest.FixtureRequest):
     return request.param, POLICIES[request.param]
 
 
-def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_encrypt_writes_and_logs():
+def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_encrypt_writes_and_logs() -> None:
     policy = POLICIES["writer"]
     assert _actions(policy) == WRITER_ACTIONS
     assert _actions_on(policy, KEY_ARN) == {"kms:Encrypt"}
@@ -119,7 +119,7 @@ def test_given_valid_arns_when_writer_policy_is_built_then_actions_are_exactly_e
     assert _actions_on(policy, TENANT_KEYS) == {"kms:Encrypt"}
 
 
-def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_decrypt_reads_fleet_and_logs():
+def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_decrypt_reads_fleet_and_logs() -> None:
     policy = POLICIES["reader"]
 
     assert _actions(policy) == READER_ACTIONS
@@ -134,7 +134,7 @@ def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_d
 
 
 @pytest.mark.parametrize("key", [FLEET_KEY_ARN, BEACON_KEY_ARN])
-def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(key):
+def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(key) -> None:
     (statement,) = [s for s in POLICIES["reader"]["Statement"] if s["Resource"] == key]
 
     assert statement["Action"] == "kms:GenerateMac"
@@ -150,12 +150,12 @@ def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(ke
         ({Key.BEACON_MAC: BEACON_KEY_ARN.replace("eu-west-2", "eu-west-1")}, "region"),
     ],
 )
-def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys, message):
+def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys, message) -> None:
     with pytest.raises(InvalidResourceError, match=message):
         AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.FLEET_MAC: FLEET_KEY_ARN, **keys})
 
 
-def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refused():
+def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refused() -> None:
     without_fleet = AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN})
     with pytest.raises(InvalidResourceError, match="fleet-mac key"):
         stage_policy("reader", without_fleet)
@@ -166,7 +166,7 @@ def test_given_arns_without_a_key_or_table_a_stage_needs_then_its_policy_is_refu
         stage_policy("writer", without_ledger)
 
 
-def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_read_items():
+def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_read_items() -> None:
     policy = POLICIES["writer"]
     actions = _actions(policy)
 
@@ -175,7 +175,7 @@ def test_given_writer_policy_then_it_can_neither_decrypt_nor_generate_keys_nor_r
     assert not _actions_on(policy, TABLE_ARN) & DYNAMODB_READS
 
 
-def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
+def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items() -> None:
     policy = POLICIES["reader"]
     actions = _actions(policy)
 
@@ -185,7 +185,7 @@ def test_given_reader_policy_then_it_can_neither_encrypt_nor_write_items():
     assert _actions_on(policy, FLEET_TABLE_ARN) & DYNAMODB_WRITES == {"dynamodb:PutItem"}
 
 
-def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_the_fleet_table():
+def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_the_fleet_table() -> None:
     policy = POLICIES["writer"]
 
     assert not _actions_on(policy, FLEET_KEY_ARN) and not _actions_on(policy, FLEET_TABLE_ARN)
@@ -193,7 +193,7 @@ def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_t
     assert not {a for a in _actions(policy) if "Mac" in a}
 
 
-def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy):
+def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy) -> None:
     role, policy = role_policy
     tables = (
         {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN, KEYS_ARN}
@@ -210,7 +210,7 @@ def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(
             assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {service}
 
 
-def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy):
+def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy) -> None:
     _, policy = role_policy
 
     # Tenant keys are reached by tag, under their own tenant's context only (a key/* resource).
@@ -225,7 +225,7 @@ def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_
             assert "*" not in resource.removesuffix(":*"), resource
 
 
-def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy):
+def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy) -> None:
     role, policy = role_policy
 
     statements = [s for s in _statements_for(policy, "kms") if s["Resource"] == KEY_ARN]
@@ -260,14 +260,14 @@ def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_
     assert len({_as_list(s["Action"])[0] for s in statements}) == 1
 
 
-def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_builds():
+def test_given_the_context_shapes_then_they_are_the_ones_chalicelib_crypto_builds() -> None:
     from chalicelib.envelope.format import KIND_POOL, KIND_TENANT, encryption_context
 
     assert set(encryption_context("pii-vault", "acme", KIND_TENANT)) == set(ENCRYPTION_CONTEXT_KEYS)
     assert encryption_context("pii-vault", "acme", KIND_POOL) == {"app": "pii-vault", POOL_KEY: POOL_SCOPE}
 
 
-def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new():
+def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_updated_new() -> None:
     statements = _statements_for(POLICIES["writer"], "dynamodb")
     (single,) = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"]) and s["Resource"] == TABLE_ARN]
     (batch,) = [s for s in statements if "dynamodb:BatchWriteItem" in _as_list(s["Action"])]
@@ -279,7 +279,7 @@ def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_upd
     assert _as_list(batch["Action"]) == ["dynamodb:BatchWriteItem"]
 
 
-def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy):
+def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy) -> None:
     role, policy = role_policy
     group = f"arn:aws:logs:eu-west-2:123456789012:log-group:/aws/lambda/pii-vault-{role}"
 
@@ -288,7 +288,7 @@ def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_grou
     assert sorted(_as_list(statement["Resource"])) == [group, f"{group}:*"]
 
 
-def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy):
+def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy) -> None:
     _, policy = role_policy
     sids = [s.get("Sid") for s in policy["Statement"]]
 
@@ -297,7 +297,7 @@ def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sid
     assert len(set(sids)) == len(sids)
 
 
-def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_comes_from_the_arns():
+def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_comes_from_the_arns() -> None:
     key = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
     table = "arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/pii-vault"
 
@@ -325,7 +325,9 @@ def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_
         (None, TABLE_ARN, "the data key ARN"),
     ],
 )
-def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(key_arn, table_arn, message):
+def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(
+    key_arn, table_arn, message
+) -> None:
     keys = {Key.DATA: key_arn, Key.FLEET_MAC: FLEET_KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN}
     with pytest.raises(InvalidResourceError, match=re.escape(message)):
         AccountArns.of(table_arn, keys)

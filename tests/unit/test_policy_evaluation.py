@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.stages import STAGE_NAMES, STAGES
 from chalicelib.support.environment import Key
 from infra.arns import InvalidResourceError
 from infra.iam import key_policy, stage_policy
@@ -503,7 +504,7 @@ WRITES = {
     "dynamodb:PartiQLDelete",
 }
 ALL_ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY)
-POLICIES = {stage: stage_policy(stage, ALL_ARNS) for stage in ("writer", "reader", "masked", "indexer")}
+POLICIES = {stage: stage_policy(stage, ALL_ARNS) for stage in STAGE_NAMES}
 
 
 def test_given_the_writer_policy_then_it_has_no_action_on_the_beacon_table_or_its_index() -> None:
@@ -527,7 +528,7 @@ def test_given_the_reader_policy_then_it_queries_the_beacon_index_and_writes_no_
     assert allowed(POLICIES["masked"], DDB_ACTIONS, BEACON_INDEX) == set()
 
 
-@pytest.mark.parametrize("stage", ["reader", "masked", "indexer"])
+@pytest.mark.parametrize("stage", [s.name for s in STAGES if s.opens_records])
 def test_given_a_role_that_may_decrypt_then_it_writes_nothing_of_the_pii_or_the_key_table(stage: str) -> None:
     """A write permission is a read permission (a failed condition hands back ALL_OLD)."""
     for resource in (TABLE, KEY_TABLE):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.stages import STAGE_NAMES
 from tools.recorder import principals
 from tools.recorder.capture import Request, _ciphertext_key
 from tools.recorder.derive import accesses
@@ -425,7 +426,7 @@ def test_a_request_survives_its_json_line() -> None:
 
 
 def test_each_principal_has_its_own_access_key_of_the_shape_moto_reads() -> None:
-    keys = {p: principals.access_key_id(p) for p in ("writer", "reader", "offboard", principals.OPERATOR)}
+    keys = {p: principals.access_key_id(p) for p in (*STAGE_NAMES, principals.OPERATOR)}
     assert len(set(keys.values())) == len(keys)
     assert all(len(k) == 20 and k.isalnum() and k.isupper() for k in keys.values())
     assert {principals.principal_of(k) for k in keys.values()} == set(keys)

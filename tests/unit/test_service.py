@@ -44,7 +44,9 @@ def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
     return ReaderService(repo, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
 
 
-def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_each_way(writer, reader, kms) -> None:
+def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_each_way(
+    writer: WriterService, reader: ReaderService, kms: FakeKms
+) -> None:
     created = writer.create_person("acme", PERSON)
     assert (created.version, kms.encrypt_calls) == (1, 1)
     view = reader.get_person("acme", created.id)
@@ -52,20 +54,26 @@ def test_given_a_person_when_created_and_read_then_same_data_and_one_kms_call_ea
     assert kms.decrypt_calls == 1
 
 
-def test_given_a_created_person_then_the_repository_holds_no_plaintext(writer, repo) -> None:
+def test_given_a_created_person_then_the_repository_holds_no_plaintext(
+    writer: WriterService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     stored = repr(repo.people[("acme", created.id)])
     for value in plaintexts(PERSON):
         assert value not in stored
 
 
-def test_given_a_person_of_one_tenant_when_read_as_another_then_not_found(writer, reader) -> None:
+def test_given_a_person_of_one_tenant_when_read_as_another_then_not_found(
+    writer: WriterService, reader: ReaderService
+) -> None:
     created = writer.create_person("acme", PERSON)
     with pytest.raises(NotFoundError):
         reader.get_person("globex", created.id)
 
 
-def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(writer, reader, kms) -> None:
+def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(
+    writer: WriterService, reader: ReaderService, kms: FakeKms
+) -> None:
     created = writer.create_person("acme", PERSON)
     patched = writer.patch_person("acme", created.id, {"email": "amazing.grace@navy.example"}, None)
     assert patched.version == 2 and kms.encrypt_calls == 2
@@ -75,7 +83,7 @@ def test_given_a_patch_when_read_then_patched_and_untouched_fields_both_decrypt(
 
 
 def test_given_a_patched_person_when_only_the_patched_field_is_read_then_its_key_and_the_creation_key(
-    writer, reader, kms
+    writer: WriterService, reader: ReaderService, kms: FakeKms
 ) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
@@ -84,7 +92,9 @@ def test_given_a_patched_person_when_only_the_patched_field_is_read_then_its_key
     assert kms.decrypt_calls == 2
 
 
-def test_given_concurrent_patches_of_different_fields_then_both_survive(writer, reader) -> None:
+def test_given_concurrent_patches_of_different_fields_then_both_survive(
+    writer: WriterService, reader: ReaderService
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "new@navy.example"}, None)
     writer.patch_person("acme", created.id, {"name": "Amazing Grace"}, None)
@@ -92,14 +102,16 @@ def test_given_concurrent_patches_of_different_fields_then_both_survive(writer, 
     assert (data["email"], data["name"]) == ("new@navy.example", "Amazing Grace")
 
 
-def test_given_repeated_patches_then_the_slot_map_stays_bounded(writer, repo) -> None:
+def test_given_repeated_patches_then_the_slot_map_stays_bounded(writer: WriterService, repo: InMemoryStore) -> None:
     created = writer.create_person("acme", PERSON)
     for round_ in range(20):
         writer.patch_person("acme", created.id, {"email": f"e{round_}@navy.example", "name": f"N{round_}"}, None)
     assert len(repo.people[("acme", created.id)].refs) <= 7  # the create's slot and one per field
 
 
-def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) -> None:
+def test_given_a_replace_then_old_patch_slots_are_dropped(
+    writer: WriterService, reader: ReaderService, repo: InMemoryStore
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "x@navy.example"}, None)
     writer.replace_person("acme", created.id, {**PERSON, "name": "G."}, None)
@@ -107,7 +119,9 @@ def test_given_a_replace_then_old_patch_slots_are_dropped(writer, reader, repo) 
     assert reader.get_person("acme", created.id).data["name"] == "G."
 
 
-def test_given_a_stale_if_match_when_replacing_then_412_and_nothing_changes(writer, reader) -> None:
+def test_given_a_stale_if_match_when_replacing_then_412_and_nothing_changes(
+    writer: WriterService, reader: ReaderService
+) -> None:
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"name": "Amazing"}, 1)
     with pytest.raises(PreconditionFailedError):
@@ -115,27 +129,31 @@ def test_given_a_stale_if_match_when_replacing_then_412_and_nothing_changes(writ
     assert reader.get_person("acme", created.id).data["name"] == "Amazing"
 
 
-def test_given_a_missing_person_when_patched_or_deleted_then_not_found(writer) -> None:
+def test_given_a_missing_person_when_patched_or_deleted_then_not_found(writer: WriterService) -> None:
     with pytest.raises(NotFoundError):
         writer.patch_person("acme", "f" * 32, {"name": "X"}, None)
     with pytest.raises(NotFoundError):
         writer.delete_person("acme", "f" * 32, None)
 
 
-def test_given_an_invalid_body_when_creating_then_nothing_is_stored_and_no_kms_call(writer, repo, kms) -> None:
+def test_given_an_invalid_body_when_creating_then_nothing_is_stored_and_no_kms_call(
+    writer: WriterService, repo: InMemoryStore, kms: FakeKms
+) -> None:
     with pytest.raises(ValidationError):
         writer.create_person("acme", {**PERSON, "email": "not-an-email"})
     assert repo.people == {} and kms.encrypt_calls == 0
 
 
-def test_given_a_deleted_person_when_read_then_not_found(writer, reader) -> None:
+def test_given_a_deleted_person_when_read_then_not_found(writer: WriterService, reader: ReaderService) -> None:
     created = writer.create_person("acme", PERSON)
     writer.delete_person("acme", created.id, 1)
     with pytest.raises(NotFoundError):
         reader.get_person("acme", created.id)
 
 
-def test_given_fields_swapped_between_people_when_read_then_integrity_error(writer, reader, repo) -> None:
+def test_given_fields_swapped_between_people_when_read_then_integrity_error(
+    writer: WriterService, reader: ReaderService, repo: InMemoryStore
+) -> None:
     first = writer.create_person("acme", PERSON)
     second = writer.create_person("acme", {**PERSON, "email": "other@navy.example"})
     a, b = repo.people[("acme", first.id)], repo.people[("acme", second.id)]
@@ -144,7 +162,9 @@ def test_given_fields_swapped_between_people_when_read_then_integrity_error(writ
         reader.get_person("acme", first.id, ("email",))
 
 
-def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, reader) -> None:
+def test_given_many_people_when_listed_in_pages_then_every_person_once(
+    writer: WriterService, reader: ReaderService
+) -> None:
     ids = {writer.create_person("acme", PERSON).id for _ in range(7)}
     writer.create_person("globex", PERSON)
     seen, token = [], None
@@ -158,7 +178,9 @@ def test_given_many_people_when_listed_in_pages_then_every_person_once(writer, r
     assert sorted(seen) == sorted(ids)
 
 
-def test_given_a_tenant_of_exactly_two_pages_then_the_second_carries_no_next(writer, reader) -> None:
+def test_given_a_tenant_of_exactly_two_pages_then_the_second_carries_no_next(
+    writer: WriterService, reader: ReaderService
+) -> None:
     """Issue 24: no trailing empty page ([2, 2, 0]) when the tenant's size is a multiple of the limit."""
     for _ in range(4):
         writer.create_person("acme", PERSON)
@@ -167,7 +189,9 @@ def test_given_a_tenant_of_exactly_two_pages_then_the_second_carries_no_next(wri
     assert (len(first.items), len(second.items), second.next_token) == (2, 2, None)
 
 
-def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(writer, reader, kms) -> None:
+def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(
+    writer: WriterService, reader: ReaderService, kms: FakeKms
+) -> None:
     assert writer.put_secret("acme", "stripe", {"value": "sk_one"}).version == 1
     assert writer.put_secret("acme", "stripe", {"value": "sk_two"}).version == 2
     assert reader.get_secret("acme", "stripe").value == "sk_two"
@@ -176,7 +200,9 @@ def test_given_secret_versions_when_read_then_latest_and_each_version_decrypt(wr
     assert kms.encrypt_calls == 2 and kms.decrypt_calls == 2
 
 
-def test_given_a_secret_version_replayed_as_latest_when_read_then_integrity_error(writer, reader, repo) -> None:
+def test_given_a_secret_version_replayed_as_latest_when_read_then_integrity_error(
+    writer: WriterService, reader: ReaderService, repo: InMemoryStore
+) -> None:
     writer.put_secret("acme", "stripe", {"value": "sk_old"})
     writer.put_secret("acme", "stripe", {"value": "sk_new"})
     old, new = repo.secrets[("acme", "stripe", 1)], repo.secrets[("acme", "stripe", 2)]
@@ -185,7 +211,7 @@ def test_given_a_secret_version_replayed_as_latest_when_read_then_integrity_erro
         reader.get_secret("acme", "stripe")
 
 
-def test_given_a_deleted_secret_then_no_version_remains(writer, reader) -> None:
+def test_given_a_deleted_secret_then_no_version_remains(writer: WriterService, reader: ReaderService) -> None:
     writer.put_secret("acme", "stripe", {"value": "sk_one"})
     writer.put_secret("acme", "stripe", {"value": "sk_two"})
     writer.delete_secret("acme", "stripe")
@@ -197,7 +223,9 @@ def test_given_a_deleted_secret_then_no_version_remains(writer, reader) -> None:
         writer.delete_secret("acme", "stripe")
 
 
-def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplog) -> None:
+def test_given_any_operation_then_no_value_reaches_the_log(
+    writer: WriterService, reader: ReaderService, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     created = writer.create_person("acme", PERSON)
     writer.patch_person("acme", created.id, {"email": "z@navy.example"}, None)
@@ -209,7 +237,9 @@ def test_given_any_operation_then_no_value_reaches_the_log(writer, reader, caplo
         assert value not in caplog.text
 
 
-def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are_reported(writer, reader, kms) -> None:
+def test_given_a_multi_get_then_one_decrypt_per_distinct_key_and_missing_ids_are_reported(
+    writer: WriterService, reader: ReaderService, kms: FakeKms
+) -> None:
     ids = [writer.create_person("acme", PERSON).id for _ in range(3)]
     absent = "b" * 32
     batch = reader.get_people("acme", [ids[1], absent, ids[0]], ("name",))
@@ -235,7 +265,7 @@ class _RacedStore(InMemoryStore):
         super().put_secret_version(secret, expected, new_head)
 
 
-def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms) -> None:
+def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms: FakeKms) -> None:
     store, sleeps = _RacedStore(races=2), []
     writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
     reader = ReaderService(store, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
@@ -245,7 +275,7 @@ def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_nu
     assert reader.get_secret("acme", "hot", 5).value == "sk_live_abcdef"
 
 
-def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms) -> None:
+def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms: FakeKms) -> None:
     store, sleeps = _RacedStore(races=10**6), []
     writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
     with pytest.raises(ConflictError):

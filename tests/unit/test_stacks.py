@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +102,9 @@ def base() -> dict[str, Any]:
     return base_template().render()
 
 
-def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_the_admin_parameter(base):
+def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_the_admin_parameter(
+    base: dict[str, Any],
+) -> None:
     key = base["Resources"]["Key"]
     statements = key["Properties"]["KeyPolicy"]["Statement"]
 
@@ -126,7 +129,9 @@ def test_given_the_base_template_then_the_key_policy_names_this_stack_roles_and_
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
-def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(base):
+def test_given_the_base_template_then_each_role_holds_exactly_the_generator_policy_for_this_environment(
+    base: dict[str, Any],
+) -> None:
     """The stack's intrinsics (infra.arns.StackArns), resolved for one account, give exactly the
     policy generated for that account's ARNs (AccountArns): the two renderings agree."""
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pii-vault-dev"
@@ -153,7 +158,9 @@ def test_given_the_base_template_then_each_role_holds_exactly_the_generator_poli
     }
 
 
-def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_protected_and_retained(base):
+def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_protected_and_retained(
+    base: dict[str, Any],
+) -> None:
     for name in ("PiiTable", "IdempotencyTable"):
         table = base["Resources"][name]
         props = table["Properties"]
@@ -163,7 +170,7 @@ def test_given_the_base_template_then_both_tables_are_on_demand_recoverable_prot
         assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
-def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_reader_only(base):
+def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_reader_only(base: dict[str, Any]) -> None:
     key = base["Resources"]["FleetMacKey"]
     props = key["Properties"]
 
@@ -184,7 +191,9 @@ def test_given_the_base_template_then_the_fleet_mac_key_is_hmac_used_by_the_read
     assert "Metadata" not in base["Resources"]["Key"]
 
 
-def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_deliberately_without_backups(base):
+def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_deliberately_without_backups(
+    base: dict[str, Any],
+) -> None:
     from chalicelib.store import fleet_table
 
     table = base["Resources"]["FleetKeyTable"]
@@ -214,7 +223,9 @@ def test_given_the_base_template_then_the_fleet_table_is_on_demand_expiring_and_
         assert "CKV_AWS_28" not in {s["id"] for s in base["Resources"][name]["Metadata"]["checkov"]["skip"]}
 
 
-def test_given_the_base_template_then_only_the_reader_role_policy_names_the_fleet_key_and_table(base):
+def test_given_the_base_template_then_only_the_reader_role_policy_names_the_fleet_key_and_table(
+    base: dict[str, Any],
+) -> None:
     def names(value: Any) -> set[str]:
         found: set[str] = set()
         if isinstance(value, dict):
@@ -235,7 +246,9 @@ def test_given_the_base_template_then_only_the_reader_role_policy_names_the_flee
     assert base["Outputs"]["FleetTableName"]["Value"] == {"Ref": "FleetKeyTable"}
 
 
-def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(base):
+def test_given_the_base_template_then_every_log_group_expires_after_the_retention_parameter(
+    base: dict[str, Any],
+) -> None:
     groups = [r for r in base["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
 
     # function and API access logs per API stage; indexer (stream + backfill), offboard, rewrap
@@ -245,7 +258,9 @@ def test_given_the_base_template_then_every_log_group_expires_after_the_retentio
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_stack(base, stage):
+def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_stack(
+    base: dict[str, Any], stage
+) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     imports: set[str] = set()
 
@@ -265,7 +280,7 @@ def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_s
 
 
 @pytest.mark.parametrize("stage", API_STAGE_NAMES)
-def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_policy_and_the_function(stage):
+def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_policy_and_the_function(stage) -> None:
     template = merge(stage)
     function = template["Resources"]["APIHandler"]["Properties"]
     api = template["Resources"]["RestAPI"]["Properties"]
@@ -287,7 +302,7 @@ def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_pol
 
 
 @pytest.mark.parametrize("stage", API_STAGE_NAMES)
-def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage):
+def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage) -> None:
     template = merge(stage)
     function = template["Resources"]["APIHandler"]
     api = template["Resources"]["RestAPI"]["Properties"]
@@ -303,7 +318,7 @@ def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage):
     assert "plaintext" in skipped["CKV_AWS_120"]
 
 
-def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_mac_key_arn():
+def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_mac_key_arn() -> None:
     reader = merge("reader")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
     writer = merge("writer")["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
 
@@ -318,7 +333,9 @@ def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_setting_and_to_the_chalice_config(stage):
+def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_setting_and_to_the_chalice_config(
+    stage,
+) -> None:
     """Every setting that may differ per environment is settable through deploy/params: a stack
     parameter whose default is the setting's (and .chalice/config.json's, for chalice local)."""
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
@@ -335,7 +352,7 @@ def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_settin
             assert variable in ({"Ref": name}, {"Fn::Join": [",", {"Ref": name}]})
 
 
-def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only():
+def test_given_the_access_log_format_then_it_is_json_of_ids_status_and_timings_only() -> None:
     fields = set(ACCESS_LOG_FORMAT.values())
 
     assert "$context.status" in fields and "$context.requestId" in fields
@@ -364,7 +381,9 @@ def filter_matches(pattern: str, event: dict[str, Any]) -> bool:
         ("StorageErrors", errors.StorageError),
     ],
 )
-def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_counts_the_log_line(caplog, metric, error):
+def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_counts_the_log_line(
+    caplog: pytest.LogCaptureFixture, metric, error
+) -> None:
     @guarded
     def view() -> Any:
         raise error("boom")
@@ -409,7 +428,9 @@ class _Kms:
     ],
     ids=["unauthentic", "impossible", "malformed"],
 )
-def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(caplog, entry):
+def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(
+    caplog: pytest.LogCaptureFixture, entry
+) -> None:
     from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
 
     fleet = FleetKeyTable(
@@ -429,14 +450,14 @@ def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_
     assert not any(filter_matches(error_filter_pattern(code), events[0]) for code in ERROR_CODES.values())
 
 
-def test_given_the_fleet_integrity_filter_then_warnings_and_request_failures_do_not_match():
+def test_given_the_fleet_integrity_filter_then_warnings_and_request_failures_do_not_match() -> None:
     pattern = fleet_integrity_filter_pattern()
 
     assert not filter_matches(pattern, {"level": "WARNING", "message": "fleet key table read failed (X); asking KMS"})
     assert not filter_matches(pattern, {"level": "ERROR", "message": "request failed: integrity_error"})
 
 
-def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity_lines(base):
+def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity_lines(base: dict[str, Any]) -> None:
     resources = base["Resources"]
     metric_filter = resources["ReaderFleetIntegrityErrorsFilter"]["Properties"]
     alarm = resources["ReaderFleetIntegrityErrorsAlarm"]["Properties"]
@@ -450,7 +471,7 @@ def test_given_the_base_template_then_the_reader_alone_alarms_on_fleet_integrity
     assert not [n for n in resources if "Fleet" in n and "Alarm" in n and not n.startswith("Reader")]
 
 
-def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operations_view():
+def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operations_view() -> None:
     body = json.loads(re.sub(r"\$\{[^}]+\}", "x", dashboard_body()))
     titles = " | ".join(w["properties"]["title"] for w in body["widgets"])
 
@@ -459,7 +480,7 @@ def test_given_the_dashboard_then_it_is_valid_json_with_a_widget_for_each_operat
     assert "ReaderFleetIntegrityErrors" in json.dumps(body)
 
 
-def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its_template(base):
+def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its_template(base: dict[str, Any]) -> None:
     params = load_params("example")
     declared = {"base": set(base["Parameters"]), **{s: set(merge(s)["Parameters"]) for s in STAGE_NAMES}}
 
@@ -472,31 +493,33 @@ def test_given_the_example_parameter_file_then_every_value_is_a_parameter_of_its
     assert required <= set(params["base"])
 
 
-def test_given_generated_templates_then_no_literal_account_id_appears(tmp_path):
+def test_given_generated_templates_then_no_literal_account_id_appears(tmp_path: Path) -> None:
     write_templates(tmp_path)
 
     for path in tmp_path.iterdir():
         assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", path.read_text()), path.name
 
 
-def test_given_an_unknown_stage_then_generation_refuses():
+def test_given_an_unknown_stage_then_generation_refuses() -> None:
     with pytest.raises(TemplateError):
         merge_template("admin")
 
 
-def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(caplog):
+def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from tests.unit.test_lookup import PERSON
     from tests.unit.test_lookup import world as make_world
 
     world = make_world.__wrapped__()  # the fixture's body: fake KMS, store, indexer
-    pid = world["writer"].create_person("acme", PERSON).id
-    record = world["store"].people[("acme", pid)]
+    pid = world.writer.create_person("acme", PERSON).id
+    record = world.store.people[("acme", pid)]
     blob = bytearray(record.fields["email"])
     blob[-1] ^= 1  # the GCM tag no longer verifies
     record.fields["email"] = bytes(blob)
 
     with caplog.at_level(logging.INFO):
-        world["indexer"].handle_records([{"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}])
+        world.indexer.handle_records([{"eventName": "INSERT", "dynamodb": {"Keys": layout.person_key("acme", pid)}}])
     events = [lambda_json_line(r) for r in caplog.records]
     counted = [e for e in events if filter_matches(indexer_integrity_filter_pattern(), e)]
 
@@ -507,7 +530,9 @@ def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filte
 # -- issue 21 D: the stream mapping survives a poison record -----------------------------------
 
 
-def test_given_the_indexer_merge_template_then_its_stream_mapping_bisects_bounds_its_retries_and_parks_failures():
+def test_given_the_indexer_merge_template_then_its_stream_mapping_bisects_bounds_its_retries_and_parks_failures() -> (
+    None
+):
     from chalicelib.stages.registry import STREAM_DELIVERY
     from infra.specs import FAILURE_QUEUE
 
@@ -521,7 +546,9 @@ def test_given_the_indexer_merge_template_then_its_stream_mapping_bisects_bounds
     assert destination == {"Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{FAILURE_QUEUE.output}"}}
 
 
-def test_given_the_base_template_then_the_failure_queue_is_encrypted_exported_alarmed_and_the_indexers_alone(base):
+def test_given_the_base_template_then_the_failure_queue_is_encrypted_exported_alarmed_and_the_indexers_alone(
+    base: dict[str, Any],
+) -> None:
     from infra.specs import FAILURE_QUEUE
 
     queue = base["Resources"][FAILURE_QUEUE.logical_id]
@@ -543,7 +570,9 @@ def test_given_the_base_template_then_the_failure_queue_is_encrypted_exported_al
             assert sends[0]["Resource"] == queue_arn and sends[0]["Action"] == "sqs:SendMessage"
 
 
-def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_filter_counts_its_line(caplog):
+def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_filter_counts_its_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from chalicelib.service.indexer import SKIPPED_MESSAGE
     from chalicelib.support.errors import KeyUnavailableError
     from tests.unit import test_stream
@@ -558,7 +587,9 @@ def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_
     assert not [e for e in events if filter_matches(indexer_integrity_filter_pattern(), e)]
 
 
-def test_given_the_base_template_then_the_stream_functions_skipped_records_are_counted_and_alarmed(base):
+def test_given_the_base_template_then_the_stream_functions_skipped_records_are_counted_and_alarmed(
+    base: dict[str, Any],
+) -> None:
     resources = base["Resources"]
     flt = resources["IndexerSkippedRecordsFilter"]["Properties"]
     assert flt["FilterPattern"] == indexer_skipped_filter_pattern()

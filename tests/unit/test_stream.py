@@ -18,14 +18,14 @@ from chalicelib.stages.registry import STREAM_DELIVERY, StreamDelivery
 from chalicelib.store import layout
 from chalicelib.support.errors import KeyUnavailableError, ServiceUnavailableError, ThrottledError
 from tests.unit import test_lookup
-from tests.unit.test_lookup import PERSON
+from tests.unit.test_lookup import PERSON, World
 from tools.streampoll import StreamPoller
 
 
 @pytest.fixture
-def world() -> dict[str, Any]:
+def world() -> World:
     """test_lookup's world: fake KMS and store, the writer, the reader, the indexer."""
-    made: dict[str, Any] = test_lookup.world.__wrapped__()  # type: ignore[attr-defined]
+    made: World = test_lookup.world.__wrapped__()  # type: ignore[attr-defined]
     return made
 
 
@@ -47,25 +47,25 @@ def record(customer: str, person_id: str, n: int = 0) -> dict[str, Any]:
     return {"eventID": f"e{n}", "eventName": "INSERT", "dynamodb": {"Keys": keys, "SequenceNumber": str(100 + n)}}
 
 
-def poisoned(world: dict[str, Any], error: Exception) -> tuple[Indexer, str, str]:
+def poisoned(world: World, error: Exception) -> tuple[Indexer, str, str]:
     """An indexer for which tenant "gone"'s person cannot be opened, and that person and another's."""
-    gone = world["writer"].create_person("gone", PERSON).id
-    other = world["writer"].create_person("acme", PERSON).id
-    refs = set(world["store"].people[("gone", gone)].refs.values())
-    blobs = {wrapped.blob for (_partition, ref), wrapped in world["kms"].keys.entries.items() if ref in refs}
-    shredded = Shredded(world["kms"].decryptor(), blobs, error)
-    opener = Opener(shredded, "pii-vault", resolver=KeyTableResolver(world["kms"].keys, shredded))
-    return Indexer(opener, world["keys"], world["beacons"]), gone, other
+    gone = world.writer.create_person("gone", PERSON).id
+    other = world.writer.create_person("acme", PERSON).id
+    refs = set(world.store.people[("gone", gone)].refs.values())
+    blobs = {wrapped.blob for (_partition, ref), wrapped in world.kms.keys.entries.items() if ref in refs}
+    shredded = Shredded(world.kms.decryptor(), blobs, error)
+    opener = Opener(shredded, "pii-vault", resolver=KeyTableResolver(world.kms.keys, shredded))
+    return Indexer(opener, world.keys, world.beacons), gone, other
 
 
 def test_given_a_record_whose_tenant_key_is_shredded_then_it_is_skipped_counted_logged_and_the_next_indexed(
-    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+    world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     indexer, gone, other = poisoned(world, KeyUnavailableError("the tenant's KMS key is disabled or pending deletion"))
     with caplog.at_level(logging.INFO):
         counts = indexer.handle_records([record("gone", gone, 1), record("acme", other, 2)])
     assert counts == Counter({UNPROCESSABLE: 1, WRITTEN: 1})
-    assert [v.id for v in world["reader"].search_people("acme", PERSON["email"], ["email"])] == [other]
+    assert [v.id for v in world.reader.search_people("acme", PERSON["email"], ["email"])] == [other]
     [line] = [r for r in caplog.records if r.getMessage().startswith(SKIPPED_MESSAGE)]
     assert line.levelno == logging.ERROR
     assert line.getMessage() == f"{SKIPPED_MESSAGE} (key_unavailable): event e1, person {gone} of gone"
@@ -80,16 +80,16 @@ def test_given_a_record_whose_tenant_key_is_shredded_then_it_is_skipped_counted_
     ids=["shape", "binary-sort-key"],
 )
 def test_given_a_record_of_an_unexpected_shape_then_it_is_skipped_and_the_batch_goes_on(
-    world: dict[str, Any], bad: dict[str, Any]
+    world: World, bad: dict[str, Any]
 ) -> None:
-    other = world["writer"].create_person("acme", PERSON).id
-    counts = world["indexer"].handle_records([bad, record("acme", other)])
+    other = world.writer.create_person("acme", PERSON).id
+    counts = world.indexer.handle_records([bad, record("acme", other)])
     assert counts[WRITTEN] == 1 and sum(counts.values()) == 2
 
 
 @pytest.mark.parametrize("error", [ThrottledError("kms is throttling"), ServiceUnavailableError("kms is down")])
 def test_given_a_transient_failure_then_the_batch_fails_for_the_mapping_to_retry(
-    world: dict[str, Any], error: Exception
+    world: World, error: Exception
 ) -> None:
     indexer, gone, other = poisoned(world, error)
     with pytest.raises(type(error)):
