@@ -126,9 +126,12 @@ def measure_operations(count: int, kms_latency_s: float, warm_up: int = WARM_UP)
         kms_meter, ddb_meter = KmsMeter(kms_latency_s), DynamoMeter(StoredItems())
         from chalicelib.stages.app import lambda_handlers
 
-        kms, ddb = kms_client(kms_meter), ddb_client(ddb_meter)
-        writer, reader = _app("writer", resources, kms, ddb), _app("reader", resources, kms, ddb)
-        index_beacons = lambda_handlers(_app("indexer", resources, kms, ddb), "indexer")["index_beacons"]
+        def clients(stage: str) -> tuple[Any, Any]:
+            """Each stage signs as itself (its own role on AWS), all metered together."""
+            return kms_client(kms_meter, principal=stage), ddb_client(ddb_meter, principal=stage)
+
+        writer, reader = _app("writer", resources, *clients("writer")), _app("reader", resources, *clients("reader"))
+        index_beacons = lambda_handlers(_app("indexer", resources, *clients("indexer")), "indexer")["index_beacons"]
         ids: list[str] = []
 
         def call(app: Any, event: dict[str, Any], ok: int) -> dict[str, Any]:

@@ -54,6 +54,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
+@pytest.fixture(autouse=True)
+def _a_fresh_container_per_test() -> None:
+    """The stages' one botocore session per container (chalicelib.stages.app) resolves its
+    credentials once; each test is a new container, so an app built from the environment signs
+    with the credentials the test gives it (a stage's own, tests/request_proof.py)."""
+    from chalicelib.stages import app
+
+    app._session.cache_clear()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _lambda_context_with_the_functions_timeout() -> None:
     """chalice.test.Client invokes a function with a context of 3 s whatever its timeout; Lambda

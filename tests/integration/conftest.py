@@ -73,7 +73,12 @@ class Signed:
 
 @contextlib.contextmanager
 def signing_as(principal: str) -> Iterator[None]:
-    """Clients made from the environment inside (a CLI run in process) sign as ``principal``."""
+    """Clients made from the environment inside (a CLI run in process) sign as ``principal``.
+    Each principal is its own container on AWS: the stages' cached botocore session
+    (chalicelib.stages.app) is dropped, so an app builds its clients with these credentials."""
+    from chalicelib.stages import app
+
+    app._session.cache_clear()
     saved = {name: os.environ.get(name) for name in principals.environment(principal)}
     os.environ.update(principals.environment(principal))
     try:

@@ -19,7 +19,7 @@ from moto import mock_aws
 from chalicelib.stages import STAGES, Stage, settings_for
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
-from chalicelib.support.environment import ROLE_VARIABLE, VARIABLE
+from chalicelib.support.environment import ROLE_VARIABLE, VARIABLE, Key
 from infra.local import bootstrap
 from tests.integration.conftest import Signed
 from tests.request_proof import PROOF
@@ -105,7 +105,7 @@ def _drive(stage: Stage, client: Client, writer: Client | None) -> None:
     elif stage.name == "rewrap":
         kms = boto3.client("kms", region_name=REGION)
         target = kms.create_key()["KeyMetadata"]["Arn"]
-        PROOF.register_key(target, "Key")  # deployed as the stack's new shared key (a move)
+        PROOF.register_key(target, Key.DATA)  # deployed as the stack's new shared key (a move)
         event = {"job": "r", "segment": 0, "total_segments": 1, "source_key": _key_arn(kms), "target_key": target}
         assert client.lambda_.invoke("rewrap", event).payload["done"]
 

@@ -18,7 +18,7 @@ from chalicelib.stages.wiring import Clients, build_indexer
 from chalicelib.store import layout
 from chalicelib.store.beacons import DynamoDbIndexerStore
 from chalicelib.support.config import BEACONS_SUFFIX, Settings
-from tests.integration.conftest import REGION, Stack, body_of, send
+from tests.integration.conftest import REGION, Stack, body_of, send, stage_client
 from tests.integration.test_lookup import PERSON, create, search
 from tests.tables import scan_all
 from tools.streampoll import StreamPoller, streams_client
@@ -28,13 +28,14 @@ from tools.streampoll import StreamPoller, streams_client
 def indexed(stack: Stack) -> Iterator[tuple[Stack, StreamPoller, list[tuple[str, dict[str, Any]]]]]:
     """The stack, the indexer fed from the stream, and every DynamoDB request the indexer sent."""
     sent: list[tuple[str, dict[str, Any]]] = []
-    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb = stage_client("indexer", "dynamodb")
     ddb.meta.events.register(
         "provide-client-params.dynamodb.*", lambda params, model, **_: sent.append((model.name, dict(params)))
     )
     settings = Settings("indexer", region=REGION)
-    indexer = build_indexer(settings, Clients.of(boto3.client("kms", region_name=REGION), ddb))
-    arn = ddb.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
+    indexer = build_indexer(settings, Clients.of(stage_client("indexer", "kms"), ddb))
+    operator = boto3.client("dynamodb", region_name=REGION)  # the test's own look at the table
+    arn = operator.describe_table(TableName=settings.table_name)["Table"]["LatestStreamArn"]
     yield stack, StreamPoller(streams_client(region_name=REGION), arn, indexer.handle_records), sent
 
 
@@ -95,9 +96,7 @@ def test_given_a_beacon_write_for_a_key_that_is_no_person_then_the_pii_table_is_
     now land in the beacon table, whatever key they name."""
     assert send(stack.writer, "PUT", "/customers/acme/secrets/api-token", {"value": "s3cr3t-v1"}).status_code == 201
     before = stack.scan()
-    store = DynamoDbIndexerStore(
-        boto3.client("dynamodb", region_name=REGION), "pii-vault", "pii-vault" + BEACONS_SUFFIX
-    )
+    store = DynamoDbIndexerStore(stage_client("indexer", "dynamodb"), "pii-vault", "pii-vault" + BEACONS_SUFFIX)
     assert store.set_beacon("acme", "0" * 32, 1, b"b" * 16) is True
     store.forget("acme", "0" * 32)
     assert stack.scan() == before
