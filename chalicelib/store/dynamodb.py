@@ -103,6 +103,21 @@ class Dynamo:
         response = self.call(operation, TableName=table, **kwargs, **resume)
         return response.get("Items", []), response.get("LastEvaluatedKey")
 
+    def segment_page(
+        self, table: str, segment: int, total_segments: int, start: Key | None, limit: int, **kwargs: Any
+    ) -> ItemPage:
+        """One strongly consistent page of one segment of a parallel scan (the bulk jobs' frame)."""
+        return self.page(
+            "scan",
+            table,
+            start,
+            Segment=segment,
+            TotalSegments=total_segments,
+            Limit=limit,
+            ConsistentRead=True,
+            **kwargs,
+        )
+
     def items(self, operation: str, table: str, **kwargs: Any) -> Iterator[Item]:
         """Every item of a ``query`` or ``scan``, page after page."""
         start: Key | None = None

@@ -107,14 +107,12 @@ class DynamoDbIndexedScan:
         self.name = table_name
 
     def scan_page(self, segment: int, total_segments: int, start: Key | None) -> ItemPage:
-        return self._ddb.page(
-            "scan",
+        return self._ddb.segment_page(
             self.name,
+            segment,
+            total_segments,
             start,
-            Segment=segment,
-            TotalSegments=total_segments,
-            Limit=PAGE_SIZE,
-            ConsistentRead=True,
+            PAGE_SIZE,
             Select="SPECIFIC_ATTRIBUTES",
             **layout.indexer_projection(),
         )
@@ -162,15 +160,7 @@ class DynamoDbSlotItems:
 
     def page(self, customer_id: str | None, segment: int, total_segments: int, start: Key | None) -> ItemPage:
         if customer_id is None:
-            return self._ddb.page(
-                "scan",
-                self.name,
-                start,
-                Segment=segment,
-                TotalSegments=total_segments,
-                Limit=PAGE_SIZE,
-                ConsistentRead=True,
-            )
+            return self._ddb.segment_page(self.name, segment, total_segments, start, PAGE_SIZE)
         if segment != 0:
             return [], None  # one tenant is one partition: segment 0 queries it
         condition = layout.key_condition(customer_id)

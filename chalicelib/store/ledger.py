@@ -159,15 +159,7 @@ class DynamoDbLedger:
         self._append(LedgerEntry(TENANT_DONE, customer_id, customer_id, at))
 
     def page(self, segment: int, total_segments: int, start: Key | None) -> tuple[list[Item], Key | None]:
-        return self._ddb.page(
-            "scan",
-            self.name,
-            start,
-            Segment=segment,
-            TotalSegments=total_segments,
-            Limit=self.PAGE_SIZE,
-            ConsistentRead=True,
-        )
+        return self._ddb.segment_page(self.name, segment, total_segments, start, self.PAGE_SIZE)
 
     def holds(self, entry: LedgerEntry) -> bool:
         key = entry.key() if not entry.legacy else _legacy_key(entry)

@@ -62,14 +62,12 @@ class DynamoDbReferences:
         self, customer_id: str, segment: int, total_segments: int, start: Key | None
     ) -> tuple[list[Item], Key | None]:
         """One page of a parallel-scan segment, keeping the tenant's references only."""
-        return self._ddb.page(
-            "scan",
+        return self._ddb.segment_page(
             self.name,
+            segment,
+            total_segments,
             start,
-            Segment=segment,
-            TotalSegments=total_segments,
-            Limit=PAGE_SIZE,
-            ConsistentRead=True,
+            PAGE_SIZE,
             FilterExpression="begins_with(#id, :prefix)",
             ExpressionAttributeNames={"#id": tables.IDEMPOTENCY_ID},
             ExpressionAttributeValues={":prefix": {"S": tables.ref_prefix(customer_id)}},
