@@ -42,6 +42,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     request_proof.terminal_summary(terminalreporter)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
