@@ -26,7 +26,8 @@ from infra.iam.statements import (
 # What the indexer may do to the beacon table (its only write anywhere).
 BEACON_WRITE_ACTIONS = ("dynamodb:UpdateItem",)
 # The rewrap job moves key-table entries (format v3) one data key at a time.
-KEY_TABLE_REWRAP_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem")
+# Pages (Query by tenant, Scan by segment) and the conditional move; never a GetItem (unused, issue 21 B).
+KEY_TABLE_REWRAP_ACTIONS = ("dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem")
 STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 # The only attributes offboarding may read: the keys (never a ciphertext, nor a timestamp it needs no more).
 OFFBOARD_READ_ATTRIBUTES = tuple(sorted((layout.PK, layout.SK)))
