@@ -21,12 +21,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 dev: .venv
 	$(PY) -m tools.devstack
 
-# Tests run on every core (pytest-xdist); the e2e tier shares one worker and one local stack,
-# and is collected first so that its worker starts on it while the others take the rest.
+# Tests run on every core (pytest-xdist), a test module per worker at a time (--dist loadfile:
+# a module's fixtures, e.g. the `chalice package` run of test_package.py, stay on one worker);
+# the e2e tier is collected first, so its workers start on it while the others take the rest.
 # One process: make test TEST_WORKERS=0
 TEST_WORKERS ?= auto
 test: .venv
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/e2e tests/unit tests/integration
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests/e2e tests/unit tests/integration
 
 # cfn-lint, checkov, parliament, bandit, pip-audit, ruff, mypy: see tools/checks.sh.
 check: .venv .venv-checkov

@@ -42,17 +42,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     request_proof.terminal_summary(terminalreporter)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in _TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
-        if "e2e" in parts:
-            # One local stack for the e2e tier: under `pytest -n` (make test) its tests share a
-            # worker (--dist loadgroup) instead of each worker starting a stack of its own.
-            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(autouse=True)

@@ -32,8 +32,9 @@ from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN
 from infra.iam import KEY_POLICY_ADMIN_SID
 
 # `chalice package` caches its deployment zip in the project's .chalice/deployments: two workers
-# (make test runs pytest -n) packaging at once would write the same file. One worker packages.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chalice-package")]
+# packaging at once would write the same file. make test runs pytest -n with --dist loadfile, so
+# this module (its one module-scoped `packaged` run) stays on one worker.
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "/customers/{customer_id}"
