@@ -67,6 +67,21 @@ class Caller:
         return self.arn.split(":")[4]
 
 
+# Every DynamoDB action that writes an item (what "no write on a table" means in the proofs).
+DYNAMODB_WRITES = frozenset(
+    {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:TransactWriteItems",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    }
+)
+
+
 def role_session(role_arn: str, session_name: str = "session", tags: Mapping[str, str] | None = None) -> Caller:
     """A session of an assumed role: ``aws:PrincipalArn`` is the role ARN (with its path),
     the principal is the ``assumed-role`` session ARN, session tags are principal tags."""

@@ -16,6 +16,7 @@ from infra.arns import AccountArns, InvalidResourceError
 from infra.iam import stage_policy
 from infra.iam.statements import ENCRYPTION_CONTEXT_KEYS, POOL_KEY, POOL_SCOPE
 from tests.arns import account_arns
+from tests.policy_eval import DYNAMODB_WRITES
 
 pytestmark = pytest.mark.unit
 
@@ -68,16 +69,6 @@ DYNAMODB_READS = {
     "dynamodb:TransactGetItems",
     "dynamodb:PartiQLSelect",
     "dynamodb:ConditionCheckItem",
-}
-DYNAMODB_WRITES = {
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:TransactWriteItems",
-    "dynamodb:PartiQLInsert",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
 }
 
 

@@ -18,6 +18,7 @@ from infra.iam import key_policy, stage_policy
 from tests.arns import account_arns
 from tests.policy_eval import (
     ALLOW,
+    DYNAMODB_WRITES,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
     Unsupported,
@@ -493,16 +494,6 @@ BEACON_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5b7c9d1e-12ab-34cd-56ef-12345
 BEACON_TABLE = f"{TABLE}-beacons"
 BEACON_INDEX = f"{BEACON_TABLE}/index/beacon-index"
 KEY_TABLE = f"{TABLE}-keys"
-WRITES = {
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:TransactWriteItems",
-    "dynamodb:PartiQLInsert",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
-}
 ALL_ARNS = account_arns(KEY, TABLE, fleet_mac_key_arn=FLEET_KEY, beacon_key_arn=BEACON_KEY)
 POLICIES = {stage: stage_policy(stage, ALL_ARNS) for stage in STAGE_NAMES}
 
@@ -517,8 +508,8 @@ def test_given_the_writer_policy_then_it_has_no_action_on_the_beacon_table_or_it
 def test_given_the_indexer_policy_then_it_writes_the_beacon_table_only_and_nothing_of_the_pii_table() -> None:
     indexer = POLICIES["indexer"]
     assert allowed(indexer, DDB_ACTIONS, BEACON_TABLE) == {"dynamodb:UpdateItem"}
-    assert allowed(indexer, DDB_ACTIONS, TABLE) & WRITES == set()
-    assert allowed(indexer, DDB_ACTIONS, KEY_TABLE) & WRITES == set()
+    assert allowed(indexer, DDB_ACTIONS, TABLE) & DYNAMODB_WRITES == set()
+    assert allowed(indexer, DDB_ACTIONS, KEY_TABLE) & DYNAMODB_WRITES == set()
 
 
 def test_given_the_reader_policy_then_it_queries_the_beacon_index_and_writes_no_beacon() -> None:
@@ -532,7 +523,7 @@ def test_given_the_reader_policy_then_it_queries_the_beacon_index_and_writes_no_
 def test_given_a_role_that_may_decrypt_then_it_writes_nothing_of_the_pii_or_the_key_table(stage: str) -> None:
     """A write permission is a read permission (a failed condition hands back ALL_OLD)."""
     for resource in (TABLE, KEY_TABLE):
-        assert allowed(POLICIES[stage], DDB_ACTIONS, resource) & WRITES == set(), resource
+        assert allowed(POLICIES[stage], DDB_ACTIONS, resource) & DYNAMODB_WRITES == set(), resource
 
 
 def test_given_the_writer_policy_then_it_files_data_keys_and_reads_none_back() -> None:

@@ -18,21 +18,12 @@ import pytest
 from chalicelib.stages import STAGE_NAMES, STAGES
 from infra.iam import STAGE_GRANTS, rewrap_policy, stage_policy
 from tests.arns import account_arns, other_key
-from tests.policy_eval import ALLOW, allowed, evaluate, kms_context
+from tests.policy_eval import ALLOW, DYNAMODB_WRITES, allowed, evaluate, kms_context
 from tests.unit.test_policy_evaluation import ACCOUNT, DDB_ACTIONS, KEY, TABLE
 from tests.unit.test_policy_lookup import BEACON_KEY, BEACONS, INDEX, OLD_INDEX
 
 TENANT_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
-PII_WRITES = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:TransactWriteItems",
-    "dynamodb:PartiQLInsert",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
-)
+PII_WRITES = sorted(DYNAMODB_WRITES)
 # Every context a data key is wrapped under (both scopes, both views), as KMS would derive it.
 CONTEXTS = [
     kms_context({"app": "pii-vault", "customer_id": "acme"}),
