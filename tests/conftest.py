@@ -65,17 +65,24 @@ def _lambda_context_with_the_functions_timeout() -> None:
     """chalice.test.Client invokes a function with a context of 3 s whatever its timeout; Lambda
     gives the function's configured timeout (the registry's), which the jobs' deadlines read."""
     import chalice.test
-    from chalice.local import LambdaContext
+    from chalice.local import Clock, LambdaContext
 
     from chalicelib.stages import STAGES
 
     timeouts = {f.name: f.timeout_seconds * 1000 for s in STAGES for f in s.functions}
 
     class _Context(LambdaContext):
-        def __init__(self, function_name: str, memory_size: int, max_runtime_ms: int | None = None) -> None:
-            super().__init__(function_name, memory_size, max_runtime_ms or timeouts.get(function_name, 3000))
+        def __init__(
+            self,
+            function_name: str,
+            memory_size: int,
+            max_runtime_ms: int | None = None,
+            time_source: Clock | None = None,
+        ) -> None:
+            runtime = max_runtime_ms or timeouts.get(function_name, 3000)
+            super().__init__(function_name, memory_size, runtime, time_source)
 
-    chalice.test.LambdaContext = _Context  # type: ignore[misc]
+    setattr(chalice.test, "LambdaContext", _Context)  # noqa: B010 - replacing the class chalice.test imported
 
 
 @pytest.fixture(autouse=True, scope="session")

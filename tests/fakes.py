@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
@@ -70,8 +70,10 @@ class InMemoryStore:
     def update_person(self, write: PersonWrite) -> int:
         with self._lock:
             current = self.people.get((write.customer_id, write.person_id))
-            stored = shape_of(current) if current is not None else None
-            if stored is None or not _same_shape(stored, write.shape):
+            if current is None:
+                raise PersonVersionConflict(None)
+            stored = shape_of(current)
+            if not _same_shape(stored, write.shape):
                 raise PersonVersionConflict(stored)
             for slot in write.drop_refs:
                 if slot not in write.refs:
@@ -109,7 +111,7 @@ class InMemoryStore:
         next_token = encode_page_token(chosen[-1]) if len(ids) > limit else None
         return Page([copy.deepcopy(self.people[(customer_id, pid)]) for pid in chosen], next_token)
 
-    def get_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
+    def get_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
         wanted = list(dict.fromkeys(person_ids))
         return [copy.deepcopy(self.people[(customer_id, pid)]) for pid in wanted if (customer_id, pid) in self.people]
 
@@ -127,7 +129,7 @@ class InMemoryStore:
         page = self.list_people(customer_id, limit, token)
         return Page([self._masked_only(record) for record in page.items], page.next_token)
 
-    def get_masked_people(self, customer_id: str, person_ids) -> list[PersonRecord]:
+    def get_masked_people(self, customer_id: str, person_ids: Sequence[str]) -> list[PersonRecord]:
         return [self._masked_only(record) for record in self.get_people(customer_id, person_ids)]
 
     def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:

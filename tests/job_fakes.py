@@ -11,9 +11,10 @@ import copy
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.store import layout, tables
+from chalicelib.store.dynamodb import ItemPage
 from chalicelib.store.checkpoints import MemoryCheckpoints
 from chalicelib.store.job_items import MASKED, PAGE_SIZE, Place, item_key, places
 from chalicelib.store.ledger import TENANT_DONE, LedgerEntry, entry_of
@@ -28,14 +29,22 @@ def _segment_of(key: tuple[str, ...], total: int) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(key).encode()).digest()[:4], "big") % total
 
 
-def _paged(rows: list[tuple[tuple[str, ...], Item]], start: Key | None, key_of: Any, limit: int = PAGE_SIZE):
+class _KeyOf(Protocol):
+    """An item's sort key (a tuple), or with ``as_key`` its DynamoDB key."""
+
+    def __call__(self, item: Mapping[str, Any], as_key: bool = False) -> Any: ...
+
+
+def _paged(
+    rows: Sequence[tuple[tuple[str, ...], Item]], start: Key | None, key_of: _KeyOf, limit: int = PAGE_SIZE
+) -> ItemPage:
     """Rows in key order after ``start``; a page and where the next one starts."""
-    rows = sorted(rows, key=lambda row: row[0])
+    ordered = sorted(rows, key=lambda row: row[0])
     if start is not None:
         after = key_of(start)
-        rows = [row for row in rows if row[0] > after]
-    page = rows[:limit]
-    last = key_of(page[-1][1], as_key=True) if len(rows) > limit else None
+        ordered = [row for row in ordered if row[0] > after]
+    page = ordered[:limit]
+    last: Key | None = key_of(page[-1][1], as_key=True) if len(ordered) > limit else None
     return [copy.deepcopy(item) for _k, item in page], last
 
 
@@ -96,7 +105,7 @@ class FakeTable:
         return _paged(rows, start, self._key)
 
     # SlotItems
-    def page(self, customer_id: str | None, segment: int, total_segments: int, start: Key | None):
+    def page(self, customer_id: str | None, segment: int, total_segments: int, start: Key | None) -> ItemPage:
         if customer_id is None:
             return self._scan(segment, total_segments, start)
         if segment != 0:
@@ -206,7 +215,7 @@ class FakeReferences:
         self.delete(self.record_keys(targets))
         return len(targets)
 
-    def page(self, customer_id: str, segment: int, total_segments: int, start: Key | None):
+    def page(self, customer_id: str, segment: int, total_segments: int, start: Key | None) -> ItemPage:
         prefix = tables.ref_prefix(customer_id)
 
         def key_of(item: Mapping[str, Any], as_key: bool = False) -> Any:

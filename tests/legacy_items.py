@@ -28,6 +28,7 @@ from chalicelib.envelope.format import (
     view_kind,
 )
 from chalicelib.store import layout
+from chalicelib.store.records import META_CREATED
 
 Wrap = Callable[[bytes, Mapping[str, str]], tuple[bytes, str]]  # (data key, context) -> (wrapped, key ARN)
 APP = "pii-vault"
@@ -69,7 +70,7 @@ def person_item(
     ref = RecordRef(customer_id, "person", person_id)
     kind = KIND_TENANT if fmt == 1 else kind  # v1 data keys are wrapped under the tenant context
     data_key = os.urandom(32)
-    slot = layout.META_CREATED if fmt == FORMAT_V2 and created_sealed else "0"
+    slot = META_CREATED if fmt == FORMAT_V2 and created_sealed else "0"
     wrapped, key_arn = wrap(data_key, encryption_context(APP, customer_id, kind))
     fields = {name: encode_field(value) for name, value in person.items()}
     if fmt == 1:

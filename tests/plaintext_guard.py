@@ -99,8 +99,8 @@ class Guard:
         found = []
         for place, content in self.places:
             for value, origin in searched.items():
-                needle = value.encode("utf-8") if isinstance(content, bytes) else value
-                if needle in content:
+                hit = value.encode("utf-8") in content if isinstance(content, bytes) else value in content
+                if hit:
                     found.append(f"registered value #{numbered[value]} (from {origin}) found in {place}")
         return found
 
@@ -183,7 +183,7 @@ def _patch_chalice_client() -> None:
             GUARD.observe_error_body(f"{response.status_code} of {method} {path.split('?')[0]}", response.body or b"")
         return response
 
-    TestHTTPClient.request = request
+    TestHTTPClient.request = request  # type: ignore[method-assign]  # the guard wraps chalice's method
 
 
 def _patch_requests() -> None:
@@ -200,7 +200,7 @@ def _patch_requests() -> None:
             )
         return response
 
-    requests.Session.send = send
+    requests.Session.send = send  # type: ignore[method-assign]  # the guard wraps requests' method
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -259,5 +259,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     )
 
 
-_HITS = pytest.StashKey[list]()
+_HITS = pytest.StashKey[list[str]]()
 _WORKER_KEY = "plaintext_guard"

@@ -370,7 +370,7 @@ def _condition_key(
     return matches(actual[0]) != negated
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 

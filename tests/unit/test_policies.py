@@ -8,13 +8,15 @@ documents the base stack deploys).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
 from chalicelib.support.environment import Key, Table
 from infra.arns import AccountArns, InvalidResourceError
 from infra.iam import stage_policy
-from infra.iam.statements import ENCRYPTION_CONTEXT_KEYS, POOL_KEY, POOL_SCOPE
+from infra.iam.statements import ENCRYPTION_CONTEXT_KEYS, POOL_KEY, POOL_SCOPE, Document, Statement
 from tests.arns import account_arns
 from tests.policy_eval import DYNAMODB_WRITES
 
@@ -72,29 +74,29 @@ DYNAMODB_READS = {
 }
 
 
-def _as_list(value):
+def _as_list(value: str | Iterable[Any]) -> list[Any]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _actions(policy):
+def _actions(policy: Document) -> set[str]:
     return {a for s in policy["Statement"] for a in _as_list(s["Action"])}
 
 
-def _actions_on(policy, resource):
+def _actions_on(policy: Document, resource: str) -> set[str]:
     return {a for s in policy["Statement"] if resource in _as_list(s["Resource"]) for a in _as_list(s["Action"])}
 
 
-def _statements_for(policy, service):
+def _statements_for(policy: Document, service: str) -> list[Statement]:
     return [s for s in policy["Statement"] if any(a.startswith(service + ":") for a in _as_list(s["Action"]))]
 
 
-def _own(policy):
+def _own(policy: Document) -> Document:
     """The policy without its tag-scoped tenant-key statements (tests/unit/test_tenant_key_policies.py)."""
     return {**policy, "Statement": [s for s in policy["Statement"] if not s["Sid"].startswith("TenantKeysByTag")]}
 
 
 @pytest.fixture(params=sorted(POLICIES))
-def role_policy(request: pytest.FixtureRequest):
+def role_policy(request: pytest.FixtureRequest) -> tuple[str, Document]:
     return request.param, POLICIES[request.param]
 
 
@@ -125,7 +127,7 @@ def test_given_valid_arns_when_reader_policy_is_built_then_actions_are_exactly_d
 
 
 @pytest.mark.parametrize("key", [FLEET_KEY_ARN, BEACON_KEY_ARN])
-def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(key) -> None:
+def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(key: str) -> None:
     (statement,) = [s for s in POLICIES["reader"]["Statement"] if s["Resource"] == key]
 
     assert statement["Action"] == "kms:GenerateMac"
@@ -141,7 +143,7 @@ def test_given_a_mac_statement_then_it_is_generate_mac_with_hmac_sha_256_only(ke
         ({Key.BEACON_MAC: BEACON_KEY_ARN.replace("eu-west-2", "eu-west-1")}, "region"),
     ],
 )
-def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys, message) -> None:
+def test_given_bad_key_arns_when_the_arns_are_built_then_they_are_refused(keys: dict[Key, str], message: str) -> None:
     with pytest.raises(InvalidResourceError, match=message):
         AccountArns.of(TABLE_ARN, {Key.DATA: KEY_ARN, Key.FLEET_MAC: FLEET_KEY_ARN, **keys})
 
@@ -184,7 +186,7 @@ def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_t
     assert not {a for a in _actions(policy) if "Mac" in a}
 
 
-def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy) -> None:
+def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy: tuple[str, Document]) -> None:
     role, policy = role_policy
     tables = (
         {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN, KEYS_ARN}
@@ -201,7 +203,7 @@ def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(
             assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {service}
 
 
-def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy) -> None:
+def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy: tuple[str, Document]) -> None:
     _, policy = role_policy
 
     # Tenant keys are reached by tag, under their own tenant's context only (a key/* resource).
@@ -216,7 +218,7 @@ def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_
             assert "*" not in resource.removesuffix(":*"), resource
 
 
-def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy) -> None:
+def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy: tuple[str, Document]) -> None:
     role, policy = role_policy
 
     statements = [s for s in _statements_for(policy, "kms") if s["Resource"] == KEY_ARN]
@@ -270,7 +272,7 @@ def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_upd
     assert _as_list(batch["Action"]) == ["dynamodb:BatchWriteItem"]
 
 
-def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy) -> None:
+def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy: tuple[str, Document]) -> None:
     role, policy = role_policy
     group = f"arn:aws:logs:eu-west-2:123456789012:log-group:/aws/lambda/pii-vault-{role}"
 
@@ -279,7 +281,7 @@ def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_grou
     assert sorted(_as_list(statement["Resource"])) == [group, f"{group}:*"]
 
 
-def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy) -> None:
+def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy: tuple[str, Document]) -> None:
     _, policy = role_policy
     sids = [s.get("Sid") for s in policy["Statement"]]
 
@@ -317,8 +319,8 @@ def test_given_a_gov_cloud_multi_region_key_when_policy_is_built_then_partition_
     ],
 )
 def test_given_an_invalid_arn_when_policy_is_built_then_a_clear_error_names_the_problem(
-    key_arn, table_arn, message
+    key_arn: str | None, table_arn: str, message: str
 ) -> None:
     keys = {Key.DATA: key_arn, Key.FLEET_MAC: FLEET_KEY_ARN, Key.BEACON_MAC: BEACON_KEY_ARN}
     with pytest.raises(InvalidResourceError, match=re.escape(message)):
-        AccountArns.of(table_arn, keys)
+        AccountArns.of(table_arn, keys)  # type: ignore[arg-type]  # a missing (None) data key ARN is refused
