@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -20,6 +22,7 @@ from botocore.credentials import Credentials
 
 from pii_vault_client import errors
 from pii_vault_client import signing as client
+from pii_vault_client.base import retry_after_seconds
 from pii_vault_client.cli import main as cli_main
 from pii_vault_client.client import Client
 from pii_vault_client.config import Config
@@ -33,9 +36,9 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 
 def verify(
-    method: str, url: str, body: bytes, headers: dict[str, str], secret_key: str, service: str = "execute-api"
+    method: str, url: str, body: bytes | None, headers: Mapping[str, str], secret_key: str, service: str = "execute-api"
 ) -> bool:
-    """Recompute the SigV4 signature of a signed request and compare."""
+    """Recompute the SigV4 signature of a signed request and compare (no body: the empty payload's hash)."""
     lower = {k.lower(): v for k, v in headers.items()}
     algorithm, _, rest = lower["authorization"].partition(" ")
     parts = dict(p.strip().split("=", 1) for p in rest.split(","))
@@ -58,7 +61,7 @@ def verify(
             "&".join(f"{k}={v}" for k, v in query),
             "".join(f"{name}:{' '.join(lower[name].split())}\n" for name in signed_headers),
             ";".join(signed_headers),
-            hashlib.sha256(body).hexdigest(),
+            hashlib.sha256(body or b"").hexdigest(),
         ]
     )
     amz_date = lower["x-amz-date"]
@@ -93,7 +96,9 @@ def test_given_a_request_when_signed_then_an_independent_sigv4_computation_accep
     ],
     ids=["body changed", "signed header changed", "content type changed"],
 )
-def test_given_a_signed_request_when_altered_then_the_signature_no_longer_verifies(tamper) -> None:
+def test_given_a_signed_request_when_altered_then_the_signature_no_longer_verifies(
+    tamper: Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]],
+) -> None:
     body = b'{"name":"Ada"}'
     headers, altered_body = tamper(_signed(body), body)
 
@@ -157,24 +162,30 @@ def test_given_a_json_body_then_it_is_sent_compact_and_signed_as_sent() -> None:
 # --------------------------------------------------------------------------- client behaviour
 
 
+# A scripted answer: (status, headers, JSON payload or raw bytes).
+Scripted = tuple[int, dict[str, str], object]
+
+
 class FakeTransport:
     """Answers from a script, records every request (method, url, headers, body, timeout)."""
 
-    def __init__(self, *answers: tuple[int, dict[str, str], object]) -> None:
+    def __init__(self, *answers: Scripted | BaseException) -> None:
         self.answers = list(answers)
         self.requests: list[tuple[str, str, dict[str, str], bytes | None, float]] = []
 
-    def __call__(self, method, url, headers, body, timeout):
+    def __call__(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> tuple[int, dict[str, str], bytes]:
         self.requests.append((method, url, dict(headers), body, timeout))
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer
-        status, headers, payload = answer
+        status, answer_headers, payload = answer
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return status, {k.lower(): v for k, v in headers.items()}, raw
+        return status, {k.lower(): v for k, v in answer_headers.items()}, raw
 
 
-def _client(transport: FakeTransport, sleeps: list[float] | None = None, **config) -> Client:
+def _client(transport: FakeTransport, sleeps: list[float] | None = None, **config: Any) -> Client:
     import random
 
     return Client(
@@ -197,8 +208,8 @@ def _error(code: str) -> dict[str, str]:
     return {"code": code, "message": "m"}
 
 
-CREATED = (201, {}, {"id": "a" * 32, "version": 1, "created_at": "2024-01-01T00:00:00Z"})
-SECRET = (200, {"ETag": '"1"'}, {"id": "s", "version": 1, "created_at": "2024-01-01T00:00:00Z", "value": "v"})
+CREATED: Scripted = (201, {}, {"id": "a" * 32, "version": 1, "created_at": "2024-01-01T00:00:00Z"})
+SECRET: Scripted = (200, {"ETag": '"1"'}, {"id": "s", "version": 1, "created_at": "2024-01-01T00:00:00Z", "value": "v"})
 
 
 def test_given_a_create_then_it_is_signed_and_carries_a_random_uuid4_idempotency_key() -> None:
@@ -266,7 +277,7 @@ def test_given_no_retry_after_then_the_wait_doubles_from_the_backoff() -> None:
     ],
     ids=["retry-after above the bound", "version limit", "412", "400"],
 )
-def test_given_an_answer_that_waiting_cannot_fix_then_it_is_not_retried(answer, attempts: int) -> None:
+def test_given_an_answer_that_waiting_cannot_fix_then_it_is_not_retried(answer: Scripted, attempts: int) -> None:
     transport = FakeTransport(answer)
 
     with pytest.raises(errors.PiiVaultError):
@@ -278,8 +289,6 @@ def test_given_an_answer_that_waiting_cannot_fix_then_it_is_not_retried(answer, 
 
 
 def test_given_an_http_date_retry_after_then_it_is_read_as_seconds_from_now() -> None:
-    from pii_vault_client.client import retry_after_seconds
-
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:05 GMT", now=1445412480.0) == 5.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
@@ -351,7 +360,9 @@ def test_given_an_id_with_path_characters_then_it_stays_one_segment() -> None:
         (418, _error("brand_new_code"), errors.PiiVaultError, "brand_new_code"),
     ],
 )
-def test_given_an_error_answer_then_the_exception_is_typed_by_code(status, body, expected, code) -> None:
+def test_given_an_error_answer_then_the_exception_is_typed_by_code(
+    status: int, body: object, expected: type[errors.PiiVaultError], code: str
+) -> None:
     transport = FakeTransport((status, {}, body))
 
     with pytest.raises(errors.PiiVaultError) as raised:
@@ -431,7 +442,9 @@ def test_given_the_cli_then_a_create_gets_a_key_and_the_answer_is_printed(capsys
         ("PUT", "/customers/acme/secrets/hook/versions", False),
     ],
 )
-def test_given_a_route_then_only_creates_and_secret_puts_get_an_automatic_key(method, path, keyed) -> None:
+def test_given_a_route_then_only_creates_and_secret_puts_get_an_automatic_key(
+    method: str, path: str, keyed: bool
+) -> None:
     from pii_vault_client.cli import wants_idempotency_key
 
     assert wants_idempotency_key(method, f"http://127.0.0.1:8001{path}") is keyed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
-from chalicelib.envelope.format import FORMAT_V2, Opener, RecordRef, Sealer, encryption_context
+from chalicelib.envelope.format import FORMAT_V2, Opener, RecordRef, Sealer, WrappedKey, encryption_context
 from chalicelib.keys.kms import (
     CachingDataKeys,
     CachingUnwrapper,
@@ -73,7 +75,7 @@ def test_given_a_writer_cache_when_the_key_is_older_than_max_age_then_a_new_key_
 
 @pytest.mark.parametrize("max_records, seconds", [(0, 60), (100, 0), (0, 0)])
 def test_given_a_zero_bound_when_sealing_then_the_writer_cache_is_off_and_every_record_gets_its_own_key(
-    kms: FakeKms, max_records, seconds
+    kms: FakeKms, max_records: int, seconds: int
 ) -> None:
     source = writer_data_keys(kms.encryptor(), max_records=max_records, max_age_seconds=seconds)
     keys = {source.data_key(ACME)[0] for _ in range(4)}
@@ -102,7 +104,7 @@ def test_given_a_writer_cache_when_wrapping_fails_then_nothing_is_cached_and_the
     class Failing:
         calls = 0
 
-        def wrap(self, data_key, context) -> None:
+        def wrap(self, data_key: bytes, context: Mapping[str, str]) -> WrappedKey:
             self.calls += 1
             raise IntegrityError("refused")
 
@@ -168,7 +170,7 @@ def test_given_a_reader_cache_then_it_holds_at_most_max_entries_least_recently_u
 
 
 @pytest.mark.parametrize("max_entries, seconds", [(0, 60), (10, 0)])
-def test_given_a_zero_bound_then_the_reader_cache_is_off(kms: FakeKms, max_entries, seconds) -> None:
+def test_given_a_zero_bound_then_the_reader_cache_is_off(kms: FakeKms, max_entries: int, seconds: int) -> None:
     decryptor = kms.decryptor()
     unwrapper = reader_unwrapper(decryptor, max_entries=max_entries, max_age_seconds=seconds)
     wrapped = kms.wrap(b"k" * 32, ACME).blob
@@ -231,10 +233,10 @@ def test_given_a_resolver_cache_then_entries_live_no_longer_than_their_source_sa
         def __init__(self) -> None:
             self.calls = 0
 
-        def resolve(self, ref, context) -> None:
+        def resolve(self, ref: bytes, context: Mapping[str, str]) -> bytes:
             raise AssertionError("the cache asks resolve_until when the source has it")
 
-        def resolve_until(self, ref, context):
+        def resolve_until(self, ref: bytes, context: Mapping[str, str]) -> tuple[bytes, float]:
             self.calls += 1
             return b"k" * 32, 10.0
 

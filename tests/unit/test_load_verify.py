@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 import requests
 
 from chalicelib.store import layout
 from tools.load import Client, LoadError, Report, require_loopback
-from tools.load_check import LivePerson, Marker, Record, Verification, person_of, verify, verify_masked, verify_search
+from tools.load_check import (
+    Key,
+    LivePerson,
+    Marker,
+    ReadPerson,
+    Record,
+    Verification,
+    person_of,
+    verify,
+    verify_masked,
+    verify_search,
+)
 
 DATA = {"name": "Ada", "surname": "Lovelace"}
 NEWER = {"name": "Ada", "surname": "King"}
 
 
-def _item(version: int) -> dict:
+def _item(version: int) -> dict[str, Any]:
     return {"version": {"N": str(version)}}
 
 
-def _reader(answers: dict[str, tuple[int, dict | None]]):
+def _reader(answers: Mapping[str, tuple[int, dict[str, Any] | None]]) -> ReadPerson:
     return lambda key: answers[key[1]]
 
 
-def _record(person_id: str, version: int = 1, data: dict = DATA, live: bool = True, uncertain=None) -> Record:
+def _record(
+    person_id: str,
+    version: int = 1,
+    data: dict[str, Any] = DATA,
+    live: bool = True,
+    uncertain: list[tuple[bool, int, dict[str, Any]]] | None = None,
+) -> Record:
     return Record("t", person_id, version, dict(data), live=live, uncertain=uncertain)
 
 
@@ -68,7 +87,12 @@ def test_given_every_acknowledged_write_stored_and_decrypting_when_verified_then
         ),
     ],
 )
-def test_given_a_lost_write_when_verified_then_it_is_reported(records, items, answers, problem) -> None:
+def test_given_a_lost_write_when_verified_then_it_is_reported(
+    records: list[Record],
+    items: dict[Key, dict[str, Any]],
+    answers: dict[str, tuple[int, dict[str, Any] | None]],
+    problem: str,
+) -> None:
     result = verify(records, items, _reader(answers))
 
     assert len(result.lost) == 1
@@ -148,7 +172,7 @@ def test_given_writes_without_an_answer_then_they_are_counted_unanswered_and_the
 
 
 def test_given_table_items_then_only_person_keys_name_a_person() -> None:
-    def item(sort_key: str) -> dict:
+    def item(sort_key: str) -> dict[str, Any]:
         return {layout.PK: {"S": layout.partition_key("t")}, layout.SK: {"S": sort_key}}
 
     assert person_of(item(layout.person_sort_key("abc"))) == ("t", "abc")
@@ -174,11 +198,11 @@ def test_given_an_item_that_does_not_read_as_a_person_then_it_is_reported_even_i
     assert result.lost == ["t/x: an item without its person (the reader answered 500)"]
 
 
-def _live(*people: tuple[str, dict]) -> Verification:
+def _live(*people: tuple[str, dict[str, Any]]) -> Verification:
     return Verification(live=[LivePerson("t", person_id, 2, dict(data)) for person_id, data in people])
 
 
-PERSON = {
+PERSON: dict[str, Any] = {
     "name": "Ada",
     "surname": "Lovelace",
     "email": "ada@example.org",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ TODAY = _dt.date(2026, 11, 24)
 PERSON = sample.person()
 
 
-def _with(**changes):
+def _with(**changes: Any) -> dict[str, Any]:
     body = {**PERSON, **changes}
     return {k: v for k, v in body.items() if v is not ...}
 
@@ -71,7 +73,7 @@ BAD_PEOPLE = [
 
 
 @pytest.mark.parametrize("body, field, rule", BAD_PEOPLE)
-def test_given_an_invalid_person_when_parsed_then_error_names_field_not_value(body, field, rule) -> None:
+def test_given_an_invalid_person_when_parsed_then_error_names_field_not_value(body: Any, field: str, rule: str) -> None:
     with pytest.raises(ValidationError) as caught:
         validation.parse_person(body, today=TODAY)
     assert caught.value.field == field
@@ -101,7 +103,9 @@ def test_given_an_email_with_uppercase_domain_when_parsed_then_domain_is_normali
         (validation.secret_id, "stripe.live-key_1", "stripe/key"),
     ],
 )
-def test_given_ids_when_validated_then_only_the_documented_alphabet_passes(parser, good, bad) -> None:
+def test_given_ids_when_validated_then_only_the_documented_alphabet_passes(
+    parser: Callable[[str], str], good: str, bad: str
+) -> None:
     assert parser(good) == good
     with pytest.raises(ValidationError):
         parser(bad)
@@ -116,7 +120,7 @@ def test_given_a_secret_at_the_limit_when_parsed_then_accepted_and_one_byte_more
 
 
 @pytest.mark.parametrize("body", [{"value": ""}, {"value": 5}, {}, {"value": "x", "other": 1}, "x"])
-def test_given_a_bad_secret_body_when_parsed_then_validation_error(body) -> None:
+def test_given_a_bad_secret_body_when_parsed_then_validation_error(body: Any) -> None:
     with pytest.raises(ValidationError):
         validation.parse_secret(body)
 
@@ -159,7 +163,7 @@ INVISIBLE = [
 TEXT_FIELDS = ["name", "surname"] + [f"address.{part}" for part in ("line1", "line2", "city", "region", "postal_code")]
 
 
-def _set(field: str, value: str) -> dict:
+def _set(field: str, value: str) -> dict[str, Any]:
     if field.startswith("address."):
         return _with(address={**PERSON["address"], field.split(".", 1)[1]: value})
     return _with(**{field: value})
@@ -179,7 +183,9 @@ def test_given_a_control_or_format_character_in_a_name_or_address_line_then_400_
 
 @pytest.mark.parametrize("field", ["name", "address.city"])
 def test_given_a_patch_with_a_format_character_then_refused_too(field: str) -> None:
-    part = {field: "A\u202eB"} if field == "name" else {"address": {**PERSON["address"], "city": "A\u200bB"}}
+    part: dict[str, Any] = (
+        {field: "A\u202eB"} if field == "name" else {"address": {**PERSON["address"], "city": "A\u200bB"}}
+    )
     with pytest.raises(ValidationError) as caught:
         validation.parse_person(part, today=TODAY, partial=True)
     assert caught.value.field == field

@@ -9,6 +9,9 @@ HMAC key and key table, and both key policies' principals.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import pytest
 
 from chalicelib.stages import STAGE_NAMES, STAGES
@@ -21,6 +24,7 @@ from tests.policy_eval import (
     DYNAMODB_WRITES,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
+    Caller,
     Unsupported,
     allowed,
     authorize,
@@ -212,7 +216,7 @@ def test_given_either_policy_then_logs_go_to_its_own_group_only() -> None:
 
 @pytest.mark.parametrize("shape", sorted(GOOD_CONTEXTS))
 def test_given_the_key_policy_then_only_the_writer_role_encrypts_and_only_the_reader_role_decrypts(shape: str) -> None:
-    def can(principal: str, context: dict = GOOD_CONTEXTS[shape]) -> set[str]:
+    def can(principal: str, context: Mapping[str, Any] = GOOD_CONTEXTS[shape]) -> set[str]:
         return allowed(KEY_POLICY, KMS_ACTIONS, KEY, context=context, principal=principal)
 
     assert can(WRITER_ROLE) == {"kms:Encrypt"}
@@ -246,7 +250,7 @@ def test_given_the_key_policy_then_no_statement_names_everyone_or_the_account_ro
 
 
 def test_given_the_fleet_key_policy_then_only_the_reader_role_generates_macs_and_the_admin_administers() -> None:
-    def can(principal: str, context: dict = HMAC_SHA_256) -> set[str]:
+    def can(principal: str, context: Mapping[str, Any] = HMAC_SHA_256) -> set[str]:
         return allowed(FLEET_KEY_POLICY, KMS_ACTIONS, FLEET_KEY, context=context, principal=principal)
 
     assert can(READER_ROLE) == {"kms:GenerateMac"}
@@ -305,7 +309,9 @@ def test_given_the_same_role_for_writer_and_reader_then_the_key_policy_refuses_i
     ],
     ids=lambda s: next(iter(s.get("Condition", s))),
 )
-def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing(statement: dict) -> None:
+def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_of_guessing(
+    statement: dict[str, Any],
+) -> None:
     policy = {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY, **statement}]}
 
     with pytest.raises(Unsupported):
@@ -317,7 +323,7 @@ def test_given_a_construct_it_does_not_model_then_the_evaluator_refuses_instead_
     ["123456789012", f"arn:aws:iam::{ACCOUNT}:root", {"Service": "x"}],
     ids=["account id", "account root", "service"],
 )
-def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(principal) -> None:
+def test_given_a_principal_form_it_does_not_model_then_the_evaluator_refuses(principal: str | dict[str, str]) -> None:
     policy = {
         "Statement": [
             {
@@ -345,7 +351,7 @@ USER = iam_user(f"arn:aws:iam::{ACCOUNT}:user/alice", tags={"team": "blue"})
 SESSION = role_session(f"arn:aws:iam::{ACCOUNT}:role/app", tags={"team": "blue"})
 
 
-def _single(**statement) -> dict:
+def _single(**statement: Any) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", **statement}]}
 
 
@@ -414,7 +420,9 @@ def test_given_policy_variables_in_condition_values_then_they_compare_with_the_c
         ("ForAllValues:StringLike", "a*", {}, True),
     ],
 )
-def test_given_a_condition_operator_then_it_follows_iam_semantics(operator, value, context, expected) -> None:
+def test_given_a_condition_operator_then_it_follows_iam_semantics(
+    operator: str, value: str, context: dict[str, Any], expected: bool
+) -> None:
     policy = _single(Resource="*", Condition={operator: {"k": value}})
 
     assert (evaluate(policy, "s3:GetObject", BUCKET, context) == ALLOW) is expected
@@ -442,7 +450,11 @@ def test_given_identity_and_resource_policies_then_a_deny_anywhere_wins_and_one_
     }
     deny_all = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": resource}]}
 
-    def decide(identity=(), resource_policy=None, caller=SESSION):
+    def decide(
+        identity: Iterable[Mapping[str, Any]] = (),
+        resource_policy: Mapping[str, Any] | None = None,
+        caller: Caller = SESSION,
+    ) -> str:
         return authorize(
             "sqs:SendMessage", resource, caller, identity_policies=identity, resource_policy=resource_policy
         )
