@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from chalicelib.store import layout, tables
-from chalicelib.store.dynamodb import ItemPage
 from chalicelib.store.checkpoints import MemoryCheckpoints
+from chalicelib.store.dynamodb import ItemPage
 from chalicelib.store.job_items import MASKED, PAGE_SIZE, Place, item_key, places
 from chalicelib.store.ledger import TENANT_DONE, LedgerEntry, entry_of
 

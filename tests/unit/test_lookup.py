@@ -20,7 +20,7 @@ from chalicelib.store.person_item import person_item
 from chalicelib.support.errors import ValidationError
 from tests.fakes import FakeKms, FixedClock, InMemoryStore
 
-PERSON = {
+PERSON: dict[str, Any] = {
     "name": "Wilhelmina",
     "surname": "Castellanos",
     "email": "Wilhelmina.C@Example.ORG",
@@ -88,8 +88,8 @@ class World:
     indexer: Indexer
 
 
-@pytest.fixture
-def world() -> World:
+def make_world() -> World:
+    """Fake KMS, store and MAC, and the services over them (the ``world`` fixture's value)."""
     kms, store, mac = FakeKms(), InMemoryStore(), FakeMac()
     keys = BeaconKeys(mac)
     beacons = FakeBeacons(store)
@@ -104,6 +104,11 @@ def world() -> World:
         reader=ReaderService(store, opener, beacon_keys=keys, beacons=beacons),
         indexer=Indexer(opener, keys, beacons),
     )
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
 
 
 def item(store: InMemoryStore, customer: str, person_id: str, **extra: Any) -> dict[str, Any]:
@@ -283,7 +288,7 @@ def test_given_a_record_older_than_the_stored_beacon_then_unchanged_and_kept(wor
         ({"email": "a@b.co", "extra": 1}, "extra"),
     ],
 )
-def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body, field) -> None:
+def test_given_a_bad_search_body_then_a_validation_error_naming_the_field(body: Any, field: str) -> None:
     with pytest.raises(ValidationError) as raised:
         parse_search(body)
     assert raised.value.field == field

@@ -35,6 +35,7 @@ BEACON_INDEX_ARN = TABLE_ARN + "-beacons/index/beacon-index"
 TENANT_KEYS = "arn:aws:kms:eu-west-2:123456789012:key/*"
 ARNS = account_arns(KEY_ARN, TABLE_ARN, fleet_mac_key_arn=FLEET_KEY_ARN, beacon_key_arn=BEACON_KEY_ARN)
 POLICIES = {stage: stage_policy(stage, ARNS) for stage in ("writer", "reader")}
+RolePolicy = tuple[str, Document]  # (stage, its policy)
 
 WRITER_TABLE_ACTIONS = {
     "dynamodb:PutItem",
@@ -96,7 +97,7 @@ def _own(policy: Document) -> Document:
 
 
 @pytest.fixture(params=sorted(POLICIES))
-def role_policy(request: pytest.FixtureRequest) -> tuple[str, Document]:
+def role_policy(request: pytest.FixtureRequest) -> RolePolicy:
     return request.param, POLICIES[request.param]
 
 
@@ -186,7 +187,7 @@ def test_given_writer_policy_then_it_has_nothing_on_the_fleet_or_beacon_key_or_t
     assert not {a for a in _actions(policy) if "Mac" in a}
 
 
-def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy: tuple[str, Document]) -> None:
+def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(role_policy: RolePolicy) -> None:
     role, policy = role_policy
     tables = (
         {TABLE_ARN, IDEMPOTENCY_ARN, LEDGER_ARN, TENANTS_ARN, KEYS_ARN}
@@ -203,7 +204,7 @@ def test_given_either_policy_then_kms_and_dynamodb_resources_are_the_exact_arns(
             assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {service}
 
 
-def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy: tuple[str, Document]) -> None:
+def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_policy: RolePolicy) -> None:
     _, policy = role_policy
 
     # Tenant keys are reached by tag, under their own tenant's context only (a key/* resource).
@@ -218,7 +219,9 @@ def test_given_either_policy_then_no_statement_uses_wildcards_or_negations(role_
             assert "*" not in resource.removesuffix(":*"), resource
 
 
-def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(role_policy: tuple[str, Document]) -> None:
+def test_given_either_policy_then_its_data_key_statements_require_the_tenant_or_the_pool_context(
+    role_policy: RolePolicy,
+) -> None:
     role, policy = role_policy
 
     statements = [s for s in _statements_for(policy, "kms") if s["Resource"] == KEY_ARN]
@@ -272,7 +275,7 @@ def test_given_writer_policy_then_single_item_writes_may_only_return_none_or_upd
     assert _as_list(batch["Action"]) == ["dynamodb:BatchWriteItem"]
 
 
-def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy: tuple[str, Document]) -> None:
+def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_group(role_policy: RolePolicy) -> None:
     role, policy = role_policy
     group = f"arn:aws:logs:eu-west-2:123456789012:log-group:/aws/lambda/pii-vault-{role}"
 
@@ -281,7 +284,7 @@ def test_given_either_policy_then_logs_are_scoped_to_the_stage_function_log_grou
     assert sorted(_as_list(statement["Resource"])) == [group, f"{group}:*"]
 
 
-def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy: tuple[str, Document]) -> None:
+def test_given_either_policy_then_it_is_a_2012_document_with_unique_explicit_sids(role_policy: RolePolicy) -> None:
     _, policy = role_policy
     sids = [s.get("Sid") for s in policy["Statement"]]
 

@@ -259,7 +259,7 @@ def test_given_the_base_template_then_every_log_group_expires_after_the_retentio
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_stack(
-    base: dict[str, Any], stage
+    base: dict[str, Any], stage: str
 ) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     imports: set[str] = set()
@@ -280,7 +280,9 @@ def test_given_a_stage_merge_template_then_its_imports_are_exports_of_the_base_s
 
 
 @pytest.mark.parametrize("stage", API_STAGE_NAMES)
-def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_policy_and_the_function(stage) -> None:
+def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_policy_and_the_function(
+    stage: str,
+) -> None:
     template = merge(stage)
     function = template["Resources"]["APIHandler"]["Properties"]
     api = template["Resources"]["RestAPI"]["Properties"]
@@ -302,7 +304,7 @@ def test_given_a_stage_then_the_allow_list_parameter_feeds_both_the_resource_pol
 
 
 @pytest.mark.parametrize("stage", API_STAGE_NAMES)
-def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage) -> None:
+def test_given_a_stage_then_operations_settings_are_on_and_caching_off(stage: str) -> None:
     template = merge(stage)
     function = template["Resources"]["APIHandler"]
     api = template["Resources"]["RestAPI"]["Properties"]
@@ -334,7 +336,7 @@ def test_given_the_reader_merge_template_then_it_passes_the_fleet_table_and_the_
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_given_a_stage_then_each_tunable_is_a_parameter_defaulting_to_the_setting_and_to_the_chalice_config(
-    stage,
+    stage: str,
 ) -> None:
     """Every setting that may differ per environment is settable through deploy/params: a stack
     parameter whose default is the setting's (and .chalice/config.json's, for chalice local)."""
@@ -382,7 +384,7 @@ def filter_matches(pattern: str, event: dict[str, Any]) -> bool:
     ],
 )
 def test_given_an_error_answered_by_the_edge_then_exactly_its_metric_filter_counts_the_log_line(
-    caplog: pytest.LogCaptureFixture, metric, error
+    caplog: pytest.LogCaptureFixture, metric: str, error: type[errors.PiiVaultError]
 ) -> None:
     @guarded
     def view() -> Any:
@@ -429,7 +431,7 @@ class _Kms:
     ids=["unauthentic", "impossible", "malformed"],
 )
 def test_given_a_refused_fleet_table_entry_then_only_the_fleet_integrity_filter_counts_its_log_line(
-    caplog: pytest.LogCaptureFixture, entry
+    caplog: pytest.LogCaptureFixture, entry: dict[str, Any]
 ) -> None:
     from chalicelib.keys.fleet import FleetKeyTable, FleetSealingKeys
 
@@ -508,10 +510,9 @@ def test_given_an_unknown_stage_then_generation_refuses() -> None:
 def test_given_a_person_that_does_not_open_then_only_the_indexer_integrity_filter_counts_the_indexer_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from tests.unit.test_lookup import PERSON
-    from tests.unit.test_lookup import world as make_world
+    from tests.unit.test_lookup import PERSON, make_world
 
-    world = make_world.__wrapped__()  # the fixture's body: fake KMS, store, indexer
+    world = make_world()  # fake KMS, store, indexer
     pid = world.writer.create_person("acme", PERSON).id
     record = world.store.people[("acme", pid)]
     blob = bytearray(record.fields["email"])
@@ -576,8 +577,9 @@ def test_given_a_stream_record_the_indexer_cannot_process_then_only_the_skipped_
     from chalicelib.service.indexer import SKIPPED_MESSAGE
     from chalicelib.support.errors import KeyUnavailableError
     from tests.unit import test_stream
+    from tests.unit.test_lookup import make_world
 
-    world = test_stream.world.__wrapped__()
+    world = make_world()  # test_stream's world
     indexer, gone, other = test_stream.poisoned(world, KeyUnavailableError("the tenant's key is pending deletion"))
     with caplog.at_level(logging.INFO):
         indexer.handle_records([test_stream.record("gone", gone, 1), test_stream.record("acme", other, 2)])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -148,9 +150,9 @@ class FakeTable:
     """A boto3 DynamoDB client that records the rewrap store's UpdateItem (and finds nothing)."""
 
     def __init__(self) -> None:
-        self.updates: list[dict[str, object]] = []
+        self.updates: list[dict[str, Any]] = []
 
-    def update_item(self, **kwargs: object) -> dict[str, object]:
+    def update_item(self, **kwargs: Any) -> dict[str, object]:
         self.updates.append(kwargs)
         return {}
 
@@ -158,7 +160,7 @@ class FakeTable:
         return {}
 
 
-def person(full_kind: int, masked_kind: int) -> dict[str, object]:
+def person(full_kind: int, masked_kind: int) -> dict[str, Any]:
     return {
         "pk": {"S": "C#acme"},
         "sk": {"S": "P#" + "0" * 32},
@@ -170,14 +172,14 @@ def person(full_kind: int, masked_kind: int) -> dict[str, object]:
     }
 
 
-def run(item: dict[str, object], customer: str | None) -> tuple[object, FakeReEncryptor, FakeTable]:
+def run(item: dict[str, Any], customer: str | None) -> tuple[Counter[str], FakeReEncryptor, FakeTable]:
     from chalicelib.keys.reencrypt import RewrapMap
     from chalicelib.service.rewrap import RewrapPlan, rewrap_processor
     from chalicelib.store.job_items import DynamoDbSlotItems
 
     kms, table = FakeReEncryptor(), FakeTable()
     plan = RewrapPlan("shared", "target", customer, "pii-vault")
-    counts = rewrap_processor(DynamoDbSlotItems(table, "t"), plan, RewrapMap(kms))([item])  # type: ignore[arg-type]
+    counts = rewrap_processor(DynamoDbSlotItems(table, "t"), plan, RewrapMap(kms))([item])
     return counts, kms, table
 
 
@@ -225,6 +227,6 @@ def test_given_the_verify_pass_then_masked_slots_are_checked_under_their_context
 
     kms = FakeReEncryptor()
     plan = RewrapPlan("shared", "target", "acme", "pii-vault")
-    counts = verify_processor(plan, RewrapMap(kms))([person(KIND_TENANT, KIND_MASKED_TENANT)])  # type: ignore[arg-type]
+    counts = verify_processor(plan, RewrapMap(kms))([person(KIND_TENANT, KIND_MASKED_TENANT)])
     assert counts["verified_slots"] == 2 and counts["verified_masked_slots"] == 1
     assert encryption_context("pii-vault", "acme", KIND_MASKED_TENANT) in [c for _, c in kms.seen]

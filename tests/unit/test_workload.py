@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, replace
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from bench.workload import (
     PoolDesign,
     PoolFleetDesign,
     Production,
+    Result,
     Scenario,
     Simulation,
     TodayDesign,
@@ -39,13 +41,13 @@ TINY = Scenario(
 CACHES_OFF = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0}
 
 
-def run(scenario: Scenario, **bounds: int):
+def run(scenario: Scenario, **bounds: int) -> Result:
     return Simulation(scenario, TodayDesign(Production(**bounds))).run()
 
 
 @pytest.mark.parametrize("locality", ["uniform", "recent"])
 def test_given_caches_off_when_simulated_then_every_write_costs_one_encrypt_and_every_read_one_decrypt(
-    locality,
+    locality: str,
 ) -> None:
     result = run(replace(TINY, locality=locality), **CACHES_OFF)
     assert result.writes > 0 and result.reads > 0
@@ -158,13 +160,13 @@ def test_given_the_config_defaults_changed_when_today_is_built_then_it_keeps_the
 STILL = replace(TINY, writers=1, readers=1, write_rate=1, read_rate=1, churn_mean_s=None, arrivals="fixed")
 
 
-def pool_run(scenario: Scenario, design: type[PoolDesign] = PoolFleetDesign, **bounds: int):
+def pool_run(scenario: Scenario, design: type[PoolDesign] = PoolFleetDesign, **bounds: int) -> Result:
     return Simulation(scenario, design(Production(**bounds))).run()
 
 
 @pytest.mark.parametrize("tenants", [1, 50, 5000])
 def test_given_one_writer_and_no_churn_when_pool_scoped_then_one_encrypt_per_view_per_hour_whatever_the_tenant_count(
-    tenants,
+    tenants: int,
 ) -> None:
     # No history: the writer starts empty at 0 (reads are few and beside the point here).
     scenario = replace(STILL, tenants=tenants, history_s=0, read_rate=0.01, warmup_s=0, measure_s=3 * 3600 + 100)
@@ -210,7 +212,7 @@ def test_given_the_fleet_table_when_many_reader_containers_read_the_same_keys_th
 def test_given_a_seed_when_the_fleet_design_is_simulated_twice_then_the_counts_are_identical() -> None:
     scenario = replace(TINY, tenants=50, writers=3, readers=3, write_rate=3, read_rate=3)
 
-    def counts(sc: Scenario) -> dict[str, object]:
+    def counts(sc: Scenario) -> dict[str, Any]:
         return {k: v for k, v in asdict(pool_run(sc, writer_key_cache_seconds=120)).items() if k != "seconds"}
 
     first = counts(scenario)
@@ -239,7 +241,9 @@ def test_given_pool_keys_with_churn_when_simulated_then_encrypts_per_write_match
 
 
 @pytest.mark.parametrize("locality", ["uniform", "recent"])
-def test_given_the_pool_history_and_fleet_warm_up_when_compared_with_a_live_fleet_then_costs_agree(locality) -> None:
+def test_given_the_pool_history_and_fleet_warm_up_when_compared_with_a_live_fleet_then_costs_agree(
+    locality: str,
+) -> None:
     """Short key age and fleet lifetime so that a small scenario has many keys and renewals.
 
     Live: reads start only once history_s of records exist (never reaching before 0) and run
@@ -264,15 +268,18 @@ def test_given_the_pool_history_and_fleet_warm_up_when_compared_with_a_live_flee
     shortcut = replace(base, warmup_s=600, read_warmup_s=300)
     live = replace(base, warmup_s=2 * history + 300, read_warmup_s=history + 300)
 
+    def bounded(scenario: Scenario) -> Result:
+        return pool_run(scenario, PoolFleetDesign, **bounds)
+
     def mean(scenario: Scenario) -> tuple[float, float, float]:
-        runs = [pool_run(replace(scenario, seed=seed), **bounds) for seed in range(6)]
+        runs = [bounded(replace(scenario, seed=seed)) for seed in range(6)]
         return (
             statistics.mean(r.per_read(r.decrypt_calls) for r in runs),
             statistics.mean(r.per_read(r.fleet_gets) for r in runs),
             statistics.mean(r.write_calls_per_record for r in runs),
         )
 
-    assert pool_run(shortcut, **bounds).history_reads > 0 and pool_run(live, **bounds).history_reads == 0
+    assert bounded(shortcut).history_reads > 0 and bounded(live).history_reads == 0
     (decrypts, gets, writes), (live_decrypts, live_gets, live_writes) = mean(shortcut), mean(live)
     assert decrypts == pytest.approx(live_decrypts, rel=0.15)
     assert gets == pytest.approx(live_gets, rel=0.05)
