@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidationError, ReadTimeoutError
+from chalice import Response
 
 from chalicelib.support.aws_errors import THROTTLE_CODES, UNAVAILABLE_CODES, cause_of, translate
 from chalicelib.support.errors import KeyServiceError, StorageError, ThrottledError
@@ -56,10 +58,13 @@ def test_given_a_kms_key_state_refusal_then_it_is_key_unavailable_but_only_for_k
 
 def _client_error(code: str, status: int = 400, reasons: list[str] | None = None) -> ClientError:
     message = "The provided key element does not match: ada@example.org"  # AWS messages can echo values
-    response: dict = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    response: dict[str, Any] = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
     if reasons is not None:
         response["CancellationReasons"] = [{"Code": reason} for reason in reasons]
-    return ClientError(response, "Op")  # type: ignore[arg-type]
+    return ClientError(response, "Op")
 
 
 @pytest.mark.parametrize(
@@ -100,7 +105,7 @@ def test_given_a_storage_error_at_the_edge_then_the_log_line_names_its_cause_and
     exc = _client_error("TransactionCanceledException", reasons=["None", "ThrottlingError"])
 
     @guarded
-    def view() -> None:
+    def view() -> Response:
         raise translate(exc, "dynamodb", "TransactWriteItems", StorageError) from exc
 
     with caplog.at_level(logging.WARNING):

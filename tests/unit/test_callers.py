@@ -30,7 +30,9 @@ LAMBDA = {
         ("arn:aws-us-gov:iam::111122223333:role/app", ("arn:aws-us-gov:iam::111122223333:role/app",)),
     ],
 )
-def test_given_the_allowed_callers_setting_then_it_is_a_tuple_of_role_arns(raw: str | None, expected: tuple) -> None:
+def test_given_the_allowed_callers_setting_then_it_is_a_tuple_of_role_arns(
+    raw: str | None, expected: tuple[str, ...]
+) -> None:
     env = {"PII_VAULT_ROLE": "reader"} | ({} if raw is None else {"PII_VAULT_ALLOWED_CALLERS": raw})
 
     assert settings_for(env).allowed_callers == expected

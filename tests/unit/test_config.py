@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from chalice import Chalice
 
 from chalicelib.stages import settings_for
 from chalicelib.stages.app import create_app
@@ -11,7 +12,7 @@ from chalicelib.support.errors import ConfigurationError
 
 
 @pytest.mark.parametrize("env", [{}, {"PII_VAULT_ROLE": ""}, {"PII_VAULT_ROLE": "admin"}, {"PII_VAULT_ROLE": "both"}])
-def test_given_no_valid_role_when_settings_are_read_then_a_clear_startup_error(env) -> None:
+def test_given_no_valid_role_when_settings_are_read_then_a_clear_startup_error(env: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError, match="PII_VAULT_ROLE must be one of writer, reader"):
         settings_for(env)
 
@@ -21,7 +22,7 @@ def test_given_the_environment_when_read_then_defaults_apply() -> None:
     assert (settings.table_name, settings.kms_key_id, settings.region) == ("pii-vault", "alias/pii-vault", "eu-west-1")
 
 
-def _routes(app) -> set[tuple[str, str]]:
+def _routes(app: Chalice) -> set[tuple[str, str]]:
     return {(path, method) for path, methods in app.routes.items() for method in methods}
 
 
@@ -114,7 +115,7 @@ def test_given_a_stage_then_it_reads_only_the_variables_it_declares() -> None:
         ("PII_VAULT_READER_KEY_CACHE_MAX_ENTRIES", "²"),
     ],
 )
-def test_given_an_out_of_range_cache_bound_then_a_startup_error_names_the_variable(variable, value) -> None:
+def test_given_an_out_of_range_cache_bound_then_a_startup_error_names_the_variable(variable: str, value: str) -> None:
     role = "writer" if "WRITER" in variable else "reader"
     with pytest.raises(ConfigurationError, match=variable):
         settings_for({"PII_VAULT_ROLE": role, variable: value})

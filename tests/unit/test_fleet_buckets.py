@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.envelope.key_ref import key_ref
 from chalicelib.keys.fleet import FleetSealingKeys
-from chalicelib.keys.fleet_buckets import BucketEntry, FleetBuckets, bucket_of
+from chalicelib.keys.fleet_buckets import FleetBuckets, bucket_of
 from chalicelib.keys.refs import CachingResolver
 from chalicelib.support.errors import IntegrityError
 from tests.unit.test_fleet import Clock, CountingMac
@@ -40,20 +40,23 @@ class KeySource:
         return self.keys[ref]
 
 
+Entry = tuple[int, int, bytes]  # (epoch, expires_at, sealed), as ``BucketTable`` stores it
+
+
 class BucketMemory:
     def __init__(self) -> None:
-        self.items: dict[tuple[str, bytes], BucketEntry] = {}
+        self.items: dict[tuple[str, bytes], Entry] = {}
         self.queries = self.gets = self.puts = 0
 
-    def query(self, bucket: str) -> dict[bytes, BucketEntry]:
+    def query(self, bucket: str) -> dict[bytes, Entry]:
         self.queries += 1
         return {ref: entry for (day, ref), entry in self.items.items() if day == bucket}
 
-    def get(self, bucket: str, ref: bytes) -> BucketEntry | None:
+    def get(self, bucket: str, ref: bytes) -> Entry | None:
         self.gets += 1
         return self.items.get((bucket, ref))
 
-    def put(self, bucket: str, ref: bytes, entry: BucketEntry) -> None:
+    def put(self, bucket: str, ref: bytes, entry: Entry) -> None:
         self.puts += 1
         self.items[(bucket, ref)] = entry
 
@@ -63,7 +66,7 @@ def world() -> tuple[KeySource, BucketMemory, CountingMac, Clock]:
     return KeySource(), BucketMemory(), CountingMac(), Clock(20_000 * DAY + 20 * 3600)
 
 
-def container(world, lifetime: int = DAY) -> FleetBuckets:
+def container(world: tuple[KeySource, BucketMemory, CountingMac, Clock], lifetime: int = DAY) -> FleetBuckets:
     source, table, mac, clock = world
     return FleetBuckets(source, table, FleetSealingKeys(mac), lifetime_seconds=lifetime, clock=clock)
 
@@ -172,6 +175,6 @@ def test_given_the_table_down_then_reads_go_to_the_key_table_and_kms(
     def down(*_args: object) -> None:
         raise ConnectionError("down")
 
-    table.query = table.get = table.put = down  # type: ignore[method-assign,assignment]
+    table.query = table.get = table.put = down  # type: ignore[method-assign,assignment]  # every call fails
     assert container(world).resolve(ref, POOL) == source.keys[ref]
     assert source.calls == 1

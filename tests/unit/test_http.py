@@ -28,7 +28,7 @@ def test_given_a_body_over_the_limit_when_parsed_then_payload_too_large() -> Non
 
 
 @pytest.mark.parametrize("header, expected", [(None, None), ("*", None), ('"7"', 7), (' "12" ', 12)])
-def test_given_if_match_when_parsed_then_version_or_none(header, expected) -> None:
+def test_given_if_match_when_parsed_then_version_or_none(header: str | None, expected: int | None) -> None:
     headers = {} if header is None else {"if-match": header}
     assert if_match(headers) == expected
 
@@ -105,7 +105,7 @@ def test_given_every_query_parameter_when_absent_from_its_route_then_the_route_r
         (errors.ConfigurationError("x"), 500),
     ],
 )
-def test_given_each_error_class_when_mapped_then_status_and_json_code(error, status) -> None:
+def test_given_each_error_class_when_mapped_then_status_and_json_code(error: errors.PiiVaultError, status: int) -> None:
     response = error_response(error)
     assert response.status_code == status
     assert json.loads(response.body) == {"code": error.code, "message": "x"}

@@ -32,7 +32,8 @@ class FakeTableClient:
 
 
 def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_stream() -> None:
-    ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}), []
+    ddb = FakeTableClient({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    changes: list[str] = []
     ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert ddb.updates == [{"StreamEnabled": False}, {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}]
     assert [c.split(" ")[:3] for c in changes] == [
@@ -42,6 +43,7 @@ def test_given_a_stream_with_whole_images_then_it_is_replaced_by_a_keys_only_str
 
 
 def test_given_a_keys_only_stream_then_nothing_changes() -> None:
-    ddb, changes = FakeTableClient({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}), []
+    ddb = FakeTableClient({"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    changes: list[str] = []
     ensure_stream(ddb, TABLES[Table.PII], "pii-vault", changes)
     assert (ddb.updates, changes) == ([], [])
