@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -37,14 +38,14 @@ class Events:
         self.logger.setLevel(logging.INFO)
 
     class _Handler(logging.Handler):
-        def __init__(self, records: list) -> None:
+        def __init__(self, records: list[logging.LogRecord]) -> None:
             super().__init__()
             self.records = records
 
         def emit(self, record: logging.LogRecord) -> None:
             self.records.append(record)
 
-    def take(self) -> list[dict]:
+    def take(self) -> list[dict[str, Any]]:
         events = [json.loads(r.getMessage()) for r in self.records]
         self.records.clear()
         return events
@@ -177,5 +178,7 @@ def test_given_no_actor_then_the_event_says_anonymous(
         ({"identity": "garbage"}, ANONYMOUS),
     ],
 )
-def test_given_a_request_context_then_the_actor_is_the_signer_or_anonymous(context, expected) -> None:
+def test_given_a_request_context_then_the_actor_is_the_signer_or_anonymous(
+    context: dict[str, Any] | None, expected: Actor
+) -> None:
     assert Actor.from_request_context(context) == expected

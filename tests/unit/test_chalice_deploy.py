@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.stages import API_STAGE_NAMES, STAGE_NAMES, STAGES, stage
 from infra import deployment as deployment_module
-from infra.cfn import TemplateError
+from infra.cfn import Template, TemplateError
 from infra.chalice_config import ROLE_STAND_IN, STREAM_STAND_IN, environment_config, render, tracked_config
 from infra.deployment import stage_deployment
 from infra.environment import resolve
@@ -107,7 +107,7 @@ def test_given_a_stage_then_its_evaluated_merge_template_environment_is_infra_en
 def test_given_a_merge_template_setting_the_chalice_path_does_not_apply_then_the_deployment_refuses(
     params: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def with_extra(name: str):
+    def with_extra(name: str) -> Template:
         template = merge_template(name)
         template.resources["APIHandler"].properties["EphemeralStorage"] = {"Size": 1024}
         return template

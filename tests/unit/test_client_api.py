@@ -27,8 +27,14 @@ from pii_vault_client.cli import main as cli_main
 from tests.unit.test_client import ACCESS_KEY, SECRET_KEY, FakeTransport, verify
 
 URLS = {stage: f"https://{stage[0]}1.execute-api.eu-west-1.amazonaws.com/api" for stage in ROLES}
-PERSON = {"id": "a" * 32, "version": 3, "created_at": "c", "updated_at": "u", "data": {"name": "Ada Lovelace"}}
-SECRET = {"id": "hook", "version": 2, "created_at": "c", "value": "whsec_unit_value"}
+PERSON: dict[str, Any] = {
+    "id": "a" * 32,
+    "version": 3,
+    "created_at": "c",
+    "updated_at": "u",
+    "data": {"name": "Ada Lovelace"},
+}
+SECRET: dict[str, Any] = {"id": "hook", "version": 2, "created_at": "c", "value": "whsec_unit_value"}
 WRITTEN = {"id": "a" * 32, "version": 1, "created_at": "c"}
 PAGE = {"items": [PERSON], "next": None}
 # One call of each client method, and an answer for it.
@@ -286,7 +292,8 @@ def test_given_the_cli_subcommands_then_json_on_stdout_and_the_documented_exit_c
     )
     assert run("secrets", "delete", "acme", "hook", "--max-wait", "0.5")[0] == 3
     assert run("people", "search", "acme", "--data", '{"name": "x"}') == (2, None)
-    assert json.loads(transport.requests[4][3]) == {"value": "whsec_from_stdin"}
+    stdin_put = transport.requests[4][3]
+    assert stdin_put is not None and json.loads(stdin_put) == {"value": "whsec_from_stdin"}
     assert transport.requests[2][2]["If-Match"] == '"3"'
     assert cli_main(["people", "get", "acme", "x"], client=None) == 2  # no --reader-url: nothing sent
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from chalicelib.envelope.format import (
     Opener,
     RecordRef,
     Sealer,
+    WrappedKey,
     blob_slot,
     open_field,
     seal_field,
@@ -95,7 +98,9 @@ def test_given_same_plaintext_twice_when_sealed_then_ciphertexts_differ(kms: Fak
         (REF, "name", "another field"),
     ],
 )
-def test_given_a_field_ciphertext_when_opened_elsewhere_then_integrity_error(other_ref, other_field, why) -> None:
+def test_given_a_field_ciphertext_when_opened_elsewhere_then_integrity_error(
+    other_ref: RecordRef, other_field: str, why: str
+) -> None:
     key = os.urandom(DATA_KEY_BYTES)
     blob = seal_field(key, REF, "email", "0", b"ada@example.com", kind=KIND_POOL)
     with pytest.raises(IntegrityError):
@@ -207,10 +212,10 @@ class _KmsAnswering:
     def __init__(self, used: str) -> None:
         self.used = used
 
-    def encrypt(self, **kwargs):
+    def encrypt(self, **kwargs: Any) -> dict[str, Any]:
         return {"CiphertextBlob": b"wrapped", "KeyId": self.used}
 
-    def decrypt(self, **kwargs):
+    def decrypt(self, **kwargs: Any) -> dict[str, Any]:
         return {"Plaintext": b"k" * 32, "KeyId": self.used}
 
 
@@ -249,14 +254,12 @@ def test_given_a_v2_blob_when_its_kind_byte_is_changed_then_integrity_error() ->
 
 
 @pytest.mark.parametrize("scope,context_keys", [("pool", {"app", "scope"}), ("tenant", {"app", "customer_id"})])
-def test_given_a_scope_then_the_data_key_is_wrapped_under_that_context(scope: str, context_keys: set) -> None:
-    seen: list[dict] = []
+def test_given_a_scope_then_the_data_key_is_wrapped_under_that_context(scope: str, context_keys: set[str]) -> None:
+    seen: list[dict[str, str]] = []
 
     class Recording:
-        def data_key(self, context):
+        def data_key(self, context: Mapping[str, str]) -> tuple[bytes, WrappedKey]:
             seen.append(dict(context))
-            from chalicelib.envelope.format import WrappedKey
-
             return b"k" * 32, WrappedKey(b"w", "key", ref=b"r" * 16)
 
     sealed = Sealer(Recording(), "pii-vault", scope=scope).seal(REF, {"name": b"Ada"})

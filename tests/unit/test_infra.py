@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chalicelib.stages import STAGES, stage
-from chalicelib.support.environment import LocalOnly, Tunable
+from chalicelib.support.environment import ROLE_VARIABLE, LocalOnly, Tunable
 from infra.cfn import Resource, Template, TemplateError
-from infra.environment import ROLE_VARIABLE, resolve, stage_values, tunable_parameter, variables
+from infra.environment import resolve, stage_values, tunable_parameter, variables
 from infra.iam import STAGE_GRANTS
 from infra.merge import merge_template
 from infra.params import load_params, stage_parameter_values, stage_parameters
-from infra.specs import KEYS, STREAM_OUTPUT, TABLES
+from infra.specs import KEYS, STREAM_OUTPUT, TABLES, KeySpec, TableSpec
 
 pytestmark = pytest.mark.unit
 
 STAGE_NAMES = [s.name for s in STAGES]
+SPECS: list[TableSpec | KeySpec] = [*TABLES.values(), *KEYS.values()]  # every table and key
 
 
 def test_given_a_logical_id_added_twice_then_the_template_refuses_it() -> None:
@@ -91,7 +93,7 @@ def test_given_the_masked_and_rewrap_stages_then_their_tables_are_the_ones_they_
 
 
 def test_given_base_outputs_and_parameters_then_the_environment_resolves_as_cloudformation_would() -> None:
-    outputs = {spec.output: f"out-{spec.output}" for spec in (*TABLES.values(), *KEYS.values())}
+    outputs = {spec.output: f"out-{spec.output}" for spec in SPECS}
     outputs[STREAM_OUTPUT] = "out-stream"
     callers = ["arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/b"]
 
@@ -134,7 +136,7 @@ def test_given_every_tunable_then_it_is_a_parameter_of_its_stage_and_settable_pe
     ],
 )
 def test_given_a_parameter_file_naming_what_a_stack_does_not_declare_then_it_is_refused(
-    tmp_path: Path, content, message
+    tmp_path: Path, content: dict[str, Any], message: str
 ) -> None:
     (tmp_path / "t.json").write_text(json.dumps(content), encoding="utf-8")
 
@@ -162,8 +164,8 @@ def test_given_an_api_stage_then_api_gateway_s_own_answers_are_the_api_s_json_er
 
 def test_given_the_specs_then_names_outputs_and_aliases_are_unique() -> None:
     assert len({spec.suffix for spec in TABLES.values()}) == len(TABLES)
-    assert len({spec.output for spec in (*TABLES.values(), *KEYS.values())}) == len(TABLES) + len(KEYS)
-    assert len({spec.logical_id for spec in (*TABLES.values(), *KEYS.values())}) == len(TABLES) + len(KEYS)
+    assert len({spec.output for spec in SPECS}) == len(TABLES) + len(KEYS)
+    assert len({spec.logical_id for spec in SPECS}) == len(TABLES) + len(KEYS)
     assert len({spec.alias() for spec in KEYS.values()}) == len(KEYS)
 
 

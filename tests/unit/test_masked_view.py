@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,7 @@ def reader(repo: InMemoryStore, kms: FakeKms) -> ReaderService:
         ),
     ],
 )
-def test_given_each_field_then_its_documented_projection(field: str, value, projection) -> None:
+def test_given_each_field_then_its_documented_projection(field: str, value: Any, projection: Any) -> None:
     assert masking.masked({field: value}) == {field: projection}
 
 
@@ -178,6 +179,7 @@ def test_given_records_then_the_masked_service_never_sees_full_ciphertext(
 ) -> None:
     created = writer.create_person("acme", PERSON)
     record = repo.get_masked_person("acme", created.id)
+    assert record is not None
     assert record.fields == {} and record.refs == {} and record.slots == {}
     assert set(record.masked) == {*PERSON, "_updated"} and set(record.masked_refs) == {"0"}
 

@@ -4,7 +4,8 @@ caller that has already given up (its read timeout fired and it closed the conne
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,8 @@ def connection() -> Iterator[tuple[socket.socket, socket.socket]]:
     caller_end.close()
 
 
-def _app(served: list[str]):
-    def app(environ, start_response):
+def _app(served: list[str]) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         served.append(environ["HTTP_X_AMZ_TARGET"])
         start_response("200 OK", [])
         return [b"{}"]
@@ -28,7 +29,7 @@ def _app(served: list[str]):
     return app
 
 
-def _environ(sock: socket.socket) -> dict:
+def _environ(sock: socket.socket) -> dict[str, Any]:
     return {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem", "werkzeug.socket": sock}
 
 

@@ -8,6 +8,7 @@ import datetime as _dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
@@ -146,8 +147,9 @@ def test_given_write_operations_when_documented_then_if_match_and_idempotency_ke
         assert headers(contract.PERSON, method) == {"If-Match"}
 
 
-def _request_schema(name: str) -> dict:
-    return tool.build_document("writer")["components"]["schemas"]["Person"]["properties"][name]
+def _request_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = tool.build_document("writer")["components"]["schemas"]["Person"]["properties"][name]
+    return schema
 
 
 def _writer_accepts(**fields: object) -> bool:

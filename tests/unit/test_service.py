@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.envelope.format import Opener, Sealer
 from chalicelib.service import ReaderService, WriterService
-from chalicelib.store.records import SecretHead, SecretVersionConflict
+from chalicelib.store.records import SecretHead, SecretVersion, SecretVersionConflict
 from chalicelib.support.errors import (
     ConflictError,
     IntegrityError,
@@ -254,9 +254,10 @@ class _RacedStore(InMemoryStore):
 
     def __init__(self, races: int) -> None:
         super().__init__()
-        self.races, self.offers = races, []
+        self.races = races
+        self.offers: list[tuple[int, int]] = []  # (version offered, latest it assumed)
 
-    def put_secret_version(self, secret, expected, new_head) -> None:
+    def put_secret_version(self, secret: SecretVersion, expected: SecretHead, new_head: SecretHead) -> None:
         self.offers.append((secret.version, expected.latest))
         ahead = SecretHead(expected.latest + 2, new_head.incarnation, new_head.legacy_until)
         if len(self.offers) <= self.races:
@@ -266,7 +267,8 @@ class _RacedStore(InMemoryStore):
 
 
 def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_number_handed_back(kms: FakeKms) -> None:
-    store, sleeps = _RacedStore(races=2), []
+    store = _RacedStore(races=2)
+    sleeps: list[float] = []
     writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
     reader = ReaderService(store, Opener(kms.decryptor(), "pii-vault", resolver=kms.resolver()))
     assert writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"}).version == 5
@@ -276,7 +278,8 @@ def test_given_lost_races_when_putting_a_secret_then_the_writer_builds_on_the_nu
 
 
 def test_given_a_secret_that_never_stops_racing_then_a_conflict_after_bounded_attempts(kms: FakeKms) -> None:
-    store, sleeps = _RacedStore(races=10**6), []
+    store = _RacedStore(races=10**6)
+    sleeps: list[float] = []
     writer = WriterService(store, Sealer(kms.data_keys(), "pii-vault"), sleep=sleeps.append)
     with pytest.raises(ConflictError):
         writer.put_secret("acme", "hot", {"value": "sk_live_abcdef"})

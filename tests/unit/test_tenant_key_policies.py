@@ -18,6 +18,7 @@ from chalicelib.store import layout
 from chalicelib.support.config import TENANT_KEY_TAG
 from chalicelib.support.environment import Key
 from infra.iam import key_policy, rewrap_policy, stage_policy, tenant_key_policy
+from infra.iam.statements import Document
 from infra.iam.tenants import TENANT_KEY_ACTIONS, TENANT_KEY_VIEWS
 from tests.arns import account_arns
 from tests.policy_eval import (
@@ -73,21 +74,24 @@ def identity(stage: str) -> dict[str, object]:
     return stage_policy(stage, ARNS)
 
 
-def key_a_policy() -> dict[str, object]:
+def key_a_policy() -> Document:
     return tenant_key_policy(ADMIN, "A", ROLES)
 
 
 @pytest.mark.parametrize(("stage", "action"), [("writer", "kms:Encrypt"), ("reader", "kms:Decrypt")])
 def test_given_tenant_a_key_then_a_stage_uses_it_only_under_a_context(stage: str, action: str) -> None:
     caller = role_session(ROLES[stage])
-    decide = lambda customer: authorize_kms(  # noqa: E731
-        action,
-        KEY_A,
-        caller,
-        key_policy=key_a_policy(),
-        identity_policies=[identity(stage)],
-        context=ctx(customer, "A"),
-    )
+
+    def decide(customer: str) -> str:
+        return authorize_kms(
+            action,
+            KEY_A,
+            caller,
+            key_policy=key_a_policy(),
+            identity_policies=[identity(stage)],
+            context=ctx(customer, "A"),
+        )
+
     assert decide("A") == ALLOW
     assert decide("B") == IMPLICIT_DENY  # A's key for B's data
     # Both layers refuse on their own: the key policy and the tag-scoped identity policy.
