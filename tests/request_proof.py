@@ -502,7 +502,7 @@ def install() -> None:
         original(self, *args, **kwargs)
         self._fake_creds = {k: operator[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
 
-    MockAWS.__init__ = init  # type: ignore[method-assign]
+    MockAWS.__init__ = init  # type: ignore[method-assign]  # every mock signs as the operator
 
 
 @pytest.fixture(autouse=True)

@@ -135,7 +135,7 @@ class _Refused:
 
 def test_given_writes_without_an_answer_then_they_are_counted_unanswered_and_their_records_uncertain() -> None:
     client = Client(0, "http://127.0.0.1:1", "http://127.0.0.1:2", ["t"], seed=1)
-    client.session = _Refused()  # type: ignore[assignment]
+    client.session = _Refused()  # type: ignore[assignment]  # a stand-in for requests.Session: request() only
     patched, deleted = _record("a"), _record("b")
     client.live = [patched]
     client.patch()
