@@ -4,8 +4,10 @@ Ports are fresh ephemeral ones, so the tests never clash with a running `make de
 """
 
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,20 +32,20 @@ class LocalStack:
     writer_url: str
     reader_url: str
     table_name: str
-    dynamodb: object  # raw boto3 client on the moto server, for looking under the API
-    moto_url: str = ""
-    masked_url: str = ""
-    env: dict | None = None  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
-    log_dir: Path | None = None  # the children's logs (moto.log, writer.log, ...)
-    stack: DevStack | None = None  # the stack itself (ports, log directory: tests/e2e/test_docs_examples.py)
+    dynamodb: Any  # raw boto3 client on the moto server, for looking under the API (boto3 is untyped)
+    moto_url: str
+    masked_url: str
+    env: dict[str, str]  # the tools' environment, signing as the operator (tools.tenants, tools.jobs)
+    log_dir: Path  # the children's logs (moto.log, writer.log, ...)
+    stack: DevStack  # the stack itself (ports, log directory: tests/e2e/test_docs_examples.py)
 
-    def env_for(self, principal: str) -> dict:
+    def env_for(self, principal: str) -> dict[str, str]:
         """The tools' environment signing as ``principal`` (a job run as its stage, as deployed)."""
-        return {**(self.env or {}), **principals.environment(principal)}
+        return {**self.env, **principals.environment(principal)}
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory):
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log_dir = tmp_path_factory.mktemp("devstack")
     stack = DevStack.on_free_ports(
         log_dir=log_dir,
@@ -64,14 +66,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory):
             dynamodb=stack.client("dynamodb"),
             moto_url=stack.moto_url,
             env=stack.tools_env(),
-            log_dir=stack.log_dir,
+            log_dir=log_dir,
             stack=stack,
         )
         yield local
         # The no-plaintext guard sees every stored attribute and every server log line.
         for table in local.dynamodb.list_tables()["TableNames"]:
             GUARD.observe_items(f"moto server table {table}", scan_all(local.dynamodb, table))
-    for log in sorted(stack.log_dir.glob("*")):
+    for log in sorted(log_dir.glob("*")):
         GUARD.observe("file", f"e2e server log {log.name}", log.read_bytes())
     # Every request the local stack's processes sent, judged by the generated policies.
     problems = PROOF.check(PROOF.load_server_log(log_dir / "requests.jsonl"))
@@ -80,18 +82,19 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def customer_id():
+def customer_id() -> str:
     """A tenant of its own per test: tests share the table, never each other's data."""
     return "e2e-" + uuid.uuid4().hex[:12]
 
 
-def create_person(stack, customer_id, person=PERSON):
+def create_person(stack: LocalStack, customer_id: str, person: Mapping[str, Any] = PERSON) -> requests.Response:
     response = requests.post(f"{stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
     assert response.status_code == 201, response.text
     return response
 
 
-def read_person(stack, customer_id, person_id):
+def read_person(stack: LocalStack, customer_id: str, person_id: str) -> dict[str, Any]:
     response = requests.get(f"{stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from chalicelib.stages import API_STAGE_NAMES
-from tests.e2e.conftest import TIMEOUT, create_person
+from tests.e2e.conftest import TIMEOUT, LocalStack, create_person
 from tests.plaintext_guard import register
 from tools import sample
 from tools.ports import free_port
@@ -69,7 +69,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def test_given_the_readme_commands_then_chalice_local_serves_each_api_stage_on_the_local_stack(
-    local_stack, customer_id, tmp_path: Path
+    local_stack: LocalStack, customer_id: str, tmp_path: Path
 ) -> None:
     moto_port = local_stack.moto_url.rsplit(":", 1)[1]
     servers = {stage: _serve(stage, moto_port, tmp_path / f"{stage}.log") for stage in API_STAGE_NAMES}

@@ -19,10 +19,12 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 
+from tests.e2e.conftest import LocalStack
 from tests.plaintext_guard import register
 from tools import client
 from tools.sample import person
@@ -55,7 +57,7 @@ def _expose_only(dists: list[metadata.Distribution], target: Path) -> None:
     target.mkdir()
     for dist in dists:
         for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
-            source = Path(dist.locate_file(top))
+            source = Path(str(dist.locate_file(top)))
             if top != "__pycache__" and source.exists() and not (target / top).exists():
                 (target / top).symlink_to(source)
 
@@ -178,7 +180,7 @@ print(json.dumps({
 
 
 def test_given_the_installed_client_then_it_drives_the_local_stack_without_credentials(
-    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id
+    fresh_venv: tuple[Path, dict[str, str]], local_stack: LocalStack, customer_id: str
 ) -> None:
     venv, env = fresh_venv
     urls = [local_stack.writer_url, local_stack.reader_url, local_stack.masked_url]
@@ -225,7 +227,7 @@ def test_given_the_installed_client_then_it_drives_the_local_stack_without_crede
 
 
 def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(
-    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id
+    fresh_venv: tuple[Path, dict[str, str]], local_stack: LocalStack, customer_id: str
 ) -> None:
     venv, env = fresh_venv
     cli = str(venv / "bin" / "pii-vault")
@@ -257,7 +259,7 @@ def test_given_the_installed_cli_then_it_writes_reads_and_reports_errors(
 
 
 def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_exit_codes(
-    fresh_venv: tuple[Path, dict[str, str]], local_stack, customer_id, tmp_path: Path
+    fresh_venv: tuple[Path, dict[str, str]], local_stack: LocalStack, customer_id: str, tmp_path: Path
 ) -> None:
     venv, env = fresh_venv
     env = {
@@ -269,7 +271,7 @@ def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_ex
     (tmp_path / "person.json").write_text(json.dumps(PERSON))
     (tmp_path / "secret.json").write_text(json.dumps({"value": SECRET_VALUES[2]}))
 
-    def cli(*argv: str, stdin: str | None = None) -> tuple[int, object]:
+    def cli(*argv: str, stdin: str | None = None) -> tuple[int, Any]:  # the exit code, then JSON or stderr
         run = subprocess.run(
             [str(venv / "bin" / "pii-vault"), *argv], input=stdin, capture_output=True, text=True, env=env, timeout=60
         )
@@ -301,7 +303,7 @@ def test_given_the_installed_cli_subcommands_then_json_out_and_the_documented_ex
 
 
 def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_boto3_session(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     """docs/callers.md: ``from tools import client … client.call(…, session=acme)``."""
     import boto3
@@ -315,7 +317,11 @@ def test_given_the_readme_multi_tenant_example_then_tools_client_call_takes_a_bo
 
 
 def test_given_tools_client_and_no_exported_credentials_then_the_local_stack_serves_it(
-    local_stack, customer_id, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    local_stack: LocalStack,
+    customer_id: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """Issue 10: `python -m tools.client` against `make dev` needs nothing exported."""
     for name in [n for n in os.environ if n.startswith("AWS_")]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import requests
 
-from tests.e2e.conftest import TIMEOUT, create_person, read_person
+from tests.e2e.conftest import TIMEOUT, LocalStack, create_person, read_person
 from tools.sample import PERSON
 
 
-def test_given_parallel_patches_of_different_fields_then_every_change_survives(local_stack, customer_id) -> None:
+def test_given_parallel_patches_of_different_fields_then_every_change_survives(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
-    changes = {
+    changes: dict[str, Any] = {
         "name": "Concurrent-Name",
         "surname": "Concurrent-Surname",
         "email": "concurrent.email@example.org",
@@ -33,7 +36,9 @@ def test_given_parallel_patches_of_different_fields_then_every_change_survives(l
     assert body["data"] == changes and body["version"] == 1 + len(changes)
 
 
-def test_given_parallel_secret_puts_then_versions_are_exactly_one_to_n(local_stack, customer_id) -> None:
+def test_given_parallel_secret_puts_then_versions_are_exactly_one_to_n(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     url = f"{local_stack.writer_url}/customers/{customer_id}/secrets/rotating"
 
     def put(n: int) -> tuple[int, int]:
@@ -64,7 +69,9 @@ def test_given_parallel_secret_puts_then_versions_are_exactly_one_to_n(local_sta
     assert values == {f"secret-value-{n}" for n in range(24)}
 
 
-def test_given_parallel_retries_with_one_idempotency_key_then_one_person(local_stack, customer_id) -> None:
+def test_given_parallel_retries_with_one_idempotency_key_then_one_person(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     url = f"{local_stack.writer_url}/customers/{customer_id}/people"
 
     def post(_: int) -> requests.Response:

@@ -8,14 +8,16 @@ fix the writer answered 412 to a patch or delete that had happened and 502 to a 
 that had; the run reported them lost. Full sizes: README "Load".
 """
 
-from tests.e2e.conftest import LOSSY_TENANTS
+from tests.e2e.conftest import LOSSY_TENANTS, LocalStack
 from tools.load import run
 from tools.motoserver import LOST_ANSWER
 
 CLIENTS, OPERATIONS = 16, 40
 
 
-def test_given_16_clients_and_lost_answers_when_the_run_is_verified_then_no_error_and_nothing_lost(local_stack) -> None:
+def test_given_16_clients_and_lost_answers_when_the_run_is_verified_then_no_error_and_nothing_lost(
+    local_stack: LocalStack,
+) -> None:
     moto_log = local_stack.log_dir / "moto.log"
     lost_before = moto_log.read_text(errors="replace").count(LOST_ANSWER)
 

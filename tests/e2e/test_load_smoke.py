@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import LocalStack
 from tools.devstack import PROJECT_ROOT, DevStack
 from tools.load import MAX_CLIENTS, OPS, run
 from tools.ports import free_port
 
 
-def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_lost_and_no_5xx(local_stack) -> None:
+def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_lost_and_no_5xx(
+    local_stack: LocalStack,
+) -> None:
     report = run(
         local_stack.writer_url,
         local_stack.reader_url,
@@ -45,7 +48,7 @@ def test_given_concurrent_clients_when_the_load_run_is_verified_then_nothing_is_
 
 @pytest.mark.parametrize("server", ["tools.localserver", "tools.motoserver"])
 def test_given_a_stopped_server_when_64_clients_connect_then_the_kernel_queues_every_connection(
-    server, tmp_path: Path
+    server: str, tmp_path: Path
 ) -> None:
     """The listen backlog, observed: while the server process is stopped, nothing is accepted,
     so only as many connections as the backlog allows complete their handshake (the kernel
@@ -83,7 +86,7 @@ def test_given_a_stopped_server_when_64_clients_connect_then_the_kernel_queues_e
         proc.wait(30)
 
 
-def _wait_until_listening(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the server exited"

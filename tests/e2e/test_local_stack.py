@@ -1,9 +1,12 @@
 """Black-box tests over real HTTP against the local stack (see tests/e2e/conftest.py)."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import requests
 
-from tests.e2e.conftest import TIMEOUT, create_person, read_person
+from tests.e2e.conftest import TIMEOUT, LocalStack, create_person, read_person
 from tests.plaintext_guard import register
 from tools import sample
 
@@ -13,16 +16,17 @@ PERSON = sample.person()
 register(PERSON)  # the no-plaintext guard looks for these everywhere
 
 
-def _put_secret(stack, customer_id, secret_id, value):
+def _put_secret(stack: LocalStack, customer_id: str, secret_id: str, value: str) -> dict[str, Any]:
     response = requests.put(
         f"{stack.writer_url}/customers/{customer_id}/secrets/{secret_id}", json={"value": value}, timeout=TIMEOUT
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_are_equal(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     created = create_person(local_stack, customer_id)
     body = created.json()
@@ -38,7 +42,9 @@ def test_given_person_created_on_writer_when_read_from_reader_then_all_fields_ar
     assert read["data"] == PERSON
 
 
-def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(local_stack, customer_id) -> None:
+def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
     response = requests.get(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
@@ -49,7 +55,9 @@ def test_given_person_when_getting_it_from_writer_then_there_is_no_read_route(lo
         assert not any(value in r.text for value in sample.plaintexts(PERSON))
 
 
-def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local_stack, customer_id) -> None:
+def test_given_reader_when_writing_through_it_then_there_is_no_write_route(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     base = f"{local_stack.reader_url}/customers/{customer_id}"
 
     attempts = [
@@ -71,7 +79,7 @@ def test_given_reader_when_writing_through_it_then_there_is_no_write_route(local
 
 
 def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_fields_unchanged(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
@@ -89,7 +97,7 @@ def test_given_person_when_patching_email_then_reader_shows_new_email_and_other_
     assert read["data"] == {**PERSON, "email": "p.quillfeather@example.net"}
 
 
-def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer_id) -> None:
+def test_given_person_when_deleted_then_reader_answers_404(local_stack: LocalStack, customer_id: str) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
 
     deleted = requests.delete(f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
@@ -101,7 +109,7 @@ def test_given_person_when_deleted_then_reader_answers_404(local_stack, customer
 
 
 def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history_are_served(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     url = f"{local_stack.reader_url}/customers/{customer_id}/secrets/api.token"
     assert _put_secret(local_stack, customer_id, "api.token", "first-secret-value")["version"] == 1
@@ -119,7 +127,7 @@ def test_given_secret_put_twice_when_reading_then_latest_old_version_and_history
     assert "secret-value" not in history.text
 
 
-def _attribute_bytes(value):
+def _attribute_bytes(value: dict[str, Any]) -> Iterator[bytes]:
     """Every name and value inside a low-level DynamoDB AttributeValue, as bytes."""
     ((kind, inner),) = value.items()
     if kind == "S" or kind == "N":
@@ -139,7 +147,9 @@ def _attribute_bytes(value):
             yield from _attribute_bytes(v)
 
 
-def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_stack, customer_id) -> None:
+def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     person_id = create_person(local_stack, customer_id).json()["id"]
     new_email = "scan.check.rotated@example.net"
     patched = requests.patch(
@@ -170,7 +180,7 @@ def test_given_writes_when_scanning_raw_table_then_no_plaintext_is_stored(local_
 
 @pytest.mark.parametrize("email", ["not-an-email-at-all", "philippa@@example.org"])
 def test_given_invalid_email_when_creating_person_then_400_json_without_the_value(
-    local_stack, customer_id, email
+    local_stack: LocalStack, customer_id: str, email: str
 ) -> None:
     response = requests.post(
         f"{local_stack.writer_url}/customers/{customer_id}/people", json={**PERSON, "email": email}, timeout=TIMEOUT
@@ -185,7 +195,9 @@ def test_given_invalid_email_when_creating_person_then_400_json_without_the_valu
     assert not any(value in response.text for value in sample.plaintexts(PERSON))
 
 
-def test_given_malformed_json_when_creating_person_then_400_malformed_json(local_stack, customer_id) -> None:
+def test_given_malformed_json_when_creating_person_then_400_malformed_json(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     response = requests.post(
         f"{local_stack.writer_url}/customers/{customer_id}/people",
         data=b'{"name": "Philippa", ',
@@ -200,7 +212,7 @@ def test_given_malformed_json_when_creating_person_then_400_malformed_json(local
 
 @pytest.mark.parametrize("stage", ["writer_url", "reader_url", "masked_url"])
 def test_given_an_unknown_route_then_chalice_local_answers_json_404_like_the_deployed_gateway(
-    local_stack, stage
+    local_stack: LocalStack, stage: str
 ) -> None:
     """Issue 24: not chalice's `403 {"message": "Missing Authentication Token"}`."""
     from chalicelib.api.gateway_responses import gateway_responses

@@ -6,14 +6,16 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import requests
 
+from tests.e2e.conftest import LocalStack
 from tests.plaintext_guard import register
 
 TIMEOUT = 10
 INDEX_WAIT_S = 15  # a bound, not a measurement: the measured lag is about a second (docs/find-and-forget.md)
-PERSON = {
+PERSON: dict[str, Any] = {
     "name": "Leopoldine",
     "surname": "Okonkwo-Hale",
     "email": "leopoldine.oh@example.net",
@@ -23,15 +25,16 @@ PERSON = {
 register(PERSON)
 
 
-def _search(stack, customer_id, email):
+def _search(stack: LocalStack, customer_id: str, email: str) -> list[dict[str, Any]]:
     response = requests.post(
         f"{stack.reader_url}/customers/{customer_id}/people/search", json={"email": email}, timeout=TIMEOUT
     )
     assert response.status_code == 200, response.text
-    return response.json()["items"]
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
 
 
-def _until_found(stack, customer_id, email, expected):
+def _until_found(stack: LocalStack, customer_id: str, email: str, expected: list[str]) -> list[str]:
     deadline = time.monotonic() + INDEX_WAIT_S
     while True:
         found = [item["id"] for item in _search(stack, customer_id, email)]
@@ -40,7 +43,9 @@ def _until_found(stack, customer_id, email, expected):
         time.sleep(0.1)
 
 
-def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_stack, customer_id) -> None:
+def test_given_a_created_person_then_search_finds_it_and_after_delete_not(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     created = requests.post(f"{local_stack.writer_url}/customers/{customer_id}/people", json=PERSON, timeout=TIMEOUT)
     assert created.status_code == 201
     person_id = created.json()["id"]
@@ -54,7 +59,9 @@ def test_given_a_created_person_then_search_finds_it_and_after_delete_not(local_
     assert _search(local_stack, customer_id, PERSON["email"]) == []
 
 
-def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stack, customer_id) -> None:
+def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     response = requests.post(
         f"{local_stack.reader_url}/customers/{customer_id}/people/search",
         json={"email": "leopoldine@@nowhere"},
@@ -64,7 +71,9 @@ def test_given_a_malformed_email_then_400_and_the_value_is_not_echoed(local_stac
     assert "leopoldine" not in response.text
 
 
-def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(local_stack, customer_id) -> None:
+def test_given_a_tenant_when_offboarded_from_the_cli_then_nothing_of_it_is_left(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     for n in range(3):
         person = {**PERSON, "email": f"leopoldine.{n}@example.net"}
         response = requests.post(

@@ -2,7 +2,7 @@
 
 import requests
 
-from tests.e2e.conftest import TIMEOUT, create_person
+from tests.e2e.conftest import TIMEOUT, LocalStack, create_person
 from tests.plaintext_guard import register
 from tools import sample
 
@@ -12,11 +12,13 @@ register(PERSON)
 HIDDEN = [v for v in sample.plaintexts(PERSON) if v not in (PERSON["address"]["city"], PERSON["address"]["country"])]
 
 
-def _get(stack, path):
+def _get(stack: LocalStack, path: str) -> requests.Response:
     return requests.get(f"{stack.masked_url}{path}", timeout=TIMEOUT)
 
 
-def test_given_a_person_written_then_the_masked_stage_answers_masked_projections_only(local_stack, customer_id) -> None:
+def test_given_a_person_written_then_the_masked_stage_answers_masked_projections_only(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     person_id = create_person(local_stack, customer_id, PERSON).json()["id"]
 
     one = _get(local_stack, f"/customers/{customer_id}/people/{person_id}")
@@ -38,7 +40,7 @@ def test_given_a_person_written_then_the_masked_stage_answers_masked_projections
         assert not any(value in response.text for value in HIDDEN)
 
 
-def test_given_a_patch_and_a_delete_then_the_masked_stage_follows(local_stack, customer_id) -> None:
+def test_given_a_patch_and_a_delete_then_the_masked_stage_follows(local_stack: LocalStack, customer_id: str) -> None:
     person_id = create_person(local_stack, customer_id, PERSON).json()["id"]
     base = f"{local_stack.writer_url}/customers/{customer_id}/people/{person_id}"
     assert requests.patch(base, json={"dob": "1999-09-09"}, timeout=TIMEOUT).status_code == 200
@@ -50,7 +52,9 @@ def test_given_a_patch_and_a_delete_then_the_masked_stage_follows(local_stack, c
     assert _get(local_stack, f"/customers/{customer_id}/people/{person_id}").status_code == 404
 
 
-def test_given_the_masked_stage_then_it_has_no_secret_search_or_write_route(local_stack, customer_id) -> None:
+def test_given_the_masked_stage_then_it_has_no_secret_search_or_write_route(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     requests.put(
         f"{local_stack.writer_url}/customers/{customer_id}/secrets/token",
         json={"value": "whsec_e2e_masked"},

@@ -16,13 +16,16 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
+from schemathesis import Case, HookContext, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -32,9 +35,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from chalicelib.api import contract
 from chalicelib.stages import API_STAGE_NAMES
+from tests.e2e.conftest import LocalStack
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SEED = int(os.environ.get("PII_VAULT_FUZZ_SEED", "20261124"))
@@ -74,7 +79,7 @@ CONFIG = {
     "request-timeout": TIMEOUT,
 }
 
-SEEDED_PEOPLE = [
+SEEDED_PEOPLE: list[dict[str, Any]] = [
     {
         "name": "Zoë",
         "surname": "Ødegård-Łukasiewicz",
@@ -105,11 +110,12 @@ ID_PATTERNS = {
 }
 
 
-def _doc(role: str) -> dict:
-    return json.loads((DOCS / f"openapi-{role}.json").read_text(encoding="utf-8"))
+def _doc(role: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((DOCS / f"openapi-{role}.json").read_text(encoding="utf-8"))
+    return doc
 
 
-def _local_doc(role: str) -> dict:
+def _local_doc(role: str) -> dict[str, Any]:
     """The document minus SigV4: `chalice local` does not enforce it (by design: SECURITY.md, "Out of scope")."""
     doc = _doc(role)
     del doc["security"]
@@ -132,7 +138,7 @@ class Seeded:
         self.statuses: dict[int, int] = {}
         self.operations_run: set[str] = set()
 
-    def steer(self, params: dict) -> dict:
+    def steer(self, params: dict[str, Any]) -> dict[str, Any]:
         """Point about half of the valid ids at seeded records; invalid ones stay as generated."""
         out = dict(params)
         if not all(isinstance(v, str) and ID_PATTERNS[k].fullmatch(v) for k, v in out.items() if k in ID_PATTERNS):
@@ -146,7 +152,7 @@ class Seeded:
         return out
 
 
-def _seed(stack, seeded: Seeded) -> None:
+def _seed(stack: LocalStack, seeded: Seeded) -> None:
     customer_id = seeded.customer_id
     for person in SEEDED_PEOPLE:
         response = requests.post(f"{stack.writer_url}/customers/{customer_id}/people", json=person, timeout=TIMEOUT)
@@ -175,58 +181,68 @@ PAGE_TOKEN = "<page-token>"
 schemathesis.openapi.format("page-token", st.just(PAGE_TOKEN))
 
 
-def _schema(role: str):
+def _schema(role: str) -> OpenApiSchema:
     seeded = _SEEDED[role]
     # The real base URL is only known once local_stack runs; each call passes it.
     config = schemathesis.Config.from_dict({**CONFIG, "base-url": "http://127.0.0.1:9"})
     schema = schemathesis.openapi.from_dict(_local_doc(role), config=config)
 
-    @schema.hook
-    def map_path_parameters(context, path_parameters):
+    # Registered by calls, not as decorators: schema.hook is typed as returning a bare Callable.
+    def map_path_parameters(context: HookContext, path_parameters: dict[str, Any]) -> dict[str, Any]:
         return seeded.steer(path_parameters)
 
-    @schema.hook
-    def map_case(context, case):
+    def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         """What JSON Schema cannot say, for schema-valid cases: ids= goes without limit= and next=."""
         meta = case.meta
         if meta is not None and meta.generation.mode.is_positive and case.query and "ids" in case.query:
             case.query = {name: value for name, value in case.query.items() if name not in ("limit", "next")}
         return case
 
-    @schema.hook
-    def after_call(context, case, response) -> None:
+    def after_call(context: HookContext, case: Case[Any], response: Response) -> None:
         seeded.requests += 1
         seeded.statuses[response.status_code] = seeded.statuses.get(response.status_code, 0) + 1
         seeded.operations_run.add(case.operation.label)
 
+    for hook in (map_path_parameters, map_case, after_call):
+        schema.hook(hook)
     return schema
 
 
+FuzzTest = Callable[[Case[Any], str], None]
+
+
+def _parametrize(schema: OpenApiSchema) -> Callable[[FuzzTest], FuzzTest]:
+    """``schema.parametrize()`` typed: it returns the test wrapped, signature unchanged (schemathesis
+    types it as a bare Callable)."""
+    decorator: Callable[[FuzzTest], FuzzTest] = schema.parametrize()
+    return decorator
+
+
 @pytest.fixture(scope="module")
-def seeded_writer(local_stack):
+def seeded_writer(local_stack: LocalStack) -> str:
     _seed(local_stack, _SEEDED["writer"])
     return local_stack.writer_url
 
 
 @pytest.fixture(scope="module")
-def seeded_reader(local_stack):
+def seeded_reader(local_stack: LocalStack) -> str:
     _seed(local_stack, _SEEDED["reader"])
     return local_stack.reader_url
 
 
 @pytest.fixture(scope="module")
-def seeded_masked(local_stack):
+def seeded_masked(local_stack: LocalStack) -> str:
     _seed(local_stack, _SEEDED["masked"])
     return local_stack.masked_url
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_totals(request: pytest.FixtureRequest):
+def fuzz_totals(request: pytest.FixtureRequest) -> Iterator[None]:
     """Print the request counts; a complete run of a stage must have sent a few hundred."""
     yield
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    short = []
+    short: list[str] = []
     for role, seeded in _SEEDED.items():
         if not seeded.requests:
             continue
@@ -245,7 +261,7 @@ def fuzz_totals(request: pytest.FixtureRequest):
     assert not short, f"too few fuzz requests: {short}; raise MAX_EXAMPLES"
 
 
-def _operations(role: str):
+def _operations(role: str) -> list[tuple[str, str]]:
     return [(path, method) for path, item in _doc(role)["paths"].items() for method in item]
 
 
@@ -254,7 +270,7 @@ reader = _schema("reader")
 masked = _schema("masked")
 
 
-def _call_and_validate(case, base_url: str, seeded: Seeded) -> None:
+def _call_and_validate(case: Case[Any], base_url: str, seeded: Seeded) -> None:
     if case.query and case.query.get("next") == PAGE_TOKEN:
         case.query = {**case.query, "next": seeded.page_tokens[0]}
     checks = CHECKS
@@ -266,18 +282,24 @@ def _call_and_validate(case, base_url: str, seeded: Seeded) -> None:
     case.call_and_validate(base_url=base_url, checks=checks)
 
 
-@writer.parametrize()
-def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_writer) -> None:
+@_parametrize(writer)
+def test_given_writer_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(
+    case: Case[Any], seeded_writer: str
+) -> None:
     _call_and_validate(case, seeded_writer, _SEEDED["writer"])
 
 
-@reader.parametrize()
-def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_reader) -> None:
+@_parametrize(reader)
+def test_given_reader_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(
+    case: Case[Any], seeded_reader: str
+) -> None:
     _call_and_validate(case, seeded_reader, _SEEDED["reader"])
 
 
-@masked.parametrize()
-def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(case, seeded_masked) -> None:
+@_parametrize(masked)
+def test_given_masked_openapi_when_fuzzed_then_no_5xx_and_every_answer_is_documented(
+    case: Case[Any], seeded_masked: str
+) -> None:
     _call_and_validate(case, seeded_masked, _SEEDED["masked"])
 
 
@@ -314,17 +336,18 @@ def _hostile_bodies(limit: int) -> list[tuple[str, bytes, str, int, str]]:
     ]
 
 
-def _stored_items(stack, customer_id: str) -> list:
-    return stack.dynamodb.query(
+def _stored_items(stack: LocalStack, customer_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = stack.dynamodb.query(
         TableName=stack.table_name,
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"C#{customer_id}"}},
     )["Items"]
+    return items
 
 
 @pytest.mark.parametrize("path, method, limit", BODY_OPERATIONS, ids=[f"{m} {p}" for p, m, _ in BODY_OPERATIONS])
 def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_stored(
-    local_stack, customer_id, path, method, limit
+    local_stack: LocalStack, customer_id: str, path: str, method: str, limit: int
 ) -> None:
     # Body routes are the writer's, and the reader's search (a POST so the email stays out of URLs).
     on_writer = (path, method.lower()) in _operations("writer")
@@ -332,7 +355,7 @@ def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_st
     params = {"customer_id": customer_id, "person_id": "a" * 32, "secret_id": "hostile"}
     params = {name: value for name, value in params.items() if "{" + name + "}" in path}
     url = (local_stack.writer_url if on_writer else local_stack.reader_url) + path.format(**params)
-    answers = {}
+    answers: dict[str, tuple[int, str]] = {}
 
     for label, body, content_type, status, code in _hostile_bodies(limit):
         response = requests.request(method, url, data=body, headers={"Content-Type": content_type}, timeout=TIMEOUT)
@@ -347,7 +370,7 @@ def test_given_hostile_bodies_when_writing_then_documented_4xx_and_nothing_is_st
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml"])
 def test_given_reader_when_request_declares_a_non_json_body_then_415_as_documented(
-    local_stack, customer_id, content_type
+    local_stack: LocalStack, customer_id: str, content_type: str
 ) -> None:
     path = "/customers/{customer_id}/people"
     response = requests.get(
@@ -364,7 +387,7 @@ def test_given_reader_when_request_declares_a_non_json_body_then_415_as_document
 
 
 def test_given_an_internationalised_email_when_read_back_then_the_answer_conforms_to_the_document(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     """Regression: the reader returned addresses such as ü@bücher.de that `format: email` forbids."""
     person = {**SEEDED_PEOPLE[1], "email": "jürgen@bücher.example"}
@@ -382,12 +405,12 @@ def test_given_an_internationalised_email_when_read_back_then_the_answer_conform
 
 
 def test_given_generated_valid_people_when_created_then_the_reader_returns_them_as_documented(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     """Round trip: what the writer accepts, the reader must return within its document."""
     create = writer["/customers/{customer_id}/people"]["POST"]
     read = reader["/customers/{customer_id}/people/{person_id}"]["GET"]
-    created = []
+    created: list[str] = []
 
     @hypothesis.settings(
         max_examples=80,
@@ -397,7 +420,7 @@ def test_given_generated_valid_people_when_created_then_the_reader_returns_them_
         suppress_health_check=list(hypothesis.HealthCheck),
     )
     @hypothesis.given(case=create.as_strategy(path_parameters={"customer_id": customer_id}))
-    def round_trip(case) -> None:
+    def round_trip(case: Case[Any]) -> None:
         response = case.call(base_url=local_stack.writer_url)
         case.validate_response(response, checks=HOSTILE_CHECKS)
         if response.status_code != 201:
@@ -405,6 +428,7 @@ def test_given_generated_valid_people_when_created_then_the_reader_returns_them_
         person_id = response.json()["id"]
         answer = requests.get(f"{local_stack.reader_url}/customers/{customer_id}/people/{person_id}", timeout=TIMEOUT)
         assert answer.status_code == 200, answer.text
+        assert isinstance(case.body, dict), case.body  # a 201: the writer took a JSON object
         assert set(answer.json()["data"]) == set(case.body), "the reader must return every field sent"
         read.Case(path_parameters={"customer_id": customer_id, "person_id": person_id}).validate_response(
             answer, checks=HOSTILE_CHECKS

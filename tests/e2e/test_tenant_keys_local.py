@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from chalicelib.keys.reencrypt import KmsReEncryptor
@@ -11,14 +13,14 @@ from chalicelib.store import key_table
 from chalicelib.store.job_items import DynamoDbSlotItems
 from chalicelib.store.key_table import DynamoDbKeyEntries
 from chalicelib.support.config import KEYS_SUFFIX, Settings
-from tests.e2e.conftest import TIMEOUT, create_person, read_person
+from tests.e2e.conftest import TIMEOUT, LocalStack, create_person, read_person
 from tests.plaintext_guard import register
 from tools import sample
 from tools.recorder import principals
 from tools.tenants import onboard
 
 
-def clients(stack, principal=principals.OPERATOR):
+def clients(stack: LocalStack, principal: str = principals.OPERATOR) -> tuple[Any, Any, Settings]:
     """KMS and DynamoDB clients on the local stack signing as ``principal`` (the operator onboards
     tenants; the rewrap job signs as its own stage)."""
     env = stack.env_for(principal)
@@ -31,7 +33,9 @@ def clients(stack, principal=principals.OPERATOR):
     )
 
 
-def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(local_stack, customer_id) -> None:
+def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read_work(
+    local_stack: LocalStack, customer_id: str
+) -> None:
     kms, ddb, settings = clients(local_stack)
     own_key = onboard(kms, ddb, settings, customer_id)["key_arn"]
     person = sample.person()
@@ -71,7 +75,7 @@ def test_given_an_onboarded_tenant_on_the_local_stack_then_write_rewrap_and_read
 
 
 def test_given_a_disabled_tenant_key_on_the_local_stack_then_a_read_answers_key_unavailable(
-    local_stack, customer_id
+    local_stack: LocalStack, customer_id: str
 ) -> None:
     kms, ddb, settings = clients(local_stack)
     own_key = onboard(kms, ddb, settings, customer_id)["key_arn"]

@@ -13,11 +13,11 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 import pytest
-from chalice.test import Client
+from chalice.test import Client, HTTPResponse
 from moto import mock_aws
 
 from chalicelib.stages.app import create_app
@@ -29,9 +29,16 @@ from tools.devstack import LOCAL_CALLER, LOCAL_CALLER_ROLE
 from tools.recorder import principals
 
 REGION = "us-east-1"
+
+
+class CallerSettings(TypedDict):
+    allowed_callers: tuple[str, ...]
+    local_caller: str
+
+
 # As in the local stack: chalice.test.Client requests carry no identity, so they are
 # served as the local caller, whose role is the one on the list.
-CALLERS: dict[str, Any] = {"allowed_callers": (LOCAL_CALLER_ROLE,), "local_caller": LOCAL_CALLER}
+CALLERS: CallerSettings = {"allowed_callers": (LOCAL_CALLER_ROLE,), "local_caller": LOCAL_CALLER}
 
 
 @pytest.fixture
@@ -123,10 +130,10 @@ class Stack:
     writer_clients: dict[str, Any]
     reader_clients: dict[str, Any]
     # The masked stage (docs/masked.md), on clients of its own.
-    masked: Client | None = None
-    masked_kms: CallRecorder = field(default_factory=CallRecorder)
-    masked_ddb: CallRecorder = field(default_factory=CallRecorder)
-    masked_clients: dict[str, Any] = field(default_factory=dict)
+    masked: Client
+    masked_kms: CallRecorder
+    masked_ddb: CallRecorder
+    masked_clients: dict[str, Any]
 
     def scan(self) -> list[dict[str, Any]]:
         return scan_all(self.dynamodb, self.resources["table_name"])
@@ -134,7 +141,17 @@ class Stack:
 
 # The plain ``stack`` runs with the data key caches off, so one write is one Encrypt and
 # one read one Decrypt; ``cached_stack`` uses the shipped default bounds.
-NO_KEY_CACHE = {
+class StackSettings(TypedDict, total=False):
+    """What a stack fixture sets on every stage's Settings (besides CALLERS)."""
+
+    writer_key_cache_seconds: int
+    writer_key_cache_max_records: int
+    reader_key_cache_seconds: int
+    reader_key_cache_max_entries: int
+    key_scope: str
+
+
+NO_KEY_CACHE: StackSettings = {
     "writer_key_cache_seconds": 0,
     "writer_key_cache_max_records": 0,
     "reader_key_cache_seconds": 0,
@@ -158,13 +175,12 @@ def tenant_scoped_stack(aws_env: None) -> Iterator[Stack]:
     yield from _stack({"key_scope": "tenant"})
 
 
-def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
+def _stack(cache_settings: StackSettings) -> Iterator[Stack]:
     with mock_aws():
         kms = boto3.client("kms", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         resources = bootstrap(kms, dynamodb)
-        recorders = [CallRecorder() for _ in range(4)]
-        writer_kms, reader_kms, writer_ddb, reader_ddb = recorders
+        writer_kms, reader_kms, writer_ddb, reader_ddb = (CallRecorder() for _ in range(4))
         masked_kms, masked_ddb = CallRecorder(), CallRecorder()
 
         clients = {
@@ -193,7 +209,10 @@ def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
                 resources,
                 writer,
                 reader,
-                *recorders,
+                writer_kms,
+                reader_kms,
+                writer_ddb,
+                reader_ddb,
                 clients["writer"],
                 clients["reader"],
                 masked,
@@ -210,13 +229,14 @@ def _stack(cache_settings: dict[str, Any]) -> Iterator[Stack]:
 JSON = {"Content-Type": "application/json"}
 
 
-def send(client: Client, method: str, path: str, body: Any = None, **headers: str) -> Any:
+def send(client: Client, method: str, path: str, body: Any = None, **headers: str) -> HTTPResponse:
     """One request; ``body`` is JSON-encoded unless it is already bytes/str."""
     payload = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
-    return getattr(client.http, method.lower())(path, body=payload, headers={**JSON, **headers})
+    response: HTTPResponse = getattr(client.http, method.lower())(path, body=payload, headers={**JSON, **headers})
+    return response
 
 
-def body_of(response: Any) -> Any:
+def body_of(response: HTTPResponse) -> Any:
     return json.loads(response.body) if response.body else None
 
 

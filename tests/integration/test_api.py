@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,11 @@ PLAINTEXTS = (*plaintexts(PERSON), SECRET)
 register(PERSON, PLAINTEXTS)  # the no-plaintext guard looks for these everywhere
 
 
-def create(stack: Stack, customer: str = "acme", person: dict | None = None) -> str:
+def create(stack: Stack, customer: str = "acme", person: dict[str, Any] | None = None) -> str:
     response = send(stack.writer, "POST", f"/customers/{customer}/people", person or PERSON)
     assert response.status_code == 201, response.body
-    return body_of(response)["id"]
+    person_id: str = body_of(response)["id"]
+    return person_id
 
 
 def test_given_a_person_when_posted_then_201_with_location_etag_and_no_plaintext(stack: Stack) -> None:

@@ -131,7 +131,8 @@ class _Unprocessing:
         self.calls += 1
         ((table, request),) = RequestItems.items()
         if self.calls > self.rounds:
-            return self._client.batch_get_item(RequestItems=RequestItems)
+            answer: dict[str, Any] = self._client.batch_get_item(RequestItems=RequestItems)
+            return answer
         served, rest = request["Keys"][: self.served], request["Keys"][self.served :]
         responses = (
             self._client.batch_get_item(RequestItems={table: {**request, "Keys": served}})["Responses"]
@@ -164,7 +165,8 @@ def _seeded(count: int) -> tuple[Any, list[str]]:
 def test_given_unprocessed_keys_when_multi_got_then_they_are_retried_with_backoff(aws_env: None) -> None:
     with mock_aws():
         _, ids = _seeded(4)
-        flaky, sleeps = _Unprocessing(stage_client("reader", "dynamodb"), rounds=2), []
+        flaky = _Unprocessing(stage_client("reader", "dynamodb"), rounds=2)
+        sleeps: list[float] = []
         repo = DynamoDbStore(DynamoDbTable(flaky, "pii-vault", sleep=sleeps.append))
         assert [p.person_id for p in repo.get_people("acme", ids)] == ids
         assert flaky.calls == 3 and len(sleeps) == 2 and sleeps[0] < sleeps[1]

@@ -140,7 +140,9 @@ def test_given_a_dynamodb_item_then_its_size_follows_the_billing_rules() -> None
 
 
 @pytest.mark.parametrize(("cached", "calls"), [(True, 2 * 2), (False, 2 * 40)])
-def test_given_a_small_rewrap_run_then_every_record_moves_with_one_reencrypt_per_distinct_key(cached, calls) -> None:
+def test_given_a_small_rewrap_run_then_every_record_moves_with_one_reencrypt_per_distinct_key(
+    cached: bool, calls: int
+) -> None:
     """Each record holds a full-view and a masked-view key: shared per view when cached (one
     call per view per segment), one per record and view when not."""
     from bench import rewrap

@@ -2,7 +2,9 @@
 creates every key and table of the specs once, then finds what exists."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -21,7 +23,8 @@ READER_ROLE = "arn:aws:iam::123456789012:role/pii-vault-reader"
 
 
 @pytest.fixture
-def clients(aws_env: None):
+def clients(aws_env: None) -> Iterator[tuple[Any, Any]]:
+    """KMS and DynamoDB clients (boto3's, untyped) on moto's in-process mock."""
     with mock_aws():
         yield (
             boto3.client("kms", region_name="us-east-1"),
@@ -29,7 +32,7 @@ def clients(aws_env: None):
         )
 
 
-def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients) -> None:
+def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb)
@@ -53,7 +56,9 @@ def test_given_empty_account_when_bootstrapping_then_table_and_key_exist(clients
     assert key["KeyUsage"] == "ENCRYPT_DECRYPT"
 
 
-def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is_created(clients) -> None:
+def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is_created(
+    clients: tuple[Any, Any],
+) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb)
 
@@ -73,7 +78,9 @@ def test_given_bootstrapped_account_when_bootstrapping_again_then_nothing_new_is
     ]
 
 
-def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_declares(clients) -> None:
+def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_declares(
+    clients: tuple[Any, Any],
+) -> None:
     """The same specs as the base stack's tables (infra.specs): keys, indexes, stream, TTL, backups."""
     kms, ddb = clients
 
@@ -95,7 +102,7 @@ def test_given_empty_account_when_bootstrapping_then_every_table_is_as_its_spec_
     assert result["stream_arn"] == ddb.describe_table(TableName="pii-vault")["Table"]["LatestStreamArn"]
 
 
-def test_given_custom_names_when_bootstrapping_then_they_are_used(clients) -> None:
+def test_given_custom_names_when_bootstrapping_then_they_are_used(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb, base="pv-test")
@@ -106,7 +113,7 @@ def test_given_custom_names_when_bootstrapping_then_they_are_used(clients) -> No
     assert kms.describe_key(KeyId="alias/pv-test-beacon")["KeyMetadata"]["KeyId"] == result["beacon_key_id"]
 
 
-def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(clients) -> None:
+def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
     ddb.create_table(
         TableName="pii-vault",
@@ -119,7 +126,9 @@ def test_given_table_with_other_key_schema_when_bootstrapping_then_it_refuses(cl
         bootstrap(kms, ddb)
 
 
-def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(clients) -> None:
+def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_ttl_on_expiration(
+    clients: tuple[Any, Any],
+) -> None:
     kms, ddb = clients
 
     result = bootstrap(kms, ddb)
@@ -131,7 +140,9 @@ def test_given_empty_account_when_bootstrapping_then_the_idempotency_table_has_t
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
 
 
-def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(clients) -> None:
+def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_table_exist(
+    clients: tuple[Any, Any],
+) -> None:
     from chalicelib.store import fleet_table
 
     kms, ddb = clients
@@ -158,7 +169,7 @@ def test_given_empty_account_when_bootstrapping_then_the_fleet_hmac_key_and_key_
 ADMIN = "arn:aws:iam::123456789012:role/pii-vault-admin"
 
 
-def _state(kms, ddb, key_id):
+def _state(kms: Any, ddb: Any, key_id: str) -> dict[str, Any]:
     """Everything bootstrap may change, for before/after comparisons."""
     table = ddb.describe_table(TableName="pii-vault")["Table"]
     return {
@@ -173,9 +184,9 @@ def _state(kms, ddb, key_id):
     }
 
 
-def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clients) -> None:
+def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
-    changes = []
+    changes: list[str] = []
 
     result = bootstrap(kms, ddb, admin_arn=ADMIN, changes=changes)
 
@@ -223,11 +234,11 @@ def test_given_an_admin_when_bootstrapping_then_key_and_table_are_hardened(clien
         assert [s["Sid"] for s in policy["Statement"]] == ["KeyAdministrationWithoutCryptographicUse"]
 
 
-def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(clients) -> None:
+def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
     before = _state(kms, ddb, first["key_id"])
-    changes = []
+    changes: list[str] = []
 
     second = bootstrap(kms, ddb, admin_arn=ADMIN, changes=changes)
 
@@ -236,7 +247,7 @@ def test_given_a_hardened_account_when_bootstrapping_again_then_nothing_changes(
     assert _state(kms, ddb, first["key_id"]) == before
 
 
-def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients) -> None:
+def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(clients: tuple[Any, Any]) -> None:
     kms, ddb = clients
     first = bootstrap(kms, ddb, admin_arn=ADMIN)
     tightened = render(key_policy(Key.DATA, ADMIN, {"writer": WRITER_ROLE, "reader": READER_ROLE}))
@@ -247,7 +258,9 @@ def test_given_a_tightened_key_policy_when_bootstrapping_again_then_it_is_kept(c
     assert kms.get_key_policy(KeyId=first["key_id"], PolicyName="default")["Policy"] == tightened
 
 
-def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_is_fixed(clients) -> None:
+def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_is_fixed(
+    clients: tuple[Any, Any],
+) -> None:
     kms, ddb = clients
     bootstrap(kms, ddb)  # no admin: service default key policy
     key_id = kms.describe_key(KeyId="alias/pii-vault")["KeyMetadata"]["KeyId"]
@@ -256,7 +269,7 @@ def test_given_an_unhardened_key_and_table_when_bootstrapping_then_each_setting_
     ddb.update_continuous_backups(
         TableName="pii-vault", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False}
     )
-    changes = []
+    changes: list[str] = []
 
     bootstrap(kms, ddb, admin_arn=ADMIN, changes=changes)
 
@@ -294,7 +307,7 @@ def test_given_the_cli_when_run_twice_then_it_prints_the_arns_and_writes_no_file
         ("arn:aws:iam::123456789012:user/ops", "arn:aws:iam::123456789012:user/ops"),
     ],
 )
-def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller, admin) -> None:
+def test_given_a_caller_arn_then_the_admin_is_its_iam_principal(caller: str, admin: str) -> None:
     assert admin_from_caller(caller) == admin
 
 

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from infra.iam import callers as access
-from tests.policy_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, authorize, role_session
+from tests.policy_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Caller, authorize, role_session
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_given_the_generated_documents_when_a_backend_assumes_a_tenant_role_then
     assert session.arn == answer["AssumedRoleUser"]["Arn"]
     allow_list = access.api_resource_policy("reader", [role])
 
-    def decide(tenant: str, caller=session) -> str:
+    def decide(tenant: str, caller: Caller = session) -> str:
         return authorize(
             "execute-api:Invoke",
             f"{api}/GET/customers/{tenant}/people",

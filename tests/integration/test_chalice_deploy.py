@@ -172,7 +172,7 @@ def test_given_the_indexer_when_post_deploy_runs_then_its_mapping_gets_the_templ
     deployment = chalice_deployed(env, "indexer")
     destination = "arn:aws:sqs:us-east-1:111122223333:pii-vault-t-stream-failures"
     stream = next(f for f in deployment.functions if f.trigger == "stream")
-    extra = {"MaximumRetryAttempts": 3, "BisectBatchOnFunctionError": True}
+    extra: dict[str, Any] = {"MaximumRetryAttempts": 3, "BisectBatchOnFunctionError": True}
     extra["DestinationConfig"] = {"OnFailure": {"Destination": destination, "Type": "SQS"}}
     functions = tuple(dataclasses.replace(f, event_source=extra) if f is stream else f for f in deployment.functions)
     deployment = dataclasses.replace(deployment, functions=functions)

@@ -55,7 +55,8 @@ def test_given_several_calls_then_one_pooled_connection_serves_them_all(
 ) -> None:
     url, ports = server
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # never used for a loopback URL
-    with Client(reader_url=url) as vault:
+    vault = Client(reader_url=url)  # not `as vault`: BaseClient.__enter__ is typed as returning BaseClient
+    with vault:
         values = [vault.get_secret("acme", "hook").value for _ in range(5)]
 
     assert values == [SECRET["value"]] * 5

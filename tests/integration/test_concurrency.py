@@ -43,9 +43,9 @@ def reader_service(stack: Stack) -> ReaderService:
     return ReaderService(repo, Opener(decryptor, "pii-vault", resolver=KeyTableResolver(keys, decryptor)))
 
 
-def before_next(client: Any, operation: str, action: Callable[[], None]) -> None:
-    """Run ``action`` once, just before ``client``'s next ``operation`` call goes out."""
-    done = []
+def before_next(client: Any, operation: str, action: Callable[[], object]) -> None:
+    """Run ``action`` once (its result ignored), just before ``client``'s next ``operation`` call goes out."""
+    done: list[bool] = []
 
     def hook(**_: Any) -> None:
         if not done:

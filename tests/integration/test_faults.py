@@ -18,19 +18,22 @@ from tests.integration.test_api import PERSON, create
 
 def client_error(code: str, status: int = 400) -> Callable[[str], Exception]:
     def build(operation: str) -> Exception:
-        return ClientError(
+        error: Exception = ClientError(
             {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
         )
+        return error
 
     return build
 
 
 def read_timeout(operation: str) -> Exception:
-    return ReadTimeoutError(endpoint_url="https://injected.invalid")
+    error: Exception = ReadTimeoutError(endpoint_url="https://injected.invalid")
+    return error
 
 
 def connect_timeout(operation: str) -> Exception:
-    return ConnectTimeoutError(endpoint_url="https://injected.invalid")
+    error: Exception = ConnectTimeoutError(endpoint_url="https://injected.invalid")
+    return error
 
 
 class Faults:
@@ -151,7 +154,7 @@ def test_given_a_fault_when_adding_a_secret_version_then_no_version_and_no_count
 
 def test_given_throttled_transactions_then_429(stack: Stack, faults: Faults) -> None:
     def cancelled(operation: str) -> Exception:
-        return ClientError(
+        error: Exception = ClientError(
             {
                 "Error": {"Code": "TransactionCanceledException", "Message": "injected"},
                 "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
@@ -159,6 +162,7 @@ def test_given_throttled_transactions_then_429(stack: Stack, faults: Faults) -> 
             },
             operation,
         )
+        return error
 
     faults.inject(stack.writer_clients["dynamodb"], "TransactWriteItems", cancelled)
     response = send(stack.writer, "PUT", "/customers/acme/secrets/hook", {"value": "whsec_value"})

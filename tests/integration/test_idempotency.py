@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -35,12 +36,13 @@ class LambdaContextStub:
         return 10_000
 
 
-def people(stack: Stack) -> list[dict]:
+def people(stack: Stack) -> list[dict[str, Any]]:
     return [item for item in stack.scan() if item["sk"]["S"].startswith("P#")]
 
 
-def idempotency_items(stack: Stack) -> list[dict]:
-    return stack.dynamodb.scan(TableName=stack.resources["idempotency_table_name"])["Items"]
+def idempotency_items(stack: Stack) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = stack.dynamodb.scan(TableName=stack.resources["idempotency_table_name"])["Items"]
+    return items
 
 
 def test_given_a_retried_post_with_the_same_key_then_the_first_answer_and_one_person(stack: Stack) -> None:
@@ -144,7 +146,7 @@ def test_given_a_request_still_in_progress_then_a_concurrent_retry_gets_409(stac
         table_name=stack.resources["idempotency_table_name"], boto3_client=stage_client("writer", "dynamodb")
     )
     writes = IdempotentWrites(store, ttl_seconds=60, key_prefix="test")
-    seen: list[Exception] = []
+    seen: list[RequestInProgressError] = []
     context = LambdaContextStub()
 
     def any_id(_record_id: str) -> bool:
@@ -198,7 +200,7 @@ def test_given_two_signed_callers_with_the_same_key_then_each_gets_its_own_write
         dynamodb_client=stage_client("writer", "dynamodb"),
     )
 
-    def post_as(principal: str) -> dict:
+    def post_as(principal: str) -> dict[str, Any]:
         event = api_gateway_event(
             "POST", "/customers/{customer_id}/people", "/customers/acme/people", {"customer_id": "acme"}
         )
@@ -281,7 +283,7 @@ def test_given_a_random_key_then_a_reader_of_the_idempotency_table_cannot_confir
 KEY_FORGE = "forge-Me-9aQ2wE4rT6yU8iO0pA"
 
 
-def _stored_record(stack: Stack) -> dict:
+def _stored_record(stack: Stack) -> dict[str, Any]:
     [item] = [i for i in idempotency_items(stack) if not i["id"]["S"].startswith("ref#")]
     return item
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from chalice.test import HTTPResponse
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
@@ -13,8 +15,8 @@ from tests.integration.test_api import PERSON, create
 from tests.integration.test_audit_api import SIGNER_ROLE
 
 
-def _refused(response, field: str) -> dict:
-    body = body_of(response)
+def _refused(response: HTTPResponse, field: str) -> dict[str, Any]:
+    body: dict[str, Any] = body_of(response)
     assert response.status_code == 400, response.body
     assert body["code"] == "validation_error" and field in body["message"]
     return body
@@ -68,7 +70,7 @@ HIDDEN = {
 FIELDS = ["name", "surname", "address.line1", "address.line2", "address.city", "address.region", "address.postal_code"]
 
 
-def _with_text(field: str, value: str) -> dict:
+def _with_text(field: str, value: str) -> dict[str, Any]:
     if field.startswith("address."):
         return {**PERSON, "address": {**PERSON["address"], field.split(".", 1)[1]: value}}
     return {**PERSON, field: value}

@@ -23,10 +23,10 @@ from chalicelib.store.job_items import (
 )
 from chalicelib.store.ledger import TENANT, TENANT_DONE, DynamoDbLedger, LedgerEntry
 from chalicelib.store.references import DynamoDbReferences
+from infra.local import bootstrap
 from tests.integration.conftest import REGION
 from tests.job_fakes import FakeLedger, FakeReferences, FakeTable
 from tests.request_proof import operator_code
-from tools.bootstrap import bootstrap
 
 TABLE = "pii-vault"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from chalice.test import HTTPResponse
 
 from chalicelib.store import layout
 from chalicelib.store.records import META_CREATED, META_UPDATED
@@ -30,21 +31,21 @@ def _plant(stack: Stack, **options: Any) -> dict[str, Any]:
 
 
 def _item(stack: Stack, person_id: str = PERSON_ID) -> dict[str, Any]:
-    return stack.dynamodb.get_item(TableName=stack.resources["table_name"], Key=layout.person_key("acme", person_id))[
-        "Item"
-    ]
+    key = layout.person_key("acme", person_id)
+    item: dict[str, Any] = stack.dynamodb.get_item(TableName=stack.resources["table_name"], Key=key)["Item"]
+    return item
 
 
 def _put(stack: Stack, item: dict[str, Any]) -> None:
     stack.dynamodb.put_item(TableName=stack.resources["table_name"], Item=item)
 
 
-def _read(stack: Stack, path: str = PATH) -> Any:
+def _read(stack: Stack, path: str = PATH) -> HTTPResponse:
     return send(stack.reader, "GET", path)
 
 
-def _integrity_error(response: Any) -> bool:
-    return response.status_code == 502 and body_of(response)["code"] == "integrity_error"
+def _integrity_error(response: HTTPResponse) -> bool:
+    return bool(response.status_code == 502 and body_of(response)["code"] == "integrity_error")
 
 
 @pytest.mark.parametrize("fmt", [1, 2])

@@ -21,7 +21,7 @@ from tests.tables import scan_all
 from tools.recorder import principals
 from tools.streampoll import StreamPoller, streams_client
 
-PERSON = {
+PERSON: dict[str, Any] = {
     "name": "Ottoline",
     "surname": "Vasquez-Brandt",
     "email": "Ottoline.VB@Example.COM",
@@ -176,7 +176,7 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     indexed: tuple[Stack, StreamPoller],
 ) -> None:
     stack, poller = indexed
-    person_id = create(stack, **{"Idempotency-Key": str(uuid.uuid4())})
+    person_id = create(stack, "acme", None, **{"Idempotency-Key": str(uuid.uuid4())})
     poller.drain()
     ddb = boto3.client("dynamodb", region_name=REGION)
     idem = scan_all(ddb, "pii-vault-idempotency")
@@ -192,8 +192,8 @@ def test_given_a_delete_then_item_beacon_and_idempotency_record_go_and_the_ledge
     assert layout.BEACON not in entry and entry[layout.BEACON_GONE] == {"BOOL": True}
     assert scan_all(ddb, "pii-vault-idempotency") == []
     [item] = scan_all(ddb, "pii-vault-erasures")
-    entry = entry_of(item)
-    assert entry is not None and (entry.kind, entry.customer_id, entry.record_id) == ("person", "acme", person_id)
+    ledger = entry_of(item)
+    assert ledger is not None and (ledger.kind, ledger.customer_id, ledger.record_id) == ("person", "acme", person_id)
     assert item["customer"] == {"S": "person#acme"}  # the writer's partition: IAM holds it to these
     assert set(item) == {"customer", "erasure", "customer_id", "kind", "record_id", "erased_at"}
 

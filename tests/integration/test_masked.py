@@ -28,7 +28,6 @@ MASKED = {
 
 
 def masked(stack: Stack) -> Client:
-    assert stack.masked is not None
     return stack.masked
 
 

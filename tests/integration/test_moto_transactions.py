@@ -17,12 +17,18 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.dynamodb.models import Table
+from moto.dynamodb.models.table import Table
 
 from tools import moto_transactions
 
 REGION = "us-east-1"
 TABLE = "t"
+
+
+def _stream_records(table: Table) -> int:
+    """How many records moto's stream of ``table`` holds (the table has a stream)."""
+    assert table.stream_shard is not None
+    return len(table.stream_shard.items)
 
 
 def _table(ddb: Any, stream: bool = False) -> None:
@@ -148,7 +154,7 @@ def test_given_the_patch_when_a_transaction_is_cancelled_then_items_and_stream_a
     ddb.update_item(
         TableName=TABLE, Key=_key("a"), UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"N": "1"}}
     )
-    records_before = len(table.stream_shard.items)
+    records_before = _stream_records(table)
     copied: list[str] = []
     deepcopy = copy.deepcopy
 
@@ -187,6 +193,6 @@ def test_given_the_patch_when_a_transaction_is_cancelled_then_items_and_stream_a
     ]
     assert "Item" not in ddb.get_item(TableName=TABLE, Key=_key("new"))
     assert ddb.get_item(TableName=TABLE, Key=_key("a"))["Item"]["v"] == {"N": "1"}
-    assert len(table.stream_shard.items) == records_before  # no record of the cancelled writes
+    assert _stream_records(table) == records_before  # no record of the cancelled writes
     assert backend.tables[TABLE] is table  # rolled back in place, not by swapping in a copy
     assert Table.__name__ not in copied  # the rollback copy holds items, never a whole table

@@ -19,6 +19,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,7 @@ def _logical_id(function: Function) -> str:
     return "APIHandler" if function.trigger == Trigger.HTTP else function.name.title().replace("_", "")
 
 
-def _import(name: str) -> dict:
+def _import(name: str) -> dict[str, Any]:
     return {"Fn::ImportValue": {"Fn::Sub": f"pii-vault-${{Environment}}-{name}"}}
 
 
@@ -95,7 +96,7 @@ FORBIDDEN_IN_ZIP = (
 @dataclass(frozen=True)
 class Package:
     stage: str
-    template: dict
+    template: dict[str, Any]
     zip_names: list[str]
     zip_path: Path
     seconds: float
@@ -140,16 +141,17 @@ def api_package(request: pytest.FixtureRequest, packaged: tuple[Path, float]) ->
 
 
 @pytest.fixture(scope="module")
-def base(packaged: tuple[Path, float]) -> dict:
+def base(packaged: tuple[Path, float]) -> dict[str, Any]:
     out, _ = packaged
-    return json.loads((out / "base.json").read_text(encoding="utf-8"))
+    template: dict[str, Any] = json.loads((out / "base.json").read_text(encoding="utf-8"))
+    return template
 
 
-def _resources_of_type(template: dict, type_name: str) -> dict:
+def _resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, Any]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
 
 
-def _functions(template: dict) -> dict:
+def _functions(template: dict[str, Any]) -> dict[str, Any]:
     return _resources_of_type(template, "AWS::Serverless::Function")
 
 
@@ -187,7 +189,7 @@ def test_given_an_api_stage_when_packaged_then_every_route_requires_sigv4(api_pa
 
 
 def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_role_of_that_stage(
-    package: Package, base: dict
+    package: Package, base: dict[str, Any]
 ) -> None:
     """The role (and its generated policy) lives in the base stack, next to the key whose
     policy names it; the stage template creates no role of its own."""
@@ -200,7 +202,7 @@ def test_given_a_stage_when_packaged_then_its_functions_run_as_the_base_stack_ro
 
 
 def test_given_a_stage_when_packaged_then_every_import_is_an_export_of_the_base_stack_and_no_placeholder_is_left(
-    package: Package, base: dict
+    package: Package, base: dict[str, Any]
 ) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in base["Outputs"].values()}
     text = json.dumps(package.template)
@@ -260,7 +262,7 @@ def test_given_a_stage_when_packaged_then_the_function_environment_names_the_rol
 
 
 def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the_base_stack_table_stream(
-    packaged: tuple[Path, float], base: dict
+    packaged: tuple[Path, float], base: dict[str, Any]
 ) -> None:
     indexer = _load("indexer", packaged).template
     functions = _functions(indexer)
@@ -285,7 +287,7 @@ def test_given_the_indexer_stage_when_packaged_then_its_stream_handler_reads_the
 
 
 def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_beacon_index_and_the_jobs_table(
-    base: dict,
+    base: dict[str, Any],
 ) -> None:
     resources = base["Resources"]
     key = resources["BeaconKey"]["Properties"]
@@ -329,7 +331,7 @@ def test_given_the_base_template_then_it_holds_the_beacon_key_the_stream_the_bea
 
 
 def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack_groups_its_role_may_write(
-    package: Package, base: dict
+    package: Package, base: dict[str, Any]
 ) -> None:
     """Each function logs (JSON) to a group the base stack creates (retention, metric filters,
     alarms by that name) and which its role's generated policy lets it write."""
@@ -364,7 +366,9 @@ def test_given_a_stage_when_packaged_then_function_log_groups_are_the_base_stack
         }
 
 
-def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(base: dict) -> None:
+def test_given_the_indexer_in_the_base_template_then_errors_lag_and_integrity_lines_raise_alarms(
+    base: dict[str, Any],
+) -> None:
     alarms = {n: r["Properties"] for n, r in base["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
     age = alarms["IndexerIteratorAgeAlarm"]

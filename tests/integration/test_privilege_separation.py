@@ -65,13 +65,17 @@ class Principals:
     def app(self, role: str) -> Client:
         session = getattr(self, role)
         # The reader with its fleet key table, as deployed (MAC key pinned by ARN).
-        fleet = {
-            "fleet_mac_key_id": self.resources["fleet_mac_key_arn"],
-            "fleet_table_name": self.resources["fleet_table_name"],
-        }
+        settings = Settings(
+            role,
+            region=REGION,
+            kms_key_id=self.resources["key_arn"],
+            fleet_mac_key_id=self.resources["fleet_mac_key_arn"],
+            fleet_table_name=self.resources["fleet_table_name"],
+            **CALLERS,
+        )
         return Client(
             create_app(
-                settings=Settings(role, region=REGION, kms_key_id=self.resources["key_arn"], **fleet, **CALLERS),
+                settings=settings,
                 kms_client=session.client("kms", region_name=REGION),
                 dynamodb_client=session.client("dynamodb", region_name=REGION),
             )
@@ -131,7 +135,7 @@ def _principals() -> Principals:
     return Principals(resources, admin, writer, reader, masked)
 
 
-def _enforced(test: Callable[[Principals], None]) -> Callable[[None], None]:
+def _enforced(test: Callable[[Principals], None]) -> Callable[[None, pytest.MonkeyPatch], None]:
     """Run ``test`` under mock_aws with IAM enforced after the admin user exists."""
 
     @set_initial_no_auth_action_count(_NO_AUTH_CALLS)
@@ -147,7 +151,7 @@ def _enforced(test: Callable[[Principals], None]) -> Callable[[None], None]:
 def _denied(call: Callable[[], Any]) -> str:
     with pytest.raises(ClientError) as caught:
         call()
-    code = caught.value.response["Error"]["Code"]
+    code: str = caught.value.response["Error"]["Code"]
     assert code in DENIED, f"expected an access denial, got {code}"
     return code
 

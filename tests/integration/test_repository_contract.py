@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import boto3
@@ -283,7 +284,7 @@ def test_given_secret_versions_then_allocation_is_sequential_and_latest_wins(rep
 
 def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) -> None:
     for secret_id in ("key", "key.2"):
-        add_version(repo, lambda v, sid=secret_id: secret(sid, v, sid.encode()))
+        add_version(repo, partial(secret, secret_id, value=secret_id.encode()))
     assert repo.get_secret("acme", "key", None).version.value == b"key"
     assert len(repo.list_secret_versions("acme", "key")) == 1
 
@@ -292,7 +293,7 @@ def test_given_a_secret_prefix_of_another_then_versions_do_not_mix(repo: Any) ->
 def test_given_a_deleted_secret_then_no_version_is_left_and_a_second_delete_is_not_found(repo: Any, count: int) -> None:
     for n in range(count):
         add_version(repo, lambda v: secret("s", v), latest=n)
-    rounds = []
+    rounds: list[int] = []
     while not rounds or rounds[-1] > 0:
         progress = repo.delete_secret("acme", "s", 100)
         rounds.append(progress.remaining)

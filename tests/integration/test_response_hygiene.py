@@ -153,7 +153,8 @@ def test_given_an_aws_error_in_the_idempotency_store_then_the_body_names_no_aws_
     faults: Faults,  # noqa: F811 - the imported fixture
 ) -> None:
     def denied(operation: str) -> Exception:
-        return ClientError({"Error": {"Code": "AccessDeniedException", "Message": "m"}}, operation)
+        error: Exception = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "m"}}, operation)
+        return error
 
     faults.inject(stack.writer_clients["dynamodb"], "PutItem", denied)
     key = "store-denied-9Kx2Lq7Zm4Wb"

@@ -25,10 +25,10 @@ from moto import mock_aws
 
 from chalicelib.stages.app import create_app
 from chalicelib.support.config import Settings
+from infra.local import bootstrap
 from tests.integration.conftest import CALLERS, REGION, body_of, send, stage_client
 from tests.tables import scan_all
 from tools import moto_transactions
-from tools.bootstrap import bootstrap
 from tools.sample import PERSON
 
 WRITES = frozenset({"put_item", "update_item", "delete_item", "transact_write_items"})

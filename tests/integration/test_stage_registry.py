@@ -61,7 +61,7 @@ def _app(stage: Stage, resources: dict[str, str]) -> Any:
     return create_app(settings=settings_for(env))
 
 
-def _drive(stage: Stage, client: Client, writer: Client | None) -> None:
+def _drive(stage: Stage, client: Signed, writer: Signed | None) -> None:
     """Every path of the stage that reads settings: its routes, or its functions (one segment each)."""
     if stage.name == "writer":
         created = client.http.post("/customers/acme/people", body=json.dumps(PERSON), headers=JSON)

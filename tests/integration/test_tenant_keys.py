@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 import pytest
@@ -37,7 +37,15 @@ PERSON = {
     "dob": "1906-12-09",
     "address": {"line1": "1 Navy Way", "city": "Arlington", "postal_code": "22201", "country": "US"},
 }
-NO_CACHE = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
+
+
+class NoCache(TypedDict):
+    writer_key_cache_seconds: int
+    reader_key_cache_seconds: int
+    tenant_key_cache_seconds: int
+
+
+NO_CACHE: NoCache = {"writer_key_cache_seconds": 0, "reader_key_cache_seconds": 0, "tenant_key_cache_seconds": 0}
 KC = layout.v3_key(CREATE_SLOT)
 # tools.tenants runs with the operator's credentials (its docstring): onboarding and shredding.
 ONBOARD = "tools.tenants onboard: the operator files a tenant's own key"
@@ -99,7 +107,9 @@ class World:
             return send(masked, "GET", f"/customers/{customer}/people/{person_id}")
 
     def item(self, customer: str, person_id: str) -> dict[str, Any]:
-        return self.ddb.get_item(TableName=self.table, Key=layout.person_key(customer, person_id))["Item"]
+        key = layout.person_key(customer, person_id)
+        item: dict[str, Any] = self.ddb.get_item(TableName=self.table, Key=key)["Item"]
+        return item
 
 
 def kinds(item: dict[str, Any], names: Any = layout.V3_FIELD_ATTRIBUTES) -> set[int]:
