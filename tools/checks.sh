@@ -13,7 +13,7 @@
 #   5. pip-audit on requirements.txt: no known vulnerability; unaudited pins listed loudly
 #   6. ruff: lint (the rules in pyproject.toml) and `ruff format --check`, whole tree
 #   7. import layers: lint-imports (pyproject.toml [tool.importlinter])
-#   8. mypy: strict on chalicelib/, infra/, tools/, app.py and the client (pyproject.toml [tool.mypy])
+#   8. mypy: strict on app.py, chalicelib/, infra/, tools/, bench/, the client and tests/ (pyproject.toml [tool.mypy])
 #   9. the documentation: `make docs` (generated tables fresh, mkdocs build --strict), then its
 #      checks and examples (tests/unit/test_docs.py, tests/e2e/test_docs_examples.py: every
 #      runnable block of the README, SECURITY.md and docs/ against one local stack)

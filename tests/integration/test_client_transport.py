@@ -55,8 +55,7 @@ def test_given_several_calls_then_one_pooled_connection_serves_them_all(
 ) -> None:
     url, ports = server
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # never used for a loopback URL
-    vault = Client(reader_url=url)  # not `as vault`: BaseClient.__enter__ is typed as returning BaseClient
-    with vault:
+    with Client(reader_url=url) as vault:
         values = [vault.get_secret("acme", "hook").value for _ in range(5)]
 
     assert values == [SECRET["value"]] * 5

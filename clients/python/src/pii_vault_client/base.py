@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from pii_vault_client.config import Config
@@ -21,6 +21,8 @@ from pii_vault_client.hooks import Events, RequestEvent
 from pii_vault_client.models import Response
 from pii_vault_client.signing import Signer, encoded_url
 from pii_vault_client.transport import PooledTransport, Transport
+
+_Client = TypeVar("_Client", bound="BaseClient")  # `with Client(...) as vault` keeps the subclass (Self needs 3.11)
 
 RETRY_STATUSES = frozenset({409, 429, 503})
 NOT_RETRIED_CODES = frozenset({"version_limit"})
@@ -82,7 +84,7 @@ class BaseClient:
         if close is not None:
             close()
 
-    def __enter__(self) -> BaseClient:
+    def __enter__(self: _Client) -> _Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
