@@ -78,22 +78,23 @@ def key_a_policy() -> Document:
     return tenant_key_policy(ADMIN, "A", ROLES)
 
 
+def on_key_a(stage: str, action: str, customer: str, view: str = "full") -> str:
+    """AWS's decision on ``stage``'s role doing ``action`` on tenant A's key for ``customer``'s data."""
+    return authorize_kms(
+        action,
+        KEY_A,
+        role_session(ROLES[stage]),
+        key_policy=key_a_policy(),
+        identity_policies=[identity(stage)],
+        context=ctx(customer, "A", view),
+    )
+
+
 @pytest.mark.parametrize(("stage", "action"), [("writer", "kms:Encrypt"), ("reader", "kms:Decrypt")])
 def test_given_tenant_a_key_then_a_stage_uses_it_only_under_a_context(stage: str, action: str) -> None:
     caller = role_session(ROLES[stage])
-
-    def decide(customer: str) -> str:
-        return authorize_kms(
-            action,
-            KEY_A,
-            caller,
-            key_policy=key_a_policy(),
-            identity_policies=[identity(stage)],
-            context=ctx(customer, "A"),
-        )
-
-    assert decide("A") == ALLOW
-    assert decide("B") == IMPLICIT_DENY  # A's key for B's data
+    assert on_key_a(stage, action, "A") == ALLOW
+    assert on_key_a(stage, action, "B") == IMPLICIT_DENY  # A's key for B's data
     # Both layers refuse on their own: the key policy and the tag-scoped identity policy.
     assert evaluate(key_a_policy(), action, KEY_A, {**caller.context, **ctx("B", "A")}, principal=caller.arn) != ALLOW
     assert evaluate(identity(stage), action, KEY_A, ctx("B", "A")) == IMPLICIT_DENY
@@ -147,19 +148,8 @@ def test_given_a_view_then_key_policy_and_identity_policy_each_decide_it_for_ten
     stage: str, action: str, view: str, expected: bool
 ) -> None:
     caller = role_session(ROLES[stage])
-
-    def decide(customer: str) -> str:
-        return authorize_kms(
-            action,
-            KEY_A,
-            caller,
-            key_policy=key_a_policy(),
-            identity_policies=[identity(stage)],
-            context=ctx(customer, "A", view),
-        )
-
-    assert decide("A") == (ALLOW if expected else IMPLICIT_DENY)
-    assert decide("B") == IMPLICIT_DENY  # B's data (either view) under A's key
+    assert on_key_a(stage, action, "A", view) == (ALLOW if expected else IMPLICIT_DENY)
+    assert on_key_a(stage, action, "B", view) == IMPLICIT_DENY  # B's data (either view) under A's key
     # Each layer refuses on its own what the stage may not do.
     for customer in ("A", "B"):
         wanted = ALLOW if expected and customer == "A" else IMPLICIT_DENY
