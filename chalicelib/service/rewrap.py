@@ -109,8 +109,10 @@ def wrapped_keys(item: Mapping[str, Any]) -> tuple[dict[Place, bytes], dict[Plac
     return places(item), kinds
 
 
-def _tenant_of(item: Mapping[str, Any]) -> str | None:
-    return layout.customer_of(item[layout.PK]["S"])
+def _tenant_in_scope(item: Mapping[str, Any], plan: RewrapPlan) -> str | None:
+    """The item's tenant if the plan covers it (its one tenant, or every tenant), else None."""
+    customer_id = layout.customer_of(item[layout.PK]["S"])
+    return customer_id if plan.customer_id is None or customer_id == plan.customer_id else None
 
 
 class _LostRace(Exception):
@@ -121,8 +123,8 @@ def rewrap_processor(items: SlotItems, plan: RewrapPlan, rewrap_map: RewrapMap) 
     """Rewrap the slots of a page of items (see the module docstring)."""
 
     def one(item: Item, counts: Counter[str]) -> None:
-        customer_id = _tenant_of(item)
-        if customer_id is None or (plan.customer_id is not None and customer_id != plan.customer_id):
+        customer_id = _tenant_in_scope(item, plan)
+        if customer_id is None:
             return
         if not places(item):
             return
@@ -171,54 +173,43 @@ def rewrap_processor(items: SlotItems, plan: RewrapPlan, rewrap_map: RewrapMap) 
         counts["slots_rewrapped"] += len(new_slots)
         counts["masked_slots_rewrapped"] += sum(1 for view, _slot in new_slots if view == MASKED)
 
-    def process(page: list[Item]) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        calls_before = rewrap_map.calls
-        for item in page:
-            current: Item | None = item
-            for _attempt in range(UPDATE_ATTEMPTS):
-                if current is None:
-                    counts["items_gone"] += 1
-                    break
-                try:
-                    one(current, counts)
-                    break
-                except _LostRace:
-                    counts["concurrent_writes_reread"] += 1
-                    current = items.get(item_key(item))
-            else:
-                counts["skipped_concurrent"] += 1
-        counts["reencrypt_calls"] += rewrap_map.calls - calls_before
-        return counts
+    def each(item: Item, counts: Counter[str]) -> None:
+        current: Item | None = item
+        for _attempt in range(UPDATE_ATTEMPTS):
+            if current is None:
+                counts["items_gone"] += 1
+                return
+            try:
+                one(current, counts)
+                return
+            except _LostRace:
+                counts["concurrent_writes_reread"] += 1
+                current = items.get(item_key(item))
+        counts["skipped_concurrent"] += 1
 
-    return process
+    return rewrap_keys.metered(rewrap_map, each)
 
 
 def verify_processor(plan: RewrapPlan, checker: RewrapMap) -> Processor:
     """Count the slots in scope under the target (``checker`` maps target -> target)."""
 
-    def process(page: list[Item]) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        calls_before = checker.calls
-        for item in page:
-            customer_id = _tenant_of(item)
-            if customer_id is None or (plan.customer_id is not None and customer_id != plan.customer_id):
-                continue
-            found = wrapped_keys(item)
-            kinds = found[1] if found is not None else {}
-            for place, blob in places(item).items():
-                kind = kinds.get(place, KIND_TENANT if place[0] == FULL else KIND_MASKED_TENANT)
-                if kind in _POOL_KINDS and plan.customer_id is not None:
-                    counts["pool_slots_left"] += 1
-                elif checker.new_blob(blob, encryption_context(plan.app_name, customer_id, kind)) is None:
-                    counts["not_under_target"] += 1
-                else:
-                    counts["verified_slots"] += 1
-                    counts["verified_masked_slots"] += place[0] == MASKED
-        counts["reencrypt_calls"] += checker.calls - calls_before
-        return counts
+    def each(item: Item, counts: Counter[str]) -> None:
+        customer_id = _tenant_in_scope(item, plan)
+        if customer_id is None:
+            return
+        found = wrapped_keys(item)
+        kinds = found[1] if found is not None else {}
+        for place, blob in places(item).items():
+            kind = kinds.get(place, KIND_TENANT if place[0] == FULL else KIND_MASKED_TENANT)
+            if kind in _POOL_KINDS and plan.customer_id is not None:
+                counts["pool_slots_left"] += 1
+            elif checker.new_blob(blob, encryption_context(plan.app_name, customer_id, kind)) is None:
+                counts["not_under_target"] += 1
+            else:
+                counts["verified_slots"] += 1
+                counts["verified_masked_slots"] += place[0] == MASKED
 
-    return process
+    return rewrap_keys.metered(checker, each)
 
 
 def rewrap_segment(

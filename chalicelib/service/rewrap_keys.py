@@ -17,6 +17,7 @@ the target. Dry runs call no KMS and write nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from chalicelib.keys.reencrypt import RewrapMap
 from chalicelib.service.jobs import Processor
@@ -27,49 +28,54 @@ from chalicelib.store.key_table import KeyEntries
 KEY_TABLE_WRITE_ATTRIBUTES = (key_table.PARTITION, key_table.REFERENCE, key_table.WRAPPED, key_table.KMS_KEY)
 
 
-def key_table_processor(
-    entries: KeyEntries, target_key: str, app_name: str, dry_run: bool, rewrap_map: RewrapMap
-) -> Processor:
-    """ReEncrypt each entry under the source to the target (one KMS call per distinct wrapped key)."""
+def metered(rewrap_map: RewrapMap, each: Callable[[Item, Counter[str]], None]) -> Processor:
+    """A rewrap or verify pass over a page: ``each`` item counted into the page's counts, and
+    the ``kms:ReEncrypt`` calls the page cost as ``reencrypt_calls`` (every pass, items and keys)."""
 
     def process(items: list[Item]) -> Counter[str]:
         counts: Counter[str] = Counter()
         calls_before = rewrap_map.calls
         for item in items:
-            context = key_table.context_of(item[key_table.PARTITION]["S"], app_name)
-            if context is None:
-                counts["keys_unknown_partition"] += 1
-                continue
-            counts["keys_seen"] += 1
-            if dry_run:
-                counts["would_rewrap_keys"] += 1
-                continue
-            new = rewrap_map.new_blob(key_table.wrapped_of(item), context)
-            if new is None:
-                counts["keys_not_under_source"] += 1
-            elif entries.rewrap(item, new, target_key):
-                counts["keys_rewrapped"] += 1
-            else:
-                counts["keys_changed_meanwhile"] += 1
+            each(item, counts)
         counts["reencrypt_calls"] += rewrap_map.calls - calls_before
         return counts
 
     return process
 
 
+def key_table_processor(
+    entries: KeyEntries, target_key: str, app_name: str, dry_run: bool, rewrap_map: RewrapMap
+) -> Processor:
+    """ReEncrypt each entry under the source to the target (one KMS call per distinct wrapped key)."""
+
+    def each(item: Item, counts: Counter[str]) -> None:
+        context = key_table.context_of(item[key_table.PARTITION]["S"], app_name)
+        if context is None:
+            counts["keys_unknown_partition"] += 1
+            return
+        counts["keys_seen"] += 1
+        if dry_run:
+            counts["would_rewrap_keys"] += 1
+            return
+        new = rewrap_map.new_blob(key_table.wrapped_of(item), context)
+        if new is None:
+            counts["keys_not_under_source"] += 1
+        elif entries.rewrap(item, new, target_key):
+            counts["keys_rewrapped"] += 1
+        else:
+            counts["keys_changed_meanwhile"] += 1
+
+    return metered(rewrap_map, each)
+
+
 def key_table_verify_processor(app_name: str, checker: RewrapMap) -> Processor:
     """Count the entries in scope under the target (``checker`` maps target -> target)."""
 
-    def process(items: list[Item]) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        calls_before = checker.calls
-        for item in items:
-            context = key_table.context_of(item[key_table.PARTITION]["S"], app_name)
-            if context is None or checker.new_blob(key_table.wrapped_of(item), context) is None:
-                counts["keys_not_under_target"] += 1
-            else:
-                counts["verified_keys"] += 1
-        counts["reencrypt_calls"] += checker.calls - calls_before
-        return counts
+    def each(item: Item, counts: Counter[str]) -> None:
+        context = key_table.context_of(item[key_table.PARTITION]["S"], app_name)
+        if context is None or checker.new_blob(key_table.wrapped_of(item), context) is None:
+            counts["keys_not_under_target"] += 1
+        else:
+            counts["verified_keys"] += 1
 
-    return process
+    return metered(checker, each)
