@@ -508,9 +508,15 @@ ATTACKS: list[Callable[[World], list[str]]] = [
     secret_truncated,
     secret_value_deleted,
 ]
-# Test ids: each attack's module-level name (the edit helpers return anonymous closures).
-_NAMES = {id(value): name for name, value in list(globals().items()) if not name.startswith("_")}
-_IDS = [_NAMES[id(attack)] for attack in ATTACKS]
+
+
+def _names(attacks: list[Callable[[World], list[str]]]) -> list[str]:
+    """Test ids: each attack's module-level name (the edit helpers return anonymous closures)."""
+    names = {id(value): name for name, value in list(globals().items()) if not name.startswith("_")}
+    return [names[id(attack)] for attack in attacks]
+
+
+_IDS = _names(ATTACKS)
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=_IDS)
@@ -820,8 +826,7 @@ LEGACY_ATTACKS: list[Callable[[World], list[str]]] = [
     v2_version_edited,
     v2_version_duplicated_under_the_v3_name,
 ]
-_LEGACY_NAMES = {id(value): name for name, value in list(globals().items()) if not name.startswith("_")}
-_LEGACY_IDS = [_LEGACY_NAMES[id(attack)] for attack in LEGACY_ATTACKS]
+_LEGACY_IDS = _names(LEGACY_ATTACKS)
 
 
 @pytest.mark.parametrize("attack", LEGACY_ATTACKS, ids=_LEGACY_IDS)
